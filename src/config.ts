@@ -1,0 +1,144 @@
+import { randomBytes } from "node:crypto";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { type EncryptionKey, generateEncryptionKey, parseEncryptionKeys } from "./crypto/secret-box.js";
+
+/** Everything the broker reads from its environment. */
+export interface Config {
+  /** `undefined`: start the embedded FerretDB under `dataDir`. */
+  mongodbUri: string | undefined;
+  /** Database name when the URI does not name one. */
+  mongodbDatabase: string;
+  /** Public base URL of the HTTP gateway, without a trailing slash. */
+  publicUrl: string;
+  listenHost: string;
+  httpPort: number;
+  grpcPort: number;
+  adminToken: string | undefined;
+  encryptionKeys: EncryptionKey[] | undefined;
+  stateTtlSeconds: number;
+  allowHttpAuthorizeUrl: boolean;
+  dataDir: string;
+  logLevel: string;
+}
+
+/** A configuration mistake; the message names the variable. */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+export function loadConfig(env: Env = process.env): Config {
+  const read = (name: string): string | undefined => {
+    const value = env[name]?.trim();
+    return value === "" ? undefined : value;
+  };
+  const mongodbUri = read("MONGODB_URI");
+  if (mongodbUri !== undefined && !/^mongodb(\+srv)?:\/\//.test(mongodbUri)) {
+    throw new ConfigError("MONGODB_URI must start with mongodb:// or mongodb+srv://");
+  }
+  const adminToken = read("BROKER_ADMIN_TOKEN");
+  if (adminToken !== undefined && (adminToken.length < 32 || !/^[\x21-\x7e]+$/.test(adminToken))) {
+    throw new ConfigError("BROKER_ADMIN_TOKEN must be at least 32 printable characters with no spaces");
+  }
+  const keys = read("BROKER_ENCRYPTION_KEYS");
+  let encryptionKeys: EncryptionKey[] | undefined;
+  if (keys !== undefined) {
+    try {
+      encryptionKeys = parseEncryptionKeys(keys);
+    } catch (error) {
+      throw new ConfigError(`BROKER_ENCRYPTION_KEYS: ${(error as Error).message}`);
+    }
+  }
+  if (mongodbUri !== undefined && encryptionKeys === undefined) {
+    throw new ConfigError(
+      "BROKER_ENCRYPTION_KEYS is required when MONGODB_URI is set (generate one with: npm run --silent generate-key)",
+    );
+  }
+  if (mongodbUri !== undefined && adminToken === undefined) {
+    throw new ConfigError("BROKER_ADMIN_TOKEN is required when MONGODB_URI is set");
+  }
+  return {
+    mongodbUri,
+    mongodbDatabase: read("MONGODB_DATABASE") ?? "oauth2_broker",
+    publicUrl: parsePublicUrl(read("BROKER_PUBLIC_URL") ?? "http://localhost:8080"),
+    listenHost: read("BROKER_LISTEN_HOST") ?? "127.0.0.1",
+    httpPort: parsePort("BROKER_HTTP_PORT", read("BROKER_HTTP_PORT") ?? "8080"),
+    grpcPort: parsePort("BROKER_GRPC_PORT", read("BROKER_GRPC_PORT") ?? "50051"),
+    adminToken,
+    encryptionKeys,
+    stateTtlSeconds: parseDuration("BROKER_STATE_TTL", read("BROKER_STATE_TTL") ?? "10m", 10, 86_400),
+    allowHttpAuthorizeUrl: parseBoolean("BROKER_ALLOW_HTTP_AUTHORIZE_URL", read("BROKER_ALLOW_HTTP_AUTHORIZE_URL") ?? "false"),
+    dataDir: read("BROKER_DATA_DIR") ?? "data",
+    logLevel: parseLogLevel(read("BROKER_LOG_LEVEL") ?? "info"),
+  };
+}
+
+function parsePublicUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError("BROKER_PUBLIC_URL must be an absolute URL");
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") throw new ConfigError("BROKER_PUBLIC_URL must be an http(s) URL");
+  if (url.search !== "" || url.hash !== "" || url.username !== "" || url.password !== "") {
+    throw new ConfigError("BROKER_PUBLIC_URL must not have a query, fragment or credentials");
+  }
+  return url.href.replace(/\/+$/, "");
+}
+
+function parsePort(name: string, value: string): number {
+  const port = Number(value);
+  if (!/^\d{1,5}$/.test(value) || port > 65_535) throw new ConfigError(`${name} must be a port number from 0 to 65535`);
+  return port;
+}
+
+/** Seconds, or a number with a unit: `90`, `90s`, `10m`, `1h`. */
+export function parseDuration(name: string, value: string, min: number, max: number): number {
+  const match = /^(\d+)(s|m|h)?$/.exec(value);
+  if (match === null) throw new ConfigError(`${name} must be a duration such as 600, 90s, 10m or 1h`);
+  const seconds = Number(match[1]) * ({ s: 1, m: 60, h: 3600 } as const)[(match[2] ?? "s") as "s" | "m" | "h"];
+  if (seconds < min || seconds > max) throw new ConfigError(`${name} must be from ${min}s to ${max}s`);
+  return seconds;
+}
+
+function parseBoolean(name: string, value: string): boolean {
+  if (value === "true" || value === "1") return true;
+  if (value === "false" || value === "0") return false;
+  throw new ConfigError(`${name} must be true or false`);
+}
+
+function parseLogLevel(value: string): string {
+  if (!["trace", "debug", "info", "warn", "error", "fatal", "silent"].includes(value)) {
+    throw new ConfigError("BROKER_LOG_LEVEL must be one of trace, debug, info, warn, error, fatal, silent");
+  }
+  return value;
+}
+
+/**
+ * For the embedded (local) mode only: an admin token and an encryption key kept under the data
+ * directory, generated on first start, so a newcomer needs no set-up and restarts keep working.
+ * Returns what was generated, for a warning.
+ */
+export function applyLocalDefaults(config: Config): { generated: string[] } {
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const generated: string[] = [];
+  const readOrCreate = (file: string, create: () => string): string => {
+    const path = join(config.dataDir, file);
+    try {
+      return readFileSync(path, "utf8").trim();
+    } catch {
+      const value = create();
+      writeFileSync(path, `${value}\n`, { mode: 0o600, flag: "wx" });
+      generated.push(path);
+      return value;
+    }
+  };
+  config.adminToken ??= readOrCreate("admin-token", () => randomBytes(32).toString("base64url"));
+  if (config.encryptionKeys === undefined) {
+    config.encryptionKeys = parseEncryptionKeys(readOrCreate("encryption-keys", () => generateEncryptionKey("local1")));
+  }
+  return { generated };
+}

@@ -1,0 +1,21 @@
+/**
+ * An input that breaks a documented rule. Pure modules throw it; the edge turns it into
+ * INVALID_ARGUMENT. The message is short, lowercase and quotes the field, e.g.
+ * `"additional_params" must not set "state"`. It never contains the offending secret value.
+ */
+export class InvalidInputError extends Error {
+  override readonly name = "InvalidInputError";
+
+  constructor(
+    /** The request field at fault, as its proto name (`credential.id`, `scopes[2]`). */
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Throws an InvalidInputError whose message starts with the quoted field name. */
+export function invalid(field: string, problem: string): never {
+  throw new InvalidInputError(field, `"${field}" ${problem}`);
+}

@@ -1,0 +1,67 @@
+import { join } from "node:path";
+import { applyLocalDefaults, ConfigError, loadConfig } from "./config.js";
+import { createLogger } from "./logger.js";
+import { startBroker } from "./server.js";
+import { type EmbeddedFerretDb, startEmbeddedFerretDb } from "./store/embedded-ferretdb.js";
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    console.error(`oauth2-broker: invalid configuration: ${error.message}`);
+    process.exit(2);
+  }
+  const logger = createLogger(config.logLevel);
+
+  let embedded: EmbeddedFerretDb | undefined;
+  let mongodbUri = config.mongodbUri;
+  if (mongodbUri === undefined) {
+    const { generated } = applyLocalDefaults(config);
+    for (const path of generated) logger.warn({ path }, "generated a local secret for the embedded mode; set the variables to choose your own");
+    embedded = await startEmbeddedFerretDb(join(config.dataDir, "ferretdb"), 0);
+    mongodbUri = embedded.uri;
+    logger.info({ data_dir: config.dataDir }, "started the embedded FerretDB");
+  }
+  const { adminToken, encryptionKeys } = config;
+  if (adminToken === undefined || encryptionKeys === undefined) throw new Error("unreachable: checked by loadConfig");
+
+  const broker = await startBroker({ ...config, mongodbUri, adminToken, encryptionKeys }, logger).catch(async (error) => {
+    await embedded?.stop();
+    throw error;
+  });
+
+  const host = config.listenHost.includes(":") ? `[${config.listenHost}]` : config.listenHost;
+  console.log(
+    [
+      "",
+      "oauth2-broker is running",
+      `  gRPC:          ${host}:${broker.grpcPort}`,
+      `  HTTP gateway:  http://${host}:${broker.httpPort}  (Connect, gRPC-Web, /oauth2/callback)`,
+      `  public URL:    ${config.publicUrl}`,
+      `  database:      ${embedded ? `embedded FerretDB under ${config.dataDir}/ferretdb` : "MONGODB_URI"}`,
+      // Only the locally generated token is shown: an operator-provided one is already known.
+      ...(embedded ? [`  admin token:   ${adminToken}`] : []),
+      "",
+    ].join("\n"),
+  );
+
+  let stopping = false;
+  const stop = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "shutting down: finishing in-flight calls");
+    await broker.close();
+    await embedded?.stop();
+    logger.info("stopped");
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  process.on("SIGINT", () => void stop("SIGINT"));
+}
+
+main().catch((error: unknown) => {
+  console.error("oauth2-broker: failed to start:", error instanceof Error ? error.message : error);
+  process.exit(1);
+});

@@ -1,0 +1,186 @@
+import { invalid } from "../errors.js";
+import { requireEndpointUrl, requireText } from "../validation.js";
+
+/**
+ * Parameters the broker itself sets on every authorization request (RFC 6749 §4.1.1, RFC 7636
+ * §4.3, OpenID Connect Core §3.1.2.1). Callers may not set them, nor may the authorize URL.
+ */
+export const BROKER_PARAMS = [
+  "response_type",
+  "client_id",
+  "redirect_uri",
+  "state",
+  "scope",
+  "prompt",
+  "code_challenge",
+  "code_challenge_method",
+  "nonce",
+] as const;
+
+/**
+ * Parameters that would change how the response comes back. The callback only handles the plain
+ * query response, so a JAR request object (RFC 9101) or another response mode cannot be allowed.
+ */
+const UNSUPPORTED_PARAMS = ["response_mode", "request", "request_uri"] as const;
+
+const RESERVED_PARAMS: ReadonlySet<string> = new Set([...BROKER_PARAMS, ...UNSUPPORTED_PARAMS]);
+
+export const MAX_SCOPES = 100;
+export const MAX_SCOPE_LENGTH = 256;
+export const MAX_PROMPT_LENGTH = 256;
+export const MAX_ADDITIONAL_PARAMS_LENGTH = 4096;
+
+/** RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ) */
+const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
+const PROMPT_TOKEN = /^[A-Za-z0-9_-]+$/;
+
+export interface AuthorizationRequestInput {
+  authorizeUrl: string;
+  scopes: readonly string[];
+  disableOfflineAccess: boolean;
+  /** `undefined` when the caller did not set the field: that selects the default. */
+  prompt: string | undefined;
+  additionalParams: string;
+  /** Accept plain `http` authorize URLs for any host (`BROKER_ALLOW_HTTP_AUTHORIZE_URL`). */
+  allowHttp: boolean;
+}
+
+/** A validated authorization request, before the per-attempt secrets are generated. */
+export interface AuthorizationRequestPlan {
+  endpoint: URL;
+  scopes: string[];
+  prompt: string | undefined;
+  additionalParams: Array<[string, string]>;
+  /** OpenID Connect Core §3.1.2.1: a nonce binds the ID token to this attempt. */
+  needsNonce: boolean;
+}
+
+/** Per-attempt values generated once the request is known to be valid. */
+export interface AuthorizationRequestSecrets {
+  clientId: string;
+  redirectUri: string;
+  state: string;
+  /** Omitted when the credential disables PKCE. */
+  codeChallenge: string | undefined;
+  /** Omitted unless the plan needs one. */
+  nonce: string | undefined;
+}
+
+/** Validates every caller-supplied part of an authorization request. Throws InvalidInputError. */
+export function planAuthorizationRequest(input: AuthorizationRequestInput): AuthorizationRequestPlan {
+  const endpoint = parseAuthorizeUrl(input.authorizeUrl, input.allowHttp);
+  const additionalParams = parseAdditionalParams(input.additionalParams, endpoint);
+  const scopes = normaliseScopes(input.scopes, input.disableOfflineAccess);
+  const prompt = normalisePrompt(input.prompt, additionalParams);
+  return { endpoint, scopes, prompt, additionalParams, needsNonce: scopes.includes("openid") };
+}
+
+/**
+ * The URL to send the browser to: the authorize URL's own query first, then the broker's
+ * parameters in a fixed order, then the caller's additional parameters.
+ */
+export function buildAuthorizeUrl(plan: AuthorizationRequestPlan, secrets: AuthorizationRequestSecrets): string {
+  const url = new URL(plan.endpoint);
+  const query = url.searchParams;
+  query.append("response_type", "code");
+  query.append("client_id", secrets.clientId);
+  query.append("redirect_uri", secrets.redirectUri);
+  query.append("state", secrets.state);
+  if (plan.scopes.length > 0) query.append("scope", plan.scopes.join(" "));
+  if (plan.prompt !== undefined) query.append("prompt", plan.prompt);
+  if (secrets.codeChallenge !== undefined) {
+    query.append("code_challenge", secrets.codeChallenge);
+    query.append("code_challenge_method", "S256");
+  }
+  if (plan.needsNonce) {
+    if (secrets.nonce === undefined) throw new Error("an openid request needs a nonce");
+    query.append("nonce", secrets.nonce);
+  }
+  for (const [key, value] of plan.additionalParams) query.append(key, value);
+  return url.href;
+}
+
+export function parseAuthorizeUrl(raw: string, allowHttp: boolean): URL {
+  const url = requireEndpointUrl(raw, "authorize_url", { allowHttp });
+  const seen = new Set<string>();
+  for (const key of url.searchParams.keys()) {
+    if (RESERVED_PARAMS.has(key)) invalid("authorize_url", `must not set "${key}"`);
+    if (seen.has(key)) invalid("authorize_url", `must not repeat "${key}"`);
+    seen.add(key);
+  }
+  return url;
+}
+
+/** Rule 5: requested scopes in order, de-duplicated, plus `offline_access` unless disabled. */
+export function normaliseScopes(scopes: readonly string[], disableOfflineAccess: boolean): string[] {
+  if (scopes.length > MAX_SCOPES) invalid("scopes", `must have at most ${MAX_SCOPES} entries`);
+  const result = new Set<string>();
+  scopes.forEach((scope, index) => {
+    const field = `scopes[${index}]`;
+    if (scope === "") invalid(field, "must not be empty");
+    if (scope.length > MAX_SCOPE_LENGTH) invalid(field, `must be at most ${MAX_SCOPE_LENGTH} characters`);
+    // RFC 6749 §3.3: scopes are space-delimited on the wire, so one entry cannot hold a space.
+    if (!SCOPE_TOKEN.test(scope)) invalid(field, 'must be a scope token (printable ASCII except space, " and \\)');
+    result.add(scope);
+  });
+  if (!disableOfflineAccess) result.add("offline_access");
+  return [...result];
+}
+
+/**
+ * Rule 6. OpenID Connect Core §3.1.2.1: `prompt` is a space-delimited list, and `none` must not
+ * be combined with any other value.
+ */
+export function normalisePrompt(
+  prompt: string | undefined,
+  additionalParams: ReadonlyArray<readonly [string, string]>,
+): string | undefined {
+  const hasApprovalPrompt = additionalParams.some(([key]) => key === "approval_prompt");
+  if (prompt === undefined) return hasApprovalPrompt ? undefined : "login";
+  requireText(prompt, "prompt", MAX_PROMPT_LENGTH);
+  const values = [...new Set(prompt.split(/[ +]+/).filter((value) => value !== ""))];
+  if (values.length === 0) return undefined;
+  for (const value of values) {
+    if (!PROMPT_TOKEN.test(value)) invalid("prompt", "values must be tokens of A-Z a-z 0-9 _ -");
+  }
+  if (values.includes("none") && values.length > 1) invalid("prompt", 'must not combine "none" with other values');
+  // Google answers "Conflict params: approval_prompt and prompt" to a request that has both.
+  if (hasApprovalPrompt) invalid("prompt", 'must not be set together with "approval_prompt" in "additional_params"');
+  return values.join(" ");
+}
+
+/**
+ * Rule 7: `application/x-www-form-urlencoded` (WHATWG URL §5.1), parsed strictly. URLSearchParams
+ * silently keeps malformed percent-escapes, which would smuggle different bytes to the provider
+ * than the caller reviewed, so escapes are checked first.
+ */
+export function parseAdditionalParams(raw: string, endpoint: URL): Array<[string, string]> {
+  if (raw.length > MAX_ADDITIONAL_PARAMS_LENGTH) {
+    invalid("additional_params", `must be at most ${MAX_ADDITIONAL_PARAMS_LENGTH} characters`);
+  }
+  if (raw === "") return [];
+  const params: Array<[string, string]> = [];
+  const seen = new Set<string>();
+  for (const pair of raw.split("&")) {
+    const equals = pair.indexOf("=");
+    const key = decodeFormComponent(equals === -1 ? pair : pair.slice(0, equals));
+    const value = decodeFormComponent(equals === -1 ? "" : pair.slice(equals + 1));
+    if (key === "") invalid("additional_params", "must not contain an empty key");
+    if (/[\u0000-\u001f\u007f]/.test(key)) invalid("additional_params", "keys must not contain control characters");
+    if (RESERVED_PARAMS.has(key)) invalid("additional_params", `must not set "${key}"`);
+    if (endpoint.searchParams.has(key)) invalid("additional_params", `must not set "${key}": it is already in "authorize_url"`);
+    if (seen.has(key)) invalid("additional_params", `must not repeat "${key}"`);
+    seen.add(key);
+    params.push([key, value]);
+  }
+  return params;
+}
+
+function decodeFormComponent(text: string): string {
+  if (/%(?![0-9A-Fa-f]{2})/.test(text)) invalid("additional_params", "has a malformed percent-encoding");
+  try {
+    return decodeURIComponent(text.replaceAll("+", " "));
+  } catch {
+    invalid("additional_params", "has a percent-encoding that is not UTF-8");
+  }
+}

@@ -1,0 +1,32 @@
+import { createHash } from "node:crypto";
+import * as oauth from "oauth4webapi";
+
+/**
+ * The per-attempt secrets of an authorization request. oauth4webapi draws each from a CSPRNG:
+ * 32 bytes, base64url (RFC 9700 §2.1.1 wants state and PKCE values unguessable; 256 bits is
+ * RFC 7636 §7.1's recommendation for the verifier).
+ */
+export interface AttemptSecrets {
+  state: string;
+  stateHash: string;
+  codeVerifier: string | undefined;
+  codeChallenge: string | undefined;
+  nonce: string | undefined;
+}
+
+export async function generateAttemptSecrets(options: { pkce: boolean; nonce: boolean }): Promise<AttemptSecrets> {
+  const state = oauth.generateRandomState();
+  const codeVerifier = options.pkce ? oauth.generateRandomCodeVerifier() : undefined;
+  return {
+    state,
+    stateHash: hashState(state),
+    codeVerifier,
+    codeChallenge: codeVerifier === undefined ? undefined : await oauth.calculatePKCECodeChallenge(codeVerifier),
+    nonce: options.nonce ? oauth.generateRandomNonce() : undefined,
+  };
+}
+
+/** Only this hash is stored, so a database dump cannot complete anyone's flow. */
+export function hashState(state: string): string {
+  return createHash("sha256").update(state, "utf8").digest("base64url");
+}

@@ -1,0 +1,132 @@
+import http from "node:http";
+import http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import type { ConnectRouter } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { Logger } from "pino";
+import { Health } from "../gen/grpc/health/v1/health_pb.js";
+import { ConnectionService } from "../gen/oauth2broker/v1/connection_service_pb.js";
+import { CredentialService } from "../gen/oauth2broker/v1/credential_service_pb.js";
+import type { Config } from "./config.js";
+import { SecretBox } from "./crypto/secret-box.js";
+import { httpRoutes } from "./http/routes.js";
+import { authInterceptor } from "./interceptors/auth.js";
+import { loggingInterceptor } from "./interceptors/logging.js";
+import { connectionService } from "./services/connection-service.js";
+import { credentialService } from "./services/credential-service.js";
+import { HealthMonitor, healthService } from "./services/health-service.js";
+import { CredentialStore, credentialIndexes } from "./store/credentials.js";
+import { connectDatabase, type Database, ensureIndexes } from "./store/database.js";
+import { OAuthStateStore, oauthStateIndexes } from "./store/oauth-states.js";
+
+/** Requests larger than this are refused before they are parsed. */
+const READ_MAX_BYTES = 256 * 1024;
+/** How long in-flight calls may take to finish after SIGTERM. */
+const SHUTDOWN_GRACE_MS = 10_000;
+
+export interface Broker {
+  grpcPort: number;
+  httpPort: number;
+  database: Database;
+  health: HealthMonitor;
+  /** Stops accepting calls, lets in-flight ones finish, then closes the database connection. */
+  close(): Promise<void>;
+}
+
+export type BrokerConfig = Config & { mongodbUri: string; adminToken: string; encryptionKeys: NonNullable<Config["encryptionKeys"]> };
+
+export async function startBroker(config: BrokerConfig, logger: Logger): Promise<Broker> {
+  const database = await connectDatabase(config.mongodbUri, config.mongodbDatabase);
+  const credentials = new CredentialStore(database.db);
+  const states = new OAuthStateStore(database.db);
+  await ensureIndexes(database, credentials.collection, credentialIndexes, logger);
+  await ensureIndexes(database, states.collection, oauthStateIndexes, logger);
+
+  const secretBox = new SecretBox(config.encryptionKeys);
+  const health = new HealthMonitor(database.db, logger);
+  await health.start();
+
+  const routes = (router: ConnectRouter): void => {
+    router.service(CredentialService, credentialService({ credentials, secretBox }));
+    router.service(
+      ConnectionService,
+      connectionService({
+        credentials,
+        states,
+        secretBox,
+        redirectUri: `${config.publicUrl}/oauth2/callback`,
+        stateTtlSeconds: config.stateTtlSeconds,
+        allowHttpAuthorizeUrl: config.allowHttpAuthorizeUrl,
+      }),
+    );
+    router.service(Health, healthService(health, [CredentialService.typeName, ConnectionService.typeName]));
+  };
+  const interceptors = [loggingInterceptor(logger), authInterceptor(config.adminToken)];
+
+  // gRPC needs HTTP/2; browsers and curl use the HTTP/1.1 gateway for Connect and gRPC-Web.
+  const grpcServer = http2.createServer(
+    connectNodeAdapter({ routes, interceptors, readMaxBytes: READ_MAX_BYTES, connect: false, grpcWeb: false }),
+  );
+  const httpServer = http.createServer(
+    { maxHeaderSize: 16 * 1024 },
+    connectNodeAdapter({ routes, interceptors, readMaxBytes: READ_MAX_BYTES, grpc: false, fallback: httpRoutes() }),
+  );
+  const sessions = new Set<http2.ServerHttp2Session>();
+  grpcServer.on("session", (session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+  });
+
+  try {
+    await listen(grpcServer, config.grpcPort, config.listenHost);
+    await listen(httpServer, config.httpPort, config.listenHost);
+  } catch (error) {
+    grpcServer.close();
+    httpServer.close();
+    health.stop();
+    database.stopSweepers();
+    await database.client.close();
+    throw error;
+  }
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      health.stop();
+      const drained = Promise.all([
+        new Promise<void>((resolve) => grpcServer.close(() => resolve())),
+        new Promise<void>((resolve) => httpServer.close(() => resolve())),
+      ]);
+      // GOAWAY lets each open HTTP/2 connection finish its streams, then close.
+      for (const session of sessions) session.close();
+      httpServer.closeIdleConnections();
+      const timer = setTimeout(() => {
+        for (const session of sessions) session.destroy();
+        httpServer.closeAllConnections();
+      }, SHUTDOWN_GRACE_MS);
+      await drained;
+      clearTimeout(timer);
+      database.stopSweepers();
+      await database.client.close();
+    })();
+    return closing;
+  };
+
+  return {
+    grpcPort: (grpcServer.address() as AddressInfo).port,
+    httpPort: (httpServer.address() as AddressInfo).port,
+    database,
+    health,
+    close,
+  };
+}
+
+function listen(server: http.Server | http2.Http2Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+}

@@ -1,0 +1,192 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import { v7 as uuidv7 } from "uuid";
+import { type Credential, CredentialSchema, TokenEndpointAuthMethod } from "../../gen/oauth2broker/v1/credential_pb.js";
+import type { CredentialService } from "../../gen/oauth2broker/v1/credential_service_pb.js";
+import type { SecretBox } from "../crypto/secret-box.js";
+import { invalid } from "../errors.js";
+import type {
+  CredentialChanges,
+  CredentialDocument,
+  CredentialStore,
+  TokenEndpointAuthMethodName,
+} from "../store/credentials.js";
+import { optionalText, requireEndpointUrl, requireIdentifier, requireText } from "../validation.js";
+
+const DEFAULT_PAGE_SIZE = 50;
+const MAX_PAGE_SIZE = 100;
+
+export interface CredentialServiceDeps {
+  credentials: CredentialStore;
+  secretBox: SecretBox;
+}
+
+/** The AAD that binds a client secret's ciphertext to its credential. */
+export function clientSecretContext(credentialId: string): string {
+  return `credentials/${credentialId}/client_secret`;
+}
+
+export function credentialService({ credentials, secretBox }: CredentialServiceDeps): ServiceImpl<typeof CredentialService> {
+  return {
+    async createCredential(req) {
+      const input = req.credential ?? invalid("credential", "is required");
+      const id = uuidv7();
+      const now = new Date();
+      const document: CredentialDocument = {
+        _id: id,
+        organisation_id: requireIdentifier(input.organisationId, "credential.organisation_id"),
+        name: validateName(input.name),
+        client_id: validateClientId(input.clientId),
+        client_secret: secretBox.encrypt(validateClientSecret(input.clientSecret), clientSecretContext(id)),
+        token_url: validateTokenUrl(input.tokenUrl),
+        token_endpoint_auth_method: validateAuthMethod(input.tokenEndpointAuthMethod),
+        disable_pkce: input.disablePkce,
+        create_time: now,
+        update_time: now,
+      };
+      if (input.issuer !== undefined) document.issuer = validateIssuer(input.issuer);
+      await credentials.insert(document);
+      return { credential: toCredential(document) };
+    },
+
+    async getCredential(req) {
+      const document = await credentials.findById(
+        requireIdentifier(req.organisationId, "organisation_id"),
+        requireText(req.id, "id", 128),
+      );
+      return { credential: toCredential(document ?? notFound()) };
+    },
+
+    async listCredentials(req) {
+      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
+      if (req.pageSize < 0 || req.pageSize > MAX_PAGE_SIZE) invalid("page_size", `must be from 0 to ${MAX_PAGE_SIZE}`);
+      const pageSize = req.pageSize === 0 ? DEFAULT_PAGE_SIZE : req.pageSize;
+      const afterId = req.pageToken === "" ? undefined : decodePageToken(req.pageToken);
+      // One extra document tells whether another page exists.
+      const page = await credentials.listByOrganisation(organisationId, afterId, pageSize + 1);
+      const more = page.length > pageSize;
+      const shown = page.slice(0, pageSize);
+      const last = shown.at(-1);
+      return {
+        credentials: shown.map(toCredential),
+        nextPageToken: more && last !== undefined ? Buffer.from(last._id, "utf8").toString("base64url") : "",
+      };
+    },
+
+    async updateCredential(req) {
+      const input = req.credential ?? invalid("credential", "is required");
+      const organisationId = requireIdentifier(input.organisationId, "credential.organisation_id");
+      const id = requireText(input.id, "credential.id", 128);
+      const paths = req.updateMask?.paths ?? [];
+      if (paths.length === 0) invalid("update_mask", "must name at least one field");
+      const changes: CredentialChanges = {};
+      const clear: Array<keyof CredentialChanges> = [];
+      for (const path of new Set(paths)) {
+        switch (path) {
+          case "name":
+            changes.name = validateName(input.name);
+            break;
+          case "client_id":
+            changes.client_id = validateClientId(input.clientId);
+            break;
+          case "client_secret":
+            changes.client_secret = secretBox.encrypt(validateClientSecret(input.clientSecret), clientSecretContext(id));
+            break;
+          case "token_url":
+            changes.token_url = validateTokenUrl(input.tokenUrl);
+            break;
+          case "token_endpoint_auth_method":
+            changes.token_endpoint_auth_method = validateAuthMethod(input.tokenEndpointAuthMethod);
+            break;
+          case "disable_pkce":
+            changes.disable_pkce = input.disablePkce;
+            break;
+          case "issuer":
+            if (input.issuer === undefined || input.issuer === "") clear.push("issuer");
+            else changes.issuer = validateIssuer(input.issuer);
+            break;
+          default:
+            invalid("update_mask", `names "${path.slice(0, 64)}", which cannot be updated`);
+        }
+      }
+      const document = await credentials.update(organisationId, id, changes, clear);
+      return { credential: toCredential(document ?? notFound()) };
+    },
+
+    async deleteCredential(req) {
+      const deleted = await credentials.delete(
+        requireIdentifier(req.organisationId, "organisation_id"),
+        requireText(req.id, "id", 128),
+      );
+      if (!deleted) notFound();
+      return {};
+    },
+  };
+}
+
+function notFound(): never {
+  throw new ConnectError("credential not found", Code.NotFound);
+}
+
+function validateName(name: string): string {
+  return requireText(name, "credential.name", 200);
+}
+
+function validateClientId(clientId: string): string {
+  return requireText(clientId, "credential.client_id", 512);
+}
+
+function validateClientSecret(secret: string): string {
+  return requireText(secret, "credential.client_secret", 2048);
+}
+
+function validateTokenUrl(url: string): string {
+  return requireEndpointUrl(url, "credential.token_url").href;
+}
+
+/** RFC 8414 §2: an issuer is an https URL with no query or fragment. */
+function validateIssuer(issuer: string): string {
+  optionalText(issuer, "credential.issuer", 2048);
+  requireEndpointUrl(issuer, "credential.issuer", { allowQuery: false });
+  // The issuer is compared as a string (RFC 9207 §2.4), so keep it exactly as given.
+  return issuer;
+}
+
+function validateAuthMethod(method: TokenEndpointAuthMethod): TokenEndpointAuthMethodName {
+  switch (method) {
+    case TokenEndpointAuthMethod.UNSPECIFIED:
+    case TokenEndpointAuthMethod.CLIENT_SECRET_BASIC:
+      return "client_secret_basic";
+    case TokenEndpointAuthMethod.CLIENT_SECRET_POST:
+      return "client_secret_post";
+    default:
+      return invalid("credential.token_endpoint_auth_method", "is not a supported method");
+  }
+}
+
+function decodePageToken(token: string): string {
+  const id = /^[A-Za-z0-9_-]{1,200}$/.test(token) ? Buffer.from(token, "base64url").toString("utf8") : "";
+  if (!/^[0-9a-f-]{36}$/.test(id)) invalid("page_token", "is not a token from a previous page");
+  return id;
+}
+
+/** The API view of a stored credential: never the secret, only whether one is set. */
+export function toCredential(document: CredentialDocument): Credential {
+  return create(CredentialSchema, {
+    id: document._id,
+    organisationId: document.organisation_id,
+    name: document.name,
+    clientId: document.client_id,
+    clientSecretSet: document.client_secret !== "",
+    tokenUrl: document.token_url,
+    tokenEndpointAuthMethod:
+      document.token_endpoint_auth_method === "client_secret_post"
+        ? TokenEndpointAuthMethod.CLIENT_SECRET_POST
+        : TokenEndpointAuthMethod.CLIENT_SECRET_BASIC,
+    disablePkce: document.disable_pkce,
+    issuer: document.issuer,
+    createTime: timestampFromDate(document.create_time),
+    updateTime: timestampFromDate(document.update_time),
+  });
+}

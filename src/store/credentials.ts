@@ -1,0 +1,67 @@
+import type { Collection, Db, IndexDescription } from "mongodb";
+
+export type TokenEndpointAuthMethodName = "client_secret_basic" | "client_secret_post";
+
+/** A stored OAuth client registration. `client_secret` is a SecretBox ciphertext. */
+export interface CredentialDocument {
+  _id: string;
+  organisation_id: string;
+  name: string;
+  client_id: string;
+  client_secret: string;
+  token_url: string;
+  token_endpoint_auth_method: TokenEndpointAuthMethodName;
+  disable_pkce: boolean;
+  issuer?: string;
+  create_time: Date;
+  update_time: Date;
+}
+
+export type CredentialChanges = Partial<Omit<CredentialDocument, "_id" | "organisation_id" | "create_time" | "update_time">>;
+
+export const credentialIndexes: IndexDescription[] = [
+  // Listing an organisation's credentials in id (creation) order.
+  { key: { organisation_id: 1, _id: 1 }, name: "organisation_id_1__id_1" },
+];
+
+/** The only module that reads or writes the `credentials` collection. */
+export class CredentialStore {
+  readonly collection: Collection<CredentialDocument>;
+
+  constructor(db: Db) {
+    this.collection = db.collection<CredentialDocument>("credentials");
+  }
+
+  async insert(document: CredentialDocument): Promise<void> {
+    await this.collection.insertOne(document);
+  }
+
+  /** Scoped by organisation so one organisation can never read another's credential. */
+  async findById(organisationId: string, id: string): Promise<CredentialDocument | null> {
+    return this.collection.findOne({ _id: id, organisation_id: organisationId });
+  }
+
+  async listByOrganisation(organisationId: string, afterId: string | undefined, limit: number): Promise<CredentialDocument[]> {
+    const filter = afterId === undefined ? { organisation_id: organisationId } : { organisation_id: organisationId, _id: { $gt: afterId } };
+    return this.collection.find(filter).sort({ _id: 1 }).limit(limit).toArray();
+  }
+
+  /** Applies the changes and returns the updated document, or null when there is none to update. */
+  async update(
+    organisationId: string,
+    id: string,
+    changes: CredentialChanges,
+    clear: ReadonlyArray<keyof CredentialChanges>,
+  ): Promise<CredentialDocument | null> {
+    const update: { $set: Partial<CredentialDocument>; $unset?: Record<string, ""> } = {
+      $set: { ...changes, update_time: new Date() },
+    };
+    if (clear.length > 0) update.$unset = Object.fromEntries(clear.map((field) => [field, ""]));
+    return this.collection.findOneAndUpdate({ _id: id, organisation_id: organisationId }, update, { returnDocument: "after" });
+  }
+
+  async delete(organisationId: string, id: string): Promise<boolean> {
+    const { deletedCount } = await this.collection.deleteOne({ _id: id, organisation_id: organisationId });
+    return deletedCount === 1;
+  }
+}

@@ -1,0 +1,75 @@
+import { type Collection, type Db, type Document, type IndexDescription, MongoClient, MongoServerError } from "mongodb";
+import type { Logger } from "pino";
+
+/** How often expired documents are deleted where the server has no TTL indexes. */
+const SWEEP_INTERVAL_MS = 60_000;
+
+export interface Database {
+  client: MongoClient;
+  db: Db;
+  /** Stops the sweepers started for servers without TTL indexes. */
+  stopSweepers(): void;
+}
+
+export async function connectDatabase(uri: string, defaultDatabase: string): Promise<Database> {
+  const client = new MongoClient(uri, { appName: "oauth2-broker", serverSelectionTimeoutMS: 10_000 });
+  await client.connect();
+  const name = client.options.dbName && client.options.dbName !== "test" ? client.options.dbName : defaultDatabase;
+  return { client, db: client.db(name), stopSweepers: () => {} };
+}
+
+/**
+ * Creates a collection's indexes. createIndexes is idempotent, so every instance may run this at
+ * start-up. A TTL index the server refuses (FerretDB v1 answers NotImplemented) is created
+ * without its TTL and replaced by a periodic sweep that deletes the same expired documents.
+ */
+export async function ensureIndexes(
+  database: Database,
+  collection: Collection<any>,
+  indexes: readonly IndexDescription[],
+  logger: Logger,
+): Promise<void> {
+  for (const index of indexes) {
+    try {
+      await collection.createIndexes([index]);
+    } catch (error) {
+      if (index.expireAfterSeconds === undefined || !isNotImplemented(error)) throw error;
+      const { expireAfterSeconds, ...plain } = index;
+      await collection.createIndexes([plain]);
+      startSweeper(database, collection, index, expireAfterSeconds, logger);
+    }
+  }
+}
+
+function isNotImplemented(error: unknown): boolean {
+  return error instanceof MongoServerError && (error.code === 238 || error.codeName === "NotImplemented");
+}
+
+function startSweeper(
+  database: Database,
+  collection: Collection<Document>,
+  index: IndexDescription,
+  expireAfterSeconds: number,
+  logger: Logger,
+): void {
+  const [field] = Object.keys(index.key as Record<string, unknown>);
+  if (field === undefined) return;
+  const log = logger.child({ collection: collection.collectionName, field });
+  log.warn("the server does not support TTL indexes; sweeping expired documents periodically instead");
+  const sweep = async (): Promise<void> => {
+    try {
+      const cutoff = new Date(Date.now() - expireAfterSeconds * 1000);
+      const { deletedCount } = await collection.deleteMany({ [field]: { $lt: cutoff } });
+      if (deletedCount > 0) log.debug({ deleted: deletedCount }, "swept expired documents");
+    } catch (error) {
+      log.warn({ err: error }, "sweep of expired documents failed; will retry");
+    }
+  };
+  const timer = setInterval(sweep, SWEEP_INTERVAL_MS);
+  timer.unref();
+  const previous = database.stopSweepers;
+  database.stopSweepers = () => {
+    previous();
+    clearInterval(timer);
+  };
+}

@@ -1,0 +1,49 @@
+import type { Collection, Db, IndexDescription } from "mongodb";
+
+/**
+ * A pending authorization attempt, keyed by the SHA-256 hash of its `state` (never the state
+ * itself). `code_verifier` is a SecretBox ciphertext bound to the hash.
+ */
+export interface OAuthStateDocument {
+  _id: string;
+  organisation_id: string;
+  connector_id: string;
+  credential_id: string;
+  client_id: string;
+  redirect_uri: string;
+  scopes: string[];
+  code_verifier?: string;
+  nonce?: string;
+  return_url?: string;
+  create_time: Date;
+  expire_time: Date;
+}
+
+export const oauthStateIndexes: IndexDescription[] = [
+  // MongoDB deletes a state once `expire_time` has passed; FerretDB gets a periodic sweep.
+  { key: { expire_time: 1 }, name: "expire_time_ttl", expireAfterSeconds: 0 },
+];
+
+/** The only module that reads or writes the `oauth_states` collection. */
+export class OAuthStateStore {
+  readonly collection: Collection<OAuthStateDocument>;
+
+  constructor(db: Db) {
+    this.collection = db.collection<OAuthStateDocument>("oauth_states");
+  }
+
+  async insert(document: OAuthStateDocument): Promise<void> {
+    await this.collection.insertOne(document);
+  }
+
+  /**
+   * Removes and returns the attempt in one atomic step, so of two callbacks racing with one
+   * state exactly one gets it. An expired attempt is removed too but not returned: TTL deletion
+   * is lazy, so expiry is checked here as well.
+   */
+  async consumeByHash(stateHash: string, now = new Date()): Promise<OAuthStateDocument | null> {
+    const document = await this.collection.findOneAndDelete({ _id: stateHash });
+    if (document === null || document.expire_time <= now) return null;
+    return document;
+  }
+}

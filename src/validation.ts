@@ -1,0 +1,60 @@
+import { invalid } from "./errors.js";
+
+/** Organisation and connector identifiers: a conservative charset that is safe in URLs and logs. */
+const IDENTIFIER = /^[A-Za-z0-9._-]{1,128}$/;
+
+export function requireIdentifier(value: string, field: string): string {
+  if (value === "") invalid(field, "is required");
+  if (!IDENTIFIER.test(value)) invalid(field, "must be 1 to 128 characters of A-Z a-z 0-9 . _ -");
+  return value;
+}
+
+/** A required free-text field: non-empty, no control characters, at most `max` characters. */
+export function requireText(value: string, field: string, max: number): string {
+  if (value === "") invalid(field, "is required");
+  return optionalText(value, field, max);
+}
+
+export function optionalText(value: string, field: string, max: number): string {
+  if (value.length > max) invalid(field, `must be at most ${max} characters`);
+  // Control characters have no place in names, IDs or URLs, and would corrupt logs and headers.
+  if (/[\u0000-\u001f\u007f]/.test(value)) invalid(field, "must not contain control characters");
+  return value;
+}
+
+const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
+
+export function isLoopbackHost(hostname: string): boolean {
+  return LOOPBACK_HOSTS.has(hostname) || /^127(\.\d{1,3}){3}$/.test(hostname) || hostname.endsWith(".localhost");
+}
+
+export interface UrlRules {
+  /** Accept plain `http` for any host (loopback hosts are always accepted). */
+  allowHttp?: boolean;
+  /** Reject a query string (token endpoints may keep theirs; callbacks may not). */
+  allowQuery?: boolean;
+}
+
+/**
+ * Parses an absolute `https` URL (`http` for loopback hosts or when allowed) with no fragment and
+ * no user name or password, as RFC 6749 §3.1 and §3.2 require of endpoints.
+ */
+export function requireEndpointUrl(value: string, field: string, rules: UrlRules = {}): URL {
+  requireText(value, field, 2048);
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    invalid(field, "must be an absolute URL");
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") invalid(field, "must be an https URL");
+  if (url.protocol === "http:" && !rules.allowHttp && !isLoopbackHost(url.hostname)) {
+    invalid(field, "must be an https URL (http is allowed only for loopback hosts)");
+  }
+  // RFC 6749 §3.1: the endpoint URI MUST NOT include a fragment component. `new URL` drops an
+  // empty "#", so look at the raw text.
+  if (value.includes("#")) invalid(field, "must not contain a fragment");
+  if (url.username !== "" || url.password !== "") invalid(field, "must not contain a user name or password");
+  if (rules.allowQuery === false && url.search !== "") invalid(field, "must not contain a query");
+  return url;
+}
