@@ -2,6 +2,10 @@
  * An input that breaks a documented rule. Pure modules throw it; the edge turns it into
  * INVALID_ARGUMENT. The message is short, lowercase and quotes the field, e.g.
  * `"additional_params" must not set "state"`. It never contains the offending secret value.
+ *
+ * Keep messages free of `; , / ? : @ & = + $ #`: connect-es percent-encodes the gRPC status message
+ * with encodeURIComponent while @grpc/grpc-js decodes it with decodeURI, so those characters would
+ * reach grpc-js callers as `%3A` and the like.
  */
 export class InvalidInputError extends Error {
   override readonly name = "InvalidInputError";

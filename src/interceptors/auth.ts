@@ -14,7 +14,7 @@ export function authInterceptor(adminToken: string): Interceptor {
     const header = req.header.get("authorization");
     const match = header === null ? null : /^Bearer ([\x21-\x7e]+)$/i.exec(header);
     if (match?.[1] === undefined) {
-      throw new ConnectError('missing "authorization: Bearer <token>" header', Code.Unauthenticated);
+      throw new ConnectError('missing bearer token in the "authorization" header', Code.Unauthenticated);
     }
     if (!timingSafeEqual(digest(match[1]), expected)) throw new ConnectError("invalid token", Code.Unauthenticated);
     return next(req);

@@ -1,5 +1,5 @@
 import { invalid } from "../errors.js";
-import { requireEndpointUrl, requireText } from "../validation.js";
+import { optionalText, requireEndpointUrl } from "../validation.js";
 
 /**
  * Parameters the broker itself sets on every authorization request (RFC 6749 §4.1.1, RFC 7636
@@ -120,7 +120,7 @@ export function normaliseScopes(scopes: readonly string[], disableOfflineAccess:
     if (scope === "") invalid(field, "must not be empty");
     if (scope.length > MAX_SCOPE_LENGTH) invalid(field, `must be at most ${MAX_SCOPE_LENGTH} characters`);
     // RFC 6749 §3.3: scopes are space-delimited on the wire, so one entry cannot hold a space.
-    if (!SCOPE_TOKEN.test(scope)) invalid(field, 'must be a scope token (printable ASCII except space, " and \\)');
+    if (!SCOPE_TOKEN.test(scope)) invalid(field, 'must be a scope token (printable ASCII without space or " or \\)');
     result.add(scope);
   });
   if (!disableOfflineAccess) result.add("offline_access");
@@ -137,7 +137,7 @@ export function normalisePrompt(
 ): string | undefined {
   const hasApprovalPrompt = additionalParams.some(([key]) => key === "approval_prompt");
   if (prompt === undefined) return hasApprovalPrompt ? undefined : "login";
-  requireText(prompt, "prompt", MAX_PROMPT_LENGTH);
+  optionalText(prompt, "prompt", MAX_PROMPT_LENGTH);
   const values = [...new Set(prompt.split(/[ +]+/).filter((value) => value !== ""))];
   if (values.length === 0) return undefined;
   for (const value of values) {
@@ -168,7 +168,7 @@ export function parseAdditionalParams(raw: string, endpoint: URL): Array<[string
     if (key === "") invalid("additional_params", "must not contain an empty key");
     if (/[\u0000-\u001f\u007f]/.test(key)) invalid("additional_params", "keys must not contain control characters");
     if (RESERVED_PARAMS.has(key)) invalid("additional_params", `must not set "${key}"`);
-    if (endpoint.searchParams.has(key)) invalid("additional_params", `must not set "${key}": it is already in "authorize_url"`);
+    if (endpoint.searchParams.has(key)) invalid("additional_params", `must not repeat "${key}" from "authorize_url"`);
     if (seen.has(key)) invalid("additional_params", `must not repeat "${key}"`);
     seen.add(key);
     params.push([key, value]);

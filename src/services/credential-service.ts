@@ -107,7 +107,7 @@ export function credentialService({ credentials, secretBox }: CredentialServiceD
             else changes.issuer = validateIssuer(input.issuer);
             break;
           default:
-            invalid("update_mask", `names "${path.slice(0, 64)}", which cannot be updated`);
+            invalid("update_mask", `names "${path.slice(0, 64)}" that cannot be updated`);
         }
       }
       const document = await credentials.update(organisationId, id, changes, clear);

@@ -1,7 +1,7 @@
 import { type Collection, type Db, type Document, type IndexDescription, MongoClient, MongoServerError } from "mongodb";
 import type { Logger } from "pino";
 
-/** How often expired documents are deleted where the server has no TTL indexes. */
+/** How often expired documents are deleted where the server has no TTL indexes (MongoDB's own TTL monitor runs every 60 s). */
 const SWEEP_INTERVAL_MS = 60_000;
 
 export interface Database {
@@ -28,6 +28,7 @@ export async function ensureIndexes(
   collection: Collection<any>,
   indexes: readonly IndexDescription[],
   logger: Logger,
+  sweepIntervalMs = SWEEP_INTERVAL_MS,
 ): Promise<void> {
   for (const index of indexes) {
     try {
@@ -36,7 +37,7 @@ export async function ensureIndexes(
       if (index.expireAfterSeconds === undefined || !isNotImplemented(error)) throw error;
       const { expireAfterSeconds, ...plain } = index;
       await collection.createIndexes([plain]);
-      startSweeper(database, collection, index, expireAfterSeconds, logger);
+      startSweeper(database, collection, index, expireAfterSeconds, logger, sweepIntervalMs);
     }
   }
 }
@@ -51,6 +52,7 @@ function startSweeper(
   index: IndexDescription,
   expireAfterSeconds: number,
   logger: Logger,
+  intervalMs: number,
 ): void {
   const [field] = Object.keys(index.key as Record<string, unknown>);
   if (field === undefined) return;
@@ -65,7 +67,7 @@ function startSweeper(
       log.warn({ err: error }, "sweep of expired documents failed; will retry");
     }
   };
-  const timer = setInterval(sweep, SWEEP_INTERVAL_MS);
+  const timer = setInterval(sweep, intervalMs);
   timer.unref();
   const previous = database.stopSweepers;
   database.stopSweepers = () => {

@@ -1,0 +1,69 @@
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { inject } from "vitest";
+import { createLogger } from "../../src/logger.js";
+import { connectDatabase, type Database, ensureIndexes } from "../../src/store/database.js";
+import { type OAuthStateDocument, OAuthStateStore, oauthStateIndexes } from "../../src/store/oauth-states.js";
+
+let database: Database;
+let states: OAuthStateStore;
+
+beforeAll(async () => {
+  database = await connectDatabase(inject("mongodbUri"), `test_${randomUUID().replaceAll("-", "")}`);
+  states = new OAuthStateStore(database.db);
+  await ensureIndexes(database, states.collection, oauthStateIndexes, createLogger("silent"), 100);
+});
+afterAll(async () => {
+  database.stopSweepers();
+  await database.client.close();
+});
+
+function attempt(id: string, expiresInMs: number): OAuthStateDocument {
+  const now = Date.now();
+  return {
+    _id: id,
+    organisation_id: "acme",
+    connector_id: "c",
+    credential_id: "cred",
+    client_id: "client",
+    redirect_uri: "http://127.0.0.1/oauth2/callback",
+    scopes: [],
+    create_time: new Date(now),
+    expire_time: new Date(now + expiresInMs),
+  };
+}
+
+describe("OAuthStateStore against FerretDB", () => {
+  it("hands a state out once", async () => {
+    await states.insert(attempt("once", 60_000));
+    expect((await states.consumeByHash("once"))?._id).toBe("once");
+    expect(await states.consumeByHash("once")).toBeNull();
+  });
+
+  it("gives exactly one of many concurrent consumers the state", async () => {
+    await states.insert(attempt("raced", 60_000));
+    const results = await Promise.all(Array.from({ length: 20 }, () => states.consumeByHash("raced")));
+    expect(results.filter((r) => r !== null)).toHaveLength(1);
+  });
+
+  it("never returns an expired state, even before it is swept", async () => {
+    await states.insert(attempt("expired", -1));
+    expect(await states.consumeByHash("expired")).toBeNull();
+    expect(await states.collection.countDocuments({ _id: "expired" })).toBe(0);
+  });
+
+  it("creates the expiry index, and sweeps expired states where TTL indexes are refused", async () => {
+    const indexes = await states.collection.listIndexes().toArray();
+    expect(indexes.map((i) => i.name)).toContain("expire_time_ttl");
+    await states.insert(attempt("stale", -1_000));
+    await states.insert(attempt("fresh", 60_000));
+    await expect.poll(() => states.collection.countDocuments({ _id: "stale" }), { timeout: 5_000 }).toBe(0);
+    expect(await states.collection.countDocuments({ _id: "fresh" })).toBe(1);
+  });
+
+  it("creates indexes idempotently, as every instance does at start-up", async () => {
+    await ensureIndexes(database, states.collection, oauthStateIndexes, createLogger("silent"), 100);
+    const names = (await states.collection.listIndexes().toArray()).map((i) => i.name);
+    expect(names.filter((n) => n === "expire_time_ttl")).toHaveLength(1);
+  });
+});
