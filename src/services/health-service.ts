@@ -15,6 +15,8 @@ export class HealthMonitor {
   #status = Status.NOT_SERVING;
   #timer: NodeJS.Timeout | undefined;
   readonly #changes = new EventEmitter();
+  /** Aborted on stop, which ends every Watch stream so shutdown need not wait for them. */
+  readonly #stopped = new AbortController();
 
   constructor(
     private readonly db: Db,
@@ -37,6 +39,7 @@ export class HealthMonitor {
   stop(): void {
     clearInterval(this.#timer);
     this.#set(Status.NOT_SERVING);
+    this.#stopped.abort();
   }
 
   async check(): Promise<Status> {
@@ -50,14 +53,15 @@ export class HealthMonitor {
     return this.#status;
   }
 
-  /** Yields the current status, then every change, until `signal` aborts. */
+  /** Yields the current status, then every change, until `signal` aborts or the monitor stops. */
   async *watch(signal: AbortSignal): AsyncGenerator<Status> {
-    const changes = on(this.#changes, "change", { signal });
+    const until = AbortSignal.any([signal, this.#stopped.signal]);
+    const changes = on(this.#changes, "change", { signal: until });
     yield this.#status;
     try {
       for await (const [status] of changes) yield status as Status;
     } catch (error) {
-      if (!signal.aborted) throw error;
+      if (!until.aborted) throw error;
     }
   }
 

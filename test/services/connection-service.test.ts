@@ -236,6 +236,20 @@ describe("InitialiseOAuth2Connection over Connect and gRPC-Web", () => {
   });
 });
 
+describe("logs", () => {
+  it("carry a request ID per call and never a secret, state or verifier", async () => {
+    const { response } = await unary(grpcJs.connections, "InitialiseOAuth2Connection", request(), bearer(broker.adminToken));
+    const state = new URL(response.url).searchParams.get("state")!;
+    const stored = await broker.database.db.collection("oauth_states").findOne({ _id: sha256(state) as never });
+    const verifier = new SecretBox(broker.config.encryptionKeys!).decrypt(stored!.code_verifier, codeVerifierContext(sha256(state)));
+    const text = JSON.stringify(broker.logs);
+    const rpcLines = broker.logs.filter((line) => line.msg === "rpc");
+    expect(rpcLines.length).toBeGreaterThan(10);
+    for (const line of rpcLines) expect(line.request_id).toMatch(/^[0-9a-f-]{36}$/);
+    for (const secret of ["top-secret", state, verifier, broker.adminToken]) expect(text).not.toContain(secret);
+  });
+});
+
 function timestampDateMs(timestamp: { seconds: string; nanos: number }): number {
   return Number(timestamp.seconds) * 1000 + Math.floor(timestamp.nanos / 1e6);
 }

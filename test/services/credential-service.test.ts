@@ -1,4 +1,4 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TokenEndpointAuthMethod } from "../../gen/oauth2broker/v1/credential_pb.js";
 import { CredentialService } from "../../gen/oauth2broker/v1/credential_service_pb.js";
@@ -6,7 +6,7 @@ import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { connectError } from "../support/errors.js";
 
 let broker: TestBroker;
-let client: ReturnType<TestBroker["connect"]>;
+let client: Client<typeof CredentialService>;
 
 beforeAll(async () => {
   broker = await startTestBroker();
