@@ -17,6 +17,8 @@ export interface Config {
   adminToken: string | undefined;
   encryptionKeys: EncryptionKey[] | undefined;
   stateTtlSeconds: number;
+  /** Timeout of each call to a provider (token endpoint, discovery, JWKS). */
+  tokenRequestTimeoutSeconds: number;
   allowHttpAuthorizeUrl: boolean;
   dataDir: string;
   logLevel: string;
@@ -69,6 +71,7 @@ export function loadConfig(env: Env = process.env): Config {
     adminToken,
     encryptionKeys,
     stateTtlSeconds: parseDuration("BROKER_STATE_TTL", read("BROKER_STATE_TTL") ?? "10m", 10, 86_400),
+    tokenRequestTimeoutSeconds: parseDuration("BROKER_TOKEN_REQUEST_TIMEOUT", read("BROKER_TOKEN_REQUEST_TIMEOUT") ?? "10s", 1, 120),
     allowHttpAuthorizeUrl: parseBoolean("BROKER_ALLOW_HTTP_AUTHORIZE_URL", read("BROKER_ALLOW_HTTP_AUTHORIZE_URL") ?? "false"),
     dataDir: read("BROKER_DATA_DIR") ?? "data",
     logLevel: parseLogLevel(read("BROKER_LOG_LEVEL") ?? "info"),

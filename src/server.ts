@@ -7,20 +7,29 @@ import type { Logger } from "pino";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { ConnectionService } from "../gen/oauth2broker/v1/connection_service_pb.js";
 import { CredentialService } from "../gen/oauth2broker/v1/credential_service_pb.js";
+import { OrganisationService } from "../gen/oauth2broker/v1/organisation_service_pb.js";
 import type { Config } from "./config.js";
 import { SecretBox } from "./crypto/secret-box.js";
+import { oauth2Callback } from "./http/oauth2-callback.js";
 import { httpRoutes } from "./http/routes.js";
+import { IdTokenVerifier } from "./oauth/id-token.js";
+import { boundedFetch } from "./oauth/outbound-fetch.js";
 import { authInterceptor } from "./interceptors/auth.js";
 import { loggingInterceptor } from "./interceptors/logging.js";
 import { connectionService } from "./services/connection-service.js";
 import { credentialService } from "./services/credential-service.js";
 import { HealthMonitor, healthService } from "./services/health-service.js";
+import { organisationService } from "./services/organisation-service.js";
+import { ConnectionStore, connectionIndexes } from "./store/connections.js";
+import { OrganisationStore, organisationIndexes } from "./store/organisations.js";
 import { CredentialStore, credentialIndexes } from "./store/credentials.js";
 import { connectDatabase, type Database, ensureIndexes } from "./store/database.js";
 import { OAuthStateStore, oauthStateIndexes } from "./store/oauth-states.js";
 
 /** Requests larger than this are refused before they are parsed. */
 const READ_MAX_BYTES = 256 * 1024;
+/** The largest provider response read (token responses, discovery documents, key sets). */
+const MAX_PROVIDER_RESPONSE_BYTES = 256 * 1024;
 /** How long in-flight calls may take to finish after SIGTERM. */
 const SHUTDOWN_GRACE_MS = 10_000;
 
@@ -39,10 +48,18 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
   const database = await connectDatabase(config.mongodbUri, config.mongodbDatabase);
   const credentials = new CredentialStore(database.db);
   const states = new OAuthStateStore(database.db);
+  const connections = new ConnectionStore(database.db);
+  const organisations = new OrganisationStore(database.db);
   await ensureIndexes(database, credentials.collection, credentialIndexes, logger);
   await ensureIndexes(database, states.collection, oauthStateIndexes, logger);
+  await ensureIndexes(database, connections.collection, connectionIndexes, logger);
+  await ensureIndexes(database, organisations.collection, organisationIndexes, logger);
 
   const secretBox = new SecretBox(config.encryptionKeys);
+  const providerFetch = boundedFetch({
+    timeoutMs: config.tokenRequestTimeoutSeconds * 1000,
+    maxResponseBytes: MAX_PROVIDER_RESPONSE_BYTES,
+  });
   const health = new HealthMonitor(database.db, logger);
   await health.start();
 
@@ -53,14 +70,33 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
       connectionService({
         credentials,
         states,
+        organisations,
         secretBox,
         redirectUri: `${config.publicUrl}/oauth2/callback`,
         stateTtlSeconds: config.stateTtlSeconds,
         allowHttpAuthorizeUrl: config.allowHttpAuthorizeUrl,
       }),
     );
-    router.service(Health, healthService(health, [CredentialService.typeName, ConnectionService.typeName]));
+    router.service(OrganisationService, organisationService(organisations));
+    router.service(
+      Health,
+      healthService(health, [CredentialService.typeName, ConnectionService.typeName, OrganisationService.typeName]),
+    );
   };
+  const browserRoutes = httpRoutes(
+    {
+      callback: oauth2Callback({
+        states,
+        credentials,
+        connections,
+        secretBox,
+        idTokens: new IdTokenVerifier(providerFetch),
+        fetch: providerFetch,
+        logger,
+      }),
+    },
+    (error) => logger.error({ err: error }, "browser route failed"),
+  );
   const interceptors = [loggingInterceptor(logger), authInterceptor(config.adminToken)];
 
   // gRPC needs HTTP/2; browsers and curl use the HTTP/1.1 gateway for Connect and gRPC-Web.
@@ -69,7 +105,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
   );
   const httpServer = http.createServer(
     { maxHeaderSize: 16 * 1024 },
-    connectNodeAdapter({ routes, interceptors, readMaxBytes: READ_MAX_BYTES, grpc: false, fallback: httpRoutes() }),
+    connectNodeAdapter({ routes, interceptors, readMaxBytes: READ_MAX_BYTES, grpc: false, fallback: browserRoutes }),
   );
   const sessions = new Set<http2.ServerHttp2Session>();
   grpcServer.on("session", (session) => {

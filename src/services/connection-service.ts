@@ -6,12 +6,15 @@ import { invalid } from "../errors.js";
 import { buildAuthorizeUrl, planAuthorizationRequest } from "../oauth/authorize-url.js";
 import { generateAttemptSecrets } from "../oauth/state.js";
 import type { CredentialStore } from "../store/credentials.js";
+import { requireAllowedReturnUrl } from "../oauth/return-url.js";
 import type { OAuthStateDocument, OAuthStateStore } from "../store/oauth-states.js";
-import { requireEndpointUrl, requireIdentifier, requireText } from "../validation.js";
+import type { OrganisationStore } from "../store/organisations.js";
+import { requireIdentifier, requireText } from "../validation.js";
 
 export interface ConnectionServiceDeps {
   credentials: CredentialStore;
   states: OAuthStateStore;
+  organisations: OrganisationStore;
   secretBox: SecretBox;
   /** `<BROKER_PUBLIC_URL>/oauth2/callback` */
   redirectUri: string;
@@ -42,7 +45,10 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
         additionalParams: req.additionalParams,
         allowHttp: deps.allowHttpAuthorizeUrl,
       });
-      const returnUrl = req.returnUrl === "" ? undefined : requireEndpointUrl(req.returnUrl, "return_url", { allowHttp: true }).href;
+      const returnUrl =
+        req.returnUrl === ""
+          ? undefined
+          : requireAllowedReturnUrl(req.returnUrl, (await deps.organisations.findById(organisationId))?.allowed_return_urls ?? []);
 
       // Rule 1: a credential of another organisation is indistinguishable from a missing one.
       const credential =
@@ -51,6 +57,11 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
       // Rule 2: the callback checks this again, in case the credential changes in between.
       if (credential.client_id !== clientId) {
         throw new ConnectError('"client_id" does not match the credential\'s client ID', Code.FailedPrecondition);
+      }
+      // The ID token that `openid` brings back is verified against the issuer (OpenID Connect
+      // Core §3.1.3.7), so an openid flow without one could never complete.
+      if (plan.needsNonce && credential.issuer === undefined) {
+        throw new ConnectError('"scopes" has "openid" but the credential has no "issuer" to verify ID tokens', Code.FailedPrecondition);
       }
 
       const secrets = await generateAttemptSecrets({ pkce: !credential.disable_pkce, nonce: plan.needsNonce });

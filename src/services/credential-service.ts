@@ -42,6 +42,7 @@ export function credentialService({ credentials, secretBox }: CredentialServiceD
         token_url: validateTokenUrl(input.tokenUrl),
         token_endpoint_auth_method: validateAuthMethod(input.tokenEndpointAuthMethod),
         disable_pkce: input.disablePkce,
+        authorization_response_iss_parameter_supported: input.authorizationResponseIssParameterSupported,
         create_time: now,
         update_time: now,
       };
@@ -101,6 +102,9 @@ export function credentialService({ credentials, secretBox }: CredentialServiceD
             break;
           case "disable_pkce":
             changes.disable_pkce = input.disablePkce;
+            break;
+          case "authorization_response_iss_parameter_supported":
+            changes.authorization_response_iss_parameter_supported = input.authorizationResponseIssParameterSupported;
             break;
           case "issuer":
             if (input.issuer === undefined || input.issuer === "") clear.push("issuer");
@@ -186,6 +190,7 @@ export function toCredential(document: CredentialDocument): Credential {
         : TokenEndpointAuthMethod.CLIENT_SECRET_BASIC,
     disablePkce: document.disable_pkce,
     issuer: document.issuer,
+    authorizationResponseIssParameterSupported: document.authorization_response_iss_parameter_supported === true,
     createTime: timestampFromDate(document.create_time),
     updateTime: timestampFromDate(document.update_time),
   });

@@ -37,13 +37,17 @@ export class OAuthStateStore {
   }
 
   /**
-   * Removes and returns the attempt in one atomic step, so of two callbacks racing with one
-   * state exactly one gets it. An expired attempt is removed too but not returned: TTL deletion
-   * is lazy, so expiry is checked here as well.
+   * Removes and returns the attempt, so of two callbacks racing with one state exactly one gets
+   * it. The winner is whoever's deleteOne removed the document: FerretDB v1 runs findOneAndDelete
+   * as a read then a delete, so under concurrency several callers get the same document back,
+   * while a delete's count is exact on both servers. An expired attempt is removed too but not
+   * returned: TTL deletion is lazy, so expiry is checked here as well.
    */
   async consumeByHash(stateHash: string, now = new Date()): Promise<OAuthStateDocument | null> {
-    const document = await this.collection.findOneAndDelete({ _id: stateHash });
-    if (document === null || document.expire_time <= now) return null;
+    const document = await this.collection.findOne({ _id: stateHash });
+    if (document === null) return null;
+    const { deletedCount } = await this.collection.deleteOne({ _id: stateHash });
+    if (deletedCount !== 1 || document.expire_time <= now) return null;
     return document;
   }
 }

@@ -4,6 +4,7 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConnectionService } from "../../gen/oauth2broker/v1/connection_service_pb.js";
 import { CredentialService } from "../../gen/oauth2broker/v1/credential_service_pb.js";
+import { OrganisationService } from "../../gen/oauth2broker/v1/organisation_service_pb.js";
 import { SecretBox } from "../../src/crypto/secret-box.js";
 import { codeVerifierContext } from "../../src/services/connection-service.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
@@ -28,11 +29,16 @@ beforeAll(async () => {
         clientId: "client-abc",
         clientSecret: "top-secret",
         tokenUrl: "https://idp.example.com/token",
+        issuer: "https://idp.example.com",
         disablePkce,
       },
     });
     return credential!.id;
   };
+  await broker.connect(OrganisationService).updateOrganisationSettings({
+    settings: { organisationId: "acme", allowedReturnUrls: ["https://app.example.com/connected"] },
+    updateMask: { paths: ["allowed_return_urls"] },
+  });
   credentialId = await create("acme");
   otherOrgCredentialId = await create("globex");
   noPkceCredentialId = await create("acme", true);
@@ -169,12 +175,29 @@ describe("InitialiseOAuth2Connection over gRPC (@grpc/grpc-js)", () => {
     [{ additional_params: "tenant=other" }, '"additional_params" must not repeat "tenant" from "authorize_url"'],
     [{ additional_params: "a=%ZZ" }, '"additional_params" has a malformed percent-encoding'],
     [{ return_url: "not a url" }, '"return_url" must be an absolute URL'],
+    [{ return_url: "https://evil.example/connected" }, '"return_url" is not in the organisation\'s allowed return URLs'],
+    [{ return_url: "https://app.example.com/connectedx" }, '"return_url" is not in the organisation\'s allowed return URLs'],
+    [{ return_url: "https://app.example.com/connected#x" }, '"return_url" must not contain a fragment'],
   ])("is INVALID_ARGUMENT naming the field for %j, and stores nothing", async (overrides, message) => {
     const before = await broker.database.db.collection("oauth_states").countDocuments();
     const { error } = await unary(grpcJs.connections, "InitialiseOAuth2Connection", request(overrides), bearer(broker.adminToken));
     expect(error?.code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(error?.details).toBe(message);
     expect(await broker.database.db.collection("oauth_states").countDocuments()).toBe(before);
+  });
+
+  it("is FAILED_PRECONDITION for openid with a credential that has no issuer", async () => {
+    const { credential } = await broker.connect(CredentialService).createCredential({
+      credential: { organisationId: "acme", name: "No issuer", clientId: "client-abc", clientSecret: "s", tokenUrl: "https://idp.example.com/token" },
+    });
+    const { error } = await unary(
+      grpcJs.connections,
+      "InitialiseOAuth2Connection",
+      request({ credential: { id: credential!.id, organisation_id: "acme" } }),
+      bearer(broker.adminToken),
+    );
+    expect(error?.code).toBe(grpc.status.FAILED_PRECONDITION);
+    expect(error?.details).toBe('"scopes" has "openid" but the credential has no "issuer" to verify ID tokens');
   });
 
   it("is UNAUTHENTICATED without a token", async () => {
@@ -212,7 +235,7 @@ describe("InitialiseOAuth2Connection over Connect and gRPC-Web", () => {
     scopes: ["repo"],
     disableOfflineAccess: true,
     prompt: "",
-    returnUrl: "https://app.example.com/connected",
+    returnUrl: "https://app.example.com/connected/done?tab=apps",
   });
 
   it("returns the same kind of URL over Connect", async () => {
@@ -221,7 +244,7 @@ describe("InitialiseOAuth2Connection over Connect and gRPC-Web", () => {
     expect(q.get("scope")).toBe("repo");
     expect(q.has("prompt")).toBe(false);
     const stored = await broker.database.db.collection("oauth_states").findOne({ _id: sha256(q.get("state")!) as never });
-    expect(stored?.return_url).toBe("https://app.example.com/connected");
+    expect(stored?.return_url).toBe("https://app.example.com/connected/done?tab=apps");
     expect(stored?.expire_time.getTime()).toBe(timestampDate(response.expireTime!).getTime());
   });
 

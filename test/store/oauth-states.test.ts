@@ -40,10 +40,13 @@ describe("OAuthStateStore against FerretDB", () => {
     expect(await states.consumeByHash("once")).toBeNull();
   });
 
-  it("gives exactly one of many concurrent consumers the state", async () => {
-    await states.insert(attempt("raced", 60_000));
-    const results = await Promise.all(Array.from({ length: 20 }, () => states.consumeByHash("raced")));
-    expect(results.filter((r) => r !== null)).toHaveLength(1);
+  // Regression: FerretDB's findOneAndDelete handed one state to several concurrent callers.
+  it("gives exactly one of many concurrent consumers the state, every time", async () => {
+    for (let round = 0; round < 50; round++) {
+      await states.insert(attempt(`raced-${round}`, 60_000));
+      const results = await Promise.all(Array.from({ length: 10 }, () => states.consumeByHash(`raced-${round}`)));
+      expect(results.filter((r) => r !== null), `round ${round}`).toHaveLength(1);
+    }
   });
 
   it("never returns an expired state, even before it is swept", async () => {

@@ -90,7 +90,8 @@ export type InitialiseOAuth2ConnectionRequest = Message<"oauth2broker.v1.Initial
   clientId: string;
 
   /**
-   * The scopes to request, in order; duplicates are dropped. Each is a scope token (RFC 6749 §3.3:
+   * The scopes to request, in order; duplicates are dropped. With `openid`, the credential must
+   * have an `issuer` (FAILED_PRECONDITION otherwise): the ID token is verified against it. Each is a scope token (RFC 6749 §3.3:
    * printable ASCII except space, `"` and `\`), at most 256 characters; at most 100 scopes.
    * `offline_access` is added unless `disable_offline_access` is true. With no scopes left, no
    * `scope` parameter is sent.
@@ -131,8 +132,13 @@ export type InitialiseOAuth2ConnectionRequest = Message<"oauth2broker.v1.Initial
   additionalParams: string;
 
   /**
-   * Where the browser goes after the callback, with `connection_id` or `error` added. Optional:
-   * without it the broker shows its own page. An absolute `http(s)` URL, at most 2048 characters.
+   * Where the browser goes after the callback: this URL with `connection_id=<id>` added on
+   * success, or `error=<code>` on failure (the provider's error code, such as `access_denied`, or
+   * one of the broker's: `invalid_request`, `credential_changed`, `issuer_mismatch`,
+   * `token_exchange_failed`, `invalid_id_token`, `server_error`). Optional: without it the broker
+   * shows its own page. It must match one of the organisation's `allowed_return_urls`
+   * (OrganisationService): same origin, and a path under the allowed path. At most 2048
+   * characters, no fragment.
    *
    * @generated from field: string return_url = 10;
    */

@@ -186,8 +186,9 @@ export type UpdateCredentialRequest = Message<"oauth2broker.v1.UpdateCredentialR
 
   /**
    * The fields to change, by their proto names: `name`, `client_id`, `client_secret`, `token_url`,
-   * `token_endpoint_auth_method`, `disable_pkce`, `issuer`. Required. Naming `issuer` with no
-   * value clears it.
+   * `token_endpoint_auth_method`, `disable_pkce`, `issuer`,
+   * `authorization_response_iss_parameter_supported`. Required. Naming `issuer` with no value
+   * clears it.
    *
    * @generated from field: google.protobuf.FieldMask update_mask = 2;
    */

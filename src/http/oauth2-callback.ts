@@ -1,0 +1,160 @@
+import type { Logger } from "pino";
+import { v7 as uuidv7 } from "uuid";
+import type { SecretBox } from "../crypto/secret-box.js";
+import { IdTokenError, type IdTokenVerifier } from "../oauth/id-token.js";
+import { issuerMatches, parseCallbackQuery, providerErrorCode } from "../oauth/callback-params.js";
+import { OutboundError } from "../oauth/outbound-fetch.js";
+import { returnUrlWith } from "../oauth/return-url.js";
+import { hashState } from "../oauth/state.js";
+import { exchangeAuthorizationCode } from "../oauth/token-exchange.js";
+import { TokenResponseError } from "../oauth/token-response.js";
+import { clientSecretContext } from "../services/credential-service.js";
+import { codeVerifierContext } from "../services/connection-service.js";
+import type { ConnectionDocument, ConnectionStore } from "../store/connections.js";
+import type { CredentialStore } from "../store/credentials.js";
+import type { OAuthStateDocument, OAuthStateStore } from "../store/oauth-states.js";
+import { sendPage, sendRedirect } from "./pages.js";
+import type { HttpRequest, HttpResponse } from "./routes.js";
+
+export interface CallbackDeps {
+  states: OAuthStateStore;
+  credentials: CredentialStore;
+  connections: ConnectionStore;
+  secretBox: SecretBox;
+  idTokens: IdTokenVerifier;
+  /** The bounded fetch for provider calls. */
+  fetch: typeof fetch;
+  logger: Logger;
+}
+
+/** Why an attempt ended without a connection: the `error` the return URL receives. */
+type FailureReason =
+  | "invalid_request"
+  | "credential_changed"
+  | "issuer_mismatch"
+  | "token_exchange_failed"
+  | "invalid_id_token"
+  | "server_error";
+
+const EXPIRED_TITLE = "This sign-in link has expired or was already used";
+const MAX_URL_LENGTH = 8 * 1024;
+
+/**
+ * GET /oauth2/callback: where the provider sends the browser back (RFC 6749 §4.1.2). Consumes the
+ * attempt, checks the response, exchanges the code and stores the connection, then sends the
+ * browser to the caller's return URL or shows a page. Nothing the provider sent is trusted until
+ * checked, and nothing is stored unless every check passed.
+ */
+export function oauth2Callback(deps: CallbackDeps): (req: HttpRequest, res: HttpResponse) => Promise<void> {
+  return async (req, res) => {
+    const log = deps.logger.child({ route: "oauth2_callback" });
+    if (req.method !== "GET") {
+      res.setHeader("Allow", "GET");
+      return sendPage(res, 405, "Method not allowed", ["This address only takes the provider's redirect."]);
+    }
+    const rawUrl = req.url ?? "";
+    if (rawUrl.length > MAX_URL_LENGTH) return sendPage(res, 414, "Address too long", ["This sign-in link is not valid."]);
+    const params = parseCallbackQuery(rawUrl.slice(rawUrl.indexOf("?") + 1 || rawUrl.length));
+    if (params === undefined) {
+      log.info({ outcome: "invalid_state" }, "callback refused");
+      return sendPage(res, 400, EXPIRED_TITLE, ["Go back to the application and start connecting again."]);
+    }
+
+    // Consumed first, atomically, whatever follows: one response per attempt (RFC 9700 §2.1.1).
+    const attempt = await deps.states.consumeByHash(hashState(params.state));
+    if (attempt === null) {
+      log.info({ outcome: "invalid_state" }, "callback refused");
+      return sendPage(res, 400, EXPIRED_TITLE, ["Go back to the application and start connecting again."]);
+    }
+    const attemptLog = log.child({
+      organisation_id: attempt.organisation_id,
+      connector_id: attempt.connector_id,
+      credential_id: attempt.credential_id,
+    });
+    const fail = (reason: FailureReason | string, status: number, lines: string[], cause?: unknown): void => {
+      attemptLog.warn({ outcome: reason, err: cause }, "connection failed");
+      if (attempt.return_url !== undefined) return sendRedirect(res, returnUrlWith(attempt.return_url, { error: reason }));
+      sendPage(res, status, "The account was not connected", lines);
+    };
+
+    try {
+      if (params.error !== undefined) {
+        // RFC 6749 §4.1.2.1. `error_uri` is never followed or linked: it is the provider's to say.
+        const description = params.errorDescription ?? params.error;
+        return fail(providerErrorCode(params.error), 400, [`The provider said: ${description}`, "You can close this window and try again."]);
+      }
+      if (params.code === undefined) return fail("invalid_request", 400, ["The provider sent no authorization code."]);
+
+      const credential = await deps.credentials.findById(attempt.organisation_id, attempt.credential_id);
+      // The documented rule: the client ID the URL was made for must still be the credential's.
+      if (credential === null || credential.client_id !== attempt.client_id) {
+        return fail("credential_changed", 400, ["The application's settings changed while you were signing in. Please start again."]);
+      }
+      if (!issuerMatches(params.iss, credential)) {
+        return fail("issuer_mismatch", 400, ["The response did not come from the expected provider. Please start again."]);
+      }
+
+      const tokens = await exchangeAuthorizationCode(
+        {
+          tokenUrl: credential.token_url,
+          clientId: credential.client_id,
+          clientSecret: deps.secretBox.decrypt(credential.client_secret, clientSecretContext(credential._id)),
+          authMethod: credential.token_endpoint_auth_method,
+          issuer: credential.issuer,
+        },
+        {
+          code: params.code,
+          redirectUri: attempt.redirect_uri,
+          codeVerifier: decryptVerifier(deps.secretBox, attempt, params.state),
+        },
+        deps.fetch,
+      );
+      if (attempt.nonce !== undefined && tokens.idToken !== undefined && credential.issuer !== undefined) {
+        await deps.idTokens.verify(tokens.idToken, { issuer: credential.issuer, clientId: credential.client_id, nonce: attempt.nonce });
+      }
+
+      const id = uuidv7();
+      const now = new Date();
+      const seal = (field: string, value: string) => deps.secretBox.encrypt(value, connectionSecretContext(id, field));
+      const connection: ConnectionDocument = {
+        _id: id,
+        organisation_id: attempt.organisation_id,
+        connector_id: attempt.connector_id,
+        credential_id: attempt.credential_id,
+        status: "ACTIVE",
+        scopes: tokens.scopes ?? attempt.scopes,
+        token_type: tokens.tokenType,
+        access_token: seal("access_token", tokens.accessToken),
+        create_time: now,
+        update_time: now,
+      };
+      if (tokens.refreshToken !== undefined) connection.refresh_token = seal("refresh_token", tokens.refreshToken);
+      if (tokens.idToken !== undefined) connection.id_token = seal("id_token", tokens.idToken);
+      if (tokens.expiresIn !== undefined) connection.expire_time = new Date(now.getTime() + tokens.expiresIn * 1000);
+      if (Object.keys(tokens.extra).length > 0) connection.extra_fields = seal("extra_fields", JSON.stringify(tokens.extra));
+      await deps.connections.insert(connection);
+
+      attemptLog.info({ outcome: "connected", connection_id: id }, "connection created");
+      if (attempt.return_url !== undefined) return sendRedirect(res, returnUrlWith(attempt.return_url, { connection_id: id }));
+      sendPage(res, 200, "Account connected", ["Your account is connected. You can close this window."]);
+    } catch (error) {
+      if (error instanceof TokenResponseError || error instanceof OutboundError) {
+        return fail("token_exchange_failed", 502, ["The provider did not complete the connection. Please try again later."], error);
+      }
+      if (error instanceof IdTokenError) {
+        return fail("invalid_id_token", 400, ["The provider's answer could not be verified. Please start again."], error);
+      }
+      fail("server_error", 500, ["Something went wrong on our side. Please try again later."], error);
+    }
+  };
+}
+
+/** The AAD that binds a connection's token (or other secret field) to the connection. */
+export function connectionSecretContext(connectionId: string, field: string): string {
+  return `connections/${connectionId}/${field}`;
+}
+
+function decryptVerifier(secretBox: SecretBox, attempt: OAuthStateDocument, state: string): string | undefined {
+  if (attempt.code_verifier === undefined) return undefined;
+  return secretBox.decrypt(attempt.code_verifier, codeVerifierContext(hashState(state)));
+}

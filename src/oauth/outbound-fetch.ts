@@ -1,0 +1,55 @@
+/**
+ * fetch for calls to providers (token endpoint, discovery, JWKS): bounded in time and size and
+ * never following redirects, so a slow, huge or redirecting provider cannot hold the broker or
+ * bounce a code and client secret somewhere else (RFC 9700 §4.12, §4.11).
+ */
+export interface OutboundLimits {
+  timeoutMs: number;
+  maxResponseBytes: number;
+}
+
+export class OutboundError extends Error {
+  override readonly name = "OutboundError";
+}
+
+export function boundedFetch({ timeoutMs, maxResponseBytes }: OutboundLimits): typeof fetch {
+  return async (input, init) => {
+    const signal = init?.signal ? AbortSignal.any([init.signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs);
+    let response: Response;
+    try {
+      response = await fetch(input, { ...init, redirect: "manual", signal });
+    } catch (error) {
+      throw new OutboundError(signal.aborted ? `no response within ${timeoutMs} ms` : "request failed", { cause: error });
+    }
+    if (response.status >= 300 && response.status < 400) {
+      await response.body?.cancel();
+      throw new OutboundError(`redirect (HTTP ${response.status}) refused`);
+    }
+    const body = await readCapped(response, maxResponseBytes, signal, timeoutMs);
+    return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
+  };
+}
+
+async function readCapped(response: Response, max: number, signal: AbortSignal, timeoutMs: number): Promise<Uint8Array> {
+  const declared = Number(response.headers.get("content-length") ?? "0");
+  if (declared > max) {
+    await response.body?.cancel();
+    throw new OutboundError(`response larger than ${max} bytes`);
+  }
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of response.body ?? []) {
+      size += chunk.byteLength;
+      if (size > max) {
+        await response.body?.cancel();
+        throw new OutboundError(`response larger than ${max} bytes`);
+      }
+      chunks.push(chunk);
+    }
+  } catch (error) {
+    if (error instanceof OutboundError) throw error;
+    throw new OutboundError(signal.aborted ? `no response within ${timeoutMs} ms` : "reading the response failed", { cause: error });
+  }
+  return Buffer.concat(chunks);
+}

@@ -1,0 +1,56 @@
+import * as oauth from "oauth4webapi";
+import type { TokenEndpointAuthMethodName } from "../store/credentials.js";
+import { parseTokenResponse, type TokenSet } from "./token-response.js";
+
+/** The client side of a token request: who the broker is at this provider. */
+export interface TokenClient {
+  tokenUrl: string;
+  clientId: string;
+  clientSecret: string;
+  authMethod: TokenEndpointAuthMethodName;
+  /** The credential's issuer, when it has one. */
+  issuer: string | undefined;
+}
+
+/**
+ * RFC 6749 §4.1.3: exchanges an authorization code for tokens. oauth4webapi builds the request
+ * (including the form-encoding of the client ID and secret that RFC 6749 §2.3.1 requires for
+ * HTTP Basic); the response is read by parseTokenResponse, which accepts real-world variations
+ * that oauth4webapi rightly refuses. Throws TokenResponseError or OutboundError.
+ */
+export async function exchangeAuthorizationCode(
+  client: TokenClient,
+  grant: { code: string; redirectUri: string; codeVerifier: string | undefined },
+  fetchImpl: typeof fetch,
+): Promise<TokenSet> {
+  const { as, oauthClient, auth, options } = requestParts(client, fetchImpl);
+  // The callback's checks (state, iss, error) were done by the broker; oauth4webapi only needs
+  // the code, in the branded form its grant request takes.
+  const params = oauth.validateAuthResponse(as, oauthClient, new URLSearchParams({ code: grant.code }), oauth.skipStateCheck);
+  const response = await oauth.authorizationCodeGrantRequest(
+    as,
+    oauthClient,
+    auth,
+    params,
+    grant.redirectUri,
+    grant.codeVerifier ?? oauth.nopkce,
+    options,
+  );
+  return parseTokenResponse(response.status, response.headers.get("content-type"), await response.text());
+}
+
+function requestParts(client: TokenClient, fetchImpl: typeof fetch) {
+  const tokenUrl = new URL(client.tokenUrl);
+  return {
+    // oauth4webapi wants an issuer; it is used only for JWT client assertions, which the broker
+    // does not make, so a credential without one gets the token endpoint's origin.
+    as: { issuer: client.issuer ?? tokenUrl.origin, token_endpoint: tokenUrl.href } satisfies oauth.AuthorizationServer,
+    oauthClient: { client_id: client.clientId } satisfies oauth.Client,
+    auth: client.authMethod === "client_secret_post" ? oauth.ClientSecretPost(client.clientSecret) : oauth.ClientSecretBasic(client.clientSecret),
+    options: {
+      [oauth.customFetch]: fetchImpl,
+      // token_url was validated as https, or http on a loopback host.
+      [oauth.allowInsecureRequests]: tokenUrl.protocol === "http:",
+    },
+  };
+}

@@ -1,0 +1,33 @@
+import type { Collection, Db, IndexDescription } from "mongodb";
+
+/** An organisation's settings, keyed by its ID. Absent until first changed. */
+export interface OrganisationDocument {
+  _id: string;
+  allowed_return_urls: string[];
+  update_time: Date;
+}
+
+export const organisationIndexes: IndexDescription[] = [];
+
+/** The only module that reads or writes the `organisations` collection. */
+export class OrganisationStore {
+  readonly collection: Collection<OrganisationDocument>;
+
+  constructor(db: Db) {
+    this.collection = db.collection<OrganisationDocument>("organisations");
+  }
+
+  async findById(organisationId: string): Promise<OrganisationDocument | null> {
+    return this.collection.findOne({ _id: organisationId });
+  }
+
+  async update(organisationId: string, changes: Partial<Omit<OrganisationDocument, "_id">>): Promise<OrganisationDocument> {
+    const document = await this.collection.findOneAndUpdate(
+      { _id: organisationId },
+      { $set: { ...changes, update_time: new Date() }, $setOnInsert: { _id: organisationId } },
+      { upsert: true, returnDocument: "after" },
+    );
+    if (document === null) throw new Error("upsert returned no document");
+    return document;
+  }
+}
