@@ -1,0 +1,55 @@
+import { describe, expect, it } from "vitest";
+import { issuerMatches, parseCallbackQuery, providerErrorCode } from "../../src/oauth/callback-params.js";
+
+describe("parseCallbackQuery", () => {
+  it("reads the parameters", () => {
+    expect(parseCallbackQuery("state=s&code=c&iss=https%3A%2F%2Fidp.example")).toEqual({
+      state: "s",
+      code: "c",
+      error: undefined,
+      errorDescription: undefined,
+      iss: "https://idp.example",
+    });
+  });
+
+  it.each([
+    ["no state", "code=c"],
+    ["an empty state", "state=&code=c"],
+    ["a state given twice", "state=a&state=b&code=c"],
+    ["a code given twice", "state=a&code=b&code=c"],
+    ["an iss given twice", "state=a&code=b&iss=x&iss=y"],
+    ["an oversized code", `state=a&code=${"c".repeat(4097)}`],
+    ["too many parameters", `state=a&${Array.from({ length: 40 }, (_, i) => `p${i}=1`).join("&")}`],
+  ])("refuses %s", (_label, query) => {
+    expect(parseCallbackQuery(query)).toBeUndefined();
+  });
+});
+
+describe("issuerMatches (RFC 9207)", () => {
+  const withIssuer = { issuer: "https://idp.example", authorization_response_iss_parameter_supported: false };
+  const strict = { ...withIssuer, authorization_response_iss_parameter_supported: true };
+
+  it("accepts the expected issuer, or none from a provider that may omit it", () => {
+    expect(issuerMatches("https://idp.example", withIssuer)).toBe(true);
+    expect(issuerMatches(undefined, withIssuer)).toBe(true);
+    expect(issuerMatches("https://idp.example", strict)).toBe(true);
+  });
+
+  it("refuses another issuer, or a missing one from a provider that always sends it", () => {
+    expect(issuerMatches("https://attacker.example", withIssuer)).toBe(false);
+    expect(issuerMatches("https://idp.example/", withIssuer)).toBe(false);
+    expect(issuerMatches(undefined, strict)).toBe(false);
+  });
+
+  it("has nothing to compare for a credential without an issuer", () => {
+    expect(issuerMatches("https://anything.example", { authorization_response_iss_parameter_supported: false })).toBe(true);
+  });
+});
+
+describe("providerErrorCode", () => {
+  it("passes RFC 6749 error codes and replaces anything else", () => {
+    expect(providerErrorCode("access_denied")).toBe("access_denied");
+    expect(providerErrorCode('bad"quote')).toBe("access_denied");
+    expect(providerErrorCode("é")).toBe("access_denied");
+  });
+});
