@@ -1,3 +1,4 @@
+import type { SerializedError } from "vitest";
 import type { Reporter, TestModule } from "vitest/node";
 
 /**
@@ -5,13 +6,15 @@ import type { Reporter, TestModule } from "vitest/node";
  * tooling reads whatever the runner. Vitest's own summary stays above it.
  */
 export default class SummaryReporter implements Reporter {
-  onTestRunEnd(testModules: ReadonlyArray<TestModule>): void {
+  onTestRunEnd(testModules: ReadonlyArray<TestModule>, unhandledErrors: ReadonlyArray<SerializedError>): void {
     const count = { passed: 0, failed: 0, skipped: 0, pending: 0 };
     for (const module of testModules) {
+      const before = count.failed;
       for (const test of module.children.allTests()) count[test.result().state]++;
-      // A file that failed to load has no tests to count; count it as a failure.
-      if (module.state() === "failed" && [...module.children.allTests()].length === 0) count.failed++;
+      // A file that failed to load or whose setup failed has no failed test to show for it.
+      if (module.state() === "failed" && count.failed === before) count.failed++;
     }
+    count.failed += unhandledErrors.length;
     console.log(`\nTests: ${count.passed} passed, ${count.failed} failed, ${count.skipped} skipped`);
   }
 }

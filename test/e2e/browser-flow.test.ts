@@ -1,0 +1,169 @@
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { type Browser, chromium } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CredentialService } from "../../gen/oauth2broker/v1/credential_service_pb.js";
+import { OrganisationService } from "../../gen/oauth2broker/v1/organisation_service_pb.js";
+import { SecretBox } from "../../src/crypto/secret-box.js";
+import { connectionSecretContext } from "../../src/http/oauth2-callback.js";
+import { freePort } from "../../src/store/embedded-ferretdb.js";
+import { startTestBroker, type TestBroker } from "../support/broker.js";
+import { bearer, grpcJsClients, type GrpcJsClients, unary } from "../support/grpc-js.js";
+import { startOidcProvider, type TestOidcProvider } from "../support/oidc-provider.js";
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const CLIENT = { clientId: "broker-e2e", clientSecret: "e2e-client-secret-3d1f" };
+
+let broker: TestBroker;
+let provider: TestOidcProvider;
+let browser: Browser;
+let grpcJs: GrpcJsClients;
+let app: Server;
+let appUrl: string;
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: run scripts/install-test-tools.sh (npm test does)`);
+  const port = await freePort();
+  const publicUrl = `http://127.0.0.1:${port}`;
+  broker = await startTestBroker({ BROKER_HTTP_PORT: String(port), BROKER_PUBLIC_URL: publicUrl });
+  provider = await startOidcProvider({ ...CLIENT, redirectUri: `${publicUrl}/oauth2/callback` });
+  grpcJs = grpcJsClients(broker.grpcPort);
+  // The caller's own web app, where the browser lands with connection_id.
+  app = createServer((req, res) => res.writeHead(200, { "content-type": "text/html" }).end(`<h1>App</h1><p>${req.url}</p>`));
+  await new Promise<void>((resolve) => app.listen(0, "127.0.0.1", resolve));
+  appUrl = `http://127.0.0.1:${(app.address() as AddressInfo).port}/integrations/done`;
+  await broker.connect(OrganisationService).updateOrganisationSettings({
+    settings: { organisationId: "acme", allowedReturnUrls: [appUrl] },
+    updateMask: { paths: ["allowed_return_urls"] },
+  });
+  // Playwright gives the browser a new, empty profile of its own.
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--no-first-run",
+      "--disable-quic",
+    ],
+  });
+}, 60_000);
+afterAll(async () => {
+  await browser?.close();
+  grpcJs?.close();
+  await broker?.close();
+  await provider?.close();
+  app?.close();
+});
+
+async function createCredential(): Promise<string> {
+  const { credential } = await broker.connect(CredentialService).createCredential({
+    credential: {
+      organisationId: "acme",
+      name: "Test OpenID provider",
+      clientId: CLIENT.clientId,
+      clientSecret: CLIENT.clientSecret,
+      tokenUrl: `${provider.issuer}/token`,
+      issuer: provider.issuer,
+      authorizationResponseIssParameterSupported: true,
+    },
+  });
+  return credential!.id;
+}
+
+/** InitialiseOAuth2Connection over gRPC with the independent client, as a caller would. */
+async function initialise(credentialId: string, returnUrl = ""): Promise<string> {
+  const { response, error } = await unary(
+    grpcJs.connections,
+    "InitialiseOAuth2Connection",
+    {
+      organisation_id: "acme",
+      connector_id: "e2e",
+      credential: { id: credentialId, organisation_id: "acme" },
+      authorize_url: `${provider.issuer}/auth`,
+      client_id: CLIENT.clientId,
+      scopes: ["openid", "email"],
+      // offline_access is only honoured with consent (OpenID Connect Core §11).
+      prompt: "login consent",
+      return_url: returnUrl,
+    },
+    bearer(broker.adminToken),
+  );
+  expect(error).toBeUndefined();
+  return response.url;
+}
+
+/** Signs in and consents on the provider's own pages, as a person would. */
+async function signInAndConsent(url: string, user: string) {
+  const page = await browser.newPage();
+  await page.goto(url);
+  await page.fill('input[name="login"]', user);
+  await page.fill('input[name="password"]', "any password");
+  await page.click('button[type="submit"]');
+  await page.waitForSelector("text=Authorize");
+  await page.click('button[type="submit"]');
+  await page.waitForLoadState("load");
+  return page;
+}
+
+async function useAccessToken(connectionId: string): Promise<Record<string, unknown>> {
+  const stored = await broker.database.db.collection("connections").findOne({ _id: connectionId as never });
+  expect(stored).toMatchObject({ organisation_id: "acme", connector_id: "e2e", status: "ACTIVE", token_type: "bearer" });
+  expect(stored!.scopes).toEqual(expect.arrayContaining(["openid", "email", "offline_access"]));
+  expect(stored!.refresh_token).toBeDefined();
+  expect(stored!.id_token).toBeDefined();
+  const box = new SecretBox(broker.config.encryptionKeys!);
+  const accessToken = box.decrypt(stored!.access_token, connectionSecretContext(connectionId, "access_token"));
+  const userinfo = await fetch(`${provider.issuer}/me`, { headers: { authorization: `Bearer ${accessToken}` } });
+  expect(userinfo.status).toBe(200);
+  return (await userinfo.json()) as Record<string, unknown>;
+}
+
+describe("end to end: gRPC, a real browser, a real OpenID provider", () => {
+  it("connects an account and shows the success page; the stored access token works at userinfo", async () => {
+    const credentialId = await createCredential();
+    const page = await signInAndConsent(await initialise(credentialId), "alice");
+    expect(new URL(page.url()).pathname).toBe("/oauth2/callback");
+    expect(await page.textContent("h1")).toBe("Account connected");
+    expect(await page.textContent("main")).toContain("You can close this window.");
+    const artifacts = join(import.meta.dirname, "../../test-results");
+    mkdirSync(artifacts, { recursive: true });
+    await page.screenshot({ path: join(artifacts, "connected.png") });
+    await page.close();
+
+    const stored = await broker.database.db.collection("connections").findOne({ credential_id: credentialId });
+    expect(await useAccessToken(String(stored!._id))).toEqual({ sub: "alice", email: "alice@example.com", email_verified: true });
+  });
+
+  it("sends the browser back to the caller's return URL with connection_id", async () => {
+    const credentialId = await createCredential();
+    const page = await signInAndConsent(await initialise(credentialId, `${appUrl}?tab=integrations`), "bob");
+    await page.waitForURL((url) => url.pathname === "/integrations/done");
+    const landed = new URL(page.url());
+    expect(landed.searchParams.get("tab")).toBe("integrations");
+    const connectionId = landed.searchParams.get("connection_id")!;
+    await page.close();
+    expect((await useAccessToken(connectionId)).sub).toBe("bob");
+  });
+
+  it("reports a denied consent to the return URL and stores nothing", async () => {
+    const credentialId = await createCredential();
+    const page = await browser.newPage();
+    await page.goto(await initialise(credentialId, appUrl));
+    await page.fill('input[name="login"]', "carol");
+    await page.fill('input[name="password"]', "any password");
+    await page.click('button[type="submit"]');
+    await page.waitForSelector("text=Authorize");
+    // The dev interactions' "Cancel" link aborts the interaction: the provider answers access_denied.
+    await page.click("text=Cancel");
+    await page.waitForURL((url) => url.pathname === "/integrations/done");
+    expect(new URL(page.url()).searchParams.get("error")).toBe("access_denied");
+    await page.close();
+    expect(await broker.database.db.collection("connections").countDocuments({ credential_id: credentialId })).toBe(0);
+  });
+});
