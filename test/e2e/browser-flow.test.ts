@@ -11,13 +11,13 @@ import { connectionSecretContext } from "../../src/http/oauth2-callback.js";
 import { freePort } from "../../src/store/embedded-ferretdb.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { bearer, grpcJsClients, type GrpcJsClients, unary } from "../support/grpc-js.js";
-import { startOidcProvider, type TestOidcProvider } from "../support/oidc-provider.js";
+import { type DemoOidcProvider, startOidcProvider } from "../../scripts/demo-provider.js";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const CLIENT = { clientId: "broker-e2e", clientSecret: "e2e-client-secret-3d1f" };
 
 let broker: TestBroker;
-let provider: TestOidcProvider;
+let provider: DemoOidcProvider;
 let browser: Browser;
 let grpcJs: GrpcJsClients;
 let app: Server;

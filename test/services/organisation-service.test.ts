@@ -26,6 +26,19 @@ describe("OrganisationService", () => {
     expect(read).toEqual(settings);
   });
 
+  it("takes the README's curl body (a FieldMask in its JSON form)", async () => {
+    const response = await fetch(`${broker.httpUrl}/oauth2broker.v1.OrganisationService/UpdateOrganisationSettings`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${broker.adminToken}`, "content-type": "application/json" },
+      body: JSON.stringify({
+        settings: { organisationId: "curl", allowedReturnUrls: ["http://localhost:3000/integrations"] },
+        updateMask: "allowedReturnUrls",
+      }),
+    });
+    expect(response.status).toBe(200);
+    expect(((await response.json()) as { settings: { allowedReturnUrls: string[] } }).settings.allowedReturnUrls).toEqual(["http://localhost:3000/integrations"]);
+  });
+
   it.each([
     [["https://app.example.com/oauth?x=1"], '"settings.allowed_return_urls[0]" must not contain a query'],
     [["https://ok.example/", "http://plain.example/"], '"settings.allowed_return_urls[1]" must be an https URL (http is allowed only for loopback hosts)'],

@@ -1,20 +1,25 @@
 import type { AddressInfo } from "node:net";
 import { createServer, type Server } from "node:http";
+import { fileURLToPath } from "node:url";
 import Provider from "oidc-provider";
 
-export interface TestOidcProvider {
+export interface DemoOidcProvider {
   issuer: string;
   close(): Promise<void>;
 }
 
 /**
- * A real OpenID provider (panva/oidc-provider, the certified implementation) on loopback, with
+ * A local OpenID provider to try the broker against, and the one the end-to-end test uses:
+ * a real OpenID provider (panva/oidc-provider, the certified implementation) on loopback, with
  * its development login and consent pages, one confidential client whose redirect URI is the
  * broker's callback, short-lived access tokens and refresh tokens for offline_access.
  */
-export async function startOidcProvider(client: { clientId: string; clientSecret: string; redirectUri: string }): Promise<TestOidcProvider> {
+export async function startOidcProvider(
+  client: { clientId: string; clientSecret: string; redirectUri: string },
+  port = 0,
+): Promise<DemoOidcProvider> {
   const server: Server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const provider = new Provider(issuer, {
     clients: [
@@ -49,4 +54,17 @@ export async function startOidcProvider(client: { clientId: string; clientSecret
         server.close(() => resolve());
       }),
   };
+}
+
+// `npm run demo-provider`: serve it on http://127.0.0.1:9090 for the broker at BROKER_PUBLIC_URL.
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const publicUrl = (process.env.BROKER_PUBLIC_URL ?? "http://localhost:8080").replace(/\/+$/, "");
+  const demo = await startOidcProvider(
+    { clientId: "demo-client", clientSecret: "demo-secret", redirectUri: `${publicUrl}/oauth2/callback` },
+    Number(process.env.DEMO_PROVIDER_PORT ?? "9090"),
+  );
+  console.log(`demo OpenID provider at ${demo.issuer}: client_id demo-client, client_secret demo-secret`);
+  console.log(`redirect URI registered: ${publicUrl}/oauth2/callback; sign in with any name and password`);
+  process.on("SIGINT", () => void demo.close().then(() => process.exit(0)));
+  process.on("SIGTERM", () => void demo.close().then(() => process.exit(0)));
 }
