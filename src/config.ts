@@ -17,8 +17,12 @@ export interface Config {
   adminToken: string | undefined;
   encryptionKeys: EncryptionKey[] | undefined;
   stateTtlSeconds: number;
-  /** Timeout of each call to a provider (token endpoint, discovery, JWKS). */
+  /** Timeout of each call to a provider (token endpoint, discovery, JWKS, revocation). */
   tokenRequestTimeoutSeconds: number;
+  /** GetAccessToken returns tokens valid for at least this long, refreshing earlier ones. */
+  tokenMinValiditySeconds: number;
+  /** The first webhook retry waits this long; each next one twice as long, up to an hour. */
+  webhookRetryMinSeconds: number;
   allowHttpAuthorizeUrl: boolean;
   dataDir: string;
   logLevel: string;
@@ -72,6 +76,8 @@ export function loadConfig(env: Env = process.env): Config {
     encryptionKeys,
     stateTtlSeconds: parseDuration("BROKER_STATE_TTL", read("BROKER_STATE_TTL") ?? "10m", 10, 86_400),
     tokenRequestTimeoutSeconds: parseDuration("BROKER_TOKEN_REQUEST_TIMEOUT", read("BROKER_TOKEN_REQUEST_TIMEOUT") ?? "10s", 1, 120),
+    tokenMinValiditySeconds: parseDuration("BROKER_TOKEN_MIN_VALIDITY", read("BROKER_TOKEN_MIN_VALIDITY") ?? "60s", 0, 3600),
+    webhookRetryMinSeconds: parseDuration("BROKER_WEBHOOK_RETRY_MIN", read("BROKER_WEBHOOK_RETRY_MIN") ?? "5s", 0.05, 3600),
     allowHttpAuthorizeUrl: parseBoolean("BROKER_ALLOW_HTTP_AUTHORIZE_URL", read("BROKER_ALLOW_HTTP_AUTHORIZE_URL") ?? "false"),
     dataDir: read("BROKER_DATA_DIR") ?? "data",
     logLevel: parseLogLevel(read("BROKER_LOG_LEVEL") ?? "info"),
@@ -98,11 +104,12 @@ function parsePort(name: string, value: string): number {
   return port;
 }
 
-/** Seconds, or a number with a unit: `90`, `90s`, `10m`, `1h`. */
+/** Seconds, or a number with a unit: `90`, `250ms`, `90s`, `10m`, `1h`. Returns seconds. */
 export function parseDuration(name: string, value: string, min: number, max: number): number {
-  const match = /^(\d+)(s|m|h)?$/.exec(value);
+  const match = /^(\d+)(ms|s|m|h)?$/.exec(value);
   if (match === null) throw new ConfigError(`${name} must be a duration such as 600, 90s, 10m or 1h`);
-  const seconds = Number(match[1]) * ({ s: 1, m: 60, h: 3600 } as const)[(match[2] ?? "s") as "s" | "m" | "h"];
+  const unit = (match[2] ?? "s") as "ms" | "s" | "m" | "h";
+  const seconds = Number(match[1]) * { ms: 0.001, s: 1, m: 60, h: 3600 }[unit];
   if (seconds < min || seconds > max) throw new ConfigError(`${name} must be from ${min}s to ${max}s`);
   return seconds;
 }

@@ -20,7 +20,12 @@ import { connectionService } from "./services/connection-service.js";
 import { credentialService } from "./services/credential-service.js";
 import { HealthMonitor, healthService } from "./services/health-service.js";
 import { organisationService } from "./services/organisation-service.js";
+import { TokenRefresher } from "./connections/token-refresher.js";
+import { relayOutbox, Worker } from "./events/outbox-relay.js";
+import { deliverDueWebhooks } from "./events/webhook-delivery.js";
 import { ConnectionStore, connectionIndexes } from "./store/connections.js";
+import { EventStore, eventIndexes } from "./store/events.js";
+import { LeaseStore, leaseIndexes } from "./store/leases.js";
 import { OrganisationStore, organisationIndexes } from "./store/organisations.js";
 import { CredentialStore, credentialIndexes } from "./store/credentials.js";
 import { connectDatabase, type Database, ensureIndexes } from "./store/database.js";
@@ -30,6 +35,8 @@ import { OAuthStateStore, oauthStateIndexes } from "./store/oauth-states.js";
 const READ_MAX_BYTES = 256 * 1024;
 /** The largest provider response read (token responses, discovery documents, key sets). */
 const MAX_PROVIDER_RESPONSE_BYTES = 256 * 1024;
+/** How often the background workers look for work they were not told about (other instances'). */
+const WORKER_INTERVAL_MS = 1_000;
 /** How long in-flight calls may take to finish after SIGTERM. */
 const SHUTDOWN_GRACE_MS = 10_000;
 
@@ -50,16 +57,55 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
   const states = new OAuthStateStore(database.db);
   const connections = new ConnectionStore(database.db);
   const organisations = new OrganisationStore(database.db);
+  const events = new EventStore(database.db);
+  const leases = new LeaseStore(database.db);
   await ensureIndexes(database, credentials.collection, credentialIndexes, logger);
   await ensureIndexes(database, states.collection, oauthStateIndexes, logger);
   await ensureIndexes(database, connections.collection, connectionIndexes, logger);
   await ensureIndexes(database, organisations.collection, organisationIndexes, logger);
+  await ensureIndexes(database, events.collection, eventIndexes, logger);
+  await ensureIndexes(database, leases.collection, leaseIndexes, logger);
 
   const secretBox = new SecretBox(config.encryptionKeys);
   const providerFetch = boundedFetch({
     timeoutMs: config.tokenRequestTimeoutSeconds * 1000,
     maxResponseBytes: MAX_PROVIDER_RESPONSE_BYTES,
   });
+  // Background work: publish outbox events, then deliver them to webhooks.
+  const delivery = new Worker(
+    "webhook-delivery",
+    WORKER_INTERVAL_MS,
+    () =>
+      deliverDueWebhooks({
+        events,
+        leases,
+        organisations,
+        secretBox,
+        fetch: boundedFetch({ timeoutMs: 10_000, maxResponseBytes: 64 * 1024 }),
+        retryMinMs: config.webhookRetryMinSeconds * 1000,
+        logger,
+      }),
+    logger,
+  );
+  const relay = new Worker(
+    "outbox-relay",
+    WORKER_INTERVAL_MS,
+    () => relayOutbox({ connections, events, leases, organisations, onPublished: () => delivery.kick(), logger }),
+    logger,
+  );
+  const onEvent = () => relay.kick();
+  const refresher = new TokenRefresher({
+    connections,
+    credentials,
+    leases,
+    secretBox,
+    fetch: providerFetch,
+    minValidityMs: config.tokenMinValiditySeconds * 1000,
+    requestTimeoutMs: config.tokenRequestTimeoutSeconds * 1000,
+    onEvent,
+    logger,
+  });
+
   const health = new HealthMonitor(database.db, logger);
   await health.start();
 
@@ -71,13 +117,19 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
         credentials,
         states,
         organisations,
+        connections,
+        events,
+        leases,
+        refresher,
         secretBox,
+        fetch: providerFetch,
+        onEvent,
         redirectUri: `${config.publicUrl}/oauth2/callback`,
         stateTtlSeconds: config.stateTtlSeconds,
         allowHttpAuthorizeUrl: config.allowHttpAuthorizeUrl,
       }),
     );
-    router.service(OrganisationService, organisationService(organisations));
+    router.service(OrganisationService, organisationService(organisations, secretBox));
     router.service(
       Health,
       healthService(health, [CredentialService.typeName, ConnectionService.typeName, OrganisationService.typeName]),
@@ -92,6 +144,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
         secretBox,
         idTokens: new IdTokenVerifier(providerFetch),
         fetch: providerFetch,
+        onEvent,
         logger,
       }),
     },
@@ -116,6 +169,8 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
   try {
     await listen(grpcServer, config.grpcPort, config.listenHost);
     await listen(httpServer, config.httpPort, config.listenHost);
+    relay.start();
+    delivery.start();
   } catch (error) {
     grpcServer.close();
     httpServer.close();
@@ -142,6 +197,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
       }, SHUTDOWN_GRACE_MS);
       await drained;
       clearTimeout(timer);
+      await Promise.all([relay.stop(), delivery.stop()]);
       database.stopSweepers();
       await database.client.close();
     })();

@@ -8,7 +8,8 @@ import { returnUrlWith } from "../oauth/return-url.js";
 import { hashState } from "../oauth/state.js";
 import { exchangeAuthorizationCode } from "../oauth/token-exchange.js";
 import { TokenResponseError } from "../oauth/token-response.js";
-import { clientSecretContext } from "../services/credential-service.js";
+import { connectionSecretContext, tokenClientFor } from "../connections/secrets.js";
+import { newEvent } from "../events/connection-events.js";
 import { codeVerifierContext } from "../services/connection-service.js";
 import type { ConnectionDocument, ConnectionStore } from "../store/connections.js";
 import type { CredentialStore } from "../store/credentials.js";
@@ -22,6 +23,8 @@ export interface CallbackDeps {
   connections: ConnectionStore;
   secretBox: SecretBox;
   idTokens: IdTokenVerifier;
+  /** Called after a change that recorded an event, so the relay publishes it now. */
+  onEvent: () => void;
   /** The bounded fetch for provider calls. */
   fetch: typeof fetch;
   logger: Logger;
@@ -95,13 +98,7 @@ export function oauth2Callback(deps: CallbackDeps): (req: HttpRequest, res: Http
       }
 
       const tokens = await exchangeAuthorizationCode(
-        {
-          tokenUrl: credential.token_url,
-          clientId: credential.client_id,
-          clientSecret: deps.secretBox.decrypt(credential.client_secret, clientSecretContext(credential._id)),
-          authMethod: credential.token_endpoint_auth_method,
-          issuer: credential.issuer,
-        },
+        tokenClientFor(credential, deps.secretBox),
         {
           code: params.code,
           redirectUri: attempt.redirect_uri,
@@ -125,6 +122,7 @@ export function oauth2Callback(deps: CallbackDeps): (req: HttpRequest, res: Http
         scopes: tokens.scopes ?? attempt.scopes,
         token_type: tokens.tokenType,
         access_token: seal("access_token", tokens.accessToken),
+        pending_events: [newEvent("connection.created", "ACTIVE")],
         create_time: now,
         update_time: now,
       };
@@ -133,6 +131,7 @@ export function oauth2Callback(deps: CallbackDeps): (req: HttpRequest, res: Http
       if (tokens.expiresIn !== undefined) connection.expire_time = new Date(now.getTime() + tokens.expiresIn * 1000);
       if (Object.keys(tokens.extra).length > 0) connection.extra_fields = seal("extra_fields", JSON.stringify(tokens.extra));
       await deps.connections.insert(connection);
+      deps.onEvent();
 
       attemptLog.info({ outcome: "connected", connection_id: id }, "connection created");
       if (attempt.return_url !== undefined) return sendRedirect(res, returnUrlWith(attempt.return_url, { connection_id: id }));
@@ -147,11 +146,6 @@ export function oauth2Callback(deps: CallbackDeps): (req: HttpRequest, res: Http
       fail("server_error", 500, ["Something went wrong on our side. Please try again later."], error);
     }
   };
-}
-
-/** The AAD that binds a connection's token (or other secret field) to the connection. */
-export function connectionSecretContext(connectionId: string, field: string): string {
-  return `connections/${connectionId}/${field}`;
 }
 
 function decryptVerifier(secretBox: SecretBox, attempt: OAuthStateDocument, state: string): string | undefined {

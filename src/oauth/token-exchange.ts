@@ -39,6 +39,50 @@ export async function exchangeAuthorizationCode(
   return parseTokenResponse(response.status, response.headers.get("content-type"), await response.text());
 }
 
+/**
+ * RFC 6749 §6: a new access token for a refresh token, with the same client authentication.
+ * Throws TokenResponseError (with `oauthError` "invalid_grant" when the grant is gone) or
+ * OutboundError.
+ */
+export async function refreshAccessToken(client: TokenClient, refreshToken: string, fetchImpl: typeof fetch): Promise<TokenSet> {
+  const { as, oauthClient, auth, options } = requestParts(client, fetchImpl);
+  const response = await oauth.refreshTokenGrantRequest(as, oauthClient, auth, refreshToken, options);
+  return parseTokenResponse(response.status, response.headers.get("content-type"), await response.text());
+}
+
+/**
+ * RFC 7009 §2: revokes a token. Resolves when the provider answered 200; otherwise throws
+ * RevocationError with a short reason that holds no token.
+ */
+export async function revokeToken(
+  client: TokenClient,
+  revocationUrl: string,
+  token: { value: string; hint: "refresh_token" | "access_token" },
+  fetchImpl: typeof fetch,
+): Promise<void> {
+  const { as, oauthClient, auth, options } = requestParts(client, fetchImpl);
+  const url = new URL(revocationUrl);
+  const response = await oauth.revocationRequest({ ...as, revocation_endpoint: url.href }, oauthClient, auth, token.value, {
+    ...options,
+    [oauth.allowInsecureRequests]: url.protocol === "http:",
+    additionalParameters: { token_type_hint: token.hint },
+  });
+  if (response.status === 200) return;
+  const body = await response.text();
+  let reason = `HTTP ${response.status}`;
+  try {
+    const error = (JSON.parse(body) as { error?: unknown }).error;
+    if (typeof error === "string" && /^[\x20-\x7e]{1,64}$/.test(error)) reason = error;
+  } catch {
+    // Not JSON: the status says enough.
+  }
+  throw new RevocationError(reason);
+}
+
+export class RevocationError extends Error {
+  override readonly name = "RevocationError";
+}
+
 function requestParts(client: TokenClient, fetchImpl: typeof fetch) {
   const tokenUrl = new URL(client.tokenUrl);
   return {

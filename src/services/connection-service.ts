@@ -1,6 +1,17 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import type { ConnectionService } from "../../gen/oauth2broker/v1/connection_service_pb.js";
+import { type ConnectionService, RevocationOutcome } from "../../gen/oauth2broker/v1/connection_service_pb.js";
+import { connectionSecretContext, tokenClientFor } from "../connections/secrets.js";
+import { connectionLeaseKey, type TokenRefresher } from "../connections/token-refresher.js";
+import { newEvent, toConnectionEvent } from "../events/connection-events.js";
+import { OutboundError } from "../oauth/outbound-fetch.js";
+import { RevocationError, revokeToken } from "../oauth/token-exchange.js";
+import type { ConnectionDocument, ConnectionStore } from "../store/connections.js";
+import type { EventStore } from "../store/events.js";
+import type { Lease, LeaseStore } from "../store/leases.js";
+import { fromConnectionStatus, toConnection } from "./connection-views.js";
+import { decodePageToken, encodePageToken, pageSize } from "./page-token.js";
 import type { SecretBox } from "../crypto/secret-box.js";
 import { invalid } from "../errors.js";
 import { buildAuthorizeUrl, planAuthorizationRequest } from "../oauth/authorize-url.js";
@@ -15,7 +26,17 @@ export interface ConnectionServiceDeps {
   credentials: CredentialStore;
   states: OAuthStateStore;
   organisations: OrganisationStore;
+  connections: ConnectionStore;
+  events: EventStore;
+  leases: LeaseStore;
+  refresher: TokenRefresher;
   secretBox: SecretBox;
+  /** The bounded fetch for provider calls (revocation). */
+  fetch: typeof fetch;
+  /** Called after a change that recorded an event, so the relay publishes it now. */
+  onEvent: () => void;
+  /** How often WatchConnectionEvents looks for new events. */
+  watchIntervalMs?: number;
   /** `<BROKER_PUBLIC_URL>/oauth2/callback` */
   redirectUri: string;
   stateTtlSeconds: number;
@@ -93,5 +114,135 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
       await deps.states.insert(attempt);
       return { url, expireTime: timestampFromDate(expireTime) };
     },
+
+    async getConnection(req) {
+      const connection = await deps.connections.findById(
+        requireIdentifier(req.organisationId, "organisation_id"),
+        requireText(req.id, "id", 128),
+      );
+      if (connection === null) throw connectionNotFound();
+      return { connection: toConnection(connection) };
+    },
+
+    async listConnections(req) {
+      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
+      const size = pageSize(req.pageSize);
+      const beforeId = req.pageToken === "" ? undefined : decodePageToken(req.pageToken);
+      const filter = {
+        connectorId: req.connectorId === "" ? undefined : requireIdentifier(req.connectorId, "connector_id"),
+        credentialId: req.credentialId === "" ? undefined : requireText(req.credentialId, "credential_id", 128),
+        status: fromConnectionStatus(req.status),
+      };
+      // One extra document tells whether another page exists.
+      const page = await deps.connections.list(organisationId, filter, beforeId, size + 1);
+      const shown = page.slice(0, size);
+      const last = shown.at(-1);
+      return {
+        connections: shown.map(toConnection),
+        nextPageToken: page.length > size && last !== undefined ? encodePageToken(last._id) : "",
+      };
+    },
+
+    async getAccessToken(req) {
+      const token = await deps.refresher.getAccessToken(
+        requireIdentifier(req.organisationId, "organisation_id"),
+        requireText(req.connectionId, "connection_id", 128),
+      );
+      return {
+        accessToken: token.accessToken,
+        tokenType: token.tokenType,
+        expireTime: token.expireTime ? timestampFromDate(token.expireTime) : undefined,
+      };
+    },
+
+    async deleteConnection(req) {
+      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
+      const id = requireText(req.id, "id", 128);
+      if ((await deps.connections.findById(organisationId, id)) === null) throw connectionNotFound();
+      const lease = await acquireConnectionLease(deps, id);
+      try {
+        const connection = await deps.connections.findById(organisationId, id);
+        if (connection === null) throw connectionNotFound();
+        const revocation = req.revoke ? await revoke(deps, connection) : { outcome: RevocationOutcome.UNSPECIFIED, error: "" };
+        if (revocation.outcome === RevocationOutcome.FAILED && req.keepIfRevocationFails) {
+          throw new ConnectError(`revocation failed (${revocation.error}) and the connection was kept`, Code.Unavailable);
+        }
+        // Tokens go now; the document follows once the relay has published its event.
+        await deps.connections.update(id, {
+          set: { status: "DELETED" },
+          unset: ["access_token", "refresh_token", "id_token", "extra_fields", "status_reason"],
+          event: newEvent("connection.deleted"),
+        });
+        deps.onEvent();
+        return { revocation: revocation.outcome, revocationError: revocation.error };
+      } finally {
+        await deps.leases.release(lease);
+      }
+    },
+
+    async *watchConnectionEvents(req, ctx) {
+      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
+      // Events are followed by the time they were published. Instances' clocks and publishing
+      // order differ a little, so each poll looks a few seconds back and skips events already sent.
+      const lookBackMs = 5_000;
+      let since = new Date();
+      const sent = new Map<string, number>();
+      while (!ctx.signal.aborted) {
+        const events = await deps.events.publishedSince(organisationId, new Date(since.getTime() - lookBackMs), 500);
+        for (const event of events) {
+          if (sent.has(event._id)) continue;
+          sent.set(event._id, event.publish_time.getTime());
+          yield { event: toConnectionEvent(event) };
+        }
+        const newest = events.at(-1)?.publish_time;
+        if (newest !== undefined && newest > since) since = newest;
+        for (const [eventId, published] of sent) if (published < since.getTime() - 2 * lookBackMs) sent.delete(eventId);
+        await sleep(deps.watchIntervalMs ?? 250, undefined, { signal: ctx.signal }).catch(() => undefined);
+      }
+    },
   };
+}
+
+function connectionNotFound(): ConnectError {
+  return new ConnectError("connection not found", Code.NotFound);
+}
+
+/** Waits (bounded) for the connection's lease: a refresh may be holding it. */
+async function acquireConnectionLease(deps: ConnectionServiceDeps, id: string): Promise<Lease> {
+  const deadline = Date.now() + deps.refresher.leaseMs + 2_000;
+  while (Date.now() < deadline) {
+    const lease = await deps.leases.tryAcquire(connectionLeaseKey(id), deps.refresher.leaseMs);
+    if (lease !== null) return lease;
+    await sleep(100);
+  }
+  throw new ConnectError("the connection is busy - try again", Code.Unavailable);
+}
+
+/**
+ * RFC 7009: revokes the refresh token when there is one (which ends the whole grant at most
+ * providers, §2.1), else the access token.
+ */
+async function revoke(
+  deps: ConnectionServiceDeps,
+  connection: ConnectionDocument,
+): Promise<{ outcome: RevocationOutcome; error: string }> {
+  const credential = await deps.credentials.findById(connection.organisation_id, connection.credential_id);
+  if (credential?.revocation_url === undefined) return { outcome: RevocationOutcome.NOT_SUPPORTED, error: "" };
+  const field = connection.refresh_token !== undefined ? "refresh_token" : "access_token";
+  const sealed = connection[field];
+  if (sealed === undefined) return { outcome: RevocationOutcome.NOT_SUPPORTED, error: "" };
+  try {
+    await revokeToken(
+      tokenClientFor(credential, deps.secretBox),
+      credential.revocation_url,
+      { value: deps.secretBox.decrypt(sealed, connectionSecretContext(connection._id, field)), hint: field },
+      deps.fetch,
+    );
+    return { outcome: RevocationOutcome.REVOKED, error: "" };
+  } catch (error) {
+    if (error instanceof RevocationError || error instanceof OutboundError) {
+      return { outcome: RevocationOutcome.FAILED, error: error.message };
+    }
+    throw error;
+  }
 }

@@ -12,10 +12,9 @@ import type {
   CredentialStore,
   TokenEndpointAuthMethodName,
 } from "../store/credentials.js";
+import { decodePageToken, encodePageToken, pageSize } from "./page-token.js";
 import { optionalText, requireEndpointUrl, requireIdentifier, requireText } from "../validation.js";
 
-const DEFAULT_PAGE_SIZE = 50;
-const MAX_PAGE_SIZE = 100;
 
 export interface CredentialServiceDeps {
   credentials: CredentialStore;
@@ -47,6 +46,7 @@ export function credentialService({ credentials, secretBox }: CredentialServiceD
         update_time: now,
       };
       if (input.issuer !== undefined) document.issuer = validateIssuer(input.issuer);
+      if (input.revocationUrl !== undefined) document.revocation_url = validateRevocationUrl(input.revocationUrl);
       await credentials.insert(document);
       return { credential: toCredential(document) };
     },
@@ -61,17 +61,16 @@ export function credentialService({ credentials, secretBox }: CredentialServiceD
 
     async listCredentials(req) {
       const organisationId = requireIdentifier(req.organisationId, "organisation_id");
-      if (req.pageSize < 0 || req.pageSize > MAX_PAGE_SIZE) invalid("page_size", `must be from 0 to ${MAX_PAGE_SIZE}`);
-      const pageSize = req.pageSize === 0 ? DEFAULT_PAGE_SIZE : req.pageSize;
+      const size = pageSize(req.pageSize);
       const afterId = req.pageToken === "" ? undefined : decodePageToken(req.pageToken);
       // One extra document tells whether another page exists.
-      const page = await credentials.listByOrganisation(organisationId, afterId, pageSize + 1);
-      const more = page.length > pageSize;
-      const shown = page.slice(0, pageSize);
+      const page = await credentials.listByOrganisation(organisationId, afterId, size + 1);
+      const more = page.length > size;
+      const shown = page.slice(0, size);
       const last = shown.at(-1);
       return {
         credentials: shown.map(toCredential),
-        nextPageToken: more && last !== undefined ? Buffer.from(last._id, "utf8").toString("base64url") : "",
+        nextPageToken: more && last !== undefined ? encodePageToken(last._id) : "",
       };
     },
 
@@ -105,6 +104,10 @@ export function credentialService({ credentials, secretBox }: CredentialServiceD
             break;
           case "authorization_response_iss_parameter_supported":
             changes.authorization_response_iss_parameter_supported = input.authorizationResponseIssParameterSupported;
+            break;
+          case "revocation_url":
+            if (input.revocationUrl === undefined || input.revocationUrl === "") clear.push("revocation_url");
+            else changes.revocation_url = validateRevocationUrl(input.revocationUrl);
             break;
           case "issuer":
             if (input.issuer === undefined || input.issuer === "") clear.push("issuer");
@@ -149,6 +152,10 @@ function validateTokenUrl(url: string): string {
   return requireEndpointUrl(url, "credential.token_url").href;
 }
 
+function validateRevocationUrl(url: string): string {
+  return requireEndpointUrl(url, "credential.revocation_url").href;
+}
+
 /** RFC 8414 §2: an issuer is an https URL with no query or fragment. */
 function validateIssuer(issuer: string): string {
   optionalText(issuer, "credential.issuer", 2048);
@@ -169,12 +176,6 @@ function validateAuthMethod(method: TokenEndpointAuthMethod): TokenEndpointAuthM
   }
 }
 
-function decodePageToken(token: string): string {
-  const id = /^[A-Za-z0-9_-]{1,200}$/.test(token) ? Buffer.from(token, "base64url").toString("utf8") : "";
-  if (!/^[0-9a-f-]{36}$/.test(id)) invalid("page_token", "is not a token from a previous page");
-  return id;
-}
-
 /** The API view of a stored credential: never the secret, only whether one is set. */
 export function toCredential(document: CredentialDocument): Credential {
   return create(CredentialSchema, {
@@ -190,6 +191,7 @@ export function toCredential(document: CredentialDocument): Credential {
         : TokenEndpointAuthMethod.CLIENT_SECRET_BASIC,
     disablePkce: document.disable_pkce,
     issuer: document.issuer,
+    revocationUrl: document.revocation_url,
     authorizationResponseIssParameterSupported: document.authorization_response_iss_parameter_supported === true,
     createTime: timestampFromDate(document.create_time),
     updateTime: timestampFromDate(document.update_time),

@@ -6,12 +6,17 @@ import {
   type OrganisationSettings,
   OrganisationSettingsSchema,
 } from "../../gen/oauth2broker/v1/organisation_service_pb.js";
+import type { SecretBox } from "../crypto/secret-box.js";
 import { invalid } from "../errors.js";
+import { generateWebhookSecret, webhookSecretContext } from "../events/webhook-signature.js";
 import { MAX_ALLOWED_RETURN_URLS, parseAllowedReturnUrl } from "../oauth/return-url.js";
 import type { OrganisationDocument, OrganisationStore } from "../store/organisations.js";
-import { requireIdentifier } from "../validation.js";
+import { requireEndpointUrl, requireIdentifier } from "../validation.js";
 
-export function organisationService(organisations: OrganisationStore): ServiceImpl<typeof OrganisationService> {
+/** Two secrets sign each event during a rotation: the new one and the one before it. */
+const VALID_WEBHOOK_SECRETS = 2;
+
+export function organisationService(organisations: OrganisationStore, secretBox: SecretBox): ServiceImpl<typeof OrganisationService> {
   return {
     async getOrganisationSettings(req) {
       const organisationId = requireIdentifier(req.organisationId, "organisation_id");
@@ -24,16 +29,35 @@ export function organisationService(organisations: OrganisationStore): ServiceIm
       const paths = req.updateMask?.paths ?? [];
       if (paths.length === 0) invalid("update_mask", "must name at least one field");
       const changes: Partial<OrganisationDocument> = {};
+      const clear: Array<keyof OrganisationDocument> = [];
       for (const path of new Set(paths)) {
-        if (path !== "allowed_return_urls") invalid("update_mask", `names "${path.slice(0, 64)}" that cannot be updated`);
-        if (input.allowedReturnUrls.length > MAX_ALLOWED_RETURN_URLS) {
-          invalid("settings.allowed_return_urls", `must have at most ${MAX_ALLOWED_RETURN_URLS} entries`);
+        switch (path) {
+          case "allowed_return_urls":
+            if (input.allowedReturnUrls.length > MAX_ALLOWED_RETURN_URLS) {
+              invalid("settings.allowed_return_urls", `must have at most ${MAX_ALLOWED_RETURN_URLS} entries`);
+            }
+            changes.allowed_return_urls = [
+              ...new Set(input.allowedReturnUrls.map((url, i) => parseAllowedReturnUrl(url, `settings.allowed_return_urls[${i}]`))),
+            ];
+            break;
+          case "webhook_url":
+            if (input.webhookUrl === "") clear.push("webhook_url");
+            else changes.webhook_url = requireEndpointUrl(input.webhookUrl, "settings.webhook_url").href;
+            break;
+          default:
+            invalid("update_mask", `names "${path.slice(0, 64)}" that cannot be updated`);
         }
-        changes.allowed_return_urls = [
-          ...new Set(input.allowedReturnUrls.map((url, i) => parseAllowedReturnUrl(url, `settings.allowed_return_urls[${i}]`))),
-        ];
       }
-      return { settings: toSettings(organisationId, await organisations.update(organisationId, changes)) };
+      return { settings: toSettings(organisationId, await organisations.update(organisationId, changes, clear)) };
+    },
+
+    async rotateWebhookSecret(req) {
+      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
+      const secret = generateWebhookSecret();
+      const previous = (await organisations.findById(organisationId))?.webhook_secrets ?? [];
+      const secrets = [secretBox.encrypt(secret, webhookSecretContext(organisationId)), ...previous].slice(0, VALID_WEBHOOK_SECRETS);
+      await organisations.update(organisationId, { webhook_secrets: secrets });
+      return { secret, webhookSecretCount: secrets.length };
     },
   };
 }
@@ -42,6 +66,8 @@ function toSettings(organisationId: string, document: OrganisationDocument | nul
   return create(OrganisationSettingsSchema, {
     organisationId,
     allowedReturnUrls: document?.allowed_return_urls ?? [],
+    webhookUrl: document?.webhook_url ?? "",
+    webhookSecretCount: document?.webhook_secrets?.length ?? 0,
     updateTime: document ? timestampFromDate(document.update_time) : undefined,
   });
 }

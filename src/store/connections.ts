@@ -1,10 +1,33 @@
-import type { Collection, Db, IndexDescription } from "mongodb";
+import type { Collection, Db, Filter, IndexDescription, UpdateFilter } from "mongodb";
 
-export type ConnectionStatus = "ACTIVE";
+/** DELETED: tokens are gone; the document waits only for its last event to be relayed. */
+export type ConnectionStatus = "ACTIVE" | "REFRESH_FAILED" | "NEEDS_REAUTHORIZATION" | "DELETED";
+
+export type ConnectionEventType =
+  | "connection.created"
+  | "connection.refresh_failed"
+  | "connection.needs_reauthorization"
+  | "connection.deleted";
+
+/**
+ * An event recorded in the same single-document write as the change it reports: the outbox.
+ * The relay copies it to the `events` collection and then clears it. Single-document writes are
+ * atomic on MongoDB and FerretDB alike, so no transaction is needed for "the change and its
+ * event, or neither".
+ */
+export interface PendingEvent {
+  _id: string;
+  type: ConnectionEventType;
+  status?: ConnectionStatus;
+  status_reason?: string;
+  create_time: Date;
+}
 
 /**
  * A connected end-user account. Tokens and the provider's extra response fields are SecretBox
- * ciphertexts bound to the connection's ID and field name.
+ * ciphertexts bound to the connection's ID and field name. After creation, every write happens
+ * under the connection's lease (FerretDB v1 has no atomic read-modify-write, so concurrent
+ * updates of one document could otherwise lose one another).
  */
 export interface ConnectionDocument {
   _id: string;
@@ -12,23 +35,37 @@ export interface ConnectionDocument {
   connector_id: string;
   credential_id: string;
   status: ConnectionStatus;
+  status_reason?: string;
   scopes: string[];
   token_type: string;
-  access_token: string;
+  access_token?: string;
   refresh_token?: string;
   id_token?: string;
   /** When the access token expires; absent when the provider did not say. */
   expire_time?: Date;
   /** JSON of the token response's other fields (they may hold secrets, e.g. Slack's user token). */
   extra_fields?: string;
+  /** When the last refresh was attempted, whatever its outcome. */
+  refresh_attempt_time?: Date;
+  pending_events: PendingEvent[];
   create_time: Date;
   update_time: Date;
+}
+
+export interface ConnectionFilter {
+  connectorId?: string;
+  credentialId?: string;
+  status?: Exclude<ConnectionStatus, "DELETED">;
 }
 
 export const connectionIndexes: IndexDescription[] = [
   // Listing an organisation's connections, newest first (UUIDv7 IDs sort by creation time).
   { key: { organisation_id: 1, _id: -1 }, name: "organisation_id_1__id_-1" },
+  // The relay's scan for events still to publish.
+  { key: { "pending_events._id": 1 }, name: "pending_events._id_1", sparse: true },
 ];
+
+const NOT_DELETED = { $ne: "DELETED" } as const;
 
 /** The only module that reads or writes the `connections` collection. */
 export class ConnectionStore {
@@ -42,7 +79,49 @@ export class ConnectionStore {
     await this.collection.insertOne(document);
   }
 
+  /** Scoped by organisation; a deleted connection is not found. */
   async findById(organisationId: string, id: string): Promise<ConnectionDocument | null> {
-    return this.collection.findOne({ _id: id, organisation_id: organisationId });
+    return this.collection.findOne({ _id: id, organisation_id: organisationId, status: NOT_DELETED });
+  }
+
+  /** Newest first, strictly older than `beforeId` when given. */
+  async list(organisationId: string, filter: ConnectionFilter, beforeId: string | undefined, limit: number): Promise<ConnectionDocument[]> {
+    const query: Filter<ConnectionDocument> = { organisation_id: organisationId, status: filter.status ?? NOT_DELETED };
+    if (filter.connectorId !== undefined) query.connector_id = filter.connectorId;
+    if (filter.credentialId !== undefined) query.credential_id = filter.credentialId;
+    if (beforeId !== undefined) query._id = { $lt: beforeId };
+    return this.collection.find(query).sort({ _id: -1 }).limit(limit).toArray();
+  }
+
+  /** Applies a change, and records its event in the same write. Call it holding the lease. */
+  async update(
+    id: string,
+    change: { set?: Partial<ConnectionDocument>; unset?: Array<keyof ConnectionDocument>; event?: PendingEvent },
+  ): Promise<void> {
+    const update: UpdateFilter<ConnectionDocument> = { $set: { ...change.set, update_time: new Date() } };
+    if (change.unset !== undefined && change.unset.length > 0) {
+      update.$unset = Object.fromEntries(change.unset.map((field) => [field, ""]));
+    }
+    if (change.event !== undefined) update.$push = { pending_events: change.event };
+    await this.collection.updateOne({ _id: id }, update);
+  }
+
+  /** Connections with events still to publish (the relay's work). */
+  async findWithPendingEvents(limit: number): Promise<ConnectionDocument[]> {
+    return this.collection.find({ "pending_events.0": { $exists: true } }).limit(limit).toArray();
+  }
+
+  async findByIdUnscoped(id: string): Promise<ConnectionDocument | null> {
+    return this.collection.findOne({ _id: id });
+  }
+
+  /** Drops events that were published. Call it holding the lease. */
+  async clearPendingEvents(id: string, eventIds: readonly string[]): Promise<void> {
+    await this.collection.updateOne({ _id: id }, { $pull: { pending_events: { _id: { $in: [...eventIds] } } } });
+  }
+
+  /** Removes a deleted connection once its last event is published. Call it holding the lease. */
+  async purge(id: string): Promise<void> {
+    await this.collection.deleteOne({ _id: id, status: "DELETED" });
   }
 }

@@ -13,6 +13,7 @@ export interface CredentialDocument {
   token_endpoint_auth_method: TokenEndpointAuthMethodName;
   disable_pkce: boolean;
   issuer?: string;
+  revocation_url?: string;
   authorization_response_iss_parameter_supported: boolean;
   create_time: Date;
   update_time: Date;

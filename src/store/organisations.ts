@@ -4,6 +4,9 @@ import type { Collection, Db, IndexDescription } from "mongodb";
 export interface OrganisationDocument {
   _id: string;
   allowed_return_urls: string[];
+  webhook_url?: string;
+  /** SecretBox ciphertexts, newest first; at most two are valid at once. */
+  webhook_secrets?: string[];
   update_time: Date;
 }
 
@@ -21,12 +24,17 @@ export class OrganisationStore {
     return this.collection.findOne({ _id: organisationId });
   }
 
-  async update(organisationId: string, changes: Partial<Omit<OrganisationDocument, "_id">>): Promise<OrganisationDocument> {
-    const document = await this.collection.findOneAndUpdate(
-      { _id: organisationId },
-      { $set: { ...changes, update_time: new Date() }, $setOnInsert: { _id: organisationId } },
-      { upsert: true, returnDocument: "after" },
-    );
+  async update(
+    organisationId: string,
+    changes: Partial<Omit<OrganisationDocument, "_id">>,
+    clear: ReadonlyArray<keyof OrganisationDocument> = [],
+  ): Promise<OrganisationDocument> {
+    const update: Record<string, unknown> = {
+      $set: { ...changes, update_time: new Date() },
+      $setOnInsert: { _id: organisationId, ...(changes.allowed_return_urls ? {} : { allowed_return_urls: [] }) },
+    };
+    if (clear.length > 0) update.$unset = Object.fromEntries(clear.map((field) => [field, ""]));
+    const document = await this.collection.findOneAndUpdate({ _id: organisationId }, update, { upsert: true, returnDocument: "after" });
     if (document === null) throw new Error("upsert returned no document");
     return document;
   }

@@ -2,8 +2,8 @@
 // @generated from file oauth2broker/v1/connection_service.proto (package oauth2broker.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,7 +12,494 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file oauth2broker/v1/connection_service.proto.
  */
 export const file_oauth2broker_v1_connection_service: GenFile = /*@__PURE__*/
-  fileDesc("CihvYXV0aDJicm9rZXIvdjEvY29ubmVjdGlvbl9zZXJ2aWNlLnByb3RvEg9vYXV0aDJicm9rZXIudjEiOgoTQ3JlZGVudGlhbFJlZmVyZW5jZRIKCgJpZBgBIAEoCRIXCg9vcmdhbmlzYXRpb25faWQYAiABKAkitQIKIUluaXRpYWxpc2VPQXV0aDJDb25uZWN0aW9uUmVxdWVzdBIXCg9vcmdhbmlzYXRpb25faWQYASABKAkSFAoMY29ubmVjdG9yX2lkGAIgASgJEjgKCmNyZWRlbnRpYWwYAyABKAsyJC5vYXV0aDJicm9rZXIudjEuQ3JlZGVudGlhbFJlZmVyZW5jZRIVCg1hdXRob3JpemVfdXJsGAQgASgJEhEKCWNsaWVudF9pZBgFIAEoCRIOCgZzY29wZXMYBiADKAkSHgoWZGlzYWJsZV9vZmZsaW5lX2FjY2VzcxgHIAEoCBITCgZwcm9tcHQYCCABKAlIAIgBARIZChFhZGRpdGlvbmFsX3BhcmFtcxgJIAEoCRISCgpyZXR1cm5fdXJsGAogASgJQgkKB19wcm9tcHQiYgoiSW5pdGlhbGlzZU9BdXRoMkNvbm5lY3Rpb25SZXNwb25zZRILCgN1cmwYASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wMpsBChFDb25uZWN0aW9uU2VydmljZRKFAQoaSW5pdGlhbGlzZU9BdXRoMkNvbm5lY3Rpb24SMi5vYXV0aDJicm9rZXIudjEuSW5pdGlhbGlzZU9BdXRoMkNvbm5lY3Rpb25SZXF1ZXN0GjMub2F1dGgyYnJva2VyLnYxLkluaXRpYWxpc2VPQXV0aDJDb25uZWN0aW9uUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("CihvYXV0aDJicm9rZXIvdjEvY29ubmVjdGlvbl9zZXJ2aWNlLnByb3RvEg9vYXV0aDJicm9rZXIudjEihwMKCkNvbm5lY3Rpb24SCgoCaWQYASABKAkSFwoPb3JnYW5pc2F0aW9uX2lkGAIgASgJEhQKDGNvbm5lY3Rvcl9pZBgDIAEoCRIVCg1jcmVkZW50aWFsX2lkGAQgASgJEjEKBnN0YXR1cxgFIAEoDjIhLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uU3RhdHVzEhUKDXN0YXR1c19yZWFzb24YBiABKAkSDgoGc2NvcGVzGAcgAygJEhIKCnRva2VuX3R5cGUYCCABKAkSPAoYYWNjZXNzX3Rva2VuX2V4cGlyZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIZChFoYXNfcmVmcmVzaF90b2tlbhgKIAEoCBIvCgtjcmVhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjsKFEdldENvbm5lY3Rpb25SZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCRIKCgJpZBgCIAEoCSJIChVHZXRDb25uZWN0aW9uUmVzcG9uc2USLwoKY29ubmVjdGlvbhgBIAEoCzIbLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uIrgBChZMaXN0Q29ubmVjdGlvbnNSZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCRIUCgxjb25uZWN0b3JfaWQYAiABKAkSFQoNY3JlZGVudGlhbF9pZBgDIAEoCRIxCgZzdGF0dXMYBCABKA4yIS5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvblN0YXR1cxIRCglwYWdlX3NpemUYBSABKAUSEgoKcGFnZV90b2tlbhgGIAEoCSJkChdMaXN0Q29ubmVjdGlvbnNSZXNwb25zZRIwCgtjb25uZWN0aW9ucxgBIAMoCzIbLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJHChVHZXRBY2Nlc3NUb2tlblJlcXVlc3QSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkicwoWR2V0QWNjZXNzVG9rZW5SZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSEgoKdG9rZW5fdHlwZRgCIAEoCRIvCgtleHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAicAoXRGVsZXRlQ29ubmVjdGlvblJlcXVlc3QSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJEgoKAmlkGAIgASgJEg4KBnJldm9rZRgDIAEoCBIgChhrZWVwX2lmX3Jldm9jYXRpb25fZmFpbHMYBCABKAgibAoYRGVsZXRlQ29ubmVjdGlvblJlc3BvbnNlEjYKCnJldm9jYXRpb24YASABKA4yIi5vYXV0aDJicm9rZXIudjEuUmV2b2NhdGlvbk91dGNvbWUSGAoQcmV2b2NhdGlvbl9lcnJvchgCIAEoCSI3ChxXYXRjaENvbm5lY3Rpb25FdmVudHNSZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCSJQCh1XYXRjaENvbm5lY3Rpb25FdmVudHNSZXNwb25zZRIvCgVldmVudBgBIAEoCzIgLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uRXZlbnQigwIKD0Nvbm5lY3Rpb25FdmVudBIKCgJpZBgBIAEoCRIMCgR0eXBlGAIgASgJEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCg9vcmdhbmlzYXRpb25faWQYBCABKAkSFQoNY29ubmVjdGlvbl9pZBgFIAEoCRIUCgxjb25uZWN0b3JfaWQYBiABKAkSFQoNY3JlZGVudGlhbF9pZBgHIAEoCRIxCgZzdGF0dXMYCCABKA4yIS5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvblN0YXR1cxIVCg1zdGF0dXNfcmVhc29uGAkgASgJIjoKE0NyZWRlbnRpYWxSZWZlcmVuY2USCgoCaWQYASABKAkSFwoPb3JnYW5pc2F0aW9uX2lkGAIgASgJIrUCCiFJbml0aWFsaXNlT0F1dGgyQ29ubmVjdGlvblJlcXVlc3QSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJEhQKDGNvbm5lY3Rvcl9pZBgCIAEoCRI4CgpjcmVkZW50aWFsGAMgASgLMiQub2F1dGgyYnJva2VyLnYxLkNyZWRlbnRpYWxSZWZlcmVuY2USFQoNYXV0aG9yaXplX3VybBgEIAEoCRIRCgljbGllbnRfaWQYBSABKAkSDgoGc2NvcGVzGAYgAygJEh4KFmRpc2FibGVfb2ZmbGluZV9hY2Nlc3MYByABKAgSEwoGcHJvbXB0GAggASgJSACIAQESGQoRYWRkaXRpb25hbF9wYXJhbXMYCSABKAkSEgoKcmV0dXJuX3VybBgKIAEoCUIJCgdfcHJvbXB0ImIKIkluaXRpYWxpc2VPQXV0aDJDb25uZWN0aW9uUmVzcG9uc2USCwoDdXJsGAEgASgJEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCqmAQoQQ29ubmVjdGlvblN0YXR1cxIhCh1DT05ORUNUSU9OX1NUQVRVU19VTlNQRUNJRklFRBAAEhwKGENPTk5FQ1RJT05fU1RBVFVTX0FDVElWRRABEiQKIENPTk5FQ1RJT05fU1RBVFVTX1JFRlJFU0hfRkFJTEVEEAISKwonQ09OTkVDVElPTl9TVEFUVVNfTkVFRFNfUkVBVVRIT1JJWkFUSU9OEAMqnAEKEVJldm9jYXRpb25PdXRjb21lEiIKHlJFVk9DQVRJT05fT1VUQ09NRV9VTlNQRUNJRklFRBAAEh4KGlJFVk9DQVRJT05fT1VUQ09NRV9SRVZPS0VEEAESHQoZUkVWT0NBVElPTl9PVVRDT01FX0ZBSUxFRBACEiQKIFJFVk9DQVRJT05fT1VUQ09NRV9OT1RfU1VQUE9SVEVEEAMypwUKEUNvbm5lY3Rpb25TZXJ2aWNlEoUBChpJbml0aWFsaXNlT0F1dGgyQ29ubmVjdGlvbhIyLm9hdXRoMmJyb2tlci52MS5Jbml0aWFsaXNlT0F1dGgyQ29ubmVjdGlvblJlcXVlc3QaMy5vYXV0aDJicm9rZXIudjEuSW5pdGlhbGlzZU9BdXRoMkNvbm5lY3Rpb25SZXNwb25zZRJeCg1HZXRDb25uZWN0aW9uEiUub2F1dGgyYnJva2VyLnYxLkdldENvbm5lY3Rpb25SZXF1ZXN0GiYub2F1dGgyYnJva2VyLnYxLkdldENvbm5lY3Rpb25SZXNwb25zZRJkCg9MaXN0Q29ubmVjdGlvbnMSJy5vYXV0aDJicm9rZXIudjEuTGlzdENvbm5lY3Rpb25zUmVxdWVzdBooLm9hdXRoMmJyb2tlci52MS5MaXN0Q29ubmVjdGlvbnNSZXNwb25zZRJhCg5HZXRBY2Nlc3NUb2tlbhImLm9hdXRoMmJyb2tlci52MS5HZXRBY2Nlc3NUb2tlblJlcXVlc3QaJy5vYXV0aDJicm9rZXIudjEuR2V0QWNjZXNzVG9rZW5SZXNwb25zZRJnChBEZWxldGVDb25uZWN0aW9uEigub2F1dGgyYnJva2VyLnYxLkRlbGV0ZUNvbm5lY3Rpb25SZXF1ZXN0Gikub2F1dGgyYnJva2VyLnYxLkRlbGV0ZUNvbm5lY3Rpb25SZXNwb25zZRJ4ChVXYXRjaENvbm5lY3Rpb25FdmVudHMSLS5vYXV0aDJicm9rZXIudjEuV2F0Y2hDb25uZWN0aW9uRXZlbnRzUmVxdWVzdBouLm9hdXRoMmJyb2tlci52MS5XYXRjaENvbm5lY3Rpb25FdmVudHNSZXNwb25zZTABYgZwcm90bzM", [file_google_protobuf_timestamp]);
+
+/**
+ * A connected end-user account, without its tokens.
+ *
+ * @generated from message oauth2broker.v1.Connection
+ */
+export type Connection = Message<"oauth2broker.v1.Connection"> & {
+  /**
+   * Server-generated identifier (a UUIDv7).
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * The organisation that owns the connection.
+   *
+   * @generated from field: string organisation_id = 2;
+   */
+  organisationId: string;
+
+  /**
+   * The caller's connector identifier given to InitialiseOAuth2Connection.
+   *
+   * @generated from field: string connector_id = 3;
+   */
+  connectorId: string;
+
+  /**
+   * The credential the connection was made with.
+   *
+   * @generated from field: string credential_id = 4;
+   */
+  credentialId: string;
+
+  /**
+   * The connection's state.
+   *
+   * @generated from field: oauth2broker.v1.ConnectionStatus status = 5;
+   */
+  status: ConnectionStatus;
+
+  /**
+   * Why the status is not ACTIVE: the provider's error code (such as `invalid_grant`) or
+   * `refresh_failed`, `no_refresh_token`. Empty when ACTIVE.
+   *
+   * @generated from field: string status_reason = 6;
+   */
+  statusReason: string;
+
+  /**
+   * The scopes the provider granted.
+   *
+   * @generated from field: repeated string scopes = 7;
+   */
+  scopes: string[];
+
+  /**
+   * The access token's type, lower-cased (usually `bearer`).
+   *
+   * @generated from field: string token_type = 8;
+   */
+  tokenType: string;
+
+  /**
+   * When the stored access token expires; unset when the provider did not say.
+   *
+   * @generated from field: google.protobuf.Timestamp access_token_expire_time = 9;
+   */
+  accessTokenExpireTime?: Timestamp | undefined;
+
+  /**
+   * Whether a refresh token is stored.
+   *
+   * @generated from field: bool has_refresh_token = 10;
+   */
+  hasRefreshToken: boolean;
+
+  /**
+   * When the connection was created.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 11;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * When the connection last changed (tokens refreshed, status changed).
+   *
+   * @generated from field: google.protobuf.Timestamp update_time = 12;
+   */
+  updateTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message oauth2broker.v1.Connection.
+ * Use `create(ConnectionSchema)` to create a new message.
+ */
+export const ConnectionSchema: GenMessage<Connection> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_connection_service, 0);
+
+/**
+ * The request of GetConnection.
+ *
+ * @generated from message oauth2broker.v1.GetConnectionRequest
+ */
+export type GetConnectionRequest = Message<"oauth2broker.v1.GetConnectionRequest"> & {
+  /**
+   * The organisation that owns the connection.
+   *
+   * @generated from field: string organisation_id = 1;
+   */
+  organisationId: string;
+
+  /**
+   * The connection's `id`.
+   *
+   * @generated from field: string id = 2;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message oauth2broker.v1.GetConnectionRequest.
+ * Use `create(GetConnectionRequestSchema)` to create a new message.
+ */
+export const GetConnectionRequestSchema: GenMessage<GetConnectionRequest> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_connection_service, 1);
+
+/**
+ * The response of GetConnection.
+ *
+ * @generated from message oauth2broker.v1.GetConnectionResponse
+ */
+export type GetConnectionResponse = Message<"oauth2broker.v1.GetConnectionResponse"> & {
+  /**
+   * The connection, without tokens.
+   *
+   * @generated from field: oauth2broker.v1.Connection connection = 1;
+   */
+  connection?: Connection | undefined;
+};
+
+/**
+ * Describes the message oauth2broker.v1.GetConnectionResponse.
+ * Use `create(GetConnectionResponseSchema)` to create a new message.
+ */
+export const GetConnectionResponseSchema: GenMessage<GetConnectionResponse> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_connection_service, 2);
+
+/**
+ * The request of ListConnections.
+ *
+ * @generated from message oauth2broker.v1.ListConnectionsRequest
+ */
+export type ListConnectionsRequest = Message<"oauth2broker.v1.ListConnectionsRequest"> & {
+  /**
+   * The organisation whose connections to list. Required.
+   *
+   * @generated from field: string organisation_id = 1;
+   */
+  organisationId: string;
+
+  /**
+   * Only connections with this connector ID, when set.
+   *
+   * @generated from field: string connector_id = 2;
+   */
+  connectorId: string;
+
+  /**
+   * Only connections made with this credential, when set.
+   *
+   * @generated from field: string credential_id = 3;
+   */
+  credentialId: string;
+
+  /**
+   * Only connections in this state, when set.
+   *
+   * @generated from field: oauth2broker.v1.ConnectionStatus status = 4;
+   */
+  status: ConnectionStatus;
+
+  /**
+   * At most this many connections are returned: 1 to 100, 50 when 0.
+   *
+   * @generated from field: int32 page_size = 5;
+   */
+  pageSize: number;
+
+  /**
+   * The `next_page_token` of the previous page; empty for the first page.
+   *
+   * @generated from field: string page_token = 6;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message oauth2broker.v1.ListConnectionsRequest.
+ * Use `create(ListConnectionsRequestSchema)` to create a new message.
+ */
+export const ListConnectionsRequestSchema: GenMessage<ListConnectionsRequest> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_connection_service, 3);
+
+/**
+ * The response of ListConnections.
+ *
+ * @generated from message oauth2broker.v1.ListConnectionsResponse
+ */
+export type ListConnectionsResponse = Message<"oauth2broker.v1.ListConnectionsResponse"> & {
+  /**
+   * The connections on this page, newest first, without tokens.
+   *
+   * @generated from field: repeated oauth2broker.v1.Connection connections = 1;
+   */
+  connections: Connection[];
+
+  /**
+   * Pass as `page_token` to get the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message oauth2broker.v1.ListConnectionsResponse.
+ * Use `create(ListConnectionsResponseSchema)` to create a new message.
+ */
+export const ListConnectionsResponseSchema: GenMessage<ListConnectionsResponse> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_connection_service, 4);
+
+/**
+ * The request of GetAccessToken.
+ *
+ * @generated from message oauth2broker.v1.GetAccessTokenRequest
+ */
+export type GetAccessTokenRequest = Message<"oauth2broker.v1.GetAccessTokenRequest"> & {
+  /**
+   * The organisation that owns the connection.
+   *
+   * @generated from field: string organisation_id = 1;
+   */
+  organisationId: string;
+
+  /**
+   * The connection's `id`.
+   *
+   * @generated from field: string connection_id = 2;
+   */
+  connectionId: string;
+};
+
+/**
+ * Describes the message oauth2broker.v1.GetAccessTokenRequest.
+ * Use `create(GetAccessTokenRequestSchema)` to create a new message.
+ */
+export const GetAccessTokenRequestSchema: GenMessage<GetAccessTokenRequest> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_connection_service, 5);
+
+/**
+ * The response of GetAccessToken.
+ *
+ * @generated from message oauth2broker.v1.GetAccessTokenResponse
+ */
+export type GetAccessTokenResponse = Message<"oauth2broker.v1.GetAccessTokenResponse"> & {
+  /**
+   * The access token. A secret: do not log it.
+   *
+   * @generated from field: string access_token = 1;
+   */
+  accessToken: string;
+
+  /**
+   * Its type, lower-cased (usually `bearer`).
+   *
+   * @generated from field: string token_type = 2;
+   */
+  tokenType: string;
+
+  /**
+   * When it expires; unset when the provider did not say.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 3;
+   */
+  expireTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message oauth2broker.v1.GetAccessTokenResponse.
+ * Use `create(GetAccessTokenResponseSchema)` to create a new message.
+ */
+export const GetAccessTokenResponseSchema: GenMessage<GetAccessTokenResponse> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_connection_service, 6);
+
+/**
+ * The request of DeleteConnection.
+ *
+ * @generated from message oauth2broker.v1.DeleteConnectionRequest
+ */
+export type DeleteConnectionRequest = Message<"oauth2broker.v1.DeleteConnectionRequest"> & {
+  /**
+   * The organisation that owns the connection.
+   *
+   * @generated from field: string organisation_id = 1;
+   */
+  organisationId: string;
+
+  /**
+   * The connection's `id`.
+   *
+   * @generated from field: string id = 2;
+   */
+  id: string;
+
+  /**
+   * Revoke the tokens at the credential's `revocation_url` (RFC 7009) before deleting: the
+   * refresh token when there is one (which ends the grant), else the access token.
+   *
+   * @generated from field: bool revoke = 3;
+   */
+  revoke: boolean;
+
+  /**
+   * With `revoke`: keep the connection when revocation fails, and fail with UNAVAILABLE. By
+   * default the connection is deleted anyway and the failure is reported in the response.
+   *
+   * @generated from field: bool keep_if_revocation_fails = 4;
+   */
+  keepIfRevocationFails: boolean;
+};
+
+/**
+ * Describes the message oauth2broker.v1.DeleteConnectionRequest.
+ * Use `create(DeleteConnectionRequestSchema)` to create a new message.
+ */
+export const DeleteConnectionRequestSchema: GenMessage<DeleteConnectionRequest> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_connection_service, 7);
+
+/**
+ * The response of DeleteConnection.
+ *
+ * @generated from message oauth2broker.v1.DeleteConnectionResponse
+ */
+export type DeleteConnectionResponse = Message<"oauth2broker.v1.DeleteConnectionResponse"> & {
+  /**
+   * What happened to the revocation.
+   *
+   * @generated from field: oauth2broker.v1.RevocationOutcome revocation = 1;
+   */
+  revocation: RevocationOutcome;
+
+  /**
+   * Why revocation failed (HTTP status or OAuth error code), when it did.
+   *
+   * @generated from field: string revocation_error = 2;
+   */
+  revocationError: string;
+};
+
+/**
+ * Describes the message oauth2broker.v1.DeleteConnectionResponse.
+ * Use `create(DeleteConnectionResponseSchema)` to create a new message.
+ */
+export const DeleteConnectionResponseSchema: GenMessage<DeleteConnectionResponse> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_connection_service, 8);
+
+/**
+ * The request of WatchConnectionEvents.
+ *
+ * @generated from message oauth2broker.v1.WatchConnectionEventsRequest
+ */
+export type WatchConnectionEventsRequest = Message<"oauth2broker.v1.WatchConnectionEventsRequest"> & {
+  /**
+   * The organisation whose events to stream.
+   *
+   * @generated from field: string organisation_id = 1;
+   */
+  organisationId: string;
+};
+
+/**
+ * Describes the message oauth2broker.v1.WatchConnectionEventsRequest.
+ * Use `create(WatchConnectionEventsRequestSchema)` to create a new message.
+ */
+export const WatchConnectionEventsRequestSchema: GenMessage<WatchConnectionEventsRequest> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_connection_service, 9);
+
+/**
+ * The response of WatchConnectionEvents: one event.
+ *
+ * @generated from message oauth2broker.v1.WatchConnectionEventsResponse
+ */
+export type WatchConnectionEventsResponse = Message<"oauth2broker.v1.WatchConnectionEventsResponse"> & {
+  /**
+   * The event.
+   *
+   * @generated from field: oauth2broker.v1.ConnectionEvent event = 1;
+   */
+  event?: ConnectionEvent | undefined;
+};
+
+/**
+ * Describes the message oauth2broker.v1.WatchConnectionEventsResponse.
+ * Use `create(WatchConnectionEventsResponseSchema)` to create a new message.
+ */
+export const WatchConnectionEventsResponseSchema: GenMessage<WatchConnectionEventsResponse> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_connection_service, 10);
+
+/**
+ * Something that happened to a connection. Delivered at least once: de-duplicate by `id`.
+ *
+ * @generated from message oauth2broker.v1.ConnectionEvent
+ */
+export type ConnectionEvent = Message<"oauth2broker.v1.ConnectionEvent"> & {
+  /**
+   * Unique event identifier (a UUIDv7); the `webhook-id` of its webhook deliveries.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * `connection.created`, `connection.refresh_failed`, `connection.needs_reauthorization` or
+   * `connection.deleted`.
+   *
+   * @generated from field: string type = 2;
+   */
+  type: string;
+
+  /**
+   * When the change happened.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 3;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * The organisation.
+   *
+   * @generated from field: string organisation_id = 4;
+   */
+  organisationId: string;
+
+  /**
+   * The connection.
+   *
+   * @generated from field: string connection_id = 5;
+   */
+  connectionId: string;
+
+  /**
+   * The connection's connector ID.
+   *
+   * @generated from field: string connector_id = 6;
+   */
+  connectorId: string;
+
+  /**
+   * The connection's credential.
+   *
+   * @generated from field: string credential_id = 7;
+   */
+  credentialId: string;
+
+  /**
+   * The connection's status after the change (UNSPECIFIED for `connection.deleted`).
+   *
+   * @generated from field: oauth2broker.v1.ConnectionStatus status = 8;
+   */
+  status: ConnectionStatus;
+
+  /**
+   * The reason, for `connection.refresh_failed` and `connection.needs_reauthorization`.
+   *
+   * @generated from field: string status_reason = 9;
+   */
+  statusReason: string;
+};
+
+/**
+ * Describes the message oauth2broker.v1.ConnectionEvent.
+ * Use `create(ConnectionEventSchema)` to create a new message.
+ */
+export const ConnectionEventSchema: GenMessage<ConnectionEvent> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_connection_service, 11);
 
 /**
  * Names a stored credential.
@@ -40,7 +527,7 @@ export type CredentialReference = Message<"oauth2broker.v1.CredentialReference">
  * Use `create(CredentialReferenceSchema)` to create a new message.
  */
 export const CredentialReferenceSchema: GenMessage<CredentialReference> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 0);
+  messageDesc(file_oauth2broker_v1_connection_service, 12);
 
 /**
  * The request of InitialiseOAuth2Connection.
@@ -150,7 +637,7 @@ export type InitialiseOAuth2ConnectionRequest = Message<"oauth2broker.v1.Initial
  * Use `create(InitialiseOAuth2ConnectionRequestSchema)` to create a new message.
  */
 export const InitialiseOAuth2ConnectionRequestSchema: GenMessage<InitialiseOAuth2ConnectionRequest> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 1);
+  messageDesc(file_oauth2broker_v1_connection_service, 13);
 
 /**
  * The response of InitialiseOAuth2Connection.
@@ -179,7 +666,91 @@ export type InitialiseOAuth2ConnectionResponse = Message<"oauth2broker.v1.Initia
  * Use `create(InitialiseOAuth2ConnectionResponseSchema)` to create a new message.
  */
 export const InitialiseOAuth2ConnectionResponseSchema: GenMessage<InitialiseOAuth2ConnectionResponse> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 2);
+  messageDesc(file_oauth2broker_v1_connection_service, 14);
+
+/**
+ * The state of a connection.
+ *
+ * @generated from enum oauth2broker.v1.ConnectionStatus
+ */
+export enum ConnectionStatus {
+  /**
+   * Not used.
+   *
+   * @generated from enum value: CONNECTION_STATUS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Usable: GetAccessToken returns a token.
+   *
+   * @generated from enum value: CONNECTION_STATUS_ACTIVE = 1;
+   */
+  ACTIVE = 1,
+
+  /**
+   * The last refresh failed for a transient reason (provider error, timeout). Tokens are kept;
+   * the next GetAccessToken tries again.
+   *
+   * @generated from enum value: CONNECTION_STATUS_REFRESH_FAILED = 2;
+   */
+  REFRESH_FAILED = 2,
+
+  /**
+   * The provider rejected the refresh token (`invalid_grant`), or the token expired with no way
+   * to refresh it: the end user must connect again.
+   *
+   * @generated from enum value: CONNECTION_STATUS_NEEDS_REAUTHORIZATION = 3;
+   */
+  NEEDS_REAUTHORIZATION = 3,
+}
+
+/**
+ * Describes the enum oauth2broker.v1.ConnectionStatus.
+ */
+export const ConnectionStatusSchema: GenEnum<ConnectionStatus> = /*@__PURE__*/
+  enumDesc(file_oauth2broker_v1_connection_service, 0);
+
+/**
+ * What happened to the revocation DeleteConnection was asked for.
+ *
+ * @generated from enum oauth2broker.v1.RevocationOutcome
+ */
+export enum RevocationOutcome {
+  /**
+   * Revocation was not requested.
+   *
+   * @generated from enum value: REVOCATION_OUTCOME_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The provider accepted the revocation.
+   *
+   * @generated from enum value: REVOCATION_OUTCOME_REVOKED = 1;
+   */
+  REVOKED = 1,
+
+  /**
+   * The provider refused or did not answer; see `revocation_error`.
+   *
+   * @generated from enum value: REVOCATION_OUTCOME_FAILED = 2;
+   */
+  FAILED = 2,
+
+  /**
+   * The credential has no `revocation_url`.
+   *
+   * @generated from enum value: REVOCATION_OUTCOME_NOT_SUPPORTED = 3;
+   */
+  NOT_SUPPORTED = 3,
+}
+
+/**
+ * Describes the enum oauth2broker.v1.RevocationOutcome.
+ */
+export const RevocationOutcomeSchema: GenEnum<RevocationOutcome> = /*@__PURE__*/
+  enumDesc(file_oauth2broker_v1_connection_service, 1);
 
 /**
  * ConnectionService connects end users' accounts at third-party providers over OAuth 2.0
@@ -200,6 +771,61 @@ export const ConnectionService: GenService<{
     methodKind: "unary";
     input: typeof InitialiseOAuth2ConnectionRequestSchema;
     output: typeof InitialiseOAuth2ConnectionResponseSchema;
+  },
+  /**
+   * Returns a connection's metadata (never its tokens). NOT_FOUND when it does not exist or
+   * belongs to another organisation.
+   *
+   * @generated from rpc oauth2broker.v1.ConnectionService.GetConnection
+   */
+  getConnection: {
+    methodKind: "unary";
+    input: typeof GetConnectionRequestSchema;
+    output: typeof GetConnectionResponseSchema;
+  },
+  /**
+   * Lists an organisation's connections, newest first, a page at a time, without tokens.
+   *
+   * @generated from rpc oauth2broker.v1.ConnectionService.ListConnections
+   */
+  listConnections: {
+    methodKind: "unary";
+    input: typeof ListConnectionsRequestSchema;
+    output: typeof ListConnectionsResponseSchema;
+  },
+  /**
+   * Returns an access token valid for at least the broker's margin (`BROKER_TOKEN_MIN_VALIDITY`,
+   * 60 s by default), refreshing it first when needed. Across all broker instances, one refresh
+   * request per expiry reaches the provider; concurrent callers wait for its result.
+   * FAILED_PRECONDITION when the connection needs reauthorization; UNAVAILABLE when a refresh
+   * failed for a transient reason (retried on the next call) or took too long.
+   *
+   * @generated from rpc oauth2broker.v1.ConnectionService.GetAccessToken
+   */
+  getAccessToken: {
+    methodKind: "unary";
+    input: typeof GetAccessTokenRequestSchema;
+    output: typeof GetAccessTokenResponseSchema;
+  },
+  /**
+   * Deletes a connection and its tokens, optionally revoking them at the provider first.
+   *
+   * @generated from rpc oauth2broker.v1.ConnectionService.DeleteConnection
+   */
+  deleteConnection: {
+    methodKind: "unary";
+    input: typeof DeleteConnectionRequestSchema;
+    output: typeof DeleteConnectionResponseSchema;
+  },
+  /**
+   * Streams an organisation's connection events as they happen (the same events as webhooks).
+   *
+   * @generated from rpc oauth2broker.v1.ConnectionService.WatchConnectionEvents
+   */
+  watchConnectionEvents: {
+    methodKind: "server_streaming";
+    input: typeof WatchConnectionEventsRequestSchema;
+    output: typeof WatchConnectionEventsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_oauth2broker_v1_connection_service, 0);

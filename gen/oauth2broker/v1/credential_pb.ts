@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file oauth2broker/v1/credential.proto.
  */
 export const file_oauth2broker_v1_credential: GenFile = /*@__PURE__*/
-  fileDesc("CiBvYXV0aDJicm9rZXIvdjEvY3JlZGVudGlhbC5wcm90bxIPb2F1dGgyYnJva2VyLnYxIrUDCgpDcmVkZW50aWFsEgoKAmlkGAEgASgJEhcKD29yZ2FuaXNhdGlvbl9pZBgCIAEoCRIMCgRuYW1lGAMgASgJEhEKCWNsaWVudF9pZBgEIAEoCRIVCg1jbGllbnRfc2VjcmV0GAUgASgJEhkKEWNsaWVudF9zZWNyZXRfc2V0GAYgASgIEhEKCXRva2VuX3VybBgHIAEoCRJMChp0b2tlbl9lbmRwb2ludF9hdXRoX21ldGhvZBgIIAEoDjIoLm9hdXRoMmJyb2tlci52MS5Ub2tlbkVuZHBvaW50QXV0aE1ldGhvZBIUCgxkaXNhYmxlX3BrY2UYCSABKAgSEwoGaXNzdWVyGAogASgJSACIAQESNgouYXV0aG9yaXphdGlvbl9yZXNwb25zZV9pc3NfcGFyYW1ldGVyX3N1cHBvcnRlZBgNIAEoCBIvCgtjcmVhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgkKB19pc3N1ZXIqrAEKF1Rva2VuRW5kcG9pbnRBdXRoTWV0aG9kEioKJlRPS0VOX0VORFBPSU5UX0FVVEhfTUVUSE9EX1VOU1BFQ0lGSUVEEAASMgouVE9LRU5fRU5EUE9JTlRfQVVUSF9NRVRIT0RfQ0xJRU5UX1NFQ1JFVF9CQVNJQxABEjEKLVRPS0VOX0VORFBPSU5UX0FVVEhfTUVUSE9EX0NMSUVOVF9TRUNSRVRfUE9TVBACYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("CiBvYXV0aDJicm9rZXIvdjEvY3JlZGVudGlhbC5wcm90bxIPb2F1dGgyYnJva2VyLnYxIuUDCgpDcmVkZW50aWFsEgoKAmlkGAEgASgJEhcKD29yZ2FuaXNhdGlvbl9pZBgCIAEoCRIMCgRuYW1lGAMgASgJEhEKCWNsaWVudF9pZBgEIAEoCRIVCg1jbGllbnRfc2VjcmV0GAUgASgJEhkKEWNsaWVudF9zZWNyZXRfc2V0GAYgASgIEhEKCXRva2VuX3VybBgHIAEoCRJMChp0b2tlbl9lbmRwb2ludF9hdXRoX21ldGhvZBgIIAEoDjIoLm9hdXRoMmJyb2tlci52MS5Ub2tlbkVuZHBvaW50QXV0aE1ldGhvZBIUCgxkaXNhYmxlX3BrY2UYCSABKAgSEwoGaXNzdWVyGAogASgJSACIAQESNgouYXV0aG9yaXphdGlvbl9yZXNwb25zZV9pc3NfcGFyYW1ldGVyX3N1cHBvcnRlZBgNIAEoCBIbCg5yZXZvY2F0aW9uX3VybBgOIAEoCUgBiAEBEi8KC2NyZWF0ZV90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCCQoHX2lzc3VlckIRCg9fcmV2b2NhdGlvbl91cmwqrAEKF1Rva2VuRW5kcG9pbnRBdXRoTWV0aG9kEioKJlRPS0VOX0VORFBPSU5UX0FVVEhfTUVUSE9EX1VOU1BFQ0lGSUVEEAASMgouVE9LRU5fRU5EUE9JTlRfQVVUSF9NRVRIT0RfQ0xJRU5UX1NFQ1JFVF9CQVNJQxABEjEKLVRPS0VOX0VORFBPSU5UX0FVVEhfTUVUSE9EX0NMSUVOVF9TRUNSRVRfUE9TVBACYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * A credential is one OAuth client registration at a provider (client ID, secret and token
@@ -105,6 +105,14 @@ export type Credential = Message<"oauth2broker.v1.Credential"> & {
    * @generated from field: bool authorization_response_iss_parameter_supported = 13;
    */
   authorizationResponseIssParameterSupported: boolean;
+
+  /**
+   * The provider's token revocation endpoint (RFC 7009), used by DeleteConnection with `revoke`.
+   * An absolute `https` URL (plain `http` only for loopback hosts), at most 2048 characters.
+   *
+   * @generated from field: optional string revocation_url = 14;
+   */
+  revocationUrl?: string | undefined;
 
   /**
    * Output only: when the credential was created.

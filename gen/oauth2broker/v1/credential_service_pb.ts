@@ -187,8 +187,8 @@ export type UpdateCredentialRequest = Message<"oauth2broker.v1.UpdateCredentialR
   /**
    * The fields to change, by their proto names: `name`, `client_id`, `client_secret`, `token_url`,
    * `token_endpoint_auth_method`, `disable_pkce`, `issuer`,
-   * `authorization_response_iss_parameter_supported`. Required. Naming `issuer` with no value
-   * clears it.
+   * `authorization_response_iss_parameter_supported`, `revocation_url`. Required. Naming `issuer`
+   * or `revocation_url` with no value clears it.
    *
    * @generated from field: google.protobuf.FieldMask update_mask = 2;
    */

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file oauth2broker/v1/organisation_service.proto.
  */
 export const file_oauth2broker_v1_organisation_service: GenFile = /*@__PURE__*/
-  fileDesc("CipvYXV0aDJicm9rZXIvdjEvb3JnYW5pc2F0aW9uX3NlcnZpY2UucHJvdG8SD29hdXRoMmJyb2tlci52MSJ9ChRPcmdhbmlzYXRpb25TZXR0aW5ncxIXCg9vcmdhbmlzYXRpb25faWQYASABKAkSGwoTYWxsb3dlZF9yZXR1cm5fdXJscxgCIAMoCRIvCgt1cGRhdGVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiOQoeR2V0T3JnYW5pc2F0aW9uU2V0dGluZ3NSZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCSJaCh9HZXRPcmdhbmlzYXRpb25TZXR0aW5nc1Jlc3BvbnNlEjcKCHNldHRpbmdzGAEgASgLMiUub2F1dGgyYnJva2VyLnYxLk9yZ2FuaXNhdGlvblNldHRpbmdzIo0BCiFVcGRhdGVPcmdhbmlzYXRpb25TZXR0aW5nc1JlcXVlc3QSNwoIc2V0dGluZ3MYASABKAsyJS5vYXV0aDJicm9rZXIudjEuT3JnYW5pc2F0aW9uU2V0dGluZ3MSLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIl0KIlVwZGF0ZU9yZ2FuaXNhdGlvblNldHRpbmdzUmVzcG9uc2USNwoIc2V0dGluZ3MYASABKAsyJS5vYXV0aDJicm9rZXIudjEuT3JnYW5pc2F0aW9uU2V0dGluZ3MymwIKE09yZ2FuaXNhdGlvblNlcnZpY2USfAoXR2V0T3JnYW5pc2F0aW9uU2V0dGluZ3MSLy5vYXV0aDJicm9rZXIudjEuR2V0T3JnYW5pc2F0aW9uU2V0dGluZ3NSZXF1ZXN0GjAub2F1dGgyYnJva2VyLnYxLkdldE9yZ2FuaXNhdGlvblNldHRpbmdzUmVzcG9uc2UShQEKGlVwZGF0ZU9yZ2FuaXNhdGlvblNldHRpbmdzEjIub2F1dGgyYnJva2VyLnYxLlVwZGF0ZU9yZ2FuaXNhdGlvblNldHRpbmdzUmVxdWVzdBozLm9hdXRoMmJyb2tlci52MS5VcGRhdGVPcmdhbmlzYXRpb25TZXR0aW5nc1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("CipvYXV0aDJicm9rZXIvdjEvb3JnYW5pc2F0aW9uX3NlcnZpY2UucHJvdG8SD29hdXRoMmJyb2tlci52MSKwAQoUT3JnYW5pc2F0aW9uU2V0dGluZ3MSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJEhsKE2FsbG93ZWRfcmV0dXJuX3VybHMYAiADKAkSLwoLdXBkYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC3dlYmhvb2tfdXJsGAQgASgJEhwKFHdlYmhvb2tfc2VjcmV0X2NvdW50GAUgASgFIjkKHkdldE9yZ2FuaXNhdGlvblNldHRpbmdzUmVxdWVzdBIXCg9vcmdhbmlzYXRpb25faWQYASABKAkiWgofR2V0T3JnYW5pc2F0aW9uU2V0dGluZ3NSZXNwb25zZRI3CghzZXR0aW5ncxgBIAEoCzIlLm9hdXRoMmJyb2tlci52MS5PcmdhbmlzYXRpb25TZXR0aW5ncyKNAQohVXBkYXRlT3JnYW5pc2F0aW9uU2V0dGluZ3NSZXF1ZXN0EjcKCHNldHRpbmdzGAEgASgLMiUub2F1dGgyYnJva2VyLnYxLk9yZ2FuaXNhdGlvblNldHRpbmdzEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayJdCiJVcGRhdGVPcmdhbmlzYXRpb25TZXR0aW5nc1Jlc3BvbnNlEjcKCHNldHRpbmdzGAEgASgLMiUub2F1dGgyYnJva2VyLnYxLk9yZ2FuaXNhdGlvblNldHRpbmdzIjUKGlJvdGF0ZVdlYmhvb2tTZWNyZXRSZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCSJLChtSb3RhdGVXZWJob29rU2VjcmV0UmVzcG9uc2USDgoGc2VjcmV0GAEgASgJEhwKFHdlYmhvb2tfc2VjcmV0X2NvdW50GAIgASgFMo0DChNPcmdhbmlzYXRpb25TZXJ2aWNlEnwKF0dldE9yZ2FuaXNhdGlvblNldHRpbmdzEi8ub2F1dGgyYnJva2VyLnYxLkdldE9yZ2FuaXNhdGlvblNldHRpbmdzUmVxdWVzdBowLm9hdXRoMmJyb2tlci52MS5HZXRPcmdhbmlzYXRpb25TZXR0aW5nc1Jlc3BvbnNlEoUBChpVcGRhdGVPcmdhbmlzYXRpb25TZXR0aW5ncxIyLm9hdXRoMmJyb2tlci52MS5VcGRhdGVPcmdhbmlzYXRpb25TZXR0aW5nc1JlcXVlc3QaMy5vYXV0aDJicm9rZXIudjEuVXBkYXRlT3JnYW5pc2F0aW9uU2V0dGluZ3NSZXNwb25zZRJwChNSb3RhdGVXZWJob29rU2VjcmV0Eisub2F1dGgyYnJva2VyLnYxLlJvdGF0ZVdlYmhvb2tTZWNyZXRSZXF1ZXN0Giwub2F1dGgyYnJva2VyLnYxLlJvdGF0ZVdlYmhvb2tTZWNyZXRSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * Settings of one organisation.
@@ -45,6 +45,22 @@ export type OrganisationSettings = Message<"oauth2broker.v1.OrganisationSettings
    * @generated from field: google.protobuf.Timestamp update_time = 3;
    */
   updateTime?: Timestamp | undefined;
+
+  /**
+   * Where connection events are POSTed (Standard Webhooks format: `webhook-id`,
+   * `webhook-timestamp` and `webhook-signature` headers, HMAC-SHA256). Empty: no webhooks. An
+   * absolute `https` URL (plain `http` only for loopback hosts), at most 2048 characters.
+   *
+   * @generated from field: string webhook_url = 4;
+   */
+  webhookUrl: string;
+
+  /**
+   * Output only: how many signing secrets are valid (0 to 2). See RotateWebhookSecret.
+   *
+   * @generated from field: int32 webhook_secret_count = 5;
+   */
+  webhookSecretCount: number;
 };
 
 /**
@@ -111,7 +127,7 @@ export type UpdateOrganisationSettingsRequest = Message<"oauth2broker.v1.UpdateO
   settings?: OrganisationSettings | undefined;
 
   /**
-   * The fields to change, by their proto names: `allowed_return_urls`. Required.
+   * The fields to change, by their proto names: `allowed_return_urls`, `webhook_url`. Required.
    *
    * @generated from field: google.protobuf.FieldMask update_mask = 2;
    */
@@ -147,6 +163,56 @@ export const UpdateOrganisationSettingsResponseSchema: GenMessage<UpdateOrganisa
   messageDesc(file_oauth2broker_v1_organisation_service, 4);
 
 /**
+ * The request of RotateWebhookSecret.
+ *
+ * @generated from message oauth2broker.v1.RotateWebhookSecretRequest
+ */
+export type RotateWebhookSecretRequest = Message<"oauth2broker.v1.RotateWebhookSecretRequest"> & {
+  /**
+   * The organisation.
+   *
+   * @generated from field: string organisation_id = 1;
+   */
+  organisationId: string;
+};
+
+/**
+ * Describes the message oauth2broker.v1.RotateWebhookSecretRequest.
+ * Use `create(RotateWebhookSecretRequestSchema)` to create a new message.
+ */
+export const RotateWebhookSecretRequestSchema: GenMessage<RotateWebhookSecretRequest> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_organisation_service, 5);
+
+/**
+ * The response of RotateWebhookSecret.
+ *
+ * @generated from message oauth2broker.v1.RotateWebhookSecretResponse
+ */
+export type RotateWebhookSecretResponse = Message<"oauth2broker.v1.RotateWebhookSecretResponse"> & {
+  /**
+   * The new secret, `whsec_` and 32 random bytes in base64 (the Standard Webhooks format). Shown
+   * only here: store it where your receiver can read it.
+   *
+   * @generated from field: string secret = 1;
+   */
+  secret: string;
+
+  /**
+   * How many secrets events are now signed with (2 after the first rotation).
+   *
+   * @generated from field: int32 webhook_secret_count = 2;
+   */
+  webhookSecretCount: number;
+};
+
+/**
+ * Describes the message oauth2broker.v1.RotateWebhookSecretResponse.
+ * Use `create(RotateWebhookSecretResponseSchema)` to create a new message.
+ */
+export const RotateWebhookSecretResponseSchema: GenMessage<RotateWebhookSecretResponse> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_organisation_service, 6);
+
+/**
  * OrganisationService holds settings that apply to all of an organisation's connections.
  *
  * @generated from service oauth2broker.v1.OrganisationService
@@ -171,6 +237,17 @@ export const OrganisationService: GenService<{
     methodKind: "unary";
     input: typeof UpdateOrganisationSettingsRequestSchema;
     output: typeof UpdateOrganisationSettingsResponseSchema;
+  },
+  /**
+   * Generates a new webhook signing secret and returns it, once. The previous secret stays valid
+   * (events are signed with both) until the next rotation, so receivers can switch without a gap.
+   *
+   * @generated from rpc oauth2broker.v1.OrganisationService.RotateWebhookSecret
+   */
+  rotateWebhookSecret: {
+    methodKind: "unary";
+    input: typeof RotateWebhookSecretRequestSchema;
+    output: typeof RotateWebhookSecretResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_oauth2broker_v1_organisation_service, 0);

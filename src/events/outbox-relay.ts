@@ -1,0 +1,113 @@
+import type { Logger } from "pino";
+import { connectionLeaseKey } from "../connections/token-refresher.js";
+import type { ConnectionStore } from "../store/connections.js";
+import type { EventStore } from "../store/events.js";
+import type { LeaseStore } from "../store/leases.js";
+import type { OrganisationStore } from "../store/organisations.js";
+
+/** A background loop that runs `work` every `intervalMs`, or at once when kicked. */
+export class Worker {
+  #timer: NodeJS.Timeout | undefined;
+  #running: Promise<void> | undefined;
+  #again = false;
+  #stopped = false;
+
+  constructor(
+    private readonly name: string,
+    private readonly intervalMs: number,
+    private readonly work: () => Promise<void>,
+    private readonly logger: Logger,
+  ) {}
+
+  start(): void {
+    this.#schedule(0);
+  }
+
+  /** Runs the work now (after the current run, if one is going). */
+  kick(): void {
+    if (this.#stopped) return;
+    if (this.#running !== undefined) this.#again = true;
+    else this.#schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    await this.#running;
+  }
+
+  #schedule(delayMs: number): void {
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => void this.#run(), delayMs);
+    this.#timer.unref();
+  }
+
+  async #run(): Promise<void> {
+    if (this.#stopped || this.#running !== undefined) return;
+    this.#running = this.work().catch((error: unknown) => this.logger.warn({ err: error, worker: this.name }, "background work failed; will retry"));
+    await this.#running;
+    this.#running = undefined;
+    if (this.#stopped) return;
+    const again = this.#again;
+    this.#again = false;
+    this.#schedule(again ? 0 : this.intervalMs);
+  }
+}
+
+export interface OutboxRelayDeps {
+  connections: ConnectionStore;
+  events: EventStore;
+  leases: LeaseStore;
+  organisations: OrganisationStore;
+  /** Called after events were published, so delivery starts now. */
+  onPublished: () => void;
+  logger: Logger;
+}
+
+/**
+ * Publishes the events written into connection documents (the outbox) to the `events`
+ * collection, then clears them; a deleted connection is removed once its last event is out.
+ * Publishing is idempotent (the event's ID is the _id), so a relay that crashes half-way, or two
+ * instances relaying at once, publish each event once. Runs under the connection's lease, like
+ * every other write to a connection.
+ */
+export async function relayOutbox(deps: OutboxRelayDeps): Promise<void> {
+  const pending = await deps.connections.findWithPendingEvents(100);
+  let published = 0;
+  for (const { _id } of pending) {
+    const lease = await deps.leases.tryAcquire(connectionLeaseKey(_id), 10_000);
+    if (lease === null) continue; // busy: the next pass gets it
+    try {
+      const connection = await deps.connections.findByIdUnscoped(_id);
+      if (connection === null || connection.pending_events.length === 0) continue;
+      const organisation = await deps.organisations.findById(connection.organisation_id);
+      const now = new Date();
+      for (const event of connection.pending_events) {
+        await deps.events.publish({
+          _id: event._id,
+          type: event.type,
+          organisation_id: connection.organisation_id,
+          connection_id: connection._id,
+          connector_id: connection.connector_id,
+          credential_id: connection.credential_id,
+          ...(event.status !== undefined && event.status !== "DELETED" ? { status: event.status } : {}),
+          ...(event.status_reason !== undefined ? { status_reason: event.status_reason } : {}),
+          create_time: event.create_time,
+          publish_time: now,
+          delivery: organisation?.webhook_url ? "pending" : "no_webhook",
+          attempts: 0,
+          next_attempt_time: now,
+        });
+        published++;
+      }
+      await deps.connections.clearPendingEvents(_id, connection.pending_events.map((event) => event._id));
+      if (connection.status === "DELETED") await deps.connections.purge(_id);
+    } finally {
+      await deps.leases.release(lease);
+    }
+  }
+  if (published > 0) {
+    deps.logger.debug({ published }, "published connection events");
+    deps.onPublished();
+  }
+}

@@ -1,0 +1,48 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { type Connection, ConnectionSchema, ConnectionStatus } from "../../gen/oauth2broker/v1/connection_service_pb.js";
+import type { ConnectionDocument, ConnectionStatus as StoredStatus } from "../store/connections.js";
+
+export function toConnectionStatus(status: StoredStatus | undefined): ConnectionStatus {
+  switch (status) {
+    case "ACTIVE":
+      return ConnectionStatus.ACTIVE;
+    case "REFRESH_FAILED":
+      return ConnectionStatus.REFRESH_FAILED;
+    case "NEEDS_REAUTHORIZATION":
+      return ConnectionStatus.NEEDS_REAUTHORIZATION;
+    default:
+      return ConnectionStatus.UNSPECIFIED;
+  }
+}
+
+export function fromConnectionStatus(status: ConnectionStatus): Exclude<StoredStatus, "DELETED"> | undefined {
+  switch (status) {
+    case ConnectionStatus.ACTIVE:
+      return "ACTIVE";
+    case ConnectionStatus.REFRESH_FAILED:
+      return "REFRESH_FAILED";
+    case ConnectionStatus.NEEDS_REAUTHORIZATION:
+      return "NEEDS_REAUTHORIZATION";
+    default:
+      return undefined;
+  }
+}
+
+/** The API view of a connection: metadata only, never a token. */
+export function toConnection(document: ConnectionDocument): Connection {
+  return create(ConnectionSchema, {
+    id: document._id,
+    organisationId: document.organisation_id,
+    connectorId: document.connector_id,
+    credentialId: document.credential_id,
+    status: toConnectionStatus(document.status),
+    statusReason: document.status_reason ?? "",
+    scopes: document.scopes,
+    tokenType: document.token_type,
+    accessTokenExpireTime: document.expire_time ? timestampFromDate(document.expire_time) : undefined,
+    hasRefreshToken: document.refresh_token !== undefined,
+    createTime: timestampFromDate(document.create_time),
+    updateTime: timestampFromDate(document.update_time),
+  });
+}

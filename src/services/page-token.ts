@@ -1,0 +1,21 @@
+import { invalid } from "../errors.js";
+
+/** Page tokens are the last ID shown (a UUIDv7), opaque to callers. */
+export function encodePageToken(id: string): string {
+  return Buffer.from(id, "utf8").toString("base64url");
+}
+
+export function decodePageToken(token: string): string {
+  const id = /^[A-Za-z0-9_-]{1,200}$/.test(token) ? Buffer.from(token, "base64url").toString("utf8") : "";
+  if (!/^[0-9a-f-]{36}$/.test(id)) invalid("page_token", "is not a token from a previous page");
+  return id;
+}
+
+export const DEFAULT_PAGE_SIZE = 50;
+export const MAX_PAGE_SIZE = 100;
+
+/** Validates `page_size`: 1 to 100, with 0 meaning the default. */
+export function pageSize(requested: number): number {
+  if (requested < 0 || requested > MAX_PAGE_SIZE) invalid("page_size", `must be from 0 to ${MAX_PAGE_SIZE}`);
+  return requested === 0 ? DEFAULT_PAGE_SIZE : requested;
+}

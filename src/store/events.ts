@@ -1,0 +1,73 @@
+import { type Collection, type Db, type IndexDescription, MongoServerError } from "mongodb";
+import type { ConnectionEventType, ConnectionStatus } from "./connections.js";
+
+export type DeliveryState = "pending" | "delivered" | "no_webhook" | "failed";
+
+/** A published connection event, and the state of its webhook delivery. */
+export interface EventDocument {
+  _id: string;
+  type: ConnectionEventType;
+  organisation_id: string;
+  connection_id: string;
+  connector_id: string;
+  credential_id: string;
+  status?: ConnectionStatus;
+  status_reason?: string;
+  /** When the change happened. */
+  create_time: Date;
+  /** When the relay published it here; WatchConnectionEvents follows this. */
+  publish_time: Date;
+  delivery: DeliveryState;
+  attempts: number;
+  next_attempt_time: Date;
+  last_error?: string;
+  delivered_time?: Date;
+}
+
+export const eventIndexes: IndexDescription[] = [
+  { key: { delivery: 1, next_attempt_time: 1 }, name: "delivery_1_next_attempt_time_1" },
+  { key: { organisation_id: 1, publish_time: 1 }, name: "organisation_id_1_publish_time_1" },
+];
+
+/** The only module that reads or writes the `events` collection. */
+export class EventStore {
+  readonly collection: Collection<EventDocument>;
+
+  constructor(db: Db) {
+    this.collection = db.collection<EventDocument>("events");
+  }
+
+  /** Publishes an event once: a second relay of the same event is a no-op. */
+  async publish(event: EventDocument): Promise<void> {
+    try {
+      await this.collection.insertOne(event);
+    } catch (error) {
+      if (!(error instanceof MongoServerError && error.code === 11000)) throw error;
+    }
+  }
+
+  async findDue(now: Date, limit: number): Promise<EventDocument[]> {
+    return this.collection
+      .find({ delivery: "pending", next_attempt_time: { $lte: now } })
+      .sort({ next_attempt_time: 1 })
+      .limit(limit)
+      .toArray();
+  }
+
+  async findById(id: string): Promise<EventDocument | null> {
+    return this.collection.findOne({ _id: id });
+  }
+
+  /** Records a delivery attempt's outcome. Call it holding the event's lease. */
+  async recordAttempt(id: string, change: Partial<EventDocument>): Promise<void> {
+    await this.collection.updateOne({ _id: id }, { $set: change });
+  }
+
+  async publishedSince(organisationId: string, since: Date, limit: number): Promise<EventDocument[]> {
+    return this.collection
+      .find({ organisation_id: organisationId, publish_time: { $gte: since } })
+      .sort({ publish_time: 1, _id: 1 })
+      .limit(limit)
+      .toArray();
+  }
+}

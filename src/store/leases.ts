@@ -1,0 +1,54 @@
+import { randomUUID } from "node:crypto";
+import { type Collection, type Db, type IndexDescription, MongoServerError } from "mongodb";
+
+/** A short exclusive claim on a resource (a connection to refresh, an event to deliver). */
+export interface LeaseDocument {
+  _id: string;
+  holder: string;
+  expire_time: Date;
+}
+
+export const leaseIndexes: IndexDescription[] = [
+  // Leftover leases of crashed holders are cleaned up; until then they are taken over on expiry.
+  { key: { expire_time: 1 }, name: "expire_time_ttl", expireAfterSeconds: 0 },
+];
+
+export interface Lease {
+  key: string;
+  holder: string;
+}
+
+/**
+ * The only module that reads or writes the `leases` collection. A lease is a document whose _id is
+ * the resource: taking it is an insert, which the unique _id makes atomic on MongoDB and on
+ * FerretDB alike (FerretDB v1 runs findOneAndUpdate as a read then a write, so a conditional
+ * update cannot decide a race there). A crashed holder's lease is taken over once expired.
+ */
+export class LeaseStore {
+  readonly collection: Collection<LeaseDocument>;
+
+  constructor(db: Db) {
+    this.collection = db.collection<LeaseDocument>("leases");
+  }
+
+  /** Takes the lease for `durationMs`, or returns null while someone else holds it. */
+  async tryAcquire(key: string, durationMs: number): Promise<Lease | null> {
+    const holder = randomUUID();
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        await this.collection.insertOne({ _id: key, holder, expire_time: new Date(Date.now() + durationMs) });
+        return { key, holder };
+      } catch (error) {
+        if (!(error instanceof MongoServerError && error.code === 11000)) throw error;
+      }
+      // Held: take it over only if it has expired (its holder crashed or hung).
+      const { deletedCount } = await this.collection.deleteOne({ _id: key, expire_time: { $lte: new Date() } });
+      if (deletedCount !== 1) return null;
+    }
+    return null;
+  }
+
+  async release(lease: Lease): Promise<void> {
+    await this.collection.deleteOne({ _id: lease.key, holder: lease.holder });
+  }
+}
