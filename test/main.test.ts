@@ -1,55 +1,18 @@
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { CredentialService } from "../gen/oauth2broker/v1/credential_service_pb.js";
+import { startBrokerProcess } from "./support/broker-process.js";
 import { grpcJsClients, unary } from "./support/grpc-js.js";
 
-const root = join(import.meta.dirname, "..");
 const dataDir = mkdtempSync(join(tmpdir(), "oauth2-broker-main-"));
 
-interface Running {
-  child: ChildProcess;
-  httpPort: number;
-  grpcPort: number;
-  adminToken: string;
-  output: () => string;
-}
+/** `npm start` with no MONGODB_URI: the embedded mode, data under the test's directory. */
+const start = (env: Record<string, string> = {}) => startBrokerProcess({ BROKER_DATA_DIR: dataDir, ...env });
 
-/** Runs `node dist/src/main.js` as `npm start` does, with no MONGODB_URI: the embedded mode. */
-async function start(env: Record<string, string> = {}): Promise<Running> {
-  const child = spawn(process.execPath, ["dist/src/main.js"], {
-    cwd: root,
-    env: { PATH: process.env.PATH, BROKER_DATA_DIR: dataDir, BROKER_HTTP_PORT: "0", BROKER_GRPC_PORT: "0", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let output = "";
-  child.stdout?.on("data", (chunk) => (output += chunk));
-  child.stderr?.on("data", (chunk) => (output += chunk));
-  await expect.poll(() => output.includes("admin token:") || child.exitCode !== null, { timeout: 30_000 }).toBe(true);
-  const grab = (pattern: RegExp) => pattern.exec(output)?.[1] ?? "";
-  return {
-    child,
-    httpPort: Number(grab(/HTTP gateway: +http:\/\/127\.0\.0\.1:(\d+)/)),
-    grpcPort: Number(grab(/gRPC: +127\.0\.0\.1:(\d+)/)),
-    adminToken: grab(/admin token: +(\S+)/),
-    output: () => output,
-  };
-}
-
-function stop(running: Running): Promise<number | null> {
-  return new Promise((resolve) => {
-    running.child.once("exit", (code) => resolve(code));
-    running.child.kill("SIGTERM");
-  });
-}
-
-beforeAll(() => {
-  execFileSync(join(root, "node_modules/.bin/tsc"), ["-p", "tsconfig.build.json"], { cwd: root });
-}, 120_000);
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
 describe("npm start (embedded mode)", () => {
@@ -81,7 +44,7 @@ describe("npm start (embedded mode)", () => {
     });
 
     const started = Date.now();
-    expect(await stop(first)).toBe(0);
+    expect(await first.stop()).toBe(0);
     expect(Date.now() - started).toBeLessThan(8_000);
     expect(first.output()).toContain('"msg":"stopped"');
     grpcJs.close();
@@ -93,7 +56,7 @@ describe("npm start (embedded mode)", () => {
       id: credential!.id,
     });
     expect(again?.name).toBe("Kept");
-    expect(await stop(second)).toBe(0);
+    expect(await second.stop()).toBe(0);
   }, 90_000);
 
   it("refuses to start against MONGODB_URI without an encryption key, naming the variable", async () => {

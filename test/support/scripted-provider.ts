@@ -4,13 +4,14 @@ import * as jose from "jose";
 
 /** What the token endpoint does next. */
 export type TokenBehaviour =
-  | { kind: "json"; body: Record<string, unknown> }
+  | { kind: "json"; body: Record<string, unknown>; delayMs?: number }
   | { kind: "raw"; status: number; contentType: string; body: string }
   | { kind: "huge" }
   | { kind: "hang" }
   | { kind: "redirect" };
 
 export interface RecordedTokenRequest {
+  path: string;
   authorization: string | undefined;
   accept: string | undefined;
   form: URLSearchParams;
@@ -24,6 +25,10 @@ export interface RecordedTokenRequest {
 export class ScriptedProvider {
   readonly requests: RecordedTokenRequest[] = [];
   behaviour: TokenBehaviour = { kind: "json", body: { access_token: "at", token_type: "Bearer" } };
+  /** For grant_type=refresh_token; `behaviour` answers it when unset. */
+  refreshBehaviour: TokenBehaviour | undefined;
+  /** The revocation endpoint's HTTP status (RFC 7009 §2.2: 200 when accepted). */
+  revocationStatus = 200;
   #server: Server;
   #hanging = new Set<() => void>();
   #keys!: { privateKey: jose.CryptoKey; jwk: jose.JWK };
@@ -47,6 +52,15 @@ export class ScriptedProvider {
 
   get tokenUrl(): string {
     return `${this.issuer}/token`;
+  }
+
+  get revocationUrl(): string {
+    return `${this.issuer}/revoke`;
+  }
+
+  /** Token requests of one grant type. */
+  grants(grantType: string): RecordedTokenRequest[] {
+    return this.requests.filter((request) => request.path === "/token" && request.form.get("grant_type") === grantType);
   }
 
   /** An ID token for `clientId`, signed by this provider unless `signer` says otherwise. */
@@ -77,16 +91,23 @@ export class ScriptedProvider {
       res.end(JSON.stringify({ keys: [this.#keys.jwk] }));
       return;
     }
-    if (path !== "/token" || req.method !== "POST") {
+    if ((path !== "/token" && path !== "/revoke") || req.method !== "POST") {
       res.writeHead(404).end();
       return;
     }
     let body = "";
     for await (const chunk of req) body += chunk;
-    this.requests.push({ authorization: req.headers.authorization, accept: req.headers.accept, form: new URLSearchParams(body) });
-    const behaviour = this.behaviour;
+    const form = new URLSearchParams(body);
+    this.requests.push({ path, authorization: req.headers.authorization, accept: req.headers.accept, form });
+    if (path === "/revoke") {
+      res.writeHead(this.revocationStatus, { "content-type": "application/json" });
+      res.end(this.revocationStatus === 200 ? "" : JSON.stringify({ error: "unsupported_token_type" }));
+      return;
+    }
+    const behaviour = (form.get("grant_type") === "refresh_token" ? this.refreshBehaviour : undefined) ?? this.behaviour;
     switch (behaviour.kind) {
       case "json":
+        if (behaviour.delayMs !== undefined) await new Promise((resolve) => setTimeout(resolve, behaviour.delayMs));
         res.setHeader("content-type", "application/json");
         res.end(JSON.stringify(behaviour.body));
         return;
