@@ -12,11 +12,11 @@ export interface DemoOidcProvider {
  * A local OpenID provider to try the broker against, and the one the end-to-end test uses:
  * a real OpenID provider (panva/oidc-provider, the certified implementation) on loopback, with
  * its development login and consent pages, one confidential client whose redirect URI is the
- * broker's callback, short-lived access tokens and refresh tokens for offline_access.
+ * broker's callback, short-lived access tokens, and rotating refresh tokens for offline_access.
  */
 export async function startOidcProvider(
   client: { clientId: string; clientSecret: string; redirectUri: string },
-  port = 0,
+  { port = 0, accessTokenTtl = 300 }: { port?: number; accessTokenTtl?: number } = {},
 ): Promise<DemoOidcProvider> {
   const server: Server = createServer();
   await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
@@ -39,7 +39,9 @@ export async function startOidcProvider(
       accountId: id,
       claims: () => ({ sub: id, email: `${id}@example.com`, email_verified: true }),
     }),
-    ttl: { AccessToken: 300, AuthorizationCode: 60, RefreshToken: 3600, IdToken: 300, Session: 600, Interaction: 600, Grant: 600 },
+    // Every refresh returns a new refresh token and retires the old one (RFC 9700 §4.14.2).
+    rotateRefreshToken: () => true,
+    ttl: { AccessToken: accessTokenTtl, AuthorizationCode: 60, RefreshToken: 3600, IdToken: 300, Session: 600, Interaction: 600, Grant: 600 },
     cookies: { keys: ["test-cookie-key-0123456789abcdef"] },
     features: { devInteractions: { enabled: true } },
   } as never);
@@ -61,7 +63,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const publicUrl = (process.env.BROKER_PUBLIC_URL ?? "http://localhost:8080").replace(/\/+$/, "");
   const demo = await startOidcProvider(
     { clientId: "demo-client", clientSecret: "demo-secret", redirectUri: `${publicUrl}/oauth2/callback` },
-    Number(process.env.DEMO_PROVIDER_PORT ?? "9090"),
+    { port: Number(process.env.DEMO_PROVIDER_PORT ?? "9090") },
   );
   console.log(`demo OpenID provider at ${demo.issuer}: client_id demo-client, client_secret demo-secret`);
   console.log(`redirect URI registered: ${publicUrl}/oauth2/callback; sign in with any name and password`);

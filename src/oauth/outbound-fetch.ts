@@ -26,7 +26,9 @@ export function boundedFetch({ timeoutMs, maxResponseBytes }: OutboundLimits): t
       throw new OutboundError(`redirect (HTTP ${response.status}) refused`);
     }
     const body = await readCapped(response, maxResponseBytes, signal, timeoutMs);
-    return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
+    // Fetch forbids a body, even an empty one, on 204, 205 and 304 responses.
+    const nullBody = response.status === 204 || response.status === 205 || response.status === 304;
+    return new Response(nullBody ? null : body, { status: response.status, statusText: response.statusText, headers: response.headers });
   };
 }
 

@@ -27,8 +27,9 @@ beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: run scripts/install-test-tools.sh (npm test does)`);
   const port = await freePort();
   const publicUrl = `http://127.0.0.1:${port}`;
-  broker = await startTestBroker({ BROKER_HTTP_PORT: String(port), BROKER_PUBLIC_URL: publicUrl });
-  provider = await startOidcProvider({ ...CLIENT, redirectUri: `${publicUrl}/oauth2/callback` });
+  // Access tokens live 8 s and are refreshed when under 4 s from expiry, so the test sees both.
+  broker = await startTestBroker({ BROKER_HTTP_PORT: String(port), BROKER_PUBLIC_URL: publicUrl, BROKER_TOKEN_MIN_VALIDITY: "4s" });
+  provider = await startOidcProvider({ ...CLIENT, redirectUri: `${publicUrl}/oauth2/callback` }, { accessTokenTtl: 8 });
   grpcJs = grpcJsClients(broker.grpcPort);
   // The caller's own web app, where the browser lands with connection_id.
   app = createServer((req, res) => res.writeHead(200, { "content-type": "text/html" }).end(`<h1>App</h1><p>${req.url}</p>`));
@@ -149,6 +150,45 @@ describe("end to end: gRPC, a real browser, a real OpenID provider", () => {
     const connectionId = landed.searchParams.get("connection_id")!;
     await page.close();
     expect((await useAccessToken(connectionId)).sub).toBe("bob");
+  });
+
+  it("refreshes through the provider with refresh-token rotation, and the new token works at userinfo", async () => {
+    const credentialId = await createCredential();
+    await (await signInAndConsent(await initialise(credentialId), "dave")).close();
+    const stored = await broker.database.db.collection("connections").findOne({ credential_id: credentialId });
+    const id = String(stored!._id);
+    const box = new SecretBox(broker.config.encryptionKeys!);
+    const unseal = (document: Record<string, any>, field: string) => box.decrypt(document[field], connectionSecretContext(id, field));
+    const get = async () =>
+      (await unary(grpcJs.connections, "GetAccessToken", { organisation_id: "acme", connection_id: id }, bearer(broker.adminToken))).response;
+
+    // Valid: the stored token, as it is.
+    const first = await get();
+    expect(first.access_token).toBe(unseal(stored!, "access_token"));
+
+    // Inside the margin: refreshed at the provider, with a rotated refresh token.
+    await new Promise((resolve) => setTimeout(resolve, 4_500));
+    const second = await get();
+    expect(second.access_token).not.toBe(first.access_token);
+    const refreshed = await broker.database.db.collection("connections").findOne({ _id: id as never });
+    const oldRefreshToken = unseal(stored!, "refresh_token");
+    expect(unseal(refreshed!, "refresh_token")).not.toBe(oldRefreshToken);
+    expect(unseal(refreshed!, "access_token")).toBe(second.access_token);
+
+    const userinfo = await fetch(`${provider.issuer}/me`, { headers: { authorization: `Bearer ${second.access_token}` } });
+    expect(userinfo.status).toBe(200);
+    expect(((await userinfo.json()) as { sub: string }).sub).toBe("dave");
+
+    // The provider retired the old refresh token: the broker must never send it again.
+    const reuse = await fetch(`${provider.issuer}/token`, {
+      method: "POST",
+      headers: {
+        authorization: `Basic ${Buffer.from(`${CLIENT.clientId}:${CLIENT.clientSecret}`).toString("base64")}`,
+        "content-type": "application/x-www-form-urlencoded",
+      },
+      body: new URLSearchParams({ grant_type: "refresh_token", refresh_token: oldRefreshToken }),
+    });
+    expect(((await reuse.json()) as { error: string }).error).toBe("invalid_grant");
   });
 
   it("reports a denied consent to the return URL and stores nothing", async () => {

@@ -1,0 +1,144 @@
+import { randomBytes, randomUUID } from "node:crypto";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { OrganisationService } from "../../gen/oauth2broker/v1/organisation_service_pb.js";
+import { generateEncryptionKey } from "../../src/crypto/secret-box.js";
+import { connectDatabase, type Database } from "../../src/store/database.js";
+import { freePort } from "../../src/store/embedded-ferretdb.js";
+import { type BrokerProcess, startBrokerProcess } from "../support/broker-process.js";
+import { connectThroughCallback, createScriptedCredential } from "../support/connect-flow.js";
+import { bearer, grpcJsClients, unary } from "../support/grpc-js.js";
+import { processHandle } from "../support/process-handle.js";
+import { ScriptedProvider } from "../support/scripted-provider.js";
+
+/** Several broker processes on one database, as in production behind a load balancer. */
+let provider: ScriptedProvider;
+let database: Database;
+let env: Record<string, string>;
+const running: BrokerProcess[] = [];
+
+beforeAll(async () => {
+  provider = await ScriptedProvider.start();
+  const databaseName = `test_${randomUUID().replaceAll("-", "")}`;
+  database = await connectDatabase(inject("mongodbUri"), databaseName);
+  env = {
+    MONGODB_URI: inject("mongodbUri"),
+    MONGODB_DATABASE: databaseName,
+    BROKER_ADMIN_TOKEN: randomBytes(32).toString("base64url"),
+    BROKER_ENCRYPTION_KEYS: generateEncryptionKey("shared1"),
+    BROKER_TOKEN_REQUEST_TIMEOUT: "2s",
+    BROKER_WEBHOOK_RETRY_MIN: "200ms",
+    BROKER_LOG_LEVEL: "info",
+  };
+});
+afterAll(async () => {
+  await Promise.all(running.map((broker) => broker.kill()));
+  await database.client.close();
+  await provider.close();
+});
+
+async function start(): Promise<BrokerProcess> {
+  const port = await freePort();
+  const broker = await startBrokerProcess({ ...env, BROKER_HTTP_PORT: String(port), BROKER_PUBLIC_URL: `http://127.0.0.1:${port}` });
+  running.push(broker);
+  return broker;
+}
+
+let counter = 0;
+function issue(expiresIn: number) {
+  counter++;
+  return { access_token: `mi-at-${counter}`, token_type: "Bearer", expires_in: expiresIn, refresh_token: `mi-rt-${counter}` };
+}
+
+async function expiredConnection(on: BrokerProcess): Promise<string> {
+  provider.behaviour = { kind: "json", body: issue(1) };
+  const handle = processHandle(on, database);
+  return connectThroughCallback(handle, await createScriptedCredential(handle, provider));
+}
+
+function getAccessToken(broker: BrokerProcess, connectionId: string) {
+  const clients = grpcJsClients(broker.grpcPort);
+  return unary(clients.connections, "GetAccessToken", { organisation_id: "acme", connection_id: connectionId }, bearer(broker.adminToken)).finally(() =>
+    clients.close(),
+  );
+}
+
+describe("two broker processes on one database", () => {
+  it("send exactly one refresh request for 50 concurrent GetAccessToken calls split across them", async () => {
+    const [a, b] = await Promise.all([start(), start()]);
+    const id = await expiredConnection(a!);
+    provider.requests.length = 0;
+    const next = issue(3600);
+    provider.refreshBehaviour = { kind: "json", body: next, delayMs: 500 };
+
+    const clients = [grpcJsClients(a!.grpcPort), grpcJsClients(b!.grpcPort)];
+    const results = await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        unary(clients[i % 2]!.connections, "GetAccessToken", { organisation_id: "acme", connection_id: id }, bearer(env.BROKER_ADMIN_TOKEN!)),
+      ),
+    );
+    for (const client of clients) client.close();
+    expect(results.map((r) => r.error?.message)).toEqual(Array(50).fill(undefined));
+    expect(new Set(results.map((r) => r.response.access_token))).toEqual(new Set([next.access_token]));
+    expect(provider.grants("refresh_token")).toHaveLength(1);
+  }, 60_000);
+
+  it("let the next caller take over when the lease holder is killed mid-refresh", async () => {
+    const holder = await start();
+    const other = await start();
+    const id = await expiredConnection(holder);
+    provider.requests.length = 0;
+    provider.refreshBehaviour = { kind: "hang" };
+    void getAccessToken(holder, id);
+    await expect.poll(() => provider.grants("refresh_token").length, { timeout: 10_000 }).toBe(1);
+    await holder.kill();
+
+    const next = issue(3600);
+    provider.refreshBehaviour = { kind: "json", body: next };
+    const started = Date.now();
+    const { response, error } = await getAccessToken(other, id);
+    expect(error).toBeUndefined();
+    expect(response.access_token).toBe(next.access_token);
+    // It waited for the dead holder's lease (2 s timeout + 5 s) to expire, then refreshed itself.
+    expect(Date.now() - started).toBeGreaterThan(2_000);
+    expect(provider.grants("refresh_token")).toHaveLength(2);
+  }, 60_000);
+
+  it("deliver a webhook after a restart when the broker was killed before delivering it", async () => {
+    const received: string[] = [];
+    let accepting = false;
+    const receiver: Server = createServer((req, res) => {
+      if (!accepting) return void res.writeHead(503).end();
+      received.push(String(req.headers["webhook-id"]));
+      // 204 on purpose. Regression: a body-less 2xx once failed every delivery.
+      res.writeHead(204).end();
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+    try {
+      const first = await start();
+      const handle = processHandle(first, database);
+      await handle.connect(OrganisationService).updateOrganisationSettings({
+        settings: { organisationId: "acme", webhookUrl: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks` },
+        updateMask: { paths: ["webhook_url"] },
+      });
+      await handle.connect(OrganisationService).rotateWebhookSecret({ organisationId: "acme" });
+      provider.behaviour = { kind: "json", body: issue(3600) };
+      const id = await connectThroughCallback(handle, await createScriptedCredential(handle, provider));
+      const events = database.db.collection("events");
+      await expect
+        .poll(async () => (await events.findOne({ connection_id: id, type: "connection.created" }))?.attempts ?? 0, { timeout: 10_000 })
+        .toBeGreaterThan(0);
+      await first.kill();
+
+      accepting = true;
+      await start();
+      const event = await events.findOne({ connection_id: id, type: "connection.created" });
+      await expect.poll(() => received.includes(String(event!._id)), { timeout: 15_000 }).toBe(true);
+      await expect.poll(async () => (await events.findOne({ _id: event!._id }))?.delivery, { timeout: 5_000 }).toBe("delivered");
+    } finally {
+      receiver.closeAllConnections();
+      receiver.close();
+    }
+  }, 60_000);
+});
