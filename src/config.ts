@@ -1,7 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { JwtCallerConfig } from "./auth/jwt-callers.js";
 import { type EncryptionKey, generateEncryptionKey, parseEncryptionKeys } from "./crypto/secret-box.js";
+import { parseOutboundAllowlist } from "./outbound/address-policy.js";
 
 /** Everything the broker reads from its environment. */
 export interface Config {
@@ -24,6 +26,14 @@ export interface Config {
   /** The first webhook retry waits this long; each next one twice as long, up to an hour. */
   webhookRetryMinSeconds: number;
   allowHttpAuthorizeUrl: boolean;
+  /** Hosts, addresses and ranges outbound calls may reach even though they are private. */
+  outboundAllowlist: string[];
+  /** Service-to-service callers with JWTs; undefined when not configured. */
+  jwtCallers: JwtCallerConfig | undefined;
+  /** Sustained RPCs per second per caller (bursts of twice that). */
+  rpcRateLimit: number;
+  /** Callback requests per minute per client address (bursts of a third of that). */
+  callbackRateLimit: number;
   dataDir: string;
   logLevel: string;
 }
@@ -79,6 +89,10 @@ export function loadConfig(env: Env = process.env): Config {
     tokenMinValiditySeconds: parseDuration("BROKER_TOKEN_MIN_VALIDITY", read("BROKER_TOKEN_MIN_VALIDITY") ?? "60s", 0, 3600),
     webhookRetryMinSeconds: parseDuration("BROKER_WEBHOOK_RETRY_MIN", read("BROKER_WEBHOOK_RETRY_MIN") ?? "5s", 0.05, 3600),
     allowHttpAuthorizeUrl: parseBoolean("BROKER_ALLOW_HTTP_AUTHORIZE_URL", read("BROKER_ALLOW_HTTP_AUTHORIZE_URL") ?? "false"),
+    outboundAllowlist: parseList("BROKER_OUTBOUND_ALLOWLIST", read("BROKER_OUTBOUND_ALLOWLIST") ?? "", parseOutboundAllowlist),
+    jwtCallers: parseJwtCallers(read),
+    rpcRateLimit: parseCount("BROKER_RPC_RATE_LIMIT", read("BROKER_RPC_RATE_LIMIT") ?? "200"),
+    callbackRateLimit: parseCount("BROKER_CALLBACK_RATE_LIMIT", read("BROKER_CALLBACK_RATE_LIMIT") ?? "60"),
     dataDir: read("BROKER_DATA_DIR") ?? "data",
     logLevel: parseLogLevel(read("BROKER_LOG_LEVEL") ?? "info"),
   };
@@ -96,6 +110,39 @@ function parsePublicUrl(value: string): string {
     throw new ConfigError("BROKER_PUBLIC_URL must not have a query, fragment or credentials");
   }
   return url.href.replace(/\/+$/, "");
+}
+
+function parseList(name: string, value: string, parse: (text: string) => string[]): string[] {
+  try {
+    return parse(value);
+  } catch (error) {
+    throw new ConfigError(`${name}: ${(error as Error).message}`);
+  }
+}
+
+function parseCount(name: string, value: string): number {
+  if (!/^\d{1,7}$/.test(value) || Number(value) < 1) throw new ConfigError(`${name} must be a whole number from 1`);
+  return Number(value);
+}
+
+/** BROKER_JWT_ISSUER turns JWT callers on; the audience is then required. */
+function parseJwtCallers(read: (name: string) => string | undefined): JwtCallerConfig | undefined {
+  const issuer = read("BROKER_JWT_ISSUER");
+  if (issuer === undefined) return undefined;
+  const audience = read("BROKER_JWT_AUDIENCE");
+  if (audience === undefined) throw new ConfigError("BROKER_JWT_AUDIENCE is required when BROKER_JWT_ISSUER is set");
+  const jwksUrl = read("BROKER_JWT_JWKS_URL") ?? `${issuer.replace(/\/+$/, "")}/.well-known/jwks.json`;
+  for (const [name, value] of [
+    ["BROKER_JWT_ISSUER", issuer],
+    ["BROKER_JWT_JWKS_URL", jwksUrl],
+  ] as const) {
+    try {
+      new URL(value);
+    } catch {
+      throw new ConfigError(`${name} must be an absolute URL`);
+    }
+  }
+  return { issuer, audience, jwksUrl, organisationClaim: read("BROKER_JWT_ORGANISATION_CLAIM") ?? "org_id" };
 }
 
 function parsePort(name: string, value: string): number {

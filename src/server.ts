@@ -13,8 +13,14 @@ import { SecretBox } from "./crypto/secret-box.js";
 import { oauth2Callback } from "./http/oauth2-callback.js";
 import { httpRoutes } from "./http/routes.js";
 import { IdTokenVerifier } from "./oauth/id-token.js";
-import { boundedFetch } from "./oauth/outbound-fetch.js";
+import { boundedFetch } from "./outbound/bounded-fetch.js";
+import { ApiKeyService } from "../gen/oauth2broker/v1/api_key_service_pb.js";
+import { JwtCallers } from "./auth/jwt-callers.js";
 import { authInterceptor } from "./interceptors/auth.js";
+import { RateLimiter, rateLimitInterceptor } from "./interceptors/rate-limit.js";
+import { OutboundPolicy } from "./outbound/address-policy.js";
+import { apiKeyService } from "./services/api-key-service.js";
+import { ApiKeyStore, apiKeyIndexes } from "./store/api-keys.js";
 import { loggingInterceptor } from "./interceptors/logging.js";
 import { connectionService } from "./services/connection-service.js";
 import { credentialService } from "./services/credential-service.js";
@@ -59,18 +65,21 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
   const organisations = new OrganisationStore(database.db);
   const events = new EventStore(database.db);
   const leases = new LeaseStore(database.db);
+  const apiKeys = new ApiKeyStore(database.db);
   await ensureIndexes(database, credentials.collection, credentialIndexes, logger);
   await ensureIndexes(database, states.collection, oauthStateIndexes, logger);
   await ensureIndexes(database, connections.collection, connectionIndexes, logger);
   await ensureIndexes(database, organisations.collection, organisationIndexes, logger);
   await ensureIndexes(database, events.collection, eventIndexes, logger);
   await ensureIndexes(database, leases.collection, leaseIndexes, logger);
+  await ensureIndexes(database, apiKeys.collection, apiKeyIndexes, logger);
 
   const secretBox = new SecretBox(config.encryptionKeys);
-  const providerFetch = boundedFetch({
-    timeoutMs: config.tokenRequestTimeoutSeconds * 1000,
-    maxResponseBytes: MAX_PROVIDER_RESPONSE_BYTES,
-  });
+  const outbound = new OutboundPolicy(config.outboundAllowlist);
+  const providerFetch = boundedFetch(
+    { timeoutMs: config.tokenRequestTimeoutSeconds * 1000, maxResponseBytes: MAX_PROVIDER_RESPONSE_BYTES },
+    outbound,
+  );
   // Background work: publish outbox events, then deliver them to webhooks.
   const delivery = new Worker(
     "webhook-delivery",
@@ -81,7 +90,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
         leases,
         organisations,
         secretBox,
-        fetch: boundedFetch({ timeoutMs: 10_000, maxResponseBytes: 64 * 1024 }),
+        fetch: boundedFetch({ timeoutMs: 10_000, maxResponseBytes: 64 * 1024 }, outbound),
         retryMinMs: config.webhookRetryMinSeconds * 1000,
         logger,
       }),
@@ -110,7 +119,8 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
   await health.start();
 
   const routes = (router: ConnectRouter): void => {
-    router.service(CredentialService, credentialService({ credentials, secretBox }));
+    router.service(CredentialService, credentialService({ credentials, secretBox, outbound }));
+    router.service(ApiKeyService, apiKeyService(apiKeys));
     router.service(
       ConnectionService,
       connectionService({
@@ -129,10 +139,10 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
         allowHttpAuthorizeUrl: config.allowHttpAuthorizeUrl,
       }),
     );
-    router.service(OrganisationService, organisationService(organisations, secretBox));
+    router.service(OrganisationService, organisationService(organisations, secretBox, outbound));
     router.service(
       Health,
-      healthService(health, [CredentialService.typeName, ConnectionService.typeName, OrganisationService.typeName]),
+      healthService(health, [CredentialService.typeName, ConnectionService.typeName, OrganisationService.typeName, ApiKeyService.typeName]),
     );
   };
   const browserRoutes = httpRoutes(
@@ -145,12 +155,19 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
         idTokens: new IdTokenVerifier(providerFetch),
         fetch: providerFetch,
         onEvent,
+        confirmationTtlMs: config.stateTtlSeconds * 1000,
+        limiter: new RateLimiter(config.callbackRateLimit / 60, Math.max(1, Math.ceil(config.callbackRateLimit / 3))),
         logger,
       }),
     },
     (error) => logger.error({ err: error }, "browser route failed"),
   );
-  const interceptors = [loggingInterceptor(logger), authInterceptor(config.adminToken)];
+  const jwtCallers = config.jwtCallers === undefined ? undefined : new JwtCallers(config.jwtCallers, providerFetch);
+  const interceptors = [
+    loggingInterceptor(logger),
+    authInterceptor({ adminToken: config.adminToken, apiKeys, jwtCallers }),
+    rateLimitInterceptor(new RateLimiter(config.rpcRateLimit, config.rpcRateLimit * 2)),
+  ];
 
   // gRPC needs HTTP/2; browsers and curl use the HTTP/1.1 gateway for Connect and gRPC-Web.
   const grpcServer = http2.createServer(

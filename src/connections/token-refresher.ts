@@ -3,7 +3,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import type { SecretBox } from "../crypto/secret-box.js";
 import { newEvent } from "../events/connection-events.js";
-import { OutboundError } from "../oauth/outbound-fetch.js";
+import { OutboundError } from "../outbound/bounded-fetch.js";
 import { refreshAccessToken } from "../oauth/token-exchange.js";
 import { TokenResponseError } from "../oauth/token-response.js";
 import type { ConnectionDocument, ConnectionStore } from "../store/connections.js";
@@ -80,6 +80,9 @@ export class TokenRefresher {
   /** The stored token when it can be handed out as it is; throws when it never can. */
   #usable(document: ConnectionDocument): AccessToken | undefined {
     if (document.status === "DELETED") throw notFound();
+    if (document.status === "PENDING") {
+      throw new ConnectError("the connection is waiting for ConfirmConnection", Code.FailedPrecondition);
+    }
     if (document.status === "NEEDS_REAUTHORIZATION") throw needsReauthorization(document.status_reason);
     if (document.access_token === undefined) throw needsReauthorization("no_access_token");
     const expiresIn = document.expire_time === undefined ? Infinity : document.expire_time.getTime() - Date.now();

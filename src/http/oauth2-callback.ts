@@ -1,9 +1,11 @@
+import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
+import type { RateLimiter } from "../interceptors/rate-limit.js";
 import { v7 as uuidv7 } from "uuid";
 import type { SecretBox } from "../crypto/secret-box.js";
 import { IdTokenError, type IdTokenVerifier } from "../oauth/id-token.js";
 import { issuerMatches, parseCallbackQuery, providerErrorCode } from "../oauth/callback-params.js";
-import { OutboundError } from "../oauth/outbound-fetch.js";
+import { OutboundError } from "../outbound/bounded-fetch.js";
 import { returnUrlWith } from "../oauth/return-url.js";
 import { hashState } from "../oauth/state.js";
 import { exchangeAuthorizationCode } from "../oauth/token-exchange.js";
@@ -25,6 +27,10 @@ export interface CallbackDeps {
   idTokens: IdTokenVerifier;
   /** Called after a change that recorded an event, so the relay publishes it now. */
   onEvent: () => void;
+  /** How long a connection bound to an end user waits for ConfirmConnection. */
+  confirmationTtlMs: number;
+  /** Limits callback requests per client address. */
+  limiter: RateLimiter;
   /** The bounded fetch for provider calls. */
   fetch: typeof fetch;
   logger: Logger;
@@ -54,6 +60,12 @@ export function oauth2Callback(deps: CallbackDeps): (req: HttpRequest, res: Http
     if (req.method !== "GET") {
       res.setHeader("Allow", "GET");
       return sendPage(res, 405, "Method not allowed", ["This address only takes the provider's redirect."]);
+    }
+    // The callback needs no credentials (the state is its proof), so it is limited per address.
+    const retryAfter = deps.limiter.take(req.socket?.remoteAddress ?? "unknown");
+    if (retryAfter > 0) {
+      res.setHeader("Retry-After", String(retryAfter));
+      return sendPage(res, 429, "Too many requests", ["Please wait a moment and try again."]);
     }
     const rawUrl = req.url ?? "";
     if (rawUrl.length > MAX_URL_LENGTH) return sendPage(res, 414, "Address too long", ["This sign-in link is not valid."]);
@@ -112,29 +124,40 @@ export function oauth2Callback(deps: CallbackDeps): (req: HttpRequest, res: Http
 
       const id = uuidv7();
       const now = new Date();
+      // Bound to an end user: usable only once the caller's backend confirms who finished the flow.
+      const confirmation = attempt.end_user_id === undefined ? undefined : randomBytes(32).toString("base64url");
       const seal = (field: string, value: string) => deps.secretBox.encrypt(value, connectionSecretContext(id, field));
       const connection: ConnectionDocument = {
         _id: id,
         organisation_id: attempt.organisation_id,
         connector_id: attempt.connector_id,
         credential_id: attempt.credential_id,
-        status: "ACTIVE",
+        status: confirmation === undefined ? "ACTIVE" : "PENDING",
         scopes: tokens.scopes ?? attempt.scopes,
         token_type: tokens.tokenType,
         access_token: seal("access_token", tokens.accessToken),
-        pending_events: [newEvent("connection.created", "ACTIVE")],
+        pending_events: confirmation === undefined ? [newEvent("connection.created", "ACTIVE")] : [],
         create_time: now,
         update_time: now,
       };
       if (tokens.refreshToken !== undefined) connection.refresh_token = seal("refresh_token", tokens.refreshToken);
       if (tokens.idToken !== undefined) connection.id_token = seal("id_token", tokens.idToken);
       if (tokens.expiresIn !== undefined) connection.expire_time = new Date(now.getTime() + tokens.expiresIn * 1000);
+      if (confirmation !== undefined) {
+        connection.end_user_id = attempt.end_user_id;
+        connection.confirmation_hash = hashState(confirmation);
+        connection.pending_expire_time = new Date(now.getTime() + deps.confirmationTtlMs);
+      }
       if (Object.keys(tokens.extra).length > 0) connection.extra_fields = seal("extra_fields", JSON.stringify(tokens.extra));
       await deps.connections.insert(connection);
       deps.onEvent();
 
       attemptLog.info({ outcome: "connected", connection_id: id }, "connection created");
-      if (attempt.return_url !== undefined) return sendRedirect(res, returnUrlWith(attempt.return_url, { connection_id: id }));
+      if (attempt.return_url !== undefined) {
+        const outcome: Record<string, string> = { connection_id: id };
+        if (confirmation !== undefined) outcome.confirmation = confirmation;
+        return sendRedirect(res, returnUrlWith(attempt.return_url, outcome));
+      }
       sendPage(res, 200, "Account connected", ["Your account is connected. You can close this window."]);
     } catch (error) {
       if (error instanceof TokenResponseError || error instanceof OutboundError) {

@@ -1,22 +1,51 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
+import { hashApiKey, looksLikeApiKey } from "../auth/api-keys.js";
+import { type Caller, callerKey } from "../auth/caller.js";
+import { type JwtCallers, looksLikeJwt } from "../auth/jwt-callers.js";
+import type { ApiKeyStore } from "../store/api-keys.js";
+
+export interface AuthDeps {
+  adminToken: string;
+  apiKeys: ApiKeyStore;
+  /** Undefined when no JWT issuer is configured. */
+  jwtCallers: JwtCallers | undefined;
+}
 
 /**
- * Requires `Authorization: Bearer <admin token>` on every RPC except health checks, which load
- * balancers make without credentials. Both sides are hashed first so the comparison takes the
- * same time whatever the length or content of the presented token.
+ * Requires `Authorization: Bearer <credential>` on every RPC except health checks, which load
+ * balancers make without credentials, and records who called. The credential is an API key
+ * (`obk_…`), a JWT from the configured issuer, or the bootstrap admin token. Every failure is the
+ * same UNAUTHENTICATED, whatever was wrong.
  */
-export function authInterceptor(adminToken: string): Interceptor {
-  const expected = digest(adminToken);
+export function authInterceptor(deps: AuthDeps): Interceptor {
+  const adminDigest = digest(deps.adminToken);
+  const identify = async (token: string): Promise<Caller | undefined> => {
+    if (looksLikeApiKey(token)) {
+      const key = await deps.apiKeys.findByHash(hashApiKey(token));
+      if (key === null || key.revoke_time !== undefined || (key.expire_time !== undefined && key.expire_time <= new Date())) return undefined;
+      return key.admin || key.organisation_id === undefined
+        ? { kind: "admin", label: key.prefix }
+        : { kind: "organisation", organisationId: key.organisation_id, label: key.prefix };
+    }
+    if (deps.jwtCallers !== undefined && looksLikeJwt(token)) {
+      const verified = await deps.jwtCallers.verify(token);
+      return verified && { kind: "organisation", organisationId: verified.organisationId, label: `jwt:${verified.subject}` };
+    }
+    // Both sides hashed first, so the comparison takes the same time whatever was presented.
+    return timingSafeEqual(digest(token), adminDigest) ? { kind: "admin", label: "admin-token" } : undefined;
+  };
   return (next) => async (req) => {
     if (req.service.typeName === Health.typeName) return next(req);
     const header = req.header.get("authorization");
-    const match = header === null ? null : /^Bearer ([\x21-\x7e]+)$/i.exec(header);
+    const match = header === null ? null : /^Bearer ([\x21-\x7e]{1,4096})$/i.exec(header);
     if (match?.[1] === undefined) {
       throw new ConnectError('missing bearer token in the "authorization" header', Code.Unauthenticated);
     }
-    if (!timingSafeEqual(digest(match[1]), expected)) throw new ConnectError("invalid token", Code.Unauthenticated);
+    const caller = await identify(match[1]);
+    if (caller === undefined) throw new ConnectError("invalid token", Code.Unauthenticated);
+    req.contextValues.set(callerKey, caller);
     return next(req);
   };
 }

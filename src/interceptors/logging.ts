@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { InvalidInputError } from "../errors.js";
+import { callerKey } from "../auth/caller.js";
 import { requestLogger } from "./context.js";
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
@@ -20,7 +21,7 @@ export function loggingInterceptor(logger: Logger): Interceptor {
     req.contextValues.set(requestLogger, log);
     const started = performance.now();
     const done = (code: string, error?: unknown): void => {
-      const fields = { grpc_code: code, duration_ms: Math.round((performance.now() - started) * 10) / 10 };
+      const fields = { grpc_code: code, caller: req.contextValues.get(callerKey)?.label, duration_ms: Math.round((performance.now() - started) * 10) / 10 };
       if (code === "internal") log.error({ ...fields, err: error }, "rpc failed");
       else log.info(fields, "rpc");
     };

@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
@@ -5,7 +6,7 @@ import { type ConnectionService, RevocationOutcome } from "../../gen/oauth2broke
 import { connectionSecretContext, tokenClientFor } from "../connections/secrets.js";
 import { connectionLeaseKey, type TokenRefresher } from "../connections/token-refresher.js";
 import { newEvent, toConnectionEvent } from "../events/connection-events.js";
-import { OutboundError } from "../oauth/outbound-fetch.js";
+import { OutboundError } from "../outbound/bounded-fetch.js";
 import { RevocationError, revokeToken } from "../oauth/token-exchange.js";
 import type { ConnectionDocument, ConnectionStore } from "../store/connections.js";
 import type { EventStore } from "../store/events.js";
@@ -15,11 +16,12 @@ import { decodePageToken, encodePageToken, pageSize } from "./page-token.js";
 import type { SecretBox } from "../crypto/secret-box.js";
 import { invalid } from "../errors.js";
 import { buildAuthorizeUrl, planAuthorizationRequest } from "../oauth/authorize-url.js";
-import { generateAttemptSecrets } from "../oauth/state.js";
+import { generateAttemptSecrets, hashState } from "../oauth/state.js";
 import type { CredentialStore } from "../store/credentials.js";
 import { requireAllowedReturnUrl } from "../oauth/return-url.js";
 import type { OAuthStateDocument, OAuthStateStore } from "../store/oauth-states.js";
 import type { OrganisationStore } from "../store/organisations.js";
+import { requireOrganisation } from "../auth/caller.js";
 import { requireIdentifier, requireText } from "../validation.js";
 
 export interface ConnectionServiceDeps {
@@ -50,9 +52,10 @@ export function codeVerifierContext(stateHash: string): string {
 
 export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<typeof ConnectionService> {
   return {
-    async initialiseOAuth2Connection(req) {
+    async initialiseOAuth2Connection(req, ctx) {
       // Every input is checked before anything is read or written.
       const organisationId = requireIdentifier(req.organisationId, "organisation_id");
+      requireOrganisation(ctx, organisationId, "credential");
       const connectorId = requireIdentifier(req.connectorId, "connector_id");
       const reference = req.credential ?? invalid("credential", "is required");
       const credentialId = requireText(reference.id, "credential.id", 128);
@@ -66,6 +69,9 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
         additionalParams: req.additionalParams,
         allowHttp: deps.allowHttpAuthorizeUrl,
       });
+      const endUserId = req.endUserId === "" ? undefined : requireText(req.endUserId, "end_user_id", 256);
+      // The confirmation code reaches the caller's backend only through its return URL.
+      if (endUserId !== undefined && req.returnUrl === "") invalid("return_url", 'is required with "end_user_id"');
       const returnUrl =
         req.returnUrl === ""
           ? undefined
@@ -111,21 +117,22 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
       }
       if (secrets.nonce !== undefined) attempt.nonce = secrets.nonce;
       if (returnUrl !== undefined) attempt.return_url = returnUrl;
+      if (endUserId !== undefined) attempt.end_user_id = endUserId;
       await deps.states.insert(attempt);
       return { url, expireTime: timestampFromDate(expireTime) };
     },
 
-    async getConnection(req) {
-      const connection = await deps.connections.findById(
-        requireIdentifier(req.organisationId, "organisation_id"),
-        requireText(req.id, "id", 128),
-      );
+    async getConnection(req, ctx) {
+      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
+      requireOrganisation(ctx, organisationId, "connection");
+      const connection = await deps.connections.findById(organisationId, requireText(req.id, "id", 128));
       if (connection === null) throw connectionNotFound();
       return { connection: toConnection(connection) };
     },
 
-    async listConnections(req) {
+    async listConnections(req, ctx) {
       const organisationId = requireIdentifier(req.organisationId, "organisation_id");
+      requireOrganisation(ctx, organisationId, "organisation");
       const size = pageSize(req.pageSize);
       const beforeId = req.pageToken === "" ? undefined : decodePageToken(req.pageToken);
       const filter = {
@@ -143,11 +150,10 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
       };
     },
 
-    async getAccessToken(req) {
-      const token = await deps.refresher.getAccessToken(
-        requireIdentifier(req.organisationId, "organisation_id"),
-        requireText(req.connectionId, "connection_id", 128),
-      );
+    async getAccessToken(req, ctx) {
+      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
+      requireOrganisation(ctx, organisationId, "connection");
+      const token = await deps.refresher.getAccessToken(organisationId, requireText(req.connectionId, "connection_id", 128));
       return {
         accessToken: token.accessToken,
         tokenType: token.tokenType,
@@ -155,8 +161,44 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
       };
     },
 
-    async deleteConnection(req) {
+    async confirmConnection(req, ctx) {
       const organisationId = requireIdentifier(req.organisationId, "organisation_id");
+      requireOrganisation(ctx, organisationId, "connection");
+      const id = requireText(req.connectionId, "connection_id", 128);
+      const endUserId = requireText(req.endUserId, "end_user_id", 256);
+      const confirmation = requireText(req.confirmation, "confirmation", 128);
+      if ((await deps.connections.findById(organisationId, id)) === null) throw connectionNotFound();
+      const lease = await acquireConnectionLease(deps, id);
+      try {
+        const connection = await deps.connections.findById(organisationId, id);
+        if (connection === null) throw connectionNotFound();
+        if (connection.status !== "PENDING" || connection.confirmation_hash === undefined) {
+          throw new ConnectError("the connection is not waiting for confirmation", Code.FailedPrecondition);
+        }
+        const expired = connection.pending_expire_time !== undefined && connection.pending_expire_time <= new Date();
+        if (expired || !matches(endUserId, connection.end_user_id) || !matches(hashState(confirmation), connection.confirmation_hash)) {
+          const failures = (connection.failed_confirmations ?? 0) + 1;
+          if (expired || failures >= MAX_FAILED_CONFIRMATIONS) await deps.connections.deletePending(id);
+          else await deps.connections.update(id, { set: { failed_confirmations: failures } });
+          throw new ConnectError("wrong end user or confirmation for this connection", Code.PermissionDenied);
+        }
+        await deps.connections.update(id, {
+          set: { status: "ACTIVE" },
+          unset: ["confirmation_hash", "pending_expire_time", "failed_confirmations"],
+          event: newEvent("connection.created", "ACTIVE"),
+        });
+        deps.onEvent();
+        const confirmed = await deps.connections.findById(organisationId, id);
+        if (confirmed === null) throw connectionNotFound();
+        return { connection: toConnection(confirmed) };
+      } finally {
+        await deps.leases.release(lease);
+      }
+    },
+
+    async deleteConnection(req, ctx) {
+      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
+      requireOrganisation(ctx, organisationId, "connection");
       const id = requireText(req.id, "id", 128);
       if ((await deps.connections.findById(organisationId, id)) === null) throw connectionNotFound();
       const lease = await acquireConnectionLease(deps, id);
@@ -182,6 +224,7 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
 
     async *watchConnectionEvents(req, ctx) {
       const organisationId = requireIdentifier(req.organisationId, "organisation_id");
+      requireOrganisation(ctx, organisationId, "organisation");
       // Events are followed by the time they were published. Instances' clocks and publishing
       // order differ a little, so each poll looks a few seconds back and skips events already sent.
       const lookBackMs = 5_000;
@@ -201,6 +244,15 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
       }
     },
   };
+}
+
+/** After this many wrong confirmations the pending connection is deleted. */
+const MAX_FAILED_CONFIRMATIONS = 5;
+
+/** Compares secrets by their hashes, in constant time. */
+function matches(presented: string, expected: string | undefined): boolean {
+  if (expected === undefined) return false;
+  return timingSafeEqual(createHash("sha256").update(presented).digest(), createHash("sha256").update(expected).digest());
 }
 
 function connectionNotFound(): ConnectError {

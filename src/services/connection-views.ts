@@ -11,6 +11,8 @@ export function toConnectionStatus(status: StoredStatus | undefined): Connection
       return ConnectionStatus.REFRESH_FAILED;
     case "NEEDS_REAUTHORIZATION":
       return ConnectionStatus.NEEDS_REAUTHORIZATION;
+    case "PENDING":
+      return ConnectionStatus.PENDING;
     default:
       return ConnectionStatus.UNSPECIFIED;
   }
@@ -24,6 +26,8 @@ export function fromConnectionStatus(status: ConnectionStatus): Exclude<StoredSt
       return "REFRESH_FAILED";
     case ConnectionStatus.NEEDS_REAUTHORIZATION:
       return "NEEDS_REAUTHORIZATION";
+    case ConnectionStatus.PENDING:
+      return "PENDING";
     default:
       return undefined;
   }

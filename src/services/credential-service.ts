@@ -13,12 +13,15 @@ import type {
   TokenEndpointAuthMethodName,
 } from "../store/credentials.js";
 import { decodePageToken, encodePageToken, pageSize } from "./page-token.js";
-import { optionalText, requireEndpointUrl, requireIdentifier, requireText } from "../validation.js";
+import { requireOrganisation } from "../auth/caller.js";
+import type { OutboundPolicy } from "../outbound/address-policy.js";
+import { requireEndpointUrl, requireIdentifier, requireText } from "../validation.js";
 
 
 export interface CredentialServiceDeps {
   credentials: CredentialStore;
   secretBox: SecretBox;
+  outbound: OutboundPolicy;
 }
 
 /** The AAD that binds a client secret's ciphertext to its credential. */
@@ -26,15 +29,25 @@ export function clientSecretContext(credentialId: string): string {
   return `credentials/${credentialId}/client_secret`;
 }
 
-export function credentialService({ credentials, secretBox }: CredentialServiceDeps): ServiceImpl<typeof CredentialService> {
+export function credentialService({ credentials, secretBox, outbound }: CredentialServiceDeps): ServiceImpl<typeof CredentialService> {
+  const validateTokenUrl = (url: string) => outboundUrl(outbound, url, "credential.token_url");
+  const validateRevocationUrl = (url: string) => outboundUrl(outbound, url, "credential.revocation_url");
+  /** RFC 8414 §2: an issuer is an https URL with no query or fragment. Discovery fetches it. */
+  const validateIssuer = (issuer: string) => {
+    outbound.requireUrl(issuer, "credential.issuer", requireEndpointUrl(issuer, "credential.issuer", { allowQuery: false, allowHttp: true }));
+    // The issuer is compared as a string (RFC 9207 §2.4), so keep it exactly as given.
+    return issuer;
+  };
   return {
-    async createCredential(req) {
+    async createCredential(req, ctx) {
       const input = req.credential ?? invalid("credential", "is required");
+      const organisationId = requireIdentifier(input.organisationId, "credential.organisation_id");
+      requireOrganisation(ctx, organisationId, "organisation");
       const id = uuidv7();
       const now = new Date();
       const document: CredentialDocument = {
         _id: id,
-        organisation_id: requireIdentifier(input.organisationId, "credential.organisation_id"),
+        organisation_id: organisationId,
         name: validateName(input.name),
         client_id: validateClientId(input.clientId),
         client_secret: secretBox.encrypt(validateClientSecret(input.clientSecret), clientSecretContext(id)),
@@ -51,16 +64,16 @@ export function credentialService({ credentials, secretBox }: CredentialServiceD
       return { credential: toCredential(document) };
     },
 
-    async getCredential(req) {
-      const document = await credentials.findById(
-        requireIdentifier(req.organisationId, "organisation_id"),
-        requireText(req.id, "id", 128),
-      );
+    async getCredential(req, ctx) {
+      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
+      requireOrganisation(ctx, organisationId, "credential");
+      const document = await credentials.findById(organisationId, requireText(req.id, "id", 128));
       return { credential: toCredential(document ?? notFound()) };
     },
 
-    async listCredentials(req) {
+    async listCredentials(req, ctx) {
       const organisationId = requireIdentifier(req.organisationId, "organisation_id");
+      requireOrganisation(ctx, organisationId, "organisation");
       const size = pageSize(req.pageSize);
       const afterId = req.pageToken === "" ? undefined : decodePageToken(req.pageToken);
       // One extra document tells whether another page exists.
@@ -74,9 +87,10 @@ export function credentialService({ credentials, secretBox }: CredentialServiceD
       };
     },
 
-    async updateCredential(req) {
+    async updateCredential(req, ctx) {
       const input = req.credential ?? invalid("credential", "is required");
       const organisationId = requireIdentifier(input.organisationId, "credential.organisation_id");
+      requireOrganisation(ctx, organisationId, "credential");
       const id = requireText(input.id, "credential.id", 128);
       const paths = req.updateMask?.paths ?? [];
       if (paths.length === 0) invalid("update_mask", "must name at least one field");
@@ -121,11 +135,10 @@ export function credentialService({ credentials, secretBox }: CredentialServiceD
       return { credential: toCredential(document ?? notFound()) };
     },
 
-    async deleteCredential(req) {
-      const deleted = await credentials.delete(
-        requireIdentifier(req.organisationId, "organisation_id"),
-        requireText(req.id, "id", 128),
-      );
+    async deleteCredential(req, ctx) {
+      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
+      requireOrganisation(ctx, organisationId, "credential");
+      const deleted = await credentials.delete(organisationId, requireText(req.id, "id", 128));
       if (!deleted) notFound();
       return {};
     },
@@ -148,20 +161,11 @@ function validateClientSecret(secret: string): string {
   return requireText(secret, "credential.client_secret", 2048);
 }
 
-function validateTokenUrl(url: string): string {
-  return requireEndpointUrl(url, "credential.token_url").href;
-}
-
-function validateRevocationUrl(url: string): string {
-  return requireEndpointUrl(url, "credential.revocation_url").href;
-}
-
-/** RFC 8414 §2: an issuer is an https URL with no query or fragment. */
-function validateIssuer(issuer: string): string {
-  optionalText(issuer, "credential.issuer", 2048);
-  requireEndpointUrl(issuer, "credential.issuer", { allowQuery: false });
-  // The issuer is compared as a string (RFC 9207 §2.4), so keep it exactly as given.
-  return issuer;
+/** A URL the broker will call: a valid endpoint that the outbound policy allows. */
+export function outboundUrl(outbound: OutboundPolicy, value: string, field: string): string {
+  const url = requireEndpointUrl(value, field, { allowHttp: true });
+  outbound.requireUrl(value, field, url);
+  return url.href;
 }
 
 function validateAuthMethod(method: TokenEndpointAuthMethod): TokenEndpointAuthMethodName {

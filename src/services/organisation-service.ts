@@ -11,21 +11,30 @@ import { invalid } from "../errors.js";
 import { generateWebhookSecret, webhookSecretContext } from "../events/webhook-signature.js";
 import { MAX_ALLOWED_RETURN_URLS, parseAllowedReturnUrl } from "../oauth/return-url.js";
 import type { OrganisationDocument, OrganisationStore } from "../store/organisations.js";
-import { requireEndpointUrl, requireIdentifier } from "../validation.js";
+import { requireOrganisation } from "../auth/caller.js";
+import type { OutboundPolicy } from "../outbound/address-policy.js";
+import { requireIdentifier } from "../validation.js";
+import { outboundUrl } from "./credential-service.js";
 
 /** Two secrets sign each event during a rotation: the new one and the one before it. */
 const VALID_WEBHOOK_SECRETS = 2;
 
-export function organisationService(organisations: OrganisationStore, secretBox: SecretBox): ServiceImpl<typeof OrganisationService> {
+export function organisationService(
+  organisations: OrganisationStore,
+  secretBox: SecretBox,
+  outbound: OutboundPolicy,
+): ServiceImpl<typeof OrganisationService> {
   return {
-    async getOrganisationSettings(req) {
+    async getOrganisationSettings(req, ctx) {
       const organisationId = requireIdentifier(req.organisationId, "organisation_id");
+      requireOrganisation(ctx, organisationId, "organisation");
       return { settings: toSettings(organisationId, await organisations.findById(organisationId)) };
     },
 
-    async updateOrganisationSettings(req) {
+    async updateOrganisationSettings(req, ctx) {
       const input = req.settings ?? invalid("settings", "is required");
       const organisationId = requireIdentifier(input.organisationId, "settings.organisation_id");
+      requireOrganisation(ctx, organisationId, "organisation");
       const paths = req.updateMask?.paths ?? [];
       if (paths.length === 0) invalid("update_mask", "must name at least one field");
       const changes: Partial<OrganisationDocument> = {};
@@ -42,7 +51,7 @@ export function organisationService(organisations: OrganisationStore, secretBox:
             break;
           case "webhook_url":
             if (input.webhookUrl === "") clear.push("webhook_url");
-            else changes.webhook_url = requireEndpointUrl(input.webhookUrl, "settings.webhook_url").href;
+            else changes.webhook_url = outboundUrl(outbound, input.webhookUrl, "settings.webhook_url");
             break;
           default:
             invalid("update_mask", `names "${path.slice(0, 64)}" that cannot be updated`);
@@ -51,8 +60,9 @@ export function organisationService(organisations: OrganisationStore, secretBox:
       return { settings: toSettings(organisationId, await organisations.update(organisationId, changes, clear)) };
     },
 
-    async rotateWebhookSecret(req) {
+    async rotateWebhookSecret(req, ctx) {
       const organisationId = requireIdentifier(req.organisationId, "organisation_id");
+      requireOrganisation(ctx, organisationId, "organisation");
       const secret = generateWebhookSecret();
       const previous = (await organisations.findById(organisationId))?.webhook_secrets ?? [];
       const secrets = [secretBox.encrypt(secret, webhookSecretContext(organisationId)), ...previous].slice(0, VALID_WEBHOOK_SECRETS);

@@ -1,7 +1,10 @@
 import type { Collection, Db, Filter, IndexDescription, UpdateFilter } from "mongodb";
 
-/** DELETED: tokens are gone; the document waits only for its last event to be relayed. */
-export type ConnectionStatus = "ACTIVE" | "REFRESH_FAILED" | "NEEDS_REAUTHORIZATION" | "DELETED";
+/**
+ * PENDING: made with an end user ID, waiting for ConfirmConnection. DELETED: tokens are gone; the
+ * document waits only for its last event to be relayed.
+ */
+export type ConnectionStatus = "PENDING" | "ACTIVE" | "REFRESH_FAILED" | "NEEDS_REAUTHORIZATION" | "DELETED";
 
 export type ConnectionEventType =
   | "connection.created"
@@ -45,6 +48,11 @@ export interface ConnectionDocument {
   expire_time?: Date;
   /** JSON of the token response's other fields (they may hold secrets, e.g. Slack's user token). */
   extra_fields?: string;
+  /** For PENDING connections: who must confirm, the hash of the one-time code, and until when. */
+  end_user_id?: string;
+  confirmation_hash?: string;
+  failed_confirmations?: number;
+  pending_expire_time?: Date;
   /** When the last refresh was attempted, whatever its outcome. */
   refresh_attempt_time?: Date;
   pending_events: PendingEvent[];
@@ -61,6 +69,8 @@ export interface ConnectionFilter {
 export const connectionIndexes: IndexDescription[] = [
   // Listing an organisation's connections, newest first (UUIDv7 IDs sort by creation time).
   { key: { organisation_id: 1, _id: -1 }, name: "organisation_id_1__id_-1" },
+  // Unconfirmed connections are deleted with their tokens when their time is up.
+  { key: { pending_expire_time: 1 }, name: "pending_expire_time_ttl", expireAfterSeconds: 0, sparse: true },
   // The relay's scan for events still to publish.
   { key: { "pending_events._id": 1 }, name: "pending_events._id_1", sparse: true },
 ];
@@ -118,6 +128,11 @@ export class ConnectionStore {
   /** Drops events that were published. Call it holding the lease. */
   async clearPendingEvents(id: string, eventIds: readonly string[]): Promise<void> {
     await this.collection.updateOne({ _id: id }, { $pull: { pending_events: { _id: { $in: [...eventIds] } } } });
+  }
+
+  /** Removes an unconfirmed connection and its tokens. Call it holding the lease. */
+  async deletePending(id: string): Promise<void> {
+    await this.collection.deleteOne({ _id: id, status: "PENDING" });
   }
 
   /** Removes a deleted connection once its last event is published. Call it holding the lease. */

@@ -15,6 +15,8 @@ export interface OAuthStateDocument {
   code_verifier?: string;
   nonce?: string;
   return_url?: string;
+  /** The end user the flow is bound to (RFC 9700 §2.1), when the caller gave one. */
+  end_user_id?: string;
   create_time: Date;
   expire_time: Date;
 }

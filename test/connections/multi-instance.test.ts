@@ -30,6 +30,9 @@ beforeAll(async () => {
     BROKER_TOKEN_REQUEST_TIMEOUT: "2s",
     BROKER_WEBHOOK_RETRY_MIN: "200ms",
     BROKER_LOG_LEVEL: "info",
+    BROKER_OUTBOUND_ALLOWLIST: "127.0.0.1",
+    BROKER_CALLBACK_RATE_LIMIT: "100000",
+    BROKER_RPC_RATE_LIMIT: "100000",
   };
 });
 afterAll(async () => {

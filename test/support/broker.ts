@@ -39,6 +39,11 @@ export async function startTestBroker(env: Record<string, string> = {}): Promise
     BROKER_GRPC_PORT: "0",
     BROKER_PUBLIC_URL: "http://127.0.0.1:8080",
     BROKER_LOG_LEVEL: "debug",
+    // The test providers and receivers listen on loopback, which the broker refuses otherwise.
+    BROKER_OUTBOUND_ALLOWLIST: "127.0.0.1",
+    // Every test request comes from 127.0.0.1; the limits have tests of their own.
+    BROKER_CALLBACK_RATE_LIMIT: "100000",
+    BROKER_RPC_RATE_LIMIT: "100000",
     ...env,
   });
   const logs: Array<Record<string, unknown>> = [];

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file oauth2broker/v1/connection_service.proto.
  */
 export const file_oauth2broker_v1_connection_service: GenFile = /*@__PURE__*/
-  fileDesc("CihvYXV0aDJicm9rZXIvdjEvY29ubmVjdGlvbl9zZXJ2aWNlLnByb3RvEg9vYXV0aDJicm9rZXIudjEihwMKCkNvbm5lY3Rpb24SCgoCaWQYASABKAkSFwoPb3JnYW5pc2F0aW9uX2lkGAIgASgJEhQKDGNvbm5lY3Rvcl9pZBgDIAEoCRIVCg1jcmVkZW50aWFsX2lkGAQgASgJEjEKBnN0YXR1cxgFIAEoDjIhLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uU3RhdHVzEhUKDXN0YXR1c19yZWFzb24YBiABKAkSDgoGc2NvcGVzGAcgAygJEhIKCnRva2VuX3R5cGUYCCABKAkSPAoYYWNjZXNzX3Rva2VuX2V4cGlyZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIZChFoYXNfcmVmcmVzaF90b2tlbhgKIAEoCBIvCgtjcmVhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjsKFEdldENvbm5lY3Rpb25SZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCRIKCgJpZBgCIAEoCSJIChVHZXRDb25uZWN0aW9uUmVzcG9uc2USLwoKY29ubmVjdGlvbhgBIAEoCzIbLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uIrgBChZMaXN0Q29ubmVjdGlvbnNSZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCRIUCgxjb25uZWN0b3JfaWQYAiABKAkSFQoNY3JlZGVudGlhbF9pZBgDIAEoCRIxCgZzdGF0dXMYBCABKA4yIS5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvblN0YXR1cxIRCglwYWdlX3NpemUYBSABKAUSEgoKcGFnZV90b2tlbhgGIAEoCSJkChdMaXN0Q29ubmVjdGlvbnNSZXNwb25zZRIwCgtjb25uZWN0aW9ucxgBIAMoCzIbLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJHChVHZXRBY2Nlc3NUb2tlblJlcXVlc3QSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkicwoWR2V0QWNjZXNzVG9rZW5SZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSEgoKdG9rZW5fdHlwZRgCIAEoCRIvCgtleHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAicAoXRGVsZXRlQ29ubmVjdGlvblJlcXVlc3QSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJEgoKAmlkGAIgASgJEg4KBnJldm9rZRgDIAEoCBIgChhrZWVwX2lmX3Jldm9jYXRpb25fZmFpbHMYBCABKAgibAoYRGVsZXRlQ29ubmVjdGlvblJlc3BvbnNlEjYKCnJldm9jYXRpb24YASABKA4yIi5vYXV0aDJicm9rZXIudjEuUmV2b2NhdGlvbk91dGNvbWUSGAoQcmV2b2NhdGlvbl9lcnJvchgCIAEoCSI3ChxXYXRjaENvbm5lY3Rpb25FdmVudHNSZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCSJQCh1XYXRjaENvbm5lY3Rpb25FdmVudHNSZXNwb25zZRIvCgVldmVudBgBIAEoCzIgLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uRXZlbnQigwIKD0Nvbm5lY3Rpb25FdmVudBIKCgJpZBgBIAEoCRIMCgR0eXBlGAIgASgJEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCg9vcmdhbmlzYXRpb25faWQYBCABKAkSFQoNY29ubmVjdGlvbl9pZBgFIAEoCRIUCgxjb25uZWN0b3JfaWQYBiABKAkSFQoNY3JlZGVudGlhbF9pZBgHIAEoCRIxCgZzdGF0dXMYCCABKA4yIS5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvblN0YXR1cxIVCg1zdGF0dXNfcmVhc29uGAkgASgJIjoKE0NyZWRlbnRpYWxSZWZlcmVuY2USCgoCaWQYASABKAkSFwoPb3JnYW5pc2F0aW9uX2lkGAIgASgJIrUCCiFJbml0aWFsaXNlT0F1dGgyQ29ubmVjdGlvblJlcXVlc3QSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJEhQKDGNvbm5lY3Rvcl9pZBgCIAEoCRI4CgpjcmVkZW50aWFsGAMgASgLMiQub2F1dGgyYnJva2VyLnYxLkNyZWRlbnRpYWxSZWZlcmVuY2USFQoNYXV0aG9yaXplX3VybBgEIAEoCRIRCgljbGllbnRfaWQYBSABKAkSDgoGc2NvcGVzGAYgAygJEh4KFmRpc2FibGVfb2ZmbGluZV9hY2Nlc3MYByABKAgSEwoGcHJvbXB0GAggASgJSACIAQESGQoRYWRkaXRpb25hbF9wYXJhbXMYCSABKAkSEgoKcmV0dXJuX3VybBgKIAEoCUIJCgdfcHJvbXB0ImIKIkluaXRpYWxpc2VPQXV0aDJDb25uZWN0aW9uUmVzcG9uc2USCwoDdXJsGAEgASgJEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCqmAQoQQ29ubmVjdGlvblN0YXR1cxIhCh1DT05ORUNUSU9OX1NUQVRVU19VTlNQRUNJRklFRBAAEhwKGENPTk5FQ1RJT05fU1RBVFVTX0FDVElWRRABEiQKIENPTk5FQ1RJT05fU1RBVFVTX1JFRlJFU0hfRkFJTEVEEAISKwonQ09OTkVDVElPTl9TVEFUVVNfTkVFRFNfUkVBVVRIT1JJWkFUSU9OEAMqnAEKEVJldm9jYXRpb25PdXRjb21lEiIKHlJFVk9DQVRJT05fT1VUQ09NRV9VTlNQRUNJRklFRBAAEh4KGlJFVk9DQVRJT05fT1VUQ09NRV9SRVZPS0VEEAESHQoZUkVWT0NBVElPTl9PVVRDT01FX0ZBSUxFRBACEiQKIFJFVk9DQVRJT05fT1VUQ09NRV9OT1RfU1VQUE9SVEVEEAMypwUKEUNvbm5lY3Rpb25TZXJ2aWNlEoUBChpJbml0aWFsaXNlT0F1dGgyQ29ubmVjdGlvbhIyLm9hdXRoMmJyb2tlci52MS5Jbml0aWFsaXNlT0F1dGgyQ29ubmVjdGlvblJlcXVlc3QaMy5vYXV0aDJicm9rZXIudjEuSW5pdGlhbGlzZU9BdXRoMkNvbm5lY3Rpb25SZXNwb25zZRJeCg1HZXRDb25uZWN0aW9uEiUub2F1dGgyYnJva2VyLnYxLkdldENvbm5lY3Rpb25SZXF1ZXN0GiYub2F1dGgyYnJva2VyLnYxLkdldENvbm5lY3Rpb25SZXNwb25zZRJkCg9MaXN0Q29ubmVjdGlvbnMSJy5vYXV0aDJicm9rZXIudjEuTGlzdENvbm5lY3Rpb25zUmVxdWVzdBooLm9hdXRoMmJyb2tlci52MS5MaXN0Q29ubmVjdGlvbnNSZXNwb25zZRJhCg5HZXRBY2Nlc3NUb2tlbhImLm9hdXRoMmJyb2tlci52MS5HZXRBY2Nlc3NUb2tlblJlcXVlc3QaJy5vYXV0aDJicm9rZXIudjEuR2V0QWNjZXNzVG9rZW5SZXNwb25zZRJnChBEZWxldGVDb25uZWN0aW9uEigub2F1dGgyYnJva2VyLnYxLkRlbGV0ZUNvbm5lY3Rpb25SZXF1ZXN0Gikub2F1dGgyYnJva2VyLnYxLkRlbGV0ZUNvbm5lY3Rpb25SZXNwb25zZRJ4ChVXYXRjaENvbm5lY3Rpb25FdmVudHMSLS5vYXV0aDJicm9rZXIudjEuV2F0Y2hDb25uZWN0aW9uRXZlbnRzUmVxdWVzdBouLm9hdXRoMmJyb2tlci52MS5XYXRjaENvbm5lY3Rpb25FdmVudHNSZXNwb25zZTABYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("CihvYXV0aDJicm9rZXIvdjEvY29ubmVjdGlvbl9zZXJ2aWNlLnByb3RvEg9vYXV0aDJicm9rZXIudjEihwMKCkNvbm5lY3Rpb24SCgoCaWQYASABKAkSFwoPb3JnYW5pc2F0aW9uX2lkGAIgASgJEhQKDGNvbm5lY3Rvcl9pZBgDIAEoCRIVCg1jcmVkZW50aWFsX2lkGAQgASgJEjEKBnN0YXR1cxgFIAEoDjIhLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uU3RhdHVzEhUKDXN0YXR1c19yZWFzb24YBiABKAkSDgoGc2NvcGVzGAcgAygJEhIKCnRva2VuX3R5cGUYCCABKAkSPAoYYWNjZXNzX3Rva2VuX2V4cGlyZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIZChFoYXNfcmVmcmVzaF90b2tlbhgKIAEoCBIvCgtjcmVhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjsKFEdldENvbm5lY3Rpb25SZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCRIKCgJpZBgCIAEoCSJIChVHZXRDb25uZWN0aW9uUmVzcG9uc2USLwoKY29ubmVjdGlvbhgBIAEoCzIbLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uIrgBChZMaXN0Q29ubmVjdGlvbnNSZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCRIUCgxjb25uZWN0b3JfaWQYAiABKAkSFQoNY3JlZGVudGlhbF9pZBgDIAEoCRIxCgZzdGF0dXMYBCABKA4yIS5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvblN0YXR1cxIRCglwYWdlX3NpemUYBSABKAUSEgoKcGFnZV90b2tlbhgGIAEoCSJkChdMaXN0Q29ubmVjdGlvbnNSZXNwb25zZRIwCgtjb25uZWN0aW9ucxgBIAMoCzIbLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJHChVHZXRBY2Nlc3NUb2tlblJlcXVlc3QSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkicwoWR2V0QWNjZXNzVG9rZW5SZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSEgoKdG9rZW5fdHlwZRgCIAEoCRIvCgtleHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAidQoYQ29uZmlybUNvbm5lY3Rpb25SZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCRIVCg1jb25uZWN0aW9uX2lkGAIgASgJEhMKC2VuZF91c2VyX2lkGAMgASgJEhQKDGNvbmZpcm1hdGlvbhgEIAEoCSJMChlDb25maXJtQ29ubmVjdGlvblJlc3BvbnNlEi8KCmNvbm5lY3Rpb24YASABKAsyGy5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvbiJwChdEZWxldGVDb25uZWN0aW9uUmVxdWVzdBIXCg9vcmdhbmlzYXRpb25faWQYASABKAkSCgoCaWQYAiABKAkSDgoGcmV2b2tlGAMgASgIEiAKGGtlZXBfaWZfcmV2b2NhdGlvbl9mYWlscxgEIAEoCCJsChhEZWxldGVDb25uZWN0aW9uUmVzcG9uc2USNgoKcmV2b2NhdGlvbhgBIAEoDjIiLm9hdXRoMmJyb2tlci52MS5SZXZvY2F0aW9uT3V0Y29tZRIYChByZXZvY2F0aW9uX2Vycm9yGAIgASgJIjcKHFdhdGNoQ29ubmVjdGlvbkV2ZW50c1JlcXVlc3QSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJIlAKHVdhdGNoQ29ubmVjdGlvbkV2ZW50c1Jlc3BvbnNlEi8KBWV2ZW50GAEgASgLMiAub2F1dGgyYnJva2VyLnYxLkNvbm5lY3Rpb25FdmVudCKDAgoPQ29ubmVjdGlvbkV2ZW50EgoKAmlkGAEgASgJEgwKBHR5cGUYAiABKAkSLwoLY3JlYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD29yZ2FuaXNhdGlvbl9pZBgEIAEoCRIVCg1jb25uZWN0aW9uX2lkGAUgASgJEhQKDGNvbm5lY3Rvcl9pZBgGIAEoCRIVCg1jcmVkZW50aWFsX2lkGAcgASgJEjEKBnN0YXR1cxgIIAEoDjIhLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uU3RhdHVzEhUKDXN0YXR1c19yZWFzb24YCSABKAkiOgoTQ3JlZGVudGlhbFJlZmVyZW5jZRIKCgJpZBgBIAEoCRIXCg9vcmdhbmlzYXRpb25faWQYAiABKAkiygIKIUluaXRpYWxpc2VPQXV0aDJDb25uZWN0aW9uUmVxdWVzdBIXCg9vcmdhbmlzYXRpb25faWQYASABKAkSFAoMY29ubmVjdG9yX2lkGAIgASgJEjgKCmNyZWRlbnRpYWwYAyABKAsyJC5vYXV0aDJicm9rZXIudjEuQ3JlZGVudGlhbFJlZmVyZW5jZRIVCg1hdXRob3JpemVfdXJsGAQgASgJEhEKCWNsaWVudF9pZBgFIAEoCRIOCgZzY29wZXMYBiADKAkSHgoWZGlzYWJsZV9vZmZsaW5lX2FjY2VzcxgHIAEoCBITCgZwcm9tcHQYCCABKAlIAIgBARIZChFhZGRpdGlvbmFsX3BhcmFtcxgJIAEoCRISCgpyZXR1cm5fdXJsGAogASgJEhMKC2VuZF91c2VyX2lkGAsgASgJQgkKB19wcm9tcHQiYgoiSW5pdGlhbGlzZU9BdXRoMkNvbm5lY3Rpb25SZXNwb25zZRILCgN1cmwYASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKsUBChBDb25uZWN0aW9uU3RhdHVzEiEKHUNPTk5FQ1RJT05fU1RBVFVTX1VOU1BFQ0lGSUVEEAASHAoYQ09OTkVDVElPTl9TVEFUVVNfQUNUSVZFEAESJAogQ09OTkVDVElPTl9TVEFUVVNfUkVGUkVTSF9GQUlMRUQQAhIrCidDT05ORUNUSU9OX1NUQVRVU19ORUVEU19SRUFVVEhPUklaQVRJT04QAxIdChlDT05ORUNUSU9OX1NUQVRVU19QRU5ESU5HEAQqnAEKEVJldm9jYXRpb25PdXRjb21lEiIKHlJFVk9DQVRJT05fT1VUQ09NRV9VTlNQRUNJRklFRBAAEh4KGlJFVk9DQVRJT05fT1VUQ09NRV9SRVZPS0VEEAESHQoZUkVWT0NBVElPTl9PVVRDT01FX0ZBSUxFRBACEiQKIFJFVk9DQVRJT05fT1VUQ09NRV9OT1RfU1VQUE9SVEVEEAMykwYKEUNvbm5lY3Rpb25TZXJ2aWNlEoUBChpJbml0aWFsaXNlT0F1dGgyQ29ubmVjdGlvbhIyLm9hdXRoMmJyb2tlci52MS5Jbml0aWFsaXNlT0F1dGgyQ29ubmVjdGlvblJlcXVlc3QaMy5vYXV0aDJicm9rZXIudjEuSW5pdGlhbGlzZU9BdXRoMkNvbm5lY3Rpb25SZXNwb25zZRJeCg1HZXRDb25uZWN0aW9uEiUub2F1dGgyYnJva2VyLnYxLkdldENvbm5lY3Rpb25SZXF1ZXN0GiYub2F1dGgyYnJva2VyLnYxLkdldENvbm5lY3Rpb25SZXNwb25zZRJkCg9MaXN0Q29ubmVjdGlvbnMSJy5vYXV0aDJicm9rZXIudjEuTGlzdENvbm5lY3Rpb25zUmVxdWVzdBooLm9hdXRoMmJyb2tlci52MS5MaXN0Q29ubmVjdGlvbnNSZXNwb25zZRJhCg5HZXRBY2Nlc3NUb2tlbhImLm9hdXRoMmJyb2tlci52MS5HZXRBY2Nlc3NUb2tlblJlcXVlc3QaJy5vYXV0aDJicm9rZXIudjEuR2V0QWNjZXNzVG9rZW5SZXNwb25zZRJqChFDb25maXJtQ29ubmVjdGlvbhIpLm9hdXRoMmJyb2tlci52MS5Db25maXJtQ29ubmVjdGlvblJlcXVlc3QaKi5vYXV0aDJicm9rZXIudjEuQ29uZmlybUNvbm5lY3Rpb25SZXNwb25zZRJnChBEZWxldGVDb25uZWN0aW9uEigub2F1dGgyYnJva2VyLnYxLkRlbGV0ZUNvbm5lY3Rpb25SZXF1ZXN0Gikub2F1dGgyYnJva2VyLnYxLkRlbGV0ZUNvbm5lY3Rpb25SZXNwb25zZRJ4ChVXYXRjaENvbm5lY3Rpb25FdmVudHMSLS5vYXV0aDJicm9rZXIudjEuV2F0Y2hDb25uZWN0aW9uRXZlbnRzUmVxdWVzdBouLm9hdXRoMmJyb2tlci52MS5XYXRjaENvbm5lY3Rpb25FdmVudHNSZXNwb25zZTABYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * A connected end-user account, without its tokens.
@@ -310,6 +310,70 @@ export const GetAccessTokenResponseSchema: GenMessage<GetAccessTokenResponse> = 
   messageDesc(file_oauth2broker_v1_connection_service, 6);
 
 /**
+ * The request of ConfirmConnection.
+ *
+ * @generated from message oauth2broker.v1.ConfirmConnectionRequest
+ */
+export type ConfirmConnectionRequest = Message<"oauth2broker.v1.ConfirmConnectionRequest"> & {
+  /**
+   * The organisation that owns the connection.
+   *
+   * @generated from field: string organisation_id = 1;
+   */
+  organisationId: string;
+
+  /**
+   * The `connection_id` the return URL received.
+   *
+   * @generated from field: string connection_id = 2;
+   */
+  connectionId: string;
+
+  /**
+   * The end user signed in to your app now; must equal the `end_user_id` the flow was initialised
+   * for.
+   *
+   * @generated from field: string end_user_id = 3;
+   */
+  endUserId: string;
+
+  /**
+   * The `confirmation` the return URL received.
+   *
+   * @generated from field: string confirmation = 4;
+   */
+  confirmation: string;
+};
+
+/**
+ * Describes the message oauth2broker.v1.ConfirmConnectionRequest.
+ * Use `create(ConfirmConnectionRequestSchema)` to create a new message.
+ */
+export const ConfirmConnectionRequestSchema: GenMessage<ConfirmConnectionRequest> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_connection_service, 7);
+
+/**
+ * The response of ConfirmConnection.
+ *
+ * @generated from message oauth2broker.v1.ConfirmConnectionResponse
+ */
+export type ConfirmConnectionResponse = Message<"oauth2broker.v1.ConfirmConnectionResponse"> & {
+  /**
+   * The connection, now ACTIVE.
+   *
+   * @generated from field: oauth2broker.v1.Connection connection = 1;
+   */
+  connection?: Connection | undefined;
+};
+
+/**
+ * Describes the message oauth2broker.v1.ConfirmConnectionResponse.
+ * Use `create(ConfirmConnectionResponseSchema)` to create a new message.
+ */
+export const ConfirmConnectionResponseSchema: GenMessage<ConfirmConnectionResponse> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_connection_service, 8);
+
+/**
  * The request of DeleteConnection.
  *
  * @generated from message oauth2broker.v1.DeleteConnectionRequest
@@ -351,7 +415,7 @@ export type DeleteConnectionRequest = Message<"oauth2broker.v1.DeleteConnectionR
  * Use `create(DeleteConnectionRequestSchema)` to create a new message.
  */
 export const DeleteConnectionRequestSchema: GenMessage<DeleteConnectionRequest> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 7);
+  messageDesc(file_oauth2broker_v1_connection_service, 9);
 
 /**
  * The response of DeleteConnection.
@@ -379,7 +443,7 @@ export type DeleteConnectionResponse = Message<"oauth2broker.v1.DeleteConnection
  * Use `create(DeleteConnectionResponseSchema)` to create a new message.
  */
 export const DeleteConnectionResponseSchema: GenMessage<DeleteConnectionResponse> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 8);
+  messageDesc(file_oauth2broker_v1_connection_service, 10);
 
 /**
  * The request of WatchConnectionEvents.
@@ -400,7 +464,7 @@ export type WatchConnectionEventsRequest = Message<"oauth2broker.v1.WatchConnect
  * Use `create(WatchConnectionEventsRequestSchema)` to create a new message.
  */
 export const WatchConnectionEventsRequestSchema: GenMessage<WatchConnectionEventsRequest> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 9);
+  messageDesc(file_oauth2broker_v1_connection_service, 11);
 
 /**
  * The response of WatchConnectionEvents: one event.
@@ -421,7 +485,7 @@ export type WatchConnectionEventsResponse = Message<"oauth2broker.v1.WatchConnec
  * Use `create(WatchConnectionEventsResponseSchema)` to create a new message.
  */
 export const WatchConnectionEventsResponseSchema: GenMessage<WatchConnectionEventsResponse> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 10);
+  messageDesc(file_oauth2broker_v1_connection_service, 12);
 
 /**
  * Something that happened to a connection. Delivered at least once: de-duplicate by `id`.
@@ -499,7 +563,7 @@ export type ConnectionEvent = Message<"oauth2broker.v1.ConnectionEvent"> & {
  * Use `create(ConnectionEventSchema)` to create a new message.
  */
 export const ConnectionEventSchema: GenMessage<ConnectionEvent> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 11);
+  messageDesc(file_oauth2broker_v1_connection_service, 13);
 
 /**
  * Names a stored credential.
@@ -527,7 +591,7 @@ export type CredentialReference = Message<"oauth2broker.v1.CredentialReference">
  * Use `create(CredentialReferenceSchema)` to create a new message.
  */
 export const CredentialReferenceSchema: GenMessage<CredentialReference> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 12);
+  messageDesc(file_oauth2broker_v1_connection_service, 14);
 
 /**
  * The request of InitialiseOAuth2Connection.
@@ -630,6 +694,17 @@ export type InitialiseOAuth2ConnectionRequest = Message<"oauth2broker.v1.Initial
    * @generated from field: string return_url = 10;
    */
   returnUrl: string;
+
+  /**
+   * Binds the flow to the person who started it (RFC 9700 §2.1): your identifier of the signed-in
+   * end user, 1 to 256 characters. With it, the callback stores the connection as PENDING and
+   * sends the browser to `return_url` (then required) with `connection_id` and a one-time
+   * `confirmation`; your backend calls ConfirmConnection with the same end user to activate it.
+   * A URL forwarded to someone else then never yields a usable connection.
+   *
+   * @generated from field: string end_user_id = 11;
+   */
+  endUserId: string;
 };
 
 /**
@@ -637,7 +712,7 @@ export type InitialiseOAuth2ConnectionRequest = Message<"oauth2broker.v1.Initial
  * Use `create(InitialiseOAuth2ConnectionRequestSchema)` to create a new message.
  */
 export const InitialiseOAuth2ConnectionRequestSchema: GenMessage<InitialiseOAuth2ConnectionRequest> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 13);
+  messageDesc(file_oauth2broker_v1_connection_service, 15);
 
 /**
  * The response of InitialiseOAuth2Connection.
@@ -666,7 +741,7 @@ export type InitialiseOAuth2ConnectionResponse = Message<"oauth2broker.v1.Initia
  * Use `create(InitialiseOAuth2ConnectionResponseSchema)` to create a new message.
  */
 export const InitialiseOAuth2ConnectionResponseSchema: GenMessage<InitialiseOAuth2ConnectionResponse> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 14);
+  messageDesc(file_oauth2broker_v1_connection_service, 16);
 
 /**
  * The state of a connection.
@@ -703,6 +778,14 @@ export enum ConnectionStatus {
    * @generated from enum value: CONNECTION_STATUS_NEEDS_REAUTHORIZATION = 3;
    */
   NEEDS_REAUTHORIZATION = 3,
+
+  /**
+   * Made with `end_user_id` and waiting for ConfirmConnection; unusable until then, and deleted
+   * with its tokens if not confirmed within `BROKER_STATE_TTL`.
+   *
+   * @generated from enum value: CONNECTION_STATUS_PENDING = 4;
+   */
+  PENDING = 4,
 }
 
 /**
@@ -806,6 +889,19 @@ export const ConnectionService: GenService<{
     methodKind: "unary";
     input: typeof GetAccessTokenRequestSchema;
     output: typeof GetAccessTokenResponseSchema;
+  },
+  /**
+   * Activates a PENDING connection (one initialised with `end_user_id`): the caller's backend,
+   * which knows who is signed in, proves that the person who finished the flow is the one who
+   * started it (RFC 9700 §2.1). A wrong end user or confirmation code is PERMISSION_DENIED and
+   * counted; after 5 wrong attempts the connection is deleted.
+   *
+   * @generated from rpc oauth2broker.v1.ConnectionService.ConfirmConnection
+   */
+  confirmConnection: {
+    methodKind: "unary";
+    input: typeof ConfirmConnectionRequestSchema;
+    output: typeof ConfirmConnectionResponseSchema;
   },
   /**
    * Deletes a connection and its tokens, optionally revoking them at the provider first.

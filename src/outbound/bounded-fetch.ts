@@ -1,7 +1,12 @@
+import { Agent, fetch as undiciFetch } from "undici";
+import type { OutboundPolicy } from "./address-policy.js";
+
 /**
- * fetch for calls to providers (token endpoint, discovery, JWKS): bounded in time and size and
- * never following redirects, so a slow, huge or redirecting provider cannot hold the broker or
- * bounce a code and client secret somewhere else (RFC 9700 §4.12, §4.11).
+ * fetch for every call the broker makes (token endpoint, discovery, JWKS, revocation,
+ * webhooks): allowed destinations only (see OutboundPolicy, checked again at connect time),
+ * bounded in time and size, and never following redirects, so a slow, huge or redirecting
+ * server cannot hold the broker or bounce a code and client secret somewhere else
+ * (RFC 9700 §4.11, §4.12).
  */
 export interface OutboundLimits {
   timeoutMs: number;
@@ -12,14 +17,22 @@ export class OutboundError extends Error {
   override readonly name = "OutboundError";
 }
 
-export function boundedFetch({ timeoutMs, maxResponseBytes }: OutboundLimits): typeof fetch {
+export function boundedFetch({ timeoutMs, maxResponseBytes }: OutboundLimits, policy: OutboundPolicy): typeof fetch {
+  const dispatcher = new Agent({ connect: { lookup: policy.lookup, timeout: timeoutMs }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
   return async (input, init) => {
+    const url = new URL(input instanceof Request ? input.url : String(input));
+    const refusal = policy.refusal(url);
+    if (refusal !== undefined) throw new OutboundError(`refused: ${refusal}`);
     const signal = init?.signal ? AbortSignal.any([init.signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs);
     let response: Response;
     try {
-      response = await fetch(input, { ...init, redirect: "manual", signal });
+      response = (await undiciFetch(url, { ...(init as object), redirect: "manual", signal, dispatcher })) as unknown as Response;
     } catch (error) {
-      throw new OutboundError(signal.aborted ? `no response within ${timeoutMs} ms` : "request failed", { cause: error });
+      const refused = error instanceof Error && /refused: /.test(String((error.cause as Error | undefined)?.message ?? ""));
+      throw new OutboundError(
+        refused ? String((error.cause as Error).message) : signal.aborted ? `no response within ${timeoutMs} ms` : "request failed",
+        { cause: error },
+      );
     }
     if (response.status >= 300 && response.status < 400) {
       await response.body?.cancel();

@@ -1,0 +1,29 @@
+import { Code, ConnectError, createContextKey, type HandlerContext } from "@connectrpc/connect";
+
+/**
+ * Who is calling. An admin acts for every organisation; everyone else for exactly one.
+ * `label` identifies the caller in logs and rate limits without revealing a secret: the admin
+ * token's name, an API key's prefix, or a JWT's subject.
+ */
+export type Caller = { kind: "admin"; label: string } | { kind: "organisation"; organisationId: string; label: string };
+
+/** Set by the auth interceptor for every RPC it lets through. */
+export const callerKey = createContextKey<Caller | undefined>(undefined, { description: "authenticated caller" });
+
+/**
+ * Refuses a caller of another organisation with the same NOT_FOUND a missing resource gets, so
+ * no caller can learn what exists elsewhere (`what` names the resource: "credential", …).
+ */
+export function requireOrganisation(ctx: HandlerContext, organisationId: string, what: string): void {
+  const caller = ctx.values.get(callerKey);
+  if (caller === undefined) throw new ConnectError("unauthenticated", Code.Unauthenticated);
+  if (caller.kind === "organisation" && caller.organisationId !== organisationId) {
+    throw new ConnectError(`${what} not found`, Code.NotFound);
+  }
+}
+
+export function requireAdmin(ctx: HandlerContext): void {
+  if (ctx.values.get(callerKey)?.kind !== "admin") {
+    throw new ConnectError("this method needs an admin key", Code.PermissionDenied);
+  }
+}

@@ -1,0 +1,50 @@
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { callerKey } from "../auth/caller.js";
+
+/**
+ * Token buckets, one per key (an API key, a client address): `ratePerSecond` sustained, bursts of
+ * `burst`. Kept in memory per instance, so N instances allow N times the rate; buckets idle for a
+ * minute are dropped so memory stays bounded by recent callers.
+ */
+export class RateLimiter {
+  readonly #buckets = new Map<string, { tokens: number; updated: number }>();
+  #lastSweep = Date.now();
+
+  constructor(
+    private readonly ratePerSecond: number,
+    private readonly burst: number,
+  ) {}
+
+  /** 0 when allowed; otherwise how many seconds to wait before trying again. */
+  take(key: string, now = Date.now()): number {
+    this.#sweep(now);
+    const bucket = this.#buckets.get(key) ?? { tokens: this.burst, updated: now };
+    bucket.tokens = Math.min(this.burst, bucket.tokens + ((now - bucket.updated) / 1000) * this.ratePerSecond);
+    bucket.updated = now;
+    this.#buckets.set(key, bucket);
+    if (bucket.tokens >= 1) {
+      bucket.tokens -= 1;
+      return 0;
+    }
+    return Math.max(1, Math.ceil((1 - bucket.tokens) / this.ratePerSecond));
+  }
+
+  #sweep(now: number): void {
+    if (now - this.#lastSweep < 60_000) return;
+    this.#lastSweep = now;
+    for (const [key, bucket] of this.#buckets) if (now - bucket.updated > 60_000) this.#buckets.delete(key);
+  }
+}
+
+/** RESOURCE_EXHAUSTED, with `retry-after` in seconds, for a caller over its rate. */
+export function rateLimitInterceptor(limiter: RateLimiter): Interceptor {
+  return (next) => async (req) => {
+    const caller = req.contextValues.get(callerKey);
+    if (caller === undefined) return next(req); // health checks
+    const retryAfter = limiter.take(caller.label);
+    if (retryAfter > 0) {
+      throw new ConnectError("rate limit exceeded - slow down", Code.ResourceExhausted, { "retry-after": String(retryAfter) });
+    }
+    return next(req);
+  };
+}

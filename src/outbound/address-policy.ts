@@ -1,0 +1,150 @@
+import { lookup as dnsLookup, type LookupAddress } from "node:dns";
+import { BlockList, isIP } from "node:net";
+import { invalid } from "../errors.js";
+
+/**
+ * Where the broker may send requests (token, refresh, revocation, discovery, JWKS, webhooks):
+ * `https` to public addresses. Private, loopback, link-local and other special ranges are
+ * refused (SSRF, e.g. the cloud metadata address 169.254.169.254) unless the allow-list
+ * (`BROKER_OUTBOUND_ALLOWLIST`: host names, IP addresses, CIDR ranges) names them; plain `http` is
+ * then allowed to them too. Host names are checked again at connect time against every address
+ * they resolve to, so DNS cannot point an approved name at an internal address later.
+ */
+export class OutboundPolicy {
+  readonly #allowedHosts = new Set<string>();
+  readonly #allowedAddresses = new BlockList();
+
+  constructor(allowlist: readonly string[]) {
+    for (const entry of allowlist) {
+      const slash = entry.indexOf("/");
+      if (slash !== -1) {
+        const address = entry.slice(0, slash);
+        this.#allowedAddresses.addSubnet(address, Number(entry.slice(slash + 1)), isIP(address) === 6 ? "ipv6" : "ipv4");
+      } else if (isIP(entry) !== 0) {
+        this.#allowedAddresses.addAddress(entry, isIP(entry) === 6 ? "ipv6" : "ipv4");
+      } else {
+        this.#allowedHosts.add(entry.toLowerCase());
+      }
+    }
+  }
+
+  /** A host the allow-list names, by name or by address. */
+  isAllowlisted(hostname: string): boolean {
+    const host = unbracket(hostname).toLowerCase();
+    if (this.#allowedHosts.has(host)) return true;
+    const family = isIP(host);
+    return family !== 0 && this.#allowedAddresses.check(host, family === 6 ? "ipv6" : "ipv4");
+  }
+
+  /** An address the broker may connect to. */
+  isAllowedAddress(address: string): boolean {
+    return this.isAllowlisted(address) || !isSpecialAddress(address);
+  }
+
+  /** Why the broker may not call this URL, or undefined when it may. */
+  refusal(url: URL): string | undefined {
+    if (url.protocol !== "https:" && url.protocol !== "http:") return "only https URLs are allowed";
+    if (url.username !== "" || url.password !== "") return "URLs with a user name or password are refused";
+    const host = unbracket(url.hostname);
+    if (url.protocol === "http:" && !this.isAllowlisted(host)) return "plain http is allowed only to hosts on BROKER_OUTBOUND_ALLOWLIST";
+    if (isIP(host) !== 0 && !this.isAllowedAddress(host)) return "private, loopback and link-local addresses are refused";
+    return undefined;
+  }
+
+  /** Validates an outbound URL given in a request. Throws InvalidInputError naming the field. */
+  requireUrl(value: string, field: string, url: URL): string {
+    const refusal = this.refusal(url);
+    if (refusal !== undefined) invalid(field, `is refused - ${refusal.replace(/,/g, "")}`);
+    return value;
+  }
+
+  /**
+   * A dns.lookup for sockets that refuses a host name resolving to any address the broker may
+   * not call.
+   */
+  readonly lookup = (
+    hostname: string,
+    options: { all?: boolean; family?: number | string },
+    callback: (error: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void,
+  ): void => {
+    dnsLookup(hostname, { all: true, family: options.family === undefined ? 0 : Number(options.family) || 0 }, (error, addresses) => {
+      if (error) return callback(error, []);
+      const byName = this.isAllowlisted(hostname);
+      const refused = addresses.find((entry) => !byName && !this.isAllowedAddress(entry.address));
+      if (refused !== undefined || addresses.length === 0) {
+        const failure: NodeJS.ErrnoException = new Error(`refused: ${hostname} resolves to a private or special address`);
+        failure.code = "EADDRNOTAVAIL";
+        return callback(failure, []);
+      }
+      if (options.all) return callback(null, addresses);
+      const [first] = addresses;
+      callback(null, first!.address, first!.family);
+    });
+  };
+}
+
+const SPECIAL = new BlockList();
+for (const [address, prefix] of [
+  ["0.0.0.0", 8],
+  ["10.0.0.0", 8],
+  ["100.64.0.0", 10],
+  ["127.0.0.0", 8],
+  ["169.254.0.0", 16],
+  ["172.16.0.0", 12],
+  ["192.0.0.0", 24],
+  ["192.0.2.0", 24],
+  ["192.168.0.0", 16],
+  ["198.18.0.0", 15],
+  ["198.51.100.0", 24],
+  ["203.0.113.0", 24],
+  ["224.0.0.0", 4],
+  ["240.0.0.0", 4],
+] as const) {
+  SPECIAL.addSubnet(address, prefix, "ipv4");
+}
+for (const [address, prefix] of [
+  ["::", 127], // :: and ::1
+  ["64:ff9b::", 96], // NAT64 can reach IPv4 private ranges
+  ["100::", 64],
+  ["2001:db8::", 32],
+  ["fc00::", 7],
+  ["fe80::", 10],
+  ["ff00::", 8],
+] as const) {
+  SPECIAL.addSubnet(address, prefix, "ipv6");
+}
+
+/** Loopback, private, link-local, multicast, documentation and other non-public ranges. */
+export function isSpecialAddress(address: string): boolean {
+  const host = unbracket(address);
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(host);
+  if (mapped?.[1] !== undefined) return SPECIAL.check(mapped[1], "ipv4");
+  const family = isIP(host);
+  if (family === 0) return false;
+  return SPECIAL.check(host, family === 6 ? "ipv6" : "ipv4");
+}
+
+function unbracket(host: string): string {
+  return host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
+}
+
+/** Parses `BROKER_OUTBOUND_ALLOWLIST`. Throws with the bad entry. */
+export function parseOutboundAllowlist(text: string): string[] {
+  return text
+    .split(",")
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== "")
+    .map((entry) => {
+      const [address, prefix, extra] = entry.split("/");
+      if (prefix !== undefined) {
+        const family = isIP(address ?? "");
+        const bits = Number(prefix);
+        if (extra !== undefined || family === 0 || !/^\d+$/.test(prefix) || bits > (family === 6 ? 128 : 32)) {
+          throw new Error(`"${entry.slice(0, 64)}" is not a CIDR range`);
+        }
+      } else if (isIP(entry) === 0 && !/^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(entry)) {
+        throw new Error(`"${entry.slice(0, 64)}" is not a host name, IP address or CIDR range`);
+      }
+      return entry;
+    });
+}

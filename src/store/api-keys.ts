@@ -1,0 +1,44 @@
+import type { Collection, Db, Filter, IndexDescription } from "mongodb";
+
+/** A caller's key, stored as a hash of the key (never the key). */
+export interface ApiKeyDocument {
+  _id: string;
+  key_hash: string;
+  prefix: string;
+  name: string;
+  /** Absent for an admin key. */
+  organisation_id?: string;
+  admin: boolean;
+  create_time: Date;
+  expire_time?: Date;
+  revoke_time?: Date;
+}
+
+export const apiKeyIndexes: IndexDescription[] = [{ key: { key_hash: 1 }, name: "key_hash_1", unique: true }];
+
+/** The only module that reads or writes the `api_keys` collection. */
+export class ApiKeyStore {
+  readonly collection: Collection<ApiKeyDocument>;
+
+  constructor(db: Db) {
+    this.collection = db.collection<ApiKeyDocument>("api_keys");
+  }
+
+  async insert(document: ApiKeyDocument): Promise<void> {
+    await this.collection.insertOne(document);
+  }
+
+  async findByHash(keyHash: string): Promise<ApiKeyDocument | null> {
+    return this.collection.findOne({ key_hash: keyHash });
+  }
+
+  async list(organisationId: string | undefined): Promise<ApiKeyDocument[]> {
+    const filter: Filter<ApiKeyDocument> = organisationId === undefined ? {} : { organisation_id: organisationId };
+    return this.collection.find(filter).sort({ _id: -1 }).limit(1000).toArray();
+  }
+
+  async revoke(id: string): Promise<ApiKeyDocument | null> {
+    await this.collection.updateOne({ _id: id, revoke_time: { $exists: false } }, { $set: { revoke_time: new Date() } });
+    return this.collection.findOne({ _id: id });
+  }
+}
