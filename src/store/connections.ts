@@ -1,4 +1,6 @@
 import type { Collection, Db, Filter, IndexDescription, UpdateFilter } from "mongodb";
+import { reencrypted } from "../crypto/reencrypt.js";
+import type { SecretBox } from "../crypto/secret-box.js";
 
 /**
  * PENDING: made with an end user ID, waiting for ConfirmConnection. DELETED: tokens are gone; the
@@ -138,5 +140,26 @@ export class ConnectionStore {
   /** Removes a deleted connection once its last event is published. Call it holding the lease. */
   async purge(id: string): Promise<void> {
     await this.collection.deleteOne({ _id: id, status: "DELETED" });
+  }
+
+  /** IDs of connections that hold a secret, for re-encryption. */
+  async idsWithSecrets(): Promise<string[]> {
+    const documents = await this.collection.find({ status: NOT_DELETED }, { projection: { _id: 1 } }).toArray();
+    return documents.map((document) => document._id);
+  }
+
+  /** Moves one connection's secrets to the primary key. Call it holding the lease. */
+  async reencrypt(id: string, box: SecretBox, context: (connectionId: string, field: string) => string): Promise<boolean> {
+    const document = await this.collection.findOne({ _id: id });
+    if (document === null) return false;
+    const set: Partial<ConnectionDocument> = {};
+    for (const field of ["access_token", "refresh_token", "id_token", "extra_fields"] as const) {
+      const value = document[field];
+      const next = value === undefined ? undefined : reencrypted(box, value, context(id, field));
+      if (next !== undefined) set[field] = next;
+    }
+    if (Object.keys(set).length === 0) return false;
+    await this.collection.updateOne({ _id: id }, { $set: set });
+    return true;
   }
 }

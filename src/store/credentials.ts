@@ -1,4 +1,6 @@
 import type { Collection, Db, IndexDescription } from "mongodb";
+import { reencrypted } from "../crypto/reencrypt.js";
+import type { SecretBox } from "../crypto/secret-box.js";
 
 export type TokenEndpointAuthMethodName = "client_secret_basic" | "client_secret_post";
 
@@ -65,5 +67,23 @@ export class CredentialStore {
   async delete(organisationId: string, id: string): Promise<boolean> {
     const { deletedCount } = await this.collection.deleteOne({ _id: id, organisation_id: organisationId });
     return deletedCount === 1;
+  }
+
+  /**
+   * Moves every client secret to the primary key. Each write is conditional on the old
+   * ciphertext, so a secret changed meanwhile is left as its writer made it. Returns how many moved.
+   */
+  async reencrypt(box: SecretBox, context: (credentialId: string) => string): Promise<number> {
+    let moved = 0;
+    for await (const document of this.collection.find({}, { projection: { client_secret: 1 } })) {
+      const next = reencrypted(box, document.client_secret, context(document._id));
+      if (next === undefined) continue;
+      const { modifiedCount } = await this.collection.updateOne(
+        { _id: document._id, client_secret: document.client_secret },
+        { $set: { client_secret: next } },
+      );
+      moved += modifiedCount;
+    }
+    return moved;
   }
 }

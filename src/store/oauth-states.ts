@@ -1,4 +1,6 @@
 import type { Collection, Db, IndexDescription } from "mongodb";
+import { reencrypted } from "../crypto/reencrypt.js";
+import type { SecretBox } from "../crypto/secret-box.js";
 
 /**
  * A pending authorization attempt, keyed by the SHA-256 hash of its `state` (never the state
@@ -51,5 +53,20 @@ export class OAuthStateStore {
     const { deletedCount } = await this.collection.deleteOne({ _id: stateHash });
     if (deletedCount !== 1 || document.expire_time <= now) return null;
     return document;
+  }
+
+  /** Moves every stored PKCE verifier to the primary key. Returns how many moved. */
+  async reencrypt(box: SecretBox, context: (stateHash: string) => string): Promise<number> {
+    let moved = 0;
+    for await (const document of this.collection.find({ code_verifier: { $exists: true } }, { projection: { code_verifier: 1 } })) {
+      const next = reencrypted(box, document.code_verifier!, context(document._id));
+      if (next === undefined) continue;
+      const { modifiedCount } = await this.collection.updateOne(
+        { _id: document._id, code_verifier: document.code_verifier },
+        { $set: { code_verifier: next } },
+      );
+      moved += modifiedCount;
+    }
+    return moved;
   }
 }

@@ -1,4 +1,6 @@
 import type { Collection, Db, IndexDescription } from "mongodb";
+import { reencrypted } from "../crypto/reencrypt.js";
+import type { SecretBox } from "../crypto/secret-box.js";
 
 /** An organisation's settings, keyed by its ID. Absent until first changed. */
 export interface OrganisationDocument {
@@ -37,5 +39,21 @@ export class OrganisationStore {
     const document = await this.collection.findOneAndUpdate({ _id: organisationId }, update, { upsert: true, returnDocument: "after" });
     if (document === null) throw new Error("upsert returned no document");
     return document;
+  }
+
+  /** Moves every webhook secret to the primary key. Returns how many organisations moved. */
+  async reencrypt(box: SecretBox, context: (organisationId: string) => string): Promise<number> {
+    let moved = 0;
+    for await (const document of this.collection.find({ webhook_secrets: { $exists: true } })) {
+      const secrets = document.webhook_secrets ?? [];
+      const next = secrets.map((secret) => reencrypted(box, secret, context(document._id)) ?? secret);
+      if (next.every((secret, i) => secret === secrets[i])) continue;
+      const { modifiedCount } = await this.collection.updateOne(
+        { _id: document._id, webhook_secrets: secrets },
+        { $set: { webhook_secrets: next } },
+      );
+      moved += modifiedCount;
+    }
+    return moved;
   }
 }

@@ -1,0 +1,57 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Db } from "mongodb";
+import { connectionSecretContext } from "../connections/secrets.js";
+import { connectionLeaseKey } from "../connections/token-refresher.js";
+import { webhookSecretContext } from "../events/webhook-signature.js";
+import { codeVerifierContext } from "../services/connection-service.js";
+import { clientSecretContext } from "../services/credential-service.js";
+import { ConnectionStore } from "../store/connections.js";
+import { CredentialStore } from "../store/credentials.js";
+import { LeaseStore } from "../store/leases.js";
+import { OAuthStateStore } from "../store/oauth-states.js";
+import { OrganisationStore } from "../store/organisations.js";
+import type { SecretBox } from "./secret-box.js";
+
+export interface ReencryptReport {
+  credentials: number;
+  connections: number;
+  oauthStates: number;
+  organisations: number;
+  /** Connections skipped because their lease stayed busy (run the command again). */
+  busy: number;
+}
+
+/**
+ * Moves every stored secret to the primary key (the first of BROKER_ENCRYPTION_KEYS), while
+ * brokers keep running: they decrypt old and new ciphertexts alike. Connections are rewritten
+ * under their lease, like every other connection write. Run it after adding a new first key;
+ * once it reports nothing left to move, the old key can be removed.
+ */
+export async function reencryptAll(db: Db, box: SecretBox): Promise<ReencryptReport> {
+  const connections = new ConnectionStore(db);
+  const leases = new LeaseStore(db);
+  const report: ReencryptReport = {
+    credentials: await new CredentialStore(db).reencrypt(box, clientSecretContext),
+    oauthStates: await new OAuthStateStore(db).reencrypt(box, codeVerifierContext),
+    organisations: await new OrganisationStore(db).reencrypt(box, webhookSecretContext),
+    connections: 0,
+    busy: 0,
+  };
+  for (const id of await connections.idsWithSecrets()) {
+    let lease = await leases.tryAcquire(connectionLeaseKey(id), 10_000);
+    for (let attempt = 0; lease === null && attempt < 50; attempt++) {
+      await sleep(100);
+      lease = await leases.tryAcquire(connectionLeaseKey(id), 10_000);
+    }
+    if (lease === null) {
+      report.busy++;
+      continue;
+    }
+    try {
+      if (await connections.reencrypt(id, box, connectionSecretContext)) report.connections++;
+    } finally {
+      await leases.release(lease);
+    }
+  }
+  return report;
+}
