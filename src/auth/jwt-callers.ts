@@ -21,7 +21,8 @@ export class JwtCallers {
     private readonly config: JwtCallerConfig,
     fetchImpl: typeof fetch,
   ) {
-    this.#keys = jose.createRemoteJWKSet(new URL(config.jwksUrl), { [jose.customFetch]: fetchImpl });
+    // A token naming an unknown key refetches the set (rotation), at most every 5 s.
+    this.#keys = jose.createRemoteJWKSet(new URL(config.jwksUrl), { [jose.customFetch]: fetchImpl, cooldownDuration: 5_000 });
   }
 
   /** The caller's organisation, or undefined for any token that does not verify. */

@@ -100,7 +100,11 @@ export async function relayOutbox(deps: OutboxRelayDeps): Promise<void> {
         });
         published++;
       }
-      await deps.connections.clearPendingEvents(_id, connection.pending_events.map((event) => event._id));
+      await deps.connections.clearPendingEvents(
+        _id,
+        connection.pending_events,
+        connection.pending_events.map((event) => event._id),
+      );
       if (connection.status === "DELETED") await deps.connections.purge(_id);
     } finally {
       await deps.leases.release(lease);

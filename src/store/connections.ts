@@ -127,9 +127,14 @@ export class ConnectionStore {
     return this.collection.findOne({ _id: id });
   }
 
-  /** Drops events that were published. Call it holding the lease. */
-  async clearPendingEvents(id: string, eventIds: readonly string[]): Promise<void> {
-    await this.collection.updateOne({ _id: id }, { $pull: { pending_events: { _id: { $in: [...eventIds] } } } });
+  /**
+   * Drops events that were published. Call it holding the lease, with the events as read under
+   * it. The array is rewritten rather than `$pull`ed: FerretDB v1 ignores a `$pull` condition and
+   * only removes elements equal to it as a whole.
+   */
+  async clearPendingEvents(id: string, pending: readonly PendingEvent[], published: readonly string[]): Promise<void> {
+    const remaining = pending.filter((event) => !published.includes(event._id));
+    await this.collection.updateOne({ _id: id }, { $set: { pending_events: remaining } });
   }
 
   /** Removes an unconfirmed connection and its tokens. Call it holding the lease. */

@@ -130,5 +130,10 @@ describe("connection events", () => {
       .poll(async () => (await broker.database.db.collection("events").findOne({ connection_id: id }))?.delivery, { timeout: 5_000 })
       .toBe("no_webhook");
     expect(deliveries.length).toBe(before);
+    // Regression: FerretDB ignored the relay's $pull condition, so published events stayed in the
+    // outbox and were published again every second.
+    await expect
+      .poll(async () => (await broker.database.db.collection("connections").findOne({ _id: id as never }))?.pending_events, { timeout: 5_000 })
+      .toEqual([]);
   });
 });

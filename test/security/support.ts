@@ -1,0 +1,22 @@
+import type { Db } from "mongodb";
+import { expect } from "vitest";
+
+/** Every document of every collection (leases aside: they come and go with calls), as text. */
+export async function databaseSnapshot(db: Db): Promise<string> {
+  const collections = (await db.listCollections().toArray()).map((c) => c.name).filter((name) => name !== "leases").sort();
+  const parts: string[] = [];
+  for (const name of collections) {
+    const documents = await db.collection(name).find().sort({ _id: 1 }).toArray();
+    parts.push(`${name}:${JSON.stringify(documents)}`);
+  }
+  return parts.join("\n");
+}
+
+/** Runs an attack and asserts that the database is exactly as it was. */
+export async function expectUnchanged(db: Db, attack: () => Promise<void>): Promise<void> {
+  // Let the background relay finish publishing earlier events first.
+  await expect.poll(() => db.collection("connections").countDocuments({ "pending_events.0": { $exists: true } }), { timeout: 5_000 }).toBe(0);
+  const before = await databaseSnapshot(db);
+  await attack();
+  expect(await databaseSnapshot(db)).toBe(before);
+}
