@@ -19,6 +19,8 @@ export function optionalText(value: string, field: string, max: number): string 
   if (value.length > max) invalid(field, `must be at most ${max} characters`);
   // Control characters have no place in names, IDs or URLs, and would corrupt logs and headers.
   if (/[\u0000-\u001f\u007f]/.test(value)) invalid(field, "must not contain control characters");
+  // Decoders turn invalid UTF-8 into U+FFFD rather than fail: refuse what was mis-encoded.
+  if (value.includes("\ufffd")) invalid(field, "must be valid UTF-8");
   return value;
 }
 

@@ -159,6 +159,9 @@ export function parseAdditionalParams(raw: string, endpoint: URL): Array<[string
     invalid("additional_params", `must be at most ${MAX_ADDITIONAL_PARAMS_LENGTH} characters`);
   }
   if (raw === "") return [];
+  // Raw CR, LF or NUL have no place in a query string, encoded or not.
+  if (/[\u0000-\u001f\u007f]/.test(raw)) invalid("additional_params", "must not contain control characters");
+  if (raw.includes("\ufffd")) invalid("additional_params", "must be valid UTF-8");
   const params: Array<[string, string]> = [];
   const seen = new Set<string>();
   for (const pair of raw.split("&")) {
