@@ -47,14 +47,14 @@ export class OutboundPolicy {
     if (url.username !== "" || url.password !== "") return "URLs with a user name or password are refused";
     const host = unbracket(url.hostname);
     if (url.protocol === "http:" && !this.isAllowlisted(host)) return "plain http is allowed only to hosts on BROKER_OUTBOUND_ALLOWLIST";
-    if (isIP(host) !== 0 && !this.isAllowedAddress(host)) return "private, loopback and link-local addresses are refused";
+    if (isIP(host) !== 0 && !this.isAllowedAddress(host)) return "internal addresses (private or loopback or link-local) are refused";
     return undefined;
   }
 
   /** Validates an outbound URL given in a request. Throws InvalidInputError naming the field. */
   requireUrl(value: string, field: string, url: URL): string {
     const refusal = this.refusal(url);
-    if (refusal !== undefined) invalid(field, `is refused - ${refusal.replace(/,/g, "")}`);
+    if (refusal !== undefined) invalid(field, `is refused - ${refusal}`);
     return value;
   }
 

@@ -1,0 +1,44 @@
+import { Code } from "@connectrpc/connect";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CredentialService } from "../../gen/oauth2broker/v1/credential_service_pb.js";
+import { RateLimiter } from "../../src/interceptors/rate-limit.js";
+import { startTestBroker, type TestBroker } from "../support/broker.js";
+import { connectError } from "../support/errors.js";
+
+let broker: TestBroker;
+beforeAll(async () => {
+  broker = await startTestBroker({ BROKER_RPC_RATE_LIMIT: "5", BROKER_CALLBACK_RATE_LIMIT: "6" });
+});
+afterAll(() => broker.close());
+
+describe("rate limits", () => {
+  it("refuse RPCs over the caller's rate with RESOURCE_EXHAUSTED and retry-after", async () => {
+    const client = broker.connect(CredentialService);
+    const results = await Promise.allSettled(Array.from({ length: 15 }, () => client.listCredentials({ organisationId: "acme" })));
+    const refused = results.filter((r) => r.status === "rejected");
+    expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(10); // a burst of twice the rate
+    const error = await connectError(client.listCredentials({ organisationId: "acme" }));
+    expect(error).toMatchObject({ code: Code.ResourceExhausted, rawMessage: "rate limit exceeded - slow down" });
+    expect(Number(error.metadata.get("retry-after"))).toBeGreaterThanOrEqual(1);
+    expect(refused.length).toBe(5);
+  });
+
+  it("refuse callback requests over the per-address rate with 429 and Retry-After", async () => {
+    const statuses: number[] = [];
+    let retryAfter: string | null = null;
+    for (let i = 0; i < 4; i++) {
+      const response = await fetch(`${broker.httpUrl}/oauth2/callback?state=forged-${i}&code=c`);
+      statuses.push(response.status);
+      retryAfter ??= response.headers.get("retry-after");
+    }
+    expect(statuses).toEqual([400, 400, 429, 429]); // bursts of a third of the per-minute rate
+    expect(Number(retryAfter)).toBeGreaterThanOrEqual(1);
+  });
+
+  it("refill over time", () => {
+    const limiter = new RateLimiter(1, 2);
+    expect([limiter.take("k", 0), limiter.take("k", 0), limiter.take("k", 0)]).toEqual([0, 0, 1]);
+    expect(limiter.take("k", 1_000)).toBe(0);
+    expect(limiter.take("other", 0)).toBe(0);
+  });
+});
