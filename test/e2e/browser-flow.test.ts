@@ -12,6 +12,7 @@ import { freePort } from "../../src/store/embedded-ferretdb.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { bearer, grpcJsClients, type GrpcJsClients, unary } from "../support/grpc-js.js";
 import { type DemoOidcProvider, startOidcProvider } from "../../scripts/demo-provider.js";
+import { recordSecrets } from "../support/run-record.js";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const CLIENT = { clientId: "broker-e2e", clientSecret: "e2e-client-secret-3d1f" };
@@ -96,6 +97,7 @@ async function initialise(credentialId: string, returnUrl = ""): Promise<string>
     bearer(broker.adminToken),
   );
   expect(error).toBeUndefined();
+  recordSecrets(new URL(response.url).searchParams.get("state"));
   return response.url;
 }
 
@@ -120,6 +122,7 @@ async function useAccessToken(connectionId: string): Promise<Record<string, unkn
   expect(stored!.id_token).toBeDefined();
   const box = new SecretBox(broker.config.encryptionKeys!);
   const accessToken = box.decrypt(stored!.access_token, connectionSecretContext(connectionId, "access_token"));
+  recordSecrets(accessToken, box.decrypt(stored!.refresh_token, connectionSecretContext(connectionId, "refresh_token")), CLIENT.clientSecret);
   const userinfo = await fetch(`${provider.issuer}/me`, { headers: { authorization: `Bearer ${accessToken}` } });
   expect(userinfo.status).toBe(200);
   return (await userinfo.json()) as Record<string, unknown>;

@@ -7,6 +7,7 @@ import { OrganisationService } from "../../gen/oauth2broker/v1/organisation_serv
 import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { connectThroughCallback, createScriptedCredential } from "../support/connect-flow.js";
 import { ScriptedProvider } from "../support/scripted-provider.js";
+import { recordSecrets } from "../support/run-record.js";
 
 interface Delivery {
   headers: IncomingHttpHeaders;
@@ -51,6 +52,7 @@ describe("connection events", () => {
     const { secret: previousSecret } = await organisations.rotateWebhookSecret({ organisationId: "acme" });
     const { secret, webhookSecretCount } = await organisations.rotateWebhookSecret({ organisationId: "acme" });
     expect(webhookSecretCount).toBe(2);
+    recordSecrets(secret, previousSecret);
     expect(secret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
     const stored = JSON.stringify(await broker.database.db.collection("organisations").findOne({ _id: "acme" as never }));
     expect(stored).not.toContain(secret.slice(6));

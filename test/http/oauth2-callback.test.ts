@@ -10,6 +10,7 @@ import { connectionSecretContext } from "../../src/connections/secrets.js";
 import { freePort } from "../../src/store/embedded-ferretdb.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { ScriptedProvider } from "../support/scripted-provider.js";
+import { recordSecrets } from "../support/run-record.js";
 
 let broker: TestBroker;
 let provider: ScriptedProvider;
@@ -61,6 +62,7 @@ async function initialise(credentialId: string, overrides: Record<string, unknow
     ...overrides,
   });
   const parsed = new URL(url);
+  recordSecrets(parsed.searchParams.get("state"));
   return { state: parsed.searchParams.get("state")!, url: parsed };
 }
 

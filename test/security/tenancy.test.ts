@@ -13,6 +13,7 @@ import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { connectThroughCallback, createScriptedCredential } from "../support/connect-flow.js";
 import { connectError } from "../support/errors.js";
 import { ScriptedProvider } from "../support/scripted-provider.js";
+import { recordSecrets } from "../support/run-record.js";
 import { expectUnchanged } from "./support.js";
 
 let broker: TestBroker;
@@ -45,6 +46,7 @@ beforeAll(async () => {
   credentialId = await createScriptedCredential(broker, provider);
   connectionId = await connectThroughCallback(broker, credentialId);
   globexKey = (await broker.connect(ApiKeyService).createApiKey({ name: "globex backend", organisationId: "globex" })).key;
+  recordSecrets(globexKey);
 });
 afterAll(async () => {
   await broker.close();
@@ -137,6 +139,7 @@ describe("API keys", () => {
 
   it("are shown once, stored as a hash, listed by prefix only", async () => {
     const { key, apiKey } = await broker.connect(ApiKeyService).createApiKey({ name: "acme backend", organisationId: "acme" });
+    recordSecrets(key);
     expect(key).toMatch(/^obk_[A-Za-z0-9]{8}_[A-Za-z0-9_-]{43}$/);
     expect(key.startsWith(`${apiKey!.prefix}_`)).toBe(true);
     const stored = JSON.stringify(await broker.database.db.collection("api_keys").find().toArray());

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
 import { expect } from "vitest";
+import { recordLogLines } from "./run-record.js";
 
 const root = join(import.meta.dirname, "../..");
 
@@ -31,7 +32,12 @@ export async function startBrokerProcess(env: Record<string, string>): Promise<B
   child.stderr?.on("data", (chunk) => (output += chunk));
   await expect.poll(() => output.includes("oauth2-broker is running") || child.exitCode !== null, { timeout: 60_000 }).toBe(true);
   const grab = (pattern: RegExp) => pattern.exec(output)?.[1] ?? "";
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once("exit", (code) => {
+      recordLogLines(output);
+      resolve(code);
+    }),
+  );
   return {
     child,
     httpPort: Number(grab(/HTTP gateway: +http:\/\/127\.0\.0\.1:(\d+)/)),

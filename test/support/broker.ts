@@ -4,6 +4,7 @@ import { createClient, type Client, type Interceptor } from "@connectrpc/connect
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import type { DescService } from "@bufbuild/protobuf";
 import { inject } from "vitest";
+import { recordLogLines, recordSecrets } from "./run-record.js";
 import { type Config, loadConfig } from "../../src/config.js";
 import { createLogger } from "../../src/logger.js";
 import { type Broker, startBroker } from "../../src/server.js";
@@ -30,6 +31,7 @@ export interface TestBroker extends Broker {
  */
 export async function startTestBroker(env: Record<string, string> = {}): Promise<TestBroker> {
   const adminToken = randomBytes(32).toString("base64url");
+  recordSecrets(adminToken);
   const config = loadConfig({
     MONGODB_URI: inject("mongodbUri"),
     MONGODB_DATABASE: `test_${randomUUID().replaceAll("-", "")}`,
@@ -49,7 +51,9 @@ export async function startTestBroker(env: Record<string, string> = {}): Promise
   const logs: Array<Record<string, unknown>> = [];
   const sink = new Writable({
     write(chunk: Buffer, _encoding, callback) {
-      for (const line of chunk.toString("utf8").split("\n")) if (line !== "") logs.push(JSON.parse(line));
+      const text = chunk.toString("utf8");
+      recordLogLines(text);
+      for (const line of text.split("\n")) if (line !== "") logs.push(JSON.parse(line));
       callback();
     },
   });
@@ -62,6 +66,7 @@ export async function startTestBroker(env: Record<string, string> = {}): Promise
     },
     createLogger(config.logLevel, sink),
   );
+  recordSecrets(...(config.encryptionKeys ?? []).map((key) => key.key.toString("base64")));
   const httpUrl = `http://127.0.0.1:${broker.httpPort}`;
   const grpcUrl = `http://127.0.0.1:${broker.grpcPort}`;
   // `undefined`: the admin token; `null`: no authorization header at all.

@@ -1,6 +1,7 @@
 import { expect } from "vitest";
 import { ConnectionService } from "../../gen/oauth2broker/v1/connection_service_pb.js";
 import { CredentialService } from "../../gen/oauth2broker/v1/credential_service_pb.js";
+import { recordSecrets } from "./run-record.js";
 import type { ScriptedProvider } from "./scripted-provider.js";
 
 /** What a broker looks like from a test: a Connect client factory, its gateway URL, its database. */
@@ -43,6 +44,7 @@ export async function connectThroughCallback(broker: BrokerHandle, credentialId:
     scopes: ["read"],
   });
   const state = new URL(url).searchParams.get("state")!;
+  recordSecrets(state);
   const response = await fetch(`${broker.httpUrl}/oauth2/callback?state=${state}&code=code-${state.slice(0, 8)}`);
   expect(response.status).toBe(200);
   const newest = await broker.database.db

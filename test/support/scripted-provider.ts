@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import * as jose from "jose";
+import { recordSecrets } from "./run-record.js";
 
 /** What the token endpoint does next. */
 export type TokenBehaviour =
@@ -99,6 +100,11 @@ export class ScriptedProvider {
     for await (const chunk of req) body += chunk;
     const form = new URLSearchParams(body);
     this.requests.push({ path, authorization: req.headers.authorization, accept: req.headers.accept, form });
+    const basic = /^Basic (.+)$/.exec(req.headers.authorization ?? "")?.[1];
+    recordSecrets(
+      ...["code", "code_verifier", "refresh_token", "client_secret", "token"].map((name) => form.get(name)),
+      basic === undefined ? undefined : decodeURIComponent(Buffer.from(basic, "base64").toString().split(":")[1] ?? ""),
+    );
     if (path === "/revoke") {
       res.writeHead(this.revocationStatus, { "content-type": "application/json" });
       res.end(this.revocationStatus === 200 ? "" : JSON.stringify({ error: "unsupported_token_type" }));
@@ -107,6 +113,7 @@ export class ScriptedProvider {
     const behaviour = (form.get("grant_type") === "refresh_token" ? this.refreshBehaviour : undefined) ?? this.behaviour;
     switch (behaviour.kind) {
       case "json":
+        recordSecrets(...["access_token", "refresh_token", "id_token"].map((name) => behaviour.body[name] as string | undefined));
         if (behaviour.delayMs !== undefined) await new Promise((resolve) => setTimeout(resolve, behaviour.delayMs));
         res.setHeader("content-type", "application/json");
         res.end(JSON.stringify(behaviour.body));
