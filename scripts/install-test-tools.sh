@@ -13,3 +13,4 @@ if [ ! -x "$chromium" ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
 fi
+bash "$root/scripts/install-codegen-tools.sh"

@@ -1,7 +1,7 @@
 import http from "node:http";
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
-import type { ConnectRouter } from "@connectrpc/connect";
+import { type ConnectRouter, createConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
@@ -11,7 +11,10 @@ import { OrganisationService } from "../gen/oauth2broker/v1/organisation_service
 import type { Config } from "./config.js";
 import { SecretBox } from "./crypto/secret-box.js";
 import { oauth2Callback } from "./http/oauth2-callback.js";
-import { httpRoutes } from "./http/routes.js";
+import { openApiRoute } from "./http/openapi.js";
+import { restInitialiseRoute } from "./http/rest-routes.js";
+import { exactRoute, httpRoutes } from "./http/routes.js";
+import { findRoot } from "./store/embedded-ferretdb.js";
 import { IdTokenVerifier } from "./oauth/id-token.js";
 import { boundedFetch } from "./outbound/bounded-fetch.js";
 import { ApiKeyService } from "../gen/oauth2broker/v1/api_key_service_pb.js";
@@ -20,6 +23,9 @@ import { authInterceptor } from "./interceptors/auth.js";
 import { RateLimiter, rateLimitInterceptor } from "./interceptors/rate-limit.js";
 import { OutboundPolicy } from "./outbound/address-policy.js";
 import { apiKeyService } from "./services/api-key-service.js";
+import { reflectionService } from "./services/reflection-service.js";
+import { ServerReflection as ReflectionV1 } from "../gen/grpc/reflection/v1/reflection_pb.js";
+import { ServerReflection as ReflectionV1Alpha } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { ApiKeyStore, apiKeyIndexes } from "./store/api-keys.js";
 import { loggingInterceptor } from "./interceptors/logging.js";
 import { connectionService } from "./services/connection-service.js";
@@ -140,34 +146,48 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
       }),
     );
     router.service(OrganisationService, organisationService(organisations, secretBox, outbound));
-    router.service(
-      Health,
-      healthService(health, [CredentialService.typeName, ConnectionService.typeName, OrganisationService.typeName, ApiKeyService.typeName]),
-    );
+    const served = [CredentialService, ConnectionService, OrganisationService, ApiKeyService];
+    router.service(Health, healthService(health, served.map((service) => service.typeName)));
+    const reflection = reflectionService([...served, Health, ReflectionV1, ReflectionV1Alpha]);
+    router.service(ReflectionV1, reflection);
+    router.service(ReflectionV1Alpha, reflection);
   };
-  const browserRoutes = httpRoutes(
-    {
-      callback: oauth2Callback({
-        states,
-        credentials,
-        connections,
-        secretBox,
-        idTokens: new IdTokenVerifier(providerFetch),
-        fetch: providerFetch,
-        onEvent,
-        confirmationTtlMs: config.stateTtlSeconds * 1000,
-        limiter: new RateLimiter(config.callbackRateLimit / 60, Math.max(1, Math.ceil(config.callbackRateLimit / 3))),
-        logger,
-      }),
-    },
-    (error) => logger.error({ err: error }, "browser route failed"),
-  );
   const jwtCallers = config.jwtCallers === undefined ? undefined : new JwtCallers(config.jwtCallers, providerFetch);
   const interceptors = [
     loggingInterceptor(logger),
     authInterceptor({ adminToken: config.adminToken, apiKeys, jwtCallers }),
     rateLimitInterceptor(new RateLimiter(config.rpcRateLimit, config.rpcRateLimit * 2)),
   ];
+
+  // The REST mapping runs through the same Connect handler and interceptors as the RPC.
+  const restRouter = createConnectRouter({ interceptors, readMaxBytes: READ_MAX_BYTES, grpc: false, grpcWeb: false });
+  routes(restRouter);
+  const initialiseHandler = restRouter.handlers.find(
+    (handler) => handler.requestPath === `/${ConnectionService.typeName}/${ConnectionService.method.initialiseOAuth2Connection.name}`,
+  );
+  if (initialiseHandler === undefined) throw new Error("InitialiseOAuth2Connection has no handler");
+  const browserRoutes = httpRoutes(
+    [
+      exactRoute(
+        "/oauth2/callback",
+        oauth2Callback({
+          states,
+          credentials,
+          connections,
+          secretBox,
+          idTokens: new IdTokenVerifier(providerFetch),
+          fetch: providerFetch,
+          onEvent,
+          confirmationTtlMs: config.stateTtlSeconds * 1000,
+          limiter: new RateLimiter(config.callbackRateLimit / 60, Math.max(1, Math.ceil(config.callbackRateLimit / 3))),
+          logger,
+        }),
+      ),
+      restInitialiseRoute(initialiseHandler, READ_MAX_BYTES),
+      openApiRoute(findRoot(import.meta.dirname)),
+    ],
+    (error) => logger.error({ err: error }, "HTTP route failed"),
+  );
 
   // gRPC needs HTTP/2; browsers and curl use the HTTP/1.1 gateway for Connect and gRPC-Web.
   const grpcServer = http2.createServer(

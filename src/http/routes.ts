@@ -5,25 +5,29 @@ export type HttpHandler = NonNullable<ConnectNodeAdapterOptions["fallback"]>;
 export type HttpRequest = Parameters<HttpHandler>[0];
 export type HttpResponse = Parameters<HttpHandler>[1];
 
-export interface BrowserRoutes {
-  /** GET /oauth2/callback */
-  callback(req: HttpRequest, res: HttpResponse): Promise<void>;
+/** A non-RPC route on the HTTP gateway. */
+export interface HttpRoute {
+  matches(path: string): boolean;
+  handle(req: HttpRequest, res: HttpResponse): Promise<void>;
+}
+
+/** A route for one exact path. */
+export function exactRoute(path: string, handle: HttpRoute["handle"]): HttpRoute {
+  return { matches: (candidate) => candidate === path, handle };
 }
 
 /**
- * Browser-facing routes on the HTTP gateway, served for every path the RPC router does not know.
- * A tiny router: the paths are few and fixed.
+ * The HTTP gateway's own routes (the OAuth callback, the REST mapping, the OpenAPI document),
+ * served for every path the RPC router does not know. A tiny router: the paths are few and fixed.
  */
-export function httpRoutes(routes: BrowserRoutes, onError: (error: unknown) => void): HttpHandler {
+export function httpRoutes(routes: readonly HttpRoute[], onError: (error: unknown) => void): HttpHandler {
   return (req, res) => {
-    const path = (req.url ?? "/").split("?", 1)[0];
-    if (path === "/oauth2/callback") {
-      routes.callback(req, res).catch((error: unknown) => {
-        onError(error);
-        if (!res.headersSent) sendPage(res, 500, "Something went wrong", ["Please try again later."]);
-      });
-      return;
-    }
-    sendPage(res, 404, "Not found", ["There is nothing at this address."]);
+    const path = (req.url ?? "/").split("?", 1)[0] ?? "/";
+    const route = routes.find((candidate) => candidate.matches(path));
+    if (route === undefined) return sendPage(res, 404, "Not found", ["There is nothing at this address."]);
+    route.handle(req, res).catch((error: unknown) => {
+      onError(error);
+      if (!res.headersSent) sendPage(res, 500, "Something went wrong", ["Please try again later."]);
+    });
   };
 }

@@ -1,6 +1,8 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
+import { ServerReflection as ReflectionV1 } from "../../gen/grpc/reflection/v1/reflection_pb.js";
+import { ServerReflection as ReflectionV1Alpha } from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { hashApiKey, looksLikeApiKey } from "../auth/api-keys.js";
 import { type Caller, callerKey } from "../auth/caller.js";
 import { type JwtCallers, looksLikeJwt } from "../auth/jwt-callers.js";
@@ -13,9 +15,12 @@ export interface AuthDeps {
   jwtCallers: JwtCallers | undefined;
 }
 
+/** Health checks (load balancers) and reflection (schemas, no data) need no credentials. */
+const PUBLIC_SERVICES = new Set([Health.typeName, ReflectionV1.typeName, ReflectionV1Alpha.typeName]);
+
 /**
- * Requires `Authorization: Bearer <credential>` on every RPC except health checks, which load
- * balancers make without credentials, and records who called. The credential is an API key
+ * Requires `Authorization: Bearer <credential>` on every RPC except health checks and
+ * reflection, and records who called. The credential is an API key
  * (`obk_…`), a JWT from the configured issuer, or the bootstrap admin token. Every failure is the
  * same UNAUTHENTICATED, whatever was wrong.
  */
@@ -37,7 +42,7 @@ export function authInterceptor(deps: AuthDeps): Interceptor {
     return timingSafeEqual(digest(token), adminDigest) ? { kind: "admin", label: "admin-token" } : undefined;
   };
   return (next) => async (req) => {
-    if (req.service.typeName === Health.typeName) return next(req);
+    if (PUBLIC_SERVICES.has(req.service.typeName)) return next(req);
     const header = req.header.get("authorization");
     const match = header === null ? null : /^Bearer ([\x21-\x7e]{1,4096})$/i.exec(header);
     if (match?.[1] === undefined) {

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
+import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { InvalidInputError } from "../errors.js";
 import { callerKey } from "../auth/caller.js";
 import { requestLogger } from "./context.js";
@@ -40,7 +41,12 @@ export function loggingInterceptor(logger: Logger): Interceptor {
 }
 
 export function toEdgeError(error: unknown): ConnectError {
-  if (error instanceof InvalidInputError) return new ConnectError(error.message, Code.InvalidArgument);
+  if (error instanceof InvalidInputError) {
+    // google.rpc.BadRequest lets clients in any language find the field without parsing the text.
+    return new ConnectError(error.message, Code.InvalidArgument, undefined, [
+      { desc: BadRequestSchema, value: { fieldViolations: [{ field: error.field, description: error.message }] } },
+    ]);
+  }
   if (error instanceof ConnectError && error.code !== Code.Internal && error.code !== Code.Unknown) return error;
   return new ConnectError("internal error", Code.Internal, undefined, undefined, error);
 }

@@ -56,7 +56,8 @@ async function waitForListening(child: ChildProcess, port: number, stderr: () =>
   throw new Error(`FerretDB did not start listening on port ${port} within 30 s: ${stderr()}`);
 }
 
-function findRoot(dir: string): string {
+/** The nearest folder above `dir` with a package.json: the repository root. */
+export function findRoot(dir: string): string {
   while (!existsSync(join(dir, "package.json"))) {
     const parent = dirname(dir);
     if (parent === dir) throw new Error("cannot find the repository root");

@@ -132,7 +132,7 @@ describe("malformed Connect JSON", () => {
       ]);
       const response = await post(body);
       expect(response.status).toBe(400);
-      expect(await response.json()).toEqual({ code: "invalid_argument", message: '"credential.name" must be valid UTF-8' });
+      expect(await response.json()).toMatchObject({ code: "invalid_argument", message: '"credential.name" must be valid UTF-8' });
     });
   });
 

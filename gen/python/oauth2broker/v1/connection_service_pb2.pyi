@@ -1,0 +1,234 @@
+import datetime
+
+from google.api import annotations_pb2 as _annotations_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ConnectionStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CONNECTION_STATUS_UNSPECIFIED: _ClassVar[ConnectionStatus]
+    CONNECTION_STATUS_ACTIVE: _ClassVar[ConnectionStatus]
+    CONNECTION_STATUS_REFRESH_FAILED: _ClassVar[ConnectionStatus]
+    CONNECTION_STATUS_NEEDS_REAUTHORIZATION: _ClassVar[ConnectionStatus]
+    CONNECTION_STATUS_PENDING: _ClassVar[ConnectionStatus]
+
+class RevocationOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    REVOCATION_OUTCOME_UNSPECIFIED: _ClassVar[RevocationOutcome]
+    REVOCATION_OUTCOME_REVOKED: _ClassVar[RevocationOutcome]
+    REVOCATION_OUTCOME_FAILED: _ClassVar[RevocationOutcome]
+    REVOCATION_OUTCOME_NOT_SUPPORTED: _ClassVar[RevocationOutcome]
+CONNECTION_STATUS_UNSPECIFIED: ConnectionStatus
+CONNECTION_STATUS_ACTIVE: ConnectionStatus
+CONNECTION_STATUS_REFRESH_FAILED: ConnectionStatus
+CONNECTION_STATUS_NEEDS_REAUTHORIZATION: ConnectionStatus
+CONNECTION_STATUS_PENDING: ConnectionStatus
+REVOCATION_OUTCOME_UNSPECIFIED: RevocationOutcome
+REVOCATION_OUTCOME_REVOKED: RevocationOutcome
+REVOCATION_OUTCOME_FAILED: RevocationOutcome
+REVOCATION_OUTCOME_NOT_SUPPORTED: RevocationOutcome
+
+class Connection(_message.Message):
+    __slots__ = ("id", "organisation_id", "connector_id", "credential_id", "status", "status_reason", "scopes", "token_type", "access_token_expire_time", "has_refresh_token", "create_time", "update_time")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    ORGANISATION_ID_FIELD_NUMBER: _ClassVar[int]
+    CONNECTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    CREDENTIAL_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    STATUS_REASON_FIELD_NUMBER: _ClassVar[int]
+    SCOPES_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_TYPE_FIELD_NUMBER: _ClassVar[int]
+    ACCESS_TOKEN_EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    HAS_REFRESH_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    organisation_id: str
+    connector_id: str
+    credential_id: str
+    status: ConnectionStatus
+    status_reason: str
+    scopes: _containers.RepeatedScalarFieldContainer[str]
+    token_type: str
+    access_token_expire_time: _timestamp_pb2.Timestamp
+    has_refresh_token: bool
+    create_time: _timestamp_pb2.Timestamp
+    update_time: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., organisation_id: _Optional[str] = ..., connector_id: _Optional[str] = ..., credential_id: _Optional[str] = ..., status: _Optional[_Union[ConnectionStatus, str]] = ..., status_reason: _Optional[str] = ..., scopes: _Optional[_Iterable[str]] = ..., token_type: _Optional[str] = ..., access_token_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., has_refresh_token: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GetConnectionRequest(_message.Message):
+    __slots__ = ("organisation_id", "id")
+    ORGANISATION_ID_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    organisation_id: str
+    id: str
+    def __init__(self, organisation_id: _Optional[str] = ..., id: _Optional[str] = ...) -> None: ...
+
+class GetConnectionResponse(_message.Message):
+    __slots__ = ("connection",)
+    CONNECTION_FIELD_NUMBER: _ClassVar[int]
+    connection: Connection
+    def __init__(self, connection: _Optional[_Union[Connection, _Mapping]] = ...) -> None: ...
+
+class ListConnectionsRequest(_message.Message):
+    __slots__ = ("organisation_id", "connector_id", "credential_id", "status", "page_size", "page_token")
+    ORGANISATION_ID_FIELD_NUMBER: _ClassVar[int]
+    CONNECTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    CREDENTIAL_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    organisation_id: str
+    connector_id: str
+    credential_id: str
+    status: ConnectionStatus
+    page_size: int
+    page_token: str
+    def __init__(self, organisation_id: _Optional[str] = ..., connector_id: _Optional[str] = ..., credential_id: _Optional[str] = ..., status: _Optional[_Union[ConnectionStatus, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListConnectionsResponse(_message.Message):
+    __slots__ = ("connections", "next_page_token")
+    CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    connections: _containers.RepeatedCompositeFieldContainer[Connection]
+    next_page_token: str
+    def __init__(self, connections: _Optional[_Iterable[_Union[Connection, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class GetAccessTokenRequest(_message.Message):
+    __slots__ = ("organisation_id", "connection_id")
+    ORGANISATION_ID_FIELD_NUMBER: _ClassVar[int]
+    CONNECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    organisation_id: str
+    connection_id: str
+    def __init__(self, organisation_id: _Optional[str] = ..., connection_id: _Optional[str] = ...) -> None: ...
+
+class GetAccessTokenResponse(_message.Message):
+    __slots__ = ("access_token", "token_type", "expire_time")
+    ACCESS_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_TYPE_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    access_token: str
+    token_type: str
+    expire_time: _timestamp_pb2.Timestamp
+    def __init__(self, access_token: _Optional[str] = ..., token_type: _Optional[str] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ConfirmConnectionRequest(_message.Message):
+    __slots__ = ("organisation_id", "connection_id", "end_user_id", "confirmation")
+    ORGANISATION_ID_FIELD_NUMBER: _ClassVar[int]
+    CONNECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    END_USER_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIRMATION_FIELD_NUMBER: _ClassVar[int]
+    organisation_id: str
+    connection_id: str
+    end_user_id: str
+    confirmation: str
+    def __init__(self, organisation_id: _Optional[str] = ..., connection_id: _Optional[str] = ..., end_user_id: _Optional[str] = ..., confirmation: _Optional[str] = ...) -> None: ...
+
+class ConfirmConnectionResponse(_message.Message):
+    __slots__ = ("connection",)
+    CONNECTION_FIELD_NUMBER: _ClassVar[int]
+    connection: Connection
+    def __init__(self, connection: _Optional[_Union[Connection, _Mapping]] = ...) -> None: ...
+
+class DeleteConnectionRequest(_message.Message):
+    __slots__ = ("organisation_id", "id", "revoke", "keep_if_revocation_fails")
+    ORGANISATION_ID_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    REVOKE_FIELD_NUMBER: _ClassVar[int]
+    KEEP_IF_REVOCATION_FAILS_FIELD_NUMBER: _ClassVar[int]
+    organisation_id: str
+    id: str
+    revoke: bool
+    keep_if_revocation_fails: bool
+    def __init__(self, organisation_id: _Optional[str] = ..., id: _Optional[str] = ..., revoke: _Optional[bool] = ..., keep_if_revocation_fails: _Optional[bool] = ...) -> None: ...
+
+class DeleteConnectionResponse(_message.Message):
+    __slots__ = ("revocation", "revocation_error")
+    REVOCATION_FIELD_NUMBER: _ClassVar[int]
+    REVOCATION_ERROR_FIELD_NUMBER: _ClassVar[int]
+    revocation: RevocationOutcome
+    revocation_error: str
+    def __init__(self, revocation: _Optional[_Union[RevocationOutcome, str]] = ..., revocation_error: _Optional[str] = ...) -> None: ...
+
+class WatchConnectionEventsRequest(_message.Message):
+    __slots__ = ("organisation_id",)
+    ORGANISATION_ID_FIELD_NUMBER: _ClassVar[int]
+    organisation_id: str
+    def __init__(self, organisation_id: _Optional[str] = ...) -> None: ...
+
+class WatchConnectionEventsResponse(_message.Message):
+    __slots__ = ("event",)
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    event: ConnectionEvent
+    def __init__(self, event: _Optional[_Union[ConnectionEvent, _Mapping]] = ...) -> None: ...
+
+class ConnectionEvent(_message.Message):
+    __slots__ = ("id", "type", "create_time", "organisation_id", "connection_id", "connector_id", "credential_id", "status", "status_reason")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    ORGANISATION_ID_FIELD_NUMBER: _ClassVar[int]
+    CONNECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    CONNECTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    CREDENTIAL_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    STATUS_REASON_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    type: str
+    create_time: _timestamp_pb2.Timestamp
+    organisation_id: str
+    connection_id: str
+    connector_id: str
+    credential_id: str
+    status: ConnectionStatus
+    status_reason: str
+    def __init__(self, id: _Optional[str] = ..., type: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., organisation_id: _Optional[str] = ..., connection_id: _Optional[str] = ..., connector_id: _Optional[str] = ..., credential_id: _Optional[str] = ..., status: _Optional[_Union[ConnectionStatus, str]] = ..., status_reason: _Optional[str] = ...) -> None: ...
+
+class CredentialReference(_message.Message):
+    __slots__ = ("id", "organisation_id")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    ORGANISATION_ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    organisation_id: str
+    def __init__(self, id: _Optional[str] = ..., organisation_id: _Optional[str] = ...) -> None: ...
+
+class InitialiseOAuth2ConnectionRequest(_message.Message):
+    __slots__ = ("organisation_id", "connector_id", "credential", "authorize_url", "client_id", "scopes", "disable_offline_access", "prompt", "additional_params", "return_url", "end_user_id")
+    ORGANISATION_ID_FIELD_NUMBER: _ClassVar[int]
+    CONNECTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
+    AUTHORIZE_URL_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    SCOPES_FIELD_NUMBER: _ClassVar[int]
+    DISABLE_OFFLINE_ACCESS_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    ADDITIONAL_PARAMS_FIELD_NUMBER: _ClassVar[int]
+    RETURN_URL_FIELD_NUMBER: _ClassVar[int]
+    END_USER_ID_FIELD_NUMBER: _ClassVar[int]
+    organisation_id: str
+    connector_id: str
+    credential: CredentialReference
+    authorize_url: str
+    client_id: str
+    scopes: _containers.RepeatedScalarFieldContainer[str]
+    disable_offline_access: bool
+    prompt: str
+    additional_params: str
+    return_url: str
+    end_user_id: str
+    def __init__(self, organisation_id: _Optional[str] = ..., connector_id: _Optional[str] = ..., credential: _Optional[_Union[CredentialReference, _Mapping]] = ..., authorize_url: _Optional[str] = ..., client_id: _Optional[str] = ..., scopes: _Optional[_Iterable[str]] = ..., disable_offline_access: _Optional[bool] = ..., prompt: _Optional[str] = ..., additional_params: _Optional[str] = ..., return_url: _Optional[str] = ..., end_user_id: _Optional[str] = ...) -> None: ...
+
+class InitialiseOAuth2ConnectionResponse(_message.Message):
+    __slots__ = ("url", "expire_time")
+    URL_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    url: str
+    expire_time: _timestamp_pb2.Timestamp
+    def __init__(self, url: _Optional[str] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

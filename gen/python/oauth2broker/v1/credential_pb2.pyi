@@ -1,0 +1,51 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class TokenEndpointAuthMethod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TOKEN_ENDPOINT_AUTH_METHOD_UNSPECIFIED: _ClassVar[TokenEndpointAuthMethod]
+    TOKEN_ENDPOINT_AUTH_METHOD_CLIENT_SECRET_BASIC: _ClassVar[TokenEndpointAuthMethod]
+    TOKEN_ENDPOINT_AUTH_METHOD_CLIENT_SECRET_POST: _ClassVar[TokenEndpointAuthMethod]
+TOKEN_ENDPOINT_AUTH_METHOD_UNSPECIFIED: TokenEndpointAuthMethod
+TOKEN_ENDPOINT_AUTH_METHOD_CLIENT_SECRET_BASIC: TokenEndpointAuthMethod
+TOKEN_ENDPOINT_AUTH_METHOD_CLIENT_SECRET_POST: TokenEndpointAuthMethod
+
+class Credential(_message.Message):
+    __slots__ = ("id", "organisation_id", "name", "client_id", "client_secret", "client_secret_set", "token_url", "token_endpoint_auth_method", "disable_pkce", "issuer", "authorization_response_iss_parameter_supported", "revocation_url", "create_time", "update_time")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    ORGANISATION_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_SECRET_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_SECRET_SET_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_URL_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_ENDPOINT_AUTH_METHOD_FIELD_NUMBER: _ClassVar[int]
+    DISABLE_PKCE_FIELD_NUMBER: _ClassVar[int]
+    ISSUER_FIELD_NUMBER: _ClassVar[int]
+    AUTHORIZATION_RESPONSE_ISS_PARAMETER_SUPPORTED_FIELD_NUMBER: _ClassVar[int]
+    REVOCATION_URL_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    organisation_id: str
+    name: str
+    client_id: str
+    client_secret: str
+    client_secret_set: bool
+    token_url: str
+    token_endpoint_auth_method: TokenEndpointAuthMethod
+    disable_pkce: bool
+    issuer: str
+    authorization_response_iss_parameter_supported: bool
+    revocation_url: str
+    create_time: _timestamp_pb2.Timestamp
+    update_time: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., organisation_id: _Optional[str] = ..., name: _Optional[str] = ..., client_id: _Optional[str] = ..., client_secret: _Optional[str] = ..., client_secret_set: _Optional[bool] = ..., token_url: _Optional[str] = ..., token_endpoint_auth_method: _Optional[_Union[TokenEndpointAuthMethod, str]] = ..., disable_pkce: _Optional[bool] = ..., issuer: _Optional[str] = ..., authorization_response_iss_parameter_supported: _Optional[bool] = ..., revocation_url: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,79 @@
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
+from oauth2broker.v1 import credential_pb2 as _credential_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class CreateCredentialRequest(_message.Message):
+    __slots__ = ("credential",)
+    CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
+    credential: _credential_pb2.Credential
+    def __init__(self, credential: _Optional[_Union[_credential_pb2.Credential, _Mapping]] = ...) -> None: ...
+
+class CreateCredentialResponse(_message.Message):
+    __slots__ = ("credential",)
+    CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
+    credential: _credential_pb2.Credential
+    def __init__(self, credential: _Optional[_Union[_credential_pb2.Credential, _Mapping]] = ...) -> None: ...
+
+class GetCredentialRequest(_message.Message):
+    __slots__ = ("organisation_id", "id")
+    ORGANISATION_ID_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    organisation_id: str
+    id: str
+    def __init__(self, organisation_id: _Optional[str] = ..., id: _Optional[str] = ...) -> None: ...
+
+class GetCredentialResponse(_message.Message):
+    __slots__ = ("credential",)
+    CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
+    credential: _credential_pb2.Credential
+    def __init__(self, credential: _Optional[_Union[_credential_pb2.Credential, _Mapping]] = ...) -> None: ...
+
+class ListCredentialsRequest(_message.Message):
+    __slots__ = ("organisation_id", "page_size", "page_token")
+    ORGANISATION_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    organisation_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, organisation_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListCredentialsResponse(_message.Message):
+    __slots__ = ("credentials", "next_page_token")
+    CREDENTIALS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    credentials: _containers.RepeatedCompositeFieldContainer[_credential_pb2.Credential]
+    next_page_token: str
+    def __init__(self, credentials: _Optional[_Iterable[_Union[_credential_pb2.Credential, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class UpdateCredentialRequest(_message.Message):
+    __slots__ = ("credential", "update_mask")
+    CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    credential: _credential_pb2.Credential
+    update_mask: _field_mask_pb2.FieldMask
+    def __init__(self, credential: _Optional[_Union[_credential_pb2.Credential, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+
+class UpdateCredentialResponse(_message.Message):
+    __slots__ = ("credential",)
+    CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
+    credential: _credential_pb2.Credential
+    def __init__(self, credential: _Optional[_Union[_credential_pb2.Credential, _Mapping]] = ...) -> None: ...
+
+class DeleteCredentialRequest(_message.Message):
+    __slots__ = ("organisation_id", "id")
+    ORGANISATION_ID_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    organisation_id: str
+    id: str
+    def __init__(self, organisation_id: _Optional[str] = ..., id: _Optional[str] = ...) -> None: ...
+
+class DeleteCredentialResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
