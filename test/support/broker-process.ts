@@ -1,6 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
-import { expect } from "vitest";
 import { recordLogLines } from "./run-record.js";
 
 const root = join(import.meta.dirname, "../..");
@@ -30,7 +29,12 @@ export async function startBrokerProcess(env: Record<string, string>): Promise<B
   let output = "";
   child.stdout?.on("data", (chunk) => (output += chunk));
   child.stderr?.on("data", (chunk) => (output += chunk));
-  await expect.poll(() => output.includes("oauth2-broker is running") || child.exitCode !== null, { timeout: 60_000 }).toBe(true);
+  // A plain loop rather than expect.poll, so this also works in beforeAll.
+  const deadline = Date.now() + 60_000;
+  while (!output.includes("oauth2-broker is running") && child.exitCode === null) {
+    if (Date.now() > deadline) throw new Error(`the broker did not start within 60 s:\n${output}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
   const grab = (pattern: RegExp) => pattern.exec(output)?.[1] ?? "";
   const exited = new Promise<number | null>((resolve) =>
     child.once("exit", (code) => {
