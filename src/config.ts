@@ -30,6 +30,8 @@ export interface Config {
   outboundAllowlist: string[];
   /** Service-to-service callers with JWTs; undefined when not configured. */
   jwtCallers: JwtCallerConfig | undefined;
+  /** OTLP/HTTP endpoint to export traces to (`OTEL_EXPORTER_OTLP_ENDPOINT`); unset: no export. */
+  otlpEndpoint: string | undefined;
   /** Sustained RPCs per second per caller (bursts of twice that). */
   rpcRateLimit: number;
   /** Callback requests per minute per client address (bursts of a third of that). */
@@ -91,6 +93,7 @@ export function loadConfig(env: Env = process.env): Config {
     allowHttpAuthorizeUrl: parseBoolean("BROKER_ALLOW_HTTP_AUTHORIZE_URL", read("BROKER_ALLOW_HTTP_AUTHORIZE_URL") ?? "false"),
     outboundAllowlist: parseList("BROKER_OUTBOUND_ALLOWLIST", read("BROKER_OUTBOUND_ALLOWLIST") ?? "", parseOutboundAllowlist),
     jwtCallers: parseJwtCallers(read),
+    otlpEndpoint: read("OTEL_EXPORTER_OTLP_ENDPOINT"),
     rpcRateLimit: parseCount("BROKER_RPC_RATE_LIMIT", read("BROKER_RPC_RATE_LIMIT") ?? "200"),
     callbackRateLimit: parseCount("BROKER_CALLBACK_RATE_LIMIT", read("BROKER_CALLBACK_RATE_LIMIT") ?? "60"),
     dataDir: read("BROKER_DATA_DIR") ?? "data",

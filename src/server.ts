@@ -15,6 +15,9 @@ import { openApiRoute } from "./http/openapi.js";
 import { restInitialiseRoute } from "./http/rest-routes.js";
 import { exactRoute, httpRoutes } from "./http/routes.js";
 import { findRoot } from "./store/embedded-ferretdb.js";
+import { operationalRoutes } from "./http/operational-routes.js";
+import { Metrics } from "./observability/metrics.js";
+import { Tracing } from "./observability/tracing.js";
 import { IdTokenVerifier } from "./oauth/id-token.js";
 import { boundedFetch } from "./outbound/bounded-fetch.js";
 import { ApiKeyService } from "../gen/oauth2broker/v1/api_key_service_pb.js";
@@ -53,6 +56,7 @@ const WORKER_INTERVAL_MS = 1_000;
 const SHUTDOWN_GRACE_MS = 10_000;
 
 export interface Broker {
+  metrics: Metrics;
   grpcPort: number;
   httpPort: number;
   database: Database;
@@ -64,7 +68,11 @@ export interface Broker {
 export type BrokerConfig = Config & { mongodbUri: string; adminToken: string; encryptionKeys: NonNullable<Config["encryptionKeys"]> };
 
 export async function startBroker(config: BrokerConfig, logger: Logger): Promise<Broker> {
-  const database = await connectDatabase(config.mongodbUri, config.mongodbDatabase);
+  const metrics = new Metrics();
+  const tracing = new Tracing(config.otlpEndpoint);
+  const database = await connectDatabase(config.mongodbUri, config.mongodbDatabase, (command, collection, outcome, seconds) =>
+    metrics.dbCommands.observe({ command, collection, outcome }, seconds),
+  );
   const credentials = new CredentialStore(database.db);
   const states = new OAuthStateStore(database.db);
   const connections = new ConnectionStore(database.db);
@@ -118,6 +126,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     minValidityMs: config.tokenMinValiditySeconds * 1000,
     requestTimeoutMs: config.tokenRequestTimeoutSeconds * 1000,
     onEvent,
+    metrics,
     logger,
   });
 
@@ -154,7 +163,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
   };
   const jwtCallers = config.jwtCallers === undefined ? undefined : new JwtCallers(config.jwtCallers, providerFetch);
   const interceptors = [
-    loggingInterceptor(logger),
+    loggingInterceptor(logger, metrics, tracing),
     authInterceptor({ adminToken: config.adminToken, apiKeys, jwtCallers }),
     rateLimitInterceptor(new RateLimiter(config.rpcRateLimit, config.rpcRateLimit * 2)),
   ];
@@ -180,11 +189,14 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
           onEvent,
           confirmationTtlMs: config.stateTtlSeconds * 1000,
           limiter: new RateLimiter(config.callbackRateLimit / 60, Math.max(1, Math.ceil(config.callbackRateLimit / 3))),
+          metrics,
+          tracing,
           logger,
         }),
       ),
       restInitialiseRoute(initialiseHandler, READ_MAX_BYTES),
       openApiRoute(findRoot(import.meta.dirname)),
+      ...operationalRoutes(metrics, health),
     ],
     (error) => logger.error({ err: error }, "HTTP route failed"),
   );
@@ -235,6 +247,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
       await drained;
       clearTimeout(timer);
       await Promise.all([relay.stop(), delivery.stop()]);
+      await tracing.shutdown();
       database.stopSweepers();
       await database.client.close();
     })();
@@ -242,6 +255,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
   };
 
   return {
+    metrics,
     grpcPort: (grpcServer.address() as AddressInfo).port,
     httpPort: (httpServer.address() as AddressInfo).port,
     database,

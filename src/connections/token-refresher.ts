@@ -5,6 +5,7 @@ import type { SecretBox } from "../crypto/secret-box.js";
 import { newEvent } from "../events/connection-events.js";
 import { OutboundError } from "../outbound/bounded-fetch.js";
 import { refreshAccessToken } from "../oauth/token-exchange.js";
+import { countTokenRequest, type Metrics } from "../observability/metrics.js";
 import { TokenResponseError } from "../oauth/token-response.js";
 import type { ConnectionDocument, ConnectionStore } from "../store/connections.js";
 import type { CredentialStore } from "../store/credentials.js";
@@ -30,6 +31,7 @@ export interface TokenRefresherDeps {
   requestTimeoutMs: number;
   /** Called after a change that recorded an event, so the relay publishes it now. */
   onEvent: () => void;
+  metrics: Metrics;
   logger: Logger;
 }
 
@@ -146,7 +148,11 @@ export class TokenRefresher {
     }
     const refreshToken = this.deps.secretBox.decrypt(document.refresh_token, connectionSecretContext(document._id, "refresh_token"));
     try {
-      const tokens = await refreshAccessToken(tokenClientFor(credential, this.deps.secretBox), refreshToken, this.deps.fetch);
+      const tokens = await countTokenRequest(
+        this.deps.metrics,
+        "refresh",
+        refreshAccessToken(tokenClientFor(credential, this.deps.secretBox), refreshToken, this.deps.fetch),
+      );
       const seal = (field: string, value: string) => this.deps.secretBox.encrypt(value, connectionSecretContext(document._id, field));
       const set: Partial<ConnectionDocument> = {
         status: "ACTIVE",

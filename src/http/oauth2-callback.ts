@@ -1,6 +1,9 @@
 import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import type { RateLimiter } from "../interceptors/rate-limit.js";
+import { callbackOutcomeLabel, countTokenRequest, type Metrics } from "../observability/metrics.js";
+import { type Tracing, traceFields } from "../observability/tracing.js";
+import { isDatabaseUnavailable } from "../store/database.js";
 import { v7 as uuidv7 } from "uuid";
 import type { SecretBox } from "../crypto/secret-box.js";
 import { IdTokenError, type IdTokenVerifier } from "../oauth/id-token.js";
@@ -31,6 +34,8 @@ export interface CallbackDeps {
   confirmationTtlMs: number;
   /** Limits callback requests per client address. */
   limiter: RateLimiter;
+  metrics: Metrics;
+  tracing: Tracing;
   /** The bounded fetch for provider calls. */
   fetch: typeof fetch;
   logger: Logger;
@@ -56,7 +61,23 @@ const MAX_URL_LENGTH = 8 * 1024;
  */
 export function oauth2Callback(deps: CallbackDeps): (req: HttpRequest, res: HttpResponse) => Promise<void> {
   return async (req, res) => {
-    const log = deps.logger.child({ route: "oauth2_callback" });
+    const { span } = deps.tracing.startServerSpan("GET /oauth2/callback", {
+      get: (name) => {
+        const value = req.headers[name];
+        return Array.isArray(value) ? value[0] : value;
+      },
+    });
+    try {
+      await handleCallback(deps, req, res, deps.logger.child({ route: "oauth2_callback", ...traceFields(span) }));
+    } finally {
+      span.end();
+    }
+  };
+}
+
+async function handleCallback(deps: CallbackDeps, req: HttpRequest, res: HttpResponse, log: Logger): Promise<void> {
+  const count = (outcome: string) => deps.metrics.callbacks.inc({ outcome: callbackOutcomeLabel(outcome) });
+  {
     if (req.method !== "GET") {
       res.setHeader("Allow", "GET");
       return sendPage(res, 405, "Method not allowed", ["This address only takes the provider's redirect."]);
@@ -64,6 +85,7 @@ export function oauth2Callback(deps: CallbackDeps): (req: HttpRequest, res: Http
     // The callback needs no credentials (the state is its proof), so it is limited per address.
     const retryAfter = deps.limiter.take(req.socket?.remoteAddress ?? "unknown");
     if (retryAfter > 0) {
+      count("rate_limited");
       res.setHeader("Retry-After", String(retryAfter));
       return sendPage(res, 429, "Too many requests", ["Please wait a moment and try again."]);
     }
@@ -71,6 +93,7 @@ export function oauth2Callback(deps: CallbackDeps): (req: HttpRequest, res: Http
     if (rawUrl.length > MAX_URL_LENGTH) return sendPage(res, 414, "Address too long", ["This sign-in link is not valid."]);
     const params = parseCallbackQuery(rawUrl.slice(rawUrl.indexOf("?") + 1 || rawUrl.length));
     if (params === undefined) {
+      count("invalid_state");
       log.info({ outcome: "invalid_state" }, "callback refused");
       return sendPage(res, 400, EXPIRED_TITLE, ["Go back to the application and start connecting again."]);
     }
@@ -78,6 +101,7 @@ export function oauth2Callback(deps: CallbackDeps): (req: HttpRequest, res: Http
     // Consumed first, atomically, whatever follows: one response per attempt (RFC 9700 §2.1.1).
     const attempt = await deps.states.consumeByHash(hashState(params.state));
     if (attempt === null) {
+      count("invalid_state");
       log.info({ outcome: "invalid_state" }, "callback refused");
       return sendPage(res, 400, EXPIRED_TITLE, ["Go back to the application and start connecting again."]);
     }
@@ -87,6 +111,7 @@ export function oauth2Callback(deps: CallbackDeps): (req: HttpRequest, res: Http
       credential_id: attempt.credential_id,
     });
     const fail = (reason: FailureReason | string, status: number, lines: string[], cause?: unknown): void => {
+      count(reason);
       attemptLog.warn({ outcome: reason, err: cause }, "connection failed");
       if (attempt.return_url !== undefined) return sendRedirect(res, returnUrlWith(attempt.return_url, { error: reason }));
       sendPage(res, status, "The account was not connected", lines);
@@ -109,7 +134,7 @@ export function oauth2Callback(deps: CallbackDeps): (req: HttpRequest, res: Http
         return fail("issuer_mismatch", 400, ["The response did not come from the expected provider. Please start again."]);
       }
 
-      const tokens = await exchangeAuthorizationCode(
+      const tokens = await countTokenRequest(deps.metrics, "exchange", exchangeAuthorizationCode(
         tokenClientFor(credential, deps.secretBox),
         {
           code: params.code,
@@ -117,7 +142,7 @@ export function oauth2Callback(deps: CallbackDeps): (req: HttpRequest, res: Http
           codeVerifier: decryptVerifier(deps.secretBox, attempt, params.state),
         },
         deps.fetch,
-      );
+      ));
       if (attempt.nonce !== undefined && tokens.idToken !== undefined && credential.issuer !== undefined) {
         await deps.idTokens.verify(tokens.idToken, { issuer: credential.issuer, clientId: credential.client_id, nonce: attempt.nonce });
       }
@@ -152,7 +177,8 @@ export function oauth2Callback(deps: CallbackDeps): (req: HttpRequest, res: Http
       await deps.connections.insert(connection);
       deps.onEvent();
 
-      attemptLog.info({ outcome: "connected", connection_id: id }, "connection created");
+      count(confirmation === undefined ? "connected" : "pending_confirmation");
+      attemptLog.info({ outcome: confirmation === undefined ? "connected" : "pending_confirmation", connection_id: id }, "connection created");
       if (attempt.return_url !== undefined) {
         const outcome: Record<string, string> = { connection_id: id };
         if (confirmation !== undefined) outcome.confirmation = confirmation;
@@ -166,10 +192,11 @@ export function oauth2Callback(deps: CallbackDeps): (req: HttpRequest, res: Http
       if (error instanceof IdTokenError) {
         return fail("invalid_id_token", 400, ["The provider's answer could not be verified. Please start again."], error);
       }
-      fail("server_error", 500, ["Something went wrong on our side. Please try again later."], error);
+      fail("server_error", isDatabaseUnavailable(error) ? 503 : 500, ["Something went wrong on our side. Please try again later."], error);
     }
-  };
+  }
 }
+
 
 function decryptVerifier(secretBox: SecretBox, attempt: OAuthStateDocument, state: string): string | undefined {
   if (attempt.code_verifier === undefined) return undefined;

@@ -4,6 +4,9 @@ import type { Logger } from "pino";
 import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { InvalidInputError } from "../errors.js";
 import { callerKey } from "../auth/caller.js";
+import type { Metrics } from "../observability/metrics.js";
+import { Tracing, traceFields } from "../observability/tracing.js";
+import { isDatabaseUnavailable } from "../store/database.js";
 import { requestLogger } from "./context.js";
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
@@ -14,15 +17,21 @@ const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
  * INVALID_ARGUMENT, a ConnectError passes through, anything else becomes a generic INTERNAL whose
  * cause is only logged.
  */
-export function loggingInterceptor(logger: Logger): Interceptor {
+export function loggingInterceptor(logger: Logger, metrics: Metrics, tracing: Tracing): Interceptor {
   return (next) => async (req) => {
     const incoming = req.header.get("x-request-id");
     const requestId = incoming !== null && REQUEST_ID.test(incoming) ? incoming : randomUUID();
-    const log = logger.child({ request_id: requestId, rpc: `${req.service.typeName}/${req.method.name}` });
+    const method = `${req.service.typeName}/${req.method.name}`;
+    const { span } = tracing.startServerSpan(method, req.header);
+    const log = logger.child({ request_id: requestId, rpc: method, ...traceFields(span) });
     req.contextValues.set(requestLogger, log);
     const started = performance.now();
     const done = (code: string, error?: unknown): void => {
-      const fields = { grpc_code: code, caller: req.contextValues.get(callerKey)?.label, duration_ms: Math.round((performance.now() - started) * 10) / 10 };
+      const seconds = (performance.now() - started) / 1000;
+      metrics.rpcs.inc({ method, code });
+      metrics.rpcDuration.observe({ method, code }, seconds);
+      Tracing.end(span, code === "ok" ? undefined : code);
+      const fields = { grpc_code: code, caller: req.contextValues.get(callerKey)?.label, duration_ms: Math.round(seconds * 10_000) / 10 };
       if (code === "internal") log.error({ ...fields, err: error }, "rpc failed");
       else log.info(fields, "rpc");
     };
@@ -34,7 +43,7 @@ export function loggingInterceptor(logger: Logger): Interceptor {
     } catch (error) {
       const edge = toEdgeError(error);
       edge.metadata.set("x-request-id", requestId);
-      done(Code[edge.code].toLowerCase(), error);
+      done(codeName(edge.code), error);
       throw edge;
     }
   };
@@ -48,5 +57,13 @@ export function toEdgeError(error: unknown): ConnectError {
     ]);
   }
   if (error instanceof ConnectError && error.code !== Code.Internal && error.code !== Code.Unknown) return error;
+  if (isDatabaseUnavailable(error)) {
+    return new ConnectError("the database is unavailable - try again shortly", Code.Unavailable, undefined, undefined, error);
+  }
   return new ConnectError("internal error", Code.Internal, undefined, undefined, error);
+}
+
+/** The code of a ConnectError as metrics and logs spell it: `ok`, `invalid_argument`, … */
+export function codeName(code: Code): string {
+  return Code[code].replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase();
 }

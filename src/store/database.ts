@@ -1,4 +1,15 @@
-import { type Collection, type Db, type Document, type IndexDescription, MongoClient, MongoServerError } from "mongodb";
+import {
+  type Collection,
+  type Db,
+  type Document,
+  type IndexDescription,
+  MongoClient,
+  MongoNetworkError,
+  MongoNotConnectedError,
+  MongoServerError,
+  MongoServerSelectionError,
+  MongoTopologyClosedError,
+} from "mongodb";
 import type { Logger } from "pino";
 
 /** How often expired documents are deleted where the server has no TTL indexes (MongoDB's own TTL monitor runs every 60 s). */
@@ -11,8 +22,28 @@ export interface Database {
   stopSweepers(): void;
 }
 
-export async function connectDatabase(uri: string, defaultDatabase: string): Promise<Database> {
-  const client = new MongoClient(uri, { appName: "oauth2-broker", serverSelectionTimeoutMS: 10_000 });
+/** Receives the duration of every database command, for metrics. */
+export type CommandObserver = (command: string, collection: string, outcome: "ok" | "error", seconds: number) => void;
+
+export async function connectDatabase(uri: string, defaultDatabase: string, observe?: CommandObserver): Promise<Database> {
+  // Fail fast while the database is away (callers get UNAVAILABLE and retry), unless the URI says otherwise.
+  const timeouts = /[?&]serverSelectionTimeoutMS=/i.test(uri) ? {} : { serverSelectionTimeoutMS: 5_000 };
+  const client = new MongoClient(uri, { appName: "oauth2-broker", ...timeouts, monitorCommands: observe !== undefined });
+  if (observe !== undefined) {
+    const started = new Map<number, { command: string; collection: string }>();
+    client.on("commandStarted", (event) => {
+      const target = event.command[event.commandName];
+      started.set(event.requestId, { command: event.commandName, collection: typeof target === "string" ? target : "" });
+    });
+    const finish = (outcome: "ok" | "error") => (event: { requestId: number; duration: number }) => {
+      const command = started.get(event.requestId);
+      if (command === undefined) return;
+      started.delete(event.requestId);
+      observe(command.command, command.collection, outcome, event.duration / 1000);
+    };
+    client.on("commandSucceeded", finish("ok"));
+    client.on("commandFailed", finish("error"));
+  }
   await client.connect();
   const name = client.options.dbName && client.options.dbName !== "test" ? client.options.dbName : defaultDatabase;
   return { client, db: client.db(name), stopSweepers: () => {} };
@@ -40,6 +71,16 @@ export async function ensureIndexes(
       startSweeper(database, collection, index, expireAfterSeconds, logger, sweepIntervalMs);
     }
   }
+}
+
+/** The database cannot be reached right now: worth a retry, not a bug. */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  return (
+    error instanceof MongoNetworkError ||
+    error instanceof MongoServerSelectionError ||
+    error instanceof MongoNotConnectedError ||
+    error instanceof MongoTopologyClosedError
+  );
 }
 
 function isNotImplemented(error: unknown): boolean {

@@ -1,0 +1,58 @@
+import { context, type Context, propagation, type Span, SpanKind, SpanStatusCode, trace, type Tracer } from "@opentelemetry/api";
+import { W3CTraceContextPropagator } from "@opentelemetry/core";
+import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
+import { resourceFromAttributes } from "@opentelemetry/resources";
+import { BasicTracerProvider, BatchSpanProcessor } from "@opentelemetry/sdk-trace-base";
+
+/**
+ * Tracing: a span per RPC and per callback, continuing the caller's W3C `traceparent` when it
+ * sends one, with its trace ID in every log line of the request. Spans are exported over
+ * OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (the standard variable); otherwise they
+ * only give log lines their trace IDs.
+ */
+export class Tracing {
+  readonly #provider: BasicTracerProvider;
+  readonly #tracer: Tracer;
+  readonly #propagator = new W3CTraceContextPropagator();
+
+  constructor(otlpEndpoint: string | undefined) {
+    const spanProcessors =
+      otlpEndpoint === undefined
+        ? []
+        : [
+            new BatchSpanProcessor(new OTLPTraceExporter({ url: `${otlpEndpoint.replace(/\/+$/, "")}/v1/traces` }), {
+              scheduledDelayMillis: 1000,
+            }),
+          ];
+    this.#provider = new BasicTracerProvider({ resource: resourceFromAttributes({ "service.name": "oauth2-broker" }), spanProcessors });
+    this.#tracer = this.#provider.getTracer("oauth2-broker");
+  }
+
+  /** Starts a server span, as a child of the `traceparent` in `headers` when there is one. */
+  startServerSpan(name: string, headers: { get(name: string): string | null | undefined }): { span: Span; context: Context } {
+    const parent = this.#propagator.extract(context.active(), headers, {
+      get: (carrier, key) => carrier.get(key) ?? undefined,
+      keys: () => ["traceparent", "tracestate"],
+    });
+    const span = this.#tracer.startSpan(name, { kind: SpanKind.SERVER }, parent);
+    return { span, context: trace.setSpan(parent, span) };
+  }
+
+  static end(span: Span, error?: string): void {
+    if (error !== undefined) span.setStatus({ code: SpanStatusCode.ERROR, message: error });
+    span.end();
+  }
+
+  /** Flushes and stops the exporter. */
+  async shutdown(): Promise<void> {
+    await this.#provider.shutdown();
+  }
+}
+
+/** Log fields that tie a log line to its trace. */
+export function traceFields(span: Span): { trace_id: string; span_id: string } {
+  const { traceId, spanId } = span.spanContext();
+  return { trace_id: traceId, span_id: spanId };
+}
+
+export { propagation };
