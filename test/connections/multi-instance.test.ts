@@ -2,6 +2,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { ConnectionService } from "../../gen/oauth2broker/v1/connection_service_pb.js";
 import { OrganisationService } from "../../gen/oauth2broker/v1/organisation_service_pb.js";
 import { generateEncryptionKey } from "../../src/crypto/secret-box.js";
 import { connectDatabase, type Database } from "../../src/store/database.js";
@@ -68,6 +69,30 @@ function getAccessToken(broker: BrokerProcess, connectionId: string) {
 }
 
 describe("two broker processes on one database", () => {
+  it("complete a flow initialised on one instance when the callback lands on the other", async () => {
+    const [a, b] = await Promise.all([start(), start()]);
+    provider.behaviour = { kind: "json", body: issue(3600) };
+    const handleA = processHandle(a!, database);
+    const credentialId = await createScriptedCredential(handleA, provider);
+    const { url } = await handleA.connect(ConnectionService).initialiseOAuth2Connection({
+      organisationId: "acme",
+      connectorId: "cross",
+      credential: { id: credentialId, organisationId: "acme" },
+      authorizeUrl: "https://idp.example/authorize",
+      clientId: "client-1",
+    });
+    const state = new URL(url).searchParams.get("state")!;
+    provider.requests.length = 0;
+    const page = await fetch(`http://127.0.0.1:${b!.httpPort}/oauth2/callback?state=${state}&code=cross-code`);
+    expect(page.status).toBe(200);
+    // B exchanged the code with the redirect URI A put in the URL, as RFC 6749 §4.1.3 requires.
+    expect(provider.grants("authorization_code")[0]!.form.get("redirect_uri")).toBe(`http://127.0.0.1:${a!.httpPort}/oauth2/callback`);
+    const { connections } = await processHandle(b!, database).connect(ConnectionService).listConnections({ organisationId: "acme", connectorId: "cross" });
+    expect(connections).toHaveLength(1);
+    // And the state is gone for both.
+    expect((await fetch(`http://127.0.0.1:${a!.httpPort}/oauth2/callback?state=${state}&code=again`)).status).toBe(400);
+  }, 60_000);
+
   it("send exactly one refresh request for 50 concurrent GetAccessToken calls split across them", async () => {
     const [a, b] = await Promise.all([start(), start()]);
     const id = await expiredConnection(a!);

@@ -1,0 +1,76 @@
+import { createHash } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { HealthCheckResponse_ServingStatus as Status } from "../../gen/grpc/health/v1/health_pb.js";
+import { ConnectionService } from "../../gen/oauth2broker/v1/connection_service_pb.js";
+import { CredentialService } from "../../gen/oauth2broker/v1/credential_service_pb.js";
+import { startEmbeddedFerretDb } from "../../src/store/embedded-ferretdb.js";
+import { startTestBroker } from "../support/broker.js";
+import { connectError } from "../support/errors.js";
+
+const dir = mkdtempSync(join(tmpdir(), "oauth2-broker-outage-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe("the database goes away under load", () => {
+  it("fails calls with UNAVAILABLE, reports NOT_SERVING, recovers by itself, and loses or duplicates nothing", async () => {
+    let ferretdb = await startEmbeddedFerretDb(dir, 0);
+    const port = Number(new URL(ferretdb.uri).port);
+    const broker = await startTestBroker({ MONGODB_URI: `${ferretdb.uri}?serverSelectionTimeoutMS=1000` });
+    try {
+      const { credential } = await broker.connect(CredentialService).createCredential({
+        credential: { organisationId: "acme", name: "n", clientId: "client-1", clientSecret: "s", tokenUrl: "https://idp.example/token" },
+      });
+      const client = broker.connect(ConnectionService);
+      const states: string[] = [];
+      const failures: Array<{ code: number; message: string }> = [];
+      let running = true;
+      const worker = async () => {
+        while (running) {
+          try {
+            const { url } = await client.initialiseOAuth2Connection({
+              organisationId: "acme",
+              connectorId: "load",
+              credential: { id: credential!.id, organisationId: "acme" },
+              authorizeUrl: "https://idp.example/authorize",
+              clientId: "client-1",
+            });
+            states.push(new URL(url).searchParams.get("state")!);
+          } catch (error) {
+            const { code, rawMessage } = await connectError(Promise.reject(error));
+            failures.push({ code, message: rawMessage });
+            await new Promise((resolve) => setTimeout(resolve, 50));
+          }
+        }
+      };
+      const load = Promise.all([worker(), worker(), worker(), worker()]);
+
+      await expect.poll(() => states.length, { timeout: 10_000 }).toBeGreaterThan(20);
+      await ferretdb.stop();
+      await expect.poll(() => failures.length, { timeout: 15_000 }).toBeGreaterThan(3);
+      expect(await broker.health.check()).toBe(Status.NOT_SERVING);
+      expect((await fetch(`${broker.httpUrl}/readyz`)).status).toBe(503);
+      const succeededDuringOutage = states.length;
+
+      ferretdb = await startEmbeddedFerretDb(dir, port);
+      await expect.poll(() => states.length, { timeout: 30_000, interval: 200 }).toBeGreaterThan(succeededDuringOutage + 20);
+      expect(await broker.health.check()).toBe(Status.SERVING);
+      running = false;
+      await load;
+
+      // Every failure was the clear, retryable one.
+      expect(new Set(failures.map((f) => `${f.code} ${f.message}`))).toEqual(new Set(["14 the database is unavailable - try again shortly"]));
+      // Every URL handed out has its state stored, exactly once. (A call that failed as its insert
+      // landed may leave one unused state behind, which expires: never more than one per failure.)
+      const hashes = states.map((state) => createHash("sha256").update(state).digest("base64url"));
+      expect(new Set(hashes).size).toBe(states.length);
+      const stored = await broker.database.db.collection("oauth_states").countDocuments({ _id: { $in: hashes as never[] } });
+      expect(stored).toBe(states.length);
+      expect(await broker.database.db.collection("oauth_states").countDocuments()).toBeLessThanOrEqual(states.length + failures.length);
+    } finally {
+      await broker.close();
+      await ferretdb.stop();
+    }
+  }, 90_000);
+});
