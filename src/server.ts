@@ -50,8 +50,12 @@ import { OAuthStateStore, oauthStateIndexes } from "./store/oauth-states.js";
 const READ_MAX_BYTES = 256 * 1024;
 /** The largest provider response read (token responses, discovery documents, key sets). */
 const MAX_PROVIDER_RESPONSE_BYTES = 256 * 1024;
-/** How often the background workers look for work they were not told about (other instances'). */
-const WORKER_INTERVAL_MS = 1_000;
+/** How often background workers poll while they have work (retries due soon, busy leases). */
+const DELIVERY_INTERVAL_MS = 200;
+/** How often they look for work they were not told about while idle. */
+const IDLE_INTERVAL_MS = 5_000;
+/** How often the relay scans for events other (crashed) instances left behind. */
+const RECOVERY_SCAN_MS = 30_000;
 /** How long in-flight calls may take to finish after SIGTERM. */
 const SHUTDOWN_GRACE_MS = 10_000;
 
@@ -97,7 +101,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
   // Background work: publish outbox events, then deliver them to webhooks.
   const delivery = new Worker(
     "webhook-delivery",
-    WORKER_INTERVAL_MS,
+    DELIVERY_INTERVAL_MS,
     () =>
       deliverDueWebhooks({
         events,
@@ -109,14 +113,35 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
         logger,
       }),
     logger,
+    IDLE_INTERVAL_MS,
   );
+  // Connections this instance changed are relayed at once, by ID; a scan for anything pending
+  // (other instances' crashes) runs every RECOVERY_SCAN_MS.
+  const changed = new Set<string>();
+  let lastScan = 0;
   const relay = new Worker(
     "outbox-relay",
-    WORKER_INTERVAL_MS,
-    () => relayOutbox({ connections, events, leases, organisations, onPublished: () => delivery.kick(), logger }),
+    DELIVERY_INTERVAL_MS,
+    async () => {
+      const scan = Date.now() - lastScan >= RECOVERY_SCAN_MS;
+      if (!scan && changed.size === 0) return false;
+      if (scan) lastScan = Date.now();
+      const ids = [...changed];
+      changed.clear();
+      const busy = await relayOutbox(
+        { connections, events, leases, organisations, onPublished: () => delivery.kick(), logger },
+        scan ? undefined : ids,
+      );
+      for (const id of busy) changed.add(id);
+      return busy.length > 0;
+    },
     logger,
+    IDLE_INTERVAL_MS,
   );
-  const onEvent = () => relay.kick();
+  const onEvent = (connectionId: string) => {
+    changed.add(connectionId);
+    relay.kick();
+  };
   const refresher = new TokenRefresher({
     connections,
     credentials,

@@ -30,7 +30,7 @@ export interface TokenRefresherDeps {
   /** The provider-call timeout: a refresh holds its lease at least this long. */
   requestTimeoutMs: number;
   /** Called after a change that recorded an event, so the relay publishes it now. */
-  onEvent: () => void;
+  onEvent: (connectionId: string) => void;
   metrics: Metrics;
   logger: Logger;
 }
@@ -184,7 +184,7 @@ export class TokenRefresher {
           // One event when the connection starts failing, not one per retry.
           event: document.status === "REFRESH_FAILED" ? undefined : newEvent("connection.refresh_failed", "REFRESH_FAILED", reason),
         });
-        this.deps.onEvent();
+        this.deps.onEvent(document._id);
         throw refreshFailed();
       }
       throw error;
@@ -196,7 +196,7 @@ export class TokenRefresher {
       set: { status: "NEEDS_REAUTHORIZATION", status_reason: reason, refresh_attempt_time: new Date() },
       event: newEvent("connection.needs_reauthorization", "NEEDS_REAUTHORIZATION", reason),
     });
-    this.deps.onEvent();
+    this.deps.onEvent(document._id);
   }
 }
 

@@ -5,7 +5,10 @@ import type { EventStore } from "../store/events.js";
 import type { LeaseStore } from "../store/leases.js";
 import type { OrganisationStore } from "../store/organisations.js";
 
-/** A background loop that runs `work` every `intervalMs`, or at once when kicked. */
+/**
+ * A background loop that runs `work` at once when kicked, and otherwise every `intervalMs` while
+ * `work` reports it found something (returns true), every `idleIntervalMs` when it did not.
+ */
 export class Worker {
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<void> | undefined;
@@ -15,8 +18,9 @@ export class Worker {
   constructor(
     private readonly name: string,
     private readonly intervalMs: number,
-    private readonly work: () => Promise<void>,
+    private readonly work: () => Promise<boolean>,
     private readonly logger: Logger,
+    private readonly idleIntervalMs = intervalMs,
   ) {}
 
   start(): void {
@@ -44,13 +48,17 @@ export class Worker {
 
   async #run(): Promise<void> {
     if (this.#stopped || this.#running !== undefined) return;
-    this.#running = this.work().catch((error: unknown) => this.logger.warn({ err: error, worker: this.name }, "background work failed; will retry"));
+    let busy = true;
+    this.#running = this.work().then(
+      (found) => void (busy = found),
+      (error: unknown) => this.logger.warn({ err: error, worker: this.name }, "background work failed; will retry"),
+    );
     await this.#running;
     this.#running = undefined;
     if (this.#stopped) return;
     const again = this.#again;
     this.#again = false;
-    this.#schedule(again ? 0 : this.intervalMs);
+    this.#schedule(again ? 0 : busy ? this.intervalMs : this.idleIntervalMs);
   }
 }
 
@@ -67,16 +75,23 @@ export interface OutboxRelayDeps {
 /**
  * Publishes the events written into connection documents (the outbox) to the `events`
  * collection, then clears them; a deleted connection is removed once its last event is out.
+ * `ids` are the connections this instance just changed (looked up by _id, cheap); without them it
+ * scans for any connection with pending events, which recovers those of crashed instances.
+ * Returns the IDs it could not take the lease of, to try again.
  * Publishing is idempotent (the event's ID is the _id), so a relay that crashes half-way, or two
  * instances relaying at once, publish each event once. Runs under the connection's lease, like
  * every other write to a connection.
  */
-export async function relayOutbox(deps: OutboxRelayDeps): Promise<void> {
-  const pending = await deps.connections.findWithPendingEvents(100);
+export async function relayOutbox(deps: OutboxRelayDeps, ids?: readonly string[]): Promise<string[]> {
+  const pending = ids ?? (await deps.connections.findWithPendingEvents(100)).map((connection) => connection._id);
+  const busy: string[] = [];
   let published = 0;
-  for (const { _id } of pending) {
+  for (const _id of pending) {
     const lease = await deps.leases.tryAcquire(connectionLeaseKey(_id), 10_000);
-    if (lease === null) continue; // busy: the next pass gets it
+    if (lease === null) {
+      busy.push(_id); // the next pass gets it
+      continue;
+    }
     try {
       const connection = await deps.connections.findByIdUnscoped(_id);
       if (connection === null || connection.pending_events.length === 0) continue;
@@ -114,4 +129,5 @@ export async function relayOutbox(deps: OutboxRelayDeps): Promise<void> {
     deps.logger.debug({ published }, "published connection events");
     deps.onPublished();
   }
+  return busy;
 }

@@ -27,9 +27,11 @@ const GIVE_UP_AFTER_MS = 72 * 60 * 60 * 1000;
  * at an hour). The event's lease keeps two instances from posting it at the same moment; a crash
  * after the POST but before recording it means one duplicate, which receivers drop by event ID.
  */
-export async function deliverDueWebhooks(deps: WebhookDeliveryDeps): Promise<void> {
+/** Returns whether there was anything due (so the worker keeps polling briskly). */
+export async function deliverDueWebhooks(deps: WebhookDeliveryDeps): Promise<boolean> {
   const due = await deps.events.findDue(new Date(), 20);
   await Promise.all(due.map((event) => deliver(deps, event)));
+  return due.length > 0 || (await deps.events.hasPending());
 }
 
 async function deliver(deps: WebhookDeliveryDeps, seen: EventDocument): Promise<void> {

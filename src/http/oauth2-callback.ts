@@ -29,7 +29,7 @@ export interface CallbackDeps {
   secretBox: SecretBox;
   idTokens: IdTokenVerifier;
   /** Called after a change that recorded an event, so the relay publishes it now. */
-  onEvent: () => void;
+  onEvent: (connectionId: string) => void;
   /** How long a connection bound to an end user waits for ConfirmConnection. */
   confirmationTtlMs: number;
   /** Limits callback requests per client address. */
@@ -175,7 +175,7 @@ async function handleCallback(deps: CallbackDeps, req: HttpRequest, res: HttpRes
       }
       if (Object.keys(tokens.extra).length > 0) connection.extra_fields = seal("extra_fields", JSON.stringify(tokens.extra));
       await deps.connections.insert(connection);
-      deps.onEvent();
+      deps.onEvent(id);
 
       count(confirmation === undefined ? "connected" : "pending_confirmation");
       attemptLog.info({ outcome: confirmation === undefined ? "connected" : "pending_confirmation", connection_id: id }, "connection created");

@@ -36,7 +36,7 @@ export interface ConnectionServiceDeps {
   /** The bounded fetch for provider calls (revocation). */
   fetch: typeof fetch;
   /** Called after a change that recorded an event, so the relay publishes it now. */
-  onEvent: () => void;
+  onEvent: (connectionId: string) => void;
   /** How often WatchConnectionEvents looks for new events. */
   watchIntervalMs?: number;
   /** `<BROKER_PUBLIC_URL>/oauth2/callback` */
@@ -187,7 +187,7 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
           unset: ["confirmation_hash", "pending_expire_time", "failed_confirmations"],
           event: newEvent("connection.created", "ACTIVE"),
         });
-        deps.onEvent();
+        deps.onEvent(id);
         const confirmed = await deps.connections.findById(organisationId, id);
         if (confirmed === null) throw connectionNotFound();
         return { connection: toConnection(confirmed) };
@@ -215,7 +215,7 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
           unset: ["access_token", "refresh_token", "id_token", "extra_fields", "status_reason"],
           event: newEvent("connection.deleted"),
         });
-        deps.onEvent();
+        deps.onEvent(id);
         return { revocation: revocation.outcome, revocationError: revocation.error };
       } finally {
         await deps.leases.release(lease);

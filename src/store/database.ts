@@ -73,13 +73,18 @@ export async function ensureIndexes(
   }
 }
 
+/** Socket errors the driver sometimes passes through unwrapped when the server goes away. */
+const SOCKET_ERRORS = new Set(["EPIPE", "ECONNRESET", "ECONNREFUSED", "ETIMEDOUT", "ERR_SOCKET_CLOSED"]);
+
 /** The database cannot be reached right now: worth a retry, not a bug. */
 export function isDatabaseUnavailable(error: unknown): boolean {
   return (
     error instanceof MongoNetworkError ||
     error instanceof MongoServerSelectionError ||
     error instanceof MongoNotConnectedError ||
-    error instanceof MongoTopologyClosedError
+    error instanceof MongoTopologyClosedError ||
+    // Regression: "This socket has been ended by the other party" (EPIPE) reached callers as INTERNAL.
+    (error instanceof Error && SOCKET_ERRORS.has(String((error as NodeJS.ErrnoException).code)))
   );
 }
 

@@ -54,6 +54,11 @@ export class EventStore {
       .toArray();
   }
 
+  /** Whether any delivery is still waiting (for a retry, perhaps later). */
+  async hasPending(): Promise<boolean> {
+    return (await this.collection.findOne({ delivery: "pending" }, { projection: { _id: 1 } })) !== null;
+  }
+
   async findById(id: string): Promise<EventDocument | null> {
     return this.collection.findOne({ _id: id });
   }

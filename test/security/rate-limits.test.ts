@@ -7,7 +7,7 @@ import { connectError } from "../support/errors.js";
 
 let broker: TestBroker;
 beforeAll(async () => {
-  broker = await startTestBroker({ BROKER_RPC_RATE_LIMIT: "5", BROKER_CALLBACK_RATE_LIMIT: "6" });
+  broker = await startTestBroker({ BROKER_RPC_RATE_LIMIT: "1", BROKER_CALLBACK_RATE_LIMIT: "6" });
 });
 afterAll(() => broker.close());
 
@@ -15,12 +15,13 @@ describe("rate limits", () => {
   it("refuse RPCs over the caller's rate with RESOURCE_EXHAUSTED and retry-after", async () => {
     const client = broker.connect(CredentialService);
     const results = await Promise.allSettled(Array.from({ length: 15 }, () => client.listCredentials({ organisationId: "acme" })));
-    const refused = results.filter((r) => r.status === "rejected");
-    expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(10); // a burst of twice the rate
+    // A burst of twice the rate (2), plus at most one refilled while the burst is served.
+    const allowed = results.filter((r) => r.status === "fulfilled").length;
+    expect(allowed).toBeGreaterThanOrEqual(2);
+    expect(allowed).toBeLessThanOrEqual(3);
     const error = await connectError(client.listCredentials({ organisationId: "acme" }));
     expect(error).toMatchObject({ code: Code.ResourceExhausted, rawMessage: "rate limit exceeded - slow down" });
     expect(Number(error.metadata.get("retry-after"))).toBeGreaterThanOrEqual(1);
-    expect(refused.length).toBe(5);
   });
 
   it("refuse callback requests over the per-address rate with 429 and Retry-After", async () => {

@@ -1,0 +1,158 @@
+/**
+ * The load generator, run as its own process by bench/run.ts so it never shares a core's event
+ * loop with the server: `node dist/bench/load.js '<spec JSON>'` prints one JSON result line.
+ * Workers run closed loops (a new call as soon as the last returns) for the duration, after a
+ * warm-up; latencies are kept whole for exact percentiles.
+ */
+import http from "node:http";
+import { createClient, type Interceptor } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { MongoClient } from "mongodb";
+import { Health } from "../gen/grpc/health/v1/health_pb.js";
+import { ConnectionService } from "../gen/oauth2broker/v1/connection_service_pb.js";
+
+export interface LoadSpec {
+  scenario: "health" | "initialise-grpc" | "initialise-connect" | "callback" | "access-token" | "db-initialise";
+  concurrency: number;
+  durationMs: number;
+  warmupMs: number;
+  /** Stop after this many calls instead (the soak). */
+  totalCalls?: number;
+  grpcUrl: string;
+  httpUrl: string;
+  token: string;
+  credentialId: string;
+  connectionId: string;
+  mongodbUri: string;
+  database: string;
+}
+
+export interface LoadResult {
+  calls: number;
+  errors: number;
+  seconds: number;
+  rps: number;
+  p50_ms: number;
+  p99_ms: number;
+}
+
+const spec = JSON.parse(process.argv[2] ?? "{}") as LoadSpec;
+const bearer: Interceptor = (next) => (req) => (req.header.set("authorization", `Bearer ${spec.token}`), next(req));
+const initialiseRequest = () => ({
+  organisationId: "bench",
+  connectorId: "bench",
+  credential: { id: spec.credentialId, organisationId: "bench" },
+  authorizeUrl: "https://idp.example/authorize",
+  clientId: "bench-client",
+  scopes: ["email", "profile", "https://www.googleapis.com/auth/drive.readonly"],
+  additionalParams: "access_type=offline",
+});
+
+/** `call` may return the latency to record, when only part of it is the thing measured. */
+async function makeCall(): Promise<{ call: () => Promise<unknown>; close: () => Promise<void> }> {
+  switch (spec.scenario) {
+    case "health": {
+      const client = createClient(Health, createGrpcTransport({ baseUrl: spec.grpcUrl }));
+      return { call: () => client.check({ service: "" }), close: async () => {} };
+    }
+    case "initialise-grpc": {
+      const client = createClient(ConnectionService, createGrpcTransport({ baseUrl: spec.grpcUrl, interceptors: [bearer] }));
+      return { call: () => client.initialiseOAuth2Connection(initialiseRequest()), close: async () => {} };
+    }
+    case "access-token": {
+      const client = createClient(ConnectionService, createGrpcTransport({ baseUrl: spec.grpcUrl, interceptors: [bearer] }));
+      return { call: () => client.getAccessToken({ organisationId: "bench", connectionId: spec.connectionId }), close: async () => {} };
+    }
+    case "initialise-connect": {
+      // Connect JSON over HTTP/1.1 with keep-alive: one connection per worker, as many callers would.
+      const agent = new http.Agent({ keepAlive: true, maxSockets: spec.concurrency });
+      const client = createClient(
+        ConnectionService,
+        createConnectTransport({ baseUrl: spec.httpUrl, httpVersion: "1.1", interceptors: [bearer], nodeOptions: { agent } }),
+      );
+      return { call: () => client.initialiseOAuth2Connection(initialiseRequest()), close: async () => agent.destroy() };
+    }
+    case "callback": {
+      // Each iteration makes a state with InitialiseOAuth2Connection (not timed), then completes
+      // the flow at the callback (timed): consume the state, exchange the code at the minimal
+      // token endpoint, store the connection. Latencies are the callback's; req/s counts whole flows.
+      const client = createClient(ConnectionService, createGrpcTransport({ baseUrl: spec.grpcUrl, interceptors: [bearer] }));
+      return {
+        call: async () => {
+          const { url } = await client.initialiseOAuth2Connection({ ...initialiseRequest(), scopes: ["email"] });
+          const state = new URL(url).searchParams.get("state")!;
+          const t0 = performance.now();
+          const response = await fetch(`${spec.httpUrl}/oauth2/callback?state=${state}&code=bench-code`);
+          await response.arrayBuffer();
+          if (response.status !== 200) throw new Error(`HTTP ${response.status}`);
+          return performance.now() - t0;
+        },
+        close: async () => {},
+      };
+    }
+    case "db-initialise": {
+      // The database ceiling: exactly the reads and writes InitialiseOAuth2Connection makes (find
+      // the credential, insert the state), straight through the driver.
+      const mongo = new MongoClient(spec.mongodbUri, { maxPoolSize: Math.max(10, spec.concurrency) });
+      await mongo.connect();
+      const db = mongo.db(spec.database);
+      let n = 0;
+      return {
+        call: async () => {
+          await db.collection("credentials").findOne({ _id: spec.credentialId as never, organisation_id: "bench" });
+          const now = new Date();
+          await db.collection("oauth_states").insertOne({
+            _id: `bench-${process.pid}-${n++}-${Math.random()}` as never,
+            organisation_id: "bench",
+            connector_id: "bench",
+            credential_id: spec.credentialId,
+            client_id: "bench-client",
+            redirect_uri: "http://127.0.0.1/oauth2/callback",
+            scopes: ["openid", "email", "profile", "offline_access"],
+            code_verifier: "x".repeat(80),
+            nonce: "n".repeat(43),
+            create_time: now,
+            expire_time: new Date(now.getTime() + 600_000),
+          });
+        },
+        close: () => mongo.close(),
+      };
+    }
+  }
+}
+
+async function main(): Promise<void> {
+  const { call, close } = await makeCall();
+  const latencies: number[] = [];
+  let errors = 0;
+  let calls = 0;
+  const warmupEnd = Date.now() + spec.warmupMs;
+  let measuring = false;
+  let start = 0;
+  const end = () => (spec.totalCalls !== undefined ? calls >= spec.totalCalls : Date.now() >= start + spec.durationMs);
+  const worker = async () => {
+    while (!measuring || !end()) {
+      if (!measuring && Date.now() >= warmupEnd) {
+        measuring = true;
+        start = Date.now();
+      }
+      const t0 = performance.now();
+      try {
+        const timed = await call();
+        if (measuring) latencies.push(typeof timed === "number" ? timed : performance.now() - t0);
+      } catch {
+        if (measuring) errors++;
+      }
+      if (measuring) calls++;
+    }
+  };
+  await Promise.all(Array.from({ length: spec.concurrency }, worker));
+  const seconds = (Date.now() - start) / 1000;
+  await close();
+  latencies.sort((a, b) => a - b);
+  const pick = (q: number) => Math.round((latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0) * 100) / 100;
+  const result: LoadResult = { calls, errors, seconds, rps: Math.round(calls / seconds), p50_ms: pick(0.5), p99_ms: pick(0.99) };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+void main().then(() => process.exit(0));

@@ -1,0 +1,215 @@
+/**
+ * `npm run bench`: the broker against its own ceilings, on this machine. Starts FerretDB (or uses
+ * MONGODB_URI) and the broker as its own process, loads it from a separate process over loopback,
+ * and prints one table (also written as JSON under bench/results/). Not part of the test run.
+ */
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { cpus, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { ConnectionService } from "../gen/oauth2broker/v1/connection_service_pb.js";
+import { CredentialService } from "../gen/oauth2broker/v1/credential_service_pb.js";
+import { generateEncryptionKey } from "../src/crypto/secret-box.js";
+import { findRoot, startEmbeddedFerretDb } from "../src/store/embedded-ferretdb.js";
+import type { LoadResult, LoadSpec } from "./load.js";
+
+const root = findRoot(import.meta.dirname);
+const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 5_000);
+const WARMUP_MS = Number(process.env.BENCH_WARMUP_MS ?? 1_000);
+const SOAK_CALLS = Number(process.env.BENCH_SOAK_CALLS ?? 100_000);
+
+interface Row extends LoadResult {
+  scenario: string;
+  concurrency: number;
+  peak_rss_mb: number;
+  ratio_to_ceiling?: number;
+}
+
+async function main(): Promise<void> {
+  const dataDir = mkdtempSync(join(tmpdir(), "oauth2-broker-bench-"));
+  const ferretdb = process.env.MONGODB_URI ? undefined : await startEmbeddedFerretDb(dataDir, 0);
+  const mongodbUri = process.env.MONGODB_URI ?? ferretdb!.uri;
+  const database = `bench_${Date.now()}`;
+  const tokenEndpoint = await startTokenEndpoint();
+  const adminToken = randomBytes(32).toString("base64url");
+  const broker = await startBroker({
+    MONGODB_URI: mongodbUri,
+    MONGODB_DATABASE: database,
+    BROKER_ADMIN_TOKEN: adminToken,
+    BROKER_ENCRYPTION_KEYS: generateEncryptionKey("bench"),
+    BROKER_OUTBOUND_ALLOWLIST: "127.0.0.1",
+    BROKER_RPC_RATE_LIMIT: "1000000",
+    BROKER_CALLBACK_RATE_LIMIT: "9000000",
+    BROKER_HTTP_PORT: "0",
+    BROKER_GRPC_PORT: "0",
+  });
+  try {
+    const transport = createConnectTransport({
+      baseUrl: broker.httpUrl,
+      httpVersion: "1.1",
+      interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${adminToken}`), next(req))],
+    });
+    const { credential } = await createClient(CredentialService, transport).createCredential({
+      credential: { organisationId: "bench", name: "bench", clientId: "bench-client", clientSecret: "bench-secret", tokenUrl: tokenEndpoint.url, issuer: undefined },
+    });
+    // One connection whose token stays valid, for GetAccessToken.
+    const { url } = await createClient(ConnectionService, transport).initialiseOAuth2Connection({
+      organisationId: "bench",
+      connectorId: "bench",
+      credential: { id: credential!.id, organisationId: "bench" },
+      authorizeUrl: "https://idp.example/authorize",
+      clientId: "bench-client",
+    });
+    await (await fetch(`${broker.httpUrl}/oauth2/callback?state=${new URL(url).searchParams.get("state")}&code=c`)).arrayBuffer();
+    const { connections } = await createClient(ConnectionService, transport).listConnections({ organisationId: "bench" });
+    const base: Omit<LoadSpec, "scenario" | "concurrency"> = {
+      durationMs: DURATION_MS,
+      warmupMs: WARMUP_MS,
+      grpcUrl: broker.grpcUrl,
+      httpUrl: broker.httpUrl,
+      token: adminToken,
+      credentialId: credential!.id,
+      connectionId: connections[0]!.id,
+      mongodbUri,
+      database,
+    };
+
+    const rows: Row[] = [];
+    const run = async (scenario: LoadSpec["scenario"], concurrency: number, extra: Partial<LoadSpec> = {}): Promise<Row> => {
+      const sampler = rssSampler(broker.child.pid!);
+      const result = await load({ ...base, scenario, concurrency, ...extra });
+      const row = { scenario, concurrency, ...result, peak_rss_mb: sampler.stop() };
+      rows.push(row);
+      console.error(`  ${scenario} c=${concurrency}: ${row.rps} req/s, p50 ${row.p50_ms} ms, p99 ${row.p99_ms} ms, errors ${row.errors}`);
+      return row;
+    };
+
+    console.error("ceilings, then scenarios:");
+    const ceiling = new Map<number, number>();
+    for (const c of [1, 16, 64]) {
+      const framework = await run("health", c);
+      const db = await run("db-initialise", c);
+      ceiling.set(c, Math.min(framework.rps, db.rps));
+    }
+    for (const scenario of ["initialise-grpc", "initialise-connect"] as const) {
+      for (const c of [1, 16, 64]) await run(scenario, c);
+    }
+    await run("callback", 16);
+    await run("access-token", 64);
+    for (const row of rows) {
+      if (row.scenario === "health" || row.scenario === "db-initialise") continue;
+      row.ratio_to_ceiling = Math.round((row.rps / ceiling.get(row.concurrency)!) * 100) / 100;
+    }
+
+    // Soak: RSS after warm-up against RSS at the end of SOAK_CALLS calls.
+    const before = rssMb(broker.child.pid!);
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    const soakSampler = rssSampler(broker.child.pid!);
+    let afterWarmup = 0;
+    const warm = setTimeout(() => (afterWarmup = rssMb(broker.child.pid!)), 3_000);
+    const soak = await load({ ...base, scenario: "initialise-grpc", concurrency: 16, warmupMs: 0, totalCalls: SOAK_CALLS });
+    clearTimeout(warm);
+    const after = rssMb(broker.child.pid!);
+    const soakRow = {
+      calls: soak.calls,
+      rps: soak.rps,
+      errors: soak.errors,
+      rss_before_mb: before,
+      rss_after_warmup_mb: afterWarmup,
+      rss_end_mb: after,
+      peak_rss_mb: soakSampler.stop(),
+      growth_after_warmup_pct: Math.round(((after - afterWarmup) / afterWarmup) * 1000) / 10,
+    };
+
+    const machine = { cpus: cpus().length, cpu: cpus()[0]?.model, memory_gb: Math.round(totalmem() / 2 ** 30), node: process.version, database: ferretdb ? "FerretDB 1.24.2 (SQLite), embedded" : "MONGODB_URI" };
+    printTable(rows, soakRow, machine);
+    mkdirSync(join(root, "bench/results"), { recursive: true });
+    const file = join(root, "bench/results", `${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
+    writeFileSync(file, `${JSON.stringify({ machine, duration_ms: DURATION_MS, rows, soak: soakRow }, null, 2)}\n`);
+    console.log(`\nwritten to ${file}`);
+  } finally {
+    broker.child.kill("SIGTERM");
+    await new Promise((resolve) => broker.child.once("exit", resolve));
+    tokenEndpoint.close();
+    await ferretdb?.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+function load(spec: LoadSpec): Promise<LoadResult> {
+  return promisify(execFile)(process.execPath, [join(root, "dist/bench/load.js"), JSON.stringify(spec)], { maxBuffer: 1 << 20 }).then(
+    ({ stdout }) => JSON.parse(stdout.trim().split("\n").at(-1)!) as LoadResult,
+  );
+}
+
+/** A minimal token endpoint: every code is good. Measures the broker, not a provider. */
+async function startTokenEndpoint(): Promise<{ url: string; close: () => void }> {
+  let n = 0;
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on("end", () => {
+      n++;
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ access_token: `bench-at-${n}`, token_type: "Bearer", expires_in: 3600, refresh_token: `bench-rt-${n}`, scope: "email" }));
+    });
+  });
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/token`, close: () => server.close() };
+}
+
+async function startBroker(env: Record<string, string>): Promise<{ child: ChildProcess; grpcUrl: string; httpUrl: string }> {
+  const child = spawn(process.execPath, [join(root, "dist/src/main.js")], { env: { PATH: process.env.PATH, ...env }, stdio: ["ignore", "pipe", "inherit"] });
+  let output = "";
+  child.stdout!.on("data", (chunk: Buffer) => {
+    if (output.length < 100_000) output += chunk.toString();
+  });
+  const deadline = Date.now() + 60_000;
+  while (!output.includes("oauth2-broker is running")) {
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`the broker did not start:\n${output}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  child.stdout!.resume(); // keep draining its log lines so it never blocks on a full pipe
+  const grpc = /gRPC: +127\.0\.0\.1:(\d+)/.exec(output)![1];
+  const httpPort = /HTTP gateway: +http:\/\/127\.0\.0\.1:(\d+)/.exec(output)![1];
+  return { child, grpcUrl: `http://127.0.0.1:${grpc}`, httpUrl: `http://127.0.0.1:${httpPort}` };
+}
+
+function rssMb(pid: number): number {
+  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return Math.round(Number(match?.[1] ?? 0) / 102.4) / 10;
+}
+
+function rssSampler(pid: number): { stop: () => number } {
+  let peak = rssMb(pid);
+  const timer = setInterval(() => (peak = Math.max(peak, rssMb(pid))), 100);
+  return {
+    stop: () => {
+      clearInterval(timer);
+      return Math.max(peak, rssMb(pid));
+    },
+  };
+}
+
+function printTable(rows: Row[], soak: Record<string, unknown>, machine: Record<string, unknown>): void {
+  const header = ["scenario", "conc", "req/s", "p50 ms", "p99 ms", "errors", "peak RSS MB", "× ceiling"];
+  const lines = rows.map((r) => [r.scenario, r.concurrency, r.rps, r.p50_ms, r.p99_ms, r.errors, r.peak_rss_mb, r.ratio_to_ceiling ?? "—"].map(String));
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+  const format = (cells: string[]) => cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join("  ");
+  console.log(`\noauth2-broker benchmark — ${JSON.stringify(machine)}`);
+  console.log("ceilings: health = framework (gRPC health Check), db-initialise = database (the driver calls Initialise makes)");
+  console.log(format(header));
+  for (const line of lines) console.log(format(line));
+  console.log(`\nsoak: ${JSON.stringify(soak)}`);
+}
+
+void main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
