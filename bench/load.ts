@@ -101,7 +101,9 @@ async function makeCall(): Promise<{ call: () => Promise<unknown>; close: () => 
         call: async () => {
           await db.collection("credentials").findOne({ _id: spec.credentialId as never, organisation_id: "bench" });
           const now = new Date();
-          await db.collection("oauth_states").insertOne({
+          // A collection of its own, with the same documents, so the scenarios that follow meet
+          // an oauth_states collection of the size they made themselves.
+          await db.collection("oauth_states_ceiling").insertOne({
             _id: `bench-${process.pid}-${n++}-${Math.random()}` as never,
             organisation_id: "bench",
             connector_id: "bench",
