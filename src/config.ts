@@ -34,6 +34,8 @@ export interface Config {
   otlpEndpoint: string | undefined;
   /** Sustained RPCs per second per caller (bursts of twice that). */
   rpcRateLimit: number;
+  /** RPCs served at once per instance; more are refused with RESOURCE_EXHAUSTED. */
+  maxInFlight: number;
   /** Callback requests per minute per client address (bursts of a third of that). */
   callbackRateLimit: number;
   dataDir: string;
@@ -95,6 +97,7 @@ export function loadConfig(env: Env = process.env): Config {
     jwtCallers: parseJwtCallers(read),
     otlpEndpoint: read("OTEL_EXPORTER_OTLP_ENDPOINT"),
     rpcRateLimit: parseCount("BROKER_RPC_RATE_LIMIT", read("BROKER_RPC_RATE_LIMIT") ?? "200"),
+    maxInFlight: parseCount("BROKER_MAX_IN_FLIGHT", read("BROKER_MAX_IN_FLIGHT") ?? "1000"),
     callbackRateLimit: parseCount("BROKER_CALLBACK_RATE_LIMIT", read("BROKER_CALLBACK_RATE_LIMIT") ?? "60"),
     dataDir: read("BROKER_DATA_DIR") ?? "data",
     logLevel: parseLogLevel(read("BROKER_LOG_LEVEL") ?? "info"),

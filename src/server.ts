@@ -23,7 +23,7 @@ import { boundedFetch } from "./outbound/bounded-fetch.js";
 import { ApiKeyService } from "../gen/oauth2broker/v1/api_key_service_pb.js";
 import { JwtCallers } from "./auth/jwt-callers.js";
 import { authInterceptor } from "./interceptors/auth.js";
-import { RateLimiter, rateLimitInterceptor } from "./interceptors/rate-limit.js";
+import { inFlightLimitInterceptor, RateLimiter, rateLimitInterceptor } from "./interceptors/rate-limit.js";
 import { OutboundPolicy } from "./outbound/address-policy.js";
 import { apiKeyService } from "./services/api-key-service.js";
 import { reflectionService } from "./services/reflection-service.js";
@@ -189,6 +189,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
   const jwtCallers = config.jwtCallers === undefined ? undefined : new JwtCallers(config.jwtCallers, providerFetch);
   const interceptors = [
     loggingInterceptor(logger, metrics, tracing),
+    inFlightLimitInterceptor(config.maxInFlight),
     authInterceptor({ adminToken: config.adminToken, apiKeys, jwtCallers }),
     rateLimitInterceptor(new RateLimiter(config.rpcRateLimit, config.rpcRateLimit * 2)),
   ];

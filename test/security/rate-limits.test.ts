@@ -36,6 +36,24 @@ describe("rate limits", () => {
     expect(Number(retryAfter)).toBeGreaterThanOrEqual(1);
   });
 
+  it("shed load past the in-flight limit with RESOURCE_EXHAUSTED, and recover", async () => {
+    const busy = await startTestBroker({ BROKER_MAX_IN_FLIGHT: "2" });
+    try {
+      const client = busy.connect(CredentialService);
+      const results = await Promise.allSettled(Array.from({ length: 30 }, () => client.listCredentials({ organisationId: "acme" })));
+      const refused = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
+      expect(refused.length).toBeGreaterThan(0);
+      expect(results.length - refused.length).toBeGreaterThanOrEqual(2);
+      expect(await connectError(Promise.reject(refused[0]!.reason))).toMatchObject({
+        code: Code.ResourceExhausted,
+        rawMessage: "the broker is overloaded - retry shortly",
+      });
+      expect((await client.listCredentials({ organisationId: "acme" })).credentials).toEqual([]);
+    } finally {
+      await busy.close();
+    }
+  });
+
   it("refill over time", () => {
     const limiter = new RateLimiter(1, 2);
     expect([limiter.take("k", 0), limiter.take("k", 0), limiter.take("k", 0)]).toEqual([0, 0, 1]);
