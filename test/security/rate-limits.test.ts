@@ -2,7 +2,10 @@ import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CredentialService } from "../../gen/oauth2broker/v1/credential_service_pb.js";
 import { RateLimiter } from "../../src/interceptors/rate-limit.js";
+import { ConnectionService } from "../../gen/oauth2broker/v1/connection_service_pb.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
+import { connectThroughCallback, createScriptedCredential } from "../support/connect-flow.js";
+import { ScriptedProvider } from "../support/scripted-provider.js";
 import { connectError } from "../support/errors.js";
 
 let broker: TestBroker;
@@ -37,20 +40,25 @@ describe("rate limits", () => {
   });
 
   it("shed load past the in-flight limit with RESOURCE_EXHAUSTED, and recover", async () => {
-    const busy = await startTestBroker({ BROKER_MAX_IN_FLIGHT: "2" });
+    const provider = await ScriptedProvider.start();
+    const busy = await startTestBroker({ BROKER_MAX_IN_FLIGHT: "2", BROKER_TOKEN_REQUEST_TIMEOUT: "1s" });
     try {
-      const client = busy.connect(CredentialService);
-      const results = await Promise.allSettled(Array.from({ length: 30 }, () => client.listCredentials({ organisationId: "acme" })));
-      const refused = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
-      expect(refused.length).toBeGreaterThan(0);
-      expect(results.length - refused.length).toBeGreaterThanOrEqual(2);
-      expect(await connectError(Promise.reject(refused[0]!.reason))).toMatchObject({
+      // Two calls held in flight by a refresh that never answers (until the 1 s timeout).
+      provider.behaviour = { kind: "json", body: { access_token: "busy-at", token_type: "bearer", expires_in: 1, refresh_token: "busy-rt" } };
+      const connectionId = await connectThroughCallback(busy, await createScriptedCredential(busy, provider));
+      provider.refreshBehaviour = { kind: "hang" };
+      const connections = busy.connect(ConnectionService);
+      const held = [0, 1].map(() => connections.getAccessToken({ organisationId: "acme", connectionId }).catch(() => undefined));
+      await expect.poll(() => provider.grants("refresh_token").length, { timeout: 5_000 }).toBe(1);
+      expect(await connectError(busy.connect(CredentialService).listCredentials({ organisationId: "acme" }))).toMatchObject({
         code: Code.ResourceExhausted,
         rawMessage: "the broker is overloaded - retry shortly",
       });
-      expect((await client.listCredentials({ organisationId: "acme" })).credentials).toEqual([]);
+      await Promise.all(held);
+      expect((await busy.connect(CredentialService).listCredentials({ organisationId: "acme" })).credentials).toHaveLength(1);
     } finally {
       await busy.close();
+      await provider.close();
     }
   });
 
