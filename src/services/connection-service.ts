@@ -167,11 +167,7 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
       const id = requireText(req.connectionId, "connection_id", 128);
       const endUserId = requireText(req.endUserId, "end_user_id", 256);
       const confirmation = requireText(req.confirmation, "confirmation", 128);
-      if ((await deps.connections.findById(organisationId, id)) === null) throw connectionNotFound();
-      const lease = await acquireConnectionLease(deps, id);
-      try {
-        const connection = await deps.connections.findById(organisationId, id);
-        if (connection === null) throw connectionNotFound();
+      return withConnectionLease(deps, organisationId, id, async (connection) => {
         if (connection.status !== "PENDING" || connection.confirmation_hash === undefined) {
           throw new ConnectError("the connection is not waiting for confirmation", Code.FailedPrecondition);
         }
@@ -191,20 +187,14 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
         const confirmed = await deps.connections.findById(organisationId, id);
         if (confirmed === null) throw connectionNotFound();
         return { connection: toConnection(confirmed) };
-      } finally {
-        await deps.leases.release(lease);
-      }
+      });
     },
 
     async deleteConnection(req, ctx) {
       const organisationId = requireIdentifier(req.organisationId, "organisation_id");
       requireOrganisation(ctx, organisationId, "connection");
       const id = requireText(req.id, "id", 128);
-      if ((await deps.connections.findById(organisationId, id)) === null) throw connectionNotFound();
-      const lease = await acquireConnectionLease(deps, id);
-      try {
-        const connection = await deps.connections.findById(organisationId, id);
-        if (connection === null) throw connectionNotFound();
+      return withConnectionLease(deps, organisationId, id, async (connection) => {
         const revocation = req.revoke ? await revoke(deps, connection) : { outcome: RevocationOutcome.UNSPECIFIED, error: "" };
         if (revocation.outcome === RevocationOutcome.FAILED && req.keepIfRevocationFails) {
           throw new ConnectError(`revocation failed (${revocation.error}) and the connection was kept`, Code.Unavailable);
@@ -217,9 +207,7 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
         });
         deps.onEvent(id);
         return { revocation: revocation.outcome, revocationError: revocation.error };
-      } finally {
-        await deps.leases.release(lease);
-      }
+      });
     },
 
     async *watchConnectionEvents(req, ctx) {
@@ -257,6 +245,28 @@ function matches(presented: string, expected: string | undefined): boolean {
 
 function connectionNotFound(): ConnectError {
   return new ConnectError("connection not found", Code.NotFound);
+}
+
+/**
+ * Runs `change` holding the connection's lease (every write to a connection after its creation
+ * does), with the connection as read under the lease. NOT_FOUND when it is missing or another
+ * organisation's, before and after waiting.
+ */
+async function withConnectionLease<T>(
+  deps: ConnectionServiceDeps,
+  organisationId: string,
+  id: string,
+  change: (connection: ConnectionDocument) => Promise<T>,
+): Promise<T> {
+  if ((await deps.connections.findById(organisationId, id)) === null) throw connectionNotFound();
+  const lease = await acquireConnectionLease(deps, id);
+  try {
+    const connection = await deps.connections.findById(organisationId, id);
+    if (connection === null) throw connectionNotFound();
+    return await change(connection);
+  } finally {
+    await deps.leases.release(lease);
+  }
 }
 
 /** Waits (bounded) for the connection's lease: a refresh may be holding it. */
