@@ -61,7 +61,7 @@ const MAX_URL_LENGTH = 8 * 1024;
  */
 export function oauth2Callback(deps: CallbackDeps): (req: HttpRequest, res: HttpResponse) => Promise<void> {
   return async (req, res) => {
-    const { span } = deps.tracing.startServerSpan("GET /oauth2/callback", {
+    const span = deps.tracing.startServerSpan("GET /oauth2/callback", {
       get: (name) => {
         const value = req.headers[name];
         return Array.isArray(value) ? value[0] : value;

@@ -7,7 +7,6 @@ import { callerKey } from "../auth/caller.js";
 import type { Metrics } from "../observability/metrics.js";
 import { Tracing, traceFields } from "../observability/tracing.js";
 import { isDatabaseUnavailable } from "../store/database.js";
-import { requestLogger } from "./context.js";
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 
@@ -22,9 +21,8 @@ export function loggingInterceptor(logger: Logger, metrics: Metrics, tracing: Tr
     const incoming = req.header.get("x-request-id");
     const requestId = incoming !== null && REQUEST_ID.test(incoming) ? incoming : randomUUID();
     const method = `${req.service.typeName}/${req.method.name}`;
-    const { span } = tracing.startServerSpan(method, req.header);
+    const span = tracing.startServerSpan(method, req.header);
     const log = logger.child({ request_id: requestId, rpc: method, ...traceFields(span) });
-    req.contextValues.set(requestLogger, log);
     const started = performance.now();
     const done = (code: string, error?: unknown): void => {
       const seconds = (performance.now() - started) / 1000;

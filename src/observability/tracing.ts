@@ -1,4 +1,4 @@
-import { context, type Context, propagation, type Span, SpanKind, SpanStatusCode, trace, type Tracer } from "@opentelemetry/api";
+import { context, type Span, SpanKind, SpanStatusCode, type Tracer } from "@opentelemetry/api";
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { resourceFromAttributes } from "@opentelemetry/resources";
@@ -29,13 +29,12 @@ export class Tracing {
   }
 
   /** Starts a server span, as a child of the `traceparent` in `headers` when there is one. */
-  startServerSpan(name: string, headers: { get(name: string): string | null | undefined }): { span: Span; context: Context } {
+  startServerSpan(name: string, headers: { get(name: string): string | null | undefined }): Span {
     const parent = this.#propagator.extract(context.active(), headers, {
       get: (carrier, key) => carrier.get(key) ?? undefined,
       keys: () => ["traceparent", "tracestate"],
     });
-    const span = this.#tracer.startSpan(name, { kind: SpanKind.SERVER }, parent);
-    return { span, context: trace.setSpan(parent, span) };
+    return this.#tracer.startSpan(name, { kind: SpanKind.SERVER }, parent);
   }
 
   static end(span: Span, error?: string): void {
@@ -54,5 +53,3 @@ export function traceFields(span: Span): { trace_id: string; span_id: string } {
   const { traceId, spanId } = span.spanContext();
   return { trace_id: traceId, span_id: spanId };
 }
-
-export { propagation };
