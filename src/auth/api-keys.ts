@@ -17,6 +17,7 @@ export function hashApiKey(key: string): string {
   return createHash("sha256").update(key, "utf8").digest("base64url");
 }
 
+/** A well-formed key; anything else is refused without a database read. */
 export function looksLikeApiKey(token: string): boolean {
-  return token.startsWith("obk_");
+  return API_KEY_PATTERN.test(token);
 }
