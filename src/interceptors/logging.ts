@@ -22,16 +22,23 @@ export function loggingInterceptor(logger: Logger, metrics: Metrics, tracing: Tr
     const requestId = incoming !== null && REQUEST_ID.test(incoming) ? incoming : randomUUID();
     const method = `${req.service.typeName}/${req.method.name}`;
     const span = tracing.startServerSpan(method, req.header);
-    const log = logger.child({ request_id: requestId, rpc: method, ...traceFields(span) });
     const started = performance.now();
     const done = (code: string, error?: unknown): void => {
       const seconds = (performance.now() - started) / 1000;
       metrics.rpcs.inc({ method, code });
       metrics.rpcDuration.observe({ method, code }, seconds);
       Tracing.end(span, code === "ok" ? undefined : code);
-      const fields = { grpc_code: code, caller: req.contextValues.get(callerKey)?.label, duration_ms: Math.round(seconds * 10_000) / 10 };
-      if (code === "internal") log.error({ ...fields, err: error }, "rpc failed");
-      else log.info(fields, "rpc");
+      // One line per call, so no child logger: making one costs more than the line.
+      const fields = {
+        request_id: requestId,
+        rpc: method,
+        ...traceFields(span),
+        grpc_code: code,
+        caller: req.contextValues.get(callerKey)?.label,
+        duration_ms: Math.round(seconds * 10_000) / 10,
+      };
+      if (code === "internal") logger.error({ ...fields, err: error }, "rpc failed");
+      else logger.info(fields, "rpc");
     };
     try {
       const res = await next(req);

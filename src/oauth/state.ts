@@ -14,14 +14,14 @@ export interface AttemptSecrets {
   nonce: string | undefined;
 }
 
-export async function generateAttemptSecrets(options: { pkce: boolean; nonce: boolean }): Promise<AttemptSecrets> {
+export function generateAttemptSecrets(options: { pkce: boolean; nonce: boolean }): AttemptSecrets {
   const state = oauth.generateRandomState();
   const codeVerifier = options.pkce ? oauth.generateRandomCodeVerifier() : undefined;
   return {
     state,
     stateHash: hashState(state),
     codeVerifier,
-    codeChallenge: codeVerifier === undefined ? undefined : await oauth.calculatePKCECodeChallenge(codeVerifier),
+    codeChallenge: codeVerifier === undefined ? undefined : pkceS256Challenge(codeVerifier),
     nonce: options.nonce ? oauth.generateRandomNonce() : undefined,
   };
 }
@@ -29,4 +29,13 @@ export async function generateAttemptSecrets(options: { pkce: boolean; nonce: bo
 /** Only this hash is stored, so a database dump cannot complete anyone's flow. */
 export function hashState(state: string): string {
   return createHash("sha256").update(state, "utf8").digest("base64url");
+}
+
+/**
+ * RFC 7636 §4.2: BASE64URL(SHA256(ASCII(code_verifier))). The same value as oauth4webapi's
+ * calculatePKCECodeChallenge (a test holds them equal), without a WebCrypto job per call: this runs
+ * on every InitialiseOAuth2Connection.
+ */
+export function pkceS256Challenge(codeVerifier: string): string {
+  return createHash("sha256").update(codeVerifier, "ascii").digest("base64url");
 }

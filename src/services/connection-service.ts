@@ -91,7 +91,7 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
         throw new ConnectError('"scopes" has "openid" but the credential has no "issuer" to verify ID tokens', Code.FailedPrecondition);
       }
 
-      const secrets = await generateAttemptSecrets({ pkce: !credential.disable_pkce, nonce: plan.needsNonce });
+      const secrets = generateAttemptSecrets({ pkce: !credential.disable_pkce, nonce: plan.needsNonce });
       const url = buildAuthorizeUrl(plan, {
         clientId,
         redirectUri: deps.redirectUri,

@@ -1,4 +1,5 @@
 import type { Collection, Db, Filter, IndexDescription } from "mongodb";
+import { type Batcher, batchedLookup } from "./batcher.js";
 
 /** A caller's key, stored as a hash of the key (never the key). */
 export interface ApiKeyDocument {
@@ -19,17 +20,20 @@ export const apiKeyIndexes: IndexDescription[] = [{ key: { key_hash: 1 }, name: 
 /** The only module that reads or writes the `api_keys` collection. */
 export class ApiKeyStore {
   readonly collection: Collection<ApiKeyDocument>;
+  // Every RPC made with an API key looks it up: concurrent lookups share a find.
+  readonly #byHash: Batcher<string, ApiKeyDocument | null>;
 
   constructor(db: Db) {
     this.collection = db.collection<ApiKeyDocument>("api_keys");
+    this.#byHash = batchedLookup(this.collection, "key_hash");
   }
 
   async insert(document: ApiKeyDocument): Promise<void> {
     await this.collection.insertOne(document);
   }
 
-  async findByHash(keyHash: string): Promise<ApiKeyDocument | null> {
-    return this.collection.findOne({ key_hash: keyHash });
+  findByHash(keyHash: string): Promise<ApiKeyDocument | null> {
+    return this.#byHash.call(keyHash);
   }
 
   async list(organisationId: string | undefined): Promise<ApiKeyDocument[]> {

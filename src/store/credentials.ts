@@ -1,6 +1,7 @@
 import type { Collection, Db, IndexDescription } from "mongodb";
 import { reencrypted } from "../crypto/reencrypt.js";
 import type { SecretBox } from "../crypto/secret-box.js";
+import { type Batcher, batchedLookup } from "./batcher.js";
 
 export type TokenEndpointAuthMethodName = "client_secret_basic" | "client_secret_post";
 
@@ -31,9 +32,12 @@ export const credentialIndexes: IndexDescription[] = [
 /** The only module that reads or writes the `credentials` collection. */
 export class CredentialStore {
   readonly collection: Collection<CredentialDocument>;
+  // Every InitialiseOAuth2Connection and callback reads its credential: concurrent reads share a find.
+  readonly #byId: Batcher<string, CredentialDocument | null>;
 
   constructor(db: Db) {
     this.collection = db.collection<CredentialDocument>("credentials");
+    this.#byId = batchedLookup(this.collection, "_id");
   }
 
   async insert(document: CredentialDocument): Promise<void> {
@@ -42,7 +46,8 @@ export class CredentialStore {
 
   /** Scoped by organisation so one organisation can never read another's credential. */
   async findById(organisationId: string, id: string): Promise<CredentialDocument | null> {
-    return this.collection.findOne({ _id: id, organisation_id: organisationId });
+    const document = await this.#byId.call(id);
+    return document?.organisation_id === organisationId ? document : null;
   }
 
   async listByOrganisation(organisationId: string, afterId: string | undefined, limit: number): Promise<CredentialDocument[]> {

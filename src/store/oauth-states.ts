@@ -1,6 +1,7 @@
-import type { Collection, Db, IndexDescription } from "mongodb";
+import { type Collection, type Db, type IndexDescription, MongoBulkWriteError } from "mongodb";
 import { reencrypted } from "../crypto/reencrypt.js";
 import type { SecretBox } from "../crypto/secret-box.js";
+import { Batcher } from "./batcher.js";
 
 /**
  * A pending authorization attempt, keyed by the SHA-256 hash of its `state` (never the state
@@ -31,13 +32,16 @@ export const oauthStateIndexes: IndexDescription[] = [
 /** The only module that reads or writes the `oauth_states` collection. */
 export class OAuthStateStore {
   readonly collection: Collection<OAuthStateDocument>;
+  // Every InitialiseOAuth2Connection inserts one state: concurrent ones share an insertMany.
+  readonly #inserts: Batcher<OAuthStateDocument, void>;
 
   constructor(db: Db) {
     this.collection = db.collection<OAuthStateDocument>("oauth_states");
+    this.#inserts = new Batcher((documents) => insertEach(this.collection, documents), { maxBatch: 500, maxConcurrent: 1 });
   }
 
-  async insert(document: OAuthStateDocument): Promise<void> {
-    await this.collection.insertOne(document);
+  insert(document: OAuthStateDocument): Promise<void> {
+    return this.#inserts.call(document);
   }
 
   /**
@@ -68,5 +72,20 @@ export class OAuthStateStore {
       moved += modifiedCount;
     }
     return moved;
+  }
+}
+
+/**
+ * One unordered insertMany for the batch; a document the server refused fails its own call only.
+ * Without an acknowledged write concern nothing is known to be stored, so everyone fails.
+ */
+async function insertEach(collection: Collection<OAuthStateDocument>, documents: OAuthStateDocument[]): Promise<(void | Error)[]> {
+  try {
+    await collection.insertMany(documents, { ordered: false });
+    return documents.map(() => undefined);
+  } catch (error) {
+    if (!(error instanceof MongoBulkWriteError) || error.result.getWriteConcernError() !== undefined) throw error;
+    const failed = new Set([error.writeErrors].flat().map((writeError) => writeError.index));
+    return documents.map((_, i) => (failed.has(i) ? error : undefined));
   }
 }

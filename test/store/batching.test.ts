@@ -1,0 +1,136 @@
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { createLogger } from "../../src/logger.js";
+import { ApiKeyStore, apiKeyIndexes } from "../../src/store/api-keys.js";
+import { type CredentialDocument, CredentialStore } from "../../src/store/credentials.js";
+import { connectDatabase, type Database, ensureIndexes } from "../../src/store/database.js";
+import { type OAuthStateDocument, OAuthStateStore, oauthStateIndexes } from "../../src/store/oauth-states.js";
+
+// Group commit in the stores that every InitialiseOAuth2Connection goes through, against FerretDB.
+let database: Database;
+const commands: string[] = [];
+
+beforeAll(async () => {
+  database = await connectDatabase(inject("mongodbUri"), `test_${randomUUID().replaceAll("-", "")}`, (command, collection) =>
+    commands.push(`${command} ${collection}`),
+  );
+});
+afterAll(async () => {
+  database.stopSweepers();
+  await database.client.close();
+});
+
+function count(command: string): number {
+  return commands.filter((c) => c === command).length;
+}
+
+function attempt(id: string): OAuthStateDocument {
+  const now = new Date();
+  return {
+    _id: id,
+    organisation_id: "acme",
+    connector_id: "c",
+    credential_id: "cred",
+    client_id: "client",
+    redirect_uri: "http://127.0.0.1/oauth2/callback",
+    scopes: [],
+    create_time: now,
+    expire_time: new Date(now.getTime() + 60_000),
+  };
+}
+
+function credential(id: string, organisationId: string): CredentialDocument {
+  const now = new Date();
+  return {
+    _id: id,
+    organisation_id: organisationId,
+    name: id,
+    client_id: `client-of-${id}`,
+    client_secret: "ciphertext",
+    token_url: "https://idp.example/token",
+    token_endpoint_auth_method: "client_secret_basic",
+    disable_pkce: false,
+    authorization_response_iss_parameter_supported: false,
+    create_time: now,
+    update_time: now,
+  };
+}
+
+describe("OAuthStateStore.insert", () => {
+  it("stores every one of many concurrent inserts with fewer insert commands than calls", async () => {
+    const states = new OAuthStateStore(database.db);
+    await ensureIndexes(database, states.collection, oauthStateIndexes, createLogger("silent"));
+    const before = count("insert oauth_states");
+    const ids = Array.from({ length: 60 }, (_, i) => `many-${i}`);
+    await Promise.all(ids.map((id) => states.insert(attempt(id))));
+    expect(await states.collection.countDocuments({ _id: { $in: ids } })).toBe(60);
+    const sent = count("insert oauth_states") - before;
+    expect(sent).toBeGreaterThanOrEqual(2);
+    expect(sent).toBeLessThan(60);
+  });
+
+  it("fails only the call whose document the server refused", async () => {
+    const states = new OAuthStateStore(database.db);
+    await states.insert(attempt("taken"));
+    const outcomes = await Promise.allSettled([
+      states.insert(attempt("first")),
+      states.insert(attempt("batch-a")),
+      states.insert(attempt("taken")),
+      states.insert(attempt("batch-b")),
+    ]);
+    expect(outcomes.map((o) => o.status)).toEqual(["fulfilled", "fulfilled", "rejected", "fulfilled"]);
+    expect((outcomes[2] as PromiseRejectedResult).reason).toMatchObject({ code: 11000 });
+    expect(await states.collection.countDocuments({ _id: { $in: ["first", "batch-a", "batch-b", "taken"] } })).toBe(4);
+  });
+
+  it("rejects every waiting call when the database cannot be reached, and stores nothing", async () => {
+    const offline = await connectDatabase(inject("mongodbUri"), database.db.databaseName);
+    const states = new OAuthStateStore(offline.db);
+    await offline.client.close();
+    const outcomes = await Promise.allSettled(["gone-1", "gone-2", "gone-3"].map((id) => states.insert(attempt(id))));
+    expect(outcomes.map((o) => o.status)).toEqual(["rejected", "rejected", "rejected"]);
+    expect(await new OAuthStateStore(database.db).collection.countDocuments({ _id: { $in: ["gone-1", "gone-2", "gone-3"] } })).toBe(0);
+  });
+});
+
+describe("CredentialStore.findById", () => {
+  it("answers concurrent reads with fewer finds, each only with its own organisation's credential", async () => {
+    const credentials = new CredentialStore(database.db);
+    await credentials.insert(credential("cred-a", "acme"));
+    await credentials.insert(credential("cred-b", "globex"));
+    const before = count("find credentials");
+    const reads = await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        i % 3 === 0 ? credentials.findById("acme", "cred-a") : i % 3 === 1 ? credentials.findById("globex", "cred-b") : credentials.findById("acme", "cred-b"),
+      ),
+    );
+    expect(reads.map((r) => r?._id ?? null)).toEqual(Array.from({ length: 30 }, (_, i) => [("cred-a"), "cred-b", null][i % 3]));
+    expect(count("find credentials") - before).toBeLessThan(30);
+    // Each caller has a copy of its own: changing one changes no other.
+    reads[0]!.client_id = "changed by one caller";
+    expect(reads[3]!.client_id).toBe("client-of-cred-a");
+  });
+
+  it("sees an update that finished before the read began, even while other reads are in flight", async () => {
+    const credentials = new CredentialStore(database.db);
+    await credentials.insert(credential("cred-fresh", "acme"));
+    for (let round = 0; round < 20; round++) {
+      const inFlight = Array.from({ length: 5 }, () => credentials.findById("acme", "cred-fresh"));
+      await credentials.update("acme", "cred-fresh", { client_id: `client-${round}` }, []);
+      expect((await credentials.findById("acme", "cred-fresh"))?.client_id, `round ${round}`).toBe(`client-${round}`);
+      await Promise.all(inFlight);
+    }
+  });
+});
+
+describe("ApiKeyStore.findByHash", () => {
+  it("answers concurrent lookups of different keys, and null for an unknown one", async () => {
+    const keys = new ApiKeyStore(database.db);
+    await ensureIndexes(database, keys.collection, apiKeyIndexes, createLogger("silent"));
+    for (const n of [1, 2]) {
+      await keys.insert({ _id: `key-${n}`, key_hash: `hash-${n}`, prefix: `obk_${n}`, name: `k${n}`, admin: false, organisation_id: "acme", create_time: new Date() });
+    }
+    const found = await Promise.all(["hash-1", "hash-2", "hash-unknown", "hash-1"].map((hash) => keys.findByHash(hash)));
+    expect(found.map((k) => k?._id ?? null)).toEqual(["key-1", "key-2", null, "key-1"]);
+  });
+});
