@@ -1,6 +1,8 @@
 /**
- * The load generator, run as its own process by bench/run.ts so it never shares a core's event
- * loop with the server: `node dist/bench/load.js '<spec JSON>'` prints one JSON result line.
+ * The Node load generator, for what ghz cannot drive: Connect JSON over HTTP/1.1, the browser
+ * callback, and the database ceiling (straight through the driver). Run as its own process by
+ * bench/run.ts so it never shares a core's event loop with the server:
+ * `node dist/bench/load.js '<spec JSON>'` prints one JSON result line.
  * Workers run closed loops (a new call as soon as the last returns) for the duration, after a
  * warm-up; latencies are kept whole for exact percentiles.
  */
@@ -8,8 +10,8 @@ import http from "node:http";
 import { createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { MongoClient } from "mongodb";
-import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { ConnectionService } from "../gen/oauth2broker/v1/connection_service_pb.js";
+import { initialiseRequest } from "./requests.js";
 
 export interface LoadSpec {
   scenario: "health" | "initialise-grpc" | "initialise-connect" | "callback" | "access-token" | "db-initialise";
@@ -38,31 +40,10 @@ export interface LoadResult {
 
 const spec = JSON.parse(process.argv[2] ?? "{}") as LoadSpec;
 const bearer: Interceptor = (next) => (req) => (req.header.set("authorization", `Bearer ${spec.token}`), next(req));
-const initialiseRequest = () => ({
-  organisationId: "bench",
-  connectorId: "bench",
-  credential: { id: spec.credentialId, organisationId: "bench" },
-  authorizeUrl: "https://idp.example/authorize",
-  clientId: "bench-client",
-  scopes: ["email", "profile", "https://www.googleapis.com/auth/drive.readonly"],
-  additionalParams: "access_type=offline",
-});
 
 /** `call` may return the latency to record, when only part of it is the thing measured. */
 async function makeCall(): Promise<{ call: () => Promise<unknown>; close: () => Promise<void> }> {
   switch (spec.scenario) {
-    case "health": {
-      const client = createClient(Health, createGrpcTransport({ baseUrl: spec.grpcUrl }));
-      return { call: () => client.check({ service: "" }), close: async () => {} };
-    }
-    case "initialise-grpc": {
-      const client = createClient(ConnectionService, createGrpcTransport({ baseUrl: spec.grpcUrl, interceptors: [bearer] }));
-      return { call: () => client.initialiseOAuth2Connection(initialiseRequest()), close: async () => {} };
-    }
-    case "access-token": {
-      const client = createClient(ConnectionService, createGrpcTransport({ baseUrl: spec.grpcUrl, interceptors: [bearer] }));
-      return { call: () => client.getAccessToken({ organisationId: "bench", connectionId: spec.connectionId }), close: async () => {} };
-    }
     case "initialise-connect": {
       // Connect JSON over HTTP/1.1 with keep-alive: one connection per worker, as many callers would.
       const agent = new http.Agent({ keepAlive: true, maxSockets: spec.concurrency });
@@ -70,7 +51,7 @@ async function makeCall(): Promise<{ call: () => Promise<unknown>; close: () => 
         ConnectionService,
         createConnectTransport({ baseUrl: spec.httpUrl, httpVersion: "1.1", interceptors: [bearer], nodeOptions: { agent } }),
       );
-      return { call: () => client.initialiseOAuth2Connection(initialiseRequest()), close: async () => agent.destroy() };
+      return { call: () => client.initialiseOAuth2Connection(initialiseRequest(spec.credentialId)), close: async () => agent.destroy() };
     }
     case "callback": {
       // Each iteration makes a state with InitialiseOAuth2Connection (not timed), then completes
@@ -79,7 +60,7 @@ async function makeCall(): Promise<{ call: () => Promise<unknown>; close: () => 
       const client = createClient(ConnectionService, createGrpcTransport({ baseUrl: spec.grpcUrl, interceptors: [bearer] }));
       return {
         call: async () => {
-          const { url } = await client.initialiseOAuth2Connection({ ...initialiseRequest(), scopes: ["email"] });
+          const { url } = await client.initialiseOAuth2Connection({ ...initialiseRequest(spec.credentialId), scopes: ["email"] });
           const state = new URL(url).searchParams.get("state")!;
           const t0 = performance.now();
           const response = await fetch(`${spec.httpUrl}/oauth2/callback?state=${state}&code=bench-code`);
@@ -120,6 +101,8 @@ async function makeCall(): Promise<{ call: () => Promise<unknown>; close: () => 
         close: () => mongo.close(),
       };
     }
+    default:
+      throw new Error(`${spec.scenario} is a gRPC scenario: bench/ghz.ts runs it`);
   }
 }
 

@@ -17,6 +17,7 @@ import { ConnectionService } from "../gen/oauth2broker/v1/connection_service_pb.
 import { CredentialService } from "../gen/oauth2broker/v1/credential_service_pb.js";
 import { generateEncryptionKey } from "../src/crypto/secret-box.js";
 import { findRoot, startEmbeddedFerretDb } from "../src/store/embedded-ferretdb.js";
+import { ghzLoad, isGrpcScenario } from "./ghz.js";
 import type { LoadResult, LoadSpec } from "./load.js";
 
 const root = findRoot(import.meta.dirname);
@@ -92,10 +93,12 @@ async function main(): Promise<void> {
       return row;
     };
 
-    // BENCH_ONLY=callback:16 runs one scenario (for profiling); the full run is the default.
+    // BENCH_ONLY=health:16,initialise-grpc:16 runs just those (for profiling); the full run is the default.
     if (process.env.BENCH_ONLY) {
-      const [scenario, c] = process.env.BENCH_ONLY.split(":");
-      await run(scenario as LoadSpec["scenario"], Number(c ?? 16));
+      for (const only of process.env.BENCH_ONLY.split(",")) {
+        const [scenario, c] = only.split(":");
+        await run(scenario as LoadSpec["scenario"], Number(c ?? 16));
+      }
       return;
     }
     console.error("ceilings, then scenarios:");
@@ -153,6 +156,7 @@ async function main(): Promise<void> {
 }
 
 function load(spec: LoadSpec): Promise<LoadResult> {
+  if (isGrpcScenario(spec.scenario)) return ghzLoad(root, { ...spec, scenario: spec.scenario });
   return promisify(execFile)(process.execPath, [join(root, "dist/bench/load.js"), JSON.stringify(spec)], { maxBuffer: 1 << 20 }).then(
     ({ stdout }) => JSON.parse(stdout.trim().split("\n").at(-1)!) as LoadResult,
   );
