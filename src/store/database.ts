@@ -3,6 +3,7 @@ import {
   type Db,
   type Document,
   type IndexDescription,
+  MongoBulkWriteError,
   MongoClient,
   MongoNetworkError,
   MongoNotConnectedError,
@@ -83,6 +84,8 @@ export function isDatabaseUnavailable(error: unknown): boolean {
     error instanceof MongoServerSelectionError ||
     error instanceof MongoNotConnectedError ||
     error instanceof MongoTopologyClosedError ||
+    // insertMany wraps a lost connection in MongoBulkWriteError, copying the network error's fields.
+    (error instanceof MongoBulkWriteError && "beforeHandshake" in error) ||
     // Regression: "This socket has been ended by the other party" (EPIPE) reached callers as INTERNAL.
     (error instanceof Error && SOCKET_ERRORS.has(String((error as NodeJS.ErrnoException).code)))
   );

@@ -77,15 +77,21 @@ export class OAuthStateStore {
 
 /**
  * One unordered insertMany for the batch; a document the server refused fails its own call only.
- * Without an acknowledged write concern nothing is known to be stored, so everyone fails.
+ * Anything else fails every call: a lost connection (the driver throws MongoBulkWriteError for
+ * that too, with no write errors), a write concern error, or a count that does not add up, since
+ * then nothing is known to be stored. Regression: a lost connection once passed for success, and
+ * URLs were handed out whose states were never stored.
  */
 async function insertEach(collection: Collection<OAuthStateDocument>, documents: OAuthStateDocument[]): Promise<(void | Error)[]> {
   try {
-    await collection.insertMany(documents, { ordered: false });
+    const { insertedCount } = await collection.insertMany(documents, { ordered: false });
+    if (insertedCount !== documents.length) throw new Error(`the server stored ${insertedCount} of ${documents.length} states`);
     return documents.map(() => undefined);
   } catch (error) {
-    if (!(error instanceof MongoBulkWriteError) || error.result.getWriteConcernError() !== undefined) throw error;
-    const failed = new Set([error.writeErrors].flat().map((writeError) => writeError.index));
-    return documents.map((_, i) => (failed.has(i) ? error : undefined));
+    if (!(error instanceof MongoBulkWriteError)) throw error;
+    const refused = new Set([error.writeErrors].flat().map((writeError) => writeError.index));
+    const accountedFor = refused.size > 0 && error.insertedCount + refused.size === documents.length;
+    if (!accountedFor || error.result.getWriteConcernError() !== undefined) throw error;
+    return documents.map((_, i) => (refused.has(i) ? error : undefined));
   }
 }
