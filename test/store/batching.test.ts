@@ -4,9 +4,8 @@ import { createLogger } from "../../src/logger.js";
 import { ApiKeyStore, apiKeyIndexes } from "../../src/store/api-keys.js";
 import { type CredentialDocument, CredentialStore } from "../../src/store/credentials.js";
 import { connectDatabase, type Database, ensureIndexes } from "../../src/store/database.js";
-import { type OAuthStateDocument, OAuthStateStore, oauthStateIndexes } from "../../src/store/oauth-states.js";
 
-// Group commit in the stores that every InitialiseOAuth2Connection goes through, against FerretDB.
+// Grouped lookups in the stores every call goes through, against FerretDB (state inserts: oauth-states.test.ts).
 let database: Database;
 const commands: string[] = [];
 
@@ -22,21 +21,6 @@ afterAll(async () => {
 
 function count(command: string): number {
   return commands.filter((c) => c === command).length;
-}
-
-function attempt(id: string): OAuthStateDocument {
-  const now = new Date();
-  return {
-    _id: id,
-    organisation_id: "acme",
-    connector_id: "c",
-    credential_id: "cred",
-    client_id: "client",
-    redirect_uri: "http://127.0.0.1/oauth2/callback",
-    scopes: [],
-    create_time: now,
-    expire_time: new Date(now.getTime() + 60_000),
-  };
 }
 
 function credential(id: string, organisationId: string): CredentialDocument {
@@ -55,43 +39,6 @@ function credential(id: string, organisationId: string): CredentialDocument {
     update_time: now,
   };
 }
-
-describe("OAuthStateStore.insert", () => {
-  it("stores every one of many concurrent inserts with fewer insert commands than calls", async () => {
-    const states = new OAuthStateStore(database.db);
-    await ensureIndexes(database, states.collection, oauthStateIndexes, createLogger("silent"));
-    const before = count("insert oauth_states");
-    const ids = Array.from({ length: 60 }, (_, i) => `many-${i}`);
-    await Promise.all(ids.map((id) => states.insert(attempt(id))));
-    expect(await states.collection.countDocuments({ _id: { $in: ids } })).toBe(60);
-    const sent = count("insert oauth_states") - before;
-    expect(sent).toBeGreaterThanOrEqual(2);
-    expect(sent).toBeLessThan(60);
-  });
-
-  it("fails only the call whose document the server refused", async () => {
-    const states = new OAuthStateStore(database.db);
-    await states.insert(attempt("taken"));
-    const outcomes = await Promise.allSettled([
-      states.insert(attempt("first")),
-      states.insert(attempt("batch-a")),
-      states.insert(attempt("taken")),
-      states.insert(attempt("batch-b")),
-    ]);
-    expect(outcomes.map((o) => o.status)).toEqual(["fulfilled", "fulfilled", "rejected", "fulfilled"]);
-    expect((outcomes[2] as PromiseRejectedResult).reason).toMatchObject({ code: 11000 });
-    expect(await states.collection.countDocuments({ _id: { $in: ["first", "batch-a", "batch-b", "taken"] } })).toBe(4);
-  });
-
-  it("rejects every waiting call when the database cannot be reached, and stores nothing", async () => {
-    const offline = await connectDatabase(inject("mongodbUri"), database.db.databaseName);
-    const states = new OAuthStateStore(offline.db);
-    await offline.client.close();
-    const outcomes = await Promise.allSettled(["gone-1", "gone-2", "gone-3"].map((id) => states.insert(attempt(id))));
-    expect(outcomes.map((o) => o.status)).toEqual(["rejected", "rejected", "rejected"]);
-    expect(await new OAuthStateStore(database.db).collection.countDocuments({ _id: { $in: ["gone-1", "gone-2", "gone-3"] } })).toBe(0);
-  });
-});
 
 describe("CredentialStore.findById", () => {
   it("answers concurrent reads with fewer finds, each only with its own organisation's credential", async () => {

@@ -7,9 +7,12 @@ import { type OAuthStateDocument, OAuthStateStore, oauthStateIndexes } from "../
 
 let database: Database;
 let states: OAuthStateStore;
+const commands: string[] = [];
 
 beforeAll(async () => {
-  database = await connectDatabase(inject("mongodbUri"), `test_${randomUUID().replaceAll("-", "")}`);
+  database = await connectDatabase(inject("mongodbUri"), `test_${randomUUID().replaceAll("-", "")}`, (command, collection) =>
+    commands.push(`${command} ${collection}`),
+  );
   states = new OAuthStateStore(database.db);
   await ensureIndexes(database, states.collection, oauthStateIndexes, createLogger("silent"), 100);
 });
@@ -68,5 +71,39 @@ describe("OAuthStateStore against FerretDB", () => {
     await ensureIndexes(database, states.collection, oauthStateIndexes, createLogger("silent"), 100);
     const names = (await states.collection.listIndexes().toArray()).map((i) => i.name);
     expect(names.filter((n) => n === "expire_time_ttl")).toHaveLength(1);
+  });
+});
+
+describe("OAuthStateStore.insert groups concurrent inserts (group commit)", () => {
+  it("stores every one of many concurrent inserts with fewer insert commands than calls", async () => {
+    const before = commands.filter((c) => c === "insert oauth_states").length;
+    const ids = Array.from({ length: 60 }, (_, i) => `many-${i}`);
+    await Promise.all(ids.map((id) => states.insert(attempt(id, 60_000))));
+    expect(await states.collection.countDocuments({ _id: { $in: ids } })).toBe(60);
+    const sent = commands.filter((c) => c === "insert oauth_states").length - before;
+    expect(sent).toBeGreaterThanOrEqual(2);
+    expect(sent).toBeLessThan(60);
+  });
+
+  it("fails only the call whose document the server refused", async () => {
+    await states.insert(attempt("taken", 60_000));
+    const outcomes = await Promise.allSettled([
+      states.insert(attempt("first", 60_000)),
+      states.insert(attempt("batch-a", 60_000)),
+      states.insert(attempt("taken", 60_000)),
+      states.insert(attempt("batch-b", 60_000)),
+    ]);
+    expect(outcomes.map((o) => o.status)).toEqual(["fulfilled", "fulfilled", "rejected", "fulfilled"]);
+    expect((outcomes[2] as PromiseRejectedResult).reason).toMatchObject({ code: 11000 });
+    expect(await states.collection.countDocuments({ _id: { $in: ["first", "batch-a", "batch-b", "taken"] } })).toBe(4);
+  });
+
+  it("rejects every waiting call when the database cannot be reached, and stores nothing", async () => {
+    const offline = await connectDatabase(inject("mongodbUri"), database.db.databaseName);
+    const offlineStates = new OAuthStateStore(offline.db);
+    await offline.client.close();
+    const outcomes = await Promise.allSettled(["gone-1", "gone-2", "gone-3"].map((id) => offlineStates.insert(attempt(id, 60_000))));
+    expect(outcomes.map((o) => o.status)).toEqual(["rejected", "rejected", "rejected"]);
+    expect(await states.collection.countDocuments({ _id: { $in: ["gone-1", "gone-2", "gone-3"] } })).toBe(0);
   });
 });
