@@ -52,7 +52,8 @@ export class Batcher<In, Out> {
 
 /**
  * Looks documents up by a unique field, concurrent lookups sharing one find. Each caller gets a
- * document of its own, so one caller's changes never reach another.
+ * document of its own, so one caller's changes never reach another (the copies are structured
+ * clones: fine for the strings, dates and booleans these collections hold, not for BSON classes).
  */
 export function batchedLookup<T extends Document>(collection: Collection<T>, field: string): Batcher<string, WithId<T> | null> {
   return new Batcher(

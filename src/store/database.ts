@@ -84,8 +84,9 @@ export function isDatabaseUnavailable(error: unknown): boolean {
     error instanceof MongoServerSelectionError ||
     error instanceof MongoNotConnectedError ||
     error instanceof MongoTopologyClosedError ||
-    // insertMany wraps a lost connection in MongoBulkWriteError, copying the network error's fields.
-    (error instanceof MongoBulkWriteError && "beforeHandshake" in error) ||
+    // insertMany wraps the driver's own errors (a lost connection, no server to select) in a
+    // MongoBulkWriteError that keeps the original as its errorResponse.
+    (error instanceof MongoBulkWriteError && error.errorResponse instanceof Error && isDatabaseUnavailable(error.errorResponse)) ||
     // Regression: "This socket has been ended by the other party" (EPIPE) reached callers as INTERNAL.
     (error instanceof Error && SOCKET_ERRORS.has(String((error as NodeJS.ErrnoException).code)))
   );

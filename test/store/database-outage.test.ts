@@ -78,7 +78,10 @@ describe("the database goes away under load", () => {
       await load;
 
       // Every failure was the clear, retryable one.
-      expect(new Set(failures.map((f) => `${f.code} ${f.message}`))).toEqual(new Set(["14 the database is unavailable - try again shortly"]));
+      const internal = broker.logs.filter((line) => line.msg === "rpc failed").map((line) => JSON.stringify(line.err));
+      expect(new Set(failures.map((f) => `${f.code} ${f.message}`)), `internal errors logged: ${internal.join(" | ")}`).toEqual(
+        new Set(["14 the database is unavailable - try again shortly"]),
+      );
       // Every URL handed out has its state stored, exactly once. (A call that failed as its insert
       // landed may leave one unused state behind, which expires: never more than one per failure.)
       const hashes = states.map((state) => createHash("sha256").update(state).digest("base64url"));
