@@ -155,7 +155,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     logger,
   });
 
-  const health = new HealthMonitor(database.db, logger);
+  const health = new HealthMonitor(database, logger);
   await health.start();
 
   const routes = (router: ConnectRouter): void => {

@@ -21,6 +21,10 @@ export interface Database {
   db: Db;
   /** Stops the sweepers started for servers without TTL indexes. */
   stopSweepers(): void;
+  /** Whether a new, short-lived client can ping the database now. */
+  answersNewClient(): Promise<boolean>;
+  /** Closes the client and connects it again: a new topology, new monitors, new pool. */
+  reconnect(): Promise<void>;
 }
 
 /** Receives the duration of every database command, for metrics. */
@@ -47,7 +51,26 @@ export async function connectDatabase(uri: string, defaultDatabase: string, obse
   }
   await client.connect();
   const name = client.options.dbName && client.options.dbName !== "test" ? client.options.dbName : defaultDatabase;
-  return { client, db: client.db(name), stopSweepers: () => {} };
+  return {
+    client,
+    db: client.db(name),
+    stopSweepers: () => {},
+    answersNewClient: async () => {
+      const probe = new MongoClient(uri, { serverSelectionTimeoutMS: 2_000, connectTimeoutMS: 2_000 });
+      try {
+        await probe.db("admin").command({ ping: 1 });
+        return true;
+      } catch {
+        return false;
+      } finally {
+        await probe.close();
+      }
+    },
+    reconnect: async () => {
+      await client.close();
+      await client.connect();
+    },
+  };
 }
 
 /**

@@ -20,6 +20,14 @@ describe("the database goes away under load", () => {
     const port = Number(new URL(ferretdb.uri).port);
     const broker = await startTestBroker({ MONGODB_URI: `${ferretdb.uri}?serverSelectionTimeoutMS=1000&heartbeatFrequencyMS=1000` });
     try {
+      // The driver's view of the server, for the message if the broker does not recover.
+      const sdam: string[] = [];
+      const note = (line: string) => sdam.push(`${new Date().toISOString().slice(17, 23)} ${line}`);
+      broker.database.client.on("serverHeartbeatSucceeded", () => note("heartbeat ok"));
+      broker.database.client.on("serverHeartbeatFailed", (e) => note(`heartbeat failed ${e.failure.message}`));
+      broker.database.client.on("serverDescriptionChanged", (e) => note(`server ${e.previousDescription.type} -> ${e.newDescription.type}`));
+      broker.database.client.on("connectionPoolCleared", () => note("pool cleared"));
+      broker.database.client.on("connectionPoolReady", () => note("pool ready"));
       const { credential } = await broker.connect(CredentialService).createCredential({
         credential: { organisationId: "acme", name: "n", clientId: "client-1", clientSecret: "s", tokenUrl: "https://idp.example/token" },
       });
@@ -55,6 +63,7 @@ describe("the database goes away under load", () => {
       const succeededDuringOutage = states.length;
 
       ferretdb = await startEmbeddedFerretDb(dir, port);
+      note("restarted");
       const failedBeforeRestart = failures.length;
       try {
         await expect.poll(() => states.length, { timeout: 60_000, interval: 200 }).toBeGreaterThan(succeededDuringOutage + 20);
@@ -69,7 +78,7 @@ describe("the database goes away under load", () => {
         const recent = failures.slice(-3).map((f) => `${f.code} ${f.message}`);
         throw new Error(
           `no recovery within 60 s: ${failures.length - failedBeforeRestart} failures since the restart, the last ${JSON.stringify(recent)}; ` +
-            `health ${Status[await broker.health.check()]}; the database ${fresh}`,
+            `health ${Status[await broker.health.check()]}; the database ${fresh}; the driver saw: ${sdam.slice(-40).join(" | ")}`,
           { cause: error },
         );
       }
