@@ -77,126 +77,123 @@ export function oauth2Callback(deps: CallbackDeps): (req: HttpRequest, res: Http
 
 async function handleCallback(deps: CallbackDeps, req: HttpRequest, res: HttpResponse, log: Logger): Promise<void> {
   const count = (outcome: string) => deps.metrics.callbacks.inc({ outcome: callbackOutcomeLabel(outcome) });
-  {
-    if (req.method !== "GET") {
-      res.setHeader("Allow", "GET");
-      return sendPage(res, 405, "Method not allowed", ["This address only takes the provider's redirect."]);
+  if (req.method !== "GET") {
+    res.setHeader("Allow", "GET");
+    return sendPage(res, 405, "Method not allowed", ["This address only takes the provider's redirect."]);
+  }
+  // The callback needs no credentials (the state is its proof), so it is limited per address.
+  const retryAfter = deps.limiter.take(req.socket?.remoteAddress ?? "unknown");
+  if (retryAfter > 0) {
+    count("rate_limited");
+    res.setHeader("Retry-After", String(retryAfter));
+    return sendPage(res, 429, "Too many requests", ["Please wait a moment and try again."]);
+  }
+  const rawUrl = req.url ?? "";
+  if (rawUrl.length > MAX_URL_LENGTH) return sendPage(res, 414, "Address too long", ["This sign-in link is not valid."]);
+  const params = parseCallbackQuery(rawUrl.slice(rawUrl.indexOf("?") + 1 || rawUrl.length));
+  if (params === undefined) {
+    count("invalid_state");
+    log.info({ outcome: "invalid_state" }, "callback refused");
+    return sendPage(res, 400, EXPIRED_TITLE, ["Go back to the application and start connecting again."]);
+  }
+
+  // Consumed first, atomically, whatever follows: one response per attempt (RFC 9700 §2.1.1).
+  const attempt = await deps.states.consumeByHash(hashState(params.state));
+  if (attempt === null) {
+    count("invalid_state");
+    log.info({ outcome: "invalid_state" }, "callback refused");
+    return sendPage(res, 400, EXPIRED_TITLE, ["Go back to the application and start connecting again."]);
+  }
+  const attemptLog = log.child({
+    organisation_id: attempt.organisation_id,
+    connector_id: attempt.connector_id,
+    credential_id: attempt.credential_id,
+  });
+  const fail = (reason: FailureReason | string, status: number, lines: string[], cause?: unknown): void => {
+    count(reason);
+    attemptLog.warn({ outcome: reason, err: cause }, "connection failed");
+    if (attempt.return_url !== undefined) return sendRedirect(res, returnUrlWith(attempt.return_url, { error: reason }));
+    sendPage(res, status, "The account was not connected", lines);
+  };
+
+  try {
+    if (params.error !== undefined) {
+      // RFC 6749 §4.1.2.1. `error_uri` is never followed or linked: it is the provider's to say.
+      const description = params.errorDescription ?? params.error;
+      return fail(providerErrorCode(params.error), 400, [`The provider said: ${description}`, "You can close this window and try again."]);
     }
-    // The callback needs no credentials (the state is its proof), so it is limited per address.
-    const retryAfter = deps.limiter.take(req.socket?.remoteAddress ?? "unknown");
-    if (retryAfter > 0) {
-      count("rate_limited");
-      res.setHeader("Retry-After", String(retryAfter));
-      return sendPage(res, 429, "Too many requests", ["Please wait a moment and try again."]);
+    if (params.code === undefined) return fail("invalid_request", 400, ["The provider sent no authorization code."]);
+
+    const credential = await deps.credentials.findById(attempt.organisation_id, attempt.credential_id);
+    // The documented rule: the client ID the URL was made for must still be the credential's.
+    if (credential === null || credential.client_id !== attempt.client_id) {
+      return fail("credential_changed", 400, ["The application's settings changed while you were signing in. Please start again."]);
     }
-    const rawUrl = req.url ?? "";
-    if (rawUrl.length > MAX_URL_LENGTH) return sendPage(res, 414, "Address too long", ["This sign-in link is not valid."]);
-    const params = parseCallbackQuery(rawUrl.slice(rawUrl.indexOf("?") + 1 || rawUrl.length));
-    if (params === undefined) {
-      count("invalid_state");
-      log.info({ outcome: "invalid_state" }, "callback refused");
-      return sendPage(res, 400, EXPIRED_TITLE, ["Go back to the application and start connecting again."]);
+    if (!issuerMatches(params.iss, credential)) {
+      return fail("issuer_mismatch", 400, ["The response did not come from the expected provider. Please start again."]);
     }
 
-    // Consumed first, atomically, whatever follows: one response per attempt (RFC 9700 §2.1.1).
-    const attempt = await deps.states.consumeByHash(hashState(params.state));
-    if (attempt === null) {
-      count("invalid_state");
-      log.info({ outcome: "invalid_state" }, "callback refused");
-      return sendPage(res, 400, EXPIRED_TITLE, ["Go back to the application and start connecting again."]);
+    const tokens = await countTokenRequest(deps.metrics, "exchange", exchangeAuthorizationCode(
+      tokenClientFor(credential, deps.secretBox),
+      {
+        code: params.code,
+        redirectUri: attempt.redirect_uri,
+        codeVerifier: decryptVerifier(deps.secretBox, attempt, params.state),
+      },
+      deps.fetch,
+    ));
+    if (attempt.nonce !== undefined && tokens.idToken !== undefined && credential.issuer !== undefined) {
+      await deps.idTokens.verify(tokens.idToken, { issuer: credential.issuer, clientId: credential.client_id, nonce: attempt.nonce });
     }
-    const attemptLog = log.child({
+
+    const id = uuidv7();
+    const now = new Date();
+    // Bound to an end user: usable only once the caller's backend confirms who finished the flow.
+    const confirmation = attempt.end_user_id === undefined ? undefined : randomBytes(32).toString("base64url");
+    const seal = (field: string, value: string) => deps.secretBox.encrypt(value, connectionSecretContext(id, field));
+    const connection: ConnectionDocument = {
+      _id: id,
       organisation_id: attempt.organisation_id,
       connector_id: attempt.connector_id,
       credential_id: attempt.credential_id,
-    });
-    const fail = (reason: FailureReason | string, status: number, lines: string[], cause?: unknown): void => {
-      count(reason);
-      attemptLog.warn({ outcome: reason, err: cause }, "connection failed");
-      if (attempt.return_url !== undefined) return sendRedirect(res, returnUrlWith(attempt.return_url, { error: reason }));
-      sendPage(res, status, "The account was not connected", lines);
+      status: confirmation === undefined ? "ACTIVE" : "PENDING",
+      scopes: tokens.scopes ?? attempt.scopes,
+      token_type: tokens.tokenType,
+      access_token: seal("access_token", tokens.accessToken),
+      pending_events: confirmation === undefined ? [newEvent("connection.created", "ACTIVE")] : [],
+      create_time: now,
+      update_time: now,
     };
-
-    try {
-      if (params.error !== undefined) {
-        // RFC 6749 §4.1.2.1. `error_uri` is never followed or linked: it is the provider's to say.
-        const description = params.errorDescription ?? params.error;
-        return fail(providerErrorCode(params.error), 400, [`The provider said: ${description}`, "You can close this window and try again."]);
-      }
-      if (params.code === undefined) return fail("invalid_request", 400, ["The provider sent no authorization code."]);
-
-      const credential = await deps.credentials.findById(attempt.organisation_id, attempt.credential_id);
-      // The documented rule: the client ID the URL was made for must still be the credential's.
-      if (credential === null || credential.client_id !== attempt.client_id) {
-        return fail("credential_changed", 400, ["The application's settings changed while you were signing in. Please start again."]);
-      }
-      if (!issuerMatches(params.iss, credential)) {
-        return fail("issuer_mismatch", 400, ["The response did not come from the expected provider. Please start again."]);
-      }
-
-      const tokens = await countTokenRequest(deps.metrics, "exchange", exchangeAuthorizationCode(
-        tokenClientFor(credential, deps.secretBox),
-        {
-          code: params.code,
-          redirectUri: attempt.redirect_uri,
-          codeVerifier: decryptVerifier(deps.secretBox, attempt, params.state),
-        },
-        deps.fetch,
-      ));
-      if (attempt.nonce !== undefined && tokens.idToken !== undefined && credential.issuer !== undefined) {
-        await deps.idTokens.verify(tokens.idToken, { issuer: credential.issuer, clientId: credential.client_id, nonce: attempt.nonce });
-      }
-
-      const id = uuidv7();
-      const now = new Date();
-      // Bound to an end user: usable only once the caller's backend confirms who finished the flow.
-      const confirmation = attempt.end_user_id === undefined ? undefined : randomBytes(32).toString("base64url");
-      const seal = (field: string, value: string) => deps.secretBox.encrypt(value, connectionSecretContext(id, field));
-      const connection: ConnectionDocument = {
-        _id: id,
-        organisation_id: attempt.organisation_id,
-        connector_id: attempt.connector_id,
-        credential_id: attempt.credential_id,
-        status: confirmation === undefined ? "ACTIVE" : "PENDING",
-        scopes: tokens.scopes ?? attempt.scopes,
-        token_type: tokens.tokenType,
-        access_token: seal("access_token", tokens.accessToken),
-        pending_events: confirmation === undefined ? [newEvent("connection.created", "ACTIVE")] : [],
-        create_time: now,
-        update_time: now,
-      };
-      if (tokens.refreshToken !== undefined) connection.refresh_token = seal("refresh_token", tokens.refreshToken);
-      if (tokens.idToken !== undefined) connection.id_token = seal("id_token", tokens.idToken);
-      if (tokens.expiresIn !== undefined) connection.expire_time = new Date(now.getTime() + tokens.expiresIn * 1000);
-      if (confirmation !== undefined) {
-        connection.end_user_id = attempt.end_user_id;
-        connection.confirmation_hash = hashState(confirmation);
-        connection.pending_expire_time = new Date(now.getTime() + deps.confirmationTtlMs);
-      }
-      if (Object.keys(tokens.extra).length > 0) connection.extra_fields = seal("extra_fields", JSON.stringify(tokens.extra));
-      await deps.connections.insert(connection);
-      deps.onEvent(id);
-
-      count(confirmation === undefined ? "connected" : "pending_confirmation");
-      attemptLog.info({ outcome: confirmation === undefined ? "connected" : "pending_confirmation", connection_id: id }, "connection created");
-      if (attempt.return_url !== undefined) {
-        const outcome: Record<string, string> = { connection_id: id };
-        if (confirmation !== undefined) outcome.confirmation = confirmation;
-        return sendRedirect(res, returnUrlWith(attempt.return_url, outcome));
-      }
-      sendPage(res, 200, "Account connected", ["Your account is connected. You can close this window."]);
-    } catch (error) {
-      if (error instanceof TokenResponseError || error instanceof OutboundError) {
-        return fail("token_exchange_failed", 502, ["The provider did not complete the connection. Please try again later."], error);
-      }
-      if (error instanceof IdTokenError) {
-        return fail("invalid_id_token", 400, ["The provider's answer could not be verified. Please start again."], error);
-      }
-      fail("server_error", isDatabaseUnavailable(error) ? 503 : 500, ["Something went wrong on our side. Please try again later."], error);
+    if (tokens.refreshToken !== undefined) connection.refresh_token = seal("refresh_token", tokens.refreshToken);
+    if (tokens.idToken !== undefined) connection.id_token = seal("id_token", tokens.idToken);
+    if (tokens.expiresIn !== undefined) connection.expire_time = new Date(now.getTime() + tokens.expiresIn * 1000);
+    if (confirmation !== undefined) {
+      connection.end_user_id = attempt.end_user_id;
+      connection.confirmation_hash = hashState(confirmation);
+      connection.pending_expire_time = new Date(now.getTime() + deps.confirmationTtlMs);
     }
+    if (Object.keys(tokens.extra).length > 0) connection.extra_fields = seal("extra_fields", JSON.stringify(tokens.extra));
+    await deps.connections.insert(connection);
+    deps.onEvent(id);
+
+    count(confirmation === undefined ? "connected" : "pending_confirmation");
+    attemptLog.info({ outcome: confirmation === undefined ? "connected" : "pending_confirmation", connection_id: id }, "connection created");
+    if (attempt.return_url !== undefined) {
+      const outcome: Record<string, string> = { connection_id: id };
+      if (confirmation !== undefined) outcome.confirmation = confirmation;
+      return sendRedirect(res, returnUrlWith(attempt.return_url, outcome));
+    }
+    sendPage(res, 200, "Account connected", ["Your account is connected. You can close this window."]);
+  } catch (error) {
+    if (error instanceof TokenResponseError || error instanceof OutboundError) {
+      return fail("token_exchange_failed", 502, ["The provider did not complete the connection. Please try again later."], error);
+    }
+    if (error instanceof IdTokenError) {
+      return fail("invalid_id_token", 400, ["The provider's answer could not be verified. Please start again."], error);
+    }
+    fail("server_error", isDatabaseUnavailable(error) ? 503 : 500, ["Something went wrong on our side. Please try again later."], error);
   }
 }
-
 
 function decryptVerifier(secretBox: SecretBox, attempt: OAuthStateDocument, state: string): string | undefined {
   if (attempt.code_verifier === undefined) return undefined;
