@@ -1,6 +1,6 @@
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
-import type { HttpRequest, HttpResponse } from "./routes.js";
+import { type HttpRequest, type HttpResponse, sendBody } from "./routes.js";
 
 const INITIALISE = /^\/o\/([^/?]+)\/connectors\/([^/?]+)\/oauth2\/initialise$/;
 
@@ -57,8 +57,5 @@ function safeDecode(segment: string | undefined): string {
 }
 
 function sendError(res: HttpResponse, status: number, code: string, message: string): void {
-  res.setHeader("Content-Type", "application/json");
-  res.setHeader("Cache-Control", "no-store");
-  res.writeHead(status);
-  res.end(JSON.stringify({ code, message }));
+  sendBody(res, status, "application/json", JSON.stringify({ code, message }));
 }

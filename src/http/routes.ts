@@ -31,3 +31,11 @@ export function httpRoutes(routes: readonly HttpRoute[], onError: (error: unknow
     });
   };
 }
+
+/** Sends a whole, uncached body: the gateway's plain-text and JSON answers. */
+export function sendBody(res: HttpResponse, status: number, contentType: string, body: string): void {
+  res.setHeader("Content-Type", contentType);
+  res.setHeader("Cache-Control", "no-store");
+  res.writeHead(status);
+  res.end(body);
+}
