@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file oauth2broker/v1/connection_service.proto.
  */
 export const file_oauth2broker_v1_connection_service: GenFile = /*@__PURE__*/
-  fileDesc("CihvYXV0aDJicm9rZXIvdjEvY29ubmVjdGlvbl9zZXJ2aWNlLnByb3RvEg9vYXV0aDJicm9rZXIudjEihwMKCkNvbm5lY3Rpb24SCgoCaWQYASABKAkSFwoPb3JnYW5pc2F0aW9uX2lkGAIgASgJEhQKDGNvbm5lY3Rvcl9pZBgDIAEoCRIVCg1jcmVkZW50aWFsX2lkGAQgASgJEjEKBnN0YXR1cxgFIAEoDjIhLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uU3RhdHVzEhUKDXN0YXR1c19yZWFzb24YBiABKAkSDgoGc2NvcGVzGAcgAygJEhIKCnRva2VuX3R5cGUYCCABKAkSPAoYYWNjZXNzX3Rva2VuX2V4cGlyZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIZChFoYXNfcmVmcmVzaF90b2tlbhgKIAEoCBIvCgtjcmVhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjsKFEdldENvbm5lY3Rpb25SZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCRIKCgJpZBgCIAEoCSJIChVHZXRDb25uZWN0aW9uUmVzcG9uc2USLwoKY29ubmVjdGlvbhgBIAEoCzIbLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uIrgBChZMaXN0Q29ubmVjdGlvbnNSZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCRIUCgxjb25uZWN0b3JfaWQYAiABKAkSFQoNY3JlZGVudGlhbF9pZBgDIAEoCRIxCgZzdGF0dXMYBCABKA4yIS5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvblN0YXR1cxIRCglwYWdlX3NpemUYBSABKAUSEgoKcGFnZV90b2tlbhgGIAEoCSJkChdMaXN0Q29ubmVjdGlvbnNSZXNwb25zZRIwCgtjb25uZWN0aW9ucxgBIAMoCzIbLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJHChVHZXRBY2Nlc3NUb2tlblJlcXVlc3QSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkicwoWR2V0QWNjZXNzVG9rZW5SZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSEgoKdG9rZW5fdHlwZRgCIAEoCRIvCgtleHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAidQoYQ29uZmlybUNvbm5lY3Rpb25SZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCRIVCg1jb25uZWN0aW9uX2lkGAIgASgJEhMKC2VuZF91c2VyX2lkGAMgASgJEhQKDGNvbmZpcm1hdGlvbhgEIAEoCSJMChlDb25maXJtQ29ubmVjdGlvblJlc3BvbnNlEi8KCmNvbm5lY3Rpb24YASABKAsyGy5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvbiJwChdEZWxldGVDb25uZWN0aW9uUmVxdWVzdBIXCg9vcmdhbmlzYXRpb25faWQYASABKAkSCgoCaWQYAiABKAkSDgoGcmV2b2tlGAMgASgIEiAKGGtlZXBfaWZfcmV2b2NhdGlvbl9mYWlscxgEIAEoCCJsChhEZWxldGVDb25uZWN0aW9uUmVzcG9uc2USNgoKcmV2b2NhdGlvbhgBIAEoDjIiLm9hdXRoMmJyb2tlci52MS5SZXZvY2F0aW9uT3V0Y29tZRIYChByZXZvY2F0aW9uX2Vycm9yGAIgASgJIjcKHFdhdGNoQ29ubmVjdGlvbkV2ZW50c1JlcXVlc3QSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJIlAKHVdhdGNoQ29ubmVjdGlvbkV2ZW50c1Jlc3BvbnNlEi8KBWV2ZW50GAEgASgLMiAub2F1dGgyYnJva2VyLnYxLkNvbm5lY3Rpb25FdmVudCKDAgoPQ29ubmVjdGlvbkV2ZW50EgoKAmlkGAEgASgJEgwKBHR5cGUYAiABKAkSLwoLY3JlYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD29yZ2FuaXNhdGlvbl9pZBgEIAEoCRIVCg1jb25uZWN0aW9uX2lkGAUgASgJEhQKDGNvbm5lY3Rvcl9pZBgGIAEoCRIVCg1jcmVkZW50aWFsX2lkGAcgASgJEjEKBnN0YXR1cxgIIAEoDjIhLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uU3RhdHVzEhUKDXN0YXR1c19yZWFzb24YCSABKAkiOgoTQ3JlZGVudGlhbFJlZmVyZW5jZRIKCgJpZBgBIAEoCRIXCg9vcmdhbmlzYXRpb25faWQYAiABKAkiygIKIUluaXRpYWxpc2VPQXV0aDJDb25uZWN0aW9uUmVxdWVzdBIXCg9vcmdhbmlzYXRpb25faWQYASABKAkSFAoMY29ubmVjdG9yX2lkGAIgASgJEjgKCmNyZWRlbnRpYWwYAyABKAsyJC5vYXV0aDJicm9rZXIudjEuQ3JlZGVudGlhbFJlZmVyZW5jZRIVCg1hdXRob3JpemVfdXJsGAQgASgJEhEKCWNsaWVudF9pZBgFIAEoCRIOCgZzY29wZXMYBiADKAkSHgoWZGlzYWJsZV9vZmZsaW5lX2FjY2VzcxgHIAEoCBITCgZwcm9tcHQYCCABKAlIAIgBARIZChFhZGRpdGlvbmFsX3BhcmFtcxgJIAEoCRISCgpyZXR1cm5fdXJsGAogASgJEhMKC2VuZF91c2VyX2lkGAsgASgJQgkKB19wcm9tcHQiYgoiSW5pdGlhbGlzZU9BdXRoMkNvbm5lY3Rpb25SZXNwb25zZRILCgN1cmwYASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKsUBChBDb25uZWN0aW9uU3RhdHVzEiEKHUNPTk5FQ1RJT05fU1RBVFVTX1VOU1BFQ0lGSUVEEAASHAoYQ09OTkVDVElPTl9TVEFUVVNfQUNUSVZFEAESJAogQ09OTkVDVElPTl9TVEFUVVNfUkVGUkVTSF9GQUlMRUQQAhIrCidDT05ORUNUSU9OX1NUQVRVU19ORUVEU19SRUFVVEhPUklaQVRJT04QAxIdChlDT05ORUNUSU9OX1NUQVRVU19QRU5ESU5HEAQqnAEKEVJldm9jYXRpb25PdXRjb21lEiIKHlJFVk9DQVRJT05fT1VUQ09NRV9VTlNQRUNJRklFRBAAEh4KGlJFVk9DQVRJT05fT1VUQ09NRV9SRVZPS0VEEAESHQoZUkVWT0NBVElPTl9PVVRDT01FX0ZBSUxFRBACEiQKIFJFVk9DQVRJT05fT1VUQ09NRV9OT1RfU1VQUE9SVEVEEAMy4AYKEUNvbm5lY3Rpb25TZXJ2aWNlEtIBChpJbml0aWFsaXNlT0F1dGgyQ29ubmVjdGlvbhIyLm9hdXRoMmJyb2tlci52MS5Jbml0aWFsaXNlT0F1dGgyQ29ubmVjdGlvblJlcXVlc3QaMy5vYXV0aDJicm9rZXIudjEuSW5pdGlhbGlzZU9BdXRoMkNvbm5lY3Rpb25SZXNwb25zZSJLgtPkkwJFOgEqIkAvby97b3JnYW5pc2F0aW9uX2lkfS9jb25uZWN0b3JzL3tjb25uZWN0b3JfaWR9L29hdXRoMi9pbml0aWFsaXNlEl4KDUdldENvbm5lY3Rpb24SJS5vYXV0aDJicm9rZXIudjEuR2V0Q29ubmVjdGlvblJlcXVlc3QaJi5vYXV0aDJicm9rZXIudjEuR2V0Q29ubmVjdGlvblJlc3BvbnNlEmQKD0xpc3RDb25uZWN0aW9ucxInLm9hdXRoMmJyb2tlci52MS5MaXN0Q29ubmVjdGlvbnNSZXF1ZXN0Gigub2F1dGgyYnJva2VyLnYxLkxpc3RDb25uZWN0aW9uc1Jlc3BvbnNlEmEKDkdldEFjY2Vzc1Rva2VuEiYub2F1dGgyYnJva2VyLnYxLkdldEFjY2Vzc1Rva2VuUmVxdWVzdBonLm9hdXRoMmJyb2tlci52MS5HZXRBY2Nlc3NUb2tlblJlc3BvbnNlEmoKEUNvbmZpcm1Db25uZWN0aW9uEikub2F1dGgyYnJva2VyLnYxLkNvbmZpcm1Db25uZWN0aW9uUmVxdWVzdBoqLm9hdXRoMmJyb2tlci52MS5Db25maXJtQ29ubmVjdGlvblJlc3BvbnNlEmcKEERlbGV0ZUNvbm5lY3Rpb24SKC5vYXV0aDJicm9rZXIudjEuRGVsZXRlQ29ubmVjdGlvblJlcXVlc3QaKS5vYXV0aDJicm9rZXIudjEuRGVsZXRlQ29ubmVjdGlvblJlc3BvbnNlEngKFVdhdGNoQ29ubmVjdGlvbkV2ZW50cxItLm9hdXRoMmJyb2tlci52MS5XYXRjaENvbm5lY3Rpb25FdmVudHNSZXF1ZXN0Gi4ub2F1dGgyYnJva2VyLnYxLldhdGNoQ29ubmVjdGlvbkV2ZW50c1Jlc3BvbnNlMAFCTlpMZ2l0aHViLmNvbS9vYXV0aDItYnJva2VyL29hdXRoMi1icm9rZXIvZ2VuL2dvL29hdXRoMmJyb2tlci92MTtvYXV0aDJicm9rZXJ2MWIGcHJvdG8z", [file_google_api_annotations, file_google_protobuf_timestamp]);
+  fileDesc("CihvYXV0aDJicm9rZXIvdjEvY29ubmVjdGlvbl9zZXJ2aWNlLnByb3RvEg9vYXV0aDJicm9rZXIudjEiwwMKCkNvbm5lY3Rpb24SCgoCaWQYASABKAkSFwoPb3JnYW5pc2F0aW9uX2lkGAIgASgJEhQKDGNvbm5lY3Rvcl9pZBgDIAEoCRIVCg1jcmVkZW50aWFsX2lkGAQgASgJEjEKBnN0YXR1cxgFIAEoDjIhLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uU3RhdHVzEhUKDXN0YXR1c19yZWFzb24YBiABKAkSDgoGc2NvcGVzGAcgAygJEhIKCnRva2VuX3R5cGUYCCABKAkSPAoYYWNjZXNzX3Rva2VuX2V4cGlyZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIZChFoYXNfcmVmcmVzaF90b2tlbhgKIAEoCBIvCgtjcmVhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjoKEGV4dGVybmFsX2FjY291bnQYDSABKAsyIC5vYXV0aDJicm9rZXIudjEuRXh0ZXJuYWxBY2NvdW50IjoKD0V4dGVybmFsQWNjb3VudBIKCgJpZBgBIAEoCRINCgVlbWFpbBgCIAEoCRIMCgRuYW1lGAMgASgJIjsKFEdldENvbm5lY3Rpb25SZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCRIKCgJpZBgCIAEoCSJIChVHZXRDb25uZWN0aW9uUmVzcG9uc2USLwoKY29ubmVjdGlvbhgBIAEoCzIbLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uIrgBChZMaXN0Q29ubmVjdGlvbnNSZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCRIUCgxjb25uZWN0b3JfaWQYAiABKAkSFQoNY3JlZGVudGlhbF9pZBgDIAEoCRIxCgZzdGF0dXMYBCABKA4yIS5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvblN0YXR1cxIRCglwYWdlX3NpemUYBSABKAUSEgoKcGFnZV90b2tlbhgGIAEoCSJkChdMaXN0Q29ubmVjdGlvbnNSZXNwb25zZRIwCgtjb25uZWN0aW9ucxgBIAMoCzIbLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJeChVHZXRBY2Nlc3NUb2tlblJlcXVlc3QSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkSFQoNZm9yY2VfcmVmcmVzaBgDIAEoCCJzChZHZXRBY2Nlc3NUb2tlblJlc3BvbnNlEhQKDGFjY2Vzc190b2tlbhgBIAEoCRISCgp0b2tlbl90eXBlGAIgASgJEi8KC2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ1ChhDb25maXJtQ29ubmVjdGlvblJlcXVlc3QSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkSEwoLZW5kX3VzZXJfaWQYAyABKAkSFAoMY29uZmlybWF0aW9uGAQgASgJIkwKGUNvbmZpcm1Db25uZWN0aW9uUmVzcG9uc2USLwoKY29ubmVjdGlvbhgBIAEoCzIbLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uInAKF0RlbGV0ZUNvbm5lY3Rpb25SZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCRIKCgJpZBgCIAEoCRIOCgZyZXZva2UYAyABKAgSIAoYa2VlcF9pZl9yZXZvY2F0aW9uX2ZhaWxzGAQgASgIImwKGERlbGV0ZUNvbm5lY3Rpb25SZXNwb25zZRI2CgpyZXZvY2F0aW9uGAEgASgOMiIub2F1dGgyYnJva2VyLnYxLlJldm9jYXRpb25PdXRjb21lEhgKEHJldm9jYXRpb25fZXJyb3IYAiABKAkiNwocV2F0Y2hDb25uZWN0aW9uRXZlbnRzUmVxdWVzdBIXCg9vcmdhbmlzYXRpb25faWQYASABKAkiUAodV2F0Y2hDb25uZWN0aW9uRXZlbnRzUmVzcG9uc2USLwoFZXZlbnQYASABKAsyIC5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvbkV2ZW50IoMCCg9Db25uZWN0aW9uRXZlbnQSCgoCaWQYASABKAkSDAoEdHlwZRgCIAEoCRIvCgtjcmVhdGVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPb3JnYW5pc2F0aW9uX2lkGAQgASgJEhUKDWNvbm5lY3Rpb25faWQYBSABKAkSFAoMY29ubmVjdG9yX2lkGAYgASgJEhUKDWNyZWRlbnRpYWxfaWQYByABKAkSMQoGc3RhdHVzGAggASgOMiEub2F1dGgyYnJva2VyLnYxLkNvbm5lY3Rpb25TdGF0dXMSFQoNc3RhdHVzX3JlYXNvbhgJIAEoCSI6ChNDcmVkZW50aWFsUmVmZXJlbmNlEgoKAmlkGAEgASgJEhcKD29yZ2FuaXNhdGlvbl9pZBgCIAEoCSLhAgohSW5pdGlhbGlzZU9BdXRoMkNvbm5lY3Rpb25SZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCRIUCgxjb25uZWN0b3JfaWQYAiABKAkSOAoKY3JlZGVudGlhbBgDIAEoCzIkLm9hdXRoMmJyb2tlci52MS5DcmVkZW50aWFsUmVmZXJlbmNlEhUKDWF1dGhvcml6ZV91cmwYBCABKAkSEQoJY2xpZW50X2lkGAUgASgJEg4KBnNjb3BlcxgGIAMoCRIeChZkaXNhYmxlX29mZmxpbmVfYWNjZXNzGAcgASgIEhMKBnByb21wdBgIIAEoCUgAiAEBEhkKEWFkZGl0aW9uYWxfcGFyYW1zGAkgASgJEhIKCnJldHVybl91cmwYCiABKAkSEwoLZW5kX3VzZXJfaWQYCyABKAkSFQoNY29ubmVjdGlvbl9pZBgMIAEoCUIJCgdfcHJvbXB0ImIKIkluaXRpYWxpc2VPQXV0aDJDb25uZWN0aW9uUmVzcG9uc2USCwoDdXJsGAEgASgJEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCrFAQoQQ29ubmVjdGlvblN0YXR1cxIhCh1DT05ORUNUSU9OX1NUQVRVU19VTlNQRUNJRklFRBAAEhwKGENPTk5FQ1RJT05fU1RBVFVTX0FDVElWRRABEiQKIENPTk5FQ1RJT05fU1RBVFVTX1JFRlJFU0hfRkFJTEVEEAISKwonQ09OTkVDVElPTl9TVEFUVVNfTkVFRFNfUkVBVVRIT1JJWkFUSU9OEAMSHQoZQ09OTkVDVElPTl9TVEFUVVNfUEVORElORxAEKpwBChFSZXZvY2F0aW9uT3V0Y29tZRIiCh5SRVZPQ0FUSU9OX09VVENPTUVfVU5TUEVDSUZJRUQQABIeChpSRVZPQ0FUSU9OX09VVENPTUVfUkVWT0tFRBABEh0KGVJFVk9DQVRJT05fT1VUQ09NRV9GQUlMRUQQAhIkCiBSRVZPQ0FUSU9OX09VVENPTUVfTk9UX1NVUFBPUlRFRBADMuAGChFDb25uZWN0aW9uU2VydmljZRLSAQoaSW5pdGlhbGlzZU9BdXRoMkNvbm5lY3Rpb24SMi5vYXV0aDJicm9rZXIudjEuSW5pdGlhbGlzZU9BdXRoMkNvbm5lY3Rpb25SZXF1ZXN0GjMub2F1dGgyYnJva2VyLnYxLkluaXRpYWxpc2VPQXV0aDJDb25uZWN0aW9uUmVzcG9uc2UiS4LT5JMCRToBKiJAL28ve29yZ2FuaXNhdGlvbl9pZH0vY29ubmVjdG9ycy97Y29ubmVjdG9yX2lkfS9vYXV0aDIvaW5pdGlhbGlzZRJeCg1HZXRDb25uZWN0aW9uEiUub2F1dGgyYnJva2VyLnYxLkdldENvbm5lY3Rpb25SZXF1ZXN0GiYub2F1dGgyYnJva2VyLnYxLkdldENvbm5lY3Rpb25SZXNwb25zZRJkCg9MaXN0Q29ubmVjdGlvbnMSJy5vYXV0aDJicm9rZXIudjEuTGlzdENvbm5lY3Rpb25zUmVxdWVzdBooLm9hdXRoMmJyb2tlci52MS5MaXN0Q29ubmVjdGlvbnNSZXNwb25zZRJhCg5HZXRBY2Nlc3NUb2tlbhImLm9hdXRoMmJyb2tlci52MS5HZXRBY2Nlc3NUb2tlblJlcXVlc3QaJy5vYXV0aDJicm9rZXIudjEuR2V0QWNjZXNzVG9rZW5SZXNwb25zZRJqChFDb25maXJtQ29ubmVjdGlvbhIpLm9hdXRoMmJyb2tlci52MS5Db25maXJtQ29ubmVjdGlvblJlcXVlc3QaKi5vYXV0aDJicm9rZXIudjEuQ29uZmlybUNvbm5lY3Rpb25SZXNwb25zZRJnChBEZWxldGVDb25uZWN0aW9uEigub2F1dGgyYnJva2VyLnYxLkRlbGV0ZUNvbm5lY3Rpb25SZXF1ZXN0Gikub2F1dGgyYnJva2VyLnYxLkRlbGV0ZUNvbm5lY3Rpb25SZXNwb25zZRJ4ChVXYXRjaENvbm5lY3Rpb25FdmVudHMSLS5vYXV0aDJicm9rZXIudjEuV2F0Y2hDb25uZWN0aW9uRXZlbnRzUmVxdWVzdBouLm9hdXRoMmJyb2tlci52MS5XYXRjaENvbm5lY3Rpb25FdmVudHNSZXNwb25zZTABQk5aTGdpdGh1Yi5jb20vb2F1dGgyLWJyb2tlci9vYXV0aDItYnJva2VyL2dlbi9nby9vYXV0aDJicm9rZXIvdjE7b2F1dGgyYnJva2VydjFiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_timestamp]);
 
 /**
  * A connected end-user account, without its tokens.
@@ -105,6 +105,14 @@ export type Connection = Message<"oauth2broker.v1.Connection"> & {
    * @generated from field: google.protobuf.Timestamp update_time = 12;
    */
   updateTime?: Timestamp | undefined;
+
+  /**
+   * The account at the provider this connection belongs to, from the verified ID token or the
+   * provider's userinfo endpoint; unset when the provider did not say.
+   *
+   * @generated from field: oauth2broker.v1.ExternalAccount external_account = 13;
+   */
+  externalAccount?: ExternalAccount | undefined;
 };
 
 /**
@@ -113,6 +121,41 @@ export type Connection = Message<"oauth2broker.v1.Connection"> & {
  */
 export const ConnectionSchema: GenMessage<Connection> = /*@__PURE__*/
   messageDesc(file_oauth2broker_v1_connection_service, 0);
+
+/**
+ * An account at the provider. Fields the provider did not give are empty.
+ *
+ * @generated from message oauth2broker.v1.ExternalAccount
+ */
+export type ExternalAccount = Message<"oauth2broker.v1.ExternalAccount"> & {
+  /**
+   * The account's stable identifier at the provider (the ID token's `sub`).
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Its email address, when the provider gave one.
+   *
+   * @generated from field: string email = 2;
+   */
+  email: string;
+
+  /**
+   * Its display name, when the provider gave one.
+   *
+   * @generated from field: string name = 3;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message oauth2broker.v1.ExternalAccount.
+ * Use `create(ExternalAccountSchema)` to create a new message.
+ */
+export const ExternalAccountSchema: GenMessage<ExternalAccount> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_connection_service, 1);
 
 /**
  * The request of GetConnection.
@@ -140,7 +183,7 @@ export type GetConnectionRequest = Message<"oauth2broker.v1.GetConnectionRequest
  * Use `create(GetConnectionRequestSchema)` to create a new message.
  */
 export const GetConnectionRequestSchema: GenMessage<GetConnectionRequest> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 1);
+  messageDesc(file_oauth2broker_v1_connection_service, 2);
 
 /**
  * The response of GetConnection.
@@ -161,7 +204,7 @@ export type GetConnectionResponse = Message<"oauth2broker.v1.GetConnectionRespon
  * Use `create(GetConnectionResponseSchema)` to create a new message.
  */
 export const GetConnectionResponseSchema: GenMessage<GetConnectionResponse> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 2);
+  messageDesc(file_oauth2broker_v1_connection_service, 3);
 
 /**
  * The request of ListConnections.
@@ -217,7 +260,7 @@ export type ListConnectionsRequest = Message<"oauth2broker.v1.ListConnectionsReq
  * Use `create(ListConnectionsRequestSchema)` to create a new message.
  */
 export const ListConnectionsRequestSchema: GenMessage<ListConnectionsRequest> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 3);
+  messageDesc(file_oauth2broker_v1_connection_service, 4);
 
 /**
  * The response of ListConnections.
@@ -245,7 +288,7 @@ export type ListConnectionsResponse = Message<"oauth2broker.v1.ListConnectionsRe
  * Use `create(ListConnectionsResponseSchema)` to create a new message.
  */
 export const ListConnectionsResponseSchema: GenMessage<ListConnectionsResponse> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 4);
+  messageDesc(file_oauth2broker_v1_connection_service, 5);
 
 /**
  * The request of GetAccessToken.
@@ -266,6 +309,15 @@ export type GetAccessTokenRequest = Message<"oauth2broker.v1.GetAccessTokenReque
    * @generated from field: string connection_id = 2;
    */
   connectionId: string;
+
+  /**
+   * The provider just refused the current token: refresh now even if it has not expired. Callers
+   * asking at the same time share one refresh, and a connection is force-refreshed at most once
+   * per 10 seconds (later callers within that window get the token that refresh produced).
+   *
+   * @generated from field: bool force_refresh = 3;
+   */
+  forceRefresh: boolean;
 };
 
 /**
@@ -273,7 +325,7 @@ export type GetAccessTokenRequest = Message<"oauth2broker.v1.GetAccessTokenReque
  * Use `create(GetAccessTokenRequestSchema)` to create a new message.
  */
 export const GetAccessTokenRequestSchema: GenMessage<GetAccessTokenRequest> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 5);
+  messageDesc(file_oauth2broker_v1_connection_service, 6);
 
 /**
  * The response of GetAccessToken.
@@ -308,7 +360,7 @@ export type GetAccessTokenResponse = Message<"oauth2broker.v1.GetAccessTokenResp
  * Use `create(GetAccessTokenResponseSchema)` to create a new message.
  */
 export const GetAccessTokenResponseSchema: GenMessage<GetAccessTokenResponse> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 6);
+  messageDesc(file_oauth2broker_v1_connection_service, 7);
 
 /**
  * The request of ConfirmConnection.
@@ -351,7 +403,7 @@ export type ConfirmConnectionRequest = Message<"oauth2broker.v1.ConfirmConnectio
  * Use `create(ConfirmConnectionRequestSchema)` to create a new message.
  */
 export const ConfirmConnectionRequestSchema: GenMessage<ConfirmConnectionRequest> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 7);
+  messageDesc(file_oauth2broker_v1_connection_service, 8);
 
 /**
  * The response of ConfirmConnection.
@@ -372,7 +424,7 @@ export type ConfirmConnectionResponse = Message<"oauth2broker.v1.ConfirmConnecti
  * Use `create(ConfirmConnectionResponseSchema)` to create a new message.
  */
 export const ConfirmConnectionResponseSchema: GenMessage<ConfirmConnectionResponse> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 8);
+  messageDesc(file_oauth2broker_v1_connection_service, 9);
 
 /**
  * The request of DeleteConnection.
@@ -416,7 +468,7 @@ export type DeleteConnectionRequest = Message<"oauth2broker.v1.DeleteConnectionR
  * Use `create(DeleteConnectionRequestSchema)` to create a new message.
  */
 export const DeleteConnectionRequestSchema: GenMessage<DeleteConnectionRequest> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 9);
+  messageDesc(file_oauth2broker_v1_connection_service, 10);
 
 /**
  * The response of DeleteConnection.
@@ -444,7 +496,7 @@ export type DeleteConnectionResponse = Message<"oauth2broker.v1.DeleteConnection
  * Use `create(DeleteConnectionResponseSchema)` to create a new message.
  */
 export const DeleteConnectionResponseSchema: GenMessage<DeleteConnectionResponse> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 10);
+  messageDesc(file_oauth2broker_v1_connection_service, 11);
 
 /**
  * The request of WatchConnectionEvents.
@@ -465,7 +517,7 @@ export type WatchConnectionEventsRequest = Message<"oauth2broker.v1.WatchConnect
  * Use `create(WatchConnectionEventsRequestSchema)` to create a new message.
  */
 export const WatchConnectionEventsRequestSchema: GenMessage<WatchConnectionEventsRequest> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 11);
+  messageDesc(file_oauth2broker_v1_connection_service, 12);
 
 /**
  * The response of WatchConnectionEvents: one event.
@@ -486,7 +538,7 @@ export type WatchConnectionEventsResponse = Message<"oauth2broker.v1.WatchConnec
  * Use `create(WatchConnectionEventsResponseSchema)` to create a new message.
  */
 export const WatchConnectionEventsResponseSchema: GenMessage<WatchConnectionEventsResponse> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 12);
+  messageDesc(file_oauth2broker_v1_connection_service, 13);
 
 /**
  * Something that happened to a connection. Delivered at least once: de-duplicate by `id`.
@@ -502,7 +554,9 @@ export type ConnectionEvent = Message<"oauth2broker.v1.ConnectionEvent"> & {
   id: string;
 
   /**
-   * `connection.created`, `connection.refresh_failed`, `connection.needs_reauthorization` or
+   * `connection.created`, `connection.reauthorized` (a reconnect replaced its tokens),
+   * `connection.refresh_failed` (when it starts failing), `connection.recovered` (the first
+   * successful refresh after failures), `connection.needs_reauthorization` or
    * `connection.deleted`.
    *
    * @generated from field: string type = 2;
@@ -564,7 +618,7 @@ export type ConnectionEvent = Message<"oauth2broker.v1.ConnectionEvent"> & {
  * Use `create(ConnectionEventSchema)` to create a new message.
  */
 export const ConnectionEventSchema: GenMessage<ConnectionEvent> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 13);
+  messageDesc(file_oauth2broker_v1_connection_service, 14);
 
 /**
  * Names a stored credential.
@@ -592,7 +646,7 @@ export type CredentialReference = Message<"oauth2broker.v1.CredentialReference">
  * Use `create(CredentialReferenceSchema)` to create a new message.
  */
 export const CredentialReferenceSchema: GenMessage<CredentialReference> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 14);
+  messageDesc(file_oauth2broker_v1_connection_service, 15);
 
 /**
  * The request of InitialiseOAuth2Connection.
@@ -706,6 +760,19 @@ export type InitialiseOAuth2ConnectionRequest = Message<"oauth2broker.v1.Initial
    * @generated from field: string end_user_id = 11;
    */
   endUserId: string;
+
+  /**
+   * Reconnect: re-authorize this existing connection (of the same organisation and credential,
+   * in any status) instead of creating a new one, to repair it or to ask for more scopes. When
+   * the callback completes, the connection keeps its ID; its tokens, scopes and account are
+   * replaced in one write, it becomes ACTIVE and `connection.reauthorized` is sent. Until then
+   * the old tokens keep working; with `end_user_id`, until ConfirmConnection. A different
+   * provider account than the connection's fails with `error=account_mismatch` and changes
+   * nothing. NOT_FOUND when the connection does not exist or belongs to another organisation.
+   *
+   * @generated from field: string connection_id = 12;
+   */
+  connectionId: string;
 };
 
 /**
@@ -713,7 +780,7 @@ export type InitialiseOAuth2ConnectionRequest = Message<"oauth2broker.v1.Initial
  * Use `create(InitialiseOAuth2ConnectionRequestSchema)` to create a new message.
  */
 export const InitialiseOAuth2ConnectionRequestSchema: GenMessage<InitialiseOAuth2ConnectionRequest> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 15);
+  messageDesc(file_oauth2broker_v1_connection_service, 16);
 
 /**
  * The response of InitialiseOAuth2Connection.
@@ -742,7 +809,7 @@ export type InitialiseOAuth2ConnectionResponse = Message<"oauth2broker.v1.Initia
  * Use `create(InitialiseOAuth2ConnectionResponseSchema)` to create a new message.
  */
 export const InitialiseOAuth2ConnectionResponseSchema: GenMessage<InitialiseOAuth2ConnectionResponse> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 16);
+  messageDesc(file_oauth2broker_v1_connection_service, 17);
 
 /**
  * The state of a connection.
@@ -766,15 +833,19 @@ export enum ConnectionStatus {
 
   /**
    * The last refresh failed for a transient reason (provider error, timeout). Tokens are kept;
-   * the next GetAccessToken tries again.
+   * the refresh is retried with exponential backoff. After `BROKER_REFRESH_GIVE_UP` of failures
+   * the connection goes to NEEDS_REAUTHORIZATION (`refresh_exhausted`); the first success makes
+   * it ACTIVE again (`connection.recovered`).
    *
    * @generated from enum value: CONNECTION_STATUS_REFRESH_FAILED = 2;
    */
   REFRESH_FAILED = 2,
 
   /**
-   * The provider rejected the refresh token (`invalid_grant`), or the token expired with no way
-   * to refresh it: the end user must connect again.
+   * The provider rejected the refresh token (`invalid_grant`, or `refresh_token_reused` when it
+   * did so after an earlier refresh whose outcome was lost), refreshes kept failing
+   * (`refresh_exhausted`), or the token expired with no way to refresh it: the end user must
+   * connect again (InitialiseOAuth2Connection with `connection_id` repairs it in place).
    *
    * @generated from enum value: CONNECTION_STATUS_NEEDS_REAUTHORIZATION = 3;
    */
@@ -885,8 +956,11 @@ export const ConnectionService: GenService<{
    * Returns an access token valid for at least the broker's margin (`BROKER_TOKEN_MIN_VALIDITY`,
    * 60 s by default), refreshing it first when needed. Across all broker instances, one refresh
    * request per expiry reaches the provider; concurrent callers wait for its result.
-   * FAILED_PRECONDITION when the connection needs reauthorization; UNAVAILABLE when a refresh
-   * failed for a transient reason (retried on the next call) or took too long.
+   * FAILED_PRECONDITION when the connection needs reauthorization; UNAVAILABLE when a needed
+   * refresh failed for a transient reason or took too long. A failing connection is retried with
+   * exponential backoff: until its next attempt, a still-valid token is handed out as usual, and a
+   * needed refresh is UNAVAILABLE at once, with a `google.rpc.RetryInfo` detail saying when to
+   * try again, without calling the provider.
    *
    * @generated from rpc oauth2broker.v1.ConnectionService.GetAccessToken
    */

@@ -32,10 +32,14 @@ const (
 	// Usable: GetAccessToken returns a token.
 	ConnectionStatus_CONNECTION_STATUS_ACTIVE ConnectionStatus = 1
 	// The last refresh failed for a transient reason (provider error, timeout). Tokens are kept;
-	// the next GetAccessToken tries again.
+	// the refresh is retried with exponential backoff. After `BROKER_REFRESH_GIVE_UP` of failures
+	// the connection goes to NEEDS_REAUTHORIZATION (`refresh_exhausted`); the first success makes
+	// it ACTIVE again (`connection.recovered`).
 	ConnectionStatus_CONNECTION_STATUS_REFRESH_FAILED ConnectionStatus = 2
-	// The provider rejected the refresh token (`invalid_grant`), or the token expired with no way
-	// to refresh it: the end user must connect again.
+	// The provider rejected the refresh token (`invalid_grant`, or `refresh_token_reused` when it
+	// did so after an earlier refresh whose outcome was lost), refreshes kept failing
+	// (`refresh_exhausted`), or the token expired with no way to refresh it: the end user must
+	// connect again (InitialiseOAuth2Connection with `connection_id` repairs it in place).
 	ConnectionStatus_CONNECTION_STATUS_NEEDS_REAUTHORIZATION ConnectionStatus = 3
 	// Made with `end_user_id` and waiting for ConfirmConnection; unusable until then, and deleted
 	// with its tokens if not confirmed within `BROKER_STATE_TTL`.
@@ -171,9 +175,12 @@ type Connection struct {
 	// When the connection was created.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// When the connection last changed (tokens refreshed, status changed).
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// The account at the provider this connection belongs to, from the verified ID token or the
+	// provider's userinfo endpoint; unset when the provider did not say.
+	ExternalAccount *ExternalAccount `protobuf:"bytes,13,opt,name=external_account,json=externalAccount,proto3" json:"external_account,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Connection) Reset() {
@@ -290,6 +297,77 @@ func (x *Connection) GetUpdateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Connection) GetExternalAccount() *ExternalAccount {
+	if x != nil {
+		return x.ExternalAccount
+	}
+	return nil
+}
+
+// An account at the provider. Fields the provider did not give are empty.
+type ExternalAccount struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account's stable identifier at the provider (the ID token's `sub`).
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Its email address, when the provider gave one.
+	Email string `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
+	// Its display name, when the provider gave one.
+	Name          string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExternalAccount) Reset() {
+	*x = ExternalAccount{}
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExternalAccount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExternalAccount) ProtoMessage() {}
+
+func (x *ExternalAccount) ProtoReflect() protoreflect.Message {
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExternalAccount.ProtoReflect.Descriptor instead.
+func (*ExternalAccount) Descriptor() ([]byte, []int) {
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ExternalAccount) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ExternalAccount) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *ExternalAccount) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
 // The request of GetConnection.
 type GetConnectionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -303,7 +381,7 @@ type GetConnectionRequest struct {
 
 func (x *GetConnectionRequest) Reset() {
 	*x = GetConnectionRequest{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[1]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -315,7 +393,7 @@ func (x *GetConnectionRequest) String() string {
 func (*GetConnectionRequest) ProtoMessage() {}
 
 func (x *GetConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[1]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -328,7 +406,7 @@ func (x *GetConnectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConnectionRequest.ProtoReflect.Descriptor instead.
 func (*GetConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{1}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *GetConnectionRequest) GetOrganisationId() string {
@@ -356,7 +434,7 @@ type GetConnectionResponse struct {
 
 func (x *GetConnectionResponse) Reset() {
 	*x = GetConnectionResponse{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[2]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -368,7 +446,7 @@ func (x *GetConnectionResponse) String() string {
 func (*GetConnectionResponse) ProtoMessage() {}
 
 func (x *GetConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[2]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -381,7 +459,7 @@ func (x *GetConnectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConnectionResponse.ProtoReflect.Descriptor instead.
 func (*GetConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{2}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *GetConnectionResponse) GetConnection() *Connection {
@@ -412,7 +490,7 @@ type ListConnectionsRequest struct {
 
 func (x *ListConnectionsRequest) Reset() {
 	*x = ListConnectionsRequest{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[3]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -424,7 +502,7 @@ func (x *ListConnectionsRequest) String() string {
 func (*ListConnectionsRequest) ProtoMessage() {}
 
 func (x *ListConnectionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[3]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -437,7 +515,7 @@ func (x *ListConnectionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnectionsRequest.ProtoReflect.Descriptor instead.
 func (*ListConnectionsRequest) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{3}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ListConnectionsRequest) GetOrganisationId() string {
@@ -495,7 +573,7 @@ type ListConnectionsResponse struct {
 
 func (x *ListConnectionsResponse) Reset() {
 	*x = ListConnectionsResponse{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[4]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -507,7 +585,7 @@ func (x *ListConnectionsResponse) String() string {
 func (*ListConnectionsResponse) ProtoMessage() {}
 
 func (x *ListConnectionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[4]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -520,7 +598,7 @@ func (x *ListConnectionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnectionsResponse.ProtoReflect.Descriptor instead.
 func (*ListConnectionsResponse) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{4}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ListConnectionsResponse) GetConnections() []*Connection {
@@ -543,14 +621,18 @@ type GetAccessTokenRequest struct {
 	// The organisation that owns the connection.
 	OrganisationId string `protobuf:"bytes,1,opt,name=organisation_id,json=organisationId,proto3" json:"organisation_id,omitempty"`
 	// The connection's `id`.
-	ConnectionId  string `protobuf:"bytes,2,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	ConnectionId string `protobuf:"bytes,2,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	// The provider just refused the current token: refresh now even if it has not expired. Callers
+	// asking at the same time share one refresh, and a connection is force-refreshed at most once
+	// per 10 seconds (later callers within that window get the token that refresh produced).
+	ForceRefresh  bool `protobuf:"varint,3,opt,name=force_refresh,json=forceRefresh,proto3" json:"force_refresh,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetAccessTokenRequest) Reset() {
 	*x = GetAccessTokenRequest{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[5]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -562,7 +644,7 @@ func (x *GetAccessTokenRequest) String() string {
 func (*GetAccessTokenRequest) ProtoMessage() {}
 
 func (x *GetAccessTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[5]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -575,7 +657,7 @@ func (x *GetAccessTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccessTokenRequest.ProtoReflect.Descriptor instead.
 func (*GetAccessTokenRequest) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{5}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetAccessTokenRequest) GetOrganisationId() string {
@@ -590,6 +672,13 @@ func (x *GetAccessTokenRequest) GetConnectionId() string {
 		return x.ConnectionId
 	}
 	return ""
+}
+
+func (x *GetAccessTokenRequest) GetForceRefresh() bool {
+	if x != nil {
+		return x.ForceRefresh
+	}
+	return false
 }
 
 // The response of GetAccessToken.
@@ -607,7 +696,7 @@ type GetAccessTokenResponse struct {
 
 func (x *GetAccessTokenResponse) Reset() {
 	*x = GetAccessTokenResponse{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[6]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -619,7 +708,7 @@ func (x *GetAccessTokenResponse) String() string {
 func (*GetAccessTokenResponse) ProtoMessage() {}
 
 func (x *GetAccessTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[6]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -632,7 +721,7 @@ func (x *GetAccessTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccessTokenResponse.ProtoReflect.Descriptor instead.
 func (*GetAccessTokenResponse) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{6}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetAccessTokenResponse) GetAccessToken() string {
@@ -674,7 +763,7 @@ type ConfirmConnectionRequest struct {
 
 func (x *ConfirmConnectionRequest) Reset() {
 	*x = ConfirmConnectionRequest{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[7]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -686,7 +775,7 @@ func (x *ConfirmConnectionRequest) String() string {
 func (*ConfirmConnectionRequest) ProtoMessage() {}
 
 func (x *ConfirmConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[7]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -699,7 +788,7 @@ func (x *ConfirmConnectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmConnectionRequest.ProtoReflect.Descriptor instead.
 func (*ConfirmConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{7}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ConfirmConnectionRequest) GetOrganisationId() string {
@@ -741,7 +830,7 @@ type ConfirmConnectionResponse struct {
 
 func (x *ConfirmConnectionResponse) Reset() {
 	*x = ConfirmConnectionResponse{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[8]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -753,7 +842,7 @@ func (x *ConfirmConnectionResponse) String() string {
 func (*ConfirmConnectionResponse) ProtoMessage() {}
 
 func (x *ConfirmConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[8]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -766,7 +855,7 @@ func (x *ConfirmConnectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmConnectionResponse.ProtoReflect.Descriptor instead.
 func (*ConfirmConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{8}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ConfirmConnectionResponse) GetConnection() *Connection {
@@ -795,7 +884,7 @@ type DeleteConnectionRequest struct {
 
 func (x *DeleteConnectionRequest) Reset() {
 	*x = DeleteConnectionRequest{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[9]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -807,7 +896,7 @@ func (x *DeleteConnectionRequest) String() string {
 func (*DeleteConnectionRequest) ProtoMessage() {}
 
 func (x *DeleteConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[9]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -820,7 +909,7 @@ func (x *DeleteConnectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConnectionRequest.ProtoReflect.Descriptor instead.
 func (*DeleteConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{9}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DeleteConnectionRequest) GetOrganisationId() string {
@@ -864,7 +953,7 @@ type DeleteConnectionResponse struct {
 
 func (x *DeleteConnectionResponse) Reset() {
 	*x = DeleteConnectionResponse{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[10]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -876,7 +965,7 @@ func (x *DeleteConnectionResponse) String() string {
 func (*DeleteConnectionResponse) ProtoMessage() {}
 
 func (x *DeleteConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[10]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -889,7 +978,7 @@ func (x *DeleteConnectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConnectionResponse.ProtoReflect.Descriptor instead.
 func (*DeleteConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{10}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DeleteConnectionResponse) GetRevocation() RevocationOutcome {
@@ -917,7 +1006,7 @@ type WatchConnectionEventsRequest struct {
 
 func (x *WatchConnectionEventsRequest) Reset() {
 	*x = WatchConnectionEventsRequest{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[11]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -929,7 +1018,7 @@ func (x *WatchConnectionEventsRequest) String() string {
 func (*WatchConnectionEventsRequest) ProtoMessage() {}
 
 func (x *WatchConnectionEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[11]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -942,7 +1031,7 @@ func (x *WatchConnectionEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchConnectionEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchConnectionEventsRequest) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{11}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *WatchConnectionEventsRequest) GetOrganisationId() string {
@@ -963,7 +1052,7 @@ type WatchConnectionEventsResponse struct {
 
 func (x *WatchConnectionEventsResponse) Reset() {
 	*x = WatchConnectionEventsResponse{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[12]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -975,7 +1064,7 @@ func (x *WatchConnectionEventsResponse) String() string {
 func (*WatchConnectionEventsResponse) ProtoMessage() {}
 
 func (x *WatchConnectionEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[12]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -988,7 +1077,7 @@ func (x *WatchConnectionEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchConnectionEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchConnectionEventsResponse) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{12}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *WatchConnectionEventsResponse) GetEvent() *ConnectionEvent {
@@ -1003,7 +1092,9 @@ type ConnectionEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Unique event identifier (a UUIDv7); the `webhook-id` of its webhook deliveries.
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	// `connection.created`, `connection.refresh_failed`, `connection.needs_reauthorization` or
+	// `connection.created`, `connection.reauthorized` (a reconnect replaced its tokens),
+	// `connection.refresh_failed` (when it starts failing), `connection.recovered` (the first
+	// successful refresh after failures), `connection.needs_reauthorization` or
 	// `connection.deleted`.
 	Type string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
 	// When the change happened.
@@ -1026,7 +1117,7 @@ type ConnectionEvent struct {
 
 func (x *ConnectionEvent) Reset() {
 	*x = ConnectionEvent{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[13]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1038,7 +1129,7 @@ func (x *ConnectionEvent) String() string {
 func (*ConnectionEvent) ProtoMessage() {}
 
 func (x *ConnectionEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[13]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1051,7 +1142,7 @@ func (x *ConnectionEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectionEvent.ProtoReflect.Descriptor instead.
 func (*ConnectionEvent) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{13}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ConnectionEvent) GetId() string {
@@ -1130,7 +1221,7 @@ type CredentialReference struct {
 
 func (x *CredentialReference) Reset() {
 	*x = CredentialReference{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[14]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1142,7 +1233,7 @@ func (x *CredentialReference) String() string {
 func (*CredentialReference) ProtoMessage() {}
 
 func (x *CredentialReference) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[14]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1155,7 +1246,7 @@ func (x *CredentialReference) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CredentialReference.ProtoReflect.Descriptor instead.
 func (*CredentialReference) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{14}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CredentialReference) GetId() string {
@@ -1226,14 +1317,22 @@ type InitialiseOAuth2ConnectionRequest struct {
 	// sends the browser to `return_url` (then required) with `connection_id` and a one-time
 	// `confirmation`; your backend calls ConfirmConnection with the same end user to activate it.
 	// A URL forwarded to someone else then never yields a usable connection.
-	EndUserId     string `protobuf:"bytes,11,opt,name=end_user_id,json=endUserId,proto3" json:"end_user_id,omitempty"`
+	EndUserId string `protobuf:"bytes,11,opt,name=end_user_id,json=endUserId,proto3" json:"end_user_id,omitempty"`
+	// Reconnect: re-authorize this existing connection (of the same organisation and credential,
+	// in any status) instead of creating a new one, to repair it or to ask for more scopes. When
+	// the callback completes, the connection keeps its ID; its tokens, scopes and account are
+	// replaced in one write, it becomes ACTIVE and `connection.reauthorized` is sent. Until then
+	// the old tokens keep working; with `end_user_id`, until ConfirmConnection. A different
+	// provider account than the connection's fails with `error=account_mismatch` and changes
+	// nothing. NOT_FOUND when the connection does not exist or belongs to another organisation.
+	ConnectionId  string `protobuf:"bytes,12,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *InitialiseOAuth2ConnectionRequest) Reset() {
 	*x = InitialiseOAuth2ConnectionRequest{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[15]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1245,7 +1344,7 @@ func (x *InitialiseOAuth2ConnectionRequest) String() string {
 func (*InitialiseOAuth2ConnectionRequest) ProtoMessage() {}
 
 func (x *InitialiseOAuth2ConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[15]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1258,7 +1357,7 @@ func (x *InitialiseOAuth2ConnectionRequest) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use InitialiseOAuth2ConnectionRequest.ProtoReflect.Descriptor instead.
 func (*InitialiseOAuth2ConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{15}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *InitialiseOAuth2ConnectionRequest) GetOrganisationId() string {
@@ -1338,6 +1437,13 @@ func (x *InitialiseOAuth2ConnectionRequest) GetEndUserId() string {
 	return ""
 }
 
+func (x *InitialiseOAuth2ConnectionRequest) GetConnectionId() string {
+	if x != nil {
+		return x.ConnectionId
+	}
+	return ""
+}
+
 // The response of InitialiseOAuth2Connection.
 type InitialiseOAuth2ConnectionResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1352,7 +1458,7 @@ type InitialiseOAuth2ConnectionResponse struct {
 
 func (x *InitialiseOAuth2ConnectionResponse) Reset() {
 	*x = InitialiseOAuth2ConnectionResponse{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[16]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1364,7 +1470,7 @@ func (x *InitialiseOAuth2ConnectionResponse) String() string {
 func (*InitialiseOAuth2ConnectionResponse) ProtoMessage() {}
 
 func (x *InitialiseOAuth2ConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[16]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1377,7 +1483,7 @@ func (x *InitialiseOAuth2ConnectionResponse) ProtoReflect() protoreflect.Message
 
 // Deprecated: Use InitialiseOAuth2ConnectionResponse.ProtoReflect.Descriptor instead.
 func (*InitialiseOAuth2ConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{16}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *InitialiseOAuth2ConnectionResponse) GetUrl() string {
@@ -1398,7 +1504,7 @@ var File_oauth2broker_v1_connection_service_proto protoreflect.FileDescriptor
 
 const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"\n" +
-	"(oauth2broker/v1/connection_service.proto\x12\x0foauth2broker.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9f\x04\n" +
+	"(oauth2broker/v1/connection_service.proto\x12\x0foauth2broker.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xec\x04\n" +
 	"\n" +
 	"Connection\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
@@ -1416,7 +1522,12 @@ const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"\vcreate_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"O\n" +
+	"updateTime\x12K\n" +
+	"\x10external_account\x18\r \x01(\v2 .oauth2broker.v1.ExternalAccountR\x0fexternalAccount\"K\n" +
+	"\x0fExternalAccount\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05email\x18\x02 \x01(\tR\x05email\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\"O\n" +
 	"\x14GetConnectionRequest\x12'\n" +
 	"\x0forganisation_id\x18\x01 \x01(\tR\x0eorganisationId\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\"T\n" +
@@ -1434,10 +1545,11 @@ const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"page_token\x18\x06 \x01(\tR\tpageToken\"\x80\x01\n" +
 	"\x17ListConnectionsResponse\x12=\n" +
 	"\vconnections\x18\x01 \x03(\v2\x1b.oauth2broker.v1.ConnectionR\vconnections\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"e\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x8a\x01\n" +
 	"\x15GetAccessTokenRequest\x12'\n" +
 	"\x0forganisation_id\x18\x01 \x01(\tR\x0eorganisationId\x12#\n" +
-	"\rconnection_id\x18\x02 \x01(\tR\fconnectionId\"\x97\x01\n" +
+	"\rconnection_id\x18\x02 \x01(\tR\fconnectionId\x12#\n" +
+	"\rforce_refresh\x18\x03 \x01(\bR\fforceRefresh\"\x97\x01\n" +
 	"\x16GetAccessTokenResponse\x12!\n" +
 	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12\x1d\n" +
 	"\n" +
@@ -1480,7 +1592,7 @@ const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"\rstatus_reason\x18\t \x01(\tR\fstatusReason\"N\n" +
 	"\x13CredentialReference\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
-	"\x0forganisation_id\x18\x02 \x01(\tR\x0eorganisationId\"\xd9\x03\n" +
+	"\x0forganisation_id\x18\x02 \x01(\tR\x0eorganisationId\"\xfe\x03\n" +
 	"!InitialiseOAuth2ConnectionRequest\x12'\n" +
 	"\x0forganisation_id\x18\x01 \x01(\tR\x0eorganisationId\x12!\n" +
 	"\fconnector_id\x18\x02 \x01(\tR\vconnectorId\x12D\n" +
@@ -1496,7 +1608,8 @@ const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"\n" +
 	"return_url\x18\n" +
 	" \x01(\tR\treturnUrl\x12\x1e\n" +
-	"\vend_user_id\x18\v \x01(\tR\tendUserIdB\t\n" +
+	"\vend_user_id\x18\v \x01(\tR\tendUserId\x12#\n" +
+	"\rconnection_id\x18\f \x01(\tR\fconnectionIdB\t\n" +
 	"\a_prompt\"s\n" +
 	"\"InitialiseOAuth2ConnectionResponse\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12;\n" +
@@ -1535,64 +1648,66 @@ func file_oauth2broker_v1_connection_service_proto_rawDescGZIP() []byte {
 }
 
 var file_oauth2broker_v1_connection_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_oauth2broker_v1_connection_service_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_oauth2broker_v1_connection_service_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_oauth2broker_v1_connection_service_proto_goTypes = []any{
 	(ConnectionStatus)(0),                      // 0: oauth2broker.v1.ConnectionStatus
 	(RevocationOutcome)(0),                     // 1: oauth2broker.v1.RevocationOutcome
 	(*Connection)(nil),                         // 2: oauth2broker.v1.Connection
-	(*GetConnectionRequest)(nil),               // 3: oauth2broker.v1.GetConnectionRequest
-	(*GetConnectionResponse)(nil),              // 4: oauth2broker.v1.GetConnectionResponse
-	(*ListConnectionsRequest)(nil),             // 5: oauth2broker.v1.ListConnectionsRequest
-	(*ListConnectionsResponse)(nil),            // 6: oauth2broker.v1.ListConnectionsResponse
-	(*GetAccessTokenRequest)(nil),              // 7: oauth2broker.v1.GetAccessTokenRequest
-	(*GetAccessTokenResponse)(nil),             // 8: oauth2broker.v1.GetAccessTokenResponse
-	(*ConfirmConnectionRequest)(nil),           // 9: oauth2broker.v1.ConfirmConnectionRequest
-	(*ConfirmConnectionResponse)(nil),          // 10: oauth2broker.v1.ConfirmConnectionResponse
-	(*DeleteConnectionRequest)(nil),            // 11: oauth2broker.v1.DeleteConnectionRequest
-	(*DeleteConnectionResponse)(nil),           // 12: oauth2broker.v1.DeleteConnectionResponse
-	(*WatchConnectionEventsRequest)(nil),       // 13: oauth2broker.v1.WatchConnectionEventsRequest
-	(*WatchConnectionEventsResponse)(nil),      // 14: oauth2broker.v1.WatchConnectionEventsResponse
-	(*ConnectionEvent)(nil),                    // 15: oauth2broker.v1.ConnectionEvent
-	(*CredentialReference)(nil),                // 16: oauth2broker.v1.CredentialReference
-	(*InitialiseOAuth2ConnectionRequest)(nil),  // 17: oauth2broker.v1.InitialiseOAuth2ConnectionRequest
-	(*InitialiseOAuth2ConnectionResponse)(nil), // 18: oauth2broker.v1.InitialiseOAuth2ConnectionResponse
-	(*timestamppb.Timestamp)(nil),              // 19: google.protobuf.Timestamp
+	(*ExternalAccount)(nil),                    // 3: oauth2broker.v1.ExternalAccount
+	(*GetConnectionRequest)(nil),               // 4: oauth2broker.v1.GetConnectionRequest
+	(*GetConnectionResponse)(nil),              // 5: oauth2broker.v1.GetConnectionResponse
+	(*ListConnectionsRequest)(nil),             // 6: oauth2broker.v1.ListConnectionsRequest
+	(*ListConnectionsResponse)(nil),            // 7: oauth2broker.v1.ListConnectionsResponse
+	(*GetAccessTokenRequest)(nil),              // 8: oauth2broker.v1.GetAccessTokenRequest
+	(*GetAccessTokenResponse)(nil),             // 9: oauth2broker.v1.GetAccessTokenResponse
+	(*ConfirmConnectionRequest)(nil),           // 10: oauth2broker.v1.ConfirmConnectionRequest
+	(*ConfirmConnectionResponse)(nil),          // 11: oauth2broker.v1.ConfirmConnectionResponse
+	(*DeleteConnectionRequest)(nil),            // 12: oauth2broker.v1.DeleteConnectionRequest
+	(*DeleteConnectionResponse)(nil),           // 13: oauth2broker.v1.DeleteConnectionResponse
+	(*WatchConnectionEventsRequest)(nil),       // 14: oauth2broker.v1.WatchConnectionEventsRequest
+	(*WatchConnectionEventsResponse)(nil),      // 15: oauth2broker.v1.WatchConnectionEventsResponse
+	(*ConnectionEvent)(nil),                    // 16: oauth2broker.v1.ConnectionEvent
+	(*CredentialReference)(nil),                // 17: oauth2broker.v1.CredentialReference
+	(*InitialiseOAuth2ConnectionRequest)(nil),  // 18: oauth2broker.v1.InitialiseOAuth2ConnectionRequest
+	(*InitialiseOAuth2ConnectionResponse)(nil), // 19: oauth2broker.v1.InitialiseOAuth2ConnectionResponse
+	(*timestamppb.Timestamp)(nil),              // 20: google.protobuf.Timestamp
 }
 var file_oauth2broker_v1_connection_service_proto_depIdxs = []int32{
 	0,  // 0: oauth2broker.v1.Connection.status:type_name -> oauth2broker.v1.ConnectionStatus
-	19, // 1: oauth2broker.v1.Connection.access_token_expire_time:type_name -> google.protobuf.Timestamp
-	19, // 2: oauth2broker.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
-	19, // 3: oauth2broker.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
-	2,  // 4: oauth2broker.v1.GetConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
-	0,  // 5: oauth2broker.v1.ListConnectionsRequest.status:type_name -> oauth2broker.v1.ConnectionStatus
-	2,  // 6: oauth2broker.v1.ListConnectionsResponse.connections:type_name -> oauth2broker.v1.Connection
-	19, // 7: oauth2broker.v1.GetAccessTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
-	2,  // 8: oauth2broker.v1.ConfirmConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
-	1,  // 9: oauth2broker.v1.DeleteConnectionResponse.revocation:type_name -> oauth2broker.v1.RevocationOutcome
-	15, // 10: oauth2broker.v1.WatchConnectionEventsResponse.event:type_name -> oauth2broker.v1.ConnectionEvent
-	19, // 11: oauth2broker.v1.ConnectionEvent.create_time:type_name -> google.protobuf.Timestamp
-	0,  // 12: oauth2broker.v1.ConnectionEvent.status:type_name -> oauth2broker.v1.ConnectionStatus
-	16, // 13: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.credential:type_name -> oauth2broker.v1.CredentialReference
-	19, // 14: oauth2broker.v1.InitialiseOAuth2ConnectionResponse.expire_time:type_name -> google.protobuf.Timestamp
-	17, // 15: oauth2broker.v1.ConnectionService.InitialiseOAuth2Connection:input_type -> oauth2broker.v1.InitialiseOAuth2ConnectionRequest
-	3,  // 16: oauth2broker.v1.ConnectionService.GetConnection:input_type -> oauth2broker.v1.GetConnectionRequest
-	5,  // 17: oauth2broker.v1.ConnectionService.ListConnections:input_type -> oauth2broker.v1.ListConnectionsRequest
-	7,  // 18: oauth2broker.v1.ConnectionService.GetAccessToken:input_type -> oauth2broker.v1.GetAccessTokenRequest
-	9,  // 19: oauth2broker.v1.ConnectionService.ConfirmConnection:input_type -> oauth2broker.v1.ConfirmConnectionRequest
-	11, // 20: oauth2broker.v1.ConnectionService.DeleteConnection:input_type -> oauth2broker.v1.DeleteConnectionRequest
-	13, // 21: oauth2broker.v1.ConnectionService.WatchConnectionEvents:input_type -> oauth2broker.v1.WatchConnectionEventsRequest
-	18, // 22: oauth2broker.v1.ConnectionService.InitialiseOAuth2Connection:output_type -> oauth2broker.v1.InitialiseOAuth2ConnectionResponse
-	4,  // 23: oauth2broker.v1.ConnectionService.GetConnection:output_type -> oauth2broker.v1.GetConnectionResponse
-	6,  // 24: oauth2broker.v1.ConnectionService.ListConnections:output_type -> oauth2broker.v1.ListConnectionsResponse
-	8,  // 25: oauth2broker.v1.ConnectionService.GetAccessToken:output_type -> oauth2broker.v1.GetAccessTokenResponse
-	10, // 26: oauth2broker.v1.ConnectionService.ConfirmConnection:output_type -> oauth2broker.v1.ConfirmConnectionResponse
-	12, // 27: oauth2broker.v1.ConnectionService.DeleteConnection:output_type -> oauth2broker.v1.DeleteConnectionResponse
-	14, // 28: oauth2broker.v1.ConnectionService.WatchConnectionEvents:output_type -> oauth2broker.v1.WatchConnectionEventsResponse
-	22, // [22:29] is the sub-list for method output_type
-	15, // [15:22] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	20, // 1: oauth2broker.v1.Connection.access_token_expire_time:type_name -> google.protobuf.Timestamp
+	20, // 2: oauth2broker.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
+	20, // 3: oauth2broker.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
+	3,  // 4: oauth2broker.v1.Connection.external_account:type_name -> oauth2broker.v1.ExternalAccount
+	2,  // 5: oauth2broker.v1.GetConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
+	0,  // 6: oauth2broker.v1.ListConnectionsRequest.status:type_name -> oauth2broker.v1.ConnectionStatus
+	2,  // 7: oauth2broker.v1.ListConnectionsResponse.connections:type_name -> oauth2broker.v1.Connection
+	20, // 8: oauth2broker.v1.GetAccessTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	2,  // 9: oauth2broker.v1.ConfirmConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
+	1,  // 10: oauth2broker.v1.DeleteConnectionResponse.revocation:type_name -> oauth2broker.v1.RevocationOutcome
+	16, // 11: oauth2broker.v1.WatchConnectionEventsResponse.event:type_name -> oauth2broker.v1.ConnectionEvent
+	20, // 12: oauth2broker.v1.ConnectionEvent.create_time:type_name -> google.protobuf.Timestamp
+	0,  // 13: oauth2broker.v1.ConnectionEvent.status:type_name -> oauth2broker.v1.ConnectionStatus
+	17, // 14: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.credential:type_name -> oauth2broker.v1.CredentialReference
+	20, // 15: oauth2broker.v1.InitialiseOAuth2ConnectionResponse.expire_time:type_name -> google.protobuf.Timestamp
+	18, // 16: oauth2broker.v1.ConnectionService.InitialiseOAuth2Connection:input_type -> oauth2broker.v1.InitialiseOAuth2ConnectionRequest
+	4,  // 17: oauth2broker.v1.ConnectionService.GetConnection:input_type -> oauth2broker.v1.GetConnectionRequest
+	6,  // 18: oauth2broker.v1.ConnectionService.ListConnections:input_type -> oauth2broker.v1.ListConnectionsRequest
+	8,  // 19: oauth2broker.v1.ConnectionService.GetAccessToken:input_type -> oauth2broker.v1.GetAccessTokenRequest
+	10, // 20: oauth2broker.v1.ConnectionService.ConfirmConnection:input_type -> oauth2broker.v1.ConfirmConnectionRequest
+	12, // 21: oauth2broker.v1.ConnectionService.DeleteConnection:input_type -> oauth2broker.v1.DeleteConnectionRequest
+	14, // 22: oauth2broker.v1.ConnectionService.WatchConnectionEvents:input_type -> oauth2broker.v1.WatchConnectionEventsRequest
+	19, // 23: oauth2broker.v1.ConnectionService.InitialiseOAuth2Connection:output_type -> oauth2broker.v1.InitialiseOAuth2ConnectionResponse
+	5,  // 24: oauth2broker.v1.ConnectionService.GetConnection:output_type -> oauth2broker.v1.GetConnectionResponse
+	7,  // 25: oauth2broker.v1.ConnectionService.ListConnections:output_type -> oauth2broker.v1.ListConnectionsResponse
+	9,  // 26: oauth2broker.v1.ConnectionService.GetAccessToken:output_type -> oauth2broker.v1.GetAccessTokenResponse
+	11, // 27: oauth2broker.v1.ConnectionService.ConfirmConnection:output_type -> oauth2broker.v1.ConfirmConnectionResponse
+	13, // 28: oauth2broker.v1.ConnectionService.DeleteConnection:output_type -> oauth2broker.v1.DeleteConnectionResponse
+	15, // 29: oauth2broker.v1.ConnectionService.WatchConnectionEvents:output_type -> oauth2broker.v1.WatchConnectionEventsResponse
+	23, // [23:30] is the sub-list for method output_type
+	16, // [16:23] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_oauth2broker_v1_connection_service_proto_init() }
@@ -1600,14 +1715,14 @@ func file_oauth2broker_v1_connection_service_proto_init() {
 	if File_oauth2broker_v1_connection_service_proto != nil {
 		return
 	}
-	file_oauth2broker_v1_connection_service_proto_msgTypes[15].OneofWrappers = []any{}
+	file_oauth2broker_v1_connection_service_proto_msgTypes[16].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_oauth2broker_v1_connection_service_proto_rawDesc), len(file_oauth2broker_v1_connection_service_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   17,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
