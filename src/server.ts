@@ -35,6 +35,7 @@ import { connectionService } from "./services/connection-service.js";
 import { credentialService } from "./services/credential-service.js";
 import { HealthMonitor, healthService } from "./services/health-service.js";
 import { organisationService } from "./services/organisation-service.js";
+import { ConnectionLifecycle } from "./connections/connection-lifecycle.js";
 import { TokenRefresher } from "./connections/token-refresher.js";
 import { relayOutbox, Worker } from "./events/outbox-relay.js";
 import { deliverDueWebhooks } from "./events/webhook-delivery.js";
@@ -56,6 +57,10 @@ const DELIVERY_INTERVAL_MS = 200;
 const IDLE_INTERVAL_MS = 5_000;
 /** How often the relay scans for events other (crashed) instances left behind. */
 const RECOVERY_SCAN_MS = 30_000;
+/** A failing refresh is retried at least this often. */
+const REFRESH_RETRY_MAX_MS = 3_600_000;
+/** Background (idle) refreshes per second per instance, so a large fleet does not burst. */
+const IDLE_REFRESHES_PER_SECOND = 5;
 /** How long in-flight calls may take to finish after SIGTERM. */
 const SHUTDOWN_GRACE_MS = 10_000;
 
@@ -142,18 +147,41 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     changed.add(connectionId);
     relay.kick();
   };
-  const refresher = new TokenRefresher({
+  const lifecycle = new ConnectionLifecycle({
     connections,
     credentials,
     leases,
     secretBox,
     fetch: providerFetch,
+    requestTimeoutMs: config.tokenRequestTimeoutSeconds * 1000,
+    confirmationTtlMs: config.stateTtlSeconds * 1000,
+    retryMinMs: config.refreshRetryMinSeconds * 1000,
+    retryMaxMs: REFRESH_RETRY_MAX_MS,
+    giveUpMs: config.refreshGiveUpSeconds * 1000,
+    onEvent,
+  });
+  const refresher = new TokenRefresher({
+    connections,
+    credentials,
+    lifecycle,
+    secretBox,
+    fetch: providerFetch,
     minValidityMs: config.tokenMinValiditySeconds * 1000,
     requestTimeoutMs: config.tokenRequestTimeoutSeconds * 1000,
-    onEvent,
+    idleRefreshAfterMs: config.idleRefreshAfterSeconds * 1000,
+    idleRefreshPerSecond: IDLE_REFRESHES_PER_SECOND,
     metrics,
     logger,
   });
+  // Rarely used connections are refreshed before their refresh token lapses. The scan runs a few
+  // times per idle period (at most every 5 minutes), and while it finds work.
+  const idleRefresh = new Worker(
+    "idle-refresh",
+    DELIVERY_INTERVAL_MS,
+    () => refresher.refreshIdle(),
+    logger,
+    Math.min(Math.max((config.idleRefreshAfterSeconds * 1000) / 10, DELIVERY_INTERVAL_MS), 5 * 60_000),
+  );
 
   const health = new HealthMonitor(database, logger);
   await health.start();
@@ -169,11 +197,9 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
         organisations,
         connections,
         events,
-        leases,
+        lifecycle,
         refresher,
         secretBox,
-        fetch: providerFetch,
-        onEvent,
         redirectUri: `${config.publicUrl}/oauth2/callback`,
         stateTtlSeconds: config.stateTtlSeconds,
         allowHttpAuthorizeUrl: config.allowHttpAuthorizeUrl,
@@ -208,12 +234,10 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
         oauth2Callback({
           states,
           credentials,
-          connections,
+          lifecycle,
           secretBox,
           idTokens: new IdTokenVerifier(providerFetch),
           fetch: providerFetch,
-          onEvent,
-          confirmationTtlMs: config.stateTtlSeconds * 1000,
           limiter: new RateLimiter(config.callbackRateLimit / 60, Math.max(1, Math.ceil(config.callbackRateLimit / 3))),
           metrics,
           tracing,
@@ -246,6 +270,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     await listen(httpServer, config.httpPort, config.listenHost);
     relay.start();
     delivery.start();
+    idleRefresh.start();
   } catch (error) {
     grpcServer.close();
     httpServer.close();
@@ -272,7 +297,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
       }, SHUTDOWN_GRACE_MS);
       await drained;
       clearTimeout(timer);
-      await Promise.all([relay.stop(), delivery.stop()]);
+      await Promise.all([relay.stop(), delivery.stop(), idleRefresh.stop()]);
       await tracing.shutdown();
       database.stopSweepers();
       await database.client.close();

@@ -1,22 +1,18 @@
-import { createHash, timingSafeEqual } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { type ConnectionService, RevocationOutcome } from "../../gen/oauth2broker/v1/connection_service_pb.js";
-import { connectionSecretContext, tokenClientFor } from "../connections/secrets.js";
-import { connectionLeaseKey, type TokenRefresher } from "../connections/token-refresher.js";
-import { newEvent, toConnectionEvent } from "../events/connection-events.js";
-import { OutboundError } from "../outbound/bounded-fetch.js";
-import { RevocationError, revokeToken } from "../oauth/token-exchange.js";
-import type { ConnectionDocument, ConnectionStore } from "../store/connections.js";
+import type { ConnectionLifecycle, RevocationResult } from "../connections/connection-lifecycle.js";
+import type { TokenRefresher } from "../connections/token-refresher.js";
+import { toConnectionEvent } from "../events/connection-events.js";
+import type { ConnectionStore } from "../store/connections.js";
 import type { EventStore } from "../store/events.js";
-import type { Lease, LeaseStore } from "../store/leases.js";
 import { fromConnectionStatus, toConnection } from "./connection-views.js";
 import { decodePageToken, encodePageToken, pageSize } from "./page-token.js";
 import type { SecretBox } from "../crypto/secret-box.js";
 import { invalid } from "../errors.js";
 import { buildAuthorizeUrl, planAuthorizationRequest } from "../oauth/authorize-url.js";
-import { generateAttemptSecrets, hashState } from "../oauth/state.js";
+import { generateAttemptSecrets } from "../oauth/state.js";
 import type { CredentialStore } from "../store/credentials.js";
 import { requireAllowedReturnUrl } from "../oauth/return-url.js";
 import type { OAuthStateDocument, OAuthStateStore } from "../store/oauth-states.js";
@@ -30,13 +26,10 @@ export interface ConnectionServiceDeps {
   organisations: OrganisationStore;
   connections: ConnectionStore;
   events: EventStore;
-  leases: LeaseStore;
+  /** Every connection write (confirm, delete) goes through it. */
+  lifecycle: ConnectionLifecycle;
   refresher: TokenRefresher;
   secretBox: SecretBox;
-  /** The bounded fetch for provider calls (revocation). */
-  fetch: typeof fetch;
-  /** Called after a change that recorded an event, so the relay publishes it now. */
-  onEvent: (connectionId: string) => void;
   /** How often WatchConnectionEvents looks for new events. */
   watchIntervalMs?: number;
   /** `<BROKER_PUBLIC_URL>/oauth2/callback` */
@@ -77,10 +70,21 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
           ? undefined
           : requireAllowedReturnUrl(req.returnUrl, (await deps.organisations.findById(organisationId))?.allowed_return_urls ?? []);
 
+      const reconnectId = req.connectionId === "" ? undefined : requireText(req.connectionId, "connection_id", 128);
+
       // Rule 1: a credential of another organisation is indistinguishable from a missing one.
       const credential =
         credentialOrganisationId === organisationId ? await deps.credentials.findById(organisationId, credentialId) : null;
       if (credential === null) throw new ConnectError("credential not found", Code.NotFound);
+      if (reconnectId !== undefined) {
+        // A reconnect re-authorizes a connection of this organisation and credential, in any
+        // status but deleted; another organisation's is indistinguishable from a missing one.
+        const existing = await deps.connections.findById(organisationId, reconnectId);
+        if (existing === null) throw new ConnectError("connection not found", Code.NotFound);
+        if (existing.credential_id !== credential._id) {
+          throw new ConnectError('"connection_id" names a connection made with another credential', Code.FailedPrecondition);
+        }
+      }
       // Rule 2: the callback checks this again, in case the credential changes in between.
       if (credential.client_id !== clientId) {
         throw new ConnectError('"client_id" does not match the credential\'s client ID', Code.FailedPrecondition);
@@ -118,6 +122,7 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
       if (secrets.nonce !== undefined) attempt.nonce = secrets.nonce;
       if (returnUrl !== undefined) attempt.return_url = returnUrl;
       if (endUserId !== undefined) attempt.end_user_id = endUserId;
+      if (reconnectId !== undefined) attempt.connection_id = reconnectId;
       await deps.states.insert(attempt);
       return { url, expireTime: timestampFromDate(expireTime) };
     },
@@ -126,7 +131,7 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
       const organisationId = requireIdentifier(req.organisationId, "organisation_id");
       requireOrganisation(ctx, organisationId, "connection");
       const connection = await deps.connections.findById(organisationId, requireText(req.id, "id", 128));
-      if (connection === null) throw connectionNotFound();
+      if (connection === null) throw new ConnectError("connection not found", Code.NotFound);
       return { connection: toConnection(connection) };
     },
 
@@ -153,7 +158,9 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
     async getAccessToken(req, ctx) {
       const organisationId = requireIdentifier(req.organisationId, "organisation_id");
       requireOrganisation(ctx, organisationId, "connection");
-      const token = await deps.refresher.getAccessToken(organisationId, requireText(req.connectionId, "connection_id", 128));
+      const token = await deps.refresher.getAccessToken(organisationId, requireText(req.connectionId, "connection_id", 128), {
+        force: req.forceRefresh,
+      });
       return {
         accessToken: token.accessToken,
         tokenType: token.tokenType,
@@ -167,47 +174,15 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
       const id = requireText(req.connectionId, "connection_id", 128);
       const endUserId = requireText(req.endUserId, "end_user_id", 256);
       const confirmation = requireText(req.confirmation, "confirmation", 128);
-      return withConnectionLease(deps, organisationId, id, async (connection) => {
-        if (connection.status !== "PENDING" || connection.confirmation_hash === undefined) {
-          throw new ConnectError("the connection is not waiting for confirmation", Code.FailedPrecondition);
-        }
-        const expired = connection.pending_expire_time !== undefined && connection.pending_expire_time <= new Date();
-        if (expired || !matches(endUserId, connection.end_user_id) || !matches(hashState(confirmation), connection.confirmation_hash)) {
-          const failures = (connection.failed_confirmations ?? 0) + 1;
-          if (expired || failures >= MAX_FAILED_CONFIRMATIONS) await deps.connections.deletePending(id);
-          else await deps.connections.update(id, { set: { failed_confirmations: failures } });
-          throw new ConnectError("wrong end user or confirmation for this connection", Code.PermissionDenied);
-        }
-        await deps.connections.update(id, {
-          set: { status: "ACTIVE" },
-          unset: ["confirmation_hash", "pending_expire_time", "failed_confirmations"],
-          event: newEvent("connection.created", "ACTIVE"),
-        });
-        deps.onEvent(id);
-        const confirmed = await deps.connections.findById(organisationId, id);
-        if (confirmed === null) throw connectionNotFound();
-        return { connection: toConnection(confirmed) };
-      });
+      return { connection: toConnection(await deps.lifecycle.confirm(organisationId, id, endUserId, confirmation)) };
     },
 
     async deleteConnection(req, ctx) {
       const organisationId = requireIdentifier(req.organisationId, "organisation_id");
       requireOrganisation(ctx, organisationId, "connection");
       const id = requireText(req.id, "id", 128);
-      return withConnectionLease(deps, organisationId, id, async (connection) => {
-        const revocation = req.revoke ? await revoke(deps, connection) : { outcome: RevocationOutcome.UNSPECIFIED, error: "" };
-        if (revocation.outcome === RevocationOutcome.FAILED && req.keepIfRevocationFails) {
-          throw new ConnectError(`revocation failed (${revocation.error}) and the connection was kept`, Code.Unavailable);
-        }
-        // Tokens go now; the document follows once the relay has published its event.
-        await deps.connections.update(id, {
-          set: { status: "DELETED" },
-          unset: ["access_token", "refresh_token", "id_token", "extra_fields", "status_reason"],
-          event: newEvent("connection.deleted"),
-        });
-        deps.onEvent(id);
-        return { revocation: revocation.outcome, revocationError: revocation.error };
-      });
+      const result = await deps.lifecycle.delete(organisationId, id, { revoke: req.revoke, keepIfRevocationFails: req.keepIfRevocationFails });
+      return { revocation: REVOCATION_OUTCOMES[result.outcome], revocationError: result.outcome === "failed" ? result.error : "" };
     },
 
     async *watchConnectionEvents(req, ctx) {
@@ -234,77 +209,9 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
   };
 }
 
-/** After this many wrong confirmations the pending connection is deleted. */
-const MAX_FAILED_CONFIRMATIONS = 5;
-
-/** Compares secrets by their hashes, in constant time. */
-function matches(presented: string, expected: string | undefined): boolean {
-  if (expected === undefined) return false;
-  return timingSafeEqual(createHash("sha256").update(presented).digest(), createHash("sha256").update(expected).digest());
-}
-
-function connectionNotFound(): ConnectError {
-  return new ConnectError("connection not found", Code.NotFound);
-}
-
-/**
- * Runs `change` holding the connection's lease (every write to a connection after its creation
- * does), with the connection as read under the lease. NOT_FOUND when it is missing or another
- * organisation's, before and after waiting.
- */
-async function withConnectionLease<T>(
-  deps: ConnectionServiceDeps,
-  organisationId: string,
-  id: string,
-  change: (connection: ConnectionDocument) => Promise<T>,
-): Promise<T> {
-  if ((await deps.connections.findById(organisationId, id)) === null) throw connectionNotFound();
-  const lease = await acquireConnectionLease(deps, id);
-  try {
-    const connection = await deps.connections.findById(organisationId, id);
-    if (connection === null) throw connectionNotFound();
-    return await change(connection);
-  } finally {
-    await deps.leases.release(lease);
-  }
-}
-
-/** Waits (bounded) for the connection's lease: a refresh may be holding it. */
-async function acquireConnectionLease(deps: ConnectionServiceDeps, id: string): Promise<Lease> {
-  const deadline = Date.now() + deps.refresher.leaseMs + 2_000;
-  while (Date.now() < deadline) {
-    const lease = await deps.leases.tryAcquire(connectionLeaseKey(id), deps.refresher.leaseMs);
-    if (lease !== null) return lease;
-    await sleep(100);
-  }
-  throw new ConnectError("the connection is busy - try again", Code.Unavailable);
-}
-
-/**
- * RFC 7009: revokes the refresh token when there is one (which ends the whole grant at most
- * providers, §2.1), else the access token.
- */
-async function revoke(
-  deps: ConnectionServiceDeps,
-  connection: ConnectionDocument,
-): Promise<{ outcome: RevocationOutcome; error: string }> {
-  const credential = await deps.credentials.findById(connection.organisation_id, connection.credential_id);
-  if (credential?.revocation_url === undefined) return { outcome: RevocationOutcome.NOT_SUPPORTED, error: "" };
-  const field = connection.refresh_token !== undefined ? "refresh_token" : "access_token";
-  const sealed = connection[field];
-  if (sealed === undefined) return { outcome: RevocationOutcome.NOT_SUPPORTED, error: "" };
-  try {
-    await revokeToken(
-      tokenClientFor(credential, deps.secretBox),
-      credential.revocation_url,
-      { value: deps.secretBox.decrypt(sealed, connectionSecretContext(connection._id, field)), hint: field },
-      deps.fetch,
-    );
-    return { outcome: RevocationOutcome.REVOKED, error: "" };
-  } catch (error) {
-    if (error instanceof RevocationError || error instanceof OutboundError) {
-      return { outcome: RevocationOutcome.FAILED, error: error.message };
-    }
-    throw error;
-  }
-}
+const REVOCATION_OUTCOMES: Record<RevocationResult["outcome"], RevocationOutcome> = {
+  not_requested: RevocationOutcome.UNSPECIFIED,
+  revoked: RevocationOutcome.REVOKED,
+  failed: RevocationOutcome.FAILED,
+  not_supported: RevocationOutcome.NOT_SUPPORTED,
+};

@@ -48,5 +48,9 @@ export function toConnection(document: ConnectionDocument): Connection {
     hasRefreshToken: document.refresh_token !== undefined,
     createTime: timestampFromDate(document.create_time),
     updateTime: timestampFromDate(document.update_time),
+    externalAccount:
+      document.external_account === undefined
+        ? undefined
+        : { id: document.external_account.id, email: document.external_account.email ?? "", name: document.external_account.name ?? "" },
   });
 }
