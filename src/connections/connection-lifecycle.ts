@@ -312,7 +312,8 @@ export class ConnectionLifecycle {
         refresh_attempt_time: now,
         refresh_failures: failures,
         refresh_failing_since: since,
-        refresh_retry_time: new Date(now.getTime() + delayMs),
+        // Counted from the failure, not from the attempt (a timeout took a while).
+        refresh_retry_time: new Date(Date.now() + delayMs),
       },
       unset: uncertain ? [] : ["refresh_sent_time"],
       // One event when the connection starts failing, not one per retry.
