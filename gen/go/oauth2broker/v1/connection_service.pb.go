@@ -1307,7 +1307,8 @@ type InitialiseOAuth2ConnectionRequest struct {
 	// Where the browser goes after the callback: this URL with `connection_id=<id>` added on
 	// success, or `error=<code>` on failure (the provider's error code, such as `access_denied`, or
 	// one of the broker's: `invalid_request`, `credential_changed`, `issuer_mismatch`,
-	// `token_exchange_failed`, `invalid_id_token`, `server_error`). Optional: without it the broker
+	// `token_exchange_failed`, `invalid_id_token`, `account_mismatch` and `connection_not_found`
+	// for a reconnect, `server_error`). Optional: without it the broker
 	// shows its own page. It must match one of the organisation's `allowed_return_urls`
 	// (OrganisationService): same origin, and a path under the allowed path. At most 2048
 	// characters, no fragment.
