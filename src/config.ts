@@ -114,12 +114,8 @@ export function loadConfig(env: Env = process.env): Config {
 }
 
 function parsePublicUrl(value: string): string {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new ConfigError("BROKER_PUBLIC_URL must be an absolute URL");
-  }
+  const url = URL.parse(value);
+  if (url === null) throw new ConfigError("BROKER_PUBLIC_URL must be an absolute URL");
   if (url.protocol !== "https:" && url.protocol !== "http:") throw new ConfigError("BROKER_PUBLIC_URL must be an http(s) URL");
   if (url.search !== "" || url.hash !== "" || url.username !== "" || url.password !== "") {
     throw new ConfigError("BROKER_PUBLIC_URL must not have a query, fragment or credentials");
@@ -151,11 +147,7 @@ function parseJwtCallers(read: (name: string) => string | undefined): JwtCallerC
     ["BROKER_JWT_ISSUER", issuer],
     ["BROKER_JWT_JWKS_URL", jwksUrl],
   ] as const) {
-    try {
-      new URL(value);
-    } catch {
-      throw new ConfigError(`${name} must be an absolute URL`);
-    }
+    if (!URL.canParse(value)) throw new ConfigError(`${name} must be an absolute URL`);
   }
   return { issuer, audience, jwksUrl, organisationClaim: read("BROKER_JWT_ORGANISATION_CLAIM") ?? "org_id" };
 }

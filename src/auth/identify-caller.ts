@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from "node:crypto";
+import { hash, timingSafeEqual } from "node:crypto";
 import { hashApiKey, looksLikeApiKey } from "./api-keys.js";
 import type { Caller } from "./caller.js";
 import { type JwtCallers, looksLikeJwt } from "./jwt-callers.js";
@@ -48,5 +48,5 @@ export function callerOfApiKey(key: ApiKeyDocument | null, now = new Date()): Ca
 }
 
 function digest(token: string): Buffer {
-  return createHash("sha256").update(token, "utf8").digest();
+  return hash("sha256", token, "buffer");
 }

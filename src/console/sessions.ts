@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { hash as digest, randomBytes, timingSafeEqual } from "node:crypto";
 import type { Caller } from "../auth/caller.js";
 import { callerIdentifier, callerOfApiKey, type IdentifyDeps } from "../auth/identify-caller.js";
 import type { ApiKeyStore } from "../store/api-keys.js";
@@ -90,16 +90,15 @@ export class ConsoleSessions {
 
 /** The CSRF token is derived from the cookie, so nothing more is stored and it dies with the session. */
 function csrfTokenFor(cookie: string): string {
-  return createHash("sha256").update(`csrf:${cookie}`).digest("base64url");
+  return digest("sha256", `csrf:${cookie}`, "base64url");
 }
 
 function hash(cookie: string): string {
-  return createHash("sha256").update(cookie).digest("hex");
+  return digest("sha256", cookie, "hex");
 }
 
 function sameSecret(a: string, b: string): boolean {
-  const left = createHash("sha256").update(a).digest();
-  return timingSafeEqual(left, createHash("sha256").update(b).digest());
+  return timingSafeEqual(digest("sha256", a, "buffer"), digest("sha256", b, "buffer"));
 }
 
 function readCookie(header: string | null | undefined): string | undefined {

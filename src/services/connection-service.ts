@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from "node:crypto";
+import { hash, timingSafeEqual } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
@@ -279,7 +279,7 @@ const MAX_FAILED_CONFIRMATIONS = 5;
 /** Compares secrets by their hashes, in constant time. */
 function matches(presented: string, expected: string | undefined): boolean {
   if (expected === undefined) return false;
-  return timingSafeEqual(createHash("sha256").update(presented).digest(), createHash("sha256").update(expected).digest());
+  return timingSafeEqual(hash("sha256", presented, "buffer"), hash("sha256", expected, "buffer"));
 }
 
 function connectionNotFound(): ConnectError {
