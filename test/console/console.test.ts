@@ -229,7 +229,7 @@ describe("operator console in a real browser", () => {
     await page.getByRole("cell", { name: hostile }).first().waitFor();
     await page.getByRole("link", { name: "Settings" }).click();
     await page.getByTestId("allowed-return-urls").getByText(storedUrl, { exact: true }).waitFor();
-    expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
+    expect(await page.evaluate(() => (globalThis as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
     expect(await page.locator("main img").count()).toBe(0);
     expect(await page.locator("main script").count()).toBe(0);
     expect(dialogs).toEqual([]);
