@@ -13,6 +13,10 @@ export interface Config {
   mongodbDatabase: string;
   /** Public base URL of the HTTP gateway, without a trailing slash. */
   publicUrl: string;
+  /** True when BROKER_PUBLIC_URL was not set and the public URL was derived from the HTTP port. */
+  publicUrlFromPort: boolean;
+  /** How long an operator console session lasts after sign-in. */
+  consoleSessionTtlSeconds: number;
   listenHost: string;
   httpPort: number;
   grpcPort: number;
@@ -79,15 +83,20 @@ export function loadConfig(env: Env = process.env): Config {
   if (mongodbUri !== undefined && adminToken === undefined) {
     throw new ConfigError("BROKER_ADMIN_TOKEN is required when MONGODB_URI is set");
   }
+  const httpPort = parsePort("BROKER_HTTP_PORT", read("BROKER_HTTP_PORT") ?? "8080");
+  const publicUrl = read("BROKER_PUBLIC_URL");
   return {
     mongodbUri,
     mongodbDatabase: read("MONGODB_DATABASE") ?? "oauth2_broker",
-    publicUrl: parsePublicUrl(read("BROKER_PUBLIC_URL") ?? "http://localhost:8080"),
+    // Unset, it follows the HTTP port, so a changed port does not send callbacks to the old one.
+    publicUrl: parsePublicUrl(publicUrl ?? `http://localhost:${httpPort}`),
+    publicUrlFromPort: publicUrl === undefined,
     listenHost: read("BROKER_LISTEN_HOST") ?? "127.0.0.1",
-    httpPort: parsePort("BROKER_HTTP_PORT", read("BROKER_HTTP_PORT") ?? "8080"),
+    httpPort,
     grpcPort: parsePort("BROKER_GRPC_PORT", read("BROKER_GRPC_PORT") ?? "50051"),
     adminToken,
     encryptionKeys,
+    consoleSessionTtlSeconds: parseDuration("BROKER_CONSOLE_SESSION_TTL", read("BROKER_CONSOLE_SESSION_TTL") ?? "1h", 60, 86_400),
     stateTtlSeconds: parseDuration("BROKER_STATE_TTL", read("BROKER_STATE_TTL") ?? "10m", 10, 86_400),
     tokenRequestTimeoutSeconds: parseDuration("BROKER_TOKEN_REQUEST_TIMEOUT", read("BROKER_TOKEN_REQUEST_TIMEOUT") ?? "10s", 1, 120),
     tokenMinValiditySeconds: parseDuration("BROKER_TOKEN_MIN_VALIDITY", read("BROKER_TOKEN_MIN_VALIDITY") ?? "60s", 0, 3600),

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file oauth2broker/v1/connection_service.proto.
  */
 export const file_oauth2broker_v1_connection_service: GenFile = /*@__PURE__*/
-  fileDesc("CihvYXV0aDJicm9rZXIvdjEvY29ubmVjdGlvbl9zZXJ2aWNlLnByb3RvEg9vYXV0aDJicm9rZXIudjEihwMKCkNvbm5lY3Rpb24SCgoCaWQYASABKAkSFwoPb3JnYW5pc2F0aW9uX2lkGAIgASgJEhQKDGNvbm5lY3Rvcl9pZBgDIAEoCRIVCg1jcmVkZW50aWFsX2lkGAQgASgJEjEKBnN0YXR1cxgFIAEoDjIhLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uU3RhdHVzEhUKDXN0YXR1c19yZWFzb24YBiABKAkSDgoGc2NvcGVzGAcgAygJEhIKCnRva2VuX3R5cGUYCCABKAkSPAoYYWNjZXNzX3Rva2VuX2V4cGlyZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIZChFoYXNfcmVmcmVzaF90b2tlbhgKIAEoCBIvCgtjcmVhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjsKFEdldENvbm5lY3Rpb25SZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCRIKCgJpZBgCIAEoCSJIChVHZXRDb25uZWN0aW9uUmVzcG9uc2USLwoKY29ubmVjdGlvbhgBIAEoCzIbLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uIrgBChZMaXN0Q29ubmVjdGlvbnNSZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCRIUCgxjb25uZWN0b3JfaWQYAiABKAkSFQoNY3JlZGVudGlhbF9pZBgDIAEoCRIxCgZzdGF0dXMYBCABKA4yIS5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvblN0YXR1cxIRCglwYWdlX3NpemUYBSABKAUSEgoKcGFnZV90b2tlbhgGIAEoCSJkChdMaXN0Q29ubmVjdGlvbnNSZXNwb25zZRIwCgtjb25uZWN0aW9ucxgBIAMoCzIbLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJHChVHZXRBY2Nlc3NUb2tlblJlcXVlc3QSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkicwoWR2V0QWNjZXNzVG9rZW5SZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSEgoKdG9rZW5fdHlwZRgCIAEoCRIvCgtleHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAidQoYQ29uZmlybUNvbm5lY3Rpb25SZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCRIVCg1jb25uZWN0aW9uX2lkGAIgASgJEhMKC2VuZF91c2VyX2lkGAMgASgJEhQKDGNvbmZpcm1hdGlvbhgEIAEoCSJMChlDb25maXJtQ29ubmVjdGlvblJlc3BvbnNlEi8KCmNvbm5lY3Rpb24YASABKAsyGy5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvbiJwChdEZWxldGVDb25uZWN0aW9uUmVxdWVzdBIXCg9vcmdhbmlzYXRpb25faWQYASABKAkSCgoCaWQYAiABKAkSDgoGcmV2b2tlGAMgASgIEiAKGGtlZXBfaWZfcmV2b2NhdGlvbl9mYWlscxgEIAEoCCJsChhEZWxldGVDb25uZWN0aW9uUmVzcG9uc2USNgoKcmV2b2NhdGlvbhgBIAEoDjIiLm9hdXRoMmJyb2tlci52MS5SZXZvY2F0aW9uT3V0Y29tZRIYChByZXZvY2F0aW9uX2Vycm9yGAIgASgJIjcKHFdhdGNoQ29ubmVjdGlvbkV2ZW50c1JlcXVlc3QSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJIlAKHVdhdGNoQ29ubmVjdGlvbkV2ZW50c1Jlc3BvbnNlEi8KBWV2ZW50GAEgASgLMiAub2F1dGgyYnJva2VyLnYxLkNvbm5lY3Rpb25FdmVudCKDAgoPQ29ubmVjdGlvbkV2ZW50EgoKAmlkGAEgASgJEgwKBHR5cGUYAiABKAkSLwoLY3JlYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD29yZ2FuaXNhdGlvbl9pZBgEIAEoCRIVCg1jb25uZWN0aW9uX2lkGAUgASgJEhQKDGNvbm5lY3Rvcl9pZBgGIAEoCRIVCg1jcmVkZW50aWFsX2lkGAcgASgJEjEKBnN0YXR1cxgIIAEoDjIhLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uU3RhdHVzEhUKDXN0YXR1c19yZWFzb24YCSABKAkiOgoTQ3JlZGVudGlhbFJlZmVyZW5jZRIKCgJpZBgBIAEoCRIXCg9vcmdhbmlzYXRpb25faWQYAiABKAkiygIKIUluaXRpYWxpc2VPQXV0aDJDb25uZWN0aW9uUmVxdWVzdBIXCg9vcmdhbmlzYXRpb25faWQYASABKAkSFAoMY29ubmVjdG9yX2lkGAIgASgJEjgKCmNyZWRlbnRpYWwYAyABKAsyJC5vYXV0aDJicm9rZXIudjEuQ3JlZGVudGlhbFJlZmVyZW5jZRIVCg1hdXRob3JpemVfdXJsGAQgASgJEhEKCWNsaWVudF9pZBgFIAEoCRIOCgZzY29wZXMYBiADKAkSHgoWZGlzYWJsZV9vZmZsaW5lX2FjY2VzcxgHIAEoCBITCgZwcm9tcHQYCCABKAlIAIgBARIZChFhZGRpdGlvbmFsX3BhcmFtcxgJIAEoCRISCgpyZXR1cm5fdXJsGAogASgJEhMKC2VuZF91c2VyX2lkGAsgASgJQgkKB19wcm9tcHQiYgoiSW5pdGlhbGlzZU9BdXRoMkNvbm5lY3Rpb25SZXNwb25zZRILCgN1cmwYASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKsUBChBDb25uZWN0aW9uU3RhdHVzEiEKHUNPTk5FQ1RJT05fU1RBVFVTX1VOU1BFQ0lGSUVEEAASHAoYQ09OTkVDVElPTl9TVEFUVVNfQUNUSVZFEAESJAogQ09OTkVDVElPTl9TVEFUVVNfUkVGUkVTSF9GQUlMRUQQAhIrCidDT05ORUNUSU9OX1NUQVRVU19ORUVEU19SRUFVVEhPUklaQVRJT04QAxIdChlDT05ORUNUSU9OX1NUQVRVU19QRU5ESU5HEAQqnAEKEVJldm9jYXRpb25PdXRjb21lEiIKHlJFVk9DQVRJT05fT1VUQ09NRV9VTlNQRUNJRklFRBAAEh4KGlJFVk9DQVRJT05fT1VUQ09NRV9SRVZPS0VEEAESHQoZUkVWT0NBVElPTl9PVVRDT01FX0ZBSUxFRBACEiQKIFJFVk9DQVRJT05fT1VUQ09NRV9OT1RfU1VQUE9SVEVEEAMy4AYKEUNvbm5lY3Rpb25TZXJ2aWNlEtIBChpJbml0aWFsaXNlT0F1dGgyQ29ubmVjdGlvbhIyLm9hdXRoMmJyb2tlci52MS5Jbml0aWFsaXNlT0F1dGgyQ29ubmVjdGlvblJlcXVlc3QaMy5vYXV0aDJicm9rZXIudjEuSW5pdGlhbGlzZU9BdXRoMkNvbm5lY3Rpb25SZXNwb25zZSJLgtPkkwJFOgEqIkAvby97b3JnYW5pc2F0aW9uX2lkfS9jb25uZWN0b3JzL3tjb25uZWN0b3JfaWR9L29hdXRoMi9pbml0aWFsaXNlEl4KDUdldENvbm5lY3Rpb24SJS5vYXV0aDJicm9rZXIudjEuR2V0Q29ubmVjdGlvblJlcXVlc3QaJi5vYXV0aDJicm9rZXIudjEuR2V0Q29ubmVjdGlvblJlc3BvbnNlEmQKD0xpc3RDb25uZWN0aW9ucxInLm9hdXRoMmJyb2tlci52MS5MaXN0Q29ubmVjdGlvbnNSZXF1ZXN0Gigub2F1dGgyYnJva2VyLnYxLkxpc3RDb25uZWN0aW9uc1Jlc3BvbnNlEmEKDkdldEFjY2Vzc1Rva2VuEiYub2F1dGgyYnJva2VyLnYxLkdldEFjY2Vzc1Rva2VuUmVxdWVzdBonLm9hdXRoMmJyb2tlci52MS5HZXRBY2Nlc3NUb2tlblJlc3BvbnNlEmoKEUNvbmZpcm1Db25uZWN0aW9uEikub2F1dGgyYnJva2VyLnYxLkNvbmZpcm1Db25uZWN0aW9uUmVxdWVzdBoqLm9hdXRoMmJyb2tlci52MS5Db25maXJtQ29ubmVjdGlvblJlc3BvbnNlEmcKEERlbGV0ZUNvbm5lY3Rpb24SKC5vYXV0aDJicm9rZXIudjEuRGVsZXRlQ29ubmVjdGlvblJlcXVlc3QaKS5vYXV0aDJicm9rZXIudjEuRGVsZXRlQ29ubmVjdGlvblJlc3BvbnNlEngKFVdhdGNoQ29ubmVjdGlvbkV2ZW50cxItLm9hdXRoMmJyb2tlci52MS5XYXRjaENvbm5lY3Rpb25FdmVudHNSZXF1ZXN0Gi4ub2F1dGgyYnJva2VyLnYxLldhdGNoQ29ubmVjdGlvbkV2ZW50c1Jlc3BvbnNlMAFCTlpMZ2l0aHViLmNvbS9vYXV0aDItYnJva2VyL29hdXRoMi1icm9rZXIvZ2VuL2dvL29hdXRoMmJyb2tlci92MTtvYXV0aDJicm9rZXJ2MWIGcHJvdG8z", [file_google_api_annotations, file_google_protobuf_timestamp]);
+  fileDesc("CihvYXV0aDJicm9rZXIvdjEvY29ubmVjdGlvbl9zZXJ2aWNlLnByb3RvEg9vYXV0aDJicm9rZXIudjEihwMKCkNvbm5lY3Rpb24SCgoCaWQYASABKAkSFwoPb3JnYW5pc2F0aW9uX2lkGAIgASgJEhQKDGNvbm5lY3Rvcl9pZBgDIAEoCRIVCg1jcmVkZW50aWFsX2lkGAQgASgJEjEKBnN0YXR1cxgFIAEoDjIhLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uU3RhdHVzEhUKDXN0YXR1c19yZWFzb24YBiABKAkSDgoGc2NvcGVzGAcgAygJEhIKCnRva2VuX3R5cGUYCCABKAkSPAoYYWNjZXNzX3Rva2VuX2V4cGlyZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIZChFoYXNfcmVmcmVzaF90b2tlbhgKIAEoCBIvCgtjcmVhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjsKFEdldENvbm5lY3Rpb25SZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCRIKCgJpZBgCIAEoCSJIChVHZXRDb25uZWN0aW9uUmVzcG9uc2USLwoKY29ubmVjdGlvbhgBIAEoCzIbLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uIrgBChZMaXN0Q29ubmVjdGlvbnNSZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCRIUCgxjb25uZWN0b3JfaWQYAiABKAkSFQoNY3JlZGVudGlhbF9pZBgDIAEoCRIxCgZzdGF0dXMYBCABKA4yIS5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvblN0YXR1cxIRCglwYWdlX3NpemUYBSABKAUSEgoKcGFnZV90b2tlbhgGIAEoCSJkChdMaXN0Q29ubmVjdGlvbnNSZXNwb25zZRIwCgtjb25uZWN0aW9ucxgBIAMoCzIbLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJHChVHZXRBY2Nlc3NUb2tlblJlcXVlc3QSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkicwoWR2V0QWNjZXNzVG9rZW5SZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSEgoKdG9rZW5fdHlwZRgCIAEoCRIvCgtleHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAidQoYQ29uZmlybUNvbm5lY3Rpb25SZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCRIVCg1jb25uZWN0aW9uX2lkGAIgASgJEhMKC2VuZF91c2VyX2lkGAMgASgJEhQKDGNvbmZpcm1hdGlvbhgEIAEoCSJMChlDb25maXJtQ29ubmVjdGlvblJlc3BvbnNlEi8KCmNvbm5lY3Rpb24YASABKAsyGy5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvbiJwChdEZWxldGVDb25uZWN0aW9uUmVxdWVzdBIXCg9vcmdhbmlzYXRpb25faWQYASABKAkSCgoCaWQYAiABKAkSDgoGcmV2b2tlGAMgASgIEiAKGGtlZXBfaWZfcmV2b2NhdGlvbl9mYWlscxgEIAEoCCJsChhEZWxldGVDb25uZWN0aW9uUmVzcG9uc2USNgoKcmV2b2NhdGlvbhgBIAEoDjIiLm9hdXRoMmJyb2tlci52MS5SZXZvY2F0aW9uT3V0Y29tZRIYChByZXZvY2F0aW9uX2Vycm9yGAIgASgJIjcKHFdhdGNoQ29ubmVjdGlvbkV2ZW50c1JlcXVlc3QSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJIlAKHVdhdGNoQ29ubmVjdGlvbkV2ZW50c1Jlc3BvbnNlEi8KBWV2ZW50GAEgASgLMiAub2F1dGgyYnJva2VyLnYxLkNvbm5lY3Rpb25FdmVudCKDAgoPQ29ubmVjdGlvbkV2ZW50EgoKAmlkGAEgASgJEgwKBHR5cGUYAiABKAkSLwoLY3JlYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD29yZ2FuaXNhdGlvbl9pZBgEIAEoCRIVCg1jb25uZWN0aW9uX2lkGAUgASgJEhQKDGNvbm5lY3Rvcl9pZBgGIAEoCRIVCg1jcmVkZW50aWFsX2lkGAcgASgJEjEKBnN0YXR1cxgIIAEoDjIhLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uU3RhdHVzEhUKDXN0YXR1c19yZWFzb24YCSABKAkiOgoTQ3JlZGVudGlhbFJlZmVyZW5jZRIKCgJpZBgBIAEoCRIXCg9vcmdhbmlzYXRpb25faWQYAiABKAkiygIKIUluaXRpYWxpc2VPQXV0aDJDb25uZWN0aW9uUmVxdWVzdBIXCg9vcmdhbmlzYXRpb25faWQYASABKAkSFAoMY29ubmVjdG9yX2lkGAIgASgJEjgKCmNyZWRlbnRpYWwYAyABKAsyJC5vYXV0aDJicm9rZXIudjEuQ3JlZGVudGlhbFJlZmVyZW5jZRIVCg1hdXRob3JpemVfdXJsGAQgASgJEhEKCWNsaWVudF9pZBgFIAEoCRIOCgZzY29wZXMYBiADKAkSHgoWZGlzYWJsZV9vZmZsaW5lX2FjY2VzcxgHIAEoCBITCgZwcm9tcHQYCCABKAlIAIgBARIZChFhZGRpdGlvbmFsX3BhcmFtcxgJIAEoCRISCgpyZXR1cm5fdXJsGAogASgJEhMKC2VuZF91c2VyX2lkGAsgASgJQgkKB19wcm9tcHQiYgoiSW5pdGlhbGlzZU9BdXRoMkNvbm5lY3Rpb25SZXNwb25zZRILCgN1cmwYASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInQKG0xpc3RDb25uZWN0aW9uRXZlbnRzUmVxdWVzdBIXCg9vcmdhbmlzYXRpb25faWQYASABKAkSFQoNY29ubmVjdGlvbl9pZBgCIAEoCRIRCglwYWdlX3NpemUYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCSJpChxMaXN0Q29ubmVjdGlvbkV2ZW50c1Jlc3BvbnNlEjAKBmV2ZW50cxgBIAMoCzIgLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uRXZlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjIKF0NvdW50Q29ubmVjdGlvbnNSZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCSJZChVDb25uZWN0aW9uU3RhdHVzQ291bnQSMQoGc3RhdHVzGAEgASgOMiEub2F1dGgyYnJva2VyLnYxLkNvbm5lY3Rpb25TdGF0dXMSDQoFY291bnQYAiABKAMikwIKGENvdW50Q29ubmVjdGlvbnNSZXNwb25zZRI2CgZjb3VudHMYASADKAsyJi5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvblN0YXR1c0NvdW50EngKIWZhaWxpbmdfY29ubmVjdGlvbnNfYnlfY3JlZGVudGlhbBgCIAMoCzJNLm9hdXRoMmJyb2tlci52MS5Db3VudENvbm5lY3Rpb25zUmVzcG9uc2UuRmFpbGluZ0Nvbm5lY3Rpb25zQnlDcmVkZW50aWFsRW50cnkaRQojRmFpbGluZ0Nvbm5lY3Rpb25zQnlDcmVkZW50aWFsRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgDOgI4ASrFAQoQQ29ubmVjdGlvblN0YXR1cxIhCh1DT05ORUNUSU9OX1NUQVRVU19VTlNQRUNJRklFRBAAEhwKGENPTk5FQ1RJT05fU1RBVFVTX0FDVElWRRABEiQKIENPTk5FQ1RJT05fU1RBVFVTX1JFRlJFU0hfRkFJTEVEEAISKwonQ09OTkVDVElPTl9TVEFUVVNfTkVFRFNfUkVBVVRIT1JJWkFUSU9OEAMSHQoZQ09OTkVDVElPTl9TVEFUVVNfUEVORElORxAEKpwBChFSZXZvY2F0aW9uT3V0Y29tZRIiCh5SRVZPQ0FUSU9OX09VVENPTUVfVU5TUEVDSUZJRUQQABIeChpSRVZPQ0FUSU9OX09VVENPTUVfUkVWT0tFRBABEh0KGVJFVk9DQVRJT05fT1VUQ09NRV9GQUlMRUQQAhIkCiBSRVZPQ0FUSU9OX09VVENPTUVfTk9UX1NVUFBPUlRFRBADMr4IChFDb25uZWN0aW9uU2VydmljZRLSAQoaSW5pdGlhbGlzZU9BdXRoMkNvbm5lY3Rpb24SMi5vYXV0aDJicm9rZXIudjEuSW5pdGlhbGlzZU9BdXRoMkNvbm5lY3Rpb25SZXF1ZXN0GjMub2F1dGgyYnJva2VyLnYxLkluaXRpYWxpc2VPQXV0aDJDb25uZWN0aW9uUmVzcG9uc2UiS4LT5JMCRToBKiJAL28ve29yZ2FuaXNhdGlvbl9pZH0vY29ubmVjdG9ycy97Y29ubmVjdG9yX2lkfS9vYXV0aDIvaW5pdGlhbGlzZRJeCg1HZXRDb25uZWN0aW9uEiUub2F1dGgyYnJva2VyLnYxLkdldENvbm5lY3Rpb25SZXF1ZXN0GiYub2F1dGgyYnJva2VyLnYxLkdldENvbm5lY3Rpb25SZXNwb25zZRJkCg9MaXN0Q29ubmVjdGlvbnMSJy5vYXV0aDJicm9rZXIudjEuTGlzdENvbm5lY3Rpb25zUmVxdWVzdBooLm9hdXRoMmJyb2tlci52MS5MaXN0Q29ubmVjdGlvbnNSZXNwb25zZRJhCg5HZXRBY2Nlc3NUb2tlbhImLm9hdXRoMmJyb2tlci52MS5HZXRBY2Nlc3NUb2tlblJlcXVlc3QaJy5vYXV0aDJicm9rZXIudjEuR2V0QWNjZXNzVG9rZW5SZXNwb25zZRJqChFDb25maXJtQ29ubmVjdGlvbhIpLm9hdXRoMmJyb2tlci52MS5Db25maXJtQ29ubmVjdGlvblJlcXVlc3QaKi5vYXV0aDJicm9rZXIudjEuQ29uZmlybUNvbm5lY3Rpb25SZXNwb25zZRJnChBEZWxldGVDb25uZWN0aW9uEigub2F1dGgyYnJva2VyLnYxLkRlbGV0ZUNvbm5lY3Rpb25SZXF1ZXN0Gikub2F1dGgyYnJva2VyLnYxLkRlbGV0ZUNvbm5lY3Rpb25SZXNwb25zZRJ4ChVXYXRjaENvbm5lY3Rpb25FdmVudHMSLS5vYXV0aDJicm9rZXIudjEuV2F0Y2hDb25uZWN0aW9uRXZlbnRzUmVxdWVzdBouLm9hdXRoMmJyb2tlci52MS5XYXRjaENvbm5lY3Rpb25FdmVudHNSZXNwb25zZTABEnMKFExpc3RDb25uZWN0aW9uRXZlbnRzEiwub2F1dGgyYnJva2VyLnYxLkxpc3RDb25uZWN0aW9uRXZlbnRzUmVxdWVzdBotLm9hdXRoMmJyb2tlci52MS5MaXN0Q29ubmVjdGlvbkV2ZW50c1Jlc3BvbnNlEmcKEENvdW50Q29ubmVjdGlvbnMSKC5vYXV0aDJicm9rZXIudjEuQ291bnRDb25uZWN0aW9uc1JlcXVlc3QaKS5vYXV0aDJicm9rZXIudjEuQ291bnRDb25uZWN0aW9uc1Jlc3BvbnNlQk5aTGdpdGh1Yi5jb20vb2F1dGgyLWJyb2tlci9vYXV0aDItYnJva2VyL2dlbi9nby9vYXV0aDJicm9rZXIvdjE7b2F1dGgyYnJva2VydjFiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_timestamp]);
 
 /**
  * A connected end-user account, without its tokens.
@@ -745,6 +745,154 @@ export const InitialiseOAuth2ConnectionResponseSchema: GenMessage<InitialiseOAut
   messageDesc(file_oauth2broker_v1_connection_service, 16);
 
 /**
+ * The request of ListConnectionEvents.
+ *
+ * @generated from message oauth2broker.v1.ListConnectionEventsRequest
+ */
+export type ListConnectionEventsRequest = Message<"oauth2broker.v1.ListConnectionEventsRequest"> & {
+  /**
+   * The organisation.
+   *
+   * @generated from field: string organisation_id = 1;
+   */
+  organisationId: string;
+
+  /**
+   * Only this connection's events when set.
+   *
+   * @generated from field: string connection_id = 2;
+   */
+  connectionId: string;
+
+  /**
+   * At most this many events (1 to 100; 0 means 50).
+   *
+   * @generated from field: int32 page_size = 3;
+   */
+  pageSize: number;
+
+  /**
+   * `next_page_token` of the previous page; empty for the first page.
+   *
+   * @generated from field: string page_token = 4;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message oauth2broker.v1.ListConnectionEventsRequest.
+ * Use `create(ListConnectionEventsRequestSchema)` to create a new message.
+ */
+export const ListConnectionEventsRequestSchema: GenMessage<ListConnectionEventsRequest> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_connection_service, 17);
+
+/**
+ * The response of ListConnectionEvents.
+ *
+ * @generated from message oauth2broker.v1.ListConnectionEventsResponse
+ */
+export type ListConnectionEventsResponse = Message<"oauth2broker.v1.ListConnectionEventsResponse"> & {
+  /**
+   * Newest first.
+   *
+   * @generated from field: repeated oauth2broker.v1.ConnectionEvent events = 1;
+   */
+  events: ConnectionEvent[];
+
+  /**
+   * Pass as `page_token` for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message oauth2broker.v1.ListConnectionEventsResponse.
+ * Use `create(ListConnectionEventsResponseSchema)` to create a new message.
+ */
+export const ListConnectionEventsResponseSchema: GenMessage<ListConnectionEventsResponse> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_connection_service, 18);
+
+/**
+ * The request of CountConnections.
+ *
+ * @generated from message oauth2broker.v1.CountConnectionsRequest
+ */
+export type CountConnectionsRequest = Message<"oauth2broker.v1.CountConnectionsRequest"> & {
+  /**
+   * The organisation.
+   *
+   * @generated from field: string organisation_id = 1;
+   */
+  organisationId: string;
+};
+
+/**
+ * Describes the message oauth2broker.v1.CountConnectionsRequest.
+ * Use `create(CountConnectionsRequestSchema)` to create a new message.
+ */
+export const CountConnectionsRequestSchema: GenMessage<CountConnectionsRequest> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_connection_service, 19);
+
+/**
+ * How many of an organisation's connections have one status.
+ *
+ * @generated from message oauth2broker.v1.ConnectionStatusCount
+ */
+export type ConnectionStatusCount = Message<"oauth2broker.v1.ConnectionStatusCount"> & {
+  /**
+   * The status.
+   *
+   * @generated from field: oauth2broker.v1.ConnectionStatus status = 1;
+   */
+  status: ConnectionStatus;
+
+  /**
+   * How many connections have it.
+   *
+   * @generated from field: int64 count = 2;
+   */
+  count: bigint;
+};
+
+/**
+ * Describes the message oauth2broker.v1.ConnectionStatusCount.
+ * Use `create(ConnectionStatusCountSchema)` to create a new message.
+ */
+export const ConnectionStatusCountSchema: GenMessage<ConnectionStatusCount> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_connection_service, 20);
+
+/**
+ * The response of CountConnections.
+ *
+ * @generated from message oauth2broker.v1.CountConnectionsResponse
+ */
+export type CountConnectionsResponse = Message<"oauth2broker.v1.CountConnectionsResponse"> & {
+  /**
+   * One entry per status, in the enum's order, zero counts included.
+   *
+   * @generated from field: repeated oauth2broker.v1.ConnectionStatusCount counts = 1;
+   */
+  counts: ConnectionStatusCount[];
+
+  /**
+   * Credentials with at least one connection that is REFRESH_FAILED or NEEDS_REAUTHORIZATION, by
+   * credential ID, with how many such connections each has.
+   *
+   * @generated from field: map<string, int64> failing_connections_by_credential = 2;
+   */
+  failingConnectionsByCredential: { [key: string]: bigint };
+};
+
+/**
+ * Describes the message oauth2broker.v1.CountConnectionsResponse.
+ * Use `create(CountConnectionsResponseSchema)` to create a new message.
+ */
+export const CountConnectionsResponseSchema: GenMessage<CountConnectionsResponse> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_connection_service, 21);
+
+/**
  * The state of a connection.
  *
  * @generated from enum oauth2broker.v1.ConnectionStatus
@@ -927,6 +1075,27 @@ export const ConnectionService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchConnectionEventsRequestSchema;
     output: typeof WatchConnectionEventsResponseSchema;
+  },
+  /**
+   * Lists an organisation's past connection events (as published), newest first, a page at a
+   * time; optionally those of one connection (its timeline).
+   *
+   * @generated from rpc oauth2broker.v1.ConnectionService.ListConnectionEvents
+   */
+  listConnectionEvents: {
+    methodKind: "unary";
+    input: typeof ListConnectionEventsRequestSchema;
+    output: typeof ListConnectionEventsResponseSchema;
+  },
+  /**
+   * Counts an organisation's connections by status (deleted connections are not counted).
+   *
+   * @generated from rpc oauth2broker.v1.ConnectionService.CountConnections
+   */
+  countConnections: {
+    methodKind: "unary";
+    input: typeof CountConnectionsRequestSchema;
+    output: typeof CountConnectionsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_oauth2broker_v1_connection_service, 0);

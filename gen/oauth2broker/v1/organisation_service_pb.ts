@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file oauth2broker/v1/organisation_service.proto.
  */
 export const file_oauth2broker_v1_organisation_service: GenFile = /*@__PURE__*/
-  fileDesc("CipvYXV0aDJicm9rZXIvdjEvb3JnYW5pc2F0aW9uX3NlcnZpY2UucHJvdG8SD29hdXRoMmJyb2tlci52MSKwAQoUT3JnYW5pc2F0aW9uU2V0dGluZ3MSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJEhsKE2FsbG93ZWRfcmV0dXJuX3VybHMYAiADKAkSLwoLdXBkYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC3dlYmhvb2tfdXJsGAQgASgJEhwKFHdlYmhvb2tfc2VjcmV0X2NvdW50GAUgASgFIjkKHkdldE9yZ2FuaXNhdGlvblNldHRpbmdzUmVxdWVzdBIXCg9vcmdhbmlzYXRpb25faWQYASABKAkiWgofR2V0T3JnYW5pc2F0aW9uU2V0dGluZ3NSZXNwb25zZRI3CghzZXR0aW5ncxgBIAEoCzIlLm9hdXRoMmJyb2tlci52MS5PcmdhbmlzYXRpb25TZXR0aW5ncyKNAQohVXBkYXRlT3JnYW5pc2F0aW9uU2V0dGluZ3NSZXF1ZXN0EjcKCHNldHRpbmdzGAEgASgLMiUub2F1dGgyYnJva2VyLnYxLk9yZ2FuaXNhdGlvblNldHRpbmdzEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayJdCiJVcGRhdGVPcmdhbmlzYXRpb25TZXR0aW5nc1Jlc3BvbnNlEjcKCHNldHRpbmdzGAEgASgLMiUub2F1dGgyYnJva2VyLnYxLk9yZ2FuaXNhdGlvblNldHRpbmdzIjUKGlJvdGF0ZVdlYmhvb2tTZWNyZXRSZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCSJLChtSb3RhdGVXZWJob29rU2VjcmV0UmVzcG9uc2USDgoGc2VjcmV0GAEgASgJEhwKFHdlYmhvb2tfc2VjcmV0X2NvdW50GAIgASgFMo0DChNPcmdhbmlzYXRpb25TZXJ2aWNlEnwKF0dldE9yZ2FuaXNhdGlvblNldHRpbmdzEi8ub2F1dGgyYnJva2VyLnYxLkdldE9yZ2FuaXNhdGlvblNldHRpbmdzUmVxdWVzdBowLm9hdXRoMmJyb2tlci52MS5HZXRPcmdhbmlzYXRpb25TZXR0aW5nc1Jlc3BvbnNlEoUBChpVcGRhdGVPcmdhbmlzYXRpb25TZXR0aW5ncxIyLm9hdXRoMmJyb2tlci52MS5VcGRhdGVPcmdhbmlzYXRpb25TZXR0aW5nc1JlcXVlc3QaMy5vYXV0aDJicm9rZXIudjEuVXBkYXRlT3JnYW5pc2F0aW9uU2V0dGluZ3NSZXNwb25zZRJwChNSb3RhdGVXZWJob29rU2VjcmV0Eisub2F1dGgyYnJva2VyLnYxLlJvdGF0ZVdlYmhvb2tTZWNyZXRSZXF1ZXN0Giwub2F1dGgyYnJva2VyLnYxLlJvdGF0ZVdlYmhvb2tTZWNyZXRSZXNwb25zZUJOWkxnaXRodWIuY29tL29hdXRoMi1icm9rZXIvb2F1dGgyLWJyb2tlci9nZW4vZ28vb2F1dGgyYnJva2VyL3YxO29hdXRoMmJyb2tlcnYxYgZwcm90bzM", [file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("CipvYXV0aDJicm9rZXIvdjEvb3JnYW5pc2F0aW9uX3NlcnZpY2UucHJvdG8SD29hdXRoMmJyb2tlci52MSKwAQoUT3JnYW5pc2F0aW9uU2V0dGluZ3MSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJEhsKE2FsbG93ZWRfcmV0dXJuX3VybHMYAiADKAkSLwoLdXBkYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC3dlYmhvb2tfdXJsGAQgASgJEhwKFHdlYmhvb2tfc2VjcmV0X2NvdW50GAUgASgFIjkKHkdldE9yZ2FuaXNhdGlvblNldHRpbmdzUmVxdWVzdBIXCg9vcmdhbmlzYXRpb25faWQYASABKAkiWgofR2V0T3JnYW5pc2F0aW9uU2V0dGluZ3NSZXNwb25zZRI3CghzZXR0aW5ncxgBIAEoCzIlLm9hdXRoMmJyb2tlci52MS5PcmdhbmlzYXRpb25TZXR0aW5ncyKNAQohVXBkYXRlT3JnYW5pc2F0aW9uU2V0dGluZ3NSZXF1ZXN0EjcKCHNldHRpbmdzGAEgASgLMiUub2F1dGgyYnJva2VyLnYxLk9yZ2FuaXNhdGlvblNldHRpbmdzEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayJdCiJVcGRhdGVPcmdhbmlzYXRpb25TZXR0aW5nc1Jlc3BvbnNlEjcKCHNldHRpbmdzGAEgASgLMiUub2F1dGgyYnJva2VyLnYxLk9yZ2FuaXNhdGlvblNldHRpbmdzIjUKGlJvdGF0ZVdlYmhvb2tTZWNyZXRSZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCSJLChtSb3RhdGVXZWJob29rU2VjcmV0UmVzcG9uc2USDgoGc2VjcmV0GAEgASgJEhwKFHdlYmhvb2tfc2VjcmV0X2NvdW50GAIgASgFIhoKGExpc3RPcmdhbmlzYXRpb25zUmVxdWVzdCJOChlMaXN0T3JnYW5pc2F0aW9uc1Jlc3BvbnNlEhgKEG9yZ2FuaXNhdGlvbl9pZHMYASADKAkSFwoPY2FsbGVyX2lzX2FkbWluGAIgASgIMvkDChNPcmdhbmlzYXRpb25TZXJ2aWNlEnwKF0dldE9yZ2FuaXNhdGlvblNldHRpbmdzEi8ub2F1dGgyYnJva2VyLnYxLkdldE9yZ2FuaXNhdGlvblNldHRpbmdzUmVxdWVzdBowLm9hdXRoMmJyb2tlci52MS5HZXRPcmdhbmlzYXRpb25TZXR0aW5nc1Jlc3BvbnNlEoUBChpVcGRhdGVPcmdhbmlzYXRpb25TZXR0aW5ncxIyLm9hdXRoMmJyb2tlci52MS5VcGRhdGVPcmdhbmlzYXRpb25TZXR0aW5nc1JlcXVlc3QaMy5vYXV0aDJicm9rZXIudjEuVXBkYXRlT3JnYW5pc2F0aW9uU2V0dGluZ3NSZXNwb25zZRJwChNSb3RhdGVXZWJob29rU2VjcmV0Eisub2F1dGgyYnJva2VyLnYxLlJvdGF0ZVdlYmhvb2tTZWNyZXRSZXF1ZXN0Giwub2F1dGgyYnJva2VyLnYxLlJvdGF0ZVdlYmhvb2tTZWNyZXRSZXNwb25zZRJqChFMaXN0T3JnYW5pc2F0aW9ucxIpLm9hdXRoMmJyb2tlci52MS5MaXN0T3JnYW5pc2F0aW9uc1JlcXVlc3QaKi5vYXV0aDJicm9rZXIudjEuTGlzdE9yZ2FuaXNhdGlvbnNSZXNwb25zZUJOWkxnaXRodWIuY29tL29hdXRoMi1icm9rZXIvb2F1dGgyLWJyb2tlci9nZW4vZ28vb2F1dGgyYnJva2VyL3YxO29hdXRoMmJyb2tlcnYxYgZwcm90bzM", [file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * Settings of one organisation.
@@ -213,6 +213,49 @@ export const RotateWebhookSecretResponseSchema: GenMessage<RotateWebhookSecretRe
   messageDesc(file_oauth2broker_v1_organisation_service, 6);
 
 /**
+ * The request of ListOrganisations.
+ *
+ * @generated from message oauth2broker.v1.ListOrganisationsRequest
+ */
+export type ListOrganisationsRequest = Message<"oauth2broker.v1.ListOrganisationsRequest"> & {
+};
+
+/**
+ * Describes the message oauth2broker.v1.ListOrganisationsRequest.
+ * Use `create(ListOrganisationsRequestSchema)` to create a new message.
+ */
+export const ListOrganisationsRequestSchema: GenMessage<ListOrganisationsRequest> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_organisation_service, 7);
+
+/**
+ * The response of ListOrganisations.
+ *
+ * @generated from message oauth2broker.v1.ListOrganisationsResponse
+ */
+export type ListOrganisationsResponse = Message<"oauth2broker.v1.ListOrganisationsResponse"> & {
+  /**
+   * Organisation IDs, sorted.
+   *
+   * @generated from field: repeated string organisation_ids = 1;
+   */
+  organisationIds: string[];
+
+  /**
+   * Whether the caller is an admin (may act for every organisation, and manage API keys).
+   *
+   * @generated from field: bool caller_is_admin = 2;
+   */
+  callerIsAdmin: boolean;
+};
+
+/**
+ * Describes the message oauth2broker.v1.ListOrganisationsResponse.
+ * Use `create(ListOrganisationsResponseSchema)` to create a new message.
+ */
+export const ListOrganisationsResponseSchema: GenMessage<ListOrganisationsResponse> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_organisation_service, 8);
+
+/**
  * OrganisationService holds settings that apply to all of an organisation's connections.
  *
  * @generated from service oauth2broker.v1.OrganisationService
@@ -248,6 +291,17 @@ export const OrganisationService: GenService<{
     methodKind: "unary";
     input: typeof RotateWebhookSecretRequestSchema;
     output: typeof RotateWebhookSecretResponseSchema;
+  },
+  /**
+   * Lists the organisations the caller can see: its own for an organisation's key or JWT; for an
+   * admin, every organisation that has settings, credentials or API keys.
+   *
+   * @generated from rpc oauth2broker.v1.OrganisationService.ListOrganisations
+   */
+  listOrganisations: {
+    methodKind: "unary";
+    input: typeof ListOrganisationsRequestSchema;
+    output: typeof ListOrganisationsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_oauth2broker_v1_organisation_service, 0);
