@@ -43,7 +43,9 @@ export async function startOidcProvider(
     rotateRefreshToken: () => true,
     ttl: { AccessToken: accessTokenTtl, AuthorizationCode: 60, RefreshToken: 3600, IdToken: 300, Session: 600, Interaction: 600, Grant: 600 },
     cookies: { keys: ["test-cookie-key-0123456789abcdef"] },
-    features: { devInteractions: { enabled: true } },
+    // Revocation (RFC 7009) for DeleteConnection with `revoke`; introspection (RFC 7662) so tests
+    // can ask the provider whether a token is still active.
+    features: { devInteractions: { enabled: true }, revocation: { enabled: true }, introspection: { enabled: true } },
   } as never);
   // oidc-provider refuses plain-http cookies unless told it sits behind a TLS proxy.
   provider.proxy = true;

@@ -13,6 +13,10 @@ export interface Config {
   mongodbDatabase: string;
   /** Public base URL of the HTTP gateway, without a trailing slash. */
   publicUrl: string;
+  /** True when BROKER_PUBLIC_URL was not set and the public URL was derived from the HTTP port. */
+  publicUrlFromPort: boolean;
+  /** How long an operator console session lasts after sign-in. */
+  consoleSessionTtlSeconds: number;
   listenHost: string;
   httpPort: number;
   grpcPort: number;
@@ -85,15 +89,20 @@ export function loadConfig(env: Env = process.env): Config {
   if (mongodbUri !== undefined && adminToken === undefined) {
     throw new ConfigError("BROKER_ADMIN_TOKEN is required when MONGODB_URI is set");
   }
+  const httpPort = parsePort("BROKER_HTTP_PORT", read("BROKER_HTTP_PORT") ?? "8080");
+  const publicUrl = read("BROKER_PUBLIC_URL");
   return {
     mongodbUri,
     mongodbDatabase: read("MONGODB_DATABASE") ?? "oauth2_broker",
-    publicUrl: parsePublicUrl(read("BROKER_PUBLIC_URL") ?? "http://localhost:8080"),
+    // Unset, it follows the HTTP port, so a changed port does not send callbacks to the old one.
+    publicUrl: parsePublicUrl(publicUrl ?? `http://localhost:${httpPort}`),
+    publicUrlFromPort: publicUrl === undefined,
     listenHost: read("BROKER_LISTEN_HOST") ?? "127.0.0.1",
-    httpPort: parsePort("BROKER_HTTP_PORT", read("BROKER_HTTP_PORT") ?? "8080"),
+    httpPort,
     grpcPort: parsePort("BROKER_GRPC_PORT", read("BROKER_GRPC_PORT") ?? "50051"),
     adminToken,
     encryptionKeys,
+    consoleSessionTtlSeconds: parseDuration("BROKER_CONSOLE_SESSION_TTL", read("BROKER_CONSOLE_SESSION_TTL") ?? "1h", 60, 86_400),
     stateTtlSeconds: parseDuration("BROKER_STATE_TTL", read("BROKER_STATE_TTL") ?? "10m", 10, 86_400),
     tokenRequestTimeoutSeconds: parseDuration("BROKER_TOKEN_REQUEST_TIMEOUT", read("BROKER_TOKEN_REQUEST_TIMEOUT") ?? "10s", 1, 120),
     tokenMinValiditySeconds: parseDuration("BROKER_TOKEN_MIN_VALIDITY", read("BROKER_TOKEN_MIN_VALIDITY") ?? "60s", 0, 3600),
@@ -114,12 +123,8 @@ export function loadConfig(env: Env = process.env): Config {
 }
 
 function parsePublicUrl(value: string): string {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new ConfigError("BROKER_PUBLIC_URL must be an absolute URL");
-  }
+  const url = URL.parse(value);
+  if (url === null) throw new ConfigError("BROKER_PUBLIC_URL must be an absolute URL");
   if (url.protocol !== "https:" && url.protocol !== "http:") throw new ConfigError("BROKER_PUBLIC_URL must be an http(s) URL");
   if (url.search !== "" || url.hash !== "" || url.username !== "" || url.password !== "") {
     throw new ConfigError("BROKER_PUBLIC_URL must not have a query, fragment or credentials");
@@ -151,11 +156,7 @@ function parseJwtCallers(read: (name: string) => string | undefined): JwtCallerC
     ["BROKER_JWT_ISSUER", issuer],
     ["BROKER_JWT_JWKS_URL", jwksUrl],
   ] as const) {
-    try {
-      new URL(value);
-    } catch {
-      throw new ConfigError(`${name} must be an absolute URL`);
-    }
+    if (!URL.canParse(value)) throw new ConfigError(`${name} must be an absolute URL`);
   }
   return { issuer, audience, jwksUrl, organisationClaim: read("BROKER_JWT_ORGANISATION_CLAIM") ?? "org_id" };
 }

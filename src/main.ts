@@ -46,7 +46,8 @@ async function main(): Promise<void> {
       "oauth2-broker is running",
       `  gRPC:          ${host}:${broker.grpcPort}`,
       `  HTTP gateway:  http://${host}:${broker.httpPort}  (Connect, gRPC-Web, /oauth2/callback)`,
-      `  public URL:    ${config.publicUrl}`,
+      `  public URL:    ${config.publicUrl}${config.publicUrlFromPort ? "  (from BROKER_HTTP_PORT; set BROKER_PUBLIC_URL when clients reach the broker elsewhere)" : ""}`,
+      `  console:       ${config.publicUrl}/console`,
       `  database:      ${embedded ? `embedded FerretDB under ${config.dataDir}/ferretdb` : "MONGODB_URI"}`,
       // Only the locally generated token is shown: an operator-provided one is already known.
       ...(embedded ? [`  admin token:   ${adminToken}`] : []),

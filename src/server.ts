@@ -46,6 +46,9 @@ import { OrganisationStore, organisationIndexes } from "./store/organisations.js
 import { CredentialStore, credentialIndexes } from "./store/credentials.js";
 import { connectDatabase, type Database, ensureIndexes } from "./store/database.js";
 import { OAuthStateStore, oauthStateIndexes } from "./store/oauth-states.js";
+import { ConsoleSessionStore, consoleSessionIndexes } from "./store/console-sessions.js";
+import { ConsoleSessions } from "./console/sessions.js";
+import { CONSOLE_RETURN_PATH, consoleDistDir, consoleRoutes } from "./http/console-routes.js";
 
 /** Requests larger than this are refused before they are parsed. */
 const READ_MAX_BYTES = 256 * 1024;
@@ -89,6 +92,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
   const events = new EventStore(database.db);
   const leases = new LeaseStore(database.db);
   const apiKeys = new ApiKeyStore(database.db);
+  const consoleSessionStore = new ConsoleSessionStore(database.db);
   await ensureIndexes(database, credentials.collection, credentialIndexes, logger);
   await ensureIndexes(database, states.collection, oauthStateIndexes, logger);
   await ensureIndexes(database, connections.collection, connectionIndexes, logger);
@@ -96,6 +100,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
   await ensureIndexes(database, events.collection, eventIndexes, logger);
   await ensureIndexes(database, leases.collection, leaseIndexes, logger);
   await ensureIndexes(database, apiKeys.collection, apiKeyIndexes, logger);
+  await ensureIndexes(database, consoleSessionStore.collection, consoleSessionIndexes, logger);
 
   const secretBox = new SecretBox(config.encryptionKeys);
   const outbound = new OutboundPolicy(config.outboundAllowlist);
@@ -201,11 +206,14 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
         refresher,
         secretBox,
         redirectUri: `${config.publicUrl}/oauth2/callback`,
+        consoleReturnUrl: `${config.publicUrl}${CONSOLE_RETURN_PATH}`,
         stateTtlSeconds: config.stateTtlSeconds,
         allowHttpAuthorizeUrl: config.allowHttpAuthorizeUrl,
       }),
     );
-    router.service(OrganisationService, organisationService(organisations, secretBox, outbound));
+    const knownOrganisationIds = async () =>
+      (await Promise.all([organisations.organisationIds(), credentials.organisationIds(), apiKeys.organisationIds(), events.organisationIds()])).flat();
+    router.service(OrganisationService, organisationService(organisations, secretBox, outbound, knownOrganisationIds));
     const served = [CredentialService, ConnectionService, OrganisationService, ApiKeyService];
     router.service(Health, healthService(health, served.map((service) => service.typeName)));
     const reflection = reflectionService([...served, Health, ReflectionV1, ReflectionV1Alpha]);
@@ -213,10 +221,17 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     router.service(ReflectionV1Alpha, reflection);
   };
   const jwtCallers = config.jwtCallers === undefined ? undefined : new JwtCallers(config.jwtCallers, providerFetch);
+  const consoleSessions = new ConsoleSessions({
+    adminToken: config.adminToken,
+    apiKeys,
+    jwtCallers,
+    sessions: consoleSessionStore,
+    ttlMs: config.consoleSessionTtlSeconds * 1000,
+  });
   const interceptors = [
     loggingInterceptor(logger, metrics, tracing),
     inFlightLimitInterceptor(config.maxInFlight),
-    authInterceptor({ adminToken: config.adminToken, apiKeys, jwtCallers }),
+    authInterceptor({ adminToken: config.adminToken, apiKeys, jwtCallers, consoleSessions }),
     rateLimitInterceptor(new RateLimiter(config.rpcRateLimit, config.rpcRateLimit * 2)),
   ];
 
@@ -246,6 +261,13 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
       ),
       restInitialiseRoute(initialiseHandler, READ_MAX_BYTES),
       openApiRoute(findRoot(import.meta.dirname)),
+      ...consoleRoutes({
+        sessions: consoleSessions,
+        limiter: new RateLimiter(config.callbackRateLimit / 60, Math.max(1, Math.ceil(config.callbackRateLimit / 3))),
+        secureCookie: config.publicUrl.startsWith("https:"),
+        sessionTtlSeconds: config.consoleSessionTtlSeconds,
+        distDir: consoleDistDir(findRoot(import.meta.dirname)),
+      }),
       ...operationalRoutes(metrics, health),
     ],
     (error) => logger.error({ err: error }, "HTTP route failed"),

@@ -43,12 +43,7 @@ export interface UrlRules {
  */
 export function requireEndpointUrl(value: string, field: string, rules: UrlRules = {}): URL {
   requireText(value, field, 2048);
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    invalid(field, "must be an absolute URL");
-  }
+  const url = URL.parse(value) ?? invalid(field, "must be an absolute URL");
   if (url.protocol !== "https:" && url.protocol !== "http:") invalid(field, "must be an https URL");
   if (url.protocol === "http:" && !rules.allowHttp && !isLoopbackHost(url.hostname)) {
     invalid(field, "must be an https URL (http is allowed only for loopback hosts)");

@@ -35,6 +35,14 @@ describe("loadConfig", () => {
     });
   });
 
+  it("derives the public URL from BROKER_HTTP_PORT when BROKER_PUBLIC_URL is unset (regression: callbacks went to port 8080)", () => {
+    expect(loadConfig({ BROKER_HTTP_PORT: "9080" })).toMatchObject({ publicUrl: "http://localhost:9080", publicUrlFromPort: true });
+    expect(loadConfig({ BROKER_HTTP_PORT: "9080", BROKER_PUBLIC_URL: "https://b.example.com" })).toMatchObject({
+      publicUrl: "https://b.example.com",
+      publicUrlFromPort: false,
+    });
+  });
+
   it("reads every documented variable", () => {
     const config = loadConfig({
       ...production,

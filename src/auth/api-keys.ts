@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from "node:crypto";
+import { hash, randomBytes } from "node:crypto";
 
 /**
  * API keys read `obk_<8 identifying characters>_<43 random characters>`: the prefix can be shown
@@ -14,7 +14,7 @@ export function generateApiKey(): { key: string; prefix: string; hash: string } 
 }
 
 export function hashApiKey(key: string): string {
-  return createHash("sha256").update(key, "utf8").digest("base64url");
+  return hash("sha256", key, "base64url");
 }
 
 /** A well-formed key; anything else is refused without a database read. */

@@ -5,7 +5,10 @@ import { Code, ConnectError, createContextKey, type HandlerContext } from "@conn
  * `label` identifies the caller in logs and rate limits without revealing a secret: the admin
  * token's name, an API key's prefix, or a JWT's subject.
  */
-export type Caller = { kind: "admin"; label: string } | { kind: "organisation"; organisationId: string; label: string };
+export type Caller = ({ kind: "admin"; label: string } | { kind: "organisation"; organisationId: string; label: string }) & {
+  /** Signed in through the operator console (a session cookie), not with a bearer token. */
+  viaConsole?: true;
+};
 
 /** Set by the auth interceptor for every RPC it lets through. */
 export const callerKey = createContextKey<Caller | undefined>(undefined, { description: "authenticated caller" });

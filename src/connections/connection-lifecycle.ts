@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { hash, randomBytes, timingSafeEqual } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { v7 as uuidv7 } from "uuid";
 import type { SecretBox } from "../crypto/secret-box.js";
@@ -408,7 +408,7 @@ function wrongConfirmation(): ConnectionError {
 /** Compares secrets by their hashes, in constant time. */
 function matches(presented: string, expected: string | undefined): boolean {
   if (expected === undefined) return false;
-  return timingSafeEqual(createHash("sha256").update(presented).digest(), createHash("sha256").update(expected).digest());
+  return timingSafeEqual(hash("sha256", presented, "buffer"), hash("sha256", expected, "buffer"));
 }
 
 /**

@@ -1,10 +1,10 @@
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import type { HttpResponse } from "./routes.js";
 
 const STYLE =
   "body{font:16px/1.5 system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#1b1b1b}" +
   "h1{font-size:1.4rem}p{margin:.5rem 0}";
-const STYLE_HASH = createHash("sha256").update(STYLE).digest("base64");
+const STYLE_HASH = hash("sha256", STYLE, "base64");
 
 /**
  * Headers on every browser response: nothing is cached, no Referer carries the code or state to

@@ -35,9 +35,9 @@ export function restInitialiseRoute(handler: UniversalHandler, maxBodyBytes: num
   };
 }
 
-class BodyTooLarge extends Error {}
+export class BodyTooLarge extends Error {}
 
-async function readBody(req: HttpRequest, max: number): Promise<Buffer> {
+export async function readBody(req: HttpRequest, max: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {

@@ -1,18 +1,14 @@
-import { createHash, timingSafeEqual } from "node:crypto";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { ServerReflection as ReflectionV1 } from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import { ServerReflection as ReflectionV1Alpha } from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
-import { hashApiKey, looksLikeApiKey } from "../auth/api-keys.js";
-import { type Caller, callerKey } from "../auth/caller.js";
-import { type JwtCallers, looksLikeJwt } from "../auth/jwt-callers.js";
-import type { ApiKeyStore } from "../store/api-keys.js";
+import { callerKey } from "../auth/caller.js";
+import { callerIdentifier, type IdentifyDeps } from "../auth/identify-caller.js";
+import type { ConsoleSessions } from "../console/sessions.js";
 
-export interface AuthDeps {
-  adminToken: string;
-  apiKeys: ApiKeyStore;
-  /** Undefined when no JWT issuer is configured. */
-  jwtCallers: JwtCallers | undefined;
+export interface AuthDeps extends IdentifyDeps {
+  /** The operator console's sessions: a cookie plus its CSRF header stand in for a bearer token. */
+  consoleSessions?: ConsoleSessions;
 }
 
 /** Health checks (load balancers) and reflection (schemas, no data) need no credentials. */
@@ -21,40 +17,29 @@ const PUBLIC_SERVICES = new Set([Health.typeName, ReflectionV1.typeName, Reflect
 /**
  * Requires `Authorization: Bearer <credential>` on every RPC except health checks and
  * reflection, and records who called. The credential is an API key
- * (`obk_…`), a JWT from the configured issuer, or the bootstrap admin token. Every failure is the
- * same UNAUTHENTICATED, whatever was wrong.
+ * (`obk_…`), a JWT from the configured issuer, or the bootstrap admin token. Without one, the
+ * console's session cookie is accepted together with its CSRF header. Every failure is the same
+ * UNAUTHENTICATED, whatever was wrong.
  */
 export function authInterceptor(deps: AuthDeps): Interceptor {
-  const adminDigest = digest(deps.adminToken);
-  const identify = async (token: string): Promise<Caller | undefined> => {
-    if (looksLikeApiKey(token)) {
-      const key = await deps.apiKeys.findByHash(hashApiKey(token));
-      if (key === null || key.revoke_time !== undefined || (key.expire_time !== undefined && key.expire_time <= new Date())) return undefined;
-      return key.admin || key.organisation_id === undefined
-        ? { kind: "admin", label: key.prefix }
-        : { kind: "organisation", organisationId: key.organisation_id, label: key.prefix };
-    }
-    if (deps.jwtCallers !== undefined && looksLikeJwt(token)) {
-      const verified = await deps.jwtCallers.verify(token);
-      return verified && { kind: "organisation", organisationId: verified.organisationId, label: `jwt:${verified.subject}` };
-    }
-    // Both sides hashed first, so the comparison takes the same time whatever was presented.
-    return timingSafeEqual(digest(token), adminDigest) ? { kind: "admin", label: "admin-token" } : undefined;
-  };
+  const identify = callerIdentifier(deps);
   return (next) => async (req) => {
     if (PUBLIC_SERVICES.has(req.service.typeName)) return next(req);
     const header = req.header.get("authorization");
+    if (header === null && deps.consoleSessions !== undefined) {
+      const caller = await deps.consoleSessions.authenticate(req.header);
+      if (caller !== undefined) {
+        req.contextValues.set(callerKey, caller);
+        return next(req);
+      }
+    }
     const match = header === null ? null : /^Bearer ([\x21-\x7e]{1,4096})$/i.exec(header);
     if (match?.[1] === undefined) {
       throw new ConnectError('missing bearer token in the "authorization" header', Code.Unauthenticated);
     }
-    const caller = await identify(match[1]);
-    if (caller === undefined) throw new ConnectError("invalid token", Code.Unauthenticated);
-    req.contextValues.set(callerKey, caller);
+    const identified = await identify(match[1]);
+    if (identified === undefined) throw new ConnectError("invalid token", Code.Unauthenticated);
+    req.contextValues.set(callerKey, identified.caller);
     return next(req);
   };
-}
-
-function digest(token: string): Buffer {
-  return createHash("sha256").update(token, "utf8").digest();
 }

@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import * as oauth from "oauth4webapi";
 
 /**
@@ -28,7 +28,7 @@ export function generateAttemptSecrets(options: { pkce: boolean; nonce: boolean 
 
 /** Only this hash is stored, so a database dump cannot complete anyone's flow. */
 export function hashState(state: string): string {
-  return createHash("sha256").update(state, "utf8").digest("base64url");
+  return hash("sha256", state, "base64url");
 }
 
 /**
@@ -37,5 +37,6 @@ export function hashState(state: string): string {
  * on every InitialiseOAuth2Connection.
  */
 export function pkceS256Challenge(codeVerifier: string): string {
-  return createHash("sha256").update(codeVerifier, "ascii").digest("base64url");
+  // hash() reads a string as UTF-8: the same bytes as ASCII for the verifier's unreserved characters (§4.1).
+  return hash("sha256", codeVerifier, "base64url");
 }

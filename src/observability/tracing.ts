@@ -2,7 +2,7 @@ import { context, type Span, SpanKind, SpanStatusCode, trace, TraceFlags, type T
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { resourceFromAttributes } from "@opentelemetry/resources";
-import { BasicTracerProvider, BatchSpanProcessor, RandomIdGenerator } from "@opentelemetry/sdk-trace-base";
+import { BatchSpanProcessor, RandomIdGenerator, TracerProvider } from "@opentelemetry/sdk-trace";
 
 /**
  * Tracing: a span per RPC and per callback, continuing the caller's W3C `traceparent` when it
@@ -11,7 +11,7 @@ import { BasicTracerProvider, BatchSpanProcessor, RandomIdGenerator } from "@ope
  * only give log lines their trace IDs.
  */
 export class Tracing {
-  readonly #provider: BasicTracerProvider;
+  readonly #provider: TracerProvider;
   readonly #tracer: Tracer;
   readonly #propagator = new W3CTraceContextPropagator();
   readonly #exporting: boolean;
@@ -23,11 +23,12 @@ export class Tracing {
       otlpEndpoint === undefined
         ? []
         : [
-            new BatchSpanProcessor(new OTLPTraceExporter({ url: `${otlpEndpoint.replace(/\/+$/, "")}/v1/traces` }), {
+            new BatchSpanProcessor({
+              exporter: new OTLPTraceExporter({ url: `${otlpEndpoint.replace(/\/+$/, "")}/v1/traces` }),
               scheduledDelayMillis: 1000,
             }),
           ];
-    this.#provider = new BasicTracerProvider({ resource: resourceFromAttributes({ "service.name": "oauth2-broker" }), spanProcessors });
+    this.#provider = new TracerProvider({ resource: resourceFromAttributes({ "service.name": "oauth2-broker" }), spanProcessors });
     this.#tracer = this.#provider.getTracer("oauth2-broker");
   }
 

@@ -18,7 +18,13 @@ export class OutboundError extends Error {
 }
 
 export function boundedFetch({ timeoutMs, maxResponseBytes }: OutboundLimits, policy: OutboundPolicy): typeof fetch {
-  const dispatcher = new Agent({ connect: { lookup: policy.lookup, timeout: timeoutMs }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+  // HTTP/1.1 as before: undici 8 would negotiate HTTP/2 with every provider, an untested change.
+  const dispatcher = new Agent({
+    connect: { lookup: policy.lookup, timeout: timeoutMs },
+    headersTimeout: timeoutMs,
+    bodyTimeout: timeoutMs,
+    allowH2: false,
+  });
   return async (input, init) => {
     const url = new URL(input instanceof Request ? input.url : String(input));
     const refusal = policy.refusal(url);

@@ -7,7 +7,7 @@ import type { TokenRefresher } from "../connections/token-refresher.js";
 import { toConnectionEvent } from "../events/connection-events.js";
 import type { ConnectionStore } from "../store/connections.js";
 import type { EventStore } from "../store/events.js";
-import { fromConnectionStatus, toConnection } from "./connection-views.js";
+import { fromConnectionStatus, toConnection, toConnectionStatus } from "./connection-views.js";
 import { decodePageToken, encodePageToken, pageSize } from "./page-token.js";
 import type { SecretBox } from "../crypto/secret-box.js";
 import { invalid } from "../errors.js";
@@ -17,7 +17,7 @@ import type { CredentialStore } from "../store/credentials.js";
 import { requireAllowedReturnUrl } from "../oauth/return-url.js";
 import type { OAuthStateDocument, OAuthStateStore } from "../store/oauth-states.js";
 import type { OrganisationStore } from "../store/organisations.js";
-import { requireOrganisation } from "../auth/caller.js";
+import { callerKey, requireOrganisation } from "../auth/caller.js";
 import { requireIdentifier, requireText } from "../validation.js";
 
 export interface ConnectionServiceDeps {
@@ -34,6 +34,8 @@ export interface ConnectionServiceDeps {
   watchIntervalMs?: number;
   /** `<BROKER_PUBLIC_URL>/oauth2/callback` */
   redirectUri: string;
+  /** The operator console's own return URL, allowed for the flows the console starts. */
+  consoleReturnUrl: string;
   stateTtlSeconds: number;
   allowHttpAuthorizeUrl: boolean;
 }
@@ -68,7 +70,10 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
       const returnUrl =
         req.returnUrl === ""
           ? undefined
-          : requireAllowedReturnUrl(req.returnUrl, (await deps.organisations.findById(organisationId))?.allowed_return_urls ?? []);
+          : requireAllowedReturnUrl(req.returnUrl, [
+              ...((await deps.organisations.findById(organisationId))?.allowed_return_urls ?? []),
+              ...(ctx.values.get(callerKey)?.viaConsole ? [deps.consoleReturnUrl] : []),
+            ]);
 
       const reconnectId = req.connectionId === "" ? undefined : requireText(req.connectionId, "connection_id", 128);
 
@@ -185,6 +190,37 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
       return { revocation: REVOCATION_OUTCOMES[result.outcome], revocationError: result.outcome === "failed" ? result.error : "" };
     },
 
+    async listConnectionEvents(req, ctx) {
+      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
+      requireOrganisation(ctx, organisationId, "organisation");
+      const connectionId = req.connectionId === "" ? undefined : requireText(req.connectionId, "connection_id", 128);
+      const size = pageSize(req.pageSize);
+      const beforeId = req.pageToken === "" ? undefined : decodePageToken(req.pageToken);
+      // One extra document tells whether another page exists.
+      const page = await deps.events.list(organisationId, connectionId, beforeId, size + 1);
+      const shown = page.slice(0, size);
+      const last = shown.at(-1);
+      return {
+        events: shown.map(toConnectionEvent),
+        nextPageToken: page.length > size && last !== undefined ? encodePageToken(last._id) : "",
+      };
+    },
+
+    async countConnections(req, ctx) {
+      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
+      requireOrganisation(ctx, organisationId, "organisation");
+      const [counts, failing] = await Promise.all([
+        deps.connections.countByStatus(organisationId),
+        deps.connections.failingCredentialIds(organisationId, MAX_FAILING_COUNTED),
+      ]);
+      const byCredential: Record<string, bigint> = {};
+      for (const credentialId of failing) byCredential[credentialId] = (byCredential[credentialId] ?? 0n) + 1n;
+      return {
+        counts: [...counts].map(([status, count]) => ({ status: toConnectionStatus(status), count: BigInt(count) })),
+        failingConnectionsByCredential: byCredential,
+      };
+    },
+
     async *watchConnectionEvents(req, ctx) {
       const organisationId = requireIdentifier(req.organisationId, "organisation_id");
       requireOrganisation(ctx, organisationId, "organisation");
@@ -215,3 +251,6 @@ const REVOCATION_OUTCOMES: Record<RevocationResult["outcome"], RevocationOutcome
   failed: RevocationOutcome.FAILED,
   not_supported: RevocationOutcome.NOT_SUPPORTED,
 };
+
+/** CountConnections reads at most this many failing connections to group them by credential. */
+const MAX_FAILING_COUNTED = 10_000;

@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import type { ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import {
   type OrganisationService,
   type OrganisationSettings,
@@ -11,7 +11,7 @@ import { invalid } from "../errors.js";
 import { generateWebhookSecret, webhookSecretContext } from "../events/webhook-signature.js";
 import { MAX_ALLOWED_RETURN_URLS, parseAllowedReturnUrl } from "../oauth/return-url.js";
 import type { OrganisationDocument, OrganisationStore } from "../store/organisations.js";
-import { requireOrganisation } from "../auth/caller.js";
+import { callerKey, requireOrganisation } from "../auth/caller.js";
 import type { OutboundPolicy } from "../outbound/address-policy.js";
 import { requireIdentifier } from "../validation.js";
 import { outboundUrl } from "./credential-service.js";
@@ -23,8 +23,17 @@ export function organisationService(
   organisations: OrganisationStore,
   secretBox: SecretBox,
   outbound: OutboundPolicy,
+  /** Every organisation that has settings, credentials, API keys or events (admins see them all). */
+  knownOrganisationIds: () => Promise<string[]>,
 ): ServiceImpl<typeof OrganisationService> {
   return {
+    async listOrganisations(_req, ctx) {
+      const caller = ctx.values.get(callerKey);
+      if (caller === undefined) throw new ConnectError("unauthenticated", Code.Unauthenticated);
+      if (caller.kind === "organisation") return { organisationIds: [caller.organisationId], callerIsAdmin: false };
+      return { organisationIds: [...new Set(await knownOrganisationIds())].sort(), callerIsAdmin: true };
+    },
+
     async getOrganisationSettings(req, ctx) {
       const organisationId = requireIdentifier(req.organisationId, "organisation_id");
       requireOrganisation(ctx, organisationId, "organisation");

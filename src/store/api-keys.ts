@@ -45,4 +45,9 @@ export class ApiKeyStore {
     await this.collection.updateOne({ _id: id, revoke_time: { $exists: false } }, { $set: { revoke_time: new Date() } });
     return this.collection.findOne({ _id: id });
   }
+
+  /** Organisations that have API keys (admin keys have none). */
+  async organisationIds(): Promise<string[]> {
+    return (await this.collection.distinct("organisation_id")).filter((id): id is string => typeof id === "string");
+  }
 }

@@ -178,6 +178,24 @@ export class ConnectionStore {
     await this.collection.updateOne({ _id: id }, update);
   }
 
+  /** How many of the organisation's connections have each status (deleted ones are left out). */
+  async countByStatus(organisationId: string): Promise<Map<ConnectionStatus, number>> {
+    const statuses = ["ACTIVE", "REFRESH_FAILED", "NEEDS_REAUTHORIZATION", "PENDING"] as const;
+    const counts = await Promise.all(
+      statuses.map((status) => this.collection.countDocuments({ organisation_id: organisationId, status })),
+    );
+    return new Map(statuses.map((status, i) => [status, counts[i] ?? 0]));
+  }
+
+  /** Credential IDs of the organisation's failing connections, one entry per connection (at most `limit`). */
+  async failingCredentialIds(organisationId: string, limit: number): Promise<string[]> {
+    const failing = await this.collection
+      .find({ organisation_id: organisationId, status: { $in: ["REFRESH_FAILED", "NEEDS_REAUTHORIZATION"] } }, { projection: { credential_id: 1 } })
+      .limit(limit)
+      .toArray();
+    return failing.map((document) => document.credential_id);
+  }
+
   /** Connections with events still to publish (the relay's work). */
   async findWithPendingEvents(limit: number): Promise<ConnectionDocument[]> {
     return this.collection.find({ "pending_events.0": { $exists: true } }).limit(limit).toArray();

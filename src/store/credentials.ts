@@ -91,4 +91,9 @@ export class CredentialStore {
     }
     return moved;
   }
+
+  /** Organisations that have credentials. */
+  async organisationIds(): Promise<string[]> {
+    return this.collection.distinct("organisation_id");
+  }
 }

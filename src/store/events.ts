@@ -27,6 +27,10 @@ export interface EventDocument {
 export const eventIndexes: IndexDescription[] = [
   { key: { delivery: 1, next_attempt_time: 1 }, name: "delivery_1_next_attempt_time_1" },
   { key: { organisation_id: 1, publish_time: 1 }, name: "organisation_id_1_publish_time_1" },
+  // Past events, newest first (UUIDv7 IDs sort by the time of the change): an organisation's and
+  // one connection's (its timeline).
+  { key: { organisation_id: 1, _id: -1 }, name: "organisation_id_1__id_-1" },
+  { key: { connection_id: 1, _id: -1 }, name: "connection_id_1__id_-1" },
 ];
 
 /** The only module that reads or writes the `events` collection. */
@@ -74,5 +78,18 @@ export class EventStore {
       .sort({ publish_time: 1, _id: 1 })
       .limit(limit)
       .toArray();
+  }
+
+  /** Newest first, strictly older than `beforeId` when given; one connection's when named. */
+  async list(organisationId: string, connectionId: string | undefined, beforeId: string | undefined, limit: number): Promise<EventDocument[]> {
+    const query: Record<string, unknown> = { organisation_id: organisationId };
+    if (connectionId !== undefined) query.connection_id = connectionId;
+    if (beforeId !== undefined) query._id = { $lt: beforeId };
+    return this.collection.find(query).sort({ _id: -1 }).limit(limit).toArray();
+  }
+
+  /** Organisations that have events. */
+  async organisationIds(): Promise<string[]> {
+    return this.collection.distinct("organisation_id");
   }
 }

@@ -56,4 +56,9 @@ export class OrganisationStore {
     }
     return moved;
   }
+
+  /** Organisations that have settings. */
+  async organisationIds(): Promise<string[]> {
+    return (await this.collection.find({}, { projection: { _id: 1 } }).toArray()).map((document) => document._id);
+  }
 }

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestProject } from "vitest/node";
 import { startEmbeddedFerretDb } from "../../src/store/embedded-ferretdb.js";
+import { buildConsole } from "../../scripts/build-console.js";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -15,11 +16,13 @@ declare module "vitest" {
 
 /**
  * Starts one real FerretDB (building it into .tools/ on first use) for every test file, and
- * builds dist/ once for the tests that run the server as its own process.
+ * builds dist/ (and the operator console) once for the tests that run the server as its own process.
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const root = join(import.meta.dirname, "../..");
   execFileSync(join(root, "node_modules/.bin/tsc"), ["-p", "tsconfig.build.json"], { cwd: root, stdio: "inherit" });
+  // The operator console the gateway serves, built as `npm run build` builds it.
+  await buildConsole(root);
   const dir = mkdtempSync(join(tmpdir(), "oauth2-broker-test-"));
   const ferretdb = await startEmbeddedFerretDb(dir, 0);
   project.provide("mongodbUri", ferretdb.uri);

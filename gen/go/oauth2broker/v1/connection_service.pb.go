@@ -1501,6 +1501,291 @@ func (x *InitialiseOAuth2ConnectionResponse) GetExpireTime() *timestamppb.Timest
 	return nil
 }
 
+// The request of ListConnectionEvents.
+type ListConnectionEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The organisation.
+	OrganisationId string `protobuf:"bytes,1,opt,name=organisation_id,json=organisationId,proto3" json:"organisation_id,omitempty"`
+	// Only this connection's events when set.
+	ConnectionId string `protobuf:"bytes,2,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	// At most this many events (1 to 100; 0 means 50).
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// `next_page_token` of the previous page; empty for the first page.
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListConnectionEventsRequest) Reset() {
+	*x = ListConnectionEventsRequest{}
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConnectionEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConnectionEventsRequest) ProtoMessage() {}
+
+func (x *ListConnectionEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConnectionEventsRequest.ProtoReflect.Descriptor instead.
+func (*ListConnectionEventsRequest) Descriptor() ([]byte, []int) {
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ListConnectionEventsRequest) GetOrganisationId() string {
+	if x != nil {
+		return x.OrganisationId
+	}
+	return ""
+}
+
+func (x *ListConnectionEventsRequest) GetConnectionId() string {
+	if x != nil {
+		return x.ConnectionId
+	}
+	return ""
+}
+
+func (x *ListConnectionEventsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListConnectionEventsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// The response of ListConnectionEvents.
+type ListConnectionEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Newest first.
+	Events []*ConnectionEvent `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// Pass as `page_token` for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListConnectionEventsResponse) Reset() {
+	*x = ListConnectionEventsResponse{}
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConnectionEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConnectionEventsResponse) ProtoMessage() {}
+
+func (x *ListConnectionEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConnectionEventsResponse.ProtoReflect.Descriptor instead.
+func (*ListConnectionEventsResponse) Descriptor() ([]byte, []int) {
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ListConnectionEventsResponse) GetEvents() []*ConnectionEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *ListConnectionEventsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// The request of CountConnections.
+type CountConnectionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The organisation.
+	OrganisationId string `protobuf:"bytes,1,opt,name=organisation_id,json=organisationId,proto3" json:"organisation_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *CountConnectionsRequest) Reset() {
+	*x = CountConnectionsRequest{}
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CountConnectionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CountConnectionsRequest) ProtoMessage() {}
+
+func (x *CountConnectionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CountConnectionsRequest.ProtoReflect.Descriptor instead.
+func (*CountConnectionsRequest) Descriptor() ([]byte, []int) {
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *CountConnectionsRequest) GetOrganisationId() string {
+	if x != nil {
+		return x.OrganisationId
+	}
+	return ""
+}
+
+// How many of an organisation's connections have one status.
+type ConnectionStatusCount struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The status.
+	Status ConnectionStatus `protobuf:"varint,1,opt,name=status,proto3,enum=oauth2broker.v1.ConnectionStatus" json:"status,omitempty"`
+	// How many connections have it.
+	Count         int64 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConnectionStatusCount) Reset() {
+	*x = ConnectionStatusCount{}
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConnectionStatusCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConnectionStatusCount) ProtoMessage() {}
+
+func (x *ConnectionStatusCount) ProtoReflect() protoreflect.Message {
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConnectionStatusCount.ProtoReflect.Descriptor instead.
+func (*ConnectionStatusCount) Descriptor() ([]byte, []int) {
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ConnectionStatusCount) GetStatus() ConnectionStatus {
+	if x != nil {
+		return x.Status
+	}
+	return ConnectionStatus_CONNECTION_STATUS_UNSPECIFIED
+}
+
+func (x *ConnectionStatusCount) GetCount() int64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+// The response of CountConnections.
+type CountConnectionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One entry per status, in the enum's order, zero counts included.
+	Counts []*ConnectionStatusCount `protobuf:"bytes,1,rep,name=counts,proto3" json:"counts,omitempty"`
+	// Credentials with at least one connection that is REFRESH_FAILED or NEEDS_REAUTHORIZATION, by
+	// credential ID, with how many such connections each has.
+	FailingConnectionsByCredential map[string]int64 `protobuf:"bytes,2,rep,name=failing_connections_by_credential,json=failingConnectionsByCredential,proto3" json:"failing_connections_by_credential,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields                  protoimpl.UnknownFields
+	sizeCache                      protoimpl.SizeCache
+}
+
+func (x *CountConnectionsResponse) Reset() {
+	*x = CountConnectionsResponse{}
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CountConnectionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CountConnectionsResponse) ProtoMessage() {}
+
+func (x *CountConnectionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CountConnectionsResponse.ProtoReflect.Descriptor instead.
+func (*CountConnectionsResponse) Descriptor() ([]byte, []int) {
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *CountConnectionsResponse) GetCounts() []*ConnectionStatusCount {
+	if x != nil {
+		return x.Counts
+	}
+	return nil
+}
+
+func (x *CountConnectionsResponse) GetFailingConnectionsByCredential() map[string]int64 {
+	if x != nil {
+		return x.FailingConnectionsByCredential
+	}
+	return nil
+}
+
 var File_oauth2broker_v1_connection_service_proto protoreflect.FileDescriptor
 
 const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
@@ -1615,7 +1900,27 @@ const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"\"InitialiseOAuth2ConnectionResponse\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12;\n" +
 	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"expireTime*\xc5\x01\n" +
+	"expireTime\"\xa7\x01\n" +
+	"\x1bListConnectionEventsRequest\x12'\n" +
+	"\x0forganisation_id\x18\x01 \x01(\tR\x0eorganisationId\x12#\n" +
+	"\rconnection_id\x18\x02 \x01(\tR\fconnectionId\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"\x80\x01\n" +
+	"\x1cListConnectionEventsResponse\x128\n" +
+	"\x06events\x18\x01 \x03(\v2 .oauth2broker.v1.ConnectionEventR\x06events\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"B\n" +
+	"\x17CountConnectionsRequest\x12'\n" +
+	"\x0forganisation_id\x18\x01 \x01(\tR\x0eorganisationId\"h\n" +
+	"\x15ConnectionStatusCount\x129\n" +
+	"\x06status\x18\x01 \x01(\x0e2!.oauth2broker.v1.ConnectionStatusR\x06status\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\x03R\x05count\"\xc8\x02\n" +
+	"\x18CountConnectionsResponse\x12>\n" +
+	"\x06counts\x18\x01 \x03(\v2&.oauth2broker.v1.ConnectionStatusCountR\x06counts\x12\x98\x01\n" +
+	"!failing_connections_by_credential\x18\x02 \x03(\v2M.oauth2broker.v1.CountConnectionsResponse.FailingConnectionsByCredentialEntryR\x1efailingConnectionsByCredential\x1aQ\n" +
+	"#FailingConnectionsByCredentialEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01*\xc5\x01\n" +
 	"\x10ConnectionStatus\x12!\n" +
 	"\x1dCONNECTION_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18CONNECTION_STATUS_ACTIVE\x10\x01\x12$\n" +
@@ -1626,7 +1931,7 @@ const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"\x1eREVOCATION_OUTCOME_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aREVOCATION_OUTCOME_REVOKED\x10\x01\x12\x1d\n" +
 	"\x19REVOCATION_OUTCOME_FAILED\x10\x02\x12$\n" +
-	" REVOCATION_OUTCOME_NOT_SUPPORTED\x10\x032\xe0\x06\n" +
+	" REVOCATION_OUTCOME_NOT_SUPPORTED\x10\x032\xbe\b\n" +
 	"\x11ConnectionService\x12\xd2\x01\n" +
 	"\x1aInitialiseOAuth2Connection\x122.oauth2broker.v1.InitialiseOAuth2ConnectionRequest\x1a3.oauth2broker.v1.InitialiseOAuth2ConnectionResponse\"K\x82\xd3\xe4\x93\x02E:\x01*\"@/o/{organisation_id}/connectors/{connector_id}/oauth2/initialise\x12^\n" +
 	"\rGetConnection\x12%.oauth2broker.v1.GetConnectionRequest\x1a&.oauth2broker.v1.GetConnectionResponse\x12d\n" +
@@ -1634,7 +1939,9 @@ const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"\x0eGetAccessToken\x12&.oauth2broker.v1.GetAccessTokenRequest\x1a'.oauth2broker.v1.GetAccessTokenResponse\x12j\n" +
 	"\x11ConfirmConnection\x12).oauth2broker.v1.ConfirmConnectionRequest\x1a*.oauth2broker.v1.ConfirmConnectionResponse\x12g\n" +
 	"\x10DeleteConnection\x12(.oauth2broker.v1.DeleteConnectionRequest\x1a).oauth2broker.v1.DeleteConnectionResponse\x12x\n" +
-	"\x15WatchConnectionEvents\x12-.oauth2broker.v1.WatchConnectionEventsRequest\x1a..oauth2broker.v1.WatchConnectionEventsResponse0\x01BNZLgithub.com/oauth2-broker/oauth2-broker/gen/go/oauth2broker/v1;oauth2brokerv1b\x06proto3"
+	"\x15WatchConnectionEvents\x12-.oauth2broker.v1.WatchConnectionEventsRequest\x1a..oauth2broker.v1.WatchConnectionEventsResponse0\x01\x12s\n" +
+	"\x14ListConnectionEvents\x12,.oauth2broker.v1.ListConnectionEventsRequest\x1a-.oauth2broker.v1.ListConnectionEventsResponse\x12g\n" +
+	"\x10CountConnections\x12(.oauth2broker.v1.CountConnectionsRequest\x1a).oauth2broker.v1.CountConnectionsResponseBNZLgithub.com/oauth2-broker/oauth2-broker/gen/go/oauth2broker/v1;oauth2brokerv1b\x06proto3"
 
 var (
 	file_oauth2broker_v1_connection_service_proto_rawDescOnce sync.Once
@@ -1649,7 +1956,7 @@ func file_oauth2broker_v1_connection_service_proto_rawDescGZIP() []byte {
 }
 
 var file_oauth2broker_v1_connection_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_oauth2broker_v1_connection_service_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_oauth2broker_v1_connection_service_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_oauth2broker_v1_connection_service_proto_goTypes = []any{
 	(ConnectionStatus)(0),                      // 0: oauth2broker.v1.ConnectionStatus
 	(RevocationOutcome)(0),                     // 1: oauth2broker.v1.RevocationOutcome
@@ -1671,44 +1978,58 @@ var file_oauth2broker_v1_connection_service_proto_goTypes = []any{
 	(*CredentialReference)(nil),                // 17: oauth2broker.v1.CredentialReference
 	(*InitialiseOAuth2ConnectionRequest)(nil),  // 18: oauth2broker.v1.InitialiseOAuth2ConnectionRequest
 	(*InitialiseOAuth2ConnectionResponse)(nil), // 19: oauth2broker.v1.InitialiseOAuth2ConnectionResponse
-	(*timestamppb.Timestamp)(nil),              // 20: google.protobuf.Timestamp
+	(*ListConnectionEventsRequest)(nil),        // 20: oauth2broker.v1.ListConnectionEventsRequest
+	(*ListConnectionEventsResponse)(nil),       // 21: oauth2broker.v1.ListConnectionEventsResponse
+	(*CountConnectionsRequest)(nil),            // 22: oauth2broker.v1.CountConnectionsRequest
+	(*ConnectionStatusCount)(nil),              // 23: oauth2broker.v1.ConnectionStatusCount
+	(*CountConnectionsResponse)(nil),           // 24: oauth2broker.v1.CountConnectionsResponse
+	nil,                                        // 25: oauth2broker.v1.CountConnectionsResponse.FailingConnectionsByCredentialEntry
+	(*timestamppb.Timestamp)(nil),              // 26: google.protobuf.Timestamp
 }
 var file_oauth2broker_v1_connection_service_proto_depIdxs = []int32{
 	0,  // 0: oauth2broker.v1.Connection.status:type_name -> oauth2broker.v1.ConnectionStatus
-	20, // 1: oauth2broker.v1.Connection.access_token_expire_time:type_name -> google.protobuf.Timestamp
-	20, // 2: oauth2broker.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
-	20, // 3: oauth2broker.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
+	26, // 1: oauth2broker.v1.Connection.access_token_expire_time:type_name -> google.protobuf.Timestamp
+	26, // 2: oauth2broker.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
+	26, // 3: oauth2broker.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
 	3,  // 4: oauth2broker.v1.Connection.external_account:type_name -> oauth2broker.v1.ExternalAccount
 	2,  // 5: oauth2broker.v1.GetConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
 	0,  // 6: oauth2broker.v1.ListConnectionsRequest.status:type_name -> oauth2broker.v1.ConnectionStatus
 	2,  // 7: oauth2broker.v1.ListConnectionsResponse.connections:type_name -> oauth2broker.v1.Connection
-	20, // 8: oauth2broker.v1.GetAccessTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	26, // 8: oauth2broker.v1.GetAccessTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
 	2,  // 9: oauth2broker.v1.ConfirmConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
 	1,  // 10: oauth2broker.v1.DeleteConnectionResponse.revocation:type_name -> oauth2broker.v1.RevocationOutcome
 	16, // 11: oauth2broker.v1.WatchConnectionEventsResponse.event:type_name -> oauth2broker.v1.ConnectionEvent
-	20, // 12: oauth2broker.v1.ConnectionEvent.create_time:type_name -> google.protobuf.Timestamp
+	26, // 12: oauth2broker.v1.ConnectionEvent.create_time:type_name -> google.protobuf.Timestamp
 	0,  // 13: oauth2broker.v1.ConnectionEvent.status:type_name -> oauth2broker.v1.ConnectionStatus
 	17, // 14: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.credential:type_name -> oauth2broker.v1.CredentialReference
-	20, // 15: oauth2broker.v1.InitialiseOAuth2ConnectionResponse.expire_time:type_name -> google.protobuf.Timestamp
-	18, // 16: oauth2broker.v1.ConnectionService.InitialiseOAuth2Connection:input_type -> oauth2broker.v1.InitialiseOAuth2ConnectionRequest
-	4,  // 17: oauth2broker.v1.ConnectionService.GetConnection:input_type -> oauth2broker.v1.GetConnectionRequest
-	6,  // 18: oauth2broker.v1.ConnectionService.ListConnections:input_type -> oauth2broker.v1.ListConnectionsRequest
-	8,  // 19: oauth2broker.v1.ConnectionService.GetAccessToken:input_type -> oauth2broker.v1.GetAccessTokenRequest
-	10, // 20: oauth2broker.v1.ConnectionService.ConfirmConnection:input_type -> oauth2broker.v1.ConfirmConnectionRequest
-	12, // 21: oauth2broker.v1.ConnectionService.DeleteConnection:input_type -> oauth2broker.v1.DeleteConnectionRequest
-	14, // 22: oauth2broker.v1.ConnectionService.WatchConnectionEvents:input_type -> oauth2broker.v1.WatchConnectionEventsRequest
-	19, // 23: oauth2broker.v1.ConnectionService.InitialiseOAuth2Connection:output_type -> oauth2broker.v1.InitialiseOAuth2ConnectionResponse
-	5,  // 24: oauth2broker.v1.ConnectionService.GetConnection:output_type -> oauth2broker.v1.GetConnectionResponse
-	7,  // 25: oauth2broker.v1.ConnectionService.ListConnections:output_type -> oauth2broker.v1.ListConnectionsResponse
-	9,  // 26: oauth2broker.v1.ConnectionService.GetAccessToken:output_type -> oauth2broker.v1.GetAccessTokenResponse
-	11, // 27: oauth2broker.v1.ConnectionService.ConfirmConnection:output_type -> oauth2broker.v1.ConfirmConnectionResponse
-	13, // 28: oauth2broker.v1.ConnectionService.DeleteConnection:output_type -> oauth2broker.v1.DeleteConnectionResponse
-	15, // 29: oauth2broker.v1.ConnectionService.WatchConnectionEvents:output_type -> oauth2broker.v1.WatchConnectionEventsResponse
-	23, // [23:30] is the sub-list for method output_type
-	16, // [16:23] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	26, // 15: oauth2broker.v1.InitialiseOAuth2ConnectionResponse.expire_time:type_name -> google.protobuf.Timestamp
+	16, // 16: oauth2broker.v1.ListConnectionEventsResponse.events:type_name -> oauth2broker.v1.ConnectionEvent
+	0,  // 17: oauth2broker.v1.ConnectionStatusCount.status:type_name -> oauth2broker.v1.ConnectionStatus
+	23, // 18: oauth2broker.v1.CountConnectionsResponse.counts:type_name -> oauth2broker.v1.ConnectionStatusCount
+	25, // 19: oauth2broker.v1.CountConnectionsResponse.failing_connections_by_credential:type_name -> oauth2broker.v1.CountConnectionsResponse.FailingConnectionsByCredentialEntry
+	18, // 20: oauth2broker.v1.ConnectionService.InitialiseOAuth2Connection:input_type -> oauth2broker.v1.InitialiseOAuth2ConnectionRequest
+	4,  // 21: oauth2broker.v1.ConnectionService.GetConnection:input_type -> oauth2broker.v1.GetConnectionRequest
+	6,  // 22: oauth2broker.v1.ConnectionService.ListConnections:input_type -> oauth2broker.v1.ListConnectionsRequest
+	8,  // 23: oauth2broker.v1.ConnectionService.GetAccessToken:input_type -> oauth2broker.v1.GetAccessTokenRequest
+	10, // 24: oauth2broker.v1.ConnectionService.ConfirmConnection:input_type -> oauth2broker.v1.ConfirmConnectionRequest
+	12, // 25: oauth2broker.v1.ConnectionService.DeleteConnection:input_type -> oauth2broker.v1.DeleteConnectionRequest
+	14, // 26: oauth2broker.v1.ConnectionService.WatchConnectionEvents:input_type -> oauth2broker.v1.WatchConnectionEventsRequest
+	20, // 27: oauth2broker.v1.ConnectionService.ListConnectionEvents:input_type -> oauth2broker.v1.ListConnectionEventsRequest
+	22, // 28: oauth2broker.v1.ConnectionService.CountConnections:input_type -> oauth2broker.v1.CountConnectionsRequest
+	19, // 29: oauth2broker.v1.ConnectionService.InitialiseOAuth2Connection:output_type -> oauth2broker.v1.InitialiseOAuth2ConnectionResponse
+	5,  // 30: oauth2broker.v1.ConnectionService.GetConnection:output_type -> oauth2broker.v1.GetConnectionResponse
+	7,  // 31: oauth2broker.v1.ConnectionService.ListConnections:output_type -> oauth2broker.v1.ListConnectionsResponse
+	9,  // 32: oauth2broker.v1.ConnectionService.GetAccessToken:output_type -> oauth2broker.v1.GetAccessTokenResponse
+	11, // 33: oauth2broker.v1.ConnectionService.ConfirmConnection:output_type -> oauth2broker.v1.ConfirmConnectionResponse
+	13, // 34: oauth2broker.v1.ConnectionService.DeleteConnection:output_type -> oauth2broker.v1.DeleteConnectionResponse
+	15, // 35: oauth2broker.v1.ConnectionService.WatchConnectionEvents:output_type -> oauth2broker.v1.WatchConnectionEventsResponse
+	21, // 36: oauth2broker.v1.ConnectionService.ListConnectionEvents:output_type -> oauth2broker.v1.ListConnectionEventsResponse
+	24, // 37: oauth2broker.v1.ConnectionService.CountConnections:output_type -> oauth2broker.v1.CountConnectionsResponse
+	29, // [29:38] is the sub-list for method output_type
+	20, // [20:29] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_oauth2broker_v1_connection_service_proto_init() }
@@ -1723,7 +2044,7 @@ func file_oauth2broker_v1_connection_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_oauth2broker_v1_connection_service_proto_rawDesc), len(file_oauth2broker_v1_connection_service_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   18,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

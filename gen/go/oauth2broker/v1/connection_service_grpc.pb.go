@@ -26,6 +26,8 @@ const (
 	ConnectionService_ConfirmConnection_FullMethodName          = "/oauth2broker.v1.ConnectionService/ConfirmConnection"
 	ConnectionService_DeleteConnection_FullMethodName           = "/oauth2broker.v1.ConnectionService/DeleteConnection"
 	ConnectionService_WatchConnectionEvents_FullMethodName      = "/oauth2broker.v1.ConnectionService/WatchConnectionEvents"
+	ConnectionService_ListConnectionEvents_FullMethodName       = "/oauth2broker.v1.ConnectionService/ListConnectionEvents"
+	ConnectionService_CountConnections_FullMethodName           = "/oauth2broker.v1.ConnectionService/CountConnections"
 )
 
 // ConnectionServiceClient is the client API for ConnectionService service.
@@ -67,6 +69,11 @@ type ConnectionServiceClient interface {
 	DeleteConnection(ctx context.Context, in *DeleteConnectionRequest, opts ...grpc.CallOption) (*DeleteConnectionResponse, error)
 	// Streams an organisation's connection events as they happen (the same events as webhooks).
 	WatchConnectionEvents(ctx context.Context, in *WatchConnectionEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchConnectionEventsResponse], error)
+	// Lists an organisation's past connection events (as published), newest first, a page at a
+	// time; optionally those of one connection (its timeline).
+	ListConnectionEvents(ctx context.Context, in *ListConnectionEventsRequest, opts ...grpc.CallOption) (*ListConnectionEventsResponse, error)
+	// Counts an organisation's connections by status (deleted connections are not counted).
+	CountConnections(ctx context.Context, in *CountConnectionsRequest, opts ...grpc.CallOption) (*CountConnectionsResponse, error)
 }
 
 type connectionServiceClient struct {
@@ -156,6 +163,26 @@ func (c *connectionServiceClient) WatchConnectionEvents(ctx context.Context, in 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ConnectionService_WatchConnectionEventsClient = grpc.ServerStreamingClient[WatchConnectionEventsResponse]
 
+func (c *connectionServiceClient) ListConnectionEvents(ctx context.Context, in *ListConnectionEventsRequest, opts ...grpc.CallOption) (*ListConnectionEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListConnectionEventsResponse)
+	err := c.cc.Invoke(ctx, ConnectionService_ListConnectionEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *connectionServiceClient) CountConnections(ctx context.Context, in *CountConnectionsRequest, opts ...grpc.CallOption) (*CountConnectionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CountConnectionsResponse)
+	err := c.cc.Invoke(ctx, ConnectionService_CountConnections_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ConnectionServiceServer is the server API for ConnectionService service.
 // All implementations must embed UnimplementedConnectionServiceServer
 // for forward compatibility.
@@ -195,6 +222,11 @@ type ConnectionServiceServer interface {
 	DeleteConnection(context.Context, *DeleteConnectionRequest) (*DeleteConnectionResponse, error)
 	// Streams an organisation's connection events as they happen (the same events as webhooks).
 	WatchConnectionEvents(*WatchConnectionEventsRequest, grpc.ServerStreamingServer[WatchConnectionEventsResponse]) error
+	// Lists an organisation's past connection events (as published), newest first, a page at a
+	// time; optionally those of one connection (its timeline).
+	ListConnectionEvents(context.Context, *ListConnectionEventsRequest) (*ListConnectionEventsResponse, error)
+	// Counts an organisation's connections by status (deleted connections are not counted).
+	CountConnections(context.Context, *CountConnectionsRequest) (*CountConnectionsResponse, error)
 	mustEmbedUnimplementedConnectionServiceServer()
 }
 
@@ -225,6 +257,12 @@ func (UnimplementedConnectionServiceServer) DeleteConnection(context.Context, *D
 }
 func (UnimplementedConnectionServiceServer) WatchConnectionEvents(*WatchConnectionEventsRequest, grpc.ServerStreamingServer[WatchConnectionEventsResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchConnectionEvents not implemented")
+}
+func (UnimplementedConnectionServiceServer) ListConnectionEvents(context.Context, *ListConnectionEventsRequest) (*ListConnectionEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListConnectionEvents not implemented")
+}
+func (UnimplementedConnectionServiceServer) CountConnections(context.Context, *CountConnectionsRequest) (*CountConnectionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CountConnections not implemented")
 }
 func (UnimplementedConnectionServiceServer) mustEmbedUnimplementedConnectionServiceServer() {}
 func (UnimplementedConnectionServiceServer) testEmbeddedByValue()                           {}
@@ -366,6 +404,42 @@ func _ConnectionService_WatchConnectionEvents_Handler(srv interface{}, stream gr
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ConnectionService_WatchConnectionEventsServer = grpc.ServerStreamingServer[WatchConnectionEventsResponse]
 
+func _ConnectionService_ListConnectionEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListConnectionEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectionServiceServer).ListConnectionEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConnectionService_ListConnectionEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectionServiceServer).ListConnectionEvents(ctx, req.(*ListConnectionEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConnectionService_CountConnections_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CountConnectionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectionServiceServer).CountConnections(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConnectionService_CountConnections_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectionServiceServer).CountConnections(ctx, req.(*CountConnectionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ConnectionService_ServiceDesc is the grpc.ServiceDesc for ConnectionService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -396,6 +470,14 @@ var ConnectionService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteConnection",
 			Handler:    _ConnectionService_DeleteConnection_Handler,
+		},
+		{
+			MethodName: "ListConnectionEvents",
+			Handler:    _ConnectionService_ListConnectionEvents_Handler,
+		},
+		{
+			MethodName: "CountConnections",
+			Handler:    _ConnectionService_CountConnections_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

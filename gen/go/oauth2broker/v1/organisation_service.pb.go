@@ -408,6 +408,98 @@ func (x *RotateWebhookSecretResponse) GetWebhookSecretCount() int32 {
 	return 0
 }
 
+// The request of ListOrganisations.
+type ListOrganisationsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOrganisationsRequest) Reset() {
+	*x = ListOrganisationsRequest{}
+	mi := &file_oauth2broker_v1_organisation_service_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOrganisationsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOrganisationsRequest) ProtoMessage() {}
+
+func (x *ListOrganisationsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_oauth2broker_v1_organisation_service_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOrganisationsRequest.ProtoReflect.Descriptor instead.
+func (*ListOrganisationsRequest) Descriptor() ([]byte, []int) {
+	return file_oauth2broker_v1_organisation_service_proto_rawDescGZIP(), []int{7}
+}
+
+// The response of ListOrganisations.
+type ListOrganisationsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Organisation IDs, sorted.
+	OrganisationIds []string `protobuf:"bytes,1,rep,name=organisation_ids,json=organisationIds,proto3" json:"organisation_ids,omitempty"`
+	// Whether the caller is an admin (may act for every organisation, and manage API keys).
+	CallerIsAdmin bool `protobuf:"varint,2,opt,name=caller_is_admin,json=callerIsAdmin,proto3" json:"caller_is_admin,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOrganisationsResponse) Reset() {
+	*x = ListOrganisationsResponse{}
+	mi := &file_oauth2broker_v1_organisation_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOrganisationsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOrganisationsResponse) ProtoMessage() {}
+
+func (x *ListOrganisationsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_oauth2broker_v1_organisation_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOrganisationsResponse.ProtoReflect.Descriptor instead.
+func (*ListOrganisationsResponse) Descriptor() ([]byte, []int) {
+	return file_oauth2broker_v1_organisation_service_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ListOrganisationsResponse) GetOrganisationIds() []string {
+	if x != nil {
+		return x.OrganisationIds
+	}
+	return nil
+}
+
+func (x *ListOrganisationsResponse) GetCallerIsAdmin() bool {
+	if x != nil {
+		return x.CallerIsAdmin
+	}
+	return false
+}
+
 var File_oauth2broker_v1_organisation_service_proto protoreflect.FileDescriptor
 
 const file_oauth2broker_v1_organisation_service_proto_rawDesc = "" +
@@ -435,11 +527,16 @@ const file_oauth2broker_v1_organisation_service_proto_rawDesc = "" +
 	"\x0forganisation_id\x18\x01 \x01(\tR\x0eorganisationId\"g\n" +
 	"\x1bRotateWebhookSecretResponse\x12\x16\n" +
 	"\x06secret\x18\x01 \x01(\tR\x06secret\x120\n" +
-	"\x14webhook_secret_count\x18\x02 \x01(\x05R\x12webhookSecretCount2\x8d\x03\n" +
+	"\x14webhook_secret_count\x18\x02 \x01(\x05R\x12webhookSecretCount\"\x1a\n" +
+	"\x18ListOrganisationsRequest\"n\n" +
+	"\x19ListOrganisationsResponse\x12)\n" +
+	"\x10organisation_ids\x18\x01 \x03(\tR\x0forganisationIds\x12&\n" +
+	"\x0fcaller_is_admin\x18\x02 \x01(\bR\rcallerIsAdmin2\xf9\x03\n" +
 	"\x13OrganisationService\x12|\n" +
 	"\x17GetOrganisationSettings\x12/.oauth2broker.v1.GetOrganisationSettingsRequest\x1a0.oauth2broker.v1.GetOrganisationSettingsResponse\x12\x85\x01\n" +
 	"\x1aUpdateOrganisationSettings\x122.oauth2broker.v1.UpdateOrganisationSettingsRequest\x1a3.oauth2broker.v1.UpdateOrganisationSettingsResponse\x12p\n" +
-	"\x13RotateWebhookSecret\x12+.oauth2broker.v1.RotateWebhookSecretRequest\x1a,.oauth2broker.v1.RotateWebhookSecretResponseBNZLgithub.com/oauth2-broker/oauth2-broker/gen/go/oauth2broker/v1;oauth2brokerv1b\x06proto3"
+	"\x13RotateWebhookSecret\x12+.oauth2broker.v1.RotateWebhookSecretRequest\x1a,.oauth2broker.v1.RotateWebhookSecretResponse\x12j\n" +
+	"\x11ListOrganisations\x12).oauth2broker.v1.ListOrganisationsRequest\x1a*.oauth2broker.v1.ListOrganisationsResponseBNZLgithub.com/oauth2-broker/oauth2-broker/gen/go/oauth2broker/v1;oauth2brokerv1b\x06proto3"
 
 var (
 	file_oauth2broker_v1_organisation_service_proto_rawDescOnce sync.Once
@@ -453,7 +550,7 @@ func file_oauth2broker_v1_organisation_service_proto_rawDescGZIP() []byte {
 	return file_oauth2broker_v1_organisation_service_proto_rawDescData
 }
 
-var file_oauth2broker_v1_organisation_service_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_oauth2broker_v1_organisation_service_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_oauth2broker_v1_organisation_service_proto_goTypes = []any{
 	(*OrganisationSettings)(nil),               // 0: oauth2broker.v1.OrganisationSettings
 	(*GetOrganisationSettingsRequest)(nil),     // 1: oauth2broker.v1.GetOrganisationSettingsRequest
@@ -462,26 +559,30 @@ var file_oauth2broker_v1_organisation_service_proto_goTypes = []any{
 	(*UpdateOrganisationSettingsResponse)(nil), // 4: oauth2broker.v1.UpdateOrganisationSettingsResponse
 	(*RotateWebhookSecretRequest)(nil),         // 5: oauth2broker.v1.RotateWebhookSecretRequest
 	(*RotateWebhookSecretResponse)(nil),        // 6: oauth2broker.v1.RotateWebhookSecretResponse
-	(*timestamppb.Timestamp)(nil),              // 7: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),              // 8: google.protobuf.FieldMask
+	(*ListOrganisationsRequest)(nil),           // 7: oauth2broker.v1.ListOrganisationsRequest
+	(*ListOrganisationsResponse)(nil),          // 8: oauth2broker.v1.ListOrganisationsResponse
+	(*timestamppb.Timestamp)(nil),              // 9: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),              // 10: google.protobuf.FieldMask
 }
 var file_oauth2broker_v1_organisation_service_proto_depIdxs = []int32{
-	7, // 0: oauth2broker.v1.OrganisationSettings.update_time:type_name -> google.protobuf.Timestamp
-	0, // 1: oauth2broker.v1.GetOrganisationSettingsResponse.settings:type_name -> oauth2broker.v1.OrganisationSettings
-	0, // 2: oauth2broker.v1.UpdateOrganisationSettingsRequest.settings:type_name -> oauth2broker.v1.OrganisationSettings
-	8, // 3: oauth2broker.v1.UpdateOrganisationSettingsRequest.update_mask:type_name -> google.protobuf.FieldMask
-	0, // 4: oauth2broker.v1.UpdateOrganisationSettingsResponse.settings:type_name -> oauth2broker.v1.OrganisationSettings
-	1, // 5: oauth2broker.v1.OrganisationService.GetOrganisationSettings:input_type -> oauth2broker.v1.GetOrganisationSettingsRequest
-	3, // 6: oauth2broker.v1.OrganisationService.UpdateOrganisationSettings:input_type -> oauth2broker.v1.UpdateOrganisationSettingsRequest
-	5, // 7: oauth2broker.v1.OrganisationService.RotateWebhookSecret:input_type -> oauth2broker.v1.RotateWebhookSecretRequest
-	2, // 8: oauth2broker.v1.OrganisationService.GetOrganisationSettings:output_type -> oauth2broker.v1.GetOrganisationSettingsResponse
-	4, // 9: oauth2broker.v1.OrganisationService.UpdateOrganisationSettings:output_type -> oauth2broker.v1.UpdateOrganisationSettingsResponse
-	6, // 10: oauth2broker.v1.OrganisationService.RotateWebhookSecret:output_type -> oauth2broker.v1.RotateWebhookSecretResponse
-	8, // [8:11] is the sub-list for method output_type
-	5, // [5:8] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	9,  // 0: oauth2broker.v1.OrganisationSettings.update_time:type_name -> google.protobuf.Timestamp
+	0,  // 1: oauth2broker.v1.GetOrganisationSettingsResponse.settings:type_name -> oauth2broker.v1.OrganisationSettings
+	0,  // 2: oauth2broker.v1.UpdateOrganisationSettingsRequest.settings:type_name -> oauth2broker.v1.OrganisationSettings
+	10, // 3: oauth2broker.v1.UpdateOrganisationSettingsRequest.update_mask:type_name -> google.protobuf.FieldMask
+	0,  // 4: oauth2broker.v1.UpdateOrganisationSettingsResponse.settings:type_name -> oauth2broker.v1.OrganisationSettings
+	1,  // 5: oauth2broker.v1.OrganisationService.GetOrganisationSettings:input_type -> oauth2broker.v1.GetOrganisationSettingsRequest
+	3,  // 6: oauth2broker.v1.OrganisationService.UpdateOrganisationSettings:input_type -> oauth2broker.v1.UpdateOrganisationSettingsRequest
+	5,  // 7: oauth2broker.v1.OrganisationService.RotateWebhookSecret:input_type -> oauth2broker.v1.RotateWebhookSecretRequest
+	7,  // 8: oauth2broker.v1.OrganisationService.ListOrganisations:input_type -> oauth2broker.v1.ListOrganisationsRequest
+	2,  // 9: oauth2broker.v1.OrganisationService.GetOrganisationSettings:output_type -> oauth2broker.v1.GetOrganisationSettingsResponse
+	4,  // 10: oauth2broker.v1.OrganisationService.UpdateOrganisationSettings:output_type -> oauth2broker.v1.UpdateOrganisationSettingsResponse
+	6,  // 11: oauth2broker.v1.OrganisationService.RotateWebhookSecret:output_type -> oauth2broker.v1.RotateWebhookSecretResponse
+	8,  // 12: oauth2broker.v1.OrganisationService.ListOrganisations:output_type -> oauth2broker.v1.ListOrganisationsResponse
+	9,  // [9:13] is the sub-list for method output_type
+	5,  // [5:9] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_oauth2broker_v1_organisation_service_proto_init() }
@@ -495,7 +596,7 @@ func file_oauth2broker_v1_organisation_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_oauth2broker_v1_organisation_service_proto_rawDesc), len(file_oauth2broker_v1_organisation_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

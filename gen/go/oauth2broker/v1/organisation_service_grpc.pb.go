@@ -22,6 +22,7 @@ const (
 	OrganisationService_GetOrganisationSettings_FullMethodName    = "/oauth2broker.v1.OrganisationService/GetOrganisationSettings"
 	OrganisationService_UpdateOrganisationSettings_FullMethodName = "/oauth2broker.v1.OrganisationService/UpdateOrganisationSettings"
 	OrganisationService_RotateWebhookSecret_FullMethodName        = "/oauth2broker.v1.OrganisationService/RotateWebhookSecret"
+	OrganisationService_ListOrganisations_FullMethodName          = "/oauth2broker.v1.OrganisationService/ListOrganisations"
 )
 
 // OrganisationServiceClient is the client API for OrganisationService service.
@@ -37,6 +38,9 @@ type OrganisationServiceClient interface {
 	// Generates a new webhook signing secret and returns it, once. The previous secret stays valid
 	// (events are signed with both) until the next rotation, so receivers can switch without a gap.
 	RotateWebhookSecret(ctx context.Context, in *RotateWebhookSecretRequest, opts ...grpc.CallOption) (*RotateWebhookSecretResponse, error)
+	// Lists the organisations the caller can see: its own for an organisation's key or JWT; for an
+	// admin, every organisation that has settings, credentials or API keys.
+	ListOrganisations(ctx context.Context, in *ListOrganisationsRequest, opts ...grpc.CallOption) (*ListOrganisationsResponse, error)
 }
 
 type organisationServiceClient struct {
@@ -77,6 +81,16 @@ func (c *organisationServiceClient) RotateWebhookSecret(ctx context.Context, in 
 	return out, nil
 }
 
+func (c *organisationServiceClient) ListOrganisations(ctx context.Context, in *ListOrganisationsRequest, opts ...grpc.CallOption) (*ListOrganisationsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListOrganisationsResponse)
+	err := c.cc.Invoke(ctx, OrganisationService_ListOrganisations_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // OrganisationServiceServer is the server API for OrganisationService service.
 // All implementations must embed UnimplementedOrganisationServiceServer
 // for forward compatibility.
@@ -90,6 +104,9 @@ type OrganisationServiceServer interface {
 	// Generates a new webhook signing secret and returns it, once. The previous secret stays valid
 	// (events are signed with both) until the next rotation, so receivers can switch without a gap.
 	RotateWebhookSecret(context.Context, *RotateWebhookSecretRequest) (*RotateWebhookSecretResponse, error)
+	// Lists the organisations the caller can see: its own for an organisation's key or JWT; for an
+	// admin, every organisation that has settings, credentials or API keys.
+	ListOrganisations(context.Context, *ListOrganisationsRequest) (*ListOrganisationsResponse, error)
 	mustEmbedUnimplementedOrganisationServiceServer()
 }
 
@@ -108,6 +125,9 @@ func (UnimplementedOrganisationServiceServer) UpdateOrganisationSettings(context
 }
 func (UnimplementedOrganisationServiceServer) RotateWebhookSecret(context.Context, *RotateWebhookSecretRequest) (*RotateWebhookSecretResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RotateWebhookSecret not implemented")
+}
+func (UnimplementedOrganisationServiceServer) ListOrganisations(context.Context, *ListOrganisationsRequest) (*ListOrganisationsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListOrganisations not implemented")
 }
 func (UnimplementedOrganisationServiceServer) mustEmbedUnimplementedOrganisationServiceServer() {}
 func (UnimplementedOrganisationServiceServer) testEmbeddedByValue()                             {}
@@ -184,6 +204,24 @@ func _OrganisationService_RotateWebhookSecret_Handler(srv interface{}, ctx conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _OrganisationService_ListOrganisations_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListOrganisationsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OrganisationServiceServer).ListOrganisations(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OrganisationService_ListOrganisations_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OrganisationServiceServer).ListOrganisations(ctx, req.(*ListOrganisationsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // OrganisationService_ServiceDesc is the grpc.ServiceDesc for OrganisationService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -202,6 +240,10 @@ var OrganisationService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RotateWebhookSecret",
 			Handler:    _OrganisationService_RotateWebhookSecret_Handler,
+		},
+		{
+			MethodName: "ListOrganisations",
+			Handler:    _OrganisationService_ListOrganisations_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -248,3 +248,52 @@ class InitialiseOAuth2ConnectionResponse(_message.Message):
     url: str
     expire_time: _timestamp_pb2.Timestamp
     def __init__(self, url: _Optional[str] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListConnectionEventsRequest(_message.Message):
+    __slots__ = ("organisation_id", "connection_id", "page_size", "page_token")
+    ORGANISATION_ID_FIELD_NUMBER: _ClassVar[int]
+    CONNECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    organisation_id: str
+    connection_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, organisation_id: _Optional[str] = ..., connection_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListConnectionEventsResponse(_message.Message):
+    __slots__ = ("events", "next_page_token")
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[ConnectionEvent]
+    next_page_token: str
+    def __init__(self, events: _Optional[_Iterable[_Union[ConnectionEvent, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class CountConnectionsRequest(_message.Message):
+    __slots__ = ("organisation_id",)
+    ORGANISATION_ID_FIELD_NUMBER: _ClassVar[int]
+    organisation_id: str
+    def __init__(self, organisation_id: _Optional[str] = ...) -> None: ...
+
+class ConnectionStatusCount(_message.Message):
+    __slots__ = ("status", "count")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    status: ConnectionStatus
+    count: int
+    def __init__(self, status: _Optional[_Union[ConnectionStatus, str]] = ..., count: _Optional[int] = ...) -> None: ...
+
+class CountConnectionsResponse(_message.Message):
+    __slots__ = ("counts", "failing_connections_by_credential")
+    class FailingConnectionsByCredentialEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    FAILING_CONNECTIONS_BY_CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
+    counts: _containers.RepeatedCompositeFieldContainer[ConnectionStatusCount]
+    failing_connections_by_credential: _containers.ScalarMap[str, int]
+    def __init__(self, counts: _Optional[_Iterable[_Union[ConnectionStatusCount, _Mapping]]] = ..., failing_connections_by_credential: _Optional[_Mapping[str, int]] = ...) -> None: ...

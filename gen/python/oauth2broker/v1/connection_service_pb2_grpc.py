@@ -71,6 +71,16 @@ class ConnectionServiceStub:
                 request_serializer=oauth2broker_dot_v1_dot_connection__service__pb2.WatchConnectionEventsRequest.SerializeToString,
                 response_deserializer=oauth2broker_dot_v1_dot_connection__service__pb2.WatchConnectionEventsResponse.FromString,
                 _registered_method=True)
+        self.ListConnectionEvents = channel.unary_unary(
+                '/oauth2broker.v1.ConnectionService/ListConnectionEvents',
+                request_serializer=oauth2broker_dot_v1_dot_connection__service__pb2.ListConnectionEventsRequest.SerializeToString,
+                response_deserializer=oauth2broker_dot_v1_dot_connection__service__pb2.ListConnectionEventsResponse.FromString,
+                _registered_method=True)
+        self.CountConnections = channel.unary_unary(
+                '/oauth2broker.v1.ConnectionService/CountConnections',
+                request_serializer=oauth2broker_dot_v1_dot_connection__service__pb2.CountConnectionsRequest.SerializeToString,
+                response_deserializer=oauth2broker_dot_v1_dot_connection__service__pb2.CountConnectionsResponse.FromString,
+                _registered_method=True)
 
 
 class ConnectionServiceServicer:
@@ -145,6 +155,21 @@ class ConnectionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListConnectionEvents(self, request, context):
+        """Lists an organisation's past connection events (as published), newest first, a page at a
+        time; optionally those of one connection (its timeline).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CountConnections(self, request, context):
+        """Counts an organisation's connections by status (deleted connections are not counted).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ConnectionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -182,6 +207,16 @@ def add_ConnectionServiceServicer_to_server(servicer, server):
                     servicer.WatchConnectionEvents,
                     request_deserializer=oauth2broker_dot_v1_dot_connection__service__pb2.WatchConnectionEventsRequest.FromString,
                     response_serializer=oauth2broker_dot_v1_dot_connection__service__pb2.WatchConnectionEventsResponse.SerializeToString,
+            ),
+            'ListConnectionEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListConnectionEvents,
+                    request_deserializer=oauth2broker_dot_v1_dot_connection__service__pb2.ListConnectionEventsRequest.FromString,
+                    response_serializer=oauth2broker_dot_v1_dot_connection__service__pb2.ListConnectionEventsResponse.SerializeToString,
+            ),
+            'CountConnections': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountConnections,
+                    request_deserializer=oauth2broker_dot_v1_dot_connection__service__pb2.CountConnectionsRequest.FromString,
+                    response_serializer=oauth2broker_dot_v1_dot_connection__service__pb2.CountConnectionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -375,6 +410,60 @@ class ConnectionService:
             '/oauth2broker.v1.ConnectionService/WatchConnectionEvents',
             oauth2broker_dot_v1_dot_connection__service__pb2.WatchConnectionEventsRequest.SerializeToString,
             oauth2broker_dot_v1_dot_connection__service__pb2.WatchConnectionEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListConnectionEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/oauth2broker.v1.ConnectionService/ListConnectionEvents',
+            oauth2broker_dot_v1_dot_connection__service__pb2.ListConnectionEventsRequest.SerializeToString,
+            oauth2broker_dot_v1_dot_connection__service__pb2.ListConnectionEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountConnections(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/oauth2broker.v1.ConnectionService/CountConnections',
+            oauth2broker_dot_v1_dot_connection__service__pb2.CountConnectionsRequest.SerializeToString,
+            oauth2broker_dot_v1_dot_connection__service__pb2.CountConnectionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

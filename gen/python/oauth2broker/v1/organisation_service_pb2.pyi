@@ -63,3 +63,15 @@ class RotateWebhookSecretResponse(_message.Message):
     secret: str
     webhook_secret_count: int
     def __init__(self, secret: _Optional[str] = ..., webhook_secret_count: _Optional[int] = ...) -> None: ...
+
+class ListOrganisationsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListOrganisationsResponse(_message.Message):
+    __slots__ = ("organisation_ids", "caller_is_admin")
+    ORGANISATION_IDS_FIELD_NUMBER: _ClassVar[int]
+    CALLER_IS_ADMIN_FIELD_NUMBER: _ClassVar[int]
+    organisation_ids: _containers.RepeatedScalarFieldContainer[str]
+    caller_is_admin: bool
+    def __init__(self, organisation_ids: _Optional[_Iterable[str]] = ..., caller_is_admin: _Optional[bool] = ...) -> None: ...

@@ -50,6 +50,11 @@ class OrganisationServiceStub:
                 request_serializer=oauth2broker_dot_v1_dot_organisation__service__pb2.RotateWebhookSecretRequest.SerializeToString,
                 response_deserializer=oauth2broker_dot_v1_dot_organisation__service__pb2.RotateWebhookSecretResponse.FromString,
                 _registered_method=True)
+        self.ListOrganisations = channel.unary_unary(
+                '/oauth2broker.v1.OrganisationService/ListOrganisations',
+                request_serializer=oauth2broker_dot_v1_dot_organisation__service__pb2.ListOrganisationsRequest.SerializeToString,
+                response_deserializer=oauth2broker_dot_v1_dot_organisation__service__pb2.ListOrganisationsResponse.FromString,
+                _registered_method=True)
 
 
 class OrganisationServiceServicer:
@@ -78,6 +83,14 @@ class OrganisationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListOrganisations(self, request, context):
+        """Lists the organisations the caller can see: its own for an organisation's key or JWT; for an
+        admin, every organisation that has settings, credentials or API keys.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrganisationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -95,6 +108,11 @@ def add_OrganisationServiceServicer_to_server(servicer, server):
                     servicer.RotateWebhookSecret,
                     request_deserializer=oauth2broker_dot_v1_dot_organisation__service__pb2.RotateWebhookSecretRequest.FromString,
                     response_serializer=oauth2broker_dot_v1_dot_organisation__service__pb2.RotateWebhookSecretResponse.SerializeToString,
+            ),
+            'ListOrganisations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListOrganisations,
+                    request_deserializer=oauth2broker_dot_v1_dot_organisation__service__pb2.ListOrganisationsRequest.FromString,
+                    response_serializer=oauth2broker_dot_v1_dot_organisation__service__pb2.ListOrganisationsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -179,6 +197,33 @@ class OrganisationService:
             '/oauth2broker.v1.OrganisationService/RotateWebhookSecret',
             oauth2broker_dot_v1_dot_organisation__service__pb2.RotateWebhookSecretRequest.SerializeToString,
             oauth2broker_dot_v1_dot_organisation__service__pb2.RotateWebhookSecretResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListOrganisations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/oauth2broker.v1.OrganisationService/ListOrganisations',
+            oauth2broker_dot_v1_dot_organisation__service__pb2.ListOrganisationsRequest.SerializeToString,
+            oauth2broker_dot_v1_dot_organisation__service__pb2.ListOrganisationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,331 @@
+import { useState } from "preact/hooks";
+import { type Credential, TokenEndpointAuthMethod } from "../../../gen/oauth2broker/v1/credential_pb.js";
+import type { Api } from "../api.js";
+import { ErrorText, useAction, useLoad, when } from "../ui.js";
+
+/** The fields a person edits; the same form creates and edits. */
+interface CredentialFields {
+  name: string;
+  clientId: string;
+  tokenUrl: string;
+  revocationUrl: string;
+  issuer: string;
+  authMethod: TokenEndpointAuthMethod;
+  issSupported: boolean;
+  disablePkce: boolean;
+}
+
+const EMPTY: CredentialFields = {
+  name: "",
+  clientId: "",
+  tokenUrl: "",
+  revocationUrl: "",
+  issuer: "",
+  authMethod: TokenEndpointAuthMethod.CLIENT_SECRET_BASIC,
+  issSupported: false,
+  disablePkce: false,
+};
+
+function fieldsOf(credential: Credential): CredentialFields {
+  return {
+    name: credential.name,
+    clientId: credential.clientId,
+    tokenUrl: credential.tokenUrl,
+    revocationUrl: credential.revocationUrl ?? "",
+    issuer: credential.issuer ?? "",
+    authMethod: credential.tokenEndpointAuthMethod,
+    issSupported: credential.authorizationResponseIssParameterSupported,
+    disablePkce: credential.disablePkce,
+  };
+}
+
+export function CredentialsPage(props: { api: Api; organisationId: string }) {
+  const { api, organisationId } = props;
+  const list = useLoad(() => api.credentials.listCredentials({ organisationId, pageSize: 100 }), [organisationId]);
+  const [creating, setCreating] = useState(false);
+  const [open, setOpen] = useState<{ id: string; panel: "edit" | "secret" | "test" }>();
+  const action = useAction();
+  return (
+    <>
+      <h1>Credentials</h1>
+      <p class="muted">A credential is your OAuth client registration at a provider. Its secret is write-only: it is never shown again.</p>
+      <div class="actions">
+        <button type="button" onClick={() => setCreating(!creating)} aria-expanded={creating}>New credential</button>
+      </div>
+      {creating ? (
+        <CredentialForm
+          title="New credential"
+          initial={EMPTY}
+          askSecret
+          onSubmit={async (fields, secret) => {
+            await api.credentials.createCredential({
+              credential: {
+                organisationId,
+                name: fields.name,
+                clientId: fields.clientId,
+                clientSecret: secret,
+                tokenUrl: fields.tokenUrl,
+                tokenEndpointAuthMethod: fields.authMethod,
+                disablePkce: fields.disablePkce,
+                authorizationResponseIssParameterSupported: fields.issSupported,
+                ...(fields.issuer ? { issuer: fields.issuer } : {}),
+                ...(fields.revocationUrl ? { revocationUrl: fields.revocationUrl } : {}),
+              },
+            });
+            setCreating(false);
+            list.reload();
+          }}
+        />
+      ) : null}
+      <ErrorText error={list.error ?? action.error} />
+      <table>
+        <thead>
+          <tr><th scope="col">Name</th><th scope="col">Client ID</th><th scope="col">Token endpoint</th><th scope="col">Updated</th><th scope="col">Actions</th></tr>
+        </thead>
+        <tbody>
+          {list.data?.credentials.map((credential) => (
+            <>
+              <tr>
+                <td>{credential.name}<div class="muted">{credential.id}</div></td>
+                <td>{credential.clientId}</td>
+                <td>{credential.tokenUrl}</td>
+                <td>{when(credential.updateTime)}</td>
+                <td>
+                  <div class="actions">
+                    {(["test", "edit", "secret"] as const).map((panel) => (
+                      <button
+                        type="button"
+                        class="secondary"
+                        aria-expanded={open?.id === credential.id && open.panel === panel}
+                        aria-label={`${PANEL_LABELS[panel]} ${credential.name}`}
+                        onClick={() => setOpen(open?.id === credential.id && open.panel === panel ? undefined : { id: credential.id, panel })}
+                      >
+                        {PANEL_LABELS[panel]}
+                      </button>
+                    ))}
+                    <button
+                      type="button"
+                      class="danger"
+                      aria-label={`Delete ${credential.name}`}
+                      disabled={action.busy}
+                      onClick={() => {
+                        if (!confirm(`Delete the credential "${credential.name}"?`)) return;
+                        void action.run(async () => {
+                          await api.credentials.deleteCredential({ organisationId, id: credential.id });
+                          list.reload();
+                        });
+                      }}
+                    >
+                      Delete
+                    </button>
+                  </div>
+                </td>
+              </tr>
+              {open?.id === credential.id ? (
+                <tr>
+                  <td colSpan={5}>
+                    {open.panel === "edit" ? (
+                      <CredentialForm
+                        title={`Edit ${credential.name}`}
+                        initial={fieldsOf(credential)}
+                        onSubmit={async (fields) => {
+                          await api.credentials.updateCredential({
+                            credential: {
+                              id: credential.id,
+                              organisationId,
+                              name: fields.name,
+                              clientId: fields.clientId,
+                              tokenUrl: fields.tokenUrl,
+                              tokenEndpointAuthMethod: fields.authMethod,
+                              disablePkce: fields.disablePkce,
+                              authorizationResponseIssParameterSupported: fields.issSupported,
+                              ...(fields.issuer ? { issuer: fields.issuer } : {}),
+                              ...(fields.revocationUrl ? { revocationUrl: fields.revocationUrl } : {}),
+                            },
+                            updateMask: { paths: changedPaths(fieldsOf(credential), fields) },
+                          });
+                          setOpen(undefined);
+                          list.reload();
+                        }}
+                      />
+                    ) : open.panel === "secret" ? (
+                      <ReplaceSecret
+                        credential={credential}
+                        onSubmit={async (secret) => {
+                          await api.credentials.updateCredential({
+                            credential: { id: credential.id, organisationId, clientSecret: secret },
+                            updateMask: { paths: ["client_secret"] },
+                          });
+                          setOpen(undefined);
+                          list.reload();
+                        }}
+                      />
+                    ) : (
+                      <TestCredential api={api} organisationId={organisationId} credential={credential} />
+                    )}
+                  </td>
+                </tr>
+              ) : null}
+            </>
+          ))}
+        </tbody>
+      </table>
+      {list.data?.credentials.length === 0 ? <p class="muted">No credentials yet.</p> : null}
+    </>
+  );
+}
+
+const PANEL_LABELS = { test: "Test", edit: "Edit", secret: "Replace secret" } as const;
+
+function changedPaths(before: CredentialFields, after: CredentialFields): string[] {
+  const paths: Array<[keyof CredentialFields, string]> = [
+    ["name", "name"],
+    ["clientId", "client_id"],
+    ["tokenUrl", "token_url"],
+    ["revocationUrl", "revocation_url"],
+    ["issuer", "issuer"],
+    ["authMethod", "token_endpoint_auth_method"],
+    ["issSupported", "authorization_response_iss_parameter_supported"],
+    ["disablePkce", "disable_pkce"],
+  ];
+  return paths.filter(([field]) => before[field] !== after[field]).map(([, path]) => path);
+}
+
+function CredentialForm(props: {
+  title: string;
+  initial: CredentialFields;
+  askSecret?: boolean;
+  onSubmit: (fields: CredentialFields, secret: string) => Promise<void>;
+}) {
+  const [fields, setFields] = useState(props.initial);
+  const [secret, setSecret] = useState("");
+  const action = useAction();
+  const text = (field: "name" | "clientId" | "tokenUrl" | "revocationUrl" | "issuer", label: string, required = false) => (
+    <label>
+      {label}
+      <input value={fields[field]} required={required} onInput={(e) => setFields({ ...fields, [field]: e.currentTarget.value })} />
+    </label>
+  );
+  return (
+    <form
+      aria-label={props.title}
+      onSubmit={(event) => {
+        event.preventDefault();
+        void action.run(() => props.onSubmit(fields, secret));
+      }}
+    >
+      <strong>{props.title}</strong>
+      {text("name", "Name", true)}
+      {text("clientId", "Client ID", true)}
+      {props.askSecret ? (
+        <label>
+          Client secret
+          <input type="password" autocomplete="off" required value={secret} onInput={(e) => setSecret(e.currentTarget.value)} />
+        </label>
+      ) : null}
+      {text("tokenUrl", "Token endpoint URL", true)}
+      {text("revocationUrl", "Revocation endpoint URL (optional)")}
+      {text("issuer", "Issuer (optional, OpenID providers)")}
+      <label>
+        Client authentication
+        <select value={String(fields.authMethod)} onChange={(e) => setFields({ ...fields, authMethod: Number(e.currentTarget.value) })}>
+          <option value={String(TokenEndpointAuthMethod.CLIENT_SECRET_BASIC)}>HTTP Basic (client_secret_basic)</option>
+          <option value={String(TokenEndpointAuthMethod.CLIENT_SECRET_POST)}>In the body (client_secret_post)</option>
+        </select>
+      </label>
+      <label class="check">
+        <input type="checkbox" checked={fields.issSupported} onChange={(e) => setFields({ ...fields, issSupported: e.currentTarget.checked })} />
+        The provider always returns iss on the callback
+      </label>
+      <label class="check">
+        <input type="checkbox" checked={fields.disablePkce} onChange={(e) => setFields({ ...fields, disablePkce: e.currentTarget.checked })} />
+        Disable PKCE
+      </label>
+      <div class="actions">
+        <button type="submit" disabled={action.busy}>Save</button>
+      </div>
+      <ErrorText error={action.error} />
+    </form>
+  );
+}
+
+function ReplaceSecret(props: { credential: Credential; onSubmit: (secret: string) => Promise<void> }) {
+  const [secret, setSecret] = useState("");
+  const action = useAction();
+  return (
+    <form
+      aria-label={`Replace the secret of ${props.credential.name}`}
+      onSubmit={(event) => {
+        event.preventDefault();
+        void action.run(() => props.onSubmit(secret));
+      }}
+    >
+      <label>
+        New client secret
+        <input type="password" autocomplete="off" required value={secret} onInput={(e) => setSecret(e.currentTarget.value)} />
+      </label>
+      <div class="actions">
+        <button type="submit" disabled={action.busy}>Replace secret</button>
+      </div>
+      <ErrorText error={action.error} />
+    </form>
+  );
+}
+
+/** Starts a real flow for the credential in a new tab; that tab lands on the console's result page. */
+function TestCredential(props: { api: Api; organisationId: string; credential: Credential }) {
+  const { api, organisationId, credential } = props;
+  const [authorizeUrl, setAuthorizeUrl] = useState(credential.issuer ? `${credential.issuer.replace(/\/$/, "")}/auth` : "");
+  const [scopes, setScopes] = useState(credential.issuer ? "openid email" : "");
+  const [prompt, setPrompt] = useState(credential.issuer ? "login consent" : "");
+  const [started, setStarted] = useState(false);
+  const action = useAction();
+  return (
+    <form
+      aria-label={`Test ${credential.name}`}
+      onSubmit={(event) => {
+        event.preventDefault();
+        // Opened before the call, while the click still counts as the user's: browsers block later pop-ups.
+        const tab = window.open("about:blank", "_blank");
+        void action.run(async () => {
+          try {
+            const { url } = await api.connections.initialiseOAuth2Connection({
+              organisationId,
+              connectorId: "console-test",
+              credential: { id: credential.id, organisationId },
+              authorizeUrl,
+              clientId: credential.clientId,
+              scopes: scopes.split(/\s+/).filter(Boolean),
+              prompt,
+              returnUrl: `${location.origin}/console/flow-result?org=${encodeURIComponent(organisationId)}`,
+            });
+            if (tab === null) location.assign(url);
+            else tab.location.href = url;
+            setStarted(true);
+          } catch (error) {
+            tab?.close();
+            throw error;
+          }
+        });
+      }}
+    >
+      <label>
+        Authorization endpoint URL
+        <input value={authorizeUrl} required onInput={(e) => setAuthorizeUrl(e.currentTarget.value)} />
+      </label>
+      <label>
+        Scopes (separated by spaces)
+        <input value={scopes} onInput={(e) => setScopes(e.currentTarget.value)} />
+      </label>
+      <label>
+        Prompt (optional)
+        <input value={prompt} onInput={(e) => setPrompt(e.currentTarget.value)} />
+      </label>
+      <div class="actions">
+        <button type="submit" disabled={action.busy}>Start test connection</button>
+      </div>
+      {started ? <p class="notice" role="status">The provider's sign-in opened in a new tab; it shows the connection when it completes.</p> : null}
+      <ErrorText error={action.error} />
+    </form>
+  );
+}
