@@ -255,6 +255,28 @@ export class ConnectionLifecycle {
     });
   }
 
+  /**
+   * Drops reconnect grants that were not confirmed in time, with their tokens, under each
+   * connection's lease (a busy one is left for the next pass). Returns whether a full batch was
+   * found.
+   */
+  async dropExpiredHolds(batch = 100): Promise<boolean> {
+    const ids = await this.deps.connections.idsWithExpiredHolds(new Date(), batch);
+    for (const id of ids) {
+      const lease = await this.tryLease(id);
+      if (lease === null) continue;
+      try {
+        const connection = await this.deps.connections.findByIdUnscoped(id);
+        if (connection?.reauthorization !== undefined && connection.reauthorization.hold_expire_time <= new Date()) {
+          await this.deps.connections.update(id, { unset: ["reauthorization"] });
+        }
+      } finally {
+        await this.release(lease);
+      }
+    }
+    return ids.length === batch;
+  }
+
   // The refresh writes: the refresher holds the lease across the provider call and records each
   // step here.
 

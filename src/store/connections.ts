@@ -243,6 +243,15 @@ export class ConnectionStore {
       .toArray();
   }
 
+  /** IDs of connections holding a reconnect's grant that was not confirmed in time. */
+  async idsWithExpiredHolds(now: Date, limit: number): Promise<string[]> {
+    const documents = await this.collection
+      .find({ "reauthorization.hold_expire_time": { $lte: now } }, { projection: { _id: 1 } })
+      .limit(limit)
+      .toArray();
+    return documents.map((document) => document._id);
+  }
+
   /** IDs of connections that hold a secret, for re-encryption. */
   async idsWithSecrets(): Promise<string[]> {
     const documents = await this.collection.find({ status: NOT_DELETED }, { projection: { _id: 1 } }).toArray();

@@ -307,6 +307,46 @@ describe("reconnect (connection_id)", () => {
     await expect.poll(() => eventsOf(id), { timeout: 5_000 }).toEqual(["connection.created", "connection.reauthorized"]);
   });
 
+  it("drops a held reconnect grant, with its tokens, when it is not confirmed within BROKER_STATE_TTL", async () => {
+    const shortBroker = await startTestBroker({ BROKER_STATE_TTL: "10s", BROKER_IDLE_REFRESH_AFTER: "1h" });
+    try {
+      await shortBroker.connect(OrganisationService).updateOrganisationSettings({
+        settings: { organisationId: "acme", allowedReturnUrls: [RETURN_URL] },
+        updateMask: { paths: ["allowed_return_urls"] },
+      });
+      provider.behaviour = { kind: "json", body: issue(3600) };
+      const credentialId = await createScriptedCredential(shortBroker, provider);
+      const id = await connectThroughCallback(shortBroker, credentialId);
+      const client = shortBroker.connect(ConnectionService);
+      const { url } = await client.initialiseOAuth2Connection({
+        organisationId: "acme",
+        connectorId: "scripted",
+        credential: { id: credentialId, organisationId: "acme" },
+        authorizeUrl: "https://provider.example/authorize",
+        clientId: "client-1",
+        connectionId: id,
+        endUserId: "user-7",
+        returnUrl: RETURN_URL,
+      });
+      const state = new URL(url).searchParams.get("state")!;
+      recordSecrets(state);
+      provider.behaviour = { kind: "json", body: issue(3600) };
+      const response = await fetch(`${shortBroker.httpUrl}/oauth2/callback?state=${state}&code=held`, { redirect: "manual" });
+      const confirmation = new URL(response.headers.get("location")!).searchParams.get("confirmation")!;
+      recordSecrets(confirmation);
+      const connectionsCollection = shortBroker.database.db.collection("connections");
+      expect((await connectionsCollection.findOne({ _id: id as never }))!.reauthorization.access_token).toBeDefined();
+
+      await expect.poll(async () => (await connectionsCollection.findOne({ _id: id as never }))!.reauthorization, { timeout: 20_000, interval: 250 }).toBeUndefined();
+      const late = await connectError(client.confirmConnection({ organisationId: "acme", connectionId: id, endUserId: "user-7", confirmation }));
+      expect(late.code).toBe(Code.FailedPrecondition);
+      expect(late.rawMessage).toBe("the connection is not waiting for confirmation");
+      expect((await client.getConnection({ organisationId: "acme", id })).connection?.status).toBe(ConnectionStatus.ACTIVE);
+    } finally {
+      await shortBroker.close();
+    }
+  }, 40_000);
+
   it("refuses another provider account on the result page and with error=account_mismatch, changing nothing", async () => {
     const credentialId = await createScriptedCredential(broker, provider, { issuer: provider.issuer });
     const first = issue(3600);
