@@ -180,13 +180,13 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
   });
   // Rarely used connections are refreshed before their refresh token lapses, and reconnect grants
   // nobody confirmed are dropped. The scan runs a few times per idle period (at most every 5
-  // minutes, at least every state TTL), and while it finds work.
+  // minutes, at least twice per state TTL), and while it finds work.
   const idleRefresh = new Worker(
     "idle-refresh",
     DELIVERY_INTERVAL_MS,
     async () => (await lifecycle.dropExpiredHolds()) || (await refresher.refreshIdle()),
     logger,
-    Math.min(Math.max((config.idleRefreshAfterSeconds * 1000) / 10, DELIVERY_INTERVAL_MS), 5 * 60_000, config.stateTtlSeconds * 1000),
+    Math.min(Math.max((config.idleRefreshAfterSeconds * 1000) / 10, DELIVERY_INTERVAL_MS), 5 * 60_000, (config.stateTtlSeconds * 1000) / 2),
   );
 
   const health = new HealthMonitor(database, logger);

@@ -38,6 +38,8 @@ export interface TokenRefresherDeps {
 }
 
 const POLL_MS = 100;
+/** Time left on the lease, beyond the provider timeout, for the writes after the answer. */
+const LEASE_SEND_MARGIN_MS = 2_000;
 /** A connection is force-refreshed at most once per this window. */
 export const FORCE_REFRESH_WINDOW_MS = 10_000;
 
@@ -137,7 +139,7 @@ export class TokenRefresher {
    * once more (the protocol offers nothing better), and an `invalid_grant` then means the token
    * was most likely spent by the lost refresh: `refresh_token_reused`.
    */
-  async #refresh(document: ConnectionDocument, _lease: Lease): Promise<AccessToken> {
+  async #refresh(document: ConnectionDocument, lease: Lease): Promise<AccessToken> {
     const log = this.deps.logger.child({ connection_id: document._id, organisation_id: document.organisation_id });
     const { lifecycle } = this.deps;
     if (document.refresh_token === undefined) {
@@ -148,6 +150,11 @@ export class TokenRefresher {
     if (credential === null) {
       await lifecycle.markNeedsReauthorization(document, "credential_deleted");
       throw needsReauthorization("credential_deleted");
+    }
+    // The request must end (answer or timeout) before anyone else may take the lease over: after
+    // slow database calls there may no longer be time for that, and then nothing is sent.
+    if (lease.expireTime.getTime() - Date.now() < this.deps.requestTimeoutMs + LEASE_SEND_MARGIN_MS) {
+      throw new ConnectionError("refresh_timeout", "the token refresh did not finish in time - try again");
     }
     const uncertain = document.refresh_sent_time !== undefined;
     const refreshToken = this.deps.secretBox.decrypt(document.refresh_token, connectionSecretContext(document._id, "refresh_token"));

@@ -337,7 +337,7 @@ describe("reconnect (connection_id)", () => {
       const connectionsCollection = shortBroker.database.db.collection("connections");
       expect((await connectionsCollection.findOne({ _id: id as never }))!.reauthorization.access_token).toBeDefined();
 
-      await expect.poll(async () => (await connectionsCollection.findOne({ _id: id as never }))!.reauthorization, { timeout: 20_000, interval: 250 }).toBeUndefined();
+      await expect.poll(async () => (await connectionsCollection.findOne({ _id: id as never }))!.reauthorization, { timeout: 25_000, interval: 250 }).toBeUndefined();
       const late = await connectError(client.confirmConnection({ organisationId: "acme", connectionId: id, endUserId: "user-7", confirmation }));
       expect(late.code).toBe(Code.FailedPrecondition);
       expect(late.rawMessage).toBe("the connection is not waiting for confirmation");
@@ -345,7 +345,7 @@ describe("reconnect (connection_id)", () => {
     } finally {
       await shortBroker.close();
     }
-  }, 40_000);
+  }, 45_000);
 
   it("refuses another provider account on the result page and with error=account_mismatch, changing nothing", async () => {
     const credentialId = await createScriptedCredential(broker, provider, { issuer: provider.issuer });
