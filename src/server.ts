@@ -208,7 +208,6 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     [
       callbackRoute(
         oauth2Callback({
-          publicUrl: config.publicUrl,
           states,
           credentials,
           connections,

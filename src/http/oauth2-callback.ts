@@ -7,7 +7,7 @@ import { isDatabaseUnavailable } from "../store/database.js";
 import { v7 as uuidv7 } from "uuid";
 import type { SecretBox } from "../crypto/secret-box.js";
 import { IdTokenError, type IdTokenVerifier } from "../oauth/id-token.js";
-import { issuerMatches, parseCallbackPath, parseCallbackQuery, providerErrorCode, redirectUriFor } from "../oauth/callback-params.js";
+import { isRedirectUriOf, issuerMatches, parseCallbackPath, parseCallbackQuery, providerErrorCode } from "../oauth/callback-params.js";
 import { OutboundError } from "../outbound/bounded-fetch.js";
 import { returnUrlWith } from "../oauth/return-url.js";
 import { hashState } from "../oauth/state.js";
@@ -23,8 +23,6 @@ import { sendPage, sendRedirect } from "./pages.js";
 import type { HttpRequest, HttpResponse, HttpRoute } from "./routes.js";
 
 export interface CallbackDeps {
-  /** BROKER_PUBLIC_URL: the attempt's redirect URI must be this callback's (redirectUriFor). */
-  publicUrl: string;
   states: OAuthStateStore;
   credentials: CredentialStore;
   connections: ConnectionStore;
@@ -114,8 +112,8 @@ async function handleCallback(deps: CallbackDeps, req: HttpRequest, res: HttpRes
   // Security issue 11, item 2: a code completes only the flow whose redirect URI it arrived at
   // (RFC 6749 §4.1.3 sends that URI again at the exchange). A code for an organisation's own
   // callback that arrives elsewhere, or the reverse, was sent to an address the flow never named.
-  const path = parseCallbackPath(rawUrl.split("?", 1)[0] ?? "");
-  if (redirectUriFor(deps.publicUrl, path?.organisationId) !== attempt.redirect_uri) {
+  const callback = parseCallbackPath(rawUrl.split("?", 1)[0] ?? "");
+  if (callback === undefined || !isRedirectUriOf(callback, attempt.redirect_uri)) {
     count("wrong_callback");
     log.warn({ outcome: "wrong_callback", organisation_id: attempt.organisation_id }, "callback refused: the flow uses another callback path");
     return sendPage(res, 400, EXPIRED_TITLE, ["Go back to the application and start connecting again."]);

@@ -79,6 +79,15 @@ export function redirectUriFor(publicUrl: string, perOrganisation: string | unde
 }
 
 /**
+ * Whether a flow whose `redirect_uri` is `redirectUri` may complete at this callback: the URI must
+ * name this same callback (shared, or this organisation's). Only the path is compared, since the
+ * request did arrive at this broker, whose instances may know their public URL differently.
+ */
+export function isRedirectUriOf(callback: { organisationId: string | undefined }, redirectUri: string): boolean {
+  return redirectUri.endsWith(redirectUriFor("", callback.organisationId));
+}
+
+/**
  * Which callback a request path is: `{ organisationId: undefined }` for the shared one, the
  * organisation's for its own, undefined when the path is no callback.
  */

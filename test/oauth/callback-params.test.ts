@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { issuerMatches, parseCallbackPath, parseCallbackQuery, providerErrorCode, redirectUriFor } from "../../src/oauth/callback-params.js";
+import { isRedirectUriOf, issuerMatches, parseCallbackPath, parseCallbackQuery, providerErrorCode, redirectUriFor } from "../../src/oauth/callback-params.js";
 
 describe("parseCallbackQuery", () => {
   it("reads the parameters", () => {
@@ -71,5 +71,16 @@ describe("callback paths (security issue 11, item 2)", () => {
     ["/oauth2/callbackx", undefined],
   ])("reads %s", (path, expected) => {
     expect(parseCallbackPath(path)).toEqual(expected);
+  });
+
+  it.each([
+    [undefined, "https://b.example/oauth2/callback", true],
+    [undefined, "https://b.example/oauth2/callback/acme", false],
+    ["acme", "https://b.example/oauth2/callback/acme", true],
+    ["acme", "https://b.example/oauth2/callback", false],
+    ["acme", "https://b.example/oauth2/callback/globex", false],
+    ["acme", "https://b.example/oauth2/callback/xacme", false],
+  ])("a flow of the %s callback with redirect URI %s may complete: %s", (organisationId, redirectUri, expected) => {
+    expect(isRedirectUriOf({ organisationId }, redirectUri)).toBe(expected);
   });
 });
