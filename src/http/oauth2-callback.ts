@@ -59,9 +59,9 @@ export function callbackRoute(handle: HttpRoute["handle"]): HttpRoute {
 }
 
 /**
- * GET /oauth2/callback (or an organisation's own callback): where the provider sends the browser back (RFC 6749 §4.1.2). Consumes the
- * attempt, checks the response, exchanges the code and stores the connection, then sends the
- * browser to the caller's return URL or shows a page. Nothing the provider sent is trusted until
+ * GET /oauth2/callback (or an organisation's own callback): where the provider sends the browser
+ * back (RFC 6749 §4.1.2). Consumes the attempt, checks the response, exchanges the code and stores
+ * the connection, then sends the browser to the caller's return URL or shows a page. Nothing the provider sent is trusted until
  * checked, and nothing is stored unless every check passed.
  */
 export function oauth2Callback(deps: CallbackDeps): (req: HttpRequest, res: HttpResponse) => Promise<void> {
