@@ -94,6 +94,18 @@ describe("UpdateCredential: an endpoint changes only together with the client se
 describe("the stored client secret never reaches a new endpoint", () => {
   it("at the code exchange: a moved token_url only ever receives the secret given with it", async () => {
     const credentialId = await createScriptedCredential(broker, provider);
+    // The attack as it was: move the endpoint alone, and let the next callback send the secret.
+    const refused = await connectError(
+      credentials(acmeKey).updateCredential({
+        credential: { id: credentialId, organisationId: "acme", tokenUrl: attacker.tokenUrl },
+        updateMask: { paths: ["token_url"] },
+      }),
+    );
+    expect(refused.code).toBe(Code.InvalidArgument);
+    await connectThroughCallback(broker, credentialId, "exchange-after-refused-move");
+    expect(attacker.requests).toHaveLength(0);
+    expect(received(provider.grants("authorization_code"))).toContain(STORED_SECRET);
+    // With a secret of its own, the caller's endpoint receives that secret and never the stored one.
     await pointAt(credentialId, "token_url", attacker.tokenUrl);
     await connectThroughCallback(broker, credentialId, "exchange-after-move");
     expect(attacker.grants("authorization_code")).toHaveLength(1);
