@@ -139,8 +139,10 @@ async function handleCallback(deps: CallbackDeps, req: HttpRequest, res: HttpRes
     if (params.code === undefined) return fail("invalid_request", 400, ["The provider sent no authorization code."]);
 
     const credential = await deps.credentials.findById(attempt.organisation_id, attempt.credential_id);
-    // The documented rule: the client ID the URL was made for must still be the credential's.
-    if (credential === null || credential.client_id !== attempt.client_id) {
+    // The documented rule: the client ID the URL was made for must still be the credential's. And
+    // the code and the verifier (stored with the endpoints then in force) go to no endpoint set
+    // since: a credential changed during the sign-in ends it (security issue 11, item 1).
+    if (credential === null || credential.client_id !== attempt.client_id || credential.update_time > attempt.create_time) {
       return fail("credential_changed", 400, ["The application's settings changed while you were signing in. Please start again."]);
     }
     if (!issuerMatches(params.iss, credential)) {

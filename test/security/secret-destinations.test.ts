@@ -114,6 +114,28 @@ describe("the stored client secret never reaches a new endpoint", () => {
   });
 });
 
+describe("a flow's code and PKCE verifier go only to the token endpoint in force when it started", () => {
+  it("a token_url moved during the sign-in ends it (credential_changed), and nothing is sent", async () => {
+    const credentialId = await createScriptedCredential(broker, provider);
+    const { url } = await connections(acmeKey).initialiseOAuth2Connection({
+      organisationId: "acme",
+      connectorId: "moved-during-sign-in",
+      credential: { id: credentialId, organisationId: "acme" },
+      authorizeUrl: "https://provider.example/authorize",
+      clientId: "client-1",
+    });
+    const state = new URL(url).searchParams.get("state")!;
+    recordSecrets(state);
+    await pointAt(credentialId, "token_url", attacker.tokenUrl);
+    const page = await fetch(`${broker.httpUrl}/oauth2/callback?state=${state}&code=code-during-move`);
+    expect(page.status).toBe(400);
+    expect(await page.text()).toContain("The application&#39;s settings changed while you were signing in");
+    expect(attacker.requests).toHaveLength(0);
+    expect(provider.requests).toHaveLength(0);
+    expect(await broker.database.db.collection("connections").countDocuments({ connector_id: "moved-during-sign-in" })).toBe(0);
+  });
+});
+
 describe("a connection's tokens go only to the endpoints they came from", () => {
   it("refresh: after token_url moves, neither the refresh token nor any client secret is sent anywhere", async () => {
     const credentialId = await createScriptedCredential(broker, provider);
