@@ -10,10 +10,10 @@ import { CredentialService } from "../gen/oauth2broker/v1/credential_service_pb.
 import { OrganisationService } from "../gen/oauth2broker/v1/organisation_service_pb.js";
 import type { Config } from "./config.js";
 import { SecretBox } from "./crypto/secret-box.js";
-import { oauth2Callback } from "./http/oauth2-callback.js";
+import { callbackRoute, oauth2Callback } from "./http/oauth2-callback.js";
 import { openApiRoute } from "./http/openapi.js";
 import { restInitialiseRoute } from "./http/rest-routes.js";
-import { exactRoute, httpRoutes } from "./http/routes.js";
+import { httpRoutes } from "./http/routes.js";
 import { findRoot } from "./store/embedded-ferretdb.js";
 import { operationalRoutes } from "./http/operational-routes.js";
 import { Metrics } from "./observability/metrics.js";
@@ -164,7 +164,10 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
   await health.start();
 
   const routes = (router: ConnectRouter): void => {
-    router.service(CredentialService, credentialService({ credentials, secretBox, outbound }));
+    router.service(
+      CredentialService,
+      credentialService({ credentials, secretBox, outbound, move: { connections, leases, leaseMs: refresher.leaseMs } }),
+    );
     router.service(ApiKeyService, apiKeyService(apiKeys));
     router.service(
       ConnectionService,
@@ -179,7 +182,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
         secretBox,
         fetch: providerFetch,
         onEvent,
-        redirectUri: `${config.publicUrl}/oauth2/callback`,
+        publicUrl: config.publicUrl,
         consoleReturnUrl: `${config.publicUrl}${CONSOLE_RETURN_PATH}`,
         stateTtlSeconds: config.stateTtlSeconds,
         allowHttpAuthorizeUrl: config.allowHttpAuthorizeUrl,
@@ -218,8 +221,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
   if (initialiseHandler === undefined) throw new Error("InitialiseOAuth2Connection has no handler");
   const browserRoutes = httpRoutes(
     [
-      exactRoute(
-        "/oauth2/callback",
+      callbackRoute(
         oauth2Callback({
           states,
           credentials,

@@ -1,6 +1,7 @@
 import type { SecretBox } from "../crypto/secret-box.js";
 import type { TokenClient } from "../oauth/token-exchange.js";
 import { clientSecretContext } from "../services/credential-service.js";
+import type { ConnectionDocument } from "../store/connections.js";
 import type { CredentialDocument } from "../store/credentials.js";
 
 /** The AAD that binds a connection's token (or other secret field) to the connection. */
@@ -17,4 +18,53 @@ export function tokenClientFor(credential: CredentialDocument, secretBox: Secret
     authMethod: credential.token_endpoint_auth_method,
     issuer: credential.issuer,
   };
+}
+
+/** The endpoints a connection records: where its tokens were obtained, and may be sent. */
+export interface ConnectionEndpoints {
+  token_url: string;
+  revocation_url?: string;
+}
+
+/** The endpoints to record on a connection whose tokens come from the credential as it is now. */
+export function endpointsOf(credential: CredentialDocument): ConnectionEndpoints {
+  return credential.revocation_url === undefined
+    ? { token_url: credential.token_url }
+    : { token_url: credential.token_url, revocation_url: credential.revocation_url };
+}
+
+/**
+ * Where one of a connection's tokens may be sent (its refresh endpoint, `token_url`, or its
+ * `revocation_url`) and the client to send it as, or why it may not (security issue 11, item 1):
+ * - the token goes only to the connection's own endpoint, the one in force when it was obtained;
+ * - the client secret goes with it only when that is also the credential's endpoint now. An
+ *   endpoint of a credential changes only together with its secret, so the stored secret was
+ *   stored for the credential's current endpoints and for no others.
+ * `no_endpoint`: the connection has no such endpoint. `endpoint_changed`: the credential's
+ * endpoint differs (the connection must be reconnected, or moved by an admin).
+ */
+export function connectionTokenClient(
+  connection: ConnectionDocument,
+  credential: CredentialDocument,
+  endpoint: "token_url" | "revocation_url",
+  secretBox: SecretBox,
+): { client: TokenClient; url: string; adopted: ConnectionEndpoints | undefined } | "no_endpoint" | "endpoint_changed" {
+  const own = recordedEndpoints(connection, credential);
+  if (own === undefined) return "endpoint_changed";
+  const url = own[endpoint];
+  if (url === undefined) return "no_endpoint";
+  if (url !== credential[endpoint]) return "endpoint_changed";
+  const adopted = connection.token_url === undefined ? own : undefined;
+  return { client: { ...tokenClientFor(credential, secretBox), tokenUrl: own.token_url }, url, adopted };
+}
+
+/**
+ * The connection's recorded endpoints. A connection made before they were recorded gets its
+ * credential's only if the credential has not changed since the connection last obtained tokens
+ * (then those were the endpoints in force); otherwise nothing is known, and nothing is sent.
+ */
+function recordedEndpoints(connection: ConnectionDocument, credential: CredentialDocument): ConnectionEndpoints | undefined {
+  if (connection.token_url !== undefined) return { token_url: connection.token_url, revocation_url: connection.revocation_url };
+  const obtained = connection.refresh_attempt_time ?? connection.create_time;
+  return credential.update_time < obtained ? endpointsOf(credential) : undefined;
 }

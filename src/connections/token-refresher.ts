@@ -10,7 +10,7 @@ import { TokenResponseError } from "../oauth/token-response.js";
 import type { ConnectionDocument, ConnectionStore } from "../store/connections.js";
 import type { CredentialStore } from "../store/credentials.js";
 import type { LeaseStore } from "../store/leases.js";
-import { connectionSecretContext, tokenClientFor } from "./secrets.js";
+import { connectionSecretContext, connectionTokenClient } from "./secrets.js";
 
 export interface AccessToken {
   accessToken: string;
@@ -146,19 +146,25 @@ export class TokenRefresher {
       await this.#markNeedsReauthorization(document, "credential_deleted");
       throw needsReauthorization("credential_deleted");
     }
+    // The refresh token goes only to the token endpoint it came from, and the client secret only
+    // with a credential still at that endpoint.
+    const target = connectionTokenClient(document, credential, "token_url", this.deps.secretBox);
+    if (typeof target === "string") {
+      log.warn({ outcome: "endpoint_changed" }, "the credential's token endpoint changed since the connection was made; not refreshing");
+      await this.#markNeedsReauthorization(document, "endpoint_changed");
+      throw needsReauthorization("endpoint_changed");
+    }
     const refreshToken = this.deps.secretBox.decrypt(document.refresh_token, connectionSecretContext(document._id, "refresh_token"));
     try {
-      const tokens = await countTokenRequest(
-        this.deps.metrics,
-        "refresh",
-        refreshAccessToken(tokenClientFor(credential, this.deps.secretBox), refreshToken, this.deps.fetch),
-      );
+      const tokens = await countTokenRequest(this.deps.metrics, "refresh", refreshAccessToken(target.client, refreshToken, this.deps.fetch));
       const seal = (field: string, value: string) => this.deps.secretBox.encrypt(value, connectionSecretContext(document._id, field));
       const set: Partial<ConnectionDocument> = {
         status: "ACTIVE",
         access_token: seal("access_token", tokens.accessToken),
         token_type: tokens.tokenType,
         refresh_attempt_time: now,
+        // A connection made before endpoints were recorded records the ones it used.
+        ...target.adopted,
       };
       const unset: Array<keyof ConnectionDocument> = ["status_reason"];
       // RFC 6749 §6: a new refresh token replaces the old one; without one, the old one stays.

@@ -7,20 +7,20 @@ import { isDatabaseUnavailable } from "../store/database.js";
 import { v7 as uuidv7 } from "uuid";
 import type { SecretBox } from "../crypto/secret-box.js";
 import { IdTokenError, type IdTokenVerifier } from "../oauth/id-token.js";
-import { issuerMatches, parseCallbackQuery, providerErrorCode } from "../oauth/callback-params.js";
+import { isRedirectUriOf, issuerMatches, parseCallbackPath, parseCallbackQuery, providerErrorCode } from "../oauth/callback-params.js";
 import { OutboundError } from "../outbound/bounded-fetch.js";
 import { returnUrlWith } from "../oauth/return-url.js";
 import { hashState } from "../oauth/state.js";
 import { exchangeAuthorizationCode } from "../oauth/token-exchange.js";
 import { TokenResponseError } from "../oauth/token-response.js";
-import { connectionSecretContext, tokenClientFor } from "../connections/secrets.js";
+import { connectionSecretContext, endpointsOf, tokenClientFor } from "../connections/secrets.js";
 import { newEvent } from "../events/connection-events.js";
 import { codeVerifierContext } from "../services/connection-service.js";
 import type { ConnectionDocument, ConnectionStore } from "../store/connections.js";
 import type { CredentialStore } from "../store/credentials.js";
 import type { OAuthStateDocument, OAuthStateStore } from "../store/oauth-states.js";
 import { sendPage, sendRedirect } from "./pages.js";
-import type { HttpRequest, HttpResponse } from "./routes.js";
+import type { HttpRequest, HttpResponse, HttpRoute } from "./routes.js";
 
 export interface CallbackDeps {
   states: OAuthStateStore;
@@ -53,10 +53,15 @@ type FailureReason =
 const EXPIRED_TITLE = "This sign-in link has expired or was already used";
 const MAX_URL_LENGTH = 8 * 1024;
 
+/** The shared callback and every organisation's own (`/oauth2/callback/<organisation_id>`). */
+export function callbackRoute(handle: HttpRoute["handle"]): HttpRoute {
+  return { matches: (path) => parseCallbackPath(path) !== undefined, handle };
+}
+
 /**
- * GET /oauth2/callback: where the provider sends the browser back (RFC 6749 §4.1.2). Consumes the
- * attempt, checks the response, exchanges the code and stores the connection, then sends the
- * browser to the caller's return URL or shows a page. Nothing the provider sent is trusted until
+ * GET /oauth2/callback (or an organisation's own callback): where the provider sends the browser
+ * back (RFC 6749 §4.1.2). Consumes the attempt, checks the response, exchanges the code and stores
+ * the connection, then sends the browser to the caller's return URL or shows a page. Nothing the provider sent is trusted until
  * checked, and nothing is stored unless every check passed.
  */
 export function oauth2Callback(deps: CallbackDeps): (req: HttpRequest, res: HttpResponse) => Promise<void> {
@@ -104,6 +109,15 @@ async function handleCallback(deps: CallbackDeps, req: HttpRequest, res: HttpRes
     log.info({ outcome: "invalid_state" }, "callback refused");
     return sendPage(res, 400, EXPIRED_TITLE, ["Go back to the application and start connecting again."]);
   }
+  // Security issue 11, item 2: a code completes only the flow whose redirect URI it arrived at
+  // (RFC 6749 §4.1.3 sends that URI again at the exchange). A code for an organisation's own
+  // callback that arrives elsewhere, or the reverse, was sent to an address the flow never named.
+  const callback = parseCallbackPath(rawUrl.split("?", 1)[0] ?? "");
+  if (callback === undefined || !isRedirectUriOf(callback, attempt.redirect_uri)) {
+    count("wrong_callback");
+    log.warn({ outcome: "wrong_callback", organisation_id: attempt.organisation_id }, "callback refused: the flow uses another callback path");
+    return sendPage(res, 400, EXPIRED_TITLE, ["Go back to the application and start connecting again."]);
+  }
   const attemptLog = log.child({
     organisation_id: attempt.organisation_id,
     connector_id: attempt.connector_id,
@@ -125,8 +139,10 @@ async function handleCallback(deps: CallbackDeps, req: HttpRequest, res: HttpRes
     if (params.code === undefined) return fail("invalid_request", 400, ["The provider sent no authorization code."]);
 
     const credential = await deps.credentials.findById(attempt.organisation_id, attempt.credential_id);
-    // The documented rule: the client ID the URL was made for must still be the credential's.
-    if (credential === null || credential.client_id !== attempt.client_id) {
+    // The documented rule: the client ID the URL was made for must still be the credential's. And
+    // the code and the verifier (stored with the endpoints then in force) go to no endpoint set
+    // since: a credential changed during the sign-in ends it (security issue 11, item 1).
+    if (credential === null || credential.client_id !== attempt.client_id || credential.update_time > attempt.create_time) {
       return fail("credential_changed", 400, ["The application's settings changed while you were signing in. Please start again."]);
     }
     if (!issuerMatches(params.iss, credential)) {
@@ -161,6 +177,8 @@ async function handleCallback(deps: CallbackDeps, req: HttpRequest, res: HttpRes
       token_type: tokens.tokenType,
       access_token: seal("access_token", tokens.accessToken),
       pending_events: confirmation === undefined ? [newEvent("connection.created", "ACTIVE")] : [],
+      // Where these tokens came from: the only endpoints they will be sent to.
+      ...endpointsOf(credential),
       create_time: now,
       update_time: now,
     };

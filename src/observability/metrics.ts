@@ -56,6 +56,7 @@ const CALLBACK_OUTCOMES = new Set([
   "connected",
   "pending_confirmation",
   "invalid_state",
+  "wrong_callback",
   "invalid_request",
   "credential_changed",
   "issuer_mismatch",

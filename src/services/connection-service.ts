@@ -3,7 +3,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { type ConnectionService, RevocationOutcome } from "../../gen/oauth2broker/v1/connection_service_pb.js";
-import { connectionSecretContext, tokenClientFor } from "../connections/secrets.js";
+import { connectionSecretContext, connectionTokenClient } from "../connections/secrets.js";
 import { connectionLeaseKey, type TokenRefresher } from "../connections/token-refresher.js";
 import { newEvent, toConnectionEvent } from "../events/connection-events.js";
 import { OutboundError } from "../outbound/bounded-fetch.js";
@@ -16,6 +16,7 @@ import { decodePageToken, encodePageToken, pageSize } from "./page-token.js";
 import type { SecretBox } from "../crypto/secret-box.js";
 import { invalid } from "../errors.js";
 import { buildAuthorizeUrl, planAuthorizationRequest } from "../oauth/authorize-url.js";
+import { redirectUriFor } from "../oauth/callback-params.js";
 import { generateAttemptSecrets, hashState } from "../oauth/state.js";
 import type { CredentialStore } from "../store/credentials.js";
 import { requireAllowedReturnUrl } from "../oauth/return-url.js";
@@ -39,8 +40,8 @@ export interface ConnectionServiceDeps {
   onEvent: (connectionId: string) => void;
   /** How often WatchConnectionEvents looks for new events. */
   watchIntervalMs?: number;
-  /** `<BROKER_PUBLIC_URL>/oauth2/callback` */
-  redirectUri: string;
+  /** BROKER_PUBLIC_URL: redirect URIs are made from it (see redirectUriFor). */
+  publicUrl: string;
   /** The operator console's own return URL, allowed for the flows the console starts. */
   consoleReturnUrl: string;
   stateTtlSeconds: number;
@@ -74,17 +75,18 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
       const endUserId = req.endUserId === "" ? undefined : requireText(req.endUserId, "end_user_id", 256);
       // The confirmation code reaches the caller's backend only through its return URL.
       if (endUserId !== undefined && req.returnUrl === "") invalid("return_url", 'is required with "end_user_id"');
+      // Rule 1: a credential of another organisation is indistinguishable from a missing one.
+      const [settings, credential] = await Promise.all([
+        deps.organisations.findById(organisationId),
+        credentialOrganisationId === organisationId ? deps.credentials.findById(organisationId, credentialId) : null,
+      ]);
       const returnUrl =
         req.returnUrl === ""
           ? undefined
           : requireAllowedReturnUrl(req.returnUrl, [
-              ...((await deps.organisations.findById(organisationId))?.allowed_return_urls ?? []),
+              ...(settings?.allowed_return_urls ?? []),
               ...(ctx.values.get(callerKey)?.viaConsole ? [deps.consoleReturnUrl] : []),
             ]);
-
-      // Rule 1: a credential of another organisation is indistinguishable from a missing one.
-      const credential =
-        credentialOrganisationId === organisationId ? await deps.credentials.findById(organisationId, credentialId) : null;
       if (credential === null) throw new ConnectError("credential not found", Code.NotFound);
       // Rule 2: the callback checks this again, in case the credential changes in between.
       if (credential.client_id !== clientId) {
@@ -97,9 +99,10 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
       }
 
       const secrets = generateAttemptSecrets({ pkce: !credential.disable_pkce, nonce: plan.needsNonce });
+      const redirectUri = redirectUriFor(deps.publicUrl, settings?.per_organisation_callback === true ? organisationId : undefined);
       const url = buildAuthorizeUrl(plan, {
         clientId,
-        redirectUri: deps.redirectUri,
+        redirectUri,
         state: secrets.state,
         codeChallenge: secrets.codeChallenge,
         nonce: secrets.nonce,
@@ -112,7 +115,7 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
         connector_id: connectorId,
         credential_id: credential._id,
         client_id: clientId,
-        redirect_uri: deps.redirectUri,
+        redirect_uri: redirectUri,
         scopes: plan.scopes,
         create_time: now,
         expire_time: expireTime,
@@ -332,10 +335,17 @@ async function revoke(
   const field = connection.refresh_token !== undefined ? "refresh_token" : "access_token";
   const sealed = connection[field];
   if (sealed === undefined) return { outcome: RevocationOutcome.NOT_SUPPORTED, error: "" };
+  // The token goes only to the revocation endpoint in force when it was obtained, and the client
+  // secret only with a credential still at that endpoint.
+  const target = connectionTokenClient(connection, credential, "revocation_url", deps.secretBox);
+  if (target === "no_endpoint") return { outcome: RevocationOutcome.NOT_SUPPORTED, error: "" };
+  if (target === "endpoint_changed") {
+    return { outcome: RevocationOutcome.FAILED, error: "the credential's endpoints changed since the connection was made" };
+  }
   try {
     await revokeToken(
-      tokenClientFor(credential, deps.secretBox),
-      credential.revocation_url,
+      target.client,
+      target.url,
       { value: deps.secretBox.decrypt(sealed, connectionSecretContext(connection._id, field)), hint: field },
       deps.fetch,
     );

@@ -6,14 +6,16 @@ import { type Credential, CredentialSchema, TokenEndpointAuthMethod } from "../.
 import type { CredentialService } from "../../gen/oauth2broker/v1/credential_service_pb.js";
 import type { SecretBox } from "../crypto/secret-box.js";
 import { invalid } from "../errors.js";
-import type {
-  CredentialChanges,
-  CredentialDocument,
-  CredentialStore,
-  TokenEndpointAuthMethodName,
+import {
+  type CredentialChanges,
+  type CredentialDocument,
+  type CredentialStore,
+  SECRET_DESTINATION_FIELDS,
+  type TokenEndpointAuthMethodName,
 } from "../store/credentials.js";
+import { type MoveDeps, moveConnectionsToEndpoints } from "../connections/move-endpoints.js";
 import { decodePageToken, encodePageToken, pageSize } from "./page-token.js";
-import { requireOrganisation } from "../auth/caller.js";
+import { callerKey, requireOrganisation } from "../auth/caller.js";
 import type { OutboundPolicy } from "../outbound/address-policy.js";
 import { requireEndpointUrl, requireIdentifier, requireText } from "../validation.js";
 
@@ -22,6 +24,8 @@ export interface CredentialServiceDeps {
   credentials: CredentialStore;
   secretBox: SecretBox;
   outbound: OutboundPolicy;
+  /** For `move_connections`: the credential's connections and their leases. */
+  move: MoveDeps;
 }
 
 /** The AAD that binds a client secret's ciphertext to its credential. */
@@ -29,7 +33,7 @@ export function clientSecretContext(credentialId: string): string {
   return `credentials/${credentialId}/client_secret`;
 }
 
-export function credentialService({ credentials, secretBox, outbound }: CredentialServiceDeps): ServiceImpl<typeof CredentialService> {
+export function credentialService({ credentials, secretBox, outbound, move }: CredentialServiceDeps): ServiceImpl<typeof CredentialService> {
   const validateTokenUrl = (url: string) => outboundUrl(outbound, url, "credential.token_url");
   const validateRevocationUrl = (url: string) => outboundUrl(outbound, url, "credential.revocation_url");
   /** RFC 8414 §2: an issuer is an https URL with no query or fragment. Discovery fetches it. */
@@ -92,8 +96,17 @@ export function credentialService({ credentials, secretBox, outbound }: Credenti
       const organisationId = requireIdentifier(input.organisationId, "credential.organisation_id");
       requireOrganisation(ctx, organisationId, "credential");
       const id = requireText(input.id, "credential.id", 128);
+      if (req.moveConnections && ctx.values.get(callerKey)?.kind !== "admin") {
+        throw new ConnectError('"move_connections" needs an admin key', Code.PermissionDenied);
+      }
       const paths = req.updateMask?.paths ?? [];
-      if (paths.length === 0) invalid("update_mask", "must name at least one field");
+      if (paths.length === 0 && !req.moveConnections) invalid("update_mask", "must name at least one field");
+      // Security issue 11, item 1: an endpoint changes only with a new client secret, so the
+      // stored secret is never sent where it was not meant to go.
+      const destination = SECRET_DESTINATION_FIELDS.find((field) => paths.includes(field));
+      if (destination !== undefined && !paths.includes("client_secret")) {
+        invalid("credential.client_secret", `is required to change "credential.${destination}"`);
+      }
       const changes: CredentialChanges = {};
       const clear: Array<keyof CredentialChanges> = [];
       for (const path of new Set(paths)) {
@@ -131,8 +144,11 @@ export function credentialService({ credentials, secretBox, outbound }: Credenti
             invalid("update_mask", `names "${path.slice(0, 64)}" that cannot be updated`);
         }
       }
-      const document = await credentials.update(organisationId, id, changes, clear);
-      return { credential: toCredential(document ?? notFound()) };
+      const document =
+        (paths.length === 0 ? await credentials.findById(organisationId, id) : await credentials.update(organisationId, id, changes, clear)) ??
+        notFound();
+      if (req.moveConnections) await moveConnectionsToEndpoints(move, document);
+      return { credential: toCredential(document) };
     },
 
     async deleteCredential(req, ctx) {

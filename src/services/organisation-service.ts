@@ -62,6 +62,13 @@ export function organisationService(
             if (input.webhookUrl === "") clear.push("webhook_url");
             else changes.webhook_url = outboundUrl(outbound, input.webhookUrl, "settings.webhook_url");
             break;
+          case "per_organisation_callback":
+            // The callback path holds the ID, and a path segment "." or ".." would not survive URL resolution.
+            if (input.perOrganisationCallback && (organisationId === "." || organisationId === "..")) {
+              invalid("settings.per_organisation_callback", 'cannot be used by an organisation named "." or ".."');
+            }
+            changes.per_organisation_callback = input.perOrganisationCallback;
+            break;
           default:
             invalid("update_mask", `names "${path.slice(0, 64)}" that cannot be updated`);
         }
@@ -87,6 +94,7 @@ function toSettings(organisationId: string, document: OrganisationDocument | nul
     allowedReturnUrls: document?.allowed_return_urls ?? [],
     webhookUrl: document?.webhook_url ?? "",
     webhookSecretCount: document?.webhook_secrets?.length ?? 0,
+    perOrganisationCallback: document?.per_organisation_callback === true,
     updateTime: document ? timestampFromDate(document.update_time) : undefined,
   });
 }

@@ -57,6 +57,13 @@ export interface ConnectionDocument {
   pending_expire_time?: Date;
   /** When the last refresh was attempted, whatever its outcome. */
   refresh_attempt_time?: Date;
+  /**
+   * The credential's token and revocation endpoints when this connection's tokens were obtained:
+   * its tokens are sent nowhere else (security issue 11, item 1) unless an admin moves it.
+   * `token_url` is absent only on connections made before the broker recorded it.
+   */
+  token_url?: string;
+  revocation_url?: string;
   pending_events: PendingEvent[];
   create_time: Date;
   update_time: Date;
@@ -134,6 +141,14 @@ export class ConnectionStore {
       .limit(limit)
       .toArray();
     return failing.map((document) => document.credential_id);
+  }
+
+  /** IDs of a credential's connections (deleted ones aside), for moving them to its endpoints. */
+  async idsByCredential(organisationId: string, credentialId: string): Promise<string[]> {
+    const documents = await this.collection
+      .find({ organisation_id: organisationId, credential_id: credentialId, status: NOT_DELETED }, { projection: { _id: 1 } })
+      .toArray();
+    return documents.map((document) => document._id);
   }
 
   /** Connections with events still to publish (the relay's work). */

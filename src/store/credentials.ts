@@ -22,6 +22,14 @@ export interface CredentialDocument {
   update_time: Date;
 }
 
+/**
+ * The fields that decide where the broker sends secrets (the client secret, and connections'
+ * tokens). One changes only together with the client secret, so the stored secret always belongs
+ * to the endpoints in force (security issue 11, item 1); connections keep their own copies of the
+ * token and revocation endpoints (see `ConnectionDocument.token_url`).
+ */
+export const SECRET_DESTINATION_FIELDS = ["token_url", "revocation_url", "issuer"] as const satisfies ReadonlyArray<keyof CredentialDocument>;
+
 export type CredentialChanges = Partial<Omit<CredentialDocument, "_id" | "organisation_id" | "create_time" | "update_time">>;
 
 export const credentialIndexes: IndexDescription[] = [

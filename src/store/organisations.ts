@@ -1,6 +1,7 @@
 import type { Collection, Db, IndexDescription } from "mongodb";
 import { reencrypted } from "../crypto/reencrypt.js";
 import type { SecretBox } from "../crypto/secret-box.js";
+import { type Batcher, batchedLookup } from "./batcher.js";
 
 /** An organisation's settings, keyed by its ID. Absent until first changed. */
 export interface OrganisationDocument {
@@ -9,6 +10,8 @@ export interface OrganisationDocument {
   webhook_url?: string;
   /** SecretBox ciphertexts, newest first; at most two are valid at once. */
   webhook_secrets?: string[];
+  /** Its flows use their own callback path, `/oauth2/callback/<_id>` (security issue 11, item 2). */
+  per_organisation_callback?: boolean;
   update_time: Date;
 }
 
@@ -17,13 +20,16 @@ export const organisationIndexes: IndexDescription[] = [];
 /** The only module that reads or writes the `organisations` collection. */
 export class OrganisationStore {
   readonly collection: Collection<OrganisationDocument>;
+  // Every InitialiseOAuth2Connection reads its organisation's settings: concurrent reads share a find.
+  readonly #byId: Batcher<string, OrganisationDocument | null>;
 
   constructor(db: Db) {
     this.collection = db.collection<OrganisationDocument>("organisations");
+    this.#byId = batchedLookup(this.collection, "_id");
   }
 
   async findById(organisationId: string): Promise<OrganisationDocument | null> {
-    return this.collection.findOne({ _id: organisationId });
+    return this.#byId.call(organisationId);
   }
 
   async update(
