@@ -128,11 +128,15 @@ export function CredentialsPage(props: { api: Api; organisationId: string }) {
                       <CredentialForm
                         title={`Edit ${credential.name}`}
                         initial={fieldsOf(credential)}
-                        onSubmit={async (fields) => {
+                        secretToChangeEndpoints
+                        onSubmit={async (fields, secret) => {
+                          const paths = changedPaths(fieldsOf(credential), fields);
+                          if (secret !== "") paths.push("client_secret");
                           await api.credentials.updateCredential({
                             credential: {
                               id: credential.id,
                               organisationId,
+                              clientSecret: secret,
                               name: fields.name,
                               clientId: fields.clientId,
                               tokenUrl: fields.tokenUrl,
@@ -142,7 +146,7 @@ export function CredentialsPage(props: { api: Api; organisationId: string }) {
                               ...(fields.issuer ? { issuer: fields.issuer } : {}),
                               ...(fields.revocationUrl ? { revocationUrl: fields.revocationUrl } : {}),
                             },
-                            updateMask: { paths: changedPaths(fieldsOf(credential), fields) },
+                            updateMask: { paths },
                           });
                           setOpen(undefined);
                           list.reload();
@@ -195,6 +199,8 @@ function CredentialForm(props: {
   title: string;
   initial: CredentialFields;
   askSecret?: boolean;
+  /** Editing: a stored secret only goes to endpoints in force when it was stored, so new endpoints need it again. */
+  secretToChangeEndpoints?: boolean;
   onSubmit: (fields: CredentialFields, secret: string) => Promise<void>;
 }) {
   const [fields, setFields] = useState(props.initial);
@@ -221,6 +227,12 @@ function CredentialForm(props: {
         <label>
           Client secret
           <input type="password" autocomplete="off" required value={secret} onInput={(e) => setSecret(e.currentTarget.value)} />
+        </label>
+      ) : null}
+      {props.secretToChangeEndpoints ? (
+        <label>
+          Client secret (only to change an endpoint or the issuer: they need it again)
+          <input type="password" autocomplete="off" value={secret} onInput={(e) => setSecret(e.currentTarget.value)} />
         </label>
       ) : null}
       {text("tokenUrl", "Token endpoint URL", true)}
