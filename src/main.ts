@@ -24,6 +24,7 @@ async function main(): Promise<void> {
 
   let embedded: EmbeddedFerretDb | undefined;
   let mongodbUri = config.mongodbUri;
+  const tokenFromEnv = config.adminToken !== undefined;
   if (mongodbUri === undefined) {
     const { generated } = applyLocalDefaults(config);
     for (const path of generated) logger.warn({ path }, "generated a local secret for the embedded mode; set the variables to choose your own");
@@ -48,8 +49,11 @@ async function main(): Promise<void> {
       `  HTTP gateway:  http://${host}:${broker.httpPort}  (Connect, gRPC-Web, /oauth2/callback)`,
       `  public URL:    ${config.publicUrl}`,
       `  database:      ${embedded ? `embedded FerretDB under ${config.dataDir}/ferretdb` : "MONGODB_URI"}`,
-      // Only the locally generated token is shown: an operator-provided one is already known.
-      ...(embedded ? [`  admin token:   ${adminToken}`] : []),
+      // Only the locally generated token is shown, with the file that keeps it: an operator-provided
+      // one is already known and must not land in a terminal scroll-back or a log collector.
+      ...(embedded
+        ? [tokenFromEnv ? "  admin token:   set from BROKER_ADMIN_TOKEN" : `  admin token:   ${adminToken}  (kept in ${join(config.dataDir, "admin-token")})`]
+        : []),
       "",
     ].join("\n"),
   );
