@@ -36,6 +36,8 @@ type OrganisationServiceClient interface {
 	UpdateOrganisationSettings(ctx context.Context, in *UpdateOrganisationSettingsRequest, opts ...grpc.CallOption) (*UpdateOrganisationSettingsResponse, error)
 	// Generates a new webhook signing secret and returns it, once. The previous secret stays valid
 	// (events are signed with both) until the next rotation, so receivers can switch without a gap.
+	// The first call creates the secret that webhook deliveries wait for. Concurrent calls for one
+	// organisation run one after the other, so every secret returned is stored.
 	RotateWebhookSecret(ctx context.Context, in *RotateWebhookSecretRequest, opts ...grpc.CallOption) (*RotateWebhookSecretResponse, error)
 }
 
@@ -89,6 +91,8 @@ type OrganisationServiceServer interface {
 	UpdateOrganisationSettings(context.Context, *UpdateOrganisationSettingsRequest) (*UpdateOrganisationSettingsResponse, error)
 	// Generates a new webhook signing secret and returns it, once. The previous secret stays valid
 	// (events are signed with both) until the next rotation, so receivers can switch without a gap.
+	// The first call creates the secret that webhook deliveries wait for. Concurrent calls for one
+	// organisation run one after the other, so every secret returned is stored.
 	RotateWebhookSecret(context.Context, *RotateWebhookSecretRequest) (*RotateWebhookSecretResponse, error)
 	mustEmbedUnimplementedOrganisationServiceServer()
 }

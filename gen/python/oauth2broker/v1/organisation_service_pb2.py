@@ -26,7 +26,7 @@ from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mas
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*oauth2broker/v1/organisation_service.proto\x12\x0foauth2broker.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb0\x01\n\x14OrganisationSettings\x12\x17\n\x0forganisation_id\x18\x01 \x01(\t\x12\x1b\n\x13\x61llowed_return_urls\x18\x02 \x03(\t\x12/\n\x0bupdate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bwebhook_url\x18\x04 \x01(\t\x12\x1c\n\x14webhook_secret_count\x18\x05 \x01(\x05\"9\n\x1eGetOrganisationSettingsRequest\x12\x17\n\x0forganisation_id\x18\x01 \x01(\t\"Z\n\x1fGetOrganisationSettingsResponse\x12\x37\n\x08settings\x18\x01 \x01(\x0b\x32%.oauth2broker.v1.OrganisationSettings\"\x8d\x01\n!UpdateOrganisationSettingsRequest\x12\x37\n\x08settings\x18\x01 \x01(\x0b\x32%.oauth2broker.v1.OrganisationSettings\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"]\n\"UpdateOrganisationSettingsResponse\x12\x37\n\x08settings\x18\x01 \x01(\x0b\x32%.oauth2broker.v1.OrganisationSettings\"5\n\x1aRotateWebhookSecretRequest\x12\x17\n\x0forganisation_id\x18\x01 \x01(\t\"K\n\x1bRotateWebhookSecretResponse\x12\x0e\n\x06secret\x18\x01 \x01(\t\x12\x1c\n\x14webhook_secret_count\x18\x02 \x01(\x05\x32\x8d\x03\n\x13OrganisationService\x12|\n\x17GetOrganisationSettings\x12/.oauth2broker.v1.GetOrganisationSettingsRequest\x1a\x30.oauth2broker.v1.GetOrganisationSettingsResponse\x12\x85\x01\n\x1aUpdateOrganisationSettings\x12\x32.oauth2broker.v1.UpdateOrganisationSettingsRequest\x1a\x33.oauth2broker.v1.UpdateOrganisationSettingsResponse\x12p\n\x13RotateWebhookSecret\x12+.oauth2broker.v1.RotateWebhookSecretRequest\x1a,.oauth2broker.v1.RotateWebhookSecretResponseBNZLgithub.com/oauth2-broker/oauth2-broker/gen/go/oauth2broker/v1;oauth2brokerv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*oauth2broker/v1/organisation_service.proto\x12\x0foauth2broker.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd4\x01\n\x14OrganisationSettings\x12\x17\n\x0forganisation_id\x18\x01 \x01(\t\x12\x1b\n\x13\x61llowed_return_urls\x18\x02 \x03(\t\x12/\n\x0bupdate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bwebhook_url\x18\x04 \x01(\t\x12\x1c\n\x14webhook_secret_count\x18\x05 \x01(\x05\x12\"\n\x1awebhook_deliveries_waiting\x18\x06 \x01(\x08\"9\n\x1eGetOrganisationSettingsRequest\x12\x17\n\x0forganisation_id\x18\x01 \x01(\t\"Z\n\x1fGetOrganisationSettingsResponse\x12\x37\n\x08settings\x18\x01 \x01(\x0b\x32%.oauth2broker.v1.OrganisationSettings\"\x8d\x01\n!UpdateOrganisationSettingsRequest\x12\x37\n\x08settings\x18\x01 \x01(\x0b\x32%.oauth2broker.v1.OrganisationSettings\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"]\n\"UpdateOrganisationSettingsResponse\x12\x37\n\x08settings\x18\x01 \x01(\x0b\x32%.oauth2broker.v1.OrganisationSettings\"5\n\x1aRotateWebhookSecretRequest\x12\x17\n\x0forganisation_id\x18\x01 \x01(\t\"K\n\x1bRotateWebhookSecretResponse\x12\x0e\n\x06secret\x18\x01 \x01(\t\x12\x1c\n\x14webhook_secret_count\x18\x02 \x01(\x05\x32\x8d\x03\n\x13OrganisationService\x12|\n\x17GetOrganisationSettings\x12/.oauth2broker.v1.GetOrganisationSettingsRequest\x1a\x30.oauth2broker.v1.GetOrganisationSettingsResponse\x12\x85\x01\n\x1aUpdateOrganisationSettings\x12\x32.oauth2broker.v1.UpdateOrganisationSettingsRequest\x1a\x33.oauth2broker.v1.UpdateOrganisationSettingsResponse\x12p\n\x13RotateWebhookSecret\x12+.oauth2broker.v1.RotateWebhookSecretRequest\x1a,.oauth2broker.v1.RotateWebhookSecretResponseBNZLgithub.com/oauth2-broker/oauth2-broker/gen/go/oauth2broker/v1;oauth2brokerv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,19 +35,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'ZLgithub.com/oauth2-broker/oauth2-broker/gen/go/oauth2broker/v1;oauth2brokerv1'
   _globals['_ORGANISATIONSETTINGS']._serialized_start=131
-  _globals['_ORGANISATIONSETTINGS']._serialized_end=307
-  _globals['_GETORGANISATIONSETTINGSREQUEST']._serialized_start=309
-  _globals['_GETORGANISATIONSETTINGSREQUEST']._serialized_end=366
-  _globals['_GETORGANISATIONSETTINGSRESPONSE']._serialized_start=368
-  _globals['_GETORGANISATIONSETTINGSRESPONSE']._serialized_end=458
-  _globals['_UPDATEORGANISATIONSETTINGSREQUEST']._serialized_start=461
-  _globals['_UPDATEORGANISATIONSETTINGSREQUEST']._serialized_end=602
-  _globals['_UPDATEORGANISATIONSETTINGSRESPONSE']._serialized_start=604
-  _globals['_UPDATEORGANISATIONSETTINGSRESPONSE']._serialized_end=697
-  _globals['_ROTATEWEBHOOKSECRETREQUEST']._serialized_start=699
-  _globals['_ROTATEWEBHOOKSECRETREQUEST']._serialized_end=752
-  _globals['_ROTATEWEBHOOKSECRETRESPONSE']._serialized_start=754
-  _globals['_ROTATEWEBHOOKSECRETRESPONSE']._serialized_end=829
-  _globals['_ORGANISATIONSERVICE']._serialized_start=832
-  _globals['_ORGANISATIONSERVICE']._serialized_end=1229
+  _globals['_ORGANISATIONSETTINGS']._serialized_end=343
+  _globals['_GETORGANISATIONSETTINGSREQUEST']._serialized_start=345
+  _globals['_GETORGANISATIONSETTINGSREQUEST']._serialized_end=402
+  _globals['_GETORGANISATIONSETTINGSRESPONSE']._serialized_start=404
+  _globals['_GETORGANISATIONSETTINGSRESPONSE']._serialized_end=494
+  _globals['_UPDATEORGANISATIONSETTINGSREQUEST']._serialized_start=497
+  _globals['_UPDATEORGANISATIONSETTINGSREQUEST']._serialized_end=638
+  _globals['_UPDATEORGANISATIONSETTINGSRESPONSE']._serialized_start=640
+  _globals['_UPDATEORGANISATIONSETTINGSRESPONSE']._serialized_end=733
+  _globals['_ROTATEWEBHOOKSECRETREQUEST']._serialized_start=735
+  _globals['_ROTATEWEBHOOKSECRETREQUEST']._serialized_end=788
+  _globals['_ROTATEWEBHOOKSECRETRESPONSE']._serialized_start=790
+  _globals['_ROTATEWEBHOOKSECRETRESPONSE']._serialized_end=865
+  _globals['_ORGANISATIONSERVICE']._serialized_start=868
+  _globals['_ORGANISATIONSERVICE']._serialized_end=1265
 # @@protoc_insertion_point(module_scope)
