@@ -28,7 +28,7 @@ async function main(): Promise<void> {
   if (mongodbUri === undefined) {
     const { generated } = applyLocalDefaults(config);
     for (const path of generated) logger.warn({ path }, "generated a local secret for the embedded mode; set the variables to choose your own");
-    embedded = await startEmbeddedFerretDb(join(config.dataDir, "ferretdb"), 0);
+    embedded = await startEmbeddedFerretDb(join(config.dataDir, "ferretdb"));
     mongodbUri = embedded.uri;
     logger.info({ data_dir: config.dataDir }, "started the embedded FerretDB");
   }

@@ -21,7 +21,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const root = join(import.meta.dirname, "../..");
   execFileSync(join(root, "node_modules/.bin/tsc"), ["-p", "tsconfig.build.json"], { cwd: root, stdio: "inherit" });
   const dir = mkdtempSync(join(tmpdir(), "oauth2-broker-test-"));
-  const ferretdb = await startEmbeddedFerretDb(dir, 0);
+  const ferretdb = await startEmbeddedFerretDb(dir);
   project.provide("mongodbUri", ferretdb.uri);
   const runDir = mkdtempSync(join(tmpdir(), "oauth2-broker-run-"));
   project.provide("runDir", runDir);
