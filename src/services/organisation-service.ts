@@ -87,7 +87,12 @@ export function organisationService(
         const previous = (await organisations.findById(organisationId))?.webhook_secrets ?? [];
         return organisations.update(organisationId, { webhook_secrets: [sealed, ...previous].slice(0, VALID_WEBHOOK_SECRETS) });
       });
-      return { secret, webhookSecretCount: stored.webhook_secrets?.length ?? 0 };
+      // Belt and braces should the lease have expired under a slow database: never hand out a
+      // secret that is not the stored newest one.
+      if (stored.webhook_secrets?.[0] !== sealed) {
+        throw new ConnectError("the webhook secret was changed concurrently - try again", Code.Aborted);
+      }
+      return { secret, webhookSecretCount: stored.webhook_secrets.length };
     },
   };
 }
