@@ -41,6 +41,7 @@ const POLL_BATCH = 20;
 export class WebhookDispatcher {
   readonly #inFlight = new Map<string, Set<string>>(); // organisation → event IDs
   readonly #running = new Set<Promise<void>>();
+  readonly #shutdown = new AbortController();
 
   constructor(
     private readonly deps: WebhookDeliveryDeps,
@@ -59,7 +60,7 @@ export class WebhookDispatcher {
       if (ids.size >= MAX_IN_FLIGHT_PER_RECEIVER || ids.has(event._id)) continue;
       ids.add(event._id);
       this.#inFlight.set(event.organisation_id, ids);
-      const running: Promise<void> = deliver(this.deps, event)
+      const running: Promise<void> = deliver(this.deps, event, this.#shutdown.signal)
         .catch((error: unknown) => this.deps.logger.warn({ err: error, event_id: event._id }, "webhook delivery failed; will retry"))
         .finally(() => {
           ids.delete(event._id);
@@ -72,13 +73,17 @@ export class WebhookDispatcher {
     return due.length > 0 || this.#running.size > 0 || (await this.deps.events.hasPending());
   }
 
-  /** Waits for the deliveries in flight (at shutdown; each is bounded by the fetch timeout). */
+  /**
+   * At shutdown: ends the deliveries in flight, so a receiver that hangs cannot hold the shutdown
+   * up; their events stay pending, without a counted attempt, for the next instance.
+   */
   async drain(): Promise<void> {
+    this.#shutdown.abort();
     while (this.#running.size > 0) await Promise.all(this.#running);
   }
 }
 
-async function deliver(deps: WebhookDeliveryDeps, seen: EventDocument): Promise<void> {
+async function deliver(deps: WebhookDeliveryDeps, seen: EventDocument, shutdown: AbortSignal): Promise<void> {
   const lease = await deps.leases.tryAcquire(`event:${seen._id}`, 30_000);
   if (lease === null) return;
   try {
@@ -113,11 +118,13 @@ async function deliver(deps: WebhookDeliveryDeps, seen: EventDocument): Promise<
         method: "POST",
         headers: { "content-type": "application/json", "user-agent": "oauth2-broker", ...signWebhook(event._id, timestamp, body, secrets) },
         body,
+        signal: shutdown,
       });
       if (response.status < 200 || response.status > 299) failure = `HTTP ${response.status}`;
     } catch (error) {
       failure = error instanceof Error ? error.message : "request failed";
     }
+    if (shutdown.aborted && failure !== undefined) return;
     const attempts = event.attempts + 1;
     if (failure === undefined) {
       await deps.events.recordAttempt(event._id, { delivery: "delivered", attempts, delivered_time: new Date() });
