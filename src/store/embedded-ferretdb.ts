@@ -52,12 +52,15 @@ export async function startEmbeddedFerretDb(dataDir: string): Promise<EmbeddedFe
     { stdio: ["pipe", "ignore", "pipe"] },
   );
   let stderr = "";
+  let locked = false;
   child.stderr?.setEncoding("utf8").on("data", (chunk: string) => {
-    stderr = (stderr + chunk).slice(-4096);
+    stderr += chunk;
+    locked ||= stderr.includes("ferretdb: locked ");
+    stderr = stderr.slice(-4096);
   });
   // Nothing is ever written: the pipe exists so that FerretDB sees it end when this process ends.
   child.stdin?.on("error", () => {});
-  await waitForListening(child, socket, () => stderr);
+  await waitForListening(child, socket, () => locked, () => stderr);
   return {
     uri: `mongodb://${encodeURIComponent(socket)}/`,
     stop: () => stopChild(child),
@@ -83,12 +86,12 @@ function socketPath(dir: string): string {
   return join(runDir, "ferretdb.sock");
 }
 
-async function waitForListening(child: ChildProcess, socket: string, stderr: () => string): Promise<void> {
+async function waitForListening(child: ChildProcess, socket: string, locked: () => boolean, stderr: () => string): Promise<void> {
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`FerretDB exited with code ${child.exitCode}: ${stderr().trim()}`);
     // Until it holds the lock, a socket that answers may be another FerretDB's on this directory.
-    if (stderr().includes("ferretdb: locked ") && (await canConnect(socket))) return;
+    if (locked() && (await canConnect(socket))) return;
     await new Promise((r) => setTimeout(r, 100));
   }
   child.kill("SIGKILL");
