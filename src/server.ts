@@ -37,7 +37,7 @@ import { HealthMonitor, healthService } from "./services/health-service.js";
 import { organisationService } from "./services/organisation-service.js";
 import { TokenRefresher } from "./connections/token-refresher.js";
 import { relayOutbox, Worker } from "./events/outbox-relay.js";
-import { deliverDueWebhooks } from "./events/webhook-delivery.js";
+import { WebhookDispatcher } from "./events/webhook-delivery.js";
 import { ConnectionStore, connectionIndexes } from "./store/connections.js";
 import { EventStore, eventIndexes } from "./store/events.js";
 import { LeaseStore, leaseIndexes } from "./store/leases.js";
@@ -104,22 +104,19 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     outbound,
   );
   // Background work: publish outbox events, then deliver them to webhooks.
-  const delivery = new Worker(
-    "webhook-delivery",
-    DELIVERY_INTERVAL_MS,
-    () =>
-      deliverDueWebhooks({
-        events,
-        leases,
-        organisations,
-        secretBox,
-        fetch: boundedFetch({ timeoutMs: 10_000, maxResponseBytes: 64 * 1024 }, outbound),
-        retryMinMs: config.webhookRetryMinSeconds * 1000,
-        logger,
-      }),
-    logger,
-    IDLE_INTERVAL_MS,
+  const dispatcher = new WebhookDispatcher(
+    {
+      events,
+      leases,
+      organisations,
+      secretBox,
+      fetch: boundedFetch({ timeoutMs: 10_000, maxResponseBytes: 64 * 1024 }, outbound),
+      retryMinMs: config.webhookRetryMinSeconds * 1000,
+      logger,
+    },
+    () => delivery.kick(),
   );
+  const delivery = new Worker("webhook-delivery", DELIVERY_INTERVAL_MS, () => dispatcher.poll(), logger, IDLE_INTERVAL_MS);
   // Connections this instance changed are relayed at once, by ID; a scan for anything pending
   // (other instances' crashes) runs every RECOVERY_SCAN_MS.
   const changed = new Set<string>();
@@ -190,7 +187,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     );
     const knownOrganisationIds = async () =>
       (await Promise.all([organisations.organisationIds(), credentials.organisationIds(), apiKeys.organisationIds(), events.organisationIds()])).flat();
-    router.service(OrganisationService, organisationService(organisations, secretBox, outbound, knownOrganisationIds));
+    router.service(OrganisationService, organisationService(organisations, leases, secretBox, outbound, knownOrganisationIds));
     const served = [CredentialService, ConnectionService, OrganisationService, ApiKeyService];
     router.service(Health, healthService(health, served.map((service) => service.typeName)));
     const reflection = reflectionService([...served, Health, ReflectionV1, ReflectionV1Alpha]);
@@ -297,6 +294,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
       await drained;
       clearTimeout(timer);
       await Promise.all([relay.stop(), delivery.stop()]);
+      await dispatcher.drain();
       await tracing.shutdown();
       database.stopSweepers();
       await database.client.close();

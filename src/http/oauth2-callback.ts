@@ -158,7 +158,11 @@ async function handleCallback(deps: CallbackDeps, req: HttpRequest, res: HttpRes
       },
       deps.fetch,
     ));
-    if (attempt.nonce !== undefined && tokens.idToken !== undefined && credential.issuer !== undefined) {
+    if (attempt.nonce !== undefined) {
+      // OpenID Connect Core §3.1.3.3: the answer to an openid request must carry an ID token, and
+      // an unverifiable one is no better than none.
+      if (tokens.idToken === undefined) throw new IdTokenError("no ID token in the token response to an openid request");
+      if (credential.issuer === undefined) throw new IdTokenError("the credential no longer has an issuer to verify the ID token");
       await deps.idTokens.verify(tokens.idToken, { issuer: credential.issuer, clientId: credential.client_id, nonce: attempt.nonce });
     }
 

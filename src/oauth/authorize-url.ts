@@ -27,6 +27,12 @@ const RESERVED_PARAMS: ReadonlySet<string> = new Set([...BROKER_PARAMS, ...UNSUP
 
 export const MAX_SCOPES = 100;
 export const MAX_SCOPE_LENGTH = 256;
+/**
+ * The `scope` parameter as sent. Every attempt's scopes are stored until its state expires, and
+ * 100 entries of 256 characters made 25 KB per state; with the other fields' limits (return_url
+ * 2048, client_id 512, end_user_id 256) a state holds at most about 5 KB of caller input.
+ */
+export const MAX_SCOPES_TOTAL_LENGTH = 2048;
 export const MAX_PROMPT_LENGTH = 256;
 export const MAX_ADDITIONAL_PARAMS_LENGTH = 4096;
 
@@ -124,6 +130,7 @@ export function normaliseScopes(scopes: readonly string[], disableOfflineAccess:
     result.add(scope);
   });
   if (!disableOfflineAccess) result.add("offline_access");
+  if ([...result].join(" ").length > MAX_SCOPES_TOTAL_LENGTH) invalid("scopes", `must total at most ${MAX_SCOPES_TOTAL_LENGTH} characters`);
   return [...result];
 }
 

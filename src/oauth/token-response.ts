@@ -76,13 +76,20 @@ function parseBody(contentType: string | null, body: string): Record<string, unk
   return undefined;
 }
 
+/**
+ * The longest lifetime the broker believes (10 years). RFC 6749 §5.1 sets no limit, and providers
+ * that mean "long-lived" send anything from 2^31-1 to 1e300, which made an invalid date that every
+ * GetAccessToken then tried to refresh; a longer promise is treated as this one.
+ */
+export const MAX_EXPIRES_IN_SECONDS = 10 * 365 * 24 * 3600;
+
 function parseExpiresIn(value: unknown): number | undefined {
   if (value === undefined || value === null || value === "") return undefined;
-  const seconds = typeof value === "string" && /^\d+$/.test(value) ? Number(value) : value;
+  const seconds = typeof value === "string" && /^\d{1,20}$/.test(value) ? Number(value) : value;
   if (typeof seconds !== "number" || !Number.isFinite(seconds) || seconds < 0) {
     throw new TokenResponseError('"expires_in" is not a number of seconds');
   }
-  return Math.floor(seconds);
+  return Math.min(Math.floor(seconds), MAX_EXPIRES_IN_SECONDS);
 }
 
 function parseScope(value: unknown): string[] | undefined {

@@ -48,8 +48,12 @@ type OrganisationSettings struct {
 	// `<BROKER_PUBLIC_URL>/oauth2/callback`), and only that path completes them: a code arriving on
 	// another path is refused. Flows already started keep the redirect URI they were started with.
 	PerOrganisationCallback bool `protobuf:"varint,6,opt,name=per_organisation_callback,json=perOrganisationCallback,proto3" json:"per_organisation_callback,omitempty"`
-	unknownFields           protoimpl.UnknownFields
-	sizeCache               protoimpl.SizeCache
+	// Output only: true while `webhook_url` is set but there is no signing secret yet. Events are
+	// never sent unsigned: they wait (and are kept) until RotateWebhookSecret creates the first
+	// secret, then go out in order of their next attempt.
+	WebhookDeliveriesWaiting bool `protobuf:"varint,7,opt,name=webhook_deliveries_waiting,json=webhookDeliveriesWaiting,proto3" json:"webhook_deliveries_waiting,omitempty"`
+	unknownFields            protoimpl.UnknownFields
+	sizeCache                protoimpl.SizeCache
 }
 
 func (x *OrganisationSettings) Reset() {
@@ -120,6 +124,13 @@ func (x *OrganisationSettings) GetWebhookSecretCount() int32 {
 func (x *OrganisationSettings) GetPerOrganisationCallback() bool {
 	if x != nil {
 		return x.PerOrganisationCallback
+	}
+	return false
+}
+
+func (x *OrganisationSettings) GetWebhookDeliveriesWaiting() bool {
+	if x != nil {
+		return x.WebhookDeliveriesWaiting
 	}
 	return false
 }
@@ -517,7 +528,7 @@ var File_oauth2broker_v1_organisation_service_proto protoreflect.FileDescriptor
 
 const file_oauth2broker_v1_organisation_service_proto_rawDesc = "" +
 	"\n" +
-	"*oauth2broker/v1/organisation_service.proto\x12\x0foauth2broker.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbb\x02\n" +
+	"*oauth2broker/v1/organisation_service.proto\x12\x0foauth2broker.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf9\x02\n" +
 	"\x14OrganisationSettings\x12'\n" +
 	"\x0forganisation_id\x18\x01 \x01(\tR\x0eorganisationId\x12.\n" +
 	"\x13allowed_return_urls\x18\x02 \x03(\tR\x11allowedReturnUrls\x12;\n" +
@@ -526,7 +537,8 @@ const file_oauth2broker_v1_organisation_service_proto_rawDesc = "" +
 	"\vwebhook_url\x18\x04 \x01(\tR\n" +
 	"webhookUrl\x120\n" +
 	"\x14webhook_secret_count\x18\x05 \x01(\x05R\x12webhookSecretCount\x12:\n" +
-	"\x19per_organisation_callback\x18\x06 \x01(\bR\x17perOrganisationCallback\"I\n" +
+	"\x19per_organisation_callback\x18\x06 \x01(\bR\x17perOrganisationCallback\x12<\n" +
+	"\x1awebhook_deliveries_waiting\x18\a \x01(\bR\x18webhookDeliveriesWaiting\"I\n" +
 	"\x1eGetOrganisationSettingsRequest\x12'\n" +
 	"\x0forganisation_id\x18\x01 \x01(\tR\x0eorganisationId\"d\n" +
 	"\x1fGetOrganisationSettingsResponse\x12A\n" +
