@@ -187,8 +187,10 @@ export type UpdateCredentialRequest = Message<"oauth2broker.v1.UpdateCredentialR
   /**
    * The fields to change, by their proto names: `name`, `client_id`, `client_secret`, `token_url`,
    * `token_endpoint_auth_method`, `disable_pkce`, `issuer`,
-   * `authorization_response_iss_parameter_supported`, `revocation_url`. Required. Naming `issuer`
-   * or `revocation_url` with no value clears it.
+   * `authorization_response_iss_parameter_supported`, `revocation_url`, `provider`,
+   * `provider_config`, `userinfo_url`. Required. Naming `issuer`, `revocation_url`,
+   * `userinfo_url`, `token_endpoint_auth_method` or `disable_pkce` with no value clears it (back
+   * to the catalog's behaviour with `provider`).
    *
    * @generated from field: google.protobuf.FieldMask update_mask = 2;
    */

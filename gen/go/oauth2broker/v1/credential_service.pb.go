@@ -342,8 +342,10 @@ type UpdateCredentialRequest struct {
 	Credential *Credential `protobuf:"bytes,1,opt,name=credential,proto3" json:"credential,omitempty"`
 	// The fields to change, by their proto names: `name`, `client_id`, `client_secret`, `token_url`,
 	// `token_endpoint_auth_method`, `disable_pkce`, `issuer`,
-	// `authorization_response_iss_parameter_supported`, `revocation_url`. Required. Naming `issuer`
-	// or `revocation_url` with no value clears it.
+	// `authorization_response_iss_parameter_supported`, `revocation_url`, `provider`,
+	// `provider_config`, `userinfo_url`. Required. Naming `issuer`, `revocation_url`,
+	// `userinfo_url`, `token_endpoint_auth_method` or `disable_pkce` with no value clears it (back
+	// to the catalog's behaviour with `provider`).
 	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
