@@ -45,6 +45,9 @@ import { OrganisationStore, organisationIndexes } from "./store/organisations.js
 import { CredentialStore, credentialIndexes } from "./store/credentials.js";
 import { connectDatabase, type Database, ensureIndexes } from "./store/database.js";
 import { OAuthStateStore, oauthStateIndexes } from "./store/oauth-states.js";
+import { ProviderService } from "../gen/oauth2broker/v1/provider_service_pb.js";
+import { loadProviderCatalog } from "./providers/catalog.js";
+import { providerService } from "./services/provider-service.js";
 
 /** Requests larger than this are refused before they are parsed. */
 const READ_MAX_BYTES = 256 * 1024;
@@ -72,6 +75,8 @@ export interface Broker {
 export type BrokerConfig = Config & { mongodbUri: string; adminToken: string; encryptionKeys: NonNullable<Config["encryptionKeys"]> };
 
 export async function startBroker(config: BrokerConfig, logger: Logger): Promise<Broker> {
+  // A broken catalog entry stops the broker before it listens (facts are checked at start-up).
+  const providers = loadProviderCatalog(findRoot(import.meta.dirname), config.providersDir);
   const metrics = new Metrics();
   const tracing = new Tracing(config.otlpEndpoint);
   const database = await connectDatabase(config.mongodbUri, config.mongodbDatabase, (command, collection, outcome, seconds) =>
@@ -148,6 +153,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     leases,
     secretBox,
     fetch: providerFetch,
+    providers,
     minValidityMs: config.tokenMinValiditySeconds * 1000,
     requestTimeoutMs: config.tokenRequestTimeoutSeconds * 1000,
     onEvent,
@@ -159,7 +165,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
   await health.start();
 
   const routes = (router: ConnectRouter): void => {
-    router.service(CredentialService, credentialService({ credentials, secretBox, outbound }));
+    router.service(CredentialService, credentialService({ credentials, secretBox, outbound, providers }));
     router.service(ApiKeyService, apiKeyService(apiKeys));
     router.service(
       ConnectionService,
@@ -177,10 +183,12 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
         redirectUri: `${config.publicUrl}/oauth2/callback`,
         stateTtlSeconds: config.stateTtlSeconds,
         allowHttpAuthorizeUrl: config.allowHttpAuthorizeUrl,
+        providers,
       }),
     );
+    router.service(ProviderService, providerService(providers));
     router.service(OrganisationService, organisationService(organisations, secretBox, outbound));
-    const served = [CredentialService, ConnectionService, OrganisationService, ApiKeyService];
+    const served = [CredentialService, ConnectionService, OrganisationService, ApiKeyService, ProviderService];
     router.service(Health, healthService(health, served.map((service) => service.typeName)));
     const reflection = reflectionService([...served, Health, ReflectionV1, ReflectionV1Alpha]);
     router.service(ReflectionV1, reflection);
@@ -212,6 +220,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
           secretBox,
           idTokens: new IdTokenVerifier(providerFetch),
           fetch: providerFetch,
+          providers,
           onEvent,
           confirmationTtlMs: config.stateTtlSeconds * 1000,
           limiter: new RateLimiter(config.callbackRateLimit / 60, Math.max(1, Math.ceil(config.callbackRateLimit / 3))),
