@@ -94,7 +94,7 @@ export class ProviderCatalog {
 }
 
 export function loadCatalogEntries(dir: string, schemaPath: string): CatalogEntry[] {
-  const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
+  const ajv = new Ajv({ allErrors: true, strict: true, strictRequired: false, allowUnionTypes: true });
   const validate = ajv.compile<CatalogEntry>(JSON.parse(readFileSync(schemaPath, "utf8")) as object);
   let files: string[];
   try {
@@ -127,30 +127,35 @@ export function loadCatalogEntries(dir: string, schemaPath: string): CatalogEntr
 export function catalogProblems(entries: readonly CatalogEntry[]): string[] {
   const problems: string[] = [];
   const ids = new Set<string>();
-  // A metadata key means one thing in every entry that uses it. Mechanically: it comes from the
-  // same kind of source (response field, callback parameter, template parameter) with the same
-  // last field name everywhere (`team_id` is Slack's `team.id`, never another provider's `team`).
-  const meanings = new Map<string, { meaning: string; id: string }>();
+  // A metadata key means one thing in every entry that uses it. Mechanically: the field it comes
+  // from, with dots as underscores, is the same or one ends with the other (Slack's `team.id` and
+  // another provider's `team_id` agree; `team_id` from a field named `id` of something else would not).
+  const meanings = new Map<string, { source: string; id: string }>();
   for (const entry of entries) {
     if (ids.has(entry.id)) problems.push(`duplicate id "${entry.id}"`);
     ids.add(entry.id);
-    for (const [key, meaning] of metadataMeanings(entry)) {
+    for (const [key, source] of metadataSources(entry)) {
       const seen = meanings.get(key);
-      if (seen === undefined) meanings.set(key, { meaning, id: entry.id });
-      else if (seen.meaning !== meaning) {
-        problems.push(`metadata key "${key}" means ${meaning} in "${entry.id}" but ${seen.meaning} in "${seen.id}"`);
+      if (seen === undefined) meanings.set(key, { source, id: entry.id });
+      else if (!sameMeaning(seen.source, source)) {
+        problems.push(`metadata key "${key}" comes from "${source}" in "${entry.id}" but from "${seen.source}" in "${seen.id}"`);
       }
     }
   }
   return problems;
 }
 
-function metadataMeanings(entry: CatalogEntry): Array<[string, string]> {
-  const last = (path: string) => path.split(".").at(-1) ?? path;
+function sameMeaning(a: string, b: string): boolean {
+  const [x, y] = [a.replaceAll(".", "_").toLowerCase(), b.replaceAll(".", "_").toLowerCase()];
+  return x === y || x.endsWith(`_${y}`) || y.endsWith(`_${x}`);
+}
+
+/** Each metadata key of an entry with the response path, callback parameter or template parameter it comes from. */
+function metadataSources(entry: CatalogEntry): Array<[string, string]> {
   return [
-    ...Object.entries(entry.metadata?.response ?? {}).map(([key, path]): [string, string] => [key, `response field "${last(path)}"`]),
-    ...Object.entries(entry.metadata?.callback ?? {}).map(([key, name]): [string, string] => [key, `callback parameter "${name}"`]),
-    ...(entry.parameters ?? []).filter((p) => p.level === "connection").map((p): [string, string] => [p.name, `parameter "${p.name}"`]),
+    ...Object.entries(entry.metadata?.response ?? {}),
+    ...Object.entries(entry.metadata?.callback ?? {}),
+    ...(entry.parameters ?? []).filter((p) => p.level === "connection").map((p): [string, string] => [p.name, p.name]),
   ];
 }
 
