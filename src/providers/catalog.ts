@@ -244,8 +244,9 @@ function templateProblems(where: string, template: string, parameters: ReadonlyM
   if (shape === null) return [...problems, `${where} must be an absolute URL without a fragment`];
   const [, , authority, path = "", query = ""] = shape as unknown as [string, string, string, string | undefined, string | undefined];
   if (query.includes("{")) problems.push(`${where} must not have a placeholder in its query`);
-  if (authority.includes("@") || /:[^}]*$/.test(authority.replace(/\{[^}]*\}/g, "x"))) {
-    problems.push(`${where} must not have user info or a port`);
+  // A fixed port is harmless (test catalogs on loopback have one); a templated one is not.
+  if (authority.includes("@") || /:(?![0-9]+$)/.test(authority.replace(/\{[^}]*\}/g, "x"))) {
+    problems.push(`${where} must not have user info or a templated port`);
   }
   const sample = template.replace(PLACEHOLDER, "sample");
   const problem = urlProblem(sample);
