@@ -165,7 +165,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
   await health.start();
 
   const routes = (router: ConnectRouter): void => {
-    router.service(CredentialService, credentialService({ credentials, secretBox, outbound, providers }));
+    router.service(CredentialService, credentialService({ credentials, secretBox, outbound, providers, fetch: providerFetch }));
     router.service(ApiKeyService, apiKeyService(apiKeys));
     router.service(
       ConnectionService,

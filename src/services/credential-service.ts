@@ -18,6 +18,7 @@ import type { OutboundPolicy } from "../outbound/address-policy.js";
 import { requireEndpointUrl, requireIdentifier, requireText } from "../validation.js";
 import type { ProviderCatalog } from "../providers/catalog.js";
 import { checkTemplateValues, renderEndpoint } from "../providers/profile.js";
+import { type DiscoveredServer, DiscoveryError, discoverAuthorizationServer } from "../oauth/discovery.js";
 
 /**
  * Fields that decide where the credential's secrets (client secret, tokens) are sent. Changing
@@ -34,6 +35,8 @@ export interface CredentialServiceDeps {
   secretBox: SecretBox;
   outbound: OutboundPolicy;
   providers: ProviderCatalog;
+  /** The bounded fetch for provider calls (issuer discovery). */
+  fetch: typeof fetch;
 }
 
 /** The AAD that binds a client secret's ciphertext to its credential. */
@@ -41,7 +44,7 @@ export function clientSecretContext(credentialId: string): string {
   return `credentials/${credentialId}/client_secret`;
 }
 
-export function credentialService({ credentials, secretBox, outbound, providers }: CredentialServiceDeps): ServiceImpl<typeof CredentialService> {
+export function credentialService({ credentials, secretBox, outbound, providers, fetch }: CredentialServiceDeps): ServiceImpl<typeof CredentialService> {
   const validateTokenUrl = (url: string) => outboundUrl(outbound, url, "credential.token_url");
   const validateRevocationUrl = (url: string) => outboundUrl(outbound, url, "credential.revocation_url");
   const validateUserinfoUrl = (url: string) => outboundUrl(outbound, url, "credential.userinfo_url");
@@ -77,6 +80,26 @@ export function credentialService({ credentials, secretBox, outbound, providers 
     // The issuer is compared as a string (RFC 9207 §2.4), so keep it exactly as given.
     return issuer;
   };
+  const fillFromDiscovery = async (document: CredentialDocument, pkceSet: boolean, issSet: boolean): Promise<void> => {
+    let server: DiscoveredServer;
+    try {
+      server = await discoverAuthorizationServer(document.issuer!, fetch);
+    } catch (error) {
+      if (!(error instanceof DiscoveryError)) throw error;
+      invalid("credential.issuer", "has no usable discovery document (set token_url instead)");
+    }
+    // Discovered endpoints pass the same checks as given ones.
+    document.token_url = outboundUrl(outbound, server.tokenEndpoint, "credential.token_url");
+    if (document.revocation_url === undefined && server.revocationEndpoint !== undefined) {
+      document.revocation_url = outboundUrl(outbound, server.revocationEndpoint, "credential.revocation_url");
+    }
+    if (document.userinfo_url === undefined && server.userinfoEndpoint !== undefined) {
+      document.userinfo_url = outboundUrl(outbound, server.userinfoEndpoint, "credential.userinfo_url");
+    }
+    if (!issSet) document.authorization_response_iss_parameter_supported = server.issParameterSupported;
+    // RFC 7636 §4.2: the broker sends S256 only; a server that lists methods without it gets none.
+    if (!pkceSet && server.codeChallengeMethods !== undefined) document.disable_pkce = !server.codeChallengeMethods.includes("S256");
+  };
   return {
     async createCredential(req, ctx) {
       const input = req.credential ?? invalid("credential", "is required");
@@ -106,6 +129,11 @@ export function credentialService({ credentials, secretBox, outbound, providers 
       if (input.issuer !== undefined) document.issuer = validateIssuer(input.issuer);
       if (input.revocationUrl !== undefined) document.revocation_url = validateRevocationUrl(input.revocationUrl);
       if (input.userinfoUrl !== undefined) document.userinfo_url = validateUserinfoUrl(input.userinfoUrl);
+      // RFC 8414 / OpenID Connect Discovery: an issuer alone (no provider, no token_url) is
+      // enough; what the credential sets explicitly wins over what is discovered.
+      if (document.provider === undefined && document.token_url === undefined && document.issuer !== undefined) {
+        await fillFromDiscovery(document, input.disablePkce !== undefined, input.authorizationResponseIssParameterSupported);
+      }
       validateProvider(document);
       await credentials.insert(document);
       return { credential: toCredential(document) };

@@ -299,3 +299,30 @@ describe("hostile connection_config", () => {
     expect(new URL(url).origin).toBe("https://acme.zendesk.com");
   });
 });
+
+describe("discovery for a credential with only an issuer", () => {
+  it("fills the token, revocation and userinfo endpoints and iss support from the issuer's metadata", async () => {
+    const { credential } = await credentials.createCredential({
+      credential: { organisationId: "acme", name: "d", clientId: "client-1", clientSecret: "scripted-client-secret", issuer: provider.issuer },
+    });
+    expect(credential).toMatchObject({
+      tokenUrl: provider.tokenUrl,
+      revocationUrl: provider.revocationUrl,
+      userinfoUrl: `${provider.issuer}/userinfo`,
+      authorizationResponseIssParameterSupported: true,
+      disablePkce: false,
+    });
+  });
+
+  it("refuses an issuer with no discovery document, naming the field, and stores nothing", async () => {
+    const before = await broker.database.db.collection("credentials").countDocuments();
+    const error = await connectError(
+      credentials.createCredential({
+        credential: { organisationId: "acme", name: "d", clientId: "client-1", clientSecret: "scripted-client-secret", issuer: `${provider.issuer}/elsewhere` },
+      }),
+    );
+    expect(error.code).toBe(Code.InvalidArgument);
+    expect(error.rawMessage).toBe('"credential.issuer" has no usable discovery document (set token_url instead)');
+    expect(await broker.database.db.collection("credentials").countDocuments()).toBe(before);
+  });
+});

@@ -86,7 +86,17 @@ export class ScriptedProvider {
     const path = req.url ?? "/";
     if (path === "/.well-known/openid-configuration") {
       res.setHeader("content-type", "application/json");
-      res.end(JSON.stringify({ issuer: this.issuer, token_endpoint: this.tokenUrl, jwks_uri: `${this.issuer}/jwks` }));
+      res.end(
+        JSON.stringify({
+          issuer: this.issuer,
+          token_endpoint: this.tokenUrl,
+          jwks_uri: `${this.issuer}/jwks`,
+          revocation_endpoint: this.revocationUrl,
+          userinfo_endpoint: `${this.issuer}/userinfo`,
+          code_challenge_methods_supported: ["S256"],
+          authorization_response_iss_parameter_supported: true,
+        }),
+      );
       return;
     }
     if (path === "/jwks") {
