@@ -220,17 +220,17 @@ export function renderEndpoint(template: string, values: Readonly<Record<string,
     return parameter?.level === "credential" ? `credential.provider_config.${name}` : `connection_config.${name}`;
   };
   const names = [...template.matchAll(/\{([a-z][a-z0-9_]*)\}/g)].map((match) => match[1]!);
-  const suspect = names[0] ?? "connection_config";
-  if (url.host !== expectedHost || `${url.protocol}//` !== scheme) invalid(field(suspect), "would change the endpoint's host");
-  const hostLabels = (host: string) => host.split(".").length;
-  if (hostLabels(url.hostname) !== hostLabels(hostTemplate.replace(/:\d+$/, ""))) {
-    // Only credential-level parameters may name a whole host (with its own dots).
-    const connectionInHost = names.some((name) => hostTemplate.includes(`{${name}}`) && field(name).startsWith("connection_config"));
-    if (connectionInHost) invalid(field(suspect), "would change the endpoint's host");
+  const inHost = names.filter((name) => hostTemplate.includes(`{${name}}`));
+  const inPath = names.filter((name) => !hostTemplate.includes(`{${name}}`));
+  if (url.host !== expectedHost || `${url.protocol}//` !== scheme) invalid(field(inHost[0] ?? names[0] ?? "host"), "would change the endpoint's host");
+  // Only credential-level parameters may name a whole host (with dots of its own).
+  const connectionInHost = inHost.find((name) => field(name).startsWith("connection_config"));
+  if (connectionInHost !== undefined && url.hostname.split(".").length !== hostTemplate.split(".").length) {
+    invalid(field(connectionInHost), "would change the endpoint's host");
   }
   const segments = (path: string) => path.split("?")[0]!.split("/").length;
   if (segments(url.pathname) !== segments(rest === "" ? "/" : rest) || url.pathname.split("/").some((s) => s === "." || s === "..")) {
-    invalid(field(suspect), "would change the endpoint's path");
+    invalid(field(inPath[0] ?? names[0] ?? "path"), "would change the endpoint's path");
   }
   return url.href;
 }

@@ -55,7 +55,8 @@ export function codeVerifierContext(stateHash: string): string {
 export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<typeof ConnectionService> {
   return {
     async initialiseOAuth2Connection(req, ctx) {
-      // Every input is checked before anything is read or written.
+      // Every input is checked before anything is written. The authorization request is checked
+      // after the credential is read, since its provider decides the rules (and the endpoint).
       const organisationId = requireIdentifier(req.organisationId, "organisation_id");
       requireOrganisation(ctx, organisationId, "credential");
       const connectorId = requireIdentifier(req.connectorId, "connector_id");

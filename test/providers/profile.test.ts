@@ -4,6 +4,7 @@ import { InvalidInputError } from "../../src/errors.js";
 import { buildAuthorizeUrl, planAuthorizationRequest } from "../../src/oauth/authorize-url.js";
 import { parseTokenResponse, TokenResponseError } from "../../src/oauth/token-response.js";
 import { loadProviderCatalog, ProviderCatalog, profileFor } from "../../src/providers/catalog.js";
+import { renderEndpoint } from "../../src/providers/profile.js";
 import { findRoot } from "../../src/store/embedded-ferretdb.js";
 import { scriptedCatalogEntries, writeCatalog } from "../support/test-catalog.js";
 
@@ -103,6 +104,33 @@ describe("the provider profile", () => {
   it("lets a credential-level parameter name a whole host", () => {
     const profile = profileFor(test, { provider: "scripted-domain", provider_config: { domain: "dev-1.okta.com" } });
     expect(profile.tokenUrl).toBe("https://dev-1.okta.com/oauth2/v1/token");
+  });
+});
+
+describe("renderEndpoint, the second line of defence behind the patterns", () => {
+  const shop = [{ name: "shop", level: "connection" as const, pattern: "^.*$", description: "" }];
+  const tenant = [{ name: "tenant", level: "connection" as const, pattern: "^.*$", description: "" }];
+  const domain = [{ name: "domain", level: "credential" as const, pattern: "^.*$", description: "" }];
+
+  it("refuses a value that moves a templated host label off its fixed domain, even past a loose pattern", () => {
+    const template = "https://{shop}.myshopify.com/admin/oauth/access_token";
+    expect(renderEndpoint(template, { shop: "acme" }, shop)).toBe("https://acme.myshopify.com/admin/oauth/access_token");
+    for (const hostile of ["evil.com/x", "a@b", "acme.evil.com", "evil.com#", "evil.com?"]) {
+      expect(refusal(() => renderEndpoint(template, { shop: hostile }, shop))).toBe('"connection_config.shop" would change the endpoint\'s host');
+    }
+  });
+
+  it("keeps a path segment one segment, and refuses dot segments", () => {
+    const template = "https://login.example.com/{tenant}/oauth2/v2.0/token";
+    expect(renderEndpoint(template, { tenant: "a/b?c#d" }, tenant)).toBe("https://login.example.com/a%2Fb%3Fc%23d/oauth2/v2.0/token");
+    expect(refusal(() => renderEndpoint(template, { tenant: ".." }, tenant))).toBe('"connection_config.tenant" would change the endpoint\'s path');
+  });
+
+  it("lets a credential-level value be a whole host but not smuggle a path or user info", () => {
+    const template = "https://{domain}/oauth2/v1/token";
+    expect(renderEndpoint(template, { domain: "dev-1.okta.com" }, domain)).toBe("https://dev-1.okta.com/oauth2/v1/token");
+    expect(refusal(() => renderEndpoint(template, { domain: "evil.com/x" }, domain))).toBe('"credential.provider_config.domain" would change the endpoint\'s host');
+    expect(refusal(() => renderEndpoint(template, { domain: "a@b" }, domain))).toBe('"credential.provider_config.domain" would change the endpoint\'s host');
   });
 });
 

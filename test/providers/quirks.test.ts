@@ -129,6 +129,31 @@ describe("credentials that name a provider", () => {
   });
 });
 
+describe("UpdateCredential with a provider", () => {
+  it("checks the credential as a whole: a hostile provider_config, or dropping the provider but not its config, changes nothing", async () => {
+    const id = await providerCredential("scripted-domain", { providerConfig: { domain: "dev-1.okta.example" } });
+    const hostile = await connectError(
+      credentials.updateCredential({
+        credential: { id, organisationId: "acme", providerConfig: { domain: "169.254.169.254" } },
+        updateMask: { paths: ["provider_config"] },
+      }),
+    );
+    expect(hostile.rawMessage).toBe('"credential.provider_config.domain" is refused - internal addresses (private or loopback or link-local) are refused');
+    const dropped = await connectError(
+      credentials.updateCredential({ credential: { id, organisationId: "acme" }, updateMask: { paths: ["provider"] } }),
+    );
+    expect(dropped.rawMessage).toBe('"credential.provider_config" is only for credentials with a "provider"');
+    const { credential } = await credentials.getCredential({ organisationId: "acme", id });
+    expect(credential).toMatchObject({ provider: "scripted-domain", providerConfig: { domain: "dev-1.okta.example" } });
+    // Clearing the auth method goes back to the catalog's (unset), not to Basic.
+    const cleared = await credentials.updateCredential({
+      credential: { id, organisationId: "acme" },
+      updateMask: { paths: ["token_endpoint_auth_method"] },
+    });
+    expect(cleared.credential!.tokenEndpointAuthMethod).toBeUndefined();
+  });
+});
+
 describe("a full flow through each quirk", () => {
   it("nested tokens, HTTP 200 errors and comma scopes (Slack): the user token is primary without a bot token and never metadata", async () => {
     const credentialId = await providerCredential("scripted-nested");
@@ -237,6 +262,8 @@ describe("a full flow through each quirk", () => {
     expect(authorizeUrl.searchParams.get("prompt")).toBeNull();
     const { connection } = await connections.getConnection({ organisationId: "acme", id: connectionId });
     expect(connection!.metadata).toEqual({ tenant: "contoso" });
+    const listed = await connections.listConnections({ organisationId: "acme", credentialId });
+    expect(listed.connections.map((c) => c.metadata)).toEqual([{ tenant: "contoso" }]);
     const { token, deleted } = await refreshAndRevoke(connectionId, { kind: "json", body: { access_token: "ms-2", token_type: "Bearer", expires_in: 3600 } });
     expect(token).toMatchObject({ accessToken: "ms-2", metadata: { tenant: "contoso" } });
     expect(deleted.revocation).toBe(RevocationOutcome.REVOKED);
