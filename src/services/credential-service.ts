@@ -65,13 +65,12 @@ export function credentialService({ credentials, secretBox, outbound, providers,
     const values = checkTemplateValues(entry, "credential", document.provider_config ?? {}, "credential.provider_config");
     // Connection-level labels sit under the catalog's fixed domain; a sample fills them here.
     for (const parameter of entry.parameters ?? []) if (parameter.level === "connection") values[parameter.name] = "a";
-    for (const [name, template] of Object.entries(entry.endpoints)) {
+    for (const template of Object.values(entry.endpoints)) {
       const credentialParameter = (entry.parameters ?? []).find((p) => p.level === "credential" && template.includes(`{${p.name}}`));
       if (credentialParameter === undefined) continue;
       const field = `credential.provider_config.${credentialParameter.name}`;
       const url = renderEndpoint(template, values, entry.parameters ?? []);
       outbound.requireUrl(url, field, requireEndpointUrl(url, field, { allowHttp: true }));
-      void name;
     }
   };
   /** RFC 8414 §2: an issuer is an https URL with no query or fragment. Discovery fetches it. */
