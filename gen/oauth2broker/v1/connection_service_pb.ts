@@ -664,8 +664,9 @@ export type InitialiseOAuth2ConnectionRequest = Message<"oauth2broker.v1.Initial
    * The scopes to request, in order; duplicates are dropped. With `openid`, the credential must
    * have an `issuer` (FAILED_PRECONDITION otherwise): the ID token is verified against it. Each is a scope token (RFC 6749 §3.3:
    * printable ASCII except space, `"` and `\`), at most 256 characters; at most 100 scopes.
-   * `offline_access` is added unless `disable_offline_access` is true. With no scopes left, no
-   * `scope` parameter is sent.
+   * Without a provider, `offline_access` is added unless `disable_offline_access` is true; with
+   * one, the catalog's way of asking for offline access applies. Scopes are joined with the
+   * provider's separator (a space by default). With no scopes left, no `scope` parameter is sent.
    *
    * @generated from field: repeated string scopes = 6;
    */

@@ -96,7 +96,12 @@ export type Credential = Message<"oauth2broker.v1.Credential"> & {
   /**
    * The authorization server's issuer identifier (RFC 8414 §2), for example
    * `https://accounts.example.com`. When set, the `iss` returned on the callback (RFC 9207) and in
-   * ID tokens must equal it. At most 2048 characters.
+   * ID tokens must equal it. At most 2048 characters. With no `provider` and no `token_url`,
+   * CreateCredential reads the issuer's discovery document (OpenID Connect Discovery, else
+   * RFC 8414) and fills `token_url`, `revocation_url`, `userinfo_url`,
+   * `authorization_response_iss_parameter_supported` and `disable_pkce` (true when the server
+   * lists PKCE methods without S256) from it, unless set explicitly; INVALID_ARGUMENT when there
+   * is no usable document.
    *
    * @generated from field: optional string issuer = 10;
    */

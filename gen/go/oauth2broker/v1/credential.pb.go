@@ -109,7 +109,12 @@ type Credential struct {
 	DisablePkce *bool `protobuf:"varint,9,opt,name=disable_pkce,json=disablePkce,proto3,oneof" json:"disable_pkce,omitempty"`
 	// The authorization server's issuer identifier (RFC 8414 §2), for example
 	// `https://accounts.example.com`. When set, the `iss` returned on the callback (RFC 9207) and in
-	// ID tokens must equal it. At most 2048 characters.
+	// ID tokens must equal it. At most 2048 characters. With no `provider` and no `token_url`,
+	// CreateCredential reads the issuer's discovery document (OpenID Connect Discovery, else
+	// RFC 8414) and fills `token_url`, `revocation_url`, `userinfo_url`,
+	// `authorization_response_iss_parameter_supported` and `disable_pkce` (true when the server
+	// lists PKCE methods without S256) from it, unless set explicitly; INVALID_ARGUMENT when there
+	// is no usable document.
 	Issuer *string `protobuf:"bytes,10,opt,name=issuer,proto3,oneof" json:"issuer,omitempty"`
 	// The provider always returns `iss` on its authorization responses (RFC 9207; discovery's
 	// `authorization_response_iss_parameter_supported`). With `issuer` set, a callback without
