@@ -353,3 +353,18 @@ describe("discovery for a credential with only an issuer", () => {
     expect(await broker.database.db.collection("credentials").countDocuments()).toBe(before);
   });
 });
+
+describe("start-up", () => {
+  it("refuses to start with a catalog entry that breaks a rule", async () => {
+    const bad = writeCatalog([
+      {
+        id: "bad",
+        display_name: "Bad",
+        documentation_url: "https://example.com/docs",
+        endpoints: { authorize: "https://auth.example.com/a", token: "http://auth.example.com/t" },
+        sources: { endpoints: "https://example.com/docs", authorize: "https://example.com/docs", token: "https://example.com/docs" },
+      },
+    ]);
+    await expect(startTestBroker({ BROKER_PROVIDERS_DIR: bad })).rejects.toThrow("providers/bad.yaml: endpoints.token must be an https URL");
+  });
+});
