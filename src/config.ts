@@ -44,6 +44,8 @@ export interface Config {
   callbackRateLimit: number;
   dataDir: string;
   logLevel: string;
+  /** The provider catalog's directory (`BROKER_PROVIDERS_DIR`); undefined: the repository's providers/. */
+  providersDir: string | undefined;
 }
 
 /** A configuration mistake; the message names the variable. */
@@ -110,6 +112,7 @@ export function loadConfig(env: Env = process.env): Config {
     callbackRateLimit: parseCount("BROKER_CALLBACK_RATE_LIMIT", read("BROKER_CALLBACK_RATE_LIMIT") ?? "60"),
     dataDir: read("BROKER_DATA_DIR") ?? "data",
     logLevel: parseLogLevel(read("BROKER_LOG_LEVEL") ?? "info"),
+    providersDir: read("BROKER_PROVIDERS_DIR"),
   };
 }
 

@@ -48,6 +48,9 @@ import { OAuthStateStore, oauthStateIndexes } from "./store/oauth-states.js";
 import { ConsoleSessionStore, consoleSessionIndexes } from "./store/console-sessions.js";
 import { ConsoleSessions } from "./console/sessions.js";
 import { CONSOLE_RETURN_PATH, consoleDistDir, consoleRoutes } from "./http/console-routes.js";
+import { ProviderService } from "../gen/oauth2broker/v1/provider_service_pb.js";
+import { loadProviderCatalog } from "./providers/catalog.js";
+import { providerService } from "./services/provider-service.js";
 
 /** Requests larger than this are refused before they are parsed. */
 const READ_MAX_BYTES = 256 * 1024;
@@ -75,6 +78,8 @@ export interface Broker {
 export type BrokerConfig = Config & { mongodbUri: string; adminToken: string; encryptionKeys: NonNullable<Config["encryptionKeys"]> };
 
 export async function startBroker(config: BrokerConfig, logger: Logger): Promise<Broker> {
+  // A broken catalog entry stops the broker before it listens (facts are checked at start-up).
+  const providers = loadProviderCatalog(findRoot(import.meta.dirname), config.providersDir);
   const metrics = new Metrics();
   const tracing = new Tracing(config.otlpEndpoint);
   const database = await connectDatabase(config.mongodbUri, config.mongodbDatabase, (command, collection, outcome, seconds) =>
@@ -150,6 +155,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     leases,
     secretBox,
     fetch: providerFetch,
+    providers,
     minValidityMs: config.tokenMinValiditySeconds * 1000,
     requestTimeoutMs: config.tokenRequestTimeoutSeconds * 1000,
     onEvent,
@@ -163,7 +169,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
   const routes = (router: ConnectRouter): void => {
     router.service(
       CredentialService,
-      credentialService({ credentials, secretBox, outbound, move: { connections, leases, leaseMs: refresher.leaseMs } }),
+      credentialService({ credentials, secretBox, outbound, move: { connections, leases, leaseMs: refresher.leaseMs, providers }, providers, fetch: providerFetch }),
     );
     router.service(ApiKeyService, apiKeyService(apiKeys));
     router.service(
@@ -183,12 +189,14 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
         consoleReturnUrl: `${config.publicUrl}${CONSOLE_RETURN_PATH}`,
         stateTtlSeconds: config.stateTtlSeconds,
         allowHttpAuthorizeUrl: config.allowHttpAuthorizeUrl,
+        providers,
       }),
     );
     const knownOrganisationIds = async () =>
       (await Promise.all([organisations.organisationIds(), credentials.organisationIds(), apiKeys.organisationIds(), events.organisationIds()])).flat();
     router.service(OrganisationService, organisationService(organisations, leases, secretBox, outbound, knownOrganisationIds));
-    const served = [CredentialService, ConnectionService, OrganisationService, ApiKeyService];
+    router.service(ProviderService, providerService(providers));
+    const served = [CredentialService, ConnectionService, OrganisationService, ApiKeyService, ProviderService];
     router.service(Health, healthService(health, served.map((service) => service.typeName)));
     const reflection = reflectionService([...served, Health, ReflectionV1, ReflectionV1Alpha]);
     router.service(ReflectionV1, reflection);
@@ -226,6 +234,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
           secretBox,
           idTokens: new IdTokenVerifier(providerFetch),
           fetch: providerFetch,
+          providers,
           onEvent,
           confirmationTtlMs: config.stateTtlSeconds * 1000,
           limiter: new RateLimiter(config.callbackRateLimit / 60, Math.max(1, Math.ceil(config.callbackRateLimit / 3))),

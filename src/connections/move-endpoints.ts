@@ -4,6 +4,7 @@ import type { ConnectionDocument, ConnectionStore } from "../store/connections.j
 import type { CredentialDocument } from "../store/credentials.js";
 import type { Lease, LeaseStore } from "../store/leases.js";
 import { endpointsOf } from "./secrets.js";
+import { type ProviderCatalog, profileFor } from "../providers/catalog.js";
 import { connectionLeaseKey } from "./token-refresher.js";
 
 export interface MoveDeps {
@@ -11,6 +12,8 @@ export interface MoveDeps {
   leases: LeaseStore;
   /** How long a refresh may hold a connection's lease: the longest wait for one. */
   leaseMs: number;
+  /** The credential's endpoints for a connection come from its profile (catalog templates filled). */
+  providers: ProviderCatalog;
 }
 
 /**
@@ -21,7 +24,6 @@ export interface MoveDeps {
  * stays busy the others are moved and the call fails UNAVAILABLE, to be repeated.
  */
 export async function moveConnectionsToEndpoints(deps: MoveDeps, credential: CredentialDocument): Promise<void> {
-  const endpoints = endpointsOf(credential);
   let busy = 0;
   for (const id of await deps.connections.idsByCredential(credential.organisation_id, credential._id)) {
     const lease = await acquire(deps, id);
@@ -32,6 +34,7 @@ export async function moveConnectionsToEndpoints(deps: MoveDeps, credential: Cre
     try {
       const connection = await deps.connections.findById(credential.organisation_id, id);
       if (connection === null || connection.credential_id !== credential._id) continue;
+      const endpoints = endpointsOf(profileFor(deps.providers, credential, connection.connection_config));
       const set: Partial<ConnectionDocument> = { ...endpoints };
       const unset: Array<keyof ConnectionDocument> = endpoints.revocation_url === undefined ? ["revocation_url"] : [];
       if (connection.status === "NEEDS_REAUTHORIZATION" && connection.status_reason === "endpoint_changed") {

@@ -3,20 +3,26 @@ import type { TokenClient } from "../oauth/token-exchange.js";
 import { clientSecretContext } from "../services/credential-service.js";
 import type { ConnectionDocument } from "../store/connections.js";
 import type { CredentialDocument } from "../store/credentials.js";
+import type { ProviderProfile } from "../providers/profile.js";
 
 /** The AAD that binds a connection's token (or other secret field) to the connection. */
 export function connectionSecretContext(connectionId: string, field: string): string {
   return `connections/${connectionId}/${field}`;
 }
 
-/** Who the broker is at the credential's provider, with the client secret decrypted. */
-export function tokenClientFor(credential: CredentialDocument, secretBox: SecretBox): TokenClient {
+/**
+ * Who the broker is at the credential's provider, with the client secret decrypted, and how that
+ * provider's token endpoint wants to be spoken to (its profile).
+ */
+export function tokenClientFor(credential: CredentialDocument, profile: ProviderProfile, secretBox: SecretBox): TokenClient {
   return {
-    tokenUrl: credential.token_url,
+    tokenUrl: profile.tokenUrl,
     clientId: credential.client_id,
     clientSecret: secretBox.decrypt(credential.client_secret, clientSecretContext(credential._id)),
-    authMethod: credential.token_endpoint_auth_method,
-    issuer: credential.issuer,
+    authMethod: profile.token.authMethod,
+    issuer: profile.issuer,
+    bodyFormat: profile.token.bodyFormat,
+    response: profile.token.response,
   };
 }
 
@@ -26,11 +32,14 @@ export interface ConnectionEndpoints {
   revocation_url?: string;
 }
 
-/** The endpoints to record on a connection whose tokens come from the credential as it is now. */
-export function endpointsOf(credential: CredentialDocument): ConnectionEndpoints {
-  return credential.revocation_url === undefined
-    ? { token_url: credential.token_url }
-    : { token_url: credential.token_url, revocation_url: credential.revocation_url };
+/**
+ * The endpoints to record on a connection whose tokens come from the credential as it is now: its
+ * profile's, with the catalog's templates filled from the connection's values.
+ */
+export function endpointsOf(profile: ProviderProfile): ConnectionEndpoints {
+  return profile.revocationUrl === undefined
+    ? { token_url: profile.tokenUrl }
+    : { token_url: profile.tokenUrl, revocation_url: profile.revocationUrl };
 }
 
 /**
@@ -46,16 +55,18 @@ export function endpointsOf(credential: CredentialDocument): ConnectionEndpoints
 export function connectionTokenClient(
   connection: ConnectionDocument,
   credential: CredentialDocument,
+  profile: ProviderProfile,
   endpoint: "token_url" | "revocation_url",
   secretBox: SecretBox,
 ): { client: TokenClient; url: string; adopted: ConnectionEndpoints | undefined } | "no_endpoint" | "endpoint_changed" {
-  const own = recordedEndpoints(connection, credential);
+  const current = endpointsOf(profile);
+  const own = recordedEndpoints(connection, credential, current);
   if (own === undefined) return "endpoint_changed";
   const url = own[endpoint];
   if (url === undefined) return "no_endpoint";
-  if (url !== credential[endpoint]) return "endpoint_changed";
+  if (url !== current[endpoint]) return "endpoint_changed";
   const adopted = connection.token_url === undefined ? own : undefined;
-  return { client: { ...tokenClientFor(credential, secretBox), tokenUrl: own.token_url }, url, adopted };
+  return { client: { ...tokenClientFor(credential, profile, secretBox), tokenUrl: own.token_url }, url, adopted };
 }
 
 /**
@@ -63,8 +74,12 @@ export function connectionTokenClient(
  * credential's only if the credential has not changed since the connection last obtained tokens
  * (then those were the endpoints in force); otherwise nothing is known, and nothing is sent.
  */
-function recordedEndpoints(connection: ConnectionDocument, credential: CredentialDocument): ConnectionEndpoints | undefined {
+function recordedEndpoints(
+  connection: ConnectionDocument,
+  credential: CredentialDocument,
+  current: ConnectionEndpoints,
+): ConnectionEndpoints | undefined {
   if (connection.token_url !== undefined) return { token_url: connection.token_url, revocation_url: connection.revocation_url };
   const obtained = connection.refresh_attempt_time ?? connection.create_time;
-  return credential.update_time < obtained ? endpointsOf(credential) : undefined;
+  return credential.update_time < obtained ? current : undefined;
 }

@@ -11,11 +11,14 @@ import type { ConnectionDocument, ConnectionStore } from "../store/connections.j
 import type { CredentialStore } from "../store/credentials.js";
 import type { LeaseStore } from "../store/leases.js";
 import { connectionSecretContext, connectionTokenClient } from "./secrets.js";
+import { type ProviderCatalog, profileFor } from "../providers/catalog.js";
 
 export interface AccessToken {
   accessToken: string;
   tokenType: string;
   expireTime: Date | undefined;
+  /** The connection's metadata (never a secret). */
+  metadata: Record<string, string>;
 }
 
 export interface TokenRefresherDeps {
@@ -25,6 +28,7 @@ export interface TokenRefresherDeps {
   secretBox: SecretBox;
   /** The bounded fetch for provider calls. */
   fetch: typeof fetch;
+  providers: ProviderCatalog;
   /** Tokens closer than this to expiry are refreshed first. */
   minValidityMs: number;
   /** The provider-call timeout: a refresh holds its lease at least this long. */
@@ -94,6 +98,7 @@ export class TokenRefresher {
         accessToken: this.deps.secretBox.decrypt(document.access_token, connectionSecretContext(document._id, "access_token")),
         tokenType: document.token_type,
         expireTime: document.expire_time,
+        metadata: document.metadata ?? {},
       };
     }
     return undefined;
@@ -148,7 +153,9 @@ export class TokenRefresher {
     }
     // The refresh token goes only to the token endpoint it came from, and the client secret only
     // with a credential still at that endpoint.
-    const target = connectionTokenClient(document, credential, "token_url", this.deps.secretBox);
+    // The same hosts as the connection was made with (its connection_config).
+    const profile = profileFor(this.deps.providers, credential, document.connection_config);
+    const target = connectionTokenClient(document, credential, profile, "token_url", this.deps.secretBox);
     if (typeof target === "string") {
       log.warn({ outcome: "endpoint_changed" }, "the credential's token endpoint changed since the connection was made; not refreshing");
       await this.#markNeedsReauthorization(document, "endpoint_changed");
@@ -171,11 +178,13 @@ export class TokenRefresher {
       if (tokens.refreshToken !== undefined) set.refresh_token = seal("refresh_token", tokens.refreshToken);
       if (tokens.idToken !== undefined) set.id_token = seal("id_token", tokens.idToken);
       if (tokens.scopes !== undefined) set.scopes = tokens.scopes;
+      // A refresh response may update what the catalog keeps (a moved `instance_url`).
+      if (Object.keys(tokens.metadata).length > 0) set.metadata = { ...document.metadata, ...tokens.metadata };
       if (tokens.expiresIn !== undefined) set.expire_time = new Date(now.getTime() + tokens.expiresIn * 1000);
       else unset.push("expire_time");
       await this.deps.connections.update(document._id, { set, unset });
       log.info({ outcome: "refreshed", rotated: tokens.refreshToken !== undefined }, "access token refreshed");
-      return { accessToken: tokens.accessToken, tokenType: tokens.tokenType, expireTime: set.expire_time };
+      return { accessToken: tokens.accessToken, tokenType: tokens.tokenType, expireTime: set.expire_time, metadata: set.metadata ?? document.metadata ?? {} };
     } catch (error) {
       if (error instanceof TokenResponseError && error.oauthError === "invalid_grant") {
         log.warn({ outcome: "invalid_grant" }, "refresh token rejected; the connection needs reauthorization");

@@ -7,7 +7,8 @@ import { isDatabaseUnavailable } from "../store/database.js";
 import { v7 as uuidv7 } from "uuid";
 import type { SecretBox } from "../crypto/secret-box.js";
 import { IdTokenError, type IdTokenVerifier } from "../oauth/id-token.js";
-import { isRedirectUriOf, issuerMatches, parseCallbackPath, parseCallbackQuery, providerErrorCode } from "../oauth/callback-params.js";
+import { callbackMetadata, isRedirectUriOf, issuerMatches, parseCallbackPath, parseCallbackQuery, providerErrorCode } from "../oauth/callback-params.js";
+import { type ProviderCatalog, profileFor } from "../providers/catalog.js";
 import { OutboundError } from "../outbound/bounded-fetch.js";
 import { returnUrlWith } from "../oauth/return-url.js";
 import { hashState } from "../oauth/state.js";
@@ -38,6 +39,7 @@ export interface CallbackDeps {
   tracing: Tracing;
   /** The bounded fetch for provider calls. */
   fetch: typeof fetch;
+  providers: ProviderCatalog;
   logger: Logger;
 }
 
@@ -95,7 +97,8 @@ async function handleCallback(deps: CallbackDeps, req: HttpRequest, res: HttpRes
   }
   const rawUrl = req.url ?? "";
   if (rawUrl.length > MAX_URL_LENGTH) return sendPage(res, 414, "Address too long", ["This sign-in link is not valid."]);
-  const params = parseCallbackQuery(rawUrl.slice(rawUrl.indexOf("?") + 1 || rawUrl.length));
+  const query = rawUrl.slice(rawUrl.indexOf("?") + 1 || rawUrl.length);
+  const params = parseCallbackQuery(query);
   if (params === undefined) {
     count("invalid_state");
     log.info({ outcome: "invalid_state" }, "callback refused");
@@ -145,12 +148,14 @@ async function handleCallback(deps: CallbackDeps, req: HttpRequest, res: HttpRes
     if (credential === null || credential.client_id !== attempt.client_id || credential.update_time > attempt.create_time) {
       return fail("credential_changed", 400, ["The application's settings changed while you were signing in. Please start again."]);
     }
-    if (!issuerMatches(params.iss, credential)) {
+    // The same template values as the authorization request, so the code goes to the same host.
+    const profile = profileFor(deps.providers, credential, attempt.connection_config);
+    if (!issuerMatches(params.iss, { ...credential, issuer: profile.issuer })) {
       return fail("issuer_mismatch", 400, ["The response did not come from the expected provider. Please start again."]);
     }
 
     const tokens = await countTokenRequest(deps.metrics, "exchange", exchangeAuthorizationCode(
-      tokenClientFor(credential, deps.secretBox),
+      tokenClientFor(credential, profile, deps.secretBox),
       {
         code: params.code,
         redirectUri: attempt.redirect_uri,
@@ -162,8 +167,8 @@ async function handleCallback(deps: CallbackDeps, req: HttpRequest, res: HttpRes
       // OpenID Connect Core §3.1.3.3: the answer to an openid request must carry an ID token, and
       // an unverifiable one is no better than none.
       if (tokens.idToken === undefined) throw new IdTokenError("no ID token in the token response to an openid request");
-      if (credential.issuer === undefined) throw new IdTokenError("the credential no longer has an issuer to verify the ID token");
-      await deps.idTokens.verify(tokens.idToken, { issuer: credential.issuer, clientId: credential.client_id, nonce: attempt.nonce });
+      if (profile.issuer === undefined) throw new IdTokenError("the credential no longer has an issuer to verify the ID token");
+      await deps.idTokens.verify(tokens.idToken, { issuer: profile.issuer, clientId: credential.client_id, nonce: attempt.nonce });
     }
 
     const id = uuidv7();
@@ -182,7 +187,7 @@ async function handleCallback(deps: CallbackDeps, req: HttpRequest, res: HttpRes
       access_token: seal("access_token", tokens.accessToken),
       pending_events: confirmation === undefined ? [newEvent("connection.created", "ACTIVE")] : [],
       // Where these tokens came from: the only endpoints they will be sent to.
-      ...endpointsOf(credential),
+      ...endpointsOf(profile),
       create_time: now,
       update_time: now,
     };
@@ -195,6 +200,10 @@ async function handleCallback(deps: CallbackDeps, req: HttpRequest, res: HttpRes
       connection.pending_expire_time = new Date(now.getTime() + deps.confirmationTtlMs);
     }
     if (Object.keys(tokens.extra).length > 0) connection.extra_fields = seal("extra_fields", JSON.stringify(tokens.extra));
+    // What the catalog names from the callback and the response, plus the template values.
+    const metadata = { ...callbackMetadata(query, profile.metadata.callback), ...tokens.metadata, ...profile.connectionConfig };
+    if (Object.keys(metadata).length > 0) connection.metadata = metadata;
+    if (Object.keys(profile.connectionConfig).length > 0) connection.connection_config = { ...profile.connectionConfig };
     await deps.connections.insert(connection);
     deps.onEvent(id);
 

@@ -96,3 +96,19 @@ export function parseCallbackPath(path: string): { organisationId: string | unde
   const organisationId = ORGANISATION_CALLBACK.exec(path)?.[1];
   return organisationId === undefined ? undefined : { organisationId };
 }
+
+/**
+ * Non-secret values a provider adds to its redirect (QuickBooks' `realmId`), by the names the
+ * provider profile gives: metadata key -> query parameter. Call it only on a query that
+ * parseCallbackQuery accepted (no repeats, bounded lengths). Values with control characters are
+ * left out.
+ */
+export function callbackMetadata(search: string, names: Readonly<Record<string, string>>): Record<string, string> {
+  const params = new URLSearchParams(search);
+  const metadata: Record<string, string> = {};
+  for (const [key, name] of Object.entries(names)) {
+    const value = params.get(name);
+    if (value !== null && value !== "" && value.length <= 256 && !/[\u0000-\u001f\u007f]/.test(value)) metadata[key] = value;
+  }
+  return metadata;
+}

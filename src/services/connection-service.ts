@@ -24,6 +24,7 @@ import type { OAuthStateDocument, OAuthStateStore } from "../store/oauth-states.
 import type { OrganisationStore } from "../store/organisations.js";
 import { callerKey, requireOrganisation } from "../auth/caller.js";
 import { requireIdentifier, requireText } from "../validation.js";
+import { type ProviderCatalog, profileFor } from "../providers/catalog.js";
 
 export interface ConnectionServiceDeps {
   credentials: CredentialStore;
@@ -46,6 +47,7 @@ export interface ConnectionServiceDeps {
   consoleReturnUrl: string;
   stateTtlSeconds: number;
   allowHttpAuthorizeUrl: boolean;
+  providers: ProviderCatalog;
 }
 
 /** The AAD that binds a stored PKCE verifier to its attempt. */
@@ -56,7 +58,8 @@ export function codeVerifierContext(stateHash: string): string {
 export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<typeof ConnectionService> {
   return {
     async initialiseOAuth2Connection(req, ctx) {
-      // Every input is checked before anything is read or written.
+      // Every input is checked before anything is written. The authorization request is checked
+      // after the credential is read, since its provider decides the rules (and the endpoint).
       const organisationId = requireIdentifier(req.organisationId, "organisation_id");
       requireOrganisation(ctx, organisationId, "credential");
       const connectorId = requireIdentifier(req.connectorId, "connector_id");
@@ -64,22 +67,28 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
       const credentialId = requireText(reference.id, "credential.id", 128);
       const credentialOrganisationId = requireIdentifier(reference.organisationId, "credential.organisation_id");
       const clientId = requireText(req.clientId, "client_id", 512);
+      const endUserId = req.endUserId === "" ? undefined : requireText(req.endUserId, "end_user_id", 256);
+      // The confirmation code reaches the caller's backend only through its return URL.
+      if (endUserId !== undefined && req.returnUrl === "") invalid("return_url", 'is required with "end_user_id"');
+
+      // Rule 1: a credential of another organisation is indistinguishable from a missing one.
+      const [settings, credential] = await Promise.all([
+        deps.organisations.findById(organisationId),
+        credentialOrganisationId === organisationId ? deps.credentials.findById(organisationId, credentialId) : null,
+      ]);
+      if (credential === null) throw new ConnectError("credential not found", Code.NotFound);
+      // The provider's profile checks `connection_config` against the catalog's parameters.
+      const profile = profileFor(deps.providers, credential, req.connectionConfig);
+      const authorizeUrl = req.authorizeUrl !== "" ? req.authorizeUrl : (profile.authorizeUrl ?? invalid("authorize_url", "is required"));
       const plan = planAuthorizationRequest({
-        authorizeUrl: req.authorizeUrl,
+        authorizeUrl,
+        rules: profile.authorize,
         scopes: req.scopes,
         disableOfflineAccess: req.disableOfflineAccess,
         prompt: req.prompt,
         additionalParams: req.additionalParams,
         allowHttp: deps.allowHttpAuthorizeUrl,
       });
-      const endUserId = req.endUserId === "" ? undefined : requireText(req.endUserId, "end_user_id", 256);
-      // The confirmation code reaches the caller's backend only through its return URL.
-      if (endUserId !== undefined && req.returnUrl === "") invalid("return_url", 'is required with "end_user_id"');
-      // Rule 1: a credential of another organisation is indistinguishable from a missing one.
-      const [settings, credential] = await Promise.all([
-        deps.organisations.findById(organisationId),
-        credentialOrganisationId === organisationId ? deps.credentials.findById(organisationId, credentialId) : null,
-      ]);
       const returnUrl =
         req.returnUrl === ""
           ? undefined
@@ -87,18 +96,17 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
               ...(settings?.allowed_return_urls ?? []),
               ...(ctx.values.get(callerKey)?.viaConsole ? [deps.consoleReturnUrl] : []),
             ]);
-      if (credential === null) throw new ConnectError("credential not found", Code.NotFound);
       // Rule 2: the callback checks this again, in case the credential changes in between.
       if (credential.client_id !== clientId) {
         throw new ConnectError('"client_id" does not match the credential\'s client ID', Code.FailedPrecondition);
       }
       // The ID token that `openid` brings back is verified against the issuer (OpenID Connect
       // Core §3.1.3.7), so an openid flow without one could never complete.
-      if (plan.needsNonce && credential.issuer === undefined) {
+      if (plan.needsNonce && profile.issuer === undefined) {
         throw new ConnectError('"scopes" has "openid" but the credential has no "issuer" to verify ID tokens', Code.FailedPrecondition);
       }
 
-      const secrets = generateAttemptSecrets({ pkce: !credential.disable_pkce, nonce: plan.needsNonce });
+      const secrets = generateAttemptSecrets({ pkce: profile.authorize.pkce, nonce: plan.needsNonce });
       const redirectUri = redirectUriFor(deps.publicUrl, settings?.per_organisation_callback === true ? organisationId : undefined);
       const url = buildAuthorizeUrl(plan, {
         clientId,
@@ -126,6 +134,7 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
       if (secrets.nonce !== undefined) attempt.nonce = secrets.nonce;
       if (returnUrl !== undefined) attempt.return_url = returnUrl;
       if (endUserId !== undefined) attempt.end_user_id = endUserId;
+      if (Object.keys(profile.connectionConfig).length > 0) attempt.connection_config = { ...profile.connectionConfig };
       await deps.states.insert(attempt);
       return { url, expireTime: timestampFromDate(expireTime) };
     },
@@ -166,6 +175,7 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
         accessToken: token.accessToken,
         tokenType: token.tokenType,
         expireTime: token.expireTime ? timestampFromDate(token.expireTime) : undefined,
+        metadata: token.metadata,
       };
     },
 
@@ -331,13 +341,16 @@ async function revoke(
   connection: ConnectionDocument,
 ): Promise<{ outcome: RevocationOutcome; error: string }> {
   const credential = await deps.credentials.findById(connection.organisation_id, connection.credential_id);
-  if (credential?.revocation_url === undefined) return { outcome: RevocationOutcome.NOT_SUPPORTED, error: "" };
+  if (credential === null) return { outcome: RevocationOutcome.NOT_SUPPORTED, error: "" };
+  // The same hosts as the connection was made with.
+  const profile = profileFor(deps.providers, credential, connection.connection_config);
+  if (profile.revocationUrl === undefined) return { outcome: RevocationOutcome.NOT_SUPPORTED, error: "" };
   const field = connection.refresh_token !== undefined ? "refresh_token" : "access_token";
   const sealed = connection[field];
   if (sealed === undefined) return { outcome: RevocationOutcome.NOT_SUPPORTED, error: "" };
   // The token goes only to the revocation endpoint in force when it was obtained, and the client
   // secret only with a credential still at that endpoint.
-  const target = connectionTokenClient(connection, credential, "revocation_url", deps.secretBox);
+  const target = connectionTokenClient(connection, credential, profile, "revocation_url", deps.secretBox);
   if (target === "no_endpoint") return { outcome: RevocationOutcome.NOT_SUPPORTED, error: "" };
   if (target === "endpoint_changed") {
     return { outcome: RevocationOutcome.FAILED, error: "the credential's endpoints changed since the connection was made" };

@@ -50,6 +50,13 @@ export interface ConnectionDocument {
   expire_time?: Date;
   /** JSON of the token response's other fields (they may hold secrets, e.g. Slack's user token). */
   extra_fields?: string;
+  /**
+   * The provider's connection-level template values the connection was made with: refresh and
+   * revocation go to the hosts they name.
+   */
+  connection_config?: Record<string, string>;
+  /** Non-secret facts the provider catalog names (from the token response and callback query). */
+  metadata?: Record<string, string>;
   /** For PENDING connections: who must confirm, the hash of the one-time code, and until when. */
   end_user_id?: string;
   confirmation_hash?: string;

@@ -36,6 +36,7 @@ describe("parseTokenResponse", () => {
       idToken: "a.b.c",
       scopes: ["openid", "email"],
       extra: { instance_url: "https://eu1.example.com" },
+      metadata: {},
     });
   });
 

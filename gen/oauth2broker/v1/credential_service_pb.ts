@@ -187,12 +187,15 @@ export type UpdateCredentialRequest = Message<"oauth2broker.v1.UpdateCredentialR
   /**
    * The fields to change, by their proto names: `name`, `client_id`, `client_secret`, `token_url`,
    * `token_endpoint_auth_method`, `disable_pkce`, `issuer`,
-   * `authorization_response_iss_parameter_supported`, `revocation_url`. Required unless
-   * `move_connections` is set. Naming `issuer` or `revocation_url` with no value clears it.
-   * A field that decides where secrets are sent (`token_url`, `revocation_url`, `issuer`) changes
-   * only together with `client_secret` (INVALID_ARGUMENT otherwise): the stored secret is never
-   * sent to an endpoint it was not stored for. Existing connections keep the endpoints they were
-   * made with (their tokens go nowhere else) until they are reconnected or moved.
+   * `authorization_response_iss_parameter_supported`, `revocation_url`, `provider`,
+   * `provider_config`, `userinfo_url`. Required unless `move_connections` is set. Naming
+   * `issuer`, `revocation_url`, `userinfo_url`, `token_endpoint_auth_method` or `disable_pkce`
+   * with no value clears it (back to the catalog's behaviour with `provider`).
+   * A field that decides where secrets are sent (`token_url`, `revocation_url`, `issuer`,
+   * `userinfo_url`, `provider`, `provider_config`) changes only together with `client_secret`
+   * (INVALID_ARGUMENT otherwise): the stored secret is never sent to an endpoint it was not stored
+   * for. Existing connections keep the endpoints they were made with (their tokens go nowhere
+   * else) until they are reconnected or moved.
    *
    * @generated from field: google.protobuf.FieldMask update_mask = 2;
    */

@@ -171,7 +171,12 @@ type Connection struct {
 	// When the connection was created.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// When the connection last changed (tokens refreshed, status changed).
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// Non-secret facts about the connected account that the credential's provider catalog entry
+	// names (such as `instance_url`, `team_id`, `realm_id`, `workspace_id`), taken from the token
+	// response and the callback query, plus the `connection_config` the connection was made with.
+	// snake_case keys, one namespace across providers. Never a token.
+	Metadata      map[string]string `protobuf:"bytes,13,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -286,6 +291,13 @@ func (x *Connection) GetCreateTime() *timestamppb.Timestamp {
 func (x *Connection) GetUpdateTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.UpdateTime
+	}
+	return nil
+}
+
+func (x *Connection) GetMetadata() map[string]string {
+	if x != nil {
+		return x.Metadata
 	}
 	return nil
 }
@@ -600,7 +612,10 @@ type GetAccessTokenResponse struct {
 	// Its type, lower-cased (usually `bearer`).
 	TokenType string `protobuf:"bytes,2,opt,name=token_type,json=tokenType,proto3" json:"token_type,omitempty"`
 	// When it expires; unset when the provider did not say.
-	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	// The connection's metadata (see `Connection.metadata`), for calls that need it (Salesforce's
+	// `instance_url`, Shopify's `shop`).
+	Metadata      map[string]string `protobuf:"bytes,4,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -652,6 +667,13 @@ func (x *GetAccessTokenResponse) GetTokenType() string {
 func (x *GetAccessTokenResponse) GetExpireTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *GetAccessTokenResponse) GetMetadata() map[string]string {
+	if x != nil {
+		return x.Metadata
 	}
 	return nil
 }
@@ -1184,7 +1206,8 @@ type InitialiseOAuth2ConnectionRequest struct {
 	// The credential (client registration) to connect with. NOT_FOUND when it does not exist or
 	// belongs to another organisation.
 	Credential *CredentialReference `protobuf:"bytes,3,opt,name=credential,proto3" json:"credential,omitempty"`
-	// The provider's authorization endpoint: an absolute `https` URL with no fragment and no user
+	// The provider's authorization endpoint. Optional when the credential names a `provider`: the
+	// catalog's is used then, with `connection_config` filled in. Otherwise required: an absolute `https` URL with no fragment and no user
 	// name or password (plain `http` only for loopback hosts, or when the broker runs with
 	// `BROKER_ALLOW_HTTP_AUTHORIZE_URL=true`). At most 2048 characters. Its query parameters are
 	// kept, and must not include any parameter the broker sets.
@@ -1194,21 +1217,26 @@ type InitialiseOAuth2ConnectionRequest struct {
 	// The scopes to request, in order; duplicates are dropped. With `openid`, the credential must
 	// have an `issuer` (FAILED_PRECONDITION otherwise): the ID token is verified against it. Each is a scope token (RFC 6749 §3.3:
 	// printable ASCII except space, `"` and `\`), at most 256 characters; at most 100 scopes.
-	// `offline_access` is added unless `disable_offline_access` is true. With no scopes left, no
-	// `scope` parameter is sent.
+	// Without a provider, `offline_access` is added unless `disable_offline_access` is true; with
+	// one, the catalog's way of asking for offline access applies. Scopes are joined with the
+	// provider's separator (a space by default). With no scopes left, no `scope` parameter is sent.
 	Scopes []string `protobuf:"bytes,6,rep,name=scopes,proto3" json:"scopes,omitempty"`
 	// Do not add `offline_access` to the scopes (for providers that reject it or grant refresh
-	// tokens by other means).
+	// tokens by other means). With a provider, do not ask for offline access the catalog's way
+	// (its scope or its authorize parameters).
 	DisableOfflineAccess bool `protobuf:"varint,7,opt,name=disable_offline_access,json=disableOfflineAccess,proto3" json:"disable_offline_access,omitempty"`
 	// The `prompt` to send (OpenID Connect Core §3.1.2.1). Absent: `login`, or nothing when
-	// `additional_params` has `approval_prompt` (Google's legacy parameter). Empty: no prompt.
+	// `additional_params` has `approval_prompt` (Google's legacy parameter); with a provider, the
+	// catalog's default (often none). With a provider that documents its prompt values, each value
+	// must be one of them. Empty: no prompt.
 	// Several values may be separated by spaces or `+` and are sent space-delimited; each must be a
 	// token of `A-Z a-z 0-9 _ -`, and `none` cannot be combined with another value. At most 256
 	// characters.
 	Prompt *string `protobuf:"bytes,8,opt,name=prompt,proto3,oneof" json:"prompt,omitempty"`
 	// Extra authorization request parameters, URL-encoded (`application/x-www-form-urlencoded`),
 	// for example `access_type=offline&hd=example.com`. Appended after the broker's parameters.
-	// A key may appear once, and must not be one the broker sets (`response_type`, `client_id`,
+	// With a provider, a key may override one of the catalog's default parameters (the caller's
+	// value wins). A key may appear once, and must not be one the broker sets (`response_type`, `client_id`,
 	// `redirect_uri`, `state`, `scope`, `prompt`, `code_challenge`, `code_challenge_method`,
 	// `nonce`), nor `response_mode`, `request`, `request_uri`, nor one already in `authorize_url`.
 	// At most 4096 characters.
@@ -1226,9 +1254,15 @@ type InitialiseOAuth2ConnectionRequest struct {
 	// sends the browser to `return_url` (then required) with `connection_id` and a one-time
 	// `confirmation`; your backend calls ConfirmConnection with the same end user to activate it.
 	// A URL forwarded to someone else then never yields a usable connection.
-	EndUserId     string `protobuf:"bytes,11,opt,name=end_user_id,json=endUserId,proto3" json:"end_user_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	EndUserId string `protobuf:"bytes,11,opt,name=end_user_id,json=endUserId,proto3" json:"end_user_id,omitempty"`
+	// Values of the credential's provider's connection-level template parameters (those that fill
+	// one label under a fixed domain, such as Shopify's `shop` or Zendesk's `subdomain`). Each must
+	// match its pattern; every connection-level parameter is required; unknown keys and
+	// credential-level keys are refused. The connection keeps them (in its `metadata`), so refresh
+	// and revocation go to the same hosts.
+	ConnectionConfig map[string]string `protobuf:"bytes,12,rep,name=connection_config,json=connectionConfig,proto3" json:"connection_config,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *InitialiseOAuth2ConnectionRequest) Reset() {
@@ -1336,6 +1370,13 @@ func (x *InitialiseOAuth2ConnectionRequest) GetEndUserId() string {
 		return x.EndUserId
 	}
 	return ""
+}
+
+func (x *InitialiseOAuth2ConnectionRequest) GetConnectionConfig() map[string]string {
+	if x != nil {
+		return x.ConnectionConfig
+	}
+	return nil
 }
 
 // The response of InitialiseOAuth2Connection.
@@ -1683,7 +1724,7 @@ var File_oauth2broker_v1_connection_service_proto protoreflect.FileDescriptor
 
 const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"\n" +
-	"(oauth2broker/v1/connection_service.proto\x12\x0foauth2broker.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9f\x04\n" +
+	"(oauth2broker/v1/connection_service.proto\x12\x0foauth2broker.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa3\x05\n" +
 	"\n" +
 	"Connection\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
@@ -1701,7 +1742,11 @@ const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"\vcreate_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"O\n" +
+	"updateTime\x12E\n" +
+	"\bmetadata\x18\r \x03(\v2).oauth2broker.v1.Connection.MetadataEntryR\bmetadata\x1a;\n" +
+	"\rMetadataEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"O\n" +
 	"\x14GetConnectionRequest\x12'\n" +
 	"\x0forganisation_id\x18\x01 \x01(\tR\x0eorganisationId\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\"T\n" +
@@ -1722,13 +1767,17 @@ const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"e\n" +
 	"\x15GetAccessTokenRequest\x12'\n" +
 	"\x0forganisation_id\x18\x01 \x01(\tR\x0eorganisationId\x12#\n" +
-	"\rconnection_id\x18\x02 \x01(\tR\fconnectionId\"\x97\x01\n" +
+	"\rconnection_id\x18\x02 \x01(\tR\fconnectionId\"\xa7\x02\n" +
 	"\x16GetAccessTokenResponse\x12!\n" +
 	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12\x1d\n" +
 	"\n" +
 	"token_type\x18\x02 \x01(\tR\ttokenType\x12;\n" +
 	"\vexpire_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"expireTime\"\xac\x01\n" +
+	"expireTime\x12Q\n" +
+	"\bmetadata\x18\x04 \x03(\v25.oauth2broker.v1.GetAccessTokenResponse.MetadataEntryR\bmetadata\x1a;\n" +
+	"\rMetadataEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xac\x01\n" +
 	"\x18ConfirmConnectionRequest\x12'\n" +
 	"\x0forganisation_id\x18\x01 \x01(\tR\x0eorganisationId\x12#\n" +
 	"\rconnection_id\x18\x02 \x01(\tR\fconnectionId\x12\x1e\n" +
@@ -1765,7 +1814,7 @@ const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"\rstatus_reason\x18\t \x01(\tR\fstatusReason\"N\n" +
 	"\x13CredentialReference\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
-	"\x0forganisation_id\x18\x02 \x01(\tR\x0eorganisationId\"\xd9\x03\n" +
+	"\x0forganisation_id\x18\x02 \x01(\tR\x0eorganisationId\"\x95\x05\n" +
 	"!InitialiseOAuth2ConnectionRequest\x12'\n" +
 	"\x0forganisation_id\x18\x01 \x01(\tR\x0eorganisationId\x12!\n" +
 	"\fconnector_id\x18\x02 \x01(\tR\vconnectorId\x12D\n" +
@@ -1781,7 +1830,11 @@ const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"\n" +
 	"return_url\x18\n" +
 	" \x01(\tR\treturnUrl\x12\x1e\n" +
-	"\vend_user_id\x18\v \x01(\tR\tendUserIdB\t\n" +
+	"\vend_user_id\x18\v \x01(\tR\tendUserId\x12u\n" +
+	"\x11connection_config\x18\f \x03(\v2H.oauth2broker.v1.InitialiseOAuth2ConnectionRequest.ConnectionConfigEntryR\x10connectionConfig\x1aC\n" +
+	"\x15ConnectionConfigEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\t\n" +
 	"\a_prompt\"s\n" +
 	"\"InitialiseOAuth2ConnectionResponse\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12;\n" +
@@ -1842,7 +1895,7 @@ func file_oauth2broker_v1_connection_service_proto_rawDescGZIP() []byte {
 }
 
 var file_oauth2broker_v1_connection_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_oauth2broker_v1_connection_service_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_oauth2broker_v1_connection_service_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_oauth2broker_v1_connection_service_proto_goTypes = []any{
 	(ConnectionStatus)(0),                      // 0: oauth2broker.v1.ConnectionStatus
 	(RevocationOutcome)(0),                     // 1: oauth2broker.v1.RevocationOutcome
@@ -1868,52 +1921,58 @@ var file_oauth2broker_v1_connection_service_proto_goTypes = []any{
 	(*CountConnectionsRequest)(nil),            // 21: oauth2broker.v1.CountConnectionsRequest
 	(*ConnectionStatusCount)(nil),              // 22: oauth2broker.v1.ConnectionStatusCount
 	(*CountConnectionsResponse)(nil),           // 23: oauth2broker.v1.CountConnectionsResponse
-	nil,                                        // 24: oauth2broker.v1.CountConnectionsResponse.FailingConnectionsByCredentialEntry
-	(*timestamppb.Timestamp)(nil),              // 25: google.protobuf.Timestamp
+	nil,                                        // 24: oauth2broker.v1.Connection.MetadataEntry
+	nil,                                        // 25: oauth2broker.v1.GetAccessTokenResponse.MetadataEntry
+	nil,                                        // 26: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.ConnectionConfigEntry
+	nil,                                        // 27: oauth2broker.v1.CountConnectionsResponse.FailingConnectionsByCredentialEntry
+	(*timestamppb.Timestamp)(nil),              // 28: google.protobuf.Timestamp
 }
 var file_oauth2broker_v1_connection_service_proto_depIdxs = []int32{
 	0,  // 0: oauth2broker.v1.Connection.status:type_name -> oauth2broker.v1.ConnectionStatus
-	25, // 1: oauth2broker.v1.Connection.access_token_expire_time:type_name -> google.protobuf.Timestamp
-	25, // 2: oauth2broker.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
-	25, // 3: oauth2broker.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
-	2,  // 4: oauth2broker.v1.GetConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
-	0,  // 5: oauth2broker.v1.ListConnectionsRequest.status:type_name -> oauth2broker.v1.ConnectionStatus
-	2,  // 6: oauth2broker.v1.ListConnectionsResponse.connections:type_name -> oauth2broker.v1.Connection
-	25, // 7: oauth2broker.v1.GetAccessTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
-	2,  // 8: oauth2broker.v1.ConfirmConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
-	1,  // 9: oauth2broker.v1.DeleteConnectionResponse.revocation:type_name -> oauth2broker.v1.RevocationOutcome
-	15, // 10: oauth2broker.v1.WatchConnectionEventsResponse.event:type_name -> oauth2broker.v1.ConnectionEvent
-	25, // 11: oauth2broker.v1.ConnectionEvent.create_time:type_name -> google.protobuf.Timestamp
-	0,  // 12: oauth2broker.v1.ConnectionEvent.status:type_name -> oauth2broker.v1.ConnectionStatus
-	16, // 13: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.credential:type_name -> oauth2broker.v1.CredentialReference
-	25, // 14: oauth2broker.v1.InitialiseOAuth2ConnectionResponse.expire_time:type_name -> google.protobuf.Timestamp
-	15, // 15: oauth2broker.v1.ListConnectionEventsResponse.events:type_name -> oauth2broker.v1.ConnectionEvent
-	0,  // 16: oauth2broker.v1.ConnectionStatusCount.status:type_name -> oauth2broker.v1.ConnectionStatus
-	22, // 17: oauth2broker.v1.CountConnectionsResponse.counts:type_name -> oauth2broker.v1.ConnectionStatusCount
-	24, // 18: oauth2broker.v1.CountConnectionsResponse.failing_connections_by_credential:type_name -> oauth2broker.v1.CountConnectionsResponse.FailingConnectionsByCredentialEntry
-	17, // 19: oauth2broker.v1.ConnectionService.InitialiseOAuth2Connection:input_type -> oauth2broker.v1.InitialiseOAuth2ConnectionRequest
-	3,  // 20: oauth2broker.v1.ConnectionService.GetConnection:input_type -> oauth2broker.v1.GetConnectionRequest
-	5,  // 21: oauth2broker.v1.ConnectionService.ListConnections:input_type -> oauth2broker.v1.ListConnectionsRequest
-	7,  // 22: oauth2broker.v1.ConnectionService.GetAccessToken:input_type -> oauth2broker.v1.GetAccessTokenRequest
-	9,  // 23: oauth2broker.v1.ConnectionService.ConfirmConnection:input_type -> oauth2broker.v1.ConfirmConnectionRequest
-	11, // 24: oauth2broker.v1.ConnectionService.DeleteConnection:input_type -> oauth2broker.v1.DeleteConnectionRequest
-	13, // 25: oauth2broker.v1.ConnectionService.WatchConnectionEvents:input_type -> oauth2broker.v1.WatchConnectionEventsRequest
-	19, // 26: oauth2broker.v1.ConnectionService.ListConnectionEvents:input_type -> oauth2broker.v1.ListConnectionEventsRequest
-	21, // 27: oauth2broker.v1.ConnectionService.CountConnections:input_type -> oauth2broker.v1.CountConnectionsRequest
-	18, // 28: oauth2broker.v1.ConnectionService.InitialiseOAuth2Connection:output_type -> oauth2broker.v1.InitialiseOAuth2ConnectionResponse
-	4,  // 29: oauth2broker.v1.ConnectionService.GetConnection:output_type -> oauth2broker.v1.GetConnectionResponse
-	6,  // 30: oauth2broker.v1.ConnectionService.ListConnections:output_type -> oauth2broker.v1.ListConnectionsResponse
-	8,  // 31: oauth2broker.v1.ConnectionService.GetAccessToken:output_type -> oauth2broker.v1.GetAccessTokenResponse
-	10, // 32: oauth2broker.v1.ConnectionService.ConfirmConnection:output_type -> oauth2broker.v1.ConfirmConnectionResponse
-	12, // 33: oauth2broker.v1.ConnectionService.DeleteConnection:output_type -> oauth2broker.v1.DeleteConnectionResponse
-	14, // 34: oauth2broker.v1.ConnectionService.WatchConnectionEvents:output_type -> oauth2broker.v1.WatchConnectionEventsResponse
-	20, // 35: oauth2broker.v1.ConnectionService.ListConnectionEvents:output_type -> oauth2broker.v1.ListConnectionEventsResponse
-	23, // 36: oauth2broker.v1.ConnectionService.CountConnections:output_type -> oauth2broker.v1.CountConnectionsResponse
-	28, // [28:37] is the sub-list for method output_type
-	19, // [19:28] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	28, // 1: oauth2broker.v1.Connection.access_token_expire_time:type_name -> google.protobuf.Timestamp
+	28, // 2: oauth2broker.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
+	28, // 3: oauth2broker.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
+	24, // 4: oauth2broker.v1.Connection.metadata:type_name -> oauth2broker.v1.Connection.MetadataEntry
+	2,  // 5: oauth2broker.v1.GetConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
+	0,  // 6: oauth2broker.v1.ListConnectionsRequest.status:type_name -> oauth2broker.v1.ConnectionStatus
+	2,  // 7: oauth2broker.v1.ListConnectionsResponse.connections:type_name -> oauth2broker.v1.Connection
+	28, // 8: oauth2broker.v1.GetAccessTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	25, // 9: oauth2broker.v1.GetAccessTokenResponse.metadata:type_name -> oauth2broker.v1.GetAccessTokenResponse.MetadataEntry
+	2,  // 10: oauth2broker.v1.ConfirmConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
+	1,  // 11: oauth2broker.v1.DeleteConnectionResponse.revocation:type_name -> oauth2broker.v1.RevocationOutcome
+	15, // 12: oauth2broker.v1.WatchConnectionEventsResponse.event:type_name -> oauth2broker.v1.ConnectionEvent
+	28, // 13: oauth2broker.v1.ConnectionEvent.create_time:type_name -> google.protobuf.Timestamp
+	0,  // 14: oauth2broker.v1.ConnectionEvent.status:type_name -> oauth2broker.v1.ConnectionStatus
+	16, // 15: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.credential:type_name -> oauth2broker.v1.CredentialReference
+	26, // 16: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.connection_config:type_name -> oauth2broker.v1.InitialiseOAuth2ConnectionRequest.ConnectionConfigEntry
+	28, // 17: oauth2broker.v1.InitialiseOAuth2ConnectionResponse.expire_time:type_name -> google.protobuf.Timestamp
+	15, // 18: oauth2broker.v1.ListConnectionEventsResponse.events:type_name -> oauth2broker.v1.ConnectionEvent
+	0,  // 19: oauth2broker.v1.ConnectionStatusCount.status:type_name -> oauth2broker.v1.ConnectionStatus
+	22, // 20: oauth2broker.v1.CountConnectionsResponse.counts:type_name -> oauth2broker.v1.ConnectionStatusCount
+	27, // 21: oauth2broker.v1.CountConnectionsResponse.failing_connections_by_credential:type_name -> oauth2broker.v1.CountConnectionsResponse.FailingConnectionsByCredentialEntry
+	17, // 22: oauth2broker.v1.ConnectionService.InitialiseOAuth2Connection:input_type -> oauth2broker.v1.InitialiseOAuth2ConnectionRequest
+	3,  // 23: oauth2broker.v1.ConnectionService.GetConnection:input_type -> oauth2broker.v1.GetConnectionRequest
+	5,  // 24: oauth2broker.v1.ConnectionService.ListConnections:input_type -> oauth2broker.v1.ListConnectionsRequest
+	7,  // 25: oauth2broker.v1.ConnectionService.GetAccessToken:input_type -> oauth2broker.v1.GetAccessTokenRequest
+	9,  // 26: oauth2broker.v1.ConnectionService.ConfirmConnection:input_type -> oauth2broker.v1.ConfirmConnectionRequest
+	11, // 27: oauth2broker.v1.ConnectionService.DeleteConnection:input_type -> oauth2broker.v1.DeleteConnectionRequest
+	13, // 28: oauth2broker.v1.ConnectionService.WatchConnectionEvents:input_type -> oauth2broker.v1.WatchConnectionEventsRequest
+	19, // 29: oauth2broker.v1.ConnectionService.ListConnectionEvents:input_type -> oauth2broker.v1.ListConnectionEventsRequest
+	21, // 30: oauth2broker.v1.ConnectionService.CountConnections:input_type -> oauth2broker.v1.CountConnectionsRequest
+	18, // 31: oauth2broker.v1.ConnectionService.InitialiseOAuth2Connection:output_type -> oauth2broker.v1.InitialiseOAuth2ConnectionResponse
+	4,  // 32: oauth2broker.v1.ConnectionService.GetConnection:output_type -> oauth2broker.v1.GetConnectionResponse
+	6,  // 33: oauth2broker.v1.ConnectionService.ListConnections:output_type -> oauth2broker.v1.ListConnectionsResponse
+	8,  // 34: oauth2broker.v1.ConnectionService.GetAccessToken:output_type -> oauth2broker.v1.GetAccessTokenResponse
+	10, // 35: oauth2broker.v1.ConnectionService.ConfirmConnection:output_type -> oauth2broker.v1.ConfirmConnectionResponse
+	12, // 36: oauth2broker.v1.ConnectionService.DeleteConnection:output_type -> oauth2broker.v1.DeleteConnectionResponse
+	14, // 37: oauth2broker.v1.ConnectionService.WatchConnectionEvents:output_type -> oauth2broker.v1.WatchConnectionEventsResponse
+	20, // 38: oauth2broker.v1.ConnectionService.ListConnectionEvents:output_type -> oauth2broker.v1.ListConnectionEventsResponse
+	23, // 39: oauth2broker.v1.ConnectionService.CountConnections:output_type -> oauth2broker.v1.CountConnectionsResponse
+	31, // [31:40] is the sub-list for method output_type
+	22, // [22:31] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_oauth2broker_v1_connection_service_proto_init() }
@@ -1928,7 +1987,7 @@ func file_oauth2broker_v1_connection_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_oauth2broker_v1_connection_service_proto_rawDesc), len(file_oauth2broker_v1_connection_service_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   23,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
