@@ -165,6 +165,10 @@ function parseExpiresIn(value: unknown): number | undefined {
   if (typeof seconds !== "number" || !Number.isFinite(seconds) || seconds < 0) {
     throw new TokenResponseError('"expires_in" is not a number of seconds');
   }
+  // A token that expired as it was issued is no lifetime at all: Mailchimp sends 0 for tokens that
+  // never expire (https://mailchimp.com/developer/marketing/guides/access-user-data-oauth-2/), and
+  // taken literally every connection would need reauthorization at once. 0 means "not said".
+  if (seconds === 0) return undefined;
   return Math.min(Math.floor(seconds), MAX_EXPIRES_IN_SECONDS);
 }
 

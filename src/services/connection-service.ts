@@ -71,24 +71,28 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
       // The confirmation code reaches the caller's backend only through its return URL.
       if (endUserId !== undefined && req.returnUrl === "") invalid("return_url", 'is required with "end_user_id"');
 
-      // Rule 1: a credential of another organisation is indistinguishable from a missing one.
-      const [settings, credential] = await Promise.all([
-        deps.organisations.findById(organisationId),
-        credentialOrganisationId === organisationId ? deps.credentials.findById(organisationId, credentialId) : null,
-      ]);
-      if (credential === null) throw new ConnectError("credential not found", Code.NotFound);
-      // The provider's profile checks `connection_config` against the catalog's parameters.
-      const profile = profileFor(deps.providers, credential, req.connectionConfig);
-      const authorizeUrl = req.authorizeUrl !== "" ? req.authorizeUrl : (profile.authorizeUrl ?? invalid("authorize_url", "is required"));
-      const plan = planAuthorizationRequest({
-        authorizeUrl,
-        rules: profile.authorize,
+      const authorizationInput = {
         scopes: req.scopes,
         disableOfflineAccess: req.disableOfflineAccess,
         prompt: req.prompt,
         additionalParams: req.additionalParams,
         allowHttp: deps.allowHttpAuthorizeUrl,
-      });
+      };
+      // Rule 1: a credential of another organisation is indistinguishable from a missing one.
+      const [settings, credential] = await Promise.all([
+        deps.organisations.findById(organisationId),
+        credentialOrganisationId === organisationId ? deps.credentials.findById(organisationId, credentialId) : null,
+      ]);
+      if (credential === null) {
+        // Bad input is still reported as such (by the generic rules, as before providers decided
+        // them) rather than hidden behind NOT_FOUND.
+        if (req.authorizeUrl !== "") planAuthorizationRequest({ ...authorizationInput, authorizeUrl: req.authorizeUrl });
+        throw new ConnectError("credential not found", Code.NotFound);
+      }
+      // The provider's profile checks `connection_config` against the catalog's parameters.
+      const profile = profileFor(deps.providers, credential, req.connectionConfig);
+      const authorizeUrl = req.authorizeUrl !== "" ? req.authorizeUrl : (profile.authorizeUrl ?? invalid("authorize_url", "is required"));
+      const plan = planAuthorizationRequest({ ...authorizationInput, authorizeUrl, rules: profile.authorize });
       const returnUrl =
         req.returnUrl === ""
           ? undefined

@@ -55,6 +55,11 @@ describe("parseTokenResponse", () => {
     expect(() => parse(`"${"9".repeat(400)}"`)).toThrow('"expires_in" is not a number of seconds');
   });
 
+  it("reads expires_in 0 as no expiry, not as expired (Mailchimp's never-expiring tokens)", () => {
+    expect(parseTokenResponse(200, JSON_TYPE, '{"access_token":"a","token_type":"bearer","expires_in":0}').expiresIn).toBeUndefined();
+    expect(parseTokenResponse(200, JSON_TYPE, '{"access_token":"a","token_type":"bearer","expires_in":"0"}').expiresIn).toBeUndefined();
+  });
+
   it("accepts a missing expires_in, and one sent as a string", () => {
     expect(parseTokenResponse(200, JSON_TYPE, '{"access_token":"a","token_type":"bearer"}').expiresIn).toBeUndefined();
     expect(parseTokenResponse(200, JSON_TYPE, '{"access_token":"a","token_type":"bearer","expires_in":"7200"}').expiresIn).toBe(7200);

@@ -134,14 +134,22 @@ describe("UpdateCredential with a provider", () => {
     const id = await providerCredential("scripted-domain", { providerConfig: { domain: "dev-1.okta.example" } });
     const hostile = await connectError(
       credentials.updateCredential({
-        credential: { id, organisationId: "acme", providerConfig: { domain: "169.254.169.254" } },
-        updateMask: { paths: ["provider_config"] },
+        // Where secrets go changes only with the secret (security issue 11, item 1).
+        credential: { id, organisationId: "acme", providerConfig: { domain: "169.254.169.254" }, clientSecret: "scripted-client-secret" },
+        updateMask: { paths: ["provider_config", "client_secret"] },
       }),
     );
     expect(hostile.rawMessage).toBe('"credential.provider_config.domain" is refused - internal addresses (private or loopback or link-local) are refused');
     const dropped = await connectError(
-      credentials.updateCredential({ credential: { id, organisationId: "acme" }, updateMask: { paths: ["provider"] } }),
+      credentials.updateCredential({
+        credential: { id, organisationId: "acme", clientSecret: "scripted-client-secret" },
+        updateMask: { paths: ["provider", "client_secret"] },
+      }),
     );
+    const withoutSecret = await connectError(
+      credentials.updateCredential({ credential: { id, organisationId: "acme", providerConfig: { domain: "dev-2.okta.example" } }, updateMask: { paths: ["provider_config"] } }),
+    );
+    expect(withoutSecret.rawMessage).toBe('"credential.client_secret" is required to change "credential.provider_config"');
     expect(dropped.rawMessage).toBe('"credential.provider_config" is only for credentials with a "provider"');
     const { credential } = await credentials.getCredential({ organisationId: "acme", id });
     expect(credential).toMatchObject({ provider: "scripted-domain", providerConfig: { domain: "dev-1.okta.example" } });
