@@ -1,7 +1,7 @@
 import http from "node:http";
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
-import { type ConnectRouter, createConnectRouter } from "@connectrpc/connect";
+import { type ConnectRouter, createConnectRouter, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
@@ -23,7 +23,11 @@ import { boundedFetch } from "./outbound/bounded-fetch.js";
 import { ApiKeyService } from "../gen/oauth2broker/v1/api_key_service_pb.js";
 import { JwtCallers } from "./auth/jwt-callers.js";
 import { authInterceptor } from "./interceptors/auth.js";
-import { inFlightLimitInterceptor, RateLimiter, rateLimitInterceptor } from "./interceptors/rate-limit.js";
+import { callerInFlightLimitInterceptor, inFlightLimitInterceptor, RateLimiter, rateLimitInterceptor } from "./interceptors/rate-limit.js";
+import { streamLimitInterceptor } from "./interceptors/stream-limits.js";
+import { clientAddressKey } from "./auth/caller.js";
+import { clientAddress, TrustedProxies } from "./http/client-address.js";
+import { EventFeed } from "./events/event-feed.js";
 import { OutboundPolicy } from "./outbound/address-policy.js";
 import { apiKeyService } from "./services/api-key-service.js";
 import { reflectionService } from "./services/reflection-service.js";
@@ -48,6 +52,14 @@ import { OAuthStateStore, oauthStateIndexes } from "./store/oauth-states.js";
 
 /** Requests larger than this are refused before they are parsed. */
 const READ_MAX_BYTES = 256 * 1024;
+/** Request headers larger than this are refused, on both listeners. */
+const MAX_HEADER_BYTES = 16 * 1024;
+/** Streams one HTTP/2 connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS). */
+const MAX_STREAMS_PER_CONNECTION = 100;
+/** How often WatchConnectionEvents' shared poll looks for new events. */
+const WATCH_INTERVAL_MS = 250;
+/** How often an open stream checks that its caller's key or JWT is still good. */
+const STREAM_RECHECK_MS = 2_000;
 /** The largest provider response read (token responses, discovery documents, key sets). */
 const MAX_PROVIDER_RESPONSE_BYTES = 256 * 1024;
 /** How often background workers poll while they have work (retries due soon, busy leases). */
@@ -155,6 +167,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     logger,
   });
 
+  const eventFeed = new EventFeed(events, WATCH_INTERVAL_MS);
   const health = new HealthMonitor(database, logger);
   await health.start();
 
@@ -169,6 +182,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
         organisations,
         connections,
         events,
+        eventFeed,
         leases,
         refresher,
         secretBox,
@@ -191,8 +205,17 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     loggingInterceptor(logger, metrics, tracing),
     inFlightLimitInterceptor(config.maxInFlight),
     authInterceptor({ adminToken: config.adminToken, apiKeys, jwtCallers }),
+    callerInFlightLimitInterceptor(config.maxInFlightPerCaller),
+    streamLimitInterceptor({
+      maxPerCaller: config.maxStreamsPerCaller,
+      maxLifetimeMs: config.streamMaxLifetimeSeconds * 1000,
+      recheckMs: STREAM_RECHECK_MS,
+    }),
     rateLimitInterceptor(new RateLimiter(config.rpcRateLimit, config.rpcRateLimit * 2)),
   ];
+  const trustedProxies = new TrustedProxies(config.trustedProxies);
+  const contextValues = (req: http.IncomingMessage | http2.Http2ServerRequest) =>
+    createContextValues().set(clientAddressKey, clientAddress(req.socket.remoteAddress, req.headers, trustedProxies));
 
   // The REST mapping runs through the same Connect handler and interceptors as the RPC.
   const restRouter = createConnectRouter({ interceptors, readMaxBytes: READ_MAX_BYTES, grpc: false, grpcWeb: false });
@@ -215,6 +238,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
           onEvent,
           confirmationTtlMs: config.stateTtlSeconds * 1000,
           limiter: new RateLimiter(config.callbackRateLimit / 60, Math.max(1, Math.ceil(config.callbackRateLimit / 3))),
+          trustedProxies,
           metrics,
           tracing,
           logger,
@@ -229,11 +253,16 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
 
   // gRPC needs HTTP/2; browsers and curl use the HTTP/1.1 gateway for Connect and gRPC-Web.
   const grpcServer = http2.createServer(
-    connectNodeAdapter({ routes, interceptors, readMaxBytes: READ_MAX_BYTES, connect: false, grpcWeb: false }),
+    {
+      // Node's defaults are 4294967295 streams per connection and 64 KiB of headers: anonymous
+      // Health/Watch streams then held ~175 MB that was not given back. RFC 9113 §6.5.2.
+      settings: { maxConcurrentStreams: MAX_STREAMS_PER_CONNECTION, maxHeaderListSize: MAX_HEADER_BYTES },
+    },
+    connectNodeAdapter({ routes, interceptors, contextValues, readMaxBytes: READ_MAX_BYTES, connect: false, grpcWeb: false }),
   );
   const httpServer = http.createServer(
-    { maxHeaderSize: 16 * 1024 },
-    connectNodeAdapter({ routes, interceptors, readMaxBytes: READ_MAX_BYTES, grpc: false, fallback: browserRoutes }),
+    { maxHeaderSize: MAX_HEADER_BYTES },
+    connectNodeAdapter({ routes, interceptors, contextValues, readMaxBytes: READ_MAX_BYTES, grpc: false, fallback: browserRoutes }),
   );
   const sessions = new Set<http2.ServerHttp2Session>();
   grpcServer.on("session", (session) => {

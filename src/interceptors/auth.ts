@@ -4,7 +4,7 @@ import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { ServerReflection as ReflectionV1 } from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import { ServerReflection as ReflectionV1Alpha } from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { hashApiKey, looksLikeApiKey } from "../auth/api-keys.js";
-import { type Caller, callerKey } from "../auth/caller.js";
+import { type Caller, callerKey, callerStillValidKey } from "../auth/caller.js";
 import { type JwtCallers, looksLikeJwt } from "../auth/jwt-callers.js";
 import type { ApiKeyStore } from "../store/api-keys.js";
 
@@ -48,9 +48,12 @@ export function authInterceptor(deps: AuthDeps): Interceptor {
     if (match?.[1] === undefined) {
       throw new ConnectError('missing bearer token in the "authorization" header', Code.Unauthenticated);
     }
-    const caller = await identify(match[1]);
+    const token = match[1];
+    const caller = await identify(token);
     if (caller === undefined) throw new ConnectError("invalid token", Code.Unauthenticated);
     req.contextValues.set(callerKey, caller);
+    // Streams outlive this check: they ask again while open (a key revoked, a key or JWT expired).
+    if (req.stream) req.contextValues.set(callerStillValidKey, async () => (await identify(token)) !== undefined);
     return next(req);
   };
 }
