@@ -203,9 +203,10 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
   const jwtCallers = config.jwtCallers === undefined ? undefined : new JwtCallers(config.jwtCallers, providerFetch);
   const interceptors = [
     loggingInterceptor(logger, metrics, tracing),
-    inFlightLimitInterceptor(config.maxInFlight),
     authInterceptor({ adminToken: config.adminToken, apiKeys, jwtCallers }),
+    // Per caller first: a caller over its own cap never takes one of the instance's slots.
     callerInFlightLimitInterceptor(config.maxInFlightPerCaller),
+    inFlightLimitInterceptor(config.maxInFlight),
     streamLimitInterceptor({
       maxPerCaller: config.maxStreamsPerCaller,
       maxLifetimeMs: config.streamMaxLifetimeSeconds * 1000,
