@@ -1,7 +1,7 @@
 import http from "node:http";
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
-import { type ConnectRouter, createConnectRouter, createContextValues } from "@connectrpc/connect";
+import { Code, type ConnectRouter, createConnectRouter, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
@@ -259,7 +259,9 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
       // Health/Watch streams then held ~175 MB that was not given back. RFC 9113 §6.5.2.
       settings: { maxConcurrentStreams: MAX_STREAMS_PER_CONNECTION, maxHeaderListSize: MAX_HEADER_BYTES },
     },
-    connectNodeAdapter({ routes, interceptors, contextValues, readMaxBytes: READ_MAX_BYTES, connect: false, grpcWeb: false }),
+    refuseLargeHeaders(
+      connectNodeAdapter({ routes, interceptors, contextValues, readMaxBytes: READ_MAX_BYTES, connect: false, grpcWeb: false }),
+    ),
   );
   const httpServer = http.createServer(
     { maxHeaderSize: MAX_HEADER_BYTES },
@@ -317,6 +319,24 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     database,
     health,
     close,
+  };
+}
+
+/**
+ * Node advertises SETTINGS_MAX_HEADER_LIST_SIZE but does not enforce it on what it receives, so
+ * the size is counted here as RFC 9113 §6.5.2 defines it (name and value octets plus 32 per
+ * field) and a larger request is answered with RESOURCE_EXHAUSTED, as gRPC answers metadata over
+ * its limit, before anything reads it.
+ */
+function refuseLargeHeaders(
+  handler: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
+): (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void {
+  return (req, res) => {
+    let size = 0;
+    for (let i = 0; i < req.rawHeaders.length; i += 2) size += (req.rawHeaders[i]?.length ?? 0) + (req.rawHeaders[i + 1]?.length ?? 0) + 32;
+    if (size <= MAX_HEADER_BYTES) return handler(req, res);
+    res.writeHead(200, { "content-type": "application/grpc", "grpc-status": String(Code.ResourceExhausted), "grpc-message": "request headers too large" });
+    res.end();
   };
 }
 
