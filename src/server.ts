@@ -25,6 +25,7 @@ import { JwtCallers } from "./auth/jwt-callers.js";
 import { authInterceptor } from "./interceptors/auth.js";
 import { callerInFlightLimitInterceptor, inFlightLimitInterceptor, RateLimiter, rateLimitInterceptor } from "./interceptors/rate-limit.js";
 import { streamLimitInterceptor } from "./interceptors/stream-limits.js";
+import { hideRequestParseErrors } from "./interceptors/request-parse-errors.js";
 import { clientAddressKey } from "./auth/caller.js";
 import { clientAddress, TrustedProxies } from "./http/client-address.js";
 import { EventFeed } from "./events/event-feed.js";
@@ -199,6 +200,10 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     const reflection = reflectionService([...served, Health, ReflectionV1, ReflectionV1Alpha]);
     router.service(ReflectionV1, reflection);
     router.service(ReflectionV1Alpha, reflection);
+    hideRequestParseErrors(router, (rpc, protocol) => {
+      metrics.malformedRequests.inc({ method: rpc, protocol });
+      logger.warn({ rpc, protocol, grpc_code: "internal", outcome: "malformed_request" }, "request message could not be parsed");
+    });
   };
   const jwtCallers = config.jwtCallers === undefined ? undefined : new JwtCallers(config.jwtCallers, providerFetch);
   const interceptors = [
