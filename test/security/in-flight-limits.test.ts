@@ -17,7 +17,7 @@ const connectionIds: string[] = [];
 
 beforeAll(async () => {
   provider = await ScriptedProvider.start();
-  broker = await startTestBroker({ BROKER_MAX_IN_FLIGHT: "20", BROKER_MAX_IN_FLIGHT_PER_CALLER: "5", BROKER_TOKEN_REQUEST_TIMEOUT: "5s" });
+  broker = await startTestBroker({ BROKER_MAX_IN_FLIGHT: "20", BROKER_MAX_IN_FLIGHT_PER_CALLER: "5", BROKER_TOKEN_REQUEST_TIMEOUT: "8s" });
   // Tokens that need a refresh at once, from a token endpoint that will never answer it.
   provider.behaviour = { kind: "json", body: { access_token: "flood-at", token_type: "bearer", expires_in: 1, refresh_token: "flood-rt" } };
   const credentialId = await createScriptedCredential(broker, provider);
@@ -47,13 +47,13 @@ describe("in-flight limits per caller", () => {
     const connections = broker.grpc(ConnectionService, acmeKey);
     const refreshesBefore = provider.grants("refresh_token").length;
     // 90 calls for one connection (one HTTP/2 connection takes 100 streams) share one refresh: that is one call's work, not 90. They
-    // arrive one every 10 ms while the refresh hangs; the caller may have 5 calls of its own.
+    // arrive one every 20 ms while the refresh hangs; the caller may have 5 calls of its own.
     const first = connectError(connections.getAccessToken({ organisationId: "acme", connectionId: connectionIds[0] }));
     await expect.poll(() => provider.grants("refresh_token").length, { timeout: 5_000 }).toBe(refreshesBefore + 1);
     const flood = [first];
     for (let i = 0; i < 90; i++) {
       flood.push(connectError(connections.getAccessToken({ organisationId: "acme", connectionId: connectionIds[0] })));
-      await new Promise((resolve) => setTimeout(resolve, 10));
+      await new Promise((resolve) => setTimeout(resolve, 20));
     }
     await globexCallsSucceed();
     const outcomes = (await Promise.all(flood)).map((error) => `${Code[error.code]}: ${error.rawMessage}`);
