@@ -1,7 +1,7 @@
 import http from "node:http";
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
-import { type ConnectRouter, createConnectRouter } from "@connectrpc/connect";
+import { Code, type ConnectRouter, createConnectRouter, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
@@ -23,7 +23,12 @@ import { boundedFetch } from "./outbound/bounded-fetch.js";
 import { ApiKeyService } from "../gen/oauth2broker/v1/api_key_service_pb.js";
 import { JwtCallers } from "./auth/jwt-callers.js";
 import { authInterceptor } from "./interceptors/auth.js";
-import { inFlightLimitInterceptor, RateLimiter, rateLimitInterceptor } from "./interceptors/rate-limit.js";
+import { callerInFlightLimitInterceptor, inFlightLimitInterceptor, RateLimiter, rateLimitInterceptor } from "./interceptors/rate-limit.js";
+import { streamLimitInterceptor } from "./interceptors/stream-limits.js";
+import { hideRequestParseErrors } from "./interceptors/request-parse-errors.js";
+import { clientAddressKey } from "./auth/caller.js";
+import { clientAddress, TrustedProxies } from "./http/client-address.js";
+import { EventFeed } from "./events/event-feed.js";
 import { OutboundPolicy } from "./outbound/address-policy.js";
 import { apiKeyService } from "./services/api-key-service.js";
 import { reflectionService } from "./services/reflection-service.js";
@@ -54,6 +59,14 @@ import { providerService } from "./services/provider-service.js";
 
 /** Requests larger than this are refused before they are parsed. */
 const READ_MAX_BYTES = 256 * 1024;
+/** Request headers larger than this are refused, on both listeners. */
+const MAX_HEADER_BYTES = 16 * 1024;
+/** Streams one HTTP/2 connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS). */
+const MAX_STREAMS_PER_CONNECTION = 100;
+/** How often WatchConnectionEvents' shared poll looks for new events. */
+const WATCH_INTERVAL_MS = 250;
+/** How often an open stream checks that its caller's key or JWT is still good. */
+const STREAM_RECHECK_MS = 2_000;
 /** The largest provider response read (token responses, discovery documents, key sets). */
 const MAX_PROVIDER_RESPONSE_BYTES = 256 * 1024;
 /** How often background workers poll while they have work (retries due soon, busy leases). */
@@ -163,6 +176,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     logger,
   });
 
+  const eventFeed = new EventFeed(events, WATCH_INTERVAL_MS);
   const health = new HealthMonitor(database, logger);
   await health.start();
 
@@ -180,6 +194,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
         organisations,
         connections,
         events,
+        eventFeed,
         leases,
         refresher,
         secretBox,
@@ -201,6 +216,10 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     const reflection = reflectionService([...served, Health, ReflectionV1, ReflectionV1Alpha]);
     router.service(ReflectionV1, reflection);
     router.service(ReflectionV1Alpha, reflection);
+    hideRequestParseErrors(router, (rpc, protocol) => {
+      metrics.malformedRequests.inc({ method: rpc, protocol });
+      logger.warn({ rpc, protocol, grpc_code: "internal", outcome: "malformed_request" }, "request message could not be parsed");
+    });
   };
   const jwtCallers = config.jwtCallers === undefined ? undefined : new JwtCallers(config.jwtCallers, providerFetch);
   const consoleSessions = new ConsoleSessions({
@@ -212,10 +231,20 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
   });
   const interceptors = [
     loggingInterceptor(logger, metrics, tracing),
-    inFlightLimitInterceptor(config.maxInFlight),
     authInterceptor({ adminToken: config.adminToken, apiKeys, jwtCallers, consoleSessions }),
+    // Per caller first: a caller over its own cap never takes one of the instance's slots.
+    callerInFlightLimitInterceptor(config.maxInFlightPerCaller),
+    inFlightLimitInterceptor(config.maxInFlight),
+    streamLimitInterceptor({
+      maxPerCaller: config.maxStreamsPerCaller,
+      maxLifetimeMs: config.streamMaxLifetimeSeconds * 1000,
+      recheckMs: STREAM_RECHECK_MS,
+    }),
     rateLimitInterceptor(new RateLimiter(config.rpcRateLimit, config.rpcRateLimit * 2)),
   ];
+  const trustedProxies = new TrustedProxies(config.trustedProxies);
+  const contextValues = (req: http.IncomingMessage | http2.Http2ServerRequest) =>
+    createContextValues().set(clientAddressKey, clientAddress(req.socket.remoteAddress, req.headers, trustedProxies));
 
   // The REST mapping runs through the same Connect handler and interceptors as the RPC.
   const restRouter = createConnectRouter({ interceptors, readMaxBytes: READ_MAX_BYTES, grpc: false, grpcWeb: false });
@@ -238,6 +267,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
           onEvent,
           confirmationTtlMs: config.stateTtlSeconds * 1000,
           limiter: new RateLimiter(config.callbackRateLimit / 60, Math.max(1, Math.ceil(config.callbackRateLimit / 3))),
+          trustedProxies,
           metrics,
           tracing,
           logger,
@@ -259,11 +289,18 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
 
   // gRPC needs HTTP/2; browsers and curl use the HTTP/1.1 gateway for Connect and gRPC-Web.
   const grpcServer = http2.createServer(
-    connectNodeAdapter({ routes, interceptors, readMaxBytes: READ_MAX_BYTES, connect: false, grpcWeb: false }),
+    {
+      // Node's defaults are 4294967295 streams per connection and 64 KiB of headers: anonymous
+      // Health/Watch streams then held ~175 MB that was not given back. RFC 9113 §6.5.2.
+      settings: { maxConcurrentStreams: MAX_STREAMS_PER_CONNECTION, maxHeaderListSize: MAX_HEADER_BYTES },
+    },
+    refuseLargeHeaders(
+      connectNodeAdapter({ routes, interceptors, contextValues, readMaxBytes: READ_MAX_BYTES, connect: false, grpcWeb: false }),
+    ),
   );
   const httpServer = http.createServer(
-    { maxHeaderSize: 16 * 1024 },
-    connectNodeAdapter({ routes, interceptors, readMaxBytes: READ_MAX_BYTES, grpc: false, fallback: browserRoutes }),
+    { maxHeaderSize: MAX_HEADER_BYTES },
+    connectNodeAdapter({ routes, interceptors, contextValues, readMaxBytes: READ_MAX_BYTES, grpc: false, fallback: browserRoutes }),
   );
   const sessions = new Set<http2.ServerHttp2Session>();
   grpcServer.on("session", (session) => {
@@ -318,6 +355,24 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     database,
     health,
     close,
+  };
+}
+
+/**
+ * Node advertises SETTINGS_MAX_HEADER_LIST_SIZE but does not enforce it on what it receives, so
+ * the size is counted here as RFC 9113 §6.5.2 defines it (name and value octets plus 32 per
+ * field) and a larger request is answered with RESOURCE_EXHAUSTED, as gRPC answers metadata over
+ * its limit, before anything reads it.
+ */
+function refuseLargeHeaders(
+  handler: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
+): (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void {
+  return (req, res) => {
+    let size = 0;
+    for (let i = 0; i < req.rawHeaders.length; i += 2) size += (req.rawHeaders[i]?.length ?? 0) + (req.rawHeaders[i + 1]?.length ?? 0) + 32;
+    if (size <= MAX_HEADER_BYTES) return handler(req, res);
+    res.writeHead(200, { "content-type": "application/grpc", "grpc-status": String(Code.ResourceExhausted), "grpc-message": "request headers too large" });
+    res.end();
   };
 }
 

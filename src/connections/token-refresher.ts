@@ -70,7 +70,8 @@ export class TokenRefresher {
     return this.#leaseMs;
   }
 
-  async getAccessToken(organisationId: string, connectionId: string): Promise<AccessToken> {
+  /** `onSharedWait` is called when this call joins a refresh another call in this process is doing. */
+  async getAccessToken(organisationId: string, connectionId: string, onSharedWait?: () => void): Promise<AccessToken> {
     const document = await this.deps.connections.findById(organisationId, connectionId);
     if (document === null) throw notFound();
     const ready = this.#usable(document);
@@ -79,6 +80,8 @@ export class TokenRefresher {
     if (shared === undefined) {
       shared = this.#refreshOrWait(document).finally(() => this.#inflight.delete(connectionId));
       this.#inflight.set(connectionId, shared);
+    } else {
+      onSharedWait?.();
     }
     return shared;
   }

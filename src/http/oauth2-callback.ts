@@ -20,6 +20,7 @@ import { codeVerifierContext } from "../services/connection-service.js";
 import type { ConnectionDocument, ConnectionStore } from "../store/connections.js";
 import type { CredentialStore } from "../store/credentials.js";
 import type { OAuthStateDocument, OAuthStateStore } from "../store/oauth-states.js";
+import { clientAddress, clientLimitKey, type TrustedProxies } from "./client-address.js";
 import { sendPage, sendRedirect } from "./pages.js";
 import type { HttpRequest, HttpResponse, HttpRoute } from "./routes.js";
 
@@ -35,6 +36,8 @@ export interface CallbackDeps {
   confirmationTtlMs: number;
   /** Limits callback requests per client address. */
   limiter: RateLimiter;
+  /** Whose forwarding headers name the client. */
+  trustedProxies: TrustedProxies;
   metrics: Metrics;
   tracing: Tracing;
   /** The bounded fetch for provider calls. */
@@ -88,17 +91,20 @@ async function handleCallback(deps: CallbackDeps, req: HttpRequest, res: HttpRes
     res.setHeader("Allow", "GET");
     return sendPage(res, 405, "Method not allowed", ["This address only takes the provider's redirect."]);
   }
-  // The callback needs no credentials (the state is its proof), so it is limited per address.
-  const retryAfter = deps.limiter.take(req.socket?.remoteAddress ?? "unknown");
-  if (retryAfter > 0) {
+  const rawUrl = req.url ?? "";
+  const query = rawUrl.slice(rawUrl.indexOf("?") + 1 || rawUrl.length);
+  const params = rawUrl.length > MAX_URL_LENGTH ? undefined : parseCallbackQuery(query);
+  // The callback needs no credentials (the state is its proof), so it is limited per client
+  // address. A request whose state is pending passes anyway: forged requests from others sharing
+  // the address (everyone, behind a proxy that is not trusted) must not lock real users out.
+  const client = clientLimitKey(clientAddress(req.socket?.remoteAddress, req.headers, deps.trustedProxies));
+  const retryAfter = deps.limiter.take(client);
+  if (retryAfter > 0 && (params === undefined || !(await deps.states.isPending(hashState(params.state))))) {
     count("rate_limited");
     res.setHeader("Retry-After", String(retryAfter));
     return sendPage(res, 429, "Too many requests", ["Please wait a moment and try again."]);
   }
-  const rawUrl = req.url ?? "";
   if (rawUrl.length > MAX_URL_LENGTH) return sendPage(res, 414, "Address too long", ["This sign-in link is not valid."]);
-  const query = rawUrl.slice(rawUrl.indexOf("?") + 1 || rawUrl.length);
-  const params = parseCallbackQuery(query);
   if (params === undefined) {
     count("invalid_state");
     log.info({ outcome: "invalid_state" }, "callback refused");

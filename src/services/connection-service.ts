@@ -23,6 +23,9 @@ import { requireAllowedReturnUrl } from "../oauth/return-url.js";
 import type { OAuthStateDocument, OAuthStateStore } from "../store/oauth-states.js";
 import type { OrganisationStore } from "../store/organisations.js";
 import { callerKey, requireOrganisation } from "../auth/caller.js";
+import { releaseWorkSlots } from "../interceptors/rate-limit.js";
+import { streamSignal } from "../interceptors/stream-limits.js";
+import type { EventFeed } from "../events/event-feed.js";
 import { requireIdentifier, requireText } from "../validation.js";
 import { type ProviderCatalog, profileFor } from "../providers/catalog.js";
 
@@ -39,8 +42,8 @@ export interface ConnectionServiceDeps {
   fetch: typeof fetch;
   /** Called after a change that recorded an event, so the relay publishes it now. */
   onEvent: (connectionId: string) => void;
-  /** How often WatchConnectionEvents looks for new events. */
-  watchIntervalMs?: number;
+  /** Published events, for WatchConnectionEvents (one shared poll per organisation). */
+  eventFeed: EventFeed;
   /** BROKER_PUBLIC_URL: redirect URIs are made from it (see redirectUriFor). */
   publicUrl: string;
   /** The operator console's own return URL, allowed for the flows the console starts. */
@@ -174,7 +177,9 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
     async getAccessToken(req, ctx) {
       const organisationId = requireIdentifier(req.organisationId, "organisation_id");
       requireOrganisation(ctx, organisationId, "connection");
-      const token = await deps.refresher.getAccessToken(organisationId, requireText(req.connectionId, "connection_id", 128));
+      const connectionId = requireText(req.connectionId, "connection_id", 128);
+      // Waiting on another call's refresh is no work of this call's own: it gives its slots back.
+      const token = await deps.refresher.getAccessToken(organisationId, connectionId, () => releaseWorkSlots(ctx.values));
       return {
         accessToken: token.accessToken,
         tokenType: token.tokenType,
@@ -266,23 +271,7 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
     async *watchConnectionEvents(req, ctx) {
       const organisationId = requireIdentifier(req.organisationId, "organisation_id");
       requireOrganisation(ctx, organisationId, "organisation");
-      // Events are followed by the time they were published. Instances' clocks and publishing
-      // order differ a little, so each poll looks a few seconds back and skips events already sent.
-      const lookBackMs = 5_000;
-      let since = new Date();
-      const sent = new Map<string, number>();
-      while (!ctx.signal.aborted) {
-        const events = await deps.events.publishedSince(organisationId, new Date(since.getTime() - lookBackMs), 500);
-        for (const event of events) {
-          if (sent.has(event._id)) continue;
-          sent.set(event._id, event.publish_time.getTime());
-          yield { event: toConnectionEvent(event) };
-        }
-        const newest = events.at(-1)?.publish_time;
-        if (newest !== undefined && newest > since) since = newest;
-        for (const [eventId, published] of sent) if (published < since.getTime() - 2 * lookBackMs) sent.delete(eventId);
-        await sleep(deps.watchIntervalMs ?? 250, undefined, { signal: ctx.signal }).catch(() => undefined);
-      }
+      for await (const event of deps.eventFeed.follow(organisationId, streamSignal(ctx))) yield { event: toConnectionEvent(event) };
     },
   };
 }

@@ -61,6 +61,12 @@ export class OAuthStateStore {
     return document;
   }
 
+  /** Whether an unexpired attempt with this hash is waiting (a read only; nothing is consumed). */
+  async isPending(stateHash: string, now = new Date()): Promise<boolean> {
+    const document = await this.collection.findOne({ _id: stateHash }, { projection: { expire_time: 1 } });
+    return document !== null && document.expire_time > now;
+  }
+
   /** Moves every stored PKCE verifier to the primary key. Returns how many moved. */
   async reencrypt(box: SecretBox, context: (stateHash: string) => string): Promise<number> {
     let moved = 0;
