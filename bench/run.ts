@@ -36,7 +36,7 @@ interface Row extends LoadResult {
 
 async function main(): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), "oauth2-broker-bench-"));
-  const ferretdb = process.env.MONGODB_URI ? undefined : await startEmbeddedFerretDb(dataDir, 0);
+  const ferretdb = process.env.MONGODB_URI ? undefined : await startEmbeddedFerretDb(dataDir);
   const mongodbUri = process.env.MONGODB_URI ?? ferretdb!.uri;
   const database = `bench_${Date.now()}`;
   const tokenEndpoint = await startTokenEndpoint();

@@ -15,7 +15,7 @@ try {
   let embedded: EmbeddedFerretDb | undefined;
   if (config.mongodbUri === undefined) {
     applyLocalDefaults(config);
-    embedded = await startEmbeddedFerretDb(join(config.dataDir, "ferretdb"), 0);
+    embedded = await startEmbeddedFerretDb(join(config.dataDir, "ferretdb"));
   }
   const database = await connectDatabase(config.mongodbUri ?? embedded!.uri, config.mongodbDatabase);
   try {

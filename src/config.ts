@@ -3,6 +3,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { JwtCallerConfig } from "./auth/jwt-callers.js";
 import { type EncryptionKey, generateEncryptionKey, parseEncryptionKeys } from "./crypto/secret-box.js";
+import { parseTrustedProxies } from "./http/client-address.js";
 import { parseOutboundAllowlist } from "./outbound/address-policy.js";
 
 /** Everything the broker reads from its environment. */
@@ -46,10 +47,20 @@ export interface Config {
   rpcRateLimit: number;
   /** RPCs served at once per instance; more are refused with RESOURCE_EXHAUSTED. */
   maxInFlight: number;
+  /** RPCs served at once per caller; more are refused with RESOURCE_EXHAUSTED. */
+  maxInFlightPerCaller: number;
+  /** Streams open at once per caller (per client address for unauthenticated ones). */
+  maxStreamsPerCaller: number;
+  /** Streams are ended (UNAVAILABLE) after this long, so clients reconnect and re-authenticate. */
+  streamMaxLifetimeSeconds: number;
   /** Callback requests per minute per client address (bursts of a third of that). */
   callbackRateLimit: number;
+  /** Proxies (addresses and CIDR ranges) whose `X-Forwarded-For`/`Forwarded` name the client. */
+  trustedProxies: string[];
   dataDir: string;
   logLevel: string;
+  /** The provider catalog's directory (`BROKER_PROVIDERS_DIR`); undefined: the repository's providers/. */
+  providersDir: string | undefined;
 }
 
 /** A configuration mistake; the message names the variable. */
@@ -116,9 +127,14 @@ export function loadConfig(env: Env = process.env): Config {
     otlpEndpoint: read("OTEL_EXPORTER_OTLP_ENDPOINT"),
     rpcRateLimit: parseCount("BROKER_RPC_RATE_LIMIT", read("BROKER_RPC_RATE_LIMIT") ?? "200"),
     maxInFlight: parseCount("BROKER_MAX_IN_FLIGHT", read("BROKER_MAX_IN_FLIGHT") ?? "1000"),
+    maxInFlightPerCaller: parseCount("BROKER_MAX_IN_FLIGHT_PER_CALLER", read("BROKER_MAX_IN_FLIGHT_PER_CALLER") ?? "100"),
+    maxStreamsPerCaller: parseCount("BROKER_MAX_STREAMS_PER_CALLER", read("BROKER_MAX_STREAMS_PER_CALLER") ?? "20"),
+    streamMaxLifetimeSeconds: parseDuration("BROKER_STREAM_MAX_LIFETIME", read("BROKER_STREAM_MAX_LIFETIME") ?? "1h", 1, 86_400),
     callbackRateLimit: parseCount("BROKER_CALLBACK_RATE_LIMIT", read("BROKER_CALLBACK_RATE_LIMIT") ?? "60"),
+    trustedProxies: parseList("BROKER_TRUSTED_PROXIES", read("BROKER_TRUSTED_PROXIES") ?? "", parseTrustedProxies),
     dataDir: read("BROKER_DATA_DIR") ?? "data",
     logLevel: parseLogLevel(read("BROKER_LOG_LEVEL") ?? "info"),
+    providersDir: read("BROKER_PROVIDERS_DIR"),
   };
 }
 

@@ -24,10 +24,11 @@ async function main(): Promise<void> {
 
   let embedded: EmbeddedFerretDb | undefined;
   let mongodbUri = config.mongodbUri;
+  const tokenFromEnv = config.adminToken !== undefined;
   if (mongodbUri === undefined) {
     const { generated } = applyLocalDefaults(config);
     for (const path of generated) logger.warn({ path }, "generated a local secret for the embedded mode; set the variables to choose your own");
-    embedded = await startEmbeddedFerretDb(join(config.dataDir, "ferretdb"), 0);
+    embedded = await startEmbeddedFerretDb(join(config.dataDir, "ferretdb"));
     mongodbUri = embedded.uri;
     logger.info({ data_dir: config.dataDir }, "started the embedded FerretDB");
   }
@@ -49,8 +50,11 @@ async function main(): Promise<void> {
       `  public URL:    ${config.publicUrl}${config.publicUrlFromPort ? "  (from BROKER_HTTP_PORT; set BROKER_PUBLIC_URL when clients reach the broker elsewhere)" : ""}`,
       `  console:       ${config.publicUrl}/console`,
       `  database:      ${embedded ? `embedded FerretDB under ${config.dataDir}/ferretdb` : "MONGODB_URI"}`,
-      // Only the locally generated token is shown: an operator-provided one is already known.
-      ...(embedded ? [`  admin token:   ${adminToken}`] : []),
+      // Only the locally generated token is shown, with the file that keeps it: an operator-provided
+      // one is already known and must not land in a terminal scroll-back or a log collector.
+      ...(embedded
+        ? [tokenFromEnv ? "  admin token:   set from BROKER_ADMIN_TOKEN" : `  admin token:   ${adminToken}  (kept in ${join(config.dataDir, "admin-token")})`]
+        : []),
       "",
     ].join("\n"),
   );

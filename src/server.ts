@@ -1,7 +1,7 @@
 import http from "node:http";
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
-import { type ConnectRouter, createConnectRouter } from "@connectrpc/connect";
+import { Code, type ConnectRouter, createConnectRouter, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
@@ -10,10 +10,10 @@ import { CredentialService } from "../gen/oauth2broker/v1/credential_service_pb.
 import { OrganisationService } from "../gen/oauth2broker/v1/organisation_service_pb.js";
 import type { Config } from "./config.js";
 import { SecretBox } from "./crypto/secret-box.js";
-import { oauth2Callback } from "./http/oauth2-callback.js";
+import { callbackRoute, oauth2Callback } from "./http/oauth2-callback.js";
 import { openApiRoute } from "./http/openapi.js";
 import { restInitialiseRoute } from "./http/rest-routes.js";
-import { exactRoute, httpRoutes } from "./http/routes.js";
+import { httpRoutes } from "./http/routes.js";
 import { findRoot } from "./store/embedded-ferretdb.js";
 import { operationalRoutes } from "./http/operational-routes.js";
 import { Metrics } from "./observability/metrics.js";
@@ -23,7 +23,12 @@ import { boundedFetch } from "./outbound/bounded-fetch.js";
 import { ApiKeyService } from "../gen/oauth2broker/v1/api_key_service_pb.js";
 import { JwtCallers } from "./auth/jwt-callers.js";
 import { authInterceptor } from "./interceptors/auth.js";
-import { inFlightLimitInterceptor, RateLimiter, rateLimitInterceptor } from "./interceptors/rate-limit.js";
+import { callerInFlightLimitInterceptor, inFlightLimitInterceptor, RateLimiter, rateLimitInterceptor } from "./interceptors/rate-limit.js";
+import { streamLimitInterceptor } from "./interceptors/stream-limits.js";
+import { hideRequestParseErrors } from "./interceptors/request-parse-errors.js";
+import { clientAddressKey } from "./auth/caller.js";
+import { clientAddress, TrustedProxies } from "./http/client-address.js";
+import { EventFeed } from "./events/event-feed.js";
 import { OutboundPolicy } from "./outbound/address-policy.js";
 import { apiKeyService } from "./services/api-key-service.js";
 import { reflectionService } from "./services/reflection-service.js";
@@ -38,7 +43,7 @@ import { organisationService } from "./services/organisation-service.js";
 import { ConnectionLifecycle } from "./connections/connection-lifecycle.js";
 import { TokenRefresher } from "./connections/token-refresher.js";
 import { relayOutbox, Worker } from "./events/outbox-relay.js";
-import { deliverDueWebhooks } from "./events/webhook-delivery.js";
+import { WebhookDispatcher } from "./events/webhook-delivery.js";
 import { ConnectionStore, connectionIndexes } from "./store/connections.js";
 import { EventStore, eventIndexes } from "./store/events.js";
 import { LeaseStore, leaseIndexes } from "./store/leases.js";
@@ -49,9 +54,20 @@ import { OAuthStateStore, oauthStateIndexes } from "./store/oauth-states.js";
 import { ConsoleSessionStore, consoleSessionIndexes } from "./store/console-sessions.js";
 import { ConsoleSessions } from "./console/sessions.js";
 import { CONSOLE_RETURN_PATH, consoleDistDir, consoleRoutes } from "./http/console-routes.js";
+import { ProviderService } from "../gen/oauth2broker/v1/provider_service_pb.js";
+import { loadProviderCatalog } from "./providers/catalog.js";
+import { providerService } from "./services/provider-service.js";
 
 /** Requests larger than this are refused before they are parsed. */
 const READ_MAX_BYTES = 256 * 1024;
+/** Request headers larger than this are refused, on both listeners. */
+const MAX_HEADER_BYTES = 16 * 1024;
+/** Streams one HTTP/2 connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS). */
+const MAX_STREAMS_PER_CONNECTION = 100;
+/** How often WatchConnectionEvents' shared poll looks for new events. */
+const WATCH_INTERVAL_MS = 250;
+/** How often an open stream checks that its caller's key or JWT is still good. */
+const STREAM_RECHECK_MS = 2_000;
 /** The largest provider response read (token responses, discovery documents, key sets). */
 const MAX_PROVIDER_RESPONSE_BYTES = 256 * 1024;
 /** How often background workers poll while they have work (retries due soon, busy leases). */
@@ -80,6 +96,8 @@ export interface Broker {
 export type BrokerConfig = Config & { mongodbUri: string; adminToken: string; encryptionKeys: NonNullable<Config["encryptionKeys"]> };
 
 export async function startBroker(config: BrokerConfig, logger: Logger): Promise<Broker> {
+  // A broken catalog entry stops the broker before it listens (facts are checked at start-up).
+  const providers = loadProviderCatalog(findRoot(import.meta.dirname), config.providersDir);
   const metrics = new Metrics();
   const tracing = new Tracing(config.otlpEndpoint);
   const database = await connectDatabase(config.mongodbUri, config.mongodbDatabase, (command, collection, outcome, seconds) =>
@@ -109,22 +127,19 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     outbound,
   );
   // Background work: publish outbox events, then deliver them to webhooks.
-  const delivery = new Worker(
-    "webhook-delivery",
-    DELIVERY_INTERVAL_MS,
-    () =>
-      deliverDueWebhooks({
-        events,
-        leases,
-        organisations,
-        secretBox,
-        fetch: boundedFetch({ timeoutMs: 10_000, maxResponseBytes: 64 * 1024 }, outbound),
-        retryMinMs: config.webhookRetryMinSeconds * 1000,
-        logger,
-      }),
-    logger,
-    IDLE_INTERVAL_MS,
+  const dispatcher = new WebhookDispatcher(
+    {
+      events,
+      leases,
+      organisations,
+      secretBox,
+      fetch: boundedFetch({ timeoutMs: 10_000, maxResponseBytes: 64 * 1024 }, outbound),
+      retryMinMs: config.webhookRetryMinSeconds * 1000,
+      logger,
+    },
+    () => delivery.kick(),
   );
+  const delivery = new Worker("webhook-delivery", DELIVERY_INTERVAL_MS, () => dispatcher.poll(), logger, IDLE_INTERVAL_MS);
   // Connections this instance changed are relayed at once, by ID; a scan for anything pending
   // (other instances' crashes) runs every RECOVERY_SCAN_MS.
   const changed = new Set<string>();
@@ -158,6 +173,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     leases,
     secretBox,
     fetch: providerFetch,
+    providers,
     requestTimeoutMs: config.tokenRequestTimeoutSeconds * 1000,
     confirmationTtlMs: config.stateTtlSeconds * 1000,
     retryMinMs: config.refreshRetryMinSeconds * 1000,
@@ -171,6 +187,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     lifecycle,
     secretBox,
     fetch: providerFetch,
+    providers,
     minValidityMs: config.tokenMinValiditySeconds * 1000,
     requestTimeoutMs: config.tokenRequestTimeoutSeconds * 1000,
     idleRefreshAfterMs: config.idleRefreshAfterSeconds * 1000,
@@ -189,11 +206,15 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     Math.min(Math.max((config.idleRefreshAfterSeconds * 1000) / 10, DELIVERY_INTERVAL_MS), 5 * 60_000, (config.stateTtlSeconds * 1000) / 2),
   );
 
+  const eventFeed = new EventFeed(events, WATCH_INTERVAL_MS);
   const health = new HealthMonitor(database, logger);
   await health.start();
 
   const routes = (router: ConnectRouter): void => {
-    router.service(CredentialService, credentialService({ credentials, secretBox, outbound }));
+    router.service(
+      CredentialService,
+      credentialService({ credentials, secretBox, outbound, move: lifecycle, providers, fetch: providerFetch }),
+    );
     router.service(ApiKeyService, apiKeyService(apiKeys));
     router.service(
       ConnectionService,
@@ -203,23 +224,30 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
         organisations,
         connections,
         events,
+        eventFeed,
         lifecycle,
         refresher,
         secretBox,
-        redirectUri: `${config.publicUrl}/oauth2/callback`,
+        publicUrl: config.publicUrl,
         consoleReturnUrl: `${config.publicUrl}${CONSOLE_RETURN_PATH}`,
         stateTtlSeconds: config.stateTtlSeconds,
         allowHttpAuthorizeUrl: config.allowHttpAuthorizeUrl,
+        providers,
       }),
     );
     const knownOrganisationIds = async () =>
       (await Promise.all([organisations.organisationIds(), credentials.organisationIds(), apiKeys.organisationIds(), events.organisationIds()])).flat();
-    router.service(OrganisationService, organisationService(organisations, secretBox, outbound, knownOrganisationIds));
-    const served = [CredentialService, ConnectionService, OrganisationService, ApiKeyService];
+    router.service(OrganisationService, organisationService(organisations, leases, secretBox, outbound, knownOrganisationIds));
+    router.service(ProviderService, providerService(providers));
+    const served = [CredentialService, ConnectionService, OrganisationService, ApiKeyService, ProviderService];
     router.service(Health, healthService(health, served.map((service) => service.typeName)));
     const reflection = reflectionService([...served, Health, ReflectionV1, ReflectionV1Alpha]);
     router.service(ReflectionV1, reflection);
     router.service(ReflectionV1Alpha, reflection);
+    hideRequestParseErrors(router, (rpc, protocol) => {
+      metrics.malformedRequests.inc({ method: rpc, protocol });
+      logger.warn({ rpc, protocol, grpc_code: "internal", outcome: "malformed_request" }, "request message could not be parsed");
+    });
   };
   const jwtCallers = config.jwtCallers === undefined ? undefined : new JwtCallers(config.jwtCallers, providerFetch);
   const consoleSessions = new ConsoleSessions({
@@ -231,10 +259,20 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
   });
   const interceptors = [
     loggingInterceptor(logger, metrics, tracing),
-    inFlightLimitInterceptor(config.maxInFlight),
     authInterceptor({ adminToken: config.adminToken, apiKeys, jwtCallers, consoleSessions }),
+    // Per caller first: a caller over its own cap never takes one of the instance's slots.
+    callerInFlightLimitInterceptor(config.maxInFlightPerCaller),
+    inFlightLimitInterceptor(config.maxInFlight),
+    streamLimitInterceptor({
+      maxPerCaller: config.maxStreamsPerCaller,
+      maxLifetimeMs: config.streamMaxLifetimeSeconds * 1000,
+      recheckMs: STREAM_RECHECK_MS,
+    }),
     rateLimitInterceptor(new RateLimiter(config.rpcRateLimit, config.rpcRateLimit * 2)),
   ];
+  const trustedProxies = new TrustedProxies(config.trustedProxies);
+  const contextValues = (req: http.IncomingMessage | http2.Http2ServerRequest) =>
+    createContextValues().set(clientAddressKey, clientAddress(req.socket.remoteAddress, req.headers, trustedProxies));
 
   // The REST mapping runs through the same Connect handler and interceptors as the RPC.
   const restRouter = createConnectRouter({ interceptors, readMaxBytes: READ_MAX_BYTES, grpc: false, grpcWeb: false });
@@ -245,8 +283,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
   if (initialiseHandler === undefined) throw new Error("InitialiseOAuth2Connection has no handler");
   const browserRoutes = httpRoutes(
     [
-      exactRoute(
-        "/oauth2/callback",
+      callbackRoute(
         oauth2Callback({
           states,
           credentials,
@@ -254,7 +291,9 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
           secretBox,
           idTokens: new IdTokenVerifier(providerFetch),
           fetch: providerFetch,
+          providers,
           limiter: new RateLimiter(config.callbackRateLimit / 60, Math.max(1, Math.ceil(config.callbackRateLimit / 3))),
+          trustedProxies,
           metrics,
           tracing,
           logger,
@@ -276,11 +315,18 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
 
   // gRPC needs HTTP/2; browsers and curl use the HTTP/1.1 gateway for Connect and gRPC-Web.
   const grpcServer = http2.createServer(
-    connectNodeAdapter({ routes, interceptors, readMaxBytes: READ_MAX_BYTES, connect: false, grpcWeb: false }),
+    {
+      // Node's defaults are 4294967295 streams per connection and 64 KiB of headers: anonymous
+      // Health/Watch streams then held ~175 MB that was not given back. RFC 9113 §6.5.2.
+      settings: { maxConcurrentStreams: MAX_STREAMS_PER_CONNECTION, maxHeaderListSize: MAX_HEADER_BYTES },
+    },
+    refuseLargeHeaders(
+      connectNodeAdapter({ routes, interceptors, contextValues, readMaxBytes: READ_MAX_BYTES, connect: false, grpcWeb: false }),
+    ),
   );
   const httpServer = http.createServer(
-    { maxHeaderSize: 16 * 1024 },
-    connectNodeAdapter({ routes, interceptors, readMaxBytes: READ_MAX_BYTES, grpc: false, fallback: browserRoutes }),
+    { maxHeaderSize: MAX_HEADER_BYTES },
+    connectNodeAdapter({ routes, interceptors, contextValues, readMaxBytes: READ_MAX_BYTES, grpc: false, fallback: browserRoutes }),
   );
   const sessions = new Set<http2.ServerHttp2Session>();
   grpcServer.on("session", (session) => {
@@ -321,6 +367,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
       await drained;
       clearTimeout(timer);
       await Promise.all([relay.stop(), delivery.stop(), idleRefresh.stop()]);
+      await dispatcher.drain();
       await tracing.shutdown();
       database.stopSweepers();
       await database.client.close();
@@ -335,6 +382,24 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     database,
     health,
     close,
+  };
+}
+
+/**
+ * Node advertises SETTINGS_MAX_HEADER_LIST_SIZE but does not enforce it on what it receives, so
+ * the size is counted here as RFC 9113 §6.5.2 defines it (name and value octets plus 32 per
+ * field) and a larger request is answered with RESOURCE_EXHAUSTED, as gRPC answers metadata over
+ * its limit, before anything reads it.
+ */
+function refuseLargeHeaders(
+  handler: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
+): (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void {
+  return (req, res) => {
+    let size = 0;
+    for (let i = 0; i < req.rawHeaders.length; i += 2) size += (req.rawHeaders[i]?.length ?? 0) + (req.rawHeaders[i + 1]?.length ?? 0) + 32;
+    if (size <= MAX_HEADER_BYTES) return handler(req, res);
+    res.writeHead(200, { "content-type": "application/grpc", "grpc-status": String(Code.ResourceExhausted), "grpc-message": "request headers too large" });
+    res.end();
   };
 }
 

@@ -32,6 +32,10 @@ describe("loadConfig", () => {
       idleRefreshAfterSeconds: 7 * 86_400,
       allowHttpAuthorizeUrl: false,
       dataDir: "data",
+      trustedProxies: [],
+      maxInFlightPerCaller: 100,
+      maxStreamsPerCaller: 20,
+      streamMaxLifetimeSeconds: 3600,
     });
   });
 
@@ -54,7 +58,13 @@ describe("loadConfig", () => {
       BROKER_REFRESH_RETRY_MIN: "250ms",
       BROKER_REFRESH_GIVE_UP: "3d",
       BROKER_IDLE_REFRESH_AFTER: "30d",
+      BROKER_TRUSTED_PROXIES: "10.0.0.0/8, 2001:db8::1",
+      BROKER_MAX_IN_FLIGHT_PER_CALLER: "50",
+      BROKER_MAX_STREAMS_PER_CALLER: "5",
+      BROKER_STREAM_MAX_LIFETIME: "30m",
     });
+    expect(config.trustedProxies).toEqual(["10.0.0.0/8", "2001:db8::1"]);
+    expect(config).toMatchObject({ maxInFlightPerCaller: 50, maxStreamsPerCaller: 5, streamMaxLifetimeSeconds: 1800 });
     expect(config).toMatchObject({ refreshRetryMinSeconds: 0.25, refreshGiveUpSeconds: 3 * 86_400, idleRefreshAfterSeconds: 30 * 86_400 });
     expect(config.publicUrl).toBe("https://broker.example.com/base");
     expect(config.httpPort).toBe(9000);
@@ -91,6 +101,10 @@ describe("loadConfig", () => {
     ["BROKER_IDLE_REFRESH_AFTER", "7 days", "BROKER_IDLE_REFRESH_AFTER must be a duration such as 600, 90s, 10m, 1h or 7d"],
     ["BROKER_STATE_TTL", "5s", "BROKER_STATE_TTL must be from 10s to 86400s"],
     ["BROKER_ALLOW_HTTP_AUTHORIZE_URL", "yes", "BROKER_ALLOW_HTTP_AUTHORIZE_URL must be true or false"],
+    ["BROKER_TRUSTED_PROXIES", "lb.internal", 'BROKER_TRUSTED_PROXIES: "lb.internal" is not an IP address or CIDR range'],
+    ["BROKER_MAX_IN_FLIGHT_PER_CALLER", "0", "BROKER_MAX_IN_FLIGHT_PER_CALLER must be a whole number from 1"],
+    ["BROKER_MAX_STREAMS_PER_CALLER", "-1", "BROKER_MAX_STREAMS_PER_CALLER must be a whole number from 1"],
+    ["BROKER_STREAM_MAX_LIFETIME", "2d", "BROKER_STREAM_MAX_LIFETIME must be a duration such as 600, 90s, 10m or 1h"],
     ["BROKER_LOG_LEVEL", "loud", "BROKER_LOG_LEVEL must be one of trace, debug, info, warn, error, fatal, silent"],
   ])("names %s when it is invalid (%j)", (name, value, message) => {
     expect(configError({ ...production, [name]: value })).toBe(message);

@@ -4,6 +4,7 @@ import { ApiKeyService } from "../../gen/oauth2broker/v1/api_key_service_pb.js";
 import { ConnectionService } from "../../gen/oauth2broker/v1/connection_service_pb.js";
 import { CredentialService } from "../../gen/oauth2broker/v1/credential_service_pb.js";
 import { OrganisationService } from "../../gen/oauth2broker/v1/organisation_service_pb.js";
+import { ProviderService } from "../../gen/oauth2broker/v1/provider_service_pb.js";
 
 /** Who is signed in, as the session routes describe it. */
 export interface Session {
@@ -17,6 +18,7 @@ export interface Api {
   connections: Client<typeof ConnectionService>;
   organisations: Client<typeof OrganisationService>;
   apiKeys: Client<typeof ApiKeyService>;
+  providers: Client<typeof ProviderService>;
 }
 
 /**
@@ -39,6 +41,7 @@ export function apiFor(session: Session, onSignedOut: () => void): Api {
     connections: createClient(ConnectionService, transport),
     organisations: createClient(OrganisationService, transport),
     apiKeys: createClient(ApiKeyService, transport),
+    providers: createClient(ProviderService, transport),
   };
 }
 

@@ -13,6 +13,14 @@ export type Caller = ({ kind: "admin"; label: string } | { kind: "organisation";
 /** Set by the auth interceptor for every RPC it lets through. */
 export const callerKey = createContextKey<Caller | undefined>(undefined, { description: "authenticated caller" });
 
+/** Whether the caller's credential is still good (not revoked or expired); set with `callerKey`. */
+export const callerStillValidKey = createContextKey<(() => Promise<boolean>) | undefined>(undefined, {
+  description: "re-checks the caller's credential",
+});
+
+/** The client's address (see clientAddress), set for every call by the listeners. */
+export const clientAddressKey = createContextKey<string>("unknown", { description: "client address" });
+
 /**
  * Refuses a caller of another organisation with the same NOT_FOUND a missing resource gets, so
  * no caller can learn what exists elsewhere (`what` names the resource: "credential", …).

@@ -9,10 +9,11 @@ import { RevocationError, revokeToken } from "../oauth/token-exchange.js";
 import type { TokenSet } from "../oauth/token-response.js";
 import { OutboundError } from "../outbound/bounded-fetch.js";
 import type { ConnectionDocument, ConnectionStore, HeldGrant, PendingEvent, StoredGrant } from "../store/connections.js";
-import type { CredentialStore } from "../store/credentials.js";
+import type { CredentialDocument, CredentialStore } from "../store/credentials.js";
 import type { Lease, LeaseStore } from "../store/leases.js";
 import { ConnectionError, connectionNotFound, needsReauthorization, refreshFailed } from "./connection-errors.js";
-import { connectionSecretContext, tokenClientFor } from "./secrets.js";
+import { type ProviderCatalog, profileFor } from "../providers/catalog.js";
+import { type ConnectionEndpoints, connectionSecretContext, connectionTokenClient, endpointsOf } from "./secrets.js";
 
 export interface ConnectionLifecycleDeps {
   connections: ConnectionStore;
@@ -21,6 +22,7 @@ export interface ConnectionLifecycleDeps {
   secretBox: SecretBox;
   /** The bounded fetch for provider calls (revocation). */
   fetch: typeof fetch;
+  providers: ProviderCatalog;
   /** The provider-call timeout: a lease outlasts it (see `leaseMs`). */
   requestTimeoutMs: number;
   /** How long a grant bound to an end user waits for ConfirmConnection. */
@@ -45,8 +47,12 @@ export interface Grant {
   account: ExternalAccount | undefined;
   /** Set: the grant waits for ConfirmConnection by this end user. */
   endUserId: string | undefined;
-  /** Lifetime of an access token whose response had no `expires_in`, when the provider has one. */
-  defaultExpiresInSeconds?: number;
+  /** Where the tokens were obtained: the only endpoints they will be sent to. */
+  endpoints: ConnectionEndpoints;
+  /** What the provider catalog names from the callback and the response (never a secret). */
+  metadata: Record<string, string>;
+  /** The provider's connection-level template values the tokens were obtained with. */
+  connectionConfig: Record<string, string>;
 }
 
 export type RevocationResult = { outcome: "not_requested" | "revoked" | "not_supported" } | { outcome: "failed"; error: string };
@@ -256,6 +262,37 @@ export class ConnectionLifecycle {
   }
 
   /**
+   * An admin's explicit move (UpdateCredential `move_connections`): every connection of the
+   * credential records the credential's current endpoints, so its tokens may be sent there from
+   * now on, and one stopped because the endpoints had changed (`endpoint_changed`) is usable
+   * again. Idempotent: when a lease stays busy the others are moved and the call fails with
+   * `busy`, to be repeated.
+   */
+  async moveToCredentialEndpoints(credential: CredentialDocument): Promise<void> {
+    let busy = 0;
+    for (const id of await this.deps.connections.idsByCredential(credential.organisation_id, credential._id)) {
+      try {
+        await this.withLease(credential.organisation_id, id, async (connection) => {
+          if (connection.credential_id !== credential._id) return;
+          const endpoints = endpointsOf(profileFor(this.deps.providers, credential, connection.connection_config));
+          const set: Partial<ConnectionDocument> = { ...endpoints };
+          const unset: Array<keyof ConnectionDocument> = endpoints.revocation_url === undefined ? ["revocation_url"] : [];
+          if (connection.status === "NEEDS_REAUTHORIZATION" && connection.status_reason === "endpoint_changed") {
+            set.status = "ACTIVE";
+            unset.push("status_reason");
+          }
+          await this.deps.connections.update(id, { set, unset });
+        });
+      } catch (error) {
+        if (error instanceof ConnectionError && error.code === "not_found") continue;
+        if (!(error instanceof ConnectionError && error.code === "busy")) throw error;
+        busy++;
+      }
+    }
+    if (busy > 0) throw new ConnectionError("busy", `${busy} connections were busy and not moved - try again`);
+  }
+
+  /**
    * Drops reconnect grants that were not confirmed in time, with their tokens, under each
    * connection's lease (a busy one is left for the next pass). Returns whether a full batch was
    * found.
@@ -290,7 +327,12 @@ export class ConnectionLifecycle {
    * without one, the old one stays), ACTIVE, backoff cleared; `connection.recovered` when it was
    * failing.
    */
-  async recordRefreshed(connection: ConnectionDocument, tokens: TokenSet, now: Date, defaultExpiresInSeconds?: number): Promise<Date | undefined> {
+  async recordRefreshed(
+    connection: ConnectionDocument,
+    tokens: TokenSet,
+    now: Date,
+    adopted: ConnectionEndpoints | undefined,
+  ): Promise<{ expireTime: Date | undefined; metadata: Record<string, string> }> {
     const seal = (field: string, value: string) => this.deps.secretBox.encrypt(value, connectionSecretContext(connection._id, field));
     const set: Partial<ConnectionDocument> = {
       status: "ACTIVE",
@@ -298,18 +340,22 @@ export class ConnectionLifecycle {
       token_type: tokens.tokenType,
       refresh_time: now,
       refresh_token_time: now,
+      // A connection made before endpoints were recorded records the ones it used.
+      ...adopted,
     };
     const unset: Array<keyof ConnectionDocument> = ["status_reason", "refresh_sent_time", "refresh_failures", "refresh_failing_since", "refresh_retry_time"];
     if (tokens.refreshToken !== undefined) set.refresh_token = seal("refresh_token", tokens.refreshToken);
     if (tokens.idToken !== undefined) set.id_token = seal("id_token", tokens.idToken);
     if (tokens.scopes !== undefined) set.scopes = tokens.scopes;
-    const expiresIn = tokens.expiresIn ?? defaultExpiresInSeconds;
-    if (expiresIn !== undefined) set.expire_time = new Date(now.getTime() + expiresIn * 1000);
+    // A refresh response may update what the catalog keeps (a moved `instance_url`).
+    if (Object.keys(tokens.metadata).length > 0) set.metadata = { ...connection.metadata, ...tokens.metadata };
+    // Without `expires_in` (and no default lifetime known for the provider) the token has none.
+    if (tokens.expiresIn !== undefined) set.expire_time = new Date(now.getTime() + tokens.expiresIn * 1000);
     else unset.push("expire_time");
     const event = connection.status === "REFRESH_FAILED" ? newEvent("connection.recovered", "ACTIVE") : undefined;
     await this.deps.connections.update(connection._id, { set, unset, event });
     if (event !== undefined) this.deps.onEvent(connection._id);
-    return set.expire_time;
+    return { expireTime: set.expire_time, metadata: set.metadata ?? connection.metadata ?? {} };
   }
 
   /**
@@ -365,11 +411,14 @@ export class ConnectionLifecycle {
     };
     if (tokens.refreshToken !== undefined) stored.refresh_token = seal("refresh_token", tokens.refreshToken);
     if (tokens.idToken !== undefined) stored.id_token = seal("id_token", tokens.idToken);
-    const expiresIn = tokens.expiresIn ?? grant.defaultExpiresInSeconds;
-    if (expiresIn !== undefined) stored.expire_time = new Date(now.getTime() + expiresIn * 1000);
+    if (tokens.expiresIn !== undefined) stored.expire_time = new Date(now.getTime() + tokens.expiresIn * 1000);
     // The response's other fields may hold secrets too (Slack's user token).
     if (Object.keys(tokens.extra).length > 0) stored.extra_fields = seal("extra_fields", JSON.stringify(tokens.extra));
     if (grant.account !== undefined) stored.external_account = { ...grant.account };
+    stored.token_url = grant.endpoints.token_url;
+    if (grant.endpoints.revocation_url !== undefined) stored.revocation_url = grant.endpoints.revocation_url;
+    if (Object.keys(grant.metadata).length > 0) stored.metadata = { ...grant.metadata };
+    if (Object.keys(grant.connectionConfig).length > 0) stored.connection_config = { ...grant.connectionConfig };
     return stored;
   }
 
@@ -395,14 +444,22 @@ export class ConnectionLifecycle {
 
   async #revoke(connection: ConnectionDocument): Promise<RevocationResult> {
     const credential = await this.deps.credentials.findById(connection.organisation_id, connection.credential_id);
-    if (credential?.revocation_url === undefined) return { outcome: "not_supported" };
+    if (credential === null) return { outcome: "not_supported" };
+    // The same hosts as the connection was made with.
+    const profile = profileFor(this.deps.providers, credential, connection.connection_config);
+    if (profile.revocationUrl === undefined) return { outcome: "not_supported" };
     const field = connection.refresh_token !== undefined ? "refresh_token" : "access_token";
     const sealed = connection[field];
     if (sealed === undefined) return { outcome: "not_supported" };
+    // The token goes only to the revocation endpoint in force when it was obtained, and the client
+    // secret only with a credential still at that endpoint.
+    const target = connectionTokenClient(connection, credential, profile, "revocation_url", this.deps.secretBox);
+    if (target === "no_endpoint") return { outcome: "not_supported" };
+    if (target === "endpoint_changed") return { outcome: "failed", error: "the credential's endpoints changed since the connection was made" };
     try {
       await revokeToken(
-        tokenClientFor(credential, this.deps.secretBox),
-        credential.revocation_url,
+        target.client,
+        target.url,
         { value: this.deps.secretBox.decrypt(sealed, connectionSecretContext(connection._id, field)), hint: field },
         this.deps.fetch,
       );
@@ -412,11 +469,14 @@ export class ConnectionLifecycle {
       throw error;
     }
   }
+
 }
 
 /** The optional grant fields a replacing grant does not have: they are removed. */
 function grantFieldsMissing(grant: StoredGrant): Array<keyof ConnectionDocument> {
-  return (["refresh_token", "id_token", "expire_time", "extra_fields"] as const).filter((field) => grant[field] === undefined);
+  return (["refresh_token", "id_token", "expire_time", "extra_fields", "revocation_url", "metadata", "connection_config"] as const).filter(
+    (field) => grant[field] === undefined,
+  );
 }
 
 function newConfirmation(): { value: string } {

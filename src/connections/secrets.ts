@@ -1,20 +1,85 @@
 import type { SecretBox } from "../crypto/secret-box.js";
 import type { TokenClient } from "../oauth/token-exchange.js";
 import { clientSecretContext } from "../services/credential-service.js";
+import type { ConnectionDocument } from "../store/connections.js";
 import type { CredentialDocument } from "../store/credentials.js";
+import type { ProviderProfile } from "../providers/profile.js";
 
 /** The AAD that binds a connection's token (or other secret field) to the connection. */
 export function connectionSecretContext(connectionId: string, field: string): string {
   return `connections/${connectionId}/${field}`;
 }
 
-/** Who the broker is at the credential's provider, with the client secret decrypted. */
-export function tokenClientFor(credential: CredentialDocument, secretBox: SecretBox): TokenClient {
+/**
+ * Who the broker is at the credential's provider, with the client secret decrypted, and how that
+ * provider's token endpoint wants to be spoken to (its profile).
+ */
+export function tokenClientFor(credential: CredentialDocument, profile: ProviderProfile, secretBox: SecretBox): TokenClient {
   return {
-    tokenUrl: credential.token_url,
+    tokenUrl: profile.tokenUrl,
     clientId: credential.client_id,
     clientSecret: secretBox.decrypt(credential.client_secret, clientSecretContext(credential._id)),
-    authMethod: credential.token_endpoint_auth_method,
-    issuer: credential.issuer,
+    authMethod: profile.token.authMethod,
+    issuer: profile.issuer,
+    bodyFormat: profile.token.bodyFormat,
+    response: profile.token.response,
   };
+}
+
+/** The endpoints a connection records: where its tokens were obtained, and may be sent. */
+export interface ConnectionEndpoints {
+  token_url: string;
+  revocation_url?: string;
+}
+
+/**
+ * The endpoints to record on a connection whose tokens come from the credential as it is now: its
+ * profile's, with the catalog's templates filled from the connection's values.
+ */
+export function endpointsOf(profile: ProviderProfile): ConnectionEndpoints {
+  return profile.revocationUrl === undefined
+    ? { token_url: profile.tokenUrl }
+    : { token_url: profile.tokenUrl, revocation_url: profile.revocationUrl };
+}
+
+/**
+ * Where one of a connection's tokens may be sent (its refresh endpoint, `token_url`, or its
+ * `revocation_url`) and the client to send it as, or why it may not (security issue 11, item 1):
+ * - the token goes only to the connection's own endpoint, the one in force when it was obtained;
+ * - the client secret goes with it only when that is also the credential's endpoint now. An
+ *   endpoint of a credential changes only together with its secret, so the stored secret was
+ *   stored for the credential's current endpoints and for no others.
+ * `no_endpoint`: the connection has no such endpoint. `endpoint_changed`: the credential's
+ * endpoint differs (the connection must be reconnected, or moved by an admin).
+ */
+export function connectionTokenClient(
+  connection: ConnectionDocument,
+  credential: CredentialDocument,
+  profile: ProviderProfile,
+  endpoint: "token_url" | "revocation_url",
+  secretBox: SecretBox,
+): { client: TokenClient; url: string; adopted: ConnectionEndpoints | undefined } | "no_endpoint" | "endpoint_changed" {
+  const current = endpointsOf(profile);
+  const own = recordedEndpoints(connection, credential, current);
+  if (own === undefined) return "endpoint_changed";
+  const url = own[endpoint];
+  if (url === undefined) return "no_endpoint";
+  if (url !== current[endpoint]) return "endpoint_changed";
+  const adopted = connection.token_url === undefined ? own : undefined;
+  return { client: { ...tokenClientFor(credential, profile, secretBox), tokenUrl: own.token_url }, url, adopted };
+}
+
+/**
+ * The connection's recorded endpoints. A connection made before they were recorded gets its
+ * credential's only if the credential has not changed since the connection last obtained tokens
+ * (then those were the endpoints in force); otherwise nothing is known, and nothing is sent.
+ */
+function recordedEndpoints(
+  connection: ConnectionDocument,
+  credential: CredentialDocument,
+  current: ConnectionEndpoints,
+): ConnectionEndpoints | undefined {
+  if (connection.token_url !== undefined) return { token_url: connection.token_url, revocation_url: connection.revocation_url };
+  const obtained = connection.refresh_attempt_time ?? connection.create_time;
+  return credential.update_time < obtained ? current : undefined;
 }

@@ -10,12 +10,15 @@ import type { CredentialStore } from "../store/credentials.js";
 import type { Lease } from "../store/leases.js";
 import { ConnectionError, connectionNotFound, needsReauthorization, refreshFailed } from "./connection-errors.js";
 import type { ConnectionLifecycle } from "./connection-lifecycle.js";
-import { connectionSecretContext, tokenClientFor } from "./secrets.js";
+import { connectionSecretContext, connectionTokenClient } from "./secrets.js";
+import { type ProviderCatalog, profileFor } from "../providers/catalog.js";
 
 export interface AccessToken {
   accessToken: string;
   tokenType: string;
   expireTime: Date | undefined;
+  /** The connection's metadata (never a secret). */
+  metadata: Record<string, string>;
 }
 
 export interface TokenRefresherDeps {
@@ -25,6 +28,7 @@ export interface TokenRefresherDeps {
   secretBox: SecretBox;
   /** The bounded fetch for provider calls. */
   fetch: typeof fetch;
+  providers: ProviderCatalog;
   /** Tokens closer than this to expiry are refreshed first. */
   minValidityMs: number;
   /** The provider-call timeout. */
@@ -62,7 +66,15 @@ export class TokenRefresher {
     this.#waitMs = deps.lifecycle.leaseMs + deps.requestTimeoutMs + 2_000;
   }
 
-  async getAccessToken(organisationId: string, connectionId: string, options: { force?: boolean } = {}): Promise<AccessToken> {
+  /**
+   * `force`: the provider refused the current token. `onSharedWait` is called when this call
+   * joins a refresh another call in this process is doing.
+   */
+  async getAccessToken(
+    organisationId: string,
+    connectionId: string,
+    options: { force?: boolean; onSharedWait?: () => void } = {},
+  ): Promise<AccessToken> {
     const force = options.force === true;
     const document = await this.deps.connections.findById(organisationId, connectionId);
     if (document === null) throw connectionNotFound();
@@ -75,6 +87,8 @@ export class TokenRefresher {
     if (shared === undefined) {
       shared = this.#refreshOrWait(document, force, started).finally(() => this.#inflight.delete(key));
       this.#inflight.set(key, shared);
+    } else {
+      options.onSharedWait?.();
     }
     return shared;
   }
@@ -102,6 +116,7 @@ export class TokenRefresher {
         accessToken: this.deps.secretBox.decrypt(document.access_token, connectionSecretContext(document._id, "access_token")),
         tokenType: document.token_type,
         expireTime: document.expire_time,
+        metadata: document.metadata ?? {},
       };
     }
     const retryAt = document.refresh_retry_time?.getTime();
@@ -151,6 +166,15 @@ export class TokenRefresher {
       await lifecycle.markNeedsReauthorization(document, "credential_deleted");
       throw needsReauthorization("credential_deleted");
     }
+    // The refresh token goes only to the token endpoint it came from, and the client secret only
+    // with a credential still at that endpoint; templated hosts from the connection's own values.
+    const profile = profileFor(this.deps.providers, credential, document.connection_config);
+    const target = connectionTokenClient(document, credential, profile, "token_url", this.deps.secretBox);
+    if (typeof target === "string") {
+      log.warn({ outcome: "endpoint_changed" }, "the credential's token endpoint changed since the connection was made; not refreshing");
+      await lifecycle.markNeedsReauthorization(document, "endpoint_changed");
+      throw needsReauthorization("endpoint_changed");
+    }
     // The request must end (answer or timeout) before anyone else may take the lease over: after
     // slow database calls there may no longer be time for that, and then nothing is sent.
     if (lease.expireTime.getTime() - Date.now() < this.deps.requestTimeoutMs + LEASE_SEND_MARGIN_MS) {
@@ -164,14 +188,14 @@ export class TokenRefresher {
       const tokens = await countTokenRequest(
         this.deps.metrics,
         "refresh",
-        refreshAccessToken(tokenClientFor(credential, this.deps.secretBox), refreshToken, this.deps.fetch),
+        refreshAccessToken(target.client, refreshToken, this.deps.fetch),
       );
-      const expireTime = await lifecycle.recordRefreshed(document, tokens, now);
+      const stored = await lifecycle.recordRefreshed(document, tokens, now, target.adopted);
       log.info(
         { outcome: document.status === "REFRESH_FAILED" ? "recovered" : "refreshed", rotated: tokens.refreshToken !== undefined },
         "access token refreshed",
       );
-      return { accessToken: tokens.accessToken, tokenType: tokens.tokenType, expireTime };
+      return { accessToken: tokens.accessToken, tokenType: tokens.tokenType, expireTime: stored.expireTime, metadata: stored.metadata };
     } catch (error) {
       if (error instanceof TokenResponseError && error.oauthError === "invalid_grant") {
         const reason = uncertain ? "refresh_token_reused" : "invalid_grant";

@@ -6,7 +6,8 @@ import { type Tracing, traceFields } from "../observability/tracing.js";
 import { isDatabaseUnavailable } from "../store/database.js";
 import type { SecretBox } from "../crypto/secret-box.js";
 import { IdTokenError, type IdTokenVerifier } from "../oauth/id-token.js";
-import { issuerMatches, parseCallbackQuery, providerErrorCode } from "../oauth/callback-params.js";
+import { callbackMetadata, isRedirectUriOf, issuerMatches, parseCallbackPath, parseCallbackQuery, providerErrorCode } from "../oauth/callback-params.js";
+import { type ProviderCatalog, profileFor } from "../providers/catalog.js";
 import { OutboundError } from "../outbound/bounded-fetch.js";
 import { returnUrlWith } from "../oauth/return-url.js";
 import { hashState } from "../oauth/state.js";
@@ -14,14 +15,16 @@ import { exchangeAuthorizationCode } from "../oauth/token-exchange.js";
 import { TokenResponseError } from "../oauth/token-response.js";
 import { ConnectionError } from "../connections/connection-errors.js";
 import type { ConnectionLifecycle, Grant } from "../connections/connection-lifecycle.js";
-import { tokenClientFor } from "../connections/secrets.js";
-import { accountFromIdToken, type ExternalAccount } from "../oauth/external-account.js";
+import { endpointsOf, tokenClientFor } from "../connections/secrets.js";
+import { accountFromIdToken, accountFromObject, type ExternalAccount, fetchUserinfoAccount, OIDC_ACCOUNT_FIELDS } from "../oauth/external-account.js";
 import type { TokenSet } from "../oauth/token-response.js";
+import type { ProviderProfile } from "../providers/profile.js";
 import { codeVerifierContext } from "../services/connection-service.js";
 import type { CredentialDocument, CredentialStore } from "../store/credentials.js";
 import type { OAuthStateDocument, OAuthStateStore } from "../store/oauth-states.js";
+import { clientAddress, clientLimitKey, type TrustedProxies } from "./client-address.js";
 import { sendPage, sendRedirect } from "./pages.js";
-import type { HttpRequest, HttpResponse } from "./routes.js";
+import type { HttpRequest, HttpResponse, HttpRoute } from "./routes.js";
 
 export interface CallbackDeps {
   states: OAuthStateStore;
@@ -32,10 +35,13 @@ export interface CallbackDeps {
   idTokens: IdTokenVerifier;
   /** Limits callback requests per client address. */
   limiter: RateLimiter;
+  /** Whose forwarding headers name the client. */
+  trustedProxies: TrustedProxies;
   metrics: Metrics;
   tracing: Tracing;
   /** The bounded fetch for provider calls. */
   fetch: typeof fetch;
+  providers: ProviderCatalog;
   logger: Logger;
 }
 
@@ -53,10 +59,15 @@ type FailureReason =
 const EXPIRED_TITLE = "This sign-in link has expired or was already used";
 const MAX_URL_LENGTH = 8 * 1024;
 
+/** The shared callback and every organisation's own (`/oauth2/callback/<organisation_id>`). */
+export function callbackRoute(handle: HttpRoute["handle"]): HttpRoute {
+  return { matches: (path) => parseCallbackPath(path) !== undefined, handle };
+}
+
 /**
- * GET /oauth2/callback: where the provider sends the browser back (RFC 6749 §4.1.2). Consumes the
- * attempt, checks the response, exchanges the code and stores the connection, then sends the
- * browser to the caller's return URL or shows a page. Nothing the provider sent is trusted until
+ * GET /oauth2/callback (or an organisation's own callback): where the provider sends the browser
+ * back (RFC 6749 §4.1.2). Consumes the attempt, checks the response, exchanges the code and stores
+ * the connection, then sends the browser to the caller's return URL or shows a page. Nothing the provider sent is trusted until
  * checked, and nothing is stored unless every check passed.
  */
 export function oauth2Callback(deps: CallbackDeps): (req: HttpRequest, res: HttpResponse) => Promise<void> {
@@ -81,16 +92,20 @@ async function handleCallback(deps: CallbackDeps, req: HttpRequest, res: HttpRes
     res.setHeader("Allow", "GET");
     return sendPage(res, 405, "Method not allowed", ["This address only takes the provider's redirect."]);
   }
-  // The callback needs no credentials (the state is its proof), so it is limited per address.
-  const retryAfter = deps.limiter.take(req.socket?.remoteAddress ?? "unknown");
-  if (retryAfter > 0) {
+  const rawUrl = req.url ?? "";
+  const query = rawUrl.slice(rawUrl.indexOf("?") + 1 || rawUrl.length);
+  const params = rawUrl.length > MAX_URL_LENGTH ? undefined : parseCallbackQuery(query);
+  // The callback needs no credentials (the state is its proof), so it is limited per client
+  // address. A request whose state is pending passes anyway: forged requests from others sharing
+  // the address (everyone, behind a proxy that is not trusted) must not lock real users out.
+  const client = clientLimitKey(clientAddress(req.socket?.remoteAddress, req.headers, deps.trustedProxies));
+  const retryAfter = deps.limiter.take(client);
+  if (retryAfter > 0 && (params === undefined || !(await deps.states.isPending(hashState(params.state))))) {
     count("rate_limited");
     res.setHeader("Retry-After", String(retryAfter));
     return sendPage(res, 429, "Too many requests", ["Please wait a moment and try again."]);
   }
-  const rawUrl = req.url ?? "";
   if (rawUrl.length > MAX_URL_LENGTH) return sendPage(res, 414, "Address too long", ["This sign-in link is not valid."]);
-  const params = parseCallbackQuery(rawUrl.slice(rawUrl.indexOf("?") + 1 || rawUrl.length));
   if (params === undefined) {
     count("invalid_state");
     log.info({ outcome: "invalid_state" }, "callback refused");
@@ -102,6 +117,15 @@ async function handleCallback(deps: CallbackDeps, req: HttpRequest, res: HttpRes
   if (attempt === null) {
     count("invalid_state");
     log.info({ outcome: "invalid_state" }, "callback refused");
+    return sendPage(res, 400, EXPIRED_TITLE, ["Go back to the application and start connecting again."]);
+  }
+  // Security issue 11, item 2: a code completes only the flow whose redirect URI it arrived at
+  // (RFC 6749 §4.1.3 sends that URI again at the exchange). A code for an organisation's own
+  // callback that arrives elsewhere, or the reverse, was sent to an address the flow never named.
+  const callback = parseCallbackPath(rawUrl.split("?", 1)[0] ?? "");
+  if (callback === undefined || !isRedirectUriOf(callback, attempt.redirect_uri)) {
+    count("wrong_callback");
+    log.warn({ outcome: "wrong_callback", organisation_id: attempt.organisation_id }, "callback refused: the flow uses another callback path");
     return sendPage(res, 400, EXPIRED_TITLE, ["Go back to the application and start connecting again."]);
   }
   const attemptLog = log.child({
@@ -125,16 +149,20 @@ async function handleCallback(deps: CallbackDeps, req: HttpRequest, res: HttpRes
     if (params.code === undefined) return fail("invalid_request", 400, ["The provider sent no authorization code."]);
 
     const credential = await deps.credentials.findById(attempt.organisation_id, attempt.credential_id);
-    // The documented rule: the client ID the URL was made for must still be the credential's.
-    if (credential === null || credential.client_id !== attempt.client_id) {
+    // The documented rule: the client ID the URL was made for must still be the credential's. And
+    // the code and the verifier (stored with the endpoints then in force) go to no endpoint set
+    // since: a credential changed during the sign-in ends it (security issue 11, item 1).
+    if (credential === null || credential.client_id !== attempt.client_id || credential.update_time > attempt.create_time) {
       return fail("credential_changed", 400, ["The application's settings changed while you were signing in. Please start again."]);
     }
-    if (!issuerMatches(params.iss, credential)) {
+    // The same template values as the authorization request, so the code goes to the same host.
+    const profile = profileFor(deps.providers, credential, attempt.connection_config);
+    if (!issuerMatches(params.iss, { ...credential, issuer: profile.issuer })) {
       return fail("issuer_mismatch", 400, ["The response did not come from the expected provider. Please start again."]);
     }
 
     const tokens = await countTokenRequest(deps.metrics, "exchange", exchangeAuthorizationCode(
-      tokenClientFor(credential, deps.secretBox),
+      tokenClientFor(credential, profile, deps.secretBox),
       {
         code: params.code,
         redirectUri: attempt.redirect_uri,
@@ -143,8 +171,12 @@ async function handleCallback(deps: CallbackDeps, req: HttpRequest, res: HttpRes
       deps.fetch,
     ));
     let claims: JWTPayload | undefined;
-    if (attempt.nonce !== undefined && tokens.idToken !== undefined && credential.issuer !== undefined) {
-      claims = await deps.idTokens.verify(tokens.idToken, { issuer: credential.issuer, clientId: credential.client_id, nonce: attempt.nonce });
+    if (attempt.nonce !== undefined) {
+      // OpenID Connect Core §3.1.3.3: the answer to an openid request must carry an ID token, and
+      // an unverifiable one is no better than none.
+      if (tokens.idToken === undefined) throw new IdTokenError("no ID token in the token response to an openid request");
+      if (profile.issuer === undefined) throw new IdTokenError("the credential no longer has an issuer to verify the ID token");
+      claims = await deps.idTokens.verify(tokens.idToken, { issuer: profile.issuer, clientId: credential.client_id, nonce: attempt.nonce });
     }
 
     const grant: Grant = {
@@ -153,9 +185,14 @@ async function handleCallback(deps: CallbackDeps, req: HttpRequest, res: HttpRes
       credentialId: attempt.credential_id,
       tokens,
       requestedScopes: attempt.scopes,
-      account: await externalAccount(deps, credential, tokens, claims, attemptLog),
+      account: await externalAccount(deps, profile, tokens, claims, attemptLog),
       // Bound to an end user: usable only once the caller's backend confirms who finished the flow.
       endUserId: attempt.end_user_id,
+      // Where these tokens came from: the only endpoints they will be sent to.
+      endpoints: endpointsOf(profile),
+      // What the catalog names from the callback and the response, plus the template values.
+      metadata: { ...callbackMetadata(query, profile.metadata.callback), ...tokens.metadata, ...profile.connectionConfig },
+      connectionConfig: { ...profile.connectionConfig },
     };
     const reconnect = attempt.connection_id;
     const { id, confirmation } =
@@ -167,9 +204,9 @@ async function handleCallback(deps: CallbackDeps, req: HttpRequest, res: HttpRes
     count(outcome);
     attemptLog.info({ outcome, connection_id: id }, reconnect === undefined ? "connection created" : "connection reauthorized");
     if (attempt.return_url !== undefined) {
-      const query: Record<string, string> = { connection_id: id };
-      if (confirmation !== undefined) query.confirmation = confirmation;
-      return sendRedirect(res, returnUrlWith(attempt.return_url, query));
+      const result: Record<string, string> = { connection_id: id };
+      if (confirmation !== undefined) result.confirmation = confirmation;
+      return sendRedirect(res, returnUrlWith(attempt.return_url, result));
     }
     sendPage(res, 200, "Account connected", ["Your account is connected. You can close this window."]);
   } catch (error) {
@@ -198,15 +235,28 @@ function decryptVerifier(secretBox: SecretBox, attempt: OAuthStateDocument, stat
 }
 
 /**
- * Who connected: the verified ID token's subject, email and name (OpenID Connect Core §2, §5.1).
- * Without one, nothing is known (the provider profile may later name a userinfo endpoint).
+ * Who connected, where the provider says: the catalog's `identity` (a token response field, the
+ * verified ID token's claims, or the userinfo endpoint), else the verified ID token's standard
+ * claims (OpenID Connect Core §2, §5.1), else the credential's userinfo endpoint (§5.3). A
+ * userinfo call that fails leaves the account unknown rather than failing the connection.
  */
 async function externalAccount(
-  _deps: CallbackDeps,
-  _credential: CredentialDocument,
-  _tokens: TokenSet,
+  deps: CallbackDeps,
+  profile: ProviderProfile,
+  tokens: TokenSet,
   claims: JWTPayload | undefined,
-  _log: Logger,
+  log: Logger,
 ): Promise<ExternalAccount | undefined> {
-  return claims === undefined ? undefined : accountFromIdToken(claims);
+  const identity = profile.identity;
+  const fields = identity === undefined ? OIDC_ACCOUNT_FIELDS : { ...OIDC_ACCOUNT_FIELDS, ...identity };
+  if (identity?.source === "token_response") return accountFromObject(tokens.extra, fields);
+  if (claims !== undefined && identity?.source !== "userinfo") return accountFromObject(claims, fields) ?? accountFromIdToken(claims);
+  if (profile.userinfoUrl === undefined) return undefined;
+  try {
+    return await fetchUserinfoAccount(profile.userinfoUrl, tokens.accessToken, fields, deps.fetch);
+  } catch (error) {
+    if (!(error instanceof OutboundError)) throw error;
+    log.warn({ outcome: "userinfo_failed", err: error }, "the provider's userinfo endpoint did not say who connected");
+    return undefined;
+  }
 }

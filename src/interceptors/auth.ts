@@ -2,7 +2,7 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { ServerReflection as ReflectionV1 } from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import { ServerReflection as ReflectionV1Alpha } from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
-import { callerKey } from "../auth/caller.js";
+import { callerKey, callerStillValidKey } from "../auth/caller.js";
 import { callerIdentifier, type IdentifyDeps } from "../auth/identify-caller.js";
 import type { ConsoleSessions } from "../console/sessions.js";
 
@@ -27,9 +27,11 @@ export function authInterceptor(deps: AuthDeps): Interceptor {
     if (PUBLIC_SERVICES.has(req.service.typeName)) return next(req);
     const header = req.header.get("authorization");
     if (header === null && deps.consoleSessions !== undefined) {
-      const caller = await deps.consoleSessions.authenticate(req.header);
+      const sessions = deps.consoleSessions;
+      const caller = await sessions.authenticate(req.header);
       if (caller !== undefined) {
         req.contextValues.set(callerKey, caller);
+        if (req.stream) req.contextValues.set(callerStillValidKey, async () => (await sessions.authenticate(req.header)) !== undefined);
         return next(req);
       }
     }
@@ -37,9 +39,12 @@ export function authInterceptor(deps: AuthDeps): Interceptor {
     if (match?.[1] === undefined) {
       throw new ConnectError('missing bearer token in the "authorization" header', Code.Unauthenticated);
     }
-    const identified = await identify(match[1]);
+    const token = match[1];
+    const identified = await identify(token);
     if (identified === undefined) throw new ConnectError("invalid token", Code.Unauthenticated);
     req.contextValues.set(callerKey, identified.caller);
+    // Streams outlive this check: they ask again while open (a key revoked, a key or JWT expired).
+    if (req.stream) req.contextValues.set(callerStillValidKey, async () => (await identify(token)) !== undefined);
     return next(req);
   };
 }

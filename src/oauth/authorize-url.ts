@@ -21,12 +21,18 @@ export const BROKER_PARAMS = [
  * Parameters that would change how the response comes back. The callback only handles the plain
  * query response, so a JAR request object (RFC 9101) or another response mode cannot be allowed.
  */
-const UNSUPPORTED_PARAMS = ["response_mode", "request", "request_uri"] as const;
+export const UNSUPPORTED_PARAMS = ["response_mode", "request", "request_uri"] as const;
 
 const RESERVED_PARAMS: ReadonlySet<string> = new Set([...BROKER_PARAMS, ...UNSUPPORTED_PARAMS]);
 
 export const MAX_SCOPES = 100;
 export const MAX_SCOPE_LENGTH = 256;
+/**
+ * The `scope` parameter as sent. Every attempt's scopes are stored until its state expires, and
+ * 100 entries of 256 characters made 25 KB per state; with the other fields' limits (return_url
+ * 2048, client_id 512, end_user_id 256) a state holds at most about 5 KB of caller input.
+ */
+export const MAX_SCOPES_TOTAL_LENGTH = 2048;
 export const MAX_PROMPT_LENGTH = 256;
 export const MAX_ADDITIONAL_PARAMS_LENGTH = 4096;
 
@@ -34,8 +40,30 @@ export const MAX_ADDITIONAL_PARAMS_LENGTH = 4096;
 const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
 const PROMPT_TOKEN = /^[A-Za-z0-9_-]+$/;
 
+/** What the provider profile says about authorization requests (see src/providers/profile.ts). */
+export interface AuthorizationRules {
+  scopeSeparator: string;
+  offlineAccess: { method: "scope"; scope: string } | { method: "param"; params: Record<string, string> } | { method: "none" };
+  defaultParams: ReadonlyArray<readonly [string, string]>;
+  defaultPrompt: string | undefined;
+  approvalPromptSuppressesDefault: boolean;
+  promptValues: readonly string[] | undefined;
+}
+
+/** The seed's generic rules: `offline_access`, `prompt=login`, space-separated scopes. */
+export const GENERIC_AUTHORIZATION_RULES: AuthorizationRules = {
+  scopeSeparator: " ",
+  offlineAccess: { method: "scope", scope: "offline_access" },
+  defaultParams: [],
+  defaultPrompt: "login",
+  approvalPromptSuppressesDefault: true,
+  promptValues: undefined,
+};
+
 export interface AuthorizationRequestInput {
   authorizeUrl: string;
+  /** The provider's rules; the generic ones when omitted. */
+  rules?: AuthorizationRules;
   scopes: readonly string[];
   disableOfflineAccess: boolean;
   /** `undefined` when the caller did not set the field: that selects the default. */
@@ -49,6 +77,7 @@ export interface AuthorizationRequestInput {
 export interface AuthorizationRequestPlan {
   endpoint: URL;
   scopes: string[];
+  scopeSeparator: string;
   prompt: string | undefined;
   additionalParams: Array<[string, string]>;
   /** OpenID Connect Core §3.1.2.1: a nonce binds the ID token to this attempt. */
@@ -68,11 +97,19 @@ export interface AuthorizationRequestSecrets {
 
 /** Validates every caller-supplied part of an authorization request. Throws InvalidInputError. */
 export function planAuthorizationRequest(input: AuthorizationRequestInput): AuthorizationRequestPlan {
+  const rules = input.rules ?? GENERIC_AUTHORIZATION_RULES;
   const endpoint = parseAuthorizeUrl(input.authorizeUrl, input.allowHttp);
-  const additionalParams = parseAdditionalParams(input.additionalParams, endpoint);
-  const scopes = normaliseScopes(input.scopes, input.disableOfflineAccess);
-  const prompt = normalisePrompt(input.prompt, additionalParams);
-  return { endpoint, scopes, prompt, additionalParams, needsNonce: scopes.includes("openid") };
+  const callerParams = parseAdditionalParams(input.additionalParams, endpoint);
+  const offline = input.disableOfflineAccess ? { method: "none" as const } : rules.offlineAccess;
+  const scopes = normaliseScopes(input.scopes, offline.method === "scope" ? offline.scope : undefined, rules.scopeSeparator);
+  const prompt = normalisePrompt(input.prompt, callerParams, rules);
+  // The provider's defaults and its way of asking for offline access come after the caller's
+  // parameters, and only for keys the caller (or the authorize URL) did not set: the caller wins.
+  const additionalParams = [...callerParams];
+  const taken = (key: string) => endpoint.searchParams.has(key) || additionalParams.some(([k]) => k === key);
+  const providerParams = [...rules.defaultParams, ...(offline.method === "param" ? Object.entries(offline.params) : [])];
+  for (const [key, value] of providerParams) if (!taken(key)) additionalParams.push([key, value]);
+  return { endpoint, scopes, scopeSeparator: rules.scopeSeparator, prompt, additionalParams, needsNonce: scopes.includes("openid") };
 }
 
 /**
@@ -86,7 +123,7 @@ export function buildAuthorizeUrl(plan: AuthorizationRequestPlan, secrets: Autho
   query.append("client_id", secrets.clientId);
   query.append("redirect_uri", secrets.redirectUri);
   query.append("state", secrets.state);
-  if (plan.scopes.length > 0) query.append("scope", plan.scopes.join(" "));
+  if (plan.scopes.length > 0) query.append("scope", plan.scopes.join(plan.scopeSeparator));
   if (plan.prompt !== undefined) query.append("prompt", plan.prompt);
   if (secrets.codeChallenge !== undefined) {
     query.append("code_challenge", secrets.codeChallenge);
@@ -111,8 +148,11 @@ export function parseAuthorizeUrl(raw: string, allowHttp: boolean): URL {
   return url;
 }
 
-/** Rule 5: requested scopes in order, de-duplicated, plus `offline_access` unless disabled. */
-export function normaliseScopes(scopes: readonly string[], disableOfflineAccess: boolean): string[] {
+/**
+ * Rule 5: requested scopes in order, de-duplicated, plus the provider's offline-access scope
+ * (`offline_access` by default) unless disabled.
+ */
+export function normaliseScopes(scopes: readonly string[], offlineScope: string | undefined, separator = " "): string[] {
   if (scopes.length > MAX_SCOPES) invalid("scopes", `must have at most ${MAX_SCOPES} entries`);
   const result = new Set<string>();
   scopes.forEach((scope, index) => {
@@ -121,9 +161,12 @@ export function normaliseScopes(scopes: readonly string[], disableOfflineAccess:
     if (scope.length > MAX_SCOPE_LENGTH) invalid(field, `must be at most ${MAX_SCOPE_LENGTH} characters`);
     // RFC 6749 §3.3: scopes are space-delimited on the wire, so one entry cannot hold a space.
     if (!SCOPE_TOKEN.test(scope)) invalid(field, 'must be a scope token (printable ASCII without space or " or \\)');
+    // A provider that joins scopes with another character (Slack's comma) would split this one.
+    if (separator !== " " && scope.includes(separator)) invalid(field, "must not contain the provider's scope separator");
     result.add(scope);
   });
-  if (!disableOfflineAccess) result.add("offline_access");
+  if (offlineScope !== undefined) result.add(offlineScope);
+  if ([...result].join(" ").length > MAX_SCOPES_TOTAL_LENGTH) invalid("scopes", `must total at most ${MAX_SCOPES_TOTAL_LENGTH} characters`);
   return [...result];
 }
 
@@ -134,9 +177,10 @@ export function normaliseScopes(scopes: readonly string[], disableOfflineAccess:
 export function normalisePrompt(
   prompt: string | undefined,
   additionalParams: ReadonlyArray<readonly [string, string]>,
+  rules: AuthorizationRules = GENERIC_AUTHORIZATION_RULES,
 ): string | undefined {
   const hasApprovalPrompt = additionalParams.some(([key]) => key === "approval_prompt");
-  if (prompt === undefined) return hasApprovalPrompt ? undefined : "login";
+  if (prompt === undefined) return hasApprovalPrompt && rules.approvalPromptSuppressesDefault ? undefined : rules.defaultPrompt;
   optionalText(prompt, "prompt", MAX_PROMPT_LENGTH);
   const values = [...new Set(prompt.split(/[ +]+/).filter((value) => value !== ""))];
   if (values.length === 0) return undefined;
@@ -144,6 +188,9 @@ export function normalisePrompt(
     if (!PROMPT_TOKEN.test(value)) invalid("prompt", "values must be tokens of A-Z a-z 0-9 _ -");
   }
   if (values.includes("none") && values.length > 1) invalid("prompt", 'must not combine "none" with other values');
+  // Google, for one, refuses `login`: only the values the provider documents are sent.
+  const unknown = rules.promptValues === undefined ? undefined : values.find((value) => !rules.promptValues!.includes(value));
+  if (unknown !== undefined) invalid("prompt", `"${unknown}" is not one of the provider's prompt values (${rules.promptValues!.join(" ")})`);
   // Google answers "Conflict params: approval_prompt and prompt" to a request that has both.
   if (hasApprovalPrompt) invalid("prompt", 'must not be set together with "approval_prompt" in "additional_params"');
   return values.join(" ");

@@ -63,3 +63,52 @@ export function issuerMatches(
 export function providerErrorCode(error: string): string {
   return /^[\x20\x21\x23-\x5b\x5d-\x7e]{1,64}$/.test(error) ? error : "access_denied";
 }
+
+/** The shared callback path; an organisation with `per_organisation_callback` has its own below it. */
+export const CALLBACK_PATH = "/oauth2/callback";
+
+const ORGANISATION_CALLBACK = /^\/oauth2\/callback\/([A-Za-z0-9._-]{1,128})$/;
+
+/**
+ * The `redirect_uri` of an organisation's flows: the shared callback, or with
+ * `per_organisation_callback` its own (security issue 11, item 2), so that a provider registration
+ * naming it can send codes to no other organisation's flow.
+ */
+export function redirectUriFor(publicUrl: string, perOrganisation: string | undefined): string {
+  return perOrganisation === undefined ? `${publicUrl}${CALLBACK_PATH}` : `${publicUrl}${CALLBACK_PATH}/${perOrganisation}`;
+}
+
+/**
+ * Whether a flow whose `redirect_uri` is `redirectUri` may complete at this callback: the URI must
+ * name this same callback (shared, or this organisation's). Only the path is compared, since the
+ * request did arrive at this broker, whose instances may know their public URL differently.
+ */
+export function isRedirectUriOf(callback: { organisationId: string | undefined }, redirectUri: string): boolean {
+  return redirectUri.endsWith(redirectUriFor("", callback.organisationId));
+}
+
+/**
+ * Which callback a request path is: `{ organisationId: undefined }` for the shared one, the
+ * organisation's for its own, undefined when the path is no callback.
+ */
+export function parseCallbackPath(path: string): { organisationId: string | undefined } | undefined {
+  if (path === CALLBACK_PATH) return { organisationId: undefined };
+  const organisationId = ORGANISATION_CALLBACK.exec(path)?.[1];
+  return organisationId === undefined ? undefined : { organisationId };
+}
+
+/**
+ * Non-secret values a provider adds to its redirect (QuickBooks' `realmId`), by the names the
+ * provider profile gives: metadata key -> query parameter. Call it only on a query that
+ * parseCallbackQuery accepted (no repeats, bounded lengths). Values with control characters are
+ * left out.
+ */
+export function callbackMetadata(search: string, names: Readonly<Record<string, string>>): Record<string, string> {
+  const params = new URLSearchParams(search);
+  const metadata: Record<string, string> = {};
+  for (const [key, name] of Object.entries(names)) {
+    const value = params.get(name);
+    if (value !== null && value !== "" && value.length <= 256 && !/[\u0000-\u001f\u007f]/.test(value)) metadata[key] = value;
+  }
+  return metadata;
+}

@@ -1,6 +1,6 @@
 import * as oauth from "oauth4webapi";
 import type { TokenEndpointAuthMethodName } from "../store/credentials.js";
-import { parseTokenResponse, type TokenSet } from "./token-response.js";
+import { parseTokenResponse, STANDARD_TOKEN_RESPONSE, type TokenResponseRules, type TokenSet } from "./token-response.js";
 
 /** The client side of a token request: who the broker is at this provider. */
 export interface TokenClient {
@@ -10,6 +10,10 @@ export interface TokenClient {
   authMethod: TokenEndpointAuthMethodName;
   /** The credential's issuer, when it has one. */
   issuer: string | undefined;
+  /** The token request body's format: form (RFC 6749 §4.1.3) unless the provider wants JSON (Notion). */
+  bodyFormat?: "form" | "json";
+  /** Where the provider puts the parts of its response (the provider profile's). */
+  response?: TokenResponseRules;
 }
 
 /**
@@ -36,7 +40,7 @@ export async function exchangeAuthorizationCode(
     grant.codeVerifier ?? oauth.nopkce,
     options,
   );
-  return parseTokenResponse(response.status, response.headers.get("content-type"), await response.text());
+  return parseTokenResponse(response.status, response.headers.get("content-type"), await response.text(), client.response);
 }
 
 /**
@@ -47,7 +51,7 @@ export async function exchangeAuthorizationCode(
 export async function refreshAccessToken(client: TokenClient, refreshToken: string, fetchImpl: typeof fetch): Promise<TokenSet> {
   const { as, oauthClient, auth, options } = requestParts(client, fetchImpl);
   const response = await oauth.refreshTokenGrantRequest(as, oauthClient, auth, refreshToken, options);
-  return parseTokenResponse(response.status, response.headers.get("content-type"), await response.text());
+  return parseTokenResponse(response.status, response.headers.get("content-type"), await response.text(), client.response ?? STANDARD_TOKEN_RESPONSE);
 }
 
 /**
@@ -92,9 +96,22 @@ function requestParts(client: TokenClient, fetchImpl: typeof fetch) {
     oauthClient: { client_id: client.clientId } satisfies oauth.Client,
     auth: client.authMethod === "client_secret_post" ? oauth.ClientSecretPost(client.clientSecret) : oauth.ClientSecretBasic(client.clientSecret),
     options: {
-      [oauth.customFetch]: fetchImpl,
+      [oauth.customFetch]: client.bodyFormat === "json" ? jsonBody(fetchImpl) : fetchImpl,
       // token_url was validated as https, or http on a loopback host.
       [oauth.allowInsecureRequests]: tokenUrl.protocol === "http:",
     },
+  };
+}
+
+/**
+ * For providers that take the token request as JSON (Notion): the same parameters oauth4webapi
+ * built, client authentication included, sent as a JSON object instead of a form.
+ */
+function jsonBody(fetchImpl: typeof fetch): typeof fetch {
+  return (input, init) => {
+    if (!(init?.body instanceof URLSearchParams)) return fetchImpl(input, init);
+    const headers = new Headers(init.headers);
+    headers.set("content-type", "application/json");
+    return fetchImpl(input, { ...init, headers, body: JSON.stringify(Object.fromEntries(init.body)) });
   };
 }

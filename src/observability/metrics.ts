@@ -24,6 +24,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly malformedRequests = new Counter({
+    name: "broker_rpc_malformed_requests_total",
+    help: "RPCs refused because the request message was not valid protobuf, by method and protocol.",
+    labelNames: ["method", "protocol"] as const,
+    registers: [this.registry],
+  });
+
   readonly callbacks = new Counter({
     name: "broker_callback_outcomes_total",
     help: "OAuth callbacks, by outcome (connected, invalid_state, a provider error code, token_exchange_failed, …).",
@@ -57,6 +64,7 @@ const CALLBACK_OUTCOMES = new Set([
   "reauthorized",
   "pending_confirmation",
   "invalid_state",
+  "wrong_callback",
   "invalid_request",
   "credential_changed",
   "issuer_mismatch",

@@ -83,7 +83,10 @@ export class OutboundPolicy {
   };
 }
 
-const SPECIAL = new BlockList();
+// Two lists: node's BlockList matches an IPv4 address against IPv6 rules through its mapped form,
+// so one list holding ::ffff:0:0/96 would call every IPv4 address special.
+const SPECIAL_V4 = new BlockList();
+const SPECIAL_V6 = new BlockList();
 for (const [address, prefix] of [
   ["0.0.0.0", 8],
   ["10.0.0.0", 8],
@@ -100,28 +103,30 @@ for (const [address, prefix] of [
   ["224.0.0.0", 4],
   ["240.0.0.0", 4],
 ] as const) {
-  SPECIAL.addSubnet(address, prefix, "ipv4");
+  SPECIAL_V4.addSubnet(address, prefix, "ipv4");
 }
 for (const [address, prefix] of [
-  ["::", 127], // :: and ::1
-  ["64:ff9b::", 96], // NAT64 can reach IPv4 private ranges
+  ["::", 96], // ::, ::1 and the deprecated IPv4-compatible ::a.b.c.d (RFC 4291 §2.5.5.1)
+  ["::ffff:0:0", 96], // IPv4-mapped (RFC 4291 §2.5.5.2): an IPv4 address in disguise, never a public IPv6 host
+  ["64:ff9b::", 96], // NAT64 can reach IPv4 private ranges (RFC 6052)
+  ["64:ff9b:1::", 48], // local-use NAT64 (RFC 8215)
   ["100::", 64],
   ["2001:db8::", 32],
+  ["2002::", 16], // 6to4 embeds any IPv4 address, private ones included (RFC 3056)
   ["fc00::", 7],
   ["fe80::", 10],
+  ["fec0::", 10], // deprecated site-local (RFC 3879)
   ["ff00::", 8],
 ] as const) {
-  SPECIAL.addSubnet(address, prefix, "ipv6");
+  SPECIAL_V6.addSubnet(address, prefix, "ipv6");
 }
 
 /** Loopback, private, link-local, multicast, documentation and other non-public ranges. */
 export function isSpecialAddress(address: string): boolean {
   const host = unbracket(address);
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(host);
-  if (mapped?.[1] !== undefined) return SPECIAL.check(mapped[1], "ipv4");
   const family = isIP(host);
   if (family === 0) return false;
-  return SPECIAL.check(host, family === 6 ? "ipv6" : "ipv4");
+  return family === 6 ? SPECIAL_V6.check(host, "ipv6") : SPECIAL_V4.check(host, "ipv4");
 }
 
 function unbracket(host: string): string {

@@ -5,20 +5,25 @@ import { type ConnectionService, RevocationOutcome } from "../../gen/oauth2broke
 import type { ConnectionLifecycle, RevocationResult } from "../connections/connection-lifecycle.js";
 import type { TokenRefresher } from "../connections/token-refresher.js";
 import { toConnectionEvent } from "../events/connection-events.js";
-import type { ConnectionStore } from "../store/connections.js";
+import type { ConnectionDocument, ConnectionStore } from "../store/connections.js";
 import type { EventStore } from "../store/events.js";
 import { fromConnectionStatus, toConnection, toConnectionStatus } from "./connection-views.js";
 import { decodePageToken, encodePageToken, pageSize } from "./page-token.js";
 import type { SecretBox } from "../crypto/secret-box.js";
 import { invalid } from "../errors.js";
 import { buildAuthorizeUrl, planAuthorizationRequest } from "../oauth/authorize-url.js";
+import { redirectUriFor } from "../oauth/callback-params.js";
 import { generateAttemptSecrets } from "../oauth/state.js";
 import type { CredentialStore } from "../store/credentials.js";
 import { requireAllowedReturnUrl } from "../oauth/return-url.js";
 import type { OAuthStateDocument, OAuthStateStore } from "../store/oauth-states.js";
 import type { OrganisationStore } from "../store/organisations.js";
 import { callerKey, requireOrganisation } from "../auth/caller.js";
+import { releaseWorkSlots } from "../interceptors/rate-limit.js";
+import { streamSignal } from "../interceptors/stream-limits.js";
+import type { EventFeed } from "../events/event-feed.js";
 import { requireIdentifier, requireText } from "../validation.js";
+import { type ProviderCatalog, profileFor } from "../providers/catalog.js";
 
 export interface ConnectionServiceDeps {
   credentials: CredentialStore;
@@ -30,14 +35,15 @@ export interface ConnectionServiceDeps {
   lifecycle: ConnectionLifecycle;
   refresher: TokenRefresher;
   secretBox: SecretBox;
-  /** How often WatchConnectionEvents looks for new events. */
-  watchIntervalMs?: number;
-  /** `<BROKER_PUBLIC_URL>/oauth2/callback` */
-  redirectUri: string;
+  /** Published events, for WatchConnectionEvents (one shared poll per organisation). */
+  eventFeed: EventFeed;
+  /** BROKER_PUBLIC_URL: redirect URIs are made from it (see redirectUriFor). */
+  publicUrl: string;
   /** The operator console's own return URL, allowed for the flows the console starts. */
   consoleReturnUrl: string;
   stateTtlSeconds: number;
   allowHttpAuthorizeUrl: boolean;
+  providers: ProviderCatalog;
 }
 
 /** The AAD that binds a stored PKCE verifier to its attempt. */
@@ -48,7 +54,8 @@ export function codeVerifierContext(stateHash: string): string {
 export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<typeof ConnectionService> {
   return {
     async initialiseOAuth2Connection(req, ctx) {
-      // Every input is checked before anything is read or written.
+      // Every input is checked before anything is written. The authorization request is checked
+      // after the credential is read, since its provider decides the rules (and the endpoint).
       const organisationId = requireIdentifier(req.organisationId, "organisation_id");
       requireOrganisation(ctx, organisationId, "credential");
       const connectorId = requireIdentifier(req.connectorId, "connector_id");
@@ -56,54 +63,68 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
       const credentialId = requireText(reference.id, "credential.id", 128);
       const credentialOrganisationId = requireIdentifier(reference.organisationId, "credential.organisation_id");
       const clientId = requireText(req.clientId, "client_id", 512);
-      const plan = planAuthorizationRequest({
-        authorizeUrl: req.authorizeUrl,
+      const endUserId = req.endUserId === "" ? undefined : requireText(req.endUserId, "end_user_id", 256);
+      // The confirmation code reaches the caller's backend only through its return URL.
+      if (endUserId !== undefined && req.returnUrl === "") invalid("return_url", 'is required with "end_user_id"');
+      const reconnectId = req.connectionId === "" ? undefined : requireText(req.connectionId, "connection_id", 128);
+
+      const authorizationInput = {
         scopes: req.scopes,
         disableOfflineAccess: req.disableOfflineAccess,
         prompt: req.prompt,
         additionalParams: req.additionalParams,
         allowHttp: deps.allowHttpAuthorizeUrl,
-      });
-      const endUserId = req.endUserId === "" ? undefined : requireText(req.endUserId, "end_user_id", 256);
-      // The confirmation code reaches the caller's backend only through its return URL.
-      if (endUserId !== undefined && req.returnUrl === "") invalid("return_url", 'is required with "end_user_id"');
+      };
+      // Rule 1: a credential of another organisation is indistinguishable from a missing one.
+      const [settings, credential] = await Promise.all([
+        deps.organisations.findById(organisationId),
+        credentialOrganisationId === organisationId ? deps.credentials.findById(organisationId, credentialId) : null,
+      ]);
+      if (credential === null) {
+        // Bad input is still reported as such (by the generic rules, as before providers decided
+        // them) rather than hidden behind NOT_FOUND.
+        if (req.authorizeUrl !== "") planAuthorizationRequest({ ...authorizationInput, authorizeUrl: req.authorizeUrl });
+        throw new ConnectError("credential not found", Code.NotFound);
+      }
+      let reconnecting: ConnectionDocument | null = null;
+      if (reconnectId !== undefined) {
+        // A reconnect re-authorizes a connection of this organisation and credential, in any
+        // status but deleted; another organisation's is indistinguishable from a missing one.
+        reconnecting = await deps.connections.findById(organisationId, reconnectId);
+        if (reconnecting === null) throw new ConnectError("connection not found", Code.NotFound);
+        if (reconnecting.credential_id !== credential._id) {
+          throw new ConnectError('"connection_id" names a connection made with another credential', Code.FailedPrecondition);
+        }
+      }
+      // The provider's profile checks `connection_config` against the catalog's parameters. A
+      // reconnect keeps the connection's own unless the request gives one.
+      const connectionConfig =
+        Object.keys(req.connectionConfig).length === 0 && reconnecting !== null ? (reconnecting.connection_config ?? {}) : req.connectionConfig;
+      const profile = profileFor(deps.providers, credential, connectionConfig);
+      const authorizeUrl = req.authorizeUrl !== "" ? req.authorizeUrl : (profile.authorizeUrl ?? invalid("authorize_url", "is required"));
+      const plan = planAuthorizationRequest({ ...authorizationInput, authorizeUrl, rules: profile.authorize });
       const returnUrl =
         req.returnUrl === ""
           ? undefined
           : requireAllowedReturnUrl(req.returnUrl, [
-              ...((await deps.organisations.findById(organisationId))?.allowed_return_urls ?? []),
+              ...(settings?.allowed_return_urls ?? []),
               ...(ctx.values.get(callerKey)?.viaConsole ? [deps.consoleReturnUrl] : []),
             ]);
-
-      const reconnectId = req.connectionId === "" ? undefined : requireText(req.connectionId, "connection_id", 128);
-
-      // Rule 1: a credential of another organisation is indistinguishable from a missing one.
-      const credential =
-        credentialOrganisationId === organisationId ? await deps.credentials.findById(organisationId, credentialId) : null;
-      if (credential === null) throw new ConnectError("credential not found", Code.NotFound);
-      if (reconnectId !== undefined) {
-        // A reconnect re-authorizes a connection of this organisation and credential, in any
-        // status but deleted; another organisation's is indistinguishable from a missing one.
-        const existing = await deps.connections.findById(organisationId, reconnectId);
-        if (existing === null) throw new ConnectError("connection not found", Code.NotFound);
-        if (existing.credential_id !== credential._id) {
-          throw new ConnectError('"connection_id" names a connection made with another credential', Code.FailedPrecondition);
-        }
-      }
       // Rule 2: the callback checks this again, in case the credential changes in between.
       if (credential.client_id !== clientId) {
         throw new ConnectError('"client_id" does not match the credential\'s client ID', Code.FailedPrecondition);
       }
       // The ID token that `openid` brings back is verified against the issuer (OpenID Connect
       // Core §3.1.3.7), so an openid flow without one could never complete.
-      if (plan.needsNonce && credential.issuer === undefined) {
+      if (plan.needsNonce && profile.issuer === undefined) {
         throw new ConnectError('"scopes" has "openid" but the credential has no "issuer" to verify ID tokens', Code.FailedPrecondition);
       }
 
-      const secrets = generateAttemptSecrets({ pkce: !credential.disable_pkce, nonce: plan.needsNonce });
+      const secrets = generateAttemptSecrets({ pkce: profile.authorize.pkce, nonce: plan.needsNonce });
+      const redirectUri = redirectUriFor(deps.publicUrl, settings?.per_organisation_callback === true ? organisationId : undefined);
       const url = buildAuthorizeUrl(plan, {
         clientId,
-        redirectUri: deps.redirectUri,
+        redirectUri,
         state: secrets.state,
         codeChallenge: secrets.codeChallenge,
         nonce: secrets.nonce,
@@ -116,7 +137,7 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
         connector_id: connectorId,
         credential_id: credential._id,
         client_id: clientId,
-        redirect_uri: deps.redirectUri,
+        redirect_uri: redirectUri,
         scopes: plan.scopes,
         create_time: now,
         expire_time: expireTime,
@@ -128,6 +149,7 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
       if (returnUrl !== undefined) attempt.return_url = returnUrl;
       if (endUserId !== undefined) attempt.end_user_id = endUserId;
       if (reconnectId !== undefined) attempt.connection_id = reconnectId;
+      if (Object.keys(profile.connectionConfig).length > 0) attempt.connection_config = { ...profile.connectionConfig };
       await deps.states.insert(attempt);
       return { url, expireTime: timestampFromDate(expireTime) };
     },
@@ -163,13 +185,17 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
     async getAccessToken(req, ctx) {
       const organisationId = requireIdentifier(req.organisationId, "organisation_id");
       requireOrganisation(ctx, organisationId, "connection");
-      const token = await deps.refresher.getAccessToken(organisationId, requireText(req.connectionId, "connection_id", 128), {
+      const connectionId = requireText(req.connectionId, "connection_id", 128);
+      const token = await deps.refresher.getAccessToken(organisationId, connectionId, {
         force: req.forceRefresh,
+        // Waiting on another call's refresh is no work of this call's own: it gives its slots back.
+        onSharedWait: () => releaseWorkSlots(ctx.values),
       });
       return {
         accessToken: token.accessToken,
         tokenType: token.tokenType,
         expireTime: token.expireTime ? timestampFromDate(token.expireTime) : undefined,
+        metadata: token.metadata,
       };
     },
 
@@ -224,23 +250,7 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
     async *watchConnectionEvents(req, ctx) {
       const organisationId = requireIdentifier(req.organisationId, "organisation_id");
       requireOrganisation(ctx, organisationId, "organisation");
-      // Events are followed by the time they were published. Instances' clocks and publishing
-      // order differ a little, so each poll looks a few seconds back and skips events already sent.
-      const lookBackMs = 5_000;
-      let since = new Date();
-      const sent = new Map<string, number>();
-      while (!ctx.signal.aborted) {
-        const events = await deps.events.publishedSince(organisationId, new Date(since.getTime() - lookBackMs), 500);
-        for (const event of events) {
-          if (sent.has(event._id)) continue;
-          sent.set(event._id, event.publish_time.getTime());
-          yield { event: toConnectionEvent(event) };
-        }
-        const newest = events.at(-1)?.publish_time;
-        if (newest !== undefined && newest > since) since = newest;
-        for (const [eventId, published] of sent) if (published < since.getTime() - 2 * lookBackMs) sent.delete(eventId);
-        await sleep(deps.watchIntervalMs ?? 250, undefined, { signal: ctx.signal }).catch(() => undefined);
-      }
+      for await (const event of deps.eventFeed.follow(organisationId, streamSignal(ctx))) yield { event: toConnectionEvent(event) };
     },
   };
 }

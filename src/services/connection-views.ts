@@ -48,6 +48,7 @@ export function toConnection(document: ConnectionDocument): Connection {
     hasRefreshToken: document.refresh_token !== undefined,
     createTime: timestampFromDate(document.create_time),
     updateTime: timestampFromDate(document.update_time),
+    metadata: document.metadata ?? {},
     externalAccount:
       document.external_account === undefined
         ? undefined

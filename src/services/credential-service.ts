@@ -6,22 +6,31 @@ import { type Credential, CredentialSchema, TokenEndpointAuthMethod } from "../.
 import type { CredentialService } from "../../gen/oauth2broker/v1/credential_service_pb.js";
 import type { SecretBox } from "../crypto/secret-box.js";
 import { invalid } from "../errors.js";
-import type {
-  CredentialChanges,
-  CredentialDocument,
-  CredentialStore,
-  TokenEndpointAuthMethodName,
+import {
+  type CredentialChanges,
+  type CredentialDocument,
+  type CredentialStore,
+  SECRET_DESTINATION_FIELDS,
+  type TokenEndpointAuthMethodName,
 } from "../store/credentials.js";
+import type { ConnectionLifecycle } from "../connections/connection-lifecycle.js";
 import { decodePageToken, encodePageToken, pageSize } from "./page-token.js";
-import { requireOrganisation } from "../auth/caller.js";
+import { callerKey, requireOrganisation } from "../auth/caller.js";
 import type { OutboundPolicy } from "../outbound/address-policy.js";
 import { requireEndpointUrl, requireIdentifier, requireText } from "../validation.js";
-
+import type { ProviderCatalog } from "../providers/catalog.js";
+import { checkTemplateValues, renderEndpoint } from "../providers/profile.js";
+import { type DiscoveredServer, DiscoveryError, discoverAuthorizationServer } from "../oauth/discovery.js";
 
 export interface CredentialServiceDeps {
   credentials: CredentialStore;
   secretBox: SecretBox;
   outbound: OutboundPolicy;
+  /** For `move_connections`: moves the credential's connections, each under its lease. */
+  move: Pick<ConnectionLifecycle, "moveToCredentialEndpoints">;
+  providers: ProviderCatalog;
+  /** The bounded fetch for provider calls (issuer discovery). */
+  fetch: typeof fetch;
 }
 
 /** The AAD that binds a client secret's ciphertext to its credential. */
@@ -29,14 +38,60 @@ export function clientSecretContext(credentialId: string): string {
   return `credentials/${credentialId}/client_secret`;
 }
 
-export function credentialService({ credentials, secretBox, outbound }: CredentialServiceDeps): ServiceImpl<typeof CredentialService> {
+export function credentialService({ credentials, secretBox, outbound, move, providers, fetch }: CredentialServiceDeps): ServiceImpl<typeof CredentialService> {
   const validateTokenUrl = (url: string) => outboundUrl(outbound, url, "credential.token_url");
   const validateRevocationUrl = (url: string) => outboundUrl(outbound, url, "credential.revocation_url");
+  const validateUserinfoUrl = (url: string) => outboundUrl(outbound, url, "credential.userinfo_url");
+  /**
+   * A credential as a whole: a known provider with every credential-level template value valid
+   * (and the hosts they name allowed by the outbound policy), or, without a provider, its own
+   * token endpoint.
+   */
+  const validateProvider = (document: CredentialDocument): void => {
+    if (document.provider === undefined) {
+      if (document.provider_config !== undefined && Object.keys(document.provider_config).length > 0) {
+        invalid("credential.provider_config", 'is only for credentials with a "provider"');
+      }
+      if (document.token_url === undefined) invalid("credential.token_url", "is required");
+      return;
+    }
+    const entry = providers.get(document.provider) ?? invalid("credential.provider", "is not a provider in the catalog");
+    const values = checkTemplateValues(entry, "credential", document.provider_config ?? {}, "credential.provider_config");
+    // Connection-level labels sit under the catalog's fixed domain; a sample fills them here.
+    for (const parameter of entry.parameters ?? []) if (parameter.level === "connection") values[parameter.name] = "a";
+    for (const template of Object.values(entry.endpoints)) {
+      const credentialParameter = (entry.parameters ?? []).find((p) => p.level === "credential" && template.includes(`{${p.name}}`));
+      if (credentialParameter === undefined) continue;
+      const field = `credential.provider_config.${credentialParameter.name}`;
+      const url = renderEndpoint(template, values, entry.parameters ?? []);
+      outbound.requireUrl(url, field, requireEndpointUrl(url, field, { allowHttp: true }));
+    }
+  };
   /** RFC 8414 §2: an issuer is an https URL with no query or fragment. Discovery fetches it. */
   const validateIssuer = (issuer: string) => {
     outbound.requireUrl(issuer, "credential.issuer", requireEndpointUrl(issuer, "credential.issuer", { allowQuery: false, allowHttp: true }));
     // The issuer is compared as a string (RFC 9207 §2.4), so keep it exactly as given.
     return issuer;
+  };
+  const fillFromDiscovery = async (document: CredentialDocument, pkceSet: boolean, issSet: boolean): Promise<void> => {
+    let server: DiscoveredServer;
+    try {
+      server = await discoverAuthorizationServer(document.issuer!, fetch);
+    } catch (error) {
+      if (!(error instanceof DiscoveryError)) throw error;
+      invalid("credential.issuer", "has no usable discovery document (set token_url instead)");
+    }
+    // Discovered endpoints pass the same checks as given ones.
+    document.token_url = outboundUrl(outbound, server.tokenEndpoint, "credential.token_url");
+    if (document.revocation_url === undefined && server.revocationEndpoint !== undefined) {
+      document.revocation_url = outboundUrl(outbound, server.revocationEndpoint, "credential.revocation_url");
+    }
+    if (document.userinfo_url === undefined && server.userinfoEndpoint !== undefined) {
+      document.userinfo_url = outboundUrl(outbound, server.userinfoEndpoint, "credential.userinfo_url");
+    }
+    if (!issSet) document.authorization_response_iss_parameter_supported = server.issParameterSupported;
+    // RFC 7636 §4.2: the broker sends S256 only; a server that lists methods without it gets none.
+    if (!pkceSet && server.codeChallengeMethods !== undefined) document.disable_pkce = !server.codeChallengeMethods.includes("S256");
   };
   return {
     async createCredential(req, ctx) {
@@ -51,15 +106,28 @@ export function credentialService({ credentials, secretBox, outbound }: Credenti
         name: validateName(input.name),
         client_id: validateClientId(input.clientId),
         client_secret: secretBox.encrypt(validateClientSecret(input.clientSecret), clientSecretContext(id)),
-        token_url: validateTokenUrl(input.tokenUrl),
-        token_endpoint_auth_method: validateAuthMethod(input.tokenEndpointAuthMethod),
-        disable_pkce: input.disablePkce,
         authorization_response_iss_parameter_supported: input.authorizationResponseIssParameterSupported,
         create_time: now,
         update_time: now,
       };
+      if (input.provider !== "") document.provider = input.provider;
+      if (Object.keys(input.providerConfig).length > 0) document.provider_config = { ...input.providerConfig };
+      if (input.tokenUrl !== "") document.token_url = validateTokenUrl(input.tokenUrl);
+      // Without a provider, unset means the generic behaviour, stored as such (as before providers
+      // existed); with one, unset means "as the catalog says", so nothing is stored.
+      if (input.tokenEndpointAuthMethod !== undefined || document.provider === undefined) {
+        document.token_endpoint_auth_method = validateAuthMethod(input.tokenEndpointAuthMethod ?? TokenEndpointAuthMethod.UNSPECIFIED);
+      }
+      if (input.disablePkce !== undefined || document.provider === undefined) document.disable_pkce = input.disablePkce ?? false;
       if (input.issuer !== undefined) document.issuer = validateIssuer(input.issuer);
       if (input.revocationUrl !== undefined) document.revocation_url = validateRevocationUrl(input.revocationUrl);
+      if (input.userinfoUrl !== undefined) document.userinfo_url = validateUserinfoUrl(input.userinfoUrl);
+      // RFC 8414 / OpenID Connect Discovery: an issuer alone (no provider, no token_url) is
+      // enough; what the credential sets explicitly wins over what is discovered.
+      if (document.provider === undefined && document.token_url === undefined && document.issuer !== undefined) {
+        await fillFromDiscovery(document, input.disablePkce !== undefined, input.authorizationResponseIssParameterSupported);
+      }
+      validateProvider(document);
       await credentials.insert(document);
       return { credential: toCredential(document) };
     },
@@ -92,8 +160,17 @@ export function credentialService({ credentials, secretBox, outbound }: Credenti
       const organisationId = requireIdentifier(input.organisationId, "credential.organisation_id");
       requireOrganisation(ctx, organisationId, "credential");
       const id = requireText(input.id, "credential.id", 128);
+      if (req.moveConnections && ctx.values.get(callerKey)?.kind !== "admin") {
+        throw new ConnectError('"move_connections" needs an admin key', Code.PermissionDenied);
+      }
       const paths = req.updateMask?.paths ?? [];
-      if (paths.length === 0) invalid("update_mask", "must name at least one field");
+      if (paths.length === 0 && !req.moveConnections) invalid("update_mask", "must name at least one field");
+      // Security issue 11, item 1: an endpoint changes only with a new client secret, so the
+      // stored secret is never sent where it was not meant to go.
+      const destination = SECRET_DESTINATION_FIELDS.find((field) => paths.includes(field));
+      if (destination !== undefined && !paths.includes("client_secret")) {
+        invalid("credential.client_secret", `is required to change "credential.${destination}"`);
+      }
       const changes: CredentialChanges = {};
       const clear: Array<keyof CredentialChanges> = [];
       for (const path of new Set(paths)) {
@@ -108,13 +185,28 @@ export function credentialService({ credentials, secretBox, outbound }: Credenti
             changes.client_secret = secretBox.encrypt(validateClientSecret(input.clientSecret), clientSecretContext(id));
             break;
           case "token_url":
-            changes.token_url = validateTokenUrl(input.tokenUrl);
+            if (input.tokenUrl === "") clear.push("token_url");
+            else changes.token_url = validateTokenUrl(input.tokenUrl);
             break;
           case "token_endpoint_auth_method":
-            changes.token_endpoint_auth_method = validateAuthMethod(input.tokenEndpointAuthMethod);
+            if (input.tokenEndpointAuthMethod === undefined) clear.push("token_endpoint_auth_method");
+            else changes.token_endpoint_auth_method = validateAuthMethod(input.tokenEndpointAuthMethod);
             break;
           case "disable_pkce":
-            changes.disable_pkce = input.disablePkce;
+            if (input.disablePkce === undefined) clear.push("disable_pkce");
+            else changes.disable_pkce = input.disablePkce;
+            break;
+          case "provider":
+            if (input.provider === "") clear.push("provider");
+            else changes.provider = input.provider;
+            break;
+          case "provider_config":
+            if (Object.keys(input.providerConfig).length === 0) clear.push("provider_config");
+            else changes.provider_config = { ...input.providerConfig };
+            break;
+          case "userinfo_url":
+            if (input.userinfoUrl === undefined || input.userinfoUrl === "") clear.push("userinfo_url");
+            else changes.userinfo_url = validateUserinfoUrl(input.userinfoUrl);
             break;
           case "authorization_response_iss_parameter_supported":
             changes.authorization_response_iss_parameter_supported = input.authorizationResponseIssParameterSupported;
@@ -131,8 +223,23 @@ export function credentialService({ credentials, secretBox, outbound }: Credenti
             invalid("update_mask", `names "${path.slice(0, 64)}" that cannot be updated`);
         }
       }
-      const document = await credentials.update(organisationId, id, changes, clear);
-      return { credential: toCredential(document ?? notFound()) };
+      // The credential as it would be after the change must still make sense as a whole (a
+      // provider with its template values, or a token endpoint of its own).
+      const current = (await credentials.findById(organisationId, id)) ?? notFound();
+      let document = current;
+      if (paths.length > 0) {
+        const merged: CredentialDocument = { ...current, ...changes };
+        for (const field of clear) delete merged[field];
+        // A generic credential keeps storing its defaults, as before providers existed.
+        if (merged.provider === undefined) {
+          if (clear.includes("token_endpoint_auth_method")) changes.token_endpoint_auth_method = merged.token_endpoint_auth_method = "client_secret_basic";
+          if (clear.includes("disable_pkce")) changes.disable_pkce = merged.disable_pkce = false;
+        }
+        validateProvider(merged);
+        document = (await credentials.update(organisationId, id, changes, clear.filter((field) => changes[field] === undefined))) ?? notFound();
+      }
+      if (req.moveConnections) await move.moveToCredentialEndpoints(document);
+      return { credential: toCredential(document) };
     },
 
     async deleteCredential(req, ctx) {
@@ -188,14 +295,19 @@ export function toCredential(document: CredentialDocument): Credential {
     name: document.name,
     clientId: document.client_id,
     clientSecretSet: document.client_secret !== "",
-    tokenUrl: document.token_url,
+    tokenUrl: document.token_url ?? "",
     tokenEndpointAuthMethod:
-      document.token_endpoint_auth_method === "client_secret_post"
-        ? TokenEndpointAuthMethod.CLIENT_SECRET_POST
-        : TokenEndpointAuthMethod.CLIENT_SECRET_BASIC,
+      document.token_endpoint_auth_method === undefined
+        ? undefined
+        : document.token_endpoint_auth_method === "client_secret_post"
+          ? TokenEndpointAuthMethod.CLIENT_SECRET_POST
+          : TokenEndpointAuthMethod.CLIENT_SECRET_BASIC,
     disablePkce: document.disable_pkce,
     issuer: document.issuer,
     revocationUrl: document.revocation_url,
+    userinfoUrl: document.userinfo_url,
+    provider: document.provider ?? "",
+    providerConfig: document.provider_config ?? {},
     authorizationResponseIssParameterSupported: document.authorization_response_iss_parameter_supported === true,
     createTime: timestampFromDate(document.create_time),
     updateTime: timestampFromDate(document.update_time),

@@ -3,6 +3,7 @@ import { EventEmitter, on } from "node:events";
 import { setTimeout } from "node:timers/promises";
 import type { Logger } from "pino";
 import type { Database } from "../store/database.js";
+import { streamSignal } from "../interceptors/stream-limits.js";
 import { Health, HealthCheckResponse_ServingStatus as Status } from "../../gen/grpc/health/v1/health_pb.js";
 
 const CHECK_INTERVAL_MS = 5_000;
@@ -117,7 +118,7 @@ export function healthService(monitor: HealthMonitor, serviceNames: readonly str
         yield { status: Status.SERVICE_UNKNOWN };
         return;
       }
-      for await (const status of monitor.watch(ctx.signal)) yield { status };
+      for await (const status of monitor.watch(streamSignal(ctx))) yield { status };
     },
   };
 }

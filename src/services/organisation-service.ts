@@ -10,7 +10,8 @@ import type { SecretBox } from "../crypto/secret-box.js";
 import { invalid } from "../errors.js";
 import { generateWebhookSecret, webhookSecretContext } from "../events/webhook-signature.js";
 import { MAX_ALLOWED_RETURN_URLS, parseAllowedReturnUrl } from "../oauth/return-url.js";
-import type { OrganisationDocument, OrganisationStore } from "../store/organisations.js";
+import type { LeaseStore } from "../store/leases.js";
+import { type OrganisationDocument, organisationLeaseKey, type OrganisationStore } from "../store/organisations.js";
 import { callerKey, requireOrganisation } from "../auth/caller.js";
 import type { OutboundPolicy } from "../outbound/address-policy.js";
 import { requireIdentifier } from "../validation.js";
@@ -21,11 +22,27 @@ const VALID_WEBHOOK_SECRETS = 2;
 
 export function organisationService(
   organisations: OrganisationStore,
+  leases: LeaseStore,
   secretBox: SecretBox,
   outbound: OutboundPolicy,
   /** Every organisation that has settings, credentials, API keys or events (admins see them all). */
   knownOrganisationIds: () => Promise<string[]>,
 ): ServiceImpl<typeof OrganisationService> {
+  /**
+   * Runs one change to an organisation's settings at a time, across instances: a rotation reads
+   * the secrets it extends, and FerretDB v1 cannot make that read-then-write atomic, so two
+   * concurrent rotations each returned a secret while only one was stored.
+   */
+  async function serialised<T>(organisationId: string, change: () => Promise<T>): Promise<T> {
+    const lease = await leases.acquire(organisationLeaseKey(organisationId), 10_000, 5_000);
+    if (lease === null) throw new ConnectError("the organisation's settings are being changed - try again", Code.Unavailable);
+    try {
+      return await change();
+    } finally {
+      await leases.release(lease);
+    }
+  }
+
   return {
     async listOrganisations(_req, ctx) {
       const caller = ctx.values.get(callerKey);
@@ -62,21 +79,36 @@ export function organisationService(
             if (input.webhookUrl === "") clear.push("webhook_url");
             else changes.webhook_url = outboundUrl(outbound, input.webhookUrl, "settings.webhook_url");
             break;
+          case "per_organisation_callback":
+            // The callback path holds the ID, and a path segment "." or ".." would not survive URL resolution.
+            if (input.perOrganisationCallback && (organisationId === "." || organisationId === "..")) {
+              invalid("settings.per_organisation_callback", 'cannot be used by an organisation named "." or ".."');
+            }
+            changes.per_organisation_callback = input.perOrganisationCallback;
+            break;
           default:
             invalid("update_mask", `names "${path.slice(0, 64)}" that cannot be updated`);
         }
       }
-      return { settings: toSettings(organisationId, await organisations.update(organisationId, changes, clear)) };
+      const document = await serialised(organisationId, () => organisations.update(organisationId, changes, clear));
+      return { settings: toSettings(organisationId, document) };
     },
 
     async rotateWebhookSecret(req, ctx) {
       const organisationId = requireIdentifier(req.organisationId, "organisation_id");
       requireOrganisation(ctx, organisationId, "organisation");
       const secret = generateWebhookSecret();
-      const previous = (await organisations.findById(organisationId))?.webhook_secrets ?? [];
-      const secrets = [secretBox.encrypt(secret, webhookSecretContext(organisationId)), ...previous].slice(0, VALID_WEBHOOK_SECRETS);
-      await organisations.update(organisationId, { webhook_secrets: secrets });
-      return { secret, webhookSecretCount: secrets.length };
+      const sealed = secretBox.encrypt(secret, webhookSecretContext(organisationId));
+      const stored = await serialised(organisationId, async () => {
+        const previous = (await organisations.findById(organisationId))?.webhook_secrets ?? [];
+        return organisations.update(organisationId, { webhook_secrets: [sealed, ...previous].slice(0, VALID_WEBHOOK_SECRETS) });
+      });
+      // Belt and braces should the lease have expired under a slow database: never hand out a
+      // secret that is not the stored newest one.
+      if (stored.webhook_secrets?.[0] !== sealed) {
+        throw new ConnectError("the webhook secret was changed concurrently - try again", Code.Aborted);
+      }
+      return { secret, webhookSecretCount: stored.webhook_secrets.length };
     },
   };
 }
@@ -87,6 +119,8 @@ function toSettings(organisationId: string, document: OrganisationDocument | nul
     allowedReturnUrls: document?.allowed_return_urls ?? [],
     webhookUrl: document?.webhook_url ?? "",
     webhookSecretCount: document?.webhook_secrets?.length ?? 0,
+    perOrganisationCallback: document?.per_organisation_callback === true,
+    webhookDeliveriesWaiting: document?.webhook_url !== undefined && (document.webhook_secrets?.length ?? 0) === 0,
     updateTime: document ? timestampFromDate(document.update_time) : undefined,
   });
 }

@@ -36,6 +36,11 @@ export interface StoredGrant {
   expire_time?: Date;
   extra_fields?: string;
   external_account?: ExternalAccountDocument;
+  /** Where the tokens were obtained (see ConnectionDocument). */
+  token_url?: string;
+  revocation_url?: string;
+  metadata?: Record<string, string>;
+  connection_config?: Record<string, string>;
 }
 
 /**
@@ -90,6 +95,13 @@ export interface ConnectionDocument {
   expire_time?: Date;
   /** JSON of the token response's other fields (they may hold secrets, e.g. Slack's user token). */
   extra_fields?: string;
+  /**
+   * The provider's connection-level template values the connection was made with: refresh and
+   * revocation go to the hosts they name.
+   */
+  connection_config?: Record<string, string>;
+  /** Non-secret facts the provider catalog names (from the token response and callback query). */
+  metadata?: Record<string, string>;
   /** For PENDING connections: who must confirm, the hash of the one-time code, and until when. */
   end_user_id?: string;
   confirmation_hash?: string;
@@ -115,6 +127,13 @@ export interface ConnectionDocument {
   external_account?: ExternalAccountDocument;
   /** A reconnect waiting for ConfirmConnection. */
   reauthorization?: HeldGrant;
+  /**
+   * The credential's token and revocation endpoints when this connection's tokens were obtained:
+   * its tokens are sent nowhere else (security issue 11, item 1) unless an admin moves it.
+   * `token_url` is absent only on connections made before the broker recorded it.
+   */
+  token_url?: string;
+  revocation_url?: string;
   pending_events: PendingEvent[];
   create_time: Date;
   update_time: Date;
@@ -194,6 +213,14 @@ export class ConnectionStore {
       .limit(limit)
       .toArray();
     return failing.map((document) => document.credential_id);
+  }
+
+  /** IDs of a credential's connections (deleted ones aside), for moving them to its endpoints. */
+  async idsByCredential(organisationId: string, credentialId: string): Promise<string[]> {
+    const documents = await this.collection
+      .find({ organisation_id: organisationId, credential_id: credentialId, status: NOT_DELETED }, { projection: { _id: 1 } })
+      .toArray();
+    return documents.map((document) => document._id);
   }
 
   /** Connections with events still to publish (the relay's work). */

@@ -12,15 +12,30 @@ export interface CredentialDocument {
   name: string;
   client_id: string;
   client_secret: string;
-  token_url: string;
-  token_endpoint_auth_method: TokenEndpointAuthMethodName;
-  disable_pkce: boolean;
+  /** Absent when the credential's provider catalog entry gives it. */
+  token_url?: string;
+  /** Absent: as the provider catalog says (credentials without `provider` always store it). */
+  token_endpoint_auth_method?: TokenEndpointAuthMethodName;
+  /** Absent: as the provider catalog says (credentials without `provider` always store it). */
+  disable_pkce?: boolean;
   issuer?: string;
   revocation_url?: string;
+  userinfo_url?: string;
+  /** A provider catalog ID, and its credential-level template values. */
+  provider?: string;
+  provider_config?: Record<string, string>;
   authorization_response_iss_parameter_supported: boolean;
   create_time: Date;
   update_time: Date;
 }
+
+/**
+ * The fields that decide where the broker sends secrets (the client secret, and connections'
+ * tokens). One changes only together with the client secret, so the stored secret always belongs
+ * to the endpoints in force (security issue 11, item 1); connections keep their own copies of the
+ * token and revocation endpoints (see `ConnectionDocument.token_url`).
+ */
+export const SECRET_DESTINATION_FIELDS = ["token_url", "revocation_url", "issuer", "userinfo_url", "provider", "provider_config"] as const satisfies ReadonlyArray<keyof CredentialDocument>;
 
 export type CredentialChanges = Partial<Omit<CredentialDocument, "_id" | "organisation_id" | "create_time" | "update_time">>;
 

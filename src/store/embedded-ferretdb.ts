@@ -1,6 +1,8 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { chmodSync, existsSync, lstatSync, mkdirSync } from "node:fs";
 import { connect, createServer } from "node:net";
+import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -13,47 +15,87 @@ export interface EmbeddedFerretDb {
   stop(): Promise<void>;
 }
 
-/** Builds FerretDB into `.tools/` with the Go toolchain when it is not there yet (a few minutes, once). */
+/** What `ferretdb --revision` prints for the wrapper in tools/ferretdb; another answer means rebuild. */
+const WRAPPER_REVISION = "oauth2-broker-ferretdb-3";
+
+/**
+ * Builds FerretDB into `.tools/` with the Go toolchain when it is not there yet, or is an older
+ * build of the wrapper (a few minutes, once).
+ */
 export function installFerretDb(log: (line: string) => void = console.error): void {
-  if (existsSync(FERRETDB_BINARY)) return;
+  if (existsSync(FERRETDB_BINARY)) {
+    const revision = spawnSync(FERRETDB_BINARY, ["--revision"], { encoding: "utf8" });
+    if (revision.stdout?.trim() === WRAPPER_REVISION) return;
+  }
   log("building FerretDB into .tools/ (first run only; takes a few minutes)…");
   const result = spawnSync("bash", [join(ROOT, "scripts", "install-ferretdb.sh")], { stdio: "inherit" });
   if (result.status !== 0) throw new Error("could not build FerretDB: see the output above (needs Go 1.24 or newer)");
 }
 
 /**
- * Starts a local FerretDB (MongoDB wire protocol, SQLite files under `dataDir`) on loopback and
- * waits until it accepts connections. Port 0 picks a free port.
+ * Starts a local FerretDB (MongoDB wire protocol, SQLite files under `dataDir`) and waits until
+ * it accepts connections. FerretDB has no authentication, so it is kept to the broker's user:
+ * it listens only on a Unix socket in a directory of mode 0700 (no TCP port), holds an exclusive
+ * lock on `dataDir` (a second start on one directory fails, naming it), and exits when this
+ * process does, even on SIGKILL (it watches its stdin, whose write end only this process holds).
+ * The URI is the same for every start on one directory.
  */
-export async function startEmbeddedFerretDb(dataDir: string, port = 27017): Promise<EmbeddedFerretDb> {
+export async function startEmbeddedFerretDb(dataDir: string): Promise<EmbeddedFerretDb> {
   installFerretDb();
   const dir = resolve(dataDir);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const chosenPort = port === 0 ? await freePort() : port;
-  const address = `127.0.0.1:${chosenPort}`;
-  const child = spawn(FERRETDB_BINARY, [`--listen-addr=${address}`, `--sqlite-url=file:${dir}/`, "--log-level=warn"], {
-    stdio: ["ignore", "ignore", "pipe"],
-  });
+  chmodSync(dir, 0o700);
+  const socket = socketPath(dir);
+  const child = spawn(
+    FERRETDB_BINARY,
+    [`--listen-unix=${socket}`, `--lock-file=${join(dir, "ferretdb.lock")}`, "--exit-with-stdin", `--sqlite-url=file:${dir}/`, "--log-level=warn"],
+    { stdio: ["pipe", "ignore", "pipe"] },
+  );
   let stderr = "";
+  let locked = false;
   child.stderr?.setEncoding("utf8").on("data", (chunk: string) => {
-    stderr = (stderr + chunk).slice(-4096);
+    stderr += chunk;
+    locked ||= stderr.includes("ferretdb: locked ");
+    stderr = stderr.slice(-4096);
   });
-  await waitForListening(child, chosenPort, () => stderr);
+  // Nothing is ever written: the pipe exists so that FerretDB sees it end when this process ends.
+  child.stdin?.on("error", () => {});
+  await waitForListening(child, socket, () => locked, () => stderr);
   return {
-    uri: `mongodb://${address}/`,
+    uri: `mongodb://${encodeURIComponent(socket)}/`,
     stop: () => stopChild(child),
   };
 }
 
-async function waitForListening(child: ChildProcess, port: number, stderr: () => string): Promise<void> {
+/**
+ * The socket lives in the data directory (mode 0700). Unix socket paths are limited to 107 bytes,
+ * so a deep data directory gets a private directory under the system temp directory instead,
+ * named after the data directory, so the URI stays the same across restarts.
+ */
+function socketPath(dir: string): string {
+  const inDataDir = join(dir, "ferretdb.sock");
+  if (Buffer.byteLength(inDataDir) <= 100) return inDataDir;
+  const name = createHash("sha256").update(dir).digest("hex").slice(0, 16);
+  const runDir = join(tmpdir(), `oauth2-broker-ferretdb-${name}`);
+  mkdirSync(runDir, { recursive: true, mode: 0o700 });
+  const stat = lstatSync(runDir);
+  // Someone else could have made it first, to listen in between: use it only if it is ours.
+  if (!stat.isDirectory() || stat.uid !== process.getuid?.() || (stat.mode & 0o077) !== 0) {
+    throw new Error(`${runDir} is not a private directory of this user: remove it or use a shorter data directory`);
+  }
+  return join(runDir, "ferretdb.sock");
+}
+
+async function waitForListening(child: ChildProcess, socket: string, locked: () => boolean, stderr: () => string): Promise<void> {
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`FerretDB exited with code ${child.exitCode}: ${stderr()}`);
-    if (await canConnect(port)) return;
+    if (child.exitCode !== null) throw new Error(`FerretDB exited with code ${child.exitCode}: ${stderr().trim()}`);
+    // Until it holds the lock, a socket that answers may be another FerretDB's on this directory.
+    if (locked() && (await canConnect(socket))) return;
     await new Promise((r) => setTimeout(r, 100));
   }
   child.kill("SIGKILL");
-  throw new Error(`FerretDB did not start listening on port ${port} within 30 s: ${stderr()}`);
+  throw new Error(`FerretDB did not start listening on ${socket} within 30 s: ${stderr()}`);
 }
 
 /** The nearest folder above `dir` with a package.json: the repository root. */
@@ -66,9 +108,9 @@ export function findRoot(dir: string): string {
   return dir;
 }
 
-function canConnect(port: number): Promise<boolean> {
+function canConnect(path: string): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = connect(port, "127.0.0.1");
+    const socket = connect(path);
     socket.once("connect", () => {
       socket.destroy();
       resolve(true);

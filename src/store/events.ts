@@ -50,9 +50,17 @@ export class EventStore {
     }
   }
 
-  async findDue(now: Date, limit: number): Promise<EventDocument[]> {
+  /** Due deliveries, oldest first, leaving out the organisations and events named in `skip`. */
+  async findDue(
+    now: Date,
+    limit: number,
+    skip: { organisationIds?: readonly string[]; eventIds?: readonly string[] } = {},
+  ): Promise<EventDocument[]> {
+    const filter: Record<string, unknown> = { delivery: "pending", next_attempt_time: { $lte: now } };
+    if (skip.organisationIds?.length) filter.organisation_id = { $nin: skip.organisationIds };
+    if (skip.eventIds?.length) filter._id = { $nin: skip.eventIds };
     return this.collection
-      .find({ delivery: "pending", next_attempt_time: { $lte: now } })
+      .find(filter)
       .sort({ next_attempt_time: 1 })
       .limit(limit)
       .toArray();

@@ -51,6 +51,16 @@ export class LeaseStore {
     return null;
   }
 
+  /** Like tryAcquire, but waits up to `waitMs` for the holder to finish. Null if it did not. */
+  async acquire(key: string, durationMs: number, waitMs: number): Promise<Lease | null> {
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const lease = await this.tryAcquire(key, durationMs);
+      if (lease !== null || Date.now() >= deadline) return lease;
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+  }
+
   async release(lease: Lease): Promise<void> {
     await this.collection.deleteOne({ _id: lease.key, holder: lease.holder });
   }

@@ -22,6 +22,8 @@ export interface OAuthStateDocument {
   end_user_id?: string;
   /** A reconnect: the existing connection the flow re-authorizes. */
   connection_id?: string;
+  /** The provider's connection-level template values, for the callback's token request. */
+  connection_config?: Record<string, string>;
   create_time: Date;
   expire_time: Date;
 }
@@ -59,6 +61,12 @@ export class OAuthStateStore {
     const { deletedCount } = await this.collection.deleteOne({ _id: stateHash });
     if (deletedCount !== 1 || document.expire_time <= now) return null;
     return document;
+  }
+
+  /** Whether an unexpired attempt with this hash is waiting (a read only; nothing is consumed). */
+  async isPending(stateHash: string, now = new Date()): Promise<boolean> {
+    const document = await this.collection.findOne({ _id: stateHash }, { projection: { expire_time: 1 } });
+    return document !== null && document.expire_time > now;
   }
 
   /** Moves every stored PKCE verifier to the primary key. Returns how many moved. */

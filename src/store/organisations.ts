@@ -1,6 +1,7 @@
-import type { Collection, Db, IndexDescription } from "mongodb";
+import { type Collection, type Db, type IndexDescription, MongoServerError } from "mongodb";
 import { reencrypted } from "../crypto/reencrypt.js";
 import type { SecretBox } from "../crypto/secret-box.js";
+import { type Batcher, batchedLookup } from "./batcher.js";
 
 /** An organisation's settings, keyed by its ID. Absent until first changed. */
 export interface OrganisationDocument {
@@ -9,23 +10,38 @@ export interface OrganisationDocument {
   webhook_url?: string;
   /** SecretBox ciphertexts, newest first; at most two are valid at once. */
   webhook_secrets?: string[];
+  /** Its flows use their own callback path, `/oauth2/callback/<_id>` (security issue 11, item 2). */
+  per_organisation_callback?: boolean;
   update_time: Date;
 }
 
 export const organisationIndexes: IndexDescription[] = [];
 
+/** The lease that serialises changes to one organisation's settings. */
+export function organisationLeaseKey(organisationId: string): string {
+  return `organisation:${organisationId}`;
+}
+
 /** The only module that reads or writes the `organisations` collection. */
 export class OrganisationStore {
   readonly collection: Collection<OrganisationDocument>;
+  // Every InitialiseOAuth2Connection reads its organisation's settings: concurrent reads share a find.
+  readonly #byId: Batcher<string, OrganisationDocument | null>;
 
   constructor(db: Db) {
     this.collection = db.collection<OrganisationDocument>("organisations");
+    this.#byId = batchedLookup(this.collection, "_id");
   }
 
   async findById(organisationId: string): Promise<OrganisationDocument | null> {
-    return this.collection.findOne({ _id: organisationId });
+    return this.#byId.call(organisationId);
   }
 
+  /**
+   * Changes an organisation's settings, creating the document on first use. Callers hold the
+   * organisation's lease (`organisationLeaseKey`): FerretDB v1 rewrites the whole document on
+   * update, so two unserialised updates of different fields can lose one.
+   */
   async update(
     organisationId: string,
     changes: Partial<Omit<OrganisationDocument, "_id">>,
@@ -36,9 +52,17 @@ export class OrganisationStore {
       $setOnInsert: { _id: organisationId, ...(changes.allowed_return_urls ? {} : { allowed_return_urls: [] }) },
     };
     if (clear.length > 0) update.$unset = Object.fromEntries(clear.map((field) => [field, ""]));
-    const document = await this.collection.findOneAndUpdate({ _id: organisationId }, update, { upsert: true, returnDocument: "after" });
-    if (document === null) throw new Error("upsert returned no document");
-    return document;
+    // Two first-time upserts race to insert: the unique _id lets one win and the other fail with
+    // 11000 (both on MongoDB and FerretDB), after which the document exists and the retry updates it.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const document = await this.collection.findOneAndUpdate({ _id: organisationId }, update, { upsert: true, returnDocument: "after" });
+        if (document === null) throw new Error("upsert returned no document");
+        return document;
+      } catch (error) {
+        if (attempt > 0 || !(error instanceof MongoServerError && error.code === 11000)) throw error;
+      }
+    }
   }
 
   /** Moves every webhook secret to the primary key. Returns how many organisations moved. */

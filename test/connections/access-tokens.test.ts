@@ -64,6 +64,15 @@ describe("GetAccessToken", () => {
     expect(provider.requests).toHaveLength(0);
   });
 
+  it("returns a token the provider said lives 1e300 s without refreshing (it was stored as an invalid date and answered INTERNAL)", async () => {
+    const { id, accessToken } = await newConnection(1e300);
+    const response = await connections.getAccessToken({ organisationId: "acme", connectionId: id });
+    expect(response.accessToken).toBe(accessToken);
+    const years = (Number(response.expireTime!.seconds) * 1000 - Date.now()) / (365 * 24 * 3600_000);
+    expect(Math.round(years)).toBe(10);
+    expect(provider.requests).toHaveLength(0);
+  });
+
   it("refreshes a token inside the margin, and stores the rotated refresh token", async () => {
     const { id, refreshToken } = await newConnection(30); // inside the 60 s margin
     const next = issue(3600);

@@ -324,6 +324,14 @@ describe("GET /oauth2/callback", () => {
       expect(response.headers.get("location")).toBe(`${RETURN_URL}?error=invalid_id_token`);
       expect(await connections().countDocuments({ credential_id: credentialId })).toBe(0);
     });
+
+    it("refuses a token response with no ID token to an openid request (it stored the connection unverified)", async () => {
+      const { credentialId, state } = await openidAttempt();
+      provider.behaviour = { kind: "json", body: { access_token: "at", token_type: "Bearer" } };
+      const response = await callback({ state, code: "c", iss: provider.issuer });
+      expect(response.headers.get("location")).toBe(`${RETURN_URL}?error=invalid_id_token`);
+      expect(await connections().countDocuments({ credential_id: credentialId })).toBe(0);
+    });
   });
 
   it("answers other paths and methods plainly", async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { issuerMatches, parseCallbackQuery, providerErrorCode } from "../../src/oauth/callback-params.js";
+import { isRedirectUriOf, issuerMatches, parseCallbackPath, parseCallbackQuery, providerErrorCode, redirectUriFor } from "../../src/oauth/callback-params.js";
 
 describe("parseCallbackQuery", () => {
   it("reads the parameters", () => {
@@ -51,5 +51,36 @@ describe("providerErrorCode", () => {
     expect(providerErrorCode("access_denied")).toBe("access_denied");
     expect(providerErrorCode('bad"quote')).toBe("access_denied");
     expect(providerErrorCode("é")).toBe("access_denied");
+  });
+});
+
+describe("callback paths (security issue 11, item 2)", () => {
+  it("makes the shared and per-organisation redirect URIs from the public URL", () => {
+    expect(redirectUriFor("https://broker.example/base", undefined)).toBe("https://broker.example/base/oauth2/callback");
+    expect(redirectUriFor("https://broker.example/base", "acme.eu_1")).toBe("https://broker.example/base/oauth2/callback/acme.eu_1");
+  });
+
+  it.each([
+    ["/oauth2/callback", { organisationId: undefined }],
+    ["/oauth2/callback/acme", { organisationId: "acme" }],
+    ["/oauth2/callback/a.b_c-D9", { organisationId: "a.b_c-D9" }],
+    ["/oauth2/callback/", undefined],
+    ["/oauth2/callback/acme/x", undefined],
+    ["/oauth2/callback/ac%20me", undefined],
+    [`/oauth2/callback/${"a".repeat(129)}`, undefined],
+    ["/oauth2/callbackx", undefined],
+  ])("reads %s", (path, expected) => {
+    expect(parseCallbackPath(path)).toEqual(expected);
+  });
+
+  it.each([
+    [undefined, "https://b.example/oauth2/callback", true],
+    [undefined, "https://b.example/oauth2/callback/acme", false],
+    ["acme", "https://b.example/oauth2/callback/acme", true],
+    ["acme", "https://b.example/oauth2/callback", false],
+    ["acme", "https://b.example/oauth2/callback/globex", false],
+    ["acme", "https://b.example/oauth2/callback/xacme", false],
+  ])("a flow of the %s callback with redirect URI %s may complete: %s", (organisationId, redirectUri, expected) => {
+    expect(isRedirectUriOf({ organisationId }, redirectUri)).toBe(expected);
   });
 });

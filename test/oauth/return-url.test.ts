@@ -17,6 +17,18 @@ describe("return URL allow-list", () => {
     ["https://admin.example.com/anything/at/all", true],
     ["http://localhost:3000/cb/x", true],
     ["http://localhost:3001/cb/x", false],
+    // Bug: paths were compared still percent-encoded, so these passed as "below /oauth".
+    ["https://app.example.com/oauth/..%2f..%2fevil", false],
+    ["https://app.example.com/oauth/..%2F..%2Fevil", false],
+    ["https://app.example.com/oauth/..;/evil", false],
+    ["https://app.example.com/oauth//evil.example", false],
+    ["https://app.example.com/oauth/%2e%2e/x", false],
+    ["https://app.example.com/oauth/.%2e/admin", false],
+    ["https://app.example.com/oauth/a%5c..%5cevil", false],
+    ["https://app.example.com/oauth/%zz", false],
+    ["https://app.example.com/oauth/caf%C3%A9", true],
+    ["https://app.example.com/%6Fauth/done", true],
+    ["https://admin.example.com//evil.example", false],
   ])("%s → %s", (url, expected) => {
     expect(isAllowedReturnUrl(new URL(url), allowed)).toBe(expected);
   });
@@ -26,6 +38,15 @@ describe("return URL allow-list", () => {
       '"return_url" is not in the organisation\'s allowed return URLs',
     );
     expect(() => requireAllowedReturnUrl("https://app.example.com/oauth", [])).toThrow("allowed return URLs");
+  });
+
+  it("refuses an ambiguous return_url path by name, even where the allow-list would cover it", () => {
+    for (const url of ["https://admin.example.com/x/..%2f..%2fevil", "https://admin.example.com/..;/evil", "https://admin.example.com//evil.example"]) {
+      expect(() => requireAllowedReturnUrl(url, allowed)).toThrow(
+        `"return_url" has an ambiguous path (an encoded '/', '\\' or '.', a ';', or an empty segment)`,
+      );
+    }
+    expect(requireAllowedReturnUrl("https://app.example.com/oauth/done/", allowed)).toBe("https://app.example.com/oauth/done/");
   });
 
   it("adds the outcome to the caller's own query", () => {

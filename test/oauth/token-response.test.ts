@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseTokenResponse, TokenResponseError } from "../../src/oauth/token-response.js";
+import { MAX_EXPIRES_IN_SECONDS, parseTokenResponse, TokenResponseError } from "../../src/oauth/token-response.js";
 
 const JSON_TYPE = "application/json; charset=utf-8";
 
@@ -36,11 +36,28 @@ describe("parseTokenResponse", () => {
       idToken: "a.b.c",
       scopes: ["openid", "email"],
       extra: { instance_url: "https://eu1.example.com" },
+      metadata: {},
     });
   });
 
   it.each(["bearer", "Bearer", "BEARER", "bEaReR"])("accepts token_type %s", (tokenType) => {
     expect(parseTokenResponse(200, JSON_TYPE, JSON.stringify({ access_token: "a", token_type: tokenType })).tokenType).toBe("bearer");
+  });
+
+  it("caps expires_in: 1e300 was stored as an invalid date that every GetAccessToken refreshed", () => {
+    const parse = (expiresIn: string) => parseTokenResponse(200, JSON_TYPE, `{"access_token":"a","token_type":"bearer","expires_in":${expiresIn}}`).expiresIn;
+    expect(parse("1e300")).toBe(MAX_EXPIRES_IN_SECONDS);
+    expect(parse('"99999999999999999999"')).toBe(MAX_EXPIRES_IN_SECONDS);
+    expect(parse("2147483647")).toBe(MAX_EXPIRES_IN_SECONDS);
+    expect(parse(String(MAX_EXPIRES_IN_SECONDS))).toBe(315_360_000);
+    expect(parse("59.9")).toBe(59);
+    expect(() => parse("1e400")).toThrow('"expires_in" is not a number of seconds'); // JSON.parse gives Infinity
+    expect(() => parse(`"${"9".repeat(400)}"`)).toThrow('"expires_in" is not a number of seconds');
+  });
+
+  it("reads expires_in 0 as no expiry, not as expired (Mailchimp's never-expiring tokens)", () => {
+    expect(parseTokenResponse(200, JSON_TYPE, '{"access_token":"a","token_type":"bearer","expires_in":0}').expiresIn).toBeUndefined();
+    expect(parseTokenResponse(200, JSON_TYPE, '{"access_token":"a","token_type":"bearer","expires_in":"0"}').expiresIn).toBeUndefined();
   });
 
   it("accepts a missing expires_in, and one sent as a string", () => {

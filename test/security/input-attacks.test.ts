@@ -106,8 +106,25 @@ describe("very long values", () => {
     ["additional_params", { additionalParams: `a=${"b".repeat(5000)}` }, '"additional_params" must be at most 4096 characters'],
     ["end_user_id", { endUserId: "u".repeat(257), returnUrl: "https://app.example.com/oauth" }, '"end_user_id" must be at most 256 characters'],
     ["scopes", { scopes: Array.from({ length: 500 }, (_, i) => `s${i}`) }, '"scopes" must have at most 100 entries'],
+    ["scopes (total)", { scopes: Array.from({ length: 100 }, (_, i) => `${i}`.padEnd(256, "s")) }, '"scopes" must total at most 2048 characters'],
   ])("%s", async (_field, overrides, message) => {
     await refused(() => initialise(overrides), message);
+  });
+
+  it("bounds what one state stores (100 scopes of 256 characters stored 25 KB per state)", async () => {
+    const longest = {
+      connectorId: "c".repeat(128),
+      clientId: "client-1",
+      scopes: Array.from({ length: 8 }, (_, i) => `${i}`.padEnd(240, "s")),
+      returnUrl: `https://app.example.com/oauth/${"r".repeat(2000)}`,
+      endUserId: "u".repeat(256),
+    };
+    await initialise(longest);
+    const states = await broker.database.db.collection("oauth_states").find().toArray();
+    const stored = states.map((state) => JSON.stringify(state)).filter((text) => text.includes(longest.endUserId));
+    expect(stored).toHaveLength(1);
+    // Everything the caller controls, at its limit, stays under 6 KB.
+    expect(stored[0]!.length).toBeLessThan(6 * 1024);
   });
 
   it("a body over 256 KiB is refused before it is parsed", async () => {

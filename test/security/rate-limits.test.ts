@@ -43,13 +43,15 @@ describe("rate limits", () => {
     const provider = await ScriptedProvider.start();
     const busy = await startTestBroker({ BROKER_MAX_IN_FLIGHT: "2", BROKER_TOKEN_REQUEST_TIMEOUT: "1s" });
     try {
-      // Two calls held in flight by a refresh that never answers (until the 1 s timeout).
+      // Two calls held in flight by refreshes (of two connections) that never answer (until the 1 s
+      // timeout). Calls that wait on another call's refresh would not count.
       provider.behaviour = { kind: "json", body: { access_token: "busy-at", token_type: "bearer", expires_in: 1, refresh_token: "busy-rt" } };
-      const connectionId = await connectThroughCallback(busy, await createScriptedCredential(busy, provider));
+      const credentialId = await createScriptedCredential(busy, provider);
+      const connectionIds = [await connectThroughCallback(busy, credentialId), await connectThroughCallback(busy, credentialId)];
       provider.refreshBehaviour = { kind: "hang" };
       const connections = busy.connect(ConnectionService);
-      const held = [0, 1].map(() => connections.getAccessToken({ organisationId: "acme", connectionId }).catch(() => undefined));
-      await expect.poll(() => provider.grants("refresh_token").length, { timeout: 5_000 }).toBe(1);
+      const held = connectionIds.map((connectionId) => connections.getAccessToken({ organisationId: "acme", connectionId }).catch(() => undefined));
+      await expect.poll(() => provider.grants("refresh_token").length, { timeout: 5_000 }).toBe(2);
       expect(await connectError(busy.connect(CredentialService).listCredentials({ organisationId: "acme" }))).toMatchObject({
         code: Code.ResourceExhausted,
         rawMessage: "the broker is overloaded - retry shortly",

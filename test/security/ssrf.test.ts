@@ -100,6 +100,14 @@ describe("the address policy", () => {
     ["fd12:3456::1", true],
     ["::ffff:10.0.0.1", true],
     ["64:ff9b::a00:1", true],
+    // The SSRF deny list lacked these: each reaches an IPv4 or internal host in IPv6 dress.
+    ["::7f00:1", true],
+    ["::127.0.0.1", true],
+    ["::ffff:8.8.8.8", true],
+    ["::ffff:7f00:1", true],
+    ["64:ff9b:1::a00:1", true],
+    ["2002:a00:1::1", true],
+    ["fec0::1", true],
     ["2606:4700::1111", false],
   ])("%s is special: %s", (address, special) => {
     expect(isSpecialAddress(address)).toBe(special);

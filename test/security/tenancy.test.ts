@@ -1,7 +1,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { type Client, Code } from "@connectrpc/connect";
+import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import * as jose from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { toJsonString } from "@bufbuild/protobuf";
@@ -54,7 +54,7 @@ afterAll(async () => {
   jwks.close();
 });
 
-function jwt(claims: Record<string, unknown>, options: { key?: jose.CryptoKey; kid?: string; expiresIn?: string } = {}) {
+function jwt(claims: Record<string, unknown>, options: { key?: jose.CryptoKey; kid?: string; expiresIn?: string | number } = {}) {
   return new jose.SignJWT({ org_id: "acme", ...claims })
     .setProtectedHeader({ alg: "ES256", kid: options.kid ?? "k1" })
     .setIssuer((claims.iss as string) ?? ISSUER)
@@ -202,6 +202,24 @@ describe("JWT callers", () => {
     const token = await jwt({});
     expect((await list(token)).credentials.length).toBeGreaterThan(0);
     expect((await connectError(broker.connect(CredentialService, token).listCredentials({ organisationId: "globex" }))).code).toBe(Code.NotFound);
+  });
+
+  it("regression: a WatchConnectionEvents stream outlived its JWT; it now ends with UNAUTHENTICATED", async () => {
+    // Expired 28 s ago: still inside the 30 s clock tolerance when the stream opens, not for long.
+    const token = await jwt({}, { expiresIn: Math.floor(Date.now() / 1000) - 28 });
+    const controller = new AbortController();
+    const ended = (async () => {
+      try {
+        for await (const _ of broker.grpc(ConnectionService, token).watchConnectionEvents({ organisationId: "acme" }, { signal: controller.signal }));
+        return "ended without error";
+      } catch (error) {
+        return ConnectError.from(error);
+      }
+    })();
+    const outcome = await Promise.race([ended, new Promise((resolve) => setTimeout(() => resolve("still open"), 7_000))]);
+    controller.abort();
+    expect(outcome).toMatchObject({ code: Code.Unauthenticated, rawMessage: "the credential is no longer valid" });
+    expect((await connectError(list(token))).code).toBe(Code.Unauthenticated);
   });
 
   it.each([

@@ -67,8 +67,9 @@ describe("CredentialService over Connect JSON", () => {
     expect(fetched?.tokenEndpointAuthMethod).toBe(TokenEndpointAuthMethod.CLIENT_SECRET_BASIC);
 
     const { credential: updated } = await client.updateCredential({
-      credential: { id, organisationId: "acme", name: "Renamed", clientId: "client-456", disablePkce: true },
-      updateMask: { paths: ["name", "client_id", "disable_pkce", "issuer"] },
+      // Clearing the issuer changes where secrets may go, so it comes with a new client secret.
+      credential: { id, organisationId: "acme", name: "Renamed", clientId: "client-456", disablePkce: true, clientSecret: "new-secret-value" },
+      updateMask: { paths: ["name", "client_id", "disable_pkce", "issuer", "client_secret"] },
     });
     expect(updated).toMatchObject({ name: "Renamed", clientId: "client-456", disablePkce: true, tokenUrl: created!.tokenUrl });
     expect(updated?.issuer).toBeUndefined();

@@ -12,8 +12,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describe("gRPC health", () => {
   it("reports NOT_SERVING while the database is unreachable, and SERVING again once it is back", async () => {
     // A FerretDB of this test's own, so stopping it disturbs no other test.
-    let ferretdb = await startEmbeddedFerretDb(dir, 0);
-    const port = new URL(ferretdb.uri).port;
+    let ferretdb = await startEmbeddedFerretDb(dir);
     const broker = await startTestBroker({ MONGODB_URI: ferretdb.uri });
     const { health, close } = grpcJsClients(broker.grpcPort);
     const status = async () => (await unary(health, "Check", { service: "" })).response?.status;
@@ -24,7 +23,7 @@ describe("gRPC health", () => {
       await broker.health.check();
       expect(await status()).toBe("NOT_SERVING");
 
-      ferretdb = await startEmbeddedFerretDb(dir, Number(port));
+      ferretdb = await startEmbeddedFerretDb(dir);
       await expect.poll(async () => (await broker.health.check(), status()), { timeout: 20_000, interval: 500 }).toBe("SERVING");
     } finally {
       close();

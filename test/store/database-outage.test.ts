@@ -16,8 +16,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe("the database goes away under load", () => {
   it("fails calls with UNAVAILABLE, reports NOT_SERVING, recovers by itself, and loses or duplicates nothing", async () => {
-    let ferretdb = await startEmbeddedFerretDb(dir, 0);
-    const port = Number(new URL(ferretdb.uri).port);
+    let ferretdb = await startEmbeddedFerretDb(dir);
     const broker = await startTestBroker({ MONGODB_URI: `${ferretdb.uri}?serverSelectionTimeoutMS=1000&heartbeatFrequencyMS=1000` });
     try {
       // The driver's view of the server, for the message if the broker does not recover.
@@ -62,7 +61,7 @@ describe("the database goes away under load", () => {
       expect((await fetch(`${broker.httpUrl}/readyz`)).status).toBe(503);
       const succeededDuringOutage = states.length;
 
-      ferretdb = await startEmbeddedFerretDb(dir, port);
+      ferretdb = await startEmbeddedFerretDb(dir);
       note("restarted");
       const failedBeforeRestart = failures.length;
       try {

@@ -24,7 +24,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   // The operator console the gateway serves, built as `npm run build` builds it.
   await buildConsole(root);
   const dir = mkdtempSync(join(tmpdir(), "oauth2-broker-test-"));
-  const ferretdb = await startEmbeddedFerretDb(dir, 0);
+  const ferretdb = await startEmbeddedFerretDb(dir);
   project.provide("mongodbUri", ferretdb.uri);
   const runDir = mkdtempSync(join(tmpdir(), "oauth2-broker-run-"));
   project.provide("runDir", runDir);

@@ -15,7 +15,9 @@ export interface RecordedTokenRequest {
   path: string;
   authorization: string | undefined;
   accept: string | undefined;
+  /** The request's parameters, whether sent as a form or (Notion-style) as a JSON object. */
   form: URLSearchParams;
+  contentType: string | undefined;
 }
 
 /**
@@ -69,7 +71,7 @@ export class ScriptedProvider {
 
   /** Token requests of one grant type. */
   grants(grantType: string): RecordedTokenRequest[] {
-    return this.requests.filter((request) => request.path === "/token" && request.form.get("grant_type") === grantType);
+    return this.requests.filter((request) => request.path.endsWith("/token") && request.form.get("grant_type") === grantType);
   }
 
   /** An ID token for `clientId`, signed by this provider unless `signer` says otherwise. */
@@ -92,7 +94,17 @@ export class ScriptedProvider {
     const path = req.url ?? "/";
     if (path === "/.well-known/openid-configuration") {
       res.setHeader("content-type", "application/json");
-      res.end(JSON.stringify({ issuer: this.issuer, token_endpoint: this.tokenUrl, jwks_uri: `${this.issuer}/jwks` }));
+      res.end(
+        JSON.stringify({
+          issuer: this.issuer,
+          token_endpoint: this.tokenUrl,
+          jwks_uri: `${this.issuer}/jwks`,
+          revocation_endpoint: this.revocationUrl,
+          userinfo_endpoint: `${this.issuer}/userinfo`,
+          code_challenge_methods_supported: ["S256"],
+          authorization_response_iss_parameter_supported: true,
+        }),
+      );
       return;
     }
     if (path === "/jwks") {
@@ -101,7 +113,7 @@ export class ScriptedProvider {
       return;
     }
     if (path === "/userinfo" && req.method === "GET") {
-      this.requests.push({ path, authorization: req.headers.authorization, accept: req.headers.accept, form: new URLSearchParams() });
+      this.requests.push({ path, authorization: req.headers.authorization, accept: req.headers.accept, form: new URLSearchParams(), contentType: undefined });
       // OpenID Connect Core §5.3.1: the access token as a bearer token.
       if (this.userinfo === undefined) return void res.writeHead(404).end();
       if (!/^Bearer \S+$/.test(req.headers.authorization ?? "")) return void res.writeHead(401, { "www-authenticate": "Bearer" }).end();
@@ -109,20 +121,25 @@ export class ScriptedProvider {
       res.end(JSON.stringify(this.userinfo));
       return;
     }
-    if ((path !== "/token" && path !== "/revoke") || req.method !== "POST") {
+    // `/token` and `/revoke`, or under a templated prefix (`/t/<tenant>/token`) for catalog tests.
+    const endpoint = /^(?:\/t\/[^/?#]+)?\/(token|revoke)$/.exec(path)?.[1];
+    if (endpoint === undefined || req.method !== "POST") {
       res.writeHead(404).end();
       return;
     }
     let body = "";
     for await (const chunk of req) body += chunk;
-    const form = new URLSearchParams(body);
-    this.requests.push({ path, authorization: req.headers.authorization, accept: req.headers.accept, form });
+    const contentType = req.headers["content-type"];
+    const form = contentType?.startsWith("application/json")
+      ? new URLSearchParams(Object.entries(JSON.parse(body) as Record<string, string>))
+      : new URLSearchParams(body);
+    this.requests.push({ path, authorization: req.headers.authorization, accept: req.headers.accept, form, contentType });
     const basic = /^Basic (.+)$/.exec(req.headers.authorization ?? "")?.[1];
     recordSecrets(
       ...["code", "code_verifier", "refresh_token", "client_secret", "token"].map((name) => form.get(name)),
       basic === undefined ? undefined : decodeURIComponent(Buffer.from(basic, "base64").toString().split(":")[1] ?? ""),
     );
-    if (path === "/revoke") {
+    if (endpoint === "revoke") {
       res.writeHead(this.revocationStatus, { "content-type": "application/json" });
       res.end(this.revocationStatus === 200 ? "" : JSON.stringify({ error: "unsupported_token_type" }));
       return;
@@ -132,6 +149,12 @@ export class ScriptedProvider {
     switch (behaviour.kind) {
       case "json":
         recordSecrets(...["access_token", "refresh_token", "id_token"].map((name) => behaviour.body[name] as string | undefined));
+        // Nested tokens (Slack's `authed_user`) are secrets too.
+        for (const value of Object.values(behaviour.body)) {
+          if (typeof value === "object" && value !== null) {
+            recordSecrets(...["access_token", "refresh_token"].map((name) => (value as Record<string, unknown>)[name] as string | undefined));
+          }
+        }
         if (behaviour.delayMs !== undefined) await new Promise((resolve) => setTimeout(resolve, behaviour.delayMs));
         res.setHeader("content-type", "application/json");
         res.end(JSON.stringify(behaviour.body));

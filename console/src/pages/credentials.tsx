@@ -1,10 +1,14 @@
 import { useState } from "preact/hooks";
 import { type Credential, TokenEndpointAuthMethod } from "../../../gen/oauth2broker/v1/credential_pb.js";
+import { type Provider, ProviderParameterLevel } from "../../../gen/oauth2broker/v1/provider_service_pb.js";
 import type { Api } from "../api.js";
 import { ErrorText, useAction, useLoad, when } from "../ui.js";
 
 /** The fields a person edits; the same form creates and edits. */
 interface CredentialFields {
+  /** A catalog provider's ID, or "" for a credential described entirely by hand. */
+  provider: string;
+  providerConfig: Record<string, string>;
   name: string;
   clientId: string;
   tokenUrl: string;
@@ -16,6 +20,8 @@ interface CredentialFields {
 }
 
 const EMPTY: CredentialFields = {
+  provider: "",
+  providerConfig: {},
   name: "",
   clientId: "",
   tokenUrl: "",
@@ -28,20 +34,24 @@ const EMPTY: CredentialFields = {
 
 function fieldsOf(credential: Credential): CredentialFields {
   return {
+    provider: credential.provider,
+    providerConfig: { ...credential.providerConfig },
     name: credential.name,
     clientId: credential.clientId,
     tokenUrl: credential.tokenUrl,
     revocationUrl: credential.revocationUrl ?? "",
     issuer: credential.issuer ?? "",
-    authMethod: credential.tokenEndpointAuthMethod,
+    authMethod: credential.tokenEndpointAuthMethod ?? TokenEndpointAuthMethod.CLIENT_SECRET_BASIC,
     issSupported: credential.authorizationResponseIssParameterSupported,
-    disablePkce: credential.disablePkce,
+    disablePkce: credential.disablePkce ?? false,
   };
 }
 
 export function CredentialsPage(props: { api: Api; organisationId: string }) {
   const { api, organisationId } = props;
   const list = useLoad(() => api.credentials.listCredentials({ organisationId, pageSize: 100 }), [organisationId]);
+  const catalog = useLoad(() => api.providers.listProviders({ pageSize: 100 }), []);
+  const providers = catalog.data?.providers ?? [];
   const [creating, setCreating] = useState(false);
   const [open, setOpen] = useState<{ id: string; panel: "edit" | "secret" | "test" }>();
   const action = useAction();
@@ -56,8 +66,10 @@ export function CredentialsPage(props: { api: Api; organisationId: string }) {
         <CredentialForm
           title="New credential"
           initial={EMPTY}
+          providers={providers}
           askSecret
           onSubmit={async (fields, secret) => {
+            const byHand = fields.provider === "";
             await api.credentials.createCredential({
               credential: {
                 organisationId,
@@ -65,8 +77,10 @@ export function CredentialsPage(props: { api: Api; organisationId: string }) {
                 clientId: fields.clientId,
                 clientSecret: secret,
                 tokenUrl: fields.tokenUrl,
-                tokenEndpointAuthMethod: fields.authMethod,
-                disablePkce: fields.disablePkce,
+                provider: fields.provider,
+                providerConfig: fields.providerConfig,
+                // With a provider, the catalog decides these unless overridden through the API.
+                ...(byHand ? { tokenEndpointAuthMethod: fields.authMethod, disablePkce: fields.disablePkce } : {}),
                 authorizationResponseIssParameterSupported: fields.issSupported,
                 ...(fields.issuer ? { issuer: fields.issuer } : {}),
                 ...(fields.revocationUrl ? { revocationUrl: fields.revocationUrl } : {}),
@@ -126,23 +140,30 @@ export function CredentialsPage(props: { api: Api; organisationId: string }) {
                   <td colSpan={5}>
                     {open.panel === "edit" ? (
                       <CredentialForm
+                        providers={providers}
                         title={`Edit ${credential.name}`}
                         initial={fieldsOf(credential)}
-                        onSubmit={async (fields) => {
+                        secretToChangeEndpoints
+                        onSubmit={async (fields, secret) => {
+                          const paths = changedPaths(fieldsOf(credential), fields);
+                          if (secret !== "") paths.push("client_secret");
                           await api.credentials.updateCredential({
                             credential: {
                               id: credential.id,
                               organisationId,
+                              clientSecret: secret,
                               name: fields.name,
                               clientId: fields.clientId,
                               tokenUrl: fields.tokenUrl,
                               tokenEndpointAuthMethod: fields.authMethod,
                               disablePkce: fields.disablePkce,
+                              provider: fields.provider,
+                              providerConfig: fields.providerConfig,
                               authorizationResponseIssParameterSupported: fields.issSupported,
                               ...(fields.issuer ? { issuer: fields.issuer } : {}),
                               ...(fields.revocationUrl ? { revocationUrl: fields.revocationUrl } : {}),
                             },
-                            updateMask: { paths: changedPaths(fieldsOf(credential), fields) },
+                            updateMask: { paths },
                           });
                           setOpen(undefined);
                           list.reload();
@@ -161,7 +182,7 @@ export function CredentialsPage(props: { api: Api; organisationId: string }) {
                         }}
                       />
                     ) : (
-                      <TestCredential api={api} organisationId={organisationId} credential={credential} />
+                      <TestCredential api={api} organisationId={organisationId} credential={credential} provider={providers.find((p) => p.id === credential.provider)} />
                     )}
                   </td>
                 </tr>
@@ -178,7 +199,10 @@ export function CredentialsPage(props: { api: Api; organisationId: string }) {
 const PANEL_LABELS = { test: "Test", edit: "Edit", secret: "Replace secret" } as const;
 
 function changedPaths(before: CredentialFields, after: CredentialFields): string[] {
-  const paths: Array<[keyof CredentialFields, string]> = [
+  const changed: string[] = [];
+  if (before.provider !== after.provider) changed.push("provider");
+  if (JSON.stringify(before.providerConfig) !== JSON.stringify(after.providerConfig)) changed.push("provider_config");
+  const paths: Array<[Exclude<keyof CredentialFields, "provider" | "providerConfig">, string]> = [
     ["name", "name"],
     ["clientId", "client_id"],
     ["tokenUrl", "token_url"],
@@ -188,18 +212,22 @@ function changedPaths(before: CredentialFields, after: CredentialFields): string
     ["issSupported", "authorization_response_iss_parameter_supported"],
     ["disablePkce", "disable_pkce"],
   ];
-  return paths.filter(([field]) => before[field] !== after[field]).map(([, path]) => path);
+  return [...changed, ...paths.filter(([field]) => before[field] !== after[field]).map(([, path]) => path)];
 }
 
 function CredentialForm(props: {
   title: string;
+  providers: Provider[];
   initial: CredentialFields;
   askSecret?: boolean;
+  /** Editing: a stored secret only goes to endpoints in force when it was stored, so new endpoints need it again. */
+  secretToChangeEndpoints?: boolean;
   onSubmit: (fields: CredentialFields, secret: string) => Promise<void>;
 }) {
   const [fields, setFields] = useState(props.initial);
   const [secret, setSecret] = useState("");
   const action = useAction();
+  const chosen = props.providers.find((provider) => provider.id === fields.provider);
   const text = (field: "name" | "clientId" | "tokenUrl" | "revocationUrl" | "issuer", label: string, required = false) => (
     <label>
       {label}
@@ -215,6 +243,33 @@ function CredentialForm(props: {
       }}
     >
       <strong>{props.title}</strong>
+      <label>
+        Provider
+        <select value={fields.provider} onChange={(e) => setFields({ ...fields, provider: e.currentTarget.value, providerConfig: {} })}>
+          <option value="">None: describe the provider by hand</option>
+          {props.providers.map((provider) => (
+            <option value={provider.id}>{provider.displayName}</option>
+          ))}
+        </select>
+      </label>
+      {chosen !== undefined ? (
+        <p class="muted">
+          Endpoints and behaviour come from the catalog (<a href={chosen.documentationUrl} target="_blank" rel="noreferrer noopener">the provider's documentation</a>); a field filled in below overrides it.
+        </p>
+      ) : null}
+      {chosen?.parameters
+        .filter((parameter) => parameter.level === ProviderParameterLevel.CREDENTIAL)
+        .map((parameter) => (
+          <label>
+            {parameter.name} ({parameter.description})
+            <input
+              required
+              pattern={parameter.pattern.replace(/^\^/, "").replace(/\$$/, "")}
+              value={fields.providerConfig[parameter.name] ?? ""}
+              onInput={(e) => setFields({ ...fields, providerConfig: { ...fields.providerConfig, [parameter.name]: e.currentTarget.value } })}
+            />
+          </label>
+        ))}
       {text("name", "Name", true)}
       {text("clientId", "Client ID", true)}
       {props.askSecret ? (
@@ -223,9 +278,17 @@ function CredentialForm(props: {
           <input type="password" autocomplete="off" required value={secret} onInput={(e) => setSecret(e.currentTarget.value)} />
         </label>
       ) : null}
-      {text("tokenUrl", "Token endpoint URL", true)}
+      {props.secretToChangeEndpoints ? (
+        <label>
+          Client secret (only to change an endpoint or the issuer: they need it again)
+          <input type="password" autocomplete="off" value={secret} onInput={(e) => setSecret(e.currentTarget.value)} />
+        </label>
+      ) : null}
+      {text("tokenUrl", chosen === undefined ? "Token endpoint URL" : "Token endpoint URL (optional: the catalog's)", chosen === undefined)}
       {text("revocationUrl", "Revocation endpoint URL (optional)")}
       {text("issuer", "Issuer (optional, OpenID providers)")}
+      {chosen === undefined ? (
+      <>
       <label>
         Client authentication
         <select value={String(fields.authMethod)} onChange={(e) => setFields({ ...fields, authMethod: Number(e.currentTarget.value) })}>
@@ -241,6 +304,8 @@ function CredentialForm(props: {
         <input type="checkbox" checked={fields.disablePkce} onChange={(e) => setFields({ ...fields, disablePkce: e.currentTarget.checked })} />
         Disable PKCE
       </label>
+      </>
+      ) : null}
       <div class="actions">
         <button type="submit" disabled={action.busy}>Save</button>
       </div>
@@ -273,8 +338,9 @@ function ReplaceSecret(props: { credential: Credential; onSubmit: (secret: strin
 }
 
 /** Starts a real flow for the credential in a new tab; that tab lands on the console's result page. */
-function TestCredential(props: { api: Api; organisationId: string; credential: Credential }) {
-  const { api, organisationId, credential } = props;
+function TestCredential(props: { api: Api; organisationId: string; credential: Credential; provider: Provider | undefined }) {
+  const { api, organisationId, credential, provider } = props;
+  const [connectionConfig, setConnectionConfig] = useState<Record<string, string>>({});
   const [authorizeUrl, setAuthorizeUrl] = useState(credential.issuer ? `${credential.issuer.replace(/\/$/, "")}/auth` : "");
   const [scopes, setScopes] = useState(credential.issuer ? "openid email" : "");
   const [prompt, setPrompt] = useState(credential.issuer ? "login consent" : "");
@@ -294,6 +360,7 @@ function TestCredential(props: { api: Api; organisationId: string; credential: C
               connectorId: "console-test",
               credential: { id: credential.id, organisationId },
               authorizeUrl,
+              connectionConfig,
               clientId: credential.clientId,
               scopes: scopes.split(/\s+/).filter(Boolean),
               prompt,
@@ -310,9 +377,21 @@ function TestCredential(props: { api: Api; organisationId: string; credential: C
       }}
     >
       <label>
-        Authorization endpoint URL
-        <input value={authorizeUrl} required onInput={(e) => setAuthorizeUrl(e.currentTarget.value)} />
+        {provider === undefined ? "Authorization endpoint URL" : "Authorization endpoint URL (optional: the catalog's)"}
+        <input value={authorizeUrl} required={provider === undefined} onInput={(e) => setAuthorizeUrl(e.currentTarget.value)} />
       </label>
+      {provider?.parameters
+        .filter((parameter) => parameter.level === ProviderParameterLevel.CONNECTION)
+        .map((parameter) => (
+          <label>
+            {parameter.name} ({parameter.description})
+            <input
+              required
+              value={connectionConfig[parameter.name] ?? ""}
+              onInput={(e) => setConnectionConfig({ ...connectionConfig, [parameter.name]: e.currentTarget.value })}
+            />
+          </label>
+        ))}
       <label>
         Scopes (separated by spaces)
         <input value={scopes} onInput={(e) => setScopes(e.currentTarget.value)} />

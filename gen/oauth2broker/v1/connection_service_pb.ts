@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file oauth2broker/v1/connection_service.proto.
  */
 export const file_oauth2broker_v1_connection_service: GenFile = /*@__PURE__*/
-  fileDesc("CihvYXV0aDJicm9rZXIvdjEvY29ubmVjdGlvbl9zZXJ2aWNlLnByb3RvEg9vYXV0aDJicm9rZXIudjEiwwMKCkNvbm5lY3Rpb24SCgoCaWQYASABKAkSFwoPb3JnYW5pc2F0aW9uX2lkGAIgASgJEhQKDGNvbm5lY3Rvcl9pZBgDIAEoCRIVCg1jcmVkZW50aWFsX2lkGAQgASgJEjEKBnN0YXR1cxgFIAEoDjIhLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uU3RhdHVzEhUKDXN0YXR1c19yZWFzb24YBiABKAkSDgoGc2NvcGVzGAcgAygJEhIKCnRva2VuX3R5cGUYCCABKAkSPAoYYWNjZXNzX3Rva2VuX2V4cGlyZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIZChFoYXNfcmVmcmVzaF90b2tlbhgKIAEoCBIvCgtjcmVhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjoKEGV4dGVybmFsX2FjY291bnQYDSABKAsyIC5vYXV0aDJicm9rZXIudjEuRXh0ZXJuYWxBY2NvdW50IjoKD0V4dGVybmFsQWNjb3VudBIKCgJpZBgBIAEoCRINCgVlbWFpbBgCIAEoCRIMCgRuYW1lGAMgASgJIjsKFEdldENvbm5lY3Rpb25SZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCRIKCgJpZBgCIAEoCSJIChVHZXRDb25uZWN0aW9uUmVzcG9uc2USLwoKY29ubmVjdGlvbhgBIAEoCzIbLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uIrgBChZMaXN0Q29ubmVjdGlvbnNSZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCRIUCgxjb25uZWN0b3JfaWQYAiABKAkSFQoNY3JlZGVudGlhbF9pZBgDIAEoCRIxCgZzdGF0dXMYBCABKA4yIS5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvblN0YXR1cxIRCglwYWdlX3NpemUYBSABKAUSEgoKcGFnZV90b2tlbhgGIAEoCSJkChdMaXN0Q29ubmVjdGlvbnNSZXNwb25zZRIwCgtjb25uZWN0aW9ucxgBIAMoCzIbLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJeChVHZXRBY2Nlc3NUb2tlblJlcXVlc3QSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkSFQoNZm9yY2VfcmVmcmVzaBgDIAEoCCJzChZHZXRBY2Nlc3NUb2tlblJlc3BvbnNlEhQKDGFjY2Vzc190b2tlbhgBIAEoCRISCgp0b2tlbl90eXBlGAIgASgJEi8KC2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ1ChhDb25maXJtQ29ubmVjdGlvblJlcXVlc3QSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkSEwoLZW5kX3VzZXJfaWQYAyABKAkSFAoMY29uZmlybWF0aW9uGAQgASgJIkwKGUNvbmZpcm1Db25uZWN0aW9uUmVzcG9uc2USLwoKY29ubmVjdGlvbhgBIAEoCzIbLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uInAKF0RlbGV0ZUNvbm5lY3Rpb25SZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCRIKCgJpZBgCIAEoCRIOCgZyZXZva2UYAyABKAgSIAoYa2VlcF9pZl9yZXZvY2F0aW9uX2ZhaWxzGAQgASgIImwKGERlbGV0ZUNvbm5lY3Rpb25SZXNwb25zZRI2CgpyZXZvY2F0aW9uGAEgASgOMiIub2F1dGgyYnJva2VyLnYxLlJldm9jYXRpb25PdXRjb21lEhgKEHJldm9jYXRpb25fZXJyb3IYAiABKAkiNwocV2F0Y2hDb25uZWN0aW9uRXZlbnRzUmVxdWVzdBIXCg9vcmdhbmlzYXRpb25faWQYASABKAkiUAodV2F0Y2hDb25uZWN0aW9uRXZlbnRzUmVzcG9uc2USLwoFZXZlbnQYASABKAsyIC5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvbkV2ZW50IoMCCg9Db25uZWN0aW9uRXZlbnQSCgoCaWQYASABKAkSDAoEdHlwZRgCIAEoCRIvCgtjcmVhdGVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPb3JnYW5pc2F0aW9uX2lkGAQgASgJEhUKDWNvbm5lY3Rpb25faWQYBSABKAkSFAoMY29ubmVjdG9yX2lkGAYgASgJEhUKDWNyZWRlbnRpYWxfaWQYByABKAkSMQoGc3RhdHVzGAggASgOMiEub2F1dGgyYnJva2VyLnYxLkNvbm5lY3Rpb25TdGF0dXMSFQoNc3RhdHVzX3JlYXNvbhgJIAEoCSI6ChNDcmVkZW50aWFsUmVmZXJlbmNlEgoKAmlkGAEgASgJEhcKD29yZ2FuaXNhdGlvbl9pZBgCIAEoCSLhAgohSW5pdGlhbGlzZU9BdXRoMkNvbm5lY3Rpb25SZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCRIUCgxjb25uZWN0b3JfaWQYAiABKAkSOAoKY3JlZGVudGlhbBgDIAEoCzIkLm9hdXRoMmJyb2tlci52MS5DcmVkZW50aWFsUmVmZXJlbmNlEhUKDWF1dGhvcml6ZV91cmwYBCABKAkSEQoJY2xpZW50X2lkGAUgASgJEg4KBnNjb3BlcxgGIAMoCRIeChZkaXNhYmxlX29mZmxpbmVfYWNjZXNzGAcgASgIEhMKBnByb21wdBgIIAEoCUgAiAEBEhkKEWFkZGl0aW9uYWxfcGFyYW1zGAkgASgJEhIKCnJldHVybl91cmwYCiABKAkSEwoLZW5kX3VzZXJfaWQYCyABKAkSFQoNY29ubmVjdGlvbl9pZBgMIAEoCUIJCgdfcHJvbXB0ImIKIkluaXRpYWxpc2VPQXV0aDJDb25uZWN0aW9uUmVzcG9uc2USCwoDdXJsGAEgASgJEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ0ChtMaXN0Q29ubmVjdGlvbkV2ZW50c1JlcXVlc3QSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkSEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkiaQocTGlzdENvbm5lY3Rpb25FdmVudHNSZXNwb25zZRIwCgZldmVudHMYASADKAsyIC5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvbkV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIyChdDb3VudENvbm5lY3Rpb25zUmVxdWVzdBIXCg9vcmdhbmlzYXRpb25faWQYASABKAkiWQoVQ29ubmVjdGlvblN0YXR1c0NvdW50EjEKBnN0YXR1cxgBIAEoDjIhLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uU3RhdHVzEg0KBWNvdW50GAIgASgDIpMCChhDb3VudENvbm5lY3Rpb25zUmVzcG9uc2USNgoGY291bnRzGAEgAygLMiYub2F1dGgyYnJva2VyLnYxLkNvbm5lY3Rpb25TdGF0dXNDb3VudBJ4CiFmYWlsaW5nX2Nvbm5lY3Rpb25zX2J5X2NyZWRlbnRpYWwYAiADKAsyTS5vYXV0aDJicm9rZXIudjEuQ291bnRDb25uZWN0aW9uc1Jlc3BvbnNlLkZhaWxpbmdDb25uZWN0aW9uc0J5Q3JlZGVudGlhbEVudHJ5GkUKI0ZhaWxpbmdDb25uZWN0aW9uc0J5Q3JlZGVudGlhbEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAzoCOAEqxQEKEENvbm5lY3Rpb25TdGF0dXMSIQodQ09OTkVDVElPTl9TVEFUVVNfVU5TUEVDSUZJRUQQABIcChhDT05ORUNUSU9OX1NUQVRVU19BQ1RJVkUQARIkCiBDT05ORUNUSU9OX1NUQVRVU19SRUZSRVNIX0ZBSUxFRBACEisKJ0NPTk5FQ1RJT05fU1RBVFVTX05FRURTX1JFQVVUSE9SSVpBVElPThADEh0KGUNPTk5FQ1RJT05fU1RBVFVTX1BFTkRJTkcQBCqcAQoRUmV2b2NhdGlvbk91dGNvbWUSIgoeUkVWT0NBVElPTl9PVVRDT01FX1VOU1BFQ0lGSUVEEAASHgoaUkVWT0NBVElPTl9PVVRDT01FX1JFVk9LRUQQARIdChlSRVZPQ0FUSU9OX09VVENPTUVfRkFJTEVEEAISJAogUkVWT0NBVElPTl9PVVRDT01FX05PVF9TVVBQT1JURUQQAzK+CAoRQ29ubmVjdGlvblNlcnZpY2US0gEKGkluaXRpYWxpc2VPQXV0aDJDb25uZWN0aW9uEjIub2F1dGgyYnJva2VyLnYxLkluaXRpYWxpc2VPQXV0aDJDb25uZWN0aW9uUmVxdWVzdBozLm9hdXRoMmJyb2tlci52MS5Jbml0aWFsaXNlT0F1dGgyQ29ubmVjdGlvblJlc3BvbnNlIkuC0+STAkU6ASoiQC9vL3tvcmdhbmlzYXRpb25faWR9L2Nvbm5lY3RvcnMve2Nvbm5lY3Rvcl9pZH0vb2F1dGgyL2luaXRpYWxpc2USXgoNR2V0Q29ubmVjdGlvbhIlLm9hdXRoMmJyb2tlci52MS5HZXRDb25uZWN0aW9uUmVxdWVzdBomLm9hdXRoMmJyb2tlci52MS5HZXRDb25uZWN0aW9uUmVzcG9uc2USZAoPTGlzdENvbm5lY3Rpb25zEicub2F1dGgyYnJva2VyLnYxLkxpc3RDb25uZWN0aW9uc1JlcXVlc3QaKC5vYXV0aDJicm9rZXIudjEuTGlzdENvbm5lY3Rpb25zUmVzcG9uc2USYQoOR2V0QWNjZXNzVG9rZW4SJi5vYXV0aDJicm9rZXIudjEuR2V0QWNjZXNzVG9rZW5SZXF1ZXN0Gicub2F1dGgyYnJva2VyLnYxLkdldEFjY2Vzc1Rva2VuUmVzcG9uc2USagoRQ29uZmlybUNvbm5lY3Rpb24SKS5vYXV0aDJicm9rZXIudjEuQ29uZmlybUNvbm5lY3Rpb25SZXF1ZXN0Gioub2F1dGgyYnJva2VyLnYxLkNvbmZpcm1Db25uZWN0aW9uUmVzcG9uc2USZwoQRGVsZXRlQ29ubmVjdGlvbhIoLm9hdXRoMmJyb2tlci52MS5EZWxldGVDb25uZWN0aW9uUmVxdWVzdBopLm9hdXRoMmJyb2tlci52MS5EZWxldGVDb25uZWN0aW9uUmVzcG9uc2USeAoVV2F0Y2hDb25uZWN0aW9uRXZlbnRzEi0ub2F1dGgyYnJva2VyLnYxLldhdGNoQ29ubmVjdGlvbkV2ZW50c1JlcXVlc3QaLi5vYXV0aDJicm9rZXIudjEuV2F0Y2hDb25uZWN0aW9uRXZlbnRzUmVzcG9uc2UwARJzChRMaXN0Q29ubmVjdGlvbkV2ZW50cxIsLm9hdXRoMmJyb2tlci52MS5MaXN0Q29ubmVjdGlvbkV2ZW50c1JlcXVlc3QaLS5vYXV0aDJicm9rZXIudjEuTGlzdENvbm5lY3Rpb25FdmVudHNSZXNwb25zZRJnChBDb3VudENvbm5lY3Rpb25zEigub2F1dGgyYnJva2VyLnYxLkNvdW50Q29ubmVjdGlvbnNSZXF1ZXN0Gikub2F1dGgyYnJva2VyLnYxLkNvdW50Q29ubmVjdGlvbnNSZXNwb25zZUJOWkxnaXRodWIuY29tL29hdXRoMi1icm9rZXIvb2F1dGgyLWJyb2tlci9nZW4vZ28vb2F1dGgyYnJva2VyL3YxO29hdXRoMmJyb2tlcnYxYgZwcm90bzM", [file_google_api_annotations, file_google_protobuf_timestamp]);
+  fileDesc("CihvYXV0aDJicm9rZXIvdjEvY29ubmVjdGlvbl9zZXJ2aWNlLnByb3RvEg9vYXV0aDJicm9rZXIudjEisQQKCkNvbm5lY3Rpb24SCgoCaWQYASABKAkSFwoPb3JnYW5pc2F0aW9uX2lkGAIgASgJEhQKDGNvbm5lY3Rvcl9pZBgDIAEoCRIVCg1jcmVkZW50aWFsX2lkGAQgASgJEjEKBnN0YXR1cxgFIAEoDjIhLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uU3RhdHVzEhUKDXN0YXR1c19yZWFzb24YBiABKAkSDgoGc2NvcGVzGAcgAygJEhIKCnRva2VuX3R5cGUYCCABKAkSPAoYYWNjZXNzX3Rva2VuX2V4cGlyZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIZChFoYXNfcmVmcmVzaF90b2tlbhgKIAEoCBIvCgtjcmVhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjsKCG1ldGFkYXRhGA0gAygLMikub2F1dGgyYnJva2VyLnYxLkNvbm5lY3Rpb24uTWV0YWRhdGFFbnRyeRI6ChBleHRlcm5hbF9hY2NvdW50GA4gASgLMiAub2F1dGgyYnJva2VyLnYxLkV4dGVybmFsQWNjb3VudBovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiOgoPRXh0ZXJuYWxBY2NvdW50EgoKAmlkGAEgASgJEg0KBWVtYWlsGAIgASgJEgwKBG5hbWUYAyABKAkiOwoUR2V0Q29ubmVjdGlvblJlcXVlc3QSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJEgoKAmlkGAIgASgJIkgKFUdldENvbm5lY3Rpb25SZXNwb25zZRIvCgpjb25uZWN0aW9uGAEgASgLMhsub2F1dGgyYnJva2VyLnYxLkNvbm5lY3Rpb24iuAEKFkxpc3RDb25uZWN0aW9uc1JlcXVlc3QSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJEhQKDGNvbm5lY3Rvcl9pZBgCIAEoCRIVCg1jcmVkZW50aWFsX2lkGAMgASgJEjEKBnN0YXR1cxgEIAEoDjIhLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uU3RhdHVzEhEKCXBhZ2Vfc2l6ZRgFIAEoBRISCgpwYWdlX3Rva2VuGAYgASgJImQKF0xpc3RDb25uZWN0aW9uc1Jlc3BvbnNlEjAKC2Nvbm5lY3Rpb25zGAEgAygLMhsub2F1dGgyYnJva2VyLnYxLkNvbm5lY3Rpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIl4KFUdldEFjY2Vzc1Rva2VuUmVxdWVzdBIXCg9vcmdhbmlzYXRpb25faWQYASABKAkSFQoNY29ubmVjdGlvbl9pZBgCIAEoCRIVCg1mb3JjZV9yZWZyZXNoGAMgASgIIu0BChZHZXRBY2Nlc3NUb2tlblJlc3BvbnNlEhQKDGFjY2Vzc190b2tlbhgBIAEoCRISCgp0b2tlbl90eXBlGAIgASgJEi8KC2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBJHCghtZXRhZGF0YRgEIAMoCzI1Lm9hdXRoMmJyb2tlci52MS5HZXRBY2Nlc3NUb2tlblJlc3BvbnNlLk1ldGFkYXRhRW50cnkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBInUKGENvbmZpcm1Db25uZWN0aW9uUmVxdWVzdBIXCg9vcmdhbmlzYXRpb25faWQYASABKAkSFQoNY29ubmVjdGlvbl9pZBgCIAEoCRITCgtlbmRfdXNlcl9pZBgDIAEoCRIUCgxjb25maXJtYXRpb24YBCABKAkiTAoZQ29uZmlybUNvbm5lY3Rpb25SZXNwb25zZRIvCgpjb25uZWN0aW9uGAEgASgLMhsub2F1dGgyYnJva2VyLnYxLkNvbm5lY3Rpb24icAoXRGVsZXRlQ29ubmVjdGlvblJlcXVlc3QSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJEgoKAmlkGAIgASgJEg4KBnJldm9rZRgDIAEoCBIgChhrZWVwX2lmX3Jldm9jYXRpb25fZmFpbHMYBCABKAgibAoYRGVsZXRlQ29ubmVjdGlvblJlc3BvbnNlEjYKCnJldm9jYXRpb24YASABKA4yIi5vYXV0aDJicm9rZXIudjEuUmV2b2NhdGlvbk91dGNvbWUSGAoQcmV2b2NhdGlvbl9lcnJvchgCIAEoCSI3ChxXYXRjaENvbm5lY3Rpb25FdmVudHNSZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCSJQCh1XYXRjaENvbm5lY3Rpb25FdmVudHNSZXNwb25zZRIvCgVldmVudBgBIAEoCzIgLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uRXZlbnQigwIKD0Nvbm5lY3Rpb25FdmVudBIKCgJpZBgBIAEoCRIMCgR0eXBlGAIgASgJEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCg9vcmdhbmlzYXRpb25faWQYBCABKAkSFQoNY29ubmVjdGlvbl9pZBgFIAEoCRIUCgxjb25uZWN0b3JfaWQYBiABKAkSFQoNY3JlZGVudGlhbF9pZBgHIAEoCRIxCgZzdGF0dXMYCCABKA4yIS5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvblN0YXR1cxIVCg1zdGF0dXNfcmVhc29uGAkgASgJIjoKE0NyZWRlbnRpYWxSZWZlcmVuY2USCgoCaWQYASABKAkSFwoPb3JnYW5pc2F0aW9uX2lkGAIgASgJIv8DCiFJbml0aWFsaXNlT0F1dGgyQ29ubmVjdGlvblJlcXVlc3QSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJEhQKDGNvbm5lY3Rvcl9pZBgCIAEoCRI4CgpjcmVkZW50aWFsGAMgASgLMiQub2F1dGgyYnJva2VyLnYxLkNyZWRlbnRpYWxSZWZlcmVuY2USFQoNYXV0aG9yaXplX3VybBgEIAEoCRIRCgljbGllbnRfaWQYBSABKAkSDgoGc2NvcGVzGAYgAygJEh4KFmRpc2FibGVfb2ZmbGluZV9hY2Nlc3MYByABKAgSEwoGcHJvbXB0GAggASgJSACIAQESGQoRYWRkaXRpb25hbF9wYXJhbXMYCSABKAkSEgoKcmV0dXJuX3VybBgKIAEoCRITCgtlbmRfdXNlcl9pZBgLIAEoCRJjChFjb25uZWN0aW9uX2NvbmZpZxgMIAMoCzJILm9hdXRoMmJyb2tlci52MS5Jbml0aWFsaXNlT0F1dGgyQ29ubmVjdGlvblJlcXVlc3QuQ29ubmVjdGlvbkNvbmZpZ0VudHJ5EhUKDWNvbm5lY3Rpb25faWQYDSABKAkaNwoVQ29ubmVjdGlvbkNvbmZpZ0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCQoHX3Byb21wdCJiCiJJbml0aWFsaXNlT0F1dGgyQ29ubmVjdGlvblJlc3BvbnNlEgsKA3VybBgBIAEoCRIvCgtleHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAidAobTGlzdENvbm5lY3Rpb25FdmVudHNSZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCRIVCg1jb25uZWN0aW9uX2lkGAIgASgJEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJImkKHExpc3RDb25uZWN0aW9uRXZlbnRzUmVzcG9uc2USMAoGZXZlbnRzGAEgAygLMiAub2F1dGgyYnJva2VyLnYxLkNvbm5lY3Rpb25FdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiMgoXQ291bnRDb25uZWN0aW9uc1JlcXVlc3QSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJIlkKFUNvbm5lY3Rpb25TdGF0dXNDb3VudBIxCgZzdGF0dXMYASABKA4yIS5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvblN0YXR1cxINCgVjb3VudBgCIAEoAyKTAgoYQ291bnRDb25uZWN0aW9uc1Jlc3BvbnNlEjYKBmNvdW50cxgBIAMoCzImLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uU3RhdHVzQ291bnQSeAohZmFpbGluZ19jb25uZWN0aW9uc19ieV9jcmVkZW50aWFsGAIgAygLMk0ub2F1dGgyYnJva2VyLnYxLkNvdW50Q29ubmVjdGlvbnNSZXNwb25zZS5GYWlsaW5nQ29ubmVjdGlvbnNCeUNyZWRlbnRpYWxFbnRyeRpFCiNGYWlsaW5nQ29ubmVjdGlvbnNCeUNyZWRlbnRpYWxFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAM6AjgBKsUBChBDb25uZWN0aW9uU3RhdHVzEiEKHUNPTk5FQ1RJT05fU1RBVFVTX1VOU1BFQ0lGSUVEEAASHAoYQ09OTkVDVElPTl9TVEFUVVNfQUNUSVZFEAESJAogQ09OTkVDVElPTl9TVEFUVVNfUkVGUkVTSF9GQUlMRUQQAhIrCidDT05ORUNUSU9OX1NUQVRVU19ORUVEU19SRUFVVEhPUklaQVRJT04QAxIdChlDT05ORUNUSU9OX1NUQVRVU19QRU5ESU5HEAQqnAEKEVJldm9jYXRpb25PdXRjb21lEiIKHlJFVk9DQVRJT05fT1VUQ09NRV9VTlNQRUNJRklFRBAAEh4KGlJFVk9DQVRJT05fT1VUQ09NRV9SRVZPS0VEEAESHQoZUkVWT0NBVElPTl9PVVRDT01FX0ZBSUxFRBACEiQKIFJFVk9DQVRJT05fT1VUQ09NRV9OT1RfU1VQUE9SVEVEEAMyvggKEUNvbm5lY3Rpb25TZXJ2aWNlEtIBChpJbml0aWFsaXNlT0F1dGgyQ29ubmVjdGlvbhIyLm9hdXRoMmJyb2tlci52MS5Jbml0aWFsaXNlT0F1dGgyQ29ubmVjdGlvblJlcXVlc3QaMy5vYXV0aDJicm9rZXIudjEuSW5pdGlhbGlzZU9BdXRoMkNvbm5lY3Rpb25SZXNwb25zZSJLgtPkkwJFOgEqIkAvby97b3JnYW5pc2F0aW9uX2lkfS9jb25uZWN0b3JzL3tjb25uZWN0b3JfaWR9L29hdXRoMi9pbml0aWFsaXNlEl4KDUdldENvbm5lY3Rpb24SJS5vYXV0aDJicm9rZXIudjEuR2V0Q29ubmVjdGlvblJlcXVlc3QaJi5vYXV0aDJicm9rZXIudjEuR2V0Q29ubmVjdGlvblJlc3BvbnNlEmQKD0xpc3RDb25uZWN0aW9ucxInLm9hdXRoMmJyb2tlci52MS5MaXN0Q29ubmVjdGlvbnNSZXF1ZXN0Gigub2F1dGgyYnJva2VyLnYxLkxpc3RDb25uZWN0aW9uc1Jlc3BvbnNlEmEKDkdldEFjY2Vzc1Rva2VuEiYub2F1dGgyYnJva2VyLnYxLkdldEFjY2Vzc1Rva2VuUmVxdWVzdBonLm9hdXRoMmJyb2tlci52MS5HZXRBY2Nlc3NUb2tlblJlc3BvbnNlEmoKEUNvbmZpcm1Db25uZWN0aW9uEikub2F1dGgyYnJva2VyLnYxLkNvbmZpcm1Db25uZWN0aW9uUmVxdWVzdBoqLm9hdXRoMmJyb2tlci52MS5Db25maXJtQ29ubmVjdGlvblJlc3BvbnNlEmcKEERlbGV0ZUNvbm5lY3Rpb24SKC5vYXV0aDJicm9rZXIudjEuRGVsZXRlQ29ubmVjdGlvblJlcXVlc3QaKS5vYXV0aDJicm9rZXIudjEuRGVsZXRlQ29ubmVjdGlvblJlc3BvbnNlEngKFVdhdGNoQ29ubmVjdGlvbkV2ZW50cxItLm9hdXRoMmJyb2tlci52MS5XYXRjaENvbm5lY3Rpb25FdmVudHNSZXF1ZXN0Gi4ub2F1dGgyYnJva2VyLnYxLldhdGNoQ29ubmVjdGlvbkV2ZW50c1Jlc3BvbnNlMAEScwoUTGlzdENvbm5lY3Rpb25FdmVudHMSLC5vYXV0aDJicm9rZXIudjEuTGlzdENvbm5lY3Rpb25FdmVudHNSZXF1ZXN0Gi0ub2F1dGgyYnJva2VyLnYxLkxpc3RDb25uZWN0aW9uRXZlbnRzUmVzcG9uc2USZwoQQ291bnRDb25uZWN0aW9ucxIoLm9hdXRoMmJyb2tlci52MS5Db3VudENvbm5lY3Rpb25zUmVxdWVzdBopLm9hdXRoMmJyb2tlci52MS5Db3VudENvbm5lY3Rpb25zUmVzcG9uc2VCTlpMZ2l0aHViLmNvbS9vYXV0aDItYnJva2VyL29hdXRoMi1icm9rZXIvZ2VuL2dvL29hdXRoMmJyb2tlci92MTtvYXV0aDJicm9rZXJ2MWIGcHJvdG8z", [file_google_api_annotations, file_google_protobuf_timestamp]);
 
 /**
  * A connected end-user account, without its tokens.
@@ -107,10 +107,20 @@ export type Connection = Message<"oauth2broker.v1.Connection"> & {
   updateTime?: Timestamp | undefined;
 
   /**
+   * Non-secret facts about the connected account that the credential's provider catalog entry
+   * names (such as `instance_url`, `team_id`, `realm_id`, `workspace_id`), taken from the token
+   * response and the callback query, plus the `connection_config` the connection was made with.
+   * snake_case keys, one namespace across providers. Never a token.
+   *
+   * @generated from field: map<string, string> metadata = 13;
+   */
+  metadata: { [key: string]: string };
+
+  /**
    * The account at the provider this connection belongs to, from the verified ID token or the
    * provider's userinfo endpoint; unset when the provider did not say.
    *
-   * @generated from field: oauth2broker.v1.ExternalAccount external_account = 13;
+   * @generated from field: oauth2broker.v1.ExternalAccount external_account = 14;
    */
   externalAccount?: ExternalAccount | undefined;
 };
@@ -353,6 +363,14 @@ export type GetAccessTokenResponse = Message<"oauth2broker.v1.GetAccessTokenResp
    * @generated from field: google.protobuf.Timestamp expire_time = 3;
    */
   expireTime?: Timestamp | undefined;
+
+  /**
+   * The connection's metadata (see `Connection.metadata`), for calls that need it (Salesforce's
+   * `instance_url`, Shopify's `shop`).
+   *
+   * @generated from field: map<string, string> metadata = 4;
+   */
+  metadata: { [key: string]: string };
 };
 
 /**
@@ -679,7 +697,8 @@ export type InitialiseOAuth2ConnectionRequest = Message<"oauth2broker.v1.Initial
   credential?: CredentialReference | undefined;
 
   /**
-   * The provider's authorization endpoint: an absolute `https` URL with no fragment and no user
+   * The provider's authorization endpoint. Optional when the credential names a `provider`: the
+   * catalog's is used then, with `connection_config` filled in. Otherwise required: an absolute `https` URL with no fragment and no user
    * name or password (plain `http` only for loopback hosts, or when the broker runs with
    * `BROKER_ALLOW_HTTP_AUTHORIZE_URL=true`). At most 2048 characters. Its query parameters are
    * kept, and must not include any parameter the broker sets.
@@ -699,8 +718,9 @@ export type InitialiseOAuth2ConnectionRequest = Message<"oauth2broker.v1.Initial
    * The scopes to request, in order; duplicates are dropped. With `openid`, the credential must
    * have an `issuer` (FAILED_PRECONDITION otherwise): the ID token is verified against it. Each is a scope token (RFC 6749 §3.3:
    * printable ASCII except space, `"` and `\`), at most 256 characters; at most 100 scopes.
-   * `offline_access` is added unless `disable_offline_access` is true. With no scopes left, no
-   * `scope` parameter is sent.
+   * Without a provider, `offline_access` is added unless `disable_offline_access` is true; with
+   * one, the catalog's way of asking for offline access applies. Scopes are joined with the
+   * provider's separator (a space by default). With no scopes left, no `scope` parameter is sent.
    *
    * @generated from field: repeated string scopes = 6;
    */
@@ -708,7 +728,8 @@ export type InitialiseOAuth2ConnectionRequest = Message<"oauth2broker.v1.Initial
 
   /**
    * Do not add `offline_access` to the scopes (for providers that reject it or grant refresh
-   * tokens by other means).
+   * tokens by other means). With a provider, do not ask for offline access the catalog's way
+   * (its scope or its authorize parameters).
    *
    * @generated from field: bool disable_offline_access = 7;
    */
@@ -716,7 +737,9 @@ export type InitialiseOAuth2ConnectionRequest = Message<"oauth2broker.v1.Initial
 
   /**
    * The `prompt` to send (OpenID Connect Core §3.1.2.1). Absent: `login`, or nothing when
-   * `additional_params` has `approval_prompt` (Google's legacy parameter). Empty: no prompt.
+   * `additional_params` has `approval_prompt` (Google's legacy parameter); with a provider, the
+   * catalog's default (often none). With a provider that documents its prompt values, each value
+   * must be one of them. Empty: no prompt.
    * Several values may be separated by spaces or `+` and are sent space-delimited; each must be a
    * token of `A-Z a-z 0-9 _ -`, and `none` cannot be combined with another value. At most 256
    * characters.
@@ -728,7 +751,8 @@ export type InitialiseOAuth2ConnectionRequest = Message<"oauth2broker.v1.Initial
   /**
    * Extra authorization request parameters, URL-encoded (`application/x-www-form-urlencoded`),
    * for example `access_type=offline&hd=example.com`. Appended after the broker's parameters.
-   * A key may appear once, and must not be one the broker sets (`response_type`, `client_id`,
+   * With a provider, a key may override one of the catalog's default parameters (the caller's
+   * value wins). A key may appear once, and must not be one the broker sets (`response_type`, `client_id`,
    * `redirect_uri`, `state`, `scope`, `prompt`, `code_challenge`, `code_challenge_method`,
    * `nonce`), nor `response_mode`, `request`, `request_uri`, nor one already in `authorize_url`.
    * At most 4096 characters.
@@ -763,15 +787,27 @@ export type InitialiseOAuth2ConnectionRequest = Message<"oauth2broker.v1.Initial
   endUserId: string;
 
   /**
+   * Values of the credential's provider's connection-level template parameters (those that fill
+   * one label under a fixed domain, such as Shopify's `shop` or Zendesk's `subdomain`). Each must
+   * match its pattern; every connection-level parameter is required; unknown keys and
+   * credential-level keys are refused. The connection keeps them (in its `metadata`), so refresh
+   * and revocation go to the same hosts.
+   *
+   * @generated from field: map<string, string> connection_config = 12;
+   */
+  connectionConfig: { [key: string]: string };
+
+  /**
    * Reconnect: re-authorize this existing connection (of the same organisation and credential,
    * in any status) instead of creating a new one, to repair it or to ask for more scopes. When
-   * the callback completes, the connection keeps its ID; its tokens, scopes and account are
-   * replaced in one write, it becomes ACTIVE and `connection.reauthorized` is sent. Until then
+   * the callback completes, the connection keeps its ID; its tokens, scopes, metadata and account
+   * are replaced in one write, it becomes ACTIVE and `connection.reauthorized` is sent. It keeps
+   * its `connection_config` unless the request gives one. Until then
    * the old tokens keep working; with `end_user_id`, until ConfirmConnection. A different
    * provider account than the connection's fails with `error=account_mismatch` and changes
    * nothing. NOT_FOUND when the connection does not exist or belongs to another organisation.
    *
-   * @generated from field: string connection_id = 12;
+   * @generated from field: string connection_id = 13;
    */
   connectionId: string;
 };

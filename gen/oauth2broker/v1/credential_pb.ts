@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file oauth2broker/v1/credential.proto.
  */
 export const file_oauth2broker_v1_credential: GenFile = /*@__PURE__*/
-  fileDesc("CiBvYXV0aDJicm9rZXIvdjEvY3JlZGVudGlhbC5wcm90bxIPb2F1dGgyYnJva2VyLnYxIuUDCgpDcmVkZW50aWFsEgoKAmlkGAEgASgJEhcKD29yZ2FuaXNhdGlvbl9pZBgCIAEoCRIMCgRuYW1lGAMgASgJEhEKCWNsaWVudF9pZBgEIAEoCRIVCg1jbGllbnRfc2VjcmV0GAUgASgJEhkKEWNsaWVudF9zZWNyZXRfc2V0GAYgASgIEhEKCXRva2VuX3VybBgHIAEoCRJMChp0b2tlbl9lbmRwb2ludF9hdXRoX21ldGhvZBgIIAEoDjIoLm9hdXRoMmJyb2tlci52MS5Ub2tlbkVuZHBvaW50QXV0aE1ldGhvZBIUCgxkaXNhYmxlX3BrY2UYCSABKAgSEwoGaXNzdWVyGAogASgJSACIAQESNgouYXV0aG9yaXphdGlvbl9yZXNwb25zZV9pc3NfcGFyYW1ldGVyX3N1cHBvcnRlZBgNIAEoCBIbCg5yZXZvY2F0aW9uX3VybBgOIAEoCUgBiAEBEi8KC2NyZWF0ZV90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCCQoHX2lzc3VlckIRCg9fcmV2b2NhdGlvbl91cmwqrAEKF1Rva2VuRW5kcG9pbnRBdXRoTWV0aG9kEioKJlRPS0VOX0VORFBPSU5UX0FVVEhfTUVUSE9EX1VOU1BFQ0lGSUVEEAASMgouVE9LRU5fRU5EUE9JTlRfQVVUSF9NRVRIT0RfQ0xJRU5UX1NFQ1JFVF9CQVNJQxABEjEKLVRPS0VOX0VORFBPSU5UX0FVVEhfTUVUSE9EX0NMSUVOVF9TRUNSRVRfUE9TVBACQk5aTGdpdGh1Yi5jb20vb2F1dGgyLWJyb2tlci9vYXV0aDItYnJva2VyL2dlbi9nby9vYXV0aDJicm9rZXIvdjE7b2F1dGgyYnJva2VydjFiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("CiBvYXV0aDJicm9rZXIvdjEvY3JlZGVudGlhbC5wcm90bxIPb2F1dGgyYnJva2VyLnYxIt4FCgpDcmVkZW50aWFsEgoKAmlkGAEgASgJEhcKD29yZ2FuaXNhdGlvbl9pZBgCIAEoCRIMCgRuYW1lGAMgASgJEhEKCWNsaWVudF9pZBgEIAEoCRIVCg1jbGllbnRfc2VjcmV0GAUgASgJEhkKEWNsaWVudF9zZWNyZXRfc2V0GAYgASgIEhEKCXRva2VuX3VybBgHIAEoCRJRChp0b2tlbl9lbmRwb2ludF9hdXRoX21ldGhvZBgIIAEoDjIoLm9hdXRoMmJyb2tlci52MS5Ub2tlbkVuZHBvaW50QXV0aE1ldGhvZEgAiAEBEhkKDGRpc2FibGVfcGtjZRgJIAEoCEgBiAEBEhMKBmlzc3VlchgKIAEoCUgCiAEBEjYKLmF1dGhvcml6YXRpb25fcmVzcG9uc2VfaXNzX3BhcmFtZXRlcl9zdXBwb3J0ZWQYDSABKAgSGwoOcmV2b2NhdGlvbl91cmwYDiABKAlIA4gBARIvCgtjcmVhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHByb3ZpZGVyGA8gASgJEkgKD3Byb3ZpZGVyX2NvbmZpZxgQIAMoCzIvLm9hdXRoMmJyb2tlci52MS5DcmVkZW50aWFsLlByb3ZpZGVyQ29uZmlnRW50cnkSGQoMdXNlcmluZm9fdXJsGBEgASgJSASIAQEaNQoTUHJvdmlkZXJDb25maWdFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQh0KG190b2tlbl9lbmRwb2ludF9hdXRoX21ldGhvZEIPCg1fZGlzYWJsZV9wa2NlQgkKB19pc3N1ZXJCEQoPX3Jldm9jYXRpb25fdXJsQg8KDV91c2VyaW5mb191cmwqrAEKF1Rva2VuRW5kcG9pbnRBdXRoTWV0aG9kEioKJlRPS0VOX0VORFBPSU5UX0FVVEhfTUVUSE9EX1VOU1BFQ0lGSUVEEAASMgouVE9LRU5fRU5EUE9JTlRfQVVUSF9NRVRIT0RfQ0xJRU5UX1NFQ1JFVF9CQVNJQxABEjEKLVRPS0VOX0VORFBPSU5UX0FVVEhfTUVUSE9EX0NMSUVOVF9TRUNSRVRfUE9TVBACQk5aTGdpdGh1Yi5jb20vb2F1dGgyLWJyb2tlci9vYXV0aDItYnJva2VyL2dlbi9nby9vYXV0aDJicm9rZXIvdjE7b2F1dGgyYnJva2VydjFiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * A credential is one OAuth client registration at a provider (client ID, secret and token
@@ -67,31 +67,41 @@ export type Credential = Message<"oauth2broker.v1.Credential"> & {
 
   /**
    * The provider's token endpoint, where authorization codes are exchanged and tokens refreshed.
-   * Required: an absolute `https` URL (plain `http` only for loopback hosts), at most 2048 characters.
+   * An absolute `https` URL (plain `http` only for loopback hosts), at most 2048 characters.
+   * Required unless `provider` names a catalog entry (or `issuer` alone can be discovered);
+   * when set with `provider`, it overrides the catalog's.
    *
    * @generated from field: string token_url = 7;
    */
   tokenUrl: string;
 
   /**
-   * How the broker authenticates at `token_url`.
+   * How the broker authenticates at the token endpoint. Unset: as the catalog says for
+   * `provider`, else TOKEN_ENDPOINT_AUTH_METHOD_CLIENT_SECRET_BASIC (stored as such).
    *
-   * @generated from field: oauth2broker.v1.TokenEndpointAuthMethod token_endpoint_auth_method = 8;
+   * @generated from field: optional oauth2broker.v1.TokenEndpointAuthMethod token_endpoint_auth_method = 8;
    */
-  tokenEndpointAuthMethod: TokenEndpointAuthMethod;
+  tokenEndpointAuthMethod?: TokenEndpointAuthMethod | undefined;
 
   /**
    * PKCE (RFC 7636, method S256) is used on every authorization request unless this is true.
-   * Disable it only for providers that reject the `code_challenge` parameter.
+   * Disable it only for providers that reject the `code_challenge` parameter. Unset: as the
+   * catalog says for `provider` (PKCE unless the catalog says the provider does not support it),
+   * else false.
    *
-   * @generated from field: bool disable_pkce = 9;
+   * @generated from field: optional bool disable_pkce = 9;
    */
-  disablePkce: boolean;
+  disablePkce?: boolean | undefined;
 
   /**
    * The authorization server's issuer identifier (RFC 8414 §2), for example
    * `https://accounts.example.com`. When set, the `iss` returned on the callback (RFC 9207) and in
-   * ID tokens must equal it. At most 2048 characters.
+   * ID tokens must equal it. At most 2048 characters. With no `provider` and no `token_url`,
+   * CreateCredential reads the issuer's discovery document (OpenID Connect Discovery, else
+   * RFC 8414) and fills `token_url`, `revocation_url`, `userinfo_url`,
+   * `authorization_response_iss_parameter_supported` and `disable_pkce` (true when the server
+   * lists PKCE methods without S256) from it, unless set explicitly; INVALID_ARGUMENT when there
+   * is no usable document.
    *
    * @generated from field: optional string issuer = 10;
    */
@@ -127,6 +137,33 @@ export type Credential = Message<"oauth2broker.v1.Credential"> & {
    * @generated from field: google.protobuf.Timestamp update_time = 12;
    */
   updateTime?: Timestamp | undefined;
+
+  /**
+   * A provider catalog ID (`google`, `slack`, ...; see ProviderService). With it, endpoints and
+   * behaviour come from the catalog entry, and every field set here explicitly (`token_url`,
+   * `revocation_url`, `userinfo_url`, `issuer`, `token_endpoint_auth_method`, `disable_pkce`)
+   * overrides the catalog's. INVALID_ARGUMENT when the catalog has no such entry.
+   *
+   * @generated from field: string provider = 15;
+   */
+  provider: string;
+
+  /**
+   * Values of the catalog entry's credential-level template parameters (those that may name a
+   * whole host, such as Okta's `domain`). Each must match the parameter's pattern; every
+   * credential-level parameter is required, and unknown keys are refused.
+   *
+   * @generated from field: map<string, string> provider_config = 16;
+   */
+  providerConfig: { [key: string]: string };
+
+  /**
+   * The provider's userinfo endpoint (OpenID Connect Core §5.3), where the connected account's
+   * identity can be looked up. Same URL rules as `token_url`.
+   *
+   * @generated from field: optional string userinfo_url = 17;
+   */
+  userinfoUrl?: string | undefined;
 };
 
 /**
@@ -144,7 +181,7 @@ export const CredentialSchema: GenMessage<Credential> = /*@__PURE__*/
  */
 export enum TokenEndpointAuthMethod {
   /**
-   * Not set. CreateCredential treats it as TOKEN_ENDPOINT_AUTH_METHOD_CLIENT_SECRET_BASIC.
+   * Not used: leave the field unset instead.
    *
    * @generated from enum value: TOKEN_ENDPOINT_AUTH_METHOD_UNSPECIFIED = 0;
    */

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file oauth2broker/v1/organisation_service.proto.
  */
 export const file_oauth2broker_v1_organisation_service: GenFile = /*@__PURE__*/
-  fileDesc("CipvYXV0aDJicm9rZXIvdjEvb3JnYW5pc2F0aW9uX3NlcnZpY2UucHJvdG8SD29hdXRoMmJyb2tlci52MSKwAQoUT3JnYW5pc2F0aW9uU2V0dGluZ3MSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJEhsKE2FsbG93ZWRfcmV0dXJuX3VybHMYAiADKAkSLwoLdXBkYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC3dlYmhvb2tfdXJsGAQgASgJEhwKFHdlYmhvb2tfc2VjcmV0X2NvdW50GAUgASgFIjkKHkdldE9yZ2FuaXNhdGlvblNldHRpbmdzUmVxdWVzdBIXCg9vcmdhbmlzYXRpb25faWQYASABKAkiWgofR2V0T3JnYW5pc2F0aW9uU2V0dGluZ3NSZXNwb25zZRI3CghzZXR0aW5ncxgBIAEoCzIlLm9hdXRoMmJyb2tlci52MS5PcmdhbmlzYXRpb25TZXR0aW5ncyKNAQohVXBkYXRlT3JnYW5pc2F0aW9uU2V0dGluZ3NSZXF1ZXN0EjcKCHNldHRpbmdzGAEgASgLMiUub2F1dGgyYnJva2VyLnYxLk9yZ2FuaXNhdGlvblNldHRpbmdzEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayJdCiJVcGRhdGVPcmdhbmlzYXRpb25TZXR0aW5nc1Jlc3BvbnNlEjcKCHNldHRpbmdzGAEgASgLMiUub2F1dGgyYnJva2VyLnYxLk9yZ2FuaXNhdGlvblNldHRpbmdzIjUKGlJvdGF0ZVdlYmhvb2tTZWNyZXRSZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCSJLChtSb3RhdGVXZWJob29rU2VjcmV0UmVzcG9uc2USDgoGc2VjcmV0GAEgASgJEhwKFHdlYmhvb2tfc2VjcmV0X2NvdW50GAIgASgFIhoKGExpc3RPcmdhbmlzYXRpb25zUmVxdWVzdCJOChlMaXN0T3JnYW5pc2F0aW9uc1Jlc3BvbnNlEhgKEG9yZ2FuaXNhdGlvbl9pZHMYASADKAkSFwoPY2FsbGVyX2lzX2FkbWluGAIgASgIMvkDChNPcmdhbmlzYXRpb25TZXJ2aWNlEnwKF0dldE9yZ2FuaXNhdGlvblNldHRpbmdzEi8ub2F1dGgyYnJva2VyLnYxLkdldE9yZ2FuaXNhdGlvblNldHRpbmdzUmVxdWVzdBowLm9hdXRoMmJyb2tlci52MS5HZXRPcmdhbmlzYXRpb25TZXR0aW5nc1Jlc3BvbnNlEoUBChpVcGRhdGVPcmdhbmlzYXRpb25TZXR0aW5ncxIyLm9hdXRoMmJyb2tlci52MS5VcGRhdGVPcmdhbmlzYXRpb25TZXR0aW5nc1JlcXVlc3QaMy5vYXV0aDJicm9rZXIudjEuVXBkYXRlT3JnYW5pc2F0aW9uU2V0dGluZ3NSZXNwb25zZRJwChNSb3RhdGVXZWJob29rU2VjcmV0Eisub2F1dGgyYnJva2VyLnYxLlJvdGF0ZVdlYmhvb2tTZWNyZXRSZXF1ZXN0Giwub2F1dGgyYnJva2VyLnYxLlJvdGF0ZVdlYmhvb2tTZWNyZXRSZXNwb25zZRJqChFMaXN0T3JnYW5pc2F0aW9ucxIpLm9hdXRoMmJyb2tlci52MS5MaXN0T3JnYW5pc2F0aW9uc1JlcXVlc3QaKi5vYXV0aDJicm9rZXIudjEuTGlzdE9yZ2FuaXNhdGlvbnNSZXNwb25zZUJOWkxnaXRodWIuY29tL29hdXRoMi1icm9rZXIvb2F1dGgyLWJyb2tlci9nZW4vZ28vb2F1dGgyYnJva2VyL3YxO29hdXRoMmJyb2tlcnYxYgZwcm90bzM", [file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("CipvYXV0aDJicm9rZXIvdjEvb3JnYW5pc2F0aW9uX3NlcnZpY2UucHJvdG8SD29hdXRoMmJyb2tlci52MSL3AQoUT3JnYW5pc2F0aW9uU2V0dGluZ3MSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJEhsKE2FsbG93ZWRfcmV0dXJuX3VybHMYAiADKAkSLwoLdXBkYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC3dlYmhvb2tfdXJsGAQgASgJEhwKFHdlYmhvb2tfc2VjcmV0X2NvdW50GAUgASgFEiEKGXBlcl9vcmdhbmlzYXRpb25fY2FsbGJhY2sYBiABKAgSIgoad2ViaG9va19kZWxpdmVyaWVzX3dhaXRpbmcYByABKAgiOQoeR2V0T3JnYW5pc2F0aW9uU2V0dGluZ3NSZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCSJaCh9HZXRPcmdhbmlzYXRpb25TZXR0aW5nc1Jlc3BvbnNlEjcKCHNldHRpbmdzGAEgASgLMiUub2F1dGgyYnJva2VyLnYxLk9yZ2FuaXNhdGlvblNldHRpbmdzIo0BCiFVcGRhdGVPcmdhbmlzYXRpb25TZXR0aW5nc1JlcXVlc3QSNwoIc2V0dGluZ3MYASABKAsyJS5vYXV0aDJicm9rZXIudjEuT3JnYW5pc2F0aW9uU2V0dGluZ3MSLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIl0KIlVwZGF0ZU9yZ2FuaXNhdGlvblNldHRpbmdzUmVzcG9uc2USNwoIc2V0dGluZ3MYASABKAsyJS5vYXV0aDJicm9rZXIudjEuT3JnYW5pc2F0aW9uU2V0dGluZ3MiNQoaUm90YXRlV2ViaG9va1NlY3JldFJlcXVlc3QSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJIksKG1JvdGF0ZVdlYmhvb2tTZWNyZXRSZXNwb25zZRIOCgZzZWNyZXQYASABKAkSHAoUd2ViaG9va19zZWNyZXRfY291bnQYAiABKAUiGgoYTGlzdE9yZ2FuaXNhdGlvbnNSZXF1ZXN0Ik4KGUxpc3RPcmdhbmlzYXRpb25zUmVzcG9uc2USGAoQb3JnYW5pc2F0aW9uX2lkcxgBIAMoCRIXCg9jYWxsZXJfaXNfYWRtaW4YAiABKAgy+QMKE09yZ2FuaXNhdGlvblNlcnZpY2USfAoXR2V0T3JnYW5pc2F0aW9uU2V0dGluZ3MSLy5vYXV0aDJicm9rZXIudjEuR2V0T3JnYW5pc2F0aW9uU2V0dGluZ3NSZXF1ZXN0GjAub2F1dGgyYnJva2VyLnYxLkdldE9yZ2FuaXNhdGlvblNldHRpbmdzUmVzcG9uc2UShQEKGlVwZGF0ZU9yZ2FuaXNhdGlvblNldHRpbmdzEjIub2F1dGgyYnJva2VyLnYxLlVwZGF0ZU9yZ2FuaXNhdGlvblNldHRpbmdzUmVxdWVzdBozLm9hdXRoMmJyb2tlci52MS5VcGRhdGVPcmdhbmlzYXRpb25TZXR0aW5nc1Jlc3BvbnNlEnAKE1JvdGF0ZVdlYmhvb2tTZWNyZXQSKy5vYXV0aDJicm9rZXIudjEuUm90YXRlV2ViaG9va1NlY3JldFJlcXVlc3QaLC5vYXV0aDJicm9rZXIudjEuUm90YXRlV2ViaG9va1NlY3JldFJlc3BvbnNlEmoKEUxpc3RPcmdhbmlzYXRpb25zEikub2F1dGgyYnJva2VyLnYxLkxpc3RPcmdhbmlzYXRpb25zUmVxdWVzdBoqLm9hdXRoMmJyb2tlci52MS5MaXN0T3JnYW5pc2F0aW9uc1Jlc3BvbnNlQk5aTGdpdGh1Yi5jb20vb2F1dGgyLWJyb2tlci9vYXV0aDItYnJva2VyL2dlbi9nby9vYXV0aDJicm9rZXIvdjE7b2F1dGgyYnJva2VydjFiBnByb3RvMw", [file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * Settings of one organisation.
@@ -61,6 +61,25 @@ export type OrganisationSettings = Message<"oauth2broker.v1.OrganisationSettings
    * @generated from field: int32 webhook_secret_count = 5;
    */
   webhookSecretCount: number;
+
+  /**
+   * When true, this organisation's flows use `<BROKER_PUBLIC_URL>/oauth2/callback/<organisation_id>`
+   * as `redirect_uri` (register that at its providers instead of the shared
+   * `<BROKER_PUBLIC_URL>/oauth2/callback`), and only that path completes them: a code arriving on
+   * another path is refused. Flows already started keep the redirect URI they were started with.
+   *
+   * @generated from field: bool per_organisation_callback = 6;
+   */
+  perOrganisationCallback: boolean;
+
+  /**
+   * Output only: true while `webhook_url` is set but there is no signing secret yet. Events are
+   * never sent unsigned: they wait (and are kept) until RotateWebhookSecret creates the first
+   * secret, then go out in order of their next attempt.
+   *
+   * @generated from field: bool webhook_deliveries_waiting = 7;
+   */
+  webhookDeliveriesWaiting: boolean;
 };
 
 /**
@@ -127,7 +146,8 @@ export type UpdateOrganisationSettingsRequest = Message<"oauth2broker.v1.UpdateO
   settings?: OrganisationSettings | undefined;
 
   /**
-   * The fields to change, by their proto names: `allowed_return_urls`, `webhook_url`. Required.
+   * The fields to change, by their proto names: `allowed_return_urls`, `webhook_url`,
+   * `per_organisation_callback`. Required.
    *
    * @generated from field: google.protobuf.FieldMask update_mask = 2;
    */
@@ -284,6 +304,8 @@ export const OrganisationService: GenService<{
   /**
    * Generates a new webhook signing secret and returns it, once. The previous secret stays valid
    * (events are signed with both) until the next rotation, so receivers can switch without a gap.
+   * The first call creates the secret that webhook deliveries wait for. Concurrent calls for one
+   * organisation run one after the other, so every secret returned is stored.
    *
    * @generated from rpc oauth2broker.v1.OrganisationService.RotateWebhookSecret
    */

@@ -176,9 +176,14 @@ type Connection struct {
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// When the connection last changed (tokens refreshed, status changed).
 	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// Non-secret facts about the connected account that the credential's provider catalog entry
+	// names (such as `instance_url`, `team_id`, `realm_id`, `workspace_id`), taken from the token
+	// response and the callback query, plus the `connection_config` the connection was made with.
+	// snake_case keys, one namespace across providers. Never a token.
+	Metadata map[string]string `protobuf:"bytes,13,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// The account at the provider this connection belongs to, from the verified ID token or the
 	// provider's userinfo endpoint; unset when the provider did not say.
-	ExternalAccount *ExternalAccount `protobuf:"bytes,13,opt,name=external_account,json=externalAccount,proto3" json:"external_account,omitempty"`
+	ExternalAccount *ExternalAccount `protobuf:"bytes,14,opt,name=external_account,json=externalAccount,proto3" json:"external_account,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -293,6 +298,13 @@ func (x *Connection) GetCreateTime() *timestamppb.Timestamp {
 func (x *Connection) GetUpdateTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.UpdateTime
+	}
+	return nil
+}
+
+func (x *Connection) GetMetadata() map[string]string {
+	if x != nil {
+		return x.Metadata
 	}
 	return nil
 }
@@ -689,7 +701,10 @@ type GetAccessTokenResponse struct {
 	// Its type, lower-cased (usually `bearer`).
 	TokenType string `protobuf:"bytes,2,opt,name=token_type,json=tokenType,proto3" json:"token_type,omitempty"`
 	// When it expires; unset when the provider did not say.
-	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	// The connection's metadata (see `Connection.metadata`), for calls that need it (Salesforce's
+	// `instance_url`, Shopify's `shop`).
+	Metadata      map[string]string `protobuf:"bytes,4,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -741,6 +756,13 @@ func (x *GetAccessTokenResponse) GetTokenType() string {
 func (x *GetAccessTokenResponse) GetExpireTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *GetAccessTokenResponse) GetMetadata() map[string]string {
+	if x != nil {
+		return x.Metadata
 	}
 	return nil
 }
@@ -1275,7 +1297,8 @@ type InitialiseOAuth2ConnectionRequest struct {
 	// The credential (client registration) to connect with. NOT_FOUND when it does not exist or
 	// belongs to another organisation.
 	Credential *CredentialReference `protobuf:"bytes,3,opt,name=credential,proto3" json:"credential,omitempty"`
-	// The provider's authorization endpoint: an absolute `https` URL with no fragment and no user
+	// The provider's authorization endpoint. Optional when the credential names a `provider`: the
+	// catalog's is used then, with `connection_config` filled in. Otherwise required: an absolute `https` URL with no fragment and no user
 	// name or password (plain `http` only for loopback hosts, or when the broker runs with
 	// `BROKER_ALLOW_HTTP_AUTHORIZE_URL=true`). At most 2048 characters. Its query parameters are
 	// kept, and must not include any parameter the broker sets.
@@ -1285,21 +1308,26 @@ type InitialiseOAuth2ConnectionRequest struct {
 	// The scopes to request, in order; duplicates are dropped. With `openid`, the credential must
 	// have an `issuer` (FAILED_PRECONDITION otherwise): the ID token is verified against it. Each is a scope token (RFC 6749 §3.3:
 	// printable ASCII except space, `"` and `\`), at most 256 characters; at most 100 scopes.
-	// `offline_access` is added unless `disable_offline_access` is true. With no scopes left, no
-	// `scope` parameter is sent.
+	// Without a provider, `offline_access` is added unless `disable_offline_access` is true; with
+	// one, the catalog's way of asking for offline access applies. Scopes are joined with the
+	// provider's separator (a space by default). With no scopes left, no `scope` parameter is sent.
 	Scopes []string `protobuf:"bytes,6,rep,name=scopes,proto3" json:"scopes,omitempty"`
 	// Do not add `offline_access` to the scopes (for providers that reject it or grant refresh
-	// tokens by other means).
+	// tokens by other means). With a provider, do not ask for offline access the catalog's way
+	// (its scope or its authorize parameters).
 	DisableOfflineAccess bool `protobuf:"varint,7,opt,name=disable_offline_access,json=disableOfflineAccess,proto3" json:"disable_offline_access,omitempty"`
 	// The `prompt` to send (OpenID Connect Core §3.1.2.1). Absent: `login`, or nothing when
-	// `additional_params` has `approval_prompt` (Google's legacy parameter). Empty: no prompt.
+	// `additional_params` has `approval_prompt` (Google's legacy parameter); with a provider, the
+	// catalog's default (often none). With a provider that documents its prompt values, each value
+	// must be one of them. Empty: no prompt.
 	// Several values may be separated by spaces or `+` and are sent space-delimited; each must be a
 	// token of `A-Z a-z 0-9 _ -`, and `none` cannot be combined with another value. At most 256
 	// characters.
 	Prompt *string `protobuf:"bytes,8,opt,name=prompt,proto3,oneof" json:"prompt,omitempty"`
 	// Extra authorization request parameters, URL-encoded (`application/x-www-form-urlencoded`),
 	// for example `access_type=offline&hd=example.com`. Appended after the broker's parameters.
-	// A key may appear once, and must not be one the broker sets (`response_type`, `client_id`,
+	// With a provider, a key may override one of the catalog's default parameters (the caller's
+	// value wins). A key may appear once, and must not be one the broker sets (`response_type`, `client_id`,
 	// `redirect_uri`, `state`, `scope`, `prompt`, `code_challenge`, `code_challenge_method`,
 	// `nonce`), nor `response_mode`, `request`, `request_uri`, nor one already in `authorize_url`.
 	// At most 4096 characters.
@@ -1319,14 +1347,21 @@ type InitialiseOAuth2ConnectionRequest struct {
 	// `confirmation`; your backend calls ConfirmConnection with the same end user to activate it.
 	// A URL forwarded to someone else then never yields a usable connection.
 	EndUserId string `protobuf:"bytes,11,opt,name=end_user_id,json=endUserId,proto3" json:"end_user_id,omitempty"`
+	// Values of the credential's provider's connection-level template parameters (those that fill
+	// one label under a fixed domain, such as Shopify's `shop` or Zendesk's `subdomain`). Each must
+	// match its pattern; every connection-level parameter is required; unknown keys and
+	// credential-level keys are refused. The connection keeps them (in its `metadata`), so refresh
+	// and revocation go to the same hosts.
+	ConnectionConfig map[string]string `protobuf:"bytes,12,rep,name=connection_config,json=connectionConfig,proto3" json:"connection_config,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Reconnect: re-authorize this existing connection (of the same organisation and credential,
 	// in any status) instead of creating a new one, to repair it or to ask for more scopes. When
-	// the callback completes, the connection keeps its ID; its tokens, scopes and account are
-	// replaced in one write, it becomes ACTIVE and `connection.reauthorized` is sent. Until then
+	// the callback completes, the connection keeps its ID; its tokens, scopes, metadata and account
+	// are replaced in one write, it becomes ACTIVE and `connection.reauthorized` is sent. It keeps
+	// its `connection_config` unless the request gives one. Until then
 	// the old tokens keep working; with `end_user_id`, until ConfirmConnection. A different
 	// provider account than the connection's fails with `error=account_mismatch` and changes
 	// nothing. NOT_FOUND when the connection does not exist or belongs to another organisation.
-	ConnectionId  string `protobuf:"bytes,12,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	ConnectionId  string `protobuf:"bytes,13,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1436,6 +1471,13 @@ func (x *InitialiseOAuth2ConnectionRequest) GetEndUserId() string {
 		return x.EndUserId
 	}
 	return ""
+}
+
+func (x *InitialiseOAuth2ConnectionRequest) GetConnectionConfig() map[string]string {
+	if x != nil {
+		return x.ConnectionConfig
+	}
+	return nil
 }
 
 func (x *InitialiseOAuth2ConnectionRequest) GetConnectionId() string {
@@ -1790,7 +1832,7 @@ var File_oauth2broker_v1_connection_service_proto protoreflect.FileDescriptor
 
 const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"\n" +
-	"(oauth2broker/v1/connection_service.proto\x12\x0foauth2broker.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xec\x04\n" +
+	"(oauth2broker/v1/connection_service.proto\x12\x0foauth2broker.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf0\x05\n" +
 	"\n" +
 	"Connection\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
@@ -1808,8 +1850,12 @@ const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"\vcreate_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\x12K\n" +
-	"\x10external_account\x18\r \x01(\v2 .oauth2broker.v1.ExternalAccountR\x0fexternalAccount\"K\n" +
+	"updateTime\x12E\n" +
+	"\bmetadata\x18\r \x03(\v2).oauth2broker.v1.Connection.MetadataEntryR\bmetadata\x12K\n" +
+	"\x10external_account\x18\x0e \x01(\v2 .oauth2broker.v1.ExternalAccountR\x0fexternalAccount\x1a;\n" +
+	"\rMetadataEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"K\n" +
 	"\x0fExternalAccount\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x12\n" +
@@ -1835,13 +1881,17 @@ const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"\x15GetAccessTokenRequest\x12'\n" +
 	"\x0forganisation_id\x18\x01 \x01(\tR\x0eorganisationId\x12#\n" +
 	"\rconnection_id\x18\x02 \x01(\tR\fconnectionId\x12#\n" +
-	"\rforce_refresh\x18\x03 \x01(\bR\fforceRefresh\"\x97\x01\n" +
+	"\rforce_refresh\x18\x03 \x01(\bR\fforceRefresh\"\xa7\x02\n" +
 	"\x16GetAccessTokenResponse\x12!\n" +
 	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12\x1d\n" +
 	"\n" +
 	"token_type\x18\x02 \x01(\tR\ttokenType\x12;\n" +
 	"\vexpire_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"expireTime\"\xac\x01\n" +
+	"expireTime\x12Q\n" +
+	"\bmetadata\x18\x04 \x03(\v25.oauth2broker.v1.GetAccessTokenResponse.MetadataEntryR\bmetadata\x1a;\n" +
+	"\rMetadataEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xac\x01\n" +
 	"\x18ConfirmConnectionRequest\x12'\n" +
 	"\x0forganisation_id\x18\x01 \x01(\tR\x0eorganisationId\x12#\n" +
 	"\rconnection_id\x18\x02 \x01(\tR\fconnectionId\x12\x1e\n" +
@@ -1878,7 +1928,7 @@ const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"\rstatus_reason\x18\t \x01(\tR\fstatusReason\"N\n" +
 	"\x13CredentialReference\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
-	"\x0forganisation_id\x18\x02 \x01(\tR\x0eorganisationId\"\xfe\x03\n" +
+	"\x0forganisation_id\x18\x02 \x01(\tR\x0eorganisationId\"\xba\x05\n" +
 	"!InitialiseOAuth2ConnectionRequest\x12'\n" +
 	"\x0forganisation_id\x18\x01 \x01(\tR\x0eorganisationId\x12!\n" +
 	"\fconnector_id\x18\x02 \x01(\tR\vconnectorId\x12D\n" +
@@ -1894,8 +1944,12 @@ const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"\n" +
 	"return_url\x18\n" +
 	" \x01(\tR\treturnUrl\x12\x1e\n" +
-	"\vend_user_id\x18\v \x01(\tR\tendUserId\x12#\n" +
-	"\rconnection_id\x18\f \x01(\tR\fconnectionIdB\t\n" +
+	"\vend_user_id\x18\v \x01(\tR\tendUserId\x12u\n" +
+	"\x11connection_config\x18\f \x03(\v2H.oauth2broker.v1.InitialiseOAuth2ConnectionRequest.ConnectionConfigEntryR\x10connectionConfig\x12#\n" +
+	"\rconnection_id\x18\r \x01(\tR\fconnectionId\x1aC\n" +
+	"\x15ConnectionConfigEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\t\n" +
 	"\a_prompt\"s\n" +
 	"\"InitialiseOAuth2ConnectionResponse\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12;\n" +
@@ -1956,7 +2010,7 @@ func file_oauth2broker_v1_connection_service_proto_rawDescGZIP() []byte {
 }
 
 var file_oauth2broker_v1_connection_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_oauth2broker_v1_connection_service_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_oauth2broker_v1_connection_service_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_oauth2broker_v1_connection_service_proto_goTypes = []any{
 	(ConnectionStatus)(0),                      // 0: oauth2broker.v1.ConnectionStatus
 	(RevocationOutcome)(0),                     // 1: oauth2broker.v1.RevocationOutcome
@@ -1983,53 +2037,59 @@ var file_oauth2broker_v1_connection_service_proto_goTypes = []any{
 	(*CountConnectionsRequest)(nil),            // 22: oauth2broker.v1.CountConnectionsRequest
 	(*ConnectionStatusCount)(nil),              // 23: oauth2broker.v1.ConnectionStatusCount
 	(*CountConnectionsResponse)(nil),           // 24: oauth2broker.v1.CountConnectionsResponse
-	nil,                                        // 25: oauth2broker.v1.CountConnectionsResponse.FailingConnectionsByCredentialEntry
-	(*timestamppb.Timestamp)(nil),              // 26: google.protobuf.Timestamp
+	nil,                                        // 25: oauth2broker.v1.Connection.MetadataEntry
+	nil,                                        // 26: oauth2broker.v1.GetAccessTokenResponse.MetadataEntry
+	nil,                                        // 27: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.ConnectionConfigEntry
+	nil,                                        // 28: oauth2broker.v1.CountConnectionsResponse.FailingConnectionsByCredentialEntry
+	(*timestamppb.Timestamp)(nil),              // 29: google.protobuf.Timestamp
 }
 var file_oauth2broker_v1_connection_service_proto_depIdxs = []int32{
 	0,  // 0: oauth2broker.v1.Connection.status:type_name -> oauth2broker.v1.ConnectionStatus
-	26, // 1: oauth2broker.v1.Connection.access_token_expire_time:type_name -> google.protobuf.Timestamp
-	26, // 2: oauth2broker.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
-	26, // 3: oauth2broker.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
-	3,  // 4: oauth2broker.v1.Connection.external_account:type_name -> oauth2broker.v1.ExternalAccount
-	2,  // 5: oauth2broker.v1.GetConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
-	0,  // 6: oauth2broker.v1.ListConnectionsRequest.status:type_name -> oauth2broker.v1.ConnectionStatus
-	2,  // 7: oauth2broker.v1.ListConnectionsResponse.connections:type_name -> oauth2broker.v1.Connection
-	26, // 8: oauth2broker.v1.GetAccessTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
-	2,  // 9: oauth2broker.v1.ConfirmConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
-	1,  // 10: oauth2broker.v1.DeleteConnectionResponse.revocation:type_name -> oauth2broker.v1.RevocationOutcome
-	16, // 11: oauth2broker.v1.WatchConnectionEventsResponse.event:type_name -> oauth2broker.v1.ConnectionEvent
-	26, // 12: oauth2broker.v1.ConnectionEvent.create_time:type_name -> google.protobuf.Timestamp
-	0,  // 13: oauth2broker.v1.ConnectionEvent.status:type_name -> oauth2broker.v1.ConnectionStatus
-	17, // 14: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.credential:type_name -> oauth2broker.v1.CredentialReference
-	26, // 15: oauth2broker.v1.InitialiseOAuth2ConnectionResponse.expire_time:type_name -> google.protobuf.Timestamp
-	16, // 16: oauth2broker.v1.ListConnectionEventsResponse.events:type_name -> oauth2broker.v1.ConnectionEvent
-	0,  // 17: oauth2broker.v1.ConnectionStatusCount.status:type_name -> oauth2broker.v1.ConnectionStatus
-	23, // 18: oauth2broker.v1.CountConnectionsResponse.counts:type_name -> oauth2broker.v1.ConnectionStatusCount
-	25, // 19: oauth2broker.v1.CountConnectionsResponse.failing_connections_by_credential:type_name -> oauth2broker.v1.CountConnectionsResponse.FailingConnectionsByCredentialEntry
-	18, // 20: oauth2broker.v1.ConnectionService.InitialiseOAuth2Connection:input_type -> oauth2broker.v1.InitialiseOAuth2ConnectionRequest
-	4,  // 21: oauth2broker.v1.ConnectionService.GetConnection:input_type -> oauth2broker.v1.GetConnectionRequest
-	6,  // 22: oauth2broker.v1.ConnectionService.ListConnections:input_type -> oauth2broker.v1.ListConnectionsRequest
-	8,  // 23: oauth2broker.v1.ConnectionService.GetAccessToken:input_type -> oauth2broker.v1.GetAccessTokenRequest
-	10, // 24: oauth2broker.v1.ConnectionService.ConfirmConnection:input_type -> oauth2broker.v1.ConfirmConnectionRequest
-	12, // 25: oauth2broker.v1.ConnectionService.DeleteConnection:input_type -> oauth2broker.v1.DeleteConnectionRequest
-	14, // 26: oauth2broker.v1.ConnectionService.WatchConnectionEvents:input_type -> oauth2broker.v1.WatchConnectionEventsRequest
-	20, // 27: oauth2broker.v1.ConnectionService.ListConnectionEvents:input_type -> oauth2broker.v1.ListConnectionEventsRequest
-	22, // 28: oauth2broker.v1.ConnectionService.CountConnections:input_type -> oauth2broker.v1.CountConnectionsRequest
-	19, // 29: oauth2broker.v1.ConnectionService.InitialiseOAuth2Connection:output_type -> oauth2broker.v1.InitialiseOAuth2ConnectionResponse
-	5,  // 30: oauth2broker.v1.ConnectionService.GetConnection:output_type -> oauth2broker.v1.GetConnectionResponse
-	7,  // 31: oauth2broker.v1.ConnectionService.ListConnections:output_type -> oauth2broker.v1.ListConnectionsResponse
-	9,  // 32: oauth2broker.v1.ConnectionService.GetAccessToken:output_type -> oauth2broker.v1.GetAccessTokenResponse
-	11, // 33: oauth2broker.v1.ConnectionService.ConfirmConnection:output_type -> oauth2broker.v1.ConfirmConnectionResponse
-	13, // 34: oauth2broker.v1.ConnectionService.DeleteConnection:output_type -> oauth2broker.v1.DeleteConnectionResponse
-	15, // 35: oauth2broker.v1.ConnectionService.WatchConnectionEvents:output_type -> oauth2broker.v1.WatchConnectionEventsResponse
-	21, // 36: oauth2broker.v1.ConnectionService.ListConnectionEvents:output_type -> oauth2broker.v1.ListConnectionEventsResponse
-	24, // 37: oauth2broker.v1.ConnectionService.CountConnections:output_type -> oauth2broker.v1.CountConnectionsResponse
-	29, // [29:38] is the sub-list for method output_type
-	20, // [20:29] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	29, // 1: oauth2broker.v1.Connection.access_token_expire_time:type_name -> google.protobuf.Timestamp
+	29, // 2: oauth2broker.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
+	29, // 3: oauth2broker.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
+	25, // 4: oauth2broker.v1.Connection.metadata:type_name -> oauth2broker.v1.Connection.MetadataEntry
+	3,  // 5: oauth2broker.v1.Connection.external_account:type_name -> oauth2broker.v1.ExternalAccount
+	2,  // 6: oauth2broker.v1.GetConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
+	0,  // 7: oauth2broker.v1.ListConnectionsRequest.status:type_name -> oauth2broker.v1.ConnectionStatus
+	2,  // 8: oauth2broker.v1.ListConnectionsResponse.connections:type_name -> oauth2broker.v1.Connection
+	29, // 9: oauth2broker.v1.GetAccessTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	26, // 10: oauth2broker.v1.GetAccessTokenResponse.metadata:type_name -> oauth2broker.v1.GetAccessTokenResponse.MetadataEntry
+	2,  // 11: oauth2broker.v1.ConfirmConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
+	1,  // 12: oauth2broker.v1.DeleteConnectionResponse.revocation:type_name -> oauth2broker.v1.RevocationOutcome
+	16, // 13: oauth2broker.v1.WatchConnectionEventsResponse.event:type_name -> oauth2broker.v1.ConnectionEvent
+	29, // 14: oauth2broker.v1.ConnectionEvent.create_time:type_name -> google.protobuf.Timestamp
+	0,  // 15: oauth2broker.v1.ConnectionEvent.status:type_name -> oauth2broker.v1.ConnectionStatus
+	17, // 16: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.credential:type_name -> oauth2broker.v1.CredentialReference
+	27, // 17: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.connection_config:type_name -> oauth2broker.v1.InitialiseOAuth2ConnectionRequest.ConnectionConfigEntry
+	29, // 18: oauth2broker.v1.InitialiseOAuth2ConnectionResponse.expire_time:type_name -> google.protobuf.Timestamp
+	16, // 19: oauth2broker.v1.ListConnectionEventsResponse.events:type_name -> oauth2broker.v1.ConnectionEvent
+	0,  // 20: oauth2broker.v1.ConnectionStatusCount.status:type_name -> oauth2broker.v1.ConnectionStatus
+	23, // 21: oauth2broker.v1.CountConnectionsResponse.counts:type_name -> oauth2broker.v1.ConnectionStatusCount
+	28, // 22: oauth2broker.v1.CountConnectionsResponse.failing_connections_by_credential:type_name -> oauth2broker.v1.CountConnectionsResponse.FailingConnectionsByCredentialEntry
+	18, // 23: oauth2broker.v1.ConnectionService.InitialiseOAuth2Connection:input_type -> oauth2broker.v1.InitialiseOAuth2ConnectionRequest
+	4,  // 24: oauth2broker.v1.ConnectionService.GetConnection:input_type -> oauth2broker.v1.GetConnectionRequest
+	6,  // 25: oauth2broker.v1.ConnectionService.ListConnections:input_type -> oauth2broker.v1.ListConnectionsRequest
+	8,  // 26: oauth2broker.v1.ConnectionService.GetAccessToken:input_type -> oauth2broker.v1.GetAccessTokenRequest
+	10, // 27: oauth2broker.v1.ConnectionService.ConfirmConnection:input_type -> oauth2broker.v1.ConfirmConnectionRequest
+	12, // 28: oauth2broker.v1.ConnectionService.DeleteConnection:input_type -> oauth2broker.v1.DeleteConnectionRequest
+	14, // 29: oauth2broker.v1.ConnectionService.WatchConnectionEvents:input_type -> oauth2broker.v1.WatchConnectionEventsRequest
+	20, // 30: oauth2broker.v1.ConnectionService.ListConnectionEvents:input_type -> oauth2broker.v1.ListConnectionEventsRequest
+	22, // 31: oauth2broker.v1.ConnectionService.CountConnections:input_type -> oauth2broker.v1.CountConnectionsRequest
+	19, // 32: oauth2broker.v1.ConnectionService.InitialiseOAuth2Connection:output_type -> oauth2broker.v1.InitialiseOAuth2ConnectionResponse
+	5,  // 33: oauth2broker.v1.ConnectionService.GetConnection:output_type -> oauth2broker.v1.GetConnectionResponse
+	7,  // 34: oauth2broker.v1.ConnectionService.ListConnections:output_type -> oauth2broker.v1.ListConnectionsResponse
+	9,  // 35: oauth2broker.v1.ConnectionService.GetAccessToken:output_type -> oauth2broker.v1.GetAccessTokenResponse
+	11, // 36: oauth2broker.v1.ConnectionService.ConfirmConnection:output_type -> oauth2broker.v1.ConfirmConnectionResponse
+	13, // 37: oauth2broker.v1.ConnectionService.DeleteConnection:output_type -> oauth2broker.v1.DeleteConnectionResponse
+	15, // 38: oauth2broker.v1.ConnectionService.WatchConnectionEvents:output_type -> oauth2broker.v1.WatchConnectionEventsResponse
+	21, // 39: oauth2broker.v1.ConnectionService.ListConnectionEvents:output_type -> oauth2broker.v1.ListConnectionEventsResponse
+	24, // 40: oauth2broker.v1.ConnectionService.CountConnections:output_type -> oauth2broker.v1.CountConnectionsResponse
+	32, // [32:41] is the sub-list for method output_type
+	23, // [23:32] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_oauth2broker_v1_connection_service_proto_init() }
@@ -2044,7 +2104,7 @@ func file_oauth2broker_v1_connection_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_oauth2broker_v1_connection_service_proto_rawDesc), len(file_oauth2broker_v1_connection_service_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   24,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -27,7 +27,7 @@ const (
 type TokenEndpointAuthMethod int32
 
 const (
-	// Not set. CreateCredential treats it as TOKEN_ENDPOINT_AUTH_METHOD_CLIENT_SECRET_BASIC.
+	// Not used: leave the field unset instead.
 	TokenEndpointAuthMethod_TOKEN_ENDPOINT_AUTH_METHOD_UNSPECIFIED TokenEndpointAuthMethod = 0
 	// HTTP Basic authentication with the form-encoded client ID and secret (the RFC's default).
 	TokenEndpointAuthMethod_TOKEN_ENDPOINT_AUTH_METHOD_CLIENT_SECRET_BASIC TokenEndpointAuthMethod = 1
@@ -95,16 +95,26 @@ type Credential struct {
 	// Output only: true when a client secret is stored.
 	ClientSecretSet bool `protobuf:"varint,6,opt,name=client_secret_set,json=clientSecretSet,proto3" json:"client_secret_set,omitempty"`
 	// The provider's token endpoint, where authorization codes are exchanged and tokens refreshed.
-	// Required: an absolute `https` URL (plain `http` only for loopback hosts), at most 2048 characters.
+	// An absolute `https` URL (plain `http` only for loopback hosts), at most 2048 characters.
+	// Required unless `provider` names a catalog entry (or `issuer` alone can be discovered);
+	// when set with `provider`, it overrides the catalog's.
 	TokenUrl string `protobuf:"bytes,7,opt,name=token_url,json=tokenUrl,proto3" json:"token_url,omitempty"`
-	// How the broker authenticates at `token_url`.
-	TokenEndpointAuthMethod TokenEndpointAuthMethod `protobuf:"varint,8,opt,name=token_endpoint_auth_method,json=tokenEndpointAuthMethod,proto3,enum=oauth2broker.v1.TokenEndpointAuthMethod" json:"token_endpoint_auth_method,omitempty"`
+	// How the broker authenticates at the token endpoint. Unset: as the catalog says for
+	// `provider`, else TOKEN_ENDPOINT_AUTH_METHOD_CLIENT_SECRET_BASIC (stored as such).
+	TokenEndpointAuthMethod *TokenEndpointAuthMethod `protobuf:"varint,8,opt,name=token_endpoint_auth_method,json=tokenEndpointAuthMethod,proto3,enum=oauth2broker.v1.TokenEndpointAuthMethod,oneof" json:"token_endpoint_auth_method,omitempty"`
 	// PKCE (RFC 7636, method S256) is used on every authorization request unless this is true.
-	// Disable it only for providers that reject the `code_challenge` parameter.
-	DisablePkce bool `protobuf:"varint,9,opt,name=disable_pkce,json=disablePkce,proto3" json:"disable_pkce,omitempty"`
+	// Disable it only for providers that reject the `code_challenge` parameter. Unset: as the
+	// catalog says for `provider` (PKCE unless the catalog says the provider does not support it),
+	// else false.
+	DisablePkce *bool `protobuf:"varint,9,opt,name=disable_pkce,json=disablePkce,proto3,oneof" json:"disable_pkce,omitempty"`
 	// The authorization server's issuer identifier (RFC 8414 §2), for example
 	// `https://accounts.example.com`. When set, the `iss` returned on the callback (RFC 9207) and in
-	// ID tokens must equal it. At most 2048 characters.
+	// ID tokens must equal it. At most 2048 characters. With no `provider` and no `token_url`,
+	// CreateCredential reads the issuer's discovery document (OpenID Connect Discovery, else
+	// RFC 8414) and fills `token_url`, `revocation_url`, `userinfo_url`,
+	// `authorization_response_iss_parameter_supported` and `disable_pkce` (true when the server
+	// lists PKCE methods without S256) from it, unless set explicitly; INVALID_ARGUMENT when there
+	// is no usable document.
 	Issuer *string `protobuf:"bytes,10,opt,name=issuer,proto3,oneof" json:"issuer,omitempty"`
 	// The provider always returns `iss` on its authorization responses (RFC 9207; discovery's
 	// `authorization_response_iss_parameter_supported`). With `issuer` set, a callback without
@@ -116,7 +126,19 @@ type Credential struct {
 	// Output only: when the credential was created.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// Output only: when the credential was last changed.
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// A provider catalog ID (`google`, `slack`, ...; see ProviderService). With it, endpoints and
+	// behaviour come from the catalog entry, and every field set here explicitly (`token_url`,
+	// `revocation_url`, `userinfo_url`, `issuer`, `token_endpoint_auth_method`, `disable_pkce`)
+	// overrides the catalog's. INVALID_ARGUMENT when the catalog has no such entry.
+	Provider string `protobuf:"bytes,15,opt,name=provider,proto3" json:"provider,omitempty"`
+	// Values of the catalog entry's credential-level template parameters (those that may name a
+	// whole host, such as Okta's `domain`). Each must match the parameter's pattern; every
+	// credential-level parameter is required, and unknown keys are refused.
+	ProviderConfig map[string]string `protobuf:"bytes,16,rep,name=provider_config,json=providerConfig,proto3" json:"provider_config,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The provider's userinfo endpoint (OpenID Connect Core §5.3), where the connected account's
+	// identity can be looked up. Same URL rules as `token_url`.
+	UserinfoUrl   *string `protobuf:"bytes,17,opt,name=userinfo_url,json=userinfoUrl,proto3,oneof" json:"userinfo_url,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -201,15 +223,15 @@ func (x *Credential) GetTokenUrl() string {
 }
 
 func (x *Credential) GetTokenEndpointAuthMethod() TokenEndpointAuthMethod {
-	if x != nil {
-		return x.TokenEndpointAuthMethod
+	if x != nil && x.TokenEndpointAuthMethod != nil {
+		return *x.TokenEndpointAuthMethod
 	}
 	return TokenEndpointAuthMethod_TOKEN_ENDPOINT_AUTH_METHOD_UNSPECIFIED
 }
 
 func (x *Credential) GetDisablePkce() bool {
-	if x != nil {
-		return x.DisablePkce
+	if x != nil && x.DisablePkce != nil {
+		return *x.DisablePkce
 	}
 	return false
 }
@@ -249,11 +271,32 @@ func (x *Credential) GetUpdateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Credential) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *Credential) GetProviderConfig() map[string]string {
+	if x != nil {
+		return x.ProviderConfig
+	}
+	return nil
+}
+
+func (x *Credential) GetUserinfoUrl() string {
+	if x != nil && x.UserinfoUrl != nil {
+		return *x.UserinfoUrl
+	}
+	return ""
+}
+
 var File_oauth2broker_v1_credential_proto protoreflect.FileDescriptor
 
 const file_oauth2broker_v1_credential_proto_rawDesc = "" +
 	"\n" +
-	" oauth2broker/v1/credential.proto\x12\x0foauth2broker.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb3\x05\n" +
+	" oauth2broker/v1/credential.proto\x12\x0foauth2broker.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdf\a\n" +
 	"\n" +
 	"Credential\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
@@ -262,19 +305,28 @@ const file_oauth2broker_v1_credential_proto_rawDesc = "" +
 	"\tclient_id\x18\x04 \x01(\tR\bclientId\x12#\n" +
 	"\rclient_secret\x18\x05 \x01(\tR\fclientSecret\x12*\n" +
 	"\x11client_secret_set\x18\x06 \x01(\bR\x0fclientSecretSet\x12\x1b\n" +
-	"\ttoken_url\x18\a \x01(\tR\btokenUrl\x12e\n" +
-	"\x1atoken_endpoint_auth_method\x18\b \x01(\x0e2(.oauth2broker.v1.TokenEndpointAuthMethodR\x17tokenEndpointAuthMethod\x12!\n" +
-	"\fdisable_pkce\x18\t \x01(\bR\vdisablePkce\x12\x1b\n" +
+	"\ttoken_url\x18\a \x01(\tR\btokenUrl\x12j\n" +
+	"\x1atoken_endpoint_auth_method\x18\b \x01(\x0e2(.oauth2broker.v1.TokenEndpointAuthMethodH\x00R\x17tokenEndpointAuthMethod\x88\x01\x01\x12&\n" +
+	"\fdisable_pkce\x18\t \x01(\bH\x01R\vdisablePkce\x88\x01\x01\x12\x1b\n" +
 	"\x06issuer\x18\n" +
-	" \x01(\tH\x00R\x06issuer\x88\x01\x01\x12b\n" +
+	" \x01(\tH\x02R\x06issuer\x88\x01\x01\x12b\n" +
 	".authorization_response_iss_parameter_supported\x18\r \x01(\bR*authorizationResponseIssParameterSupported\x12*\n" +
-	"\x0erevocation_url\x18\x0e \x01(\tH\x01R\rrevocationUrl\x88\x01\x01\x12;\n" +
+	"\x0erevocation_url\x18\x0e \x01(\tH\x03R\rrevocationUrl\x88\x01\x01\x12;\n" +
 	"\vcreate_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTimeB\t\n" +
+	"updateTime\x12\x1a\n" +
+	"\bprovider\x18\x0f \x01(\tR\bprovider\x12X\n" +
+	"\x0fprovider_config\x18\x10 \x03(\v2/.oauth2broker.v1.Credential.ProviderConfigEntryR\x0eproviderConfig\x12&\n" +
+	"\fuserinfo_url\x18\x11 \x01(\tH\x04R\vuserinfoUrl\x88\x01\x01\x1aA\n" +
+	"\x13ProviderConfigEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x1d\n" +
+	"\x1b_token_endpoint_auth_methodB\x0f\n" +
+	"\r_disable_pkceB\t\n" +
 	"\a_issuerB\x11\n" +
-	"\x0f_revocation_url*\xac\x01\n" +
+	"\x0f_revocation_urlB\x0f\n" +
+	"\r_userinfo_url*\xac\x01\n" +
 	"\x17TokenEndpointAuthMethod\x12*\n" +
 	"&TOKEN_ENDPOINT_AUTH_METHOD_UNSPECIFIED\x10\x00\x122\n" +
 	".TOKEN_ENDPOINT_AUTH_METHOD_CLIENT_SECRET_BASIC\x10\x01\x121\n" +
@@ -293,21 +345,23 @@ func file_oauth2broker_v1_credential_proto_rawDescGZIP() []byte {
 }
 
 var file_oauth2broker_v1_credential_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_oauth2broker_v1_credential_proto_msgTypes = make([]protoimpl.MessageInfo, 1)
+var file_oauth2broker_v1_credential_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
 var file_oauth2broker_v1_credential_proto_goTypes = []any{
 	(TokenEndpointAuthMethod)(0),  // 0: oauth2broker.v1.TokenEndpointAuthMethod
 	(*Credential)(nil),            // 1: oauth2broker.v1.Credential
-	(*timestamppb.Timestamp)(nil), // 2: google.protobuf.Timestamp
+	nil,                           // 2: oauth2broker.v1.Credential.ProviderConfigEntry
+	(*timestamppb.Timestamp)(nil), // 3: google.protobuf.Timestamp
 }
 var file_oauth2broker_v1_credential_proto_depIdxs = []int32{
 	0, // 0: oauth2broker.v1.Credential.token_endpoint_auth_method:type_name -> oauth2broker.v1.TokenEndpointAuthMethod
-	2, // 1: oauth2broker.v1.Credential.create_time:type_name -> google.protobuf.Timestamp
-	2, // 2: oauth2broker.v1.Credential.update_time:type_name -> google.protobuf.Timestamp
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	3, // 1: oauth2broker.v1.Credential.create_time:type_name -> google.protobuf.Timestamp
+	3, // 2: oauth2broker.v1.Credential.update_time:type_name -> google.protobuf.Timestamp
+	2, // 3: oauth2broker.v1.Credential.provider_config:type_name -> oauth2broker.v1.Credential.ProviderConfigEntry
+	4, // [4:4] is the sub-list for method output_type
+	4, // [4:4] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_oauth2broker_v1_credential_proto_init() }
@@ -322,7 +376,7 @@ func file_oauth2broker_v1_credential_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_oauth2broker_v1_credential_proto_rawDesc), len(file_oauth2broker_v1_credential_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   1,
+			NumMessages:   2,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

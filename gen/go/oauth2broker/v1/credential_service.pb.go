@@ -342,11 +342,22 @@ type UpdateCredentialRequest struct {
 	Credential *Credential `protobuf:"bytes,1,opt,name=credential,proto3" json:"credential,omitempty"`
 	// The fields to change, by their proto names: `name`, `client_id`, `client_secret`, `token_url`,
 	// `token_endpoint_auth_method`, `disable_pkce`, `issuer`,
-	// `authorization_response_iss_parameter_supported`, `revocation_url`. Required. Naming `issuer`
-	// or `revocation_url` with no value clears it.
-	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// `authorization_response_iss_parameter_supported`, `revocation_url`, `provider`,
+	// `provider_config`, `userinfo_url`. Required unless `move_connections` is set. Naming
+	// `issuer`, `revocation_url`, `userinfo_url`, `token_endpoint_auth_method` or `disable_pkce`
+	// with no value clears it (back to the catalog's behaviour with `provider`).
+	// A field that decides where secrets are sent (`token_url`, `revocation_url`, `issuer`,
+	// `userinfo_url`, `provider`, `provider_config`) changes only together with `client_secret`
+	// (INVALID_ARGUMENT otherwise): the stored secret is never sent to an endpoint it was not stored
+	// for. Existing connections keep the endpoints they were made with (their tokens go nowhere
+	// else) until they are reconnected or moved.
+	UpdateMask *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	// Admin callers only (PERMISSION_DENIED otherwise): after the update, move every connection of
+	// the credential to the credential's endpoints, so their tokens may be sent there. Connections
+	// stopped by an endpoint change (`endpoint_changed`) become usable again.
+	MoveConnections bool `protobuf:"varint,3,opt,name=move_connections,json=moveConnections,proto3" json:"move_connections,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *UpdateCredentialRequest) Reset() {
@@ -391,6 +402,13 @@ func (x *UpdateCredentialRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
 		return x.UpdateMask
 	}
 	return nil
+}
+
+func (x *UpdateCredentialRequest) GetMoveConnections() bool {
+	if x != nil {
+		return x.MoveConnections
+	}
+	return false
 }
 
 // The response of UpdateCredential.
@@ -558,13 +576,14 @@ const file_oauth2broker_v1_credential_service_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"\x80\x01\n" +
 	"\x17ListCredentialsResponse\x12=\n" +
 	"\vcredentials\x18\x01 \x03(\v2\x1b.oauth2broker.v1.CredentialR\vcredentials\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x93\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xbe\x01\n" +
 	"\x17UpdateCredentialRequest\x12;\n" +
 	"\n" +
 	"credential\x18\x01 \x01(\v2\x1b.oauth2broker.v1.CredentialR\n" +
 	"credential\x12;\n" +
 	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
-	"updateMask\"W\n" +
+	"updateMask\x12)\n" +
+	"\x10move_connections\x18\x03 \x01(\bR\x0fmoveConnections\"W\n" +
 	"\x18UpdateCredentialResponse\x12;\n" +
 	"\n" +
 	"credential\x18\x01 \x01(\v2\x1b.oauth2broker.v1.CredentialR\n" +

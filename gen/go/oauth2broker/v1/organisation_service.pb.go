@@ -43,8 +43,17 @@ type OrganisationSettings struct {
 	WebhookUrl string `protobuf:"bytes,4,opt,name=webhook_url,json=webhookUrl,proto3" json:"webhook_url,omitempty"`
 	// Output only: how many signing secrets are valid (0 to 2). See RotateWebhookSecret.
 	WebhookSecretCount int32 `protobuf:"varint,5,opt,name=webhook_secret_count,json=webhookSecretCount,proto3" json:"webhook_secret_count,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// When true, this organisation's flows use `<BROKER_PUBLIC_URL>/oauth2/callback/<organisation_id>`
+	// as `redirect_uri` (register that at its providers instead of the shared
+	// `<BROKER_PUBLIC_URL>/oauth2/callback`), and only that path completes them: a code arriving on
+	// another path is refused. Flows already started keep the redirect URI they were started with.
+	PerOrganisationCallback bool `protobuf:"varint,6,opt,name=per_organisation_callback,json=perOrganisationCallback,proto3" json:"per_organisation_callback,omitempty"`
+	// Output only: true while `webhook_url` is set but there is no signing secret yet. Events are
+	// never sent unsigned: they wait (and are kept) until RotateWebhookSecret creates the first
+	// secret, then go out in order of their next attempt.
+	WebhookDeliveriesWaiting bool `protobuf:"varint,7,opt,name=webhook_deliveries_waiting,json=webhookDeliveriesWaiting,proto3" json:"webhook_deliveries_waiting,omitempty"`
+	unknownFields            protoimpl.UnknownFields
+	sizeCache                protoimpl.SizeCache
 }
 
 func (x *OrganisationSettings) Reset() {
@@ -110,6 +119,20 @@ func (x *OrganisationSettings) GetWebhookSecretCount() int32 {
 		return x.WebhookSecretCount
 	}
 	return 0
+}
+
+func (x *OrganisationSettings) GetPerOrganisationCallback() bool {
+	if x != nil {
+		return x.PerOrganisationCallback
+	}
+	return false
+}
+
+func (x *OrganisationSettings) GetWebhookDeliveriesWaiting() bool {
+	if x != nil {
+		return x.WebhookDeliveriesWaiting
+	}
+	return false
 }
 
 // The request of GetOrganisationSettings.
@@ -210,7 +233,8 @@ type UpdateOrganisationSettingsRequest struct {
 	// `settings.organisation_id` names the organisation; the fields in `update_mask` carry the new
 	// values.
 	Settings *OrganisationSettings `protobuf:"bytes,1,opt,name=settings,proto3" json:"settings,omitempty"`
-	// The fields to change, by their proto names: `allowed_return_urls`, `webhook_url`. Required.
+	// The fields to change, by their proto names: `allowed_return_urls`, `webhook_url`,
+	// `per_organisation_callback`. Required.
 	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -504,7 +528,7 @@ var File_oauth2broker_v1_organisation_service_proto protoreflect.FileDescriptor
 
 const file_oauth2broker_v1_organisation_service_proto_rawDesc = "" +
 	"\n" +
-	"*oauth2broker/v1/organisation_service.proto\x12\x0foauth2broker.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xff\x01\n" +
+	"*oauth2broker/v1/organisation_service.proto\x12\x0foauth2broker.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf9\x02\n" +
 	"\x14OrganisationSettings\x12'\n" +
 	"\x0forganisation_id\x18\x01 \x01(\tR\x0eorganisationId\x12.\n" +
 	"\x13allowed_return_urls\x18\x02 \x03(\tR\x11allowedReturnUrls\x12;\n" +
@@ -512,7 +536,9 @@ const file_oauth2broker_v1_organisation_service_proto_rawDesc = "" +
 	"updateTime\x12\x1f\n" +
 	"\vwebhook_url\x18\x04 \x01(\tR\n" +
 	"webhookUrl\x120\n" +
-	"\x14webhook_secret_count\x18\x05 \x01(\x05R\x12webhookSecretCount\"I\n" +
+	"\x14webhook_secret_count\x18\x05 \x01(\x05R\x12webhookSecretCount\x12:\n" +
+	"\x19per_organisation_callback\x18\x06 \x01(\bR\x17perOrganisationCallback\x12<\n" +
+	"\x1awebhook_deliveries_waiting\x18\a \x01(\bR\x18webhookDeliveriesWaiting\"I\n" +
 	"\x1eGetOrganisationSettingsRequest\x12'\n" +
 	"\x0forganisation_id\x18\x01 \x01(\tR\x0eorganisationId\"d\n" +
 	"\x1fGetOrganisationSettingsResponse\x12A\n" +

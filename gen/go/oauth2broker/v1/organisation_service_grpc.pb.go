@@ -37,6 +37,8 @@ type OrganisationServiceClient interface {
 	UpdateOrganisationSettings(ctx context.Context, in *UpdateOrganisationSettingsRequest, opts ...grpc.CallOption) (*UpdateOrganisationSettingsResponse, error)
 	// Generates a new webhook signing secret and returns it, once. The previous secret stays valid
 	// (events are signed with both) until the next rotation, so receivers can switch without a gap.
+	// The first call creates the secret that webhook deliveries wait for. Concurrent calls for one
+	// organisation run one after the other, so every secret returned is stored.
 	RotateWebhookSecret(ctx context.Context, in *RotateWebhookSecretRequest, opts ...grpc.CallOption) (*RotateWebhookSecretResponse, error)
 	// Lists the organisations the caller can see: its own for an organisation's key or JWT; for an
 	// admin, every organisation that has settings, credentials or API keys.
@@ -103,6 +105,8 @@ type OrganisationServiceServer interface {
 	UpdateOrganisationSettings(context.Context, *UpdateOrganisationSettingsRequest) (*UpdateOrganisationSettingsResponse, error)
 	// Generates a new webhook signing secret and returns it, once. The previous secret stays valid
 	// (events are signed with both) until the next rotation, so receivers can switch without a gap.
+	// The first call creates the secret that webhook deliveries wait for. Concurrent calls for one
+	// organisation run one after the other, so every secret returned is stored.
 	RotateWebhookSecret(context.Context, *RotateWebhookSecretRequest) (*RotateWebhookSecretResponse, error)
 	// Lists the organisations the caller can see: its own for an organisation's key or JWT; for an
 	// admin, every organisation that has settings, credentials or API keys.

@@ -1,6 +1,7 @@
 import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -19,7 +20,14 @@ TOKEN_ENDPOINT_AUTH_METHOD_CLIENT_SECRET_BASIC: TokenEndpointAuthMethod
 TOKEN_ENDPOINT_AUTH_METHOD_CLIENT_SECRET_POST: TokenEndpointAuthMethod
 
 class Credential(_message.Message):
-    __slots__ = ("id", "organisation_id", "name", "client_id", "client_secret", "client_secret_set", "token_url", "token_endpoint_auth_method", "disable_pkce", "issuer", "authorization_response_iss_parameter_supported", "revocation_url", "create_time", "update_time")
+    __slots__ = ("id", "organisation_id", "name", "client_id", "client_secret", "client_secret_set", "token_url", "token_endpoint_auth_method", "disable_pkce", "issuer", "authorization_response_iss_parameter_supported", "revocation_url", "create_time", "update_time", "provider", "provider_config", "userinfo_url")
+    class ProviderConfigEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     ID_FIELD_NUMBER: _ClassVar[int]
     ORGANISATION_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -34,6 +42,9 @@ class Credential(_message.Message):
     REVOCATION_URL_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_CONFIG_FIELD_NUMBER: _ClassVar[int]
+    USERINFO_URL_FIELD_NUMBER: _ClassVar[int]
     id: str
     organisation_id: str
     name: str
@@ -48,4 +59,7 @@ class Credential(_message.Message):
     revocation_url: str
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., organisation_id: _Optional[str] = ..., name: _Optional[str] = ..., client_id: _Optional[str] = ..., client_secret: _Optional[str] = ..., client_secret_set: _Optional[bool] = ..., token_url: _Optional[str] = ..., token_endpoint_auth_method: _Optional[_Union[TokenEndpointAuthMethod, str]] = ..., disable_pkce: _Optional[bool] = ..., issuer: _Optional[str] = ..., authorization_response_iss_parameter_supported: _Optional[bool] = ..., revocation_url: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    provider: str
+    provider_config: _containers.ScalarMap[str, str]
+    userinfo_url: str
+    def __init__(self, id: _Optional[str] = ..., organisation_id: _Optional[str] = ..., name: _Optional[str] = ..., client_id: _Optional[str] = ..., client_secret: _Optional[str] = ..., client_secret_set: _Optional[bool] = ..., token_url: _Optional[str] = ..., token_endpoint_auth_method: _Optional[_Union[TokenEndpointAuthMethod, str]] = ..., disable_pkce: _Optional[bool] = ..., issuer: _Optional[str] = ..., authorization_response_iss_parameter_supported: _Optional[bool] = ..., revocation_url: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., provider: _Optional[str] = ..., provider_config: _Optional[_Mapping[str, str]] = ..., userinfo_url: _Optional[str] = ...) -> None: ...

@@ -26,7 +26,7 @@ from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mas
 from oauth2broker.v1 import credential_pb2 as oauth2broker_dot_v1_dot_credential__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(oauth2broker/v1/credential_service.proto\x12\x0foauth2broker.v1\x1a google/protobuf/field_mask.proto\x1a oauth2broker/v1/credential.proto\"J\n\x17\x43reateCredentialRequest\x12/\n\ncredential\x18\x01 \x01(\x0b\x32\x1b.oauth2broker.v1.Credential\"K\n\x18\x43reateCredentialResponse\x12/\n\ncredential\x18\x01 \x01(\x0b\x32\x1b.oauth2broker.v1.Credential\";\n\x14GetCredentialRequest\x12\x17\n\x0forganisation_id\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\"H\n\x15GetCredentialResponse\x12/\n\ncredential\x18\x01 \x01(\x0b\x32\x1b.oauth2broker.v1.Credential\"X\n\x16ListCredentialsRequest\x12\x17\n\x0forganisation_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"d\n\x17ListCredentialsResponse\x12\x30\n\x0b\x63redentials\x18\x01 \x03(\x0b\x32\x1b.oauth2broker.v1.Credential\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"{\n\x17UpdateCredentialRequest\x12/\n\ncredential\x18\x01 \x01(\x0b\x32\x1b.oauth2broker.v1.Credential\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"K\n\x18UpdateCredentialResponse\x12/\n\ncredential\x18\x01 \x01(\x0b\x32\x1b.oauth2broker.v1.Credential\">\n\x17\x44\x65leteCredentialRequest\x12\x17\n\x0forganisation_id\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\"\x1a\n\x18\x44\x65leteCredentialResponse2\x94\x04\n\x11\x43redentialService\x12g\n\x10\x43reateCredential\x12(.oauth2broker.v1.CreateCredentialRequest\x1a).oauth2broker.v1.CreateCredentialResponse\x12^\n\rGetCredential\x12%.oauth2broker.v1.GetCredentialRequest\x1a&.oauth2broker.v1.GetCredentialResponse\x12\x64\n\x0fListCredentials\x12\'.oauth2broker.v1.ListCredentialsRequest\x1a(.oauth2broker.v1.ListCredentialsResponse\x12g\n\x10UpdateCredential\x12(.oauth2broker.v1.UpdateCredentialRequest\x1a).oauth2broker.v1.UpdateCredentialResponse\x12g\n\x10\x44\x65leteCredential\x12(.oauth2broker.v1.DeleteCredentialRequest\x1a).oauth2broker.v1.DeleteCredentialResponseBNZLgithub.com/oauth2-broker/oauth2-broker/gen/go/oauth2broker/v1;oauth2brokerv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(oauth2broker/v1/credential_service.proto\x12\x0foauth2broker.v1\x1a google/protobuf/field_mask.proto\x1a oauth2broker/v1/credential.proto\"J\n\x17\x43reateCredentialRequest\x12/\n\ncredential\x18\x01 \x01(\x0b\x32\x1b.oauth2broker.v1.Credential\"K\n\x18\x43reateCredentialResponse\x12/\n\ncredential\x18\x01 \x01(\x0b\x32\x1b.oauth2broker.v1.Credential\";\n\x14GetCredentialRequest\x12\x17\n\x0forganisation_id\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\"H\n\x15GetCredentialResponse\x12/\n\ncredential\x18\x01 \x01(\x0b\x32\x1b.oauth2broker.v1.Credential\"X\n\x16ListCredentialsRequest\x12\x17\n\x0forganisation_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"d\n\x17ListCredentialsResponse\x12\x30\n\x0b\x63redentials\x18\x01 \x03(\x0b\x32\x1b.oauth2broker.v1.Credential\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x95\x01\n\x17UpdateCredentialRequest\x12/\n\ncredential\x18\x01 \x01(\x0b\x32\x1b.oauth2broker.v1.Credential\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x18\n\x10move_connections\x18\x03 \x01(\x08\"K\n\x18UpdateCredentialResponse\x12/\n\ncredential\x18\x01 \x01(\x0b\x32\x1b.oauth2broker.v1.Credential\">\n\x17\x44\x65leteCredentialRequest\x12\x17\n\x0forganisation_id\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\"\x1a\n\x18\x44\x65leteCredentialResponse2\x94\x04\n\x11\x43redentialService\x12g\n\x10\x43reateCredential\x12(.oauth2broker.v1.CreateCredentialRequest\x1a).oauth2broker.v1.CreateCredentialResponse\x12^\n\rGetCredential\x12%.oauth2broker.v1.GetCredentialRequest\x1a&.oauth2broker.v1.GetCredentialResponse\x12\x64\n\x0fListCredentials\x12\'.oauth2broker.v1.ListCredentialsRequest\x1a(.oauth2broker.v1.ListCredentialsResponse\x12g\n\x10UpdateCredential\x12(.oauth2broker.v1.UpdateCredentialRequest\x1a).oauth2broker.v1.UpdateCredentialResponse\x12g\n\x10\x44\x65leteCredential\x12(.oauth2broker.v1.DeleteCredentialRequest\x1a).oauth2broker.v1.DeleteCredentialResponseBNZLgithub.com/oauth2-broker/oauth2-broker/gen/go/oauth2broker/v1;oauth2brokerv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -46,14 +46,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTCREDENTIALSREQUEST']._serialized_end=505
   _globals['_LISTCREDENTIALSRESPONSE']._serialized_start=507
   _globals['_LISTCREDENTIALSRESPONSE']._serialized_end=607
-  _globals['_UPDATECREDENTIALREQUEST']._serialized_start=609
-  _globals['_UPDATECREDENTIALREQUEST']._serialized_end=732
-  _globals['_UPDATECREDENTIALRESPONSE']._serialized_start=734
-  _globals['_UPDATECREDENTIALRESPONSE']._serialized_end=809
-  _globals['_DELETECREDENTIALREQUEST']._serialized_start=811
-  _globals['_DELETECREDENTIALREQUEST']._serialized_end=873
-  _globals['_DELETECREDENTIALRESPONSE']._serialized_start=875
-  _globals['_DELETECREDENTIALRESPONSE']._serialized_end=901
-  _globals['_CREDENTIALSERVICE']._serialized_start=904
-  _globals['_CREDENTIALSERVICE']._serialized_end=1436
+  _globals['_UPDATECREDENTIALREQUEST']._serialized_start=610
+  _globals['_UPDATECREDENTIALREQUEST']._serialized_end=759
+  _globals['_UPDATECREDENTIALRESPONSE']._serialized_start=761
+  _globals['_UPDATECREDENTIALRESPONSE']._serialized_end=836
+  _globals['_DELETECREDENTIALREQUEST']._serialized_start=838
+  _globals['_DELETECREDENTIALREQUEST']._serialized_end=900
+  _globals['_DELETECREDENTIALRESPONSE']._serialized_start=902
+  _globals['_DELETECREDENTIALRESPONSE']._serialized_end=928
+  _globals['_CREDENTIALSERVICE']._serialized_start=931
+  _globals['_CREDENTIALSERVICE']._serialized_end=1463
 # @@protoc_insertion_point(module_scope)

@@ -53,12 +53,14 @@ class ListCredentialsResponse(_message.Message):
     def __init__(self, credentials: _Optional[_Iterable[_Union[_credential_pb2.Credential, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class UpdateCredentialRequest(_message.Message):
-    __slots__ = ("credential", "update_mask")
+    __slots__ = ("credential", "update_mask", "move_connections")
     CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
     UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    MOVE_CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
     credential: _credential_pb2.Credential
     update_mask: _field_mask_pb2.FieldMask
-    def __init__(self, credential: _Optional[_Union[_credential_pb2.Credential, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+    move_connections: bool
+    def __init__(self, credential: _Optional[_Union[_credential_pb2.Credential, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., move_connections: _Optional[bool] = ...) -> None: ...
 
 class UpdateCredentialResponse(_message.Message):
     __slots__ = ("credential",)

@@ -26,7 +26,7 @@ from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mas
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*oauth2broker/v1/organisation_service.proto\x12\x0foauth2broker.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb0\x01\n\x14OrganisationSettings\x12\x17\n\x0forganisation_id\x18\x01 \x01(\t\x12\x1b\n\x13\x61llowed_return_urls\x18\x02 \x03(\t\x12/\n\x0bupdate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bwebhook_url\x18\x04 \x01(\t\x12\x1c\n\x14webhook_secret_count\x18\x05 \x01(\x05\"9\n\x1eGetOrganisationSettingsRequest\x12\x17\n\x0forganisation_id\x18\x01 \x01(\t\"Z\n\x1fGetOrganisationSettingsResponse\x12\x37\n\x08settings\x18\x01 \x01(\x0b\x32%.oauth2broker.v1.OrganisationSettings\"\x8d\x01\n!UpdateOrganisationSettingsRequest\x12\x37\n\x08settings\x18\x01 \x01(\x0b\x32%.oauth2broker.v1.OrganisationSettings\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"]\n\"UpdateOrganisationSettingsResponse\x12\x37\n\x08settings\x18\x01 \x01(\x0b\x32%.oauth2broker.v1.OrganisationSettings\"5\n\x1aRotateWebhookSecretRequest\x12\x17\n\x0forganisation_id\x18\x01 \x01(\t\"K\n\x1bRotateWebhookSecretResponse\x12\x0e\n\x06secret\x18\x01 \x01(\t\x12\x1c\n\x14webhook_secret_count\x18\x02 \x01(\x05\"\x1a\n\x18ListOrganisationsRequest\"N\n\x19ListOrganisationsResponse\x12\x18\n\x10organisation_ids\x18\x01 \x03(\t\x12\x17\n\x0f\x63\x61ller_is_admin\x18\x02 \x01(\x08\x32\xf9\x03\n\x13OrganisationService\x12|\n\x17GetOrganisationSettings\x12/.oauth2broker.v1.GetOrganisationSettingsRequest\x1a\x30.oauth2broker.v1.GetOrganisationSettingsResponse\x12\x85\x01\n\x1aUpdateOrganisationSettings\x12\x32.oauth2broker.v1.UpdateOrganisationSettingsRequest\x1a\x33.oauth2broker.v1.UpdateOrganisationSettingsResponse\x12p\n\x13RotateWebhookSecret\x12+.oauth2broker.v1.RotateWebhookSecretRequest\x1a,.oauth2broker.v1.RotateWebhookSecretResponse\x12j\n\x11ListOrganisations\x12).oauth2broker.v1.ListOrganisationsRequest\x1a*.oauth2broker.v1.ListOrganisationsResponseBNZLgithub.com/oauth2-broker/oauth2-broker/gen/go/oauth2broker/v1;oauth2brokerv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*oauth2broker/v1/organisation_service.proto\x12\x0foauth2broker.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf7\x01\n\x14OrganisationSettings\x12\x17\n\x0forganisation_id\x18\x01 \x01(\t\x12\x1b\n\x13\x61llowed_return_urls\x18\x02 \x03(\t\x12/\n\x0bupdate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bwebhook_url\x18\x04 \x01(\t\x12\x1c\n\x14webhook_secret_count\x18\x05 \x01(\x05\x12!\n\x19per_organisation_callback\x18\x06 \x01(\x08\x12\"\n\x1awebhook_deliveries_waiting\x18\x07 \x01(\x08\"9\n\x1eGetOrganisationSettingsRequest\x12\x17\n\x0forganisation_id\x18\x01 \x01(\t\"Z\n\x1fGetOrganisationSettingsResponse\x12\x37\n\x08settings\x18\x01 \x01(\x0b\x32%.oauth2broker.v1.OrganisationSettings\"\x8d\x01\n!UpdateOrganisationSettingsRequest\x12\x37\n\x08settings\x18\x01 \x01(\x0b\x32%.oauth2broker.v1.OrganisationSettings\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"]\n\"UpdateOrganisationSettingsResponse\x12\x37\n\x08settings\x18\x01 \x01(\x0b\x32%.oauth2broker.v1.OrganisationSettings\"5\n\x1aRotateWebhookSecretRequest\x12\x17\n\x0forganisation_id\x18\x01 \x01(\t\"K\n\x1bRotateWebhookSecretResponse\x12\x0e\n\x06secret\x18\x01 \x01(\t\x12\x1c\n\x14webhook_secret_count\x18\x02 \x01(\x05\"\x1a\n\x18ListOrganisationsRequest\"N\n\x19ListOrganisationsResponse\x12\x18\n\x10organisation_ids\x18\x01 \x03(\t\x12\x17\n\x0f\x63\x61ller_is_admin\x18\x02 \x01(\x08\x32\xf9\x03\n\x13OrganisationService\x12|\n\x17GetOrganisationSettings\x12/.oauth2broker.v1.GetOrganisationSettingsRequest\x1a\x30.oauth2broker.v1.GetOrganisationSettingsResponse\x12\x85\x01\n\x1aUpdateOrganisationSettings\x12\x32.oauth2broker.v1.UpdateOrganisationSettingsRequest\x1a\x33.oauth2broker.v1.UpdateOrganisationSettingsResponse\x12p\n\x13RotateWebhookSecret\x12+.oauth2broker.v1.RotateWebhookSecretRequest\x1a,.oauth2broker.v1.RotateWebhookSecretResponse\x12j\n\x11ListOrganisations\x12).oauth2broker.v1.ListOrganisationsRequest\x1a*.oauth2broker.v1.ListOrganisationsResponseBNZLgithub.com/oauth2-broker/oauth2-broker/gen/go/oauth2broker/v1;oauth2brokerv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,23 +35,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'ZLgithub.com/oauth2-broker/oauth2-broker/gen/go/oauth2broker/v1;oauth2brokerv1'
   _globals['_ORGANISATIONSETTINGS']._serialized_start=131
-  _globals['_ORGANISATIONSETTINGS']._serialized_end=307
-  _globals['_GETORGANISATIONSETTINGSREQUEST']._serialized_start=309
-  _globals['_GETORGANISATIONSETTINGSREQUEST']._serialized_end=366
-  _globals['_GETORGANISATIONSETTINGSRESPONSE']._serialized_start=368
-  _globals['_GETORGANISATIONSETTINGSRESPONSE']._serialized_end=458
-  _globals['_UPDATEORGANISATIONSETTINGSREQUEST']._serialized_start=461
-  _globals['_UPDATEORGANISATIONSETTINGSREQUEST']._serialized_end=602
-  _globals['_UPDATEORGANISATIONSETTINGSRESPONSE']._serialized_start=604
-  _globals['_UPDATEORGANISATIONSETTINGSRESPONSE']._serialized_end=697
-  _globals['_ROTATEWEBHOOKSECRETREQUEST']._serialized_start=699
-  _globals['_ROTATEWEBHOOKSECRETREQUEST']._serialized_end=752
-  _globals['_ROTATEWEBHOOKSECRETRESPONSE']._serialized_start=754
-  _globals['_ROTATEWEBHOOKSECRETRESPONSE']._serialized_end=829
-  _globals['_LISTORGANISATIONSREQUEST']._serialized_start=831
-  _globals['_LISTORGANISATIONSREQUEST']._serialized_end=857
-  _globals['_LISTORGANISATIONSRESPONSE']._serialized_start=859
-  _globals['_LISTORGANISATIONSRESPONSE']._serialized_end=937
-  _globals['_ORGANISATIONSERVICE']._serialized_start=940
-  _globals['_ORGANISATIONSERVICE']._serialized_end=1445
+  _globals['_ORGANISATIONSETTINGS']._serialized_end=378
+  _globals['_GETORGANISATIONSETTINGSREQUEST']._serialized_start=380
+  _globals['_GETORGANISATIONSETTINGSREQUEST']._serialized_end=437
+  _globals['_GETORGANISATIONSETTINGSRESPONSE']._serialized_start=439
+  _globals['_GETORGANISATIONSETTINGSRESPONSE']._serialized_end=529
+  _globals['_UPDATEORGANISATIONSETTINGSREQUEST']._serialized_start=532
+  _globals['_UPDATEORGANISATIONSETTINGSREQUEST']._serialized_end=673
+  _globals['_UPDATEORGANISATIONSETTINGSRESPONSE']._serialized_start=675
+  _globals['_UPDATEORGANISATIONSETTINGSRESPONSE']._serialized_end=768
+  _globals['_ROTATEWEBHOOKSECRETREQUEST']._serialized_start=770
+  _globals['_ROTATEWEBHOOKSECRETREQUEST']._serialized_end=823
+  _globals['_ROTATEWEBHOOKSECRETRESPONSE']._serialized_start=825
+  _globals['_ROTATEWEBHOOKSECRETRESPONSE']._serialized_end=900
+  _globals['_LISTORGANISATIONSREQUEST']._serialized_start=902
+  _globals['_LISTORGANISATIONSREQUEST']._serialized_end=928
+  _globals['_LISTORGANISATIONSRESPONSE']._serialized_start=930
+  _globals['_LISTORGANISATIONSRESPONSE']._serialized_end=1008
+  _globals['_ORGANISATIONSERVICE']._serialized_start=1011
+  _globals['_ORGANISATIONSERVICE']._serialized_end=1516
 # @@protoc_insertion_point(module_scope)

@@ -11,18 +11,22 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class OrganisationSettings(_message.Message):
-    __slots__ = ("organisation_id", "allowed_return_urls", "update_time", "webhook_url", "webhook_secret_count")
+    __slots__ = ("organisation_id", "allowed_return_urls", "update_time", "webhook_url", "webhook_secret_count", "per_organisation_callback", "webhook_deliveries_waiting")
     ORGANISATION_ID_FIELD_NUMBER: _ClassVar[int]
     ALLOWED_RETURN_URLS_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     WEBHOOK_URL_FIELD_NUMBER: _ClassVar[int]
     WEBHOOK_SECRET_COUNT_FIELD_NUMBER: _ClassVar[int]
+    PER_ORGANISATION_CALLBACK_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_DELIVERIES_WAITING_FIELD_NUMBER: _ClassVar[int]
     organisation_id: str
     allowed_return_urls: _containers.RepeatedScalarFieldContainer[str]
     update_time: _timestamp_pb2.Timestamp
     webhook_url: str
     webhook_secret_count: int
-    def __init__(self, organisation_id: _Optional[str] = ..., allowed_return_urls: _Optional[_Iterable[str]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., webhook_url: _Optional[str] = ..., webhook_secret_count: _Optional[int] = ...) -> None: ...
+    per_organisation_callback: bool
+    webhook_deliveries_waiting: bool
+    def __init__(self, organisation_id: _Optional[str] = ..., allowed_return_urls: _Optional[_Iterable[str]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., webhook_url: _Optional[str] = ..., webhook_secret_count: _Optional[int] = ..., per_organisation_callback: _Optional[bool] = ..., webhook_deliveries_waiting: _Optional[bool] = ...) -> None: ...
 
 class GetOrganisationSettingsRequest(_message.Message):
     __slots__ = ("organisation_id",)

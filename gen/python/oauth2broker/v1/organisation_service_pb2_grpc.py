@@ -78,6 +78,8 @@ class OrganisationServiceServicer:
     def RotateWebhookSecret(self, request, context):
         """Generates a new webhook signing secret and returns it, once. The previous secret stays valid
         (events are signed with both) until the next rotation, so receivers can switch without a gap.
+        The first call creates the secret that webhook deliveries wait for. Concurrent calls for one
+        organisation run one after the other, so every secret returned is stored.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -1,0 +1,313 @@
+import { readdirSync, readFileSync } from "node:fs";
+import { basename, join } from "node:path";
+import { Ajv } from "ajv";
+import { parse } from "yaml";
+import { BROKER_PARAMS, UNSUPPORTED_PARAMS } from "../oauth/authorize-url.js";
+import { invalid } from "../errors.js";
+import { isLoopbackHost } from "../validation.js";
+import { buildProviderProfile, type ProfileCredential, type ProviderProfile } from "./profile.js";
+
+/** One `providers/<id>.yaml` file, as validated against catalog.schema.json. */
+export interface CatalogEntry {
+  id: string;
+  display_name: string;
+  documentation_url: string;
+  parameters?: CatalogParameter[];
+  endpoints: { authorize: string; token: string; revocation?: string; userinfo?: string; issuer?: string };
+  authorize?: {
+    scope_separator?: string;
+    offline_access?: { method: "scope" | "param" | "none"; scope?: string; params?: Record<string, string> };
+    default_params?: Record<string, string>;
+    prompt_values?: string[];
+    pkce?: boolean;
+  };
+  token?: {
+    auth_method?: "client_secret_basic" | "client_secret_post";
+    body_format?: "form" | "json";
+    response?: Partial<Record<TokenField, string | string[]>> & { ok_field?: string; error_field?: string };
+    default_token_type?: string;
+    default_expires_in?: number;
+    refresh_token_rotates?: boolean;
+  };
+  metadata?: { response?: Record<string, string>; callback?: Record<string, string> };
+  identity?: { source: "token_response" | "userinfo" | "id_token"; id?: string; email?: string; name?: string };
+  notes?: string;
+  sources: Record<string, string>;
+}
+
+export type TokenField = "access_token" | "refresh_token" | "expires_in" | "token_type" | "scope" | "id_token";
+
+export interface CatalogParameter {
+  name: string;
+  level: "credential" | "connection";
+  pattern: string;
+  description: string;
+}
+
+export type EndpointName = keyof CatalogEntry["endpoints"];
+
+/** A catalog that cannot be loaded; the message names the file and the rule. */
+export class CatalogError extends Error {
+  override readonly name = "CatalogError";
+}
+
+/**
+ * Values a connection-level parameter must never accept, by where it sits in the URL. Each would
+ * move the request to another host (`evil.com/x`, `a@b`, `acme.evil.com`) or another path.
+ */
+export const HOSTILE_VALUES = {
+  host: ["evil.com/x", "a@b", "acme.evil.com", "acme.evil.com.", "a:1", "a/b", "a?b", "a#b", "a\\b", "a%2fb", "a b", "", ".", "..", "A\u0130"],
+  path: ["evil.com/x", "a/b", "a?b", "a#b", "a\\b", "a%2fb", "a%2Fb", "", ".", "..", "a b"],
+} as const;
+
+const PLACEHOLDER = /\{([a-z][a-z0-9_]*)\}/g;
+/** Key of `sources` each present section needs. */
+const SECTIONS_NEEDING_SOURCES = ["parameters", "metadata", "identity"] as const;
+/** Path segments that hold secrets: never metadata. */
+const SECRET_SEGMENT = /token|secret|password|code_verifier|^code$/i;
+
+/**
+ * The provider catalog: facts about providers as data (providers/*.yaml), validated at start-up
+ * against catalog.schema.json and the rules below, so a broken entry stops the broker rather
+ * than misdirecting a secret later.
+ */
+export class ProviderCatalog {
+  readonly #entries: Map<string, CatalogEntry>;
+
+  constructor(entries: readonly CatalogEntry[]) {
+    this.#entries = new Map(entries.map((entry) => [entry.id, entry]));
+  }
+
+  /** Loads and checks every `*.yaml` file of `dir`. Throws CatalogError. */
+  static load(dir: string, schemaPath: string): ProviderCatalog {
+    return new ProviderCatalog(loadCatalogEntries(dir, schemaPath));
+  }
+
+  get(id: string): CatalogEntry | undefined {
+    return this.#entries.get(id);
+  }
+
+  /** Every entry, in ID order. */
+  list(): CatalogEntry[] {
+    return [...this.#entries.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+}
+
+export function loadCatalogEntries(dir: string, schemaPath: string): CatalogEntry[] {
+  const ajv = new Ajv({ allErrors: true, strict: true, strictRequired: false, allowUnionTypes: true });
+  const validate = ajv.compile<CatalogEntry>(JSON.parse(readFileSync(schemaPath, "utf8")) as object);
+  let files: string[];
+  try {
+    files = readdirSync(dir).filter((name) => name.endsWith(".yaml")).sort();
+  } catch (error) {
+    throw new CatalogError(`provider catalog ${dir} cannot be read: ${(error as Error).message}`);
+  }
+  const entries: CatalogEntry[] = [];
+  for (const file of files) {
+    let document: unknown;
+    try {
+      document = parse(readFileSync(join(dir, file), "utf8"));
+    } catch (error) {
+      throw new CatalogError(`providers/${file}: not valid YAML: ${(error as Error).message}`);
+    }
+    if (!validate(document)) {
+      const problems = (validate.errors ?? []).map((e) => `${e.instancePath || "/"} ${e.message ?? ""}`).join("; ");
+      throw new CatalogError(`providers/${file}: does not match the catalog schema: ${problems}`);
+    }
+    const problems = entryProblems(document, basename(file, ".yaml"));
+    if (problems.length > 0) throw new CatalogError(`providers/${file}: ${problems.join("; ")}`);
+    entries.push(document);
+  }
+  const problems = catalogProblems(entries);
+  if (problems.length > 0) throw new CatalogError(`provider catalog: ${problems.join("; ")}`);
+  return entries;
+}
+
+/** Rules across entries: unique IDs, and one meaning per metadata key. */
+export function catalogProblems(entries: readonly CatalogEntry[]): string[] {
+  const problems: string[] = [];
+  const ids = new Set<string>();
+  // A metadata key means one thing in every entry that uses it. Mechanically: the field it comes
+  // from, with dots as underscores, is the same or one ends with the other (Slack's `team.id` and
+  // another provider's `team_id` agree; `team_id` from a field named `id` of something else would not).
+  const meanings = new Map<string, { source: string; id: string }>();
+  for (const entry of entries) {
+    if (ids.has(entry.id)) problems.push(`duplicate id "${entry.id}"`);
+    ids.add(entry.id);
+    for (const [key, source] of metadataSources(entry)) {
+      const seen = meanings.get(key);
+      if (seen === undefined) meanings.set(key, { source, id: entry.id });
+      else if (!sameMeaning(seen.source, source)) {
+        problems.push(`metadata key "${key}" comes from "${source}" in "${entry.id}" but from "${seen.source}" in "${seen.id}"`);
+      }
+    }
+  }
+  return problems;
+}
+
+function sameMeaning(a: string, b: string): boolean {
+  const [x, y] = [a.replaceAll(".", "_").toLowerCase(), b.replaceAll(".", "_").toLowerCase()];
+  return x === y || x.endsWith(`_${y}`) || y.endsWith(`_${x}`);
+}
+
+/** Each metadata key of an entry with the response path, callback parameter or template parameter it comes from. */
+function metadataSources(entry: CatalogEntry): Array<[string, string]> {
+  return [
+    ...Object.entries(entry.metadata?.response ?? {}),
+    ...Object.entries(entry.metadata?.callback ?? {}),
+    ...(entry.parameters ?? []).filter((p) => p.level === "connection").map((p): [string, string] => [p.name, p.name]),
+  ];
+}
+
+/** Rules of one entry that the JSON Schema cannot express. */
+export function entryProblems(entry: CatalogEntry, fileId: string): string[] {
+  const problems: string[] = [];
+  if (entry.id !== fileId) problems.push(`id "${entry.id}" must equal the file name "${fileId}"`);
+
+  for (const [where, url] of [["documentation_url", entry.documentation_url], ...Object.entries(entry.sources).map(([k, v]) => [`sources.${k}`, v])]) {
+    const problem = urlProblem(url!);
+    if (problem !== undefined) problems.push(`${where} ${problem}`);
+  }
+  for (const section of SECTIONS_NEEDING_SOURCES) {
+    if (entry[section] !== undefined && !Object.keys(entry.sources).some((key) => key === section || key.startsWith(`${section}.`))) {
+      problems.push(`sources must name the document for "${section}"`);
+    }
+  }
+
+  const parameters = new Map((entry.parameters ?? []).map((parameter) => [parameter.name, parameter]));
+  if (parameters.size !== (entry.parameters ?? []).length) problems.push("parameters must have unique names");
+  for (const parameter of parameters.values()) {
+    try {
+      new RegExp(parameter.pattern, "u");
+    } catch {
+      problems.push(`parameter "${parameter.name}" pattern is not a valid regular expression`);
+    }
+  }
+  const used = new Set<string>();
+  for (const [name, template] of Object.entries(entry.endpoints) as Array<[EndpointName, string]>) {
+    for (const match of template.matchAll(PLACEHOLDER)) used.add(match[1]!);
+    problems.push(...templateProblems(`endpoints.${name}`, template, parameters));
+  }
+  for (const name of parameters.keys()) if (!used.has(name)) problems.push(`parameter "${name}" is not used by any endpoint`);
+
+  const reserved = new Set<string>([...BROKER_PARAMS, ...UNSUPPORTED_PARAMS]);
+  for (const [where, params] of [
+    ["authorize.default_params", entry.authorize?.default_params],
+    ["authorize.offline_access.params", entry.authorize?.offline_access?.params],
+  ] as const) {
+    for (const key of Object.keys(params ?? {})) {
+      // `prompt` in default_params is the provider's default prompt, sent as the broker's own.
+      if (reserved.has(key) && !(key === "prompt" && where === "authorize.default_params")) {
+        problems.push(`${where} must not set "${key}" (the broker sets it)`);
+      }
+    }
+  }
+  const defaultPrompt = entry.authorize?.default_params?.prompt;
+  const promptValues = entry.authorize?.prompt_values;
+  if (defaultPrompt !== undefined && promptValues !== undefined && defaultPrompt.split(" ").some((v) => !promptValues.includes(v))) {
+    problems.push("authorize.default_params.prompt must be one of authorize.prompt_values");
+  }
+
+  const keys = new Set<string>();
+  for (const [key, path] of Object.entries(entry.metadata?.response ?? {})) {
+    if (path.split(".").some((segment) => SECRET_SEGMENT.test(segment)) || SECRET_SEGMENT.test(key)) {
+      problems.push(`metadata.response.${key} must not name a secret ("${path}")`);
+    }
+    keys.add(key);
+  }
+  for (const [key, name] of Object.entries(entry.metadata?.callback ?? {})) {
+    if (["state", "code", "iss", "error", "error_description", "error_uri"].includes(name) || SECRET_SEGMENT.test(key)) {
+      problems.push(`metadata.callback.${key} must not name "${name}" (an OAuth parameter)`);
+    }
+    if (keys.has(key)) problems.push(`metadata key "${key}" is defined twice`);
+    keys.add(key);
+  }
+  for (const parameter of parameters.values()) {
+    if (parameter.level === "connection" && keys.has(parameter.name)) {
+      problems.push(`metadata key "${parameter.name}" is also a connection parameter`);
+    }
+  }
+  return problems;
+}
+
+/**
+ * Where placeholders may sit: a connection-level one only as a whole path segment, or as the
+ * leftmost DNS label of a host under a fixed domain of at least two labels; a credential-level
+ * one anywhere in the host or as a path segment. Never in the scheme, user info, query or port.
+ * Connection-level patterns must refuse every hostile value for their position.
+ */
+function templateProblems(where: string, template: string, parameters: ReadonlyMap<string, CatalogParameter>): string[] {
+  const problems: string[] = [];
+  const names = [...template.matchAll(PLACEHOLDER)].map((match) => match[1]!);
+  for (const name of names) if (!parameters.has(name)) problems.push(`${where} uses "{${name}}" which is not a parameter`);
+  const shape = /^(https?):\/\/([^/?#]+)(\/[^?#]*)?(\?[^#]*)?$/.exec(template);
+  if (shape === null) return [...problems, `${where} must be an absolute URL without a fragment`];
+  const [, , authority, path = "", query = ""] = shape as unknown as [string, string, string, string | undefined, string | undefined];
+  if (query.includes("{")) problems.push(`${where} must not have a placeholder in its query`);
+  // A fixed port is harmless (test catalogs on loopback have one); a templated one is not.
+  if (authority.includes("@") || /:(?![0-9]+$)/.test(authority.replace(/\{[^}]*\}/g, "x"))) {
+    problems.push(`${where} must not have user info or a templated port`);
+  }
+  const sample = template.replace(PLACEHOLDER, "sample");
+  const problem = urlProblem(sample);
+  if (problem !== undefined) problems.push(`${where} ${problem}`);
+
+  for (const name of names) {
+    const parameter = parameters.get(name);
+    if (parameter === undefined) continue;
+    const placeholder = `{${name}}`;
+    const inHost = authority.includes(placeholder);
+    const segments = path.split("/");
+    const asSegment = segments.includes(placeholder);
+    if (!inHost && !asSegment) problems.push(`${where} must use "${placeholder}" as a whole path segment or in the host`);
+    if (parameter.level !== "connection") continue;
+    if (inHost) {
+      const labels = authority.split(".");
+      // A label under a fixed domain: `{shop}.myshopify.com`, never `{shop}.com` or `x{shop}.com`.
+      const fixed = labels.slice(1);
+      if (labels[0] !== placeholder || fixed.length < 2 || fixed.some((label) => label.includes("{"))) {
+        problems.push(`${where} connection parameter "${name}" may only fill the first label of a host under a fixed domain`);
+      }
+    }
+    let pattern: RegExp;
+    try {
+      pattern = new RegExp(parameter.pattern, "u");
+    } catch {
+      continue;
+    }
+    for (const value of inHost ? HOSTILE_VALUES.host : HOSTILE_VALUES.path) {
+      if (pattern.test(value)) problems.push(`parameter "${name}" pattern accepts the hostile value ${JSON.stringify(value)}`);
+    }
+  }
+  return problems;
+}
+
+/** Catalog URLs are https; plain http only for loopback hosts (test catalogs), like every endpoint. */
+function urlProblem(value: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return "must be an absolute URL";
+  }
+  if (url.protocol !== "https:" && !(url.protocol === "http:" && isLoopbackHost(url.hostname))) return "must be an https URL";
+  if (url.username !== "" || url.password !== "") return "must not contain a user name or password";
+  return undefined;
+}
+
+/** The profile seam: a credential's provider profile for one connection's template values. */
+export function profileFor(
+  catalog: ProviderCatalog,
+  credential: ProfileCredential,
+  connectionConfig: Readonly<Record<string, string>> = {},
+): ProviderProfile {
+  const entry = credential.provider === undefined ? undefined : catalog.get(credential.provider);
+  // A stored credential whose entry left the catalog cannot be used until it is fixed.
+  if (credential.provider !== undefined && entry === undefined) invalid("credential.provider", "is not in the provider catalog");
+  return buildProviderProfile(credential, entry, connectionConfig);
+}
+
+/** The catalog the broker runs with: `dir` (BROKER_PROVIDERS_DIR) or the repository's providers/. */
+export function loadProviderCatalog(root: string, dir: string | undefined): ProviderCatalog {
+  return ProviderCatalog.load(dir ?? join(root, "providers"), join(root, "src", "providers", "catalog.schema.json"));
+}

@@ -1,0 +1,236 @@
+import { invalid } from "../errors.js";
+import type { TokenEndpointAuthMethodName } from "../store/credentials.js";
+import { STANDARD_TOKEN_RESPONSE as STANDARD_RESPONSE, type TokenResponseRules } from "../oauth/token-response.js";
+import type { CatalogEntry, CatalogParameter, EndpointName } from "./catalog.js";
+
+/** How a provider grants a refresh token (offline access). */
+export type OfflineAccess = { method: "scope"; scope: string } | { method: "param"; params: Record<string, string> } | { method: "none" };
+
+/**
+ * Everything the broker needs to know about how a provider does OAuth, for one credential and one
+ * connection: the answer to every "how does this provider do X" question. Built from a catalog
+ * entry merged with the credential's explicit fields, or from the credential's fields alone (the
+ * generic behaviour). The URL builder, the token client and the callback ask it; nothing else
+ * branches on a provider.
+ */
+export interface ProviderProfile {
+  /** The catalog ID, or undefined for a generic credential. */
+  providerId: string | undefined;
+  /** Endpoints with every template parameter filled in. */
+  authorizeUrl: string | undefined;
+  tokenUrl: string;
+  revocationUrl: string | undefined;
+  userinfoUrl: string | undefined;
+  issuer: string | undefined;
+  authorize: {
+    scopeSeparator: string;
+    offlineAccess: OfflineAccess;
+    /** Parameters sent unless the caller's `additional_params` sets the same key. */
+    defaultParams: Array<[string, string]>;
+    /** The prompt when the caller gives none; `undefined`: no prompt. */
+    defaultPrompt: string | undefined;
+    /** The generic rule: no default prompt when the caller sends Google's legacy `approval_prompt`. */
+    approvalPromptSuppressesDefault: boolean;
+    /** The prompt values the provider documents; undefined: any. */
+    promptValues: readonly string[] | undefined;
+    pkce: boolean;
+  };
+  token: {
+    authMethod: TokenEndpointAuthMethodName;
+    bodyFormat: "form" | "json";
+    response: TokenResponseRules;
+    /** Whether each refresh returns a new refresh token; undefined when unknown. */
+    refreshTokenRotates: boolean | undefined;
+  };
+  /** Non-secret values kept as connection metadata: our key -> token response path / callback query name. */
+  metadata: { response: Readonly<Record<string, string>>; callback: Readonly<Record<string, string>> };
+  /** Where the connected account's identity is, for a later identity lookup. */
+  identity: CatalogEntry["identity"];
+  /** The connection-level template values, kept on the connection and in its metadata. */
+  connectionConfig: Readonly<Record<string, string>>;
+}
+
+/** The credential fields a profile is built from (a stored credential document has them all). */
+export interface ProfileCredential {
+  provider?: string;
+  provider_config?: Record<string, string>;
+  token_url?: string;
+  revocation_url?: string;
+  userinfo_url?: string;
+  issuer?: string;
+  token_endpoint_auth_method?: TokenEndpointAuthMethodName;
+  disable_pkce?: boolean;
+}
+
+/**
+ * The profile of a credential. `entry` is its catalog entry (undefined without `provider`);
+ * `connectionConfig` the connection's template values, checked here against the entry's
+ * connection-level parameters. Throws InvalidInputError naming the field.
+ */
+export function buildProviderProfile(
+  credential: ProfileCredential,
+  entry: CatalogEntry | undefined,
+  connectionConfig: Readonly<Record<string, string>> = {},
+): ProviderProfile {
+  if (entry === undefined) return genericProfile(credential, connectionConfig);
+  const values = {
+    ...checkTemplateValues(entry, "credential", credential.provider_config ?? {}, "credential.provider_config"),
+    ...checkTemplateValues(entry, "connection", connectionConfig, "connection_config"),
+  };
+  const endpoint = (name: EndpointName): string | undefined => {
+    const template = entry.endpoints[name];
+    return template === undefined ? undefined : renderEndpoint(template, values, entry.parameters ?? []);
+  };
+  const response = entry.token?.response ?? {};
+  const paths = Object.fromEntries(
+    Object.entries(STANDARD_RESPONSE.paths).map(([field, standard]) => {
+      const given = response[field as keyof typeof STANDARD_RESPONSE.paths];
+      return [field, given === undefined ? standard : [given].flat()];
+    }),
+  ) as TokenResponseRules["paths"];
+  const defaults = Object.entries(entry.authorize?.default_params ?? {});
+  const offline = entry.authorize?.offline_access;
+  return {
+    providerId: entry.id,
+    authorizeUrl: endpoint("authorize"),
+    tokenUrl: credential.token_url ?? endpoint("token")!,
+    revocationUrl: credential.revocation_url ?? endpoint("revocation"),
+    userinfoUrl: credential.userinfo_url ?? endpoint("userinfo"),
+    issuer: credential.issuer ?? endpoint("issuer"),
+    authorize: {
+      scopeSeparator: entry.authorize?.scope_separator ?? " ",
+      offlineAccess:
+        offline === undefined
+          ? { method: "none" }
+          : offline.method === "scope"
+            ? { method: "scope", scope: offline.scope! }
+            : offline.method === "param"
+              ? { method: "param", params: offline.params! }
+              : { method: "none" },
+      defaultParams: defaults.filter(([key]) => key !== "prompt"),
+      defaultPrompt: entry.authorize?.default_params?.prompt,
+      approvalPromptSuppressesDefault: false,
+      promptValues: entry.authorize?.prompt_values,
+      // Unset on the credential: PKCE unless the catalog says the provider does not support it.
+      pkce: credential.disable_pkce === undefined ? entry.authorize?.pkce !== false : !credential.disable_pkce,
+    },
+    token: {
+      authMethod: credential.token_endpoint_auth_method ?? entry.token?.auth_method ?? "client_secret_basic",
+      bodyFormat: entry.token?.body_format ?? "form",
+      response: {
+        paths,
+        okField: response.ok_field,
+        errorField: response.error_field ?? "error",
+        defaultTokenType: entry.token?.default_token_type?.toLowerCase(),
+        defaultExpiresIn: entry.token?.default_expires_in,
+        metadata: entry.metadata?.response ?? {},
+      },
+      refreshTokenRotates: entry.token?.refresh_token_rotates,
+    },
+    metadata: { response: entry.metadata?.response ?? {}, callback: entry.metadata?.callback ?? {} },
+    identity: entry.identity,
+    connectionConfig: checkTemplateValues(entry, "connection", connectionConfig, "connection_config"),
+  };
+}
+
+/** The seed's behaviour, unchanged: the credential's own fields, `offline_access`, `prompt=login`. */
+function genericProfile(credential: ProfileCredential, connectionConfig: Readonly<Record<string, string>>): ProviderProfile {
+  for (const key of Object.keys(connectionConfig)) invalid(`connection_config.${key.slice(0, 64)}`, "is not a parameter of the credential's provider");
+  if (credential.token_url === undefined) throw new Error("a credential without provider has no token_url");
+  return {
+    providerId: undefined,
+    authorizeUrl: undefined,
+    tokenUrl: credential.token_url,
+    revocationUrl: credential.revocation_url,
+    userinfoUrl: credential.userinfo_url,
+    issuer: credential.issuer,
+    authorize: {
+      scopeSeparator: " ",
+      offlineAccess: { method: "scope", scope: "offline_access" },
+      defaultParams: [],
+      defaultPrompt: "login",
+      approvalPromptSuppressesDefault: true,
+      promptValues: undefined,
+      pkce: credential.disable_pkce !== true,
+    },
+    token: {
+      authMethod: credential.token_endpoint_auth_method ?? "client_secret_basic",
+      bodyFormat: "form",
+      response: STANDARD_RESPONSE,
+      refreshTokenRotates: undefined,
+    },
+    metadata: { response: {}, callback: {} },
+    identity: undefined,
+    connectionConfig: {},
+  };
+}
+
+/**
+ * Checks the values of one level of template parameters: every parameter of that level present
+ * and matching its pattern, nothing else. Values are never echoed (they are the caller's), only
+ * the key. Throws InvalidInputError.
+ */
+export function checkTemplateValues(
+  entry: CatalogEntry,
+  level: CatalogParameter["level"],
+  values: Readonly<Record<string, string>>,
+  field: string,
+): Record<string, string> {
+  const parameters = (entry.parameters ?? []).filter((parameter) => parameter.level === level);
+  for (const key of Object.keys(values)) {
+    const parameter = (entry.parameters ?? []).find((candidate) => candidate.name === key);
+    if (parameter === undefined) invalid(`${field}.${key.slice(0, 64)}`, `is not a parameter of provider "${entry.id}"`);
+    if (parameter.level !== level) {
+      invalid(`${field}.${key}`, parameter.level === "credential" ? "is a credential-level parameter (set it in the credential's provider_config)" : "is a connection-level parameter (set it in connection_config)");
+    }
+  }
+  const checked: Record<string, string> = {};
+  for (const parameter of parameters) {
+    const value = values[parameter.name];
+    if (value === undefined || value === "") invalid(`${field}.${parameter.name}`, `is required by provider "${entry.id}"`);
+    if (value.length > 253 || !new RegExp(parameter.pattern, "u").test(value)) {
+      invalid(`${field}.${parameter.name}`, `does not match the pattern of provider "${entry.id}" (see GetProvider)`);
+    }
+    checked[parameter.name] = value;
+  }
+  return checked;
+}
+
+/**
+ * Fills a catalog URL template. The values were checked against their patterns; as a second line
+ * of defence the result must still have the template's shape: the same scheme, a host that is
+ * the template's host with the values in place (a value cannot add a `/`, `@`, `:` or `.`
+ * that moves the request elsewhere), and the same number of path segments.
+ */
+export function renderEndpoint(template: string, values: Readonly<Record<string, string>>, parameters: readonly CatalogParameter[]): string {
+  const shape = /^(https?:\/\/)([^/?#]+)(.*)$/.exec(template);
+  if (shape === null) throw new Error(`catalog template ${template} is not an absolute URL`);
+  const [, scheme, hostTemplate, rest] = shape as unknown as [string, string, string, string];
+  const fill = (text: string, encode: boolean) =>
+    text.replace(/\{([a-z][a-z0-9_]*)\}/g, (_, name: string) => {
+      const value = values[name];
+      if (value === undefined) throw new Error(`template parameter ${name} has no value`);
+      return encode ? encodeURIComponent(value) : value;
+    });
+  const expectedHost = fill(hostTemplate, false).toLowerCase();
+  const rendered = `${scheme}${expectedHost}${fill(rest, true)}`;
+  const url = new URL(rendered);
+  const field = (name: string) => {
+    const parameter = parameters.find((candidate) => candidate.name === name);
+    return parameter?.level === "credential" ? `credential.provider_config.${name}` : `connection_config.${name}`;
+  };
+  const names = [...template.matchAll(/\{([a-z][a-z0-9_]*)\}/g)].map((match) => match[1]!);
+  const inHost = names.filter((name) => hostTemplate.includes(`{${name}}`));
+  const inPath = names.filter((name) => !hostTemplate.includes(`{${name}}`));
+  if (url.host !== expectedHost || `${url.protocol}//` !== scheme) invalid(field(inHost[0] ?? names[0] ?? "host"), "would change the endpoint's host");
+  // Only credential-level parameters may name a whole host (with dots of its own).
+  const connectionInHost = inHost.find((name) => field(name).startsWith("connection_config"));
+  if (connectionInHost !== undefined && url.hostname.split(".").length !== hostTemplate.split(".").length) {
+    invalid(field(connectionInHost), "would change the endpoint's host");
+  }
+  const segments = (path: string) => path.split("?")[0]!.split("/").length;
+  if (segments(url.pathname) !== segments(rest === "" ? "/" : rest) || url.pathname.split("/").some((s) => s === "." || s === "..")) {
+    invalid(field(inPath[0] ?? names[0] ?? "path"), "would change the endpoint's path");
+  }
+  return url.href;
+}

@@ -1,0 +1,378 @@
+import { type Client, Code } from "@connectrpc/connect";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { ConnectionService, RevocationOutcome } from "../../gen/oauth2broker/v1/connection_service_pb.js";
+import { CredentialService } from "../../gen/oauth2broker/v1/credential_service_pb.js";
+import { TokenEndpointAuthMethod } from "../../gen/oauth2broker/v1/credential_pb.js";
+import { ProviderParameterLevel, ProviderService } from "../../gen/oauth2broker/v1/provider_service_pb.js";
+import { startTestBroker, type TestBroker } from "../support/broker.js";
+import { connectError } from "../support/errors.js";
+import { recordSecrets } from "../support/run-record.js";
+import { ScriptedProvider, type TokenBehaviour } from "../support/scripted-provider.js";
+import { scriptedCatalogEntries, writeCatalog } from "../support/test-catalog.js";
+
+/**
+ * Each kind of provider quirk, behaving as the named provider's documentation says, through the
+ * whole flow: InitialiseOAuth2Connection, the callback, GetAccessToken (which refreshes, since
+ * every first token expires inside the broker's 60 s margin), and DeleteConnection with revoke.
+ * The endpoints come from a test catalog (BROKER_PROVIDERS_DIR) pointing at the scripted
+ * provider on loopback; no credential sets a token URL.
+ */
+let broker: TestBroker;
+let provider: ScriptedProvider;
+let connections: Client<typeof ConnectionService>;
+let credentials: Client<typeof CredentialService>;
+
+beforeAll(async () => {
+  provider = await ScriptedProvider.start();
+  broker = await startTestBroker({ BROKER_PROVIDERS_DIR: writeCatalog(scriptedCatalogEntries(provider.issuer)) });
+  connections = broker.connect(ConnectionService);
+  credentials = broker.connect(CredentialService);
+});
+afterAll(async () => {
+  await broker.close();
+  await provider.close();
+});
+beforeEach(() => {
+  provider.requests.length = 0;
+  provider.refreshBehaviour = undefined;
+  provider.revocationStatus = 200;
+});
+
+async function providerCredential(provider: string, extra: Record<string, unknown> = {}): Promise<string> {
+  const { credential } = await credentials.createCredential({
+    credential: { organisationId: "acme", name: provider, clientId: "client-1", clientSecret: "scripted-client-secret", provider, ...extra },
+  });
+  return credential!.id;
+}
+
+/** Initialise (no authorize_url: the catalog's), then the provider's redirect with `query`. */
+async function connect(
+  credentialId: string,
+  options: { connectionConfig?: Record<string, string>; scopes?: string[]; query?: Record<string, string> } = {},
+): Promise<{ authorizeUrl: URL; connectionId: string }> {
+  const { url } = await connections.initialiseOAuth2Connection({
+    organisationId: "acme",
+    connectorId: "quirks",
+    credential: { id: credentialId, organisationId: "acme" },
+    clientId: "client-1",
+    scopes: options.scopes ?? ["read"],
+    connectionConfig: options.connectionConfig ?? {},
+    returnUrl: "",
+  });
+  const authorizeUrl = new URL(url);
+  const state = authorizeUrl.searchParams.get("state")!;
+  recordSecrets(state);
+  const query = new URLSearchParams({ state, code: `code-${state.slice(0, 8)}`, ...options.query });
+  const response = await fetch(`${broker.httpUrl}/oauth2/callback?${query}`);
+  expect(response.status).toBe(200);
+  const newest = await broker.database.db.collection("connections").find({ credential_id: credentialId }).sort({ _id: -1 }).limit(1).next();
+  return { authorizeUrl, connectionId: String(newest!._id) };
+}
+
+/** GetAccessToken refreshes (first tokens expire within the margin), then DeleteConnection revokes. */
+async function refreshAndRevoke(connectionId: string, refreshed: TokenBehaviour) {
+  provider.refreshBehaviour = refreshed;
+  const token = await connections.getAccessToken({ organisationId: "acme", connectionId });
+  const deleted = await connections.deleteConnection({ organisationId: "acme", id: connectionId, revoke: true });
+  return { token, deleted };
+}
+
+describe("ProviderService", () => {
+  it("lists the catalog a page at a time and returns one provider with its parameters", async () => {
+    const service = broker.connect(ProviderService);
+    const first = await service.listProviders({ pageSize: 3 });
+    expect(first.providers.map((p) => p.id)).toEqual(["scripted-callback", "scripted-defaults", "scripted-domain"]);
+    const rest = await service.listProviders({ pageSize: 100, pageToken: first.nextPageToken });
+    expect(rest.providers.map((p) => p.id)).toEqual(["scripted-json", "scripted-nested", "scripted-tenant", "scripted-zendesk"]);
+    expect(rest.nextPageToken).toBe("");
+    const { provider: zendesk } = await service.getProvider({ id: "scripted-zendesk" });
+    expect(zendesk).toMatchObject({ id: "scripted-zendesk", scopeSeparator: " ", documentationUrl: "https://example.com/docs" });
+    expect(zendesk!.parameters).toMatchObject([
+      { name: "subdomain", pattern: "^[a-z0-9][a-z0-9-]{0,62}$", description: "The subdomain", level: ProviderParameterLevel.CONNECTION },
+    ]);
+    expect((await connectError(service.getProvider({ id: "nope" }))).code).toBe(Code.NotFound);
+    const anonymous = await connectError(broker.connect(ProviderService, null).listProviders({}));
+    expect(anonymous.code).toBe(Code.Unauthenticated);
+  });
+});
+
+describe("credentials that name a provider", () => {
+  it("refuses an unknown provider, naming the field", async () => {
+    const error = await connectError(providerCredential("nope"));
+    expect(error.code).toBe(Code.InvalidArgument);
+    expect(error.rawMessage).toBe('"credential.provider" is not a provider in the catalog');
+  });
+
+  it("keeps unset fields unset (as the catalog says) and still stores the generic defaults without a provider", async () => {
+    const { credential } = await credentials.getCredential({ organisationId: "acme", id: await providerCredential("scripted-json") });
+    expect(credential).toMatchObject({ provider: "scripted-json", tokenUrl: "" });
+    expect(credential!.tokenEndpointAuthMethod).toBeUndefined();
+    expect(credential!.disablePkce).toBeUndefined();
+    const generic = await credentials.createCredential({
+      credential: { organisationId: "acme", name: "g", clientId: "c", clientSecret: "scripted-client-secret", tokenUrl: provider.tokenUrl },
+    });
+    expect(generic.credential).toMatchObject({ tokenEndpointAuthMethod: TokenEndpointAuthMethod.CLIENT_SECRET_BASIC, disablePkce: false });
+  });
+
+  it("checks provider_config: required, patterned, and the host it names is under the outbound policy", async () => {
+    const missing = await connectError(providerCredential("scripted-domain"));
+    expect(missing.rawMessage).toBe('"credential.provider_config.domain" is required by provider "scripted-domain"');
+    const internal = await connectError(providerCredential("scripted-domain", { providerConfig: { domain: "169.254.169.254" } }));
+    expect(internal.code).toBe(Code.InvalidArgument);
+    expect(internal.rawMessage).toBe(
+      '"credential.provider_config.domain" is refused - internal addresses (private or loopback or link-local) are refused',
+    );
+    const hostile = await connectError(providerCredential("scripted-domain", { providerConfig: { domain: "evil.com/x" } }));
+    expect(hostile.rawMessage).toBe('"credential.provider_config.domain" does not match the pattern of provider "scripted-domain" (see GetProvider)');
+    const stray = await connectError(providerCredential("scripted-json", { providerConfig: { domain: "a.example" } }));
+    expect(stray.rawMessage).toBe('"credential.provider_config.domain" is not a parameter of provider "scripted-json"');
+  });
+});
+
+describe("UpdateCredential with a provider", () => {
+  it("checks the credential as a whole: a hostile provider_config, or dropping the provider but not its config, changes nothing", async () => {
+    const id = await providerCredential("scripted-domain", { providerConfig: { domain: "dev-1.okta.example" } });
+    const hostile = await connectError(
+      credentials.updateCredential({
+        // Where secrets go changes only with the secret (security issue 11, item 1).
+        credential: { id, organisationId: "acme", providerConfig: { domain: "169.254.169.254" }, clientSecret: "scripted-client-secret" },
+        updateMask: { paths: ["provider_config", "client_secret"] },
+      }),
+    );
+    expect(hostile.rawMessage).toBe('"credential.provider_config.domain" is refused - internal addresses (private or loopback or link-local) are refused');
+    const dropped = await connectError(
+      credentials.updateCredential({
+        credential: { id, organisationId: "acme", clientSecret: "scripted-client-secret" },
+        updateMask: { paths: ["provider", "client_secret"] },
+      }),
+    );
+    const withoutSecret = await connectError(
+      credentials.updateCredential({ credential: { id, organisationId: "acme", providerConfig: { domain: "dev-2.okta.example" } }, updateMask: { paths: ["provider_config"] } }),
+    );
+    expect(withoutSecret.rawMessage).toBe('"credential.client_secret" is required to change "credential.provider_config"');
+    expect(dropped.rawMessage).toBe('"credential.provider_config" is only for credentials with a "provider"');
+    const { credential } = await credentials.getCredential({ organisationId: "acme", id });
+    expect(credential).toMatchObject({ provider: "scripted-domain", providerConfig: { domain: "dev-1.okta.example" } });
+    // Clearing the auth method goes back to the catalog's (unset), not to Basic.
+    const cleared = await credentials.updateCredential({
+      credential: { id, organisationId: "acme" },
+      updateMask: { paths: ["token_endpoint_auth_method"] },
+    });
+    expect(cleared.credential!.tokenEndpointAuthMethod).toBeUndefined();
+  });
+});
+
+describe("a full flow through each quirk", () => {
+  it("nested tokens, HTTP 200 errors and comma scopes (Slack): the user token is primary without a bot token and never metadata", async () => {
+    const credentialId = await providerCredential("scripted-nested");
+    provider.behaviour = {
+      kind: "json",
+      body: {
+        ok: true,
+        app_id: "A1",
+        team: { id: "T123", name: "Acme" },
+        authed_user: { id: "U1", scope: "chat:write,channels:read", access_token: "xoxp-user-1", token_type: "user", refresh_token: "xoxe-1", expires_in: 30 },
+      },
+    };
+    const { authorizeUrl, connectionId } = await connect(credentialId, { scopes: ["chat:write", "channels:read"] });
+    expect(`${authorizeUrl.origin}${authorizeUrl.pathname}`).toBe(`${provider.issuer}/authorize`);
+    expect(authorizeUrl.searchParams.get("scope")).toBe("chat:write,channels:read");
+    expect(authorizeUrl.searchParams.has("prompt")).toBe(false);
+    const [exchange] = provider.grants("authorization_code");
+    expect(exchange!.form.get("client_secret")).toBe("scripted-client-secret");
+    const { connection } = await connections.getConnection({ organisationId: "acme", id: connectionId });
+    expect(connection).toMatchObject({ tokenType: "user", scopes: ["chat:write", "channels:read"], metadata: { team_id: "T123", team_name: "Acme", authed_user_id: "U1" } });
+
+    const { token, deleted } = await refreshAndRevoke(connectionId, {
+      kind: "json",
+      body: { ok: true, team: { id: "T123", name: "Acme" }, authed_user: { id: "U1", access_token: "xoxp-user-2", token_type: "user", refresh_token: "xoxe-2", expires_in: 43200 } },
+    });
+    expect(token).toMatchObject({ accessToken: "xoxp-user-2", tokenType: "user", metadata: { team_id: "T123", authed_user_id: "U1" } });
+    expect(JSON.stringify(token.metadata)).not.toContain("xox");
+    expect(provider.grants("refresh_token")[0]!.form.get("refresh_token")).toBe("xoxe-1");
+    expect(deleted.revocation).toBe(RevocationOutcome.REVOKED);
+    expect(provider.requests.find((r) => r.path === "/revoke")!.form.get("token")).toBe("xoxe-2");
+  });
+
+  it("an HTTP 200 error (ok false) on refresh is a refresh failure with the provider's code", async () => {
+    const credentialId = await providerCredential("scripted-nested");
+    provider.behaviour = { kind: "json", body: { ok: true, access_token: "xoxb-1", token_type: "bot", refresh_token: "xoxe-b1", expires_in: 30 } };
+    const { connectionId } = await connect(credentialId);
+    provider.refreshBehaviour = { kind: "json", body: { ok: false, error: "invalid_refresh_token" } };
+    const error = await connectError(connections.getAccessToken({ organisationId: "acme", connectionId }));
+    expect(error.code).toBe(Code.Unavailable);
+    const { connection } = await connections.getConnection({ organisationId: "acme", id: connectionId });
+    expect(connection!.statusReason).toBe("invalid_refresh_token");
+  });
+
+  it("missing token_type and expires_in (Shopify, Salesforce): the documented defaults, offline access by parameter", async () => {
+    const credentialId = await providerCredential("scripted-defaults");
+    provider.behaviour = { kind: "json", body: { access_token: "shpat-1", refresh_token: "shprt-1", instance_url: "https://na1.example.com" } };
+    const before = Date.now();
+    const { authorizeUrl, connectionId } = await connect(credentialId);
+    expect(authorizeUrl.searchParams.get("access_type")).toBe("offline");
+    expect(authorizeUrl.searchParams.get("scope")).toBe("read");
+    const { connection } = await connections.getConnection({ organisationId: "acme", id: connectionId });
+    expect(connection!.tokenType).toBe("bearer");
+    const expiresAt = Number(connection!.accessTokenExpireTime!.seconds) * 1000;
+    expect(expiresAt).toBeGreaterThanOrEqual(Math.floor(before / 1000) * 1000 + 29_000);
+    expect(expiresAt).toBeLessThanOrEqual(Date.now() + 31_000);
+    expect(connection!.metadata).toEqual({ instance_url: "https://na1.example.com" });
+
+    const { token, deleted } = await refreshAndRevoke(connectionId, { kind: "json", body: { access_token: "shpat-2" } });
+    expect(token).toMatchObject({ accessToken: "shpat-2", tokenType: "bearer", metadata: { instance_url: "https://na1.example.com" } });
+    expect(deleted.revocation).toBe(RevocationOutcome.REVOKED);
+    // No new refresh token came back: the old one stays and is the one revoked.
+    expect(provider.requests.find((r) => r.path === "/revoke")!.form.get("token")).toBe("shprt-1");
+  });
+
+  it("a JSON request body with HTTP Basic authentication (Notion), default authorize parameters", async () => {
+    const credentialId = await providerCredential("scripted-json");
+    provider.behaviour = {
+      kind: "json",
+      body: { access_token: "ntn-1", token_type: "bearer", refresh_token: "ntnr-1", expires_in: 30, bot_id: "b1", workspace_id: "w1", workspace_name: "Acme HQ" },
+    };
+    const { authorizeUrl, connectionId } = await connect(credentialId);
+    expect(authorizeUrl.searchParams.get("owner")).toBe("user");
+    expect(authorizeUrl.searchParams.get("scope")).toBe("read");
+    const [exchange] = provider.grants("authorization_code");
+    expect(exchange!.contentType).toBe("application/json");
+    // RFC 6749 §2.3.1: the ID and secret are form-encoded before Basic's base64.
+    const basic = Buffer.from(exchange!.authorization!.replace(/^Basic /, ""), "base64").toString().split(":").map(decodeURIComponent);
+    expect(basic).toEqual(["client-1", "scripted-client-secret"]);
+    expect(exchange!.form.get("code")).toMatch(/^code-/);
+    expect(exchange!.form.has("client_secret")).toBe(false);
+
+    const { token, deleted } = await refreshAndRevoke(connectionId, { kind: "json", body: { access_token: "ntn-2", token_type: "bearer", expires_in: 3600 } });
+    expect(token).toMatchObject({ accessToken: "ntn-2", metadata: { workspace_id: "w1", workspace_name: "Acme HQ", bot_id: "b1" } });
+    expect(provider.grants("refresh_token")[0]!.contentType).toBe("application/json");
+    expect(deleted.revocation).toBe(RevocationOutcome.REVOKED);
+  });
+
+  it("callback query metadata (QuickBooks realmId), a form-encoded token response, offline access by another scope", async () => {
+    const credentialId = await providerCredential("scripted-callback");
+    provider.behaviour = { kind: "raw", status: 200, contentType: "application/x-www-form-urlencoded", body: "access_token=qb-1&token_type=bearer&refresh_token=qbr-1&expires_in=30" };
+    recordSecrets("qb-1", "qbr-1");
+    const { authorizeUrl, connectionId } = await connect(credentialId, { query: { realmId: "9130355" } });
+    expect(authorizeUrl.searchParams.get("scope")).toBe("read offline");
+    const { token, deleted } = await refreshAndRevoke(connectionId, { kind: "json", body: { access_token: "qb-2", token_type: "bearer", refresh_token: "qbr-2", expires_in: 3600 } });
+    expect(token).toMatchObject({ accessToken: "qb-2", metadata: { realm_id: "9130355" } });
+    const listed = await connections.listConnections({ organisationId: "acme", credentialId });
+    expect(listed.connections).toHaveLength(0); // deleted
+    expect(deleted.revocation).toBe(RevocationOutcome.REVOKED);
+  });
+
+  it("a templated endpoint (Microsoft-style {tenant} path segment): initialise, exchange, refresh and revoke all go to the connection's tenant", async () => {
+    const credentialId = await providerCredential("scripted-tenant");
+    provider.behaviour = { kind: "json", body: { access_token: "ms-1", token_type: "Bearer", refresh_token: "msr-1", expires_in: 30 } };
+    const { authorizeUrl, connectionId } = await connect(credentialId, { connectionConfig: { tenant: "contoso" } });
+    expect(`${authorizeUrl.origin}${authorizeUrl.pathname}`).toBe(`${provider.issuer}/t/contoso/authorize`);
+    expect(authorizeUrl.searchParams.get("prompt")).toBeNull();
+    const { connection } = await connections.getConnection({ organisationId: "acme", id: connectionId });
+    expect(connection!.metadata).toEqual({ tenant: "contoso" });
+    const listed = await connections.listConnections({ organisationId: "acme", credentialId });
+    expect(listed.connections.map((c) => c.metadata)).toEqual([{ tenant: "contoso" }]);
+    const { token, deleted } = await refreshAndRevoke(connectionId, { kind: "json", body: { access_token: "ms-2", token_type: "Bearer", expires_in: 3600 } });
+    expect(token).toMatchObject({ accessToken: "ms-2", metadata: { tenant: "contoso" } });
+    expect(deleted.revocation).toBe(RevocationOutcome.REVOKED);
+    expect(provider.requests.map((r) => r.path)).toEqual(["/t/contoso/token", "/t/contoso/token", "/t/contoso/revoke"]);
+  });
+});
+
+describe("hostile connection_config", () => {
+  const count = () => broker.database.db.collection("oauth_states").countDocuments();
+  const initialise = (credentialId: string, connectionConfig: Record<string, string>) =>
+    connectError(
+      connections.initialiseOAuth2Connection({
+        organisationId: "acme",
+        connectorId: "quirks",
+        credential: { id: credentialId, organisationId: "acme" },
+        clientId: "client-1",
+        scopes: ["read"],
+        connectionConfig,
+      }),
+    );
+
+  it.each<[string, Record<string, string>, string]>([
+    ["a path", { tenant: "evil.com/x" }, '"connection_config.tenant" does not match the pattern of provider "scripted-tenant" (see GetProvider)'],
+    ["user info", { tenant: "a@b" }, '"connection_config.tenant" does not match the pattern of provider "scripted-tenant" (see GetProvider)'],
+    ["another domain", { tenant: "acme.evil.com" }, '"connection_config.tenant" does not match the pattern of provider "scripted-tenant" (see GetProvider)'],
+    ["a dot segment", { tenant: ".." }, '"connection_config.tenant" does not match the pattern of provider "scripted-tenant" (see GetProvider)'],
+    ["a missing parameter", {}, '"connection_config.tenant" is required by provider "scripted-tenant"'],
+    ["an unknown key", { tenant: "acme", host: "evil.com" }, '"connection_config.host" is not a parameter of provider "scripted-tenant"'],
+  ])("refuses %s with INVALID_ARGUMENT and stores nothing", async (_label, connectionConfig, message) => {
+    const credentialId = await providerCredential("scripted-tenant");
+    const before = await count();
+    const error = await initialise(credentialId, connectionConfig);
+    expect(error.code).toBe(Code.InvalidArgument);
+    expect(error.rawMessage).toBe(message);
+    expect(await count()).toBe(before);
+  });
+
+  it("refuses a credential-level key in connection_config", async () => {
+    const credentialId = await providerCredential("scripted-domain", { providerConfig: { domain: "dev-1.okta.example" } });
+    const error = await initialise(credentialId, { domain: "evil.com" });
+    expect(error.code).toBe(Code.InvalidArgument);
+    expect(error.rawMessage).toBe("\"connection_config.domain\" is a credential-level parameter (set it in the credential's provider_config)");
+  });
+
+  it("refuses a host label that would leave the fixed domain (Zendesk-style), before anything is stored", async () => {
+    const credentialId = await providerCredential("scripted-zendesk");
+    const before = await count();
+    const error = await initialise(credentialId, { subdomain: "acme.evil.com" });
+    expect(error.rawMessage).toBe('"connection_config.subdomain" does not match the pattern of provider "scripted-zendesk" (see GetProvider)');
+    expect(await count()).toBe(before);
+    // A good value builds the URL under the fixed domain (not called: loopback has no such host).
+    const { url } = await connections.initialiseOAuth2Connection({
+      organisationId: "acme",
+      connectorId: "quirks",
+      credential: { id: credentialId, organisationId: "acme" },
+      clientId: "client-1",
+      connectionConfig: { subdomain: "acme" },
+    });
+    recordSecrets(new URL(url).searchParams.get("state"));
+    expect(new URL(url).origin).toBe("https://acme.zendesk.com");
+  });
+});
+
+describe("discovery for a credential with only an issuer", () => {
+  it("fills the token, revocation and userinfo endpoints and iss support from the issuer's metadata", async () => {
+    const { credential } = await credentials.createCredential({
+      credential: { organisationId: "acme", name: "d", clientId: "client-1", clientSecret: "scripted-client-secret", issuer: provider.issuer },
+    });
+    expect(credential).toMatchObject({
+      tokenUrl: provider.tokenUrl,
+      revocationUrl: provider.revocationUrl,
+      userinfoUrl: `${provider.issuer}/userinfo`,
+      authorizationResponseIssParameterSupported: true,
+      disablePkce: false,
+    });
+  });
+
+  it("refuses an issuer with no discovery document, naming the field, and stores nothing", async () => {
+    const before = await broker.database.db.collection("credentials").countDocuments();
+    const error = await connectError(
+      credentials.createCredential({
+        credential: { organisationId: "acme", name: "d", clientId: "client-1", clientSecret: "scripted-client-secret", issuer: `${provider.issuer}/elsewhere` },
+      }),
+    );
+    expect(error.code).toBe(Code.InvalidArgument);
+    expect(error.rawMessage).toBe('"credential.issuer" has no usable discovery document (set token_url instead)');
+    expect(await broker.database.db.collection("credentials").countDocuments()).toBe(before);
+  });
+});
+
+describe("start-up", () => {
+  it("refuses to start with a catalog entry that breaks a rule", async () => {
+    const bad = writeCatalog([
+      {
+        id: "bad",
+        display_name: "Bad",
+        documentation_url: "https://example.com/docs",
+        endpoints: { authorize: "https://auth.example.com/a", token: "http://auth.example.com/t" },
+        sources: { endpoints: "https://example.com/docs", authorize: "https://example.com/docs", token: "https://example.com/docs" },
+      },
+    ]);
+    await expect(startTestBroker({ BROKER_PROVIDERS_DIR: bad })).rejects.toThrow("providers/bad.yaml: endpoints.token must be an https URL");
+  });
+});

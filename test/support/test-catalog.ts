@@ -1,0 +1,112 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { stringify } from "yaml";
+
+/**
+ * Test catalog entries for the scripted provider on loopback, one per kind of quirk, each
+ * behaving as the named provider's documentation says. They live in a temporary directory given
+ * to the broker as BROKER_PROVIDERS_DIR (the loader accepts plain http for loopback hosts only).
+ * `base` is the scripted provider's origin.
+ */
+export function scriptedCatalogEntries(base: string): Array<Record<string, unknown>> {
+  const docs = "https://example.com/docs";
+  const sources = { endpoints: docs, authorize: docs, token: docs };
+  const endpoints = { authorize: `${base}/authorize`, token: `${base}/token`, revocation: `${base}/revoke` };
+  return [
+    {
+      // Slack (oauth.v2.access): comma-separated scopes, HTTP 200 errors with "ok": false, the
+      // user token under authed_user when there is no bot token, the team under team.
+      id: "scripted-nested",
+      display_name: "Scripted nested (Slack-like)",
+      documentation_url: docs,
+      endpoints,
+      authorize: { scope_separator: ",", offline_access: { method: "none" } },
+      token: {
+        auth_method: "client_secret_post",
+        response: {
+          access_token: ["access_token", "authed_user.access_token"],
+          token_type: ["token_type", "authed_user.token_type"],
+          refresh_token: ["refresh_token", "authed_user.refresh_token"],
+          expires_in: ["expires_in", "authed_user.expires_in"],
+          scope: ["scope", "authed_user.scope"],
+          ok_field: "ok",
+          error_field: "error",
+        },
+      },
+      metadata: { response: { team_id: "team.id", team_name: "team.name", authed_user_id: "authed_user.id" } },
+      sources: { ...sources, metadata: docs },
+    },
+    {
+      // Shopify / Salesforce: no token_type, no expires_in (a documented default lifetime).
+      id: "scripted-defaults",
+      display_name: "Scripted defaults (Shopify-like)",
+      documentation_url: docs,
+      endpoints,
+      authorize: { offline_access: { method: "param", params: { access_type: "offline" } }, prompt_values: ["none", "consent"] },
+      token: { auth_method: "client_secret_post", default_token_type: "bearer", default_expires_in: 30 },
+      metadata: { response: { instance_url: "instance_url" } },
+      sources: { ...sources, metadata: docs },
+    },
+    {
+      // Notion: HTTP Basic client authentication with a JSON body; workspace facts in the response.
+      id: "scripted-json",
+      display_name: "Scripted JSON body (Notion-like)",
+      documentation_url: docs,
+      endpoints,
+      authorize: { default_params: { owner: "user" }, offline_access: { method: "none" } },
+      token: { auth_method: "client_secret_basic", body_format: "json" },
+      metadata: { response: { workspace_id: "workspace_id", workspace_name: "workspace_name", bot_id: "bot_id" } },
+      sources: { ...sources, metadata: docs },
+    },
+    {
+      // QuickBooks: the company ID comes as realmId in the callback query; a form-encoded token
+      // response (GitHub's habit) is read too.
+      id: "scripted-callback",
+      display_name: "Scripted callback metadata (QuickBooks-like)",
+      documentation_url: docs,
+      endpoints,
+      authorize: { offline_access: { method: "scope", scope: "offline" } },
+      metadata: { callback: { realm_id: "realmId" } },
+      sources: { ...sources, metadata: docs },
+    },
+    {
+      // Microsoft-style {tenant} path segment: a connection-level template on loopback (a
+      // templated host label cannot be served from loopback, see test/providers/catalog.test.ts).
+      id: "scripted-tenant",
+      display_name: "Scripted tenant path (Microsoft-like)",
+      documentation_url: docs,
+      parameters: [{ name: "tenant", level: "connection", pattern: "^[a-z0-9][a-z0-9-]{0,62}$", description: "The tenant" }],
+      endpoints: { authorize: `${base}/t/{tenant}/authorize`, token: `${base}/t/{tenant}/token`, revocation: `${base}/t/{tenant}/revoke` },
+      sources: { ...sources, parameters: docs },
+    },
+    {
+      // Okta-style credential-level host: the whole host comes from the credential.
+      id: "scripted-domain",
+      display_name: "Scripted credential host (Okta-like)",
+      documentation_url: docs,
+      parameters: [
+        { name: "domain", level: "credential", pattern: "^[a-z0-9.-]{1,253}(:[0-9]{1,5})?$", description: "The org's domain" },
+      ],
+      endpoints: { authorize: "https://{domain}/oauth2/v1/authorize", token: "https://{domain}/oauth2/v1/token" },
+      sources: { ...sources, parameters: docs },
+    },
+    {
+      // Zendesk-style host label under a fixed domain: rendered and checked, never called.
+      id: "scripted-zendesk",
+      display_name: "Scripted host label (Zendesk-like)",
+      documentation_url: docs,
+      parameters: [{ name: "subdomain", level: "connection", pattern: "^[a-z0-9][a-z0-9-]{0,62}$", description: "The subdomain" }],
+      endpoints: { authorize: "https://{subdomain}.zendesk.com/oauth/authorizations/new", token: "https://{subdomain}.zendesk.com/oauth/tokens" },
+      sources: { ...sources, parameters: docs },
+    },
+  ];
+}
+
+/** Writes entries as providers/<id>.yaml files in a new temporary directory; returns it. */
+export function writeCatalog(entries: ReadonlyArray<Record<string, unknown>>, files: Record<string, string> = {}): string {
+  const dir = mkdtempSync(join(tmpdir(), "providers-"));
+  for (const entry of entries) writeFileSync(join(dir, `${String(entry.id)}.yaml`), stringify(entry));
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+  return dir;
+}
