@@ -104,7 +104,8 @@ describe("loadConfig", () => {
     ["BROKER_TRUSTED_PROXIES", "lb.internal", 'BROKER_TRUSTED_PROXIES: "lb.internal" is not an IP address or CIDR range'],
     ["BROKER_MAX_IN_FLIGHT_PER_CALLER", "0", "BROKER_MAX_IN_FLIGHT_PER_CALLER must be a whole number from 1"],
     ["BROKER_MAX_STREAMS_PER_CALLER", "-1", "BROKER_MAX_STREAMS_PER_CALLER must be a whole number from 1"],
-    ["BROKER_STREAM_MAX_LIFETIME", "2d", "BROKER_STREAM_MAX_LIFETIME must be a duration such as 600, 90s, 10m or 1h"],
+    ["BROKER_STREAM_MAX_LIFETIME", "2d", "BROKER_STREAM_MAX_LIFETIME must be from 1s to 86400s"],
+    ["BROKER_STREAM_MAX_LIFETIME", "2 days", "BROKER_STREAM_MAX_LIFETIME must be a duration such as 600, 90s, 10m, 1h or 7d"],
     ["BROKER_LOG_LEVEL", "loud", "BROKER_LOG_LEVEL must be one of trace, debug, info, warn, error, fatal, silent"],
   ])("names %s when it is invalid (%j)", (name, value, message) => {
     expect(configError({ ...production, [name]: value })).toBe(message);

@@ -3,6 +3,7 @@ import { type Client, Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { ConnectionService, ConnectionStatus } from "../../gen/oauth2broker/v1/connection_service_pb.js";
+import { CredentialService } from "../../gen/oauth2broker/v1/credential_service_pb.js";
 import { OrganisationService } from "../../gen/oauth2broker/v1/organisation_service_pb.js";
 import { connectionSecretContext } from "../../src/connections/secrets.js";
 import { SecretBox } from "../../src/crypto/secret-box.js";
@@ -11,6 +12,7 @@ import { connectThroughCallback, createScriptedCredential } from "../support/con
 import { connectError } from "../support/errors.js";
 import { recordSecrets } from "../support/run-record.js";
 import { ScriptedProvider } from "../support/scripted-provider.js";
+import { writeCatalog } from "../support/test-catalog.js";
 
 const RETURN_URL = "https://app.example.com/connected";
 let broker: TestBroker;
@@ -19,7 +21,31 @@ let connections: Client<typeof ConnectionService>;
 
 beforeAll(async () => {
   provider = await ScriptedProvider.start();
-  broker = await startTestBroker({ BROKER_TOKEN_REQUEST_TIMEOUT: "1s", BROKER_REFRESH_RETRY_MIN: "100ms" });
+  const docs = "https://example.com/docs";
+  const endpoints = { authorize: `${provider.issuer}/authorize`, token: provider.tokenUrl, userinfo: provider.userinfoUrl };
+  const catalog = writeCatalog([
+    {
+      // A provider whose "current user" endpoint nests the account (as Calendly's and Miro's do),
+      // and whose token responses carry no expires_in for a documented 2-minute lifetime.
+      id: "scripted-identity",
+      display_name: "Scripted identity",
+      documentation_url: docs,
+      endpoints,
+      token: { default_expires_in: 120 },
+      identity: { source: "userinfo", id: "data.id", email: "data.email", name: "data.name" },
+      sources: { endpoints: docs, authorize: docs, token: docs, identity: docs },
+    },
+    {
+      // A provider that names the account in the token response (as Slack's authed_user).
+      id: "scripted-token-identity",
+      display_name: "Scripted token-response identity",
+      documentation_url: docs,
+      endpoints,
+      identity: { source: "token_response", id: "authed_user.id" },
+      sources: { endpoints: docs, authorize: docs, token: docs, identity: docs },
+    },
+  ]);
+  broker = await startTestBroker({ BROKER_TOKEN_REQUEST_TIMEOUT: "1s", BROKER_REFRESH_RETRY_MIN: "100ms", BROKER_PROVIDERS_DIR: catalog });
   connections = broker.connect(ConnectionService);
   for (const organisationId of ["acme", "globex"]) {
     await broker.connect(OrganisationService).updateOrganisationSettings({
@@ -37,6 +63,7 @@ beforeEach(() => {
   provider.requests.length = 0;
   provider.refreshBehaviour = undefined;
   provider.refreshQueue = [];
+  provider.userinfo = undefined;
 });
 
 let counter = 0;
@@ -413,5 +440,73 @@ describe("external_account", () => {
     const id = String((await broker.database.db.collection("connections").findOne({ credential_id: credentialId }))!._id);
     const { connection } = await connections.getConnection({ organisationId: "acme", id });
     expect(connection?.externalAccount).toMatchObject({ id: "dave-id", email: "dave@example.com", name: "Dave" });
+  });
+
+  it("comes from the credential's userinfo endpoint (OpenID Connect standard claims) when there is no ID token", async () => {
+    const credentialId = await createScriptedCredential(broker, provider, { userinfoUrl: provider.userinfoUrl });
+    provider.userinfo = { sub: "erin-id", email: "erin@example.com", name: "Erin" };
+    const tokens = issue(3600);
+    const response = await authorize({ credentialId, tokens });
+    expect(response.status).toBe(200);
+    const [call] = provider.requests.filter((request) => request.path === "/userinfo");
+    expect(call!.authorization).toBe(`Bearer ${tokens.access_token}`);
+    const id = String((await broker.database.db.collection("connections").findOne({ credential_id: credentialId }))!._id);
+    expect((await connections.getConnection({ organisationId: "acme", id })).connection?.externalAccount).toMatchObject({
+      id: "erin-id",
+      email: "erin@example.com",
+      name: "Erin",
+    });
+  });
+
+  it("comes from where the provider catalog's identity says: a nested userinfo answer, or the token response", async () => {
+    const { credential: userinfoCredential } = await broker.connect(CredentialService).createCredential({
+      credential: { organisationId: "acme", name: "Identity", clientId: "client-1", clientSecret: "scripted-client-secret", provider: "scripted-identity" },
+    });
+    provider.userinfo = { data: { id: 4711, email: "frank@example.com", name: "Frank" } };
+    expect((await authorize({ credentialId: userinfoCredential!.id, tokens: issue(3600) })).status).toBe(200);
+    const first = String((await broker.database.db.collection("connections").findOne({ credential_id: userinfoCredential!.id }))!._id);
+    expect((await connections.getConnection({ organisationId: "acme", id: first })).connection?.externalAccount).toMatchObject({
+      id: "4711",
+      email: "frank@example.com",
+      name: "Frank",
+    });
+
+    const { credential: tokenCredential } = await broker.connect(CredentialService).createCredential({
+      credential: { organisationId: "acme", name: "Token identity", clientId: "client-1", clientSecret: "scripted-client-secret", provider: "scripted-token-identity" },
+    });
+    expect((await authorize({ credentialId: tokenCredential!.id, tokens: issue(3600, { authed_user: { id: "U0GRACE" } }) })).status).toBe(200);
+    const second = String((await broker.database.db.collection("connections").findOne({ credential_id: tokenCredential!.id }))!._id);
+    expect((await connections.getConnection({ organisationId: "acme", id: second })).connection?.externalAccount).toMatchObject({
+      id: "U0GRACE",
+      email: "",
+      name: "",
+    });
+  });
+
+  it("is unset, and the connection made anyway, when the userinfo endpoint fails", async () => {
+    const credentialId = await createScriptedCredential(broker, provider, { userinfoUrl: provider.userinfoUrl });
+    provider.userinfo = undefined; // 404
+    expect((await authorize({ credentialId, tokens: issue(3600) })).status).toBe(200);
+    const id = String((await broker.database.db.collection("connections").findOne({ credential_id: credentialId }))!._id);
+    expect((await connections.getConnection({ organisationId: "acme", id })).connection?.externalAccount).toBeUndefined();
+  });
+});
+
+describe("a refresh answer without expires_in", () => {
+  it("gets the provider's default lifetime where the catalog knows one", async () => {
+    const { credential } = await broker.connect(CredentialService).createCredential({
+      credential: { organisationId: "acme", name: "Defaults", clientId: "client-1", clientSecret: "scripted-client-secret", provider: "scripted-identity" },
+    });
+    provider.userinfo = { data: { id: "g" } };
+    expect((await authorize({ credentialId: credential!.id, tokens: issue(3600) })).status).toBe(200);
+    const id = String((await broker.database.db.collection("connections").findOne({ credential_id: credential!.id }))!._id);
+    const { expires_in: _omitted, ...next } = issue(3600);
+    provider.refreshBehaviour = { kind: "json", body: next };
+    const before = Date.now();
+    const token = await getToken(id, true);
+    expect(token.accessToken).toBe(next.access_token);
+    const expiresAt = Number(token.expireTime!.seconds) * 1000;
+    expect(expiresAt).toBeGreaterThanOrEqual(before + 119_000);
+    expect(expiresAt).toBeLessThanOrEqual(Date.now() + 121_000);
   });
 });
