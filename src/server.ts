@@ -203,7 +203,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     DELIVERY_INTERVAL_MS,
     async () => (await lifecycle.dropExpiredHolds()) || (await refresher.refreshIdle()),
     logger,
-    Math.min(Math.max((config.idleRefreshAfterSeconds * 1000) / 10, DELIVERY_INTERVAL_MS), 5 * 60_000, (config.stateTtlSeconds * 1000) / 2),
+    Math.min(Math.max(refresher.shortestIdleMs / 10, DELIVERY_INTERVAL_MS), 5 * 60_000, (config.stateTtlSeconds * 1000) / 2),
   );
 
   const eventFeed = new EventFeed(events, WATCH_INTERVAL_MS);

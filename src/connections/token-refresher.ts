@@ -33,7 +33,10 @@ export interface TokenRefresherDeps {
   minValidityMs: number;
   /** The provider-call timeout. */
   requestTimeoutMs: number;
-  /** Refresh tokens unused for this long are refreshed in the background. */
+  /**
+   * Refresh tokens unused for this long are refreshed in the background, or after half the
+   * provider's documented idle lifetime when that is sooner.
+   */
   idleRefreshAfterMs: number;
   /** Background refreshes per second, per instance, at most. */
   idleRefreshPerSecond: number;
@@ -60,8 +63,18 @@ export const FORCE_REFRESH_WINDOW_MS = 10_000;
 export class TokenRefresher {
   readonly #inflight = new Map<string, Promise<AccessToken>>();
   readonly #waitMs: number;
+  /** Providers whose refresh tokens lapse sooner than twice the idle period: their own period. */
+  readonly #providerIdleRules: ReadonlyArray<{ provider: string; afterMs: number }>;
 
   constructor(private readonly deps: TokenRefresherDeps) {
+    this.#providerIdleRules = deps.providers
+      .list()
+      .flatMap((entry) => {
+        const lifetime = entry.token?.refresh_token_idle_lifetime;
+        // Halfway through the documented lifetime leaves room for a failing provider's backoff.
+        return lifetime === undefined ? [] : [{ provider: entry.id, afterMs: (lifetime * 1000) / 2 }];
+      })
+      .filter((rule) => rule.afterMs < deps.idleRefreshAfterMs);
     // Long enough to outlast a crashed holder's lease and then refresh once more.
     this.#waitMs = deps.lifecycle.leaseMs + deps.requestTimeoutMs + 2_000;
   }
@@ -223,9 +236,23 @@ export class TokenRefresher {
    * it found work.
    */
   async refreshIdle(batch = 20): Promise<boolean> {
+    let full = await this.#refreshIdleOnce(this.deps.idleRefreshAfterMs, undefined, batch);
+    for (const rule of this.#providerIdleRules) {
+      const credentialIds = await this.deps.credentials.idsByProvider(rule.provider);
+      if (credentialIds.length > 0) full = (await this.#refreshIdleOnce(rule.afterMs, credentialIds, batch)) || full;
+    }
+    return full;
+  }
+
+  /** The shortest idle period in force: the background job looks a few times per period. */
+  get shortestIdleMs(): number {
+    return Math.min(this.deps.idleRefreshAfterMs, ...this.#providerIdleRules.map((rule) => rule.afterMs));
+  }
+
+  async #refreshIdleOnce(afterMs: number, credentialIds: readonly string[] | undefined, batch: number): Promise<boolean> {
     const now = new Date();
-    const cutoff = new Date(now.getTime() - this.deps.idleRefreshAfterMs);
-    const candidates = await this.deps.connections.findIdle(cutoff, now, batch);
+    const cutoff = new Date(now.getTime() - afterMs);
+    const candidates = await this.deps.connections.findIdle(cutoff, now, batch, credentialIds);
     // Instances scanning at once start at different places.
     candidates.sort(() => Math.random() - 0.5);
     const spacingMs = 1000 / this.deps.idleRefreshPerSecond;
@@ -237,7 +264,7 @@ export class TokenRefresher {
       if (lease === null) continue; // someone is refreshing or changing it right now
       try {
         const current = await this.deps.connections.findByIdUnscoped(candidate._id);
-        if (current === null || !isIdle(current, new Date(Date.now() - this.deps.idleRefreshAfterMs), new Date())) continue;
+        if (current === null || !isIdle(current, new Date(Date.now() - afterMs), new Date())) continue;
         last = Date.now();
         await this.#refresh(current, lease).catch((error: unknown) => {
           if (!(error instanceof ConnectionError)) throw error;

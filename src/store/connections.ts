@@ -254,11 +254,13 @@ export class ConnectionStore {
 
   /**
    * Connections whose refresh token was last used or issued before `cutoff` (documents from
-   * before the field existed count from their creation), and that may be refreshed now.
+   * before the field existed count from their creation), and that may be refreshed now; only
+   * those of `credentialIds` when given.
    */
-  async findIdle(cutoff: Date, now: Date, limit: number): Promise<ConnectionDocument[]> {
+  async findIdle(cutoff: Date, now: Date, limit: number, credentialIds?: readonly string[]): Promise<ConnectionDocument[]> {
     return this.collection
       .find({
+        ...(credentialIds === undefined ? {} : { credential_id: { $in: [...credentialIds] } }),
         status: { $in: ["ACTIVE", "REFRESH_FAILED"] },
         refresh_token: { $exists: true },
         $and: [

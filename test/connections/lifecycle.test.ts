@@ -510,3 +510,43 @@ describe("a refresh answer without expires_in", () => {
     expect(expiresAt).toBeLessThanOrEqual(Date.now() + 121_000);
   });
 });
+
+describe("idle refresh by the provider's own rule", () => {
+  it("refreshes connections of a provider whose refresh tokens lapse when unused after half that lifetime, and no others", async () => {
+    const docs = "https://example.com/docs";
+    const catalog = writeCatalog([
+      {
+        id: "scripted-lapsing",
+        display_name: "Scripted lapsing",
+        documentation_url: docs,
+        endpoints: { authorize: `${provider.issuer}/authorize`, token: provider.tokenUrl },
+        // Unused refresh tokens lapse after 4 s (Box: 60 days; Atlassian: 90 days).
+        token: { refresh_token_idle_lifetime: 4 },
+        sources: { endpoints: docs, authorize: docs, token: docs },
+      },
+    ]);
+    const idleBroker = await startTestBroker({ BROKER_PROVIDERS_DIR: catalog });
+    try {
+      const { credential } = await idleBroker.connect(CredentialService).createCredential({
+        credential: { organisationId: "acme", name: "Lapsing", clientId: "client-1", clientSecret: "scripted-client-secret", provider: "scripted-lapsing" },
+      });
+      const lapsing = issue(3600);
+      provider.behaviour = { kind: "json", body: lapsing };
+      const lapsingId = await connectThroughCallback(idleBroker, credential!.id);
+      const generic = issue(3600);
+      provider.behaviour = { kind: "json", body: generic };
+      const genericId = await connectThroughCallback(idleBroker, await createScriptedCredential(idleBroker, provider));
+      provider.requests.length = 0;
+      provider.refreshBehaviour = { kind: "json", body: issue(3600) };
+
+      // Half of 4 s unused: refreshed once; the generic one (7 days by default) not at all.
+      await expect.poll(() => provider.grants("refresh_token").length, { timeout: 10_000, interval: 100 }).toBe(1);
+      expect(provider.grants("refresh_token")[0]!.form.get("refresh_token")).toBe(lapsing.refresh_token);
+      const connectionsCollection = idleBroker.database.db.collection("connections");
+      expect((await connectionsCollection.findOne({ _id: lapsingId as never }))!.refresh_time).toBeInstanceOf(Date);
+      expect((await connectionsCollection.findOne({ _id: genericId as never }))!.refresh_time).toBeUndefined();
+    } finally {
+      await idleBroker.close();
+    }
+  }, 30_000);
+});
