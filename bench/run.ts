@@ -93,12 +93,15 @@ async function main(): Promise<void> {
       return row;
     };
 
-    // BENCH_ONLY=health:16,initialise-grpc:16 runs just those (for profiling); the full run is the default.
+    // BENCH_ONLY=health:16,initialise-grpc:16 runs just those (for profiling); the full run is the
+    // default. `pending` runs the pending-flows scenario (levels from BENCH_PENDING, default 0,10000,50000).
     if (process.env.BENCH_ONLY) {
       for (const only of process.env.BENCH_ONLY.split(",")) {
         const [scenario, c] = only.split(":");
-        await run(scenario as LoadSpec["scenario"], Number(c ?? 16));
+        if (scenario === "pending") rows.push(...(await pendingFlows(mongodbUri, tokenEndpoint.url)));
+        else await run(scenario as LoadSpec["scenario"], Number(c ?? 16));
       }
+      printTable(rows, {}, {});
       return;
     }
     console.error("ceilings, then scenarios:");
@@ -108,13 +111,12 @@ async function main(): Promise<void> {
       const db = await run("db-initialise", c);
       ceiling.set(c, Math.min(framework.rps, db.rps));
     }
-    // The callback first: FerretDB's deletes scan the whole collection, so consuming a state gets
-    // slower with every pending state the Initialise scenarios leave behind (see BENCHMARKS.md).
-    await run("callback", 16);
     await run("access-token", 64);
     for (const scenario of ["initialise-grpc", "initialise-connect"] as const) {
       for (const c of [1, 16, 64]) await run(scenario, c);
     }
+    // After the Initialise scenarios, so it meets the pending states they left behind.
+    await run("callback", 16);
     for (const row of rows) {
       if (row.scenario === "health" || row.scenario === "db-initialise") continue;
       row.ratio_to_ceiling = Math.round((row.rps / ceiling.get(row.concurrency)!) * 100) / 100;
@@ -145,6 +147,8 @@ async function main(): Promise<void> {
       growth_after_warmup_pct: Math.round(((atEnd - afterWarmup) / afterWarmup) * 1000) / 10,
     };
 
+    rows.push(...(await pendingFlows(mongodbUri, tokenEndpoint.url)));
+
     const machine = { cpus: cpus().length, cpu: cpus()[0]?.model, memory_gb: Math.round(totalmem() / 2 ** 30), node: process.version, database: ferretdb ? "FerretDB 1.24.2 (SQLite), embedded" : "MONGODB_URI" };
     printTable(rows, soakRow, machine);
     mkdirSync(join(root, "bench/results"), { recursive: true });
@@ -158,6 +162,74 @@ async function main(): Promise<void> {
     await ferretdb?.stop();
     rmSync(dataDir, { recursive: true, force: true });
   }
+}
+
+/** Pending-flow levels for the callback scenario: the fill between levels goes through InitialiseOAuth2Connection. */
+const PENDING_LEVELS = (process.env.BENCH_PENDING ?? "0,10000,50000").split(",").map(Number);
+/** Completions timed at each level: a fixed count, so a slow level does not measure fewer. */
+const PENDING_CALLBACKS = Number(process.env.BENCH_PENDING_CALLBACKS ?? 200);
+
+/**
+ * "Callback completion with N pending flows": a broker of its own on a fresh database, so the
+ * first level really has none pending. At each level, PENDING_CALLBACKS flows are started and
+ * completed through the real callback (c=4, against the loopback token endpoint); between levels
+ * ghz starts flows that are left pending, through InitialiseOAuth2Connection.
+ */
+async function pendingFlows(mongodbUri: string, tokenUrl: string): Promise<Row[]> {
+  const database = `bench_pending_${Date.now()}`;
+  const adminToken = randomBytes(32).toString("base64url");
+  const broker = await startBroker({
+    MONGODB_URI: mongodbUri,
+    MONGODB_DATABASE: database,
+    BROKER_ADMIN_TOKEN: adminToken,
+    BROKER_ENCRYPTION_KEYS: generateEncryptionKey("bench"),
+    BROKER_OUTBOUND_ALLOWLIST: "127.0.0.1",
+    BROKER_RPC_RATE_LIMIT: "1000000",
+    BROKER_CALLBACK_RATE_LIMIT: "9000000",
+    BROKER_HTTP_PORT: "0",
+    BROKER_GRPC_PORT: "0",
+  });
+  const rows: Row[] = [];
+  try {
+    const transport = createConnectTransport({
+      baseUrl: broker.httpUrl,
+      httpVersion: "1.1",
+      interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${adminToken}`), next(req))],
+    });
+    const { credential } = await createClient(CredentialService, transport).createCredential({
+      credential: { organisationId: "bench", name: "bench", clientId: "bench-client", clientSecret: "bench-secret", tokenUrl },
+    });
+    const spec = {
+      durationMs: 0,
+      warmupMs: 0,
+      grpcUrl: broker.grpcUrl,
+      httpUrl: broker.httpUrl,
+      token: adminToken,
+      credentialId: credential!.id,
+      connectionId: "",
+      mongodbUri,
+      database,
+    };
+    console.error("callback completion with N pending flows:");
+    let pending = 0;
+    for (const level of PENDING_LEVELS) {
+      if (level > pending) {
+        const started = Date.now();
+        const fill = await load({ ...spec, scenario: "initialise-grpc", concurrency: 64, totalCalls: level - pending });
+        pending += fill.calls - fill.errors;
+        console.error(`  filled to ${pending} pending flows in ${Math.round((Date.now() - started) / 1000)} s (${fill.rps} req/s)`);
+      }
+      const sampler = rssSampler(broker.child.pid!);
+      const result = await load({ ...spec, scenario: "callback", concurrency: 4, totalCalls: PENDING_CALLBACKS });
+      const row = { scenario: `callback with ${pending} pending flows`, concurrency: 4, ...result, peak_rss_mb: sampler.stop() };
+      rows.push(row);
+      console.error(`  ${row.scenario}: p50 ${row.p50_ms} ms, p99 ${row.p99_ms} ms, ${row.rps} flows/s, errors ${row.errors}`);
+    }
+  } finally {
+    broker.child.kill("SIGTERM");
+    await new Promise((resolve) => broker.child.once("exit", resolve));
+  }
+  return rows;
 }
 
 function load(spec: LoadSpec): Promise<LoadResult> {
