@@ -78,7 +78,10 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     metrics.dbCommands.observe({ command, collection, outcome }, seconds),
   );
   const credentials = new CredentialStore(database.db);
-  const states = new OAuthStateStore(database.db);
+  // Rotates the current oauth_states generation when this instance filled it, copies moved
+  // states to their expiry buckets and drops expired buckets (see OAuthStateStore).
+  const stateMaintenance: Worker = new Worker("oauth-states-maintenance", 1_000, () => states.maintain(), logger, IDLE_INTERVAL_MS);
+  const states = new OAuthStateStore(database.db, () => stateMaintenance.kick());
   const connections = new ConnectionStore(database.db);
   const organisations = new OrganisationStore(database.db);
   const events = new EventStore(database.db);
@@ -246,6 +249,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     await listen(httpServer, config.httpPort, config.listenHost);
     relay.start();
     delivery.start();
+    stateMaintenance.start();
   } catch (error) {
     grpcServer.close();
     httpServer.close();
@@ -272,7 +276,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
       }, SHUTDOWN_GRACE_MS);
       await drained;
       clearTimeout(timer);
-      await Promise.all([relay.stop(), delivery.stop()]);
+      await Promise.all([relay.stop(), delivery.stop(), stateMaintenance.stop()]);
       await tracing.shutdown();
       database.stopSweepers();
       await database.client.close();
