@@ -29,6 +29,8 @@ const SOAK_WINDOW_MS = 10_000;
 
 interface Row extends LoadResult {
   scenario: string;
+  /** Open-loop runs: the fixed rate offered. */
+  offered_rps?: number;
   concurrency: number;
   peak_rss_mb: number;
   ratio_to_ceiling?: number;
@@ -94,11 +96,14 @@ async function main(): Promise<void> {
     };
 
     // BENCH_ONLY=health:16,initialise-grpc:16 runs just those (for profiling); the full run is the
-    // default. `pending` runs the pending-flows scenario (levels from BENCH_PENDING, default 0,10000,50000).
+    // default. `pending` runs the pending-flows scenario (levels from BENCH_PENDING, default
+    // 0,10000,50000); `open:90` Initialise over gRPC open-loop at 90 calls/s.
     if (process.env.BENCH_ONLY) {
       for (const only of process.env.BENCH_ONLY.split(",")) {
         const [scenario, c] = only.split(":");
         if (scenario === "pending") rows.push(...(await pendingFlows(mongodbUri, tokenEndpoint.url)));
+        // `open:<rps>`: InitialiseOAuth2Connection over gRPC at that fixed rate.
+        else if (scenario === "open") (await run("initialise-grpc", 64, { rps: Number(c), durationMs: 10_000 })).scenario = `initialise-grpc open loop at ${c}/s`;
         else await run(scenario as LoadSpec["scenario"], Number(c ?? 16));
       }
       printTable(rows, {}, {});
@@ -115,10 +120,19 @@ async function main(): Promise<void> {
     for (const scenario of ["initialise-grpc", "initialise-connect"] as const) {
       for (const c of [1, 16, 64]) await run(scenario, c);
     }
+    // Open loop: calls start at a fixed rate, 25 % and 50 % of the closed-loop c=16 throughput, so
+    // latency is not capped by Little's law as in the closed loop (target: p99 at 50 % ≤ 2 × p99 at c=1).
+    const closed16 = rows.find((r) => r.scenario === "initialise-grpc" && r.concurrency === 16)!;
+    for (const share of [0.25, 0.5]) {
+      const rps = Math.round(closed16.rps * share);
+      const row = await run("initialise-grpc", 64, { rps, durationMs: 10_000 });
+      row.scenario = `initialise-grpc open loop, ${share * 100} % of c=16`;
+      row.offered_rps = rps;
+    }
     // After the Initialise scenarios, so it meets the pending states they left behind.
     await run("callback", 16);
     for (const row of rows) {
-      if (row.scenario === "health" || row.scenario === "db-initialise") continue;
+      if (row.scenario === "health" || row.scenario === "db-initialise" || row.offered_rps !== undefined) continue;
       row.ratio_to_ceiling = Math.round((row.rps / ceiling.get(row.concurrency)!) * 100) / 100;
     }
 
@@ -290,8 +304,10 @@ function rssSampler(pid: number): { stop: () => number; samples: () => { at: num
 }
 
 function printTable(rows: Row[], soak: Record<string, unknown>, machine: Record<string, unknown>): void {
-  const header = ["scenario", "conc", "req/s", "p50 ms", "p99 ms", "errors", "peak RSS MB", "× ceiling"];
-  const lines = rows.map((r) => [r.scenario, r.concurrency, r.rps, r.p50_ms, r.p99_ms, r.errors, r.peak_rss_mb, r.ratio_to_ceiling ?? "—"].map(String));
+  const header = ["scenario", "conc", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "peak RSS MB", "× ceiling"];
+  const lines = rows.map((r) =>
+    [r.scenario, r.concurrency, r.rps, r.p50_ms, r.p99_ms, r.p999_ms ?? "—", r.errors, r.peak_rss_mb, r.ratio_to_ceiling ?? "—"].map(String),
+  );
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
   const format = (cells: string[]) => cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join("  ");
   console.log(`\noauth2-broker benchmark — ${JSON.stringify(machine)}`);

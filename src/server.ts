@@ -75,7 +75,8 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
   const metrics = new Metrics();
   const tracing = new Tracing(config.otlpEndpoint);
   const database = await connectDatabase(config.mongodbUri, config.mongodbDatabase, (command, collection, outcome, seconds) =>
-    metrics.dbCommands.observe({ command, collection, outcome }, seconds),
+    // The state store's generations and buckets are one collection to metrics (bounded labels).
+    metrics.dbCommands.observe({ command, collection: collection.startsWith("oauth_states_") ? "oauth_states" : collection, outcome }, seconds),
   );
   const credentials = new CredentialStore(database.db);
   // Rotates the current oauth_states generation when this instance filled it, copies moved
