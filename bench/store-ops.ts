@@ -59,7 +59,7 @@ async function measure(states: OAuthStateStore, leases: LeaseStore, connections:
 async function main(): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), "oauth2-broker-store-ops-"));
   const ferretdb = process.argv[2] ? undefined : await startEmbeddedFerretDb(dataDir, 0);
-  const client = new MongoClient(process.argv[2] ?? ferretdb!.uri);
+  const client = new MongoClient(process.argv[2] || ferretdb!.uri);
   try {
     await client.connect();
     const db = client.db(`store_ops_${randomUUID().slice(0, 8)}`);
