@@ -36,8 +36,13 @@ export const oauthStateIndexes: IndexDescription[] = [
 const CURRENT = "oauth_states";
 /** A former current generation, renamed away, whose states are being copied to their buckets. */
 const MOVING = /^oauth_states_moving_(\d+)_[a-z0-9]+$/;
-/** States (copied) and consumption markers whose `expire_time` is before the end, in epoch seconds. */
-const BUCKET = /^oauth_states_until_(\d+)$/;
+/**
+ * States (copied) and consumption markers whose `expire_time` is before the end (epoch seconds),
+ * split by the first character of the state hash into PARTITIONS, so a lookup reads 1/64 of them.
+ */
+const BUCKET = /^oauth_states_until_(\d+)_p(\d+)$/;
+const BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+const PARTITIONS = 64;
 /** The current generation is renamed away after this many inserts by one instance. */
 export const ROTATE_AFTER = 500;
 /** Width of an expiry bucket: the default state TTL, so a live state is in one of two buckets. */
@@ -45,7 +50,7 @@ const BUCKET_SECONDS = 600;
 /** A moving generation is copied once this long after its rename (inserts that resolved the old name have landed)… */
 const COPY_AFTER_MS = 2_000;
 /** …and copied again, then dropped, this long after it. */
-const DROP_AFTER_MS = 30_000;
+const DROP_AFTER_MS = 10_000;
 /** Buckets are dropped this long after their end, for clocks that differ between instances. */
 const CLOCK_SLACK_MS = 60_000;
 /** Documents per insertMany when copying, so no copy holds FerretDB's single writer for long. */
@@ -109,7 +114,7 @@ export class OAuthStateStore {
     if (document === null) return null;
     if (document.expire_time > now) {
       try {
-        await this.#bucket(document.expire_time).insertOne({ _id: `consumed:${stateHash}`, expire_time: document.expire_time } as OAuthStateDocument);
+        await this.#bucket(document.expire_time, stateHash).insertOne({ _id: `consumed:${stateHash}`, expire_time: document.expire_time } as OAuthStateDocument);
       } catch (error) {
         if (isDuplicateKey(error)) return null;
         throw error;
@@ -167,11 +172,23 @@ export class OAuthStateStore {
     return moved;
   }
 
-  /** A state no longer in the current generation: in a moving generation, or copied to a live bucket. */
+  /**
+   * A state no longer in the current generation: copied to the partition of a live bucket (where
+   * it is after COPY_AFTER_MS), or else still in a moving generation.
+   */
   async #findMoved(stateHash: string, now: Date): Promise<OAuthStateDocument | null> {
-    const names = (await this.#names()).filter((name) => MOVING.test(name) || Number(BUCKET.exec(name)?.[1] ?? 0) * 1000 > now.getTime());
-    const found = await Promise.all(names.map((name) => this.#db.collection<OAuthStateDocument>(name).findOne({ _id: stateHash })));
-    return found.find((document) => document !== null) ?? null;
+    const names = await this.#names();
+    const partition = String(partitionOf(stateHash));
+    const live = names.filter((name) => {
+      const bucket = BUCKET.exec(name);
+      return bucket !== null && Number(bucket[1]) * 1000 > now.getTime() && bucket[2] === partition;
+    });
+    for (const group of [live, names.filter((name) => MOVING.test(name))]) {
+      const found = await Promise.all(group.map((name) => this.#db.collection<OAuthStateDocument>(name).findOne({ _id: stateHash })));
+      const document = found.find((candidate) => candidate !== null);
+      if (document !== undefined && document !== null) return document;
+    }
+    return null;
   }
 
   /** Moving generations and buckets, as the server lists them now (another instance may have just renamed one). */
@@ -180,9 +197,9 @@ export class OAuthStateStore {
     return collections.map((c) => c.name).filter((name) => MOVING.test(name) || BUCKET.test(name));
   }
 
-  #bucket(expireTime: Date): Collection<OAuthStateDocument> {
+  #bucket(expireTime: Date, stateHash: string): Collection<OAuthStateDocument> {
     const end = (Math.floor(expireTime.getTime() / 1000 / BUCKET_SECONDS) + 1) * BUCKET_SECONDS;
-    return this.#db.collection<OAuthStateDocument>(`oauth_states_until_${end}`);
+    return this.#db.collection<OAuthStateDocument>(`oauth_states_until_${end}_p${partitionOf(stateHash)}`);
   }
 
   /** Renames the current generation away (a metadata change on both servers); the next insert starts a new one. */
@@ -201,7 +218,7 @@ export class OAuthStateStore {
   async #copy(name: string, now: Date): Promise<void> {
     const byBucket = new Map<string, OAuthStateDocument[]>();
     for await (const document of this.#db.collection<OAuthStateDocument>(name).find({ expire_time: { $gt: now } })) {
-      const bucket = this.#bucket(document.expire_time).collectionName;
+      const bucket = this.#bucket(document.expire_time, document._id).collectionName;
       byBucket.set(bucket, [...(byBucket.get(bucket) ?? []), document]);
     }
     for (const [bucket, documents] of byBucket) {
@@ -229,6 +246,12 @@ export class OAuthStateStore {
       if (!isNamespaceNotFound(error)) throw error;
     }
   }
+}
+
+/** The partition of a state hash: its first base64url character's value (hashes are uniform in it). */
+function partitionOf(stateHash: string): number {
+  const value = BASE64URL.indexOf(stateHash.charAt(0));
+  return value >= 0 ? value : stateHash.charCodeAt(0) % PARTITIONS;
 }
 
 /**
