@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Collection, MongoClient } from "mongodb";
+import { hashState } from "../src/oauth/state.js";
 import { LeaseStore } from "../src/store/leases.js";
 import { type OAuthStateDocument, OAuthStateStore, ROTATE_AFTER } from "../src/store/oauth-states.js";
 import { startEmbeddedFerretDb } from "../src/store/embedded-ferretdb.js";
@@ -16,10 +17,11 @@ import { startEmbeddedFerretDb } from "../src/store/embedded-ferretdb.js";
 const N = Number(process.argv[3] ?? 50_000);
 const SAMPLES = 40;
 
-function state(id: string): OAuthStateDocument {
+/** Real state hashes (uniform in their first character, which picks the bucket partition). */
+function state(name: string): OAuthStateDocument {
   const now = Date.now();
   return {
-    _id: id,
+    _id: hashState(name),
     organisation_id: "bench",
     connector_id: "bench",
     credential_id: "cred",
@@ -45,11 +47,18 @@ async function time(label: string, op: (i: number) => Promise<unknown>): Promise
 }
 
 async function measure(states: OAuthStateStore, leases: LeaseStore, connections: Collection, round: string): Promise<string[]> {
+  // Older states: a generation ago, so copied to their bucket partitions by the time of the callback.
+  const older = Array.from({ length: SAMPLES }, (_, i) => `${round}-older-${i}`);
+  await Promise.all(older.map((id) => states.insert(state(id))));
+  await Promise.all(Array.from({ length: ROTATE_AFTER }, (_, i) => states.insert(state(`${round}-rotate-${i}`))));
+  await states.maintain();
+  await states.maintain(new Date(Date.now() + 31_000));
   const fresh = Array.from({ length: SAMPLES }, (_, i) => `${round}-fresh-${i}`);
   await Promise.all(fresh.map((id) => states.insert(state(id))));
   return [
+    await time("consume an older state (in its bucket partition)", (i) => states.consumeByHash(hashState(older[i]!))),
     await time("insert state", (i) => states.insert(state(`${round}-new-${i}`))),
-    await time("consume a fresh state (callback)", (i) => states.consumeByHash(fresh[i]!)),
+    await time("consume a fresh state (callback)", (i) => states.consumeByHash(hashState(fresh[i]!))),
     await time("consume an unknown state", (i) => states.consumeByHash(`${round}-forged-${i}`)),
     await time("lease acquire + release", async (i) => leases.release((await leases.tryAcquire(`${round}-lease-${i}`, 10_000))!)),
     await time("connection updateOne by _id (NOT flat on FerretDB)", (i) => connections.updateOne({ _id: `c-${i}` as never }, { $set: { update_time: new Date() } })),

@@ -59,24 +59,27 @@ const COPY_CHUNK = 100;
 /**
  * The only module that reads or writes the `oauth_states` collections.
  *
- * Pending states must cost nothing per request however many there are, on FerretDB too, where
- * every delete and update reads the whole collection (only finds and inserts by `_id` are
- * independent of its size) and where there are no TTL indexes. So no request deletes from a
- * collection that can grow:
+ * A callback's cost must not grow with the number of pending states, on FerretDB too. FerretDB
+ * 1.24's SQLite backend reads the table row by row for every find, update and delete by `_id`
+ * (its `_id` index is on another expression than the one its queries use; a find stops at the
+ * first match), and it has no TTL indexes; only inserts (the unique index) and collection-level
+ * operations (rename, drop) do not depend on the size. So requests only ever read and delete in
+ * small collections:
  * - Inserts go to `oauth_states`, the current generation. After ROTATE_AFTER inserts this
  *   instance renames it away (`oauth_states_moving_<ms>_<id>`, a metadata change) and a new one
- *   starts, so it never holds more than ROTATE_AFTER states per instance.
- * - Maintenance copies a moving generation's states to expiry buckets,
- *   `oauth_states_until_<epoch s>` (BUCKET_SECONDS wide), then drops it. A bucket is dropped
- *   whole once its end has passed: every document in it has expired.
- * - Consuming a state is a unique insert of a marker, `consumed:<hash>`, in the bucket of the
- *   state's expiry: the insert that succeeds wins, on MongoDB and FerretDB alike (FerretDB v1's
+ *   starts, so it holds at most ROTATE_AFTER states per instance.
+ * - Maintenance copies a moving generation's states to expiry buckets split by the hash's first
+ *   character, `oauth_states_until_<epoch s>_p<0-63>` (BUCKET_SECONDS wide), then drops it. A
+ *   bucket is dropped whole once its end has passed: every document in it has expired.
+ * - Consuming a state is a unique insert of a marker, `consumed:<hash>`, in the state's bucket
+ *   partition: the insert that succeeds wins, on MongoDB and FerretDB alike (FerretDB v1's
  *   findOneAndDelete and conditional updates let several racers win). Every racer picks the same
- *   bucket, since they read the same `expire_time`. When the state was still in the current
- *   generation it is also deleted there; that delete reads at most one generation.
- * A lookup reads the current generation first (where a state is for its first ROTATE_AFTER
- * inserts), then the moving generations and the live buckets: a constant number of finds by
- * `_id`. One code path for both servers; on MongoDB the TTL indexes stay as a second line.
+ *   collection, since they read the same `expire_time`. A state still in the current generation
+ *   is also deleted there (a bounded read).
+ * A lookup reads the current generation, then the partition of each live bucket (two with the
+ * default TTL), then, for a state not found there, the moving generations: a constant number of
+ * finds, each reading at most 1/64 of the pending states of one bucket. One code path for both
+ * servers; on MongoDB the TTL indexes stay as a second line.
  */
 export class OAuthStateStore {
   /** The current generation (`oauth_states`). */
