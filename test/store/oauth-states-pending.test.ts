@@ -69,7 +69,7 @@ describe(`OAuthStateStore with ${PENDING} pending states`, () => {
 
     // What a callback sends: finds by _id, one marker insert, and a delete only in the small current generation.
     commands.length = 0;
-    expect((await states.consumeByHash("pending-12345"))?._id).toBe("pending-12345");
+    expect((await states.consumeByHash("pending-1234"))?._id).toBe("pending-1234");
     expect(commands.filter((c) => c.startsWith("delete"))).toEqual([]);
     await states.insert(attempt("fresh-2"));
     commands.length = 0;
