@@ -1,13 +1,14 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { inject } from "vitest";
+import { generateEncryptionKey, parseEncryptionKeys, SecretBox } from "../../src/crypto/secret-box.js";
 import { createLogger } from "../../src/logger.js";
 import { connectDatabase, type Database, ensureIndexes } from "../../src/store/database.js";
 import { type OAuthStateDocument, OAuthStateStore, oauthStateIndexes, ROTATE_AFTER } from "../../src/store/oauth-states.js";
 
 // Regression (issue 13): consuming a state was a delete in one collection holding every pending
 // state, and FerretDB's deletes read the whole collection: 35 times slower with ~21 600 pending.
-const PENDING = 10_000;
+const PENDING = 20_000;
 
 let database: Database;
 let states: OAuthStateStore;
@@ -36,7 +37,6 @@ function attempt(id: string, expiresInMs = 600_000): OAuthStateDocument {
     client_id: "client",
     redirect_uri: "http://127.0.0.1/oauth2/callback",
     scopes: [],
-    code_verifier: "ciphertext",
     create_time: new Date(now),
     expire_time: new Date(now + expiresInMs),
   };
@@ -63,7 +63,7 @@ describe(`OAuthStateStore with ${PENDING} pending states`, () => {
     for (const id of ["fresh", "pending-7", `pending-${PENDING - 1}`]) {
       const results = await Promise.all(Array.from({ length: 10 }, () => states.consumeByHash(id)));
       expect(results.filter((r) => r !== null), id).toHaveLength(1);
-      expect(results.find((r) => r !== null)).toMatchObject({ _id: id, organisation_id: "acme", code_verifier: "ciphertext" });
+      expect(results.find((r) => r !== null)).toMatchObject({ _id: id, organisation_id: "acme", client_id: "client" });
       expect(await states.consumeByHash(id), `${id} replayed`).toBeNull();
     }
 
@@ -75,6 +75,27 @@ describe(`OAuthStateStore with ${PENDING} pending states`, () => {
     commands.length = 0;
     expect((await states.consumeByHash("fresh-2"))?._id).toBe("fresh-2");
     expect(commands).toEqual(["find oauth_states", expect.stringMatching(/^insert oauth_states_until_\d+_p\d+$/), "delete oauth_states"]);
+  });
+
+  it("re-encrypts the verifiers of states in the current generation and in buckets alike", async () => {
+    const [oldKey, newKey] = [generateEncryptionKey("old"), generateEncryptionKey("new")];
+    const before = new SecretBox(parseEncryptionKeys(oldKey));
+    const context = (hash: string) => `oauth_states/${hash}/code_verifier`;
+    const sealed = (id: string) => ({ ...attempt(id), code_verifier: before.encrypt(`verifier-${id}`, context(id)) });
+    // A whole generation, so it rotates; only a few with verifiers (each re-encryption is an update).
+    await Promise.all(Array.from({ length: ROTATE_AFTER }, (_, i) => states.insert(i < 3 ? sealed(`sealed-${i}`) : attempt(`plain-${i}`))));
+    await states.maintain();
+    await maintainAhead(31_000);
+    await states.insert(sealed("sealed-current"));
+    const after = new SecretBox(parseEncryptionKeys(`${newKey},${oldKey}`));
+    const moved = await states.reencrypt(after, context);
+    expect(moved).toBe(4);
+    expect(await states.collection.countDocuments({ _id: "sealed-0" })).toBe(0);
+    for (const id of ["sealed-0", "sealed-2", "sealed-current"]) {
+      const document = await states.consumeByHash(id);
+      expect(document?.code_verifier?.startsWith("new.")).toBe(true);
+      expect(after.decrypt(document!.code_verifier!, context(id))).toBe(`verifier-${id}`);
+    }
   });
 
   it("drops whole buckets once every state in them has expired, and none comes back", async () => {
