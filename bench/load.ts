@@ -20,6 +20,8 @@ export interface LoadSpec {
   warmupMs: number;
   /** Stop after this many calls instead (the soak). */
   totalCalls?: number;
+  /** Open loop: start calls at this fixed rate (ghz `--rps`), whatever the latency. */
+  rps?: number;
   grpcUrl: string;
   httpUrl: string;
   token: string;
@@ -36,6 +38,8 @@ export interface LoadResult {
   rps: number;
   p50_ms: number;
   p99_ms: number;
+  /** Open-loop runs only (from every call's latency). */
+  p999_ms?: number;
 }
 
 const spec = JSON.parse(process.argv[2] ?? "{}") as LoadSpec;

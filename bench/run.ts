@@ -29,6 +29,8 @@ const SOAK_WINDOW_MS = 10_000;
 
 interface Row extends LoadResult {
   scenario: string;
+  /** Open-loop runs: the fixed rate offered. */
+  offered_rps?: number;
   concurrency: number;
   peak_rss_mb: number;
   ratio_to_ceiling?: number;
@@ -93,12 +95,18 @@ async function main(): Promise<void> {
       return row;
     };
 
-    // BENCH_ONLY=health:16,initialise-grpc:16 runs just those (for profiling); the full run is the default.
+    // BENCH_ONLY=health:16,initialise-grpc:16 runs just those (for profiling); the full run is the
+    // default. `pending` runs the pending-flows scenario (levels from BENCH_PENDING, default
+    // 0,10000,50000); `open:90` Initialise over gRPC open-loop at 90 calls/s.
     if (process.env.BENCH_ONLY) {
       for (const only of process.env.BENCH_ONLY.split(",")) {
         const [scenario, c] = only.split(":");
-        await run(scenario as LoadSpec["scenario"], Number(c ?? 16));
+        if (scenario === "pending") rows.push(...(await pendingFlows(mongodbUri, tokenEndpoint.url)));
+        // `open:<rps>`: InitialiseOAuth2Connection over gRPC at that fixed rate.
+        else if (scenario === "open") (await run("initialise-grpc", 64, { rps: Number(c), durationMs: 10_000 })).scenario = `initialise-grpc open loop at ${c}/s`;
+        else await run(scenario as LoadSpec["scenario"], Number(c ?? 16));
       }
+      printTable(rows, {}, {});
       return;
     }
     console.error("ceilings, then scenarios:");
@@ -108,15 +116,23 @@ async function main(): Promise<void> {
       const db = await run("db-initialise", c);
       ceiling.set(c, Math.min(framework.rps, db.rps));
     }
-    // The callback first: FerretDB's deletes scan the whole collection, so consuming a state gets
-    // slower with every pending state the Initialise scenarios leave behind (see BENCHMARKS.md).
-    await run("callback", 16);
     await run("access-token", 64);
     for (const scenario of ["initialise-grpc", "initialise-connect"] as const) {
       for (const c of [1, 16, 64]) await run(scenario, c);
     }
+    // Open loop: calls start at a fixed rate, 25 % and 50 % of the closed-loop c=16 throughput, so
+    // latency is not capped by Little's law as in the closed loop (target: p99 at 50 % ≤ 2 × p99 at c=1).
+    const closed16 = rows.find((r) => r.scenario === "initialise-grpc" && r.concurrency === 16)!;
+    for (const share of [0.25, 0.5]) {
+      const rps = Math.round(closed16.rps * share);
+      const row = await run("initialise-grpc", 64, { rps, durationMs: 10_000 });
+      row.scenario = `initialise-grpc open loop, ${share * 100} % of c=16`;
+      row.offered_rps = rps;
+    }
+    // After the Initialise scenarios, so it meets the pending states they left behind.
+    await run("callback", 16);
     for (const row of rows) {
-      if (row.scenario === "health" || row.scenario === "db-initialise") continue;
+      if (row.scenario === "health" || row.scenario === "db-initialise" || row.offered_rps !== undefined) continue;
       row.ratio_to_ceiling = Math.round((row.rps / ceiling.get(row.concurrency)!) * 100) / 100;
     }
 
@@ -145,6 +161,8 @@ async function main(): Promise<void> {
       growth_after_warmup_pct: Math.round(((atEnd - afterWarmup) / afterWarmup) * 1000) / 10,
     };
 
+    rows.push(...(await pendingFlows(mongodbUri, tokenEndpoint.url)));
+
     const machine = { cpus: cpus().length, cpu: cpus()[0]?.model, memory_gb: Math.round(totalmem() / 2 ** 30), node: process.version, database: ferretdb ? "FerretDB 1.24.2 (SQLite), embedded" : "MONGODB_URI" };
     printTable(rows, soakRow, machine);
     mkdirSync(join(root, "bench/results"), { recursive: true });
@@ -158,6 +176,80 @@ async function main(): Promise<void> {
     await ferretdb?.stop();
     rmSync(dataDir, { recursive: true, force: true });
   }
+}
+
+/** Pending-flow levels for the callback scenario: the fill between levels goes through InitialiseOAuth2Connection. */
+const PENDING_LEVELS = (process.env.BENCH_PENDING ?? "0,10000,50000").split(",").map(Number);
+/** Completions timed at each level: a fixed count, so a slow level does not measure fewer. */
+const PENDING_CALLBACKS = Number(process.env.BENCH_PENDING_CALLBACKS ?? 200);
+/** Pause after each fill before the callbacks are timed (see below). */
+const PENDING_SETTLE_MS = Number(process.env.BENCH_PENDING_SETTLE_MS ?? 15_000);
+
+/**
+ * "Callback completion with N pending flows": a broker of its own on a fresh database, so the
+ * first level really has none pending. At each level, PENDING_CALLBACKS flows are started and
+ * completed through the real callback (c=4, against the loopback token endpoint); between levels
+ * ghz starts flows that are left pending, through InitialiseOAuth2Connection.
+ */
+async function pendingFlows(mongodbUri: string, tokenUrl: string): Promise<Row[]> {
+  const database = `bench_pending_${Date.now()}`;
+  const adminToken = randomBytes(32).toString("base64url");
+  const broker = await startBroker({
+    MONGODB_URI: mongodbUri,
+    MONGODB_DATABASE: database,
+    BROKER_ADMIN_TOKEN: adminToken,
+    BROKER_ENCRYPTION_KEYS: generateEncryptionKey("bench"),
+    BROKER_OUTBOUND_ALLOWLIST: "127.0.0.1",
+    BROKER_RPC_RATE_LIMIT: "1000000",
+    BROKER_CALLBACK_RATE_LIMIT: "9000000",
+    BROKER_HTTP_PORT: "0",
+    BROKER_GRPC_PORT: "0",
+  });
+  const rows: Row[] = [];
+  try {
+    const transport = createConnectTransport({
+      baseUrl: broker.httpUrl,
+      httpVersion: "1.1",
+      interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${adminToken}`), next(req))],
+    });
+    const { credential } = await createClient(CredentialService, transport).createCredential({
+      credential: { organisationId: "bench", name: "bench", clientId: "bench-client", clientSecret: "bench-secret", tokenUrl },
+    });
+    const spec = {
+      durationMs: 0,
+      warmupMs: 0,
+      grpcUrl: broker.grpcUrl,
+      httpUrl: broker.httpUrl,
+      token: adminToken,
+      credentialId: credential!.id,
+      connectionId: "",
+      mongodbUri,
+      database,
+    };
+    console.error("callback completion with N pending flows:");
+    let pending = 0;
+    for (const level of PENDING_LEVELS) {
+      if (level > pending) {
+        const started = Date.now();
+        const fill = await load({ ...spec, scenario: "initialise-grpc", concurrency: 64, totalCalls: level - pending });
+        pending += fill.calls - fill.errors;
+        console.error(`  filled to ${pending} pending flows in ${Math.round((Date.now() - started) / 1000)} s (${fill.rps} req/s)`);
+        // The fill starts flows ~20× faster than the issue's 36/s, so the broker's background work
+        // (moving each generation of 500 to its buckets, within 10 s) is 20× denser right after
+        // it; the pending flows of the issue accumulate over a TTL. Measure once that has settled.
+        await new Promise((resolve) => setTimeout(resolve, PENDING_SETTLE_MS));
+      }
+      const sampler = rssSampler(broker.child.pid!);
+      const result = await load({ ...spec, scenario: "callback", concurrency: 4, totalCalls: PENDING_CALLBACKS });
+      const row = { scenario: `callback with ${pending} pending flows`, concurrency: 4, ...result, peak_rss_mb: sampler.stop() };
+      rows.push(row);
+      console.error(`  ${row.scenario}: p50 ${row.p50_ms} ms, p99 ${row.p99_ms} ms, ${row.rps} flows/s, errors ${row.errors}`);
+    }
+  } finally {
+    broker.child.kill("SIGTERM");
+    await new Promise((resolve) => broker.child.once("exit", resolve));
+  }
+  return rows;
 }
 
 function load(spec: LoadSpec): Promise<LoadResult> {
@@ -218,8 +310,10 @@ function rssSampler(pid: number): { stop: () => number; samples: () => { at: num
 }
 
 function printTable(rows: Row[], soak: Record<string, unknown>, machine: Record<string, unknown>): void {
-  const header = ["scenario", "conc", "req/s", "p50 ms", "p99 ms", "errors", "peak RSS MB", "× ceiling"];
-  const lines = rows.map((r) => [r.scenario, r.concurrency, r.rps, r.p50_ms, r.p99_ms, r.errors, r.peak_rss_mb, r.ratio_to_ceiling ?? "—"].map(String));
+  const header = ["scenario", "conc", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "peak RSS MB", "× ceiling"];
+  const lines = rows.map((r) =>
+    [r.scenario, r.concurrency, r.rps, r.p50_ms, r.p99_ms, r.p999_ms ?? "—", r.errors, r.peak_rss_mb, r.ratio_to_ceiling ?? "—"].map(String),
+  );
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
   const format = (cells: string[]) => cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join("  ");
   console.log(`\noauth2-broker benchmark — ${JSON.stringify(machine)}`);

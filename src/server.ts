@@ -101,10 +101,14 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
   const metrics = new Metrics();
   const tracing = new Tracing(config.otlpEndpoint);
   const database = await connectDatabase(config.mongodbUri, config.mongodbDatabase, (command, collection, outcome, seconds) =>
-    metrics.dbCommands.observe({ command, collection, outcome }, seconds),
+    // The state store's generations and buckets are one collection to metrics (bounded labels).
+    metrics.dbCommands.observe({ command, collection: collection.startsWith("oauth_states_") ? "oauth_states" : collection, outcome }, seconds),
   );
   const credentials = new CredentialStore(database.db);
-  const states = new OAuthStateStore(database.db);
+  // Rotates the current oauth_states generation when this instance filled it, copies moved
+  // states to their expiry buckets and drops expired buckets (see OAuthStateStore).
+  const stateMaintenance: Worker = new Worker("oauth-states-maintenance", 1_000, () => states.maintain(), logger, IDLE_INTERVAL_MS);
+  const states = new OAuthStateStore(database.db, () => stateMaintenance.kick());
   const connections = new ConnectionStore(database.db);
   const organisations = new OrganisationStore(database.db);
   const events = new EventStore(database.db);
@@ -340,6 +344,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     relay.start();
     delivery.start();
     idleRefresh.start();
+    stateMaintenance.start();
   } catch (error) {
     grpcServer.close();
     httpServer.close();
@@ -366,7 +371,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
       }, SHUTDOWN_GRACE_MS);
       await drained;
       clearTimeout(timer);
-      await Promise.all([relay.stop(), delivery.stop(), idleRefresh.stop()]);
+      await Promise.all([relay.stop(), delivery.stop(), idleRefresh.stop(), stateMaintenance.stop()]);
       await dispatcher.drain();
       await tracing.shutdown();
       database.stopSweepers();

@@ -1,6 +1,7 @@
 import { invalid } from "../errors.js";
 import type { TokenEndpointAuthMethodName } from "../store/credentials.js";
 import { STANDARD_TOKEN_RESPONSE as STANDARD_RESPONSE, type TokenResponseRules } from "../oauth/token-response.js";
+import { GENERIC_AUTHORIZATION_RULES } from "../oauth/authorize-url.js";
 import type { CatalogEntry, CatalogParameter, EndpointName } from "./catalog.js";
 
 /** How a provider grants a refresh token (offline access). */
@@ -26,7 +27,7 @@ export interface ProviderProfile {
     scopeSeparator: string;
     offlineAccess: OfflineAccess;
     /** Parameters sent unless the caller's `additional_params` sets the same key. */
-    defaultParams: Array<[string, string]>;
+    defaultParams: ReadonlyArray<readonly [string, string]>;
     /** The prompt when the caller gives none; `undefined`: no prompt. */
     defaultPrompt: string | undefined;
     /** The generic rule: no default prompt when the caller sends Google's legacy `approval_prompt`. */
@@ -144,15 +145,7 @@ function genericProfile(credential: ProfileCredential, connectionConfig: Readonl
     revocationUrl: credential.revocation_url,
     userinfoUrl: credential.userinfo_url,
     issuer: credential.issuer,
-    authorize: {
-      scopeSeparator: " ",
-      offlineAccess: { method: "scope", scope: "offline_access" },
-      defaultParams: [],
-      defaultPrompt: "login",
-      approvalPromptSuppressesDefault: true,
-      promptValues: undefined,
-      pkce: credential.disable_pkce !== true,
-    },
+    authorize: { ...GENERIC_AUTHORIZATION_RULES, pkce: credential.disable_pkce !== true },
     token: {
       authMethod: credential.token_endpoint_auth_method ?? "client_secret_basic",
       bodyFormat: "form",

@@ -86,14 +86,25 @@ export async function ensureIndexes(
   sweepIntervalMs = SWEEP_INTERVAL_MS,
 ): Promise<void> {
   for (const index of indexes) {
-    try {
-      await collection.createIndexes([index]);
-    } catch (error) {
-      if (index.expireAfterSeconds === undefined || !isNotImplemented(error)) throw error;
-      const { expireAfterSeconds, ...plain } = index;
-      await collection.createIndexes([plain]);
-      startSweeper(database, collection, index, expireAfterSeconds, logger, sweepIntervalMs);
-    }
+    const refusedTtl = await createIndex(collection, index);
+    if (refusedTtl !== undefined) startSweeper(database, collection, index, refusedTtl, logger, sweepIntervalMs);
+  }
+}
+
+/**
+ * Creates one index. A TTL index the server refuses (FerretDB v1 answers NotImplemented) is
+ * created without its TTL; the refused `expireAfterSeconds` is returned so the caller can make up
+ * for it (ensureIndexes sweeps; collections dropped whole need nothing).
+ */
+export async function createIndex(collection: Collection<any>, index: IndexDescription): Promise<number | undefined> {
+  try {
+    await collection.createIndexes([index]);
+    return undefined;
+  } catch (error) {
+    if (index.expireAfterSeconds === undefined || !isNotImplemented(error)) throw error;
+    const { expireAfterSeconds, ...plain } = index;
+    await collection.createIndexes([plain]);
+    return expireAfterSeconds;
   }
 }
 
@@ -113,6 +124,16 @@ export function isDatabaseUnavailable(error: unknown): boolean {
     // Regression: "This socket has been ended by the other party" (EPIPE) reached callers as INTERNAL.
     (error instanceof Error && SOCKET_ERRORS.has(String((error as NodeJS.ErrnoException).code)))
   );
+}
+
+/** A unique index refused the write (E11000): someone stored that key first. */
+export function isDuplicateKey(error: unknown): boolean {
+  return error instanceof MongoServerError && error.code === 11000;
+}
+
+/** The collection is not there (any more): another instance dropped or renamed it first. */
+export function isNamespaceNotFound(error: unknown): boolean {
+  return error instanceof MongoServerError && (error.code === 26 || error.codeName === "NamespaceNotFound");
 }
 
 function isNotImplemented(error: unknown): boolean {
