@@ -94,9 +94,16 @@ describe("the database goes away under load", () => {
       // landed may leave one unused state behind, which expires: never more than one per failure.)
       const hashes = states.map((state) => createHash("sha256").update(state).digest("base64url"));
       expect(new Set(hashes).size).toBe(states.length);
-      const stored = await broker.database.db.collection("oauth_states").countDocuments({ _id: { $in: hashes as never[] } });
-      expect(stored).toBe(states.length);
-      expect(await broker.database.db.collection("oauth_states").countDocuments()).toBeLessThanOrEqual(states.length + failures.length);
+      // States live in the current generation, moved ones and expiry buckets (issue 13); a state
+      // being copied is briefly in two of them, so they are compared by ID.
+      const held = new Set<string>();
+      for (const { name } of await broker.database.db.listCollections({ name: /^oauth_states/ }, { nameOnly: true }).toArray()) {
+        for (const { _id } of await broker.database.db.collection<{ _id: string }>(name).find({}, { projection: { _id: 1 } }).toArray()) {
+          if (!_id.startsWith("consumed:")) held.add(_id);
+        }
+      }
+      expect(hashes.filter((hash) => held.has(hash)).length).toBe(states.length);
+      expect(held.size).toBeLessThanOrEqual(states.length + failures.length);
     } finally {
       await broker.close();
       await ferretdb.stop();
