@@ -142,12 +142,12 @@ export class ConnectionLifecycle {
     };
     if (confirmation !== undefined) {
       connection.end_user_id = grant.endUserId;
-      connection.confirmation_hash = hashState(confirmation.value);
+      connection.confirmation_hash = hashState(confirmation);
       connection.pending_expire_time = new Date(now.getTime() + this.deps.confirmationTtlMs);
     }
     await this.deps.connections.insert(connection);
     this.deps.onEvent(id);
-    return { id, confirmation: confirmation?.value };
+    return { id, confirmation };
   }
 
   /**
@@ -173,22 +173,22 @@ export class ConnectionLifecycle {
         const held: HeldGrant = {
           ...sealed,
           end_user_id: grant.endUserId!,
-          confirmation_hash: hashState(confirmation.value),
+          confirmation_hash: hashState(confirmation),
           hold_expire_time: new Date(now.getTime() + this.deps.confirmationTtlMs),
         };
         await this.deps.connections.update(connectionId, { set: { reauthorization: held } });
-        return { confirmation: confirmation.value };
+        return { confirmation };
       }
       const set: Partial<ConnectionDocument> = { ...sealed, refresh_token_time: now };
       const unset = grantFieldsMissing(sealed);
       if (confirmation !== undefined) {
         // Still PENDING: the new grant replaces the unconfirmed one, with a new confirmation.
         set.end_user_id = grant.endUserId;
-        set.confirmation_hash = hashState(confirmation.value);
+        set.confirmation_hash = hashState(confirmation);
         set.pending_expire_time = new Date(now.getTime() + this.deps.confirmationTtlMs);
         unset.push("failed_confirmations");
         await this.deps.connections.update(connectionId, { set, unset });
-        return { confirmation: confirmation.value };
+        return { confirmation };
       }
       await this.#activate(connectionId, set, unset, newEvent("connection.reauthorized", "ACTIVE"));
       return { confirmation: undefined };
@@ -479,8 +479,9 @@ function grantFieldsMissing(grant: StoredGrant): Array<keyof ConnectionDocument>
   );
 }
 
-function newConfirmation(): { value: string } {
-  return { value: randomBytes(32).toString("base64url") };
+/** The one-time code ConfirmConnection needs, handed to the caller's return URL. */
+function newConfirmation(): string {
+  return randomBytes(32).toString("base64url");
 }
 
 function wrongConfirmation(): ConnectionError {
