@@ -28,6 +28,12 @@ export interface Config {
   tokenRequestTimeoutSeconds: number;
   /** GetAccessToken returns tokens valid for at least this long, refreshing earlier ones. */
   tokenMinValiditySeconds: number;
+  /** The first retry of a failing refresh waits this long; each next one twice as long, up to an hour. */
+  refreshRetryMinSeconds: number;
+  /** A connection whose refreshes keep failing this long needs reauthorization. */
+  refreshGiveUpSeconds: number;
+  /** Connections whose refresh token was not used for this long are refreshed in the background. */
+  idleRefreshAfterSeconds: number;
   /** The first webhook retry waits this long; each next one twice as long, up to an hour. */
   webhookRetryMinSeconds: number;
   allowHttpAuthorizeUrl: boolean;
@@ -111,6 +117,9 @@ export function loadConfig(env: Env = process.env): Config {
     stateTtlSeconds: parseDuration("BROKER_STATE_TTL", read("BROKER_STATE_TTL") ?? "10m", 10, 86_400),
     tokenRequestTimeoutSeconds: parseDuration("BROKER_TOKEN_REQUEST_TIMEOUT", read("BROKER_TOKEN_REQUEST_TIMEOUT") ?? "10s", 1, 120),
     tokenMinValiditySeconds: parseDuration("BROKER_TOKEN_MIN_VALIDITY", read("BROKER_TOKEN_MIN_VALIDITY") ?? "60s", 0, 3600),
+    refreshRetryMinSeconds: parseDuration("BROKER_REFRESH_RETRY_MIN", read("BROKER_REFRESH_RETRY_MIN") ?? "1s", 0.05, 3600),
+    refreshGiveUpSeconds: parseDuration("BROKER_REFRESH_GIVE_UP", read("BROKER_REFRESH_GIVE_UP") ?? "7d", 1, 365 * 86_400),
+    idleRefreshAfterSeconds: parseDuration("BROKER_IDLE_REFRESH_AFTER", read("BROKER_IDLE_REFRESH_AFTER") ?? "7d", 1, 365 * 86_400),
     webhookRetryMinSeconds: parseDuration("BROKER_WEBHOOK_RETRY_MIN", read("BROKER_WEBHOOK_RETRY_MIN") ?? "5s", 0.05, 3600),
     allowHttpAuthorizeUrl: parseBoolean("BROKER_ALLOW_HTTP_AUTHORIZE_URL", read("BROKER_ALLOW_HTTP_AUTHORIZE_URL") ?? "false"),
     outboundAllowlist: parseList("BROKER_OUTBOUND_ALLOWLIST", read("BROKER_OUTBOUND_ALLOWLIST") ?? "", parseOutboundAllowlist),
@@ -174,12 +183,12 @@ function parsePort(name: string, value: string): number {
   return port;
 }
 
-/** Seconds, or a number with a unit: `90`, `250ms`, `90s`, `10m`, `1h`. Returns seconds. */
+/** Seconds, or a number with a unit: `90`, `250ms`, `90s`, `10m`, `1h`, `7d`. Returns seconds. */
 export function parseDuration(name: string, value: string, min: number, max: number): number {
-  const match = /^(\d+)(ms|s|m|h)?$/.exec(value);
-  if (match === null) throw new ConfigError(`${name} must be a duration such as 600, 90s, 10m or 1h`);
-  const unit = (match[2] ?? "s") as "ms" | "s" | "m" | "h";
-  const seconds = Number(match[1]) * { ms: 0.001, s: 1, m: 60, h: 3600 }[unit];
+  const match = /^(\d+)(ms|s|m|h|d)?$/.exec(value);
+  if (match === null) throw new ConfigError(`${name} must be a duration such as 600, 90s, 10m, 1h or 7d`);
+  const unit = (match[2] ?? "s") as "ms" | "s" | "m" | "h" | "d";
+  const seconds = Number(match[1]) * { ms: 0.001, s: 1, m: 60, h: 3600, d: 86_400 }[unit];
   if (seconds < min || seconds > max) throw new ConfigError(`${name} must be from ${min}s to ${max}s`);
   return seconds;
 }

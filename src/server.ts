@@ -40,6 +40,7 @@ import { connectionService } from "./services/connection-service.js";
 import { credentialService } from "./services/credential-service.js";
 import { HealthMonitor, healthService } from "./services/health-service.js";
 import { organisationService } from "./services/organisation-service.js";
+import { ConnectionLifecycle } from "./connections/connection-lifecycle.js";
 import { TokenRefresher } from "./connections/token-refresher.js";
 import { relayOutbox, Worker } from "./events/outbox-relay.js";
 import { WebhookDispatcher } from "./events/webhook-delivery.js";
@@ -75,6 +76,10 @@ const DELIVERY_INTERVAL_MS = 200;
 const IDLE_INTERVAL_MS = 5_000;
 /** How often the relay scans for events other (crashed) instances left behind. */
 const RECOVERY_SCAN_MS = 30_000;
+/** A failing refresh is retried at least this often. */
+const REFRESH_RETRY_MAX_MS = 3_600_000;
+/** Background (idle) refreshes per second per instance, so a large fleet does not burst. */
+const IDLE_REFRESHES_PER_SECOND = 5;
 /** How long in-flight calls may take to finish after SIGTERM. */
 const SHUTDOWN_GRACE_MS = 10_000;
 
@@ -166,19 +171,44 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     changed.add(connectionId);
     relay.kick();
   };
-  const refresher = new TokenRefresher({
+  const lifecycle = new ConnectionLifecycle({
     connections,
     credentials,
     leases,
     secretBox,
     fetch: providerFetch,
     providers,
+    requestTimeoutMs: config.tokenRequestTimeoutSeconds * 1000,
+    confirmationTtlMs: config.stateTtlSeconds * 1000,
+    retryMinMs: config.refreshRetryMinSeconds * 1000,
+    retryMaxMs: REFRESH_RETRY_MAX_MS,
+    giveUpMs: config.refreshGiveUpSeconds * 1000,
+    onEvent,
+  });
+  const refresher = new TokenRefresher({
+    connections,
+    credentials,
+    lifecycle,
+    secretBox,
+    fetch: providerFetch,
+    providers,
     minValidityMs: config.tokenMinValiditySeconds * 1000,
     requestTimeoutMs: config.tokenRequestTimeoutSeconds * 1000,
-    onEvent,
+    idleRefreshAfterMs: config.idleRefreshAfterSeconds * 1000,
+    idleRefreshPerSecond: IDLE_REFRESHES_PER_SECOND,
     metrics,
     logger,
   });
+  // Rarely used connections are refreshed before their refresh token lapses, and reconnect grants
+  // nobody confirmed are dropped. The scan runs a few times per idle period (at most every 5
+  // minutes, at least twice per state TTL), and while it finds work.
+  const idleRefresh = new Worker(
+    "idle-refresh",
+    DELIVERY_INTERVAL_MS,
+    async () => (await lifecycle.dropExpiredHolds()) || (await refresher.refreshIdle()),
+    logger,
+    Math.min(Math.max(refresher.shortestIdleMs / 10, DELIVERY_INTERVAL_MS), 5 * 60_000, (config.stateTtlSeconds * 1000) / 2),
+  );
 
   const eventFeed = new EventFeed(events, WATCH_INTERVAL_MS);
   const health = new HealthMonitor(database, logger);
@@ -187,7 +217,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
   const routes = (router: ConnectRouter): void => {
     router.service(
       CredentialService,
-      credentialService({ credentials, secretBox, outbound, move: { connections, leases, leaseMs: refresher.leaseMs, providers }, providers, fetch: providerFetch }),
+      credentialService({ credentials, secretBox, outbound, move: lifecycle, providers, fetch: providerFetch }),
     );
     router.service(ApiKeyService, apiKeyService(apiKeys));
     router.service(
@@ -199,11 +229,9 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
         connections,
         events,
         eventFeed,
-        leases,
+        lifecycle,
         refresher,
         secretBox,
-        fetch: providerFetch,
-        onEvent,
         publicUrl: config.publicUrl,
         consoleReturnUrl: `${config.publicUrl}${CONSOLE_RETURN_PATH}`,
         stateTtlSeconds: config.stateTtlSeconds,
@@ -263,13 +291,11 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
         oauth2Callback({
           states,
           credentials,
-          connections,
+          lifecycle,
           secretBox,
           idTokens: new IdTokenVerifier(providerFetch),
           fetch: providerFetch,
           providers,
-          onEvent,
-          confirmationTtlMs: config.stateTtlSeconds * 1000,
           limiter: new RateLimiter(config.callbackRateLimit / 60, Math.max(1, Math.ceil(config.callbackRateLimit / 3))),
           trustedProxies,
           metrics,
@@ -317,6 +343,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     await listen(httpServer, config.httpPort, config.listenHost);
     relay.start();
     delivery.start();
+    idleRefresh.start();
     stateMaintenance.start();
   } catch (error) {
     grpcServer.close();
@@ -344,7 +371,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
       }, SHUTDOWN_GRACE_MS);
       await drained;
       clearTimeout(timer);
-      await Promise.all([relay.stop(), delivery.stop(), stateMaintenance.stop()]);
+      await Promise.all([relay.stop(), delivery.stop(), idleRefresh.stop(), stateMaintenance.stop()]);
       await dispatcher.drain();
       await tracing.shutdown();
       database.stopSweepers();

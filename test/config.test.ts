@@ -27,6 +27,9 @@ describe("loadConfig", () => {
       httpPort: 8080,
       grpcPort: 50051,
       stateTtlSeconds: 600,
+      refreshRetryMinSeconds: 1,
+      refreshGiveUpSeconds: 7 * 86_400,
+      idleRefreshAfterSeconds: 7 * 86_400,
       allowHttpAuthorizeUrl: false,
       dataDir: "data",
       trustedProxies: [],
@@ -52,6 +55,9 @@ describe("loadConfig", () => {
       BROKER_GRPC_PORT: "9001",
       BROKER_STATE_TTL: "15m",
       BROKER_ALLOW_HTTP_AUTHORIZE_URL: "true",
+      BROKER_REFRESH_RETRY_MIN: "250ms",
+      BROKER_REFRESH_GIVE_UP: "3d",
+      BROKER_IDLE_REFRESH_AFTER: "30d",
       BROKER_TRUSTED_PROXIES: "10.0.0.0/8, 2001:db8::1",
       BROKER_MAX_IN_FLIGHT_PER_CALLER: "50",
       BROKER_MAX_STREAMS_PER_CALLER: "5",
@@ -59,6 +65,7 @@ describe("loadConfig", () => {
     });
     expect(config.trustedProxies).toEqual(["10.0.0.0/8", "2001:db8::1"]);
     expect(config).toMatchObject({ maxInFlightPerCaller: 50, maxStreamsPerCaller: 5, streamMaxLifetimeSeconds: 1800 });
+    expect(config).toMatchObject({ refreshRetryMinSeconds: 0.25, refreshGiveUpSeconds: 3 * 86_400, idleRefreshAfterSeconds: 30 * 86_400 });
     expect(config.publicUrl).toBe("https://broker.example.com/base");
     expect(config.httpPort).toBe(9000);
     expect(config.grpcPort).toBe(9001);
@@ -87,14 +94,18 @@ describe("loadConfig", () => {
     ["BROKER_GRPC_PORT", "70000", "BROKER_GRPC_PORT must be a port number from 0 to 65535"],
     ["BROKER_ADMIN_TOKEN", "short", "BROKER_ADMIN_TOKEN must be at least 32 printable characters with no spaces"],
     ["BROKER_ENCRYPTION_KEYS", "k1:abc", 'BROKER_ENCRYPTION_KEYS: key "k1" must decode to 32 bytes (got 2)'],
-    ["BROKER_STATE_TTL", "ten minutes", "BROKER_STATE_TTL must be a duration such as 600, 90s, 10m or 1h"],
-    ["BROKER_STATE_TTL", "2d", "BROKER_STATE_TTL must be a duration such as 600, 90s, 10m or 1h"],
+    ["BROKER_STATE_TTL", "ten minutes", "BROKER_STATE_TTL must be a duration such as 600, 90s, 10m, 1h or 7d"],
+    ["BROKER_STATE_TTL", "2w", "BROKER_STATE_TTL must be a duration such as 600, 90s, 10m, 1h or 7d"],
+    ["BROKER_STATE_TTL", "2d", "BROKER_STATE_TTL must be from 10s to 86400s"],
+    ["BROKER_REFRESH_GIVE_UP", "0", "BROKER_REFRESH_GIVE_UP must be from 1s to 31536000s"],
+    ["BROKER_IDLE_REFRESH_AFTER", "7 days", "BROKER_IDLE_REFRESH_AFTER must be a duration such as 600, 90s, 10m, 1h or 7d"],
     ["BROKER_STATE_TTL", "5s", "BROKER_STATE_TTL must be from 10s to 86400s"],
     ["BROKER_ALLOW_HTTP_AUTHORIZE_URL", "yes", "BROKER_ALLOW_HTTP_AUTHORIZE_URL must be true or false"],
     ["BROKER_TRUSTED_PROXIES", "lb.internal", 'BROKER_TRUSTED_PROXIES: "lb.internal" is not an IP address or CIDR range'],
     ["BROKER_MAX_IN_FLIGHT_PER_CALLER", "0", "BROKER_MAX_IN_FLIGHT_PER_CALLER must be a whole number from 1"],
     ["BROKER_MAX_STREAMS_PER_CALLER", "-1", "BROKER_MAX_STREAMS_PER_CALLER must be a whole number from 1"],
-    ["BROKER_STREAM_MAX_LIFETIME", "2d", "BROKER_STREAM_MAX_LIFETIME must be a duration such as 600, 90s, 10m or 1h"],
+    ["BROKER_STREAM_MAX_LIFETIME", "2d", "BROKER_STREAM_MAX_LIFETIME must be from 1s to 86400s"],
+    ["BROKER_STREAM_MAX_LIFETIME", "2 days", "BROKER_STREAM_MAX_LIFETIME must be a duration such as 600, 90s, 10m, 1h or 7d"],
     ["BROKER_LOG_LEVEL", "loud", "BROKER_LOG_LEVEL must be one of trace, debug, info, warn, error, fatal, silent"],
   ])("names %s when it is invalid (%j)", (name, value, message) => {
     expect(configError({ ...production, [name]: value })).toBe(message);

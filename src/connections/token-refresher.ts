@@ -1,15 +1,15 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import type { SecretBox } from "../crypto/secret-box.js";
-import { newEvent } from "../events/connection-events.js";
 import { OutboundError } from "../outbound/bounded-fetch.js";
 import { refreshAccessToken } from "../oauth/token-exchange.js";
 import { countTokenRequest, type Metrics } from "../observability/metrics.js";
 import { TokenResponseError } from "../oauth/token-response.js";
 import type { ConnectionDocument, ConnectionStore } from "../store/connections.js";
 import type { CredentialStore } from "../store/credentials.js";
-import type { LeaseStore } from "../store/leases.js";
+import type { Lease } from "../store/leases.js";
+import { ConnectionError, connectionNotFound, needsReauthorization, refreshFailed } from "./connection-errors.js";
+import type { ConnectionLifecycle } from "./connection-lifecycle.js";
 import { connectionSecretContext, connectionTokenClient } from "./secrets.js";
 import { type ProviderCatalog, profileFor } from "../providers/catalog.js";
 
@@ -24,79 +24,107 @@ export interface AccessToken {
 export interface TokenRefresherDeps {
   connections: ConnectionStore;
   credentials: CredentialStore;
-  leases: LeaseStore;
+  lifecycle: ConnectionLifecycle;
   secretBox: SecretBox;
   /** The bounded fetch for provider calls. */
   fetch: typeof fetch;
   providers: ProviderCatalog;
   /** Tokens closer than this to expiry are refreshed first. */
   minValidityMs: number;
-  /** The provider-call timeout: a refresh holds its lease at least this long. */
+  /** The provider-call timeout. */
   requestTimeoutMs: number;
-  /** Called after a change that recorded an event, so the relay publishes it now. */
-  onEvent: (connectionId: string) => void;
+  /**
+   * Refresh tokens unused for this long are refreshed in the background, or after half the
+   * provider's documented idle lifetime when that is sooner.
+   */
+  idleRefreshAfterMs: number;
+  /** Background refreshes per second, per instance, at most. */
+  idleRefreshPerSecond: number;
   metrics: Metrics;
   logger: Logger;
 }
 
 const POLL_MS = 100;
-
-/** The lease a connection is refreshed (or otherwise changed) under. */
-export function connectionLeaseKey(connectionId: string): string {
-  return `connection:${connectionId}`;
-}
+/** Time left on the lease, beyond the provider timeout, for the writes after the answer. */
+const LEASE_SEND_MARGIN_MS = 2_000;
+/** A connection is force-refreshed at most once per this window. */
+export const FORCE_REFRESH_WINDOW_MS = 10_000;
 
 /**
  * Hands out access tokens that stay valid for the margin, refreshing them when needed (RFC 6749
- * §6). Exactly one refresh request per expiry reaches the provider, across every broker
- * instance: the refresher holds the connection's lease in MongoDB, and everyone else waits for
- * the stored result instead of refreshing too (providers that rotate refresh tokens revoke the
- * whole family when an old one is used twice, RFC 9700 §4.14.2). Callers in one process share one
- * wait. A holder that crashes loses its lease when it expires, and the next caller takes over.
+ * §6) or when the caller says the provider refused the current one (`force`). Exactly one refresh
+ * request per expiry reaches the provider, across every broker instance: the refresher holds the
+ * connection's lease, and everyone else waits for the stored result instead of refreshing too
+ * (providers that rotate refresh tokens revoke the whole family when an old one is used twice,
+ * RFC 9700 §4.14.2). Callers in one process share one wait. A failing provider is retried with
+ * backoff, not on every call. A holder that crashes loses its lease when it expires; the next
+ * holder finds the refresh marked as sent, and knows its outcome is uncertain.
  */
 export class TokenRefresher {
   readonly #inflight = new Map<string, Promise<AccessToken>>();
-  readonly #leaseMs: number;
   readonly #waitMs: number;
+  /** Providers whose refresh tokens lapse sooner than twice the idle period: their own period. */
+  readonly #providerIdleRules: ReadonlyArray<{ provider: string; afterMs: number }>;
 
   constructor(private readonly deps: TokenRefresherDeps) {
-    // Long enough for the provider call to time out before anyone takes over.
-    this.#leaseMs = deps.requestTimeoutMs + 5_000;
+    this.#providerIdleRules = deps.providers
+      .list()
+      .flatMap((entry) => {
+        const lifetime = entry.token?.refresh_token_idle_lifetime;
+        // Halfway through the documented lifetime leaves room for a failing provider's backoff.
+        return lifetime === undefined ? [] : [{ provider: entry.id, afterMs: (lifetime * 1000) / 2 }];
+      })
+      .filter((rule) => rule.afterMs < deps.idleRefreshAfterMs);
     // Long enough to outlast a crashed holder's lease and then refresh once more.
-    this.#waitMs = this.#leaseMs + deps.requestTimeoutMs + 2_000;
+    this.#waitMs = deps.lifecycle.leaseMs + deps.requestTimeoutMs + 2_000;
   }
 
-  get leaseMs(): number {
-    return this.#leaseMs;
-  }
-
-  /** `onSharedWait` is called when this call joins a refresh another call in this process is doing. */
-  async getAccessToken(organisationId: string, connectionId: string, onSharedWait?: () => void): Promise<AccessToken> {
+  /**
+   * `force`: the provider refused the current token. `onSharedWait` is called when this call
+   * joins a refresh another call in this process is doing.
+   */
+  async getAccessToken(
+    organisationId: string,
+    connectionId: string,
+    options: { force?: boolean; onSharedWait?: () => void } = {},
+  ): Promise<AccessToken> {
+    const force = options.force === true;
     const document = await this.deps.connections.findById(organisationId, connectionId);
-    if (document === null) throw notFound();
-    const ready = this.#usable(document);
+    if (document === null) throw connectionNotFound();
+    const started = new Date();
+    const ready = this.#ready(document, force, started);
     if (ready !== undefined) return ready;
-    let shared = this.#inflight.get(connectionId);
+    // Forced and ordinary callers wait apart: an ordinary refresh may find the token still good.
+    const key = `${connectionId}:${force}`;
+    let shared = this.#inflight.get(key);
     if (shared === undefined) {
-      shared = this.#refreshOrWait(document).finally(() => this.#inflight.delete(connectionId));
-      this.#inflight.set(connectionId, shared);
+      shared = this.#refreshOrWait(document, force, started).finally(() => this.#inflight.delete(key));
+      this.#inflight.set(key, shared);
     } else {
-      onSharedWait?.();
+      options.onSharedWait?.();
     }
     return shared;
   }
 
-  /** The stored token when it can be handed out as it is; throws when it never can. */
-  #usable(document: ConnectionDocument): AccessToken | undefined {
-    if (document.status === "DELETED") throw notFound();
-    if (document.status === "PENDING") {
-      throw new ConnectError("the connection is waiting for ConfirmConnection", Code.FailedPrecondition);
-    }
+  /**
+   * The stored token when it can be handed out as it is; undefined when it needs a refresh now.
+   * Throws when it never can be, or when a needed refresh is backing off (without calling the
+   * provider).
+   */
+  #ready(document: ConnectionDocument, force: boolean, started: Date): AccessToken | undefined {
+    if (document.status === "DELETED") throw connectionNotFound();
+    if (document.status === "PENDING") throw new ConnectionError("pending", "the connection is waiting for ConfirmConnection");
     if (document.status === "NEEDS_REAUTHORIZATION") throw needsReauthorization(document.status_reason);
     if (document.access_token === undefined) throw needsReauthorization("no_access_token");
-    const expiresIn = document.expire_time === undefined ? Infinity : document.expire_time.getTime() - Date.now();
-    // A token without a refresh token is handed out while it lasts, even inside the margin.
-    if (expiresIn >= this.deps.minValidityMs || (document.refresh_token === undefined && expiresIn > 0)) {
+    const now = Date.now();
+    const expiresIn = document.expire_time === undefined ? Infinity : document.expire_time.getTime() - now;
+    const usable = force
+      ? // Someone refreshed within the window (maybe on another instance, maybe for this caller):
+        // that token is the answer.
+        document.refresh_time !== undefined && document.refresh_time.getTime() > Math.min(now - FORCE_REFRESH_WINDOW_MS, started.getTime() - 1)
+      : // A token without a refresh token is handed out while it lasts, even inside the margin.
+        expiresIn >= this.deps.minValidityMs || (document.refresh_token === undefined && expiresIn > 0);
+    if (usable) {
       return {
         accessToken: this.deps.secretBox.decrypt(document.access_token, connectionSecretContext(document._id, "access_token")),
         tokenType: document.token_type,
@@ -104,128 +132,158 @@ export class TokenRefresher {
         metadata: document.metadata ?? {},
       };
     }
+    const retryAt = document.refresh_retry_time?.getTime();
+    if (retryAt !== undefined && retryAt > now) throw refreshFailed(retryAt - now);
     return undefined;
   }
 
-  async #refreshOrWait(seen: ConnectionDocument): Promise<AccessToken> {
-    const started = new Date();
+  async #refreshOrWait(seen: ConnectionDocument, force: boolean, started: Date): Promise<AccessToken> {
     const deadline = Date.now() + this.#waitMs;
-    let document: ConnectionDocument | null = seen;
     while (Date.now() < deadline) {
-      const lease = await this.deps.leases.tryAcquire(connectionLeaseKey(seen._id), this.#leaseMs);
+      const lease = await this.deps.lifecycle.tryLease(seen._id);
       if (lease !== null) {
         try {
           // Whoever held the lease before may have refreshed already: look again.
           const current = await this.deps.connections.findByIdUnscoped(seen._id);
-          if (current === null) throw notFound();
-          return this.#usable(current) ?? this.#throwIfJustFailed(current, started) ?? (await this.#refresh(current));
+          if (current === null) throw connectionNotFound();
+          return this.#ready(current, force, started) ?? (await this.#refresh(current, lease));
         } finally {
-          await this.deps.leases.release(lease);
+          await this.deps.lifecycle.release(lease);
         }
       }
       await sleep(POLL_MS);
-      document = await this.deps.connections.findByIdUnscoped(seen._id);
-      if (document === null) throw notFound();
-      const ready = this.#usable(document);
+      const document = await this.deps.connections.findByIdUnscoped(seen._id);
+      if (document === null) throw connectionNotFound();
+      const ready = this.#ready(document, force, started);
       if (ready !== undefined) return ready;
-      this.#throwIfJustFailed(document, started);
     }
-    throw new ConnectError("the token refresh did not finish in time - try again", Code.Unavailable);
+    throw new ConnectionError("refresh_timeout", "the token refresh did not finish in time - try again");
   }
 
-  /** Another caller's refresh failed while this one waited: share its outcome, do not retry. */
-  #throwIfJustFailed(document: ConnectionDocument, since: Date): undefined {
-    if (document.status === "REFRESH_FAILED" && document.refresh_attempt_time !== undefined && document.refresh_attempt_time >= since) {
-      throw refreshFailed();
-    }
-    return undefined;
-  }
-
-  /** Refreshes under the lease and stores the outcome. */
-  async #refresh(document: ConnectionDocument): Promise<AccessToken> {
+  /**
+   * Refreshes under the lease and records the outcome. The refresh is recorded as sent before it
+   * is sent: a holder that finds that mark from before did not learn the outcome (a timeout, a
+   * crash), so the provider may have rotated the refresh token already. It sends the stored one
+   * once more (the protocol offers nothing better), and an `invalid_grant` then means the token
+   * was most likely spent by the lost refresh: `refresh_token_reused`.
+   */
+  async #refresh(document: ConnectionDocument, lease: Lease): Promise<AccessToken> {
     const log = this.deps.logger.child({ connection_id: document._id, organisation_id: document.organisation_id });
-    const now = new Date();
+    const { lifecycle } = this.deps;
     if (document.refresh_token === undefined) {
-      await this.#markNeedsReauthorization(document, "no_refresh_token");
+      await lifecycle.markNeedsReauthorization(document, "no_refresh_token");
       throw needsReauthorization("no_refresh_token");
     }
     const credential = await this.deps.credentials.findById(document.organisation_id, document.credential_id);
     if (credential === null) {
-      await this.#markNeedsReauthorization(document, "credential_deleted");
+      await lifecycle.markNeedsReauthorization(document, "credential_deleted");
       throw needsReauthorization("credential_deleted");
     }
     // The refresh token goes only to the token endpoint it came from, and the client secret only
-    // with a credential still at that endpoint.
-    // The same hosts as the connection was made with (its connection_config).
+    // with a credential still at that endpoint; templated hosts from the connection's own values.
     const profile = profileFor(this.deps.providers, credential, document.connection_config);
     const target = connectionTokenClient(document, credential, profile, "token_url", this.deps.secretBox);
     if (typeof target === "string") {
       log.warn({ outcome: "endpoint_changed" }, "the credential's token endpoint changed since the connection was made; not refreshing");
-      await this.#markNeedsReauthorization(document, "endpoint_changed");
+      await lifecycle.markNeedsReauthorization(document, "endpoint_changed");
       throw needsReauthorization("endpoint_changed");
     }
+    // The request must end (answer or timeout) before anyone else may take the lease over: after
+    // slow database calls there may no longer be time for that, and then nothing is sent.
+    if (lease.expireTime.getTime() - Date.now() < this.deps.requestTimeoutMs + LEASE_SEND_MARGIN_MS) {
+      throw new ConnectionError("refresh_timeout", "the token refresh did not finish in time - try again");
+    }
+    const uncertain = document.refresh_sent_time !== undefined;
     const refreshToken = this.deps.secretBox.decrypt(document.refresh_token, connectionSecretContext(document._id, "refresh_token"));
+    const now = new Date();
+    await lifecycle.recordRefreshSent(document, now);
     try {
-      const tokens = await countTokenRequest(this.deps.metrics, "refresh", refreshAccessToken(target.client, refreshToken, this.deps.fetch));
-      const seal = (field: string, value: string) => this.deps.secretBox.encrypt(value, connectionSecretContext(document._id, field));
-      const set: Partial<ConnectionDocument> = {
-        status: "ACTIVE",
-        access_token: seal("access_token", tokens.accessToken),
-        token_type: tokens.tokenType,
-        refresh_attempt_time: now,
-        // A connection made before endpoints were recorded records the ones it used.
-        ...target.adopted,
-      };
-      const unset: Array<keyof ConnectionDocument> = ["status_reason"];
-      // RFC 6749 §6: a new refresh token replaces the old one; without one, the old one stays.
-      if (tokens.refreshToken !== undefined) set.refresh_token = seal("refresh_token", tokens.refreshToken);
-      if (tokens.idToken !== undefined) set.id_token = seal("id_token", tokens.idToken);
-      if (tokens.scopes !== undefined) set.scopes = tokens.scopes;
-      // A refresh response may update what the catalog keeps (a moved `instance_url`).
-      if (Object.keys(tokens.metadata).length > 0) set.metadata = { ...document.metadata, ...tokens.metadata };
-      if (tokens.expiresIn !== undefined) set.expire_time = new Date(now.getTime() + tokens.expiresIn * 1000);
-      else unset.push("expire_time");
-      await this.deps.connections.update(document._id, { set, unset });
-      log.info({ outcome: "refreshed", rotated: tokens.refreshToken !== undefined }, "access token refreshed");
-      return { accessToken: tokens.accessToken, tokenType: tokens.tokenType, expireTime: set.expire_time, metadata: set.metadata ?? document.metadata ?? {} };
+      const tokens = await countTokenRequest(
+        this.deps.metrics,
+        "refresh",
+        refreshAccessToken(target.client, refreshToken, this.deps.fetch),
+      );
+      const stored = await lifecycle.recordRefreshed(document, tokens, now, target.adopted);
+      log.info(
+        { outcome: document.status === "REFRESH_FAILED" ? "recovered" : "refreshed", rotated: tokens.refreshToken !== undefined },
+        "access token refreshed",
+      );
+      return { accessToken: tokens.accessToken, tokenType: tokens.tokenType, expireTime: stored.expireTime, metadata: stored.metadata };
     } catch (error) {
       if (error instanceof TokenResponseError && error.oauthError === "invalid_grant") {
-        log.warn({ outcome: "invalid_grant" }, "refresh token rejected; the connection needs reauthorization");
-        await this.#markNeedsReauthorization(document, "invalid_grant");
-        throw needsReauthorization("invalid_grant");
+        const reason = uncertain ? "refresh_token_reused" : "invalid_grant";
+        log.warn({ outcome: reason }, "refresh token rejected; the connection needs reauthorization");
+        await lifecycle.markNeedsReauthorization(document, reason);
+        throw needsReauthorization(reason);
       }
       if (error instanceof TokenResponseError || error instanceof OutboundError) {
-        log.warn({ outcome: "refresh_failed", err: error }, "refresh failed; will retry on the next call");
         const reason = error instanceof TokenResponseError && error.oauthError !== undefined ? error.oauthError : "refresh_failed";
-        await this.deps.connections.update(document._id, {
-          set: { status: "REFRESH_FAILED", status_reason: reason, refresh_attempt_time: now },
-          // One event when the connection starts failing, not one per retry.
-          event: document.status === "REFRESH_FAILED" ? undefined : newEvent("connection.refresh_failed", "REFRESH_FAILED", reason),
-        });
-        this.deps.onEvent(document._id);
-        throw refreshFailed();
+        // Without an answer the provider may have rotated the token: the mark stays.
+        const unanswered = error instanceof OutboundError;
+        log.warn({ outcome: "refresh_failed", reason, err: error }, "refresh failed; retried after backoff");
+        return lifecycle.recordRefreshFailure(document, reason, now, unanswered);
       }
       throw error;
     }
   }
 
-  async #markNeedsReauthorization(document: ConnectionDocument, reason: string): Promise<void> {
-    await this.deps.connections.update(document._id, {
-      set: { status: "NEEDS_REAUTHORIZATION", status_reason: reason, refresh_attempt_time: new Date() },
-      event: newEvent("connection.needs_reauthorization", "NEEDS_REAUTHORIZATION", reason),
-    });
-    this.deps.onEvent(document._id);
+  /**
+   * The idle-refresh job: refreshes connections whose refresh token has not been used for
+   * `idleRefreshAfterMs`, so that rarely used ones do not lapse (Google's lapse after six months
+   * unused, Atlassian's after 90 days, Box's after 60). Safe with many instances: each
+   * connection is refreshed under its lease and checked again under it, so it is refreshed once.
+   * Spread out: at most `idleRefreshPerSecond` refreshes per second per instance. Returns whether
+   * it found work.
+   */
+  async refreshIdle(batch = 20): Promise<boolean> {
+    let full = await this.#refreshIdleOnce(this.deps.idleRefreshAfterMs, undefined, batch);
+    for (const rule of this.#providerIdleRules) {
+      const credentialIds = await this.deps.credentials.idsByProvider(rule.provider);
+      if (credentialIds.length > 0) full = (await this.#refreshIdleOnce(rule.afterMs, credentialIds, batch)) || full;
+    }
+    return full;
+  }
+
+  /** The shortest idle period in force: the background job looks a few times per period. */
+  get shortestIdleMs(): number {
+    return Math.min(this.deps.idleRefreshAfterMs, ...this.#providerIdleRules.map((rule) => rule.afterMs));
+  }
+
+  async #refreshIdleOnce(afterMs: number, credentialIds: readonly string[] | undefined, batch: number): Promise<boolean> {
+    const now = new Date();
+    const cutoff = new Date(now.getTime() - afterMs);
+    const candidates = await this.deps.connections.findIdle(cutoff, now, batch, credentialIds);
+    // Instances scanning at once start at different places.
+    candidates.sort(() => Math.random() - 0.5);
+    const spacingMs = 1000 / this.deps.idleRefreshPerSecond;
+    let last = 0;
+    for (const candidate of candidates) {
+      const wait = last + spacingMs - Date.now();
+      if (wait > 0) await sleep(wait);
+      const lease = await this.deps.lifecycle.tryLease(candidate._id);
+      if (lease === null) continue; // someone is refreshing or changing it right now
+      try {
+        const current = await this.deps.connections.findByIdUnscoped(candidate._id);
+        if (current === null || !isIdle(current, new Date(Date.now() - afterMs), new Date())) continue;
+        last = Date.now();
+        await this.#refresh(current, lease).catch((error: unknown) => {
+          if (!(error instanceof ConnectionError)) throw error;
+        });
+      } finally {
+        await this.deps.lifecycle.release(lease);
+      }
+    }
+    return candidates.length === batch;
   }
 }
 
-function notFound(): ConnectError {
-  return new ConnectError("connection not found", Code.NotFound);
-}
-
-function needsReauthorization(reason: string | undefined): ConnectError {
-  return new ConnectError(`the connection needs reauthorization (${reason ?? "unknown"}) so the end user must connect again`, Code.FailedPrecondition);
-}
-
-function refreshFailed(): ConnectError {
-  return new ConnectError("refreshing the access token failed at the provider - try again later", Code.Unavailable);
+/** The same test as the store's idle scan, made again under the lease. */
+function isIdle(connection: ConnectionDocument, cutoff: Date, now: Date): boolean {
+  const lastUsed = connection.refresh_token_time ?? connection.create_time;
+  return (
+    (connection.status === "ACTIVE" || connection.status === "REFRESH_FAILED") &&
+    connection.refresh_token !== undefined &&
+    lastUsed <= cutoff &&
+    (connection.refresh_retry_time === undefined || connection.refresh_retry_time <= now)
+  );
 }

@@ -1,7 +1,5 @@
-import { setTimeout as sleep } from "node:timers/promises";
 import type { Db } from "mongodb";
-import { connectionSecretContext } from "../connections/secrets.js";
-import { connectionLeaseKey } from "../connections/token-refresher.js";
+import { reencryptConnection } from "../connections/connection-lifecycle.js";
 import { webhookSecretContext } from "../events/webhook-signature.js";
 import { codeVerifierContext } from "../services/connection-service.js";
 import { clientSecretContext } from "../services/credential-service.js";
@@ -38,20 +36,9 @@ export async function reencryptAll(db: Db, box: SecretBox): Promise<ReencryptRep
     busy: 0,
   };
   for (const id of await connections.idsWithSecrets()) {
-    let lease = await leases.tryAcquire(connectionLeaseKey(id), 10_000);
-    for (let attempt = 0; lease === null && attempt < 50; attempt++) {
-      await sleep(100);
-      lease = await leases.tryAcquire(connectionLeaseKey(id), 10_000);
-    }
-    if (lease === null) {
-      report.busy++;
-      continue;
-    }
-    try {
-      if (await connections.reencrypt(id, box, connectionSecretContext)) report.connections++;
-    } finally {
-      await leases.release(lease);
-    }
+    const outcome = await reencryptConnection(connections, leases, id, box);
+    if (outcome === "moved") report.connections++;
+    if (outcome === "busy") report.busy++;
   }
   return report;
 }

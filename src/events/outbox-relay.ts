@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import { connectionLeaseKey } from "../connections/token-refresher.js";
+import { connectionLeaseKey } from "../connections/connection-lifecycle.js";
 import type { ConnectionStore } from "../store/connections.js";
 import type { EventStore } from "../store/events.js";
 import type { LeaseStore } from "../store/leases.js";

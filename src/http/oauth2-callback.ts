@@ -1,10 +1,9 @@
-import { randomBytes } from "node:crypto";
+import type { JWTPayload } from "jose";
 import type { Logger } from "pino";
 import type { RateLimiter } from "../interceptors/rate-limit.js";
 import { callbackOutcomeLabel, countTokenRequest, type Metrics } from "../observability/metrics.js";
 import { type Tracing, traceFields } from "../observability/tracing.js";
 import { isDatabaseUnavailable } from "../store/database.js";
-import { v7 as uuidv7 } from "uuid";
 import type { SecretBox } from "../crypto/secret-box.js";
 import { IdTokenError, type IdTokenVerifier } from "../oauth/id-token.js";
 import { callbackMetadata, isRedirectUriOf, issuerMatches, parseCallbackPath, parseCallbackQuery, providerErrorCode } from "../oauth/callback-params.js";
@@ -14,11 +13,14 @@ import { returnUrlWith } from "../oauth/return-url.js";
 import { hashState } from "../oauth/state.js";
 import { exchangeAuthorizationCode } from "../oauth/token-exchange.js";
 import { TokenResponseError } from "../oauth/token-response.js";
-import { connectionSecretContext, endpointsOf, tokenClientFor } from "../connections/secrets.js";
-import { newEvent } from "../events/connection-events.js";
+import { ConnectionError } from "../connections/connection-errors.js";
+import type { ConnectionLifecycle, Grant } from "../connections/connection-lifecycle.js";
+import { endpointsOf, tokenClientFor } from "../connections/secrets.js";
+import { accountFromIdToken, accountFromObject, type ExternalAccount, fetchUserinfoAccount, OIDC_ACCOUNT_FIELDS } from "../oauth/external-account.js";
+import type { TokenSet } from "../oauth/token-response.js";
+import type { ProviderProfile } from "../providers/profile.js";
 import { codeVerifierContext } from "../services/connection-service.js";
-import type { ConnectionDocument, ConnectionStore } from "../store/connections.js";
-import type { CredentialStore } from "../store/credentials.js";
+import type { CredentialDocument, CredentialStore } from "../store/credentials.js";
 import type { OAuthStateDocument, OAuthStateStore } from "../store/oauth-states.js";
 import { clientAddress, clientLimitKey, type TrustedProxies } from "./client-address.js";
 import { sendPage, sendRedirect } from "./pages.js";
@@ -27,13 +29,10 @@ import type { HttpRequest, HttpResponse, HttpRoute } from "./routes.js";
 export interface CallbackDeps {
   states: OAuthStateStore;
   credentials: CredentialStore;
-  connections: ConnectionStore;
+  /** Stores the connection, or replaces a reconnected one's grant. */
+  lifecycle: ConnectionLifecycle;
   secretBox: SecretBox;
   idTokens: IdTokenVerifier;
-  /** Called after a change that recorded an event, so the relay publishes it now. */
-  onEvent: (connectionId: string) => void;
-  /** How long a connection bound to an end user waits for ConfirmConnection. */
-  confirmationTtlMs: number;
   /** Limits callback requests per client address. */
   limiter: RateLimiter;
   /** Whose forwarding headers name the client. */
@@ -53,6 +52,8 @@ type FailureReason =
   | "issuer_mismatch"
   | "token_exchange_failed"
   | "invalid_id_token"
+  | "account_mismatch"
+  | "connection_not_found"
   | "server_error";
 
 const EXPIRED_TITLE = "This sign-in link has expired or was already used";
@@ -169,56 +170,43 @@ async function handleCallback(deps: CallbackDeps, req: HttpRequest, res: HttpRes
       },
       deps.fetch,
     ));
+    let claims: JWTPayload | undefined;
     if (attempt.nonce !== undefined) {
       // OpenID Connect Core §3.1.3.3: the answer to an openid request must carry an ID token, and
       // an unverifiable one is no better than none.
       if (tokens.idToken === undefined) throw new IdTokenError("no ID token in the token response to an openid request");
       if (profile.issuer === undefined) throw new IdTokenError("the credential no longer has an issuer to verify the ID token");
-      await deps.idTokens.verify(tokens.idToken, { issuer: profile.issuer, clientId: credential.client_id, nonce: attempt.nonce });
+      claims = await deps.idTokens.verify(tokens.idToken, { issuer: profile.issuer, clientId: credential.client_id, nonce: attempt.nonce });
     }
 
-    const id = uuidv7();
-    const now = new Date();
-    // Bound to an end user: usable only once the caller's backend confirms who finished the flow.
-    const confirmation = attempt.end_user_id === undefined ? undefined : randomBytes(32).toString("base64url");
-    const seal = (field: string, value: string) => deps.secretBox.encrypt(value, connectionSecretContext(id, field));
-    const connection: ConnectionDocument = {
-      _id: id,
-      organisation_id: attempt.organisation_id,
-      connector_id: attempt.connector_id,
-      credential_id: attempt.credential_id,
-      status: confirmation === undefined ? "ACTIVE" : "PENDING",
-      scopes: tokens.scopes ?? attempt.scopes,
-      token_type: tokens.tokenType,
-      access_token: seal("access_token", tokens.accessToken),
-      pending_events: confirmation === undefined ? [newEvent("connection.created", "ACTIVE")] : [],
+    const grant: Grant = {
+      organisationId: attempt.organisation_id,
+      connectorId: attempt.connector_id,
+      credentialId: attempt.credential_id,
+      tokens,
+      requestedScopes: attempt.scopes,
+      account: await externalAccount(deps, profile, tokens, claims, attemptLog),
+      // Bound to an end user: usable only once the caller's backend confirms who finished the flow.
+      endUserId: attempt.end_user_id,
       // Where these tokens came from: the only endpoints they will be sent to.
-      ...endpointsOf(profile),
-      create_time: now,
-      update_time: now,
+      endpoints: endpointsOf(profile),
+      // What the catalog names from the callback and the response, plus the template values.
+      metadata: { ...callbackMetadata(query, profile.metadata.callback), ...tokens.metadata, ...profile.connectionConfig },
+      connectionConfig: { ...profile.connectionConfig },
     };
-    if (tokens.refreshToken !== undefined) connection.refresh_token = seal("refresh_token", tokens.refreshToken);
-    if (tokens.idToken !== undefined) connection.id_token = seal("id_token", tokens.idToken);
-    if (tokens.expiresIn !== undefined) connection.expire_time = new Date(now.getTime() + tokens.expiresIn * 1000);
-    if (confirmation !== undefined) {
-      connection.end_user_id = attempt.end_user_id;
-      connection.confirmation_hash = hashState(confirmation);
-      connection.pending_expire_time = new Date(now.getTime() + deps.confirmationTtlMs);
-    }
-    if (Object.keys(tokens.extra).length > 0) connection.extra_fields = seal("extra_fields", JSON.stringify(tokens.extra));
-    // What the catalog names from the callback and the response, plus the template values.
-    const metadata = { ...callbackMetadata(query, profile.metadata.callback), ...tokens.metadata, ...profile.connectionConfig };
-    if (Object.keys(metadata).length > 0) connection.metadata = metadata;
-    if (Object.keys(profile.connectionConfig).length > 0) connection.connection_config = { ...profile.connectionConfig };
-    await deps.connections.insert(connection);
-    deps.onEvent(id);
+    const reconnect = attempt.connection_id;
+    const { id, confirmation } =
+      reconnect === undefined
+        ? await deps.lifecycle.create(grant)
+        : { id: reconnect, ...(await deps.lifecycle.reauthorize(reconnect, grant)) };
 
-    count(confirmation === undefined ? "connected" : "pending_confirmation");
-    attemptLog.info({ outcome: confirmation === undefined ? "connected" : "pending_confirmation", connection_id: id }, "connection created");
+    const outcome = confirmation === undefined ? (reconnect === undefined ? "connected" : "reauthorized") : "pending_confirmation";
+    count(outcome);
+    attemptLog.info({ outcome, connection_id: id }, reconnect === undefined ? "connection created" : "connection reauthorized");
     if (attempt.return_url !== undefined) {
-      const outcome: Record<string, string> = { connection_id: id };
-      if (confirmation !== undefined) outcome.confirmation = confirmation;
-      return sendRedirect(res, returnUrlWith(attempt.return_url, outcome));
+      const result: Record<string, string> = { connection_id: id };
+      if (confirmation !== undefined) result.confirmation = confirmation;
+      return sendRedirect(res, returnUrlWith(attempt.return_url, result));
     }
     sendPage(res, 200, "Account connected", ["Your account is connected. You can close this window."]);
   } catch (error) {
@@ -228,6 +216,15 @@ async function handleCallback(deps: CallbackDeps, req: HttpRequest, res: HttpRes
     if (error instanceof IdTokenError) {
       return fail("invalid_id_token", 400, ["The provider's answer could not be verified. Please start again."], error);
     }
+    if (error instanceof ConnectionError && error.code === "account_mismatch") {
+      return fail("account_mismatch", 409, [
+        "You signed in with a different account than the one this connection belongs to. Nothing was changed.",
+        "Start again and sign in with the same account.",
+      ]);
+    }
+    if (error instanceof ConnectionError && error.code === "not_found") {
+      return fail("connection_not_found", 404, ["The connection to reconnect no longer exists. Nothing was changed."]);
+    }
     fail("server_error", isDatabaseUnavailable(error) ? 503 : 500, ["Something went wrong on our side. Please try again later."], error);
   }
 }
@@ -235,4 +232,31 @@ async function handleCallback(deps: CallbackDeps, req: HttpRequest, res: HttpRes
 function decryptVerifier(secretBox: SecretBox, attempt: OAuthStateDocument, state: string): string | undefined {
   if (attempt.code_verifier === undefined) return undefined;
   return secretBox.decrypt(attempt.code_verifier, codeVerifierContext(hashState(state)));
+}
+
+/**
+ * Who connected, where the provider says: the catalog's `identity` (a token response field, the
+ * verified ID token's claims, or the userinfo endpoint), else the verified ID token's standard
+ * claims (OpenID Connect Core §2, §5.1), else the credential's userinfo endpoint (§5.3). A
+ * userinfo call that fails leaves the account unknown rather than failing the connection.
+ */
+async function externalAccount(
+  deps: CallbackDeps,
+  profile: ProviderProfile,
+  tokens: TokenSet,
+  claims: JWTPayload | undefined,
+  log: Logger,
+): Promise<ExternalAccount | undefined> {
+  const identity = profile.identity;
+  const fields = identity === undefined ? OIDC_ACCOUNT_FIELDS : { ...OIDC_ACCOUNT_FIELDS, ...identity };
+  if (identity?.source === "token_response") return accountFromObject(tokens.extra, fields);
+  if (claims !== undefined && identity?.source !== "userinfo") return accountFromObject(claims, fields) ?? accountFromIdToken(claims);
+  if (profile.userinfoUrl === undefined) return undefined;
+  try {
+    return await fetchUserinfoAccount(profile.userinfoUrl, tokens.accessToken, fields, deps.fetch);
+  } catch (error) {
+    if (!(error instanceof OutboundError)) throw error;
+    log.warn({ outcome: "userinfo_failed", err: error }, "the provider's userinfo endpoint did not say who connected");
+    return undefined;
+  }
 }

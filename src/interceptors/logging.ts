@@ -1,7 +1,9 @@
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
-import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { durationFromMs } from "@bufbuild/protobuf/wkt";
+import { BadRequestSchema, RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { ConnectionError, type ConnectionErrorCode } from "../connections/connection-errors.js";
 import { InvalidInputError } from "../errors.js";
 import { callerKey } from "../auth/caller.js";
 import type { Metrics } from "../observability/metrics.js";
@@ -61,12 +63,33 @@ export function toEdgeError(error: unknown): ConnectError {
       { desc: BadRequestSchema, value: { fieldViolations: [{ field: error.field, description: error.message }] } },
     ]);
   }
+  if (error instanceof ConnectionError) {
+    // google.rpc.RetryInfo says when a refresh that is backing off will be tried again.
+    const details =
+      error.retryAfterMs === undefined
+        ? undefined
+        : [{ desc: RetryInfoSchema, value: { retryDelay: durationFromMs(Math.max(error.retryAfterMs, 1)) } }];
+    return new ConnectError(error.message, CONNECTION_ERROR_CODES[error.code], undefined, details);
+  }
   if (error instanceof ConnectError && error.code !== Code.Internal && error.code !== Code.Unknown) return error;
   if (isDatabaseUnavailable(error)) {
     return new ConnectError("the database is unavailable - try again shortly", Code.Unavailable, undefined, undefined, error);
   }
   return new ConnectError("internal error", Code.Internal, undefined, undefined, error);
 }
+
+const CONNECTION_ERROR_CODES: Record<ConnectionErrorCode, Code> = {
+  not_found: Code.NotFound,
+  busy: Code.Unavailable,
+  pending: Code.FailedPrecondition,
+  not_waiting: Code.FailedPrecondition,
+  wrong_confirmation: Code.PermissionDenied,
+  needs_reauthorization: Code.FailedPrecondition,
+  refresh_failed: Code.Unavailable,
+  refresh_timeout: Code.Unavailable,
+  revocation_failed: Code.Unavailable,
+  account_mismatch: Code.FailedPrecondition,
+};
 
 /** The code of a ConnectError as metrics and logs spell it: `ok`, `invalid_argument`, … */
 export function codeName(code: Code): string {

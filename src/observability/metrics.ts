@@ -61,6 +61,7 @@ export class Metrics {
 /** Known callback outcomes; anything else (a provider's own error code) is counted as `provider_error`. */
 const CALLBACK_OUTCOMES = new Set([
   "connected",
+  "reauthorized",
   "pending_confirmation",
   "invalid_state",
   "wrong_callback",
@@ -69,6 +70,8 @@ const CALLBACK_OUTCOMES = new Set([
   "issuer_mismatch",
   "token_exchange_failed",
   "invalid_id_token",
+  "account_mismatch",
+  "connection_not_found",
   "server_error",
   "rate_limited",
 ]);

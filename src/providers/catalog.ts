@@ -28,6 +28,8 @@ export interface CatalogEntry {
     default_token_type?: string;
     default_expires_in?: number;
     refresh_token_rotates?: boolean;
+    /** Seconds an unused refresh token stays valid, where the provider documents a limit. */
+    refresh_token_idle_lifetime?: number;
   };
   metadata?: { response?: Record<string, string>; callback?: Record<string, string> };
   identity?: { source: "token_response" | "userinfo" | "id_token"; id?: string; email?: string; name?: string };

@@ -1,23 +1,19 @@
-import { hash, timingSafeEqual } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { type ConnectionService, RevocationOutcome } from "../../gen/oauth2broker/v1/connection_service_pb.js";
-import { connectionSecretContext, connectionTokenClient } from "../connections/secrets.js";
-import { connectionLeaseKey, type TokenRefresher } from "../connections/token-refresher.js";
-import { newEvent, toConnectionEvent } from "../events/connection-events.js";
-import { OutboundError } from "../outbound/bounded-fetch.js";
-import { RevocationError, revokeToken } from "../oauth/token-exchange.js";
+import type { ConnectionLifecycle, RevocationResult } from "../connections/connection-lifecycle.js";
+import type { TokenRefresher } from "../connections/token-refresher.js";
+import { toConnectionEvent } from "../events/connection-events.js";
 import type { ConnectionDocument, ConnectionStore } from "../store/connections.js";
 import type { EventStore } from "../store/events.js";
-import type { Lease, LeaseStore } from "../store/leases.js";
 import { fromConnectionStatus, toConnection, toConnectionStatus } from "./connection-views.js";
 import { decodePageToken, encodePageToken, pageSize } from "./page-token.js";
 import type { SecretBox } from "../crypto/secret-box.js";
 import { invalid } from "../errors.js";
 import { buildAuthorizeUrl, planAuthorizationRequest } from "../oauth/authorize-url.js";
 import { redirectUriFor } from "../oauth/callback-params.js";
-import { generateAttemptSecrets, hashState } from "../oauth/state.js";
+import { generateAttemptSecrets } from "../oauth/state.js";
 import type { CredentialStore } from "../store/credentials.js";
 import { requireAllowedReturnUrl } from "../oauth/return-url.js";
 import type { OAuthStateDocument, OAuthStateStore } from "../store/oauth-states.js";
@@ -35,13 +31,10 @@ export interface ConnectionServiceDeps {
   organisations: OrganisationStore;
   connections: ConnectionStore;
   events: EventStore;
-  leases: LeaseStore;
+  /** Every connection write (confirm, delete) goes through it. */
+  lifecycle: ConnectionLifecycle;
   refresher: TokenRefresher;
   secretBox: SecretBox;
-  /** The bounded fetch for provider calls (revocation). */
-  fetch: typeof fetch;
-  /** Called after a change that recorded an event, so the relay publishes it now. */
-  onEvent: (connectionId: string) => void;
   /** Published events, for WatchConnectionEvents (one shared poll per organisation). */
   eventFeed: EventFeed;
   /** BROKER_PUBLIC_URL: redirect URIs are made from it (see redirectUriFor). */
@@ -73,6 +66,7 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
       const endUserId = req.endUserId === "" ? undefined : requireText(req.endUserId, "end_user_id", 256);
       // The confirmation code reaches the caller's backend only through its return URL.
       if (endUserId !== undefined && req.returnUrl === "") invalid("return_url", 'is required with "end_user_id"');
+      const reconnectId = req.connectionId === "" ? undefined : requireText(req.connectionId, "connection_id", 128);
 
       const authorizationInput = {
         scopes: req.scopes,
@@ -92,8 +86,21 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
         if (req.authorizeUrl !== "") planAuthorizationRequest({ ...authorizationInput, authorizeUrl: req.authorizeUrl });
         throw new ConnectError("credential not found", Code.NotFound);
       }
-      // The provider's profile checks `connection_config` against the catalog's parameters.
-      const profile = profileFor(deps.providers, credential, req.connectionConfig);
+      let reconnecting: ConnectionDocument | null = null;
+      if (reconnectId !== undefined) {
+        // A reconnect re-authorizes a connection of this organisation and credential, in any
+        // status but deleted; another organisation's is indistinguishable from a missing one.
+        reconnecting = await deps.connections.findById(organisationId, reconnectId);
+        if (reconnecting === null) throw new ConnectError("connection not found", Code.NotFound);
+        if (reconnecting.credential_id !== credential._id) {
+          throw new ConnectError('"connection_id" names a connection made with another credential', Code.FailedPrecondition);
+        }
+      }
+      // The provider's profile checks `connection_config` against the catalog's parameters. A
+      // reconnect keeps the connection's own unless the request gives one.
+      const connectionConfig =
+        Object.keys(req.connectionConfig).length === 0 && reconnecting !== null ? (reconnecting.connection_config ?? {}) : req.connectionConfig;
+      const profile = profileFor(deps.providers, credential, connectionConfig);
       const authorizeUrl = req.authorizeUrl !== "" ? req.authorizeUrl : (profile.authorizeUrl ?? invalid("authorize_url", "is required"));
       const plan = planAuthorizationRequest({ ...authorizationInput, authorizeUrl, rules: profile.authorize });
       const returnUrl =
@@ -141,6 +148,7 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
       if (secrets.nonce !== undefined) attempt.nonce = secrets.nonce;
       if (returnUrl !== undefined) attempt.return_url = returnUrl;
       if (endUserId !== undefined) attempt.end_user_id = endUserId;
+      if (reconnectId !== undefined) attempt.connection_id = reconnectId;
       if (Object.keys(profile.connectionConfig).length > 0) attempt.connection_config = { ...profile.connectionConfig };
       await deps.states.insert(attempt);
       return { url, expireTime: timestampFromDate(expireTime) };
@@ -150,7 +158,7 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
       const organisationId = requireIdentifier(req.organisationId, "organisation_id");
       requireOrganisation(ctx, organisationId, "connection");
       const connection = await deps.connections.findById(organisationId, requireText(req.id, "id", 128));
-      if (connection === null) throw connectionNotFound();
+      if (connection === null) throw new ConnectError("connection not found", Code.NotFound);
       return { connection: toConnection(connection) };
     },
 
@@ -178,8 +186,11 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
       const organisationId = requireIdentifier(req.organisationId, "organisation_id");
       requireOrganisation(ctx, organisationId, "connection");
       const connectionId = requireText(req.connectionId, "connection_id", 128);
-      // Waiting on another call's refresh is no work of this call's own: it gives its slots back.
-      const token = await deps.refresher.getAccessToken(organisationId, connectionId, () => releaseWorkSlots(ctx.values));
+      const token = await deps.refresher.getAccessToken(organisationId, connectionId, {
+        force: req.forceRefresh,
+        // Waiting on another call's refresh is no work of this call's own: it gives its slots back.
+        onSharedWait: () => releaseWorkSlots(ctx.values),
+      });
       return {
         accessToken: token.accessToken,
         tokenType: token.tokenType,
@@ -194,47 +205,15 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
       const id = requireText(req.connectionId, "connection_id", 128);
       const endUserId = requireText(req.endUserId, "end_user_id", 256);
       const confirmation = requireText(req.confirmation, "confirmation", 128);
-      return withConnectionLease(deps, organisationId, id, async (connection) => {
-        if (connection.status !== "PENDING" || connection.confirmation_hash === undefined) {
-          throw new ConnectError("the connection is not waiting for confirmation", Code.FailedPrecondition);
-        }
-        const expired = connection.pending_expire_time !== undefined && connection.pending_expire_time <= new Date();
-        if (expired || !matches(endUserId, connection.end_user_id) || !matches(hashState(confirmation), connection.confirmation_hash)) {
-          const failures = (connection.failed_confirmations ?? 0) + 1;
-          if (expired || failures >= MAX_FAILED_CONFIRMATIONS) await deps.connections.deletePending(id);
-          else await deps.connections.update(id, { set: { failed_confirmations: failures } });
-          throw new ConnectError("wrong end user or confirmation for this connection", Code.PermissionDenied);
-        }
-        await deps.connections.update(id, {
-          set: { status: "ACTIVE" },
-          unset: ["confirmation_hash", "pending_expire_time", "failed_confirmations"],
-          event: newEvent("connection.created", "ACTIVE"),
-        });
-        deps.onEvent(id);
-        const confirmed = await deps.connections.findById(organisationId, id);
-        if (confirmed === null) throw connectionNotFound();
-        return { connection: toConnection(confirmed) };
-      });
+      return { connection: toConnection(await deps.lifecycle.confirm(organisationId, id, endUserId, confirmation)) };
     },
 
     async deleteConnection(req, ctx) {
       const organisationId = requireIdentifier(req.organisationId, "organisation_id");
       requireOrganisation(ctx, organisationId, "connection");
       const id = requireText(req.id, "id", 128);
-      return withConnectionLease(deps, organisationId, id, async (connection) => {
-        const revocation = req.revoke ? await revoke(deps, connection) : { outcome: RevocationOutcome.UNSPECIFIED, error: "" };
-        if (revocation.outcome === RevocationOutcome.FAILED && req.keepIfRevocationFails) {
-          throw new ConnectError(`revocation failed (${revocation.error}) and the connection was kept`, Code.Unavailable);
-        }
-        // Tokens go now; the document follows once the relay has published its event.
-        await deps.connections.update(id, {
-          set: { status: "DELETED" },
-          unset: ["access_token", "refresh_token", "id_token", "extra_fields", "status_reason"],
-          event: newEvent("connection.deleted"),
-        });
-        deps.onEvent(id);
-        return { revocation: revocation.outcome, revocationError: revocation.error };
-      });
+      const result = await deps.lifecycle.delete(organisationId, id, { revoke: req.revoke, keepIfRevocationFails: req.keepIfRevocationFails });
+      return { revocation: REVOCATION_OUTCOMES[result.outcome], revocationError: result.outcome === "failed" ? result.error : "" };
     },
 
     async listConnectionEvents(req, ctx) {
@@ -276,90 +255,12 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
   };
 }
 
+const REVOCATION_OUTCOMES: Record<RevocationResult["outcome"], RevocationOutcome> = {
+  not_requested: RevocationOutcome.UNSPECIFIED,
+  revoked: RevocationOutcome.REVOKED,
+  failed: RevocationOutcome.FAILED,
+  not_supported: RevocationOutcome.NOT_SUPPORTED,
+};
+
 /** CountConnections reads at most this many failing connections to group them by credential. */
 const MAX_FAILING_COUNTED = 10_000;
-
-/** After this many wrong confirmations the pending connection is deleted. */
-const MAX_FAILED_CONFIRMATIONS = 5;
-
-/** Compares secrets by their hashes, in constant time. */
-function matches(presented: string, expected: string | undefined): boolean {
-  if (expected === undefined) return false;
-  return timingSafeEqual(hash("sha256", presented, "buffer"), hash("sha256", expected, "buffer"));
-}
-
-function connectionNotFound(): ConnectError {
-  return new ConnectError("connection not found", Code.NotFound);
-}
-
-/**
- * Runs `change` holding the connection's lease (every write to a connection after its creation
- * does), with the connection as read under the lease. NOT_FOUND when it is missing or another
- * organisation's, before and after waiting.
- */
-async function withConnectionLease<T>(
-  deps: ConnectionServiceDeps,
-  organisationId: string,
-  id: string,
-  change: (connection: ConnectionDocument) => Promise<T>,
-): Promise<T> {
-  if ((await deps.connections.findById(organisationId, id)) === null) throw connectionNotFound();
-  const lease = await acquireConnectionLease(deps, id);
-  try {
-    const connection = await deps.connections.findById(organisationId, id);
-    if (connection === null) throw connectionNotFound();
-    return await change(connection);
-  } finally {
-    await deps.leases.release(lease);
-  }
-}
-
-/** Waits (bounded) for the connection's lease: a refresh may be holding it. */
-async function acquireConnectionLease(deps: ConnectionServiceDeps, id: string): Promise<Lease> {
-  const deadline = Date.now() + deps.refresher.leaseMs + 2_000;
-  while (Date.now() < deadline) {
-    const lease = await deps.leases.tryAcquire(connectionLeaseKey(id), deps.refresher.leaseMs);
-    if (lease !== null) return lease;
-    await sleep(100);
-  }
-  throw new ConnectError("the connection is busy - try again", Code.Unavailable);
-}
-
-/**
- * RFC 7009: revokes the refresh token when there is one (which ends the whole grant at most
- * providers, §2.1), else the access token.
- */
-async function revoke(
-  deps: ConnectionServiceDeps,
-  connection: ConnectionDocument,
-): Promise<{ outcome: RevocationOutcome; error: string }> {
-  const credential = await deps.credentials.findById(connection.organisation_id, connection.credential_id);
-  if (credential === null) return { outcome: RevocationOutcome.NOT_SUPPORTED, error: "" };
-  // The same hosts as the connection was made with.
-  const profile = profileFor(deps.providers, credential, connection.connection_config);
-  if (profile.revocationUrl === undefined) return { outcome: RevocationOutcome.NOT_SUPPORTED, error: "" };
-  const field = connection.refresh_token !== undefined ? "refresh_token" : "access_token";
-  const sealed = connection[field];
-  if (sealed === undefined) return { outcome: RevocationOutcome.NOT_SUPPORTED, error: "" };
-  // The token goes only to the revocation endpoint in force when it was obtained, and the client
-  // secret only with a credential still at that endpoint.
-  const target = connectionTokenClient(connection, credential, profile, "revocation_url", deps.secretBox);
-  if (target === "no_endpoint") return { outcome: RevocationOutcome.NOT_SUPPORTED, error: "" };
-  if (target === "endpoint_changed") {
-    return { outcome: RevocationOutcome.FAILED, error: "the credential's endpoints changed since the connection was made" };
-  }
-  try {
-    await revokeToken(
-      target.client,
-      target.url,
-      { value: deps.secretBox.decrypt(sealed, connectionSecretContext(connection._id, field)), hint: field },
-      deps.fetch,
-    );
-    return { outcome: RevocationOutcome.REVOKED, error: "" };
-  } catch (error) {
-    if (error instanceof RevocationError || error instanceof OutboundError) {
-      return { outcome: RevocationOutcome.FAILED, error: error.message };
-    }
-    throw error;
-  }
-}

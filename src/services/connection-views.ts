@@ -49,5 +49,9 @@ export function toConnection(document: ConnectionDocument): Connection {
     createTime: timestampFromDate(document.create_time),
     updateTime: timestampFromDate(document.update_time),
     metadata: document.metadata ?? {},
+    externalAccount:
+      document.external_account === undefined
+        ? undefined
+        : { id: document.external_account.id, email: document.external_account.email ?? "", name: document.external_account.name ?? "" },
   });
 }

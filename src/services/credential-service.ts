@@ -13,7 +13,7 @@ import {
   SECRET_DESTINATION_FIELDS,
   type TokenEndpointAuthMethodName,
 } from "../store/credentials.js";
-import { type MoveDeps, moveConnectionsToEndpoints } from "../connections/move-endpoints.js";
+import type { ConnectionLifecycle } from "../connections/connection-lifecycle.js";
 import { decodePageToken, encodePageToken, pageSize } from "./page-token.js";
 import { callerKey, requireOrganisation } from "../auth/caller.js";
 import type { OutboundPolicy } from "../outbound/address-policy.js";
@@ -26,8 +26,8 @@ export interface CredentialServiceDeps {
   credentials: CredentialStore;
   secretBox: SecretBox;
   outbound: OutboundPolicy;
-  /** For `move_connections`: the credential's connections and their leases. */
-  move: MoveDeps;
+  /** For `move_connections`: moves the credential's connections, each under its lease. */
+  move: Pick<ConnectionLifecycle, "moveToCredentialEndpoints">;
   providers: ProviderCatalog;
   /** The bounded fetch for provider calls (issuer discovery). */
   fetch: typeof fetch;
@@ -238,7 +238,7 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
         validateProvider(merged);
         document = (await credentials.update(organisationId, id, changes, clear.filter((field) => changes[field] === undefined))) ?? notFound();
       }
-      if (req.moveConnections) await moveConnectionsToEndpoints(move, document);
+      if (req.moveConnections) await move.moveToCredentialEndpoints(document);
       return { credential: toCredential(document) };
     },
 

@@ -10,9 +10,54 @@ export type ConnectionStatus = "PENDING" | "ACTIVE" | "REFRESH_FAILED" | "NEEDS_
 
 export type ConnectionEventType =
   | "connection.created"
+  | "connection.reauthorized"
   | "connection.refresh_failed"
+  | "connection.recovered"
   | "connection.needs_reauthorization"
   | "connection.deleted";
+
+/** The account at the provider a connection belongs to, as far as the provider said. */
+export interface ExternalAccountDocument {
+  id: string;
+  email?: string;
+  name?: string;
+}
+
+/**
+ * What a grant (a callback's token response) stores on a connection. The token fields are
+ * SecretBox ciphertexts bound to the connection's ID and the field name.
+ */
+export interface StoredGrant {
+  scopes: string[];
+  token_type: string;
+  access_token: string;
+  refresh_token?: string;
+  id_token?: string;
+  expire_time?: Date;
+  extra_fields?: string;
+  external_account?: ExternalAccountDocument;
+  /** Where the tokens were obtained (see ConnectionDocument). */
+  token_url?: string;
+  revocation_url?: string;
+  metadata?: Record<string, string>;
+  connection_config?: Record<string, string>;
+}
+
+/**
+ * A reconnect's grant held until ConfirmConnection (the reconnect was bound to an end user): the
+ * connection keeps serving its old tokens until then. Its ciphertexts use the same contexts as
+ * the connection's own fields, since confirming moves them there.
+ */
+export interface HeldGrant extends StoredGrant {
+  end_user_id: string;
+  confirmation_hash: string;
+  failed_confirmations?: number;
+  /** After this the held grant is dropped at the next confirmation attempt. */
+  hold_expire_time: Date;
+}
+
+/** The secret fields of a connection (and of a held grant), for re-encryption. */
+export const SECRET_FIELDS = ["access_token", "refresh_token", "id_token", "extra_fields"] as const;
 
 /**
  * An event recorded in the same single-document write as the change it reports: the outbox.
@@ -64,6 +109,24 @@ export interface ConnectionDocument {
   pending_expire_time?: Date;
   /** When the last refresh was attempted, whatever its outcome. */
   refresh_attempt_time?: Date;
+  /** When the last refresh succeeded (forced refreshes happen at most once per window). */
+  refresh_time?: Date;
+  /** When the refresh token was last used or issued (idle connections are refreshed). */
+  refresh_token_time?: Date;
+  /**
+   * Set, under the lease, just before a refresh request is sent and cleared with its outcome.
+   * Found set by the next holder: the outcome is unknown (timeout, crash), and the provider may
+   * have rotated the refresh token already.
+   */
+  refresh_sent_time?: Date;
+  /** Backoff while refreshes keep failing: how many in a row, since when, and the next attempt. */
+  refresh_failures?: number;
+  refresh_failing_since?: Date;
+  refresh_retry_time?: Date;
+  /** The account at the provider; absent when the provider did not say. */
+  external_account?: ExternalAccountDocument;
+  /** A reconnect waiting for ConfirmConnection. */
+  reauthorization?: HeldGrant;
   /**
    * The credential's token and revocation endpoints when this connection's tokens were obtained:
    * its tokens are sent nowhere else (security issue 11, item 1) unless an admin moves it.
@@ -89,6 +152,8 @@ export const connectionIndexes: IndexDescription[] = [
   { key: { pending_expire_time: 1 }, name: "pending_expire_time_ttl", expireAfterSeconds: 0, sparse: true },
   // The relay's scan for events still to publish.
   { key: { "pending_events._id": 1 }, name: "pending_events._id_1", sparse: true },
+  // The idle-refresh scan for refresh tokens not used for a while.
+  { key: { refresh_token_time: 1 }, name: "refresh_token_time_1", sparse: true },
 ];
 
 const NOT_DELETED = { $ne: "DELETED" } as const;
@@ -187,6 +252,35 @@ export class ConnectionStore {
     await this.collection.deleteOne({ _id: id, status: "DELETED" });
   }
 
+  /**
+   * Connections whose refresh token was last used or issued before `cutoff` (documents from
+   * before the field existed count from their creation), and that may be refreshed now; only
+   * those of `credentialIds` when given.
+   */
+  async findIdle(cutoff: Date, now: Date, limit: number, credentialIds?: readonly string[]): Promise<ConnectionDocument[]> {
+    return this.collection
+      .find({
+        ...(credentialIds === undefined ? {} : { credential_id: { $in: [...credentialIds] } }),
+        status: { $in: ["ACTIVE", "REFRESH_FAILED"] },
+        refresh_token: { $exists: true },
+        $and: [
+          { $or: [{ refresh_token_time: { $lte: cutoff } }, { refresh_token_time: { $exists: false }, create_time: { $lte: cutoff } }] },
+          { $or: [{ refresh_retry_time: { $exists: false } }, { refresh_retry_time: { $lte: now } }] },
+        ],
+      })
+      .limit(limit)
+      .toArray();
+  }
+
+  /** IDs of connections holding a reconnect's grant that was not confirmed in time. */
+  async idsWithExpiredHolds(now: Date, limit: number): Promise<string[]> {
+    const documents = await this.collection
+      .find({ "reauthorization.hold_expire_time": { $lte: now } }, { projection: { _id: 1 } })
+      .limit(limit)
+      .toArray();
+    return documents.map((document) => document._id);
+  }
+
   /** IDs of connections that hold a secret, for re-encryption. */
   async idsWithSecrets(): Promise<string[]> {
     const documents = await this.collection.find({ status: NOT_DELETED }, { projection: { _id: 1 } }).toArray();
@@ -197,11 +291,16 @@ export class ConnectionStore {
   async reencrypt(id: string, box: SecretBox, context: (connectionId: string, field: string) => string): Promise<boolean> {
     const document = await this.collection.findOne({ _id: id });
     if (document === null) return false;
-    const set: Partial<ConnectionDocument> = {};
-    for (const field of ["access_token", "refresh_token", "id_token", "extra_fields"] as const) {
-      const value = document[field];
-      const next = value === undefined ? undefined : reencrypted(box, value, context(id, field));
-      if (next !== undefined) set[field] = next;
+    const set: Record<string, string> = {};
+    for (const field of SECRET_FIELDS) {
+      // A held grant's ciphertexts are bound to the same contexts as the connection's own.
+      for (const [path, value] of [
+        [field, document[field]],
+        [`reauthorization.${field}`, document.reauthorization?.[field]],
+      ] as const) {
+        const next = value === undefined ? undefined : reencrypted(box, value, context(id, field));
+        if (next !== undefined) set[path] = next;
+      }
     }
     if (Object.keys(set).length === 0) return false;
     await this.collection.updateOne({ _id: id }, { $set: set });

@@ -107,6 +107,12 @@ export class CredentialStore {
     return moved;
   }
 
+  /** IDs of the credentials of one catalog provider (for its own idle-refresh rule). */
+  async idsByProvider(provider: string): Promise<string[]> {
+    const documents = await this.collection.find({ provider }, { projection: { _id: 1 } }).toArray();
+    return documents.map((document) => document._id);
+  }
+
   /** Organisations that have credentials. */
   async organisationIds(): Promise<string[]> {
     return this.collection.distinct("organisation_id");

@@ -16,6 +16,8 @@ export const leaseIndexes: IndexDescription[] = [
 export interface Lease {
   key: string;
   holder: string;
+  /** When others may take it over (by this process's clock). */
+  expireTime: Date;
 }
 
 /**
@@ -36,8 +38,9 @@ export class LeaseStore {
     const holder = randomUUID();
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
-        await this.collection.insertOne({ _id: key, holder, expire_time: new Date(Date.now() + durationMs) });
-        return { key, holder };
+        const expireTime = new Date(Date.now() + durationMs);
+        await this.collection.insertOne({ _id: key, holder, expire_time: expireTime });
+        return { key, holder, expireTime };
       } catch (error) {
         if (!(error instanceof MongoServerError && error.code === 11000)) throw error;
       }

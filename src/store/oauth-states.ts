@@ -22,6 +22,8 @@ export interface OAuthStateDocument {
   return_url?: string;
   /** The end user the flow is bound to (RFC 9700 §2.1), when the caller gave one. */
   end_user_id?: string;
+  /** A reconnect: the existing connection the flow re-authorizes. */
+  connection_id?: string;
   /** The provider's connection-level template values, for the callback's token request. */
   connection_config?: Record<string, string>;
   create_time: Date;

@@ -2,6 +2,8 @@ import { type Client, Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { ConnectionService, ConnectionStatus, RevocationOutcome } from "../../gen/oauth2broker/v1/connection_service_pb.js";
 import { CredentialService } from "../../gen/oauth2broker/v1/credential_service_pb.js";
+import { type Duration } from "@bufbuild/protobuf/wkt";
+import { RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { SecretBox } from "../../src/crypto/secret-box.js";
 import { connectionSecretContext } from "../../src/connections/secrets.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
@@ -15,7 +17,7 @@ let connections: Client<typeof ConnectionService>;
 
 beforeAll(async () => {
   provider = await ScriptedProvider.start();
-  broker = await startTestBroker({ BROKER_TOKEN_REQUEST_TIMEOUT: "1s" });
+  broker = await startTestBroker({ BROKER_TOKEN_REQUEST_TIMEOUT: "1s", BROKER_REFRESH_RETRY_MIN: "400ms" });
   connections = broker.connect(ConnectionService);
 });
 afterAll(async () => {
@@ -38,6 +40,10 @@ beforeEach(() => {
 
 const stored = (id: string) => broker.database.db.collection("connections").findOne({ _id: id as never });
 const unseal = (id: string, field: string, value: string) => new SecretBox(broker.config.encryptionKeys!).decrypt(value, connectionSecretContext(id, field));
+
+function durationMs(duration: Duration | undefined): number {
+  return duration === undefined ? Number.NaN : Number(duration.seconds) * 1000 + Math.round(duration.nanos / 1e6);
+}
 
 /** A connection whose access token expires in `expiresIn` seconds. */
 async function newConnection(expiresIn: number, withRefresh = true): Promise<{ id: string; accessToken: string; refreshToken: string }> {
@@ -120,19 +126,29 @@ describe("GetAccessToken", () => {
   it.each([
     ["a 500", { kind: "raw", status: 500, contentType: "text/plain", body: "down" }],
     ["no answer", { kind: "hang" }],
-  ] as const)("marks REFRESH_FAILED on %s, keeps the refresh token, and retries on the next call", async (_label, behaviour) => {
+  ] as const)("marks REFRESH_FAILED on %s, keeps the refresh token, and retries after a backoff, not on the next call", async (_label, behaviour) => {
     const { id, refreshToken } = await newConnection(1);
     provider.refreshBehaviour = behaviour as never;
     const error = await connectError(connections.getAccessToken({ organisationId: "acme", connectionId: id }));
     expect(error.code).toBe(Code.Unavailable);
     expect(error.rawMessage).toBe("refreshing the access token failed at the provider - try again later");
+    // The first retry waits BROKER_REFRESH_RETRY_MIN.
+    expect(durationMs(error.findDetails(RetryInfoSchema)[0]?.retryDelay)).toBe(400);
     const failed = await stored(id);
-    expect(failed).toMatchObject({ status: "REFRESH_FAILED", status_reason: "refresh_failed" });
+    expect(failed).toMatchObject({ status: "REFRESH_FAILED", status_reason: "refresh_failed", refresh_failures: 1 });
     expect(unseal(id, "refresh_token", failed!.refresh_token)).toBe(refreshToken);
 
+    // Within the backoff the provider is not asked again.
     const next = issue(3600);
     provider.refreshBehaviour = { kind: "json", body: next };
+    const backingOff = await connectError(connections.getAccessToken({ organisationId: "acme", connectionId: id }));
+    expect(backingOff.code).toBe(Code.Unavailable);
+    expect(durationMs(backingOff.findDetails(RetryInfoSchema)[0]?.retryDelay)).toBeGreaterThan(0);
+    expect(provider.grants("refresh_token")).toHaveLength(1);
+
+    await new Promise((resolve) => setTimeout(resolve, 450));
     expect((await connections.getAccessToken({ organisationId: "acme", connectionId: id })).accessToken).toBe(next.access_token);
+    expect(provider.grants("refresh_token")).toHaveLength(2);
     expect((await connections.getConnection({ organisationId: "acme", id })).connection?.status).toBe(ConnectionStatus.ACTIVE);
   });
 

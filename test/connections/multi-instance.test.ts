@@ -9,7 +9,7 @@ import { connectDatabase, type Database } from "../../src/store/database.js";
 import { freePort } from "../../src/store/embedded-ferretdb.js";
 import { type BrokerProcess, startBrokerProcess } from "../support/broker-process.js";
 import { connectThroughCallback, createScriptedCredential } from "../support/connect-flow.js";
-import { bearer, grpcJsClients, unary } from "../support/grpc-js.js";
+import { bearer, grpc, grpcJsClients, unary } from "../support/grpc-js.js";
 import { processHandle } from "../support/process-handle.js";
 import { ScriptedProvider } from "../support/scripted-provider.js";
 
@@ -112,25 +112,119 @@ describe("two broker processes on one database", () => {
     expect(provider.grants("refresh_token")).toHaveLength(1);
   }, 60_000);
 
-  it("let the next caller take over when the lease holder is killed mid-refresh", async () => {
-    const holder = await start();
-    const other = await start();
-    const id = await expiredConnection(holder);
-    provider.requests.length = 0;
-    provider.refreshBehaviour = { kind: "hang" };
-    void getAccessToken(holder, id);
-    await expect.poll(() => provider.grants("refresh_token").length, { timeout: 10_000 }).toBe(1);
-    await holder.kill();
+  it.each([
+    ["accepts it (no reuse detection)", false],
+    ["refuses it (reuse detection)", true],
+  ] as const)(
+    "let the next caller take over when the lease holder is killed mid-refresh: it resends the stored refresh token once, and the provider %s",
+    async (_label, reuseDetection) => {
+      const holder = await start();
+      const other = await start();
+      const id = await expiredConnection(holder);
+      const refreshToken = `mi-rt-${counter}`;
+      provider.requests.length = 0;
+      provider.refreshBehaviour = { kind: "hang" };
+      void getAccessToken(holder, id);
+      await expect.poll(() => provider.grants("refresh_token").length, { timeout: 10_000 }).toBe(1);
+      // The refresh was recorded as sent before it was sent.
+      expect((await database.db.collection("connections").findOne({ _id: id as never }))!.refresh_sent_time).toBeInstanceOf(Date);
+      await holder.kill();
 
+      const next = issue(3600);
+      provider.refreshBehaviour = reuseDetection
+        ? { kind: "raw", status: 400, contentType: "application/json", body: '{"error":"invalid_grant"}' }
+        : { kind: "json", body: next };
+      const started = Date.now();
+      const { response, error } = await getAccessToken(other, id);
+      // It waited for the dead holder's lease (2 s timeout + 5 s) to expire, then refreshed itself.
+      expect(Date.now() - started).toBeGreaterThan(2_000);
+      // The outcome of the first request is unknown: the stored token is sent once more, no more.
+      expect(provider.grants("refresh_token").map((request) => request.form.get("refresh_token"))).toEqual([refreshToken, refreshToken]);
+      const stored = await database.db.collection("connections").findOne({ _id: id as never });
+      if (reuseDetection) {
+        expect(error?.code).toBe(grpc.status.FAILED_PRECONDITION);
+        expect(error?.details).toBe("the connection needs reauthorization (refresh_token_reused) so the end user must connect again");
+        expect(stored).toMatchObject({ status: "NEEDS_REAUTHORIZATION", status_reason: "refresh_token_reused" });
+      } else {
+        expect(error).toBeUndefined();
+        expect(response.access_token).toBe(next.access_token);
+        expect(stored!.refresh_sent_time).toBeUndefined();
+      }
+    },
+    60_000,
+  );
+
+  it("share one forced refresh among 30 concurrent force_refresh calls split across them, and none for a second burst within 10 s", async () => {
+    const [a, b] = await Promise.all([start(), start()]);
+    provider.behaviour = { kind: "json", body: issue(3600) };
+    const handle = processHandle(a!, database);
+    const id = await connectThroughCallback(handle, await createScriptedCredential(handle, provider));
+    provider.requests.length = 0;
     const next = issue(3600);
-    provider.refreshBehaviour = { kind: "json", body: next };
-    const started = Date.now();
-    const { response, error } = await getAccessToken(other, id);
-    expect(error).toBeUndefined();
-    expect(response.access_token).toBe(next.access_token);
-    // It waited for the dead holder's lease (2 s timeout + 5 s) to expire, then refreshed itself.
-    expect(Date.now() - started).toBeGreaterThan(2_000);
-    expect(provider.grants("refresh_token")).toHaveLength(2);
+    provider.refreshBehaviour = { kind: "json", body: next, delayMs: 500 };
+
+    const clients = [grpcJsClients(a!.grpcPort), grpcJsClients(b!.grpcPort)];
+    const burst = () =>
+      Promise.all(
+        Array.from({ length: 30 }, (_, i) =>
+          unary(clients[i % 2]!.connections, "GetAccessToken", { organisation_id: "acme", connection_id: id, force_refresh: true }, bearer(env.BROKER_ADMIN_TOKEN!)),
+        ),
+      );
+    try {
+      const first = await burst();
+      expect(first.map((r) => r.error?.message)).toEqual(Array(30).fill(undefined));
+      expect(new Set(first.map((r) => r.response.access_token))).toEqual(new Set([next.access_token]));
+      expect(provider.grants("refresh_token")).toHaveLength(1);
+
+      provider.refreshBehaviour = { kind: "json", body: issue(3600) };
+      const second = await burst();
+      expect(new Set(second.map((r) => r.response.access_token))).toEqual(new Set([next.access_token]));
+      expect(provider.grants("refresh_token")).toHaveLength(1);
+    } finally {
+      for (const client of clients) client.close();
+    }
+  }, 60_000);
+
+  it("refresh exactly the idle connections in the background, once each, with two instances running", async () => {
+    const idleDatabase = `test_${randomUUID().replaceAll("-", "")}`;
+    const idleEnv = { MONGODB_DATABASE: idleDatabase, BROKER_IDLE_REFRESH_AFTER: "6s" };
+    const startIdle = async () => {
+      const port = await freePort();
+      const broker = await startBrokerProcess({ ...env, ...idleEnv, BROKER_HTTP_PORT: String(port), BROKER_PUBLIC_URL: `http://127.0.0.1:${port}` });
+      running.push(broker);
+      return broker;
+    };
+    const [a] = await Promise.all([startIdle(), startIdle()]);
+    const idle = await connectDatabase(inject("mongodbUri"), idleDatabase);
+    try {
+      const handle = processHandle(a!, idle);
+      const credentialId = await createScriptedCredential(handle, provider);
+      const connect = async () => {
+        const tokens = issue(3600);
+        provider.behaviour = { kind: "json", body: tokens };
+        return { id: await connectThroughCallback(handle, credentialId), refreshToken: tokens.refresh_token };
+      };
+      const started = Date.now();
+      const idleOnes = [await connect(), await connect(), await connect()];
+      await new Promise((resolve) => setTimeout(resolve, 3_500 - (Date.now() - started)));
+      const recentOnes = [await connect(), await connect()];
+      provider.requests.length = 0;
+      const next = issue(3600);
+      provider.refreshBehaviour = { kind: "json", body: next };
+
+      // The first three pass 6 s unused at about 6 s, the other two at about 9.5 s.
+      await expect.poll(() => provider.grants("refresh_token").length, { timeout: 8_000, interval: 100 }).toBe(3);
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, 8_500 - (Date.now() - started))));
+      const sent = provider.grants("refresh_token").map((request) => request.form.get("refresh_token"));
+      expect(sent.toSorted()).toEqual(idleOnes.map((c) => c.refreshToken).toSorted());
+      for (const { id } of recentOnes) {
+        expect((await idle.db.collection("connections").findOne({ _id: id as never }))!.refresh_time).toBeUndefined();
+      }
+      // Checked before the other two were idle.
+      expect(Date.now() - started).toBeLessThan(9_500);
+    } finally {
+      await idle.client.close();
+    }
   }, 60_000);
 
   it("deliver a webhook after a restart when the broker was killed before delivering it", async () => {

@@ -4,6 +4,7 @@ import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { type Browser, chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ConnectionService } from "../../gen/oauth2broker/v1/connection_service_pb.js";
 import { CredentialService } from "../../gen/oauth2broker/v1/credential_service_pb.js";
 import { OrganisationService } from "../../gen/oauth2broker/v1/organisation_service_pb.js";
 import { SecretBox } from "../../src/crypto/secret-box.js";
@@ -142,6 +143,9 @@ describe("end to end: gRPC, a real browser, a real OpenID provider", () => {
 
     const stored = await broker.database.db.collection("connections").findOne({ credential_id: credentialId });
     expect(await useAccessToken(String(stored!._id))).toEqual({ sub: "alice", email: "alice@example.com", email_verified: true });
+    // Who connected, from the verified ID token's subject.
+    const { connection } = await broker.grpc(ConnectionService).getConnection({ organisationId: "acme", id: String(stored!._id) });
+    expect(connection?.externalAccount?.id).toBe("alice");
   });
 
   it("sends the browser back to the caller's return URL with connection_id", async () => {

@@ -23,7 +23,7 @@ let failuresLeft = 3;
 
 beforeAll(async () => {
   provider = await ScriptedProvider.start();
-  broker = await startTestBroker({ BROKER_WEBHOOK_RETRY_MIN: "100ms" });
+  broker = await startTestBroker({ BROKER_WEBHOOK_RETRY_MIN: "100ms", BROKER_REFRESH_RETRY_MIN: "100ms" });
   // A receiver that fails its first three deliveries, then recovers.
   receiver = createServer(async (req, res) => {
     let body = "";
@@ -77,6 +77,8 @@ describe("connection events", () => {
     provider.refreshBehaviour = { kind: "raw", status: 503, contentType: "text/plain", body: "busy" };
     await connections.getAccessToken({ organisationId: "acme", connectionId: id }).catch(() => undefined);
     provider.refreshBehaviour = { kind: "raw", status: 400, contentType: "application/json", body: '{"error":"invalid_grant"}' };
+    // The failed refresh is retried after its backoff, not on the next call.
+    await new Promise((resolve) => setTimeout(resolve, 150));
     await connections.getAccessToken({ organisationId: "acme", connectionId: id }).catch(() => undefined);
     await connections.deleteConnection({ organisationId: "acme", id });
 

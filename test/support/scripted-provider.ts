@@ -30,6 +30,10 @@ export class ScriptedProvider {
   behaviour: TokenBehaviour = { kind: "json", body: { access_token: "at", token_type: "Bearer" } };
   /** For grant_type=refresh_token; `behaviour` answers it when unset. */
   refreshBehaviour: TokenBehaviour | undefined;
+  /** Answers the next refresh requests, one each, before `refreshBehaviour`. */
+  refreshQueue: TokenBehaviour[] = [];
+  /** What GET /userinfo answers to a bearer token this provider issued; 404 when unset. */
+  userinfo: Record<string, unknown> | undefined;
   /** The revocation endpoint's HTTP status (RFC 7009 §2.2: 200 when accepted). */
   revocationStatus = 200;
   #server: Server;
@@ -55,6 +59,10 @@ export class ScriptedProvider {
 
   get tokenUrl(): string {
     return `${this.issuer}/token`;
+  }
+
+  get userinfoUrl(): string {
+    return `${this.issuer}/userinfo`;
   }
 
   get revocationUrl(): string {
@@ -104,6 +112,15 @@ export class ScriptedProvider {
       res.end(JSON.stringify({ keys: [this.#keys.jwk] }));
       return;
     }
+    if (path === "/userinfo" && req.method === "GET") {
+      this.requests.push({ path, authorization: req.headers.authorization, accept: req.headers.accept, form: new URLSearchParams(), contentType: undefined });
+      // OpenID Connect Core §5.3.1: the access token as a bearer token.
+      if (this.userinfo === undefined) return void res.writeHead(404).end();
+      if (!/^Bearer \S+$/.test(req.headers.authorization ?? "")) return void res.writeHead(401, { "www-authenticate": "Bearer" }).end();
+      res.setHeader("content-type", "application/json");
+      res.end(JSON.stringify(this.userinfo));
+      return;
+    }
     // `/token` and `/revoke`, or under a templated prefix (`/t/<tenant>/token`) for catalog tests.
     const endpoint = /^(?:\/t\/[^/?#]+)?\/(token|revoke)$/.exec(path)?.[1];
     if (endpoint === undefined || req.method !== "POST") {
@@ -127,7 +144,8 @@ export class ScriptedProvider {
       res.end(this.revocationStatus === 200 ? "" : JSON.stringify({ error: "unsupported_token_type" }));
       return;
     }
-    const behaviour = (form.get("grant_type") === "refresh_token" ? this.refreshBehaviour : undefined) ?? this.behaviour;
+    const refresh = form.get("grant_type") === "refresh_token";
+    const behaviour = (refresh ? (this.refreshQueue.shift() ?? this.refreshBehaviour) : undefined) ?? this.behaviour;
     switch (behaviour.kind) {
       case "json":
         recordSecrets(...["access_token", "refresh_token", "id_token"].map((name) => behaviour.body[name] as string | undefined));

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file oauth2broker/v1/connection_service.proto.
  */
 export const file_oauth2broker_v1_connection_service: GenFile = /*@__PURE__*/
-  fileDesc("CihvYXV0aDJicm9rZXIvdjEvY29ubmVjdGlvbl9zZXJ2aWNlLnByb3RvEg9vYXV0aDJicm9rZXIudjEi9QMKCkNvbm5lY3Rpb24SCgoCaWQYASABKAkSFwoPb3JnYW5pc2F0aW9uX2lkGAIgASgJEhQKDGNvbm5lY3Rvcl9pZBgDIAEoCRIVCg1jcmVkZW50aWFsX2lkGAQgASgJEjEKBnN0YXR1cxgFIAEoDjIhLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uU3RhdHVzEhUKDXN0YXR1c19yZWFzb24YBiABKAkSDgoGc2NvcGVzGAcgAygJEhIKCnRva2VuX3R5cGUYCCABKAkSPAoYYWNjZXNzX3Rva2VuX2V4cGlyZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIZChFoYXNfcmVmcmVzaF90b2tlbhgKIAEoCBIvCgtjcmVhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjsKCG1ldGFkYXRhGA0gAygLMikub2F1dGgyYnJva2VyLnYxLkNvbm5lY3Rpb24uTWV0YWRhdGFFbnRyeRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiOwoUR2V0Q29ubmVjdGlvblJlcXVlc3QSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJEgoKAmlkGAIgASgJIkgKFUdldENvbm5lY3Rpb25SZXNwb25zZRIvCgpjb25uZWN0aW9uGAEgASgLMhsub2F1dGgyYnJva2VyLnYxLkNvbm5lY3Rpb24iuAEKFkxpc3RDb25uZWN0aW9uc1JlcXVlc3QSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJEhQKDGNvbm5lY3Rvcl9pZBgCIAEoCRIVCg1jcmVkZW50aWFsX2lkGAMgASgJEjEKBnN0YXR1cxgEIAEoDjIhLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uU3RhdHVzEhEKCXBhZ2Vfc2l6ZRgFIAEoBRISCgpwYWdlX3Rva2VuGAYgASgJImQKF0xpc3RDb25uZWN0aW9uc1Jlc3BvbnNlEjAKC2Nvbm5lY3Rpb25zGAEgAygLMhsub2F1dGgyYnJva2VyLnYxLkNvbm5lY3Rpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkcKFUdldEFjY2Vzc1Rva2VuUmVxdWVzdBIXCg9vcmdhbmlzYXRpb25faWQYASABKAkSFQoNY29ubmVjdGlvbl9pZBgCIAEoCSLtAQoWR2V0QWNjZXNzVG9rZW5SZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSEgoKdG9rZW5fdHlwZRgCIAEoCRIvCgtleHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASRwoIbWV0YWRhdGEYBCADKAsyNS5vYXV0aDJicm9rZXIudjEuR2V0QWNjZXNzVG9rZW5SZXNwb25zZS5NZXRhZGF0YUVudHJ5Gi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJ1ChhDb25maXJtQ29ubmVjdGlvblJlcXVlc3QSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkSEwoLZW5kX3VzZXJfaWQYAyABKAkSFAoMY29uZmlybWF0aW9uGAQgASgJIkwKGUNvbmZpcm1Db25uZWN0aW9uUmVzcG9uc2USLwoKY29ubmVjdGlvbhgBIAEoCzIbLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uInAKF0RlbGV0ZUNvbm5lY3Rpb25SZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCRIKCgJpZBgCIAEoCRIOCgZyZXZva2UYAyABKAgSIAoYa2VlcF9pZl9yZXZvY2F0aW9uX2ZhaWxzGAQgASgIImwKGERlbGV0ZUNvbm5lY3Rpb25SZXNwb25zZRI2CgpyZXZvY2F0aW9uGAEgASgOMiIub2F1dGgyYnJva2VyLnYxLlJldm9jYXRpb25PdXRjb21lEhgKEHJldm9jYXRpb25fZXJyb3IYAiABKAkiNwocV2F0Y2hDb25uZWN0aW9uRXZlbnRzUmVxdWVzdBIXCg9vcmdhbmlzYXRpb25faWQYASABKAkiUAodV2F0Y2hDb25uZWN0aW9uRXZlbnRzUmVzcG9uc2USLwoFZXZlbnQYASABKAsyIC5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvbkV2ZW50IoMCCg9Db25uZWN0aW9uRXZlbnQSCgoCaWQYASABKAkSDAoEdHlwZRgCIAEoCRIvCgtjcmVhdGVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPb3JnYW5pc2F0aW9uX2lkGAQgASgJEhUKDWNvbm5lY3Rpb25faWQYBSABKAkSFAoMY29ubmVjdG9yX2lkGAYgASgJEhUKDWNyZWRlbnRpYWxfaWQYByABKAkSMQoGc3RhdHVzGAggASgOMiEub2F1dGgyYnJva2VyLnYxLkNvbm5lY3Rpb25TdGF0dXMSFQoNc3RhdHVzX3JlYXNvbhgJIAEoCSI6ChNDcmVkZW50aWFsUmVmZXJlbmNlEgoKAmlkGAEgASgJEhcKD29yZ2FuaXNhdGlvbl9pZBgCIAEoCSLoAwohSW5pdGlhbGlzZU9BdXRoMkNvbm5lY3Rpb25SZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCRIUCgxjb25uZWN0b3JfaWQYAiABKAkSOAoKY3JlZGVudGlhbBgDIAEoCzIkLm9hdXRoMmJyb2tlci52MS5DcmVkZW50aWFsUmVmZXJlbmNlEhUKDWF1dGhvcml6ZV91cmwYBCABKAkSEQoJY2xpZW50X2lkGAUgASgJEg4KBnNjb3BlcxgGIAMoCRIeChZkaXNhYmxlX29mZmxpbmVfYWNjZXNzGAcgASgIEhMKBnByb21wdBgIIAEoCUgAiAEBEhkKEWFkZGl0aW9uYWxfcGFyYW1zGAkgASgJEhIKCnJldHVybl91cmwYCiABKAkSEwoLZW5kX3VzZXJfaWQYCyABKAkSYwoRY29ubmVjdGlvbl9jb25maWcYDCADKAsySC5vYXV0aDJicm9rZXIudjEuSW5pdGlhbGlzZU9BdXRoMkNvbm5lY3Rpb25SZXF1ZXN0LkNvbm5lY3Rpb25Db25maWdFbnRyeRo3ChVDb25uZWN0aW9uQ29uZmlnRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIJCgdfcHJvbXB0ImIKIkluaXRpYWxpc2VPQXV0aDJDb25uZWN0aW9uUmVzcG9uc2USCwoDdXJsGAEgASgJEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ0ChtMaXN0Q29ubmVjdGlvbkV2ZW50c1JlcXVlc3QSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkSEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkiaQocTGlzdENvbm5lY3Rpb25FdmVudHNSZXNwb25zZRIwCgZldmVudHMYASADKAsyIC5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvbkV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIyChdDb3VudENvbm5lY3Rpb25zUmVxdWVzdBIXCg9vcmdhbmlzYXRpb25faWQYASABKAkiWQoVQ29ubmVjdGlvblN0YXR1c0NvdW50EjEKBnN0YXR1cxgBIAEoDjIhLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uU3RhdHVzEg0KBWNvdW50GAIgASgDIpMCChhDb3VudENvbm5lY3Rpb25zUmVzcG9uc2USNgoGY291bnRzGAEgAygLMiYub2F1dGgyYnJva2VyLnYxLkNvbm5lY3Rpb25TdGF0dXNDb3VudBJ4CiFmYWlsaW5nX2Nvbm5lY3Rpb25zX2J5X2NyZWRlbnRpYWwYAiADKAsyTS5vYXV0aDJicm9rZXIudjEuQ291bnRDb25uZWN0aW9uc1Jlc3BvbnNlLkZhaWxpbmdDb25uZWN0aW9uc0J5Q3JlZGVudGlhbEVudHJ5GkUKI0ZhaWxpbmdDb25uZWN0aW9uc0J5Q3JlZGVudGlhbEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAzoCOAEqxQEKEENvbm5lY3Rpb25TdGF0dXMSIQodQ09OTkVDVElPTl9TVEFUVVNfVU5TUEVDSUZJRUQQABIcChhDT05ORUNUSU9OX1NUQVRVU19BQ1RJVkUQARIkCiBDT05ORUNUSU9OX1NUQVRVU19SRUZSRVNIX0ZBSUxFRBACEisKJ0NPTk5FQ1RJT05fU1RBVFVTX05FRURTX1JFQVVUSE9SSVpBVElPThADEh0KGUNPTk5FQ1RJT05fU1RBVFVTX1BFTkRJTkcQBCqcAQoRUmV2b2NhdGlvbk91dGNvbWUSIgoeUkVWT0NBVElPTl9PVVRDT01FX1VOU1BFQ0lGSUVEEAASHgoaUkVWT0NBVElPTl9PVVRDT01FX1JFVk9LRUQQARIdChlSRVZPQ0FUSU9OX09VVENPTUVfRkFJTEVEEAISJAogUkVWT0NBVElPTl9PVVRDT01FX05PVF9TVVBQT1JURUQQAzK+CAoRQ29ubmVjdGlvblNlcnZpY2US0gEKGkluaXRpYWxpc2VPQXV0aDJDb25uZWN0aW9uEjIub2F1dGgyYnJva2VyLnYxLkluaXRpYWxpc2VPQXV0aDJDb25uZWN0aW9uUmVxdWVzdBozLm9hdXRoMmJyb2tlci52MS5Jbml0aWFsaXNlT0F1dGgyQ29ubmVjdGlvblJlc3BvbnNlIkuC0+STAkU6ASoiQC9vL3tvcmdhbmlzYXRpb25faWR9L2Nvbm5lY3RvcnMve2Nvbm5lY3Rvcl9pZH0vb2F1dGgyL2luaXRpYWxpc2USXgoNR2V0Q29ubmVjdGlvbhIlLm9hdXRoMmJyb2tlci52MS5HZXRDb25uZWN0aW9uUmVxdWVzdBomLm9hdXRoMmJyb2tlci52MS5HZXRDb25uZWN0aW9uUmVzcG9uc2USZAoPTGlzdENvbm5lY3Rpb25zEicub2F1dGgyYnJva2VyLnYxLkxpc3RDb25uZWN0aW9uc1JlcXVlc3QaKC5vYXV0aDJicm9rZXIudjEuTGlzdENvbm5lY3Rpb25zUmVzcG9uc2USYQoOR2V0QWNjZXNzVG9rZW4SJi5vYXV0aDJicm9rZXIudjEuR2V0QWNjZXNzVG9rZW5SZXF1ZXN0Gicub2F1dGgyYnJva2VyLnYxLkdldEFjY2Vzc1Rva2VuUmVzcG9uc2USagoRQ29uZmlybUNvbm5lY3Rpb24SKS5vYXV0aDJicm9rZXIudjEuQ29uZmlybUNvbm5lY3Rpb25SZXF1ZXN0Gioub2F1dGgyYnJva2VyLnYxLkNvbmZpcm1Db25uZWN0aW9uUmVzcG9uc2USZwoQRGVsZXRlQ29ubmVjdGlvbhIoLm9hdXRoMmJyb2tlci52MS5EZWxldGVDb25uZWN0aW9uUmVxdWVzdBopLm9hdXRoMmJyb2tlci52MS5EZWxldGVDb25uZWN0aW9uUmVzcG9uc2USeAoVV2F0Y2hDb25uZWN0aW9uRXZlbnRzEi0ub2F1dGgyYnJva2VyLnYxLldhdGNoQ29ubmVjdGlvbkV2ZW50c1JlcXVlc3QaLi5vYXV0aDJicm9rZXIudjEuV2F0Y2hDb25uZWN0aW9uRXZlbnRzUmVzcG9uc2UwARJzChRMaXN0Q29ubmVjdGlvbkV2ZW50cxIsLm9hdXRoMmJyb2tlci52MS5MaXN0Q29ubmVjdGlvbkV2ZW50c1JlcXVlc3QaLS5vYXV0aDJicm9rZXIudjEuTGlzdENvbm5lY3Rpb25FdmVudHNSZXNwb25zZRJnChBDb3VudENvbm5lY3Rpb25zEigub2F1dGgyYnJva2VyLnYxLkNvdW50Q29ubmVjdGlvbnNSZXF1ZXN0Gikub2F1dGgyYnJva2VyLnYxLkNvdW50Q29ubmVjdGlvbnNSZXNwb25zZUJOWkxnaXRodWIuY29tL29hdXRoMi1icm9rZXIvb2F1dGgyLWJyb2tlci9nZW4vZ28vb2F1dGgyYnJva2VyL3YxO29hdXRoMmJyb2tlcnYxYgZwcm90bzM", [file_google_api_annotations, file_google_protobuf_timestamp]);
+  fileDesc("CihvYXV0aDJicm9rZXIvdjEvY29ubmVjdGlvbl9zZXJ2aWNlLnByb3RvEg9vYXV0aDJicm9rZXIudjEisQQKCkNvbm5lY3Rpb24SCgoCaWQYASABKAkSFwoPb3JnYW5pc2F0aW9uX2lkGAIgASgJEhQKDGNvbm5lY3Rvcl9pZBgDIAEoCRIVCg1jcmVkZW50aWFsX2lkGAQgASgJEjEKBnN0YXR1cxgFIAEoDjIhLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uU3RhdHVzEhUKDXN0YXR1c19yZWFzb24YBiABKAkSDgoGc2NvcGVzGAcgAygJEhIKCnRva2VuX3R5cGUYCCABKAkSPAoYYWNjZXNzX3Rva2VuX2V4cGlyZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIZChFoYXNfcmVmcmVzaF90b2tlbhgKIAEoCBIvCgtjcmVhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjsKCG1ldGFkYXRhGA0gAygLMikub2F1dGgyYnJva2VyLnYxLkNvbm5lY3Rpb24uTWV0YWRhdGFFbnRyeRI6ChBleHRlcm5hbF9hY2NvdW50GA4gASgLMiAub2F1dGgyYnJva2VyLnYxLkV4dGVybmFsQWNjb3VudBovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiOgoPRXh0ZXJuYWxBY2NvdW50EgoKAmlkGAEgASgJEg0KBWVtYWlsGAIgASgJEgwKBG5hbWUYAyABKAkiOwoUR2V0Q29ubmVjdGlvblJlcXVlc3QSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJEgoKAmlkGAIgASgJIkgKFUdldENvbm5lY3Rpb25SZXNwb25zZRIvCgpjb25uZWN0aW9uGAEgASgLMhsub2F1dGgyYnJva2VyLnYxLkNvbm5lY3Rpb24iuAEKFkxpc3RDb25uZWN0aW9uc1JlcXVlc3QSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJEhQKDGNvbm5lY3Rvcl9pZBgCIAEoCRIVCg1jcmVkZW50aWFsX2lkGAMgASgJEjEKBnN0YXR1cxgEIAEoDjIhLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uU3RhdHVzEhEKCXBhZ2Vfc2l6ZRgFIAEoBRISCgpwYWdlX3Rva2VuGAYgASgJImQKF0xpc3RDb25uZWN0aW9uc1Jlc3BvbnNlEjAKC2Nvbm5lY3Rpb25zGAEgAygLMhsub2F1dGgyYnJva2VyLnYxLkNvbm5lY3Rpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIl4KFUdldEFjY2Vzc1Rva2VuUmVxdWVzdBIXCg9vcmdhbmlzYXRpb25faWQYASABKAkSFQoNY29ubmVjdGlvbl9pZBgCIAEoCRIVCg1mb3JjZV9yZWZyZXNoGAMgASgIIu0BChZHZXRBY2Nlc3NUb2tlblJlc3BvbnNlEhQKDGFjY2Vzc190b2tlbhgBIAEoCRISCgp0b2tlbl90eXBlGAIgASgJEi8KC2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBJHCghtZXRhZGF0YRgEIAMoCzI1Lm9hdXRoMmJyb2tlci52MS5HZXRBY2Nlc3NUb2tlblJlc3BvbnNlLk1ldGFkYXRhRW50cnkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBInUKGENvbmZpcm1Db25uZWN0aW9uUmVxdWVzdBIXCg9vcmdhbmlzYXRpb25faWQYASABKAkSFQoNY29ubmVjdGlvbl9pZBgCIAEoCRITCgtlbmRfdXNlcl9pZBgDIAEoCRIUCgxjb25maXJtYXRpb24YBCABKAkiTAoZQ29uZmlybUNvbm5lY3Rpb25SZXNwb25zZRIvCgpjb25uZWN0aW9uGAEgASgLMhsub2F1dGgyYnJva2VyLnYxLkNvbm5lY3Rpb24icAoXRGVsZXRlQ29ubmVjdGlvblJlcXVlc3QSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJEgoKAmlkGAIgASgJEg4KBnJldm9rZRgDIAEoCBIgChhrZWVwX2lmX3Jldm9jYXRpb25fZmFpbHMYBCABKAgibAoYRGVsZXRlQ29ubmVjdGlvblJlc3BvbnNlEjYKCnJldm9jYXRpb24YASABKA4yIi5vYXV0aDJicm9rZXIudjEuUmV2b2NhdGlvbk91dGNvbWUSGAoQcmV2b2NhdGlvbl9lcnJvchgCIAEoCSI3ChxXYXRjaENvbm5lY3Rpb25FdmVudHNSZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCSJQCh1XYXRjaENvbm5lY3Rpb25FdmVudHNSZXNwb25zZRIvCgVldmVudBgBIAEoCzIgLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uRXZlbnQigwIKD0Nvbm5lY3Rpb25FdmVudBIKCgJpZBgBIAEoCRIMCgR0eXBlGAIgASgJEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCg9vcmdhbmlzYXRpb25faWQYBCABKAkSFQoNY29ubmVjdGlvbl9pZBgFIAEoCRIUCgxjb25uZWN0b3JfaWQYBiABKAkSFQoNY3JlZGVudGlhbF9pZBgHIAEoCRIxCgZzdGF0dXMYCCABKA4yIS5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvblN0YXR1cxIVCg1zdGF0dXNfcmVhc29uGAkgASgJIjoKE0NyZWRlbnRpYWxSZWZlcmVuY2USCgoCaWQYASABKAkSFwoPb3JnYW5pc2F0aW9uX2lkGAIgASgJIv8DCiFJbml0aWFsaXNlT0F1dGgyQ29ubmVjdGlvblJlcXVlc3QSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJEhQKDGNvbm5lY3Rvcl9pZBgCIAEoCRI4CgpjcmVkZW50aWFsGAMgASgLMiQub2F1dGgyYnJva2VyLnYxLkNyZWRlbnRpYWxSZWZlcmVuY2USFQoNYXV0aG9yaXplX3VybBgEIAEoCRIRCgljbGllbnRfaWQYBSABKAkSDgoGc2NvcGVzGAYgAygJEh4KFmRpc2FibGVfb2ZmbGluZV9hY2Nlc3MYByABKAgSEwoGcHJvbXB0GAggASgJSACIAQESGQoRYWRkaXRpb25hbF9wYXJhbXMYCSABKAkSEgoKcmV0dXJuX3VybBgKIAEoCRITCgtlbmRfdXNlcl9pZBgLIAEoCRJjChFjb25uZWN0aW9uX2NvbmZpZxgMIAMoCzJILm9hdXRoMmJyb2tlci52MS5Jbml0aWFsaXNlT0F1dGgyQ29ubmVjdGlvblJlcXVlc3QuQ29ubmVjdGlvbkNvbmZpZ0VudHJ5EhUKDWNvbm5lY3Rpb25faWQYDSABKAkaNwoVQ29ubmVjdGlvbkNvbmZpZ0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCQoHX3Byb21wdCJiCiJJbml0aWFsaXNlT0F1dGgyQ29ubmVjdGlvblJlc3BvbnNlEgsKA3VybBgBIAEoCRIvCgtleHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAidAobTGlzdENvbm5lY3Rpb25FdmVudHNSZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCRIVCg1jb25uZWN0aW9uX2lkGAIgASgJEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJImkKHExpc3RDb25uZWN0aW9uRXZlbnRzUmVzcG9uc2USMAoGZXZlbnRzGAEgAygLMiAub2F1dGgyYnJva2VyLnYxLkNvbm5lY3Rpb25FdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiMgoXQ291bnRDb25uZWN0aW9uc1JlcXVlc3QSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJIlkKFUNvbm5lY3Rpb25TdGF0dXNDb3VudBIxCgZzdGF0dXMYASABKA4yIS5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvblN0YXR1cxINCgVjb3VudBgCIAEoAyKTAgoYQ291bnRDb25uZWN0aW9uc1Jlc3BvbnNlEjYKBmNvdW50cxgBIAMoCzImLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uU3RhdHVzQ291bnQSeAohZmFpbGluZ19jb25uZWN0aW9uc19ieV9jcmVkZW50aWFsGAIgAygLMk0ub2F1dGgyYnJva2VyLnYxLkNvdW50Q29ubmVjdGlvbnNSZXNwb25zZS5GYWlsaW5nQ29ubmVjdGlvbnNCeUNyZWRlbnRpYWxFbnRyeRpFCiNGYWlsaW5nQ29ubmVjdGlvbnNCeUNyZWRlbnRpYWxFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAM6AjgBKsUBChBDb25uZWN0aW9uU3RhdHVzEiEKHUNPTk5FQ1RJT05fU1RBVFVTX1VOU1BFQ0lGSUVEEAASHAoYQ09OTkVDVElPTl9TVEFUVVNfQUNUSVZFEAESJAogQ09OTkVDVElPTl9TVEFUVVNfUkVGUkVTSF9GQUlMRUQQAhIrCidDT05ORUNUSU9OX1NUQVRVU19ORUVEU19SRUFVVEhPUklaQVRJT04QAxIdChlDT05ORUNUSU9OX1NUQVRVU19QRU5ESU5HEAQqnAEKEVJldm9jYXRpb25PdXRjb21lEiIKHlJFVk9DQVRJT05fT1VUQ09NRV9VTlNQRUNJRklFRBAAEh4KGlJFVk9DQVRJT05fT1VUQ09NRV9SRVZPS0VEEAESHQoZUkVWT0NBVElPTl9PVVRDT01FX0ZBSUxFRBACEiQKIFJFVk9DQVRJT05fT1VUQ09NRV9OT1RfU1VQUE9SVEVEEAMyvggKEUNvbm5lY3Rpb25TZXJ2aWNlEtIBChpJbml0aWFsaXNlT0F1dGgyQ29ubmVjdGlvbhIyLm9hdXRoMmJyb2tlci52MS5Jbml0aWFsaXNlT0F1dGgyQ29ubmVjdGlvblJlcXVlc3QaMy5vYXV0aDJicm9rZXIudjEuSW5pdGlhbGlzZU9BdXRoMkNvbm5lY3Rpb25SZXNwb25zZSJLgtPkkwJFOgEqIkAvby97b3JnYW5pc2F0aW9uX2lkfS9jb25uZWN0b3JzL3tjb25uZWN0b3JfaWR9L29hdXRoMi9pbml0aWFsaXNlEl4KDUdldENvbm5lY3Rpb24SJS5vYXV0aDJicm9rZXIudjEuR2V0Q29ubmVjdGlvblJlcXVlc3QaJi5vYXV0aDJicm9rZXIudjEuR2V0Q29ubmVjdGlvblJlc3BvbnNlEmQKD0xpc3RDb25uZWN0aW9ucxInLm9hdXRoMmJyb2tlci52MS5MaXN0Q29ubmVjdGlvbnNSZXF1ZXN0Gigub2F1dGgyYnJva2VyLnYxLkxpc3RDb25uZWN0aW9uc1Jlc3BvbnNlEmEKDkdldEFjY2Vzc1Rva2VuEiYub2F1dGgyYnJva2VyLnYxLkdldEFjY2Vzc1Rva2VuUmVxdWVzdBonLm9hdXRoMmJyb2tlci52MS5HZXRBY2Nlc3NUb2tlblJlc3BvbnNlEmoKEUNvbmZpcm1Db25uZWN0aW9uEikub2F1dGgyYnJva2VyLnYxLkNvbmZpcm1Db25uZWN0aW9uUmVxdWVzdBoqLm9hdXRoMmJyb2tlci52MS5Db25maXJtQ29ubmVjdGlvblJlc3BvbnNlEmcKEERlbGV0ZUNvbm5lY3Rpb24SKC5vYXV0aDJicm9rZXIudjEuRGVsZXRlQ29ubmVjdGlvblJlcXVlc3QaKS5vYXV0aDJicm9rZXIudjEuRGVsZXRlQ29ubmVjdGlvblJlc3BvbnNlEngKFVdhdGNoQ29ubmVjdGlvbkV2ZW50cxItLm9hdXRoMmJyb2tlci52MS5XYXRjaENvbm5lY3Rpb25FdmVudHNSZXF1ZXN0Gi4ub2F1dGgyYnJva2VyLnYxLldhdGNoQ29ubmVjdGlvbkV2ZW50c1Jlc3BvbnNlMAEScwoUTGlzdENvbm5lY3Rpb25FdmVudHMSLC5vYXV0aDJicm9rZXIudjEuTGlzdENvbm5lY3Rpb25FdmVudHNSZXF1ZXN0Gi0ub2F1dGgyYnJva2VyLnYxLkxpc3RDb25uZWN0aW9uRXZlbnRzUmVzcG9uc2USZwoQQ291bnRDb25uZWN0aW9ucxIoLm9hdXRoMmJyb2tlci52MS5Db3VudENvbm5lY3Rpb25zUmVxdWVzdBopLm9hdXRoMmJyb2tlci52MS5Db3VudENvbm5lY3Rpb25zUmVzcG9uc2VCTlpMZ2l0aHViLmNvbS9vYXV0aDItYnJva2VyL29hdXRoMi1icm9rZXIvZ2VuL2dvL29hdXRoMmJyb2tlci92MTtvYXV0aDJicm9rZXJ2MWIGcHJvdG8z", [file_google_api_annotations, file_google_protobuf_timestamp]);
 
 /**
  * A connected end-user account, without its tokens.
@@ -115,6 +115,14 @@ export type Connection = Message<"oauth2broker.v1.Connection"> & {
    * @generated from field: map<string, string> metadata = 13;
    */
   metadata: { [key: string]: string };
+
+  /**
+   * The account at the provider this connection belongs to, from the verified ID token or the
+   * provider's userinfo endpoint; unset when the provider did not say.
+   *
+   * @generated from field: oauth2broker.v1.ExternalAccount external_account = 14;
+   */
+  externalAccount?: ExternalAccount | undefined;
 };
 
 /**
@@ -123,6 +131,41 @@ export type Connection = Message<"oauth2broker.v1.Connection"> & {
  */
 export const ConnectionSchema: GenMessage<Connection> = /*@__PURE__*/
   messageDesc(file_oauth2broker_v1_connection_service, 0);
+
+/**
+ * An account at the provider. Fields the provider did not give are empty.
+ *
+ * @generated from message oauth2broker.v1.ExternalAccount
+ */
+export type ExternalAccount = Message<"oauth2broker.v1.ExternalAccount"> & {
+  /**
+   * The account's stable identifier at the provider (the ID token's `sub`).
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Its email address, when the provider gave one.
+   *
+   * @generated from field: string email = 2;
+   */
+  email: string;
+
+  /**
+   * Its display name, when the provider gave one.
+   *
+   * @generated from field: string name = 3;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message oauth2broker.v1.ExternalAccount.
+ * Use `create(ExternalAccountSchema)` to create a new message.
+ */
+export const ExternalAccountSchema: GenMessage<ExternalAccount> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_connection_service, 1);
 
 /**
  * The request of GetConnection.
@@ -150,7 +193,7 @@ export type GetConnectionRequest = Message<"oauth2broker.v1.GetConnectionRequest
  * Use `create(GetConnectionRequestSchema)` to create a new message.
  */
 export const GetConnectionRequestSchema: GenMessage<GetConnectionRequest> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 1);
+  messageDesc(file_oauth2broker_v1_connection_service, 2);
 
 /**
  * The response of GetConnection.
@@ -171,7 +214,7 @@ export type GetConnectionResponse = Message<"oauth2broker.v1.GetConnectionRespon
  * Use `create(GetConnectionResponseSchema)` to create a new message.
  */
 export const GetConnectionResponseSchema: GenMessage<GetConnectionResponse> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 2);
+  messageDesc(file_oauth2broker_v1_connection_service, 3);
 
 /**
  * The request of ListConnections.
@@ -227,7 +270,7 @@ export type ListConnectionsRequest = Message<"oauth2broker.v1.ListConnectionsReq
  * Use `create(ListConnectionsRequestSchema)` to create a new message.
  */
 export const ListConnectionsRequestSchema: GenMessage<ListConnectionsRequest> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 3);
+  messageDesc(file_oauth2broker_v1_connection_service, 4);
 
 /**
  * The response of ListConnections.
@@ -255,7 +298,7 @@ export type ListConnectionsResponse = Message<"oauth2broker.v1.ListConnectionsRe
  * Use `create(ListConnectionsResponseSchema)` to create a new message.
  */
 export const ListConnectionsResponseSchema: GenMessage<ListConnectionsResponse> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 4);
+  messageDesc(file_oauth2broker_v1_connection_service, 5);
 
 /**
  * The request of GetAccessToken.
@@ -276,6 +319,15 @@ export type GetAccessTokenRequest = Message<"oauth2broker.v1.GetAccessTokenReque
    * @generated from field: string connection_id = 2;
    */
   connectionId: string;
+
+  /**
+   * The provider just refused the current token: refresh now even if it has not expired. Callers
+   * asking at the same time share one refresh, and a connection is force-refreshed at most once
+   * per 10 seconds (later callers within that window get the token that refresh produced).
+   *
+   * @generated from field: bool force_refresh = 3;
+   */
+  forceRefresh: boolean;
 };
 
 /**
@@ -283,7 +335,7 @@ export type GetAccessTokenRequest = Message<"oauth2broker.v1.GetAccessTokenReque
  * Use `create(GetAccessTokenRequestSchema)` to create a new message.
  */
 export const GetAccessTokenRequestSchema: GenMessage<GetAccessTokenRequest> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 5);
+  messageDesc(file_oauth2broker_v1_connection_service, 6);
 
 /**
  * The response of GetAccessToken.
@@ -326,7 +378,7 @@ export type GetAccessTokenResponse = Message<"oauth2broker.v1.GetAccessTokenResp
  * Use `create(GetAccessTokenResponseSchema)` to create a new message.
  */
 export const GetAccessTokenResponseSchema: GenMessage<GetAccessTokenResponse> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 6);
+  messageDesc(file_oauth2broker_v1_connection_service, 7);
 
 /**
  * The request of ConfirmConnection.
@@ -369,7 +421,7 @@ export type ConfirmConnectionRequest = Message<"oauth2broker.v1.ConfirmConnectio
  * Use `create(ConfirmConnectionRequestSchema)` to create a new message.
  */
 export const ConfirmConnectionRequestSchema: GenMessage<ConfirmConnectionRequest> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 7);
+  messageDesc(file_oauth2broker_v1_connection_service, 8);
 
 /**
  * The response of ConfirmConnection.
@@ -390,7 +442,7 @@ export type ConfirmConnectionResponse = Message<"oauth2broker.v1.ConfirmConnecti
  * Use `create(ConfirmConnectionResponseSchema)` to create a new message.
  */
 export const ConfirmConnectionResponseSchema: GenMessage<ConfirmConnectionResponse> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 8);
+  messageDesc(file_oauth2broker_v1_connection_service, 9);
 
 /**
  * The request of DeleteConnection.
@@ -434,7 +486,7 @@ export type DeleteConnectionRequest = Message<"oauth2broker.v1.DeleteConnectionR
  * Use `create(DeleteConnectionRequestSchema)` to create a new message.
  */
 export const DeleteConnectionRequestSchema: GenMessage<DeleteConnectionRequest> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 9);
+  messageDesc(file_oauth2broker_v1_connection_service, 10);
 
 /**
  * The response of DeleteConnection.
@@ -462,7 +514,7 @@ export type DeleteConnectionResponse = Message<"oauth2broker.v1.DeleteConnection
  * Use `create(DeleteConnectionResponseSchema)` to create a new message.
  */
 export const DeleteConnectionResponseSchema: GenMessage<DeleteConnectionResponse> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 10);
+  messageDesc(file_oauth2broker_v1_connection_service, 11);
 
 /**
  * The request of WatchConnectionEvents.
@@ -483,7 +535,7 @@ export type WatchConnectionEventsRequest = Message<"oauth2broker.v1.WatchConnect
  * Use `create(WatchConnectionEventsRequestSchema)` to create a new message.
  */
 export const WatchConnectionEventsRequestSchema: GenMessage<WatchConnectionEventsRequest> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 11);
+  messageDesc(file_oauth2broker_v1_connection_service, 12);
 
 /**
  * The response of WatchConnectionEvents: one event.
@@ -504,7 +556,7 @@ export type WatchConnectionEventsResponse = Message<"oauth2broker.v1.WatchConnec
  * Use `create(WatchConnectionEventsResponseSchema)` to create a new message.
  */
 export const WatchConnectionEventsResponseSchema: GenMessage<WatchConnectionEventsResponse> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 12);
+  messageDesc(file_oauth2broker_v1_connection_service, 13);
 
 /**
  * Something that happened to a connection. Delivered at least once: de-duplicate by `id`.
@@ -520,7 +572,9 @@ export type ConnectionEvent = Message<"oauth2broker.v1.ConnectionEvent"> & {
   id: string;
 
   /**
-   * `connection.created`, `connection.refresh_failed`, `connection.needs_reauthorization` or
+   * `connection.created`, `connection.reauthorized` (a reconnect replaced its tokens),
+   * `connection.refresh_failed` (when it starts failing), `connection.recovered` (the first
+   * successful refresh after failures), `connection.needs_reauthorization` or
    * `connection.deleted`.
    *
    * @generated from field: string type = 2;
@@ -582,7 +636,7 @@ export type ConnectionEvent = Message<"oauth2broker.v1.ConnectionEvent"> & {
  * Use `create(ConnectionEventSchema)` to create a new message.
  */
 export const ConnectionEventSchema: GenMessage<ConnectionEvent> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 13);
+  messageDesc(file_oauth2broker_v1_connection_service, 14);
 
 /**
  * Names a stored credential.
@@ -610,7 +664,7 @@ export type CredentialReference = Message<"oauth2broker.v1.CredentialReference">
  * Use `create(CredentialReferenceSchema)` to create a new message.
  */
 export const CredentialReferenceSchema: GenMessage<CredentialReference> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 14);
+  messageDesc(file_oauth2broker_v1_connection_service, 15);
 
 /**
  * The request of InitialiseOAuth2Connection.
@@ -711,7 +765,8 @@ export type InitialiseOAuth2ConnectionRequest = Message<"oauth2broker.v1.Initial
    * Where the browser goes after the callback: this URL with `connection_id=<id>` added on
    * success, or `error=<code>` on failure (the provider's error code, such as `access_denied`, or
    * one of the broker's: `invalid_request`, `credential_changed`, `issuer_mismatch`,
-   * `token_exchange_failed`, `invalid_id_token`, `server_error`). Optional: without it the broker
+   * `token_exchange_failed`, `invalid_id_token`, `account_mismatch` and `connection_not_found`
+   * for a reconnect, `server_error`). Optional: without it the broker
    * shows its own page. It must match one of the organisation's `allowed_return_urls`
    * (OrganisationService): same origin, and a path under the allowed path. At most 2048
    * characters, no fragment.
@@ -741,6 +796,20 @@ export type InitialiseOAuth2ConnectionRequest = Message<"oauth2broker.v1.Initial
    * @generated from field: map<string, string> connection_config = 12;
    */
   connectionConfig: { [key: string]: string };
+
+  /**
+   * Reconnect: re-authorize this existing connection (of the same organisation and credential,
+   * in any status) instead of creating a new one, to repair it or to ask for more scopes. When
+   * the callback completes, the connection keeps its ID; its tokens, scopes, metadata and account
+   * are replaced in one write, it becomes ACTIVE and `connection.reauthorized` is sent. It keeps
+   * its `connection_config` unless the request gives one. Until then
+   * the old tokens keep working; with `end_user_id`, until ConfirmConnection. A different
+   * provider account than the connection's fails with `error=account_mismatch` and changes
+   * nothing. NOT_FOUND when the connection does not exist or belongs to another organisation.
+   *
+   * @generated from field: string connection_id = 13;
+   */
+  connectionId: string;
 };
 
 /**
@@ -748,7 +817,7 @@ export type InitialiseOAuth2ConnectionRequest = Message<"oauth2broker.v1.Initial
  * Use `create(InitialiseOAuth2ConnectionRequestSchema)` to create a new message.
  */
 export const InitialiseOAuth2ConnectionRequestSchema: GenMessage<InitialiseOAuth2ConnectionRequest> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 15);
+  messageDesc(file_oauth2broker_v1_connection_service, 16);
 
 /**
  * The response of InitialiseOAuth2Connection.
@@ -777,7 +846,7 @@ export type InitialiseOAuth2ConnectionResponse = Message<"oauth2broker.v1.Initia
  * Use `create(InitialiseOAuth2ConnectionResponseSchema)` to create a new message.
  */
 export const InitialiseOAuth2ConnectionResponseSchema: GenMessage<InitialiseOAuth2ConnectionResponse> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 16);
+  messageDesc(file_oauth2broker_v1_connection_service, 17);
 
 /**
  * The request of ListConnectionEvents.
@@ -819,7 +888,7 @@ export type ListConnectionEventsRequest = Message<"oauth2broker.v1.ListConnectio
  * Use `create(ListConnectionEventsRequestSchema)` to create a new message.
  */
 export const ListConnectionEventsRequestSchema: GenMessage<ListConnectionEventsRequest> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 17);
+  messageDesc(file_oauth2broker_v1_connection_service, 18);
 
 /**
  * The response of ListConnectionEvents.
@@ -847,7 +916,7 @@ export type ListConnectionEventsResponse = Message<"oauth2broker.v1.ListConnecti
  * Use `create(ListConnectionEventsResponseSchema)` to create a new message.
  */
 export const ListConnectionEventsResponseSchema: GenMessage<ListConnectionEventsResponse> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 18);
+  messageDesc(file_oauth2broker_v1_connection_service, 19);
 
 /**
  * The request of CountConnections.
@@ -868,7 +937,7 @@ export type CountConnectionsRequest = Message<"oauth2broker.v1.CountConnectionsR
  * Use `create(CountConnectionsRequestSchema)` to create a new message.
  */
 export const CountConnectionsRequestSchema: GenMessage<CountConnectionsRequest> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 19);
+  messageDesc(file_oauth2broker_v1_connection_service, 20);
 
 /**
  * How many of an organisation's connections have one status.
@@ -896,7 +965,7 @@ export type ConnectionStatusCount = Message<"oauth2broker.v1.ConnectionStatusCou
  * Use `create(ConnectionStatusCountSchema)` to create a new message.
  */
 export const ConnectionStatusCountSchema: GenMessage<ConnectionStatusCount> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 20);
+  messageDesc(file_oauth2broker_v1_connection_service, 21);
 
 /**
  * The response of CountConnections.
@@ -925,7 +994,7 @@ export type CountConnectionsResponse = Message<"oauth2broker.v1.CountConnections
  * Use `create(CountConnectionsResponseSchema)` to create a new message.
  */
 export const CountConnectionsResponseSchema: GenMessage<CountConnectionsResponse> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 21);
+  messageDesc(file_oauth2broker_v1_connection_service, 22);
 
 /**
  * The state of a connection.
@@ -949,15 +1018,19 @@ export enum ConnectionStatus {
 
   /**
    * The last refresh failed for a transient reason (provider error, timeout). Tokens are kept;
-   * the next GetAccessToken tries again.
+   * the refresh is retried with exponential backoff. After `BROKER_REFRESH_GIVE_UP` of failures
+   * the connection goes to NEEDS_REAUTHORIZATION (`refresh_exhausted`); the first success makes
+   * it ACTIVE again (`connection.recovered`).
    *
    * @generated from enum value: CONNECTION_STATUS_REFRESH_FAILED = 2;
    */
   REFRESH_FAILED = 2,
 
   /**
-   * The provider rejected the refresh token (`invalid_grant`), or the token expired with no way
-   * to refresh it: the end user must connect again.
+   * The provider rejected the refresh token (`invalid_grant`, or `refresh_token_reused` when it
+   * did so after an earlier refresh whose outcome was lost), refreshes kept failing
+   * (`refresh_exhausted`), or the token expired with no way to refresh it: the end user must
+   * connect again (InitialiseOAuth2Connection with `connection_id` repairs it in place).
    *
    * @generated from enum value: CONNECTION_STATUS_NEEDS_REAUTHORIZATION = 3;
    */
@@ -1068,8 +1141,11 @@ export const ConnectionService: GenService<{
    * Returns an access token valid for at least the broker's margin (`BROKER_TOKEN_MIN_VALIDITY`,
    * 60 s by default), refreshing it first when needed. Across all broker instances, one refresh
    * request per expiry reaches the provider; concurrent callers wait for its result.
-   * FAILED_PRECONDITION when the connection needs reauthorization; UNAVAILABLE when a refresh
-   * failed for a transient reason (retried on the next call) or took too long.
+   * FAILED_PRECONDITION when the connection needs reauthorization; UNAVAILABLE when a needed
+   * refresh failed for a transient reason or took too long. A failing connection is retried with
+   * exponential backoff: until its next attempt, a still-valid token is handed out as usual, and a
+   * needed refresh is UNAVAILABLE at once, with a `google.rpc.RetryInfo` detail saying when to
+   * try again, without calling the provider.
    *
    * @generated from rpc oauth2broker.v1.ConnectionService.GetAccessToken
    */

@@ -32,10 +32,14 @@ const (
 	// Usable: GetAccessToken returns a token.
 	ConnectionStatus_CONNECTION_STATUS_ACTIVE ConnectionStatus = 1
 	// The last refresh failed for a transient reason (provider error, timeout). Tokens are kept;
-	// the next GetAccessToken tries again.
+	// the refresh is retried with exponential backoff. After `BROKER_REFRESH_GIVE_UP` of failures
+	// the connection goes to NEEDS_REAUTHORIZATION (`refresh_exhausted`); the first success makes
+	// it ACTIVE again (`connection.recovered`).
 	ConnectionStatus_CONNECTION_STATUS_REFRESH_FAILED ConnectionStatus = 2
-	// The provider rejected the refresh token (`invalid_grant`), or the token expired with no way
-	// to refresh it: the end user must connect again.
+	// The provider rejected the refresh token (`invalid_grant`, or `refresh_token_reused` when it
+	// did so after an earlier refresh whose outcome was lost), refreshes kept failing
+	// (`refresh_exhausted`), or the token expired with no way to refresh it: the end user must
+	// connect again (InitialiseOAuth2Connection with `connection_id` repairs it in place).
 	ConnectionStatus_CONNECTION_STATUS_NEEDS_REAUTHORIZATION ConnectionStatus = 3
 	// Made with `end_user_id` and waiting for ConfirmConnection; unusable until then, and deleted
 	// with its tokens if not confirmed within `BROKER_STATE_TTL`.
@@ -176,9 +180,12 @@ type Connection struct {
 	// names (such as `instance_url`, `team_id`, `realm_id`, `workspace_id`), taken from the token
 	// response and the callback query, plus the `connection_config` the connection was made with.
 	// snake_case keys, one namespace across providers. Never a token.
-	Metadata      map[string]string `protobuf:"bytes,13,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Metadata map[string]string `protobuf:"bytes,13,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The account at the provider this connection belongs to, from the verified ID token or the
+	// provider's userinfo endpoint; unset when the provider did not say.
+	ExternalAccount *ExternalAccount `protobuf:"bytes,14,opt,name=external_account,json=externalAccount,proto3" json:"external_account,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Connection) Reset() {
@@ -302,6 +309,77 @@ func (x *Connection) GetMetadata() map[string]string {
 	return nil
 }
 
+func (x *Connection) GetExternalAccount() *ExternalAccount {
+	if x != nil {
+		return x.ExternalAccount
+	}
+	return nil
+}
+
+// An account at the provider. Fields the provider did not give are empty.
+type ExternalAccount struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account's stable identifier at the provider (the ID token's `sub`).
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Its email address, when the provider gave one.
+	Email string `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
+	// Its display name, when the provider gave one.
+	Name          string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExternalAccount) Reset() {
+	*x = ExternalAccount{}
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExternalAccount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExternalAccount) ProtoMessage() {}
+
+func (x *ExternalAccount) ProtoReflect() protoreflect.Message {
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExternalAccount.ProtoReflect.Descriptor instead.
+func (*ExternalAccount) Descriptor() ([]byte, []int) {
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ExternalAccount) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ExternalAccount) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *ExternalAccount) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
 // The request of GetConnection.
 type GetConnectionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -315,7 +393,7 @@ type GetConnectionRequest struct {
 
 func (x *GetConnectionRequest) Reset() {
 	*x = GetConnectionRequest{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[1]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -327,7 +405,7 @@ func (x *GetConnectionRequest) String() string {
 func (*GetConnectionRequest) ProtoMessage() {}
 
 func (x *GetConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[1]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -340,7 +418,7 @@ func (x *GetConnectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConnectionRequest.ProtoReflect.Descriptor instead.
 func (*GetConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{1}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *GetConnectionRequest) GetOrganisationId() string {
@@ -368,7 +446,7 @@ type GetConnectionResponse struct {
 
 func (x *GetConnectionResponse) Reset() {
 	*x = GetConnectionResponse{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[2]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -380,7 +458,7 @@ func (x *GetConnectionResponse) String() string {
 func (*GetConnectionResponse) ProtoMessage() {}
 
 func (x *GetConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[2]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -393,7 +471,7 @@ func (x *GetConnectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConnectionResponse.ProtoReflect.Descriptor instead.
 func (*GetConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{2}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *GetConnectionResponse) GetConnection() *Connection {
@@ -424,7 +502,7 @@ type ListConnectionsRequest struct {
 
 func (x *ListConnectionsRequest) Reset() {
 	*x = ListConnectionsRequest{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[3]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -436,7 +514,7 @@ func (x *ListConnectionsRequest) String() string {
 func (*ListConnectionsRequest) ProtoMessage() {}
 
 func (x *ListConnectionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[3]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -449,7 +527,7 @@ func (x *ListConnectionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnectionsRequest.ProtoReflect.Descriptor instead.
 func (*ListConnectionsRequest) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{3}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ListConnectionsRequest) GetOrganisationId() string {
@@ -507,7 +585,7 @@ type ListConnectionsResponse struct {
 
 func (x *ListConnectionsResponse) Reset() {
 	*x = ListConnectionsResponse{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[4]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -519,7 +597,7 @@ func (x *ListConnectionsResponse) String() string {
 func (*ListConnectionsResponse) ProtoMessage() {}
 
 func (x *ListConnectionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[4]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -532,7 +610,7 @@ func (x *ListConnectionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnectionsResponse.ProtoReflect.Descriptor instead.
 func (*ListConnectionsResponse) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{4}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ListConnectionsResponse) GetConnections() []*Connection {
@@ -555,14 +633,18 @@ type GetAccessTokenRequest struct {
 	// The organisation that owns the connection.
 	OrganisationId string `protobuf:"bytes,1,opt,name=organisation_id,json=organisationId,proto3" json:"organisation_id,omitempty"`
 	// The connection's `id`.
-	ConnectionId  string `protobuf:"bytes,2,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	ConnectionId string `protobuf:"bytes,2,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	// The provider just refused the current token: refresh now even if it has not expired. Callers
+	// asking at the same time share one refresh, and a connection is force-refreshed at most once
+	// per 10 seconds (later callers within that window get the token that refresh produced).
+	ForceRefresh  bool `protobuf:"varint,3,opt,name=force_refresh,json=forceRefresh,proto3" json:"force_refresh,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetAccessTokenRequest) Reset() {
 	*x = GetAccessTokenRequest{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[5]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -574,7 +656,7 @@ func (x *GetAccessTokenRequest) String() string {
 func (*GetAccessTokenRequest) ProtoMessage() {}
 
 func (x *GetAccessTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[5]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -587,7 +669,7 @@ func (x *GetAccessTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccessTokenRequest.ProtoReflect.Descriptor instead.
 func (*GetAccessTokenRequest) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{5}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetAccessTokenRequest) GetOrganisationId() string {
@@ -602,6 +684,13 @@ func (x *GetAccessTokenRequest) GetConnectionId() string {
 		return x.ConnectionId
 	}
 	return ""
+}
+
+func (x *GetAccessTokenRequest) GetForceRefresh() bool {
+	if x != nil {
+		return x.ForceRefresh
+	}
+	return false
 }
 
 // The response of GetAccessToken.
@@ -622,7 +711,7 @@ type GetAccessTokenResponse struct {
 
 func (x *GetAccessTokenResponse) Reset() {
 	*x = GetAccessTokenResponse{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[6]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -634,7 +723,7 @@ func (x *GetAccessTokenResponse) String() string {
 func (*GetAccessTokenResponse) ProtoMessage() {}
 
 func (x *GetAccessTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[6]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -647,7 +736,7 @@ func (x *GetAccessTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccessTokenResponse.ProtoReflect.Descriptor instead.
 func (*GetAccessTokenResponse) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{6}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetAccessTokenResponse) GetAccessToken() string {
@@ -696,7 +785,7 @@ type ConfirmConnectionRequest struct {
 
 func (x *ConfirmConnectionRequest) Reset() {
 	*x = ConfirmConnectionRequest{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[7]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -708,7 +797,7 @@ func (x *ConfirmConnectionRequest) String() string {
 func (*ConfirmConnectionRequest) ProtoMessage() {}
 
 func (x *ConfirmConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[7]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -721,7 +810,7 @@ func (x *ConfirmConnectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmConnectionRequest.ProtoReflect.Descriptor instead.
 func (*ConfirmConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{7}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ConfirmConnectionRequest) GetOrganisationId() string {
@@ -763,7 +852,7 @@ type ConfirmConnectionResponse struct {
 
 func (x *ConfirmConnectionResponse) Reset() {
 	*x = ConfirmConnectionResponse{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[8]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -775,7 +864,7 @@ func (x *ConfirmConnectionResponse) String() string {
 func (*ConfirmConnectionResponse) ProtoMessage() {}
 
 func (x *ConfirmConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[8]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -788,7 +877,7 @@ func (x *ConfirmConnectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmConnectionResponse.ProtoReflect.Descriptor instead.
 func (*ConfirmConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{8}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ConfirmConnectionResponse) GetConnection() *Connection {
@@ -817,7 +906,7 @@ type DeleteConnectionRequest struct {
 
 func (x *DeleteConnectionRequest) Reset() {
 	*x = DeleteConnectionRequest{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[9]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -829,7 +918,7 @@ func (x *DeleteConnectionRequest) String() string {
 func (*DeleteConnectionRequest) ProtoMessage() {}
 
 func (x *DeleteConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[9]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -842,7 +931,7 @@ func (x *DeleteConnectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConnectionRequest.ProtoReflect.Descriptor instead.
 func (*DeleteConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{9}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DeleteConnectionRequest) GetOrganisationId() string {
@@ -886,7 +975,7 @@ type DeleteConnectionResponse struct {
 
 func (x *DeleteConnectionResponse) Reset() {
 	*x = DeleteConnectionResponse{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[10]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -898,7 +987,7 @@ func (x *DeleteConnectionResponse) String() string {
 func (*DeleteConnectionResponse) ProtoMessage() {}
 
 func (x *DeleteConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[10]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -911,7 +1000,7 @@ func (x *DeleteConnectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConnectionResponse.ProtoReflect.Descriptor instead.
 func (*DeleteConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{10}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DeleteConnectionResponse) GetRevocation() RevocationOutcome {
@@ -939,7 +1028,7 @@ type WatchConnectionEventsRequest struct {
 
 func (x *WatchConnectionEventsRequest) Reset() {
 	*x = WatchConnectionEventsRequest{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[11]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -951,7 +1040,7 @@ func (x *WatchConnectionEventsRequest) String() string {
 func (*WatchConnectionEventsRequest) ProtoMessage() {}
 
 func (x *WatchConnectionEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[11]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -964,7 +1053,7 @@ func (x *WatchConnectionEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchConnectionEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchConnectionEventsRequest) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{11}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *WatchConnectionEventsRequest) GetOrganisationId() string {
@@ -985,7 +1074,7 @@ type WatchConnectionEventsResponse struct {
 
 func (x *WatchConnectionEventsResponse) Reset() {
 	*x = WatchConnectionEventsResponse{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[12]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -997,7 +1086,7 @@ func (x *WatchConnectionEventsResponse) String() string {
 func (*WatchConnectionEventsResponse) ProtoMessage() {}
 
 func (x *WatchConnectionEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[12]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1010,7 +1099,7 @@ func (x *WatchConnectionEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchConnectionEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchConnectionEventsResponse) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{12}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *WatchConnectionEventsResponse) GetEvent() *ConnectionEvent {
@@ -1025,7 +1114,9 @@ type ConnectionEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Unique event identifier (a UUIDv7); the `webhook-id` of its webhook deliveries.
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	// `connection.created`, `connection.refresh_failed`, `connection.needs_reauthorization` or
+	// `connection.created`, `connection.reauthorized` (a reconnect replaced its tokens),
+	// `connection.refresh_failed` (when it starts failing), `connection.recovered` (the first
+	// successful refresh after failures), `connection.needs_reauthorization` or
 	// `connection.deleted`.
 	Type string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
 	// When the change happened.
@@ -1048,7 +1139,7 @@ type ConnectionEvent struct {
 
 func (x *ConnectionEvent) Reset() {
 	*x = ConnectionEvent{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[13]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1060,7 +1151,7 @@ func (x *ConnectionEvent) String() string {
 func (*ConnectionEvent) ProtoMessage() {}
 
 func (x *ConnectionEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[13]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1073,7 +1164,7 @@ func (x *ConnectionEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectionEvent.ProtoReflect.Descriptor instead.
 func (*ConnectionEvent) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{13}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ConnectionEvent) GetId() string {
@@ -1152,7 +1243,7 @@ type CredentialReference struct {
 
 func (x *CredentialReference) Reset() {
 	*x = CredentialReference{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[14]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1164,7 +1255,7 @@ func (x *CredentialReference) String() string {
 func (*CredentialReference) ProtoMessage() {}
 
 func (x *CredentialReference) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[14]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1177,7 +1268,7 @@ func (x *CredentialReference) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CredentialReference.ProtoReflect.Descriptor instead.
 func (*CredentialReference) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{14}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CredentialReference) GetId() string {
@@ -1244,7 +1335,8 @@ type InitialiseOAuth2ConnectionRequest struct {
 	// Where the browser goes after the callback: this URL with `connection_id=<id>` added on
 	// success, or `error=<code>` on failure (the provider's error code, such as `access_denied`, or
 	// one of the broker's: `invalid_request`, `credential_changed`, `issuer_mismatch`,
-	// `token_exchange_failed`, `invalid_id_token`, `server_error`). Optional: without it the broker
+	// `token_exchange_failed`, `invalid_id_token`, `account_mismatch` and `connection_not_found`
+	// for a reconnect, `server_error`). Optional: without it the broker
 	// shows its own page. It must match one of the organisation's `allowed_return_urls`
 	// (OrganisationService): same origin, and a path under the allowed path. At most 2048
 	// characters, no fragment.
@@ -1261,13 +1353,22 @@ type InitialiseOAuth2ConnectionRequest struct {
 	// credential-level keys are refused. The connection keeps them (in its `metadata`), so refresh
 	// and revocation go to the same hosts.
 	ConnectionConfig map[string]string `protobuf:"bytes,12,rep,name=connection_config,json=connectionConfig,proto3" json:"connection_config,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Reconnect: re-authorize this existing connection (of the same organisation and credential,
+	// in any status) instead of creating a new one, to repair it or to ask for more scopes. When
+	// the callback completes, the connection keeps its ID; its tokens, scopes, metadata and account
+	// are replaced in one write, it becomes ACTIVE and `connection.reauthorized` is sent. It keeps
+	// its `connection_config` unless the request gives one. Until then
+	// the old tokens keep working; with `end_user_id`, until ConfirmConnection. A different
+	// provider account than the connection's fails with `error=account_mismatch` and changes
+	// nothing. NOT_FOUND when the connection does not exist or belongs to another organisation.
+	ConnectionId  string `protobuf:"bytes,13,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *InitialiseOAuth2ConnectionRequest) Reset() {
 	*x = InitialiseOAuth2ConnectionRequest{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[15]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1279,7 +1380,7 @@ func (x *InitialiseOAuth2ConnectionRequest) String() string {
 func (*InitialiseOAuth2ConnectionRequest) ProtoMessage() {}
 
 func (x *InitialiseOAuth2ConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[15]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1292,7 +1393,7 @@ func (x *InitialiseOAuth2ConnectionRequest) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use InitialiseOAuth2ConnectionRequest.ProtoReflect.Descriptor instead.
 func (*InitialiseOAuth2ConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{15}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *InitialiseOAuth2ConnectionRequest) GetOrganisationId() string {
@@ -1379,6 +1480,13 @@ func (x *InitialiseOAuth2ConnectionRequest) GetConnectionConfig() map[string]str
 	return nil
 }
 
+func (x *InitialiseOAuth2ConnectionRequest) GetConnectionId() string {
+	if x != nil {
+		return x.ConnectionId
+	}
+	return ""
+}
+
 // The response of InitialiseOAuth2Connection.
 type InitialiseOAuth2ConnectionResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1393,7 +1501,7 @@ type InitialiseOAuth2ConnectionResponse struct {
 
 func (x *InitialiseOAuth2ConnectionResponse) Reset() {
 	*x = InitialiseOAuth2ConnectionResponse{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[16]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1405,7 +1513,7 @@ func (x *InitialiseOAuth2ConnectionResponse) String() string {
 func (*InitialiseOAuth2ConnectionResponse) ProtoMessage() {}
 
 func (x *InitialiseOAuth2ConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[16]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1418,7 +1526,7 @@ func (x *InitialiseOAuth2ConnectionResponse) ProtoReflect() protoreflect.Message
 
 // Deprecated: Use InitialiseOAuth2ConnectionResponse.ProtoReflect.Descriptor instead.
 func (*InitialiseOAuth2ConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{16}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *InitialiseOAuth2ConnectionResponse) GetUrl() string {
@@ -1452,7 +1560,7 @@ type ListConnectionEventsRequest struct {
 
 func (x *ListConnectionEventsRequest) Reset() {
 	*x = ListConnectionEventsRequest{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[17]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1464,7 +1572,7 @@ func (x *ListConnectionEventsRequest) String() string {
 func (*ListConnectionEventsRequest) ProtoMessage() {}
 
 func (x *ListConnectionEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[17]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1477,7 +1585,7 @@ func (x *ListConnectionEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnectionEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListConnectionEventsRequest) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{17}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListConnectionEventsRequest) GetOrganisationId() string {
@@ -1521,7 +1629,7 @@ type ListConnectionEventsResponse struct {
 
 func (x *ListConnectionEventsResponse) Reset() {
 	*x = ListConnectionEventsResponse{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[18]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1533,7 +1641,7 @@ func (x *ListConnectionEventsResponse) String() string {
 func (*ListConnectionEventsResponse) ProtoMessage() {}
 
 func (x *ListConnectionEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[18]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1546,7 +1654,7 @@ func (x *ListConnectionEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnectionEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListConnectionEventsResponse) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{18}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListConnectionEventsResponse) GetEvents() []*ConnectionEvent {
@@ -1574,7 +1682,7 @@ type CountConnectionsRequest struct {
 
 func (x *CountConnectionsRequest) Reset() {
 	*x = CountConnectionsRequest{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[19]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1586,7 +1694,7 @@ func (x *CountConnectionsRequest) String() string {
 func (*CountConnectionsRequest) ProtoMessage() {}
 
 func (x *CountConnectionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[19]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1599,7 +1707,7 @@ func (x *CountConnectionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountConnectionsRequest.ProtoReflect.Descriptor instead.
 func (*CountConnectionsRequest) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{19}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CountConnectionsRequest) GetOrganisationId() string {
@@ -1622,7 +1730,7 @@ type ConnectionStatusCount struct {
 
 func (x *ConnectionStatusCount) Reset() {
 	*x = ConnectionStatusCount{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[20]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1634,7 +1742,7 @@ func (x *ConnectionStatusCount) String() string {
 func (*ConnectionStatusCount) ProtoMessage() {}
 
 func (x *ConnectionStatusCount) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[20]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1647,7 +1755,7 @@ func (x *ConnectionStatusCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectionStatusCount.ProtoReflect.Descriptor instead.
 func (*ConnectionStatusCount) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{20}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ConnectionStatusCount) GetStatus() ConnectionStatus {
@@ -1678,7 +1786,7 @@ type CountConnectionsResponse struct {
 
 func (x *CountConnectionsResponse) Reset() {
 	*x = CountConnectionsResponse{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[21]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1690,7 +1798,7 @@ func (x *CountConnectionsResponse) String() string {
 func (*CountConnectionsResponse) ProtoMessage() {}
 
 func (x *CountConnectionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[21]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1703,7 +1811,7 @@ func (x *CountConnectionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountConnectionsResponse.ProtoReflect.Descriptor instead.
 func (*CountConnectionsResponse) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{21}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CountConnectionsResponse) GetCounts() []*ConnectionStatusCount {
@@ -1724,7 +1832,7 @@ var File_oauth2broker_v1_connection_service_proto protoreflect.FileDescriptor
 
 const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"\n" +
-	"(oauth2broker/v1/connection_service.proto\x12\x0foauth2broker.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa3\x05\n" +
+	"(oauth2broker/v1/connection_service.proto\x12\x0foauth2broker.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf0\x05\n" +
 	"\n" +
 	"Connection\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
@@ -1743,10 +1851,15 @@ const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12E\n" +
-	"\bmetadata\x18\r \x03(\v2).oauth2broker.v1.Connection.MetadataEntryR\bmetadata\x1a;\n" +
+	"\bmetadata\x18\r \x03(\v2).oauth2broker.v1.Connection.MetadataEntryR\bmetadata\x12K\n" +
+	"\x10external_account\x18\x0e \x01(\v2 .oauth2broker.v1.ExternalAccountR\x0fexternalAccount\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"O\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"K\n" +
+	"\x0fExternalAccount\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05email\x18\x02 \x01(\tR\x05email\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\"O\n" +
 	"\x14GetConnectionRequest\x12'\n" +
 	"\x0forganisation_id\x18\x01 \x01(\tR\x0eorganisationId\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\"T\n" +
@@ -1764,10 +1877,11 @@ const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"page_token\x18\x06 \x01(\tR\tpageToken\"\x80\x01\n" +
 	"\x17ListConnectionsResponse\x12=\n" +
 	"\vconnections\x18\x01 \x03(\v2\x1b.oauth2broker.v1.ConnectionR\vconnections\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"e\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x8a\x01\n" +
 	"\x15GetAccessTokenRequest\x12'\n" +
 	"\x0forganisation_id\x18\x01 \x01(\tR\x0eorganisationId\x12#\n" +
-	"\rconnection_id\x18\x02 \x01(\tR\fconnectionId\"\xa7\x02\n" +
+	"\rconnection_id\x18\x02 \x01(\tR\fconnectionId\x12#\n" +
+	"\rforce_refresh\x18\x03 \x01(\bR\fforceRefresh\"\xa7\x02\n" +
 	"\x16GetAccessTokenResponse\x12!\n" +
 	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12\x1d\n" +
 	"\n" +
@@ -1814,7 +1928,7 @@ const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"\rstatus_reason\x18\t \x01(\tR\fstatusReason\"N\n" +
 	"\x13CredentialReference\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
-	"\x0forganisation_id\x18\x02 \x01(\tR\x0eorganisationId\"\x95\x05\n" +
+	"\x0forganisation_id\x18\x02 \x01(\tR\x0eorganisationId\"\xba\x05\n" +
 	"!InitialiseOAuth2ConnectionRequest\x12'\n" +
 	"\x0forganisation_id\x18\x01 \x01(\tR\x0eorganisationId\x12!\n" +
 	"\fconnector_id\x18\x02 \x01(\tR\vconnectorId\x12D\n" +
@@ -1831,7 +1945,8 @@ const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"return_url\x18\n" +
 	" \x01(\tR\treturnUrl\x12\x1e\n" +
 	"\vend_user_id\x18\v \x01(\tR\tendUserId\x12u\n" +
-	"\x11connection_config\x18\f \x03(\v2H.oauth2broker.v1.InitialiseOAuth2ConnectionRequest.ConnectionConfigEntryR\x10connectionConfig\x1aC\n" +
+	"\x11connection_config\x18\f \x03(\v2H.oauth2broker.v1.InitialiseOAuth2ConnectionRequest.ConnectionConfigEntryR\x10connectionConfig\x12#\n" +
+	"\rconnection_id\x18\r \x01(\tR\fconnectionId\x1aC\n" +
 	"\x15ConnectionConfigEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\t\n" +
@@ -1895,84 +2010,86 @@ func file_oauth2broker_v1_connection_service_proto_rawDescGZIP() []byte {
 }
 
 var file_oauth2broker_v1_connection_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_oauth2broker_v1_connection_service_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_oauth2broker_v1_connection_service_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_oauth2broker_v1_connection_service_proto_goTypes = []any{
 	(ConnectionStatus)(0),                      // 0: oauth2broker.v1.ConnectionStatus
 	(RevocationOutcome)(0),                     // 1: oauth2broker.v1.RevocationOutcome
 	(*Connection)(nil),                         // 2: oauth2broker.v1.Connection
-	(*GetConnectionRequest)(nil),               // 3: oauth2broker.v1.GetConnectionRequest
-	(*GetConnectionResponse)(nil),              // 4: oauth2broker.v1.GetConnectionResponse
-	(*ListConnectionsRequest)(nil),             // 5: oauth2broker.v1.ListConnectionsRequest
-	(*ListConnectionsResponse)(nil),            // 6: oauth2broker.v1.ListConnectionsResponse
-	(*GetAccessTokenRequest)(nil),              // 7: oauth2broker.v1.GetAccessTokenRequest
-	(*GetAccessTokenResponse)(nil),             // 8: oauth2broker.v1.GetAccessTokenResponse
-	(*ConfirmConnectionRequest)(nil),           // 9: oauth2broker.v1.ConfirmConnectionRequest
-	(*ConfirmConnectionResponse)(nil),          // 10: oauth2broker.v1.ConfirmConnectionResponse
-	(*DeleteConnectionRequest)(nil),            // 11: oauth2broker.v1.DeleteConnectionRequest
-	(*DeleteConnectionResponse)(nil),           // 12: oauth2broker.v1.DeleteConnectionResponse
-	(*WatchConnectionEventsRequest)(nil),       // 13: oauth2broker.v1.WatchConnectionEventsRequest
-	(*WatchConnectionEventsResponse)(nil),      // 14: oauth2broker.v1.WatchConnectionEventsResponse
-	(*ConnectionEvent)(nil),                    // 15: oauth2broker.v1.ConnectionEvent
-	(*CredentialReference)(nil),                // 16: oauth2broker.v1.CredentialReference
-	(*InitialiseOAuth2ConnectionRequest)(nil),  // 17: oauth2broker.v1.InitialiseOAuth2ConnectionRequest
-	(*InitialiseOAuth2ConnectionResponse)(nil), // 18: oauth2broker.v1.InitialiseOAuth2ConnectionResponse
-	(*ListConnectionEventsRequest)(nil),        // 19: oauth2broker.v1.ListConnectionEventsRequest
-	(*ListConnectionEventsResponse)(nil),       // 20: oauth2broker.v1.ListConnectionEventsResponse
-	(*CountConnectionsRequest)(nil),            // 21: oauth2broker.v1.CountConnectionsRequest
-	(*ConnectionStatusCount)(nil),              // 22: oauth2broker.v1.ConnectionStatusCount
-	(*CountConnectionsResponse)(nil),           // 23: oauth2broker.v1.CountConnectionsResponse
-	nil,                                        // 24: oauth2broker.v1.Connection.MetadataEntry
-	nil,                                        // 25: oauth2broker.v1.GetAccessTokenResponse.MetadataEntry
-	nil,                                        // 26: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.ConnectionConfigEntry
-	nil,                                        // 27: oauth2broker.v1.CountConnectionsResponse.FailingConnectionsByCredentialEntry
-	(*timestamppb.Timestamp)(nil),              // 28: google.protobuf.Timestamp
+	(*ExternalAccount)(nil),                    // 3: oauth2broker.v1.ExternalAccount
+	(*GetConnectionRequest)(nil),               // 4: oauth2broker.v1.GetConnectionRequest
+	(*GetConnectionResponse)(nil),              // 5: oauth2broker.v1.GetConnectionResponse
+	(*ListConnectionsRequest)(nil),             // 6: oauth2broker.v1.ListConnectionsRequest
+	(*ListConnectionsResponse)(nil),            // 7: oauth2broker.v1.ListConnectionsResponse
+	(*GetAccessTokenRequest)(nil),              // 8: oauth2broker.v1.GetAccessTokenRequest
+	(*GetAccessTokenResponse)(nil),             // 9: oauth2broker.v1.GetAccessTokenResponse
+	(*ConfirmConnectionRequest)(nil),           // 10: oauth2broker.v1.ConfirmConnectionRequest
+	(*ConfirmConnectionResponse)(nil),          // 11: oauth2broker.v1.ConfirmConnectionResponse
+	(*DeleteConnectionRequest)(nil),            // 12: oauth2broker.v1.DeleteConnectionRequest
+	(*DeleteConnectionResponse)(nil),           // 13: oauth2broker.v1.DeleteConnectionResponse
+	(*WatchConnectionEventsRequest)(nil),       // 14: oauth2broker.v1.WatchConnectionEventsRequest
+	(*WatchConnectionEventsResponse)(nil),      // 15: oauth2broker.v1.WatchConnectionEventsResponse
+	(*ConnectionEvent)(nil),                    // 16: oauth2broker.v1.ConnectionEvent
+	(*CredentialReference)(nil),                // 17: oauth2broker.v1.CredentialReference
+	(*InitialiseOAuth2ConnectionRequest)(nil),  // 18: oauth2broker.v1.InitialiseOAuth2ConnectionRequest
+	(*InitialiseOAuth2ConnectionResponse)(nil), // 19: oauth2broker.v1.InitialiseOAuth2ConnectionResponse
+	(*ListConnectionEventsRequest)(nil),        // 20: oauth2broker.v1.ListConnectionEventsRequest
+	(*ListConnectionEventsResponse)(nil),       // 21: oauth2broker.v1.ListConnectionEventsResponse
+	(*CountConnectionsRequest)(nil),            // 22: oauth2broker.v1.CountConnectionsRequest
+	(*ConnectionStatusCount)(nil),              // 23: oauth2broker.v1.ConnectionStatusCount
+	(*CountConnectionsResponse)(nil),           // 24: oauth2broker.v1.CountConnectionsResponse
+	nil,                                        // 25: oauth2broker.v1.Connection.MetadataEntry
+	nil,                                        // 26: oauth2broker.v1.GetAccessTokenResponse.MetadataEntry
+	nil,                                        // 27: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.ConnectionConfigEntry
+	nil,                                        // 28: oauth2broker.v1.CountConnectionsResponse.FailingConnectionsByCredentialEntry
+	(*timestamppb.Timestamp)(nil),              // 29: google.protobuf.Timestamp
 }
 var file_oauth2broker_v1_connection_service_proto_depIdxs = []int32{
 	0,  // 0: oauth2broker.v1.Connection.status:type_name -> oauth2broker.v1.ConnectionStatus
-	28, // 1: oauth2broker.v1.Connection.access_token_expire_time:type_name -> google.protobuf.Timestamp
-	28, // 2: oauth2broker.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
-	28, // 3: oauth2broker.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
-	24, // 4: oauth2broker.v1.Connection.metadata:type_name -> oauth2broker.v1.Connection.MetadataEntry
-	2,  // 5: oauth2broker.v1.GetConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
-	0,  // 6: oauth2broker.v1.ListConnectionsRequest.status:type_name -> oauth2broker.v1.ConnectionStatus
-	2,  // 7: oauth2broker.v1.ListConnectionsResponse.connections:type_name -> oauth2broker.v1.Connection
-	28, // 8: oauth2broker.v1.GetAccessTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
-	25, // 9: oauth2broker.v1.GetAccessTokenResponse.metadata:type_name -> oauth2broker.v1.GetAccessTokenResponse.MetadataEntry
-	2,  // 10: oauth2broker.v1.ConfirmConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
-	1,  // 11: oauth2broker.v1.DeleteConnectionResponse.revocation:type_name -> oauth2broker.v1.RevocationOutcome
-	15, // 12: oauth2broker.v1.WatchConnectionEventsResponse.event:type_name -> oauth2broker.v1.ConnectionEvent
-	28, // 13: oauth2broker.v1.ConnectionEvent.create_time:type_name -> google.protobuf.Timestamp
-	0,  // 14: oauth2broker.v1.ConnectionEvent.status:type_name -> oauth2broker.v1.ConnectionStatus
-	16, // 15: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.credential:type_name -> oauth2broker.v1.CredentialReference
-	26, // 16: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.connection_config:type_name -> oauth2broker.v1.InitialiseOAuth2ConnectionRequest.ConnectionConfigEntry
-	28, // 17: oauth2broker.v1.InitialiseOAuth2ConnectionResponse.expire_time:type_name -> google.protobuf.Timestamp
-	15, // 18: oauth2broker.v1.ListConnectionEventsResponse.events:type_name -> oauth2broker.v1.ConnectionEvent
-	0,  // 19: oauth2broker.v1.ConnectionStatusCount.status:type_name -> oauth2broker.v1.ConnectionStatus
-	22, // 20: oauth2broker.v1.CountConnectionsResponse.counts:type_name -> oauth2broker.v1.ConnectionStatusCount
-	27, // 21: oauth2broker.v1.CountConnectionsResponse.failing_connections_by_credential:type_name -> oauth2broker.v1.CountConnectionsResponse.FailingConnectionsByCredentialEntry
-	17, // 22: oauth2broker.v1.ConnectionService.InitialiseOAuth2Connection:input_type -> oauth2broker.v1.InitialiseOAuth2ConnectionRequest
-	3,  // 23: oauth2broker.v1.ConnectionService.GetConnection:input_type -> oauth2broker.v1.GetConnectionRequest
-	5,  // 24: oauth2broker.v1.ConnectionService.ListConnections:input_type -> oauth2broker.v1.ListConnectionsRequest
-	7,  // 25: oauth2broker.v1.ConnectionService.GetAccessToken:input_type -> oauth2broker.v1.GetAccessTokenRequest
-	9,  // 26: oauth2broker.v1.ConnectionService.ConfirmConnection:input_type -> oauth2broker.v1.ConfirmConnectionRequest
-	11, // 27: oauth2broker.v1.ConnectionService.DeleteConnection:input_type -> oauth2broker.v1.DeleteConnectionRequest
-	13, // 28: oauth2broker.v1.ConnectionService.WatchConnectionEvents:input_type -> oauth2broker.v1.WatchConnectionEventsRequest
-	19, // 29: oauth2broker.v1.ConnectionService.ListConnectionEvents:input_type -> oauth2broker.v1.ListConnectionEventsRequest
-	21, // 30: oauth2broker.v1.ConnectionService.CountConnections:input_type -> oauth2broker.v1.CountConnectionsRequest
-	18, // 31: oauth2broker.v1.ConnectionService.InitialiseOAuth2Connection:output_type -> oauth2broker.v1.InitialiseOAuth2ConnectionResponse
-	4,  // 32: oauth2broker.v1.ConnectionService.GetConnection:output_type -> oauth2broker.v1.GetConnectionResponse
-	6,  // 33: oauth2broker.v1.ConnectionService.ListConnections:output_type -> oauth2broker.v1.ListConnectionsResponse
-	8,  // 34: oauth2broker.v1.ConnectionService.GetAccessToken:output_type -> oauth2broker.v1.GetAccessTokenResponse
-	10, // 35: oauth2broker.v1.ConnectionService.ConfirmConnection:output_type -> oauth2broker.v1.ConfirmConnectionResponse
-	12, // 36: oauth2broker.v1.ConnectionService.DeleteConnection:output_type -> oauth2broker.v1.DeleteConnectionResponse
-	14, // 37: oauth2broker.v1.ConnectionService.WatchConnectionEvents:output_type -> oauth2broker.v1.WatchConnectionEventsResponse
-	20, // 38: oauth2broker.v1.ConnectionService.ListConnectionEvents:output_type -> oauth2broker.v1.ListConnectionEventsResponse
-	23, // 39: oauth2broker.v1.ConnectionService.CountConnections:output_type -> oauth2broker.v1.CountConnectionsResponse
-	31, // [31:40] is the sub-list for method output_type
-	22, // [22:31] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	29, // 1: oauth2broker.v1.Connection.access_token_expire_time:type_name -> google.protobuf.Timestamp
+	29, // 2: oauth2broker.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
+	29, // 3: oauth2broker.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
+	25, // 4: oauth2broker.v1.Connection.metadata:type_name -> oauth2broker.v1.Connection.MetadataEntry
+	3,  // 5: oauth2broker.v1.Connection.external_account:type_name -> oauth2broker.v1.ExternalAccount
+	2,  // 6: oauth2broker.v1.GetConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
+	0,  // 7: oauth2broker.v1.ListConnectionsRequest.status:type_name -> oauth2broker.v1.ConnectionStatus
+	2,  // 8: oauth2broker.v1.ListConnectionsResponse.connections:type_name -> oauth2broker.v1.Connection
+	29, // 9: oauth2broker.v1.GetAccessTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	26, // 10: oauth2broker.v1.GetAccessTokenResponse.metadata:type_name -> oauth2broker.v1.GetAccessTokenResponse.MetadataEntry
+	2,  // 11: oauth2broker.v1.ConfirmConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
+	1,  // 12: oauth2broker.v1.DeleteConnectionResponse.revocation:type_name -> oauth2broker.v1.RevocationOutcome
+	16, // 13: oauth2broker.v1.WatchConnectionEventsResponse.event:type_name -> oauth2broker.v1.ConnectionEvent
+	29, // 14: oauth2broker.v1.ConnectionEvent.create_time:type_name -> google.protobuf.Timestamp
+	0,  // 15: oauth2broker.v1.ConnectionEvent.status:type_name -> oauth2broker.v1.ConnectionStatus
+	17, // 16: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.credential:type_name -> oauth2broker.v1.CredentialReference
+	27, // 17: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.connection_config:type_name -> oauth2broker.v1.InitialiseOAuth2ConnectionRequest.ConnectionConfigEntry
+	29, // 18: oauth2broker.v1.InitialiseOAuth2ConnectionResponse.expire_time:type_name -> google.protobuf.Timestamp
+	16, // 19: oauth2broker.v1.ListConnectionEventsResponse.events:type_name -> oauth2broker.v1.ConnectionEvent
+	0,  // 20: oauth2broker.v1.ConnectionStatusCount.status:type_name -> oauth2broker.v1.ConnectionStatus
+	23, // 21: oauth2broker.v1.CountConnectionsResponse.counts:type_name -> oauth2broker.v1.ConnectionStatusCount
+	28, // 22: oauth2broker.v1.CountConnectionsResponse.failing_connections_by_credential:type_name -> oauth2broker.v1.CountConnectionsResponse.FailingConnectionsByCredentialEntry
+	18, // 23: oauth2broker.v1.ConnectionService.InitialiseOAuth2Connection:input_type -> oauth2broker.v1.InitialiseOAuth2ConnectionRequest
+	4,  // 24: oauth2broker.v1.ConnectionService.GetConnection:input_type -> oauth2broker.v1.GetConnectionRequest
+	6,  // 25: oauth2broker.v1.ConnectionService.ListConnections:input_type -> oauth2broker.v1.ListConnectionsRequest
+	8,  // 26: oauth2broker.v1.ConnectionService.GetAccessToken:input_type -> oauth2broker.v1.GetAccessTokenRequest
+	10, // 27: oauth2broker.v1.ConnectionService.ConfirmConnection:input_type -> oauth2broker.v1.ConfirmConnectionRequest
+	12, // 28: oauth2broker.v1.ConnectionService.DeleteConnection:input_type -> oauth2broker.v1.DeleteConnectionRequest
+	14, // 29: oauth2broker.v1.ConnectionService.WatchConnectionEvents:input_type -> oauth2broker.v1.WatchConnectionEventsRequest
+	20, // 30: oauth2broker.v1.ConnectionService.ListConnectionEvents:input_type -> oauth2broker.v1.ListConnectionEventsRequest
+	22, // 31: oauth2broker.v1.ConnectionService.CountConnections:input_type -> oauth2broker.v1.CountConnectionsRequest
+	19, // 32: oauth2broker.v1.ConnectionService.InitialiseOAuth2Connection:output_type -> oauth2broker.v1.InitialiseOAuth2ConnectionResponse
+	5,  // 33: oauth2broker.v1.ConnectionService.GetConnection:output_type -> oauth2broker.v1.GetConnectionResponse
+	7,  // 34: oauth2broker.v1.ConnectionService.ListConnections:output_type -> oauth2broker.v1.ListConnectionsResponse
+	9,  // 35: oauth2broker.v1.ConnectionService.GetAccessToken:output_type -> oauth2broker.v1.GetAccessTokenResponse
+	11, // 36: oauth2broker.v1.ConnectionService.ConfirmConnection:output_type -> oauth2broker.v1.ConfirmConnectionResponse
+	13, // 37: oauth2broker.v1.ConnectionService.DeleteConnection:output_type -> oauth2broker.v1.DeleteConnectionResponse
+	15, // 38: oauth2broker.v1.ConnectionService.WatchConnectionEvents:output_type -> oauth2broker.v1.WatchConnectionEventsResponse
+	21, // 39: oauth2broker.v1.ConnectionService.ListConnectionEvents:output_type -> oauth2broker.v1.ListConnectionEventsResponse
+	24, // 40: oauth2broker.v1.ConnectionService.CountConnections:output_type -> oauth2broker.v1.CountConnectionsResponse
+	32, // [32:41] is the sub-list for method output_type
+	23, // [23:32] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_oauth2broker_v1_connection_service_proto_init() }
@@ -1980,14 +2097,14 @@ func file_oauth2broker_v1_connection_service_proto_init() {
 	if File_oauth2broker_v1_connection_service_proto != nil {
 		return
 	}
-	file_oauth2broker_v1_connection_service_proto_msgTypes[15].OneofWrappers = []any{}
+	file_oauth2broker_v1_connection_service_proto_msgTypes[16].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_oauth2broker_v1_connection_service_proto_rawDesc), len(file_oauth2broker_v1_connection_service_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   26,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

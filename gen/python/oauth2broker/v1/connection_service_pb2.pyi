@@ -36,7 +36,7 @@ REVOCATION_OUTCOME_FAILED: RevocationOutcome
 REVOCATION_OUTCOME_NOT_SUPPORTED: RevocationOutcome
 
 class Connection(_message.Message):
-    __slots__ = ("id", "organisation_id", "connector_id", "credential_id", "status", "status_reason", "scopes", "token_type", "access_token_expire_time", "has_refresh_token", "create_time", "update_time", "metadata")
+    __slots__ = ("id", "organisation_id", "connector_id", "credential_id", "status", "status_reason", "scopes", "token_type", "access_token_expire_time", "has_refresh_token", "create_time", "update_time", "metadata", "external_account")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -57,6 +57,7 @@ class Connection(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     id: str
     organisation_id: str
     connector_id: str
@@ -70,7 +71,18 @@ class Connection(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
     metadata: _containers.ScalarMap[str, str]
-    def __init__(self, id: _Optional[str] = ..., organisation_id: _Optional[str] = ..., connector_id: _Optional[str] = ..., credential_id: _Optional[str] = ..., status: _Optional[_Union[ConnectionStatus, str]] = ..., status_reason: _Optional[str] = ..., scopes: _Optional[_Iterable[str]] = ..., token_type: _Optional[str] = ..., access_token_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., has_refresh_token: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    external_account: ExternalAccount
+    def __init__(self, id: _Optional[str] = ..., organisation_id: _Optional[str] = ..., connector_id: _Optional[str] = ..., credential_id: _Optional[str] = ..., status: _Optional[_Union[ConnectionStatus, str]] = ..., status_reason: _Optional[str] = ..., scopes: _Optional[_Iterable[str]] = ..., token_type: _Optional[str] = ..., access_token_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., has_refresh_token: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., external_account: _Optional[_Union[ExternalAccount, _Mapping]] = ...) -> None: ...
+
+class ExternalAccount(_message.Message):
+    __slots__ = ("id", "email", "name")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    EMAIL_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    email: str
+    name: str
+    def __init__(self, id: _Optional[str] = ..., email: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
 
 class GetConnectionRequest(_message.Message):
     __slots__ = ("organisation_id", "id")
@@ -111,12 +123,14 @@ class ListConnectionsResponse(_message.Message):
     def __init__(self, connections: _Optional[_Iterable[_Union[Connection, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class GetAccessTokenRequest(_message.Message):
-    __slots__ = ("organisation_id", "connection_id")
+    __slots__ = ("organisation_id", "connection_id", "force_refresh")
     ORGANISATION_ID_FIELD_NUMBER: _ClassVar[int]
     CONNECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    FORCE_REFRESH_FIELD_NUMBER: _ClassVar[int]
     organisation_id: str
     connection_id: str
-    def __init__(self, organisation_id: _Optional[str] = ..., connection_id: _Optional[str] = ...) -> None: ...
+    force_refresh: bool
+    def __init__(self, organisation_id: _Optional[str] = ..., connection_id: _Optional[str] = ..., force_refresh: _Optional[bool] = ...) -> None: ...
 
 class GetAccessTokenResponse(_message.Message):
     __slots__ = ("access_token", "token_type", "expire_time", "metadata")
@@ -218,7 +232,7 @@ class CredentialReference(_message.Message):
     def __init__(self, id: _Optional[str] = ..., organisation_id: _Optional[str] = ...) -> None: ...
 
 class InitialiseOAuth2ConnectionRequest(_message.Message):
-    __slots__ = ("organisation_id", "connector_id", "credential", "authorize_url", "client_id", "scopes", "disable_offline_access", "prompt", "additional_params", "return_url", "end_user_id", "connection_config")
+    __slots__ = ("organisation_id", "connector_id", "credential", "authorize_url", "client_id", "scopes", "disable_offline_access", "prompt", "additional_params", "return_url", "end_user_id", "connection_config", "connection_id")
     class ConnectionConfigEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -238,6 +252,7 @@ class InitialiseOAuth2ConnectionRequest(_message.Message):
     RETURN_URL_FIELD_NUMBER: _ClassVar[int]
     END_USER_ID_FIELD_NUMBER: _ClassVar[int]
     CONNECTION_CONFIG_FIELD_NUMBER: _ClassVar[int]
+    CONNECTION_ID_FIELD_NUMBER: _ClassVar[int]
     organisation_id: str
     connector_id: str
     credential: CredentialReference
@@ -250,7 +265,8 @@ class InitialiseOAuth2ConnectionRequest(_message.Message):
     return_url: str
     end_user_id: str
     connection_config: _containers.ScalarMap[str, str]
-    def __init__(self, organisation_id: _Optional[str] = ..., connector_id: _Optional[str] = ..., credential: _Optional[_Union[CredentialReference, _Mapping]] = ..., authorize_url: _Optional[str] = ..., client_id: _Optional[str] = ..., scopes: _Optional[_Iterable[str]] = ..., disable_offline_access: _Optional[bool] = ..., prompt: _Optional[str] = ..., additional_params: _Optional[str] = ..., return_url: _Optional[str] = ..., end_user_id: _Optional[str] = ..., connection_config: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    connection_id: str
+    def __init__(self, organisation_id: _Optional[str] = ..., connector_id: _Optional[str] = ..., credential: _Optional[_Union[CredentialReference, _Mapping]] = ..., authorize_url: _Optional[str] = ..., client_id: _Optional[str] = ..., scopes: _Optional[_Iterable[str]] = ..., disable_offline_access: _Optional[bool] = ..., prompt: _Optional[str] = ..., additional_params: _Optional[str] = ..., return_url: _Optional[str] = ..., end_user_id: _Optional[str] = ..., connection_config: _Optional[_Mapping[str, str]] = ..., connection_id: _Optional[str] = ...) -> None: ...
 
 class InitialiseOAuth2ConnectionResponse(_message.Message):
     __slots__ = ("url", "expire_time")

@@ -121,8 +121,11 @@ class ConnectionServiceServicer:
         """Returns an access token valid for at least the broker's margin (`BROKER_TOKEN_MIN_VALIDITY`,
         60 s by default), refreshing it first when needed. Across all broker instances, one refresh
         request per expiry reaches the provider; concurrent callers wait for its result.
-        FAILED_PRECONDITION when the connection needs reauthorization; UNAVAILABLE when a refresh
-        failed for a transient reason (retried on the next call) or took too long.
+        FAILED_PRECONDITION when the connection needs reauthorization; UNAVAILABLE when a needed
+        refresh failed for a transient reason or took too long. A failing connection is retried with
+        exponential backoff: until its next attempt, a still-valid token is handed out as usual, and a
+        needed refresh is UNAVAILABLE at once, with a `google.rpc.RetryInfo` detail saying when to
+        try again, without calling the provider.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

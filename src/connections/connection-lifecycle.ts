@@ -1,0 +1,519 @@
+import { hash, randomBytes, timingSafeEqual } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import { v7 as uuidv7 } from "uuid";
+import type { SecretBox } from "../crypto/secret-box.js";
+import { newEvent } from "../events/connection-events.js";
+import type { ExternalAccount } from "../oauth/external-account.js";
+import { hashState } from "../oauth/state.js";
+import { RevocationError, revokeToken } from "../oauth/token-exchange.js";
+import type { TokenSet } from "../oauth/token-response.js";
+import { OutboundError } from "../outbound/bounded-fetch.js";
+import type { ConnectionDocument, ConnectionStore, HeldGrant, PendingEvent, StoredGrant } from "../store/connections.js";
+import type { CredentialDocument, CredentialStore } from "../store/credentials.js";
+import type { Lease, LeaseStore } from "../store/leases.js";
+import { ConnectionError, connectionNotFound, needsReauthorization, refreshFailed } from "./connection-errors.js";
+import { type ProviderCatalog, profileFor } from "../providers/catalog.js";
+import { type ConnectionEndpoints, connectionSecretContext, connectionTokenClient, endpointsOf } from "./secrets.js";
+
+export interface ConnectionLifecycleDeps {
+  connections: ConnectionStore;
+  credentials: CredentialStore;
+  leases: LeaseStore;
+  secretBox: SecretBox;
+  /** The bounded fetch for provider calls (revocation). */
+  fetch: typeof fetch;
+  providers: ProviderCatalog;
+  /** The provider-call timeout: a lease outlasts it (see `leaseMs`). */
+  requestTimeoutMs: number;
+  /** How long a grant bound to an end user waits for ConfirmConnection. */
+  confirmationTtlMs: number;
+  /** Refresh backoff: the first retry waits `retryMinMs`, doubling up to `retryMaxMs`. */
+  retryMinMs: number;
+  retryMaxMs: number;
+  /** Failing refreshes for longer than this put the connection in NEEDS_REAUTHORIZATION. */
+  giveUpMs: number;
+  /** Called after a change that recorded an event, so the relay publishes it now. */
+  onEvent: (connectionId: string) => void;
+}
+
+/** What a completed authorization (a callback) brings. */
+export interface Grant {
+  organisationId: string;
+  connectorId: string;
+  credentialId: string;
+  tokens: TokenSet;
+  /** Stored when the provider does not say which scopes it granted (RFC 6749 §5.1). */
+  requestedScopes: string[];
+  account: ExternalAccount | undefined;
+  /** Set: the grant waits for ConfirmConnection by this end user. */
+  endUserId: string | undefined;
+  /** Where the tokens were obtained: the only endpoints they will be sent to. */
+  endpoints: ConnectionEndpoints;
+  /** What the provider catalog names from the callback and the response (never a secret). */
+  metadata: Record<string, string>;
+  /** The provider's connection-level template values the tokens were obtained with. */
+  connectionConfig: Record<string, string>;
+}
+
+export type RevocationResult = { outcome: "not_requested" | "revoked" | "not_supported" } | { outcome: "failed"; error: string };
+
+/** After this many wrong confirmations the pending connection (or held grant) is dropped. */
+const MAX_FAILED_CONFIRMATIONS = 5;
+/** How far past the provider timeout a lease lasts: the writes before and after the call. */
+const LEASE_MARGIN_MS = 5_000;
+const POLL_MS = 100;
+
+/** The lease a connection is changed under (refreshed, reauthorized, confirmed, deleted...). */
+export function connectionLeaseKey(connectionId: string): string {
+  return `connection:${connectionId}`;
+}
+
+/**
+ * The one owner of connection writes. Every change after creation happens holding the
+ * connection's lease (a document in `leases`: FerretDB v1 has no atomic read-modify-write, so
+ * concurrent updates of one document could otherwise lose one another), re-reads the connection
+ * under it, and records its event in the same single-document write (the outbox). The callback and
+ * the RPC handlers only translate to and from these methods; the refresher decides when to
+ * refresh and records the outcome here.
+ */
+export class ConnectionLifecycle {
+  constructor(private readonly deps: ConnectionLifecycleDeps) {}
+
+  /**
+   * A lease outlasts the longest time a provider answer can still arrive: the bounded fetch
+   * aborts the whole request (connect, headers and body) at the timeout, so after that no answer
+   * is read, and no other holder can send a refresh token the provider may still be rotating.
+   */
+  get leaseMs(): number {
+    return this.deps.requestTimeoutMs + LEASE_MARGIN_MS;
+  }
+
+  /** Takes the connection's lease, or null while someone holds it. */
+  tryLease(connectionId: string): Promise<Lease | null> {
+    return this.deps.leases.tryAcquire(connectionLeaseKey(connectionId), this.leaseMs);
+  }
+
+  release(lease: Lease): Promise<void> {
+    return this.deps.leases.release(lease);
+  }
+
+  /**
+   * Runs `change` holding the lease, with the connection as read under it. Waits (bounded) for a
+   * busy lease: a refresh may be holding it. NOT_FOUND when the connection is missing, deleted or
+   * another organisation's, before and after waiting.
+   */
+  async withLease<T>(organisationId: string, id: string, change: (connection: ConnectionDocument) => Promise<T>): Promise<T> {
+    if ((await this.deps.connections.findById(organisationId, id)) === null) throw connectionNotFound();
+    const deadline = Date.now() + this.leaseMs + 2_000;
+    let lease = await this.tryLease(id);
+    while (lease === null && Date.now() < deadline) {
+      await sleep(POLL_MS);
+      lease = await this.tryLease(id);
+    }
+    if (lease === null) throw new ConnectionError("busy", "the connection is busy - try again");
+    try {
+      const connection = await this.deps.connections.findById(organisationId, id);
+      if (connection === null) throw connectionNotFound();
+      return await change(connection);
+    } finally {
+      await this.release(lease);
+    }
+  }
+
+  /**
+   * Stores a new connection from a callback's grant: ACTIVE, or PENDING until ConfirmConnection
+   * when bound to an end user. Needs no lease: nobody else knows the new ID yet.
+   */
+  async create(grant: Grant): Promise<{ id: string; confirmation: string | undefined }> {
+    const id = uuidv7();
+    const now = new Date();
+    const confirmation = grant.endUserId === undefined ? undefined : newConfirmation();
+    const connection: ConnectionDocument = {
+      _id: id,
+      organisation_id: grant.organisationId,
+      connector_id: grant.connectorId,
+      credential_id: grant.credentialId,
+      status: confirmation === undefined ? "ACTIVE" : "PENDING",
+      ...this.#seal(id, grant, now),
+      refresh_token_time: now,
+      pending_events: confirmation === undefined ? [newEvent("connection.created", "ACTIVE")] : [],
+      create_time: now,
+      update_time: now,
+    };
+    if (confirmation !== undefined) {
+      connection.end_user_id = grant.endUserId;
+      connection.confirmation_hash = hashState(confirmation);
+      connection.pending_expire_time = new Date(now.getTime() + this.deps.confirmationTtlMs);
+    }
+    await this.deps.connections.insert(connection);
+    this.deps.onEvent(id);
+    return { id, confirmation };
+  }
+
+  /**
+   * A reconnect: replaces an existing connection's tokens, scopes and account in one write,
+   * keeping its ID. Bound to an end user, the grant is held until ConfirmConnection and the old
+   * tokens keep working (a PENDING connection just gets the new grant and a new confirmation).
+   * Refused with `account_mismatch`, changing nothing, when the provider account differs from
+   * the one recorded; without a recorded one, the new one is recorded.
+   */
+  async reauthorize(connectionId: string, grant: Grant): Promise<{ confirmation: string | undefined }> {
+    return this.withLease(grant.organisationId, connectionId, async (connection) => {
+      if (connection.credential_id !== grant.credentialId) throw connectionNotFound();
+      const recorded = connection.external_account?.id;
+      if (recorded !== undefined && grant.account !== undefined && grant.account.id !== recorded) {
+        throw new ConnectionError("account_mismatch", "the provider account differs from the connection's");
+      }
+      const now = new Date();
+      const sealed = this.#seal(connectionId, grant, now);
+      // A provider that does not say who connected leaves the recorded account as it was.
+      if (sealed.external_account === undefined && connection.external_account !== undefined) sealed.external_account = connection.external_account;
+      const confirmation = grant.endUserId === undefined ? undefined : newConfirmation();
+      if (confirmation !== undefined && connection.status !== "PENDING") {
+        const held: HeldGrant = {
+          ...sealed,
+          end_user_id: grant.endUserId!,
+          confirmation_hash: hashState(confirmation),
+          hold_expire_time: new Date(now.getTime() + this.deps.confirmationTtlMs),
+        };
+        await this.deps.connections.update(connectionId, { set: { reauthorization: held } });
+        return { confirmation };
+      }
+      const set: Partial<ConnectionDocument> = { ...sealed, refresh_token_time: now };
+      const unset = grantFieldsMissing(sealed);
+      if (confirmation !== undefined) {
+        // Still PENDING: the new grant replaces the unconfirmed one, with a new confirmation.
+        set.end_user_id = grant.endUserId;
+        set.confirmation_hash = hashState(confirmation);
+        set.pending_expire_time = new Date(now.getTime() + this.deps.confirmationTtlMs);
+        unset.push("failed_confirmations");
+        await this.deps.connections.update(connectionId, { set, unset });
+        return { confirmation };
+      }
+      await this.#activate(connectionId, set, unset, newEvent("connection.reauthorized", "ACTIVE"));
+      return { confirmation: undefined };
+    });
+  }
+
+  /**
+   * ConfirmConnection: activates a PENDING connection, or applies a reconnect's held grant, when
+   * the end user and one-time code match. Wrong ones are counted; after 5, or once expired, the
+   * pending connection is deleted (a held grant dropped, the connection kept as it was).
+   */
+  async confirm(organisationId: string, id: string, endUserId: string, confirmation: string): Promise<ConnectionDocument> {
+    const confirmed = await this.withLease(organisationId, id, async (connection) => {
+      const now = new Date();
+      const held = connection.reauthorization;
+      if (held !== undefined) {
+        const expired = held.hold_expire_time <= now;
+        if (expired || !matches(endUserId, held.end_user_id) || !matches(hashState(confirmation), held.confirmation_hash)) {
+          const failures = (held.failed_confirmations ?? 0) + 1;
+          if (expired || failures >= MAX_FAILED_CONFIRMATIONS) await this.deps.connections.update(id, { unset: ["reauthorization"] });
+          else await this.deps.connections.update(id, { set: { reauthorization: { ...held, failed_confirmations: failures } } });
+          throw wrongConfirmation();
+        }
+        const { end_user_id: _endUser, confirmation_hash: _hash, failed_confirmations: _failures, hold_expire_time: _expiry, ...grant } = held;
+        await this.#activate(id, { ...grant, refresh_token_time: now }, [...grantFieldsMissing(grant), "reauthorization"], newEvent("connection.reauthorized", "ACTIVE"));
+        return true;
+      }
+      if (connection.status !== "PENDING" || connection.confirmation_hash === undefined) {
+        throw new ConnectionError("not_waiting", "the connection is not waiting for confirmation");
+      }
+      const expired = connection.pending_expire_time !== undefined && connection.pending_expire_time <= now;
+      if (expired || !matches(endUserId, connection.end_user_id) || !matches(hashState(confirmation), connection.confirmation_hash)) {
+        const failures = (connection.failed_confirmations ?? 0) + 1;
+        if (expired || failures >= MAX_FAILED_CONFIRMATIONS) await this.deps.connections.deletePending(id);
+        else await this.deps.connections.update(id, { set: { failed_confirmations: failures } });
+        throw wrongConfirmation();
+      }
+      await this.deps.connections.update(id, {
+        set: { status: "ACTIVE" },
+        unset: ["confirmation_hash", "pending_expire_time", "failed_confirmations"],
+        event: newEvent("connection.created", "ACTIVE"),
+      });
+      this.deps.onEvent(id);
+      return true;
+    });
+    const connection = confirmed ? await this.deps.connections.findById(organisationId, id) : null;
+    if (connection === null) throw connectionNotFound();
+    return connection;
+  }
+
+  /**
+   * Deletes a connection: its tokens go now, the document once the relay has published its
+   * event. With `revoke`, first revokes at the credential's revocation URL (RFC 7009): the refresh
+   * token when there is one (which ends the whole grant at most providers, §2.1), else the
+   * access token.
+   */
+  async delete(organisationId: string, id: string, options: { revoke: boolean; keepIfRevocationFails: boolean }): Promise<RevocationResult> {
+    return this.withLease(organisationId, id, async (connection) => {
+      const revocation: RevocationResult = options.revoke ? await this.#revoke(connection) : { outcome: "not_requested" };
+      if (revocation.outcome === "failed" && options.keepIfRevocationFails) {
+        throw new ConnectionError("revocation_failed", `revocation failed (${revocation.error}) and the connection was kept`);
+      }
+      await this.deps.connections.update(id, {
+        set: { status: "DELETED" },
+        unset: ["access_token", "refresh_token", "id_token", "extra_fields", "status_reason", "reauthorization"],
+        event: newEvent("connection.deleted"),
+      });
+      this.deps.onEvent(id);
+      return revocation;
+    });
+  }
+
+  /**
+   * An admin's explicit move (UpdateCredential `move_connections`): every connection of the
+   * credential records the credential's current endpoints, so its tokens may be sent there from
+   * now on, and one stopped because the endpoints had changed (`endpoint_changed`) is usable
+   * again. Idempotent: when a lease stays busy the others are moved and the call fails with
+   * `busy`, to be repeated.
+   */
+  async moveToCredentialEndpoints(credential: CredentialDocument): Promise<void> {
+    let busy = 0;
+    for (const id of await this.deps.connections.idsByCredential(credential.organisation_id, credential._id)) {
+      try {
+        await this.withLease(credential.organisation_id, id, async (connection) => {
+          if (connection.credential_id !== credential._id) return;
+          const endpoints = endpointsOf(profileFor(this.deps.providers, credential, connection.connection_config));
+          const set: Partial<ConnectionDocument> = { ...endpoints };
+          const unset: Array<keyof ConnectionDocument> = endpoints.revocation_url === undefined ? ["revocation_url"] : [];
+          if (connection.status === "NEEDS_REAUTHORIZATION" && connection.status_reason === "endpoint_changed") {
+            set.status = "ACTIVE";
+            unset.push("status_reason");
+          }
+          await this.deps.connections.update(id, { set, unset });
+        });
+      } catch (error) {
+        if (error instanceof ConnectionError && error.code === "not_found") continue;
+        if (!(error instanceof ConnectionError && error.code === "busy")) throw error;
+        busy++;
+      }
+    }
+    if (busy > 0) throw new ConnectionError("busy", `${busy} connections were busy and not moved - try again`);
+  }
+
+  /**
+   * Drops reconnect grants that were not confirmed in time, with their tokens, under each
+   * connection's lease (a busy one is left for the next pass). Returns whether a full batch was
+   * found.
+   */
+  async dropExpiredHolds(batch = 100): Promise<boolean> {
+    const ids = await this.deps.connections.idsWithExpiredHolds(new Date(), batch);
+    for (const id of ids) {
+      const lease = await this.tryLease(id);
+      if (lease === null) continue;
+      try {
+        const connection = await this.deps.connections.findByIdUnscoped(id);
+        if (connection?.reauthorization !== undefined && connection.reauthorization.hold_expire_time <= new Date()) {
+          await this.deps.connections.update(id, { unset: ["reauthorization"] });
+        }
+      } finally {
+        await this.release(lease);
+      }
+    }
+    return ids.length === batch;
+  }
+
+  // The refresh writes: the refresher holds the lease across the provider call and records each
+  // step here.
+
+  /** Recorded before the refresh request is sent: if the outcome is lost, the next holder knows. */
+  async recordRefreshSent(connection: ConnectionDocument, now: Date): Promise<void> {
+    await this.deps.connections.update(connection._id, { set: { refresh_sent_time: now, refresh_attempt_time: now } });
+  }
+
+  /**
+   * A successful refresh: the new tokens (RFC 6749 §6: a new refresh token replaces the old one;
+   * without one, the old one stays), ACTIVE, backoff cleared; `connection.recovered` when it was
+   * failing.
+   */
+  async recordRefreshed(
+    connection: ConnectionDocument,
+    tokens: TokenSet,
+    now: Date,
+    adopted: ConnectionEndpoints | undefined,
+  ): Promise<{ expireTime: Date | undefined; metadata: Record<string, string> }> {
+    const seal = (field: string, value: string) => this.deps.secretBox.encrypt(value, connectionSecretContext(connection._id, field));
+    const set: Partial<ConnectionDocument> = {
+      status: "ACTIVE",
+      access_token: seal("access_token", tokens.accessToken),
+      token_type: tokens.tokenType,
+      refresh_time: now,
+      refresh_token_time: now,
+      // A connection made before endpoints were recorded records the ones it used.
+      ...adopted,
+    };
+    const unset: Array<keyof ConnectionDocument> = ["status_reason", "refresh_sent_time", "refresh_failures", "refresh_failing_since", "refresh_retry_time"];
+    if (tokens.refreshToken !== undefined) set.refresh_token = seal("refresh_token", tokens.refreshToken);
+    if (tokens.idToken !== undefined) set.id_token = seal("id_token", tokens.idToken);
+    if (tokens.scopes !== undefined) set.scopes = tokens.scopes;
+    // A refresh response may update what the catalog keeps (a moved `instance_url`).
+    if (Object.keys(tokens.metadata).length > 0) set.metadata = { ...connection.metadata, ...tokens.metadata };
+    // Without `expires_in` (and no default lifetime known for the provider) the token has none.
+    if (tokens.expiresIn !== undefined) set.expire_time = new Date(now.getTime() + tokens.expiresIn * 1000);
+    else unset.push("expire_time");
+    const event = connection.status === "REFRESH_FAILED" ? newEvent("connection.recovered", "ACTIVE") : undefined;
+    await this.deps.connections.update(connection._id, { set, unset, event });
+    if (event !== undefined) this.deps.onEvent(connection._id);
+    return { expireTime: set.expire_time, metadata: set.metadata ?? connection.metadata ?? {} };
+  }
+
+  /**
+   * A refresh that failed for a transient reason: the next attempt waits, doubling from
+   * `retryMinMs` up to `retryMaxMs`. `uncertain` (no answer: the provider may have acted on it)
+   * keeps the sent mark for the next holder. Failing for longer than `giveUpMs` ends in
+   * NEEDS_REAUTHORIZATION (`refresh_exhausted`). Throws the error to answer with.
+   */
+  async recordRefreshFailure(connection: ConnectionDocument, reason: string, now: Date, uncertain: boolean): Promise<never> {
+    const since = connection.refresh_failing_since ?? now;
+    if (now.getTime() - since.getTime() >= this.deps.giveUpMs) {
+      await this.markNeedsReauthorization(connection, "refresh_exhausted");
+      throw needsReauthorization("refresh_exhausted");
+    }
+    const failures = (connection.refresh_failures ?? 0) + 1;
+    const delayMs = Math.min(this.deps.retryMinMs * 2 ** Math.min(failures - 1, 40), this.deps.retryMaxMs);
+    const event = connection.status === "REFRESH_FAILED" ? undefined : newEvent("connection.refresh_failed", "REFRESH_FAILED", reason);
+    await this.deps.connections.update(connection._id, {
+      set: {
+        status: "REFRESH_FAILED",
+        status_reason: reason,
+        refresh_attempt_time: now,
+        refresh_failures: failures,
+        refresh_failing_since: since,
+        // Counted from the failure, not from the attempt (a timeout took a while).
+        refresh_retry_time: new Date(Date.now() + delayMs),
+      },
+      unset: uncertain ? [] : ["refresh_sent_time"],
+      // One event when the connection starts failing, not one per retry.
+      event,
+    });
+    if (event !== undefined) this.deps.onEvent(connection._id);
+    throw refreshFailed(delayMs);
+  }
+
+  async markNeedsReauthorization(connection: ConnectionDocument, reason: string): Promise<void> {
+    await this.deps.connections.update(connection._id, {
+      set: { status: "NEEDS_REAUTHORIZATION", status_reason: reason, refresh_attempt_time: new Date() },
+      unset: ["refresh_sent_time", "refresh_failures", "refresh_failing_since", "refresh_retry_time"],
+      event: newEvent("connection.needs_reauthorization", "NEEDS_REAUTHORIZATION", reason),
+    });
+    this.deps.onEvent(connection._id);
+  }
+
+  /** The grant as stored: tokens sealed to this connection. */
+  #seal(id: string, grant: Grant, now: Date): StoredGrant {
+    const seal = (field: string, value: string) => this.deps.secretBox.encrypt(value, connectionSecretContext(id, field));
+    const { tokens } = grant;
+    const stored: StoredGrant = {
+      scopes: tokens.scopes ?? grant.requestedScopes,
+      token_type: tokens.tokenType,
+      access_token: seal("access_token", tokens.accessToken),
+    };
+    if (tokens.refreshToken !== undefined) stored.refresh_token = seal("refresh_token", tokens.refreshToken);
+    if (tokens.idToken !== undefined) stored.id_token = seal("id_token", tokens.idToken);
+    if (tokens.expiresIn !== undefined) stored.expire_time = new Date(now.getTime() + tokens.expiresIn * 1000);
+    // The response's other fields may hold secrets too (Slack's user token).
+    if (Object.keys(tokens.extra).length > 0) stored.extra_fields = seal("extra_fields", JSON.stringify(tokens.extra));
+    if (grant.account !== undefined) stored.external_account = { ...grant.account };
+    stored.token_url = grant.endpoints.token_url;
+    if (grant.endpoints.revocation_url !== undefined) stored.revocation_url = grant.endpoints.revocation_url;
+    if (Object.keys(grant.metadata).length > 0) stored.metadata = { ...grant.metadata };
+    if (Object.keys(grant.connectionConfig).length > 0) stored.connection_config = { ...grant.connectionConfig };
+    return stored;
+  }
+
+  /** Writes a replaced grant and makes the connection ACTIVE with a clean refresh history. */
+  async #activate(id: string, set: Partial<ConnectionDocument>, unset: Array<keyof ConnectionDocument>, event: PendingEvent): Promise<void> {
+    await this.deps.connections.update(id, {
+      set: { ...set, status: "ACTIVE" },
+      unset: [
+        ...unset,
+        "status_reason",
+        "confirmation_hash",
+        "pending_expire_time",
+        "failed_confirmations",
+        "refresh_sent_time",
+        "refresh_failures",
+        "refresh_failing_since",
+        "refresh_retry_time",
+      ],
+      event,
+    });
+    this.deps.onEvent(id);
+  }
+
+  async #revoke(connection: ConnectionDocument): Promise<RevocationResult> {
+    const credential = await this.deps.credentials.findById(connection.organisation_id, connection.credential_id);
+    if (credential === null) return { outcome: "not_supported" };
+    // The same hosts as the connection was made with.
+    const profile = profileFor(this.deps.providers, credential, connection.connection_config);
+    if (profile.revocationUrl === undefined) return { outcome: "not_supported" };
+    const field = connection.refresh_token !== undefined ? "refresh_token" : "access_token";
+    const sealed = connection[field];
+    if (sealed === undefined) return { outcome: "not_supported" };
+    // The token goes only to the revocation endpoint in force when it was obtained, and the client
+    // secret only with a credential still at that endpoint.
+    const target = connectionTokenClient(connection, credential, profile, "revocation_url", this.deps.secretBox);
+    if (target === "no_endpoint") return { outcome: "not_supported" };
+    if (target === "endpoint_changed") return { outcome: "failed", error: "the credential's endpoints changed since the connection was made" };
+    try {
+      await revokeToken(
+        target.client,
+        target.url,
+        { value: this.deps.secretBox.decrypt(sealed, connectionSecretContext(connection._id, field)), hint: field },
+        this.deps.fetch,
+      );
+      return { outcome: "revoked" };
+    } catch (error) {
+      if (error instanceof RevocationError || error instanceof OutboundError) return { outcome: "failed", error: error.message };
+      throw error;
+    }
+  }
+
+}
+
+/** The optional grant fields a replacing grant does not have: they are removed. */
+function grantFieldsMissing(grant: StoredGrant): Array<keyof ConnectionDocument> {
+  return (["refresh_token", "id_token", "expire_time", "extra_fields", "revocation_url", "metadata", "connection_config"] as const).filter(
+    (field) => grant[field] === undefined,
+  );
+}
+
+/** The one-time code ConfirmConnection needs, handed to the caller's return URL. */
+function newConfirmation(): string {
+  return randomBytes(32).toString("base64url");
+}
+
+function wrongConfirmation(): ConnectionError {
+  return new ConnectionError("wrong_confirmation", "wrong end user or confirmation for this connection");
+}
+
+/** Compares secrets by their hashes, in constant time. */
+function matches(presented: string, expected: string | undefined): boolean {
+  if (expected === undefined) return false;
+  return timingSafeEqual(hash("sha256", presented, "buffer"), hash("sha256", expected, "buffer"));
+}
+
+/**
+ * Moves one connection's secrets to the primary key, under its lease, like every other
+ * connection write (used by the re-encryption command, which runs without a broker).
+ */
+export async function reencryptConnection(
+  connections: ConnectionStore,
+  leases: LeaseStore,
+  id: string,
+  box: SecretBox,
+): Promise<"moved" | "unchanged" | "busy"> {
+  const leaseMs = 10_000;
+  let lease = await leases.tryAcquire(connectionLeaseKey(id), leaseMs);
+  for (let attempt = 0; lease === null && attempt < 50; attempt++) {
+    await sleep(POLL_MS);
+    lease = await leases.tryAcquire(connectionLeaseKey(id), leaseMs);
+  }
+  if (lease === null) return "busy";
+  try {
+    return (await connections.reencrypt(id, box, connectionSecretContext)) ? "moved" : "unchanged";
+  } finally {
+    await leases.release(lease);
+  }
+}
