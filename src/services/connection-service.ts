@@ -8,7 +8,7 @@ import { toConnectionEvent } from "../events/connection-events.js";
 import type { ConnectionDocument, ConnectionStore } from "../store/connections.js";
 import type { EventStore } from "../store/events.js";
 import { fromConnectionStatus, toConnection, toConnectionStatus } from "./connection-views.js";
-import { decodePageToken, encodePageToken, pageSize } from "./page-token.js";
+import { decodePageToken, pageOf, pageSize } from "./page-token.js";
 import type { SecretBox } from "../crypto/secret-box.js";
 import { invalid } from "../errors.js";
 import { buildAuthorizeUrl, planAuthorizationRequest } from "../oauth/authorize-url.js";
@@ -172,14 +172,8 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
         credentialId: req.credentialId === "" ? undefined : requireText(req.credentialId, "credential_id", 128),
         status: fromConnectionStatus(req.status),
       };
-      // One extra document tells whether another page exists.
-      const page = await deps.connections.list(organisationId, filter, beforeId, size + 1);
-      const shown = page.slice(0, size);
-      const last = shown.at(-1);
-      return {
-        connections: shown.map(toConnection),
-        nextPageToken: page.length > size && last !== undefined ? encodePageToken(last._id) : "",
-      };
+      const { shown, nextPageToken } = pageOf(await deps.connections.list(organisationId, filter, beforeId, size + 1), size);
+      return { connections: shown.map(toConnection), nextPageToken };
     },
 
     async getAccessToken(req, ctx) {
@@ -222,14 +216,8 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
       const connectionId = req.connectionId === "" ? undefined : requireText(req.connectionId, "connection_id", 128);
       const size = pageSize(req.pageSize);
       const beforeId = req.pageToken === "" ? undefined : decodePageToken(req.pageToken);
-      // One extra document tells whether another page exists.
-      const page = await deps.events.list(organisationId, connectionId, beforeId, size + 1);
-      const shown = page.slice(0, size);
-      const last = shown.at(-1);
-      return {
-        events: shown.map(toConnectionEvent),
-        nextPageToken: page.length > size && last !== undefined ? encodePageToken(last._id) : "",
-      };
+      const { shown, nextPageToken } = pageOf(await deps.events.list(organisationId, connectionId, beforeId, size + 1), size);
+      return { events: shown.map(toConnectionEvent), nextPageToken };
     },
 
     async countConnections(req, ctx) {

@@ -14,7 +14,7 @@ import {
   type TokenEndpointAuthMethodName,
 } from "../store/credentials.js";
 import type { ConnectionLifecycle } from "../connections/connection-lifecycle.js";
-import { decodePageToken, encodePageToken, pageSize } from "./page-token.js";
+import { decodePageToken, pageOf, pageSize } from "./page-token.js";
 import { callerKey, requireOrganisation } from "../auth/caller.js";
 import type { OutboundPolicy } from "../outbound/address-policy.js";
 import { requireEndpointUrl, requireIdentifier, requireText } from "../validation.js";
@@ -144,15 +144,8 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
       requireOrganisation(ctx, organisationId, "organisation");
       const size = pageSize(req.pageSize);
       const afterId = req.pageToken === "" ? undefined : decodePageToken(req.pageToken);
-      // One extra document tells whether another page exists.
-      const page = await credentials.listByOrganisation(organisationId, afterId, size + 1);
-      const more = page.length > size;
-      const shown = page.slice(0, size);
-      const last = shown.at(-1);
-      return {
-        credentials: shown.map(toCredential),
-        nextPageToken: more && last !== undefined ? encodePageToken(last._id) : "",
-      };
+      const { shown, nextPageToken } = pageOf(await credentials.listByOrganisation(organisationId, afterId, size + 1), size);
+      return { credentials: shown.map(toCredential), nextPageToken };
     },
 
     async updateCredential(req, ctx) {

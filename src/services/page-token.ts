@@ -19,3 +19,13 @@ export function pageSize(requested: number): number {
   if (requested < 0 || requested > MAX_PAGE_SIZE) invalid("page_size", `must be from 0 to ${MAX_PAGE_SIZE}`);
   return requested === 0 ? DEFAULT_PAGE_SIZE : requested;
 }
+
+/**
+ * A page of `documents`, which were read with one more than `size` asked for: the extra one only
+ * tells that another page exists; the token names the last one shown.
+ */
+export function pageOf<T extends { _id: string }>(documents: readonly T[], size: number): { shown: T[]; nextPageToken: string } {
+  const shown = documents.slice(0, size);
+  const last = shown.at(-1);
+  return { shown, nextPageToken: documents.length > size && last !== undefined ? encodePageToken(last._id) : "" };
+}

@@ -69,7 +69,7 @@ async function sessionOf(context: BrowserContext): Promise<{ cookie: string; csr
 }
 
 describe("operator console in a real browser", () => {
-  it("creates a credential, tests it through the provider, shows the ACTIVE connection, and deletes it with revocation", async () => {
+  it("creates a credential, tests it through the provider, shows the ACTIVE connection, reconnects it, and deletes it with revocation", async () => {
     const { context, page } = await signedIn(broker.adminToken);
     await page.getByLabel("Other organisation").fill("acme");
     await page.getByRole("button", { name: "Open" }).click();
@@ -106,6 +106,27 @@ describe("operator console in a real browser", () => {
     const connectionId = new URL(tab.url()).searchParams.get("connection_id")!;
     expect(connectionId).toMatch(/^[0-9a-f-]{36}$/);
 
+    // Who was connected, from the verified ID token.
+    expect(await tab.locator("main").innerText()).toContain("Connected account\nerin\n");
+
+    // Reconnect from the connection's page: the same connection, new tokens, one more event.
+    await tab.getByRole("link", { name: "Open the connection" }).click();
+    await tab.getByRole("heading", { name: `Connection ${connectionId}` }).waitFor();
+    const reconnect = tab.getByRole("form", { name: "Reconnect" });
+    expect(await reconnect.getByLabel("Authorization endpoint URL").inputValue()).toBe(`${provider.issuer}/auth`);
+    const [again] = await Promise.all([context.waitForEvent("page"), reconnect.getByRole("button", { name: "Start reconnect" }).click()]);
+    await again.waitForURL((url) => url.origin === provider.issuer);
+    await again.fill('input[name="login"]', "erin");
+    await again.fill('input[name="password"]', "any password");
+    await again.click('button[type="submit"]');
+    await again.waitForSelector("text=Authorize");
+    await again.click('button[type="submit"]');
+    await again.waitForURL((url) => url.pathname === "/console/flow-result");
+    expect(new URL(again.url()).searchParams.get("connection_id")).toBe(connectionId);
+    await again.close();
+    await tab.reload();
+    await tab.getByText("connection.reauthorized").waitFor();
+
     // The provider's own view of the token, before and after the console deletes the connection.
     const stored = await broker.database.db.collection("connections").findOne({ _id: connectionId as never });
     const box = new SecretBox(broker.config.encryptionKeys!);
@@ -124,8 +145,6 @@ describe("operator console in a real browser", () => {
     };
     expect(await introspect()).toBe(true);
 
-    await tab.getByRole("link", { name: "Open the connection" }).click();
-    await tab.getByRole("heading", { name: `Connection ${connectionId}` }).waitFor();
     await tab.getByText("connection.created").waitFor();
     expect(await tab.getByLabel("Revoke the tokens at the provider first").isChecked()).toBe(true);
     await tab.getByRole("button", { name: "Delete connection" }).click();

@@ -2,6 +2,7 @@ import { useState } from "preact/hooks";
 import { type ConnectionEvent, ConnectionStatus, RevocationOutcome } from "../../../gen/oauth2broker/v1/connection_service_pb.js";
 import type { Api } from "../api.js";
 import { ErrorText, Link, navigate, Status, statusName, useAction, useLoad, when } from "../ui.js";
+import { StartFlow } from "./start-flow.js";
 
 const FILTERABLE = [ConnectionStatus.ACTIVE, ConnectionStatus.REFRESH_FAILED, ConnectionStatus.NEEDS_REAUTHORIZATION, ConnectionStatus.PENDING];
 
@@ -76,11 +77,13 @@ export function ConnectionsPage(props: { api: Api; organisationId: string }) {
 export function ConnectionPage(props: { api: Api; organisationId: string; id: string }) {
   const { api, organisationId, id } = props;
   const data = useLoad(async () => {
-    const [{ connection }, events] = await Promise.all([
+    const [{ connection }, events, { providers }] = await Promise.all([
       api.connections.getConnection({ organisationId, id }),
       api.connections.listConnectionEvents({ organisationId, connectionId: id, pageSize: 100 }),
+      api.providers.listProviders({ pageSize: 100 }),
     ]);
-    return { connection, events };
+    const credential = connection === undefined ? undefined : (await api.credentials.getCredential({ organisationId, id: connection.credentialId }).catch(() => undefined))?.credential;
+    return { connection, events, credential, provider: providers.find((provider) => provider.id === credential?.provider) };
   }, [organisationId, id]);
   const [revoke, setRevoke] = useState(true);
   const [outcome, setOutcome] = useState<string>();
@@ -94,6 +97,22 @@ export function ConnectionPage(props: { api: Api; organisationId: string; id: st
       {connection !== undefined ? (
         <>
           <ConnectionDetails connection={connection} />
+          {data.data?.credential !== undefined ? (
+            <>
+              <h2>Reconnect</h2>
+              <p class="muted">The end user signs in at the provider again; the connection keeps its ID, and its old tokens keep working until the new ones replace them.</p>
+              <StartFlow
+                api={api}
+                organisationId={organisationId}
+                credential={data.data.credential}
+                provider={data.data.provider}
+                label="Reconnect"
+                button="Start reconnect"
+                connectorId={connection.connectorId}
+                connectionId={id}
+              />
+            </>
+          ) : null}
           <h2>Delete</h2>
           <form
             onSubmit={(event) => {
@@ -128,8 +147,6 @@ type ConnectionView = NonNullable<Awaited<ReturnType<Api["connections"]["getConn
 
 export function ConnectionDetails(props: { connection: ConnectionView }) {
   const { connection } = props;
-  // Fields that later contract versions add (metadata, the connected account) show when present.
-  const extra = connection as unknown as { metadata?: Record<string, string>; externalAccount?: { id: string; email: string; name: string } };
   return (
     <dl>
       <dt>Status</dt>
@@ -148,13 +165,13 @@ export function ConnectionDetails(props: { connection: ConnectionView }) {
       <dd>{when(connection.createTime)}</dd>
       <dt>Updated</dt>
       <dd>{when(connection.updateTime)}</dd>
-      {extra.externalAccount && extra.externalAccount.id !== "" ? (
+      {connection.externalAccount && connection.externalAccount.id !== "" ? (
         <>
           <dt>Connected account</dt>
-          <dd>{[extra.externalAccount.name, extra.externalAccount.email, extra.externalAccount.id].filter(Boolean).join(" · ")}</dd>
+          <dd>{[connection.externalAccount.name, connection.externalAccount.email, connection.externalAccount.id].filter(Boolean).join(" · ")}</dd>
         </>
       ) : null}
-      {Object.entries(extra.metadata ?? {}).map(([key, value]) => (
+      {Object.entries(connection.metadata).map(([key, value]) => (
         <>
           <dt>{key}</dt>
           <dd>{value}</dd>

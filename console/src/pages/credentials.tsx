@@ -3,6 +3,7 @@ import { type Credential, TokenEndpointAuthMethod } from "../../../gen/oauth2bro
 import { type Provider, ProviderParameterLevel } from "../../../gen/oauth2broker/v1/provider_service_pb.js";
 import type { Api } from "../api.js";
 import { ErrorText, useAction, useLoad, when } from "../ui.js";
+import { StartFlow } from "./start-flow.js";
 
 /** The fields a person edits; the same form creates and edits. */
 interface CredentialFields {
@@ -182,7 +183,15 @@ export function CredentialsPage(props: { api: Api; organisationId: string }) {
                         }}
                       />
                     ) : (
-                      <TestCredential api={api} organisationId={organisationId} credential={credential} provider={providers.find((p) => p.id === credential.provider)} />
+                      <StartFlow
+                        api={api}
+                        organisationId={organisationId}
+                        credential={credential}
+                        provider={providers.find((p) => p.id === credential.provider)}
+                        label={`Test ${credential.name}`}
+                        button="Start test connection"
+                        connectorId="console-test"
+                      />
                     )}
                   </td>
                 </tr>
@@ -332,78 +341,6 @@ function ReplaceSecret(props: { credential: Credential; onSubmit: (secret: strin
       <div class="actions">
         <button type="submit" disabled={action.busy}>Replace secret</button>
       </div>
-      <ErrorText error={action.error} />
-    </form>
-  );
-}
-
-/** Starts a real flow for the credential in a new tab; that tab lands on the console's result page. */
-function TestCredential(props: { api: Api; organisationId: string; credential: Credential; provider: Provider | undefined }) {
-  const { api, organisationId, credential, provider } = props;
-  const [connectionConfig, setConnectionConfig] = useState<Record<string, string>>({});
-  const [authorizeUrl, setAuthorizeUrl] = useState(credential.issuer ? `${credential.issuer.replace(/\/$/, "")}/auth` : "");
-  const [scopes, setScopes] = useState(credential.issuer ? "openid email" : "");
-  const [prompt, setPrompt] = useState(credential.issuer ? "login consent" : "");
-  const [started, setStarted] = useState(false);
-  const action = useAction();
-  return (
-    <form
-      aria-label={`Test ${credential.name}`}
-      onSubmit={(event) => {
-        event.preventDefault();
-        // Opened before the call, while the click still counts as the user's: browsers block later pop-ups.
-        const tab = window.open("about:blank", "_blank");
-        void action.run(async () => {
-          try {
-            const { url } = await api.connections.initialiseOAuth2Connection({
-              organisationId,
-              connectorId: "console-test",
-              credential: { id: credential.id, organisationId },
-              authorizeUrl,
-              connectionConfig,
-              clientId: credential.clientId,
-              scopes: scopes.split(/\s+/).filter(Boolean),
-              prompt,
-              returnUrl: `${location.origin}/console/flow-result?org=${encodeURIComponent(organisationId)}`,
-            });
-            if (tab === null) location.assign(url);
-            else tab.location.href = url;
-            setStarted(true);
-          } catch (error) {
-            tab?.close();
-            throw error;
-          }
-        });
-      }}
-    >
-      <label>
-        {provider === undefined ? "Authorization endpoint URL" : "Authorization endpoint URL (optional: the catalog's)"}
-        <input value={authorizeUrl} required={provider === undefined} onInput={(e) => setAuthorizeUrl(e.currentTarget.value)} />
-      </label>
-      {provider?.parameters
-        .filter((parameter) => parameter.level === ProviderParameterLevel.CONNECTION)
-        .map((parameter) => (
-          <label>
-            {parameter.name} ({parameter.description})
-            <input
-              required
-              value={connectionConfig[parameter.name] ?? ""}
-              onInput={(e) => setConnectionConfig({ ...connectionConfig, [parameter.name]: e.currentTarget.value })}
-            />
-          </label>
-        ))}
-      <label>
-        Scopes (separated by spaces)
-        <input value={scopes} onInput={(e) => setScopes(e.currentTarget.value)} />
-      </label>
-      <label>
-        Prompt (optional)
-        <input value={prompt} onInput={(e) => setPrompt(e.currentTarget.value)} />
-      </label>
-      <div class="actions">
-        <button type="submit" disabled={action.busy}>Start test connection</button>
-      </div>
-      {started ? <p class="notice" role="status">The provider's sign-in opened in a new tab; it shows the connection when it completes.</p> : null}
       <ErrorText error={action.error} />
     </form>
   );
