@@ -21,6 +21,8 @@ import { ghzLoad, isGrpcScenario } from "./ghz.js";
 import type { LoadResult, LoadSpec } from "./load.js";
 
 const root = findRoot(import.meta.dirname);
+/** As `npm start` runs the broker (package.json): see src/main.ts for the memory flags. */
+const BROKER_NODE_FLAGS = ["--max-semi-space-size=16"];
 const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 5_000);
 const WARMUP_MS = Number(process.env.BENCH_WARMUP_MS ?? 1_000);
 const SOAK_CALLS = Number(process.env.BENCH_SOAK_CALLS ?? 100_000);
@@ -276,7 +278,7 @@ async function startTokenEndpoint(): Promise<{ url: string; close: () => void }>
 }
 
 async function startBroker(env: Record<string, string>): Promise<{ child: ChildProcess; grpcUrl: string; httpUrl: string }> {
-  const child = spawn(process.execPath, [join(root, "dist/src/main.js")], { env: { PATH: process.env.PATH, ...env }, stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, [...BROKER_NODE_FLAGS, join(root, "dist/src/main.js")], { env: { PATH: process.env.PATH, ...env }, stdio: ["ignore", "pipe", "inherit"] });
   let output = "";
   child.stdout!.on("data", (chunk: Buffer) => {
     if (output.length < 100_000) output += chunk.toString();

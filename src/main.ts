@@ -10,6 +10,9 @@ import { type EmbeddedFerretDb, startEmbeddedFerretDb } from "./store/embedded-f
 // at the same throughput (BENCHMARKS.md). V8 reads this flag at every collection, so setting it
 // here, before any load, works wherever the broker is started from.
 setFlagsFromString("--heap-growing-percent=100");
+// The young generation cannot be sized here (V8 fixes it at start-up), so `npm start` passes
+// --max-semi-space-size=16: Node 24's V8 grows each semi-space to 64 MB under load, which put
+// peak RSS at 430 MB where Node 20's 16 MB gave 180 (BENCHMARKS.md). Run the broker with it.
 
 async function main(): Promise<void> {
   let config;

@@ -21,7 +21,7 @@ export interface BrokerProcess {
  * `npm start` does, and waits for its start-up banner.
  */
 export async function startBrokerProcess(env: Record<string, string>): Promise<BrokerProcess> {
-  const child = spawn(process.execPath, ["dist/src/main.js"], {
+  const child = spawn(process.execPath, ["--max-semi-space-size=16", "dist/src/main.js"], {
     cwd: root,
     env: { PATH: process.env.PATH, BROKER_HTTP_PORT: "0", BROKER_GRPC_PORT: "0", ...env },
     stdio: ["ignore", "pipe", "pipe"],
