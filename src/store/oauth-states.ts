@@ -93,7 +93,8 @@ export class OAuthStateStore {
   readonly #inserts: Batcher<OAuthStateDocument, void>;
   readonly #onRotationDue: () => void;
   #insertedSinceRotation = 0;
-  readonly #copied = new Set<string>();
+  /** The states this instance already copied out of each moving generation. */
+  readonly #copied = new Map<string, Set<string>>();
   readonly #bucketsIndexed = new Set<string>();
 
   /** @param onRotationDue called when this instance's inserts filled the current generation: run `maintain` soon. */
@@ -159,11 +160,12 @@ export class OAuthStateStore {
         const age = now.getTime() - Number(moving[1]);
         if (age < COPY_AFTER_MS) busy = true;
         else if (age < DROP_AFTER_MS) {
-          if (!this.#copied.has(name)) await this.#copy(name, now);
-          this.#copied.add(name);
+          if (!this.#copied.has(name)) this.#copied.set(name, await this.#copy(name, now));
           busy = true;
         } else {
-          await this.#copy(name, now);
+          // A last pass for anything that landed after the first copy (a write slower than the
+          // rename); what this instance copied already is not sent again.
+          await this.#copy(name, now, this.#copied.get(name));
           await this.#drop(name);
           this.#copied.delete(name);
         }
@@ -233,9 +235,13 @@ export class OAuthStateStore {
   }
 
   /** Copies a moving generation's live states to their buckets; a copy already there is kept. */
-  async #copy(name: string, now: Date): Promise<void> {
+  /** Copies a moving generation's unexpired states (but those in `skip`) to their buckets; returns their IDs. */
+  async #copy(name: string, now: Date, skip?: ReadonlySet<string>): Promise<Set<string>> {
     const byBucket = new Map<string, OAuthStateDocument[]>();
+    const copied = new Set<string>();
     for await (const document of this.#db.collection<OAuthStateDocument>(name).find({ expire_time: { $gt: now } })) {
+      copied.add(document._id);
+      if (skip?.has(document._id)) continue;
       const bucket = this.#bucket(document.expire_time, document._id).collectionName;
       byBucket.set(bucket, [...(byBucket.get(bucket) ?? []), document]);
     }
@@ -255,6 +261,7 @@ export class OAuthStateStore {
         }
       }
     }
+    return copied;
   }
 
   async #drop(name: string): Promise<void> {
