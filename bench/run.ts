@@ -38,14 +38,9 @@ interface Row extends LoadResult {
   ratio_to_ceiling?: number;
 }
 
-async function main(): Promise<void> {
-  const dataDir = mkdtempSync(join(tmpdir(), "oauth2-broker-bench-"));
-  const ferretdb = process.env.MONGODB_URI ? undefined : await startEmbeddedFerretDb(dataDir);
-  const mongodbUri = process.env.MONGODB_URI ?? ferretdb!.uri;
-  const database = `bench_${Date.now()}`;
-  const tokenEndpoint = await startTokenEndpoint();
-  const adminToken = randomBytes(32).toString("base64url");
-  const broker = await startBroker({
+/** The broker's settings for a bench run: limits far above the load, the token endpoint on loopback allowed. */
+function benchBrokerEnv(mongodbUri: string, database: string, adminToken: string): Record<string, string> {
+  return {
     MONGODB_URI: mongodbUri,
     MONGODB_DATABASE: database,
     BROKER_ADMIN_TOKEN: adminToken,
@@ -55,7 +50,17 @@ async function main(): Promise<void> {
     BROKER_CALLBACK_RATE_LIMIT: "9000000",
     BROKER_HTTP_PORT: "0",
     BROKER_GRPC_PORT: "0",
-  });
+  };
+}
+
+async function main(): Promise<void> {
+  const dataDir = mkdtempSync(join(tmpdir(), "oauth2-broker-bench-"));
+  const ferretdb = process.env.MONGODB_URI ? undefined : await startEmbeddedFerretDb(dataDir);
+  const mongodbUri = process.env.MONGODB_URI ?? ferretdb!.uri;
+  const database = `bench_${Date.now()}`;
+  const tokenEndpoint = await startTokenEndpoint();
+  const adminToken = randomBytes(32).toString("base64url");
+  const broker = await startBroker(benchBrokerEnv(mongodbUri, database, adminToken));
   try {
     const transport = createConnectTransport({
       baseUrl: broker.httpUrl,
@@ -196,17 +201,7 @@ const PENDING_SETTLE_MS = Number(process.env.BENCH_PENDING_SETTLE_MS ?? 15_000);
 async function pendingFlows(mongodbUri: string, tokenUrl: string): Promise<Row[]> {
   const database = `bench_pending_${Date.now()}`;
   const adminToken = randomBytes(32).toString("base64url");
-  const broker = await startBroker({
-    MONGODB_URI: mongodbUri,
-    MONGODB_DATABASE: database,
-    BROKER_ADMIN_TOKEN: adminToken,
-    BROKER_ENCRYPTION_KEYS: generateEncryptionKey("bench"),
-    BROKER_OUTBOUND_ALLOWLIST: "127.0.0.1",
-    BROKER_RPC_RATE_LIMIT: "1000000",
-    BROKER_CALLBACK_RATE_LIMIT: "9000000",
-    BROKER_HTTP_PORT: "0",
-    BROKER_GRPC_PORT: "0",
-  });
+  const broker = await startBroker(benchBrokerEnv(mongodbUri, database, adminToken));
   const rows: Row[] = [];
   try {
     const transport = createConnectTransport({
