@@ -1,5 +1,4 @@
 import { hash, randomBytes, timingSafeEqual } from "node:crypto";
-import { setTimeout as sleep } from "node:timers/promises";
 import { v7 as uuidv7 } from "uuid";
 import type { SecretBox } from "../crypto/secret-box.js";
 import { newEvent } from "../events/connection-events.js";
@@ -104,12 +103,7 @@ export class ConnectionLifecycle {
    */
   async withLease<T>(organisationId: string, id: string, change: (connection: ConnectionDocument) => Promise<T>): Promise<T> {
     if ((await this.deps.connections.findById(organisationId, id)) === null) throw connectionNotFound();
-    const deadline = Date.now() + this.leaseMs + 2_000;
-    let lease = await this.tryLease(id);
-    while (lease === null && Date.now() < deadline) {
-      await sleep(POLL_MS);
-      lease = await this.tryLease(id);
-    }
+    const lease = await this.deps.leases.acquire(connectionLeaseKey(id), this.leaseMs, this.leaseMs + 2_000, POLL_MS);
     if (lease === null) throw new ConnectionError("busy", "the connection is busy - try again");
     try {
       const connection = await this.deps.connections.findById(organisationId, id);
@@ -505,11 +499,7 @@ export async function reencryptConnection(
   box: SecretBox,
 ): Promise<"moved" | "unchanged" | "busy"> {
   const leaseMs = 10_000;
-  let lease = await leases.tryAcquire(connectionLeaseKey(id), leaseMs);
-  for (let attempt = 0; lease === null && attempt < 50; attempt++) {
-    await sleep(POLL_MS);
-    lease = await leases.tryAcquire(connectionLeaseKey(id), leaseMs);
-  }
+  const lease = await leases.acquire(connectionLeaseKey(id), leaseMs, 50 * POLL_MS, POLL_MS);
   if (lease === null) return "busy";
   try {
     return (await connections.reencrypt(id, box, connectionSecretContext)) ? "moved" : "unchanged";

@@ -51,13 +51,13 @@ export class LeaseStore {
     return null;
   }
 
-  /** Like tryAcquire, but waits up to `waitMs` for the holder to finish. Null if it did not. */
-  async acquire(key: string, durationMs: number, waitMs: number): Promise<Lease | null> {
+  /** Like tryAcquire, but waits up to `waitMs` (trying every `pollMs`) for the holder to finish. Null if it did not. */
+  async acquire(key: string, durationMs: number, waitMs: number, pollMs = 25): Promise<Lease | null> {
     const deadline = Date.now() + waitMs;
     for (;;) {
       const lease = await this.tryAcquire(key, durationMs);
       if (lease !== null || Date.now() >= deadline) return lease;
-      await new Promise((resolve) => setTimeout(resolve, 25));
+      await new Promise((resolve) => setTimeout(resolve, pollMs));
     }
   }
 
