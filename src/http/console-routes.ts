@@ -4,6 +4,7 @@ import type { Caller } from "../auth/caller.js";
 import { CSRF_HEADER, SESSION_COOKIE, type ConsoleSessions } from "../console/sessions.js";
 import type { RateLimiter } from "../interceptors/rate-limit.js";
 import { BodyTooLarge, readBody } from "./rest-routes.js";
+import { setBrowserSecurityHeaders } from "./pages.js";
 import { type HttpRequest, type HttpResponse, type HttpRoute, sendBody } from "./routes.js";
 
 /** Where the console's built files are (`npm run build` writes them). */
@@ -50,7 +51,7 @@ export function consoleRoutes(deps: ConsoleRouteDeps): HttpRoute[] {
     {
       matches: (path) => path === "/console/session",
       async handle(req, res) {
-        setConsoleHeaders(res);
+        setBrowserSecurityHeaders(res, CONSOLE_CSP);
         if (req.method === "GET") {
           const current = await deps.sessions.current(req.headers.cookie);
           if (current === undefined) return sendJson(res, 401, { code: "unauthenticated", message: "not signed in" });
@@ -72,7 +73,7 @@ export function consoleRoutes(deps: ConsoleRouteDeps): HttpRoute[] {
     {
       matches: (path) => path === "/console" || path.startsWith("/console/"),
       async handle(req, res) {
-        setConsoleHeaders(res);
+        setBrowserSecurityHeaders(res, CONSOLE_CSP);
         if (req.method !== "GET" && req.method !== "HEAD") {
           res.setHeader("Allow", "GET");
           return sendBody(res, 405, "text/plain; charset=utf-8", "method not allowed\n");
@@ -133,13 +134,6 @@ function headersOf(req: HttpRequest): Headers {
     if (typeof value === "string") headers.set(name, value);
   }
   return headers;
-}
-
-function setConsoleHeaders(res: HttpResponse): void {
-  res.setHeader("Content-Security-Policy", CONSOLE_CSP);
-  res.setHeader("Referrer-Policy", "no-referrer");
-  res.setHeader("X-Content-Type-Options", "nosniff");
-  res.setHeader("X-Frame-Options", "DENY");
 }
 
 function sendJson(res: HttpResponse, status: number, body: unknown): void {

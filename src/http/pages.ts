@@ -11,16 +11,16 @@ const STYLE_HASH = hash("sha256", STYLE, "base64");
  * another site, and the strict CSP allows only our one inline stylesheet: no scripts, images,
  * frames, forms or external assets.
  */
-export function setBrowserSecurityHeaders(res: HttpResponse): void {
+export function setBrowserSecurityHeaders(
+  res: HttpResponse,
+  csp = `default-src 'none'; style-src 'sha256-${STYLE_HASH}'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`,
+): void {
   res.setHeader("Cache-Control", "no-store");
   res.setHeader("Pragma", "no-cache");
   res.setHeader("Referrer-Policy", "no-referrer");
   res.setHeader("X-Content-Type-Options", "nosniff");
   res.setHeader("X-Frame-Options", "DENY");
-  res.setHeader(
-    "Content-Security-Policy",
-    `default-src 'none'; style-src 'sha256-${STYLE_HASH}'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`,
-  );
+  res.setHeader("Content-Security-Policy", csp);
 }
 
 export function escapeHtml(text: string): string {
