@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from "node:http";
-import { BlockList, isIP } from "node:net";
-import { parseOutboundAllowlist } from "../outbound/address-policy.js";
+import { isIP } from "node:net";
+import { AddressList, parseOutboundAllowlist } from "../outbound/address-policy.js";
 
 /** `BROKER_TRUSTED_PROXIES`: comma-separated IP addresses and CIDR ranges (no host names). */
 export function parseTrustedProxies(text: string): string[] {
@@ -14,25 +14,7 @@ export function parseTrustedProxies(text: string): string[] {
  * The proxies in front of the broker. Only a request whose peer is one of them may say, in
  * `X-Forwarded-For` or `Forwarded`, whom it came from; anyone else could name any address.
  */
-export class TrustedProxies {
-  readonly #list = new BlockList();
-  readonly #empty: boolean;
-
-  constructor(entries: readonly string[]) {
-    this.#empty = entries.length === 0;
-    for (const entry of entries) {
-      const [address = "", bits] = entry.split("/");
-      const family = isIP(address) === 6 ? "ipv6" : "ipv4";
-      if (bits === undefined) this.#list.addAddress(address, family);
-      else this.#list.addSubnet(address, Number(bits), family);
-    }
-  }
-
-  has(address: string): boolean {
-    const family = isIP(address);
-    return !this.#empty && family !== 0 && this.#list.check(address, family === 6 ? "ipv6" : "ipv4");
-  }
-}
+export class TrustedProxies extends AddressList {}
 
 /**
  * The address a request came from: the peer, unless the peer is a trusted proxy; then the

@@ -12,28 +12,17 @@ import { invalid } from "../errors.js";
  */
 export class OutboundPolicy {
   readonly #allowedHosts = new Set<string>();
-  readonly #allowedAddresses = new BlockList();
+  readonly #allowedAddresses: AddressList;
 
   constructor(allowlist: readonly string[]) {
-    for (const entry of allowlist) {
-      const slash = entry.indexOf("/");
-      if (slash !== -1) {
-        const address = entry.slice(0, slash);
-        this.#allowedAddresses.addSubnet(address, Number(entry.slice(slash + 1)), isIP(address) === 6 ? "ipv6" : "ipv4");
-      } else if (isIP(entry) !== 0) {
-        this.#allowedAddresses.addAddress(entry, isIP(entry) === 6 ? "ipv6" : "ipv4");
-      } else {
-        this.#allowedHosts.add(entry.toLowerCase());
-      }
-    }
+    this.#allowedAddresses = new AddressList(allowlist);
+    for (const entry of allowlist) if (!entry.includes("/") && isIP(entry) === 0) this.#allowedHosts.add(entry.toLowerCase());
   }
 
   /** A host the allow-list names, by name or by address. */
   isAllowlisted(hostname: string): boolean {
     const host = unbracket(hostname).toLowerCase();
-    if (this.#allowedHosts.has(host)) return true;
-    const family = isIP(host);
-    return family !== 0 && this.#allowedAddresses.check(host, family === 6 ? "ipv6" : "ipv4");
+    return this.#allowedHosts.has(host) || this.#allowedAddresses.has(host);
   }
 
   /** An address the broker may connect to. */
@@ -134,6 +123,26 @@ function unbracket(host: string): string {
 }
 
 /** Parses `BROKER_OUTBOUND_ALLOWLIST`. Throws with the bad entry. */
+/** The IP addresses and CIDR ranges among `entries` (host names are left out), as one list. */
+export class AddressList {
+  readonly #list = new BlockList();
+
+  constructor(entries: readonly string[]) {
+    for (const entry of entries) {
+      const [address = "", bits] = entry.split("/");
+      const family = isIP(address);
+      if (family === 0) continue;
+      if (bits === undefined) this.#list.addAddress(address, family === 6 ? "ipv6" : "ipv4");
+      else this.#list.addSubnet(address, Number(bits), family === 6 ? "ipv6" : "ipv4");
+    }
+  }
+
+  has(address: string): boolean {
+    const family = isIP(address);
+    return family !== 0 && this.#list.check(address, family === 6 ? "ipv6" : "ipv4");
+  }
+}
+
 export function parseOutboundAllowlist(text: string): string[] {
   return text
     .split(",")
