@@ -139,6 +139,9 @@ export class OAuthStateStore {
    * Returns whether anything is left to do soon (never: drops are single commands).
    */
   async maintain(now = new Date()): Promise<boolean> {
+    // The next window's collection is created (with its index) ahead of its first insert, so
+    // creating a collection never sits in front of an Initialise call.
+    await this.#prepare(stateWindowAt(new Date(now.getTime() + STATE_WINDOW_SECONDS * 1000)));
     const checkLegacy = now.getTime() - this.#legacyCheckedAt >= LEGACY_CHECK_MS;
     if (checkLegacy) this.#legacyCheckedAt = now.getTime();
     for (const name of await this.#names()) {
@@ -184,7 +187,10 @@ export class OAuthStateStore {
     return start >= now.getTime() - this.#maxTtlMs - STATE_WINDOW_SECONDS * 1000 - CLOCK_SLACK_MS && start <= now.getTime() + CLOCK_SLACK_MS;
   }
 
-  /** One unordered insertMany per window (a batch spanning a window boundary sends two). */
+  /**
+   * One unordered insertMany per window (a batch spanning a window boundary sends two). A failure
+   * that leaves a window's outcome unknown fails every call of that window (see insertEach).
+   */
   async #insertByWindow(documents: OAuthStateDocument[]): Promise<(void | Error)[]> {
     const byWindow = new Map<string, number[]>();
     documents.forEach((document, i) => {
@@ -193,16 +199,24 @@ export class OAuthStateStore {
     });
     const outcomes: (void | Error)[] = new Array(documents.length);
     for (const [window, indexes] of byWindow) {
-      const collection = this.collectionFor(window);
-      if (!this.#windowsIndexed.has(window)) {
-        // MongoDB's TTL index as a second line (FerretDB refuses it: a plain index, no sweeper).
-        for (const index of oauthStateIndexes) await createIndex(collection, index);
-        this.#windowsIndexed.add(window);
+      try {
+        await this.#prepare(window);
+        const results = await insertEach(this.collectionFor(window), indexes.map((i) => documents[i]!));
+        indexes.forEach((i, j) => (outcomes[i] = results[j]));
+      } catch (error) {
+        const failure = error instanceof Error ? error : new Error(String(error));
+        for (const i of indexes) outcomes[i] = failure;
       }
-      const results = await insertEach(collection, indexes.map((i) => documents[i]!));
-      indexes.forEach((i, j) => (outcomes[i] = results[j]));
     }
     return outcomes;
+  }
+
+  /** Creates a window's collection and its expiry index, once per instance. */
+  async #prepare(window: string): Promise<void> {
+    if (this.#windowsIndexed.has(window)) return;
+    // MongoDB's TTL index as a second line (FerretDB refuses it: a plain index, no sweeper).
+    for (const index of oauthStateIndexes) await createIndex(this.collectionFor(window), index);
+    this.#windowsIndexed.add(window);
   }
 
   /** Window and legacy collections, as the server lists them now. */
