@@ -77,7 +77,8 @@ export class OAuthStateStore {
   readonly #maxTtlMs: number;
   // Every InitialiseOAuth2Connection inserts one state: concurrent ones share an insertMany per window.
   readonly #inserts: Batcher<OAuthStateDocument, void>;
-  readonly #windowsIndexed = new Set<string>();
+  /** Each window's collection and index creation, sent once per instance (the next window's by maintenance, ahead). */
+  readonly #windowsPrepared = new Map<string, Promise<void>>();
   #legacyCheckedAt = 0;
 
   /** @param stateTtlSeconds the longest TTL a state may have (BROKER_STATE_TTL): bounds which windows are live. */
@@ -150,7 +151,7 @@ export class OAuthStateStore {
       if (window !== null) {
         if (windowEndMs(window[1]!) + this.#maxTtlMs + CLOCK_SLACK_MS < now.getTime()) {
           await this.#drop(name);
-          this.#windowsIndexed.delete(window[1]!);
+          this.#windowsPrepared.delete(window[1]!);
         }
       } else if (bucket !== null) {
         // Legacy: a bucket holds states and markers that expire before its end.
@@ -212,11 +213,18 @@ export class OAuthStateStore {
   }
 
   /** Creates a window's collection and its expiry index, once per instance. */
-  async #prepare(window: string): Promise<void> {
-    if (this.#windowsIndexed.has(window)) return;
-    // MongoDB's TTL index as a second line (FerretDB refuses it: a plain index, no sweeper).
-    for (const index of oauthStateIndexes) await createIndex(this.collectionFor(window), index);
-    this.#windowsIndexed.add(window);
+  #prepare(window: string): Promise<void> {
+    let prepared = this.#windowsPrepared.get(window);
+    if (prepared === undefined) {
+      prepared = (async () => {
+        // MongoDB's TTL index as a second line (FerretDB refuses it: a plain index, no sweeper).
+        for (const index of oauthStateIndexes) await createIndex(this.collectionFor(window), index);
+      })();
+      // A failed attempt (the database away) is tried again by the next call.
+      prepared.catch(() => this.#windowsPrepared.delete(window));
+      this.#windowsPrepared.set(window, prepared);
+    }
+    return prepared;
   }
 
   /** Window and legacy collections, as the server lists them now. */
