@@ -77,7 +77,7 @@ export class OAuthStateStore {
   readonly #maxTtlMs: number;
   // Every InitialiseOAuth2Connection inserts one state: concurrent ones share an insertMany per window.
   readonly #inserts: Batcher<OAuthStateDocument, void>;
-  /** Each window's collection and index creation, sent once per instance (the next window's by maintenance, ahead). */
+  /** Each window's collection and index creation, sent once per instance, before its first insert. */
   readonly #windowsPrepared = new Map<string, Promise<void>>();
   #legacyCheckedAt = 0;
 
@@ -140,9 +140,6 @@ export class OAuthStateStore {
    * Returns whether anything is left to do soon (never: drops are single commands).
    */
   async maintain(now = new Date()): Promise<boolean> {
-    // The next window's collection is created (with its index) ahead of its first insert, so
-    // creating a collection never sits in front of an Initialise call.
-    await this.#prepare(stateWindowAt(new Date(now.getTime() + STATE_WINDOW_SECONDS * 1000)));
     const checkLegacy = now.getTime() - this.#legacyCheckedAt >= LEGACY_CHECK_MS;
     if (checkLegacy) this.#legacyCheckedAt = now.getTime();
     for (const name of await this.#names()) {

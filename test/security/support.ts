@@ -3,7 +3,7 @@ import { expect } from "vitest";
 
 /**
  * Every document of every collection (leases aside: they come and go with calls), as text. An
- * empty collection is left out: the state store's maintenance creates the next window's ahead.
+ * empty state window collection is left out: an instance may create one ahead of its first insert.
  */
 export async function databaseSnapshot(db: Db): Promise<string> {
   const collections = (await db.listCollections().toArray()).map((c) => c.name).filter((name) => name !== "leases").sort();
