@@ -38,6 +38,7 @@ export async function ghzLoad(root: string, spec: LoadSpec & { scenario: GrpcSce
   const seconds = report.total / 1e9;
   const percentile = (p: number) => Math.round((report.latencyDistribution?.find((d) => d.percentage === p)?.latency ?? 0) / 1e4) / 100;
   const result = { calls, errors: calls - ok, seconds, rps: Math.round(ok / seconds), p50_ms: percentile(50), p99_ms: percentile(99) };
+  if (result.errors > 0) console.error(`  ${spec.scenario} errors: ${JSON.stringify(report.errorDistribution ?? report.statusCodeDistribution)}`);
   if (spec.rps === undefined || report.details === undefined) return result;
   // ghz's distribution stops at p99; p99.9 comes from every call's latency (ns).
   const latencies = report.details.map((d) => d.latency).sort((a, b) => a - b);

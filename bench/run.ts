@@ -231,9 +231,8 @@ async function pendingFlows(mongodbUri: string, tokenUrl: string): Promise<Row[]
         const fill = await load({ ...spec, scenario: "initialise-grpc", concurrency: 64, totalCalls: level - pending });
         pending += fill.calls - fill.errors;
         console.error(`  filled to ${pending} pending flows in ${Math.round((Date.now() - started) / 1000)} s (${fill.rps} req/s)`);
-        // The fill starts flows ~20× faster than the issue's 36/s, so the broker's background work
-        // (moving each generation of 500 to its buckets, within 10 s) is 20× denser right after
-        // it; the pending flows of the issue accumulate over a TTL. Measure once that has settled.
+        // The fill starts flows ~20× faster than the issue's 36/s; the pending flows of the issue
+        // accumulate over a TTL. Measure once the broker has settled after it.
         await new Promise((resolve) => setTimeout(resolve, PENDING_SETTLE_MS));
       }
       const sampler = rssSampler(broker.child.pid!);

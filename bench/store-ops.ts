@@ -9,17 +9,19 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Collection, MongoClient } from "mongodb";
-import { hashState } from "../src/oauth/state.js";
+import { hashState, stateWindowAt } from "../src/oauth/state.js";
 import { LeaseStore } from "../src/store/leases.js";
-import { type OAuthStateDocument, OAuthStateStore, ROTATE_AFTER } from "../src/store/oauth-states.js";
+import { type OAuthStateDocument, OAuthStateStore } from "../src/store/oauth-states.js";
 import { startEmbeddedFerretDb } from "../src/store/embedded-ferretdb.js";
 
 const N = Number(process.argv[3] ?? 50_000);
 const SAMPLES = 40;
+const OLDER_MS = 300_000;
+const FILL_SPAN_MS = 540_000;
 
-/** Real state hashes (uniform in their first character, which picks the bucket partition). */
-function state(name: string): OAuthStateDocument {
-  const now = Date.now();
+/** Real state hashes, created `agoMs` ago (which picks their window collection). */
+function state(name: string, agoMs = 0): OAuthStateDocument {
+  const now = Date.now() - agoMs;
   return {
     _id: hashState(name),
     organisation_id: "bench",
@@ -47,19 +49,17 @@ async function time(label: string, op: (i: number) => Promise<unknown>): Promise
 }
 
 async function measure(states: OAuthStateStore, leases: LeaseStore, connections: Collection, round: string): Promise<string[]> {
-  // Older states: a generation ago, so copied to their bucket partitions by the time of the callback.
+  // Older states: made five minutes ago, in a window among the pending ones.
   const older = Array.from({ length: SAMPLES }, (_, i) => `${round}-older-${i}`);
-  await Promise.all(older.map((id) => states.insert(state(id))));
-  await Promise.all(Array.from({ length: ROTATE_AFTER }, (_, i) => states.insert(state(`${round}-rotate-${i}`))));
-  await states.maintain();
-  await states.maintain(new Date(Date.now() + 31_000));
+  const olderWindow = stateWindowAt(new Date(Date.now() - OLDER_MS));
+  await Promise.all(older.map((id) => states.insert(state(id, OLDER_MS))));
   const fresh = Array.from({ length: SAMPLES }, (_, i) => `${round}-fresh-${i}`);
   await Promise.all(fresh.map((id) => states.insert(state(id))));
   return [
-    await time("consume an older state (in its bucket partition)", (i) => states.consumeByHash(hashState(older[i]!))),
+    await time("consume an older state (in its window)", (i) => states.consumeByHash(hashState(older[i]!), olderWindow)),
     await time("insert state", (i) => states.insert(state(`${round}-new-${i}`))),
-    await time("consume a fresh state (callback)", (i) => states.consumeByHash(hashState(fresh[i]!))),
-    await time("consume an unknown state", (i) => states.consumeByHash(`${round}-forged-${i}`)),
+    await time("consume a fresh state (callback)", (i) => states.consumeByHash(hashState(fresh[i]!), stateWindowAt(new Date()))),
+    await time("consume an unknown state", (i) => states.consumeByHash(`${round}-forged-${i}`, stateWindowAt(new Date()))),
     await time("lease acquire + release", async (i) => leases.release((await leases.tryAcquire(`${round}-lease-${i}`, 10_000))!)),
     await time("connection updateOne by _id (NOT flat on FerretDB)", (i) => connections.updateOne({ _id: `c-${i}` as never }, { $set: { update_time: new Date() } })),
   ];
@@ -78,11 +78,10 @@ async function main(): Promise<void> {
     await connections.insertMany(Array.from({ length: SAMPLES }, (_, i) => ({ _id: `c-${i}` as never, pad: "x".repeat(500) })));
     const empty = await measure(states, leases, connections, "empty");
     const started = Date.now();
-    for (let i = 0; i < N; i += ROTATE_AFTER) {
-      await Promise.all(Array.from({ length: ROTATE_AFTER }, (_, j) => states.insert(state(`pending-${i + j}`))));
-      await states.maintain();
+    // Spread over the last FILL_SPAN_MS, as a steady rate of Initialise calls leaves them.
+    for (let i = 0; i < N; i += 500) {
+      await Promise.all(Array.from({ length: 500 }, (_, j) => states.insert(state(`pending-${i + j}`, ((i + j) / N) * FILL_SPAN_MS))));
     }
-    await states.maintain(new Date(Date.now() + 31_000));
     for (let i = 0; i < N; i += 1000) {
       await connections.insertMany(Array.from({ length: 1000 }, (_, j) => ({ _id: `filler-${i + j}` as never, pad: "x".repeat(500) })));
     }

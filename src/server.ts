@@ -50,7 +50,7 @@ import { LeaseStore, leaseIndexes } from "./store/leases.js";
 import { OrganisationStore, organisationIndexes } from "./store/organisations.js";
 import { CredentialStore, credentialIndexes } from "./store/credentials.js";
 import { connectDatabase, type Database, ensureIndexes } from "./store/database.js";
-import { OAuthStateStore, oauthStateIndexes } from "./store/oauth-states.js";
+import { OAuthStateStore } from "./store/oauth-states.js";
 import { ConsoleSessionStore, consoleSessionIndexes } from "./store/console-sessions.js";
 import { ConsoleSessions } from "./console/sessions.js";
 import { CONSOLE_RETURN_PATH, consoleDistDir, consoleRoutes } from "./http/console-routes.js";
@@ -105,10 +105,9 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     metrics.dbCommands.observe({ command, collection: collection.startsWith("oauth_states_") ? "oauth_states" : collection, outcome }, seconds),
   );
   const credentials = new CredentialStore(database.db);
-  // Rotates the current oauth_states generation when this instance filled it, copies moved
-  // states to their expiry buckets and drops expired buckets (see OAuthStateStore).
-  const stateMaintenance: Worker = new Worker("oauth-states-maintenance", 1_000, () => states.maintain(), logger, IDLE_INTERVAL_MS);
-  const states = new OAuthStateStore(database.db, () => stateMaintenance.kick());
+  // Drops the collections of state windows (and legacy ones) once every state in them has expired (see OAuthStateStore).
+  const states = new OAuthStateStore(database.db, config.stateTtlSeconds);
+  const stateMaintenance = new Worker("oauth-states-maintenance", 1_000, () => states.maintain(), logger, IDLE_INTERVAL_MS);
   const connections = new ConnectionStore(database.db);
   const organisations = new OrganisationStore(database.db);
   const events = new EventStore(database.db);
@@ -116,7 +115,6 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
   const apiKeys = new ApiKeyStore(database.db);
   const consoleSessionStore = new ConsoleSessionStore(database.db);
   await ensureIndexes(database, credentials.collection, credentialIndexes, logger);
-  await ensureIndexes(database, states.collection, oauthStateIndexes, logger);
   await ensureIndexes(database, connections.collection, connectionIndexes, logger);
   await ensureIndexes(database, organisations.collection, organisationIndexes, logger);
   await ensureIndexes(database, events.collection, eventIndexes, logger);

@@ -10,7 +10,7 @@ import { callbackMetadata, isRedirectUriOf, issuerMatches, parseCallbackPath, pa
 import { type ProviderCatalog, profileFor } from "../providers/catalog.js";
 import { OutboundError } from "../outbound/bounded-fetch.js";
 import { returnUrlWith } from "../oauth/return-url.js";
-import { hashState } from "../oauth/state.js";
+import { hashState, stateWindowOf } from "../oauth/state.js";
 import { exchangeAuthorizationCode } from "../oauth/token-exchange.js";
 import { TokenResponseError } from "../oauth/token-response.js";
 import { ConnectionError } from "../connections/connection-errors.js";
@@ -100,7 +100,7 @@ async function handleCallback(deps: CallbackDeps, req: HttpRequest, res: HttpRes
   // the address (everyone, behind a proxy that is not trusted) must not lock real users out.
   const client = clientLimitKey(clientAddress(req.socket?.remoteAddress, req.headers, deps.trustedProxies));
   const retryAfter = deps.limiter.take(client);
-  if (retryAfter > 0 && (params === undefined || !(await deps.states.isPending(hashState(params.state))))) {
+  if (retryAfter > 0 && (params === undefined || !(await deps.states.isPending(hashState(params.state), stateWindowOf(params.state))))) {
     count("rate_limited");
     res.setHeader("Retry-After", String(retryAfter));
     return sendPage(res, 429, "Too many requests", ["Please wait a moment and try again."]);
@@ -113,7 +113,7 @@ async function handleCallback(deps: CallbackDeps, req: HttpRequest, res: HttpRes
   }
 
   // Consumed first, atomically, whatever follows: one response per attempt (RFC 9700 §2.1.1).
-  const attempt = await deps.states.consumeByHash(hashState(params.state));
+  const attempt = await deps.states.consumeByHash(hashState(params.state), stateWindowOf(params.state));
   if (attempt === null) {
     count("invalid_state");
     log.info({ outcome: "invalid_state" }, "callback refused");

@@ -120,7 +120,9 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
         throw new ConnectError('"scopes" has "openid" but the credential has no "issuer" to verify ID tokens', Code.FailedPrecondition);
       }
 
-      const secrets = generateAttemptSecrets({ pkce: profile.authorize.pkce, nonce: plan.needsNonce });
+      const now = new Date();
+      // The state names the window of `now`, the attempt's create_time: the store files it there.
+      const secrets = generateAttemptSecrets({ pkce: profile.authorize.pkce, nonce: plan.needsNonce }, now);
       const redirectUri = redirectUriFor(deps.publicUrl, settings?.per_organisation_callback === true ? organisationId : undefined);
       const url = buildAuthorizeUrl(plan, {
         clientId,
@@ -129,7 +131,6 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
         codeChallenge: secrets.codeChallenge,
         nonce: secrets.nonce,
       });
-      const now = new Date();
       const expireTime = new Date(now.getTime() + deps.stateTtlSeconds * 1000);
       const attempt: OAuthStateDocument = {
         _id: secrets.stateHash,

@@ -1,6 +1,6 @@
-import { randomBytes } from "node:crypto";
 import { type Collection, type Db, type IndexDescription, MongoBulkWriteError } from "mongodb";
 import { reencrypted } from "../crypto/reencrypt.js";
+import { STATE_WINDOW_SECONDS, stateWindowAt } from "../oauth/state.js";
 import type { SecretBox } from "../crypto/secret-box.js";
 import { Batcher } from "./batcher.js";
 import { createIndex, isDuplicateKey, isNamespaceNotFound } from "./database.js";
@@ -31,156 +31,143 @@ export interface OAuthStateDocument {
 }
 
 export const oauthStateIndexes: IndexDescription[] = [
-  // MongoDB deletes a state once `expire_time` has passed; FerretDB gets a periodic sweep. Both
-  // only ever see the current generation (at most ROTATE_AFTER states per instance), see below.
+  // MongoDB deletes a state once `expire_time` has passed, a second line behind dropping whole
+  // window collections; FerretDB v1 refuses TTL indexes and relies on the drop alone.
   { key: { expire_time: 1 }, name: "expire_time_ttl", expireAfterSeconds: 0 },
 ];
 
-/** The current generation: every insert goes here. */
-const CURRENT = "oauth_states";
-/** A former current generation, renamed away, whose states are being copied to their buckets. */
-const MOVING = /^oauth_states_moving_(\d+)_[a-z0-9]+$/;
+/** The states created in one window (`oauth_states_w<window>`, see src/oauth/state.ts). */
+const WINDOW = /^oauth_states_w([0-9a-z]+)$/;
 /**
- * States (copied) and consumption markers whose `expire_time` is before the end (epoch seconds),
- * split by the first character of the state hash into PARTITIONS, so a lookup reads 1/64 of them.
+ * Windows and legacy collections are dropped this long after their last state expired, and a
+ * state may name a window this far in the future: for clocks that differ between instances.
  */
-const BUCKET = /^oauth_states_until_(\d+)_p(\d+)$/;
-const BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-const PARTITIONS = 64;
-/** The current generation is renamed away after this many inserts by one instance. */
-export const ROTATE_AFTER = 500;
-/** Width of an expiry bucket: the default state TTL, so a live state is in one of two buckets. */
-const BUCKET_SECONDS = 600;
-/** A moving generation is copied once this long after its rename (inserts that resolved the old name have landed)… */
-const COPY_AFTER_MS = 2_000;
-/** …and copied again, then dropped, this long after it. */
-const DROP_AFTER_MS = 10_000;
-/** Buckets are dropped this long after their end, for clocks that differ between instances. */
 const CLOCK_SLACK_MS = 60_000;
-/** Documents per insertMany when copying, so no copy holds FerretDB's single writer for long. */
-const COPY_CHUNK = 100;
+/** Legacy collections are checked for live states (a scan) at most this often. */
+const LEGACY_CHECK_MS = 60_000;
 
 /**
  * The only module that reads or writes the `oauth_states` collections.
  *
  * A callback's cost must not grow with the number of pending states, on FerretDB too. FerretDB
  * 1.24's SQLite backend reads the table row by row for every find, update and delete by `_id`
- * (its `_id` index is on another expression than the one its queries use; a find stops at the
- * first match), and it has no TTL indexes; only inserts (the unique index) and collection-level
- * operations (rename, drop) do not depend on the size. So requests only ever read and delete in
- * small collections:
- * - Inserts go to `oauth_states`, the current generation. After ROTATE_AFTER inserts this
- *   instance renames it away (`oauth_states_moving_<ms>_<id>`, a metadata change) and a new one
- *   starts, so it holds at most ROTATE_AFTER states per instance.
- * - Maintenance copies a moving generation's states to expiry buckets split by the hash's first
- *   character, `oauth_states_until_<epoch s>_p<0-63>` (BUCKET_SECONDS wide), then drops it. A
- *   bucket is dropped whole once its end has passed: every document in it has expired.
- * - Consuming a state is a unique insert of a marker, `consumed:<hash>`, in the state's bucket
- *   partition: the insert that succeeds wins, on MongoDB and FerretDB alike (FerretDB v1's
- *   findOneAndDelete and conditional updates let several racers win). Every racer picks the same
- *   collection, since they read the same `expire_time`. A state still in the current generation
- *   is also deleted there (a bounded read).
- * A lookup reads the current generation, then the partition of each live bucket (two with the
- * default TTL), then, for a state not found there, the moving generations: a constant number of
- * finds, each reading at most 1/64 of the pending states of one bucket. One code path for both
- * servers; on MongoDB the TTL indexes stay as a second line.
+ * (its `_id` index is on another expression than the one its queries use), and it has no TTL
+ * indexes; only inserts (the unique index) and collection-level operations (drop) do not depend
+ * on the size. So states are kept in small collections that a request can name:
+ * - A state is `<window>.<random>`, the window being its creation time in STATE_WINDOW_SECONDS
+ *   steps (src/oauth/state.ts). It is inserted (as its hash) straight into that window's
+ *   collection, `oauth_states_w<window>`: no later copy or rename competes for the single writer.
+ * - A callback reads the window from the state and looks the hash up in that one collection,
+ *   which holds only the states created in those seconds: at most the Initialise rate times
+ *   STATE_WINDOW_SECONDS rows, however many flows are pending. A window outside
+ *   [now - state TTL - window - slack, now + slack] is refused without a database call, so a
+ *   forged state cannot make the broker touch arbitrary collections.
+ * - Consuming a state is a unique insert of a marker, `consumed:<hash>`, in the same collection:
+ *   the insert that succeeds wins, on MongoDB and FerretDB alike (FerretDB v1's findOneAndDelete
+ *   and conditional updates let several racers win).
+ * - `maintain` drops a window's collection whole once every state in it has expired.
+ * One code path for both servers; on MongoDB each window also gets a TTL index.
+ *
+ * Legacy (states created before windows, without a prefix): they are in `oauth_states`,
+ * `oauth_states_moving_*` or `oauth_states_until_*`, and are read and consumed as the previous
+ * version did (see #findLegacy) until `maintain` drops those collections once nothing in them is live.
  */
 export class OAuthStateStore {
-  /** The current generation (`oauth_states`). */
-  readonly collection: Collection<OAuthStateDocument>;
   readonly #db: Db;
-  // Every InitialiseOAuth2Connection inserts one state: concurrent ones share an insertMany.
+  readonly #maxTtlMs: number;
+  // Every InitialiseOAuth2Connection inserts one state: concurrent ones share an insertMany per window.
   readonly #inserts: Batcher<OAuthStateDocument, void>;
-  readonly #onRotationDue: () => void;
-  #insertedSinceRotation = 0;
-  /** The states this instance already copied out of each moving generation. */
-  readonly #copied = new Map<string, Set<string>>();
-  readonly #bucketsIndexed = new Set<string>();
+  /** Each window's collection and index creation, sent once per instance, before its first insert. */
+  readonly #windowsPrepared = new Map<string, Promise<void>>();
+  #legacyCheckedAt = 0;
 
-  /** @param onRotationDue called when this instance's inserts filled the current generation: run `maintain` soon. */
-  constructor(db: Db, onRotationDue: () => void = () => {}) {
+  /** @param stateTtlSeconds the longest TTL a state may have (BROKER_STATE_TTL): bounds which windows are live. */
+  constructor(db: Db, stateTtlSeconds = 600) {
     this.#db = db;
-    this.collection = db.collection<OAuthStateDocument>(CURRENT);
-    this.#onRotationDue = onRotationDue;
-    this.#inserts = new Batcher((documents) => insertEach(this.collection, documents), { maxBatch: 500, maxConcurrent: 1 });
+    this.#maxTtlMs = stateTtlSeconds * 1000;
+    this.#inserts = new Batcher((documents) => this.#insertByWindow(documents), { maxBatch: 500, maxConcurrent: 1 });
   }
 
+  /** The collection of the states created in `window` (stateWindowAt of their `create_time`). */
+  collectionFor(window: string): Collection<OAuthStateDocument> {
+    return this.#db.collection<OAuthStateDocument>(`oauth_states_w${window}`);
+  }
+
+  /** Stores an attempt in the window of its `create_time`, which must be the time its state was made at. */
   async insert(document: OAuthStateDocument): Promise<void> {
     await this.#inserts.call(document);
-    if (++this.#insertedSinceRotation === ROTATE_AFTER) this.#onRotationDue();
   }
 
   /**
    * Consumes the attempt and returns it, so of two callbacks racing with one state exactly one
    * gets it: the one whose marker insert succeeded (see the class comment). An expired attempt is
-   * not returned: TTL deletion and the sweep are lazy, so expiry is checked here as well.
+   * not returned: windows are dropped lazily, so expiry is checked here as well.
+   * @param window what stateWindowOf read from the state (undefined: a legacy state; null: forged).
    */
-  async consumeByHash(stateHash: string, now = new Date()): Promise<OAuthStateDocument | null> {
-    let document = await this.collection.findOne({ _id: stateHash });
-    const inCurrent = document !== null;
-    document ??= await this.#findMoved(stateHash, now);
-    if (document === null) return null;
-    if (document.expire_time > now) {
-      try {
-        await this.#bucket(document.expire_time, stateHash).insertOne({ _id: `consumed:${stateHash}`, expire_time: document.expire_time } as OAuthStateDocument);
-      } catch (error) {
-        if (isDuplicateKey(error)) return null;
-        throw error;
-      }
+  async consumeByHash(stateHash: string, window: string | undefined | null, now = new Date()): Promise<OAuthStateDocument | null> {
+    if (window === undefined) return this.#consumeLegacy(stateHash, now);
+    if (window === null || !this.#isLive(window, now)) return null;
+    const collection = this.collectionFor(window);
+    const document = await collection.findOne({ _id: stateHash });
+    if (document === null || document.expire_time <= now) return null;
+    try {
+      await collection.insertOne({ _id: `consumed:${stateHash}`, expire_time: document.expire_time } as OAuthStateDocument);
+    } catch (error) {
+      if (isDuplicateKey(error)) return null;
+      throw error;
     }
-    // Only tidies up: the marker decided. Reads one generation at most.
-    if (inCurrent) await this.collection.deleteOne({ _id: stateHash });
-    return document.expire_time > now ? document : null;
+    return document;
   }
 
   /**
    * Whether an unexpired, unconsumed attempt with this hash is waiting (reads only; nothing is
    * consumed): lets a genuine callback past a rate limit that forged ones emptied.
    */
-  async isPending(stateHash: string, now = new Date()): Promise<boolean> {
-    const document = (await this.collection.findOne({ _id: stateHash })) ?? (await this.#findMoved(stateHash, now));
-    if (document === null || document.expire_time <= now) return false;
-    const consumed = await this.#bucket(document.expire_time, stateHash).findOne({ _id: `consumed:${stateHash}` }, { projection: { _id: 1 } });
-    return consumed === null;
+  async isPending(stateHash: string, window: string | undefined | null, now = new Date()): Promise<boolean> {
+    if (window === undefined) return this.#isPendingLegacy(stateHash, now);
+    if (window === null || !this.#isLive(window, now)) return false;
+    // One read for the state and its marker.
+    const found = await this.collectionFor(window)
+      .find({ _id: { $in: [stateHash, `consumed:${stateHash}`] } }, { projection: { _id: 1, expire_time: 1 } })
+      .toArray();
+    const state = found.find((document) => document._id === stateHash);
+    return state !== undefined && state.expire_time > now && found.length === 1;
   }
 
   /**
    * Background work, for every instance (each call is safe to repeat and to run on several at
-   * once): rotates the current generation when this instance filled it, copies moving
-   * generations to their buckets and drops them, and drops buckets that have expired.
-   * Returns whether anything is left to do soon.
+   * once): drops the collections of windows whose states have all expired, and legacy ones.
+   * Returns whether anything is left to do soon (never: drops are single commands).
    */
   async maintain(now = new Date()): Promise<boolean> {
-    if (this.#insertedSinceRotation >= ROTATE_AFTER) await this.#rotate(now);
-    let busy = false;
+    const checkLegacy = now.getTime() - this.#legacyCheckedAt >= LEGACY_CHECK_MS;
+    if (checkLegacy) this.#legacyCheckedAt = now.getTime();
     for (const name of await this.#names()) {
-      const moving = MOVING.exec(name);
-      const bucket = BUCKET.exec(name);
-      if (moving !== null) {
-        const age = now.getTime() - Number(moving[1]);
-        if (age < COPY_AFTER_MS) busy = true;
-        else if (age < DROP_AFTER_MS) {
-          if (!this.#copied.has(name)) this.#copied.set(name, await this.#copy(name, now));
-          busy = true;
-        } else {
-          // A last pass for anything that landed after the first copy (a write slower than the
-          // rename); what this instance copied already is not sent again.
-          await this.#copy(name, now, this.#copied.get(name));
+      const window = WINDOW.exec(name);
+      const bucket = LEGACY_BUCKET.exec(name);
+      if (window !== null) {
+        if (windowEndMs(window[1]!) + this.#maxTtlMs + CLOCK_SLACK_MS < now.getTime()) {
           await this.#drop(name);
-          this.#copied.delete(name);
+          this.#windowsPrepared.delete(window[1]!);
         }
-      } else if (bucket !== null && Number(bucket[1]) * 1000 + CLOCK_SLACK_MS < now.getTime()) {
-        await this.#drop(name);
-        this.#bucketsIndexed.delete(name);
+      } else if (bucket !== null) {
+        // Legacy: a bucket holds states and markers that expire before its end.
+        if (Number(bucket[1]) * 1000 + CLOCK_SLACK_MS < now.getTime()) await this.#drop(name);
+      } else if (checkLegacy) {
+        // Legacy `oauth_states` and moving generations: no more inserts go there; dropped once nothing in them is live.
+        const live = await this.#db
+          .collection<OAuthStateDocument>(name)
+          .findOne({ expire_time: { $gt: new Date(now.getTime() - CLOCK_SLACK_MS) } }, { projection: { _id: 1 } });
+        if (live === null) await this.#drop(name);
       }
     }
-    return busy;
+    return false;
   }
 
-  /** Moves every stored PKCE verifier to the primary key, in every generation and bucket. Returns how many moved. */
+  /** Moves every stored PKCE verifier to the primary key, in every window (and legacy collection). Returns how many moved. */
   async reencrypt(box: SecretBox, context: (stateHash: string) => string): Promise<number> {
     let moved = 0;
-    for (const name of [CURRENT, ...(await this.#names())]) {
+    for (const name of await this.#names()) {
       const collection = this.#db.collection<OAuthStateDocument>(name);
       for await (const document of collection.find({ code_verifier: { $exists: true } }, { projection: { code_verifier: 1 } })) {
         const next = reencrypted(box, document.code_verifier!, context(document._id));
@@ -192,76 +179,55 @@ export class OAuthStateStore {
     return moved;
   }
 
-  /**
-   * A state no longer in the current generation: copied to the partition of a live bucket (where
-   * it is after COPY_AFTER_MS), or else still in a moving generation.
-   */
-  async #findMoved(stateHash: string, now: Date): Promise<OAuthStateDocument | null> {
-    const names = await this.#names();
-    const partition = String(partitionOf(stateHash));
-    const live = names.filter((name) => {
-      const bucket = BUCKET.exec(name);
-      return bucket !== null && Number(bucket[1]) * 1000 > now.getTime() && bucket[2] === partition;
-    });
-    for (const group of [live, names.filter((name) => MOVING.test(name))]) {
-      const found = await Promise.all(group.map((name) => this.#db.collection<OAuthStateDocument>(name).findOne({ _id: stateHash })));
-      const document = found.find((candidate) => candidate !== null);
-      if (document !== undefined && document !== null) return document;
-    }
-    return null;
+  /** Whether a state of this window can still be unexpired: refuses forged windows before any database call. */
+  #isLive(window: string, now: Date): boolean {
+    const start = windowEndMs(window) - STATE_WINDOW_SECONDS * 1000;
+    return start >= now.getTime() - this.#maxTtlMs - STATE_WINDOW_SECONDS * 1000 - CLOCK_SLACK_MS && start <= now.getTime() + CLOCK_SLACK_MS;
   }
 
-  /** Moving generations and buckets, as the server lists them now (another instance may have just renamed one). */
+  /**
+   * One unordered insertMany per window (a batch spanning a window boundary sends two). A failure
+   * that leaves a window's outcome unknown fails every call of that window (see insertEach).
+   */
+  async #insertByWindow(documents: OAuthStateDocument[]): Promise<(void | Error)[]> {
+    const byWindow = new Map<string, number[]>();
+    documents.forEach((document, i) => {
+      const window = stateWindowAt(document.create_time);
+      byWindow.set(window, [...(byWindow.get(window) ?? []), i]);
+    });
+    const outcomes: (void | Error)[] = new Array(documents.length);
+    for (const [window, indexes] of byWindow) {
+      try {
+        await this.#prepare(window);
+        const results = await insertEach(this.collectionFor(window), indexes.map((i) => documents[i]!));
+        indexes.forEach((i, j) => (outcomes[i] = results[j]));
+      } catch (error) {
+        const failure = error instanceof Error ? error : new Error(String(error));
+        for (const i of indexes) outcomes[i] = failure;
+      }
+    }
+    return outcomes;
+  }
+
+  /** Creates a window's collection and its expiry index, once per instance. */
+  #prepare(window: string): Promise<void> {
+    let prepared = this.#windowsPrepared.get(window);
+    if (prepared === undefined) {
+      prepared = (async () => {
+        // MongoDB's TTL index as a second line (FerretDB refuses it: a plain index, no sweeper).
+        for (const index of oauthStateIndexes) await createIndex(this.collectionFor(window), index);
+      })();
+      // A failed attempt (the database away) is tried again by the next call.
+      prepared.catch(() => this.#windowsPrepared.delete(window));
+      this.#windowsPrepared.set(window, prepared);
+    }
+    return prepared;
+  }
+
+  /** Window and legacy collections, as the server lists them now. */
   async #names(): Promise<string[]> {
     const collections = await this.#db.listCollections({}, { nameOnly: true }).toArray();
-    return collections.map((c) => c.name).filter((name) => MOVING.test(name) || BUCKET.test(name));
-  }
-
-  #bucket(expireTime: Date, stateHash: string): Collection<OAuthStateDocument> {
-    const end = (Math.floor(expireTime.getTime() / 1000 / BUCKET_SECONDS) + 1) * BUCKET_SECONDS;
-    return this.#db.collection<OAuthStateDocument>(`oauth_states_until_${end}_p${partitionOf(stateHash)}`);
-  }
-
-  /** Renames the current generation away (a metadata change on both servers); the next insert starts a new one. */
-  async #rotate(now: Date): Promise<void> {
-    this.#insertedSinceRotation = 0;
-    try {
-      await this.#db.renameCollection(CURRENT, `oauth_states_moving_${now.getTime()}_${randomBytes(4).toString("hex")}`);
-    } catch (error) {
-      if (!isNamespaceNotFound(error)) throw error;
-    }
-    // The new generation keeps the expiry index (MongoDB's TTL, FerretDB's sweep uses it too).
-    for (const index of oauthStateIndexes) await createIndex(this.collection, index);
-  }
-
-  /** Copies a moving generation's live states to their buckets; a copy already there is kept. */
-  /** Copies a moving generation's unexpired states (but those in `skip`) to their buckets; returns their IDs. */
-  async #copy(name: string, now: Date, skip?: ReadonlySet<string>): Promise<Set<string>> {
-    const byBucket = new Map<string, OAuthStateDocument[]>();
-    const copied = new Set<string>();
-    for await (const document of this.#db.collection<OAuthStateDocument>(name).find({ expire_time: { $gt: now } })) {
-      copied.add(document._id);
-      if (skip?.has(document._id)) continue;
-      const bucket = this.#bucket(document.expire_time, document._id).collectionName;
-      byBucket.set(bucket, [...(byBucket.get(bucket) ?? []), document]);
-    }
-    for (const [bucket, documents] of byBucket) {
-      const collection = this.#db.collection<OAuthStateDocument>(bucket);
-      if (!this.#bucketsIndexed.has(bucket)) {
-        // MongoDB's TTL index as a second line; FerretDB drops the bucket whole instead.
-        for (const index of oauthStateIndexes) await createIndex(collection, index);
-        this.#bucketsIndexed.add(bucket);
-      }
-      for (let i = 0; i < documents.length; i += COPY_CHUNK) {
-        try {
-          await collection.insertMany(documents.slice(i, i + COPY_CHUNK), { ordered: false });
-        } catch (error) {
-          const alreadyThere = error instanceof MongoBulkWriteError && [error.writeErrors].flat().every((e) => e.code === 11000);
-          if (!alreadyThere) throw error;
-        }
-      }
-    }
-    return copied;
+    return collections.map((c) => c.name).filter((name) => WINDOW.test(name) || name === LEGACY_CURRENT || LEGACY_MOVING.test(name) || LEGACY_BUCKET.test(name));
   }
 
   async #drop(name: string): Promise<void> {
@@ -271,9 +237,66 @@ export class OAuthStateStore {
       if (!isNamespaceNotFound(error)) throw error;
     }
   }
+
+  // Legacy: states without a window prefix, stored by the previous version. Read and consumed
+  // exactly as it did (a marker in the state's expiry bucket partition decides), never written.
+
+  async #consumeLegacy(stateHash: string, now: Date): Promise<OAuthStateDocument | null> {
+    const document = await this.#findLegacy(stateHash, now);
+    if (document === null || document.expire_time <= now) return null;
+    try {
+      await this.#legacyBucket(document.expire_time, stateHash).insertOne({ _id: `consumed:${stateHash}`, expire_time: document.expire_time } as OAuthStateDocument);
+    } catch (error) {
+      if (isDuplicateKey(error)) return null;
+      throw error;
+    }
+    return document;
+  }
+
+  async #isPendingLegacy(stateHash: string, now: Date): Promise<boolean> {
+    const document = await this.#findLegacy(stateHash, now);
+    if (document === null || document.expire_time <= now) return false;
+    const consumed = await this.#legacyBucket(document.expire_time, stateHash).findOne({ _id: `consumed:${stateHash}` }, { projection: { _id: 1 } });
+    return consumed === null;
+  }
+
+  /** A legacy state: in `oauth_states`, the partition of a live bucket, or a moving generation (whichever exist). */
+  async #findLegacy(stateHash: string, now: Date): Promise<OAuthStateDocument | null> {
+    const names = await this.#names();
+    const partition = String(partitionOf(stateHash));
+    const live = names.filter((name) => {
+      const bucket = LEGACY_BUCKET.exec(name);
+      return bucket !== null && Number(bucket[1]) * 1000 > now.getTime() && bucket[2] === partition;
+    });
+    const current = names.filter((name) => name === LEGACY_CURRENT);
+    for (const group of [current, live, names.filter((name) => LEGACY_MOVING.test(name))]) {
+      const found = await Promise.all(group.map((name) => this.#db.collection<OAuthStateDocument>(name).findOne({ _id: stateHash })));
+      const document = found.find((candidate) => candidate !== null);
+      if (document !== undefined && document !== null) return document;
+    }
+    return null;
+  }
+
+  #legacyBucket(expireTime: Date, stateHash: string): Collection<OAuthStateDocument> {
+    const end = (Math.floor(expireTime.getTime() / 1000 / LEGACY_BUCKET_SECONDS) + 1) * LEGACY_BUCKET_SECONDS;
+    return this.#db.collection<OAuthStateDocument>(`oauth_states_until_${end}_p${partitionOf(stateHash)}`);
+  }
 }
 
-/** The partition of a state hash: its first base64url character's value (hashes are uniform in it). */
+/** When a window ends, in epoch milliseconds. */
+function windowEndMs(window: string): number {
+  return (parseInt(window, 36) + 1) * STATE_WINDOW_SECONDS * 1000;
+}
+
+// Legacy collection names of the previous version (generations renamed away, expiry buckets split by hash).
+const LEGACY_CURRENT = "oauth_states";
+const LEGACY_MOVING = /^oauth_states_moving_(\d+)_[a-z0-9]+$/;
+const LEGACY_BUCKET = /^oauth_states_until_(\d+)_p(\d+)$/;
+const LEGACY_BUCKET_SECONDS = 600;
+const BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+const PARTITIONS = 64;
+
+/** Legacy: the partition of a state hash: its first base64url character's value (hashes are uniform in it). */
 function partitionOf(stateHash: string): number {
   const value = BASE64URL.indexOf(stateHash.charAt(0));
   return value >= 0 ? value : stateHash.charCodeAt(0) % PARTITIONS;

@@ -13,6 +13,7 @@ import { connectError } from "../support/errors.js";
 import { recordSecrets } from "../support/run-record.js";
 import { ScriptedProvider } from "../support/scripted-provider.js";
 import { writeCatalog } from "../support/test-catalog.js";
+import { countStates } from "../support/state-store.js";
 
 const RETURN_URL = "https://app.example.com/connected";
 let broker: TestBroker;
@@ -428,7 +429,7 @@ describe("reconnect (connection_id)", () => {
     );
     expect(crossOrganisation.code).toBe(Code.NotFound);
     expect(crossOrganisation.rawMessage).toBe("connection not found");
-    expect(await broker.database.db.collection("oauth_states").countDocuments({ connection_id: id })).toBe(0);
+    expect(await countStates(broker.database.db, { connection_id: id })).toBe(0);
   });
 });
 

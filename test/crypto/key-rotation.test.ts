@@ -64,7 +64,8 @@ describe("encryption key rotation", () => {
       },
     });
     const report = JSON.parse(stdout);
-    expect(report).toEqual({ primary_key: "new", moved: { credentials: 1, connections: 1, oauthStates: 0, organisations: 1, busy: 0 } });
+    // oauthStates: the completed flow's (consumed) state stays in its window's collection until that is dropped.
+    expect(report).toEqual({ primary_key: "new", moved: { credentials: 1, connections: 1, oauthStates: 1, organisations: 1, busy: 0 } });
     expect(new Set(await keyIds(broker))).toEqual(new Set(["new"]));
     await broker.close();
 

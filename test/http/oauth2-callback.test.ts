@@ -40,6 +40,8 @@ beforeEach(() => {
 });
 
 const sha256 = (text: string) => createHash("sha256").update(text).digest("base64url");
+/** The collection of the state's creation window (`<window>.<random>`). */
+const stateCollection = (state: string) => broker.database.db.collection(`oauth_states_w${state.split(".")[0]}`);
 const connections = () => broker.database.db.collection("connections");
 const secretBox = () => new SecretBox(broker.config.encryptionKeys!);
 
@@ -108,7 +110,7 @@ describe("GET /oauth2/callback", () => {
     for (const secret of ["at-1", "rt-1", "code-1", state]) expect(text).not.toContain(secret);
     expect(secretBox().decrypt(stored!.access_token, connectionSecretContext(String(stored!._id), "access_token"))).toBe("at-1");
     expect(secretBox().decrypt(stored!.refresh_token, connectionSecretContext(String(stored!._id), "refresh_token"))).toBe("rt-1");
-    expect(await broker.database.db.collection("oauth_states").countDocuments({ _id: sha256(state) as never })).toBe(0);
+    expect(await stateCollection(state).countDocuments({ _id: `consumed:${sha256(state)}` as never })).toBe(1);
   });
 
   it("authenticates with client_secret_post when the credential says so", async () => {
@@ -168,7 +170,7 @@ describe("GET /oauth2/callback", () => {
 
     it("an expired state, even before it is swept", async () => {
       const { state } = await initialise(await newCredential());
-      await broker.database.db.collection("oauth_states").updateOne({ _id: sha256(state) as never }, { $set: { expire_time: new Date(Date.now() - 1000) } });
+      await stateCollection(state).updateOne({ _id: sha256(state) as never }, { $set: { expire_time: new Date(Date.now() - 1000) } });
       await expectNothingStored(async () => expiredPage(await callback({ state, code: "c" })));
       expect(provider.requests).toHaveLength(0);
     });
@@ -182,7 +184,8 @@ describe("GET /oauth2/callback", () => {
       const { state } = await initialise(await newCredential());
       await expectNothingStored(async () => expiredPage(await callback(`state=${state}&code=a&code=b`)));
       expect(provider.requests).toHaveLength(0);
-      expect(await broker.database.db.collection("oauth_states").countDocuments({ _id: sha256(state) as never })).toBe(1);
+      expect(await stateCollection(state).countDocuments({ _id: sha256(state) as never })).toBe(1);
+      expect(await stateCollection(state).countDocuments({ _id: `consumed:${sha256(state)}` as never })).toBe(0);
     });
 
     it("a missing code", async () => {

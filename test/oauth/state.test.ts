@@ -19,7 +19,8 @@ describe("generateAttemptSecrets", () => {
   it("draws a fresh 256-bit state and verifier each time, and stores only the state's hash", () => {
     const a = generateAttemptSecrets({ pkce: true, nonce: true });
     const b = generateAttemptSecrets({ pkce: true, nonce: true });
-    expect(a.state).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    // Its creation window (base 36), then 32 random bytes (base64url).
+    expect(a.state).toMatch(/^[1-9a-z][0-9a-z]*\.[A-Za-z0-9_-]{43}$/);
     expect(a.codeVerifier).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(a.state).not.toBe(b.state);
     expect(a.codeVerifier).not.toBe(b.codeVerifier);

@@ -9,6 +9,7 @@ import { connectError } from "../support/errors.js";
 import { recordSecrets } from "../support/run-record.js";
 import { ScriptedProvider, type TokenBehaviour } from "../support/scripted-provider.js";
 import { scriptedCatalogEntries, writeCatalog } from "../support/test-catalog.js";
+import { countStates } from "../support/state-store.js";
 
 /**
  * Each kind of provider quirk, behaving as the named provider's documentation says, through the
@@ -280,7 +281,7 @@ describe("a full flow through each quirk", () => {
 });
 
 describe("hostile connection_config", () => {
-  const count = () => broker.database.db.collection("oauth_states").countDocuments();
+  const count = () => countStates(broker.database.db);
   const initialise = (credentialId: string, connectionConfig: Record<string, string>) =>
     connectError(
       connections.initialiseOAuth2Connection({

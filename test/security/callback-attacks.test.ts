@@ -57,12 +57,14 @@ describe("the callback under attack", () => {
     });
   });
 
-  it("an expired state: refused, and removed", async () => {
+  it("an expired state: refused, and never consumed (its window's collection is dropped later)", async () => {
     const state = await stateFor("acme");
     const hash = createHash("sha256").update(state).digest("base64url");
-    await broker.database.db.collection("oauth_states").updateOne({ _id: hash as never }, { $set: { expire_time: new Date(Date.now() - 1) } });
+    const window = broker.database.db.collection(`oauth_states_w${state.split(".")[0]}`);
+    await window.updateOne({ _id: hash as never }, { $set: { expire_time: new Date(Date.now() - 1) } });
     expect((await callback(`state=${state}&code=c`)).status).toBe(400);
-    expect(await broker.database.db.collection("oauth_states").countDocuments({ _id: hash as never })).toBe(0);
+    expect((await callback(`state=${state}&code=c`)).status).toBe(400);
+    expect(await window.countDocuments({ _id: `consumed:${hash}` as never })).toBe(0);
     expect(await broker.database.db.collection("connections").countDocuments({ organisation_id: "acme", connector_id: "expired" })).toBe(0);
   });
 

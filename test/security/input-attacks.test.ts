@@ -6,6 +6,7 @@ import { OrganisationService } from "../../gen/oauth2broker/v1/organisation_serv
 import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { connectError } from "../support/errors.js";
 import { expectUnchanged } from "./support.js";
+import { stateCollection } from "../support/state-store.js";
 
 /**
  * Hostile values in requests. Every case asserts the exact error and that nothing was stored.
@@ -119,8 +120,8 @@ describe("very long values", () => {
       returnUrl: `https://app.example.com/oauth/${"r".repeat(2000)}`,
       endUserId: "u".repeat(256),
     };
-    await initialise(longest);
-    const states = await broker.database.db.collection("oauth_states").find().toArray();
+    const { url } = await initialise(longest);
+    const states = await stateCollection(broker.database.db, new URL(url).searchParams.get("state")!).find().toArray();
     const stored = states.map((state) => JSON.stringify(state)).filter((text) => text.includes(longest.endUserId));
     expect(stored).toHaveLength(1);
     // Everything the caller controls, at its limit, stays under 6 KB.
@@ -206,7 +207,7 @@ describe("URL tricks", () => {
     const { url } = await initialise({ returnUrl: "https://APP.example.com/oauth/./done?x=1" });
     const state = new URL(url).searchParams.get("state")!;
     const { createHash } = await import("node:crypto");
-    const stored = await broker.database.db.collection("oauth_states").findOne({ _id: createHash("sha256").update(state).digest("base64url") as never });
+    const stored = await stateCollection(broker.database.db, state).findOne({ _id: createHash("sha256").update(state).digest("base64url") as never });
     expect(stored?.return_url).toBe("https://app.example.com/oauth/done?x=1");
   });
 });

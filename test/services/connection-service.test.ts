@@ -10,6 +10,7 @@ import { codeVerifierContext } from "../../src/services/connection-service.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { connectError } from "../support/errors.js";
 import { bearer, grpc, grpcJsClients, type GrpcJsClients, unary } from "../support/grpc-js.js";
+import { countStates, stateCollection } from "../support/state-store.js";
 
 let broker: TestBroker;
 let grpcJs: GrpcJsClients;
@@ -63,6 +64,7 @@ function request(overrides: Record<string, unknown> = {}) {
 
 const sha256 = (text: string) => createHash("sha256").update(text).digest("base64url");
 
+
 describe("InitialiseOAuth2Connection over gRPC (@grpc/grpc-js)", () => {
   it("returns a URL that follows every rule, and stores only the state's hash", async () => {
     const before = Date.now();
@@ -93,14 +95,14 @@ describe("InitialiseOAuth2Connection over gRPC (@grpc/grpc-js)", () => {
     expect(q.get("code_challenge_method")).toBe("S256");
     expect(q.get("login_hint")).toBe("a@b.example");
     const state = q.get("state")!;
-    expect(state).toMatch(/^[A-Za-z0-9_-]{43}$/); // 32 random bytes, base64url
+    expect(state).toMatch(/^[1-9a-z][0-9a-z]*\.[A-Za-z0-9_-]{43}$/); // its creation window, then 32 random bytes, base64url
     expect(q.get("nonce")).toMatch(/^[A-Za-z0-9_-]{43}$/);
 
     const expireTime = Number(response.expire_time.seconds) * 1000;
     expect(expireTime).toBeGreaterThanOrEqual(Math.floor(before / 1000) * 1000 + 600_000);
     expect(expireTime).toBeLessThanOrEqual(Date.now() + 600_000);
 
-    const stored = await broker.database.db.collection("oauth_states").findOne({ _id: sha256(state) as never });
+    const stored = await stateCollection(broker.database.db, state).findOne({ _id: sha256(state) as never });
     expect(stored).toMatchObject({
       organisation_id: "acme",
       connector_id: "google-drive",
@@ -137,7 +139,7 @@ describe("InitialiseOAuth2Connection over gRPC (@grpc/grpc-js)", () => {
     const q = new URL(response.url).searchParams;
     expect(q.has("code_challenge")).toBe(false);
     expect(q.has("nonce")).toBe(false);
-    const stored = await broker.database.db.collection("oauth_states").findOne({ _id: sha256(q.get("state")!) as never });
+    const stored = await stateCollection(broker.database.db, q.get("state")!).findOne({ _id: sha256(q.get("state")!) as never });
     expect(stored?.code_verifier).toBeUndefined();
   });
 
@@ -148,11 +150,11 @@ describe("InitialiseOAuth2Connection over gRPC (@grpc/grpc-js)", () => {
   ])("is NOT_FOUND for %s, and stores nothing", async (_label, overrides) => {
     const credential = { ...(overrides.credential as { id: string; organisation_id: string }) };
     if (credential.id === "OTHER") credential.id = otherOrgCredentialId;
-    const before = await broker.database.db.collection("oauth_states").countDocuments();
+    const before = await countStates(broker.database.db);
     const { error } = await unary(grpcJs.connections, "InitialiseOAuth2Connection", request({ credential }), bearer(broker.adminToken));
     expect(error?.code).toBe(grpc.status.NOT_FOUND);
     expect(error?.details).toBe("credential not found");
-    expect(await broker.database.db.collection("oauth_states").countDocuments()).toBe(before);
+    expect(await countStates(broker.database.db)).toBe(before);
   });
 
   it("is FAILED_PRECONDITION when client_id differs from the credential's", async () => {
@@ -179,11 +181,11 @@ describe("InitialiseOAuth2Connection over gRPC (@grpc/grpc-js)", () => {
     [{ return_url: "https://app.example.com/connectedx" }, '"return_url" is not in the organisation\'s allowed return URLs'],
     [{ return_url: "https://app.example.com/connected#x" }, '"return_url" must not contain a fragment'],
   ])("is INVALID_ARGUMENT naming the field for %j, and stores nothing", async (overrides, message) => {
-    const before = await broker.database.db.collection("oauth_states").countDocuments();
+    const before = await countStates(broker.database.db);
     const { error } = await unary(grpcJs.connections, "InitialiseOAuth2Connection", request(overrides), bearer(broker.adminToken));
     expect(error?.code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(error?.details).toBe(message);
-    expect(await broker.database.db.collection("oauth_states").countDocuments()).toBe(before);
+    expect(await countStates(broker.database.db)).toBe(before);
   });
 
   it("is FAILED_PRECONDITION for openid with a credential that has no issuer", async () => {
@@ -243,7 +245,7 @@ describe("InitialiseOAuth2Connection over Connect and gRPC-Web", () => {
     const q = new URL(response.url).searchParams;
     expect(q.get("scope")).toBe("repo");
     expect(q.has("prompt")).toBe(false);
-    const stored = await broker.database.db.collection("oauth_states").findOne({ _id: sha256(q.get("state")!) as never });
+    const stored = await stateCollection(broker.database.db, q.get("state")!).findOne({ _id: sha256(q.get("state")!) as never });
     expect(stored?.return_url).toBe("https://app.example.com/connected/done?tab=apps");
     expect(stored?.expire_time.getTime()).toBe(timestampDate(response.expireTime!).getTime());
   });
@@ -263,7 +265,7 @@ describe("logs", () => {
   it("carry a request ID per call and never a secret, state or verifier", async () => {
     const { response } = await unary(grpcJs.connections, "InitialiseOAuth2Connection", request(), bearer(broker.adminToken));
     const state = new URL(response.url).searchParams.get("state")!;
-    const stored = await broker.database.db.collection("oauth_states").findOne({ _id: sha256(state) as never });
+    const stored = await stateCollection(broker.database.db, state).findOne({ _id: sha256(state) as never });
     const verifier = new SecretBox(broker.config.encryptionKeys!).decrypt(stored!.code_verifier, codeVerifierContext(sha256(state)));
     const text = JSON.stringify(broker.logs);
     const rpcLines = broker.logs.filter((line) => line.msg === "rpc");

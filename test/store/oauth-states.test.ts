@@ -1,9 +1,9 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { inject } from "vitest";
-import { createLogger } from "../../src/logger.js";
-import { connectDatabase, type Database, ensureIndexes } from "../../src/store/database.js";
-import { type OAuthStateDocument, OAuthStateStore, oauthStateIndexes } from "../../src/store/oauth-states.js";
+import { stateWindowAt } from "../../src/oauth/state.js";
+import { connectDatabase, type Database } from "../../src/store/database.js";
+import { type OAuthStateDocument, OAuthStateStore } from "../../src/store/oauth-states.js";
 
 let database: Database;
 let states: OAuthStateStore;
@@ -14,12 +14,16 @@ beforeAll(async () => {
     commands.push(`${command} ${collection}`),
   );
   states = new OAuthStateStore(database.db);
-  await ensureIndexes(database, states.collection, oauthStateIndexes, createLogger("silent"), 100);
 });
 afterAll(async () => {
   database.stopSweepers();
   await database.client.close();
 });
+
+// Every attempt here is created in one window (the window of a state's creation picks its collection).
+const CREATED = Date.now();
+const WINDOW = stateWindowAt(new Date(CREATED));
+const windowCollection = () => states.collectionFor(WINDOW);
 
 function attempt(id: string, expiresInMs: number): OAuthStateDocument {
   const now = Date.now();
@@ -31,7 +35,7 @@ function attempt(id: string, expiresInMs: number): OAuthStateDocument {
     client_id: "client",
     redirect_uri: "http://127.0.0.1/oauth2/callback",
     scopes: [],
-    create_time: new Date(now),
+    create_time: new Date(CREATED),
     expire_time: new Date(now + expiresInMs),
   };
 }
@@ -39,48 +43,46 @@ function attempt(id: string, expiresInMs: number): OAuthStateDocument {
 describe("OAuthStateStore against FerretDB", () => {
   it("hands a state out once", async () => {
     await states.insert(attempt("once", 60_000));
-    expect((await states.consumeByHash("once"))?._id).toBe("once");
-    expect(await states.consumeByHash("once")).toBeNull();
+    expect((await states.consumeByHash("once", WINDOW))?._id).toBe("once");
+    expect(await states.consumeByHash("once", WINDOW)).toBeNull();
   });
 
   // Regression: FerretDB's findOneAndDelete handed one state to several concurrent callers.
   it("gives exactly one of many concurrent consumers the state, every time", async () => {
     for (let round = 0; round < 50; round++) {
       await states.insert(attempt(`raced-${round}`, 60_000));
-      const results = await Promise.all(Array.from({ length: 10 }, () => states.consumeByHash(`raced-${round}`)));
+      const results = await Promise.all(Array.from({ length: 10 }, () => states.consumeByHash(`raced-${round}`, WINDOW)));
       expect(results.filter((r) => r !== null), `round ${round}`).toHaveLength(1);
     }
   });
 
-  it("never returns an expired state, even before it is swept", async () => {
+  it("never returns an expired state, even before its window is dropped", async () => {
     await states.insert(attempt("expired", -1));
-    expect(await states.consumeByHash("expired")).toBeNull();
-    expect(await states.collection.countDocuments({ _id: "expired" })).toBe(0);
+    expect(await states.consumeByHash("expired", WINDOW)).toBeNull();
+    expect(await states.isPending("expired", WINDOW)).toBe(false);
+    expect(await windowCollection().countDocuments({ _id: "consumed:expired" })).toBe(0);
   });
 
-  it("creates the expiry index, and sweeps expired states where TTL indexes are refused", async () => {
-    const indexes = await states.collection.listIndexes().toArray();
+  it("creates the expiry index on a window's collection (MongoDB's TTL; a plain index where TTL indexes are refused)", async () => {
+    await states.insert(attempt("indexed", 60_000));
+    const indexes = await windowCollection().listIndexes().toArray();
     expect(indexes.map((i) => i.name)).toContain("expire_time_ttl");
-    await states.insert(attempt("stale", -1_000));
-    await states.insert(attempt("fresh", 60_000));
-    await expect.poll(() => states.collection.countDocuments({ _id: "stale" }), { timeout: 5_000 }).toBe(0);
-    expect(await states.collection.countDocuments({ _id: "fresh" })).toBe(1);
   });
 
-  it("creates indexes idempotently, as every instance does at start-up", async () => {
-    await ensureIndexes(database, states.collection, oauthStateIndexes, createLogger("silent"), 100);
-    const names = (await states.collection.listIndexes().toArray()).map((i) => i.name);
+  it("creates indexes idempotently, as every instance does for a window", async () => {
+    await new OAuthStateStore(database.db).insert(attempt("second-instance", 60_000));
+    const names = (await windowCollection().listIndexes().toArray()).map((i) => i.name);
     expect(names.filter((n) => n === "expire_time_ttl")).toHaveLength(1);
   });
 });
 
 describe("OAuthStateStore.insert groups concurrent inserts (group commit)", () => {
   it("stores every one of many concurrent inserts with fewer insert commands than calls", async () => {
-    const before = commands.filter((c) => c === "insert oauth_states").length;
+    const before = commands.filter((c) => c === `insert oauth_states_w${WINDOW}`).length;
     const ids = Array.from({ length: 60 }, (_, i) => `many-${i}`);
     await Promise.all(ids.map((id) => states.insert(attempt(id, 60_000))));
-    expect(await states.collection.countDocuments({ _id: { $in: ids } })).toBe(60);
-    const sent = commands.filter((c) => c === "insert oauth_states").length - before;
+    expect(await windowCollection().countDocuments({ _id: { $in: ids } })).toBe(60);
+    const sent = commands.filter((c) => c === `insert oauth_states_w${WINDOW}`).length - before;
     expect(sent).toBeGreaterThanOrEqual(2);
     expect(sent).toBeLessThan(60);
   });
@@ -95,7 +97,7 @@ describe("OAuthStateStore.insert groups concurrent inserts (group commit)", () =
     ]);
     expect(outcomes.map((o) => o.status)).toEqual(["fulfilled", "fulfilled", "rejected", "fulfilled"]);
     expect((outcomes[2] as PromiseRejectedResult).reason).toMatchObject({ code: 11000 });
-    expect(await states.collection.countDocuments({ _id: { $in: ["first", "batch-a", "batch-b", "taken"] } })).toBe(4);
+    expect(await windowCollection().countDocuments({ _id: { $in: ["first", "batch-a", "batch-b", "taken"] } })).toBe(4);
   });
 
   it("rejects every waiting call when the database cannot be reached, and stores nothing", async () => {
@@ -104,6 +106,6 @@ describe("OAuthStateStore.insert groups concurrent inserts (group commit)", () =
     await offline.client.close();
     const outcomes = await Promise.allSettled(["gone-1", "gone-2", "gone-3"].map((id) => offlineStates.insert(attempt(id, 60_000))));
     expect(outcomes.map((o) => o.status)).toEqual(["rejected", "rejected", "rejected"]);
-    expect(await states.collection.countDocuments({ _id: { $in: ["gone-1", "gone-2", "gone-3"] } })).toBe(0);
+    expect(await windowCollection().countDocuments({ _id: { $in: ["gone-1", "gone-2", "gone-3"] } })).toBe(0);
   });
 });

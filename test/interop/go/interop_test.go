@@ -6,6 +6,7 @@ import (
 	"context"
 	"net/url"
 	"os"
+	"regexp"
 	"testing"
 	"time"
 
@@ -75,8 +76,8 @@ func TestInitialiseOAuth2Connection(t *testing.T) {
 			t.Errorf("%s = %q, want exactly [%q]", key, got, want)
 		}
 	}
-	if len(q["state"]) != 1 || len(q["state"][0]) != 43 {
-		t.Errorf("state = %q, want one 43-character value", q["state"])
+	if len(q["state"]) != 1 || !regexp.MustCompile(`^[0-9a-z]+\.[A-Za-z0-9_-]{43}$`).MatchString(q["state"][0]) {
+		t.Errorf("state = %q, want one <window>.<43 characters> value", q["state"])
 	}
 	if resp.GetExpireTime().AsTime().Before(time.Now()) {
 		t.Errorf("expire_time %v is in the past", resp.GetExpireTime().AsTime())

@@ -3,6 +3,7 @@
 Run by test/interop/interop.test.ts, which starts the broker and sets the environment.
 """
 import os
+import re
 from urllib.parse import parse_qs, urlsplit
 
 import grpc
@@ -55,7 +56,7 @@ def test_initialise_builds_the_url(channel):
     assert query["scope"] == ["sheets offline_access"]
     assert query["prompt"] == ["consent"]
     assert query["redirect_uri"] == [os.environ["BROKER_PUBLIC_URL"] + "/oauth2/callback"]
-    assert len(query["state"]) == 1 and len(query["state"][0]) == 43
+    assert len(query["state"]) == 1 and re.fullmatch(r"[0-9a-z]+\.[A-Za-z0-9_-]{43}", query["state"][0])
     assert response.expire_time.seconds > 0
 
 
