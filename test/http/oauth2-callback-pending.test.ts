@@ -1,9 +1,7 @@
 import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ConnectionService } from "../../gen/oauth2broker/v1/connection_service_pb.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
-import { createScriptedCredential } from "../support/connect-flow.js";
-import { recordSecrets } from "../support/run-record.js";
+import { createScriptedCredential, startFlow } from "../support/connect-flow.js";
 import { ScriptedProvider } from "../support/scripted-provider.js";
 
 let broker: TestBroker;
@@ -15,19 +13,7 @@ beforeAll(async () => {
   broker = await startTestBroker();
   provider.behaviour = { kind: "json", body: { access_token: "pending-at", token_type: "bearer" } };
   const credentialId = await createScriptedCredential(broker, provider);
-  const client = broker.connect(ConnectionService);
-  initialise = async () => {
-    const { url } = await client.initialiseOAuth2Connection({
-      organisationId: "acme",
-      connectorId: "c",
-      credential: { id: credentialId, organisationId: "acme" },
-      authorizeUrl: "https://idp.example/authorize",
-      clientId: "client-1",
-    });
-    const state = new URL(url).searchParams.get("state")!;
-    recordSecrets(state);
-    return state;
-  };
+  initialise = () => startFlow(broker, credentialId, "c");
 });
 afterAll(async () => {
   await broker.close();

@@ -1,8 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ConnectionService } from "../../gen/oauth2broker/v1/connection_service_pb.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
-import { createScriptedCredential } from "../support/connect-flow.js";
-import { recordSecrets } from "../support/run-record.js";
+import { createScriptedCredential, startFlow } from "../support/connect-flow.js";
 import { ScriptedProvider } from "../support/scripted-provider.js";
 
 // The callback limit, as deployed behind a load balancer: every request reaches the broker from
@@ -28,18 +26,7 @@ afterAll(async () => {
 });
 
 /** A genuine attempt's state, as the provider would send it back. */
-async function pendingState(b: TestBroker): Promise<string> {
-  const { url } = await b.connect(ConnectionService).initialiseOAuth2Connection({
-    organisationId: "acme",
-    connectorId: "scripted",
-    credential: { id: credentialId, organisationId: "acme" },
-    authorizeUrl: "https://provider.example/authorize",
-    clientId: "client-1",
-  });
-  const state = new URL(url).searchParams.get("state")!;
-  recordSecrets(state);
-  return state;
-}
+const pendingState = (b: TestBroker) => startFlow(b, credentialId);
 
 async function callback(b: TestBroker, state: string, headers: Record<string, string> = {}): Promise<number> {
   return (await fetch(`${b.httpUrl}/oauth2/callback?state=${state}&code=c`, { headers })).status;

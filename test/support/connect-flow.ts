@@ -35,6 +35,20 @@ export async function createScriptedCredential(
  * redirect to the callback, with the scripted provider's token response. Returns its ID.
  */
 export async function connectThroughCallback(broker: BrokerHandle, credentialId: string, connectorId = "scripted"): Promise<string> {
+  const state = await startFlow(broker, credentialId, connectorId);
+  const response = await fetch(`${broker.httpUrl}/oauth2/callback?state=${state}&code=code-${state.slice(0, 8)}`);
+  expect(response.status).toBe(200);
+  const newest = await broker.database.db
+    .collection("connections")
+    .find({ credential_id: credentialId, connector_id: connectorId })
+    .sort({ _id: -1 })
+    .limit(1)
+    .next();
+  return String(newest!._id);
+}
+
+/** Starts a flow with InitialiseOAuth2Connection (organisation "acme") and returns its `state`, as the provider would send it back. */
+export async function startFlow(broker: Pick<BrokerHandle, "connect">, credentialId: string, connectorId = "scripted"): Promise<string> {
   const { url } = await broker.connect(ConnectionService).initialiseOAuth2Connection({
     organisationId: "acme",
     connectorId,
@@ -45,13 +59,5 @@ export async function connectThroughCallback(broker: BrokerHandle, credentialId:
   });
   const state = new URL(url).searchParams.get("state")!;
   recordSecrets(state);
-  const response = await fetch(`${broker.httpUrl}/oauth2/callback?state=${state}&code=code-${state.slice(0, 8)}`);
-  expect(response.status).toBe(200);
-  const newest = await broker.database.db
-    .collection("connections")
-    .find({ credential_id: credentialId, connector_id: connectorId })
-    .sort({ _id: -1 })
-    .limit(1)
-    .next();
-  return String(newest!._id);
+  return state;
 }
