@@ -47,6 +47,7 @@ import { WebhookDispatcher } from "./events/webhook-delivery.js";
 import { ConnectionStore, connectionIndexes } from "./store/connections.js";
 import { EventStore, eventIndexes } from "./store/events.js";
 import { outboxIndexes } from "./store/outbox.js";
+import { pendingExpiryIndexes } from "./store/pending-expiries.js";
 import { webhookDeliveryIndexes } from "./store/webhook-deliveries.js";
 import { LeaseStore, leaseIndexes } from "./store/leases.js";
 import { OrganisationStore, organisationIndexes } from "./store/organisations.js";
@@ -120,6 +121,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
   await ensureIndexes(database, connections.collection, connectionIndexes, logger);
   await ensureIndexes(database, organisations.collection, organisationIndexes, logger);
   await ensureIndexes(database, connections.outbox.collection, outboxIndexes, logger);
+  await ensureIndexes(database, connections.expiries.collection, pendingExpiryIndexes, logger);
   await ensureIndexes(database, events.collection, eventIndexes, logger);
   await ensureIndexes(database, events.deliveries.collection, webhookDeliveryIndexes, logger);
   await ensureIndexes(database, leases.collection, leaseIndexes, logger);
@@ -235,6 +237,25 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     async () => (await lifecycle.dropExpiredHolds()) || (await refresher.refreshIdle()),
     logger,
     Math.min(Math.max(refresher.shortestIdleMs / 10, DELIVERY_INTERVAL_MS), 5 * 60_000, (config.stateTtlSeconds * 1000) / 2),
+  );
+
+  // Unconfirmed connections are deleted when their time is up, from the expiry notes (every 60 s,
+  // as MongoDB's TTL monitor would; sooner with a short state TTL). The first pass also notes the
+  // PENDING connections made before the notes existed (a scan of `connections`, once).
+  let unconfirmedNoted = false;
+  const pendingExpiry = new Worker(
+    "pending-connection-expiry",
+    DELIVERY_INTERVAL_MS,
+    async () => {
+      if (!unconfirmedNoted) {
+        const count = await connections.noteUnconfirmed();
+        if (count > 0) logger.info({ count }, "noted unconfirmed connections for expiry");
+        unconfirmedNoted = true;
+      }
+      return lifecycle.dropExpiredPending();
+    },
+    logger,
+    Math.min(60_000, (config.stateTtlSeconds * 1000) / 2),
   );
 
   const eventFeed = new EventFeed(events, WATCH_INTERVAL_MS);
@@ -373,6 +394,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     idleRefresh.start();
     stateMaintenance.start();
     eventMaintenance.start();
+    pendingExpiry.start();
   } catch (error) {
     grpcServer.close();
     httpServer.close();
@@ -399,7 +421,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
       }, SHUTDOWN_GRACE_MS);
       await drained;
       clearTimeout(timer);
-      await Promise.all([relay.stop(), delivery.stop(), idleRefresh.stop(), stateMaintenance.stop(), eventMaintenance.stop()]);
+      await Promise.all([relay.stop(), delivery.stop(), idleRefresh.stop(), stateMaintenance.stop(), eventMaintenance.stop(), pendingExpiry.stop()]);
       await dispatcher.drain();
       await tracing.shutdown();
       database.stopSweepers();

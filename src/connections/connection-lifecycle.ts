@@ -308,6 +308,34 @@ export class ConnectionLifecycle {
     return ids.length === batch;
   }
 
+  /**
+   * Deletes unconfirmed connections, with their tokens, once their time is up, from the expiry
+   * notes (a connection confirmed, deleted or reconnected since is left, and its note dropped or
+   * moved), under each connection's lease (a busy one is left for the next pass). Returns whether
+   * a full batch was found.
+   */
+  async dropExpiredPending(batch = 100): Promise<boolean> {
+    const notes = await this.deps.connections.expiryNotesDue(new Date(), batch);
+    for (const note of notes) {
+      const lease = await this.tryLease(note._id);
+      if (lease === null) continue;
+      try {
+        const connection = await this.deps.connections.findByIdUnscoped(note._id);
+        if (connection?.status === "PENDING" && connection.pending_expire_time !== undefined) {
+          if (connection.pending_expire_time > new Date()) {
+            await this.deps.connections.postponeExpiry(note._id, connection.pending_expire_time);
+            continue;
+          }
+          await this.deps.connections.deletePending(note._id);
+        }
+        await this.deps.connections.expiryHandled(note._id);
+      } finally {
+        await this.release(lease);
+      }
+    }
+    return notes.length === batch;
+  }
+
   // The refresh writes: the refresher holds the lease across the provider call and records each
   // step here.
 

@@ -2,6 +2,7 @@ import type { Collection, Db, Filter, IndexDescription, UpdateFilter } from "mon
 import { reencrypted } from "../crypto/reencrypt.js";
 import type { SecretBox } from "../crypto/secret-box.js";
 import { type OutboxEntryDocument, OutboxStore } from "./outbox.js";
+import { type PendingExpiryDocument, PendingExpiryStore } from "./pending-expiries.js";
 
 /**
  * PENDING: made with an end user ID, waiting for ConfirmConnection. DELETED: tokens are gone; the
@@ -149,8 +150,8 @@ export interface ConnectionFilter {
 export const connectionIndexes: IndexDescription[] = [
   // Listing an organisation's connections, newest first (UUIDv7 IDs sort by creation time).
   { key: { organisation_id: 1, _id: -1 }, name: "organisation_id_1__id_-1" },
-  // Unconfirmed connections are deleted with their tokens when their time is up.
-  { key: { pending_expire_time: 1 }, name: "pending_expire_time_ttl", expireAfterSeconds: 0, sparse: true },
+  // Unconfirmed connections are deleted with their tokens when their time is up: by the expiry job,
+  // from its notes (PendingExpiryStore), not by a TTL index or a sweep of this collection.
   // Start-up's scan for events noted before the outbox collection existed.
   { key: { "pending_events._id": 1 }, name: "pending_events._id_1", sparse: true },
   // The idle-refresh scan for refresh tokens not used for a while.
@@ -172,16 +173,20 @@ export class ConnectionStore {
   readonly collection: Collection<ConnectionDocument>;
   /** Which connections have events to relay (see OutboxStore). */
   readonly outbox: OutboxStore;
+  /** When unconfirmed connections expire (see PendingExpiryStore). */
+  readonly expiries: PendingExpiryStore;
 
   constructor(db: Db) {
     this.collection = db.collection<ConnectionDocument>("connections");
     this.outbox = new OutboxStore(db);
+    this.expiries = new PendingExpiryStore(db);
   }
 
   async insert(document: ConnectionDocument): Promise<void> {
-    // Noted first: a crash in between leaves a note without events (dropped by the relay), never
-    // events without a note.
+    // Noted first: a crash in between leaves a note without a connection (dropped by the job that
+    // reads it), never work without a note.
     if (document.pending_events.length > 0) await this.outbox.mark(document._id, document.create_time);
+    if (document.pending_expire_time !== undefined) await this.expiries.note(document._id, document.pending_expire_time);
     await this.collection.insertOne(document);
   }
 
@@ -258,6 +263,35 @@ export class ConnectionStore {
       noted++;
     }
     return noted;
+  }
+
+  /**
+   * Notes the PENDING connections that have no expiry note (made before the notes existed). A scan
+   * of every connection: run once at start-up, never per request.
+   */
+  async noteUnconfirmed(): Promise<number> {
+    let noted = 0;
+    const filter: Filter<ConnectionDocument> = { status: "PENDING", pending_expire_time: { $exists: true } };
+    for await (const document of this.collection.find(filter, { projection: { _id: 1, pending_expire_time: 1 } })) {
+      await this.expiries.note(document._id, document.pending_expire_time!);
+      noted++;
+    }
+    return noted;
+  }
+
+  /** Unconfirmed connections whose expiry note is due (the connection may have changed since: re-read it under the lease). */
+  async expiryNotesDue(now: Date, limit: number): Promise<PendingExpiryDocument[]> {
+    return this.expiries.due(now, limit);
+  }
+
+  /** The connection's expiry was moved (a reconnect of a PENDING connection): its note follows. */
+  async postponeExpiry(id: string, expireTime: Date): Promise<void> {
+    await this.expiries.postpone(id, expireTime);
+  }
+
+  /** The connection was confirmed, deleted or has expired: its note goes. Call it holding the lease. */
+  async expiryHandled(id: string): Promise<void> {
+    await this.expiries.remove(id);
   }
 
   /** The connection's events are all published (or it is gone). Call it holding the lease. */

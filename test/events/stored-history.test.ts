@@ -65,6 +65,16 @@ const otherOrganisationId = uuidv7();
 const legacyConnectionId = uuidv7();
 const legacyEventId = uuidv7();
 const legacyPendingDelivery = storedEvent(HISTORY + 1, "legacy", "pending");
+// Unconfirmed connections made before their expiry notes existed: one expires during the test.
+const expiringId = uuidv7();
+const waitingId = uuidv7();
+const unconfirmed = (id: string, expireTime: Date): ConnectionDocument => ({
+  ...storedConnection(id, "acme", "PENDING"),
+  access_token: "v1.sealed-elsewhere",
+  end_user_id: "erin",
+  confirmation_hash: "hash",
+  pending_expire_time: expireTime,
+});
 
 beforeAll(async () => {
   // The history, as earlier versions left it: half of it the organisation under test's.
@@ -80,6 +90,8 @@ beforeAll(async () => {
     await db.collection<ConnectionDocument>("connections").insertMany([
       storedConnection(deletedId, "acme", "DELETED"),
       storedConnection(otherOrganisationId, "other"),
+      unconfirmed(expiringId, new Date(Date.now() + 8_000)),
+      unconfirmed(waitingId, new Date(Date.now() + 3_600_000)),
       // An event in a connection's outbox, and a delivery pending, from before their collections existed.
       {
         ...storedConnection(legacyConnectionId, "legacy"),
@@ -98,7 +110,8 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
   provider = await ScriptedProvider.start();
-  broker = await startTestBroker({ MONGODB_DATABASE: database, BROKER_WEBHOOK_RETRY_MIN: "100ms" });
+  // A short state TTL: the expiry job runs every 5 s.
+  broker = await startTestBroker({ MONGODB_DATABASE: database, BROKER_WEBHOOK_RETRY_MIN: "100ms", BROKER_STATE_TTL: "10s" });
 }, 60_000);
 
 afterAll(async () => {
@@ -183,4 +196,14 @@ describe("events with 5 000 connections and events stored", () => {
       .toEqual([]);
     expect(received.map((delivery) => String(delivery.headers["webhook-id"]))).not.toContain(legacyEventId);
   });
+
+  it("deletes an unconfirmed connection when its time is up, from its expiry note, and no other", async () => {
+    const stored = broker.database.db.collection<ConnectionDocument>("connections");
+    const notes = broker.database.db.collection("pending_connection_expiries");
+    // Start-up noted both (they were made before the notes existed); nothing sweeps `connections`.
+    await expect.poll(() => stored.countDocuments({ _id: expiringId }), { timeout: 20_000, interval: 500 }).toBe(0);
+    expect(await notes.find({}).toArray()).toEqual([{ _id: waitingId, expire_time: expect.any(Date) }]);
+    expect(await stored.findOne({ _id: waitingId })).toMatchObject({ status: "PENDING", end_user_id: "erin" });
+    expect(await stored.countDocuments({ status: "ACTIVE" })).toBe(HISTORY + 2);
+  }, 30_000);
 });
