@@ -47,7 +47,7 @@ import { WebhookDispatcher } from "./events/webhook-delivery.js";
 import { ConnectionStore, connectionIndexes } from "./store/connections.js";
 import { EventStore, eventIndexes } from "./store/events.js";
 import { outboxIndexes } from "./store/outbox.js";
-import { pendingExpiryIndexes } from "./store/pending-expiries.js";
+import { connectionExpiryIndexes } from "./store/connection-expiries.js";
 import { webhookDeliveryIndexes } from "./store/webhook-deliveries.js";
 import { LeaseStore, leaseIndexes } from "./store/leases.js";
 import { OrganisationStore, organisationIndexes } from "./store/organisations.js";
@@ -121,7 +121,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
   await ensureIndexes(database, connections.collection, connectionIndexes, logger);
   await ensureIndexes(database, organisations.collection, organisationIndexes, logger);
   await ensureIndexes(database, connections.outbox.collection, outboxIndexes, logger);
-  await ensureIndexes(database, connections.expiries.collection, pendingExpiryIndexes, logger);
+  await ensureIndexes(database, connections.expiries.collection, connectionExpiryIndexes, logger);
   await ensureIndexes(database, events.collection, eventIndexes, logger);
   await ensureIndexes(database, events.deliveries.collection, webhookDeliveryIndexes, logger);
   await ensureIndexes(database, leases.collection, leaseIndexes, logger);
@@ -228,31 +228,31 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     metrics,
     logger,
   });
-  // Rarely used connections are refreshed before their refresh token lapses, and reconnect grants
-  // nobody confirmed are dropped. The scan runs a few times per idle period (at most every 5
-  // minutes, at least twice per state TTL), and while it finds work.
+  // Rarely used connections are refreshed before their refresh token lapses. The scan (of every
+  // connection) runs a few times per idle period (at most every 5 minutes), and while it finds work.
   const idleRefresh = new Worker(
     "idle-refresh",
     DELIVERY_INTERVAL_MS,
-    async () => (await lifecycle.dropExpiredHolds()) || (await refresher.refreshIdle()),
+    () => refresher.refreshIdle(),
     logger,
-    Math.min(Math.max(refresher.shortestIdleMs / 10, DELIVERY_INTERVAL_MS), 5 * 60_000, (config.stateTtlSeconds * 1000) / 2),
+    Math.min(Math.max(refresher.shortestIdleMs / 10, DELIVERY_INTERVAL_MS), 5 * 60_000),
   );
 
-  // Unconfirmed connections are deleted when their time is up, from the expiry notes (every 60 s,
-  // as MongoDB's TTL monitor would; sooner with a short state TTL). The first pass also notes the
-  // PENDING connections made before the notes existed (a scan of `connections`, once).
+  // Unconfirmed connections are deleted, and reconnect grants nobody confirmed dropped, when their
+  // time is up, from the expiry notes (every 60 s, as MongoDB's TTL monitor would; at least twice
+  // per state TTL). The first pass also notes the unconfirmed grants made before the notes existed
+  // (a scan of `connections`, once).
   let unconfirmedNoted = false;
-  const pendingExpiry = new Worker(
-    "pending-connection-expiry",
+  const expiry = new Worker(
+    "connection-expiry",
     DELIVERY_INTERVAL_MS,
     async () => {
       if (!unconfirmedNoted) {
         const count = await connections.noteUnconfirmed();
-        if (count > 0) logger.info({ count }, "noted unconfirmed connections for expiry");
+        if (count > 0) logger.info({ count }, "noted unconfirmed grants for expiry");
         unconfirmedNoted = true;
       }
-      return lifecycle.dropExpiredPending();
+      return lifecycle.dropExpiredGrants();
     },
     logger,
     Math.min(60_000, (config.stateTtlSeconds * 1000) / 2),
@@ -394,7 +394,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     idleRefresh.start();
     stateMaintenance.start();
     eventMaintenance.start();
-    pendingExpiry.start();
+    expiry.start();
   } catch (error) {
     grpcServer.close();
     httpServer.close();
@@ -421,7 +421,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
       }, SHUTDOWN_GRACE_MS);
       await drained;
       clearTimeout(timer);
-      await Promise.all([relay.stop(), delivery.stop(), idleRefresh.stop(), stateMaintenance.stop(), eventMaintenance.stop(), pendingExpiry.stop()]);
+      await Promise.all([relay.stop(), delivery.stop(), idleRefresh.stop(), stateMaintenance.stop(), eventMaintenance.stop(), expiry.stop()]);
       await dispatcher.drain();
       await tracing.shutdown();
       database.stopSweepers();

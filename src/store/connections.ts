@@ -2,7 +2,7 @@ import type { Collection, Db, Filter, IndexDescription, UpdateFilter } from "mon
 import { reencrypted } from "../crypto/reencrypt.js";
 import type { SecretBox } from "../crypto/secret-box.js";
 import { type OutboxEntryDocument, OutboxStore } from "./outbox.js";
-import { type PendingExpiryDocument, PendingExpiryStore } from "./pending-expiries.js";
+import { type ConnectionExpiryDocument, ConnectionExpiryStore } from "./connection-expiries.js";
 
 /**
  * PENDING: made with an end user ID, waiting for ConfirmConnection. DELETED: tokens are gone; the
@@ -151,7 +151,7 @@ export const connectionIndexes: IndexDescription[] = [
   // Listing an organisation's connections, newest first (UUIDv7 IDs sort by creation time).
   { key: { organisation_id: 1, _id: -1 }, name: "organisation_id_1__id_-1" },
   // Unconfirmed connections are deleted with their tokens when their time is up: by the expiry job,
-  // from its notes (PendingExpiryStore), not by a TTL index or a sweep of this collection.
+  // from its notes (ConnectionExpiryStore), not by a TTL index or a sweep of this collection.
   // Start-up's scan for events noted before the outbox collection existed.
   { key: { "pending_events._id": 1 }, name: "pending_events._id_1", sparse: true },
   // The idle-refresh scan for refresh tokens not used for a while.
@@ -173,13 +173,13 @@ export class ConnectionStore {
   readonly collection: Collection<ConnectionDocument>;
   /** Which connections have events to relay (see OutboxStore). */
   readonly outbox: OutboxStore;
-  /** When unconfirmed connections expire (see PendingExpiryStore). */
-  readonly expiries: PendingExpiryStore;
+  /** When unconfirmed connections and held grants expire (see ConnectionExpiryStore). */
+  readonly expiries: ConnectionExpiryStore;
 
   constructor(db: Db) {
     this.collection = db.collection<ConnectionDocument>("connections");
     this.outbox = new OutboxStore(db);
-    this.expiries = new PendingExpiryStore(db);
+    this.expiries = new ConnectionExpiryStore(db);
   }
 
   async insert(document: ConnectionDocument): Promise<void> {
@@ -214,6 +214,9 @@ export class ConnectionStore {
     if (change.unset !== undefined && change.unset.length > 0) {
       update.$unset = Object.fromEntries(change.unset.map((field) => [field, ""]));
     }
+    // A new unconfirmed grant (a held reconnect, or a PENDING connection's new expiry) is noted first.
+    const expiry = change.set?.reauthorization?.hold_expire_time ?? change.set?.pending_expire_time;
+    if (expiry !== undefined) await this.expiries.note(id, expiry);
     if (change.event !== undefined) {
       await this.outbox.mark(id);
       update.$push = { pending_events: change.event };
@@ -266,30 +269,35 @@ export class ConnectionStore {
   }
 
   /**
-   * Notes the PENDING connections that have no expiry note (made before the notes existed). A scan
-   * of every connection: run once at start-up, never per request.
+   * Notes the unconfirmed grants (PENDING connections, held reconnects) made before the notes
+   * existed. A scan of every connection: run once at start-up, never per request.
    */
   async noteUnconfirmed(): Promise<number> {
     let noted = 0;
-    const filter: Filter<ConnectionDocument> = { status: "PENDING", pending_expire_time: { $exists: true } };
-    for await (const document of this.collection.find(filter, { projection: { _id: 1, pending_expire_time: 1 } })) {
-      await this.expiries.note(document._id, document.pending_expire_time!);
+    const filter: Filter<ConnectionDocument> = {
+      $or: [{ status: "PENDING", pending_expire_time: { $exists: true } }, { "reauthorization.hold_expire_time": { $exists: true } }],
+    };
+    const projection = { _id: 1, status: 1, pending_expire_time: 1, "reauthorization.hold_expire_time": 1 };
+    for await (const document of this.collection.find(filter, { projection })) {
+      const expiry = document.status === "PENDING" ? document.pending_expire_time : document.reauthorization?.hold_expire_time;
+      if (expiry === undefined) continue;
+      await this.expiries.note(document._id, expiry);
       noted++;
     }
     return noted;
   }
 
-  /** Unconfirmed connections whose expiry note is due (the connection may have changed since: re-read it under the lease). */
-  async expiryNotesDue(now: Date, limit: number): Promise<PendingExpiryDocument[]> {
+  /** Connections whose expiry note is due (the connection may have changed since: re-read it under the lease). */
+  async expiryNotesDue(now: Date, limit: number): Promise<ConnectionExpiryDocument[]> {
     return this.expiries.due(now, limit);
   }
 
-  /** The connection's expiry was moved (a reconnect of a PENDING connection): its note follows. */
+  /** The connection's grant expires later than its note says: the note follows. */
   async postponeExpiry(id: string, expireTime: Date): Promise<void> {
     await this.expiries.postpone(id, expireTime);
   }
 
-  /** The connection was confirmed, deleted or has expired: its note goes. Call it holding the lease. */
+  /** Nothing on the connection waits for confirmation any more: its note goes. Call it holding the lease. */
   async expiryHandled(id: string): Promise<void> {
     await this.expiries.remove(id);
   }
@@ -347,15 +355,6 @@ export class ConnectionStore {
       })
       .limit(limit)
       .toArray();
-  }
-
-  /** IDs of connections holding a reconnect's grant that was not confirmed in time. */
-  async idsWithExpiredHolds(now: Date, limit: number): Promise<string[]> {
-    const documents = await this.collection
-      .find({ "reauthorization.hold_expire_time": { $lte: now } }, { projection: { _id: 1 } })
-      .limit(limit)
-      .toArray();
-    return documents.map((document) => document._id);
   }
 
   /** IDs of connections that hold a secret, for re-encryption. */

@@ -68,6 +68,7 @@ const legacyPendingDelivery = storedEvent(HISTORY + 1, "legacy", "pending");
 // Unconfirmed connections made before their expiry notes existed: one expires during the test.
 const expiringId = uuidv7();
 const waitingId = uuidv7();
+const holdingId = uuidv7();
 const unconfirmed = (id: string, expireTime: Date): ConnectionDocument => ({
   ...storedConnection(id, "acme", "PENDING"),
   access_token: "v1.sealed-elsewhere",
@@ -92,6 +93,18 @@ beforeAll(async () => {
       storedConnection(otherOrganisationId, "other"),
       unconfirmed(expiringId, new Date(Date.now() + 8_000)),
       unconfirmed(waitingId, new Date(Date.now() + 3_600_000)),
+      // A reconnect's grant held for ConfirmConnection, from before the notes too.
+      {
+        ...storedConnection(holdingId, "acme"),
+        reauthorization: {
+          scopes: ["read"],
+          token_type: "Bearer",
+          access_token: "v1.sealed-elsewhere",
+          end_user_id: "erin",
+          confirmation_hash: "hash",
+          hold_expire_time: new Date(Date.now() + 8_000),
+        },
+      },
       // An event in a connection's outbox, and a delivery pending, from before their collections existed.
       {
         ...storedConnection(legacyConnectionId, "legacy"),
@@ -197,13 +210,15 @@ describe("events with 5 000 connections and events stored", () => {
     expect(received.map((delivery) => String(delivery.headers["webhook-id"]))).not.toContain(legacyEventId);
   });
 
-  it("deletes an unconfirmed connection when its time is up, from its expiry note, and no other", async () => {
+  it("deletes an unconfirmed connection and drops a held grant when their time is up, from their expiry notes, and no other", async () => {
     const stored = broker.database.db.collection<ConnectionDocument>("connections");
-    const notes = broker.database.db.collection("pending_connection_expiries");
+    const notes = broker.database.db.collection("connection_expiries");
     // Start-up noted both (they were made before the notes existed); nothing sweeps `connections`.
     await expect.poll(() => stored.countDocuments({ _id: expiringId }), { timeout: 20_000, interval: 500 }).toBe(0);
+    await expect.poll(async () => (await stored.findOne({ _id: holdingId }))?.reauthorization, { timeout: 10_000, interval: 500 }).toBeUndefined();
+    expect(await stored.findOne({ _id: holdingId })).toMatchObject({ status: "ACTIVE", organisation_id: "acme" });
     expect(await notes.find({}).toArray()).toEqual([{ _id: waitingId, expire_time: expect.any(Date) }]);
     expect(await stored.findOne({ _id: waitingId })).toMatchObject({ status: "PENDING", end_user_id: "erin" });
-    expect(await stored.countDocuments({ status: "ACTIVE" })).toBe(HISTORY + 2);
+    expect(await stored.countDocuments({ status: "ACTIVE" })).toBe(HISTORY + 3);
   }, 30_000);
 });
