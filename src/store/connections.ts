@@ -150,9 +150,9 @@ export interface ConnectionFilter {
 export const connectionIndexes: IndexDescription[] = [
   // Listing an organisation's connections, newest first (UUIDv7 IDs sort by creation time).
   { key: { organisation_id: 1, _id: -1 }, name: "organisation_id_1__id_-1" },
-  // Unconfirmed connections are deleted with their tokens when their time is up: by the expiry job,
-  // from its notes (ConnectionExpiryStore), not by a TTL index or a sweep of this collection.
-  // Start-up's scan for events noted before the outbox collection existed.
+  // Start-up's scan for events noted before the outbox collection existed. (No index on
+  // `pending_expire_time`: unconfirmed connections expire from their notes, ConnectionExpiryStore,
+  // not by a TTL index or a sweep of this collection.)
   { key: { "pending_events._id": 1 }, name: "pending_events._id_1", sparse: true },
   // The idle-refresh scan for refresh tokens not used for a while.
   { key: { refresh_token_time: 1 }, name: "refresh_token_time_1", sparse: true },

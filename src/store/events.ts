@@ -92,11 +92,6 @@ export class EventStore {
     return this.deliveries.findById(id);
   }
 
-  /** A published event, as the history has it. */
-  async findById(id: string): Promise<EventDocument | null> {
-    return this.collection.findOne({ _id: id });
-  }
-
   /**
    * Records a delivery attempt's outcome. Call it holding the event's lease. An attempt that
    * leaves the delivery pending changes only the small `webhook_deliveries` copy; a finished one
