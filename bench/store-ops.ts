@@ -2,13 +2,24 @@
  * The per-request database operations of the hot paths, timed against how many documents their
  * collections hold: `npm run build && node dist/bench/store-ops.js [MONGODB_URI] [N]` (default: an
  * embedded FerretDB, N = 50 000). Prints the median and p99 of each operation with an empty
- * store and with N documents. Not part of `npm run bench` (it takes a few minutes on 2 cores).
+ * store and with N documents: pending states, and connections and published events (the hot
+ * paths of GetAccessToken, a refresh, the outbox relay, webhook delivery and the event feed).
+ * Not part of `npm run bench` (it takes a few minutes on 2 cores).
  */
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Collection, MongoClient } from "mongodb";
+import { type Collection, type Db, MongoClient } from "mongodb";
+import { pino } from "pino";
+import { v7 as uuidv7 } from "uuid";
+import { SecretBox } from "../src/crypto/secret-box.js";
+import { newEvent } from "../src/events/connection-events.js";
+import { relayOutbox } from "../src/events/outbox-relay.js";
+import { WebhookDispatcher } from "../src/events/webhook-delivery.js";
+import { type ConnectionDocument, ConnectionStore } from "../src/store/connections.js";
+import { type EventDocument, EventStore } from "../src/store/events.js";
+import { OrganisationStore } from "../src/store/organisations.js";
 import { hashState, stateWindowAt } from "../src/oauth/state.js";
 import { LeaseStore } from "../src/store/leases.js";
 import { type OAuthStateDocument, OAuthStateStore } from "../src/store/oauth-states.js";
@@ -16,6 +27,9 @@ import { startEmbeddedFerretDb } from "../src/store/embedded-ferretdb.js";
 
 const N = Number(process.argv[3] ?? 50_000);
 const SAMPLES = 40;
+/** Fewer samples for the hot paths: on FerretDB their scans take up to seconds each with N documents. */
+const HOT_SAMPLES = 15;
+const ORGANISATIONS = 50;
 const OLDER_MS = 300_000;
 const FILL_SPAN_MS = 540_000;
 
@@ -36,9 +50,9 @@ function state(name: string, agoMs = 0): OAuthStateDocument {
   };
 }
 
-async function time(label: string, op: (i: number) => Promise<unknown>): Promise<string> {
+async function time(label: string, op: (i: number) => Promise<unknown>, count = SAMPLES): Promise<string> {
   const samples: number[] = [];
-  for (let i = 0; i < SAMPLES; i++) {
+  for (let i = 0; i < count; i++) {
     const t0 = performance.now();
     await op(i);
     samples.push(performance.now() - t0);
@@ -65,6 +79,87 @@ async function measure(states: OAuthStateStore, leases: LeaseStore, connections:
   ];
 }
 
+/** A connection as a callback stores it (~600 bytes, like the broker's). */
+function connection(id: string, organisationId: string): ConnectionDocument {
+  const now = new Date();
+  return {
+    _id: id,
+    organisation_id: organisationId,
+    connector_id: "bench-connector",
+    credential_id: "bench-credential",
+    status: "ACTIVE",
+    scopes: ["email", "profile"],
+    token_type: "Bearer",
+    access_token: `v1.k1.${"a".repeat(200)}`,
+    refresh_token: `v1.k1.${"r".repeat(200)}`,
+    expire_time: new Date(now.getTime() + 3_600_000),
+    token_url: "https://provider.example/token",
+    external_account: { id: id.slice(-12), email: "someone@example.com" },
+    refresh_token_time: now,
+    pending_events: [],
+    create_time: now,
+    update_time: now,
+  };
+}
+
+/** An event published and delivered long ago (history). */
+function historicalEvent(i: number): EventDocument {
+  const then = new Date(Date.now() - 86_400_000 + i);
+  return {
+    _id: uuidv7({ msecs: then.getTime() }),
+    type: "connection.created",
+    organisation_id: `org-${i % ORGANISATIONS}`,
+    connection_id: `filler-${i}`,
+    connector_id: "bench-connector",
+    credential_id: "bench-credential",
+    status: "ACTIVE",
+    create_time: then,
+    publish_time: then,
+    delivery: "delivered",
+    attempts: 1,
+    next_attempt_time: then,
+    delivered_time: then,
+  };
+}
+
+/** The hot paths' operations, through the stores and loops the broker runs. */
+async function measureHotPaths(db: Db, round: string): Promise<string[]> {
+  const logger = pino({ level: "silent" });
+  const connections = new ConnectionStore(db);
+  const events = new EventStore(db);
+  const leases = new LeaseStore(db);
+  const organisations = new OrganisationStore(db);
+  const relayDeps = { connections, events, leases, organisations, onPublished: () => {}, logger };
+  const dispatcher = new WebhookDispatcher({
+    events,
+    leases,
+    organisations,
+    secretBox: new SecretBox([{ id: "k1", key: randomBytes(32) }]),
+    fetch,
+    retryMinMs: 1_000,
+    logger,
+  });
+  const ids = Array.from({ length: HOT_SAMPLES }, () => uuidv7());
+  await Promise.all(ids.map((id, i) => connections.insert(connection(id, `org-${i % ORGANISATIONS}`))));
+  const org = (i: number) => `org-${i % ORGANISATIONS}`;
+  return [
+    await time("GetAccessToken: read the connection (findById)", (i) => connections.findById(org(i), ids[i]!), HOT_SAMPLES),
+    await time("GetAccessToken: another organisation's connection (NOT_FOUND)", (i) => connections.findById("other", ids[i]!), HOT_SAMPLES),
+    await time("refresh: re-read under the lease + write the tokens", async (i) => {
+      await connections.findByIdUnscoped(ids[i]!);
+      await connections.update(ids[i]!, { set: { refresh_time: new Date(), refresh_token_time: new Date() } });
+    }, HOT_SAMPLES),
+    await time("lease acquire + release", async (i) => leases.release((await leases.tryAcquire(`${round}-hot-lease-${i}`, 10_000))!), HOT_SAMPLES),
+    await time("change with an event + relay it by ID", async (i) => {
+      await connections.update(ids[i]!, { set: { status: "REFRESH_FAILED" }, event: newEvent("connection.refresh_failed", "REFRESH_FAILED", "bench") });
+      await relayOutbox(relayDeps, [ids[i]!]);
+    }, HOT_SAMPLES),
+    await time("relay recovery tick (nothing pending)", () => relayOutbox(relayDeps), HOT_SAMPLES),
+    await time("webhook due-scan (nothing due)", () => dispatcher.poll(), HOT_SAMPLES),
+    await time("event feed poll (one organisation)", (i) => events.publishedSince(org(i), new Date(Date.now() - 5_000), 500), HOT_SAMPLES),
+  ];
+}
+
 async function main(): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), "oauth2-broker-store-ops-"));
   const ferretdb = process.argv[2] ? undefined : await startEmbeddedFerretDb(dataDir);
@@ -77,6 +172,7 @@ async function main(): Promise<void> {
     const connections = db.collection("connections");
     await connections.insertMany(Array.from({ length: SAMPLES }, (_, i) => ({ _id: `c-${i}` as never, pad: "x".repeat(500) })));
     const empty = await measure(states, leases, connections, "empty");
+    const hotEmpty = await measureHotPaths(db, "empty");
     const started = Date.now();
     // Spread over the last FILL_SPAN_MS, as a steady rate of Initialise calls leaves them.
     for (let i = 0; i < N; i += 500) {
@@ -85,10 +181,17 @@ async function main(): Promise<void> {
     for (let i = 0; i < N; i += 1000) {
       await connections.insertMany(Array.from({ length: 1000 }, (_, j) => ({ _id: `filler-${i + j}` as never, pad: "x".repeat(500) })));
     }
-    console.log(`filled ${N} pending states and ${N} connections in ${Math.round((Date.now() - started) / 1000)} s`);
+    for (let i = 0; i < N; i += 1000) {
+      await connections.insertMany(Array.from({ length: 1000 }, (_, j) => connection(uuidv7(), `org-${(i + j) % ORGANISATIONS}`) as never));
+      await db.collection<EventDocument>("events").insertMany(Array.from({ length: 1000 }, (_, j) => historicalEvent(i + j)));
+    }
+    console.log(`filled ${N} pending states, ${2 * N} connections and ${N} events in ${Math.round((Date.now() - started) / 1000)} s`);
     const full = await measure(states, leases, connections, "full");
+    const hotFull = await measureHotPaths(db, "full");
     console.log(`\nwith 0 pending states / connections:\n  ${empty.join("\n  ")}`);
     console.log(`with ${N} pending states / connections:\n  ${full.join("\n  ")}`);
+    console.log(`\nhot paths with 0 connections / events:\n  ${hotEmpty.join("\n  ")}`);
+    console.log(`hot paths with ${2 * N} connections / ${N} events:\n  ${hotFull.join("\n  ")}`);
   } finally {
     await client.close();
     await ferretdb?.stop();

@@ -46,6 +46,9 @@ import { relayOutbox, Worker } from "./events/outbox-relay.js";
 import { WebhookDispatcher } from "./events/webhook-delivery.js";
 import { ConnectionStore, connectionIndexes } from "./store/connections.js";
 import { EventStore, eventIndexes } from "./store/events.js";
+import { outboxIndexes } from "./store/outbox.js";
+import { connectionExpiryIndexes } from "./store/connection-expiries.js";
+import { webhookDeliveryIndexes } from "./store/webhook-deliveries.js";
 import { LeaseStore, leaseIndexes } from "./store/leases.js";
 import { OrganisationStore, organisationIndexes } from "./store/organisations.js";
 import { CredentialStore, credentialIndexes } from "./store/credentials.js";
@@ -101,8 +104,8 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
   const metrics = new Metrics();
   const tracing = new Tracing(config.otlpEndpoint);
   const database = await connectDatabase(config.mongodbUri, config.mongodbDatabase, (command, collection, outcome, seconds) =>
-    // The state store's generations and buckets are one collection to metrics (bounded labels).
-    metrics.dbCommands.observe({ command, collection: collection.startsWith("oauth_states_") ? "oauth_states" : collection, outcome }, seconds),
+    // The state store's windows, and the recent events' windows, are one collection each to metrics (bounded labels).
+    metrics.dbCommands.observe({ command, collection: windowedCollection(collection), outcome }, seconds),
   );
   const credentials = new CredentialStore(database.db);
   // Drops the collections of state windows (and legacy ones) once every state in them has expired (see OAuthStateStore).
@@ -117,7 +120,10 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
   await ensureIndexes(database, credentials.collection, credentialIndexes, logger);
   await ensureIndexes(database, connections.collection, connectionIndexes, logger);
   await ensureIndexes(database, organisations.collection, organisationIndexes, logger);
+  await ensureIndexes(database, connections.outbox.collection, outboxIndexes, logger);
+  await ensureIndexes(database, connections.expiries.collection, connectionExpiryIndexes, logger);
   await ensureIndexes(database, events.collection, eventIndexes, logger);
+  await ensureIndexes(database, events.deliveries.collection, webhookDeliveryIndexes, logger);
   await ensureIndexes(database, leases.collection, leaseIndexes, logger);
   await ensureIndexes(database, apiKeys.collection, apiKeyIndexes, logger);
   await ensureIndexes(database, consoleSessionStore.collection, consoleSessionIndexes, logger);
@@ -141,11 +147,31 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     },
     () => delivery.kick(),
   );
-  const delivery = new Worker("webhook-delivery", DELIVERY_INTERVAL_MS, () => dispatcher.poll(), logger, IDLE_INTERVAL_MS);
-  // Connections this instance changed are relayed at once, by ID; a scan for anything pending
-  // (other instances' crashes) runs every RECOVERY_SCAN_MS.
+  // Deliveries recorded as pending before `webhook_deliveries` existed are copied there once, at
+  // the first poll (a scan of `events`; never repeated).
+  let adopted = false;
+  const delivery = new Worker(
+    "webhook-delivery",
+    DELIVERY_INTERVAL_MS,
+    async () => {
+      if (!adopted) {
+        const count = await events.adoptPendingDeliveries();
+        if (count > 0) logger.info({ count }, "adopted pending webhook deliveries");
+        adopted = true;
+      }
+      return dispatcher.poll();
+    },
+    logger,
+    IDLE_INTERVAL_MS,
+  );
+  // Drops the recent-events windows the event feed no longer reads (see RecentEventStore).
+  const eventMaintenance = new Worker("recent-events-maintenance", 60_000, () => events.recent.maintain(), logger, 60_000);
+  // Connections this instance changed are relayed at once, by ID; a scan of the outbox notes for
+  // anything pending (other instances' crashes) runs every RECOVERY_SCAN_MS. The first scan also
+  // notes events written before the notes existed (a scan of `connections`, once).
   const changed = new Set<string>();
   let lastScan = 0;
+  let noted = false;
   const relay = new Worker(
     "outbox-relay",
     DELIVERY_INTERVAL_MS,
@@ -153,6 +179,11 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
       const scan = Date.now() - lastScan >= RECOVERY_SCAN_MS;
       if (!scan && changed.size === 0) return false;
       if (scan) lastScan = Date.now();
+      if (scan && !noted) {
+        const count = await connections.noteUnrelayedEvents();
+        if (count > 0) logger.info({ count }, "noted connections with events to relay");
+        noted = true;
+      }
       const ids = [...changed];
       changed.clear();
       const busy = await relayOutbox(
@@ -197,15 +228,34 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     metrics,
     logger,
   });
-  // Rarely used connections are refreshed before their refresh token lapses, and reconnect grants
-  // nobody confirmed are dropped. The scan runs a few times per idle period (at most every 5
-  // minutes, at least twice per state TTL), and while it finds work.
+  // Rarely used connections are refreshed before their refresh token lapses. The scan (of every
+  // connection) runs a few times per idle period (at most every 5 minutes), and while it finds work.
   const idleRefresh = new Worker(
     "idle-refresh",
     DELIVERY_INTERVAL_MS,
-    async () => (await lifecycle.dropExpiredHolds()) || (await refresher.refreshIdle()),
+    () => refresher.refreshIdle(),
     logger,
-    Math.min(Math.max(refresher.shortestIdleMs / 10, DELIVERY_INTERVAL_MS), 5 * 60_000, (config.stateTtlSeconds * 1000) / 2),
+    Math.min(Math.max(refresher.shortestIdleMs / 10, DELIVERY_INTERVAL_MS), 5 * 60_000),
+  );
+
+  // Unconfirmed connections are deleted, and reconnect grants nobody confirmed dropped, when their
+  // time is up, from the expiry notes (every 60 s, as MongoDB's TTL monitor would; at least twice
+  // per state TTL). The first pass also notes the unconfirmed grants made before the notes existed
+  // (a scan of `connections`, once).
+  let unconfirmedNoted = false;
+  const expiry = new Worker(
+    "connection-expiry",
+    DELIVERY_INTERVAL_MS,
+    async () => {
+      if (!unconfirmedNoted) {
+        const count = await connections.noteUnconfirmed();
+        if (count > 0) logger.info({ count }, "noted unconfirmed grants for expiry");
+        unconfirmedNoted = true;
+      }
+      return lifecycle.dropExpiredGrants();
+    },
+    logger,
+    Math.min(60_000, (config.stateTtlSeconds * 1000) / 2),
   );
 
   const eventFeed = new EventFeed(events, WATCH_INTERVAL_MS);
@@ -343,6 +393,8 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     delivery.start();
     idleRefresh.start();
     stateMaintenance.start();
+    eventMaintenance.start();
+    expiry.start();
   } catch (error) {
     grpcServer.close();
     httpServer.close();
@@ -369,7 +421,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
       }, SHUTDOWN_GRACE_MS);
       await drained;
       clearTimeout(timer);
-      await Promise.all([relay.stop(), delivery.stop(), idleRefresh.stop(), stateMaintenance.stop()]);
+      await Promise.all([relay.stop(), delivery.stop(), idleRefresh.stop(), stateMaintenance.stop(), eventMaintenance.stop(), expiry.stop()]);
       await dispatcher.drain();
       await tracing.shutdown();
       database.stopSweepers();
@@ -414,4 +466,11 @@ function listen(server: http.Server | http2.Http2Server, port: number, host: str
       resolve();
     });
   });
+}
+
+/** A window collection's family name (its windows are one collection to metrics); any other name as it is. */
+function windowedCollection(name: string): string {
+  if (name.startsWith("oauth_states_")) return "oauth_states";
+  if (name.startsWith("events_recent_")) return "events_recent";
+  return name;
 }

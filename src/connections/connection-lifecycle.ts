@@ -287,25 +287,35 @@ export class ConnectionLifecycle {
   }
 
   /**
-   * Drops reconnect grants that were not confirmed in time, with their tokens, under each
-   * connection's lease (a busy one is left for the next pass). Returns whether a full batch was
-   * found.
+   * The expiry job: deletes unconfirmed connections, with their tokens, and drops reconnect grants
+   * nobody confirmed, with theirs, once their time is up, from the expiry notes (a connection
+   * confirmed, deleted or given a later expiry since is left as it is, and its note dropped or
+   * moved), under each connection's lease (a busy one is left for the next pass). Returns whether
+   * a full batch was found.
    */
-  async dropExpiredHolds(batch = 100): Promise<boolean> {
-    const ids = await this.deps.connections.idsWithExpiredHolds(new Date(), batch);
-    for (const id of ids) {
-      const lease = await this.tryLease(id);
+  async dropExpiredGrants(batch = 100): Promise<boolean> {
+    const notes = await this.deps.connections.expiryNotesDue(new Date(), batch);
+    for (const note of notes) {
+      const lease = await this.tryLease(note._id);
       if (lease === null) continue;
       try {
-        const connection = await this.deps.connections.findByIdUnscoped(id);
-        if (connection?.reauthorization !== undefined && connection.reauthorization.hold_expire_time <= new Date()) {
-          await this.deps.connections.update(id, { unset: ["reauthorization"] });
+        const connection = await this.deps.connections.findByIdUnscoped(note._id);
+        const now = new Date();
+        const pendingExpiry = connection?.status === "PENDING" ? connection.pending_expire_time : undefined;
+        const holdExpiry = connection?.reauthorization?.hold_expire_time;
+        const expiry = pendingExpiry ?? holdExpiry;
+        if (expiry !== undefined && expiry > now) {
+          await this.deps.connections.postponeExpiry(note._id, expiry);
+          continue;
         }
+        if (pendingExpiry !== undefined) await this.deps.connections.deletePending(note._id);
+        else if (holdExpiry !== undefined) await this.deps.connections.update(note._id, { unset: ["reauthorization"] });
+        await this.deps.connections.expiryHandled(note._id);
       } finally {
         await this.release(lease);
       }
     }
-    return ids.length === batch;
+    return notes.length === batch;
   }
 
   // The refresh writes: the refresher holds the lease across the provider call and records each

@@ -62,6 +62,9 @@ export class Worker {
   }
 }
 
+/** An outbox note for a connection that is not there is dropped after this long (see relayOutbox). */
+const NOTE_GRACE_MS = 60_000;
+
 export interface OutboxRelayDeps {
   connections: ConnectionStore;
   events: EventStore;
@@ -75,15 +78,17 @@ export interface OutboxRelayDeps {
 /**
  * Publishes the events written into connection documents (the outbox) to the `events`
  * collection, then clears them; a deleted connection is removed once its last event is out.
- * `ids` are the connections this instance just changed (looked up by _id, cheap); without them it
- * scans for any connection with pending events, which recovers those of crashed instances.
- * Returns the IDs it could not take the lease of, to try again.
+ * `ids` are the connections this instance just changed (looked up by _id); without them it reads
+ * the outbox notes (a small collection of the connections with events still to publish, see
+ * OutboxStore), which recovers those of crashed instances. Returns the IDs it could not take the
+ * lease of, to try again.
  * Publishing is idempotent (the event's ID is the _id), so a relay that crashes half-way, or two
  * instances relaying at once, publish each event once. Runs under the connection's lease, like
  * every other write to a connection.
  */
 export async function relayOutbox(deps: OutboxRelayDeps, ids?: readonly string[]): Promise<string[]> {
-  const pending = ids ?? (await deps.connections.findWithPendingEvents(100)).map((connection) => connection._id);
+  const notes = ids === undefined ? await deps.connections.withPendingEvents(100) : undefined;
+  const pending = ids ?? notes!.map((note) => note._id);
   const busy: string[] = [];
   let published = 0;
   for (const _id of pending) {
@@ -94,7 +99,16 @@ export async function relayOutbox(deps: OutboxRelayDeps, ids?: readonly string[]
     }
     try {
       const connection = await deps.connections.findByIdUnscoped(_id);
-      if (connection === null || connection.pending_events.length === 0) continue;
+      if (connection === null || connection.pending_events.length === 0) {
+        // A note without events: its change was never written, or was relayed and the note not
+        // yet dropped. A missing connection may still be being inserted (create() notes first,
+        // without a lease), so its note is dropped only once it is older than any insert takes.
+        const note = notes?.find((candidate) => candidate._id === _id);
+        if (connection !== null || (note !== undefined && Date.now() - note.create_time.getTime() > NOTE_GRACE_MS)) {
+          await deps.connections.relayed(_id);
+        }
+        continue;
+      }
       const organisation = await deps.organisations.findById(connection.organisation_id);
       const now = new Date();
       for (const event of connection.pending_events) {
@@ -121,6 +135,7 @@ export async function relayOutbox(deps: OutboxRelayDeps, ids?: readonly string[]
         connection.pending_events.map((event) => event._id),
       );
       if (connection.status === "DELETED") await deps.connections.purge(_id);
+      await deps.connections.relayed(_id);
     } finally {
       await deps.leases.release(lease);
     }

@@ -87,8 +87,9 @@ async function deliver(deps: WebhookDeliveryDeps, seen: EventDocument, shutdown:
   const lease = await deps.leases.tryAcquire(`event:${seen._id}`, 30_000);
   if (lease === null) return;
   try {
-    const event = await deps.events.findById(seen._id);
-    if (event === null || event.delivery !== "pending" || event.next_attempt_time > new Date()) return;
+    // Read again under the lease: another instance may have finished it (null) or retried it.
+    const event = await deps.events.findPendingDelivery(seen._id);
+    if (event === null || event.next_attempt_time > new Date()) return;
     const organisation = await deps.organisations.findById(event.organisation_id);
     if (!organisation?.webhook_url) {
       await deps.events.recordAttempt(event._id, { delivery: "no_webhook" });

@@ -1,6 +1,8 @@
 import type { Collection, Db, Filter, IndexDescription, UpdateFilter } from "mongodb";
 import { reencrypted } from "../crypto/reencrypt.js";
 import type { SecretBox } from "../crypto/secret-box.js";
+import { type OutboxEntryDocument, OutboxStore } from "./outbox.js";
+import { type ConnectionExpiryDocument, ConnectionExpiryStore } from "./connection-expiries.js";
 
 /**
  * PENDING: made with an end user ID, waiting for ConfirmConnection. DELETED: tokens are gone; the
@@ -148,9 +150,9 @@ export interface ConnectionFilter {
 export const connectionIndexes: IndexDescription[] = [
   // Listing an organisation's connections, newest first (UUIDv7 IDs sort by creation time).
   { key: { organisation_id: 1, _id: -1 }, name: "organisation_id_1__id_-1" },
-  // Unconfirmed connections are deleted with their tokens when their time is up.
-  { key: { pending_expire_time: 1 }, name: "pending_expire_time_ttl", expireAfterSeconds: 0, sparse: true },
-  // The relay's scan for events still to publish.
+  // Start-up's scan for events noted before the outbox collection existed. (No index on
+  // `pending_expire_time`: unconfirmed connections expire from their notes, ConnectionExpiryStore,
+  // not by a TTL index or a sweep of this collection.)
   { key: { "pending_events._id": 1 }, name: "pending_events._id_1", sparse: true },
   // The idle-refresh scan for refresh tokens not used for a while.
   { key: { refresh_token_time: 1 }, name: "refresh_token_time_1", sparse: true },
@@ -158,21 +160,40 @@ export const connectionIndexes: IndexDescription[] = [
 
 const NOT_DELETED = { $ne: "DELETED" } as const;
 
-/** The only module that reads or writes the `connections` collection. */
+/**
+ * The only module that reads or writes the `connections` collection.
+ *
+ * Per-request reads and writes filter on `_id` alone, and check anything else in code: FerretDB
+ * 1.24 (SQLite) pushes only an exact `{_id}` filter down to SQLite, and reads and decodes every
+ * document for any other filter (8 times slower at 50 000 connections). Writes are made holding
+ * the connection's lease, so a condition the filter used to carry is checked on the document read
+ * under the lease instead, on MongoDB as on FerretDB.
+ */
 export class ConnectionStore {
   readonly collection: Collection<ConnectionDocument>;
+  /** Which connections have events to relay (see OutboxStore). */
+  readonly outbox: OutboxStore;
+  /** When unconfirmed connections and held grants expire (see ConnectionExpiryStore). */
+  readonly expiries: ConnectionExpiryStore;
 
   constructor(db: Db) {
     this.collection = db.collection<ConnectionDocument>("connections");
+    this.outbox = new OutboxStore(db);
+    this.expiries = new ConnectionExpiryStore(db);
   }
 
   async insert(document: ConnectionDocument): Promise<void> {
+    // Noted first: a crash in between leaves a note without a connection (dropped by the job that
+    // reads it), never work without a note.
+    if (document.pending_events.length > 0) await this.outbox.mark(document._id, document.create_time);
+    if (document.pending_expire_time !== undefined) await this.expiries.note(document._id, document.pending_expire_time);
     await this.collection.insertOne(document);
   }
 
   /** Scoped by organisation; a deleted connection is not found. */
   async findById(organisationId: string, id: string): Promise<ConnectionDocument | null> {
-    return this.collection.findOne({ _id: id, organisation_id: organisationId, status: NOT_DELETED });
+    const document = await this.collection.findOne({ _id: id });
+    return document !== null && document.organisation_id === organisationId && document.status !== "DELETED" ? document : null;
   }
 
   /** Newest first, strictly older than `beforeId` when given. */
@@ -193,7 +214,13 @@ export class ConnectionStore {
     if (change.unset !== undefined && change.unset.length > 0) {
       update.$unset = Object.fromEntries(change.unset.map((field) => [field, ""]));
     }
-    if (change.event !== undefined) update.$push = { pending_events: change.event };
+    // A new unconfirmed grant (a held reconnect, or a PENDING connection's new expiry) is noted first.
+    const expiry = change.set?.reauthorization?.hold_expire_time ?? change.set?.pending_expire_time;
+    if (expiry !== undefined) await this.expiries.note(id, expiry);
+    if (change.event !== undefined) {
+      await this.outbox.mark(id);
+      update.$push = { pending_events: change.event };
+    }
     await this.collection.updateOne({ _id: id }, update);
   }
 
@@ -223,9 +250,61 @@ export class ConnectionStore {
     return documents.map((document) => document._id);
   }
 
-  /** Connections with events still to publish (the relay's work). */
-  async findWithPendingEvents(limit: number): Promise<ConnectionDocument[]> {
-    return this.collection.find({ "pending_events.0": { $exists: true } }).limit(limit).toArray();
+  /** Connections noted as having events to publish (the relay's work), oldest notes first. */
+  async withPendingEvents(limit: number): Promise<OutboxEntryDocument[]> {
+    return this.outbox.list(limit);
+  }
+
+  /**
+   * Notes the connections that have events but no note (written before the outbox collection
+   * existed). A scan of every connection: run once at start-up, never per request.
+   */
+  async noteUnrelayedEvents(): Promise<number> {
+    let noted = 0;
+    for await (const document of this.collection.find({ "pending_events.0": { $exists: true } }, { projection: { _id: 1 } })) {
+      await this.outbox.mark(document._id);
+      noted++;
+    }
+    return noted;
+  }
+
+  /**
+   * Notes the unconfirmed grants (PENDING connections, held reconnects) made before the notes
+   * existed. A scan of every connection: run once at start-up, never per request.
+   */
+  async noteUnconfirmed(): Promise<number> {
+    let noted = 0;
+    const filter: Filter<ConnectionDocument> = {
+      $or: [{ status: "PENDING", pending_expire_time: { $exists: true } }, { "reauthorization.hold_expire_time": { $exists: true } }],
+    };
+    const projection = { _id: 1, status: 1, pending_expire_time: 1, "reauthorization.hold_expire_time": 1 };
+    for await (const document of this.collection.find(filter, { projection })) {
+      const expiry = document.status === "PENDING" ? document.pending_expire_time : document.reauthorization?.hold_expire_time;
+      if (expiry === undefined) continue;
+      await this.expiries.note(document._id, expiry);
+      noted++;
+    }
+    return noted;
+  }
+
+  /** Connections whose expiry note is due (the connection may have changed since: re-read it under the lease). */
+  async expiryNotesDue(now: Date, limit: number): Promise<ConnectionExpiryDocument[]> {
+    return this.expiries.due(now, limit);
+  }
+
+  /** The connection's grant expires later than its note says: the note follows. */
+  async postponeExpiry(id: string, expireTime: Date): Promise<void> {
+    await this.expiries.postpone(id, expireTime);
+  }
+
+  /** Nothing on the connection waits for confirmation any more: its note goes. Call it holding the lease. */
+  async expiryHandled(id: string): Promise<void> {
+    await this.expiries.remove(id);
+  }
+
+  /** The connection's events are all published (or it is gone). Call it holding the lease. */
+  async relayed(id: string): Promise<void> {
+    await this.outbox.clear(id);
   }
 
   async findByIdUnscoped(id: string): Promise<ConnectionDocument | null> {
@@ -242,14 +321,20 @@ export class ConnectionStore {
     await this.collection.updateOne({ _id: id }, { $set: { pending_events: remaining } });
   }
 
-  /** Removes an unconfirmed connection and its tokens. Call it holding the lease. */
+  /**
+   * Removes an unconfirmed connection and its tokens. Call it holding the lease, having seen it
+   * PENDING under the lease (the filter is `_id` alone, see the class comment).
+   */
   async deletePending(id: string): Promise<void> {
-    await this.collection.deleteOne({ _id: id, status: "PENDING" });
+    await this.collection.deleteOne({ _id: id });
   }
 
-  /** Removes a deleted connection once its last event is published. Call it holding the lease. */
+  /**
+   * Removes a deleted connection once its last event is published. Call it holding the lease,
+   * having seen it DELETED under the lease.
+   */
   async purge(id: string): Promise<void> {
-    await this.collection.deleteOne({ _id: id, status: "DELETED" });
+    await this.collection.deleteOne({ _id: id });
   }
 
   /**
@@ -270,15 +355,6 @@ export class ConnectionStore {
       })
       .limit(limit)
       .toArray();
-  }
-
-  /** IDs of connections holding a reconnect's grant that was not confirmed in time. */
-  async idsWithExpiredHolds(now: Date, limit: number): Promise<string[]> {
-    const documents = await this.collection
-      .find({ "reauthorization.hold_expire_time": { $lte: now } }, { projection: { _id: 1 } })
-      .limit(limit)
-      .toArray();
-    return documents.map((document) => document._id);
   }
 
   /** IDs of connections that hold a secret, for re-encryption. */

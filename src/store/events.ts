@@ -1,5 +1,8 @@
-import { type Collection, type Db, type IndexDescription, MongoServerError } from "mongodb";
+import type { Collection, Db, IndexDescription } from "mongodb";
 import type { ConnectionEventType, ConnectionStatus } from "./connections.js";
+import { isDuplicateKey } from "./database.js";
+import { RecentEventStore } from "./recent-events.js";
+import { WebhookDeliveryStore } from "./webhook-deliveries.js";
 
 export type DeliveryState = "pending" | "delivered" | "no_webhook" | "failed";
 
@@ -25,6 +28,7 @@ export interface EventDocument {
 }
 
 export const eventIndexes: IndexDescription[] = [
+  // Start-up's scan for deliveries pending from before `webhook_deliveries` existed.
   { key: { delivery: 1, next_attempt_time: 1 }, name: "delivery_1_next_attempt_time_1" },
   { key: { organisation_id: 1, publish_time: 1 }, name: "organisation_id_1_publish_time_1" },
   // Past events, newest first (UUIDv7 IDs sort by the time of the change): an organisation's and
@@ -33,21 +37,40 @@ export const eventIndexes: IndexDescription[] = [
   { key: { connection_id: 1, _id: -1 }, name: "connection_id_1__id_-1" },
 ];
 
-/** The only module that reads or writes the `events` collection. */
+/**
+ * The only module that reads or writes the `events` collection: the history of every published
+ * event, written once when published and once more when its webhook delivery finishes. The
+ * background loops never scan it: what they poll is kept in small collections of their own, the
+ * deliveries still to make (WebhookDeliveryStore) and the events of the last minutes
+ * (RecentEventStore), since on FerretDB 1.24 any filter but `{_id}` reads the whole table.
+ */
 export class EventStore {
   readonly collection: Collection<EventDocument>;
+  readonly deliveries: WebhookDeliveryStore;
+  readonly recent: RecentEventStore;
 
   constructor(db: Db) {
     this.collection = db.collection<EventDocument>("events");
+    this.deliveries = new WebhookDeliveryStore(db);
+    this.recent = new RecentEventStore(db);
   }
 
-  /** Publishes an event once: a second relay of the same event is a no-op. */
+  /**
+   * Publishes an event once: a second relay of the same event is a no-op, except that it finishes
+   * what a relay that crashed half-way left undone (each write is an insert that tolerates a copy
+   * already there). A delivery is added only while the history says it is not finished, so a
+   * late second relay does not deliver again.
+   */
   async publish(event: EventDocument): Promise<void> {
+    let stored = event;
     try {
       await this.collection.insertOne(event);
     } catch (error) {
-      if (!(error instanceof MongoServerError && error.code === 11000)) throw error;
+      if (!isDuplicateKey(error)) throw error;
+      stored = (await this.collection.findOne({ _id: event._id })) ?? event;
     }
+    if (stored.delivery === "pending") await this.deliveries.add(stored);
+    await this.recent.add(stored);
   }
 
   /** Due deliveries, oldest first, leaving out the organisations and events named in `skip`. */
@@ -56,36 +79,50 @@ export class EventStore {
     limit: number,
     skip: { organisationIds?: readonly string[]; eventIds?: readonly string[] } = {},
   ): Promise<EventDocument[]> {
-    const filter: Record<string, unknown> = { delivery: "pending", next_attempt_time: { $lte: now } };
-    if (skip.organisationIds?.length) filter.organisation_id = { $nin: skip.organisationIds };
-    if (skip.eventIds?.length) filter._id = { $nin: skip.eventIds };
-    return this.collection
-      .find(filter)
-      .sort({ next_attempt_time: 1 })
-      .limit(limit)
-      .toArray();
+    return this.deliveries.findDue(now, limit, skip);
   }
 
   /** Whether any delivery is still waiting (for a retry, perhaps later). */
   async hasPending(): Promise<boolean> {
-    return (await this.collection.findOne({ delivery: "pending" }, { projection: { _id: 1 } })) !== null;
+    return this.deliveries.any();
   }
 
-  async findById(id: string): Promise<EventDocument | null> {
-    return this.collection.findOne({ _id: id });
+  /** A delivery still to make, as its attempts so far left it (null once finished). */
+  async findPendingDelivery(id: string): Promise<EventDocument | null> {
+    return this.deliveries.findById(id);
   }
 
-  /** Records a delivery attempt's outcome. Call it holding the event's lease. */
+  /**
+   * Records a delivery attempt's outcome. Call it holding the event's lease. An attempt that
+   * leaves the delivery pending changes only the small `webhook_deliveries` copy; a finished one
+   * (delivered, failed, no webhook) is written to the history, then the copy is dropped (a crash
+   * in between means one more delivery, as a crash after the POST always did).
+   */
   async recordAttempt(id: string, change: Partial<EventDocument>): Promise<void> {
+    if (change.delivery === undefined || change.delivery === "pending") {
+      await this.deliveries.update(id, change);
+      return;
+    }
     await this.collection.updateOne({ _id: id }, { $set: change });
+    await this.deliveries.remove(id);
   }
 
+  /**
+   * Copies the deliveries the history has as pending into `webhook_deliveries` (those recorded
+   * before it existed). A scan of every event: run once at start-up, never per request.
+   */
+  async adoptPendingDeliveries(): Promise<number> {
+    let adopted = 0;
+    for await (const event of this.collection.find({ delivery: "pending" })) {
+      await this.deliveries.add(event);
+      adopted++;
+    }
+    return adopted;
+  }
+
+  /** The organisation's events published at or after `since` (the last minutes only; see RecentEventStore). */
   async publishedSince(organisationId: string, since: Date, limit: number): Promise<EventDocument[]> {
-    return this.collection
-      .find({ organisation_id: organisationId, publish_time: { $gte: since } })
-      .sort({ publish_time: 1, _id: 1 })
-      .limit(limit)
-      .toArray();
+    return this.recent.publishedSince(organisationId, since, limit);
   }
 
   /** Newest first, strictly older than `beforeId` when given; one connection's when named. */

@@ -544,7 +544,8 @@ describe("idle refresh by the provider's own rule", () => {
       await expect.poll(() => provider.grants("refresh_token").length, { timeout: 10_000, interval: 100 }).toBe(1);
       expect(provider.grants("refresh_token")[0]!.form.get("refresh_token")).toBe(lapsing.refresh_token);
       const connectionsCollection = idleBroker.database.db.collection("connections");
-      expect((await connectionsCollection.findOne({ _id: lapsingId as never }))!.refresh_time).toBeInstanceOf(Date);
+      // The outcome is written after the provider answered (the request alone is seen above).
+      await expect.poll(async () => (await connectionsCollection.findOne({ _id: lapsingId as never }))!.refresh_time, { timeout: 5_000 }).toBeInstanceOf(Date);
       expect((await connectionsCollection.findOne({ _id: genericId as never }))!.refresh_time).toBeUndefined();
     } finally {
       await idleBroker.close();

@@ -248,8 +248,10 @@ describe("two broker processes on one database", () => {
       provider.behaviour = { kind: "json", body: issue(3600) };
       const id = await connectThroughCallback(handle, await createScriptedCredential(handle, provider));
       const events = database.db.collection("events");
+      // Failed attempts are recorded on the delivery's copy in `webhook_deliveries`; `events` gets the outcome.
+      const deliveries = database.db.collection("webhook_deliveries");
       await expect
-        .poll(async () => (await events.findOne({ connection_id: id, type: "connection.created" }))?.attempts ?? 0, { timeout: 10_000 })
+        .poll(async () => (await deliveries.findOne({ connection_id: id, type: "connection.created" }))?.attempts ?? 0, { timeout: 10_000 })
         .toBeGreaterThan(0);
       await first.kill();
 

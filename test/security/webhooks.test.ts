@@ -108,13 +108,16 @@ describe("webhook signatures", () => {
 
     await connectAccounts("unsigned", 1);
     const events = broker.database.db.collection("events");
+    // Attempts that leave a delivery pending are recorded on its copy in `webhook_deliveries`.
+    const deliveries = broker.database.db.collection("webhook_deliveries");
     await expect
-      .poll(async () => (await events.findOne({ organisation_id: "unsigned" }))?.last_error, { timeout: 5_000 })
+      .poll(async () => (await deliveries.findOne({ organisation_id: "unsigned" }))?.last_error, { timeout: 5_000 })
       .toBe("waiting for a webhook secret (RotateWebhookSecret)");
     // Several retry periods (100 ms) pass without a delivery or a counted attempt.
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     expect(receiver.received).toHaveLength(0);
     expect(await events.findOne({ organisation_id: "unsigned" })).toMatchObject({ delivery: "pending", attempts: 0 });
+    expect(await deliveries.findOne({ organisation_id: "unsigned" })).toMatchObject({ delivery: "pending", attempts: 0 });
 
     const secret = await rotate("unsigned");
     expect((await organisations().getOrganisationSettings({ organisationId: "unsigned" })).settings?.webhookDeliveriesWaiting).toBe(false);
