@@ -93,17 +93,18 @@ export async function ensureIndexes(
 
 /**
  * Creates one index. A TTL index the server refuses (FerretDB v1 answers NotImplemented) is
- * created without its TTL; the refused `expireAfterSeconds` is returned so the caller can make up
- * for it (ensureIndexes sweeps; collections dropped whole need nothing).
+ * created without its TTL, unless `plainIfTtlRefused` is false (an index that exists only for its
+ * TTL); the refused `expireAfterSeconds` is returned so the caller can make up for it
+ * (ensureIndexes sweeps; collections dropped whole need nothing).
  */
-export async function createIndex(collection: Collection<any>, index: IndexDescription): Promise<number | undefined> {
+export async function createIndex(collection: Collection<any>, index: IndexDescription, plainIfTtlRefused = true): Promise<number | undefined> {
   try {
     await collection.createIndexes([index]);
     return undefined;
   } catch (error) {
     if (index.expireAfterSeconds === undefined || !isNotImplemented(error)) throw error;
     const { expireAfterSeconds, ...plain } = index;
-    await collection.createIndexes([plain]);
+    if (plainIfTtlRefused) await collection.createIndexes([plain]);
     return expireAfterSeconds;
   }
 }

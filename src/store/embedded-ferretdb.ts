@@ -12,8 +12,22 @@ export const FERRETDB_BINARY = join(ROOT, ".tools", "ferretdb");
 
 export interface EmbeddedFerretDb {
   uri: string;
+  /** The FerretDB process (tests kill it to check what survives). */
+  pid: number;
   stop(): Promise<void>;
 }
+
+/**
+ * FerretDB keeps SQLite's WAL journal (its default) but not SQLite's default `synchronous=FULL`,
+ * which fsyncs the WAL on every commit: every InitialiseOAuth2Connection waits for one commit (its
+ * state's insert), and on a shared disk an fsync now and then takes 30–300 ms, holding the single
+ * writer and every call queued behind it (issue 13's open-loop p99). With `synchronous=NORMAL` a
+ * commit is written to the OS and the WAL is fsynced at checkpoints only: committed writes survive
+ * the broker or FerretDB dying; a power loss or OS crash may roll back the last ones, never
+ * corrupt the file (https://www.sqlite.org/pragma.html#pragma_synchronous). MongoDB's default
+ * write concern also acknowledges before its journal is synced (every 100 ms).
+ */
+const SQLITE_PRAGMAS = "_pragma=synchronous(normal)";
 
 /** What `ferretdb --revision` prints for the wrapper in tools/ferretdb; another answer means rebuild. */
 const WRAPPER_REVISION = "oauth2-broker-ferretdb-3";
@@ -48,7 +62,7 @@ export async function startEmbeddedFerretDb(dataDir: string): Promise<EmbeddedFe
   const socket = socketPath(dir);
   const child = spawn(
     FERRETDB_BINARY,
-    [`--listen-unix=${socket}`, `--lock-file=${join(dir, "ferretdb.lock")}`, "--exit-with-stdin", `--sqlite-url=file:${dir}/`, "--log-level=warn"],
+    [`--listen-unix=${socket}`, `--lock-file=${join(dir, "ferretdb.lock")}`, "--exit-with-stdin", `--sqlite-url=file:${dir}/?${SQLITE_PRAGMAS}`, "--log-level=warn"],
     { stdio: ["pipe", "ignore", "pipe"] },
   );
   let stderr = "";
@@ -63,6 +77,7 @@ export async function startEmbeddedFerretDb(dataDir: string): Promise<EmbeddedFe
   await waitForListening(child, socket, () => locked, () => stderr);
   return {
     uri: `mongodb://${encodeURIComponent(socket)}/`,
+    pid: child.pid!,
     stop: () => stopChild(child),
   };
 }

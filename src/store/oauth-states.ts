@@ -32,7 +32,9 @@ export interface OAuthStateDocument {
 
 export const oauthStateIndexes: IndexDescription[] = [
   // MongoDB deletes a state once `expire_time` has passed, a second line behind dropping whole
-  // window collections; FerretDB v1 refuses TTL indexes and relies on the drop alone.
+  // window collections; FerretDB v1 refuses TTL indexes and relies on the drop alone (no plain
+  // index there: no query reads `expire_time`, and it was one more B-tree, ~40 % more bytes
+  // written, on every Initialise's insert).
   { key: { expire_time: 1 }, name: "expire_time_ttl", expireAfterSeconds: 0 },
 ];
 
@@ -77,7 +79,7 @@ export class OAuthStateStore {
   readonly #maxTtlMs: number;
   // Every InitialiseOAuth2Connection inserts one state: concurrent ones share an insertMany per window.
   readonly #inserts: Batcher<OAuthStateDocument, void>;
-  /** Each window's collection and index creation, sent once per instance, before its first insert. */
+  /** Each window's index creation (and so its collection's, on MongoDB), sent once per instance, before its first insert. */
   readonly #windowsPrepared = new Map<string, Promise<void>>();
   #legacyCheckedAt = 0;
 
@@ -209,13 +211,13 @@ export class OAuthStateStore {
     return outcomes;
   }
 
-  /** Creates a window's collection and its expiry index, once per instance. */
+  /** Creates a window's expiry index where the server has TTL indexes, once per instance. */
   #prepare(window: string): Promise<void> {
     let prepared = this.#windowsPrepared.get(window);
     if (prepared === undefined) {
       prepared = (async () => {
-        // MongoDB's TTL index as a second line (FerretDB refuses it: a plain index, no sweeper).
-        for (const index of oauthStateIndexes) await createIndex(this.collectionFor(window), index);
+        // MongoDB's TTL index as a second line (FerretDB refuses it: nothing, its first insert creates the collection).
+        for (const index of oauthStateIndexes) await createIndex(this.collectionFor(window), index, false);
       })();
       // A failed attempt (the database away) is tried again by the next call.
       prepared.catch(() => this.#windowsPrepared.delete(window));

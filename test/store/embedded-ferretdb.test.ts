@@ -41,4 +41,25 @@ describe("the embedded FerretDB", () => {
       rmSync(dirname(socket), { recursive: true, force: true });
     }
   }, 60_000);
+
+  it("keeps every acknowledged write when FerretDB is killed (SQLite commits without an fsync each, synchronous=NORMAL)", async () => {
+    const dir = join(base, "killed");
+    const ferretdb = await startEmbeddedFerretDb(dir);
+    const client = await MongoClient.connect(ferretdb.uri);
+    const collection = client.db("probe").collection<{ _id: string }>("c");
+    // One commit each, as Initialise's state inserts are: none may wait for a checkpoint to be kept.
+    for (let i = 0; i < 50; i++) await collection.insertOne({ _id: `written-${i}` });
+    await client.close();
+    process.kill(ferretdb.pid, "SIGKILL");
+    await ferretdb.stop();
+
+    const again = await startEmbeddedFerretDb(dir);
+    const reader = await MongoClient.connect(again.uri);
+    try {
+      expect(await reader.db("probe").collection("c").countDocuments()).toBe(50);
+    } finally {
+      await reader.close();
+      await again.stop();
+    }
+  }, 60_000);
 });
