@@ -30,9 +30,10 @@ export async function ghzLoad(root: string, spec: LoadSpec & { scenario: GrpcSce
   const report = await ghz(root, spec, spec.totalCalls === undefined ? [`--duration=${spec.durationMs}ms`] : [`--total=${spec.totalCalls}`]);
   const ok = report.statusCodeDistribution?.OK ?? 0;
   // At the end of a timed run ghz closes its connection under the calls still in flight; those
-  // come back as "transport is closing" and are not the server's errors.
+  // come back as "transport is closing" or, cancelled by ghz itself, "the client connection is
+  // closing"; neither is the server's error.
   const cut = Object.entries(report.errorDistribution ?? {})
-    .filter(([message]) => message.includes("transport is closing"))
+    .filter(([message]) => message.includes("transport is closing") || message.includes("the client connection is closing"))
     .reduce((sum, [, n]) => sum + n, 0);
   const calls = Object.values(report.statusCodeDistribution ?? {}).reduce((sum, n) => sum + n, 0) - cut;
   const seconds = report.total / 1e9;

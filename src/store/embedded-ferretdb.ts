@@ -24,8 +24,9 @@ export interface EmbeddedFerretDb {
  * writer and every call queued behind it (issue 13's open-loop p99). With `synchronous=NORMAL` a
  * commit is written to the OS and the WAL is fsynced at checkpoints only: committed writes survive
  * the broker or FerretDB dying; a power loss or OS crash may roll back the last ones, never
- * corrupt the file (https://www.sqlite.org/pragma.html#pragma_synchronous). MongoDB's default
- * write concern also acknowledges before its journal is synced (every 100 ms).
+ * corrupt the file (https://www.sqlite.org/pragma.html#pragma_synchronous). The embedded
+ * default is the single-machine setting; a replica set (MONGODB_URI) acknowledges journaled
+ * majority writes.
  */
 const SQLITE_PRAGMAS = "_pragma=synchronous(normal)";
 
