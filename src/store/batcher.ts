@@ -1,4 +1,12 @@
-import type { Collection, Document, Filter, WithId } from "mongodb";
+import { type Collection, type Document, type Filter, MongoNetworkTimeoutError, type WithId } from "mongodb";
+
+/**
+ * A batch that has not returned after this long fails its calls as the database being
+ * unavailable, and the next batch goes: one database command that never returns (seen after
+ * database restarts under CPU load, test/store/database-outage.test.ts) must not hold every later
+ * call of its kind forever. Its outcome is unknown, so its calls fail rather than succeed.
+ */
+const BATCH_TIMEOUT_MS = 5_000;
 
 /**
  * Group commit for one kind of database call: while a batch is out, calls that arrive queue up,
@@ -18,7 +26,7 @@ export class Batcher<In, Out> {
    */
   constructor(
     private readonly run: (inputs: In[]) => Promise<(Out | Error)[]>,
-    private readonly options: { maxBatch: number; maxConcurrent: number },
+    private readonly options: { maxBatch: number; maxConcurrent: number; timeoutMs?: number },
   ) {}
 
   call(input: In): Promise<Out> {
@@ -34,7 +42,7 @@ export class Batcher<In, Out> {
       while (this.#queue.length > 0) {
         const batch = this.#queue.splice(0, this.options.maxBatch);
         try {
-          const outcomes = await this.run(batch.map((entry) => entry.input));
+          const outcomes = await this.#bounded(this.run(batch.map((entry) => entry.input)));
           batch.forEach((entry, i) => {
             const outcome = outcomes[i];
             if (outcome instanceof Error) entry.reject(outcome);
@@ -47,6 +55,17 @@ export class Batcher<In, Out> {
     } finally {
       this.#out--;
     }
+  }
+
+  #bounded<T>(running: Promise<T>): Promise<T> {
+    const timeoutMs = this.options.timeoutMs ?? BATCH_TIMEOUT_MS;
+    let timer: NodeJS.Timeout | undefined;
+    const gaveUp = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new MongoNetworkTimeoutError(`a database command did not return within ${timeoutMs} ms`)), timeoutMs);
+    });
+    // A late outcome of a batch given up on is dropped; its calls have already failed.
+    running.catch(() => undefined);
+    return Promise.race([running, gaveUp]).finally(() => clearTimeout(timer));
   }
 }
 

@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createLogger } from "../../src/logger.js";
 import { ApiKeyStore, apiKeyIndexes } from "../../src/store/api-keys.js";
 import { type CredentialDocument, CredentialStore } from "../../src/store/credentials.js";
-import { connectDatabase, type Database, ensureIndexes } from "../../src/store/database.js";
+import { Batcher } from "../../src/store/batcher.js";
+import { connectDatabase, type Database, ensureIndexes, isDatabaseUnavailable } from "../../src/store/database.js";
 
 // Grouped lookups in the stores every call goes through, against FerretDB (state inserts: oauth-states.test.ts).
 let database: Database;
@@ -79,5 +80,29 @@ describe("ApiKeyStore.findByHash", () => {
     }
     const found = await Promise.all(["hash-1", "hash-2", "hash-unknown", "hash-1"].map((hash) => keys.findByHash(hash)));
     expect(found.map((k) => k?._id ?? null)).toEqual(["key-1", "key-2", null, "key-1"]);
+  });
+});
+
+describe("Batcher", () => {
+  // Regression: after a database restart under CPU load one command never returned, and every
+  // later Initialise queued behind its batch for good (test/store/database-outage.test.ts).
+  it("fails a batch that does not return in time as the database being unavailable, and sends the next", async () => {
+    const sent: string[][] = [];
+    const batcher = new Batcher<string, string>(
+      (inputs) => {
+        sent.push(inputs);
+        // The first command never returns; later ones answer at once.
+        return sent.length === 1 ? new Promise(() => {}) : Promise.resolve(inputs.map((input) => `done ${input}`));
+      },
+      { maxBatch: 10, maxConcurrent: 1, timeoutMs: 200 },
+    );
+    const stuck = batcher.call("a");
+    const queued = batcher.call("b");
+    const error = await stuck.catch((e: unknown) => e);
+    expect(isDatabaseUnavailable(error)).toBe(true);
+    expect((error as Error).message).toBe("a database command did not return within 200 ms");
+    expect(await queued).toBe("done b");
+    expect(await batcher.call("c")).toBe("done c");
+    expect(sent).toEqual([["a"], ["b"], ["c"]]);
   });
 });
