@@ -35,6 +35,8 @@ interface Row extends LoadResult {
   offered_rps?: number;
   concurrency: number;
   peak_rss_mb: number;
+  /** The broker's user + system CPU per measured call (from /proc/<pid>/stat, after the warm-up). */
+  cpu_ms_per_call?: number;
   ratio_to_ceiling?: number;
 }
 
@@ -95,8 +97,12 @@ async function main(): Promise<void> {
     const rows: Row[] = [];
     const run = async (scenario: LoadSpec["scenario"], concurrency: number, extra: Partial<LoadSpec> = {}): Promise<Row> => {
       const sampler = rssSampler(broker.child.pid!);
+      let cpuAtWarmupEnd = cpuMs(broker.child.pid!);
+      const warmup = setTimeout(() => (cpuAtWarmupEnd = cpuMs(broker.child.pid!)), extra.warmupMs ?? base.warmupMs);
       const result = await load({ ...base, scenario, concurrency, ...extra });
-      const row = { scenario, concurrency, ...result, peak_rss_mb: sampler.stop() };
+      clearTimeout(warmup);
+      const cpu_ms_per_call = Math.round(((cpuMs(broker.child.pid!) - cpuAtWarmupEnd) / Math.max(1, result.calls)) * 1000) / 1000;
+      const row = { scenario, concurrency, ...result, peak_rss_mb: sampler.stop(), cpu_ms_per_call };
       rows.push(row);
       console.error(`  ${scenario} c=${concurrency}: ${row.rps} req/s, p50 ${row.p50_ms} ms, p99 ${row.p99_ms} ms, errors ${row.errors}`);
       return row;
@@ -293,6 +299,12 @@ function rssMb(pid: number): number {
   return Math.round(Number(match?.[1] ?? 0) / 102.4) / 10;
 }
 
+/** utime + stime of a process in ms (fields 14 and 15 of /proc/<pid>/stat, in 1/100 s clock ticks). */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /s, "").split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
 function rssSampler(pid: number): { stop: () => number; samples: () => { at: number; mb: number }[] } {
   const samples = [{ at: Date.now(), mb: rssMb(pid) }];
   const timer = setInterval(() => samples.push({ at: Date.now(), mb: rssMb(pid) }), 100);
@@ -306,9 +318,9 @@ function rssSampler(pid: number): { stop: () => number; samples: () => { at: num
 }
 
 function printTable(rows: Row[], soak: Record<string, unknown>, machine: Record<string, unknown>): void {
-  const header = ["scenario", "conc", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "peak RSS MB", "× ceiling"];
+  const header = ["scenario", "conc", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "peak RSS MB", "CPU ms/call", "× ceiling"];
   const lines = rows.map((r) =>
-    [r.scenario, r.concurrency, r.rps, r.p50_ms, r.p99_ms, r.p999_ms ?? "—", r.errors, r.peak_rss_mb, r.ratio_to_ceiling ?? "—"].map(String),
+    [r.scenario, r.concurrency, r.rps, r.p50_ms, r.p99_ms, r.p999_ms ?? "—", r.errors, r.peak_rss_mb, r.cpu_ms_per_call ?? "—", r.ratio_to_ceiling ?? "—"].map(String),
   );
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
   const format = (cells: string[]) => cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join("  ");
