@@ -149,16 +149,12 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
   );
   // Deliveries recorded as pending before `webhook_deliveries` existed are copied there once, at
   // the first poll (a scan of `events`; never repeated).
-  let adopted = false;
+  const adoptPendingDeliveries = onceThenNever(() => events.adoptPendingDeliveries(), "adopted pending webhook deliveries", logger);
   const delivery = new Worker(
     "webhook-delivery",
     DELIVERY_INTERVAL_MS,
     async () => {
-      if (!adopted) {
-        const count = await events.adoptPendingDeliveries();
-        if (count > 0) logger.info({ count }, "adopted pending webhook deliveries");
-        adopted = true;
-      }
+      await adoptPendingDeliveries();
       return dispatcher.poll();
     },
     logger,
@@ -171,7 +167,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
   // notes events written before the notes existed (a scan of `connections`, once).
   const changed = new Set<string>();
   let lastScan = 0;
-  let noted = false;
+  const noteUnrelayedEvents = onceThenNever(() => connections.noteUnrelayedEvents(), "noted connections with events to relay", logger);
   const relay = new Worker(
     "outbox-relay",
     DELIVERY_INTERVAL_MS,
@@ -179,11 +175,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
       const scan = Date.now() - lastScan >= RECOVERY_SCAN_MS;
       if (!scan && changed.size === 0) return false;
       if (scan) lastScan = Date.now();
-      if (scan && !noted) {
-        const count = await connections.noteUnrelayedEvents();
-        if (count > 0) logger.info({ count }, "noted connections with events to relay");
-        noted = true;
-      }
+      if (scan) await noteUnrelayedEvents();
       const ids = [...changed];
       changed.clear();
       const busy = await relayOutbox(
@@ -242,16 +234,12 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
   // time is up, from the expiry notes (every 60 s, as MongoDB's TTL monitor would; at least twice
   // per state TTL). The first pass also notes the unconfirmed grants made before the notes existed
   // (a scan of `connections`, once).
-  let unconfirmedNoted = false;
+  const noteUnconfirmed = onceThenNever(() => connections.noteUnconfirmed(), "noted unconfirmed grants for expiry", logger);
   const expiry = new Worker(
     "connection-expiry",
     DELIVERY_INTERVAL_MS,
     async () => {
-      if (!unconfirmedNoted) {
-        const count = await connections.noteUnconfirmed();
-        if (count > 0) logger.info({ count }, "noted unconfirmed grants for expiry");
-        unconfirmedNoted = true;
-      }
+      await noteUnconfirmed();
       return lifecycle.dropExpiredGrants();
     },
     logger,
@@ -473,4 +461,18 @@ function windowedCollection(name: string): string {
   if (name.startsWith("oauth_states_")) return "oauth_states";
   if (name.startsWith("events_recent_")) return "events_recent";
   return name;
+}
+
+/**
+ * An upgrade's one-off scan (what an older version left without a note), run by a worker's first
+ * tick on each instance: until it has succeeded once, every call runs it again.
+ */
+function onceThenNever(scan: () => Promise<number>, message: string, logger: Logger): () => Promise<void> {
+  let done = false;
+  return async () => {
+    if (done) return;
+    const count = await scan();
+    if (count > 0) logger.info({ count }, message);
+    done = true;
+  };
 }
