@@ -1,5 +1,5 @@
 import type { Collection, Db, IndexDescription } from "mongodb";
-import { isDuplicateKey } from "./database.js";
+import { insertUnlessPresent } from "./database.js";
 
 /**
  * When something on a connection waiting for ConfirmConnection expires: the connection itself
@@ -33,11 +33,7 @@ export class ConnectionExpiryStore {
 
   /** Notes when the grant expires (a note already there is kept: the job re-reads the connection and moves it). */
   async note(connectionId: string, expireTime: Date): Promise<void> {
-    try {
-      await this.collection.insertOne({ _id: connectionId, expire_time: expireTime });
-    } catch (error) {
-      if (!isDuplicateKey(error)) throw error;
-    }
+    await insertUnlessPresent(this.collection, { _id: connectionId, expire_time: expireTime });
   }
 
   /** Notes due by `now`, earliest first. */

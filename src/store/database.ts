@@ -10,6 +10,7 @@ import {
   MongoServerError,
   MongoServerSelectionError,
   MongoTopologyClosedError,
+  type OptionalUnlessRequiredId,
 } from "mongodb";
 import type { Logger } from "pino";
 
@@ -130,6 +131,52 @@ export function isDatabaseUnavailable(error: unknown): boolean {
 /** A unique index refused the write (E11000): someone stored that key first. */
 export function isDuplicateKey(error: unknown): boolean {
   return error instanceof MongoServerError && error.code === 11000;
+}
+
+/**
+ * Inserts the document unless one with its `_id` is already there (a repeated note or copy is a
+ * no-op). Returns whether this call inserted it.
+ */
+export async function insertUnlessPresent<T extends Document>(collection: Collection<T>, document: OptionalUnlessRequiredId<T>): Promise<boolean> {
+  try {
+    await collection.insertOne(document);
+    return true;
+  } catch (error) {
+    if (!isDuplicateKey(error)) throw error;
+    return false;
+  }
+}
+
+/**
+ * A set-up step per key (a window collection's indexes), run once per instance and shared by
+ * concurrent callers; a failed attempt (the database away) is tried again by the next call.
+ */
+export class OncePerKey {
+  readonly #runs = new Map<string, Promise<void>>();
+
+  run(key: string, step: () => Promise<void>): Promise<void> {
+    let running = this.#runs.get(key);
+    if (running === undefined) {
+      running = step();
+      running.catch(() => this.#runs.delete(key));
+      this.#runs.set(key, running);
+    }
+    return running;
+  }
+
+  /** The key's collection is gone: a later run for it starts again. */
+  forget(key: string): void {
+    this.#runs.delete(key);
+  }
+}
+
+/** Drops a collection; one another instance dropped first is fine. */
+export async function dropIfPresent(db: Db, name: string): Promise<void> {
+  try {
+    await db.collection(name).drop();
+  } catch (error) {
+    if (!isNamespaceNotFound(error)) throw error;
+  }
 }
 
 /** The collection is not there (any more): another instance dropped or renamed it first. */

@@ -1,6 +1,6 @@
 import type { Collection, Db, IndexDescription } from "mongodb";
 import type { ConnectionEventType, ConnectionStatus } from "./connections.js";
-import { isDuplicateKey } from "./database.js";
+import { insertUnlessPresent } from "./database.js";
 import { RecentEventStore } from "./recent-events.js";
 import { WebhookDeliveryStore } from "./webhook-deliveries.js";
 
@@ -62,13 +62,7 @@ export class EventStore {
    * late second relay does not deliver again.
    */
   async publish(event: EventDocument): Promise<void> {
-    let stored = event;
-    try {
-      await this.collection.insertOne(event);
-    } catch (error) {
-      if (!isDuplicateKey(error)) throw error;
-      stored = (await this.collection.findOne({ _id: event._id })) ?? event;
-    }
+    const stored = (await insertUnlessPresent(this.collection, event)) ? event : ((await this.collection.findOne({ _id: event._id })) ?? event);
     if (stored.delivery === "pending") await this.deliveries.add(stored);
     await this.recent.add(stored);
   }

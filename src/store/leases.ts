@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
-import { type Collection, type Db, type IndexDescription, MongoServerError } from "mongodb";
+import type { Collection, Db, IndexDescription } from "mongodb";
+import { insertUnlessPresent } from "./database.js";
 
 /** A short exclusive claim on a resource (a connection to refresh, an event to deliver). */
 export interface LeaseDocument {
@@ -37,13 +38,8 @@ export class LeaseStore {
   async tryAcquire(key: string, durationMs: number): Promise<Lease | null> {
     const holder = randomUUID();
     for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        const expireTime = new Date(Date.now() + durationMs);
-        await this.collection.insertOne({ _id: key, holder, expire_time: expireTime });
-        return { key, holder, expireTime };
-      } catch (error) {
-        if (!(error instanceof MongoServerError && error.code === 11000)) throw error;
-      }
+      const expireTime = new Date(Date.now() + durationMs);
+      if (await insertUnlessPresent(this.collection, { _id: key, holder, expire_time: expireTime })) return { key, holder, expireTime };
       // Held: take it over only if it has expired (its holder crashed or hung).
       const { deletedCount } = await this.collection.deleteOne({ _id: key, expire_time: { $lte: new Date() } });
       if (deletedCount !== 1) return null;

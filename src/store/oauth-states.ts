@@ -3,7 +3,7 @@ import { reencrypted } from "../crypto/reencrypt.js";
 import { STATE_WINDOW_SECONDS, stateWindowAt } from "../oauth/state.js";
 import type { SecretBox } from "../crypto/secret-box.js";
 import { Batcher } from "./batcher.js";
-import { createIndex, isDuplicateKey, isNamespaceNotFound } from "./database.js";
+import { createIndex, dropIfPresent, insertUnlessPresent, OncePerKey } from "./database.js";
 
 /**
  * A pending authorization attempt, keyed by the SHA-256 hash of its `state` (never the state
@@ -80,7 +80,7 @@ export class OAuthStateStore {
   // Every InitialiseOAuth2Connection inserts one state: concurrent ones share an insertMany per window.
   readonly #inserts: Batcher<OAuthStateDocument, void>;
   /** Each window's index creation (and so its collection's, on MongoDB), sent once per instance, before its first insert. */
-  readonly #windowsPrepared = new Map<string, Promise<void>>();
+  readonly #windowsPrepared = new OncePerKey();
   #legacyCheckedAt = 0;
 
   /** @param stateTtlSeconds the longest TTL a state may have (BROKER_STATE_TTL): bounds which windows are live. */
@@ -112,13 +112,8 @@ export class OAuthStateStore {
     const collection = this.collectionFor(window);
     const document = await collection.findOne({ _id: stateHash });
     if (document === null || document.expire_time <= now) return null;
-    try {
-      await collection.insertOne({ _id: `consumed:${stateHash}`, expire_time: document.expire_time } as OAuthStateDocument);
-    } catch (error) {
-      if (isDuplicateKey(error)) return null;
-      throw error;
-    }
-    return document;
+    const marker = { _id: `consumed:${stateHash}`, expire_time: document.expire_time } as OAuthStateDocument;
+    return (await insertUnlessPresent(collection, marker)) ? document : null;
   }
 
   /**
@@ -149,18 +144,18 @@ export class OAuthStateStore {
       const bucket = LEGACY_BUCKET.exec(name);
       if (window !== null) {
         if (windowEndMs(window[1]!) + this.#maxTtlMs + CLOCK_SLACK_MS < now.getTime()) {
-          await this.#drop(name);
-          this.#windowsPrepared.delete(window[1]!);
+          await dropIfPresent(this.#db, name);
+          this.#windowsPrepared.forget(window[1]!);
         }
       } else if (bucket !== null) {
         // Legacy: a bucket holds states and markers that expire before its end.
-        if (Number(bucket[1]) * 1000 + CLOCK_SLACK_MS < now.getTime()) await this.#drop(name);
+        if (Number(bucket[1]) * 1000 + CLOCK_SLACK_MS < now.getTime()) await dropIfPresent(this.#db, name);
       } else if (checkLegacy) {
         // Legacy `oauth_states` and moving generations: no more inserts go there; dropped once nothing in them is live.
         const live = await this.#db
           .collection<OAuthStateDocument>(name)
           .findOne({ expire_time: { $gt: new Date(now.getTime() - CLOCK_SLACK_MS) } }, { projection: { _id: 1 } });
-        if (live === null) await this.#drop(name);
+        if (live === null) await dropIfPresent(this.#db, name);
       }
     }
     return false;
@@ -213,17 +208,10 @@ export class OAuthStateStore {
 
   /** Creates a window's expiry index where the server has TTL indexes, once per instance. */
   #prepare(window: string): Promise<void> {
-    let prepared = this.#windowsPrepared.get(window);
-    if (prepared === undefined) {
-      prepared = (async () => {
-        // MongoDB's TTL index as a second line (FerretDB refuses it: nothing, its first insert creates the collection).
-        for (const index of oauthStateIndexes) await createIndex(this.collectionFor(window), index, false);
-      })();
-      // A failed attempt (the database away) is tried again by the next call.
-      prepared.catch(() => this.#windowsPrepared.delete(window));
-      this.#windowsPrepared.set(window, prepared);
-    }
-    return prepared;
+    return this.#windowsPrepared.run(window, async () => {
+      // MongoDB's TTL index as a second line (FerretDB refuses it: nothing, its first insert creates the collection).
+      for (const index of oauthStateIndexes) await createIndex(this.collectionFor(window), index, false);
+    });
   }
 
   /** Window and legacy collections, as the server lists them now. */
@@ -232,27 +220,14 @@ export class OAuthStateStore {
     return collections.map((c) => c.name).filter((name) => WINDOW.test(name) || name === LEGACY_CURRENT || LEGACY_MOVING.test(name) || LEGACY_BUCKET.test(name));
   }
 
-  async #drop(name: string): Promise<void> {
-    try {
-      await this.#db.collection(name).drop();
-    } catch (error) {
-      if (!isNamespaceNotFound(error)) throw error;
-    }
-  }
-
   // Legacy: states without a window prefix, stored by the previous version. Read and consumed
   // exactly as it did (a marker in the state's expiry bucket partition decides), never written.
 
   async #consumeLegacy(stateHash: string, now: Date): Promise<OAuthStateDocument | null> {
     const document = await this.#findLegacy(stateHash, now);
     if (document === null || document.expire_time <= now) return null;
-    try {
-      await this.#legacyBucket(document.expire_time, stateHash).insertOne({ _id: `consumed:${stateHash}`, expire_time: document.expire_time } as OAuthStateDocument);
-    } catch (error) {
-      if (isDuplicateKey(error)) return null;
-      throw error;
-    }
-    return document;
+    const marker = { _id: `consumed:${stateHash}`, expire_time: document.expire_time } as OAuthStateDocument;
+    return (await insertUnlessPresent(this.#legacyBucket(document.expire_time, stateHash), marker)) ? document : null;
   }
 
   async #isPendingLegacy(stateHash: string, now: Date): Promise<boolean> {

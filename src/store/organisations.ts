@@ -1,7 +1,8 @@
-import { type Collection, type Db, type IndexDescription, MongoServerError } from "mongodb";
+import type { Collection, Db, IndexDescription } from "mongodb";
 import { reencrypted } from "../crypto/reencrypt.js";
 import type { SecretBox } from "../crypto/secret-box.js";
 import { type Batcher, batchedLookup } from "./batcher.js";
+import { isDuplicateKey } from "./database.js";
 
 /** An organisation's settings, keyed by its ID. Absent until first changed. */
 export interface OrganisationDocument {
@@ -60,7 +61,7 @@ export class OrganisationStore {
         if (document === null) throw new Error("upsert returned no document");
         return document;
       } catch (error) {
-        if (attempt > 0 || !(error instanceof MongoServerError && error.code === 11000)) throw error;
+        if (attempt > 0 || !isDuplicateKey(error)) throw error;
       }
     }
   }

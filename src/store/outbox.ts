@@ -1,5 +1,5 @@
 import type { Collection, Db, IndexDescription } from "mongodb";
-import { isDuplicateKey } from "./database.js";
+import { insertUnlessPresent } from "./database.js";
 
 /**
  * A connection that has events in its outbox (`pending_events`), keyed by the connection's ID.
@@ -30,11 +30,7 @@ export class OutboxStore {
 
   /** Notes that the connection has events to relay (already noted: nothing to do). */
   async mark(connectionId: string, now = new Date()): Promise<void> {
-    try {
-      await this.collection.insertOne({ _id: connectionId, create_time: now });
-    } catch (error) {
-      if (!isDuplicateKey(error)) throw error;
-    }
+    await insertUnlessPresent(this.collection, { _id: connectionId, create_time: now });
   }
 
   /** Connections with events to relay, oldest notes first. */

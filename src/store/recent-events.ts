@@ -1,5 +1,5 @@
 import type { Collection, Db, IndexDescription } from "mongodb";
-import { createIndex, isDuplicateKey, isNamespaceNotFound } from "./database.js";
+import { createIndex, dropIfPresent, insertUnlessPresent, OncePerKey } from "./database.js";
 import type { EventDocument } from "./events.js";
 
 /** Events are kept for the feed in one collection per this many milliseconds of publish time. */
@@ -30,7 +30,7 @@ export const recentEventIndexes: IndexDescription[] = [
 export class RecentEventStore {
   readonly #db: Db;
   /** Each window's collection and index creation, sent once per instance, before its first insert. */
-  readonly #prepared = new Map<string, Promise<void>>();
+  readonly #prepared = new OncePerKey();
 
   constructor(db: Db) {
     this.#db = db;
@@ -43,12 +43,10 @@ export class RecentEventStore {
   /** Adds a published event to the window of its publish time (a second add is a no-op). */
   async add(event: EventDocument): Promise<void> {
     const window = windowAt(event.publish_time.getTime());
-    await this.#prepare(window);
-    try {
-      await this.collectionFor(window).insertOne(event);
-    } catch (error) {
-      if (!isDuplicateKey(error)) throw error;
-    }
+    await this.#prepared.run(window, async () => {
+      for (const index of recentEventIndexes) await createIndex(this.collectionFor(window), index);
+    });
+    await insertUnlessPresent(this.collectionFor(window), event);
   }
 
   /**
@@ -79,27 +77,10 @@ export class RecentEventStore {
     for (const { name } of collections) {
       const window = WINDOW.exec(name)?.[1];
       if (window === undefined || (parseInt(window, 36) + 1) * WINDOW_MS + KEEP_MS >= now.getTime()) continue;
-      try {
-        await this.#db.collection(name).drop();
-      } catch (error) {
-        if (!isNamespaceNotFound(error)) throw error;
-      }
-      this.#prepared.delete(window);
+      await dropIfPresent(this.#db, name);
+      this.#prepared.forget(window);
     }
     return false;
-  }
-
-  #prepare(window: string): Promise<void> {
-    let prepared = this.#prepared.get(window);
-    if (prepared === undefined) {
-      prepared = (async () => {
-        for (const index of recentEventIndexes) await createIndex(this.collectionFor(window), index);
-      })();
-      // A failed attempt (the database away) is tried again by the next call.
-      prepared.catch(() => this.#prepared.delete(window));
-      this.#prepared.set(window, prepared);
-    }
-    return prepared;
   }
 }
 

@@ -1,5 +1,5 @@
 import type { Collection, Db, Filter, IndexDescription } from "mongodb";
-import { isDuplicateKey } from "./database.js";
+import { insertUnlessPresent } from "./database.js";
 import type { EventDocument } from "./events.js";
 
 export const webhookDeliveryIndexes: IndexDescription[] = [
@@ -23,11 +23,7 @@ export class WebhookDeliveryStore {
 
   /** Adds a delivery to make; one already there is kept as it is (a second relay of the event). */
   async add(event: EventDocument): Promise<void> {
-    try {
-      await this.collection.insertOne(event);
-    } catch (error) {
-      if (!isDuplicateKey(error)) throw error;
-    }
+    await insertUnlessPresent(this.collection, event);
   }
 
   /** Due deliveries, oldest first, leaving out the organisations and events named in `skip`. */
