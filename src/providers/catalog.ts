@@ -12,6 +12,9 @@ export interface CatalogEntry {
   id: string;
   display_name: string;
   documentation_url: string;
+  category: CatalogCategory;
+  /** A large platform's per-product entry names its platform. */
+  family?: "google" | "microsoft" | "atlassian" | "zoho";
   parameters?: CatalogParameter[];
   endpoints: { authorize: string; token: string; revocation?: string; userinfo?: string; issuer?: string };
   authorize?: {
@@ -23,6 +26,13 @@ export interface CatalogEntry {
   };
   token?: {
     auth_method?: "client_secret_basic" | "client_secret_post";
+    /** client_secret_basic: "form" encodes only what RFC 3986 does not leave unreserved; "raw" sends the values as they are. */
+    basic_encoding?: "form" | "raw";
+    client_id_param?: string;
+    client_secret_param?: string;
+    extra_params?: { exchange?: Record<string, string>; refresh?: Record<string, string> };
+    /** The provider's own error codes, by what they mean for the connection. */
+    errors?: { permanent?: string[]; transient?: string[] };
     body_format?: "form" | "json";
     response?: Partial<Record<TokenField, string | string[]>> & { ok_field?: string; error_field?: string };
     default_token_type?: string;
@@ -31,10 +41,58 @@ export interface CatalogEntry {
     /** Seconds an unused refresh token stays valid, where the provider documents a limit. */
     refresh_token_idle_lifetime?: number;
   };
-  metadata?: { response?: Record<string, string>; callback?: Record<string, string> };
+  metadata?: {
+    response?: Record<string, string>;
+    callback?: Record<string, string>;
+    callback_patterns?: Record<string, string>;
+    requests?: MetadataRequest[];
+  };
+  revocation?: RevocationSpec;
+  api?: ApiSpec;
+  grants?: {
+    types?: Array<"authorization_code" | "refresh_token" | "client_credentials" | "device_code" | "jwt_bearer">;
+    device_authorization?: string;
+    audiences?: string[];
+    private_key_jwt?: "required" | "supported";
+  };
   identity?: { source: "token_response" | "userinfo" | "id_token"; id?: string; email?: string; name?: string };
   notes?: string;
   sources: Record<string, string>;
+}
+
+export type CatalogCategory =
+  | "crm" | "support" | "developer" | "project" | "marketing" | "finance" | "hr" | "communication"
+  | "storage" | "ecommerce" | "analytics" | "identity" | "productivity" | "social" | "other";
+
+/** A documented request made with the new access token right after the exchange. */
+export interface MetadataRequest {
+  url: string;
+  method?: "GET" | "POST";
+  token_scheme?: string;
+  headers?: Record<string, string>;
+  response: Record<string, string>;
+}
+
+/** How a provider revokes a grant, where it departs from RFC 7009. */
+export interface RevocationSpec {
+  supported: boolean;
+  method?: "POST" | "DELETE" | "GET";
+  url?: string;
+  token?: "refresh_token" | "access_token" | "refresh_token_or_access_token";
+  token_in?: "form" | "json" | "query" | "bearer" | "none";
+  token_param?: string;
+  token_type_hint?: boolean;
+  client_auth?: "basic" | "form" | "json" | "none";
+  headers?: Record<string, string>;
+  success_status?: number[];
+}
+
+/** Where the provider's API lives and how a call carries the token. */
+export interface ApiSpec {
+  base_urls: Array<{ name: string; url: string; description?: string }>;
+  token?: { in: "header" | "query"; name: string; scheme?: string };
+  headers?: Record<string, string>;
+  rejected_token?: { status?: number[]; body_field?: string; body_values?: string[] };
 }
 
 export type TokenField = "access_token" | "refresh_token" | "expires_in" | "token_type" | "scope" | "id_token";
@@ -43,6 +101,7 @@ export interface CatalogParameter {
   name: string;
   level: "credential" | "connection";
   pattern: string;
+  default?: string;
   description: string;
 }
 
@@ -64,7 +123,7 @@ export const HOSTILE_VALUES = {
 
 const PLACEHOLDER = /\{([a-z][a-z0-9_]*)\}/g;
 /** Key of `sources` each present section needs. */
-const SECTIONS_NEEDING_SOURCES = ["parameters", "metadata", "identity"] as const;
+const SECTIONS_NEEDING_SOURCES = ["parameters", "metadata", "identity", "revocation", "api", "grants"] as const;
 /** Path segments that hold secrets: never metadata. */
 const SECRET_SEGMENT = /token|secret|password|code_verifier|^code$/i;
 
