@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { applyLocalDefaults, ConfigError, loadConfig } from "../src/config.js";
-import { reencryptAll } from "../src/crypto/reencrypt-all.js";
+import { reencryptAll } from "../src/maintenance/reencrypt-all.js";
 import { SecretBox } from "../src/crypto/secret-box.js";
 import { connectDatabase } from "../src/store/database.js";
 import { type EmbeddedFerretDb, startEmbeddedFerretDb } from "../src/store/embedded-ferretdb.js";

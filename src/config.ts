@@ -3,8 +3,8 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { JwtCallerConfig } from "./auth/jwt-callers.js";
 import { type EncryptionKey, generateEncryptionKey, parseEncryptionKeys } from "./crypto/secret-box.js";
-import { parseTrustedProxies } from "./http/client-address.js";
-import { parseOutboundAllowlist } from "./outbound/address-policy.js";
+import { parseTrustedProxies } from "./network/client-address.js";
+import { parseOutboundAllowlist } from "./network/address-policy.js";
 
 /** Everything the broker reads from its environment. */
 export interface Config {

@@ -15,7 +15,7 @@ setFlagsFromString("--heap-growing-percent=100");
 // peak RSS at 430 MB where Node 20's 16 MB gave 180 (BENCHMARKS.md). Run the broker with it.
 
 async function main(): Promise<void> {
-  let config;
+  let config: ReturnType<typeof loadConfig>;
   try {
     config = loadConfig();
   } catch (error) {

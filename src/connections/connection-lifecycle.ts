@@ -6,13 +6,15 @@ import type { ExternalAccount } from "../oauth/external-account.js";
 import { hashState } from "../oauth/state.js";
 import { RevocationError, revokeToken } from "../oauth/token-exchange.js";
 import type { TokenSet } from "../oauth/token-response.js";
-import { OutboundError } from "../outbound/bounded-fetch.js";
+import { OutboundError } from "../network/bounded-fetch.js";
 import type { ConnectionDocument, ConnectionStore, HeldGrant, PendingEvent, StoredGrant } from "../store/connections.js";
 import type { CredentialDocument, CredentialStore } from "../store/credentials.js";
-import type { Lease, LeaseStore } from "../store/leases.js";
+import { connectionLeaseKey, type Lease, type LeaseStore } from "../store/leases.js";
 import { ConnectionError, connectionNotFound, needsReauthorization, refreshFailed } from "./connection-errors.js";
-import { type ProviderCatalog, profileFor } from "../providers/catalog.js";
-import { type ConnectionEndpoints, connectionSecretContext, connectionTokenClient, endpointsOf } from "./secrets.js";
+import type { ProviderCatalog } from "../providers/catalog.js";
+import { profileFor } from "../providers/profile.js";
+import { type ConnectionEndpoints, connectionTokenClient, endpointsOf } from "./secrets.js";
+import { connectionSecretContext } from "../crypto/secret-contexts.js";
 
 export interface ConnectionLifecycleDeps {
   connections: ConnectionStore;
@@ -61,11 +63,6 @@ const MAX_FAILED_CONFIRMATIONS = 5;
 /** How far past the provider timeout a lease lasts: the writes before and after the call. */
 const LEASE_MARGIN_MS = 5_000;
 const POLL_MS = 100;
-
-/** The lease a connection is changed under (refreshed, reauthorized, confirmed, deleted...). */
-export function connectionLeaseKey(connectionId: string): string {
-  return `connection:${connectionId}`;
-}
 
 /**
  * The one owner of connection writes. Every change after creation happens holding the

@@ -1,14 +1,9 @@
 import type { SecretBox } from "../crypto/secret-box.js";
 import type { TokenClient } from "../oauth/token-exchange.js";
-import { clientSecretContext } from "../services/credential-service.js";
 import type { ConnectionDocument } from "../store/connections.js";
 import type { CredentialDocument } from "../store/credentials.js";
 import type { ProviderProfile } from "../providers/profile.js";
-
-/** The AAD that binds a connection's token (or other secret field) to the connection. */
-export function connectionSecretContext(connectionId: string, field: string): string {
-  return `connections/${connectionId}/${field}`;
-}
+import { clientSecretContext } from "../crypto/secret-contexts.js";
 
 /**
  * Who the broker is at the credential's provider, with the client secret decrypted, and how that

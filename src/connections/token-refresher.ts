@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import type { SecretBox } from "../crypto/secret-box.js";
-import { OutboundError } from "../outbound/bounded-fetch.js";
+import { OutboundError } from "../network/bounded-fetch.js";
 import { refreshAccessToken } from "../oauth/token-exchange.js";
 import { countTokenRequest, type Metrics } from "../observability/metrics.js";
 import { TokenResponseError } from "../oauth/token-response.js";
@@ -10,8 +10,10 @@ import type { CredentialStore } from "../store/credentials.js";
 import type { Lease } from "../store/leases.js";
 import { ConnectionError, connectionNotFound, needsReauthorization, refreshFailed } from "./connection-errors.js";
 import type { ConnectionLifecycle } from "./connection-lifecycle.js";
-import { connectionSecretContext, connectionTokenClient } from "./secrets.js";
-import { type ProviderCatalog, profileFor } from "../providers/catalog.js";
+import { connectionTokenClient } from "./secrets.js";
+import type { ProviderCatalog } from "../providers/catalog.js";
+import { profileFor } from "../providers/profile.js";
+import { connectionSecretContext } from "../crypto/secret-contexts.js";
 
 export interface AccessToken {
   accessToken: string;

@@ -1,10 +1,9 @@
 import { create, toJson } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { v7 as uuidv7 } from "uuid";
-import { type ConnectionEvent, ConnectionEventSchema } from "../../gen/oauth2broker/v1/connection_service_pb.js";
-import { toConnectionStatus } from "../services/connection-views.js";
+import { type ConnectionEvent, ConnectionEventSchema, ConnectionStatus as ConnectionStatusMessage } from "../../gen/oauth2broker/v1/connection_service_pb.js";
 import type { ConnectionEventType, ConnectionStatus, PendingEvent } from "../store/connections.js";
-import type { EventDocument } from "../store/events.js";
+import type { EventDocument } from "../store/event-document.js";
 
 /** A new event, to be written with the change it reports. */
 export function newEvent(type: ConnectionEventType, status?: ConnectionStatus, statusReason?: string): PendingEvent {
@@ -39,4 +38,20 @@ export function toWebhookPayload(event: EventDocument): { type: string; timestam
     timestamp: event.create_time.toISOString(),
     data: toJson(ConnectionEventSchema, toConnectionEvent(event)) as Record<string, unknown>,
   };
+}
+
+/** A stored status as the contract names it. */
+export function toConnectionStatus(status: ConnectionStatus | undefined): ConnectionStatusMessage {
+  switch (status) {
+    case "ACTIVE":
+      return ConnectionStatusMessage.ACTIVE;
+    case "REFRESH_FAILED":
+      return ConnectionStatusMessage.REFRESH_FAILED;
+    case "NEEDS_REAUTHORIZATION":
+      return ConnectionStatusMessage.NEEDS_REAUTHORIZATION;
+    case "PENDING":
+      return ConnectionStatusMessage.PENDING;
+    default:
+      return ConnectionStatusMessage.UNSPECIFIED;
+  }
 }

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { EventDocument, EventStore } from "../store/events.js";
+import type { EventDocument } from "../store/event-document.js";
+import type { EventStore } from "../store/events.js";
 
 /**
  * Events are followed by the time they were published. Instances' clocks and publishing order

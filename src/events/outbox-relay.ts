@@ -1,8 +1,7 @@
 import type { Logger } from "pino";
-import { connectionLeaseKey } from "../connections/connection-lifecycle.js";
 import type { ConnectionStore } from "../store/connections.js";
 import type { EventStore } from "../store/events.js";
-import type { LeaseStore } from "../store/leases.js";
+import { connectionLeaseKey, type LeaseStore } from "../store/leases.js";
 import type { OrganisationStore } from "../store/organisations.js";
 
 /**
@@ -50,7 +49,9 @@ export class Worker {
     if (this.#stopped || this.#running !== undefined) return;
     let busy = true;
     this.#running = this.work().then(
-      (found) => void (busy = found),
+      (found) => {
+        busy = found;
+      },
       (error: unknown) => this.logger.warn({ err: error, worker: this.name }, "background work failed; will retry"),
     );
     await this.#running;

@@ -1,10 +1,12 @@
 import type { Logger } from "pino";
 import type { SecretBox } from "../crypto/secret-box.js";
-import type { EventDocument, EventStore } from "../store/events.js";
+import type { EventDocument } from "../store/event-document.js";
+import type { EventStore } from "../store/events.js";
 import type { LeaseStore } from "../store/leases.js";
 import type { OrganisationStore } from "../store/organisations.js";
 import { toWebhookPayload } from "./connection-events.js";
-import { signWebhook, webhookSecretContext } from "./webhook-signature.js";
+import { signWebhook } from "./webhook-signature.js";
+import { webhookSecretContext } from "../crypto/secret-contexts.js";
 
 export interface WebhookDeliveryDeps {
   events: EventStore;

@@ -1,10 +1,5 @@
 import { createHmac, randomBytes } from "node:crypto";
 
-/** The AAD that binds an organisation's webhook secrets to it. */
-export function webhookSecretContext(organisationId: string): string {
-  return `organisations/${organisationId}/webhook_secret`;
-}
-
 /** A new signing secret in the Standard Webhooks format: `whsec_` and 32 random bytes, base64. */
 export function generateWebhookSecret(): string {
   return `whsec_${randomBytes(32).toString("base64")}`;

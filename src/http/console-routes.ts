@@ -5,7 +5,8 @@ import { CSRF_HEADER, SESSION_COOKIE, type ConsoleSessions } from "../console/se
 import type { RateLimiter } from "../interceptors/rate-limit.js";
 import { BodyTooLarge, readBody } from "./rest-routes.js";
 import { setBrowserSecurityHeaders } from "./pages.js";
-import { type HttpRequest, type HttpResponse, type HttpRoute, sendBody } from "./routes.js";
+import { sendBody } from "./routes.js";
+import type { HttpRequest, HttpResponse, HttpRoute } from "./http-types.js";
 
 /** Where the console's built files are (`npm run build` writes them). */
 export function consoleDistDir(root: string): string {

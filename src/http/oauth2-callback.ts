@@ -7,8 +7,9 @@ import { isDatabaseUnavailable } from "../store/database.js";
 import type { SecretBox } from "../crypto/secret-box.js";
 import { IdTokenError, type IdTokenVerifier } from "../oauth/id-token.js";
 import { callbackMetadata, isRedirectUriOf, issuerMatches, parseCallbackPath, parseCallbackQuery, providerErrorCode } from "../oauth/callback-params.js";
-import { type ProviderCatalog, profileFor } from "../providers/catalog.js";
-import { OutboundError } from "../outbound/bounded-fetch.js";
+import type { ProviderCatalog } from "../providers/catalog.js";
+import { profileFor } from "../providers/profile.js";
+import { OutboundError } from "../network/bounded-fetch.js";
 import { returnUrlWith } from "../oauth/return-url.js";
 import { hashState, stateWindowOf } from "../oauth/state.js";
 import { exchangeAuthorizationCode } from "../oauth/token-exchange.js";
@@ -19,12 +20,12 @@ import { endpointsOf, tokenClientFor } from "../connections/secrets.js";
 import { accountFromIdToken, accountFromObject, type ExternalAccount, fetchUserinfoAccount, OIDC_ACCOUNT_FIELDS } from "../oauth/external-account.js";
 import type { TokenSet } from "../oauth/token-response.js";
 import type { ProviderProfile } from "../providers/profile.js";
-import { codeVerifierContext } from "../services/connection-service.js";
-import type { CredentialDocument, CredentialStore } from "../store/credentials.js";
+import type { CredentialStore } from "../store/credentials.js";
 import type { OAuthStateDocument, OAuthStateStore } from "../store/oauth-states.js";
-import { clientAddress, clientLimitKey, type TrustedProxies } from "./client-address.js";
+import { clientAddress, clientLimitKey, type TrustedProxies } from "../network/client-address.js";
 import { sendPage, sendRedirect } from "./pages.js";
-import type { HttpRequest, HttpResponse, HttpRoute } from "./routes.js";
+import type { HttpRequest, HttpResponse, HttpRoute } from "./http-types.js";
+import { codeVerifierContext } from "../crypto/secret-contexts.js";
 
 export interface CallbackDeps {
   states: OAuthStateStore;
@@ -136,8 +137,8 @@ async function handleCallback(deps: CallbackDeps, req: HttpRequest, res: HttpRes
   const fail = (reason: FailureReason | string, status: number, lines: string[], cause?: unknown): void => {
     count(reason);
     attemptLog.warn({ outcome: reason, err: cause }, "connection failed");
-    if (attempt.return_url !== undefined) return sendRedirect(res, returnUrlWith(attempt.return_url, { error: reason }));
-    sendPage(res, status, "The account was not connected", lines);
+    if (attempt.return_url !== undefined) sendRedirect(res, returnUrlWith(attempt.return_url, { error: reason }));
+    else sendPage(res, status, "The account was not connected", lines);
   };
 
   try {

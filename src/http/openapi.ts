@@ -1,7 +1,8 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
-import { exactRoute, type HttpRoute } from "./routes.js";
+import { exactRoute } from "./routes.js";
+import type { HttpRoute } from "./http-types.js";
 
 /**
  * GET /openapi.json: the OpenAPI 3 document generated from the proto's google.api.http mappings
@@ -9,6 +10,7 @@ import { exactRoute, type HttpRoute } from "./routes.js";
  * every call needs. Read once at start-up.
  */
 export function openApiRoute(root: string): HttpRoute {
+  // biome-ignore lint/suspicious/noExplicitAny: a parsed YAML document, walked by key
   const document = parse(readFileSync(join(root, "gen/openapi/openapi.yaml"), "utf8")) as Record<string, any>;
   document.info = { ...document.info, title: "oauth2-broker REST API" };
   document.components = { ...document.components, securitySchemes: { bearer: { type: "http", scheme: "bearer" } } };

@@ -1,7 +1,8 @@
 import { HealthCheckResponse_ServingStatus as Status } from "../../gen/grpc/health/v1/health_pb.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { HealthMonitor } from "../services/health-service.js";
-import { exactRoute, type HttpRoute, sendBody } from "./routes.js";
+import { exactRoute, sendBody } from "./routes.js";
+import type { HttpRoute } from "./http-types.js";
 
 const TEXT = "text/plain; charset=utf-8";
 

@@ -1,5 +1,5 @@
 import { hash } from "node:crypto";
-import type { HttpResponse } from "./routes.js";
+import type { HttpResponse } from "./http-types.js";
 
 const STYLE =
   "body{font:16px/1.5 system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#1b1b1b}" +

@@ -1,6 +1,7 @@
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
-import { type HttpRequest, type HttpResponse, sendBody } from "./routes.js";
+import { sendBody } from "./routes.js";
+import type { HttpRequest, HttpResponse } from "./http-types.js";
 
 const INITIALISE = /^\/o\/([^/?]+)\/connectors\/([^/?]+)\/oauth2\/initialise$/;
 

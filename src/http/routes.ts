@@ -1,15 +1,6 @@
-import type { ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
+import type { HttpHandler, HttpResponse, HttpRoute } from "./http-types.js";
 import { sendPage } from "./pages.js";
 
-export type HttpHandler = NonNullable<ConnectNodeAdapterOptions["fallback"]>;
-export type HttpRequest = Parameters<HttpHandler>[0];
-export type HttpResponse = Parameters<HttpHandler>[1];
-
-/** A non-RPC route on the HTTP gateway. */
-export interface HttpRoute {
-  matches(path: string): boolean;
-  handle(req: HttpRequest, res: HttpResponse): Promise<void>;
-}
 
 /** A route for one exact path. */
 export function exactRoute(path: string, handle: HttpRoute["handle"]): HttpRoute {

@@ -1,6 +1,6 @@
 import { Code, ConnectError, createContextKey, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import { callerKey, callerStillValidKey, clientAddressKey } from "../auth/caller.js";
-import { clientLimitKey } from "../http/client-address.js";
+import { clientLimitKey } from "../network/client-address.js";
 
 export interface StreamLimits {
   /** Streams open at once per caller; unauthenticated ones (Health/Watch) per client address. */

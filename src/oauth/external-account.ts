@@ -1,5 +1,5 @@
 import type { JWTPayload } from "jose";
-import { OutboundError } from "../outbound/bounded-fetch.js";
+import { OutboundError } from "../network/bounded-fetch.js";
 
 /** The account at the provider, as far as it said. */
 export interface ExternalAccount {

@@ -1,6 +1,8 @@
 import * as oauth from "oauth4webapi";
-import type { TokenEndpointAuthMethodName } from "../store/credentials.js";
 import { parseTokenResponse, STANDARD_TOKEN_RESPONSE, type TokenResponseRules, type TokenSet } from "./token-response.js";
+
+/** How the client authenticates at the token endpoint (RFC 6749 §2.3.1, OpenID Connect Core §9). */
+export type TokenEndpointAuthMethodName = "client_secret_basic" | "client_secret_post";
 
 /** The client side of a token request: who the broker is at this provider. */
 export interface TokenClient {

@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Histogram, Registry } from "prom-client";
-import { OutboundError } from "../outbound/bounded-fetch.js";
+import { OutboundError } from "../network/bounded-fetch.js";
 
 /**
  * The broker's Prometheus metrics. Labels are bounded sets (RPC method, status code, outcome,

@@ -3,9 +3,7 @@ import { basename, join } from "node:path";
 import { Ajv } from "ajv";
 import { parse } from "yaml";
 import { BROKER_PARAMS, UNSUPPORTED_PARAMS } from "../oauth/authorize-url.js";
-import { invalid } from "../errors.js";
 import { isLoopbackHost } from "../validation.js";
-import { buildProviderProfile, type ProfileCredential, type ProviderProfile } from "./profile.js";
 
 /** One `providers/<id>.yaml` file, as validated against catalog.schema.json. */
 export interface CatalogEntry {
@@ -355,18 +353,6 @@ function urlProblem(value: string): string | undefined {
   if (url.protocol !== "https:" && !(url.protocol === "http:" && isLoopbackHost(url.hostname))) return "must be an https URL";
   if (url.username !== "" || url.password !== "") return "must not contain a user name or password";
   return undefined;
-}
-
-/** The profile seam: a credential's provider profile for one connection's template values. */
-export function profileFor(
-  catalog: ProviderCatalog,
-  credential: ProfileCredential,
-  connectionConfig: Readonly<Record<string, string>> = {},
-): ProviderProfile {
-  const entry = credential.provider === undefined ? undefined : catalog.get(credential.provider);
-  // A stored credential whose entry left the catalog cannot be used until it is fixed.
-  if (credential.provider !== undefined && entry === undefined) invalid("credential.provider", "is not in the provider catalog");
-  return buildProviderProfile(credential, entry, connectionConfig);
 }
 
 /** The catalog the broker runs with: `dir` (BROKER_PROVIDERS_DIR) or the repository's providers/. */

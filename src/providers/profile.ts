@@ -1,8 +1,8 @@
 import { invalid } from "../errors.js";
-import type { TokenEndpointAuthMethodName } from "../store/credentials.js";
+import type { TokenEndpointAuthMethodName } from "../oauth/token-exchange.js";
 import { STANDARD_TOKEN_RESPONSE as STANDARD_RESPONSE, type TokenResponseRules } from "../oauth/token-response.js";
 import { GENERIC_AUTHORIZATION_RULES } from "../oauth/authorize-url.js";
-import type { CatalogEntry, CatalogParameter, EndpointName } from "./catalog.js";
+import type { CatalogEntry, CatalogParameter, EndpointName, ProviderCatalog } from "./catalog.js";
 
 /** How a provider grants a refresh token (offline access). */
 export type OfflineAccess = { method: "scope"; scope: string } | { method: "param"; params: Record<string, string> } | { method: "none" };
@@ -226,4 +226,16 @@ export function renderEndpoint(template: string, values: Readonly<Record<string,
     invalid(field(inPath[0] ?? names[0] ?? "path"), "would change the endpoint's path");
   }
   return url.href;
+}
+
+/** The profile seam: a credential's provider profile for one connection's template values. */
+export function profileFor(
+  catalog: ProviderCatalog,
+  credential: ProfileCredential,
+  connectionConfig: Readonly<Record<string, string>> = {},
+): ProviderProfile {
+  const entry = credential.provider === undefined ? undefined : catalog.get(credential.provider);
+  // A stored credential whose entry left the catalog cannot be used until it is fixed.
+  if (credential.provider !== undefined && entry === undefined) invalid("credential.provider", "is not in the provider catalog");
+  return buildProviderProfile(credential, entry, connectionConfig);
 }

@@ -1,13 +1,13 @@
-import { setTimeout as sleep } from "node:timers/promises";
+
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { type ConnectionService, RevocationOutcome } from "../../gen/oauth2broker/v1/connection_service_pb.js";
 import type { ConnectionLifecycle, RevocationResult } from "../connections/connection-lifecycle.js";
 import type { TokenRefresher } from "../connections/token-refresher.js";
-import { toConnectionEvent } from "../events/connection-events.js";
+import { toConnectionEvent, toConnectionStatus } from "../events/connection-events.js";
 import type { ConnectionDocument, ConnectionStore } from "../store/connections.js";
 import type { EventStore } from "../store/events.js";
-import { fromConnectionStatus, toConnection, toConnectionStatus } from "./connection-views.js";
+import { fromConnectionStatus, toConnection } from "./connection-views.js";
 import { decodePageToken, pageOf, pageSize } from "./page-token.js";
 import type { SecretBox } from "../crypto/secret-box.js";
 import { invalid } from "../errors.js";
@@ -23,7 +23,9 @@ import { releaseWorkSlots } from "../interceptors/rate-limit.js";
 import { streamSignal } from "../interceptors/stream-limits.js";
 import type { EventFeed } from "../events/event-feed.js";
 import { requireIdentifier, requireText } from "../validation.js";
-import { type ProviderCatalog, profileFor } from "../providers/catalog.js";
+import type { ProviderCatalog } from "../providers/catalog.js";
+import { profileFor } from "../providers/profile.js";
+import { codeVerifierContext } from "../crypto/secret-contexts.js";
 
 export interface ConnectionServiceDeps {
   credentials: CredentialStore;
@@ -44,11 +46,6 @@ export interface ConnectionServiceDeps {
   stateTtlSeconds: number;
   allowHttpAuthorizeUrl: boolean;
   providers: ProviderCatalog;
-}
-
-/** The AAD that binds a stored PKCE verifier to its attempt. */
-export function codeVerifierContext(stateHash: string): string {
-  return `oauth_states/${stateHash}/code_verifier`;
 }
 
 export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<typeof ConnectionService> {

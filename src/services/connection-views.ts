@@ -1,22 +1,8 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type Connection, ConnectionSchema, ConnectionStatus } from "../../gen/oauth2broker/v1/connection_service_pb.js";
+import { toConnectionStatus } from "../events/connection-events.js";
 import type { ConnectionDocument, ConnectionStatus as StoredStatus } from "../store/connections.js";
-
-export function toConnectionStatus(status: StoredStatus | undefined): ConnectionStatus {
-  switch (status) {
-    case "ACTIVE":
-      return ConnectionStatus.ACTIVE;
-    case "REFRESH_FAILED":
-      return ConnectionStatus.REFRESH_FAILED;
-    case "NEEDS_REAUTHORIZATION":
-      return ConnectionStatus.NEEDS_REAUTHORIZATION;
-    case "PENDING":
-      return ConnectionStatus.PENDING;
-    default:
-      return ConnectionStatus.UNSPECIFIED;
-  }
-}
 
 export function fromConnectionStatus(status: ConnectionStatus): Exclude<StoredStatus, "DELETED"> | undefined {
   switch (status) {

@@ -11,16 +11,17 @@ import {
   type CredentialDocument,
   type CredentialStore,
   SECRET_DESTINATION_FIELDS,
-  type TokenEndpointAuthMethodName,
 } from "../store/credentials.js";
+import type { TokenEndpointAuthMethodName } from "../oauth/token-exchange.js";
 import type { ConnectionLifecycle } from "../connections/connection-lifecycle.js";
 import { decodePageToken, pageOf, pageSize } from "./page-token.js";
 import { callerKey, requireOrganisation } from "../auth/caller.js";
-import type { OutboundPolicy } from "../outbound/address-policy.js";
+import type { OutboundPolicy } from "../network/address-policy.js";
 import { requireEndpointUrl, requireIdentifier, requireText } from "../validation.js";
 import type { ProviderCatalog } from "../providers/catalog.js";
 import { checkTemplateValues, renderEndpoint } from "../providers/profile.js";
 import { type DiscoveredServer, DiscoveryError, discoverAuthorizationServer } from "../oauth/discovery.js";
+import { clientSecretContext } from "../crypto/secret-contexts.js";
 
 export interface CredentialServiceDeps {
   credentials: CredentialStore;
@@ -31,11 +32,6 @@ export interface CredentialServiceDeps {
   providers: ProviderCatalog;
   /** The bounded fetch for provider calls (issuer discovery). */
   fetch: typeof fetch;
-}
-
-/** The AAD that binds a client secret's ciphertext to its credential. */
-export function clientSecretContext(credentialId: string): string {
-  return `credentials/${credentialId}/client_secret`;
 }
 
 export function credentialService({ credentials, secretBox, outbound, move, providers, fetch }: CredentialServiceDeps): ServiceImpl<typeof CredentialService> {

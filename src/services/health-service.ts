@@ -4,7 +4,7 @@ import { setTimeout } from "node:timers/promises";
 import type { Logger } from "pino";
 import type { Database } from "../store/database.js";
 import { streamSignal } from "../interceptors/stream-limits.js";
-import { Health, HealthCheckResponse_ServingStatus as Status } from "../../gen/grpc/health/v1/health_pb.js";
+import { type Health, HealthCheckResponse_ServingStatus as Status } from "../../gen/grpc/health/v1/health_pb.js";
 
 const CHECK_INTERVAL_MS = 5_000;
 const PING_TIMEOUT_MS = 2_000;

@@ -8,14 +8,15 @@ import {
 } from "../../gen/oauth2broker/v1/organisation_service_pb.js";
 import type { SecretBox } from "../crypto/secret-box.js";
 import { invalid } from "../errors.js";
-import { generateWebhookSecret, webhookSecretContext } from "../events/webhook-signature.js";
+import { generateWebhookSecret } from "../events/webhook-signature.js";
 import { MAX_ALLOWED_RETURN_URLS, parseAllowedReturnUrl } from "../oauth/return-url.js";
 import type { LeaseStore } from "../store/leases.js";
 import { type OrganisationDocument, organisationLeaseKey, type OrganisationStore } from "../store/organisations.js";
 import { callerKey, requireOrganisation } from "../auth/caller.js";
-import type { OutboundPolicy } from "../outbound/address-policy.js";
+import type { OutboundPolicy } from "../network/address-policy.js";
 import { requireIdentifier } from "../validation.js";
 import { outboundUrl } from "./credential-service.js";
+import { webhookSecretContext } from "../crypto/secret-contexts.js";
 
 /** Two secrets sign each event during a rotation: the new one and the one before it. */
 const VALID_WEBHOOK_SECRETS = 2;

@@ -1,9 +1,8 @@
 import type { Collection, Db, IndexDescription } from "mongodb";
 import { reencrypted } from "../crypto/reencrypt.js";
 import type { SecretBox } from "../crypto/secret-box.js";
+import type { TokenEndpointAuthMethodName } from "../oauth/token-exchange.js";
 import { type Batcher, batchedLookup } from "./batcher.js";
-
-export type TokenEndpointAuthMethodName = "client_secret_basic" | "client_secret_post";
 
 /** A stored OAuth client registration. `client_secret` is a SecretBox ciphertext. */
 export interface CredentialDocument {

@@ -81,6 +81,7 @@ export async function connectDatabase(uri: string, defaultDatabase: string, obse
  */
 export async function ensureIndexes(
   database: Database,
+  // biome-ignore lint/suspicious/noExplicitAny: any collection's document type
   collection: Collection<any>,
   indexes: readonly IndexDescription[],
   logger: Logger,
@@ -98,6 +99,7 @@ export async function ensureIndexes(
  * TTL); the refused `expireAfterSeconds` is returned so the caller can make up for it
  * (ensureIndexes sweeps; collections dropped whole need nothing).
  */
+// biome-ignore lint/suspicious/noExplicitAny: any collection's document type
 export async function createIndex(collection: Collection<any>, index: IndexDescription, plainIfTtlRefused = true): Promise<number | undefined> {
   try {
     await collection.createIndexes([index]);

@@ -61,3 +61,8 @@ export class LeaseStore {
     await this.collection.deleteOne({ _id: lease.key, holder: lease.holder });
   }
 }
+
+/** The lease a connection is changed under (refreshed, reauthorized, confirmed, deleted...). */
+export function connectionLeaseKey(connectionId: string): string {
+  return `connection:${connectionId}`;
+}

@@ -197,7 +197,7 @@ export class OAuthStateStore {
       try {
         await this.#prepare(window);
         const results = await insertEach(this.collectionFor(window), indexes.map((i) => documents[i]!));
-        indexes.forEach((i, j) => (outcomes[i] = results[j]));
+        for (const [j, i] of indexes.entries()) outcomes[i] = results[j];
       } catch (error) {
         const failure = error instanceof Error ? error : new Error(String(error));
         for (const i of indexes) outcomes[i] = failure;

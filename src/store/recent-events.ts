@@ -1,6 +1,6 @@
 import type { Collection, Db, IndexDescription } from "mongodb";
 import { createIndex, dropIfPresent, insertUnlessPresent, OncePerKey } from "./database.js";
-import type { EventDocument } from "./events.js";
+import type { EventDocument } from "./event-document.js";
 
 /** Events are kept for the feed in one collection per this many milliseconds of publish time. */
 const WINDOW_MS = 60_000;

@@ -1,6 +1,6 @@
 import type { Collection, Db, Filter, IndexDescription } from "mongodb";
 import { insertUnlessPresent } from "./database.js";
-import type { EventDocument } from "./events.js";
+import type { EventDocument } from "./event-document.js";
 
 export const webhookDeliveryIndexes: IndexDescription[] = [
   { key: { next_attempt_time: 1 }, name: "next_attempt_time_1" },

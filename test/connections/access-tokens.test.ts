@@ -2,14 +2,14 @@ import { type Client, Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { ConnectionService, ConnectionStatus, RevocationOutcome } from "../../gen/oauth2broker/v1/connection_service_pb.js";
 import { CredentialService } from "../../gen/oauth2broker/v1/credential_service_pb.js";
-import { type Duration } from "@bufbuild/protobuf/wkt";
+import type { Duration } from "@bufbuild/protobuf/wkt";
 import { RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { SecretBox } from "../../src/crypto/secret-box.js";
-import { connectionSecretContext } from "../../src/connections/secrets.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { connectThroughCallback, createScriptedCredential } from "../support/connect-flow.js";
 import { connectError } from "../support/errors.js";
 import { ScriptedProvider } from "../support/scripted-provider.js";
+import { connectionSecretContext } from "../../src/crypto/secret-contexts.js";
 
 let broker: TestBroker;
 let provider: ScriptedProvider;

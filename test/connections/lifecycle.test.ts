@@ -5,7 +5,6 @@ import { RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { ConnectionService, ConnectionStatus } from "../../gen/oauth2broker/v1/connection_service_pb.js";
 import { CredentialService } from "../../gen/oauth2broker/v1/credential_service_pb.js";
 import { OrganisationService } from "../../gen/oauth2broker/v1/organisation_service_pb.js";
-import { connectionSecretContext } from "../../src/connections/secrets.js";
 import { SecretBox } from "../../src/crypto/secret-box.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { connectThroughCallback, createScriptedCredential } from "../support/connect-flow.js";
@@ -14,6 +13,7 @@ import { recordSecrets } from "../support/run-record.js";
 import { ScriptedProvider } from "../support/scripted-provider.js";
 import { writeCatalog } from "../support/test-catalog.js";
 import { countStates } from "../support/state-store.js";
+import { connectionSecretContext } from "../../src/crypto/secret-contexts.js";
 
 const RETURN_URL = "https://app.example.com/connected";
 let broker: TestBroker;

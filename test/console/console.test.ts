@@ -4,12 +4,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ApiKeyService } from "../../gen/oauth2broker/v1/api_key_service_pb.js";
 import { CredentialService } from "../../gen/oauth2broker/v1/credential_service_pb.js";
 import { OrganisationService } from "../../gen/oauth2broker/v1/organisation_service_pb.js";
-import { connectionSecretContext } from "../../src/connections/secrets.js";
 import { SecretBox } from "../../src/crypto/secret-box.js";
 import { freePort } from "../../src/store/embedded-ferretdb.js";
 import { type DemoOidcProvider, startOidcProvider } from "../../scripts/demo-provider.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { recordSecrets } from "../support/run-record.js";
+import { connectionSecretContext } from "../../src/crypto/secret-contexts.js";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const CLIENT = { clientId: "console-client", clientSecret: "console-client-secret-7a2c" };

@@ -8,12 +8,12 @@ import { ConnectionService } from "../../gen/oauth2broker/v1/connection_service_
 import { CredentialService } from "../../gen/oauth2broker/v1/credential_service_pb.js";
 import { OrganisationService } from "../../gen/oauth2broker/v1/organisation_service_pb.js";
 import { SecretBox } from "../../src/crypto/secret-box.js";
-import { connectionSecretContext } from "../../src/connections/secrets.js";
 import { freePort } from "../../src/store/embedded-ferretdb.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { bearer, grpcJsClients, type GrpcJsClients, unary } from "../support/grpc-js.js";
 import { type DemoOidcProvider, startOidcProvider } from "../../scripts/demo-provider.js";
 import { recordSecrets } from "../support/run-record.js";
+import { connectionSecretContext } from "../../src/crypto/secret-contexts.js";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const CLIENT = { clientId: "broker-e2e", clientSecret: "e2e-client-secret-3d1f" };

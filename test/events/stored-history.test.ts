@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { ConnectionService } from "../../gen/oauth2broker/v1/connection_service_pb.js";
 import { OrganisationService } from "../../gen/oauth2broker/v1/organisation_service_pb.js";
 import type { ConnectionDocument } from "../../src/store/connections.js";
-import type { EventDocument } from "../../src/store/events.js";
+import type { EventDocument } from "../../src/store/event-document.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { connectThroughCallback, createScriptedCredential } from "../support/connect-flow.js";
 import { recordSecrets } from "../support/run-record.js";

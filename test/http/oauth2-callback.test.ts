@@ -6,11 +6,11 @@ import { TokenEndpointAuthMethod } from "../../gen/oauth2broker/v1/credential_pb
 import { CredentialService } from "../../gen/oauth2broker/v1/credential_service_pb.js";
 import { OrganisationService } from "../../gen/oauth2broker/v1/organisation_service_pb.js";
 import { SecretBox } from "../../src/crypto/secret-box.js";
-import { connectionSecretContext } from "../../src/connections/secrets.js";
 import { freePort } from "../../src/store/embedded-ferretdb.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { ScriptedProvider } from "../support/scripted-provider.js";
 import { recordSecrets } from "../support/run-record.js";
+import { connectionSecretContext } from "../../src/crypto/secret-contexts.js";
 
 let broker: TestBroker;
 let provider: ScriptedProvider;

@@ -3,8 +3,8 @@ import { describe, expect, it } from "vitest";
 import { InvalidInputError } from "../../src/errors.js";
 import { buildAuthorizeUrl, planAuthorizationRequest } from "../../src/oauth/authorize-url.js";
 import { parseTokenResponse, TokenResponseError } from "../../src/oauth/token-response.js";
-import { loadProviderCatalog, ProviderCatalog, profileFor } from "../../src/providers/catalog.js";
-import { renderEndpoint } from "../../src/providers/profile.js";
+import { loadProviderCatalog, ProviderCatalog } from "../../src/providers/catalog.js";
+import { profileFor, renderEndpoint } from "../../src/providers/profile.js";
 import { findRoot } from "../../src/store/embedded-ferretdb.js";
 import { scriptedCatalogEntries, writeCatalog } from "../support/test-catalog.js";
 

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConnectionService } from "../../gen/oauth2broker/v1/connection_service_pb.js";
 import { CredentialService } from "../../gen/oauth2broker/v1/credential_service_pb.js";
 import { OrganisationService } from "../../gen/oauth2broker/v1/organisation_service_pb.js";
-import { isSpecialAddress, OutboundPolicy } from "../../src/outbound/address-policy.js";
+import { isSpecialAddress, OutboundPolicy } from "../../src/network/address-policy.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { connectError } from "../support/errors.js";
 import { ScriptedProvider } from "../support/scripted-provider.js";

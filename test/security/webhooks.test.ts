@@ -6,11 +6,11 @@ import { ConnectionService } from "../../gen/oauth2broker/v1/connection_service_
 import { CredentialService } from "../../gen/oauth2broker/v1/credential_service_pb.js";
 import { OrganisationService } from "../../gen/oauth2broker/v1/organisation_service_pb.js";
 import { SecretBox } from "../../src/crypto/secret-box.js";
-import { webhookSecretContext } from "../../src/events/webhook-signature.js";
 import { MAX_IN_FLIGHT_PER_RECEIVER } from "../../src/events/webhook-delivery.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { recordSecrets } from "../support/run-record.js";
 import { ScriptedProvider } from "../support/scripted-provider.js";
+import { webhookSecretContext } from "../../src/crypto/secret-contexts.js";
 
 /** Webhook deliveries: signed or not sent, and isolated per receiver. */
 let broker: TestBroker;

@@ -6,11 +6,11 @@ import { ConnectionService } from "../../gen/oauth2broker/v1/connection_service_
 import { CredentialService } from "../../gen/oauth2broker/v1/credential_service_pb.js";
 import { OrganisationService } from "../../gen/oauth2broker/v1/organisation_service_pb.js";
 import { SecretBox } from "../../src/crypto/secret-box.js";
-import { codeVerifierContext } from "../../src/services/connection-service.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { connectError } from "../support/errors.js";
 import { bearer, grpc, grpcJsClients, type GrpcJsClients, unary } from "../support/grpc-js.js";
 import { countStates, stateCollection } from "../support/state-store.js";
+import { codeVerifierContext } from "../../src/crypto/secret-contexts.js";
 
 let broker: TestBroker;
 let grpcJs: GrpcJsClients;

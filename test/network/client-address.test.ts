@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { clientAddress, clientLimitKey, parseTrustedProxies, TrustedProxies } from "../../src/http/client-address.js";
+import { clientAddress, clientLimitKey, parseTrustedProxies, TrustedProxies } from "../../src/network/client-address.js";
 
 const proxies = new TrustedProxies(["10.0.0.0/8", "2001:db8:ffff::1"]);
 

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from "node:http";
 import { isIP } from "node:net";
-import { AddressList, parseOutboundAllowlist } from "../outbound/address-policy.js";
+import { AddressList, parseOutboundAllowlist } from "./address-policy.js";
 
 /** `BROKER_TRUSTED_PROXIES`: comma-separated IP addresses and CIDR ranges (no host names). */
 export function parseTrustedProxies(text: string): string[] {

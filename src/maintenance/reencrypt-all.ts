@@ -1,14 +1,12 @@
 import type { Db } from "mongodb";
 import { reencryptConnection } from "../connections/connection-lifecycle.js";
-import { webhookSecretContext } from "../events/webhook-signature.js";
-import { codeVerifierContext } from "../services/connection-service.js";
-import { clientSecretContext } from "../services/credential-service.js";
 import { ConnectionStore } from "../store/connections.js";
 import { CredentialStore } from "../store/credentials.js";
 import { LeaseStore } from "../store/leases.js";
 import { OAuthStateStore } from "../store/oauth-states.js";
 import { OrganisationStore } from "../store/organisations.js";
-import type { SecretBox } from "./secret-box.js";
+import type { SecretBox } from "../crypto/secret-box.js";
+import { clientSecretContext, codeVerifierContext, webhookSecretContext } from "../crypto/secret-contexts.js";
 
 export interface ReencryptReport {
   credentials: number;
