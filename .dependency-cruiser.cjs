@@ -2,7 +2,7 @@
 // the same floors. A folder may import from its own floor and the floors below, never above.
 const floors = [
   ["errors.ts", "validation.ts", "logger.ts"],
-  ["crypto/", "network/"],
+  ["crypto/", "network/", "jobs/"],
   ["observability/"],
   ["oauth/"],
   ["providers/"],
@@ -15,7 +15,9 @@ const floors = [
   ["services/"],
   ["http/"],
   ["maintenance/"],
-  ["config.ts", "server.ts", "main.ts"],
+  ["config.ts"],
+  ["compose/"],
+  ["server.ts", "main.ts"],
 ];
 
 const escape = (path) => path.replace(/[.]/g, "\\.");

@@ -2,66 +2,8 @@ import type { Logger } from "pino";
 import type { ConnectionStore } from "../store/connections.js";
 import type { EventStore } from "../store/events.js";
 import { connectionLeaseKey, type LeaseStore } from "../store/leases.js";
+import { onceThenNever, Worker } from "../jobs/worker.js";
 import type { OrganisationStore } from "../store/organisations.js";
-
-/**
- * A background loop that runs `work` at once when kicked, and otherwise every `intervalMs` while
- * `work` reports it found something (returns true), every `idleIntervalMs` when it did not.
- */
-export class Worker {
-  #timer: NodeJS.Timeout | undefined;
-  #running: Promise<void> | undefined;
-  #again = false;
-  #stopped = false;
-
-  constructor(
-    private readonly name: string,
-    private readonly intervalMs: number,
-    private readonly work: () => Promise<boolean>,
-    private readonly logger: Logger,
-    private readonly idleIntervalMs = intervalMs,
-  ) {}
-
-  start(): void {
-    this.#schedule(0);
-  }
-
-  /** Runs the work now (after the current run, if one is going). */
-  kick(): void {
-    if (this.#stopped) return;
-    if (this.#running !== undefined) this.#again = true;
-    else this.#schedule(0);
-  }
-
-  async stop(): Promise<void> {
-    this.#stopped = true;
-    clearTimeout(this.#timer);
-    await this.#running;
-  }
-
-  #schedule(delayMs: number): void {
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => void this.#run(), delayMs);
-    this.#timer.unref();
-  }
-
-  async #run(): Promise<void> {
-    if (this.#stopped || this.#running !== undefined) return;
-    let busy = true;
-    this.#running = this.work().then(
-      (found) => {
-        busy = found;
-      },
-      (error: unknown) => this.logger.warn({ err: error, worker: this.name }, "background work failed; will retry"),
-    );
-    await this.#running;
-    this.#running = undefined;
-    if (this.#stopped) return;
-    const again = this.#again;
-    this.#again = false;
-    this.#schedule(again ? 0 : busy ? this.intervalMs : this.idleIntervalMs);
-  }
-}
 
 /** An outbox note for a connection that is not there is dropped after this long (see relayOutbox). */
 const NOTE_GRACE_MS = 60_000;
@@ -146,4 +88,52 @@ export async function relayOutbox(deps: OutboxRelayDeps, ids?: readonly string[]
     deps.onPublished();
   }
   return busy;
+}
+
+/** How often the relay scans for events other (crashed) instances left behind. */
+const RECOVERY_SCAN_MS = 30_000;
+
+/**
+ * The relay as a background job. Connections this instance changed are relayed at once, by ID
+ * (`noteChanged`); a scan of the outbox notes for anything pending (other instances' crashes)
+ * runs every RECOVERY_SCAN_MS. The first scan also notes events written before the notes existed
+ * (a scan of `connections`, once).
+ */
+export class OutboxRelayJob {
+  readonly worker: Worker;
+  readonly #changed = new Set<string>();
+  #lastScan = 0;
+
+  constructor(deps: OutboxRelayDeps, intervalMs: number, idleIntervalMs: number) {
+    const noteUnrelayedEvents = onceThenNever(
+      () => deps.connections.noteUnrelayedEvents(),
+      "noted connections with events to relay",
+      deps.logger,
+    );
+    this.worker = new Worker(
+      "outbox-relay",
+      intervalMs,
+      async () => {
+        const scan = Date.now() - this.#lastScan >= RECOVERY_SCAN_MS;
+        if (!scan && this.#changed.size === 0) return false;
+        if (scan) {
+          this.#lastScan = Date.now();
+          await noteUnrelayedEvents();
+        }
+        const ids = [...this.#changed];
+        this.#changed.clear();
+        const busy = await relayOutbox(deps, scan ? undefined : ids);
+        for (const id of busy) this.#changed.add(id);
+        return busy.length > 0;
+      },
+      deps.logger,
+      idleIntervalMs,
+    );
+  }
+
+  /** A connection this instance just wrote events into: relay it now. */
+  noteChanged(connectionId: string): void {
+    this.#changed.add(connectionId);
+    this.worker.kick();
+  }
 }

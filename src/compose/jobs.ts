@@ -1,0 +1,102 @@
+import type { Logger } from "pino";
+import type { ConnectionLifecycle } from "../connections/connection-lifecycle.js";
+import type { TokenRefresher } from "../connections/token-refresher.js";
+import type { SecretBox } from "../crypto/secret-box.js";
+import { OutboxRelayJob } from "../events/outbox-relay.js";
+import { WebhookDispatcher } from "../events/webhook-delivery.js";
+import { type JobRegistry, onceThenNever, Worker } from "../jobs/worker.js";
+import type { OutboundPolicy } from "../network/address-policy.js";
+import { boundedFetch } from "../network/bounded-fetch.js";
+import type { Storage } from "./storage.js";
+
+/** How often background workers poll while they have work (retries due soon, busy leases). */
+export const BUSY_INTERVAL_MS = 200;
+/** How often they look for work they were not told about while idle. */
+const IDLE_INTERVAL_MS = 5_000;
+
+/** The event pipeline's jobs: relay connection events from the outbox, then deliver them to webhooks. */
+export interface EventJobs {
+  relay: OutboxRelayJob;
+  dispatcher: WebhookDispatcher;
+}
+
+export function addEventJobs(
+  jobs: JobRegistry,
+  { events, leases, organisations, connections, states }: Storage,
+  deps: { secretBox: SecretBox; outbound: OutboundPolicy; webhookRetryMinMs: number; logger: Logger },
+): EventJobs {
+  const { logger } = deps;
+  const dispatcher = new WebhookDispatcher(
+    {
+      events,
+      leases,
+      organisations,
+      secretBox: deps.secretBox,
+      fetch: boundedFetch({ timeoutMs: 10_000, maxResponseBytes: 64 * 1024 }, deps.outbound),
+      retryMinMs: deps.webhookRetryMinMs,
+      logger,
+    },
+    () => delivery.kick(),
+  );
+  // Deliveries recorded as pending before `webhook_deliveries` existed are copied there once, at
+  // the first poll (a scan of `events`; never repeated).
+  const adoptPendingDeliveries = onceThenNever(() => events.adoptPendingDeliveries(), "adopted pending webhook deliveries", logger);
+  const delivery = jobs.add(
+    new Worker(
+      "webhook-delivery",
+      BUSY_INTERVAL_MS,
+      async () => {
+        await adoptPendingDeliveries();
+        return dispatcher.poll();
+      },
+      logger,
+      IDLE_INTERVAL_MS,
+    ),
+  );
+  const relay = new OutboxRelayJob(
+    { connections, events, leases, organisations, onPublished: () => delivery.kick(), logger },
+    BUSY_INTERVAL_MS,
+    IDLE_INTERVAL_MS,
+  );
+  jobs.add(relay.worker);
+  // Drops the recent-events windows the event feed no longer reads, and expired state windows.
+  jobs.add(new Worker("recent-events-maintenance", 60_000, () => events.recent.maintain(), logger, 60_000));
+  jobs.add(new Worker("oauth-states-maintenance", 1_000, () => states.maintain(), logger, IDLE_INTERVAL_MS));
+  return { relay, dispatcher };
+}
+
+/** The connections' own jobs: idle refreshes, and expiry of what nobody confirmed. */
+export function addConnectionJobs(
+  jobs: JobRegistry,
+  { connections }: Storage,
+  deps: { lifecycle: ConnectionLifecycle; refresher: TokenRefresher; stateTtlMs: number; logger: Logger },
+): void {
+  const { lifecycle, refresher, logger } = deps;
+  // Rarely used connections are refreshed before their refresh token lapses. The scan runs a few
+  // times per idle period (at most every 5 minutes), and while it finds work.
+  jobs.add(
+    new Worker(
+      "idle-refresh",
+      BUSY_INTERVAL_MS,
+      () => refresher.refreshIdle(),
+      logger,
+      Math.min(Math.max(refresher.shortestIdleMs / 10, BUSY_INTERVAL_MS), 5 * 60_000),
+    ),
+  );
+  // Unconfirmed connections are deleted, and reconnect grants nobody confirmed dropped, when their
+  // time is up, from the expiry notes (every 60 s, as MongoDB's TTL monitor would; at least twice
+  // per state TTL). The first pass also notes the unconfirmed grants made before the notes existed.
+  const noteUnconfirmed = onceThenNever(() => connections.noteUnconfirmed(), "noted unconfirmed grants for expiry", logger);
+  jobs.add(
+    new Worker(
+      "connection-expiry",
+      BUSY_INTERVAL_MS,
+      async () => {
+        await noteUnconfirmed();
+        return lifecycle.dropExpiredGrants();
+      },
+      logger,
+      Math.min(60_000, deps.stateTtlMs / 2),
+    ),
+  );
+}
