@@ -27,8 +27,7 @@ afterAll(async () => {
   await database.client.close();
 });
 
-function attempt(id: string, createdAgoMs = 0, expiresInMs = 600_000): OAuthStateDocument {
-  const now = Date.now();
+function attempt(id: string, createdAgoMs = 0, expiresInMs = 600_000, now = Date.now()): OAuthStateDocument {
   return {
     _id: id,
     organisation_id: "acme",
@@ -48,9 +47,11 @@ describe(`OAuthStateStore with ${PENDING} pending states`, () => {
   const documents = new Map<string, OAuthStateDocument>();
 
   it("keeps every pending state consumable once, while a callback reads one window's collection", { timeout: 120_000 }, async () => {
-    // Inserted through the store's own (grouped) insert path, created over the last SPAN_MS.
+    // Inserted through the store's own (grouped) insert path, created over the SPAN_MS before the
+    // test began (one clock reading, so a slow machine does not crowd more states into a window).
+    const start = Date.now();
     for (let i = 0; i < PENDING; i += 500) {
-      const batch = Array.from({ length: 500 }, (_, j) => attempt(`pending-${i + j}`, ((i + j) / PENDING) * SPAN_MS));
+      const batch = Array.from({ length: 500 }, (_, j) => attempt(`pending-${i + j}`, ((i + j) / PENDING) * SPAN_MS, 600_000, start));
       for (const document of batch) documents.set(document._id, document);
       await Promise.all(batch.map((document) => states.insert(document)));
     }
