@@ -160,7 +160,7 @@ export class ConnectionLifecycle {
       if (recorded !== undefined && grant.account === undefined) {
         throw new ConnectionError("account_unverified", "the provider did not say which account signed in, so it cannot be the connection's");
       }
-      if (recorded !== undefined && grant.account!.id !== recorded) {
+      if (recorded !== undefined && grant.account?.id !== recorded) {
         throw new ConnectionError("account_mismatch", "the provider account differs from the connection's");
       }
       const now = new Date();
@@ -201,7 +201,8 @@ export class ConnectionLifecycle {
    */
   async confirm(organisationId: string, id: string, endUserId: string, confirmation: string): Promise<ConnectionDocument> {
     const confirmed = await this.withLease(organisationId, id, async (connection) => {
-      if ((connection.superseded_confirmation_hashes ?? []).some((superseded) => matches(hashState(confirmation), superseded))) {
+      const presented = hashState(confirmation);
+      if ((connection.superseded_confirmation_hashes ?? []).some((superseded) => matches(presented, superseded))) {
         throw new ConnectionError("superseded", "a newer reconnect replaced the grant this confirmation was for");
       }
       const now = new Date();
