@@ -9,7 +9,9 @@ export type ConnectionErrorCode =
   | "refresh_failed"
   | "refresh_timeout"
   | "revocation_failed"
-  | "account_mismatch";
+  | "account_mismatch"
+  | "account_unverified"
+  | "superseded";
 
 /**
  * A connection operation's coded failure. The message is shown to the caller as it is, so it

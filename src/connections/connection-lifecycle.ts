@@ -145,20 +145,24 @@ export class ConnectionLifecycle {
    * A reconnect: replaces an existing connection's tokens, scopes and account in one write,
    * keeping its ID. Bound to an end user, the grant is held until ConfirmConnection and the old
    * tokens keep working (a PENDING connection just gets the new grant and a new confirmation).
-   * Refused with `account_mismatch`, changing nothing, when the provider account differs from
-   * the one recorded; without a recorded one, the new one is recorded.
+   * A newer grant supersedes any held or unconfirmed one. A connection with a recorded account
+   * takes only a grant that proves the same account: refused, changing nothing, with
+   * `account_mismatch` when it names another and `account_unverified` when it names none (the
+   * provider did not say, or said nothing usable). Without a recorded one, the new one is recorded.
    */
   async reauthorize(connectionId: string, grant: Grant): Promise<{ confirmation: string | undefined }> {
     return this.withLease(grant.organisationId, connectionId, async (connection) => {
       if (connection.credential_id !== grant.credentialId) throw connectionNotFound();
       const recorded = connection.external_account?.id;
-      if (recorded !== undefined && grant.account !== undefined && grant.account.id !== recorded) {
+      if (recorded !== undefined && grant.account === undefined) {
+        throw new ConnectionError("account_unverified", "the provider did not say which account signed in, so it cannot be the connection's");
+      }
+      if (recorded !== undefined && grant.account?.id !== recorded) {
         throw new ConnectionError("account_mismatch", "the provider account differs from the connection's");
       }
       const now = new Date();
       const sealed = this.#seal(connectionId, grant, now);
-      // A provider that does not say who connected leaves the recorded account as it was.
-      if (sealed.external_account === undefined && connection.external_account !== undefined) sealed.external_account = connection.external_account;
+      const superseded = supersededConfirmations(connection);
       const confirmation = grant.endUserId === undefined ? undefined : newConfirmation();
       if (confirmation !== undefined && connection.status !== "PENDING") {
         const held: HeldGrant = {
@@ -167,10 +171,10 @@ export class ConnectionLifecycle {
           confirmation_hash: hashState(confirmation),
           hold_expire_time: new Date(now.getTime() + this.deps.confirmationTtlMs),
         };
-        await this.deps.connections.update(connectionId, { set: { reauthorization: held } });
+        await this.deps.connections.update(connectionId, { set: { reauthorization: held, ...superseded } });
         return { confirmation };
       }
-      const set: Partial<ConnectionDocument> = { ...sealed, refresh_token_time: now };
+      const set: Partial<ConnectionDocument> = { ...sealed, refresh_token_time: now, ...superseded };
       const unset = grantFieldsMissing(sealed);
       if (confirmation !== undefined) {
         // Still PENDING: the new grant replaces the unconfirmed one, with a new confirmation.
@@ -181,7 +185,8 @@ export class ConnectionLifecycle {
         await this.deps.connections.update(connectionId, { set, unset });
         return { confirmation };
       }
-      await this.#activate(connectionId, set, unset, newEvent("connection.reauthorized", "ACTIVE"));
+      // Applied at once: a grant still held from an earlier reconnect must not overwrite it later.
+      await this.#activate(connectionId, set, [...unset, "reauthorization"], newEvent("connection.reauthorized", "ACTIVE"));
       return { confirmation: undefined };
     });
   }
@@ -193,6 +198,10 @@ export class ConnectionLifecycle {
    */
   async confirm(organisationId: string, id: string, endUserId: string, confirmation: string): Promise<ConnectionDocument> {
     const confirmed = await this.withLease(organisationId, id, async (connection) => {
+      const presented = hashState(confirmation);
+      if ((connection.superseded_confirmation_hashes ?? []).some((superseded) => matches(presented, superseded))) {
+        throw new ConnectionError("superseded", "a newer reconnect replaced the grant this confirmation was for");
+      }
       const now = new Date();
       const held = connection.reauthorization;
       if (held !== undefined) {
@@ -478,6 +487,20 @@ function grantFieldsMissing(grant: StoredGrant): Array<keyof ConnectionDocument>
   return (["refresh_token", "id_token", "expire_time", "extra_fields", "revocation_url", "metadata", "connection_config"] as const).filter(
     (field) => grant[field] === undefined,
   );
+}
+
+/** How many replaced grants' confirmations are remembered, to refuse them as superseded. */
+const MAX_SUPERSEDED_CONFIRMATIONS = 5;
+
+/**
+ * The confirmation hashes to remember when a new grant replaces the connection's held or
+ * unconfirmed one (nothing when there is none).
+ */
+function supersededConfirmations(connection: ConnectionDocument): Pick<ConnectionDocument, "superseded_confirmation_hashes"> {
+  const replaced = [connection.reauthorization?.confirmation_hash, connection.status === "PENDING" ? connection.confirmation_hash : undefined];
+  const hashes = replaced.filter((hash): hash is string => hash !== undefined);
+  if (hashes.length === 0) return {};
+  return { superseded_confirmation_hashes: [...(connection.superseded_confirmation_hashes ?? []), ...hashes].slice(-MAX_SUPERSEDED_CONFIRMATIONS) };
 }
 
 /** The one-time code ConfirmConnection needs, handed to the caller's return URL. */

@@ -1,4 +1,4 @@
-import { hash as digest, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHmac, hash as digest, randomBytes, timingSafeEqual } from "node:crypto";
 import type { Caller } from "../auth/caller.js";
 import { callerIdentifier, callerOfApiKey, type IdentifyDeps } from "../auth/identify-caller.js";
 import type { ApiKeyStore } from "../store/api-keys.js";
@@ -23,7 +23,8 @@ export interface SignedIn {
 /**
  * Operator console sessions: an API key or the admin token is exchanged once for a short-lived
  * session, kept server-side (so every instance knows it and sign-out ends it everywhere). A
- * session made with an API key ends as soon as the key is revoked or expires.
+ * session ends as soon as what it was made with stops being valid: an API key revoked or expired,
+ * or the admin token changed (a restart with another `BROKER_ADMIN_TOKEN`).
  */
 export class ConsoleSessions {
   readonly #identify: ReturnType<typeof callerIdentifier>;
@@ -46,7 +47,7 @@ export class ConsoleSessions {
       caller_kind: caller.kind,
       ...(caller.kind === "organisation" ? { organisation_id: caller.organisationId } : {}),
       label: caller.label,
-      ...(identified.apiKeyHash === undefined ? {} : { api_key_hash: identified.apiKeyHash }),
+      ...(identified.apiKeyHash === undefined ? { admin_token_hash: adminTokenProof(cookie, token) } : { api_key_hash: identified.apiKeyHash }),
       create_time: now,
       expire_time: new Date(now.getTime() + this.deps.ttlMs),
     });
@@ -82,15 +83,22 @@ export class ConsoleSessions {
       const caller = callerOfApiKey(await this.deps.apiKeys.findByHash(session.api_key_hash));
       return caller && { ...caller, viaConsole: true };
     }
-    return session.caller_kind === "organisation" && session.organisation_id !== undefined
-      ? { kind: "organisation", organisationId: session.organisation_id, label: session.label, viaConsole: true }
-      : { kind: "admin", label: session.label, viaConsole: true };
+    // Made with the admin token: only while it is still the token. A session stored before the
+    // token was recorded has neither hash, and ends too.
+    const proof = session.admin_token_hash;
+    if (proof === undefined || !sameSecret(proof, adminTokenProof(cookie, this.deps.adminToken))) return undefined;
+    return { kind: "admin", label: session.label, viaConsole: true };
   }
 }
 
 /** The CSRF token is derived from the cookie, so nothing more is stored and it dies with the session. */
 function csrfTokenFor(cookie: string): string {
   return digest("sha256", `csrf:${cookie}`, "base64url");
+}
+
+/** Which admin token made a session, without storing the token's plain hash (see `admin_token_hash`). */
+function adminTokenProof(cookie: string, adminToken: string): string {
+  return createHmac("sha256", cookie).update(adminToken).digest("base64url");
 }
 
 function hash(cookie: string): string {

@@ -19,7 +19,7 @@ import type { ConnectionLifecycle, Grant } from "../connections/connection-lifec
 import { endpointsOf, tokenClientFor } from "../connections/secrets.js";
 import { accountFromIdToken, accountFromObject, type ExternalAccount, fetchUserinfoAccount, OIDC_ACCOUNT_FIELDS } from "../oauth/external-account.js";
 import type { TokenSet } from "../oauth/token-response.js";
-import type { ProviderProfile } from "../providers/profile.js";
+import { accountSourceOf, type ProviderProfile } from "../providers/profile.js";
 import type { CredentialStore } from "../store/credentials.js";
 import type { OAuthStateDocument, OAuthStateStore } from "../store/oauth-states.js";
 import { clientAddress, clientLimitKey, type TrustedProxies } from "../network/client-address.js";
@@ -54,6 +54,7 @@ type FailureReason =
   | "token_exchange_failed"
   | "invalid_id_token"
   | "account_mismatch"
+  | "account_unverified"
   | "connection_not_found"
   | "server_error";
 
@@ -223,6 +224,12 @@ async function handleCallback(deps: CallbackDeps, req: HttpRequest, res: HttpRes
         "Start again and sign in with the same account.",
       ]);
     }
+    if (error instanceof ConnectionError && error.code === "account_unverified") {
+      return fail("account_unverified", 409, [
+        "The provider did not say which account you signed in with, so it could not be checked against this connection's. Nothing was changed.",
+        "Please try again later.",
+      ]);
+    }
     if (error instanceof ConnectionError && error.code === "not_found") {
       return fail("connection_not_found", 404, ["The connection to reconnect no longer exists. Nothing was changed."]);
     }
@@ -236,10 +243,11 @@ function decryptVerifier(secretBox: SecretBox, attempt: OAuthStateDocument, stat
 }
 
 /**
- * Who connected, where the provider says: the catalog's `identity` (a token response field, the
- * verified ID token's claims, or the userinfo endpoint), else the verified ID token's standard
- * claims (OpenID Connect Core §2, §5.1), else the credential's userinfo endpoint (§5.3). A
- * userinfo call that fails leaves the account unknown rather than failing the connection.
+ * Who connected, where the provider says (see `accountSourceOf`): the catalog's `identity` (a
+ * token response field, the verified ID token's claims, or the userinfo endpoint), else the
+ * verified ID token's standard claims (OpenID Connect Core §2, §5.1), else the credential's
+ * userinfo endpoint (§5.3). Undefined when unknown: a userinfo call that fails leaves a new
+ * connection without an account, and a reconnect of one with an account is then refused.
  */
 async function externalAccount(
   deps: CallbackDeps,
@@ -248,13 +256,13 @@ async function externalAccount(
   claims: JWTPayload | undefined,
   log: Logger,
 ): Promise<ExternalAccount | undefined> {
-  const identity = profile.identity;
-  const fields = identity === undefined ? OIDC_ACCOUNT_FIELDS : { ...OIDC_ACCOUNT_FIELDS, ...identity };
-  if (identity?.source === "token_response") return accountFromObject(tokens.extra, fields);
-  if (claims !== undefined && identity?.source !== "userinfo") return accountFromObject(claims, fields) ?? accountFromIdToken(claims);
-  if (profile.userinfoUrl === undefined) return undefined;
+  const fields = profile.identity === undefined ? OIDC_ACCOUNT_FIELDS : { ...OIDC_ACCOUNT_FIELDS, ...profile.identity };
+  const source = accountSourceOf(profile, claims !== undefined);
+  if (source === "token_response") return accountFromObject(tokens.extra, fields);
+  if (source === "id_token") return accountFromObject(claims!, fields) ?? accountFromIdToken(claims!);
+  if (source === undefined) return undefined;
   try {
-    return await fetchUserinfoAccount(profile.userinfoUrl, tokens.accessToken, fields, deps.fetch);
+    return await fetchUserinfoAccount(profile.userinfoUrl!, tokens.accessToken, fields, deps.fetch);
   } catch (error) {
     if (!(error instanceof OutboundError)) throw error;
     log.warn({ outcome: "userinfo_failed", err: error }, "the provider's userinfo endpoint did not say who connected");

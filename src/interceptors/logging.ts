@@ -89,6 +89,8 @@ const CONNECTION_ERROR_CODES: Record<ConnectionErrorCode, Code> = {
   refresh_timeout: Code.Unavailable,
   revocation_failed: Code.Unavailable,
   account_mismatch: Code.FailedPrecondition,
+  account_unverified: Code.FailedPrecondition,
+  superseded: Code.FailedPrecondition,
 };
 
 /** The code of a ConnectError as metrics and logs spell it: `ok`, `invalid_argument`, … */

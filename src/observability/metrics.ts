@@ -71,6 +71,7 @@ const CALLBACK_OUTCOMES = new Set([
   "token_exchange_failed",
   "invalid_id_token",
   "account_mismatch",
+  "account_unverified",
   "connection_not_found",
   "server_error",
   "rate_limited",

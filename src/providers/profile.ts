@@ -239,3 +239,18 @@ export function profileFor(
   if (credential.provider !== undefined && entry === undefined) invalid("credential.provider", "is not in the provider catalog");
   return buildProviderProfile(credential, entry, connectionConfig);
 }
+
+/** Where the account that signs in is learnt (see `accountSourceOf`). */
+export type AccountSource = "token_response" | "id_token" | "userinfo";
+
+/**
+ * Where the broker learns who signed in, for a request that does (`idToken`: `openid` with an
+ * issuer) or does not bring an ID token: the catalog's `identity`, else the verified ID token's
+ * claims (OpenID Connect Core §2), else the userinfo endpoint (§5.3). Undefined when nothing
+ * would say, so a reconnect could not prove it is the same account.
+ */
+export function accountSourceOf(profile: ProviderProfile, idToken: boolean): AccountSource | undefined {
+  if (profile.identity?.source === "token_response") return "token_response";
+  if (idToken && profile.identity?.source !== "userinfo") return "id_token";
+  return profile.userinfoUrl === undefined ? undefined : "userinfo";
+}

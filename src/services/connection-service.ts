@@ -24,7 +24,7 @@ import { streamSignal } from "../interceptors/stream-limits.js";
 import type { EventFeed } from "../events/event-feed.js";
 import { requireIdentifier, requireText } from "../validation.js";
 import type { ProviderCatalog } from "../providers/catalog.js";
-import { profileFor } from "../providers/profile.js";
+import { accountSourceOf, profileFor } from "../providers/profile.js";
 import { codeVerifierContext } from "../crypto/secret-contexts.js";
 
 export interface ConnectionServiceDeps {
@@ -92,6 +92,11 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
         if (reconnecting.credential_id !== credential._id) {
           throw new ConnectError('"connection_id" names a connection made with another credential', Code.FailedPrecondition);
         }
+        // A PENDING connection is bound to its end user until ConfirmConnection: a reconnect
+        // applied at once would make it ACTIVE without that confirmation.
+        if (reconnecting.status === "PENDING" && endUserId === undefined) {
+          throw new ConnectError('"end_user_id" is required to reconnect a connection waiting for ConfirmConnection', Code.FailedPrecondition);
+        }
       }
       // The provider's profile checks `connection_config` against the catalog's parameters. A
       // reconnect keeps the connection's own unless the request gives one.
@@ -115,6 +120,15 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
       // Core §3.1.3.7), so an openid flow without one could never complete.
       if (plan.needsNonce && profile.issuer === undefined) {
         throw new ConnectError('"scopes" has "openid" but the credential has no "issuer" to verify ID tokens', Code.FailedPrecondition);
+      }
+      // A connection with a recorded account takes only a grant proven to be that account's: a
+      // flow that could never say who signed in could never complete.
+      if (reconnecting?.external_account !== undefined && accountSourceOf(profile, plan.needsNonce) === undefined) {
+        throw new ConnectError(
+          '"connection_id" names a connection with a recorded provider account, but this request cannot learn who signs in: ' +
+            'ask for "openid" (the credential needs an "issuer") or set the credential\'s "userinfo_url"',
+          Code.FailedPrecondition,
+        );
       }
 
       const now = new Date();

@@ -130,6 +130,11 @@ export interface ConnectionDocument {
   /** A reconnect waiting for ConfirmConnection. */
   reauthorization?: HeldGrant;
   /**
+   * The confirmation hashes of the last grants a newer reconnect replaced (held, or PENDING and
+   * unconfirmed): confirming one of them is refused as superseded and changes nothing.
+   */
+  superseded_confirmation_hashes?: string[];
+  /**
    * The credential's token and revocation endpoints when this connection's tokens were obtained:
    * its tokens are sent nowhere else (security issue 11, item 1) unless an admin moves it.
    * `token_url` is absent only on connections made before the broker recorded it.

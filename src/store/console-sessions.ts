@@ -2,8 +2,8 @@ import type { Collection, Db, IndexDescription } from "mongodb";
 
 /**
  * A signed-in operator console session, keyed by the SHA-256 hash of its cookie value (never the
- * value). It remembers who signed in, and with which API key, so that revoking or expiring the key
- * ends the session too.
+ * value). It remembers who signed in, and with which API key or admin token, so that revoking or
+ * expiring the key, or changing the admin token, ends the session too.
  */
 export interface ConsoleSessionDocument {
   _id: string;
@@ -13,6 +13,12 @@ export interface ConsoleSessionDocument {
   label: string;
   /** The hash of the API key signed in with; absent for the admin token. */
   api_key_hash?: string;
+  /**
+   * For the admin token: an HMAC of it keyed by the session's cookie, compared with the current
+   * token on every request (a changed token ends the session). Keyed by the cookie, which is not
+   * stored, so it is no offline test for guesses at the token.
+   */
+  admin_token_hash?: string;
   create_time: Date;
   expire_time: Date;
 }

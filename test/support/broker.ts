@@ -30,7 +30,8 @@ export interface TestBroker extends Broker {
  * a database of its own so test files cannot see each other's data.
  */
 export async function startTestBroker(env: Record<string, string> = {}): Promise<TestBroker> {
-  const adminToken = randomBytes(32).toString("base64url");
+  // A given BROKER_ADMIN_TOKEN is kept (a restart with the same token).
+  const adminToken = env.BROKER_ADMIN_TOKEN ?? randomBytes(32).toString("base64url");
   recordSecrets(adminToken);
   const config = loadConfig({
     MONGODB_URI: inject("mongodbUri"),

@@ -34,6 +34,8 @@ export class ScriptedProvider {
   refreshQueue: TokenBehaviour[] = [];
   /** What GET /userinfo answers to a bearer token this provider issued; 404 when unset. */
   userinfo: Record<string, unknown> | undefined;
+  /** The userinfo endpoint's HTTP status when `userinfo` is set (a 5xx answers an error body). */
+  userinfoStatus = 200;
   /** The revocation endpoint's HTTP status (RFC 7009 §2.2: 200 when accepted). */
   revocationStatus = 200;
   #server: Server;
@@ -117,6 +119,7 @@ export class ScriptedProvider {
       // OpenID Connect Core §5.3.1: the access token as a bearer token.
       if (this.userinfo === undefined) return void res.writeHead(404).end();
       if (!/^Bearer \S+$/.test(req.headers.authorization ?? "")) return void res.writeHead(401, { "www-authenticate": "Bearer" }).end();
+      if (this.userinfoStatus !== 200) return void res.writeHead(this.userinfoStatus, { "content-type": "application/json" }).end('{"error":"server_error"}');
       res.setHeader("content-type", "application/json");
       res.end(JSON.stringify(this.userinfo));
       return;

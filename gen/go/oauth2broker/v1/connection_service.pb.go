@@ -1335,8 +1335,10 @@ type InitialiseOAuth2ConnectionRequest struct {
 	// Where the browser goes after the callback: this URL with `connection_id=<id>` added on
 	// success, or `error=<code>` on failure (the provider's error code, such as `access_denied`, or
 	// one of the broker's: `invalid_request`, `credential_changed`, `issuer_mismatch`,
-	// `token_exchange_failed`, `invalid_id_token`, `account_mismatch` and `connection_not_found`
-	// for a reconnect, `server_error`). Optional: without it the broker
+	// `token_exchange_failed`, `invalid_id_token`, `server_error`, and for a reconnect
+	// `account_mismatch` (another provider account signed in), `account_unverified` (the provider
+	// did not say which account signed in, so it cannot be shown to be the connection's) and
+	// `connection_not_found`). Optional: without it the broker
 	// shows its own page. It must match one of the organisation's `allowed_return_urls`
 	// (OrganisationService): same origin, and a path under the allowed path. At most 2048
 	// characters, no fragment.
@@ -1358,9 +1360,14 @@ type InitialiseOAuth2ConnectionRequest struct {
 	// the callback completes, the connection keeps its ID; its tokens, scopes, metadata and account
 	// are replaced in one write, it becomes ACTIVE and `connection.reauthorized` is sent. It keeps
 	// its `connection_config` unless the request gives one. Until then
-	// the old tokens keep working; with `end_user_id`, until ConfirmConnection. A different
-	// provider account than the connection's fails with `error=account_mismatch` and changes
-	// nothing. NOT_FOUND when the connection does not exist or belongs to another organisation.
+	// the old tokens keep working; with `end_user_id`, until ConfirmConnection. A newer reconnect
+	// supersedes a held one (confirming the held one is then FAILED_PRECONDITION). A connection
+	// with a recorded provider account takes only a grant proven to be that account's: another
+	// account fails with `error=account_mismatch`, an unknown one with `error=account_unverified`,
+	// changing nothing; FAILED_PRECONDITION here when the request has no way to learn the account
+	// (no `openid` with an issuer, no userinfo endpoint, no catalog identity). A PENDING
+	// connection needs `end_user_id` (FAILED_PRECONDITION otherwise). NOT_FOUND when the
+	// connection does not exist or belongs to another organisation.
 	ConnectionId  string `protobuf:"bytes,13,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -63,7 +63,8 @@ type ConnectionServiceClient interface {
 	// Activates a PENDING connection (one initialised with `end_user_id`): the caller's backend,
 	// which knows who is signed in, proves that the person who finished the flow is the one who
 	// started it (RFC 9700 §2.1). A wrong end user or confirmation code is PERMISSION_DENIED and
-	// counted; after 5 wrong attempts the connection is deleted.
+	// counted; after 5 wrong attempts the connection is deleted. A confirmation whose grant a newer
+	// reconnect replaced is FAILED_PRECONDITION, not counted, and changes nothing.
 	ConfirmConnection(ctx context.Context, in *ConfirmConnectionRequest, opts ...grpc.CallOption) (*ConfirmConnectionResponse, error)
 	// Deletes a connection and its tokens, optionally revoking them at the provider first.
 	DeleteConnection(ctx context.Context, in *DeleteConnectionRequest, opts ...grpc.CallOption) (*DeleteConnectionResponse, error)
@@ -216,7 +217,8 @@ type ConnectionServiceServer interface {
 	// Activates a PENDING connection (one initialised with `end_user_id`): the caller's backend,
 	// which knows who is signed in, proves that the person who finished the flow is the one who
 	// started it (RFC 9700 §2.1). A wrong end user or confirmation code is PERMISSION_DENIED and
-	// counted; after 5 wrong attempts the connection is deleted.
+	// counted; after 5 wrong attempts the connection is deleted. A confirmation whose grant a newer
+	// reconnect replaced is FAILED_PRECONDITION, not counted, and changes nothing.
 	ConfirmConnection(context.Context, *ConfirmConnectionRequest) (*ConfirmConnectionResponse, error)
 	// Deletes a connection and its tokens, optionally revoking them at the provider first.
 	DeleteConnection(context.Context, *DeleteConnectionRequest) (*DeleteConnectionResponse, error)

@@ -135,7 +135,8 @@ class ConnectionServiceServicer:
         """Activates a PENDING connection (one initialised with `end_user_id`): the caller's backend,
         which knows who is signed in, proves that the person who finished the flow is the one who
         started it (RFC 9700 §2.1). A wrong end user or confirmation code is PERMISSION_DENIED and
-        counted; after 5 wrong attempts the connection is deleted.
+        counted; after 5 wrong attempts the connection is deleted. A confirmation whose grant a newer
+        reconnect replaced is FAILED_PRECONDITION, not counted, and changes nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
