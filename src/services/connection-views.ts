@@ -1,8 +1,8 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { type Connection, ConnectionSchema, ConnectionStatus } from "../../gen/oauth2broker/v1/connection_service_pb.js";
+import { type Connection, ConnectionKind, ConnectionSchema, ConnectionStatus } from "../../gen/oauth2broker/v1/connection_service_pb.js";
 import { toConnectionStatus } from "../events/connection-events.js";
-import type { ConnectionDocument, ConnectionStatus as StoredStatus } from "../store/connections.js";
+import type { ConnectionDocument, ConnectionKindName, ConnectionStatus as StoredStatus } from "../store/connections.js";
 
 export function fromConnectionStatus(status: ConnectionStatus): Exclude<StoredStatus, "DELETED"> | undefined {
   switch (status) {
@@ -39,5 +39,16 @@ export function toConnection(document: ConnectionDocument): Connection {
       document.external_account === undefined
         ? undefined
         : { id: document.external_account.id, email: document.external_account.email ?? "", name: document.external_account.name ?? "" },
+    kind: CONNECTION_KINDS[document.kind ?? "authorization_code"],
   });
 }
+
+const CONNECTION_KINDS: Record<ConnectionKindName, ConnectionKind> = {
+  authorization_code: ConnectionKind.AUTHORIZATION_CODE,
+  client_credentials: ConnectionKind.CLIENT_CREDENTIALS,
+  imported: ConnectionKind.IMPORTED,
+  device_code: ConnectionKind.DEVICE_CODE,
+  jwt_bearer: ConnectionKind.JWT_BEARER,
+  api_key: ConnectionKind.API_KEY,
+  basic: ConnectionKind.BASIC,
+};

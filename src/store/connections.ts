@@ -81,8 +81,19 @@ export interface PendingEvent {
  * under the connection's lease (FerretDB v1 has no atomic read-modify-write, so concurrent
  * updates of one document could otherwise lose one another).
  */
+/** How a connection holds its access (the contract's ConnectionKind); absent on older connections: authorization_code. */
+export type ConnectionKindName =
+  | "authorization_code"
+  | "client_credentials"
+  | "imported"
+  | "device_code"
+  | "jwt_bearer"
+  | "api_key"
+  | "basic";
+
 export interface ConnectionDocument {
   _id: string;
+  kind?: ConnectionKindName;
   organisation_id: string;
   connector_id: string;
   credential_id: string;

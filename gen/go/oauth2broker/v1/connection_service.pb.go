@@ -91,6 +91,79 @@ func (ConnectionStatus) EnumDescriptor() ([]byte, []int) {
 	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{0}
 }
 
+// How a connection holds access to the provider's API.
+type ConnectionKind int32
+
+const (
+	// Not used.
+	ConnectionKind_CONNECTION_KIND_UNSPECIFIED ConnectionKind = 0
+	// An end user's grant through the browser (RFC 6749 §4.1, InitialiseOAuth2Connection).
+	ConnectionKind_CONNECTION_KIND_AUTHORIZATION_CODE ConnectionKind = 1
+	// The credential's own access (RFC 6749 §4.4): no end user; a new token is obtained before expiry.
+	ConnectionKind_CONNECTION_KIND_CLIENT_CREDENTIALS ConnectionKind = 2
+	// Tokens obtained elsewhere and brought in (ImportConnection); refreshed like AUTHORIZATION_CODE.
+	ConnectionKind_CONNECTION_KIND_IMPORTED ConnectionKind = 3
+	// An end user's grant on another device (RFC 8628 device authorization grant).
+	ConnectionKind_CONNECTION_KIND_DEVICE_CODE ConnectionKind = 4
+	// A signed assertion exchanged for tokens (RFC 7523 §2.1), e.g. a Google service account.
+	ConnectionKind_CONNECTION_KIND_JWT_BEARER ConnectionKind = 5
+	// A static API key, handed out as stored and never refreshed.
+	ConnectionKind_CONNECTION_KIND_API_KEY ConnectionKind = 6
+	// A static username and password for HTTP Basic, handed out as stored and never refreshed.
+	ConnectionKind_CONNECTION_KIND_BASIC ConnectionKind = 7
+)
+
+// Enum value maps for ConnectionKind.
+var (
+	ConnectionKind_name = map[int32]string{
+		0: "CONNECTION_KIND_UNSPECIFIED",
+		1: "CONNECTION_KIND_AUTHORIZATION_CODE",
+		2: "CONNECTION_KIND_CLIENT_CREDENTIALS",
+		3: "CONNECTION_KIND_IMPORTED",
+		4: "CONNECTION_KIND_DEVICE_CODE",
+		5: "CONNECTION_KIND_JWT_BEARER",
+		6: "CONNECTION_KIND_API_KEY",
+		7: "CONNECTION_KIND_BASIC",
+	}
+	ConnectionKind_value = map[string]int32{
+		"CONNECTION_KIND_UNSPECIFIED":        0,
+		"CONNECTION_KIND_AUTHORIZATION_CODE": 1,
+		"CONNECTION_KIND_CLIENT_CREDENTIALS": 2,
+		"CONNECTION_KIND_IMPORTED":           3,
+		"CONNECTION_KIND_DEVICE_CODE":        4,
+		"CONNECTION_KIND_JWT_BEARER":         5,
+		"CONNECTION_KIND_API_KEY":            6,
+		"CONNECTION_KIND_BASIC":              7,
+	}
+)
+
+func (x ConnectionKind) Enum() *ConnectionKind {
+	p := new(ConnectionKind)
+	*p = x
+	return p
+}
+
+func (x ConnectionKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ConnectionKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_oauth2broker_v1_connection_service_proto_enumTypes[1].Descriptor()
+}
+
+func (ConnectionKind) Type() protoreflect.EnumType {
+	return &file_oauth2broker_v1_connection_service_proto_enumTypes[1]
+}
+
+func (x ConnectionKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ConnectionKind.Descriptor instead.
+func (ConnectionKind) EnumDescriptor() ([]byte, []int) {
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{1}
+}
+
 // What happened to the revocation DeleteConnection was asked for.
 type RevocationOutcome int32
 
@@ -132,11 +205,11 @@ func (x RevocationOutcome) String() string {
 }
 
 func (RevocationOutcome) Descriptor() protoreflect.EnumDescriptor {
-	return file_oauth2broker_v1_connection_service_proto_enumTypes[1].Descriptor()
+	return file_oauth2broker_v1_connection_service_proto_enumTypes[2].Descriptor()
 }
 
 func (RevocationOutcome) Type() protoreflect.EnumType {
-	return &file_oauth2broker_v1_connection_service_proto_enumTypes[1]
+	return &file_oauth2broker_v1_connection_service_proto_enumTypes[2]
 }
 
 func (x RevocationOutcome) Number() protoreflect.EnumNumber {
@@ -145,7 +218,7 @@ func (x RevocationOutcome) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RevocationOutcome.Descriptor instead.
 func (RevocationOutcome) EnumDescriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{1}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{2}
 }
 
 // A connected end-user account, without its tokens.
@@ -184,8 +257,11 @@ type Connection struct {
 	// The account at the provider this connection belongs to, from the verified ID token or the
 	// provider's userinfo endpoint; unset when the provider did not say.
 	ExternalAccount *ExternalAccount `protobuf:"bytes,14,opt,name=external_account,json=externalAccount,proto3" json:"external_account,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// How the connection holds its access: which grant obtained its tokens, or which static secret
+	// it stores. Connections made before kinds existed are AUTHORIZATION_CODE.
+	Kind          ConnectionKind `protobuf:"varint,20,opt,name=kind,proto3,enum=oauth2broker.v1.ConnectionKind" json:"kind,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Connection) Reset() {
@@ -314,6 +390,13 @@ func (x *Connection) GetExternalAccount() *ExternalAccount {
 		return x.ExternalAccount
 	}
 	return nil
+}
+
+func (x *Connection) GetKind() ConnectionKind {
+	if x != nil {
+		return x.Kind
+	}
+	return ConnectionKind_CONNECTION_KIND_UNSPECIFIED
 }
 
 // An account at the provider. Fields the provider did not give are empty.
@@ -1839,7 +1922,7 @@ var File_oauth2broker_v1_connection_service_proto protoreflect.FileDescriptor
 
 const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"\n" +
-	"(oauth2broker/v1/connection_service.proto\x12\x0foauth2broker.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf0\x05\n" +
+	"(oauth2broker/v1/connection_service.proto\x12\x0foauth2broker.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa5\x06\n" +
 	"\n" +
 	"Connection\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
@@ -1859,7 +1942,8 @@ const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"\vupdate_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12E\n" +
 	"\bmetadata\x18\r \x03(\v2).oauth2broker.v1.Connection.MetadataEntryR\bmetadata\x12K\n" +
-	"\x10external_account\x18\x0e \x01(\v2 .oauth2broker.v1.ExternalAccountR\x0fexternalAccount\x1a;\n" +
+	"\x10external_account\x18\x0e \x01(\v2 .oauth2broker.v1.ExternalAccountR\x0fexternalAccount\x123\n" +
+	"\x04kind\x18\x14 \x01(\x0e2\x1f.oauth2broker.v1.ConnectionKindR\x04kind\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"K\n" +
@@ -1987,7 +2071,16 @@ const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"\x18CONNECTION_STATUS_ACTIVE\x10\x01\x12$\n" +
 	" CONNECTION_STATUS_REFRESH_FAILED\x10\x02\x12+\n" +
 	"'CONNECTION_STATUS_NEEDS_REAUTHORIZATION\x10\x03\x12\x1d\n" +
-	"\x19CONNECTION_STATUS_PENDING\x10\x04*\x9c\x01\n" +
+	"\x19CONNECTION_STATUS_PENDING\x10\x04*\x98\x02\n" +
+	"\x0eConnectionKind\x12\x1f\n" +
+	"\x1bCONNECTION_KIND_UNSPECIFIED\x10\x00\x12&\n" +
+	"\"CONNECTION_KIND_AUTHORIZATION_CODE\x10\x01\x12&\n" +
+	"\"CONNECTION_KIND_CLIENT_CREDENTIALS\x10\x02\x12\x1c\n" +
+	"\x18CONNECTION_KIND_IMPORTED\x10\x03\x12\x1f\n" +
+	"\x1bCONNECTION_KIND_DEVICE_CODE\x10\x04\x12\x1e\n" +
+	"\x1aCONNECTION_KIND_JWT_BEARER\x10\x05\x12\x1b\n" +
+	"\x17CONNECTION_KIND_API_KEY\x10\x06\x12\x19\n" +
+	"\x15CONNECTION_KIND_BASIC\x10\a*\x9c\x01\n" +
 	"\x11RevocationOutcome\x12\"\n" +
 	"\x1eREVOCATION_OUTCOME_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aREVOCATION_OUTCOME_REVOKED\x10\x01\x12\x1d\n" +
@@ -2016,87 +2109,89 @@ func file_oauth2broker_v1_connection_service_proto_rawDescGZIP() []byte {
 	return file_oauth2broker_v1_connection_service_proto_rawDescData
 }
 
-var file_oauth2broker_v1_connection_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_oauth2broker_v1_connection_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
 var file_oauth2broker_v1_connection_service_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_oauth2broker_v1_connection_service_proto_goTypes = []any{
 	(ConnectionStatus)(0),                      // 0: oauth2broker.v1.ConnectionStatus
-	(RevocationOutcome)(0),                     // 1: oauth2broker.v1.RevocationOutcome
-	(*Connection)(nil),                         // 2: oauth2broker.v1.Connection
-	(*ExternalAccount)(nil),                    // 3: oauth2broker.v1.ExternalAccount
-	(*GetConnectionRequest)(nil),               // 4: oauth2broker.v1.GetConnectionRequest
-	(*GetConnectionResponse)(nil),              // 5: oauth2broker.v1.GetConnectionResponse
-	(*ListConnectionsRequest)(nil),             // 6: oauth2broker.v1.ListConnectionsRequest
-	(*ListConnectionsResponse)(nil),            // 7: oauth2broker.v1.ListConnectionsResponse
-	(*GetAccessTokenRequest)(nil),              // 8: oauth2broker.v1.GetAccessTokenRequest
-	(*GetAccessTokenResponse)(nil),             // 9: oauth2broker.v1.GetAccessTokenResponse
-	(*ConfirmConnectionRequest)(nil),           // 10: oauth2broker.v1.ConfirmConnectionRequest
-	(*ConfirmConnectionResponse)(nil),          // 11: oauth2broker.v1.ConfirmConnectionResponse
-	(*DeleteConnectionRequest)(nil),            // 12: oauth2broker.v1.DeleteConnectionRequest
-	(*DeleteConnectionResponse)(nil),           // 13: oauth2broker.v1.DeleteConnectionResponse
-	(*WatchConnectionEventsRequest)(nil),       // 14: oauth2broker.v1.WatchConnectionEventsRequest
-	(*WatchConnectionEventsResponse)(nil),      // 15: oauth2broker.v1.WatchConnectionEventsResponse
-	(*ConnectionEvent)(nil),                    // 16: oauth2broker.v1.ConnectionEvent
-	(*CredentialReference)(nil),                // 17: oauth2broker.v1.CredentialReference
-	(*InitialiseOAuth2ConnectionRequest)(nil),  // 18: oauth2broker.v1.InitialiseOAuth2ConnectionRequest
-	(*InitialiseOAuth2ConnectionResponse)(nil), // 19: oauth2broker.v1.InitialiseOAuth2ConnectionResponse
-	(*ListConnectionEventsRequest)(nil),        // 20: oauth2broker.v1.ListConnectionEventsRequest
-	(*ListConnectionEventsResponse)(nil),       // 21: oauth2broker.v1.ListConnectionEventsResponse
-	(*CountConnectionsRequest)(nil),            // 22: oauth2broker.v1.CountConnectionsRequest
-	(*ConnectionStatusCount)(nil),              // 23: oauth2broker.v1.ConnectionStatusCount
-	(*CountConnectionsResponse)(nil),           // 24: oauth2broker.v1.CountConnectionsResponse
-	nil,                                        // 25: oauth2broker.v1.Connection.MetadataEntry
-	nil,                                        // 26: oauth2broker.v1.GetAccessTokenResponse.MetadataEntry
-	nil,                                        // 27: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.ConnectionConfigEntry
-	nil,                                        // 28: oauth2broker.v1.CountConnectionsResponse.FailingConnectionsByCredentialEntry
-	(*timestamppb.Timestamp)(nil),              // 29: google.protobuf.Timestamp
+	(ConnectionKind)(0),                        // 1: oauth2broker.v1.ConnectionKind
+	(RevocationOutcome)(0),                     // 2: oauth2broker.v1.RevocationOutcome
+	(*Connection)(nil),                         // 3: oauth2broker.v1.Connection
+	(*ExternalAccount)(nil),                    // 4: oauth2broker.v1.ExternalAccount
+	(*GetConnectionRequest)(nil),               // 5: oauth2broker.v1.GetConnectionRequest
+	(*GetConnectionResponse)(nil),              // 6: oauth2broker.v1.GetConnectionResponse
+	(*ListConnectionsRequest)(nil),             // 7: oauth2broker.v1.ListConnectionsRequest
+	(*ListConnectionsResponse)(nil),            // 8: oauth2broker.v1.ListConnectionsResponse
+	(*GetAccessTokenRequest)(nil),              // 9: oauth2broker.v1.GetAccessTokenRequest
+	(*GetAccessTokenResponse)(nil),             // 10: oauth2broker.v1.GetAccessTokenResponse
+	(*ConfirmConnectionRequest)(nil),           // 11: oauth2broker.v1.ConfirmConnectionRequest
+	(*ConfirmConnectionResponse)(nil),          // 12: oauth2broker.v1.ConfirmConnectionResponse
+	(*DeleteConnectionRequest)(nil),            // 13: oauth2broker.v1.DeleteConnectionRequest
+	(*DeleteConnectionResponse)(nil),           // 14: oauth2broker.v1.DeleteConnectionResponse
+	(*WatchConnectionEventsRequest)(nil),       // 15: oauth2broker.v1.WatchConnectionEventsRequest
+	(*WatchConnectionEventsResponse)(nil),      // 16: oauth2broker.v1.WatchConnectionEventsResponse
+	(*ConnectionEvent)(nil),                    // 17: oauth2broker.v1.ConnectionEvent
+	(*CredentialReference)(nil),                // 18: oauth2broker.v1.CredentialReference
+	(*InitialiseOAuth2ConnectionRequest)(nil),  // 19: oauth2broker.v1.InitialiseOAuth2ConnectionRequest
+	(*InitialiseOAuth2ConnectionResponse)(nil), // 20: oauth2broker.v1.InitialiseOAuth2ConnectionResponse
+	(*ListConnectionEventsRequest)(nil),        // 21: oauth2broker.v1.ListConnectionEventsRequest
+	(*ListConnectionEventsResponse)(nil),       // 22: oauth2broker.v1.ListConnectionEventsResponse
+	(*CountConnectionsRequest)(nil),            // 23: oauth2broker.v1.CountConnectionsRequest
+	(*ConnectionStatusCount)(nil),              // 24: oauth2broker.v1.ConnectionStatusCount
+	(*CountConnectionsResponse)(nil),           // 25: oauth2broker.v1.CountConnectionsResponse
+	nil,                                        // 26: oauth2broker.v1.Connection.MetadataEntry
+	nil,                                        // 27: oauth2broker.v1.GetAccessTokenResponse.MetadataEntry
+	nil,                                        // 28: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.ConnectionConfigEntry
+	nil,                                        // 29: oauth2broker.v1.CountConnectionsResponse.FailingConnectionsByCredentialEntry
+	(*timestamppb.Timestamp)(nil),              // 30: google.protobuf.Timestamp
 }
 var file_oauth2broker_v1_connection_service_proto_depIdxs = []int32{
 	0,  // 0: oauth2broker.v1.Connection.status:type_name -> oauth2broker.v1.ConnectionStatus
-	29, // 1: oauth2broker.v1.Connection.access_token_expire_time:type_name -> google.protobuf.Timestamp
-	29, // 2: oauth2broker.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
-	29, // 3: oauth2broker.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
-	25, // 4: oauth2broker.v1.Connection.metadata:type_name -> oauth2broker.v1.Connection.MetadataEntry
-	3,  // 5: oauth2broker.v1.Connection.external_account:type_name -> oauth2broker.v1.ExternalAccount
-	2,  // 6: oauth2broker.v1.GetConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
-	0,  // 7: oauth2broker.v1.ListConnectionsRequest.status:type_name -> oauth2broker.v1.ConnectionStatus
-	2,  // 8: oauth2broker.v1.ListConnectionsResponse.connections:type_name -> oauth2broker.v1.Connection
-	29, // 9: oauth2broker.v1.GetAccessTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
-	26, // 10: oauth2broker.v1.GetAccessTokenResponse.metadata:type_name -> oauth2broker.v1.GetAccessTokenResponse.MetadataEntry
-	2,  // 11: oauth2broker.v1.ConfirmConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
-	1,  // 12: oauth2broker.v1.DeleteConnectionResponse.revocation:type_name -> oauth2broker.v1.RevocationOutcome
-	16, // 13: oauth2broker.v1.WatchConnectionEventsResponse.event:type_name -> oauth2broker.v1.ConnectionEvent
-	29, // 14: oauth2broker.v1.ConnectionEvent.create_time:type_name -> google.protobuf.Timestamp
-	0,  // 15: oauth2broker.v1.ConnectionEvent.status:type_name -> oauth2broker.v1.ConnectionStatus
-	17, // 16: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.credential:type_name -> oauth2broker.v1.CredentialReference
-	27, // 17: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.connection_config:type_name -> oauth2broker.v1.InitialiseOAuth2ConnectionRequest.ConnectionConfigEntry
-	29, // 18: oauth2broker.v1.InitialiseOAuth2ConnectionResponse.expire_time:type_name -> google.protobuf.Timestamp
-	16, // 19: oauth2broker.v1.ListConnectionEventsResponse.events:type_name -> oauth2broker.v1.ConnectionEvent
-	0,  // 20: oauth2broker.v1.ConnectionStatusCount.status:type_name -> oauth2broker.v1.ConnectionStatus
-	23, // 21: oauth2broker.v1.CountConnectionsResponse.counts:type_name -> oauth2broker.v1.ConnectionStatusCount
-	28, // 22: oauth2broker.v1.CountConnectionsResponse.failing_connections_by_credential:type_name -> oauth2broker.v1.CountConnectionsResponse.FailingConnectionsByCredentialEntry
-	18, // 23: oauth2broker.v1.ConnectionService.InitialiseOAuth2Connection:input_type -> oauth2broker.v1.InitialiseOAuth2ConnectionRequest
-	4,  // 24: oauth2broker.v1.ConnectionService.GetConnection:input_type -> oauth2broker.v1.GetConnectionRequest
-	6,  // 25: oauth2broker.v1.ConnectionService.ListConnections:input_type -> oauth2broker.v1.ListConnectionsRequest
-	8,  // 26: oauth2broker.v1.ConnectionService.GetAccessToken:input_type -> oauth2broker.v1.GetAccessTokenRequest
-	10, // 27: oauth2broker.v1.ConnectionService.ConfirmConnection:input_type -> oauth2broker.v1.ConfirmConnectionRequest
-	12, // 28: oauth2broker.v1.ConnectionService.DeleteConnection:input_type -> oauth2broker.v1.DeleteConnectionRequest
-	14, // 29: oauth2broker.v1.ConnectionService.WatchConnectionEvents:input_type -> oauth2broker.v1.WatchConnectionEventsRequest
-	20, // 30: oauth2broker.v1.ConnectionService.ListConnectionEvents:input_type -> oauth2broker.v1.ListConnectionEventsRequest
-	22, // 31: oauth2broker.v1.ConnectionService.CountConnections:input_type -> oauth2broker.v1.CountConnectionsRequest
-	19, // 32: oauth2broker.v1.ConnectionService.InitialiseOAuth2Connection:output_type -> oauth2broker.v1.InitialiseOAuth2ConnectionResponse
-	5,  // 33: oauth2broker.v1.ConnectionService.GetConnection:output_type -> oauth2broker.v1.GetConnectionResponse
-	7,  // 34: oauth2broker.v1.ConnectionService.ListConnections:output_type -> oauth2broker.v1.ListConnectionsResponse
-	9,  // 35: oauth2broker.v1.ConnectionService.GetAccessToken:output_type -> oauth2broker.v1.GetAccessTokenResponse
-	11, // 36: oauth2broker.v1.ConnectionService.ConfirmConnection:output_type -> oauth2broker.v1.ConfirmConnectionResponse
-	13, // 37: oauth2broker.v1.ConnectionService.DeleteConnection:output_type -> oauth2broker.v1.DeleteConnectionResponse
-	15, // 38: oauth2broker.v1.ConnectionService.WatchConnectionEvents:output_type -> oauth2broker.v1.WatchConnectionEventsResponse
-	21, // 39: oauth2broker.v1.ConnectionService.ListConnectionEvents:output_type -> oauth2broker.v1.ListConnectionEventsResponse
-	24, // 40: oauth2broker.v1.ConnectionService.CountConnections:output_type -> oauth2broker.v1.CountConnectionsResponse
-	32, // [32:41] is the sub-list for method output_type
-	23, // [23:32] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	30, // 1: oauth2broker.v1.Connection.access_token_expire_time:type_name -> google.protobuf.Timestamp
+	30, // 2: oauth2broker.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
+	30, // 3: oauth2broker.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
+	26, // 4: oauth2broker.v1.Connection.metadata:type_name -> oauth2broker.v1.Connection.MetadataEntry
+	4,  // 5: oauth2broker.v1.Connection.external_account:type_name -> oauth2broker.v1.ExternalAccount
+	1,  // 6: oauth2broker.v1.Connection.kind:type_name -> oauth2broker.v1.ConnectionKind
+	3,  // 7: oauth2broker.v1.GetConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
+	0,  // 8: oauth2broker.v1.ListConnectionsRequest.status:type_name -> oauth2broker.v1.ConnectionStatus
+	3,  // 9: oauth2broker.v1.ListConnectionsResponse.connections:type_name -> oauth2broker.v1.Connection
+	30, // 10: oauth2broker.v1.GetAccessTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	27, // 11: oauth2broker.v1.GetAccessTokenResponse.metadata:type_name -> oauth2broker.v1.GetAccessTokenResponse.MetadataEntry
+	3,  // 12: oauth2broker.v1.ConfirmConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
+	2,  // 13: oauth2broker.v1.DeleteConnectionResponse.revocation:type_name -> oauth2broker.v1.RevocationOutcome
+	17, // 14: oauth2broker.v1.WatchConnectionEventsResponse.event:type_name -> oauth2broker.v1.ConnectionEvent
+	30, // 15: oauth2broker.v1.ConnectionEvent.create_time:type_name -> google.protobuf.Timestamp
+	0,  // 16: oauth2broker.v1.ConnectionEvent.status:type_name -> oauth2broker.v1.ConnectionStatus
+	18, // 17: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.credential:type_name -> oauth2broker.v1.CredentialReference
+	28, // 18: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.connection_config:type_name -> oauth2broker.v1.InitialiseOAuth2ConnectionRequest.ConnectionConfigEntry
+	30, // 19: oauth2broker.v1.InitialiseOAuth2ConnectionResponse.expire_time:type_name -> google.protobuf.Timestamp
+	17, // 20: oauth2broker.v1.ListConnectionEventsResponse.events:type_name -> oauth2broker.v1.ConnectionEvent
+	0,  // 21: oauth2broker.v1.ConnectionStatusCount.status:type_name -> oauth2broker.v1.ConnectionStatus
+	24, // 22: oauth2broker.v1.CountConnectionsResponse.counts:type_name -> oauth2broker.v1.ConnectionStatusCount
+	29, // 23: oauth2broker.v1.CountConnectionsResponse.failing_connections_by_credential:type_name -> oauth2broker.v1.CountConnectionsResponse.FailingConnectionsByCredentialEntry
+	19, // 24: oauth2broker.v1.ConnectionService.InitialiseOAuth2Connection:input_type -> oauth2broker.v1.InitialiseOAuth2ConnectionRequest
+	5,  // 25: oauth2broker.v1.ConnectionService.GetConnection:input_type -> oauth2broker.v1.GetConnectionRequest
+	7,  // 26: oauth2broker.v1.ConnectionService.ListConnections:input_type -> oauth2broker.v1.ListConnectionsRequest
+	9,  // 27: oauth2broker.v1.ConnectionService.GetAccessToken:input_type -> oauth2broker.v1.GetAccessTokenRequest
+	11, // 28: oauth2broker.v1.ConnectionService.ConfirmConnection:input_type -> oauth2broker.v1.ConfirmConnectionRequest
+	13, // 29: oauth2broker.v1.ConnectionService.DeleteConnection:input_type -> oauth2broker.v1.DeleteConnectionRequest
+	15, // 30: oauth2broker.v1.ConnectionService.WatchConnectionEvents:input_type -> oauth2broker.v1.WatchConnectionEventsRequest
+	21, // 31: oauth2broker.v1.ConnectionService.ListConnectionEvents:input_type -> oauth2broker.v1.ListConnectionEventsRequest
+	23, // 32: oauth2broker.v1.ConnectionService.CountConnections:input_type -> oauth2broker.v1.CountConnectionsRequest
+	20, // 33: oauth2broker.v1.ConnectionService.InitialiseOAuth2Connection:output_type -> oauth2broker.v1.InitialiseOAuth2ConnectionResponse
+	6,  // 34: oauth2broker.v1.ConnectionService.GetConnection:output_type -> oauth2broker.v1.GetConnectionResponse
+	8,  // 35: oauth2broker.v1.ConnectionService.ListConnections:output_type -> oauth2broker.v1.ListConnectionsResponse
+	10, // 36: oauth2broker.v1.ConnectionService.GetAccessToken:output_type -> oauth2broker.v1.GetAccessTokenResponse
+	12, // 37: oauth2broker.v1.ConnectionService.ConfirmConnection:output_type -> oauth2broker.v1.ConfirmConnectionResponse
+	14, // 38: oauth2broker.v1.ConnectionService.DeleteConnection:output_type -> oauth2broker.v1.DeleteConnectionResponse
+	16, // 39: oauth2broker.v1.ConnectionService.WatchConnectionEvents:output_type -> oauth2broker.v1.WatchConnectionEventsResponse
+	22, // 40: oauth2broker.v1.ConnectionService.ListConnectionEvents:output_type -> oauth2broker.v1.ListConnectionEventsResponse
+	25, // 41: oauth2broker.v1.ConnectionService.CountConnections:output_type -> oauth2broker.v1.CountConnectionsResponse
+	33, // [33:42] is the sub-list for method output_type
+	24, // [24:33] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_oauth2broker_v1_connection_service_proto_init() }
@@ -2110,7 +2205,7 @@ func file_oauth2broker_v1_connection_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_oauth2broker_v1_connection_service_proto_rawDesc), len(file_oauth2broker_v1_connection_service_proto_rawDesc)),
-			NumEnums:      2,
+			NumEnums:      3,
 			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,

@@ -19,6 +19,17 @@ class ConnectionStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CONNECTION_STATUS_NEEDS_REAUTHORIZATION: _ClassVar[ConnectionStatus]
     CONNECTION_STATUS_PENDING: _ClassVar[ConnectionStatus]
 
+class ConnectionKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CONNECTION_KIND_UNSPECIFIED: _ClassVar[ConnectionKind]
+    CONNECTION_KIND_AUTHORIZATION_CODE: _ClassVar[ConnectionKind]
+    CONNECTION_KIND_CLIENT_CREDENTIALS: _ClassVar[ConnectionKind]
+    CONNECTION_KIND_IMPORTED: _ClassVar[ConnectionKind]
+    CONNECTION_KIND_DEVICE_CODE: _ClassVar[ConnectionKind]
+    CONNECTION_KIND_JWT_BEARER: _ClassVar[ConnectionKind]
+    CONNECTION_KIND_API_KEY: _ClassVar[ConnectionKind]
+    CONNECTION_KIND_BASIC: _ClassVar[ConnectionKind]
+
 class RevocationOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     REVOCATION_OUTCOME_UNSPECIFIED: _ClassVar[RevocationOutcome]
@@ -30,13 +41,21 @@ CONNECTION_STATUS_ACTIVE: ConnectionStatus
 CONNECTION_STATUS_REFRESH_FAILED: ConnectionStatus
 CONNECTION_STATUS_NEEDS_REAUTHORIZATION: ConnectionStatus
 CONNECTION_STATUS_PENDING: ConnectionStatus
+CONNECTION_KIND_UNSPECIFIED: ConnectionKind
+CONNECTION_KIND_AUTHORIZATION_CODE: ConnectionKind
+CONNECTION_KIND_CLIENT_CREDENTIALS: ConnectionKind
+CONNECTION_KIND_IMPORTED: ConnectionKind
+CONNECTION_KIND_DEVICE_CODE: ConnectionKind
+CONNECTION_KIND_JWT_BEARER: ConnectionKind
+CONNECTION_KIND_API_KEY: ConnectionKind
+CONNECTION_KIND_BASIC: ConnectionKind
 REVOCATION_OUTCOME_UNSPECIFIED: RevocationOutcome
 REVOCATION_OUTCOME_REVOKED: RevocationOutcome
 REVOCATION_OUTCOME_FAILED: RevocationOutcome
 REVOCATION_OUTCOME_NOT_SUPPORTED: RevocationOutcome
 
 class Connection(_message.Message):
-    __slots__ = ("id", "organisation_id", "connector_id", "credential_id", "status", "status_reason", "scopes", "token_type", "access_token_expire_time", "has_refresh_token", "create_time", "update_time", "metadata", "external_account")
+    __slots__ = ("id", "organisation_id", "connector_id", "credential_id", "status", "status_reason", "scopes", "token_type", "access_token_expire_time", "has_refresh_token", "create_time", "update_time", "metadata", "external_account", "kind")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -58,6 +77,7 @@ class Connection(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     EXTERNAL_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
     id: str
     organisation_id: str
     connector_id: str
@@ -72,7 +92,8 @@ class Connection(_message.Message):
     update_time: _timestamp_pb2.Timestamp
     metadata: _containers.ScalarMap[str, str]
     external_account: ExternalAccount
-    def __init__(self, id: _Optional[str] = ..., organisation_id: _Optional[str] = ..., connector_id: _Optional[str] = ..., credential_id: _Optional[str] = ..., status: _Optional[_Union[ConnectionStatus, str]] = ..., status_reason: _Optional[str] = ..., scopes: _Optional[_Iterable[str]] = ..., token_type: _Optional[str] = ..., access_token_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., has_refresh_token: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., external_account: _Optional[_Union[ExternalAccount, _Mapping]] = ...) -> None: ...
+    kind: ConnectionKind
+    def __init__(self, id: _Optional[str] = ..., organisation_id: _Optional[str] = ..., connector_id: _Optional[str] = ..., credential_id: _Optional[str] = ..., status: _Optional[_Union[ConnectionStatus, str]] = ..., status_reason: _Optional[str] = ..., scopes: _Optional[_Iterable[str]] = ..., token_type: _Optional[str] = ..., access_token_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., has_refresh_token: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., external_account: _Optional[_Union[ExternalAccount, _Mapping]] = ..., kind: _Optional[_Union[ConnectionKind, str]] = ...) -> None: ...
 
 class ExternalAccount(_message.Message):
     __slots__ = ("id", "email", "name")
