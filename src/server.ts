@@ -55,7 +55,7 @@ import { CredentialStore, credentialIndexes } from "./store/credentials.js";
 import { connectDatabase, type Database, ensureIndexes } from "./store/database.js";
 import { OAuthStateStore } from "./store/oauth-states.js";
 import { ConsoleSessionStore, consoleSessionIndexes } from "./store/console-sessions.js";
-import { ConsoleSessions } from "./console/sessions.js";
+import { ConsoleSessions, sessionCookieName } from "./console/sessions.js";
 import { CONSOLE_RETURN_PATH, consoleDistDir, consoleRoutes } from "./http/console-routes.js";
 import { ProviderService } from "../gen/oauth2broker/v1/provider_service_pb.js";
 import { loadProviderCatalog } from "./providers/catalog.js";
@@ -296,6 +296,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     jwtCallers,
     sessions: consoleSessionStore,
     ttlMs: config.consoleSessionTtlSeconds * 1000,
+    cookieName: sessionCookieName(config.publicUrl.startsWith("https:")),
   });
   const interceptors = [
     loggingInterceptor(logger, metrics, tracing),
@@ -344,6 +345,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
       ...consoleRoutes({
         sessions: consoleSessions,
         limiter: new RateLimiter(config.callbackRateLimit / 60, Math.max(1, Math.ceil(config.callbackRateLimit / 3))),
+        trustedProxies,
         secureCookie: config.publicUrl.startsWith("https:"),
         sessionTtlSeconds: config.consoleSessionTtlSeconds,
         distDir: consoleDistDir(findRoot(import.meta.dirname)),
