@@ -80,7 +80,7 @@ describe("console tabs (issue 20, item 4)", () => {
     const consoleUrl = page.url();
     const [tab] = await Promise.all([context.waitForEvent("page"), form.getByRole("button", { name: "Start test connection" }).click()]);
     await tab.waitForURL((url) => url.origin === hostileOrigin);
-    await tab.waitForFunction(() => document.title !== "loading");
+    await tab.waitForFunction("document.title !== 'loading'");
     // Give a navigation time to happen: the console stays where it was.
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(page.url()).toBe(consoleUrl);
