@@ -12,7 +12,8 @@ export interface CatalogEntry {
   id: string;
   display_name: string;
   documentation_url: string;
-  category: CatalogCategory;
+  /** Every entry in providers/ has one (catalog test); test catalogs may leave it out. */
+  category?: CatalogCategory;
   /** A large platform's per-product entry names its platform. */
   family?: "google" | "microsoft" | "atlassian" | "zoho";
   parameters?: CatalogParameter[];
