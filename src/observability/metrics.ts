@@ -72,6 +72,8 @@ const CALLBACK_OUTCOMES = new Set([
   "invalid_id_token",
   "account_mismatch",
   "connection_not_found",
+  "invalid_callback_signature",
+  "invalid_callback_value",
   "server_error",
   "rate_limited",
 ]);
