@@ -50,7 +50,7 @@ const LEASE_SEND_MARGIN_MS = 2_000;
 /**
  * A connection is force-refreshed at most once per this window, whatever its state (a failed
  * attempt counts too), and a token a refresh just produced is handed out for up to this long
- * (see #fresh).
+ * (see fresh).
  */
 export const FORCE_REFRESH_WINDOW_MS = 10_000;
 
