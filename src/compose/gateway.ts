@@ -90,6 +90,7 @@ export function browserRoutes(deps: GatewayDeps): HttpHandler {
       ...consoleRoutes({
         sessions: deps.consoleSessions,
         limiter: browserLimiter(),
+        trustedProxies: deps.trustedProxies,
         secureCookie: config.publicUrl.startsWith("https:"),
         sessionTtlSeconds: config.consoleSessionTtlSeconds,
         distDir: consoleDistDir(deps.root),

@@ -6,7 +6,7 @@ import { type Tracing, traceFields } from "../observability/tracing.js";
 import { isDatabaseUnavailable } from "../store/database.js";
 import type { SecretBox } from "../crypto/secret-box.js";
 import { IdTokenError, type IdTokenVerifier } from "../oauth/id-token.js";
-import { callbackMetadata, isRedirectUriOf, issuerMatches, parseCallbackPath, parseCallbackQuery, providerErrorCode } from "../oauth/callback-params.js";
+import { checkCallbackValues, isRedirectUriOf, issuerMatches, parseCallbackPath, parseCallbackQuery, providerErrorCode } from "../oauth/callback-params.js";
 import type { ProviderCatalog } from "../providers/catalog.js";
 import { profileFor } from "../providers/profile.js";
 import { OutboundError } from "../network/bounded-fetch.js";
@@ -56,6 +56,8 @@ type FailureReason =
   | "account_mismatch"
   | "account_unverified"
   | "connection_not_found"
+  | "invalid_callback_signature"
+  | "invalid_callback_value"
   | "server_error";
 
 const EXPIRED_TITLE = "This sign-in link has expired or was already used";
@@ -162,6 +164,15 @@ async function handleCallback(deps: CallbackDeps, req: HttpRequest, res: HttpRes
     if (!issuerMatches(params.iss, { ...credential, issuer: profile.issuer })) {
       return fail("issuer_mismatch", 400, ["The response did not come from the expected provider. Please start again."]);
     }
+    // Values the catalog keeps from the query, checked before the code leaves the broker.
+    const { callback: names, callbackPatterns: patterns, callbackEquals: equals, callbackSignature: signature } = profile.metadata;
+    const clientSecret = () => tokenClientFor(credential, profile, deps.secretBox).clientSecret;
+    const callbackValues = checkCallbackValues(query, { names, patterns, equals, signature }, clientSecret);
+    if ("refused" in callbackValues) {
+      attemptLog.warn({ parameter: callbackValues.key }, "callback value refused");
+      const what = callbackValues.refused === "invalid_callback_signature" ? "was not signed by the provider" : "is not what the provider sends";
+      return fail(callbackValues.refused, 400, [`The response's "${callbackValues.key}" ${what}. Nothing was stored. Please start again.`]);
+    }
 
     const tokens = await countTokenRequest(deps.metrics, "exchange", exchangeAuthorizationCode(
       tokenClientFor(credential, profile, deps.secretBox),
@@ -193,7 +204,7 @@ async function handleCallback(deps: CallbackDeps, req: HttpRequest, res: HttpRes
       // Where these tokens came from: the only endpoints they will be sent to.
       endpoints: endpointsOf(profile),
       // What the catalog names from the callback and the response, plus the template values.
-      metadata: { ...callbackMetadata(query, profile.metadata.callback), ...tokens.metadata, ...profile.connectionConfig },
+      metadata: { ...callbackValues.metadata, ...tokens.metadata, ...profile.connectionConfig },
       connectionConfig: { ...profile.connectionConfig },
     };
     const reconnect = attempt.connection_id;

@@ -3,6 +3,7 @@ import { basename, join } from "node:path";
 import { Ajv } from "ajv";
 import { parse } from "yaml";
 import { BROKER_PARAMS, UNSUPPORTED_PARAMS } from "../oauth/authorize-url.js";
+import type { CallbackSignature } from "../oauth/callback-params.js";
 import { isLoopbackHost } from "../validation.js";
 
 /** One `providers/<id>.yaml` file, as validated against catalog.schema.json. */
@@ -43,7 +44,12 @@ export interface CatalogEntry {
   metadata?: {
     response?: Record<string, string>;
     callback?: Record<string, string>;
+    /** Every `callback` key's anchored pattern: a value from the browser is refused unless it matches. */
     callback_patterns?: Record<string, string>;
+    /** What a `callback` value must equal, a template over connection-level parameters. */
+    callback_equals?: Record<string, string>;
+    /** A signature the provider's docs define over the redirect (Shopify's `hmac`). */
+    callback_signature?: CallbackSignature;
     requests?: MetadataRequest[];
   };
   revocation?: RevocationSpec;
@@ -116,8 +122,9 @@ export class CatalogError extends Error {
  * move the request to another host (`evil.com/x`, `a@b`, `acme.evil.com`) or another path.
  */
 export const HOSTILE_VALUES = {
-  host: ["evil.com/x", "a@b", "acme.evil.com", "acme.evil.com.", "a:1", "a/b", "a?b", "a#b", "a\\b", "a%2fb", "a b", "", ".", "..", "A\u0130"],
-  path: ["evil.com/x", "a/b", "a?b", "a#b", "a\\b", "a%2fb", "a%2Fb", "", ".", "..", "a b"],
+  // Control and bidi characters too: the values are kept as metadata (issue 20, item 7).
+  host: ["evil.com/x", "a@b", "acme.evil.com", "acme.evil.com.", "a:1", "a/b", "a?b", "a#b", "a\\b", "a%2fb", "a b", "", ".", "..", "A\u0130", "a\u0000b", "a\u202eb"],
+  path: ["evil.com/x", "a/b", "a?b", "a#b", "a\\b", "a%2fb", "a%2Fb", "", ".", "..", "a b", "a\u0000b", "a\u202eb"],
 } as const;
 
 const PLACEHOLDER = /\{([a-z][a-z0-9_]*)\}/g;
@@ -286,6 +293,42 @@ export function entryProblems(entry: CatalogEntry, fileId: string): string[] {
     if (parameter.level === "connection" && keys.has(parameter.name)) {
       problems.push(`metadata key "${parameter.name}" is also a connection parameter`);
     }
+  }
+  problems.push(...callbackRuleProblems(entry, parameters));
+  return problems;
+}
+
+/**
+ * A value from the callback query is whatever the browser sent (issue 20, item 7:
+ * `realmId=../../v3/company/OTHER` was stored and handed out), so each needs a pattern; a value
+ * to compare or a signature must refer to what exists.
+ */
+function callbackRuleProblems(entry: CatalogEntry, parameters: ReadonlyMap<string, CatalogParameter>): string[] {
+  const problems: string[] = [];
+  const callback = entry.metadata?.callback ?? {};
+  const patterns = entry.metadata?.callback_patterns ?? {};
+  for (const key of Object.keys(callback)) {
+    if (patterns[key] === undefined) problems.push(`metadata.callback.${key} needs a pattern in metadata.callback_patterns`);
+  }
+  for (const [key, pattern] of Object.entries(patterns)) {
+    if (callback[key] === undefined) problems.push(`metadata.callback_patterns.${key} is not a metadata.callback key`);
+    try {
+      new RegExp(pattern, "u");
+    } catch {
+      problems.push(`metadata.callback_patterns.${key} is not a valid regular expression`);
+    }
+  }
+  for (const [key, template] of Object.entries(entry.metadata?.callback_equals ?? {})) {
+    if (callback[key] === undefined) problems.push(`metadata.callback_equals.${key} is not a metadata.callback key`);
+    for (const match of template.matchAll(PLACEHOLDER)) {
+      if (parameters.get(match[1]!)?.level !== "connection") {
+        problems.push(`metadata.callback_equals.${key} uses "{${match[1]}}" which is not a connection parameter`);
+      }
+    }
+  }
+  const signature = entry.metadata?.callback_signature?.parameter;
+  if (signature !== undefined && Object.values(callback).includes(signature)) {
+    problems.push(`metadata.callback_signature.parameter "${signature}" must not be kept as metadata`);
   }
   return problems;
 }

@@ -2,6 +2,7 @@ import { invalid } from "../errors.js";
 import type { TokenEndpointAuthMethodName } from "../oauth/token-exchange.js";
 import { STANDARD_TOKEN_RESPONSE as STANDARD_RESPONSE, type TokenResponseRules } from "../oauth/token-response.js";
 import { GENERIC_AUTHORIZATION_RULES } from "../oauth/authorize-url.js";
+import type { CallbackSignature } from "../oauth/callback-params.js";
 import type { CatalogEntry, CatalogParameter, EndpointName, ProviderCatalog } from "./catalog.js";
 
 /** How a provider grants a refresh token (offline access). */
@@ -44,7 +45,16 @@ export interface ProviderProfile {
     refreshTokenRotates: boolean | undefined;
   };
   /** Non-secret values kept as connection metadata: our key -> token response path / callback query name. */
-  metadata: { response: Readonly<Record<string, string>>; callback: Readonly<Record<string, string>> };
+  metadata: {
+    response: Readonly<Record<string, string>>;
+    callback: Readonly<Record<string, string>>;
+    /** Each callback value's anchored pattern (required by the catalog for every callback key). */
+    callbackPatterns: Readonly<Record<string, string>>;
+    /** What a callback value must equal, the connection's values filled in. */
+    callbackEquals: Readonly<Record<string, string>>;
+    /** The signature the provider puts on its redirect, when its docs define one. */
+    callbackSignature: CallbackSignature | undefined;
+  };
   /** Where the connected account's identity is, for a later identity lookup. */
   identity: CatalogEntry["identity"];
   /** The connection-level template values, kept on the connection and in its metadata. */
@@ -128,7 +138,18 @@ export function buildProviderProfile(
       },
       refreshTokenRotates: entry.token?.refresh_token_rotates,
     },
-    metadata: { response: entry.metadata?.response ?? {}, callback: entry.metadata?.callback ?? {} },
+    metadata: {
+      response: entry.metadata?.response ?? {},
+      callback: entry.metadata?.callback ?? {},
+      callbackPatterns: entry.metadata?.callback_patterns ?? {},
+      callbackEquals: Object.fromEntries(
+        Object.entries(entry.metadata?.callback_equals ?? {}).map(([key, template]) => [
+          key,
+          template.replace(/\{([a-z][a-z0-9_]*)\}/g, (_, name: string) => values[name] ?? ""),
+        ]),
+      ),
+      callbackSignature: entry.metadata?.callback_signature,
+    },
     identity: entry.identity,
     connectionConfig: checkTemplateValues(entry, "connection", connectionConfig, "connection_config"),
   };
@@ -152,7 +173,7 @@ function genericProfile(credential: ProfileCredential, connectionConfig: Readonl
       response: STANDARD_RESPONSE,
       refreshTokenRotates: undefined,
     },
-    metadata: { response: {}, callback: {} },
+    metadata: { response: {}, callback: {}, callbackPatterns: {}, callbackEquals: {}, callbackSignature: undefined },
     identity: undefined,
     connectionConfig: {},
   };

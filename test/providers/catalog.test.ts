@@ -131,6 +131,27 @@ describe("the catalog loader refuses", () => {
     ["metadata that names a token", [base("leaky", { metadata: { response: { user_token: "authed_user.access_token" } }, sources: { endpoints: docs, authorize: docs, token: docs, metadata: docs } })], "must not name a secret"],
     ["a default parameter the broker owns", [base("owned", { authorize: { default_params: { redirect_uri: "https://evil.example" } } })], 'authorize.default_params must not set "redirect_uri"'],
     ["an unknown key (a typo)", [base("typo", { endpoint: {} })], "must NOT have additional properties"],
+    // Issue 20, item 7: a value from the callback query is whatever the browser sent.
+    [
+      "a callback value without a pattern",
+      [base("unchecked", { metadata: { callback: { realm_id: "realmId" } }, sources: { endpoints: docs, authorize: docs, token: docs, metadata: docs } })],
+      "metadata.callback.realm_id needs a pattern in metadata.callback_patterns",
+    ],
+    [
+      "a callback pattern for no callback key",
+      [base("stray", { metadata: { callback: { realm_id: "realmId" }, callback_patterns: { realm_id: "^[0-9]+$", company: "^[0-9]+$" } }, sources: { endpoints: docs, authorize: docs, token: docs, metadata: docs } })],
+      "metadata.callback_patterns.company is not a metadata.callback key",
+    ],
+    [
+      "an expected callback value over no connection parameter",
+      [base("unbound", { metadata: { callback: { shop_domain: "shop" }, callback_patterns: { shop_domain: "^[a-z.]+$" }, callback_equals: { shop_domain: "{shop}.myshopify.com" } }, sources: { endpoints: docs, authorize: docs, token: docs, metadata: docs } })],
+      'metadata.callback_equals.shop_domain uses "{shop}" which is not a connection parameter',
+    ],
+    [
+      "a connection pattern that lets a bidi control through into metadata",
+      [base("bidi", { parameters: [{ ...shop, pattern: "^[^./?#@:\\\\%\\s]+$" }], endpoints: { authorize: "https://{shop}.myshopify.com/a", token: "https://{shop}.myshopify.com/t" }, sources: { endpoints: docs, authorize: docs, token: docs, parameters: docs } })],
+      'parameter "shop" pattern accepts the hostile value "a\u202eb"',
+    ],
   ])("%s", (label, entries, message) => {
     const files: Record<string, string> = label.startsWith("an id") ? { "named.yaml": `id: other\ndisplay_name: x\ndocumentation_url: ${docs}\nendpoints: { authorize: "https://a.example.com/a", token: "https://a.example.com/t" }\nsources: { endpoints: "${docs}", authorize: "${docs}", token: "${docs}" }\n` } : {};
     expect(load(entries, files)).toThrow(CatalogError);

@@ -67,7 +67,7 @@ export function scriptedCatalogEntries(base: string): Array<Record<string, unkno
       documentation_url: docs,
       endpoints,
       authorize: { offline_access: { method: "scope", scope: "offline" } },
-      metadata: { callback: { realm_id: "realmId" } },
+      metadata: { callback: { realm_id: "realmId" }, callback_patterns: { realm_id: "^[0-9]{1,32}$" } },
       sources: { ...sources, metadata: docs },
     },
     {
