@@ -163,14 +163,14 @@ export function checkCallbackValues(
 function signatureValid(params: URLSearchParams, signature: CallbackSignature, secret: string): boolean {
   const given = params.get(signature.parameter) ?? "";
   if (!/^[0-9a-f]{64}$/i.test(given)) return false;
-  const escape = (text: string, name: boolean) => {
+  const escapeForSignature = (text: string, name: boolean) => {
     const escaped = text.replaceAll("%", "%25").replaceAll("&", "%26");
     return name ? escaped.replaceAll("=", "%3D") : escaped;
   };
   const message = [...params]
     .filter(([name]) => name !== signature.parameter)
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([name, value]) => `${escape(name, true)}=${escape(value, false)}`)
+    .map(([name, value]) => `${escapeForSignature(name, true)}=${escapeForSignature(value, false)}`)
     .join("&");
   const expected = createHmac("sha256", secret).update(message).digest();
   return timingSafeEqual(expected, Buffer.from(given.toLowerCase(), "hex"));
