@@ -12,6 +12,7 @@ import { ConnectionError, connectionNotFound, needsReauthorization, refreshFaile
 import type { ConnectionLifecycle } from "./connection-lifecycle.js";
 import { connectionSecretContext, connectionTokenClient } from "./secrets.js";
 import { type ProviderCatalog, profileFor } from "../providers/catalog.js";
+import type { ProviderProfile } from "../providers/profile.js";
 
 export interface AccessToken {
   accessToken: string;
@@ -210,8 +211,10 @@ export class TokenRefresher {
       );
       return { accessToken: tokens.accessToken, tokenType: tokens.tokenType, expireTime: stored.expireTime, metadata: stored.metadata };
     } catch (error) {
-      if (error instanceof TokenResponseError && error.oauthError === "invalid_grant") {
-        const reason = uncertain ? "refresh_token_reused" : "invalid_grant";
+      if (error instanceof TokenResponseError && endsGrant(error.oauthError, profile.token.errors)) {
+        // RFC 6749 §5.2 invalid_grant, or a code the provider's docs say ends the grant (Slack's
+        // HTTP-200 invalid_refresh_token): retrying cannot help, only the end user can.
+        const reason = error.oauthError !== "invalid_grant" ? error.oauthError! : uncertain ? "refresh_token_reused" : "invalid_grant";
         log.warn({ outcome: reason }, "refresh token rejected; the connection needs reauthorization");
         await lifecycle.markNeedsReauthorization(document, reason);
         throw needsReauthorization(reason);
@@ -275,6 +278,15 @@ export class TokenRefresher {
     }
     return candidates.length === batch;
   }
+}
+
+/**
+ * Whether a refresh error code ends the grant: the entry's permanent codes, and RFC 6749's
+ * invalid_grant unless the entry calls it transient. Other codes are retried after backoff.
+ */
+function endsGrant(code: string | undefined, errors: ProviderProfile["token"]["errors"]): boolean {
+  if (code === undefined || errors.transient.includes(code)) return false;
+  return code === "invalid_grant" || errors.permanent.includes(code);
 }
 
 /** The same test as the store's idle scan, made again under the lease. */

@@ -14,12 +14,18 @@ export interface TokenClient {
   bodyFormat?: "form" | "json";
   /** Where the provider puts the parts of its response (the provider profile's). */
   response?: TokenResponseRules;
+  /** client_secret_basic: "form" (default) or "raw", as the provider's docs build the header. */
+  basicEncoding?: "form" | "raw";
+  /** The provider's names for client_id and client_secret in the body (TikTok's `client_key`). */
+  clientIdParam?: string;
+  clientSecretParam?: string;
+  /** Parameters the provider documents for every exchange or refresh request (Pinterest's `continuous_refresh`). */
+  extraParams?: { exchange?: Readonly<Record<string, string>>; refresh?: Readonly<Record<string, string>> };
 }
 
 /**
- * RFC 6749 §4.1.3: exchanges an authorization code for tokens. oauth4webapi builds the request
- * (including the form-encoding of the client ID and secret that RFC 6749 §2.3.1 requires for
- * HTTP Basic); the response is read by parseTokenResponse, which accepts real-world variations
+ * RFC 6749 §4.1.3: exchanges an authorization code for tokens. oauth4webapi builds the request,
+ * with the broker's client authentication (clientAuthentication); the response is read by parseTokenResponse, which accepts real-world variations
  * that oauth4webapi rightly refuses. Throws TokenResponseError or OutboundError.
  */
 export async function exchangeAuthorizationCode(
@@ -38,7 +44,7 @@ export async function exchangeAuthorizationCode(
     params,
     grant.redirectUri,
     grant.codeVerifier ?? oauth.nopkce,
-    options,
+    { ...options, additionalParameters: client.extraParams?.exchange },
   );
   return parseTokenResponse(response.status, response.headers.get("content-type"), await response.text(), client.response);
 }
@@ -50,7 +56,10 @@ export async function exchangeAuthorizationCode(
  */
 export async function refreshAccessToken(client: TokenClient, refreshToken: string, fetchImpl: typeof fetch): Promise<TokenSet> {
   const { as, oauthClient, auth, options } = requestParts(client, fetchImpl);
-  const response = await oauth.refreshTokenGrantRequest(as, oauthClient, auth, refreshToken, options);
+  const response = await oauth.refreshTokenGrantRequest(as, oauthClient, auth, refreshToken, {
+    ...options,
+    additionalParameters: client.extraParams?.refresh,
+  });
   return parseTokenResponse(response.status, response.headers.get("content-type"), await response.text(), client.response ?? STANDARD_TOKEN_RESPONSE);
 }
 
@@ -94,13 +103,46 @@ function requestParts(client: TokenClient, fetchImpl: typeof fetch) {
     // does not make, so a credential without one gets the token endpoint's origin.
     as: { issuer: client.issuer ?? tokenUrl.origin, token_endpoint: tokenUrl.href } satisfies oauth.AuthorizationServer,
     oauthClient: { client_id: client.clientId } satisfies oauth.Client,
-    auth: client.authMethod === "client_secret_post" ? oauth.ClientSecretPost(client.clientSecret) : oauth.ClientSecretBasic(client.clientSecret),
+    auth: clientAuthentication(client),
     options: {
       [oauth.customFetch]: client.bodyFormat === "json" ? jsonBody(fetchImpl) : fetchImpl,
       // token_url was validated as https, or http on a loopback host.
       [oauth.allowInsecureRequests]: tokenUrl.protocol === "http:",
     },
   };
+}
+
+/**
+ * How the client authenticates at the token endpoint. oauth4webapi's ClientSecretBasic
+ * form-encodes every character but letters and digits, `-_.~` included, which a provider that
+ * compares the header raw (Notion, whose client IDs are UUIDs) refuses; so Basic is built here.
+ */
+function clientAuthentication(client: TokenClient): oauth.ClientAuth {
+  if (client.authMethod === "client_secret_post") {
+    return (_as, _client, body) => {
+      body.set(client.clientIdParam ?? "client_id", client.clientId);
+      body.set(client.clientSecretParam ?? "client_secret", client.clientSecret);
+    };
+  }
+  return (_as, _client, _body, headers) => {
+    headers.set("authorization", basicAuthorization(client.clientId, client.clientSecret, client.basicEncoding ?? "form"));
+  };
+}
+
+/**
+ * The HTTP Basic `Authorization` value for a client. RFC 6749 §2.3.1 form-encodes the ID and
+ * secret first; "form" encodes only what RFC 3986 §2.3 does not leave unreserved, so a provider
+ * that decodes reads the same value and one that does not still reads ordinary IDs (`-_.~`).
+ * "raw": `<id>:<secret>` as is, for providers whose docs build it so.
+ */
+export function basicAuthorization(clientId: string, clientSecret: string, encoding: "form" | "raw"): string {
+  const pair = encoding === "raw" ? `${clientId}:${clientSecret}` : `${formEncode(clientId)}:${formEncode(clientSecret)}`;
+  return `Basic ${Buffer.from(pair, "utf8").toString("base64")}`;
+}
+
+/** application/x-www-form-urlencoded, leaving RFC 3986 unreserved characters as they are. */
+function formEncode(value: string): string {
+  return encodeURIComponent(value).replace(/[!'()*]|%20/g, (c) => (c === "%20" ? "+" : `%${c.charCodeAt(0).toString(16).toUpperCase()}`));
 }
 
 /**

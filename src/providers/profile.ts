@@ -42,6 +42,12 @@ export interface ProviderProfile {
     response: TokenResponseRules;
     /** Whether each refresh returns a new refresh token; undefined when unknown. */
     refreshTokenRotates: boolean | undefined;
+    basicEncoding: "form" | "raw";
+    clientIdParam: string | undefined;
+    clientSecretParam: string | undefined;
+    extraParams: { exchange?: Readonly<Record<string, string>>; refresh?: Readonly<Record<string, string>> };
+    /** The provider's own error codes that end the grant (permanent) or that are worth retrying (transient). */
+    errors: { permanent: readonly string[]; transient: readonly string[] };
   };
   /** Non-secret values kept as connection metadata: our key -> token response path / callback query name. */
   metadata: { response: Readonly<Record<string, string>>; callback: Readonly<Record<string, string>> };
@@ -127,6 +133,11 @@ export function buildProviderProfile(
         metadata: entry.metadata?.response ?? {},
       },
       refreshTokenRotates: entry.token?.refresh_token_rotates,
+      basicEncoding: entry.token?.basic_encoding ?? "form",
+      clientIdParam: entry.token?.client_id_param,
+      clientSecretParam: entry.token?.client_secret_param,
+      extraParams: entry.token?.extra_params ?? {},
+      errors: { permanent: entry.token?.errors?.permanent ?? [], transient: entry.token?.errors?.transient ?? [] },
     },
     metadata: { response: entry.metadata?.response ?? {}, callback: entry.metadata?.callback ?? {} },
     identity: entry.identity,
@@ -151,6 +162,11 @@ function genericProfile(credential: ProfileCredential, connectionConfig: Readonl
       bodyFormat: "form",
       response: STANDARD_RESPONSE,
       refreshTokenRotates: undefined,
+      basicEncoding: "form",
+      clientIdParam: undefined,
+      clientSecretParam: undefined,
+      extraParams: {},
+      errors: { permanent: [], transient: [] },
     },
     metadata: { response: {}, callback: {} },
     identity: undefined,

@@ -1,6 +1,6 @@
 import { type Client, Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { ConnectionService, RevocationOutcome } from "../../gen/oauth2broker/v1/connection_service_pb.js";
+import { ConnectionService, ConnectionStatus, RevocationOutcome } from "../../gen/oauth2broker/v1/connection_service_pb.js";
 import { CredentialService } from "../../gen/oauth2broker/v1/credential_service_pb.js";
 import { TokenEndpointAuthMethod } from "../../gen/oauth2broker/v1/credential_pb.js";
 import { ProviderParameterLevel, ProviderService } from "../../gen/oauth2broker/v1/provider_service_pb.js";
@@ -37,6 +37,7 @@ beforeEach(() => {
   provider.requests.length = 0;
   provider.refreshBehaviour = undefined;
   provider.revocationStatus = 200;
+  provider.basicCheck = undefined;
 });
 
 async function providerCredential(provider: string, extra: Record<string, unknown> = {}): Promise<string> {
@@ -49,13 +50,13 @@ async function providerCredential(provider: string, extra: Record<string, unknow
 /** Initialise (no authorize_url: the catalog's), then the provider's redirect with `query`. */
 async function connect(
   credentialId: string,
-  options: { connectionConfig?: Record<string, string>; scopes?: string[]; query?: Record<string, string> } = {},
+  options: { connectionConfig?: Record<string, string>; scopes?: string[]; query?: Record<string, string>; clientId?: string } = {},
 ): Promise<{ authorizeUrl: URL; connectionId: string }> {
   const { url } = await connections.initialiseOAuth2Connection({
     organisationId: "acme",
     connectorId: "quirks",
     credential: { id: credentialId, organisationId: "acme" },
-    clientId: "client-1",
+    clientId: options.clientId ?? "client-1",
     scopes: options.scopes ?? ["read"],
     connectionConfig: options.connectionConfig ?? {},
     returnUrl: "",
@@ -82,9 +83,9 @@ describe("ProviderService", () => {
   it("lists the catalog a page at a time and returns one provider with its parameters", async () => {
     const service = broker.connect(ProviderService);
     const first = await service.listProviders({ pageSize: 3 });
-    expect(first.providers.map((p) => p.id)).toEqual(["scripted-callback", "scripted-defaults", "scripted-domain"]);
+    expect(first.providers.map((p) => p.id)).toEqual(["scripted-basic-form", "scripted-basic-raw", "scripted-callback"]);
     const rest = await service.listProviders({ pageSize: 100, pageToken: first.nextPageToken });
-    expect(rest.providers.map((p) => p.id)).toEqual(["scripted-json", "scripted-nested", "scripted-tenant", "scripted-zendesk"]);
+    expect(rest.providers.map((p) => p.id)).toEqual(["scripted-defaults", "scripted-domain", "scripted-json", "scripted-nested", "scripted-tenant", "scripted-zendesk"]);
     expect(rest.nextPageToken).toBe("");
     const { provider: zendesk } = await service.getProvider({ id: "scripted-zendesk" });
     expect(zendesk).toMatchObject({ id: "scripted-zendesk", scopeSeparator: " ", documentationUrl: "https://example.com/docs" });
@@ -195,15 +196,33 @@ describe("a full flow through each quirk", () => {
     expect(provider.requests.find((r) => r.path === "/revoke")!.form.get("token")).toBe("xoxe-2");
   });
 
-  it("an HTTP 200 error (ok false) on refresh is a refresh failure with the provider's code", async () => {
+  it("a transient HTTP 200 error (ok false) on refresh is a refresh failure with the provider's code, retried after backoff", async () => {
     const credentialId = await providerCredential("scripted-nested");
     provider.behaviour = { kind: "json", body: { ok: true, access_token: "xoxb-1", token_type: "bot", refresh_token: "xoxe-b1", expires_in: 30 } };
     const { connectionId } = await connect(credentialId);
-    provider.refreshBehaviour = { kind: "json", body: { ok: false, error: "invalid_refresh_token" } };
+    provider.refreshBehaviour = { kind: "json", body: { ok: false, error: "ratelimited" } };
     const error = await connectError(connections.getAccessToken({ organisationId: "acme", connectionId }));
     expect(error.code).toBe(Code.Unavailable);
     const { connection } = await connections.getConnection({ organisationId: "acme", id: connectionId });
-    expect(connection!.statusReason).toBe("invalid_refresh_token");
+    expect(connection).toMatchObject({ status: ConnectionStatus.REFRESH_FAILED, statusReason: "ratelimited" });
+  });
+
+  it("a permanent HTTP 200 error (Slack's invalid_refresh_token) needs reauthorization at once, with the code in the event", async () => {
+    const credentialId = await providerCredential("scripted-nested");
+    provider.behaviour = { kind: "json", body: { ok: true, access_token: "xoxb-2", token_type: "bot", refresh_token: "xoxe-b2", expires_in: 30 } };
+    const { connectionId } = await connect(credentialId);
+    provider.refreshBehaviour = { kind: "json", body: { ok: false, error: "invalid_refresh_token" } };
+    const error = await connectError(connections.getAccessToken({ organisationId: "acme", connectionId }));
+    expect(error.code).toBe(Code.FailedPrecondition);
+    expect(error.rawMessage).toBe("the connection needs reauthorization (invalid_refresh_token) so the end user must connect again");
+    const { connection } = await connections.getConnection({ organisationId: "acme", id: connectionId });
+    expect(connection).toMatchObject({ status: ConnectionStatus.NEEDS_REAUTHORIZATION, statusReason: "invalid_refresh_token" });
+    const events = broker.database.db.collection("events");
+    await expect
+      .poll(async () => (await events.find({ connection_id: connectionId }).sort({ _id: 1 }).toArray()).map((e) => `${e.type}:${e.status_reason ?? ""}`), { timeout: 5_000 })
+      .toEqual(["connection.created:", "connection.needs_reauthorization:invalid_refresh_token"]);
+    // Only one refresh was sent: nothing retries a grant the provider has ended.
+    expect(provider.grants("refresh_token")).toHaveLength(1);
   });
 
   it("missing token_type and expires_in (Shopify, Salesforce): the documented defaults, offline access by parameter", async () => {
@@ -277,6 +296,64 @@ describe("a full flow through each quirk", () => {
     expect(token).toMatchObject({ accessToken: "ms-2", metadata: { tenant: "contoso" } });
     expect(deleted.revocation).toBe(RevocationOutcome.REVOKED);
     expect(provider.requests.map((r) => r.path)).toEqual(["/t/contoso/token", "/t/contoso/token", "/t/contoso/revoke"]);
+  });
+});
+
+describe("HTTP Basic client credentials (RFC 6749 §2.3.1)", () => {
+  it("form-encodes what needs it: a provider that form-decodes reads a secret with + % : space and non-ASCII", async () => {
+    const secret = "s+e%c:r eét☃-_.~!*";
+    recordSecrets(secret);
+    const credentialId = await providerCredential("scripted-basic-form", { clientId: "app.client_1", clientSecret: secret });
+    provider.basicCheck = { decode: "form", clientId: "app.client_1", clientSecret: secret };
+    provider.behaviour = { kind: "json", body: { access_token: "bf-1", token_type: "Bearer", refresh_token: "bfr-1", expires_in: 30 } };
+    const { connectionId } = await connect(credentialId, { clientId: "app.client_1" });
+    const [exchange] = provider.grants("authorization_code");
+    const sent = Buffer.from(exchange!.authorization!.replace(/^Basic /, ""), "base64").toString();
+    expect(sent).toBe("app.client_1:s%2Be%25c%3Ar+e%C3%A9t%E2%98%83-_.~%21%2A");
+    const { token } = await refreshAndRevoke(connectionId, { kind: "json", body: { access_token: "bf-2", token_type: "Bearer", expires_in: 3600 } });
+    expect(token.accessToken).toBe("bf-2");
+  });
+
+  it("leaves unreserved characters as they are, so a provider that compares raw accepts IDs with - _ . ~", async () => {
+    const clientId = "3f2a-b_c.d~e";
+    const credentialId = await providerCredential("scripted-basic-form", { clientId, clientSecret: "secret-_.~value" });
+    provider.basicCheck = { decode: "raw", clientId, clientSecret: "secret-_.~value" };
+    provider.behaviour = { kind: "json", body: { access_token: "br-1", token_type: "Bearer", refresh_token: "brr-1", expires_in: 30 } };
+    const { connectionId } = await connect(credentialId, { clientId });
+    const { token } = await refreshAndRevoke(connectionId, { kind: "json", body: { access_token: "br-2", token_type: "Bearer", expires_in: 3600 } });
+    expect(token.accessToken).toBe("br-2");
+    expect(provider.grants("refresh_token")).toHaveLength(1);
+  });
+
+  it("basic_encoding raw (Notion's docs) sends <id>:<secret> exactly, even characters form-encoding would change", async () => {
+    const clientId = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
+    const secret = "secret_a+b/c=d";
+    recordSecrets(secret);
+    const credentialId = await providerCredential("scripted-basic-raw", { clientId, clientSecret: secret });
+    provider.basicCheck = { decode: "raw", clientId, clientSecret: secret };
+    provider.behaviour = { kind: "json", body: { access_token: "nr-1", token_type: "Bearer", refresh_token: "nrr-1", expires_in: 30 } };
+    const { connectionId } = await connect(credentialId, { clientId });
+    const { token } = await refreshAndRevoke(connectionId, { kind: "json", body: { access_token: "nr-2", token_type: "Bearer", expires_in: 3600 } });
+    expect(token.accessToken).toBe("nr-2");
+  });
+
+  it("a provider that compares raw refuses a form-encoded + (why raw exists), and the callback says the exchange failed", async () => {
+    const secret = "secret_a+b";
+    recordSecrets(secret);
+    const credentialId = await providerCredential("scripted-basic-form", { clientSecret: secret });
+    provider.basicCheck = { decode: "raw", clientId: "client-1", clientSecret: secret };
+    const { url } = await connections.initialiseOAuth2Connection({
+      organisationId: "acme",
+      connectorId: "quirks",
+      credential: { id: credentialId, organisationId: "acme" },
+      clientId: "client-1",
+      scopes: ["read"],
+    });
+    const state = new URL(url).searchParams.get("state")!;
+    recordSecrets(state);
+    const response = await fetch(`${broker.httpUrl}/oauth2/callback?state=${state}&code=code-x`);
+    expect(response.status).not.toBe(200);
+    expect(provider.grants("authorization_code")).toHaveLength(1);
   });
 });
 
@@ -369,6 +446,7 @@ describe("start-up", () => {
       {
         id: "bad",
         display_name: "Bad",
+        category: "other",
         documentation_url: "https://example.com/docs",
         endpoints: { authorize: "https://auth.example.com/a", token: "http://auth.example.com/t" },
         sources: { endpoints: "https://example.com/docs", authorize: "https://example.com/docs", token: "https://example.com/docs" },

@@ -13,7 +13,7 @@ export function scriptedCatalogEntries(base: string): Array<Record<string, unkno
   const docs = "https://example.com/docs";
   const sources = { endpoints: docs, authorize: docs, token: docs };
   const endpoints = { authorize: `${base}/authorize`, token: `${base}/token`, revocation: `${base}/revoke` };
-  return [
+  const entries: Array<Record<string, unknown>> = [
     {
       // Slack (oauth.v2.access): comma-separated scopes, HTTP 200 errors with "ok": false, the
       // user token under authed_user when there is no bot token, the team under team.
@@ -33,6 +33,8 @@ export function scriptedCatalogEntries(base: string): Array<Record<string, unkno
           ok_field: "ok",
           error_field: "error",
         },
+        // Slack's oauth.v2.access errors: a spent or revoked refresh token cannot come back.
+        errors: { permanent: ["invalid_refresh_token", "invalid_grant_type"], transient: ["ratelimited", "internal_error"] },
       },
       metadata: { response: { team_id: "team.id", team_name: "team.name", authed_user_id: "authed_user.id" } },
       sources: { ...sources, metadata: docs },
@@ -100,7 +102,26 @@ export function scriptedCatalogEntries(base: string): Array<Record<string, unkno
       endpoints: { authorize: "https://{subdomain}.zendesk.com/oauth/authorizations/new", token: "https://{subdomain}.zendesk.com/oauth/tokens" },
       sources: { ...sources, parameters: docs },
     },
+    {
+      // RFC 6749 §2.3.1 Basic: a provider that form-decodes the ID and secret.
+      id: "scripted-basic-form",
+      display_name: "Scripted Basic, form-decoded",
+      documentation_url: docs,
+      endpoints,
+      token: { auth_method: "client_secret_basic" },
+      sources,
+    },
+    {
+      // Notion's docs: base64 of `<client id>:<client secret>`, compared as sent.
+      id: "scripted-basic-raw",
+      display_name: "Scripted Basic, raw (Notion-like)",
+      documentation_url: docs,
+      endpoints,
+      token: { auth_method: "client_secret_basic", basic_encoding: "raw" },
+      sources,
+    },
   ];
+  return entries.map((entry) => ({ category: "other", ...entry }));
 }
 
 /** Writes entries as providers/<id>.yaml files in a new temporary directory; returns it. */
