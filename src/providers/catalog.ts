@@ -117,7 +117,13 @@ export class CatalogError extends Error {
  * move the request to another host (`evil.com/x`, `a@b`, `acme.evil.com`) or another path.
  */
 export const HOSTILE_VALUES = {
-  host: ["evil.com/x", "a@b", "acme.evil.com", "acme.evil.com.", "a:1", "a/b", "a?b", "a#b", "a\\b", "a%2fb", "a b", "", ".", "..", "A\u0130"],
+  host: [
+    "evil.com/x", "a@b", "acme.evil.com", "acme.evil.com.", "a:1", "a/b", "a?b", "a#b", "a\\b", "a%2fb", "a b", "", ".", "..", "A\u0130",
+    // For patterns with fixed dotted labels (Salesforce's `.my`, `--<sandbox>.sandbox.my`): a label
+    // added before, between or after the fixed ones, or a fixed one replaced, empty or doubled.
+    "acme.evil.my", "evil.acme.my", "acme.my.evil", "acme.my.", ".my", "acme..my", "acme.my.my", "acme.evil",
+    "acme--dev.evil.sandbox.my", "acme--dev.sandbox.evil.my", "evil.acme--dev.sandbox.my", "acme.sandbox.my", "acme--dev.sandbox.my.evil",
+  ],
   path: ["evil.com/x", "a/b", "a?b", "a#b", "a\\b", "a%2fb", "a%2Fb", "", ".", "..", "a b"],
 } as const;
 
@@ -239,7 +245,10 @@ export function entryProblems(entry: CatalogEntry, fileId: string): string[] {
   if (parameters.size !== (entry.parameters ?? []).length) problems.push("parameters must have unique names");
   for (const parameter of parameters.values()) {
     try {
-      new RegExp(parameter.pattern, "u");
+      const pattern = new RegExp(parameter.pattern, "u");
+      if (parameter.default !== undefined && !pattern.test(parameter.default)) {
+        problems.push(`parameter "${parameter.name}" default does not match its pattern`);
+      }
     } catch {
       problems.push(`parameter "${parameter.name}" pattern is not a valid regular expression`);
     }
@@ -323,6 +332,8 @@ function templateProblems(where: string, template: string, parameters: ReadonlyM
     if (!inHost && !asSegment) problems.push(`${where} must use "${placeholder}" as a whole path segment or in the host`);
     if (parameter.level !== "connection") continue;
     if (inHost) {
+      const unfixed = unfixedDot(parameter.pattern);
+      if (unfixed !== undefined) problems.push(`parameter "${name}" pattern may hold a dot only before a fixed label (${unfixed})`);
       const labels = authority.split(".");
       // A label under a fixed domain: `{shop}.myshopify.com`, never `{shop}.com` or `x{shop}.com`.
       const fixed = labels.slice(1);
@@ -341,6 +352,40 @@ function templateProblems(where: string, template: string, parameters: ReadonlyM
     }
   }
   return problems;
+}
+
+/**
+ * Why a host parameter's pattern lets a value hold a dot the pattern does not fix, or undefined.
+ * A dot may only be a literal `\.` followed by a literal label, then the end, another `\.`, an
+ * alternative or a group that closes without repeating: Salesforce's `acme--dev.sandbox.my`
+ * adds only the labels `sandbox` and `my`, never one of the caller's choosing.
+ */
+export function unfixedDot(pattern: string): string | undefined {
+  let inClass = false;
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i]!;
+    if (c === "\\") {
+      const next = pattern[i + 1];
+      i++;
+      if (next !== ".") continue;
+      if (inClass) return "an escaped dot in a character class";
+      const label = /^[A-Za-z0-9-]+/.exec(pattern.slice(i + 1))?.[0];
+      if (label === undefined) return "a dot not followed by a fixed label";
+      let j = i + 1 + label.length;
+      while (pattern[j] === ")") {
+        j++;
+        if (pattern[j] === "?") j++;
+        if (["*", "+", "{"].includes(pattern[j] ?? "")) return "a repeated group with a dot";
+      }
+      const after = pattern.slice(j, j + 2);
+      if (!(after.startsWith("$") || after.startsWith("|") || after === "\\.")) return "a fixed label followed by more pattern";
+      continue;
+    }
+    if (c === "[") inClass = true;
+    else if (c === "]") inClass = false;
+    else if (c === ".") return inClass ? "a dot in a character class" : "an unescaped dot";
+  }
+  return undefined;
 }
 
 /** Catalog URLs are https; plain http only for loopback hosts (test catalogs), like every endpoint. */

@@ -176,7 +176,7 @@ function genericProfile(credential: ProfileCredential, connectionConfig: Readonl
 
 /**
  * Checks the values of one level of template parameters: every parameter of that level present
- * and matching its pattern, nothing else. Values are never echoed (they are the caller's), only
+ * (or filled from its default) and matching its pattern, nothing else. Values are never echoed (they are the caller's), only
  * the key. Throws InvalidInputError.
  */
 export function checkTemplateValues(
@@ -195,8 +195,9 @@ export function checkTemplateValues(
   }
   const checked: Record<string, string> = {};
   for (const parameter of parameters) {
-    const value = values[parameter.name];
-    if (value === undefined || value === "") invalid(`${field}.${parameter.name}`, `is required by provider "${entry.id}"`);
+    const given = values[parameter.name];
+    const value = given === undefined || given === "" ? parameter.default : given;
+    if (value === undefined) invalid(`${field}.${parameter.name}`, `is required by provider "${entry.id}"`);
     if (value.length > 253 || !new RegExp(parameter.pattern, "u").test(value)) {
       invalid(`${field}.${parameter.name}`, `does not match the pattern of provider "${entry.id}" (see GetProvider)`);
     }
@@ -232,10 +233,15 @@ export function renderEndpoint(template: string, values: Readonly<Record<string,
   const inHost = names.filter((name) => hostTemplate.includes(`{${name}}`));
   const inPath = names.filter((name) => !hostTemplate.includes(`{${name}}`));
   if (url.host !== expectedHost || `${url.protocol}//` !== scheme) invalid(field(inHost[0] ?? names[0] ?? "host"), "would change the endpoint's host");
-  // Only credential-level parameters may name a whole host (with dots of its own).
+  // A connection-level value fills the first label of a host under the template's fixed domain;
+  // any label it adds must be one its pattern fixes after a literal dot (Salesforce's `.my`).
   const connectionInHost = inHost.find((name) => field(name).startsWith("connection_config"));
-  if (connectionInHost !== undefined && url.hostname.split(".").length !== hostTemplate.split(".").length) {
-    invalid(field(connectionInHost), "would change the endpoint's host");
+  if (connectionInHost !== undefined) {
+    const pattern = parameters.find((candidate) => candidate.name === connectionInHost)?.pattern ?? "";
+    const added = (values[connectionInHost] ?? "").split(".").slice(1);
+    if (added.some((label) => !pattern.includes(`\\.${label}`)) || !url.hostname.endsWith(hostTemplate.slice(hostTemplate.indexOf(".")).toLowerCase())) {
+      invalid(field(connectionInHost), "would change the endpoint's host");
+    }
   }
   const segments = (path: string) => path.split("?")[0]!.split("/").length;
   if (segments(url.pathname) !== segments(rest === "" ? "/" : rest) || url.pathname.split("/").some((s) => s === "." || s === "..")) {

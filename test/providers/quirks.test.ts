@@ -85,7 +85,12 @@ describe("ProviderService", () => {
     const first = await service.listProviders({ pageSize: 3 });
     expect(first.providers.map((p) => p.id)).toEqual(["scripted-basic-form", "scripted-basic-raw", "scripted-callback"]);
     const rest = await service.listProviders({ pageSize: 100, pageToken: first.nextPageToken });
-    expect(rest.providers.map((p) => p.id)).toEqual(["scripted-defaults", "scripted-domain", "scripted-json", "scripted-nested", "scripted-tenant", "scripted-zendesk"]);
+    expect(rest.providers.map((p) => p.id)).toEqual([
+      "scripted-defaults", "scripted-domain", "scripted-json", "scripted-nested", "scripted-tenant", "scripted-tenant-default", "scripted-zendesk",
+    ]);
+    const { provider: withDefault } = await service.getProvider({ id: "scripted-tenant-default" });
+    expect(withDefault!.parameters).toMatchObject([{ name: "tenant", defaultValue: "common" }]);
+    expect(rest.providers.find((p) => p.id === "scripted-tenant")!.parameters[0]!.defaultValue).toBeUndefined();
     expect(rest.nextPageToken).toBe("");
     const { provider: zendesk } = await service.getProvider({ id: "scripted-zendesk" });
     expect(zendesk).toMatchObject({ id: "scripted-zendesk", scopeSeparator: " ", documentationUrl: "https://example.com/docs" });
@@ -280,6 +285,21 @@ describe("a full flow through each quirk", () => {
     const listed = await connections.listConnections({ organisationId: "acme", credentialId });
     expect(listed.connections).toHaveLength(0); // deleted
     expect(deleted.revocation).toBe(RevocationOutcome.REVOKED);
+  });
+
+  it("a parameter left out takes its default (Microsoft's common tenant), kept on the connection for refresh and revoke", async () => {
+    const credentialId = await providerCredential("scripted-tenant-default");
+    provider.behaviour = { kind: "json", body: { access_token: "md-1", token_type: "Bearer", refresh_token: "mdr-1", expires_in: 30 } };
+    const { authorizeUrl, connectionId } = await connect(credentialId);
+    expect(`${authorizeUrl.origin}${authorizeUrl.pathname}`).toBe(`${provider.issuer}/t/common/authorize`);
+    const { connection } = await connections.getConnection({ organisationId: "acme", id: connectionId });
+    expect(connection!.metadata).toEqual({ tenant: "common" });
+    const { deleted } = await refreshAndRevoke(connectionId, { kind: "json", body: { access_token: "md-2", token_type: "Bearer", expires_in: 3600 } });
+    expect(deleted.revocation).toBe(RevocationOutcome.REVOKED);
+    expect(provider.requests.map((r) => r.path)).toEqual(["/t/common/token", "/t/common/token", "/t/common/revoke"]);
+    // A value given still wins over the default.
+    const other = await connect(credentialId, { connectionConfig: { tenant: "contoso" } });
+    expect(other.authorizeUrl.pathname).toBe("/t/contoso/authorize");
   });
 
   it("a templated endpoint (Microsoft-style {tenant} path segment): initialise, exchange, refresh and revoke all go to the connection's tenant", async () => {

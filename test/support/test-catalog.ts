@@ -83,6 +83,15 @@ export function scriptedCatalogEntries(base: string): Array<Record<string, unkno
       sources: { ...sources, parameters: docs },
     },
     {
+      // Microsoft's documented default tenant, `common`, used when connection_config leaves it out.
+      id: "scripted-tenant-default",
+      display_name: "Scripted tenant with a default (Microsoft-like)",
+      documentation_url: docs,
+      parameters: [{ name: "tenant", level: "connection", pattern: "^[a-z0-9][a-z0-9-]{0,62}$", default: "common", description: "The tenant" }],
+      endpoints: { authorize: `${base}/t/{tenant}/authorize`, token: `${base}/t/{tenant}/token`, revocation: `${base}/t/{tenant}/revoke` },
+      sources: { ...sources, parameters: docs },
+    },
+    {
       // Okta-style credential-level host: the whole host comes from the credential.
       id: "scripted-domain",
       display_name: "Scripted credential host (Okta-like)",
