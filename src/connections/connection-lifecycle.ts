@@ -7,7 +7,7 @@ import { hashState } from "../oauth/state.js";
 import { RevocationError, revokeToken } from "../oauth/token-exchange.js";
 import type { TokenSet } from "../oauth/token-response.js";
 import { OutboundError } from "../outbound/bounded-fetch.js";
-import type { ConnectionDocument, ConnectionStore, HeldGrant, PendingEvent, StoredGrant } from "../store/connections.js";
+import type { ConnectionApi, ConnectionDocument, ConnectionStore, HeldGrant, PendingEvent, StoredGrant } from "../store/connections.js";
 import type { CredentialDocument, CredentialStore } from "../store/credentials.js";
 import type { Lease, LeaseStore } from "../store/leases.js";
 import { ConnectionError, connectionNotFound, needsReauthorization, refreshFailed } from "./connection-errors.js";
@@ -52,6 +52,8 @@ export interface Grant {
   metadata: Record<string, string>;
   /** The provider's connection-level template values the tokens were obtained with. */
   connectionConfig: Record<string, string>;
+  /** Where the provider's API lives for this connection (renderApi), when the catalog says. */
+  api?: ConnectionApi;
 }
 
 export type RevocationResult = { outcome: "not_requested" | "revoked" | "not_supported" } | { outcome: "failed"; error: string };
@@ -336,7 +338,8 @@ export class ConnectionLifecycle {
     tokens: TokenSet,
     now: Date,
     adopted: ConnectionEndpoints | undefined,
-  ): Promise<{ expireTime: Date | undefined; metadata: Record<string, string> }> {
+    api: ConnectionApi | undefined,
+  ): Promise<{ expireTime: Date | undefined; metadata: Record<string, string>; api: ConnectionApi | undefined }> {
     const seal = (field: string, value: string) => this.deps.secretBox.encrypt(value, connectionSecretContext(connection._id, field));
     const set: Partial<ConnectionDocument> = {
       status: "ACTIVE",
@@ -353,13 +356,15 @@ export class ConnectionLifecycle {
     if (tokens.scopes !== undefined) set.scopes = tokens.scopes;
     // A refresh response may update what the catalog keeps (a moved `instance_url`).
     if (Object.keys(tokens.metadata).length > 0) set.metadata = { ...connection.metadata, ...tokens.metadata };
+    // Rendered again from the metadata as it is now (and the catalog as it is now).
+    if (api !== undefined) set.api = api;
     // Without `expires_in` (and no default lifetime known for the provider) the token has none.
     if (tokens.expiresIn !== undefined) set.expire_time = new Date(now.getTime() + tokens.expiresIn * 1000);
     else unset.push("expire_time");
     const event = connection.status === "REFRESH_FAILED" ? newEvent("connection.recovered", "ACTIVE") : undefined;
     await this.deps.connections.update(connection._id, { set, unset, event });
     if (event !== undefined) this.deps.onEvent(connection._id);
-    return { expireTime: set.expire_time, metadata: set.metadata ?? connection.metadata ?? {} };
+    return { expireTime: set.expire_time, metadata: set.metadata ?? connection.metadata ?? {}, api: set.api ?? connection.api };
   }
 
   /**
@@ -423,6 +428,7 @@ export class ConnectionLifecycle {
     if (grant.endpoints.revocation_url !== undefined) stored.revocation_url = grant.endpoints.revocation_url;
     if (Object.keys(grant.metadata).length > 0) stored.metadata = { ...grant.metadata };
     if (Object.keys(grant.connectionConfig).length > 0) stored.connection_config = { ...grant.connectionConfig };
+    if (grant.api !== undefined) stored.api = grant.api;
     return stored;
   }
 
@@ -478,7 +484,7 @@ export class ConnectionLifecycle {
 
 /** The optional grant fields a replacing grant does not have: they are removed. */
 function grantFieldsMissing(grant: StoredGrant): Array<keyof ConnectionDocument> {
-  return (["refresh_token", "id_token", "expire_time", "extra_fields", "revocation_url", "metadata", "connection_config"] as const).filter(
+  return (["refresh_token", "id_token", "expire_time", "extra_fields", "revocation_url", "metadata", "connection_config", "api"] as const).filter(
     (field) => grant[field] === undefined,
   );
 }

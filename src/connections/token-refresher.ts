@@ -5,7 +5,7 @@ import { OutboundError } from "../outbound/bounded-fetch.js";
 import { refreshAccessToken } from "../oauth/token-exchange.js";
 import { countTokenRequest, type Metrics } from "../observability/metrics.js";
 import { TokenResponseError } from "../oauth/token-response.js";
-import type { ConnectionDocument, ConnectionStore } from "../store/connections.js";
+import type { ConnectionApi, ConnectionDocument, ConnectionStore } from "../store/connections.js";
 import type { CredentialStore } from "../store/credentials.js";
 import type { Lease } from "../store/leases.js";
 import { ConnectionError, connectionNotFound, needsReauthorization, refreshFailed } from "./connection-errors.js";
@@ -13,6 +13,8 @@ import type { ConnectionLifecycle } from "./connection-lifecycle.js";
 import { connectionSecretContext, connectionTokenClient } from "./secrets.js";
 import { type ProviderCatalog, profileFor } from "../providers/catalog.js";
 import type { ProviderProfile } from "../providers/profile.js";
+import { renderApi } from "../providers/api.js";
+import type { OutboundPolicy } from "../outbound/address-policy.js";
 
 export interface AccessToken {
   accessToken: string;
@@ -20,6 +22,8 @@ export interface AccessToken {
   expireTime: Date | undefined;
   /** The connection's metadata (never a secret). */
   metadata: Record<string, string>;
+  /** Where the provider's API lives for this connection, when the catalog says. */
+  api: ConnectionApi | undefined;
 }
 
 export interface TokenRefresherDeps {
@@ -30,6 +34,8 @@ export interface TokenRefresherDeps {
   /** The bounded fetch for provider calls. */
   fetch: typeof fetch;
   providers: ProviderCatalog;
+  /** Checks provider-sent URLs used as API bases. */
+  outbound: OutboundPolicy;
   /** Tokens closer than this to expiry are refreshed first. */
   minValidityMs: number;
   /** The provider-call timeout. */
@@ -131,6 +137,7 @@ export class TokenRefresher {
         tokenType: document.token_type,
         expireTime: document.expire_time,
         metadata: document.metadata ?? {},
+        api: document.api,
       };
     }
     const retryAt = document.refresh_retry_time?.getTime();
@@ -204,12 +211,13 @@ export class TokenRefresher {
         "refresh",
         refreshAccessToken(target.client, refreshToken, this.deps.fetch),
       );
-      const stored = await lifecycle.recordRefreshed(document, tokens, now, target.adopted);
+      const api = renderApi(profile.api, profile.templateValues, { ...document.metadata, ...tokens.metadata }, (url) => this.deps.outbound.refusal(url));
+      const stored = await lifecycle.recordRefreshed(document, tokens, now, target.adopted, api);
       log.info(
         { outcome: document.status === "REFRESH_FAILED" ? "recovered" : "refreshed", rotated: tokens.refreshToken !== undefined },
         "access token refreshed",
       );
-      return { accessToken: tokens.accessToken, tokenType: tokens.tokenType, expireTime: stored.expireTime, metadata: stored.metadata };
+      return { accessToken: tokens.accessToken, tokenType: tokens.tokenType, expireTime: stored.expireTime, metadata: stored.metadata, api: stored.api };
     } catch (error) {
       if (error instanceof TokenResponseError && endsGrant(error.oauthError, profile.token.errors)) {
         // RFC 6749 §5.2 invalid_grant, or a code the provider's docs say ends the grant (Slack's

@@ -19,6 +19,8 @@ import { endpointsOf, tokenClientFor } from "../connections/secrets.js";
 import { accountFromIdToken, accountFromObject, type ExternalAccount, fetchUserinfoAccount, OIDC_ACCOUNT_FIELDS } from "../oauth/external-account.js";
 import type { TokenSet } from "../oauth/token-response.js";
 import type { ProviderProfile } from "../providers/profile.js";
+import { renderApi } from "../providers/api.js";
+import type { OutboundPolicy } from "../outbound/address-policy.js";
 import { codeVerifierContext } from "../services/connection-service.js";
 import type { CredentialDocument, CredentialStore } from "../store/credentials.js";
 import type { OAuthStateDocument, OAuthStateStore } from "../store/oauth-states.js";
@@ -42,6 +44,8 @@ export interface CallbackDeps {
   /** The bounded fetch for provider calls. */
   fetch: typeof fetch;
   providers: ProviderCatalog;
+  /** Checks provider-sent URLs used as API bases. */
+  outbound: OutboundPolicy;
   logger: Logger;
 }
 
@@ -179,6 +183,7 @@ async function handleCallback(deps: CallbackDeps, req: HttpRequest, res: HttpRes
       claims = await deps.idTokens.verify(tokens.idToken, { issuer: profile.issuer, clientId: credential.client_id, nonce: attempt.nonce });
     }
 
+    const metadata = { ...callbackMetadata(query, profile.metadata.callback), ...tokens.metadata, ...profile.connectionConfig };
     const grant: Grant = {
       organisationId: attempt.organisation_id,
       connectorId: attempt.connector_id,
@@ -191,8 +196,9 @@ async function handleCallback(deps: CallbackDeps, req: HttpRequest, res: HttpRes
       // Where these tokens came from: the only endpoints they will be sent to.
       endpoints: endpointsOf(profile),
       // What the catalog names from the callback and the response, plus the template values.
-      metadata: { ...callbackMetadata(query, profile.metadata.callback), ...tokens.metadata, ...profile.connectionConfig },
+      metadata,
       connectionConfig: { ...profile.connectionConfig },
+      api: renderApi(profile.api, profile.templateValues, metadata, (url) => deps.outbound.refusal(url)),
     };
     const reconnect = attempt.connection_id;
     const { id, confirmation } =

@@ -292,9 +292,55 @@ export function entryProblems(entry: CatalogEntry, fileId: string): string[] {
     if (keys.has(key)) problems.push(`metadata key "${key}" is defined twice`);
     keys.add(key);
   }
+  for (const [index, request] of (entry.metadata?.requests ?? []).entries()) {
+    for (const [key, path] of Object.entries(request.response)) {
+      if (path.split(".").some((segment) => SECRET_SEGMENT.test(segment)) || SECRET_SEGMENT.test(key)) {
+        problems.push(`metadata.requests[${index}].response.${key} must not name a secret ("${path}")`);
+      }
+      keys.add(key);
+    }
+  }
   for (const parameter of parameters.values()) {
     if (parameter.level === "connection" && keys.has(parameter.name)) {
       problems.push(`metadata key "${parameter.name}" is also a connection parameter`);
+    }
+  }
+  problems.push(...apiProblems(entry, parameters, keys));
+  return problems;
+}
+
+/**
+ * `api.base_urls` templates: every placeholder a parameter or a metadata key; a metadata key that
+ * holds a whole URL only alone at the start (`{instance_url}/services/data`); otherwise an https
+ * URL whose host takes a connection parameter or metadata value only as its first label under a
+ * fixed domain, and no placeholder in the query.
+ */
+function apiProblems(entry: CatalogEntry, parameters: ReadonlyMap<string, CatalogParameter>, metadataKeys: ReadonlySet<string>): string[] {
+  const problems: string[] = [];
+  for (const [index, base] of (entry.api?.base_urls ?? []).entries()) {
+    const where = `api.base_urls[${index}].url`;
+    const names = [...base.url.matchAll(PLACEHOLDER)].map((match) => match[1]!);
+    for (const name of names) {
+      if (!parameters.has(name) && !metadataKeys.has(name)) problems.push(`${where} uses "{${name}}" which is neither a parameter nor a metadata key`);
+    }
+    const leading = /^\{([a-z][a-z0-9_]*)\}(\/[^?#]*)?$/.exec(base.url);
+    if (leading !== null) {
+      if (parameters.has(leading[1]!)) problems.push(`${where} may start with a metadata key only, not the parameter "${leading[1]}"`);
+      continue;
+    }
+    const shape = /^https?:\/\/([^/?#]+)(\/[^?#]*)?$/.exec(base.url);
+    if (shape === null) {
+      problems.push(`${where} must be an absolute URL without query or fragment, or start with a metadata key that holds one`);
+      continue;
+    }
+    const problem = urlProblem(base.url.replace(PLACEHOLDER, "sample"));
+    if (problem !== undefined) problems.push(`${where} ${problem}`);
+    const labels = shape[1]!.split(".");
+    for (const name of names) {
+      if (!shape[1]!.includes(`{${name}}`) || parameters.get(name)?.level === "credential") continue;
+      if (labels[0] !== `{${name}}` || labels.length < 3 || labels.slice(1).some((label) => label.includes("{"))) {
+        problems.push(`${where} "{${name}}" may only fill the first label of a host under a fixed domain`);
+      }
     }
   }
   return problems;

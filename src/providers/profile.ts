@@ -2,7 +2,7 @@ import { invalid } from "../errors.js";
 import type { TokenEndpointAuthMethodName } from "../store/credentials.js";
 import { STANDARD_TOKEN_RESPONSE as STANDARD_RESPONSE, type TokenResponseRules } from "../oauth/token-response.js";
 import { GENERIC_AUTHORIZATION_RULES } from "../oauth/authorize-url.js";
-import type { CatalogEntry, CatalogParameter, EndpointName } from "./catalog.js";
+import type { ApiSpec, CatalogEntry, CatalogParameter, EndpointName } from "./catalog.js";
 
 /** How a provider grants a refresh token (offline access). */
 export type OfflineAccess = { method: "scope"; scope: string } | { method: "param"; params: Record<string, string> } | { method: "none" };
@@ -55,6 +55,10 @@ export interface ProviderProfile {
   identity: CatalogEntry["identity"];
   /** The connection-level template values, kept on the connection and in its metadata. */
   connectionConfig: Readonly<Record<string, string>>;
+  /** Every template value (credential and connection level), for rendering `api`. */
+  templateValues: Readonly<Record<string, string>>;
+  /** Where the provider's API lives (rendered per connection by renderApi). */
+  api: ApiSpec | undefined;
 }
 
 /** The credential fields a profile is built from (a stored credential document has them all). */
@@ -142,6 +146,8 @@ export function buildProviderProfile(
     metadata: { response: entry.metadata?.response ?? {}, callback: entry.metadata?.callback ?? {} },
     identity: entry.identity,
     connectionConfig: checkTemplateValues(entry, "connection", connectionConfig, "connection_config"),
+    templateValues: values,
+    api: entry.api,
   };
 }
 
@@ -171,6 +177,8 @@ function genericProfile(credential: ProfileCredential, connectionConfig: Readonl
     metadata: { response: {}, callback: {} },
     identity: undefined,
     connectionConfig: {},
+    templateValues: {},
+    api: undefined,
   };
 }
 

@@ -1,7 +1,14 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { type Connection, ConnectionSchema, ConnectionStatus } from "../../gen/oauth2broker/v1/connection_service_pb.js";
-import type { ConnectionDocument, ConnectionStatus as StoredStatus } from "../store/connections.js";
+import {
+  ApiTokenLocation,
+  type Connection,
+  ConnectionSchema,
+  ConnectionStatus,
+  type ProviderApi,
+  ProviderApiSchema,
+} from "../../gen/oauth2broker/v1/connection_service_pb.js";
+import type { ConnectionApi, ConnectionDocument, ConnectionStatus as StoredStatus } from "../store/connections.js";
 
 export function toConnectionStatus(status: StoredStatus | undefined): ConnectionStatus {
   switch (status) {
@@ -53,5 +60,21 @@ export function toConnection(document: ConnectionDocument): Connection {
       document.external_account === undefined
         ? undefined
         : { id: document.external_account.id, email: document.external_account.email ?? "", name: document.external_account.name ?? "" },
+    apiBaseUrl: document.api?.base_urls[0]?.url ?? "",
+    api: toProviderApi(document.api),
+  });
+}
+
+/** The API view of where a connection's provider API lives (for Connection and GetAccessToken). */
+export function toProviderApi(api: ConnectionApi | undefined): ProviderApi | undefined {
+  if (api === undefined) return undefined;
+  return create(ProviderApiSchema, {
+    baseUrls: api.base_urls.map((base) => ({ name: base.name, url: base.url, description: base.description ?? "" })),
+    tokenPlacement: {
+      location: api.token.in === "query" ? ApiTokenLocation.QUERY : ApiTokenLocation.HEADER,
+      name: api.token.name,
+      scheme: api.token.scheme,
+    },
+    headers: api.headers ?? {},
   });
 }

@@ -43,6 +43,18 @@ export interface StoredGrant {
   revocation_url?: string;
   metadata?: Record<string, string>;
   connection_config?: Record<string, string>;
+  api?: ConnectionApi;
+}
+
+/**
+ * Where the connection's provider API lives (the catalog's `api`, rendered with the connection's
+ * values and metadata) and how a call carries the token. Rendered when tokens are stored, so
+ * reading a connection or a token needs no catalog lookup.
+ */
+export interface ConnectionApi {
+  base_urls: Array<{ name: string; url: string; description?: string }>;
+  token: { in: "header" | "query"; name: string; scheme: string };
+  headers?: Record<string, string>;
 }
 
 /**
@@ -104,6 +116,8 @@ export interface ConnectionDocument {
   connection_config?: Record<string, string>;
   /** Non-secret facts the provider catalog names (from the token response and callback query). */
   metadata?: Record<string, string>;
+  /** Where the provider's API lives for this connection (see ConnectionApi). */
+  api?: ConnectionApi;
   /** For PENDING connections: who must confirm, the hash of the one-time code, and until when. */
   end_user_id?: string;
   confirmation_hash?: string;

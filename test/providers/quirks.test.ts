@@ -1,6 +1,6 @@
 import { type Client, Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { ConnectionService, ConnectionStatus, RevocationOutcome } from "../../gen/oauth2broker/v1/connection_service_pb.js";
+import { ApiTokenLocation, ConnectionService, ConnectionStatus, RevocationOutcome } from "../../gen/oauth2broker/v1/connection_service_pb.js";
 import { CredentialService } from "../../gen/oauth2broker/v1/credential_service_pb.js";
 import { TokenEndpointAuthMethod } from "../../gen/oauth2broker/v1/credential_pb.js";
 import { ProviderParameterLevel, ProviderService } from "../../gen/oauth2broker/v1/provider_service_pb.js";
@@ -243,12 +243,39 @@ describe("a full flow through each quirk", () => {
     expect(expiresAt).toBeGreaterThanOrEqual(Math.floor(before / 1000) * 1000 + 29_000);
     expect(expiresAt).toBeLessThanOrEqual(Date.now() + 31_000);
     expect(connection!.metadata).toEqual({ instance_url: "https://na1.example.com" });
+    expect(connection!.apiBaseUrl).toBe("https://na1.example.com/services/data");
+    expect(connection!.api).toMatchObject({
+      baseUrls: [
+        { name: "rest", url: "https://na1.example.com/services/data", description: "REST API" },
+        { name: "apex", url: "https://na1.example.com/services/apexrest", description: "" },
+      ],
+      tokenPlacement: { location: ApiTokenLocation.HEADER, name: "Authorization", scheme: "Bearer" },
+      headers: {},
+    });
 
-    const { token, deleted } = await refreshAndRevoke(connectionId, { kind: "json", body: { access_token: "shpat-2" } });
-    expect(token).toMatchObject({ accessToken: "shpat-2", tokenType: "bearer", metadata: { instance_url: "https://na1.example.com" } });
+    // A refresh that names another instance moves the API base with it.
+    const { token, deleted } = await refreshAndRevoke(connectionId, { kind: "json", body: { access_token: "shpat-2", instance_url: "https://na2.example.com/" } });
+    expect(token).toMatchObject({ accessToken: "shpat-2", tokenType: "bearer", metadata: { instance_url: "https://na2.example.com/" } });
+    expect(token.apiBaseUrl).toBe("https://na2.example.com/services/data");
     expect(deleted.revocation).toBe(RevocationOutcome.REVOKED);
     // No new refresh token came back: the old one stays and is the one revoked.
     expect(provider.requests.find((r) => r.path === "/revoke")!.form.get("token")).toBe("shprt-1");
+  });
+
+  it.each([
+    ["an internal address", "https://169.254.169.254"],
+    ["plain http", "http://na1.example.com"],
+    ["user info", "https://evil@na1.example.com"],
+    ["a query", "https://na1.example.com/?x=1"],
+    ["not a URL", "na1.example.com"],
+  ])("an API base from provider metadata is left out when it is %s", async (_label, instanceUrl) => {
+    const credentialId = await providerCredential("scripted-defaults");
+    provider.behaviour = { kind: "json", body: { access_token: "shpat-x", refresh_token: "shprt-x", instance_url: instanceUrl } };
+    const { connectionId } = await connect(credentialId);
+    const { connection } = await connections.getConnection({ organisationId: "acme", id: connectionId });
+    expect(connection!.metadata).toEqual({ instance_url: instanceUrl });
+    expect(connection!.apiBaseUrl).toBe("");
+    expect(connection!.api).toBeUndefined();
   });
 
   it("a JSON request body with HTTP Basic authentication (Notion), default authorize parameters", async () => {
@@ -270,6 +297,8 @@ describe("a full flow through each quirk", () => {
 
     const { token, deleted } = await refreshAndRevoke(connectionId, { kind: "json", body: { access_token: "ntn-2", token_type: "bearer", expires_in: 3600 } });
     expect(token).toMatchObject({ accessToken: "ntn-2", metadata: { workspace_id: "w1", workspace_name: "Acme HQ", bot_id: "b1" } });
+    expect(token.apiBaseUrl).toBe("https://api.notion.example/v1");
+    expect(token.api!.headers).toEqual({ "Notion-Version": "2022-06-28" });
     expect(provider.grants("refresh_token")[0]!.contentType).toBe("application/json");
     expect(deleted.revocation).toBe(RevocationOutcome.REVOKED);
   });

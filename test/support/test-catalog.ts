@@ -48,7 +48,14 @@ export function scriptedCatalogEntries(base: string): Array<Record<string, unkno
       authorize: { offline_access: { method: "param", params: { access_type: "offline" } }, prompt_values: ["none", "consent"] },
       token: { auth_method: "client_secret_post", default_token_type: "bearer", default_expires_in: 30 },
       metadata: { response: { instance_url: "instance_url" } },
-      sources: { ...sources, metadata: docs },
+      // Salesforce: the REST API lives on the org's instance_url, which the token response names.
+      api: {
+        base_urls: [
+          { name: "rest", url: "{instance_url}/services/data", description: "REST API" },
+          { name: "apex", url: "{instance_url}/services/apexrest" },
+        ],
+      },
+      sources: { ...sources, metadata: docs, api: docs },
     },
     {
       // Notion: HTTP Basic client authentication with a JSON body; workspace facts in the response.
@@ -59,7 +66,9 @@ export function scriptedCatalogEntries(base: string): Array<Record<string, unkno
       authorize: { default_params: { owner: "user" }, offline_access: { method: "none" } },
       token: { auth_method: "client_secret_basic", body_format: "json" },
       metadata: { response: { workspace_id: "workspace_id", workspace_name: "workspace_name", bot_id: "bot_id" } },
-      sources: { ...sources, metadata: docs },
+      // Notion: a fixed API host, and a Notion-Version header on every call.
+      api: { base_urls: [{ name: "rest", url: "https://api.notion.example/v1" }], headers: { "Notion-Version": "2022-06-28" } },
+      sources: { ...sources, metadata: docs, api: docs },
     },
     {
       // QuickBooks: the company ID comes as realmId in the callback query; a form-encoded token

@@ -91,6 +91,59 @@ func (ConnectionStatus) EnumDescriptor() ([]byte, []int) {
 	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{0}
 }
 
+// Where a token travels on an API call.
+type ApiTokenLocation int32
+
+const (
+	// Not set.
+	ApiTokenLocation_API_TOKEN_LOCATION_UNSPECIFIED ApiTokenLocation = 0
+	// In a request header.
+	ApiTokenLocation_API_TOKEN_LOCATION_HEADER ApiTokenLocation = 1
+	// In a query parameter of the URL.
+	ApiTokenLocation_API_TOKEN_LOCATION_QUERY ApiTokenLocation = 2
+)
+
+// Enum value maps for ApiTokenLocation.
+var (
+	ApiTokenLocation_name = map[int32]string{
+		0: "API_TOKEN_LOCATION_UNSPECIFIED",
+		1: "API_TOKEN_LOCATION_HEADER",
+		2: "API_TOKEN_LOCATION_QUERY",
+	}
+	ApiTokenLocation_value = map[string]int32{
+		"API_TOKEN_LOCATION_UNSPECIFIED": 0,
+		"API_TOKEN_LOCATION_HEADER":      1,
+		"API_TOKEN_LOCATION_QUERY":       2,
+	}
+)
+
+func (x ApiTokenLocation) Enum() *ApiTokenLocation {
+	p := new(ApiTokenLocation)
+	*p = x
+	return p
+}
+
+func (x ApiTokenLocation) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ApiTokenLocation) Descriptor() protoreflect.EnumDescriptor {
+	return file_oauth2broker_v1_connection_service_proto_enumTypes[1].Descriptor()
+}
+
+func (ApiTokenLocation) Type() protoreflect.EnumType {
+	return &file_oauth2broker_v1_connection_service_proto_enumTypes[1]
+}
+
+func (x ApiTokenLocation) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ApiTokenLocation.Descriptor instead.
+func (ApiTokenLocation) EnumDescriptor() ([]byte, []int) {
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{1}
+}
+
 // What happened to the revocation DeleteConnection was asked for.
 type RevocationOutcome int32
 
@@ -132,11 +185,11 @@ func (x RevocationOutcome) String() string {
 }
 
 func (RevocationOutcome) Descriptor() protoreflect.EnumDescriptor {
-	return file_oauth2broker_v1_connection_service_proto_enumTypes[1].Descriptor()
+	return file_oauth2broker_v1_connection_service_proto_enumTypes[2].Descriptor()
 }
 
 func (RevocationOutcome) Type() protoreflect.EnumType {
-	return &file_oauth2broker_v1_connection_service_proto_enumTypes[1]
+	return &file_oauth2broker_v1_connection_service_proto_enumTypes[2]
 }
 
 func (x RevocationOutcome) Number() protoreflect.EnumNumber {
@@ -145,7 +198,7 @@ func (x RevocationOutcome) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RevocationOutcome.Descriptor instead.
 func (RevocationOutcome) EnumDescriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{1}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{2}
 }
 
 // A connected end-user account, without its tokens.
@@ -184,8 +237,16 @@ type Connection struct {
 	// The account at the provider this connection belongs to, from the verified ID token or the
 	// provider's userinfo endpoint; unset when the provider did not say.
 	ExternalAccount *ExternalAccount `protobuf:"bytes,14,opt,name=external_account,json=externalAccount,proto3" json:"external_account,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The base URL of the provider's API for this connection (the first of `api.base_urls`), from
+	// the provider catalog with this connection's values filled in (Salesforce's `instance_url`,
+	// Shopify's shop, Mailchimp's data center). Empty for a credential without `provider`, or when
+	// the catalog does not say or a value it needs is missing.
+	ApiBaseUrl string `protobuf:"bytes,15,opt,name=api_base_url,json=apiBaseUrl,proto3" json:"api_base_url,omitempty"`
+	// Where the provider's API lives and how a call carries the token; unset when `api_base_url`
+	// is empty.
+	Api           *ProviderApi `protobuf:"bytes,16,opt,name=api,proto3" json:"api,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Connection) Reset() {
@@ -316,6 +377,216 @@ func (x *Connection) GetExternalAccount() *ExternalAccount {
 	return nil
 }
 
+func (x *Connection) GetApiBaseUrl() string {
+	if x != nil {
+		return x.ApiBaseUrl
+	}
+	return ""
+}
+
+func (x *Connection) GetApi() *ProviderApi {
+	if x != nil {
+		return x.Api
+	}
+	return nil
+}
+
+// Where a connection's provider API lives and how a call to it carries the access token, as the
+// provider documents it (the catalog's `api` section), rendered for one connection.
+type ProviderApi struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The API's base URLs, the primary one first. Providers with several hosts (Google,
+	// Microsoft, Atlassian) name each.
+	BaseUrls []*ApiBaseUrl `protobuf:"bytes,1,rep,name=base_urls,json=baseUrls,proto3" json:"base_urls,omitempty"`
+	// How a call sends the access token.
+	TokenPlacement *ApiTokenPlacement `protobuf:"bytes,2,opt,name=token_placement,json=tokenPlacement,proto3" json:"token_placement,omitempty"`
+	// Headers every call needs, name to value (such as Notion's `Notion-Version`). Never a secret.
+	Headers       map[string]string `protobuf:"bytes,3,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProviderApi) Reset() {
+	*x = ProviderApi{}
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProviderApi) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProviderApi) ProtoMessage() {}
+
+func (x *ProviderApi) ProtoReflect() protoreflect.Message {
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProviderApi.ProtoReflect.Descriptor instead.
+func (*ProviderApi) Descriptor() ([]byte, []int) {
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ProviderApi) GetBaseUrls() []*ApiBaseUrl {
+	if x != nil {
+		return x.BaseUrls
+	}
+	return nil
+}
+
+func (x *ProviderApi) GetTokenPlacement() *ApiTokenPlacement {
+	if x != nil {
+		return x.TokenPlacement
+	}
+	return nil
+}
+
+func (x *ProviderApi) GetHeaders() map[string]string {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+// One base URL of a provider's API.
+type ApiBaseUrl struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A snake_case name for it (such as `rest`, `graph`, `admin`).
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The absolute URL calls are made under, without a trailing slash.
+	Url string `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	// What the API under it is for; may be empty.
+	Description   string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApiBaseUrl) Reset() {
+	*x = ApiBaseUrl{}
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApiBaseUrl) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApiBaseUrl) ProtoMessage() {}
+
+func (x *ApiBaseUrl) ProtoReflect() protoreflect.Message {
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApiBaseUrl.ProtoReflect.Descriptor instead.
+func (*ApiBaseUrl) Descriptor() ([]byte, []int) {
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ApiBaseUrl) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ApiBaseUrl) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *ApiBaseUrl) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+// Where the access token goes on a call to the provider's API.
+type ApiTokenPlacement struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A header or a query parameter.
+	Location ApiTokenLocation `protobuf:"varint,1,opt,name=location,proto3,enum=oauth2broker.v1.ApiTokenLocation" json:"location,omitempty"`
+	// The header's or query parameter's name (such as `Authorization`, `X-Shopify-Access-Token`,
+	// `access_token`).
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// For a header: the word before the token, followed by a space (`Bearer`); empty for the token
+	// alone.
+	Scheme        string `protobuf:"bytes,3,opt,name=scheme,proto3" json:"scheme,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApiTokenPlacement) Reset() {
+	*x = ApiTokenPlacement{}
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApiTokenPlacement) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApiTokenPlacement) ProtoMessage() {}
+
+func (x *ApiTokenPlacement) ProtoReflect() protoreflect.Message {
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApiTokenPlacement.ProtoReflect.Descriptor instead.
+func (*ApiTokenPlacement) Descriptor() ([]byte, []int) {
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ApiTokenPlacement) GetLocation() ApiTokenLocation {
+	if x != nil {
+		return x.Location
+	}
+	return ApiTokenLocation_API_TOKEN_LOCATION_UNSPECIFIED
+}
+
+func (x *ApiTokenPlacement) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ApiTokenPlacement) GetScheme() string {
+	if x != nil {
+		return x.Scheme
+	}
+	return ""
+}
+
 // An account at the provider. Fields the provider did not give are empty.
 type ExternalAccount struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -331,7 +602,7 @@ type ExternalAccount struct {
 
 func (x *ExternalAccount) Reset() {
 	*x = ExternalAccount{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[1]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -343,7 +614,7 @@ func (x *ExternalAccount) String() string {
 func (*ExternalAccount) ProtoMessage() {}
 
 func (x *ExternalAccount) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[1]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -356,7 +627,7 @@ func (x *ExternalAccount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExternalAccount.ProtoReflect.Descriptor instead.
 func (*ExternalAccount) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{1}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ExternalAccount) GetId() string {
@@ -393,7 +664,7 @@ type GetConnectionRequest struct {
 
 func (x *GetConnectionRequest) Reset() {
 	*x = GetConnectionRequest{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[2]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -405,7 +676,7 @@ func (x *GetConnectionRequest) String() string {
 func (*GetConnectionRequest) ProtoMessage() {}
 
 func (x *GetConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[2]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -418,7 +689,7 @@ func (x *GetConnectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConnectionRequest.ProtoReflect.Descriptor instead.
 func (*GetConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{2}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetConnectionRequest) GetOrganisationId() string {
@@ -446,7 +717,7 @@ type GetConnectionResponse struct {
 
 func (x *GetConnectionResponse) Reset() {
 	*x = GetConnectionResponse{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[3]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -458,7 +729,7 @@ func (x *GetConnectionResponse) String() string {
 func (*GetConnectionResponse) ProtoMessage() {}
 
 func (x *GetConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[3]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -471,7 +742,7 @@ func (x *GetConnectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConnectionResponse.ProtoReflect.Descriptor instead.
 func (*GetConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{3}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetConnectionResponse) GetConnection() *Connection {
@@ -502,7 +773,7 @@ type ListConnectionsRequest struct {
 
 func (x *ListConnectionsRequest) Reset() {
 	*x = ListConnectionsRequest{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[4]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -514,7 +785,7 @@ func (x *ListConnectionsRequest) String() string {
 func (*ListConnectionsRequest) ProtoMessage() {}
 
 func (x *ListConnectionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[4]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -527,7 +798,7 @@ func (x *ListConnectionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnectionsRequest.ProtoReflect.Descriptor instead.
 func (*ListConnectionsRequest) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{4}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListConnectionsRequest) GetOrganisationId() string {
@@ -585,7 +856,7 @@ type ListConnectionsResponse struct {
 
 func (x *ListConnectionsResponse) Reset() {
 	*x = ListConnectionsResponse{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[5]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -597,7 +868,7 @@ func (x *ListConnectionsResponse) String() string {
 func (*ListConnectionsResponse) ProtoMessage() {}
 
 func (x *ListConnectionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[5]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -610,7 +881,7 @@ func (x *ListConnectionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnectionsResponse.ProtoReflect.Descriptor instead.
 func (*ListConnectionsResponse) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{5}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListConnectionsResponse) GetConnections() []*Connection {
@@ -644,7 +915,7 @@ type GetAccessTokenRequest struct {
 
 func (x *GetAccessTokenRequest) Reset() {
 	*x = GetAccessTokenRequest{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[6]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -656,7 +927,7 @@ func (x *GetAccessTokenRequest) String() string {
 func (*GetAccessTokenRequest) ProtoMessage() {}
 
 func (x *GetAccessTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[6]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -669,7 +940,7 @@ func (x *GetAccessTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccessTokenRequest.ProtoReflect.Descriptor instead.
 func (*GetAccessTokenRequest) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{6}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetAccessTokenRequest) GetOrganisationId() string {
@@ -704,14 +975,18 @@ type GetAccessTokenResponse struct {
 	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
 	// The connection's metadata (see `Connection.metadata`), for calls that need it (Salesforce's
 	// `instance_url`, Shopify's `shop`).
-	Metadata      map[string]string `protobuf:"bytes,4,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Metadata map[string]string `protobuf:"bytes,4,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The base URL of the provider's API for this connection (see `Connection.api_base_url`).
+	ApiBaseUrl string `protobuf:"bytes,5,opt,name=api_base_url,json=apiBaseUrl,proto3" json:"api_base_url,omitempty"`
+	// Where the provider's API lives and how to send this token to it (see `Connection.api`).
+	Api           *ProviderApi `protobuf:"bytes,6,opt,name=api,proto3" json:"api,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetAccessTokenResponse) Reset() {
 	*x = GetAccessTokenResponse{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[7]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -723,7 +998,7 @@ func (x *GetAccessTokenResponse) String() string {
 func (*GetAccessTokenResponse) ProtoMessage() {}
 
 func (x *GetAccessTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[7]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -736,7 +1011,7 @@ func (x *GetAccessTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccessTokenResponse.ProtoReflect.Descriptor instead.
 func (*GetAccessTokenResponse) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{7}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetAccessTokenResponse) GetAccessToken() string {
@@ -767,6 +1042,20 @@ func (x *GetAccessTokenResponse) GetMetadata() map[string]string {
 	return nil
 }
 
+func (x *GetAccessTokenResponse) GetApiBaseUrl() string {
+	if x != nil {
+		return x.ApiBaseUrl
+	}
+	return ""
+}
+
+func (x *GetAccessTokenResponse) GetApi() *ProviderApi {
+	if x != nil {
+		return x.Api
+	}
+	return nil
+}
+
 // The request of ConfirmConnection.
 type ConfirmConnectionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -785,7 +1074,7 @@ type ConfirmConnectionRequest struct {
 
 func (x *ConfirmConnectionRequest) Reset() {
 	*x = ConfirmConnectionRequest{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[8]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -797,7 +1086,7 @@ func (x *ConfirmConnectionRequest) String() string {
 func (*ConfirmConnectionRequest) ProtoMessage() {}
 
 func (x *ConfirmConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[8]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -810,7 +1099,7 @@ func (x *ConfirmConnectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmConnectionRequest.ProtoReflect.Descriptor instead.
 func (*ConfirmConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{8}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ConfirmConnectionRequest) GetOrganisationId() string {
@@ -852,7 +1141,7 @@ type ConfirmConnectionResponse struct {
 
 func (x *ConfirmConnectionResponse) Reset() {
 	*x = ConfirmConnectionResponse{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[9]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -864,7 +1153,7 @@ func (x *ConfirmConnectionResponse) String() string {
 func (*ConfirmConnectionResponse) ProtoMessage() {}
 
 func (x *ConfirmConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[9]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -877,7 +1166,7 @@ func (x *ConfirmConnectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmConnectionResponse.ProtoReflect.Descriptor instead.
 func (*ConfirmConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{9}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ConfirmConnectionResponse) GetConnection() *Connection {
@@ -906,7 +1195,7 @@ type DeleteConnectionRequest struct {
 
 func (x *DeleteConnectionRequest) Reset() {
 	*x = DeleteConnectionRequest{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[10]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -918,7 +1207,7 @@ func (x *DeleteConnectionRequest) String() string {
 func (*DeleteConnectionRequest) ProtoMessage() {}
 
 func (x *DeleteConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[10]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -931,7 +1220,7 @@ func (x *DeleteConnectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConnectionRequest.ProtoReflect.Descriptor instead.
 func (*DeleteConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{10}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DeleteConnectionRequest) GetOrganisationId() string {
@@ -975,7 +1264,7 @@ type DeleteConnectionResponse struct {
 
 func (x *DeleteConnectionResponse) Reset() {
 	*x = DeleteConnectionResponse{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[11]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -987,7 +1276,7 @@ func (x *DeleteConnectionResponse) String() string {
 func (*DeleteConnectionResponse) ProtoMessage() {}
 
 func (x *DeleteConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[11]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1000,7 +1289,7 @@ func (x *DeleteConnectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConnectionResponse.ProtoReflect.Descriptor instead.
 func (*DeleteConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{11}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DeleteConnectionResponse) GetRevocation() RevocationOutcome {
@@ -1028,7 +1317,7 @@ type WatchConnectionEventsRequest struct {
 
 func (x *WatchConnectionEventsRequest) Reset() {
 	*x = WatchConnectionEventsRequest{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[12]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1040,7 +1329,7 @@ func (x *WatchConnectionEventsRequest) String() string {
 func (*WatchConnectionEventsRequest) ProtoMessage() {}
 
 func (x *WatchConnectionEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[12]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1053,7 +1342,7 @@ func (x *WatchConnectionEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchConnectionEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchConnectionEventsRequest) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{12}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *WatchConnectionEventsRequest) GetOrganisationId() string {
@@ -1074,7 +1363,7 @@ type WatchConnectionEventsResponse struct {
 
 func (x *WatchConnectionEventsResponse) Reset() {
 	*x = WatchConnectionEventsResponse{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[13]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1086,7 +1375,7 @@ func (x *WatchConnectionEventsResponse) String() string {
 func (*WatchConnectionEventsResponse) ProtoMessage() {}
 
 func (x *WatchConnectionEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[13]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1099,7 +1388,7 @@ func (x *WatchConnectionEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchConnectionEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchConnectionEventsResponse) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{13}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *WatchConnectionEventsResponse) GetEvent() *ConnectionEvent {
@@ -1139,7 +1428,7 @@ type ConnectionEvent struct {
 
 func (x *ConnectionEvent) Reset() {
 	*x = ConnectionEvent{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[14]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1151,7 +1440,7 @@ func (x *ConnectionEvent) String() string {
 func (*ConnectionEvent) ProtoMessage() {}
 
 func (x *ConnectionEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[14]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1164,7 +1453,7 @@ func (x *ConnectionEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectionEvent.ProtoReflect.Descriptor instead.
 func (*ConnectionEvent) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{14}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ConnectionEvent) GetId() string {
@@ -1243,7 +1532,7 @@ type CredentialReference struct {
 
 func (x *CredentialReference) Reset() {
 	*x = CredentialReference{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[15]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1255,7 +1544,7 @@ func (x *CredentialReference) String() string {
 func (*CredentialReference) ProtoMessage() {}
 
 func (x *CredentialReference) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[15]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1268,7 +1557,7 @@ func (x *CredentialReference) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CredentialReference.ProtoReflect.Descriptor instead.
 func (*CredentialReference) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{15}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CredentialReference) GetId() string {
@@ -1368,7 +1657,7 @@ type InitialiseOAuth2ConnectionRequest struct {
 
 func (x *InitialiseOAuth2ConnectionRequest) Reset() {
 	*x = InitialiseOAuth2ConnectionRequest{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[16]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1380,7 +1669,7 @@ func (x *InitialiseOAuth2ConnectionRequest) String() string {
 func (*InitialiseOAuth2ConnectionRequest) ProtoMessage() {}
 
 func (x *InitialiseOAuth2ConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[16]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1393,7 +1682,7 @@ func (x *InitialiseOAuth2ConnectionRequest) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use InitialiseOAuth2ConnectionRequest.ProtoReflect.Descriptor instead.
 func (*InitialiseOAuth2ConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{16}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *InitialiseOAuth2ConnectionRequest) GetOrganisationId() string {
@@ -1501,7 +1790,7 @@ type InitialiseOAuth2ConnectionResponse struct {
 
 func (x *InitialiseOAuth2ConnectionResponse) Reset() {
 	*x = InitialiseOAuth2ConnectionResponse{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[17]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1513,7 +1802,7 @@ func (x *InitialiseOAuth2ConnectionResponse) String() string {
 func (*InitialiseOAuth2ConnectionResponse) ProtoMessage() {}
 
 func (x *InitialiseOAuth2ConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[17]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1526,7 +1815,7 @@ func (x *InitialiseOAuth2ConnectionResponse) ProtoReflect() protoreflect.Message
 
 // Deprecated: Use InitialiseOAuth2ConnectionResponse.ProtoReflect.Descriptor instead.
 func (*InitialiseOAuth2ConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{17}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *InitialiseOAuth2ConnectionResponse) GetUrl() string {
@@ -1560,7 +1849,7 @@ type ListConnectionEventsRequest struct {
 
 func (x *ListConnectionEventsRequest) Reset() {
 	*x = ListConnectionEventsRequest{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[18]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1572,7 +1861,7 @@ func (x *ListConnectionEventsRequest) String() string {
 func (*ListConnectionEventsRequest) ProtoMessage() {}
 
 func (x *ListConnectionEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[18]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1585,7 +1874,7 @@ func (x *ListConnectionEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnectionEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListConnectionEventsRequest) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{18}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListConnectionEventsRequest) GetOrganisationId() string {
@@ -1629,7 +1918,7 @@ type ListConnectionEventsResponse struct {
 
 func (x *ListConnectionEventsResponse) Reset() {
 	*x = ListConnectionEventsResponse{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[19]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1641,7 +1930,7 @@ func (x *ListConnectionEventsResponse) String() string {
 func (*ListConnectionEventsResponse) ProtoMessage() {}
 
 func (x *ListConnectionEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[19]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1654,7 +1943,7 @@ func (x *ListConnectionEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnectionEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListConnectionEventsResponse) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{19}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListConnectionEventsResponse) GetEvents() []*ConnectionEvent {
@@ -1682,7 +1971,7 @@ type CountConnectionsRequest struct {
 
 func (x *CountConnectionsRequest) Reset() {
 	*x = CountConnectionsRequest{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[20]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1694,7 +1983,7 @@ func (x *CountConnectionsRequest) String() string {
 func (*CountConnectionsRequest) ProtoMessage() {}
 
 func (x *CountConnectionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[20]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1707,7 +1996,7 @@ func (x *CountConnectionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountConnectionsRequest.ProtoReflect.Descriptor instead.
 func (*CountConnectionsRequest) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{20}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CountConnectionsRequest) GetOrganisationId() string {
@@ -1730,7 +2019,7 @@ type ConnectionStatusCount struct {
 
 func (x *ConnectionStatusCount) Reset() {
 	*x = ConnectionStatusCount{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[21]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1742,7 +2031,7 @@ func (x *ConnectionStatusCount) String() string {
 func (*ConnectionStatusCount) ProtoMessage() {}
 
 func (x *ConnectionStatusCount) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[21]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1755,7 +2044,7 @@ func (x *ConnectionStatusCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectionStatusCount.ProtoReflect.Descriptor instead.
 func (*ConnectionStatusCount) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{21}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ConnectionStatusCount) GetStatus() ConnectionStatus {
@@ -1786,7 +2075,7 @@ type CountConnectionsResponse struct {
 
 func (x *CountConnectionsResponse) Reset() {
 	*x = CountConnectionsResponse{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[22]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1798,7 +2087,7 @@ func (x *CountConnectionsResponse) String() string {
 func (*CountConnectionsResponse) ProtoMessage() {}
 
 func (x *CountConnectionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[22]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1811,7 +2100,7 @@ func (x *CountConnectionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountConnectionsResponse.ProtoReflect.Descriptor instead.
 func (*CountConnectionsResponse) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{22}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CountConnectionsResponse) GetCounts() []*ConnectionStatusCount {
@@ -1832,7 +2121,7 @@ var File_oauth2broker_v1_connection_service_proto protoreflect.FileDescriptor
 
 const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"\n" +
-	"(oauth2broker/v1/connection_service.proto\x12\x0foauth2broker.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf0\x05\n" +
+	"(oauth2broker/v1/connection_service.proto\x12\x0foauth2broker.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc2\x06\n" +
 	"\n" +
 	"Connection\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
@@ -1852,10 +2141,29 @@ const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"\vupdate_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12E\n" +
 	"\bmetadata\x18\r \x03(\v2).oauth2broker.v1.Connection.MetadataEntryR\bmetadata\x12K\n" +
-	"\x10external_account\x18\x0e \x01(\v2 .oauth2broker.v1.ExternalAccountR\x0fexternalAccount\x1a;\n" +
+	"\x10external_account\x18\x0e \x01(\v2 .oauth2broker.v1.ExternalAccountR\x0fexternalAccount\x12 \n" +
+	"\fapi_base_url\x18\x0f \x01(\tR\n" +
+	"apiBaseUrl\x12.\n" +
+	"\x03api\x18\x10 \x01(\v2\x1c.oauth2broker.v1.ProviderApiR\x03api\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"K\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x95\x02\n" +
+	"\vProviderApi\x128\n" +
+	"\tbase_urls\x18\x01 \x03(\v2\x1b.oauth2broker.v1.ApiBaseUrlR\bbaseUrls\x12K\n" +
+	"\x0ftoken_placement\x18\x02 \x01(\v2\".oauth2broker.v1.ApiTokenPlacementR\x0etokenPlacement\x12C\n" +
+	"\aheaders\x18\x03 \x03(\v2).oauth2broker.v1.ProviderApi.HeadersEntryR\aheaders\x1a:\n" +
+	"\fHeadersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"T\n" +
+	"\n" +
+	"ApiBaseUrl\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\x12 \n" +
+	"\vdescription\x18\x03 \x01(\tR\vdescription\"~\n" +
+	"\x11ApiTokenPlacement\x12=\n" +
+	"\blocation\x18\x01 \x01(\x0e2!.oauth2broker.v1.ApiTokenLocationR\blocation\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
+	"\x06scheme\x18\x03 \x01(\tR\x06scheme\"K\n" +
 	"\x0fExternalAccount\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x12\n" +
@@ -1881,14 +2189,17 @@ const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"\x15GetAccessTokenRequest\x12'\n" +
 	"\x0forganisation_id\x18\x01 \x01(\tR\x0eorganisationId\x12#\n" +
 	"\rconnection_id\x18\x02 \x01(\tR\fconnectionId\x12#\n" +
-	"\rforce_refresh\x18\x03 \x01(\bR\fforceRefresh\"\xa7\x02\n" +
+	"\rforce_refresh\x18\x03 \x01(\bR\fforceRefresh\"\xf9\x02\n" +
 	"\x16GetAccessTokenResponse\x12!\n" +
 	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12\x1d\n" +
 	"\n" +
 	"token_type\x18\x02 \x01(\tR\ttokenType\x12;\n" +
 	"\vexpire_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"expireTime\x12Q\n" +
-	"\bmetadata\x18\x04 \x03(\v25.oauth2broker.v1.GetAccessTokenResponse.MetadataEntryR\bmetadata\x1a;\n" +
+	"\bmetadata\x18\x04 \x03(\v25.oauth2broker.v1.GetAccessTokenResponse.MetadataEntryR\bmetadata\x12 \n" +
+	"\fapi_base_url\x18\x05 \x01(\tR\n" +
+	"apiBaseUrl\x12.\n" +
+	"\x03api\x18\x06 \x01(\v2\x1c.oauth2broker.v1.ProviderApiR\x03api\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xac\x01\n" +
@@ -1980,7 +2291,11 @@ const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"\x18CONNECTION_STATUS_ACTIVE\x10\x01\x12$\n" +
 	" CONNECTION_STATUS_REFRESH_FAILED\x10\x02\x12+\n" +
 	"'CONNECTION_STATUS_NEEDS_REAUTHORIZATION\x10\x03\x12\x1d\n" +
-	"\x19CONNECTION_STATUS_PENDING\x10\x04*\x9c\x01\n" +
+	"\x19CONNECTION_STATUS_PENDING\x10\x04*s\n" +
+	"\x10ApiTokenLocation\x12\"\n" +
+	"\x1eAPI_TOKEN_LOCATION_UNSPECIFIED\x10\x00\x12\x1d\n" +
+	"\x19API_TOKEN_LOCATION_HEADER\x10\x01\x12\x1c\n" +
+	"\x18API_TOKEN_LOCATION_QUERY\x10\x02*\x9c\x01\n" +
 	"\x11RevocationOutcome\x12\"\n" +
 	"\x1eREVOCATION_OUTCOME_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aREVOCATION_OUTCOME_REVOKED\x10\x01\x12\x1d\n" +
@@ -2009,87 +2324,98 @@ func file_oauth2broker_v1_connection_service_proto_rawDescGZIP() []byte {
 	return file_oauth2broker_v1_connection_service_proto_rawDescData
 }
 
-var file_oauth2broker_v1_connection_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_oauth2broker_v1_connection_service_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_oauth2broker_v1_connection_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_oauth2broker_v1_connection_service_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_oauth2broker_v1_connection_service_proto_goTypes = []any{
 	(ConnectionStatus)(0),                      // 0: oauth2broker.v1.ConnectionStatus
-	(RevocationOutcome)(0),                     // 1: oauth2broker.v1.RevocationOutcome
-	(*Connection)(nil),                         // 2: oauth2broker.v1.Connection
-	(*ExternalAccount)(nil),                    // 3: oauth2broker.v1.ExternalAccount
-	(*GetConnectionRequest)(nil),               // 4: oauth2broker.v1.GetConnectionRequest
-	(*GetConnectionResponse)(nil),              // 5: oauth2broker.v1.GetConnectionResponse
-	(*ListConnectionsRequest)(nil),             // 6: oauth2broker.v1.ListConnectionsRequest
-	(*ListConnectionsResponse)(nil),            // 7: oauth2broker.v1.ListConnectionsResponse
-	(*GetAccessTokenRequest)(nil),              // 8: oauth2broker.v1.GetAccessTokenRequest
-	(*GetAccessTokenResponse)(nil),             // 9: oauth2broker.v1.GetAccessTokenResponse
-	(*ConfirmConnectionRequest)(nil),           // 10: oauth2broker.v1.ConfirmConnectionRequest
-	(*ConfirmConnectionResponse)(nil),          // 11: oauth2broker.v1.ConfirmConnectionResponse
-	(*DeleteConnectionRequest)(nil),            // 12: oauth2broker.v1.DeleteConnectionRequest
-	(*DeleteConnectionResponse)(nil),           // 13: oauth2broker.v1.DeleteConnectionResponse
-	(*WatchConnectionEventsRequest)(nil),       // 14: oauth2broker.v1.WatchConnectionEventsRequest
-	(*WatchConnectionEventsResponse)(nil),      // 15: oauth2broker.v1.WatchConnectionEventsResponse
-	(*ConnectionEvent)(nil),                    // 16: oauth2broker.v1.ConnectionEvent
-	(*CredentialReference)(nil),                // 17: oauth2broker.v1.CredentialReference
-	(*InitialiseOAuth2ConnectionRequest)(nil),  // 18: oauth2broker.v1.InitialiseOAuth2ConnectionRequest
-	(*InitialiseOAuth2ConnectionResponse)(nil), // 19: oauth2broker.v1.InitialiseOAuth2ConnectionResponse
-	(*ListConnectionEventsRequest)(nil),        // 20: oauth2broker.v1.ListConnectionEventsRequest
-	(*ListConnectionEventsResponse)(nil),       // 21: oauth2broker.v1.ListConnectionEventsResponse
-	(*CountConnectionsRequest)(nil),            // 22: oauth2broker.v1.CountConnectionsRequest
-	(*ConnectionStatusCount)(nil),              // 23: oauth2broker.v1.ConnectionStatusCount
-	(*CountConnectionsResponse)(nil),           // 24: oauth2broker.v1.CountConnectionsResponse
-	nil,                                        // 25: oauth2broker.v1.Connection.MetadataEntry
-	nil,                                        // 26: oauth2broker.v1.GetAccessTokenResponse.MetadataEntry
-	nil,                                        // 27: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.ConnectionConfigEntry
-	nil,                                        // 28: oauth2broker.v1.CountConnectionsResponse.FailingConnectionsByCredentialEntry
-	(*timestamppb.Timestamp)(nil),              // 29: google.protobuf.Timestamp
+	(ApiTokenLocation)(0),                      // 1: oauth2broker.v1.ApiTokenLocation
+	(RevocationOutcome)(0),                     // 2: oauth2broker.v1.RevocationOutcome
+	(*Connection)(nil),                         // 3: oauth2broker.v1.Connection
+	(*ProviderApi)(nil),                        // 4: oauth2broker.v1.ProviderApi
+	(*ApiBaseUrl)(nil),                         // 5: oauth2broker.v1.ApiBaseUrl
+	(*ApiTokenPlacement)(nil),                  // 6: oauth2broker.v1.ApiTokenPlacement
+	(*ExternalAccount)(nil),                    // 7: oauth2broker.v1.ExternalAccount
+	(*GetConnectionRequest)(nil),               // 8: oauth2broker.v1.GetConnectionRequest
+	(*GetConnectionResponse)(nil),              // 9: oauth2broker.v1.GetConnectionResponse
+	(*ListConnectionsRequest)(nil),             // 10: oauth2broker.v1.ListConnectionsRequest
+	(*ListConnectionsResponse)(nil),            // 11: oauth2broker.v1.ListConnectionsResponse
+	(*GetAccessTokenRequest)(nil),              // 12: oauth2broker.v1.GetAccessTokenRequest
+	(*GetAccessTokenResponse)(nil),             // 13: oauth2broker.v1.GetAccessTokenResponse
+	(*ConfirmConnectionRequest)(nil),           // 14: oauth2broker.v1.ConfirmConnectionRequest
+	(*ConfirmConnectionResponse)(nil),          // 15: oauth2broker.v1.ConfirmConnectionResponse
+	(*DeleteConnectionRequest)(nil),            // 16: oauth2broker.v1.DeleteConnectionRequest
+	(*DeleteConnectionResponse)(nil),           // 17: oauth2broker.v1.DeleteConnectionResponse
+	(*WatchConnectionEventsRequest)(nil),       // 18: oauth2broker.v1.WatchConnectionEventsRequest
+	(*WatchConnectionEventsResponse)(nil),      // 19: oauth2broker.v1.WatchConnectionEventsResponse
+	(*ConnectionEvent)(nil),                    // 20: oauth2broker.v1.ConnectionEvent
+	(*CredentialReference)(nil),                // 21: oauth2broker.v1.CredentialReference
+	(*InitialiseOAuth2ConnectionRequest)(nil),  // 22: oauth2broker.v1.InitialiseOAuth2ConnectionRequest
+	(*InitialiseOAuth2ConnectionResponse)(nil), // 23: oauth2broker.v1.InitialiseOAuth2ConnectionResponse
+	(*ListConnectionEventsRequest)(nil),        // 24: oauth2broker.v1.ListConnectionEventsRequest
+	(*ListConnectionEventsResponse)(nil),       // 25: oauth2broker.v1.ListConnectionEventsResponse
+	(*CountConnectionsRequest)(nil),            // 26: oauth2broker.v1.CountConnectionsRequest
+	(*ConnectionStatusCount)(nil),              // 27: oauth2broker.v1.ConnectionStatusCount
+	(*CountConnectionsResponse)(nil),           // 28: oauth2broker.v1.CountConnectionsResponse
+	nil,                                        // 29: oauth2broker.v1.Connection.MetadataEntry
+	nil,                                        // 30: oauth2broker.v1.ProviderApi.HeadersEntry
+	nil,                                        // 31: oauth2broker.v1.GetAccessTokenResponse.MetadataEntry
+	nil,                                        // 32: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.ConnectionConfigEntry
+	nil,                                        // 33: oauth2broker.v1.CountConnectionsResponse.FailingConnectionsByCredentialEntry
+	(*timestamppb.Timestamp)(nil),              // 34: google.protobuf.Timestamp
 }
 var file_oauth2broker_v1_connection_service_proto_depIdxs = []int32{
 	0,  // 0: oauth2broker.v1.Connection.status:type_name -> oauth2broker.v1.ConnectionStatus
-	29, // 1: oauth2broker.v1.Connection.access_token_expire_time:type_name -> google.protobuf.Timestamp
-	29, // 2: oauth2broker.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
-	29, // 3: oauth2broker.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
-	25, // 4: oauth2broker.v1.Connection.metadata:type_name -> oauth2broker.v1.Connection.MetadataEntry
-	3,  // 5: oauth2broker.v1.Connection.external_account:type_name -> oauth2broker.v1.ExternalAccount
-	2,  // 6: oauth2broker.v1.GetConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
-	0,  // 7: oauth2broker.v1.ListConnectionsRequest.status:type_name -> oauth2broker.v1.ConnectionStatus
-	2,  // 8: oauth2broker.v1.ListConnectionsResponse.connections:type_name -> oauth2broker.v1.Connection
-	29, // 9: oauth2broker.v1.GetAccessTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
-	26, // 10: oauth2broker.v1.GetAccessTokenResponse.metadata:type_name -> oauth2broker.v1.GetAccessTokenResponse.MetadataEntry
-	2,  // 11: oauth2broker.v1.ConfirmConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
-	1,  // 12: oauth2broker.v1.DeleteConnectionResponse.revocation:type_name -> oauth2broker.v1.RevocationOutcome
-	16, // 13: oauth2broker.v1.WatchConnectionEventsResponse.event:type_name -> oauth2broker.v1.ConnectionEvent
-	29, // 14: oauth2broker.v1.ConnectionEvent.create_time:type_name -> google.protobuf.Timestamp
-	0,  // 15: oauth2broker.v1.ConnectionEvent.status:type_name -> oauth2broker.v1.ConnectionStatus
-	17, // 16: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.credential:type_name -> oauth2broker.v1.CredentialReference
-	27, // 17: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.connection_config:type_name -> oauth2broker.v1.InitialiseOAuth2ConnectionRequest.ConnectionConfigEntry
-	29, // 18: oauth2broker.v1.InitialiseOAuth2ConnectionResponse.expire_time:type_name -> google.protobuf.Timestamp
-	16, // 19: oauth2broker.v1.ListConnectionEventsResponse.events:type_name -> oauth2broker.v1.ConnectionEvent
-	0,  // 20: oauth2broker.v1.ConnectionStatusCount.status:type_name -> oauth2broker.v1.ConnectionStatus
-	23, // 21: oauth2broker.v1.CountConnectionsResponse.counts:type_name -> oauth2broker.v1.ConnectionStatusCount
-	28, // 22: oauth2broker.v1.CountConnectionsResponse.failing_connections_by_credential:type_name -> oauth2broker.v1.CountConnectionsResponse.FailingConnectionsByCredentialEntry
-	18, // 23: oauth2broker.v1.ConnectionService.InitialiseOAuth2Connection:input_type -> oauth2broker.v1.InitialiseOAuth2ConnectionRequest
-	4,  // 24: oauth2broker.v1.ConnectionService.GetConnection:input_type -> oauth2broker.v1.GetConnectionRequest
-	6,  // 25: oauth2broker.v1.ConnectionService.ListConnections:input_type -> oauth2broker.v1.ListConnectionsRequest
-	8,  // 26: oauth2broker.v1.ConnectionService.GetAccessToken:input_type -> oauth2broker.v1.GetAccessTokenRequest
-	10, // 27: oauth2broker.v1.ConnectionService.ConfirmConnection:input_type -> oauth2broker.v1.ConfirmConnectionRequest
-	12, // 28: oauth2broker.v1.ConnectionService.DeleteConnection:input_type -> oauth2broker.v1.DeleteConnectionRequest
-	14, // 29: oauth2broker.v1.ConnectionService.WatchConnectionEvents:input_type -> oauth2broker.v1.WatchConnectionEventsRequest
-	20, // 30: oauth2broker.v1.ConnectionService.ListConnectionEvents:input_type -> oauth2broker.v1.ListConnectionEventsRequest
-	22, // 31: oauth2broker.v1.ConnectionService.CountConnections:input_type -> oauth2broker.v1.CountConnectionsRequest
-	19, // 32: oauth2broker.v1.ConnectionService.InitialiseOAuth2Connection:output_type -> oauth2broker.v1.InitialiseOAuth2ConnectionResponse
-	5,  // 33: oauth2broker.v1.ConnectionService.GetConnection:output_type -> oauth2broker.v1.GetConnectionResponse
-	7,  // 34: oauth2broker.v1.ConnectionService.ListConnections:output_type -> oauth2broker.v1.ListConnectionsResponse
-	9,  // 35: oauth2broker.v1.ConnectionService.GetAccessToken:output_type -> oauth2broker.v1.GetAccessTokenResponse
-	11, // 36: oauth2broker.v1.ConnectionService.ConfirmConnection:output_type -> oauth2broker.v1.ConfirmConnectionResponse
-	13, // 37: oauth2broker.v1.ConnectionService.DeleteConnection:output_type -> oauth2broker.v1.DeleteConnectionResponse
-	15, // 38: oauth2broker.v1.ConnectionService.WatchConnectionEvents:output_type -> oauth2broker.v1.WatchConnectionEventsResponse
-	21, // 39: oauth2broker.v1.ConnectionService.ListConnectionEvents:output_type -> oauth2broker.v1.ListConnectionEventsResponse
-	24, // 40: oauth2broker.v1.ConnectionService.CountConnections:output_type -> oauth2broker.v1.CountConnectionsResponse
-	32, // [32:41] is the sub-list for method output_type
-	23, // [23:32] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	34, // 1: oauth2broker.v1.Connection.access_token_expire_time:type_name -> google.protobuf.Timestamp
+	34, // 2: oauth2broker.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
+	34, // 3: oauth2broker.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
+	29, // 4: oauth2broker.v1.Connection.metadata:type_name -> oauth2broker.v1.Connection.MetadataEntry
+	7,  // 5: oauth2broker.v1.Connection.external_account:type_name -> oauth2broker.v1.ExternalAccount
+	4,  // 6: oauth2broker.v1.Connection.api:type_name -> oauth2broker.v1.ProviderApi
+	5,  // 7: oauth2broker.v1.ProviderApi.base_urls:type_name -> oauth2broker.v1.ApiBaseUrl
+	6,  // 8: oauth2broker.v1.ProviderApi.token_placement:type_name -> oauth2broker.v1.ApiTokenPlacement
+	30, // 9: oauth2broker.v1.ProviderApi.headers:type_name -> oauth2broker.v1.ProviderApi.HeadersEntry
+	1,  // 10: oauth2broker.v1.ApiTokenPlacement.location:type_name -> oauth2broker.v1.ApiTokenLocation
+	3,  // 11: oauth2broker.v1.GetConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
+	0,  // 12: oauth2broker.v1.ListConnectionsRequest.status:type_name -> oauth2broker.v1.ConnectionStatus
+	3,  // 13: oauth2broker.v1.ListConnectionsResponse.connections:type_name -> oauth2broker.v1.Connection
+	34, // 14: oauth2broker.v1.GetAccessTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	31, // 15: oauth2broker.v1.GetAccessTokenResponse.metadata:type_name -> oauth2broker.v1.GetAccessTokenResponse.MetadataEntry
+	4,  // 16: oauth2broker.v1.GetAccessTokenResponse.api:type_name -> oauth2broker.v1.ProviderApi
+	3,  // 17: oauth2broker.v1.ConfirmConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
+	2,  // 18: oauth2broker.v1.DeleteConnectionResponse.revocation:type_name -> oauth2broker.v1.RevocationOutcome
+	20, // 19: oauth2broker.v1.WatchConnectionEventsResponse.event:type_name -> oauth2broker.v1.ConnectionEvent
+	34, // 20: oauth2broker.v1.ConnectionEvent.create_time:type_name -> google.protobuf.Timestamp
+	0,  // 21: oauth2broker.v1.ConnectionEvent.status:type_name -> oauth2broker.v1.ConnectionStatus
+	21, // 22: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.credential:type_name -> oauth2broker.v1.CredentialReference
+	32, // 23: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.connection_config:type_name -> oauth2broker.v1.InitialiseOAuth2ConnectionRequest.ConnectionConfigEntry
+	34, // 24: oauth2broker.v1.InitialiseOAuth2ConnectionResponse.expire_time:type_name -> google.protobuf.Timestamp
+	20, // 25: oauth2broker.v1.ListConnectionEventsResponse.events:type_name -> oauth2broker.v1.ConnectionEvent
+	0,  // 26: oauth2broker.v1.ConnectionStatusCount.status:type_name -> oauth2broker.v1.ConnectionStatus
+	27, // 27: oauth2broker.v1.CountConnectionsResponse.counts:type_name -> oauth2broker.v1.ConnectionStatusCount
+	33, // 28: oauth2broker.v1.CountConnectionsResponse.failing_connections_by_credential:type_name -> oauth2broker.v1.CountConnectionsResponse.FailingConnectionsByCredentialEntry
+	22, // 29: oauth2broker.v1.ConnectionService.InitialiseOAuth2Connection:input_type -> oauth2broker.v1.InitialiseOAuth2ConnectionRequest
+	8,  // 30: oauth2broker.v1.ConnectionService.GetConnection:input_type -> oauth2broker.v1.GetConnectionRequest
+	10, // 31: oauth2broker.v1.ConnectionService.ListConnections:input_type -> oauth2broker.v1.ListConnectionsRequest
+	12, // 32: oauth2broker.v1.ConnectionService.GetAccessToken:input_type -> oauth2broker.v1.GetAccessTokenRequest
+	14, // 33: oauth2broker.v1.ConnectionService.ConfirmConnection:input_type -> oauth2broker.v1.ConfirmConnectionRequest
+	16, // 34: oauth2broker.v1.ConnectionService.DeleteConnection:input_type -> oauth2broker.v1.DeleteConnectionRequest
+	18, // 35: oauth2broker.v1.ConnectionService.WatchConnectionEvents:input_type -> oauth2broker.v1.WatchConnectionEventsRequest
+	24, // 36: oauth2broker.v1.ConnectionService.ListConnectionEvents:input_type -> oauth2broker.v1.ListConnectionEventsRequest
+	26, // 37: oauth2broker.v1.ConnectionService.CountConnections:input_type -> oauth2broker.v1.CountConnectionsRequest
+	23, // 38: oauth2broker.v1.ConnectionService.InitialiseOAuth2Connection:output_type -> oauth2broker.v1.InitialiseOAuth2ConnectionResponse
+	9,  // 39: oauth2broker.v1.ConnectionService.GetConnection:output_type -> oauth2broker.v1.GetConnectionResponse
+	11, // 40: oauth2broker.v1.ConnectionService.ListConnections:output_type -> oauth2broker.v1.ListConnectionsResponse
+	13, // 41: oauth2broker.v1.ConnectionService.GetAccessToken:output_type -> oauth2broker.v1.GetAccessTokenResponse
+	15, // 42: oauth2broker.v1.ConnectionService.ConfirmConnection:output_type -> oauth2broker.v1.ConfirmConnectionResponse
+	17, // 43: oauth2broker.v1.ConnectionService.DeleteConnection:output_type -> oauth2broker.v1.DeleteConnectionResponse
+	19, // 44: oauth2broker.v1.ConnectionService.WatchConnectionEvents:output_type -> oauth2broker.v1.WatchConnectionEventsResponse
+	25, // 45: oauth2broker.v1.ConnectionService.ListConnectionEvents:output_type -> oauth2broker.v1.ListConnectionEventsResponse
+	28, // 46: oauth2broker.v1.ConnectionService.CountConnections:output_type -> oauth2broker.v1.CountConnectionsResponse
+	38, // [38:47] is the sub-list for method output_type
+	29, // [29:38] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_oauth2broker_v1_connection_service_proto_init() }
@@ -2097,14 +2423,14 @@ func file_oauth2broker_v1_connection_service_proto_init() {
 	if File_oauth2broker_v1_connection_service_proto != nil {
 		return
 	}
-	file_oauth2broker_v1_connection_service_proto_msgTypes[16].OneofWrappers = []any{}
+	file_oauth2broker_v1_connection_service_proto_msgTypes[19].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_oauth2broker_v1_connection_service_proto_rawDesc), len(file_oauth2broker_v1_connection_service_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   27,
+			NumEnums:      3,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
