@@ -5,6 +5,8 @@ const PLACEHOLDER = /\{([a-z][a-z0-9_]*)\}/g;
 /** A metadata value that fills a host label: one DNS label (Mailchimp's `us6`). */
 const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i;
 const MAX_VALUE_LENGTH = 256;
+/** Visible ASCII and spaces, as a header value must be. */
+const HEADER_VALUE = /^[\x20-\x7e]{1,256}$/;
 
 /** Why the broker may not call a URL, or undefined (the outbound policy's `refusal`). */
 export type UrlRefusal = (url: URL) => string | undefined;
@@ -35,8 +37,28 @@ export function renderApi(
     base_urls: baseUrls,
     token: { in: token.in, name: token.name, scheme: token.in === "query" ? "" : (token.scheme ?? (token.name.toLowerCase() === "authorization" ? "Bearer" : "")) },
   };
-  if (spec.headers !== undefined && Object.keys(spec.headers).length > 0) api.headers = { ...spec.headers };
+  const headers = renderHeaders(spec.headers ?? {}, values, metadata);
+  if (Object.keys(headers).length > 0) api.headers = headers;
   return api;
+}
+
+/** Header values may name a value too (Xero's `xero-tenant-id: {tenant_id}`); one that cannot be filled is left out. */
+function renderHeaders(
+  templates: Readonly<Record<string, string>>,
+  values: Readonly<Record<string, string>>,
+  metadata: Readonly<Record<string, string>>,
+): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const [name, template] of Object.entries(templates)) {
+    let failed = false;
+    const value = template.replace(PLACEHOLDER, (_, key: string) => {
+      const filled = values[key] ?? metadata[key];
+      if (filled === undefined || !HEADER_VALUE.test(filled)) failed = true;
+      return filled ?? "";
+    });
+    if (!failed) headers[name] = value;
+  }
+  return headers;
 }
 
 function renderBaseUrl(

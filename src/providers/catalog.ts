@@ -217,11 +217,12 @@ function sameMeaning(a: string, b: string): boolean {
   return x === y || x.endsWith(`_${y}`) || y.endsWith(`_${x}`);
 }
 
-/** Each metadata key of an entry with the response path, callback parameter or template parameter it comes from. */
+/** Each metadata key of an entry with the response path, callback parameter, metadata request path or template parameter it comes from. */
 function metadataSources(entry: CatalogEntry): Array<[string, string]> {
   return [
     ...Object.entries(entry.metadata?.response ?? {}),
     ...Object.entries(entry.metadata?.callback ?? {}),
+    ...(entry.metadata?.requests ?? []).flatMap((request) => Object.entries(request.response)),
     ...(entry.parameters ?? []).filter((p) => p.level === "connection").map((p): [string, string] => [p.name, p.name]),
   ];
 }
@@ -293,6 +294,7 @@ export function entryProblems(entry: CatalogEntry, fileId: string): string[] {
     keys.add(key);
   }
   for (const [index, request] of (entry.metadata?.requests ?? []).entries()) {
+    problems.push(...templateProblems(`metadata.requests[${index}].url`, request.url, parameters));
     for (const [key, path] of Object.entries(request.response)) {
       if (path.split(".").some((segment) => SECRET_SEGMENT.test(segment)) || SECRET_SEGMENT.test(key)) {
         problems.push(`metadata.requests[${index}].response.${key} must not name a secret ("${path}")`);
@@ -317,6 +319,11 @@ export function entryProblems(entry: CatalogEntry, fileId: string): string[] {
  */
 function apiProblems(entry: CatalogEntry, parameters: ReadonlyMap<string, CatalogParameter>, metadataKeys: ReadonlySet<string>): string[] {
   const problems: string[] = [];
+  for (const [name, value] of Object.entries(entry.api?.headers ?? {})) {
+    for (const match of value.matchAll(PLACEHOLDER)) {
+      if (!parameters.has(match[1]!) && !metadataKeys.has(match[1]!)) problems.push(`api.headers.${name} uses "{${match[1]}}" which is neither a parameter nor a metadata key`);
+    }
+  }
   for (const [index, base] of (entry.api?.base_urls ?? []).entries()) {
     const where = `api.base_urls[${index}].url`;
     const names = [...base.url.matchAll(PLACEHOLDER)].map((match) => match[1]!);
