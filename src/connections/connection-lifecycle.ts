@@ -458,7 +458,9 @@ export class ConnectionLifecycle {
     // The same hosts as the connection was made with.
     const profile = profileFor(this.deps.providers, credential, connection.connection_config);
     if (profile.revocationUrl === undefined) return { outcome: "not_supported" };
-    const field = connection.refresh_token !== undefined ? "refresh_token" : "access_token";
+    // The token the provider's docs name; by default the refresh token, which ends the whole grant.
+    const wanted = profile.revocation.token;
+    const field = wanted === "access_token" || (wanted === "refresh_token_or_access_token" && connection.refresh_token === undefined) ? "access_token" : "refresh_token";
     const sealed = connection[field];
     if (sealed === undefined) return { outcome: "not_supported" };
     // The token goes only to the revocation endpoint in force when it was obtained, and the client
@@ -472,6 +474,7 @@ export class ConnectionLifecycle {
         target.url,
         { value: this.deps.secretBox.decrypt(sealed, connectionSecretContext(connection._id, field)), hint: field },
         this.deps.fetch,
+        profile.revocation,
       );
       return { outcome: "revoked" };
     } catch (error) {

@@ -63,33 +63,88 @@ export async function refreshAccessToken(client: TokenClient, refreshToken: stri
   return parseTokenResponse(response.status, response.headers.get("content-type"), await response.text(), client.response ?? STANDARD_TOKEN_RESPONSE);
 }
 
+/** How a provider takes a revocation request (the provider profile's RevocationRules). */
+export interface RevocationRequest {
+  method: "POST" | "DELETE" | "GET";
+  tokenIn: "form" | "json" | "query" | "bearer" | "none";
+  tokenParam: string;
+  tokenTypeHint: boolean;
+  clientAuth: "basic" | "form" | "json" | "none";
+  headers: Readonly<Record<string, string>>;
+  successStatus: readonly number[];
+}
+
+/** RFC 7009 §2.1: a form POST of `token` (and its hint) with the token endpoint's client authentication. */
+export const RFC7009_REVOCATION: RevocationRequest = {
+  method: "POST",
+  tokenIn: "form",
+  tokenParam: "token",
+  tokenTypeHint: true,
+  clientAuth: "basic",
+  headers: {},
+  successStatus: [200],
+};
+
 /**
- * RFC 7009 §2: revokes a token. Resolves when the provider answered 200; otherwise throws
- * RevocationError with a short reason that holds no token.
+ * Revokes a grant as the provider documents it: RFC 7009 §2 by default, or the entry's variant (a
+ * JSON body with Basic auth as Notion, `DELETE /applications/{client_id}/grant` as GitHub, the
+ * token in the query, or the token as the bearer credential as Slack's auth.revoke). Resolves
+ * when the provider answered one of its success statuses (and, for providers that answer errors
+ * with HTTP 200, its ok field); otherwise throws RevocationError with a short reason that holds
+ * no token.
  */
 export async function revokeToken(
   client: TokenClient,
   revocationUrl: string,
   token: { value: string; hint: "refresh_token" | "access_token" },
   fetchImpl: typeof fetch,
+  request: RevocationRequest = RFC7009_REVOCATION,
 ): Promise<void> {
-  const { as, oauthClient, auth, options } = requestParts(client, fetchImpl);
   const url = new URL(revocationUrl);
-  const response = await oauth.revocationRequest({ ...as, revocation_endpoint: url.href }, oauthClient, auth, token.value, {
-    ...options,
-    [oauth.allowInsecureRequests]: url.protocol === "http:",
-    additionalParameters: { token_type_hint: token.hint },
-  });
-  if (response.status === 200) return;
-  const body = await response.text();
-  let reason = `HTTP ${response.status}`;
+  const headers = new Headers(request.headers);
+  headers.set("accept", "application/json");
+  const fields: Record<string, string> = {};
+  const tokenFields: Record<string, string> = { [request.tokenParam]: token.value };
+  if (request.tokenTypeHint) tokenFields.token_type_hint = token.hint;
+  switch (request.tokenIn) {
+    case "form":
+    case "json":
+      Object.assign(fields, tokenFields);
+      break;
+    case "query":
+      for (const [key, value] of Object.entries(tokenFields)) url.searchParams.set(key, value);
+      break;
+    case "bearer":
+      headers.set("authorization", `Bearer ${token.value}`);
+      break;
+    case "none":
+      break;
+  }
+  if (request.clientAuth === "basic") {
+    headers.set("authorization", basicAuthorization(client.clientId, client.clientSecret, client.basicEncoding ?? "form"));
+  } else if (request.clientAuth !== "none") {
+    fields[client.clientIdParam ?? "client_id"] = client.clientId;
+    fields[client.clientSecretParam ?? "client_secret"] = client.clientSecret;
+  }
+  let body: string | undefined;
+  if (Object.keys(fields).length > 0) {
+    const json = request.tokenIn === "json" || request.clientAuth === "json";
+    headers.set("content-type", json ? "application/json" : "application/x-www-form-urlencoded;charset=UTF-8");
+    body = json ? JSON.stringify(fields) : new URLSearchParams(fields).toString();
+  }
+  const response = await fetchImpl(url.href, { method: request.method, headers, body, redirect: "manual" });
+  const text = await response.text();
+  let answer: { error?: unknown; ok?: unknown } | undefined;
   try {
-    const error = (JSON.parse(body) as { error?: unknown }).error;
-    if (typeof error === "string" && /^[\x20-\x7e]{1,64}$/.test(error)) reason = error;
+    answer = JSON.parse(text) as { error?: unknown; ok?: unknown };
   } catch {
     // Not JSON: the status says enough.
   }
-  throw new RevocationError(reason);
+  const okField = client.response?.okField;
+  const refused = okField !== undefined && answer !== undefined && typeof answer === "object" && answer !== null && (answer as Record<string, unknown>)[okField] !== true;
+  if (request.successStatus.includes(response.status) && !refused) return;
+  const error = typeof answer === "object" && answer !== null ? answer.error : undefined;
+  throw new RevocationError(typeof error === "string" && /^[\x20-\x7e]{1,64}$/.test(error) ? error : `HTTP ${response.status}`);
 }
 
 export class RevocationError extends Error {

@@ -307,7 +307,23 @@ export function entryProblems(entry: CatalogEntry, fileId: string): string[] {
       problems.push(`metadata key "${parameter.name}" is also a connection parameter`);
     }
   }
-  problems.push(...apiProblems(entry, parameters, keys));
+  problems.push(...apiProblems(entry, parameters, keys), ...revocationProblems(entry, parameters));
+  return problems;
+}
+
+/** `revocation`: a URL to send to, template rules as endpoints (plus `{client_id}`), one Authorization header. */
+function revocationProblems(entry: CatalogEntry, parameters: ReadonlyMap<string, CatalogParameter>): string[] {
+  const revocation = entry.revocation;
+  if (revocation === undefined || !revocation.supported) return [];
+  const problems: string[] = [];
+  if (revocation.url === undefined && entry.endpoints.revocation === undefined) problems.push("revocation needs a url or endpoints.revocation");
+  if (revocation.url !== undefined) {
+    const client: CatalogParameter = { name: "client_id", level: "credential", pattern: "^.+$", description: "the client ID" };
+    problems.push(...templateProblems("revocation.url", revocation.url, new Map([...parameters, ["client_id", client]])));
+  }
+  if (revocation.token_in === "bearer" && revocation.client_auth === "basic") {
+    problems.push("revocation.token_in bearer and client_auth basic would both need the Authorization header");
+  }
   return problems;
 }
 

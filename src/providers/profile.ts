@@ -59,6 +59,20 @@ export interface ProviderProfile {
   templateValues: Readonly<Record<string, string>>;
   /** Where the provider's API lives (rendered per connection by renderApi). */
   api: ApiSpec | undefined;
+  /** How the revocation request is made (at `revocationUrl`; none there: not supported). */
+  revocation: RevocationRules;
+}
+
+/** The revocation request, RFC 7009 §2.1 unless the entry's `revocation` says otherwise. */
+export interface RevocationRules {
+  method: "POST" | "DELETE" | "GET";
+  token: "refresh_token" | "access_token" | "refresh_token_or_access_token";
+  tokenIn: "form" | "json" | "query" | "bearer" | "none";
+  tokenParam: string;
+  tokenTypeHint: boolean;
+  clientAuth: "basic" | "form" | "json" | "none";
+  headers: Readonly<Record<string, string>>;
+  successStatus: readonly number[];
 }
 
 /** The credential fields a profile is built from (a stored credential document has them all). */
@@ -71,6 +85,8 @@ export interface ProfileCredential {
   issuer?: string;
   token_endpoint_auth_method?: TokenEndpointAuthMethodName;
   disable_pkce?: boolean;
+  /** For revocation URLs that name the client (GitHub's `/applications/{client_id}/grant`). */
+  client_id?: string;
 }
 
 /**
@@ -100,12 +116,13 @@ export function buildProviderProfile(
     }),
   ) as TokenResponseRules["paths"];
   const defaults = Object.entries(entry.authorize?.default_params ?? {});
+  const authMethod = credential.token_endpoint_auth_method ?? entry.token?.auth_method ?? "client_secret_basic";
   const offline = entry.authorize?.offline_access;
   return {
     providerId: entry.id,
     authorizeUrl: endpoint("authorize"),
     tokenUrl: credential.token_url ?? endpoint("token")!,
-    revocationUrl: credential.revocation_url ?? endpoint("revocation"),
+    revocationUrl: credential.revocation_url ?? revocationUrl(entry, values, credential.client_id),
     userinfoUrl: credential.userinfo_url ?? endpoint("userinfo"),
     issuer: credential.issuer ?? endpoint("issuer"),
     authorize: {
@@ -126,7 +143,7 @@ export function buildProviderProfile(
       pkce: credential.disable_pkce === undefined ? entry.authorize?.pkce !== false : !credential.disable_pkce,
     },
     token: {
-      authMethod: credential.token_endpoint_auth_method ?? entry.token?.auth_method ?? "client_secret_basic",
+      authMethod,
       bodyFormat: entry.token?.body_format ?? "form",
       response: {
         paths,
@@ -148,6 +165,7 @@ export function buildProviderProfile(
     connectionConfig: checkTemplateValues(entry, "connection", connectionConfig, "connection_config"),
     templateValues: values,
     api: entry.api,
+    revocation: revocationRules(entry.revocation, authMethod),
   };
 }
 
@@ -179,6 +197,31 @@ function genericProfile(credential: ProfileCredential, connectionConfig: Readonl
     connectionConfig: {},
     templateValues: {},
     api: undefined,
+    revocation: revocationRules(undefined, credential.token_endpoint_auth_method ?? "client_secret_basic"),
+  };
+}
+
+/** The revocation URL: the entry's `revocation.url` (with `{client_id}`) or endpoints.revocation; none when unsupported. */
+function revocationUrl(entry: CatalogEntry, values: Readonly<Record<string, string>>, clientId: string | undefined): string | undefined {
+  if (entry.revocation?.supported === false) return undefined;
+  const template = entry.revocation?.url ?? entry.endpoints.revocation;
+  if (template === undefined) return undefined;
+  if (template.includes("{client_id}") && clientId === undefined) return undefined;
+  const clientParameter: CatalogParameter = { name: "client_id", level: "credential", pattern: "^.+$", description: "the client ID" };
+  return renderEndpoint(template, { ...values, client_id: clientId ?? "" }, [...(entry.parameters ?? []), clientParameter]);
+}
+
+function revocationRules(spec: CatalogEntry["revocation"], authMethod: TokenEndpointAuthMethodName): RevocationRules {
+  return {
+    method: spec?.method ?? "POST",
+    token: spec?.token ?? "refresh_token_or_access_token",
+    tokenIn: spec?.token_in ?? "form",
+    tokenParam: spec?.token_param ?? "token",
+    tokenTypeHint: spec?.token_type_hint ?? true,
+    // RFC 7009 §2.1: the client authenticates as at the token endpoint.
+    clientAuth: spec?.client_auth ?? (authMethod === "client_secret_post" ? "form" : "basic"),
+    headers: spec?.headers ?? {},
+    successStatus: spec?.success_status ?? [200],
   };
 }
 

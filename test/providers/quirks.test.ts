@@ -38,6 +38,8 @@ beforeEach(() => {
   provider.refreshBehaviour = undefined;
   provider.revocationStatus = 200;
   provider.basicCheck = undefined;
+  provider.revocations.length = 0;
+  provider.revocationAnswer = { status: 200, body: undefined };
 });
 
 async function providerCredential(provider: string, extra: Record<string, unknown> = {}): Promise<string> {
@@ -83,11 +85,10 @@ describe("ProviderService", () => {
   it("lists the catalog a page at a time and returns one provider with its parameters", async () => {
     const service = broker.connect(ProviderService);
     const first = await service.listProviders({ pageSize: 3 });
-    expect(first.providers.map((p) => p.id)).toEqual(["scripted-basic-form", "scripted-basic-raw", "scripted-callback"]);
+    const ids = scriptedCatalogEntries(provider.issuer).map((entry) => String(entry.id)).sort();
+    expect(first.providers.map((p) => p.id)).toEqual(ids.slice(0, 3));
     const rest = await service.listProviders({ pageSize: 100, pageToken: first.nextPageToken });
-    expect(rest.providers.map((p) => p.id)).toEqual([
-      "scripted-defaults", "scripted-domain", "scripted-json", "scripted-nested", "scripted-tenant", "scripted-tenant-default", "scripted-zendesk",
-    ]);
+    expect(rest.providers.map((p) => p.id)).toEqual(ids.slice(3));
     const { provider: withDefault } = await service.getProvider({ id: "scripted-tenant-default" });
     expect(withDefault!.parameters).toMatchObject([{ name: "tenant", defaultValue: "common" }]);
     expect(rest.providers.find((p) => p.id === "scripted-tenant")!.parameters[0]!.defaultValue).toBeUndefined();
@@ -345,6 +346,70 @@ describe("a full flow through each quirk", () => {
     expect(token).toMatchObject({ accessToken: "ms-2", metadata: { tenant: "contoso" } });
     expect(deleted.revocation).toBe(RevocationOutcome.REVOKED);
     expect(provider.requests.map((r) => r.path)).toEqual(["/t/contoso/token", "/t/contoso/token", "/t/contoso/revoke"]);
+  });
+});
+
+describe("revocation as each provider documents it", () => {
+  /** Connects with one token response, then deletes the connection with revoke. */
+  async function connectAndRevoke(providerId: string, body: Record<string, unknown>, clientId = "client-1") {
+    const credentialId = await providerCredential(providerId, { clientId });
+    provider.behaviour = { kind: "json", body };
+    const { connectionId } = await connect(credentialId, { clientId });
+    return connections.deleteConnection({ organisationId: "acme", id: connectionId, revoke: true });
+  }
+
+  it("a JSON body with HTTP Basic client credentials and a version header (Notion)", async () => {
+    const deleted = await connectAndRevoke("scripted-revoke-json", { access_token: "ntn-r1", token_type: "bearer", refresh_token: "ntnr-r1" }, "0f1e2d3c-4b5a");
+    expect(deleted.revocation).toBe(RevocationOutcome.REVOKED);
+    const [request] = provider.revocations;
+    expect(request).toMatchObject({ method: "POST", path: "/r/v1/oauth/revoke", contentType: "application/json" });
+    expect(JSON.parse(request!.body)).toEqual({ token: "ntnr-r1" });
+    expect(Buffer.from(request!.authorization!.replace(/^Basic /, ""), "base64").toString()).toBe("0f1e2d3c-4b5a:scripted-client-secret");
+    expect(request!.headers["notion-version"]).toBe("2022-06-28");
+  });
+
+  it("DELETE /applications/{client_id}/grant with the access token in a JSON body and 204 (GitHub)", async () => {
+    provider.revocationAnswer = { status: 204, body: undefined };
+    const deleted = await connectAndRevoke("scripted-revoke-grant", { access_token: "gho-r1", token_type: "bearer" }, "Iv1.abc-def");
+    expect(deleted.revocation).toBe(RevocationOutcome.REVOKED);
+    const [request] = provider.revocations;
+    expect(request).toMatchObject({ method: "DELETE", path: "/r/applications/Iv1.abc-def/grant" });
+    expect(JSON.parse(request!.body)).toEqual({ access_token: "gho-r1" });
+    expect(Buffer.from(request!.authorization!.replace(/^Basic /, ""), "base64").toString()).toBe("Iv1.abc-def:scripted-client-secret");
+  });
+
+  it("a success status the provider does not document is a failed revocation, and the connection is kept when asked", async () => {
+    const credentialId = await providerCredential("scripted-revoke-grant");
+    provider.behaviour = { kind: "json", body: { access_token: "gho-r2", token_type: "bearer" } };
+    const { connectionId } = await connect(credentialId);
+    provider.revocationAnswer = { status: 422, body: { message: "Validation Failed" } };
+    const error = await connectError(connections.deleteConnection({ organisationId: "acme", id: connectionId, revoke: true, keepIfRevocationFails: true }));
+    expect(error.code).toBe(Code.Unavailable);
+    expect(error.rawMessage).toBe("revocation failed (HTTP 422) and the connection was kept");
+    expect((await connections.getConnection({ organisationId: "acme", id: connectionId })).connection!.id).toBe(connectionId);
+  });
+
+  it("the token in the query, no client authentication", async () => {
+    const deleted = await connectAndRevoke("scripted-revoke-query", { access_token: "q-r1", token_type: "bearer", refresh_token: "qr-r1" });
+    expect(deleted.revocation).toBe(RevocationOutcome.REVOKED);
+    const [request] = provider.revocations;
+    expect(request).toMatchObject({ method: "POST", path: "/r/deauthorize?access_token=q-r1", authorization: undefined, body: "" });
+  });
+
+  it("the token as the bearer credential, and an HTTP 200 ok false is a failure (Slack's auth.revoke)", async () => {
+    const deleted = await connectAndRevoke("scripted-revoke-bearer", { ok: true, access_token: "xoxb-r1", token_type: "bot" });
+    expect(deleted.revocation).toBe(RevocationOutcome.REVOKED);
+    expect(provider.revocations[0]).toMatchObject({ method: "GET", path: "/r/api/auth.revoke", authorization: "Bearer xoxb-r1", body: "" });
+    provider.revocationAnswer = { status: 200, body: { ok: false, error: "invalid_auth" } };
+    const failed = await connectAndRevoke("scripted-revoke-bearer", { ok: true, access_token: "xoxb-r2", token_type: "bot" });
+    expect(failed).toMatchObject({ revocation: RevocationOutcome.FAILED, revocationError: "invalid_auth" });
+  });
+
+  it("a provider without revocation answers NOT_SUPPORTED and sends nothing", async () => {
+    const deleted = await connectAndRevoke("scripted-revoke-none", { access_token: "n-r1", token_type: "bearer", refresh_token: "nr-r1" });
+    expect(deleted.revocation).toBe(RevocationOutcome.NOT_SUPPORTED);
+    expect(provider.requests.filter((r) => r.path.endsWith("/revoke"))).toEqual([]);
+    expect(provider.revocations).toEqual([]);
   });
 });
 

@@ -42,6 +42,10 @@ export class ScriptedProvider {
    * (Notion's docs); a mismatch is RFC 6749 §5.2's 401 invalid_client.
    */
   basicCheck: { decode: "form" | "raw"; clientId: string; clientSecret: string } | undefined;
+  /** Requests to `/r/...` (any method): provider-specific revocation endpoints. */
+  readonly revocations: Array<{ method: string; path: string; authorization: string | undefined; contentType: string | undefined; body: string; headers: Record<string, string | string[] | undefined> }> = [];
+  /** What `/r/...` answers: its status and (JSON) body. */
+  revocationAnswer: { status: number; body: unknown } = { status: 200, body: undefined };
   #server: Server;
   #hanging = new Set<() => void>();
   #keys!: { privateKey: jose.CryptoKey; jwk: jose.JWK };
@@ -125,6 +129,15 @@ export class ScriptedProvider {
       if (!/^Bearer \S+$/.test(req.headers.authorization ?? "")) return void res.writeHead(401, { "www-authenticate": "Bearer" }).end();
       res.setHeader("content-type", "application/json");
       res.end(JSON.stringify(this.userinfo));
+      return;
+    }
+    if (path.startsWith("/r/")) {
+      let body = "";
+      for await (const chunk of req) body += chunk;
+      this.revocations.push({ method: req.method ?? "", path, authorization: req.headers.authorization, contentType: req.headers["content-type"], body, headers: req.headers });
+      const { status, body: answer } = this.revocationAnswer;
+      if (answer === undefined) return void res.writeHead(status).end();
+      res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(answer));
       return;
     }
     // `/token` and `/revoke`, or under a templated prefix (`/t/<tenant>/token`) for catalog tests.

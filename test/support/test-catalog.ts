@@ -139,7 +139,46 @@ export function scriptedCatalogEntries(base: string): Array<Record<string, unkno
       sources,
     },
   ];
+  entries.push(...revocationEntries(base, endpoints, sources));
   return entries.map((entry) => ({ category: "other", ...entry }));
+}
+
+/** One entry per kind of revocation request, each as the named provider's docs describe it. */
+function revocationEntries(base: string, endpoints: Record<string, string>, sources: Record<string, string>): Array<Record<string, unknown>> {
+  const docs = "https://example.com/docs";
+  const entry = (id: string, display: string, rest: Record<string, unknown>) => ({
+    id,
+    display_name: display,
+    documentation_url: docs,
+    endpoints: { authorize: endpoints.authorize, token: endpoints.token },
+    sources: { ...sources, revocation: docs },
+    ...rest,
+  });
+  return [
+    // Notion: POST a JSON body {"token": ...} with HTTP Basic client credentials and Notion-Version.
+    entry("scripted-revoke-json", "Scripted revocation, JSON and Basic (Notion-like)", {
+      token: { auth_method: "client_secret_basic", basic_encoding: "raw", body_format: "json" },
+      revocation: { supported: true, url: `${base}/r/v1/oauth/revoke`, token_in: "json", token_type_hint: false, client_auth: "basic", headers: { "Notion-Version": "2022-06-28" } },
+    }),
+    // GitHub: DELETE /applications/{client_id}/grant, Basic client credentials, {"access_token": ...}, 204.
+    entry("scripted-revoke-grant", "Scripted grant deletion (GitHub-like)", {
+      revocation: {
+        supported: true, method: "DELETE", url: `${base}/r/applications/{client_id}/grant`, token: "access_token",
+        token_in: "json", token_param: "access_token", token_type_hint: false, client_auth: "basic", success_status: [204],
+      },
+    }),
+    // The token in the query string, no client authentication.
+    entry("scripted-revoke-query", "Scripted revocation, token in the query", {
+      revocation: { supported: true, url: `${base}/r/deauthorize`, token: "access_token", token_in: "query", token_param: "access_token", token_type_hint: false, client_auth: "none" },
+    }),
+    // Slack's auth.revoke: the token authenticates the call; errors are HTTP 200 with ok false.
+    entry("scripted-revoke-bearer", "Scripted revocation, bearer (Slack-like)", {
+      token: { auth_method: "client_secret_post", response: { ok_field: "ok", error_field: "error" } },
+      revocation: { supported: true, method: "GET", url: `${base}/r/api/auth.revoke`, token: "access_token", token_in: "bearer", client_auth: "none" },
+    }),
+    // A provider whose docs offer no revocation.
+    entry("scripted-revoke-none", "Scripted, no revocation", { endpoints: { ...endpoints }, revocation: { supported: false } }),
+  ];
 }
 
 /** Writes entries as providers/<id>.yaml files in a new temporary directory; returns it. */
