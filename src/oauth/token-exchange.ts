@@ -102,7 +102,7 @@ export async function revokeToken(
 ): Promise<void> {
   const url = new URL(revocationUrl);
   const headers = new Headers(request.headers);
-  headers.set("accept", "application/json");
+  if (!headers.has("accept")) headers.set("accept", "application/json");
   const fields: Record<string, string> = {};
   const tokenFields: Record<string, string> = { [request.tokenParam]: token.value };
   if (request.tokenTypeHint) tokenFields.token_type_hint = token.hint;
