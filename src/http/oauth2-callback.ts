@@ -20,6 +20,7 @@ import { accountFromIdToken, accountFromObject, type ExternalAccount, fetchUseri
 import type { TokenSet } from "../oauth/token-response.js";
 import type { ProviderProfile } from "../providers/profile.js";
 import { renderApi } from "../providers/api.js";
+import { fetchMetadata } from "../oauth/metadata-requests.js";
 import type { OutboundPolicy } from "../outbound/address-policy.js";
 import { codeVerifierContext } from "../services/connection-service.js";
 import type { CredentialDocument, CredentialStore } from "../store/credentials.js";
@@ -183,7 +184,11 @@ async function handleCallback(deps: CallbackDeps, req: HttpRequest, res: HttpRes
       claims = await deps.idTokens.verify(tokens.idToken, { issuer: profile.issuer, clientId: credential.client_id, nonce: attempt.nonce });
     }
 
-    const metadata = { ...callbackMetadata(query, profile.metadata.callback), ...tokens.metadata, ...profile.connectionConfig };
+    // Documented requests right after the exchange (Mailchimp's data center, Xero's tenant), through
+    // the same bounded fetch and outbound policy as every provider call.
+    const requested = await fetchMetadata(profile.metadataRequests, tokens.accessToken, deps.fetch);
+    if (requested.failed.length > 0) attemptLog.warn({ outcome: "metadata_request_failed", failed: requested.failed }, "a metadata request failed; its values are left out");
+    const metadata = { ...callbackMetadata(query, profile.metadata.callback), ...tokens.metadata, ...requested.metadata, ...profile.connectionConfig };
     const grant: Grant = {
       organisationId: attempt.organisation_id,
       connectorId: attempt.connector_id,

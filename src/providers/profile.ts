@@ -2,6 +2,7 @@ import { invalid } from "../errors.js";
 import type { TokenEndpointAuthMethodName } from "../store/credentials.js";
 import { STANDARD_TOKEN_RESPONSE as STANDARD_RESPONSE, type TokenResponseRules } from "../oauth/token-response.js";
 import { GENERIC_AUTHORIZATION_RULES } from "../oauth/authorize-url.js";
+import type { MetadataRequest } from "../oauth/metadata-requests.js";
 import type { ApiSpec, CatalogEntry, CatalogParameter, EndpointName } from "./catalog.js";
 
 /** How a provider grants a refresh token (offline access). */
@@ -61,6 +62,8 @@ export interface ProviderProfile {
   api: ApiSpec | undefined;
   /** How the revocation request is made (at `revocationUrl`; none there: not supported). */
   revocation: RevocationRules;
+  /** Requests made with the new access token right after the exchange, for metadata. */
+  metadataRequests: readonly MetadataRequest[];
 }
 
 /** The revocation request, RFC 7009 §2.1 unless the entry's `revocation` says otherwise. */
@@ -166,6 +169,13 @@ export function buildProviderProfile(
     templateValues: values,
     api: entry.api,
     revocation: revocationRules(entry.revocation, authMethod),
+    metadataRequests: (entry.metadata?.requests ?? []).map((request) => ({
+      url: renderEndpoint(request.url, values, entry.parameters ?? []),
+      method: request.method ?? "GET",
+      tokenScheme: request.token_scheme ?? "Bearer",
+      headers: request.headers ?? {},
+      response: request.response,
+    })),
   };
 }
 
@@ -198,6 +208,7 @@ function genericProfile(credential: ProfileCredential, connectionConfig: Readonl
     templateValues: {},
     api: undefined,
     revocation: revocationRules(undefined, credential.token_endpoint_auth_method ?? "client_secret_basic"),
+    metadataRequests: [],
   };
 }
 

@@ -40,6 +40,8 @@ beforeEach(() => {
   provider.basicCheck = undefined;
   provider.revocations.length = 0;
   provider.revocationAnswer = { status: 200, body: undefined };
+  provider.metadataAnswers = {};
+  provider.metadataRequests.length = 0;
 });
 
 async function providerCredential(provider: string, extra: Record<string, unknown> = {}): Promise<string> {
@@ -346,6 +348,73 @@ describe("a full flow through each quirk", () => {
     expect(token).toMatchObject({ accessToken: "ms-2", metadata: { tenant: "contoso" } });
     expect(deleted.revocation).toBe(RevocationOutcome.REVOKED);
     expect(provider.requests.map((r) => r.path)).toEqual(["/t/contoso/token", "/t/contoso/token", "/t/contoso/revoke"]);
+  });
+});
+
+describe("token-request variations and metadata requests", () => {
+  it("a renamed client parameter (TikTok's client_key) and extra exchange and refresh parameters (Pinterest's continuous_refresh)", async () => {
+    const credentialId = await providerCredential("scripted-renamed");
+    provider.behaviour = { kind: "json", body: { access_token: "tt-1", token_type: "Bearer", refresh_token: "ttr-1", expires_in: 30 } };
+    const { connectionId } = await connect(credentialId);
+    const [exchange] = provider.grants("authorization_code");
+    expect(exchange!.form.get("client_key")).toBe("client-1");
+    expect(exchange!.form.get("client_secret")).toBe("scripted-client-secret");
+    expect(exchange!.form.has("client_id")).toBe(false);
+    expect(exchange!.form.get("continuous_refresh")).toBe("true");
+    expect(exchange!.authorization).toBeUndefined();
+    await refreshAndRevoke(connectionId, { kind: "json", body: { access_token: "tt-2", token_type: "Bearer", expires_in: 3600 } });
+    const [refresh] = provider.grants("refresh_token");
+    expect(refresh!.form.get("client_key")).toBe("client-1");
+    expect(refresh!.form.get("refresh_mode")).toBe("rotate");
+    expect(refresh!.form.has("continuous_refresh")).toBe(false);
+    // Revocation authenticates the same way (RFC 7009 §2.1), with the provider's names.
+    expect(provider.requests.find((r) => r.path === "/revoke")!.form.get("client_key")).toBe("client-1");
+  });
+
+  it("reads metadata from documented requests after the exchange (Mailchimp's dc, Xero's tenant) and renders the API from it", async () => {
+    const credentialId = await providerCredential("scripted-metadata");
+    provider.behaviour = { kind: "json", body: { access_token: "mc-1", token_type: "bearer" } };
+    provider.metadataAnswers = {
+      "/m/oauth2/metadata": { status: 200, body: { dc: "us6", api_endpoint: "https://us6.api.mailchimp.example", accountname: "Acme Ltd", login: { email: "a@example.com" } } },
+      "/m/connections": { status: 200, body: [{ tenantId: "7d0e1a2b-3c4d", tenantName: "Acme NZ", tenantType: "ORGANISATION" }, { tenantId: "other" }] },
+    };
+    const { connectionId } = await connect(credentialId);
+    expect(provider.metadataRequests).toEqual([
+      { method: "GET", path: "/m/oauth2/metadata", authorization: "OAuth mc-1" },
+      { method: "GET", path: "/m/connections", authorization: "Bearer mc-1" },
+    ]);
+    const { connection } = await connections.getConnection({ organisationId: "acme", id: connectionId });
+    expect(connection!.metadata).toEqual({
+      dc: "us6", api_endpoint: "https://us6.api.mailchimp.example", account_name: "Acme Ltd", tenant_id: "7d0e1a2b-3c4d", tenant_name: "Acme NZ",
+    });
+    expect(connection!.apiBaseUrl).toBe("https://us6.api.mailchimp.example/3.0");
+    expect(connection!.api!.baseUrls.map((b) => b.url)).toEqual(["https://us6.api.mailchimp.example/3.0", "https://us6.api.mailchimp.example/3.0"]);
+    expect(connection!.api!.headers).toEqual({ "xero-tenant-id": "7d0e1a2b-3c4d" });
+  });
+
+  it("untrusted metadata: a dc that is not one DNS label, an internal api_endpoint and an overlong value are not used for the API", async () => {
+    const credentialId = await providerCredential("scripted-metadata");
+    provider.behaviour = { kind: "json", body: { access_token: "mc-2", token_type: "bearer" } };
+    provider.metadataAnswers = {
+      "/m/oauth2/metadata": { status: 200, body: { dc: "evil.com/x", api_endpoint: "https://169.254.169.254", accountname: "x".repeat(600) } },
+      "/m/connections": { status: 200, body: [{ tenantId: "bad\r\nheader" }] },
+    };
+    const { connectionId } = await connect(credentialId);
+    const { connection } = await connections.getConnection({ organisationId: "acme", id: connectionId });
+    expect(connection!.metadata).toEqual({ dc: "evil.com/x", api_endpoint: "https://169.254.169.254" });
+    expect(connection!.apiBaseUrl).toBe("");
+    expect(connection!.api).toBeUndefined();
+  });
+
+  it("a failed metadata request leaves its values out, and the connection is still made", async () => {
+    const credentialId = await providerCredential("scripted-metadata");
+    provider.behaviour = { kind: "json", body: { access_token: "mc-3", token_type: "bearer" } };
+    provider.metadataAnswers = { "/m/connections": { status: 200, body: [{ tenantId: "t-1" }] } };
+    const { connectionId } = await connect(credentialId);
+    const { connection } = await connections.getConnection({ organisationId: "acme", id: connectionId });
+    expect(connection!.metadata).toEqual({ tenant_id: "t-1" });
+    expect(connection!.apiBaseUrl).toBe("");
+    expect(broker.logs.some((line) => line.outcome === "metadata_request_failed")).toBe(true);
   });
 });
 

@@ -44,6 +44,10 @@ export class ScriptedProvider {
   basicCheck: { decode: "form" | "raw"; clientId: string; clientSecret: string } | undefined;
   /** Requests to `/r/...` (any method): provider-specific revocation endpoints. */
   readonly revocations: Array<{ method: string; path: string; authorization: string | undefined; contentType: string | undefined; body: string; headers: Record<string, string | string[] | undefined> }> = [];
+  /** What GET `/m/<name>` answers (metadata endpoints), by path; 404 when unset. */
+  metadataAnswers: Record<string, { status: number; body: unknown }> = {};
+  /** Requests to `/m/...`. */
+  readonly metadataRequests: Array<{ method: string; path: string; authorization: string | undefined }> = [];
   /** What `/r/...` answers: its status and (JSON) body. */
   revocationAnswer: { status: number; body: unknown } = { status: 200, body: undefined };
   #server: Server;
@@ -129,6 +133,13 @@ export class ScriptedProvider {
       if (!/^Bearer \S+$/.test(req.headers.authorization ?? "")) return void res.writeHead(401, { "www-authenticate": "Bearer" }).end();
       res.setHeader("content-type", "application/json");
       res.end(JSON.stringify(this.userinfo));
+      return;
+    }
+    if (path.startsWith("/m/")) {
+      this.metadataRequests.push({ method: req.method ?? "", path, authorization: req.headers.authorization });
+      const answer = this.metadataAnswers[path];
+      if (answer === undefined) return void res.writeHead(404).end();
+      res.writeHead(answer.status, { "content-type": "application/json" }).end(JSON.stringify(answer.body));
       return;
     }
     if (path.startsWith("/r/")) {

@@ -139,7 +139,45 @@ export function scriptedCatalogEntries(base: string): Array<Record<string, unkno
       sources,
     },
   ];
-  entries.push(...revocationEntries(base, endpoints, sources));
+  entries.push(
+    {
+      // Mailchimp's metadata endpoint (OAuth scheme: dc, api_endpoint) and Xero's /connections (an
+      // array: the first tenant), read right after the exchange; the API base from those values.
+      id: "scripted-metadata",
+      display_name: "Scripted metadata requests (Mailchimp- and Xero-like)",
+      documentation_url: docs,
+      endpoints,
+      token: { auth_method: "client_secret_post" },
+      metadata: {
+        requests: [
+          { url: `${base}/m/oauth2/metadata`, token_scheme: "OAuth", response: { dc: "dc", api_endpoint: "api_endpoint", account_name: "accountname" } },
+          { url: `${base}/m/connections`, response: { tenant_id: "0.tenantId", tenant_name: "0.tenantName" } },
+        ],
+      },
+      api: {
+        base_urls: [
+          { name: "marketing", url: "https://{dc}.api.mailchimp.example/3.0" },
+          { name: "endpoint", url: "{api_endpoint}/3.0" },
+        ],
+        headers: { "xero-tenant-id": "{tenant_id}" },
+      },
+      sources: { ...sources, metadata: docs, api: docs },
+    },
+    {
+      // TikTok's client_key for client_id; Pinterest's continuous_refresh on the exchange only.
+      id: "scripted-renamed",
+      display_name: "Scripted renamed client parameter and extra parameters (TikTok- and Pinterest-like)",
+      documentation_url: docs,
+      endpoints,
+      token: {
+        auth_method: "client_secret_post",
+        client_id_param: "client_key",
+        extra_params: { exchange: { continuous_refresh: "true" }, refresh: { refresh_mode: "rotate" } },
+      },
+      sources,
+    },
+    ...revocationEntries(base, endpoints, sources),
+  );
   return entries.map((entry) => ({ category: "other", ...entry }));
 }
 
