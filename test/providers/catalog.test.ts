@@ -178,6 +178,31 @@ describe("the catalog loader refuses", () => {
     ["a default parameter the broker owns", [base("owned", { authorize: { default_params: { redirect_uri: "https://evil.example" } } })], 'authorize.default_params must not set "redirect_uri"'],
     ["an unknown key (a typo)", [base("typo", { endpoint: {} })], "must NOT have additional properties"],
     [
+      "an API base with a placeholder that is neither a parameter nor a metadata key",
+      [base("apiunknown", { api: { base_urls: [{ name: "rest", url: "https://{dc}.api.example.com/3.0" }] }, sources: { endpoints: docs, authorize: docs, token: docs, api: docs } })],
+      'api.base_urls[0].url uses "{dc}" which is neither a parameter nor a metadata key',
+    ],
+    [
+      "an API base whose metadata label is not the first label under a fixed domain",
+      [base("apilabel", { metadata: { response: { dc: "dc" } }, api: { base_urls: [{ name: "rest", url: "https://api.{dc}.com/3.0" }] }, sources: { endpoints: docs, authorize: docs, token: docs, api: docs, metadata: docs } })],
+      'api.base_urls[0].url "{dc}" may only fill the first label of a host under a fixed domain',
+    ],
+    [
+      "a revocation whose token and client both want the Authorization header",
+      [base("revboth", { endpoints: { authorize: "https://auth.example.com/a", token: "https://auth.example.com/t", revocation: "https://auth.example.com/r" }, revocation: { supported: true, token_in: "bearer", client_auth: "basic" }, sources: { endpoints: docs, authorize: docs, token: docs, revocation: docs } })],
+      "revocation.token_in bearer and client_auth basic would both need the Authorization header",
+    ],
+    [
+      "a revocation URL with a placeholder that is not a parameter or {client_id}",
+      [base("revurl", { revocation: { supported: true, method: "DELETE", url: "https://api.example.com/applications/{app}/grant" }, sources: { endpoints: docs, authorize: docs, token: docs, revocation: docs } })],
+      'revocation.url uses "{app}" which is not a parameter',
+    ],
+    [
+      "a metadata request that names a secret",
+      [base("reqsecret", { metadata: { requests: [{ url: "https://api.example.com/me", response: { refresh: "refresh_token" } }] }, sources: { endpoints: docs, authorize: docs, token: docs, metadata: docs } })],
+      'metadata.requests[0].response.refresh must not name a secret ("refresh_token")',
+    ],
+    [
       "a default that fails its pattern",
       [base("baddefault", { parameters: [{ ...shop, default: "Acme Shop" }], endpoints: { authorize: "https://{shop}.myshopify.com/a", token: "https://{shop}.myshopify.com/t" }, sources: { endpoints: docs, authorize: docs, token: docs, parameters: docs } })],
       'parameter "shop" default does not match its pattern',
