@@ -60,6 +60,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     secretBox,
     providers,
     providerFetch,
+    outbound,
     metrics,
     logger,
     onEvent: (connectionId) => relay.noteChanged(connectionId),

@@ -7,6 +7,7 @@ import { hashState } from "../oauth/state.js";
 import { RevocationError, revokeToken } from "../oauth/token-exchange.js";
 import type { TokenSet } from "../oauth/token-response.js";
 import { OutboundError } from "../network/bounded-fetch.js";
+import type { ConnectionApi } from "../providers/api.js";
 import type { ConnectionDocument, ConnectionStore, HeldGrant, PendingEvent, StoredGrant } from "../store/connections.js";
 import type { CredentialDocument, CredentialStore } from "../store/credentials.js";
 import { connectionLeaseKey, type Lease, type LeaseStore } from "../store/leases.js";
@@ -54,6 +55,8 @@ export interface Grant {
   metadata: Record<string, string>;
   /** The provider's connection-level template values the tokens were obtained with. */
   connectionConfig: Record<string, string>;
+  /** Where the provider's API lives for this connection (renderApi), when the catalog says. */
+  api?: ConnectionApi;
 }
 
 export type RevocationResult = { outcome: "not_requested" | "revoked" | "not_supported" } | { outcome: "failed"; error: string };
@@ -342,7 +345,8 @@ export class ConnectionLifecycle {
     tokens: TokenSet,
     now: Date,
     adopted: ConnectionEndpoints | undefined,
-  ): Promise<{ expireTime: Date | undefined; metadata: Record<string, string> }> {
+    api: ConnectionApi | undefined,
+  ): Promise<{ expireTime: Date | undefined; metadata: Record<string, string>; api: ConnectionApi | undefined }> {
     const seal = (field: string, value: string) => this.deps.secretBox.encrypt(value, connectionSecretContext(connection._id, field));
     const set: Partial<ConnectionDocument> = {
       status: "ACTIVE",
@@ -359,13 +363,15 @@ export class ConnectionLifecycle {
     if (tokens.scopes !== undefined) set.scopes = tokens.scopes;
     // A refresh response may update what the catalog keeps (a moved `instance_url`).
     if (Object.keys(tokens.metadata).length > 0) set.metadata = { ...connection.metadata, ...tokens.metadata };
+    // Rendered again from the metadata as it is now (and the catalog as it is now).
+    if (api !== undefined) set.api = api;
     // Without `expires_in` (and no default lifetime known for the provider) the token has none.
     if (tokens.expiresIn !== undefined) set.expire_time = new Date(now.getTime() + tokens.expiresIn * 1000);
     else unset.push("expire_time");
     const event = connection.status === "REFRESH_FAILED" ? newEvent("connection.recovered", "ACTIVE") : undefined;
     await this.deps.connections.update(connection._id, { set, unset, event });
     if (event !== undefined) this.deps.onEvent(connection._id);
-    return { expireTime: set.expire_time, metadata: set.metadata ?? connection.metadata ?? {} };
+    return { expireTime: set.expire_time, metadata: set.metadata ?? connection.metadata ?? {}, api: set.api ?? connection.api };
   }
 
   /**
@@ -429,6 +435,7 @@ export class ConnectionLifecycle {
     if (grant.endpoints.revocation_url !== undefined) stored.revocation_url = grant.endpoints.revocation_url;
     if (Object.keys(grant.metadata).length > 0) stored.metadata = { ...grant.metadata };
     if (Object.keys(grant.connectionConfig).length > 0) stored.connection_config = { ...grant.connectionConfig };
+    if (grant.api !== undefined) stored.api = grant.api;
     return stored;
   }
 
@@ -458,7 +465,9 @@ export class ConnectionLifecycle {
     // The same hosts as the connection was made with.
     const profile = profileFor(this.deps.providers, credential, connection.connection_config);
     if (profile.revocationUrl === undefined) return { outcome: "not_supported" };
-    const field = connection.refresh_token !== undefined ? "refresh_token" : "access_token";
+    // The token the provider's docs name; by default the refresh token, which ends the whole grant.
+    const wanted = profile.revocation.token;
+    const field = wanted === "access_token" || (wanted === "refresh_token_or_access_token" && connection.refresh_token === undefined) ? "access_token" : "refresh_token";
     const sealed = connection[field];
     if (sealed === undefined) return { outcome: "not_supported" };
     // The token goes only to the revocation endpoint in force when it was obtained, and the client
@@ -472,6 +481,7 @@ export class ConnectionLifecycle {
         target.url,
         { value: this.deps.secretBox.decrypt(sealed, connectionSecretContext(connection._id, field)), hint: field },
         this.deps.fetch,
+        profile.revocation,
       );
       return { outcome: "revoked" };
     } catch (error) {
@@ -484,7 +494,7 @@ export class ConnectionLifecycle {
 
 /** The optional grant fields a replacing grant does not have: they are removed. */
 function grantFieldsMissing(grant: StoredGrant): Array<keyof ConnectionDocument> {
-  return (["refresh_token", "id_token", "expire_time", "extra_fields", "revocation_url", "metadata", "connection_config"] as const).filter(
+  return (["refresh_token", "id_token", "expire_time", "extra_fields", "revocation_url", "metadata", "connection_config", "api"] as const).filter(
     (field) => grant[field] === undefined,
   );
 }

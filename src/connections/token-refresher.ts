@@ -5,6 +5,7 @@ import { OutboundError } from "../network/bounded-fetch.js";
 import { refreshAccessToken } from "../oauth/token-exchange.js";
 import { countTokenRequest, type Metrics } from "../observability/metrics.js";
 import { TokenResponseError } from "../oauth/token-response.js";
+import type { ConnectionApi } from "../providers/api.js";
 import type { ConnectionDocument, ConnectionStore } from "../store/connections.js";
 import type { CredentialStore } from "../store/credentials.js";
 import type { Lease } from "../store/leases.js";
@@ -12,8 +13,10 @@ import { ConnectionError, connectionNotFound, needsReauthorization, refreshFaile
 import type { ConnectionLifecycle } from "./connection-lifecycle.js";
 import { connectionTokenClient } from "./secrets.js";
 import type { ProviderCatalog } from "../providers/catalog.js";
-import { profileFor } from "../providers/profile.js";
+import { profileFor, type ProviderProfile } from "../providers/profile.js";
 import { connectionSecretContext } from "../crypto/secret-contexts.js";
+import { renderApi } from "../providers/api.js";
+import type { OutboundPolicy } from "../network/address-policy.js";
 
 export interface AccessToken {
   accessToken: string;
@@ -21,6 +24,8 @@ export interface AccessToken {
   expireTime: Date | undefined;
   /** The connection's metadata (never a secret). */
   metadata: Record<string, string>;
+  /** Where the provider's API lives for this connection, when the catalog says. */
+  api: ConnectionApi | undefined;
 }
 
 export interface TokenRefresherDeps {
@@ -31,6 +36,8 @@ export interface TokenRefresherDeps {
   /** The bounded fetch for provider calls. */
   fetch: typeof fetch;
   providers: ProviderCatalog;
+  /** Checks provider-sent URLs used as API bases. */
+  outbound: OutboundPolicy;
   /** Tokens closer than this to expiry are refreshed first. */
   minValidityMs: number;
   /** The provider-call timeout. */
@@ -136,6 +143,7 @@ export class TokenRefresher {
         tokenType: document.token_type,
         expireTime: document.expire_time,
         metadata: document.metadata ?? {},
+        api: document.api,
       };
     }
     let retryAt = document.refresh_retry_time?.getTime() ?? 0;
@@ -216,15 +224,18 @@ export class TokenRefresher {
         "refresh",
         refreshAccessToken(target.client, refreshToken, this.deps.fetch),
       );
-      const stored = await lifecycle.recordRefreshed(document, tokens, now, target.adopted);
+      const api = renderApi(profile.api, profile.templateValues, { ...document.metadata, ...tokens.metadata }, (url) => this.deps.outbound.refusal(url));
+      const stored = await lifecycle.recordRefreshed(document, tokens, now, target.adopted, api);
       log.info(
         { outcome: document.status === "REFRESH_FAILED" ? "recovered" : "refreshed", rotated: tokens.refreshToken !== undefined },
         "access token refreshed",
       );
-      return { accessToken: tokens.accessToken, tokenType: tokens.tokenType, expireTime: stored.expireTime, metadata: stored.metadata };
+      return { accessToken: tokens.accessToken, tokenType: tokens.tokenType, expireTime: stored.expireTime, metadata: stored.metadata, api: stored.api };
     } catch (error) {
-      if (error instanceof TokenResponseError && error.oauthError === "invalid_grant") {
-        const reason = uncertain ? "refresh_token_reused" : "invalid_grant";
+      if (error instanceof TokenResponseError && endsGrant(error.oauthError, profile.token.errors)) {
+        // RFC 6749 §5.2 invalid_grant, or a code the provider's docs say ends the grant (Slack's
+        // HTTP-200 invalid_refresh_token): retrying cannot help, only the end user can.
+        const reason = error.oauthError !== "invalid_grant" ? error.oauthError! : uncertain ? "refresh_token_reused" : "invalid_grant";
         log.warn({ outcome: reason }, "refresh token rejected; the connection needs reauthorization");
         await lifecycle.markNeedsReauthorization(document, reason);
         throw needsReauthorization(reason);
@@ -302,6 +313,15 @@ function fresh(document: ConnectionDocument, now: number): boolean {
   const obtained = document.refresh_time.getTime();
   const lifetime = document.expire_time.getTime() - obtained;
   return now - obtained < Math.min(FORCE_REFRESH_WINDOW_MS, lifetime / 2);
+}
+
+/**
+ * Whether a refresh error code ends the grant: the entry's permanent codes, and RFC 6749's
+ * invalid_grant unless the entry calls it transient. Other codes are retried after backoff.
+ */
+function endsGrant(code: string | undefined, errors: ProviderProfile["token"]["errors"]): boolean {
+  if (code === undefined || errors.transient.includes(code)) return false;
+  return code === "invalid_grant" || errors.permanent.includes(code);
 }
 
 /** The same test as the store's idle scan, made again under the lease. */

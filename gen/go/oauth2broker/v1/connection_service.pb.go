@@ -164,6 +164,59 @@ func (ConnectionKind) EnumDescriptor() ([]byte, []int) {
 	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{1}
 }
 
+// Where a token travels on an API call.
+type ApiTokenLocation int32
+
+const (
+	// Not set.
+	ApiTokenLocation_API_TOKEN_LOCATION_UNSPECIFIED ApiTokenLocation = 0
+	// In a request header.
+	ApiTokenLocation_API_TOKEN_LOCATION_HEADER ApiTokenLocation = 1
+	// In a query parameter of the URL.
+	ApiTokenLocation_API_TOKEN_LOCATION_QUERY ApiTokenLocation = 2
+)
+
+// Enum value maps for ApiTokenLocation.
+var (
+	ApiTokenLocation_name = map[int32]string{
+		0: "API_TOKEN_LOCATION_UNSPECIFIED",
+		1: "API_TOKEN_LOCATION_HEADER",
+		2: "API_TOKEN_LOCATION_QUERY",
+	}
+	ApiTokenLocation_value = map[string]int32{
+		"API_TOKEN_LOCATION_UNSPECIFIED": 0,
+		"API_TOKEN_LOCATION_HEADER":      1,
+		"API_TOKEN_LOCATION_QUERY":       2,
+	}
+)
+
+func (x ApiTokenLocation) Enum() *ApiTokenLocation {
+	p := new(ApiTokenLocation)
+	*p = x
+	return p
+}
+
+func (x ApiTokenLocation) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ApiTokenLocation) Descriptor() protoreflect.EnumDescriptor {
+	return file_oauth2broker_v1_connection_service_proto_enumTypes[2].Descriptor()
+}
+
+func (ApiTokenLocation) Type() protoreflect.EnumType {
+	return &file_oauth2broker_v1_connection_service_proto_enumTypes[2]
+}
+
+func (x ApiTokenLocation) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ApiTokenLocation.Descriptor instead.
+func (ApiTokenLocation) EnumDescriptor() ([]byte, []int) {
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{2}
+}
+
 // What happened to the revocation DeleteConnection was asked for.
 type RevocationOutcome int32
 
@@ -205,11 +258,11 @@ func (x RevocationOutcome) String() string {
 }
 
 func (RevocationOutcome) Descriptor() protoreflect.EnumDescriptor {
-	return file_oauth2broker_v1_connection_service_proto_enumTypes[2].Descriptor()
+	return file_oauth2broker_v1_connection_service_proto_enumTypes[3].Descriptor()
 }
 
 func (RevocationOutcome) Type() protoreflect.EnumType {
-	return &file_oauth2broker_v1_connection_service_proto_enumTypes[2]
+	return &file_oauth2broker_v1_connection_service_proto_enumTypes[3]
 }
 
 func (x RevocationOutcome) Number() protoreflect.EnumNumber {
@@ -218,7 +271,7 @@ func (x RevocationOutcome) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RevocationOutcome.Descriptor instead.
 func (RevocationOutcome) EnumDescriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{2}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{3}
 }
 
 // A connected end-user account, without its tokens.
@@ -257,6 +310,14 @@ type Connection struct {
 	// The account at the provider this connection belongs to, from the verified ID token or the
 	// provider's userinfo endpoint; unset when the provider did not say.
 	ExternalAccount *ExternalAccount `protobuf:"bytes,14,opt,name=external_account,json=externalAccount,proto3" json:"external_account,omitempty"`
+	// The base URL of the provider's API for this connection (the first of `api.base_urls`), from
+	// the provider catalog with this connection's values filled in (Salesforce's `instance_url`,
+	// Shopify's shop, Mailchimp's data center). Empty for a credential without `provider`, or when
+	// the catalog does not say or a value it needs is missing.
+	ApiBaseUrl string `protobuf:"bytes,15,opt,name=api_base_url,json=apiBaseUrl,proto3" json:"api_base_url,omitempty"`
+	// Where the provider's API lives and how a call carries the token; unset when `api_base_url`
+	// is empty.
+	Api *ProviderApi `protobuf:"bytes,16,opt,name=api,proto3" json:"api,omitempty"`
 	// How the connection holds its access: which grant obtained its tokens, or which static secret
 	// it stores. Connections made before kinds existed are AUTHORIZATION_CODE.
 	Kind          ConnectionKind `protobuf:"varint,20,opt,name=kind,proto3,enum=oauth2broker.v1.ConnectionKind" json:"kind,omitempty"`
@@ -392,11 +453,221 @@ func (x *Connection) GetExternalAccount() *ExternalAccount {
 	return nil
 }
 
+func (x *Connection) GetApiBaseUrl() string {
+	if x != nil {
+		return x.ApiBaseUrl
+	}
+	return ""
+}
+
+func (x *Connection) GetApi() *ProviderApi {
+	if x != nil {
+		return x.Api
+	}
+	return nil
+}
+
 func (x *Connection) GetKind() ConnectionKind {
 	if x != nil {
 		return x.Kind
 	}
 	return ConnectionKind_CONNECTION_KIND_UNSPECIFIED
+}
+
+// Where a connection's provider API lives and how a call to it carries the access token, as the
+// provider documents it (the catalog's `api` section), rendered for one connection.
+type ProviderApi struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The API's base URLs, the primary one first. Providers with several hosts (Google,
+	// Microsoft, Atlassian) name each.
+	BaseUrls []*ApiBaseUrl `protobuf:"bytes,1,rep,name=base_urls,json=baseUrls,proto3" json:"base_urls,omitempty"`
+	// How a call sends the access token.
+	TokenPlacement *ApiTokenPlacement `protobuf:"bytes,2,opt,name=token_placement,json=tokenPlacement,proto3" json:"token_placement,omitempty"`
+	// Headers every call needs, name to value (such as Notion's `Notion-Version`). Never a secret.
+	Headers       map[string]string `protobuf:"bytes,3,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProviderApi) Reset() {
+	*x = ProviderApi{}
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProviderApi) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProviderApi) ProtoMessage() {}
+
+func (x *ProviderApi) ProtoReflect() protoreflect.Message {
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProviderApi.ProtoReflect.Descriptor instead.
+func (*ProviderApi) Descriptor() ([]byte, []int) {
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ProviderApi) GetBaseUrls() []*ApiBaseUrl {
+	if x != nil {
+		return x.BaseUrls
+	}
+	return nil
+}
+
+func (x *ProviderApi) GetTokenPlacement() *ApiTokenPlacement {
+	if x != nil {
+		return x.TokenPlacement
+	}
+	return nil
+}
+
+func (x *ProviderApi) GetHeaders() map[string]string {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+// One base URL of a provider's API.
+type ApiBaseUrl struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A snake_case name for it (such as `rest`, `graph`, `admin`).
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The absolute URL calls are made under, without a trailing slash.
+	Url string `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	// What the API under it is for; may be empty.
+	Description   string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApiBaseUrl) Reset() {
+	*x = ApiBaseUrl{}
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApiBaseUrl) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApiBaseUrl) ProtoMessage() {}
+
+func (x *ApiBaseUrl) ProtoReflect() protoreflect.Message {
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApiBaseUrl.ProtoReflect.Descriptor instead.
+func (*ApiBaseUrl) Descriptor() ([]byte, []int) {
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ApiBaseUrl) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ApiBaseUrl) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *ApiBaseUrl) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+// Where the access token goes on a call to the provider's API.
+type ApiTokenPlacement struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A header or a query parameter.
+	Location ApiTokenLocation `protobuf:"varint,1,opt,name=location,proto3,enum=oauth2broker.v1.ApiTokenLocation" json:"location,omitempty"`
+	// The header's or query parameter's name (such as `Authorization`, `X-Shopify-Access-Token`,
+	// `access_token`).
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// For a header: the word before the token, followed by a space (`Bearer`); empty for the token
+	// alone.
+	Scheme        string `protobuf:"bytes,3,opt,name=scheme,proto3" json:"scheme,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApiTokenPlacement) Reset() {
+	*x = ApiTokenPlacement{}
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApiTokenPlacement) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApiTokenPlacement) ProtoMessage() {}
+
+func (x *ApiTokenPlacement) ProtoReflect() protoreflect.Message {
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApiTokenPlacement.ProtoReflect.Descriptor instead.
+func (*ApiTokenPlacement) Descriptor() ([]byte, []int) {
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ApiTokenPlacement) GetLocation() ApiTokenLocation {
+	if x != nil {
+		return x.Location
+	}
+	return ApiTokenLocation_API_TOKEN_LOCATION_UNSPECIFIED
+}
+
+func (x *ApiTokenPlacement) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ApiTokenPlacement) GetScheme() string {
+	if x != nil {
+		return x.Scheme
+	}
+	return ""
 }
 
 // An account at the provider. Fields the provider did not give are empty.
@@ -414,7 +685,7 @@ type ExternalAccount struct {
 
 func (x *ExternalAccount) Reset() {
 	*x = ExternalAccount{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[1]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -426,7 +697,7 @@ func (x *ExternalAccount) String() string {
 func (*ExternalAccount) ProtoMessage() {}
 
 func (x *ExternalAccount) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[1]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -439,7 +710,7 @@ func (x *ExternalAccount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExternalAccount.ProtoReflect.Descriptor instead.
 func (*ExternalAccount) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{1}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ExternalAccount) GetId() string {
@@ -476,7 +747,7 @@ type GetConnectionRequest struct {
 
 func (x *GetConnectionRequest) Reset() {
 	*x = GetConnectionRequest{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[2]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -488,7 +759,7 @@ func (x *GetConnectionRequest) String() string {
 func (*GetConnectionRequest) ProtoMessage() {}
 
 func (x *GetConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[2]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -501,7 +772,7 @@ func (x *GetConnectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConnectionRequest.ProtoReflect.Descriptor instead.
 func (*GetConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{2}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetConnectionRequest) GetOrganisationId() string {
@@ -529,7 +800,7 @@ type GetConnectionResponse struct {
 
 func (x *GetConnectionResponse) Reset() {
 	*x = GetConnectionResponse{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[3]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -541,7 +812,7 @@ func (x *GetConnectionResponse) String() string {
 func (*GetConnectionResponse) ProtoMessage() {}
 
 func (x *GetConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[3]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -554,7 +825,7 @@ func (x *GetConnectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConnectionResponse.ProtoReflect.Descriptor instead.
 func (*GetConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{3}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetConnectionResponse) GetConnection() *Connection {
@@ -585,7 +856,7 @@ type ListConnectionsRequest struct {
 
 func (x *ListConnectionsRequest) Reset() {
 	*x = ListConnectionsRequest{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[4]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -597,7 +868,7 @@ func (x *ListConnectionsRequest) String() string {
 func (*ListConnectionsRequest) ProtoMessage() {}
 
 func (x *ListConnectionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[4]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -610,7 +881,7 @@ func (x *ListConnectionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnectionsRequest.ProtoReflect.Descriptor instead.
 func (*ListConnectionsRequest) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{4}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListConnectionsRequest) GetOrganisationId() string {
@@ -668,7 +939,7 @@ type ListConnectionsResponse struct {
 
 func (x *ListConnectionsResponse) Reset() {
 	*x = ListConnectionsResponse{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[5]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -680,7 +951,7 @@ func (x *ListConnectionsResponse) String() string {
 func (*ListConnectionsResponse) ProtoMessage() {}
 
 func (x *ListConnectionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[5]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -693,7 +964,7 @@ func (x *ListConnectionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnectionsResponse.ProtoReflect.Descriptor instead.
 func (*ListConnectionsResponse) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{5}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListConnectionsResponse) GetConnections() []*Connection {
@@ -727,7 +998,7 @@ type GetAccessTokenRequest struct {
 
 func (x *GetAccessTokenRequest) Reset() {
 	*x = GetAccessTokenRequest{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[6]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -739,7 +1010,7 @@ func (x *GetAccessTokenRequest) String() string {
 func (*GetAccessTokenRequest) ProtoMessage() {}
 
 func (x *GetAccessTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[6]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -752,7 +1023,7 @@ func (x *GetAccessTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccessTokenRequest.ProtoReflect.Descriptor instead.
 func (*GetAccessTokenRequest) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{6}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetAccessTokenRequest) GetOrganisationId() string {
@@ -787,14 +1058,18 @@ type GetAccessTokenResponse struct {
 	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
 	// The connection's metadata (see `Connection.metadata`), for calls that need it (Salesforce's
 	// `instance_url`, Shopify's `shop`).
-	Metadata      map[string]string `protobuf:"bytes,4,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Metadata map[string]string `protobuf:"bytes,4,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The base URL of the provider's API for this connection (see `Connection.api_base_url`).
+	ApiBaseUrl string `protobuf:"bytes,5,opt,name=api_base_url,json=apiBaseUrl,proto3" json:"api_base_url,omitempty"`
+	// Where the provider's API lives and how to send this token to it (see `Connection.api`).
+	Api           *ProviderApi `protobuf:"bytes,6,opt,name=api,proto3" json:"api,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetAccessTokenResponse) Reset() {
 	*x = GetAccessTokenResponse{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[7]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -806,7 +1081,7 @@ func (x *GetAccessTokenResponse) String() string {
 func (*GetAccessTokenResponse) ProtoMessage() {}
 
 func (x *GetAccessTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[7]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -819,7 +1094,7 @@ func (x *GetAccessTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccessTokenResponse.ProtoReflect.Descriptor instead.
 func (*GetAccessTokenResponse) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{7}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetAccessTokenResponse) GetAccessToken() string {
@@ -850,6 +1125,20 @@ func (x *GetAccessTokenResponse) GetMetadata() map[string]string {
 	return nil
 }
 
+func (x *GetAccessTokenResponse) GetApiBaseUrl() string {
+	if x != nil {
+		return x.ApiBaseUrl
+	}
+	return ""
+}
+
+func (x *GetAccessTokenResponse) GetApi() *ProviderApi {
+	if x != nil {
+		return x.Api
+	}
+	return nil
+}
+
 // The request of ConfirmConnection.
 type ConfirmConnectionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -868,7 +1157,7 @@ type ConfirmConnectionRequest struct {
 
 func (x *ConfirmConnectionRequest) Reset() {
 	*x = ConfirmConnectionRequest{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[8]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -880,7 +1169,7 @@ func (x *ConfirmConnectionRequest) String() string {
 func (*ConfirmConnectionRequest) ProtoMessage() {}
 
 func (x *ConfirmConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[8]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -893,7 +1182,7 @@ func (x *ConfirmConnectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmConnectionRequest.ProtoReflect.Descriptor instead.
 func (*ConfirmConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{8}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ConfirmConnectionRequest) GetOrganisationId() string {
@@ -935,7 +1224,7 @@ type ConfirmConnectionResponse struct {
 
 func (x *ConfirmConnectionResponse) Reset() {
 	*x = ConfirmConnectionResponse{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[9]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -947,7 +1236,7 @@ func (x *ConfirmConnectionResponse) String() string {
 func (*ConfirmConnectionResponse) ProtoMessage() {}
 
 func (x *ConfirmConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[9]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -960,7 +1249,7 @@ func (x *ConfirmConnectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmConnectionResponse.ProtoReflect.Descriptor instead.
 func (*ConfirmConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{9}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ConfirmConnectionResponse) GetConnection() *Connection {
@@ -989,7 +1278,7 @@ type DeleteConnectionRequest struct {
 
 func (x *DeleteConnectionRequest) Reset() {
 	*x = DeleteConnectionRequest{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[10]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1001,7 +1290,7 @@ func (x *DeleteConnectionRequest) String() string {
 func (*DeleteConnectionRequest) ProtoMessage() {}
 
 func (x *DeleteConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[10]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1014,7 +1303,7 @@ func (x *DeleteConnectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConnectionRequest.ProtoReflect.Descriptor instead.
 func (*DeleteConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{10}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DeleteConnectionRequest) GetOrganisationId() string {
@@ -1058,7 +1347,7 @@ type DeleteConnectionResponse struct {
 
 func (x *DeleteConnectionResponse) Reset() {
 	*x = DeleteConnectionResponse{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[11]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1070,7 +1359,7 @@ func (x *DeleteConnectionResponse) String() string {
 func (*DeleteConnectionResponse) ProtoMessage() {}
 
 func (x *DeleteConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[11]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1083,7 +1372,7 @@ func (x *DeleteConnectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConnectionResponse.ProtoReflect.Descriptor instead.
 func (*DeleteConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{11}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DeleteConnectionResponse) GetRevocation() RevocationOutcome {
@@ -1111,7 +1400,7 @@ type WatchConnectionEventsRequest struct {
 
 func (x *WatchConnectionEventsRequest) Reset() {
 	*x = WatchConnectionEventsRequest{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[12]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1123,7 +1412,7 @@ func (x *WatchConnectionEventsRequest) String() string {
 func (*WatchConnectionEventsRequest) ProtoMessage() {}
 
 func (x *WatchConnectionEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[12]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1136,7 +1425,7 @@ func (x *WatchConnectionEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchConnectionEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchConnectionEventsRequest) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{12}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *WatchConnectionEventsRequest) GetOrganisationId() string {
@@ -1157,7 +1446,7 @@ type WatchConnectionEventsResponse struct {
 
 func (x *WatchConnectionEventsResponse) Reset() {
 	*x = WatchConnectionEventsResponse{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[13]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1169,7 +1458,7 @@ func (x *WatchConnectionEventsResponse) String() string {
 func (*WatchConnectionEventsResponse) ProtoMessage() {}
 
 func (x *WatchConnectionEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[13]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1182,7 +1471,7 @@ func (x *WatchConnectionEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchConnectionEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchConnectionEventsResponse) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{13}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *WatchConnectionEventsResponse) GetEvent() *ConnectionEvent {
@@ -1222,7 +1511,7 @@ type ConnectionEvent struct {
 
 func (x *ConnectionEvent) Reset() {
 	*x = ConnectionEvent{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[14]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1234,7 +1523,7 @@ func (x *ConnectionEvent) String() string {
 func (*ConnectionEvent) ProtoMessage() {}
 
 func (x *ConnectionEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[14]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1247,7 +1536,7 @@ func (x *ConnectionEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectionEvent.ProtoReflect.Descriptor instead.
 func (*ConnectionEvent) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{14}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ConnectionEvent) GetId() string {
@@ -1326,7 +1615,7 @@ type CredentialReference struct {
 
 func (x *CredentialReference) Reset() {
 	*x = CredentialReference{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[15]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1338,7 +1627,7 @@ func (x *CredentialReference) String() string {
 func (*CredentialReference) ProtoMessage() {}
 
 func (x *CredentialReference) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[15]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1351,7 +1640,7 @@ func (x *CredentialReference) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CredentialReference.ProtoReflect.Descriptor instead.
 func (*CredentialReference) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{15}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CredentialReference) GetId() string {
@@ -1458,7 +1747,7 @@ type InitialiseOAuth2ConnectionRequest struct {
 
 func (x *InitialiseOAuth2ConnectionRequest) Reset() {
 	*x = InitialiseOAuth2ConnectionRequest{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[16]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1470,7 +1759,7 @@ func (x *InitialiseOAuth2ConnectionRequest) String() string {
 func (*InitialiseOAuth2ConnectionRequest) ProtoMessage() {}
 
 func (x *InitialiseOAuth2ConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[16]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1483,7 +1772,7 @@ func (x *InitialiseOAuth2ConnectionRequest) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use InitialiseOAuth2ConnectionRequest.ProtoReflect.Descriptor instead.
 func (*InitialiseOAuth2ConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{16}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *InitialiseOAuth2ConnectionRequest) GetOrganisationId() string {
@@ -1591,7 +1880,7 @@ type InitialiseOAuth2ConnectionResponse struct {
 
 func (x *InitialiseOAuth2ConnectionResponse) Reset() {
 	*x = InitialiseOAuth2ConnectionResponse{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[17]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1603,7 +1892,7 @@ func (x *InitialiseOAuth2ConnectionResponse) String() string {
 func (*InitialiseOAuth2ConnectionResponse) ProtoMessage() {}
 
 func (x *InitialiseOAuth2ConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[17]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1616,7 +1905,7 @@ func (x *InitialiseOAuth2ConnectionResponse) ProtoReflect() protoreflect.Message
 
 // Deprecated: Use InitialiseOAuth2ConnectionResponse.ProtoReflect.Descriptor instead.
 func (*InitialiseOAuth2ConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{17}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *InitialiseOAuth2ConnectionResponse) GetUrl() string {
@@ -1650,7 +1939,7 @@ type ListConnectionEventsRequest struct {
 
 func (x *ListConnectionEventsRequest) Reset() {
 	*x = ListConnectionEventsRequest{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[18]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1662,7 +1951,7 @@ func (x *ListConnectionEventsRequest) String() string {
 func (*ListConnectionEventsRequest) ProtoMessage() {}
 
 func (x *ListConnectionEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[18]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1675,7 +1964,7 @@ func (x *ListConnectionEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnectionEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListConnectionEventsRequest) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{18}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListConnectionEventsRequest) GetOrganisationId() string {
@@ -1719,7 +2008,7 @@ type ListConnectionEventsResponse struct {
 
 func (x *ListConnectionEventsResponse) Reset() {
 	*x = ListConnectionEventsResponse{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[19]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1731,7 +2020,7 @@ func (x *ListConnectionEventsResponse) String() string {
 func (*ListConnectionEventsResponse) ProtoMessage() {}
 
 func (x *ListConnectionEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[19]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1744,7 +2033,7 @@ func (x *ListConnectionEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnectionEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListConnectionEventsResponse) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{19}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListConnectionEventsResponse) GetEvents() []*ConnectionEvent {
@@ -1772,7 +2061,7 @@ type CountConnectionsRequest struct {
 
 func (x *CountConnectionsRequest) Reset() {
 	*x = CountConnectionsRequest{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[20]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1784,7 +2073,7 @@ func (x *CountConnectionsRequest) String() string {
 func (*CountConnectionsRequest) ProtoMessage() {}
 
 func (x *CountConnectionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[20]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1797,7 +2086,7 @@ func (x *CountConnectionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountConnectionsRequest.ProtoReflect.Descriptor instead.
 func (*CountConnectionsRequest) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{20}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CountConnectionsRequest) GetOrganisationId() string {
@@ -1820,7 +2109,7 @@ type ConnectionStatusCount struct {
 
 func (x *ConnectionStatusCount) Reset() {
 	*x = ConnectionStatusCount{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[21]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1832,7 +2121,7 @@ func (x *ConnectionStatusCount) String() string {
 func (*ConnectionStatusCount) ProtoMessage() {}
 
 func (x *ConnectionStatusCount) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[21]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1845,7 +2134,7 @@ func (x *ConnectionStatusCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectionStatusCount.ProtoReflect.Descriptor instead.
 func (*ConnectionStatusCount) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{21}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ConnectionStatusCount) GetStatus() ConnectionStatus {
@@ -1876,7 +2165,7 @@ type CountConnectionsResponse struct {
 
 func (x *CountConnectionsResponse) Reset() {
 	*x = CountConnectionsResponse{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[22]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1888,7 +2177,7 @@ func (x *CountConnectionsResponse) String() string {
 func (*CountConnectionsResponse) ProtoMessage() {}
 
 func (x *CountConnectionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[22]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1901,7 +2190,7 @@ func (x *CountConnectionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountConnectionsResponse.ProtoReflect.Descriptor instead.
 func (*CountConnectionsResponse) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{22}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CountConnectionsResponse) GetCounts() []*ConnectionStatusCount {
@@ -1922,7 +2211,7 @@ var File_oauth2broker_v1_connection_service_proto protoreflect.FileDescriptor
 
 const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"\n" +
-	"(oauth2broker/v1/connection_service.proto\x12\x0foauth2broker.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa5\x06\n" +
+	"(oauth2broker/v1/connection_service.proto\x12\x0foauth2broker.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf7\x06\n" +
 	"\n" +
 	"Connection\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
@@ -1942,11 +2231,30 @@ const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"\vupdate_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12E\n" +
 	"\bmetadata\x18\r \x03(\v2).oauth2broker.v1.Connection.MetadataEntryR\bmetadata\x12K\n" +
-	"\x10external_account\x18\x0e \x01(\v2 .oauth2broker.v1.ExternalAccountR\x0fexternalAccount\x123\n" +
+	"\x10external_account\x18\x0e \x01(\v2 .oauth2broker.v1.ExternalAccountR\x0fexternalAccount\x12 \n" +
+	"\fapi_base_url\x18\x0f \x01(\tR\n" +
+	"apiBaseUrl\x12.\n" +
+	"\x03api\x18\x10 \x01(\v2\x1c.oauth2broker.v1.ProviderApiR\x03api\x123\n" +
 	"\x04kind\x18\x14 \x01(\x0e2\x1f.oauth2broker.v1.ConnectionKindR\x04kind\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"K\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x95\x02\n" +
+	"\vProviderApi\x128\n" +
+	"\tbase_urls\x18\x01 \x03(\v2\x1b.oauth2broker.v1.ApiBaseUrlR\bbaseUrls\x12K\n" +
+	"\x0ftoken_placement\x18\x02 \x01(\v2\".oauth2broker.v1.ApiTokenPlacementR\x0etokenPlacement\x12C\n" +
+	"\aheaders\x18\x03 \x03(\v2).oauth2broker.v1.ProviderApi.HeadersEntryR\aheaders\x1a:\n" +
+	"\fHeadersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"T\n" +
+	"\n" +
+	"ApiBaseUrl\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\x12 \n" +
+	"\vdescription\x18\x03 \x01(\tR\vdescription\"~\n" +
+	"\x11ApiTokenPlacement\x12=\n" +
+	"\blocation\x18\x01 \x01(\x0e2!.oauth2broker.v1.ApiTokenLocationR\blocation\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
+	"\x06scheme\x18\x03 \x01(\tR\x06scheme\"K\n" +
 	"\x0fExternalAccount\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x12\n" +
@@ -1972,14 +2280,17 @@ const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"\x15GetAccessTokenRequest\x12'\n" +
 	"\x0forganisation_id\x18\x01 \x01(\tR\x0eorganisationId\x12#\n" +
 	"\rconnection_id\x18\x02 \x01(\tR\fconnectionId\x12#\n" +
-	"\rforce_refresh\x18\x03 \x01(\bR\fforceRefresh\"\xa7\x02\n" +
+	"\rforce_refresh\x18\x03 \x01(\bR\fforceRefresh\"\xf9\x02\n" +
 	"\x16GetAccessTokenResponse\x12!\n" +
 	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12\x1d\n" +
 	"\n" +
 	"token_type\x18\x02 \x01(\tR\ttokenType\x12;\n" +
 	"\vexpire_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"expireTime\x12Q\n" +
-	"\bmetadata\x18\x04 \x03(\v25.oauth2broker.v1.GetAccessTokenResponse.MetadataEntryR\bmetadata\x1a;\n" +
+	"\bmetadata\x18\x04 \x03(\v25.oauth2broker.v1.GetAccessTokenResponse.MetadataEntryR\bmetadata\x12 \n" +
+	"\fapi_base_url\x18\x05 \x01(\tR\n" +
+	"apiBaseUrl\x12.\n" +
+	"\x03api\x18\x06 \x01(\v2\x1c.oauth2broker.v1.ProviderApiR\x03api\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xac\x01\n" +
@@ -2080,7 +2391,11 @@ const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"\x1bCONNECTION_KIND_DEVICE_CODE\x10\x04\x12\x1e\n" +
 	"\x1aCONNECTION_KIND_JWT_BEARER\x10\x05\x12\x1b\n" +
 	"\x17CONNECTION_KIND_API_KEY\x10\x06\x12\x19\n" +
-	"\x15CONNECTION_KIND_BASIC\x10\a*\x9c\x01\n" +
+	"\x15CONNECTION_KIND_BASIC\x10\a*s\n" +
+	"\x10ApiTokenLocation\x12\"\n" +
+	"\x1eAPI_TOKEN_LOCATION_UNSPECIFIED\x10\x00\x12\x1d\n" +
+	"\x19API_TOKEN_LOCATION_HEADER\x10\x01\x12\x1c\n" +
+	"\x18API_TOKEN_LOCATION_QUERY\x10\x02*\x9c\x01\n" +
 	"\x11RevocationOutcome\x12\"\n" +
 	"\x1eREVOCATION_OUTCOME_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aREVOCATION_OUTCOME_REVOKED\x10\x01\x12\x1d\n" +
@@ -2109,89 +2424,100 @@ func file_oauth2broker_v1_connection_service_proto_rawDescGZIP() []byte {
 	return file_oauth2broker_v1_connection_service_proto_rawDescData
 }
 
-var file_oauth2broker_v1_connection_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_oauth2broker_v1_connection_service_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_oauth2broker_v1_connection_service_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_oauth2broker_v1_connection_service_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_oauth2broker_v1_connection_service_proto_goTypes = []any{
 	(ConnectionStatus)(0),                      // 0: oauth2broker.v1.ConnectionStatus
 	(ConnectionKind)(0),                        // 1: oauth2broker.v1.ConnectionKind
-	(RevocationOutcome)(0),                     // 2: oauth2broker.v1.RevocationOutcome
-	(*Connection)(nil),                         // 3: oauth2broker.v1.Connection
-	(*ExternalAccount)(nil),                    // 4: oauth2broker.v1.ExternalAccount
-	(*GetConnectionRequest)(nil),               // 5: oauth2broker.v1.GetConnectionRequest
-	(*GetConnectionResponse)(nil),              // 6: oauth2broker.v1.GetConnectionResponse
-	(*ListConnectionsRequest)(nil),             // 7: oauth2broker.v1.ListConnectionsRequest
-	(*ListConnectionsResponse)(nil),            // 8: oauth2broker.v1.ListConnectionsResponse
-	(*GetAccessTokenRequest)(nil),              // 9: oauth2broker.v1.GetAccessTokenRequest
-	(*GetAccessTokenResponse)(nil),             // 10: oauth2broker.v1.GetAccessTokenResponse
-	(*ConfirmConnectionRequest)(nil),           // 11: oauth2broker.v1.ConfirmConnectionRequest
-	(*ConfirmConnectionResponse)(nil),          // 12: oauth2broker.v1.ConfirmConnectionResponse
-	(*DeleteConnectionRequest)(nil),            // 13: oauth2broker.v1.DeleteConnectionRequest
-	(*DeleteConnectionResponse)(nil),           // 14: oauth2broker.v1.DeleteConnectionResponse
-	(*WatchConnectionEventsRequest)(nil),       // 15: oauth2broker.v1.WatchConnectionEventsRequest
-	(*WatchConnectionEventsResponse)(nil),      // 16: oauth2broker.v1.WatchConnectionEventsResponse
-	(*ConnectionEvent)(nil),                    // 17: oauth2broker.v1.ConnectionEvent
-	(*CredentialReference)(nil),                // 18: oauth2broker.v1.CredentialReference
-	(*InitialiseOAuth2ConnectionRequest)(nil),  // 19: oauth2broker.v1.InitialiseOAuth2ConnectionRequest
-	(*InitialiseOAuth2ConnectionResponse)(nil), // 20: oauth2broker.v1.InitialiseOAuth2ConnectionResponse
-	(*ListConnectionEventsRequest)(nil),        // 21: oauth2broker.v1.ListConnectionEventsRequest
-	(*ListConnectionEventsResponse)(nil),       // 22: oauth2broker.v1.ListConnectionEventsResponse
-	(*CountConnectionsRequest)(nil),            // 23: oauth2broker.v1.CountConnectionsRequest
-	(*ConnectionStatusCount)(nil),              // 24: oauth2broker.v1.ConnectionStatusCount
-	(*CountConnectionsResponse)(nil),           // 25: oauth2broker.v1.CountConnectionsResponse
-	nil,                                        // 26: oauth2broker.v1.Connection.MetadataEntry
-	nil,                                        // 27: oauth2broker.v1.GetAccessTokenResponse.MetadataEntry
-	nil,                                        // 28: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.ConnectionConfigEntry
-	nil,                                        // 29: oauth2broker.v1.CountConnectionsResponse.FailingConnectionsByCredentialEntry
-	(*timestamppb.Timestamp)(nil),              // 30: google.protobuf.Timestamp
+	(ApiTokenLocation)(0),                      // 2: oauth2broker.v1.ApiTokenLocation
+	(RevocationOutcome)(0),                     // 3: oauth2broker.v1.RevocationOutcome
+	(*Connection)(nil),                         // 4: oauth2broker.v1.Connection
+	(*ProviderApi)(nil),                        // 5: oauth2broker.v1.ProviderApi
+	(*ApiBaseUrl)(nil),                         // 6: oauth2broker.v1.ApiBaseUrl
+	(*ApiTokenPlacement)(nil),                  // 7: oauth2broker.v1.ApiTokenPlacement
+	(*ExternalAccount)(nil),                    // 8: oauth2broker.v1.ExternalAccount
+	(*GetConnectionRequest)(nil),               // 9: oauth2broker.v1.GetConnectionRequest
+	(*GetConnectionResponse)(nil),              // 10: oauth2broker.v1.GetConnectionResponse
+	(*ListConnectionsRequest)(nil),             // 11: oauth2broker.v1.ListConnectionsRequest
+	(*ListConnectionsResponse)(nil),            // 12: oauth2broker.v1.ListConnectionsResponse
+	(*GetAccessTokenRequest)(nil),              // 13: oauth2broker.v1.GetAccessTokenRequest
+	(*GetAccessTokenResponse)(nil),             // 14: oauth2broker.v1.GetAccessTokenResponse
+	(*ConfirmConnectionRequest)(nil),           // 15: oauth2broker.v1.ConfirmConnectionRequest
+	(*ConfirmConnectionResponse)(nil),          // 16: oauth2broker.v1.ConfirmConnectionResponse
+	(*DeleteConnectionRequest)(nil),            // 17: oauth2broker.v1.DeleteConnectionRequest
+	(*DeleteConnectionResponse)(nil),           // 18: oauth2broker.v1.DeleteConnectionResponse
+	(*WatchConnectionEventsRequest)(nil),       // 19: oauth2broker.v1.WatchConnectionEventsRequest
+	(*WatchConnectionEventsResponse)(nil),      // 20: oauth2broker.v1.WatchConnectionEventsResponse
+	(*ConnectionEvent)(nil),                    // 21: oauth2broker.v1.ConnectionEvent
+	(*CredentialReference)(nil),                // 22: oauth2broker.v1.CredentialReference
+	(*InitialiseOAuth2ConnectionRequest)(nil),  // 23: oauth2broker.v1.InitialiseOAuth2ConnectionRequest
+	(*InitialiseOAuth2ConnectionResponse)(nil), // 24: oauth2broker.v1.InitialiseOAuth2ConnectionResponse
+	(*ListConnectionEventsRequest)(nil),        // 25: oauth2broker.v1.ListConnectionEventsRequest
+	(*ListConnectionEventsResponse)(nil),       // 26: oauth2broker.v1.ListConnectionEventsResponse
+	(*CountConnectionsRequest)(nil),            // 27: oauth2broker.v1.CountConnectionsRequest
+	(*ConnectionStatusCount)(nil),              // 28: oauth2broker.v1.ConnectionStatusCount
+	(*CountConnectionsResponse)(nil),           // 29: oauth2broker.v1.CountConnectionsResponse
+	nil,                                        // 30: oauth2broker.v1.Connection.MetadataEntry
+	nil,                                        // 31: oauth2broker.v1.ProviderApi.HeadersEntry
+	nil,                                        // 32: oauth2broker.v1.GetAccessTokenResponse.MetadataEntry
+	nil,                                        // 33: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.ConnectionConfigEntry
+	nil,                                        // 34: oauth2broker.v1.CountConnectionsResponse.FailingConnectionsByCredentialEntry
+	(*timestamppb.Timestamp)(nil),              // 35: google.protobuf.Timestamp
 }
 var file_oauth2broker_v1_connection_service_proto_depIdxs = []int32{
 	0,  // 0: oauth2broker.v1.Connection.status:type_name -> oauth2broker.v1.ConnectionStatus
-	30, // 1: oauth2broker.v1.Connection.access_token_expire_time:type_name -> google.protobuf.Timestamp
-	30, // 2: oauth2broker.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
-	30, // 3: oauth2broker.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
-	26, // 4: oauth2broker.v1.Connection.metadata:type_name -> oauth2broker.v1.Connection.MetadataEntry
-	4,  // 5: oauth2broker.v1.Connection.external_account:type_name -> oauth2broker.v1.ExternalAccount
-	1,  // 6: oauth2broker.v1.Connection.kind:type_name -> oauth2broker.v1.ConnectionKind
-	3,  // 7: oauth2broker.v1.GetConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
-	0,  // 8: oauth2broker.v1.ListConnectionsRequest.status:type_name -> oauth2broker.v1.ConnectionStatus
-	3,  // 9: oauth2broker.v1.ListConnectionsResponse.connections:type_name -> oauth2broker.v1.Connection
-	30, // 10: oauth2broker.v1.GetAccessTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
-	27, // 11: oauth2broker.v1.GetAccessTokenResponse.metadata:type_name -> oauth2broker.v1.GetAccessTokenResponse.MetadataEntry
-	3,  // 12: oauth2broker.v1.ConfirmConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
-	2,  // 13: oauth2broker.v1.DeleteConnectionResponse.revocation:type_name -> oauth2broker.v1.RevocationOutcome
-	17, // 14: oauth2broker.v1.WatchConnectionEventsResponse.event:type_name -> oauth2broker.v1.ConnectionEvent
-	30, // 15: oauth2broker.v1.ConnectionEvent.create_time:type_name -> google.protobuf.Timestamp
-	0,  // 16: oauth2broker.v1.ConnectionEvent.status:type_name -> oauth2broker.v1.ConnectionStatus
-	18, // 17: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.credential:type_name -> oauth2broker.v1.CredentialReference
-	28, // 18: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.connection_config:type_name -> oauth2broker.v1.InitialiseOAuth2ConnectionRequest.ConnectionConfigEntry
-	30, // 19: oauth2broker.v1.InitialiseOAuth2ConnectionResponse.expire_time:type_name -> google.protobuf.Timestamp
-	17, // 20: oauth2broker.v1.ListConnectionEventsResponse.events:type_name -> oauth2broker.v1.ConnectionEvent
-	0,  // 21: oauth2broker.v1.ConnectionStatusCount.status:type_name -> oauth2broker.v1.ConnectionStatus
-	24, // 22: oauth2broker.v1.CountConnectionsResponse.counts:type_name -> oauth2broker.v1.ConnectionStatusCount
-	29, // 23: oauth2broker.v1.CountConnectionsResponse.failing_connections_by_credential:type_name -> oauth2broker.v1.CountConnectionsResponse.FailingConnectionsByCredentialEntry
-	19, // 24: oauth2broker.v1.ConnectionService.InitialiseOAuth2Connection:input_type -> oauth2broker.v1.InitialiseOAuth2ConnectionRequest
-	5,  // 25: oauth2broker.v1.ConnectionService.GetConnection:input_type -> oauth2broker.v1.GetConnectionRequest
-	7,  // 26: oauth2broker.v1.ConnectionService.ListConnections:input_type -> oauth2broker.v1.ListConnectionsRequest
-	9,  // 27: oauth2broker.v1.ConnectionService.GetAccessToken:input_type -> oauth2broker.v1.GetAccessTokenRequest
-	11, // 28: oauth2broker.v1.ConnectionService.ConfirmConnection:input_type -> oauth2broker.v1.ConfirmConnectionRequest
-	13, // 29: oauth2broker.v1.ConnectionService.DeleteConnection:input_type -> oauth2broker.v1.DeleteConnectionRequest
-	15, // 30: oauth2broker.v1.ConnectionService.WatchConnectionEvents:input_type -> oauth2broker.v1.WatchConnectionEventsRequest
-	21, // 31: oauth2broker.v1.ConnectionService.ListConnectionEvents:input_type -> oauth2broker.v1.ListConnectionEventsRequest
-	23, // 32: oauth2broker.v1.ConnectionService.CountConnections:input_type -> oauth2broker.v1.CountConnectionsRequest
-	20, // 33: oauth2broker.v1.ConnectionService.InitialiseOAuth2Connection:output_type -> oauth2broker.v1.InitialiseOAuth2ConnectionResponse
-	6,  // 34: oauth2broker.v1.ConnectionService.GetConnection:output_type -> oauth2broker.v1.GetConnectionResponse
-	8,  // 35: oauth2broker.v1.ConnectionService.ListConnections:output_type -> oauth2broker.v1.ListConnectionsResponse
-	10, // 36: oauth2broker.v1.ConnectionService.GetAccessToken:output_type -> oauth2broker.v1.GetAccessTokenResponse
-	12, // 37: oauth2broker.v1.ConnectionService.ConfirmConnection:output_type -> oauth2broker.v1.ConfirmConnectionResponse
-	14, // 38: oauth2broker.v1.ConnectionService.DeleteConnection:output_type -> oauth2broker.v1.DeleteConnectionResponse
-	16, // 39: oauth2broker.v1.ConnectionService.WatchConnectionEvents:output_type -> oauth2broker.v1.WatchConnectionEventsResponse
-	22, // 40: oauth2broker.v1.ConnectionService.ListConnectionEvents:output_type -> oauth2broker.v1.ListConnectionEventsResponse
-	25, // 41: oauth2broker.v1.ConnectionService.CountConnections:output_type -> oauth2broker.v1.CountConnectionsResponse
-	33, // [33:42] is the sub-list for method output_type
-	24, // [24:33] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	35, // 1: oauth2broker.v1.Connection.access_token_expire_time:type_name -> google.protobuf.Timestamp
+	35, // 2: oauth2broker.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
+	35, // 3: oauth2broker.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
+	30, // 4: oauth2broker.v1.Connection.metadata:type_name -> oauth2broker.v1.Connection.MetadataEntry
+	8,  // 5: oauth2broker.v1.Connection.external_account:type_name -> oauth2broker.v1.ExternalAccount
+	5,  // 6: oauth2broker.v1.Connection.api:type_name -> oauth2broker.v1.ProviderApi
+	1,  // 7: oauth2broker.v1.Connection.kind:type_name -> oauth2broker.v1.ConnectionKind
+	6,  // 8: oauth2broker.v1.ProviderApi.base_urls:type_name -> oauth2broker.v1.ApiBaseUrl
+	7,  // 9: oauth2broker.v1.ProviderApi.token_placement:type_name -> oauth2broker.v1.ApiTokenPlacement
+	31, // 10: oauth2broker.v1.ProviderApi.headers:type_name -> oauth2broker.v1.ProviderApi.HeadersEntry
+	2,  // 11: oauth2broker.v1.ApiTokenPlacement.location:type_name -> oauth2broker.v1.ApiTokenLocation
+	4,  // 12: oauth2broker.v1.GetConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
+	0,  // 13: oauth2broker.v1.ListConnectionsRequest.status:type_name -> oauth2broker.v1.ConnectionStatus
+	4,  // 14: oauth2broker.v1.ListConnectionsResponse.connections:type_name -> oauth2broker.v1.Connection
+	35, // 15: oauth2broker.v1.GetAccessTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	32, // 16: oauth2broker.v1.GetAccessTokenResponse.metadata:type_name -> oauth2broker.v1.GetAccessTokenResponse.MetadataEntry
+	5,  // 17: oauth2broker.v1.GetAccessTokenResponse.api:type_name -> oauth2broker.v1.ProviderApi
+	4,  // 18: oauth2broker.v1.ConfirmConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
+	3,  // 19: oauth2broker.v1.DeleteConnectionResponse.revocation:type_name -> oauth2broker.v1.RevocationOutcome
+	21, // 20: oauth2broker.v1.WatchConnectionEventsResponse.event:type_name -> oauth2broker.v1.ConnectionEvent
+	35, // 21: oauth2broker.v1.ConnectionEvent.create_time:type_name -> google.protobuf.Timestamp
+	0,  // 22: oauth2broker.v1.ConnectionEvent.status:type_name -> oauth2broker.v1.ConnectionStatus
+	22, // 23: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.credential:type_name -> oauth2broker.v1.CredentialReference
+	33, // 24: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.connection_config:type_name -> oauth2broker.v1.InitialiseOAuth2ConnectionRequest.ConnectionConfigEntry
+	35, // 25: oauth2broker.v1.InitialiseOAuth2ConnectionResponse.expire_time:type_name -> google.protobuf.Timestamp
+	21, // 26: oauth2broker.v1.ListConnectionEventsResponse.events:type_name -> oauth2broker.v1.ConnectionEvent
+	0,  // 27: oauth2broker.v1.ConnectionStatusCount.status:type_name -> oauth2broker.v1.ConnectionStatus
+	28, // 28: oauth2broker.v1.CountConnectionsResponse.counts:type_name -> oauth2broker.v1.ConnectionStatusCount
+	34, // 29: oauth2broker.v1.CountConnectionsResponse.failing_connections_by_credential:type_name -> oauth2broker.v1.CountConnectionsResponse.FailingConnectionsByCredentialEntry
+	23, // 30: oauth2broker.v1.ConnectionService.InitialiseOAuth2Connection:input_type -> oauth2broker.v1.InitialiseOAuth2ConnectionRequest
+	9,  // 31: oauth2broker.v1.ConnectionService.GetConnection:input_type -> oauth2broker.v1.GetConnectionRequest
+	11, // 32: oauth2broker.v1.ConnectionService.ListConnections:input_type -> oauth2broker.v1.ListConnectionsRequest
+	13, // 33: oauth2broker.v1.ConnectionService.GetAccessToken:input_type -> oauth2broker.v1.GetAccessTokenRequest
+	15, // 34: oauth2broker.v1.ConnectionService.ConfirmConnection:input_type -> oauth2broker.v1.ConfirmConnectionRequest
+	17, // 35: oauth2broker.v1.ConnectionService.DeleteConnection:input_type -> oauth2broker.v1.DeleteConnectionRequest
+	19, // 36: oauth2broker.v1.ConnectionService.WatchConnectionEvents:input_type -> oauth2broker.v1.WatchConnectionEventsRequest
+	25, // 37: oauth2broker.v1.ConnectionService.ListConnectionEvents:input_type -> oauth2broker.v1.ListConnectionEventsRequest
+	27, // 38: oauth2broker.v1.ConnectionService.CountConnections:input_type -> oauth2broker.v1.CountConnectionsRequest
+	24, // 39: oauth2broker.v1.ConnectionService.InitialiseOAuth2Connection:output_type -> oauth2broker.v1.InitialiseOAuth2ConnectionResponse
+	10, // 40: oauth2broker.v1.ConnectionService.GetConnection:output_type -> oauth2broker.v1.GetConnectionResponse
+	12, // 41: oauth2broker.v1.ConnectionService.ListConnections:output_type -> oauth2broker.v1.ListConnectionsResponse
+	14, // 42: oauth2broker.v1.ConnectionService.GetAccessToken:output_type -> oauth2broker.v1.GetAccessTokenResponse
+	16, // 43: oauth2broker.v1.ConnectionService.ConfirmConnection:output_type -> oauth2broker.v1.ConfirmConnectionResponse
+	18, // 44: oauth2broker.v1.ConnectionService.DeleteConnection:output_type -> oauth2broker.v1.DeleteConnectionResponse
+	20, // 45: oauth2broker.v1.ConnectionService.WatchConnectionEvents:output_type -> oauth2broker.v1.WatchConnectionEventsResponse
+	26, // 46: oauth2broker.v1.ConnectionService.ListConnectionEvents:output_type -> oauth2broker.v1.ListConnectionEventsResponse
+	29, // 47: oauth2broker.v1.ConnectionService.CountConnections:output_type -> oauth2broker.v1.CountConnectionsResponse
+	39, // [39:48] is the sub-list for method output_type
+	30, // [30:39] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_oauth2broker_v1_connection_service_proto_init() }
@@ -2199,14 +2525,14 @@ func file_oauth2broker_v1_connection_service_proto_init() {
 	if File_oauth2broker_v1_connection_service_proto != nil {
 		return
 	}
-	file_oauth2broker_v1_connection_service_proto_msgTypes[16].OneofWrappers = []any{}
+	file_oauth2broker_v1_connection_service_proto_msgTypes[19].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_oauth2broker_v1_connection_service_proto_rawDesc), len(file_oauth2broker_v1_connection_service_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   27,
+			NumEnums:      4,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
