@@ -264,6 +264,8 @@ const STORED_LEVELS = (process.env.BENCH_STORED ?? "0,10000,100000").split(",").
 const STORED_MEASURED = Number(process.env.BENCH_STORED_MEASURED ?? 50);
 /** GetAccessToken calls timed at each level, spread over those connections. */
 const STORED_READS = Number(process.env.BENCH_STORED_READS ?? 250);
+/** Pause after each fill before the timed calls. */
+const STORED_SETTLE_MS = Number(process.env.BENCH_STORED_SETTLE_MS ?? 5_000);
 
 /**
  * "GetAccessToken and a refresh with N connections stored": a broker of its own on a fresh
@@ -315,7 +317,11 @@ async function storedConnections(mongodbUri: string, tokenUrl: string): Promise<
         await stored.insertMany(Array.from({ length: batch }, (_, j) => ({ ...template, _id: uuidv7(), organisation_id: `org-${(filled + j) % 50}` })));
       }
       filled = Math.max(filled, level);
-      if (level > 0) console.error(`  filled to ${level} connections in ${Math.round((Date.now() - started) / 1000)} s`);
+      if (level > 0) {
+        console.error(`  filled to ${level} connections in ${Math.round((Date.now() - started) / 1000)} s`);
+        // As after the pending-flow fills: measure once SQLite has checkpointed the fill's WAL.
+        await new Promise((resolve) => setTimeout(resolve, STORED_SETTLE_MS));
+      }
       const ids = await connect(STORED_MEASURED);
       const read = await timeEach(STORED_READS, (i) => connections.getAccessToken({ organisationId: "bench", connectionId: ids[i % ids.length]! }));
       const refresh = await timeEach(ids.length, (i) => connections.getAccessToken({ organisationId: "bench", connectionId: ids[i]!, forceRefresh: true }));
