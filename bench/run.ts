@@ -261,9 +261,9 @@ async function pendingFlows(mongodbUri: string, tokenUrl: string): Promise<Row[]
 /** Stored-connection levels for "GetAccessToken and a refresh with N connections stored". */
 const STORED_LEVELS = (process.env.BENCH_STORED ?? "0,10000,100000").split(",").map(Number);
 /** Connections made through the real flow at each level, after the others; each is refreshed once. */
-const STORED_MEASURED = Number(process.env.BENCH_STORED_MEASURED ?? 50);
+const STORED_MEASURED = Number(process.env.BENCH_STORED_MEASURED ?? 100);
 /** GetAccessToken calls timed at each level, spread over those connections. */
-const STORED_READS = Number(process.env.BENCH_STORED_READS ?? 250);
+const STORED_READS = Number(process.env.BENCH_STORED_READS ?? 1000);
 /** Pause after each fill before the timed calls. */
 const STORED_SETTLE_MS = Number(process.env.BENCH_STORED_SETTLE_MS ?? 5_000);
 
