@@ -82,7 +82,7 @@ func main() {
 		}
 	}
 
-	// With the lock held and before FerretDB opens the files, so nothing else is using them.
+	// Before FerretDB opens the files and, with --lock-file, holding the lock: nothing else uses them.
 	started := time.Now()
 	indexed, err := indexAll(dir)
 	if err != nil {
