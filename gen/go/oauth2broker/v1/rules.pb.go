@@ -48,7 +48,7 @@ var file_oauth2broker_v1_rules_proto_extTypes = []protoimpl.ExtensionInfo{
 // Extension fields to validate.StringRules.
 var (
 	// An identifier (organisation, connector): 1 to 128 characters of `A-Z a-z 0-9 . _ -`, safe in
-	// URLs, paths and logs.
+	// URLs, paths and logs. Empty passes: whether the field is required is `required`'s to say.
 	//
 	// optional bool identifier = 51001;
 	E_Identifier = &file_oauth2broker_v1_rules_proto_extTypes[0]
@@ -64,11 +64,11 @@ var File_oauth2broker_v1_rules_proto protoreflect.FileDescriptor
 
 const file_oauth2broker_v1_rules_proto_rawDesc = "" +
 	"\n" +
-	"\x1boauth2broker/v1/rules.proto\x12\x0foauth2broker.v1\x1a\x1bbuf/validate/validate.proto:\xb9\x01\n" +
+	"\x1boauth2broker/v1/rules.proto\x12\x0foauth2broker.v1\x1a\x1bbuf/validate/validate.proto:\xca\x01\n" +
 	"\n" +
-	"identifier\x12\x19.buf.validate.StringRules\x18\xb9\x8e\x03 \x01(\bB|\xc2Hy\n" +
-	"w\n" +
-	"\x11string.identifier\x120must be 1 to 128 characters of A-Z a-z 0-9 . _ -\x1a0!rule || this.matches('^[A-Za-z0-9._-]{1,128}$')R\n" +
+	"identifier\x12\x19.buf.validate.StringRules\x18\xb9\x8e\x03 \x01(\bB\x8c\x01\xc2H\x88\x01\n" +
+	"\x85\x01\n" +
+	"\x11string.identifier\x120must be 1 to 128 characters of A-Z a-z 0-9 . _ -\x1a>!rule || this == '' || this.matches('^[A-Za-z0-9._-]{1,128}$')R\n" +
 	"identifier:\xec\x01\n" +
 	"\x04text\x12\x19.buf.validate.StringRules\x18\xba\x8e\x03 \x01(\bB\xba\x01\xc2H\xb6\x01\n" +
 	"h\n" +

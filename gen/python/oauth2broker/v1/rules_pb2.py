@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1boauth2broker/v1/rules.proto\x12\x0foauth2broker.v1\x1a\x1b\x62uf/validate/validate.proto:\xad\x01\n\nidentifier\x12\x19.buf.validate.StringRules\x18\xb9\x8e\x03 \x01(\x08\x42|\xc2Hy\nw\n\x11string.identifier\x12\x30must be 1 to 128 characters of A-Z a-z 0-9 . _ -\x1a\x30!rule || this.matches(\'^[A-Za-z0-9._-]{1,128}$\'):\xe6\x01\n\x04text\x12\x19.buf.validate.StringRules\x18\xba\x8e\x03 \x01(\x08\x42\xba\x01\xc2H\xb6\x01\nh\n\x13string.text.control\x12#must not contain control characters\x1a,!rule || !this.matches(\'[\\\\x00-\\\\x1f\\\\x7f]\')\nJ\n\x10string.text.utf8\x12\x13must be valid UTF-8\x1a!!rule || !this.contains(\'\\ufffd\')BNZLgithub.com/oauth2-broker/oauth2-broker/gen/go/oauth2broker/v1;oauth2brokerv1')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1boauth2broker/v1/rules.proto\x12\x0foauth2broker.v1\x1a\x1b\x62uf/validate/validate.proto:\xbe\x01\n\nidentifier\x12\x19.buf.validate.StringRules\x18\xb9\x8e\x03 \x01(\x08\x42\x8c\x01\xc2H\x88\x01\n\x85\x01\n\x11string.identifier\x12\x30must be 1 to 128 characters of A-Z a-z 0-9 . _ -\x1a>!rule || this == \'\' || this.matches(\'^[A-Za-z0-9._-]{1,128}$\'):\xe6\x01\n\x04text\x12\x19.buf.validate.StringRules\x18\xba\x8e\x03 \x01(\x08\x42\xba\x01\xc2H\xb6\x01\nh\n\x13string.text.control\x12#must not contain control characters\x1a,!rule || !this.matches(\'[\\\\x00-\\\\x1f\\\\x7f]\')\nJ\n\x10string.text.utf8\x12\x13must be valid UTF-8\x1a!!rule || !this.contains(\'\\ufffd\')BNZLgithub.com/oauth2-broker/oauth2-broker/gen/go/oauth2broker/v1;oauth2brokerv1')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,7 +34,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'ZLgithub.com/oauth2-broker/oauth2-broker/gen/go/oauth2broker/v1;oauth2brokerv1'
   _globals['identifier']._loaded_options = None
-  _globals['identifier']._serialized_options = b'\302Hy\nw\n\021string.identifier\0220must be 1 to 128 characters of A-Z a-z 0-9 . _ -\0320!rule || this.matches(\'^[A-Za-z0-9._-]{1,128}$\')'
+  _globals['identifier']._serialized_options = b'\302H\210\001\n\205\001\n\021string.identifier\0220must be 1 to 128 characters of A-Z a-z 0-9 . _ -\032>!rule || this == \'\' || this.matches(\'^[A-Za-z0-9._-]{1,128}$\')'
   _globals['text']._loaded_options = None
   _globals['text']._serialized_options = b'\302H\266\001\nh\n\023string.text.control\022#must not contain control characters\032,!rule || !this.matches(\'[\\\\x00-\\\\x1f\\\\x7f]\')\nJ\n\020string.text.utf8\022\023must be valid UTF-8\032!!rule || !this.contains(\'\\ufffd\')'
 # @@protoc_insertion_point(module_scope)
