@@ -45,13 +45,21 @@ async function* checkedEach<T extends Message>(messages: AsyncIterable<T>, check
   }
 }
 
-/** The message names the field (`"credential.token_url" is required`), as the hand-written checks did. */
+/**
+ * Each violation's description names its field (`"credential.name" is required`), as the
+ * hand-written checks did; the message is the first one's, and counts the others as protovalidate's
+ * own errors do (without the comma, which grpc-js callers would see as `%2C`).
+ */
 function violationsError(violations: readonly Violation[]): InvalidInputError {
   const found = violations.map((violation) => {
     const field = pathToString(violation.field);
     return { field, description: `"${field}" ${violation.message.replace(/^value /, "")}` };
   });
-  return new InvalidInputError(found[0]?.field ?? "", found.map((violation) => violation.description).join(" and "), found);
+  const [first] = found;
+  if (first === undefined) throw new Error("no violations");
+  const more = found.length - 1;
+  const message = more === 0 ? first.description : `${first.description} and ${more} more violation${more > 1 ? "s" : ""}`;
+  return new InvalidInputError(first.field, message, found);
 }
 
 function accessCheckAnswersFirst(caller: Caller | undefined, service: string, schema: DescMessage, message: Message): boolean {
