@@ -164,7 +164,7 @@ async function handleCallback(deps: CallbackDeps, req: HttpRequest, res: HttpRes
     }
 
     const tokens = await countTokenRequest(deps.metrics, "exchange", exchangeAuthorizationCode(
-      tokenClientFor(credential, profile, deps.secretBox),
+      tokenClientFor(credential, profile, deps),
       {
         code: params.code,
         redirectUri: attempt.redirect_uri,

@@ -1,15 +1,12 @@
 import * as oauth from "oauth4webapi";
+import { type ClientCredentials, clientAuthentication, withSecretFallback } from "./client-authentication.js";
 import { parseTokenResponse, STANDARD_TOKEN_RESPONSE, type TokenResponseRules, type TokenSet } from "./token-response.js";
 
-/** How the client authenticates at the token endpoint (RFC 6749 §2.3.1, OpenID Connect Core §9). */
-export type TokenEndpointAuthMethodName = "client_secret_basic" | "client_secret_post";
+export type { TokenEndpointAuthMethodName } from "./client-authentication.js";
 
-/** The client side of a token request: who the broker is at this provider. */
-export interface TokenClient {
+/** The client side of a token request: who the broker is at this provider, and how it proves it. */
+export interface TokenClient extends ClientCredentials {
   tokenUrl: string;
-  clientId: string;
-  clientSecret: string;
-  authMethod: TokenEndpointAuthMethodName;
   /** The credential's issuer, when it has one. */
   issuer: string | undefined;
   /** The token request body's format: form (RFC 6749 §4.1.3) unless the provider wants JSON (Notion). */
@@ -92,13 +89,13 @@ export class RevocationError extends Error {
 function requestParts(client: TokenClient, fetchImpl: typeof fetch) {
   const tokenUrl = new URL(client.tokenUrl);
   return {
-    // oauth4webapi wants an issuer; it is used only for JWT client assertions, which the broker
-    // does not make, so a credential without one gets the token endpoint's origin.
+    // oauth4webapi wants an issuer; it would be a client assertion's audience, which
+    // clientAuthentication sets to the token endpoint, so a credential without one gets its origin.
     as: { issuer: client.issuer ?? tokenUrl.origin, token_endpoint: tokenUrl.href } satisfies oauth.AuthorizationServer,
     oauthClient: { client_id: client.clientId } satisfies oauth.Client,
-    auth: client.authMethod === "client_secret_post" ? oauth.ClientSecretPost(client.clientSecret) : oauth.ClientSecretBasic(client.clientSecret),
+    auth: clientAuthentication(client, tokenUrl.href),
     options: {
-      [oauth.customFetch]: client.bodyFormat === "json" ? jsonBody(fetchImpl) : fetchImpl,
+      [oauth.customFetch]: withSecretFallback(client, tokenUrl.href, client.bodyFormat === "json" ? jsonBody(fetchImpl) : fetchImpl),
       // token_url was validated as https, or http on a loopback host.
       [oauth.allowInsecureRequests]: tokenUrl.protocol === "http:",
     },

@@ -1,5 +1,5 @@
 import { invalid } from "../errors.js";
-import type { TokenEndpointAuthMethodName } from "../oauth/token-exchange.js";
+import type { TokenEndpointAuthMethodName } from "../oauth/client-authentication.js";
 import { STANDARD_TOKEN_RESPONSE as STANDARD_RESPONSE, type TokenResponseRules } from "../oauth/token-response.js";
 import { GENERIC_AUTHORIZATION_RULES } from "../oauth/authorize-url.js";
 import type { CatalogEntry, CatalogParameter, EndpointName, ProviderCatalog } from "./catalog.js";

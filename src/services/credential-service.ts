@@ -2,17 +2,26 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { v7 as uuidv7 } from "uuid";
-import { type Credential, CredentialSchema, TokenEndpointAuthMethod } from "../../gen/oauth2broker/v1/credential_pb.js";
-import type { CredentialService } from "../../gen/oauth2broker/v1/credential_service_pb.js";
+import {
+  ClientSecretSlot,
+  type Credential,
+  type CredentialKey,
+  CredentialKeySchema,
+  CredentialKeySource,
+  CredentialSchema,
+  TokenEndpointAuthMethod,
+} from "../../gen/oauth2broker/v1/credential_pb.js";
+import type { AddCredentialKeyRequest, CredentialService } from "../../gen/oauth2broker/v1/credential_service_pb.js";
 import type { SecretBox } from "../crypto/secret-box.js";
 import { invalid } from "../errors.js";
 import {
   type CredentialChanges,
   type CredentialDocument,
+  type CredentialKeyDocument,
   type CredentialStore,
   SECRET_DESTINATION_FIELDS,
 } from "../store/credentials.js";
-import type { TokenEndpointAuthMethodName } from "../oauth/token-exchange.js";
+import type { TokenEndpointAuthMethodName } from "../oauth/client-authentication.js";
 import type { ConnectionLifecycle } from "../connections/connection-lifecycle.js";
 import { decodePageToken, pageOf, pageSize } from "./page-token.js";
 import { callerKey, requireOrganisation } from "../auth/caller.js";
@@ -21,7 +30,15 @@ import { requireEndpointUrl, requireIdentifier, requireText } from "../validatio
 import type { ProviderCatalog } from "../providers/catalog.js";
 import { checkTemplateValues, renderEndpoint } from "../providers/profile.js";
 import { type DiscoveredServer, DiscoveryError, discoverAuthorizationServer } from "../oauth/discovery.js";
-import { clientSecretContext } from "../crypto/secret-contexts.js";
+import { clientSecretContext, previousClientSecretContext, privateKeyContext } from "../crypto/secret-contexts.js";
+import {
+  generateSigningKey,
+  type ParsedSigningKey,
+  parseGoogleServiceAccount,
+  parseJwkKey,
+  parsePemKey,
+  type SigningAlgorithm,
+} from "../crypto/signing-keys.js";
 
 export interface CredentialServiceDeps {
   credentials: CredentialStore;
@@ -32,9 +49,25 @@ export interface CredentialServiceDeps {
   providers: ProviderCatalog;
   /** The bounded fetch for provider calls (issuer discovery). */
   fetch: typeof fetch;
+  /** BROKER_PUBLIC_URL: where credentials' JWKS are served. */
+  publicUrl: string;
 }
 
-export function credentialService({ credentials, secretBox, outbound, move, providers, fetch }: CredentialServiceDeps): ServiceImpl<typeof CredentialService> {
+/** Keys a credential may hold at once: the one in use, the next, and a few being retired. */
+const MAX_KEYS = 5;
+
+export function credentialService({ credentials, secretBox, outbound, move, providers, fetch, publicUrl }: CredentialServiceDeps): ServiceImpl<typeof CredentialService> {
+  const view = (document: CredentialDocument) => toCredential(document, publicUrl);
+  /** Seals a key for one credential: the private JWK encrypted under its own context. */
+  const keyDocument = (credentialId: string, key: ParsedSigningKey, source: CredentialKeyDocument["source"]): CredentialKeyDocument => ({
+    kid: key.kid,
+    alg: key.alg,
+    source,
+    private_key: secretBox.encrypt(JSON.stringify(key.privateJwk), privateKeyContext(credentialId, key.kid)),
+    public_jwk: key.publicJwk,
+    ...(key.serviceAccount === undefined ? {} : { service_account_email: key.serviceAccount.clientEmail, token_uri: key.serviceAccount.tokenUri }),
+    create_time: new Date(),
+  });
   const validateTokenUrl = (url: string) => outboundUrl(outbound, url, "credential.token_url");
   const validateRevocationUrl = (url: string) => outboundUrl(outbound, url, "credential.revocation_url");
   const validateUserinfoUrl = (url: string) => outboundUrl(outbound, url, "credential.userinfo_url");
@@ -101,7 +134,11 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
         organisation_id: organisationId,
         name: validateName(input.name),
         client_id: validateClientId(input.clientId),
-        client_secret: secretBox.encrypt(validateClientSecret(input.clientSecret), clientSecretContext(id)),
+        // private_key_jwt needs no secret; any other method does.
+        client_secret:
+          input.clientSecret === "" && input.tokenEndpointAuthMethod === TokenEndpointAuthMethod.PRIVATE_KEY_JWT
+            ? ""
+            : secretBox.encrypt(validateClientSecret(input.clientSecret), clientSecretContext(id)),
         authorization_response_iss_parameter_supported: input.authorizationResponseIssParameterSupported,
         create_time: now,
         update_time: now,
@@ -124,15 +161,17 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
         await fillFromDiscovery(document, input.disablePkce !== undefined, input.authorizationResponseIssParameterSupported);
       }
       validateProvider(document);
+      // A private_key_jwt credential signs from the start: the broker makes its first key.
+      if (document.token_endpoint_auth_method === "private_key_jwt") document.keys = [keyDocument(id, await generateSigningKey("ES256"), "generated")];
       await credentials.insert(document);
-      return { credential: toCredential(document) };
+      return { credential: view(document) };
     },
 
     async getCredential(req, ctx) {
       const organisationId = requireIdentifier(req.organisationId, "organisation_id");
       requireOrganisation(ctx, organisationId, "credential");
       const document = await credentials.findById(organisationId, requireText(req.id, "id", 128));
-      return { credential: toCredential(document ?? notFound()) };
+      return { credential: view(document ?? notFound()) };
     },
 
     async listCredentials(req, ctx) {
@@ -141,7 +180,7 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
       const size = pageSize(req.pageSize);
       const afterId = req.pageToken === "" ? undefined : decodePageToken(req.pageToken);
       const { shown, nextPageToken } = pageOf(await credentials.listByOrganisation(organisationId, afterId, size + 1), size);
-      return { credentials: shown.map(toCredential), nextPageToken };
+      return { credentials: shown.map(view), nextPageToken };
     },
 
     async updateCredential(req, ctx) {
@@ -225,10 +264,67 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
           if (clear.includes("disable_pkce")) changes.disable_pkce = merged.disable_pkce = false;
         }
         validateProvider(merged);
+        if (merged.token_endpoint_auth_method === "private_key_jwt" && (merged.keys ?? []).length === 0) {
+          invalid("credential.token_endpoint_auth_method", "needs a signing key first (AddCredentialKey)");
+        }
         document = (await credentials.update(organisationId, id, changes, clear.filter((field) => changes[field] === undefined))) ?? notFound();
       }
       if (req.moveConnections) await move.moveToCredentialEndpoints(document);
-      return { credential: toCredential(document) };
+      return { credential: view(document) };
+    },
+
+    async rotateClientSecret(req, ctx) {
+      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
+      requireOrganisation(ctx, organisationId, "credential");
+      const id = requireText(req.id, "id", 128);
+      const next = secretBox.encrypt(validateClientSecret(req.clientSecret, "client_secret"), clientSecretContext(id));
+      // Conditional on the secret read here: a concurrent rotation makes this one try again.
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const current = (await credentials.findById(organisationId, id)) ?? notFound();
+        if (current.client_secret === "") invalid("id", "names a credential without a client secret (set one with UpdateCredential)");
+        const previous = secretBox.encrypt(secretBox.decrypt(current.client_secret, clientSecretContext(id)), previousClientSecretContext(id));
+        const rotated = await credentials.rotateClientSecret(organisationId, id, current.client_secret, next, previous);
+        if (rotated !== null) return { credential: view(rotated) };
+      }
+      throw new ConnectError("the credential changed during the rotation - try again", Code.Aborted);
+    },
+
+    async removePreviousClientSecret(req, ctx) {
+      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
+      requireOrganisation(ctx, organisationId, "credential");
+      const id = requireText(req.id, "id", 128);
+      const document = await credentials.removePreviousClientSecret(organisationId, id);
+      if (document !== null) return { credential: view(document) };
+      if ((await credentials.findById(organisationId, id)) === null) notFound();
+      throw new ConnectError("no client-secret rotation is under way", Code.FailedPrecondition);
+    },
+
+    async addCredentialKey(req, ctx) {
+      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
+      requireOrganisation(ctx, organisationId, "credential");
+      const id = requireText(req.credentialId, "credential_id", 128);
+      const parsed = await parseKeyInput(req.key);
+      const current = (await credentials.findById(organisationId, id)) ?? notFound();
+      if ((current.keys ?? []).length >= MAX_KEYS) invalid("credential_id", `already has ${MAX_KEYS} keys (remove one first)`);
+      if ((current.keys ?? []).some((key) => key.kid === parsed.key.kid)) invalid("key", `has the kid of a key the credential already has`);
+      const sealed = keyDocument(id, parsed.key, parsed.source);
+      const document = (await credentials.addKey(organisationId, id, sealed)) ?? invalid("key", "has the kid of a key the credential already has");
+      return { key: toCredentialKey(sealed), credential: view(document) };
+    },
+
+    async removeCredentialKey(req, ctx) {
+      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
+      requireOrganisation(ctx, organisationId, "credential");
+      const id = requireText(req.credentialId, "credential_id", 128);
+      const kid = requireText(req.kid, "kid", 128);
+      const current = (await credentials.findById(organisationId, id)) ?? notFound();
+      if (!(current.keys ?? []).some((key) => key.kid === kid)) throw new ConnectError("credential key not found", Code.NotFound);
+      if (current.token_endpoint_auth_method === "private_key_jwt" && current.keys!.length === 1) {
+        throw new ConnectError("the last key of a private_key_jwt credential cannot be removed (add another first)", Code.FailedPrecondition);
+      }
+      const document = await credentials.removeKey(organisationId, id, kid);
+      if (document === null) throw new ConnectError("credential key not found", Code.NotFound);
+      return { credential: view(document) };
     },
 
     async deleteCredential(req, ctx) {
@@ -253,8 +349,47 @@ function validateClientId(clientId: string): string {
   return requireText(clientId, "credential.client_id", 512);
 }
 
-function validateClientSecret(secret: string): string {
-  return requireText(secret, "credential.client_secret", 2048);
+function validateClientSecret(secret: string, field = "credential.client_secret"): string {
+  return requireText(secret, field, 2048);
+}
+
+/** The key an AddCredentialKey request carries, parsed and checked; INVALID_ARGUMENT naming the field. */
+async function parseKeyInput(key: AddCredentialKeyRequest["key"]): Promise<{ key: ParsedSigningKey; source: CredentialKeyDocument["source"] }> {
+  switch (key.case) {
+    case "generate": {
+      const algorithm = key.value.algorithm === "" ? "ES256" : key.value.algorithm;
+      if (algorithm !== "ES256" && algorithm !== "RS256") invalid("generate.algorithm", 'must be "ES256" or "RS256"');
+      return { key: await generateSigningKey(algorithm as SigningAlgorithm), source: "generated" };
+    }
+    case "pem":
+      return { key: await parsePemKey(key.value, "pem"), source: "pem" };
+    case "jwk":
+      return { key: await parseJwkKey(key.value, "jwk"), source: "jwk" };
+    case "googleServiceAccountJson":
+      return { key: await parseGoogleServiceAccount(key.value, "google_service_account_json"), source: "google_service_account" };
+    default:
+      return invalid("key", "is required (generate, pem, jwk or google_service_account_json)");
+  }
+}
+
+const KEY_SOURCES = {
+  generated: CredentialKeySource.GENERATED,
+  pem: CredentialKeySource.PEM,
+  jwk: CredentialKeySource.JWK,
+  google_service_account: CredentialKeySource.GOOGLE_SERVICE_ACCOUNT,
+} as const;
+
+/** The API view of a key: its public half only. */
+export function toCredentialKey(key: CredentialKeyDocument): CredentialKey {
+  return create(CredentialKeySchema, {
+    kid: key.kid,
+    algorithm: key.alg,
+    source: KEY_SOURCES[key.source],
+    publicJwk: JSON.stringify(key.public_jwk),
+    serviceAccountEmail: key.service_account_email ?? "",
+    tokenUri: key.token_uri ?? "",
+    createTime: timestampFromDate(key.create_time),
+  });
 }
 
 /** A URL the broker will call: a valid endpoint that the outbound policy allows. */
@@ -271,13 +406,21 @@ function validateAuthMethod(method: TokenEndpointAuthMethod): TokenEndpointAuthM
       return "client_secret_basic";
     case TokenEndpointAuthMethod.CLIENT_SECRET_POST:
       return "client_secret_post";
+    case TokenEndpointAuthMethod.PRIVATE_KEY_JWT:
+      return "private_key_jwt";
     default:
       return invalid("credential.token_endpoint_auth_method", "is not a supported method");
   }
 }
 
-/** The API view of a stored credential: never the secret, only whether one is set. */
-export function toCredential(document: CredentialDocument): Credential {
+const AUTH_METHODS = {
+  client_secret_basic: TokenEndpointAuthMethod.CLIENT_SECRET_BASIC,
+  client_secret_post: TokenEndpointAuthMethod.CLIENT_SECRET_POST,
+  private_key_jwt: TokenEndpointAuthMethod.PRIVATE_KEY_JWT,
+} as const;
+
+/** The API view of a stored credential: never a secret or private key, only whether one is set. */
+export function toCredential(document: CredentialDocument, publicUrl: string): Credential {
   return create(CredentialSchema, {
     id: document._id,
     organisationId: document.organisation_id,
@@ -285,12 +428,7 @@ export function toCredential(document: CredentialDocument): Credential {
     clientId: document.client_id,
     clientSecretSet: document.client_secret !== "",
     tokenUrl: document.token_url ?? "",
-    tokenEndpointAuthMethod:
-      document.token_endpoint_auth_method === undefined
-        ? undefined
-        : document.token_endpoint_auth_method === "client_secret_post"
-          ? TokenEndpointAuthMethod.CLIENT_SECRET_POST
-          : TokenEndpointAuthMethod.CLIENT_SECRET_BASIC,
+    tokenEndpointAuthMethod: document.token_endpoint_auth_method === undefined ? undefined : AUTH_METHODS[document.token_endpoint_auth_method],
     disablePkce: document.disable_pkce,
     issuer: document.issuer,
     revocationUrl: document.revocation_url,
@@ -300,5 +438,20 @@ export function toCredential(document: CredentialDocument): Credential {
     authorizationResponseIssParameterSupported: document.authorization_response_iss_parameter_supported === true,
     createTime: timestampFromDate(document.create_time),
     updateTime: timestampFromDate(document.update_time),
+    previousClientSecretSet: document.previous_client_secret !== undefined,
+    clientSecretLastUsed:
+      document.client_secret_last_used === undefined
+        ? ClientSecretSlot.UNSPECIFIED
+        : document.client_secret_last_used === "current"
+          ? ClientSecretSlot.CURRENT
+          : ClientSecretSlot.PREVIOUS,
+    clientSecretFallbackTime: document.client_secret_fallback_time === undefined ? undefined : timestampFromDate(document.client_secret_fallback_time),
+    keys: (document.keys ?? []).map(toCredentialKey),
+    jwksUri: (document.keys ?? []).length === 0 ? "" : jwksUrl(publicUrl, document._id),
   });
+}
+
+/** Where a credential's public keys are served (see `jwksRoute`). */
+export function jwksUrl(publicUrl: string, credentialId: string): string {
+  return `${publicUrl.replace(/\/+$/, "")}/credentials/${encodeURIComponent(credentialId)}/jwks.json`;
 }
