@@ -318,12 +318,11 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
       const id = requireText(req.credentialId, "credential_id", 128);
       const kid = requireText(req.kid, "kid", 128);
       const current = (await credentials.findById(organisationId, id)) ?? notFound();
-      if (!(current.keys ?? []).some((key) => key.kid === kid)) throw new ConnectError("credential key not found", Code.NotFound);
+      const key = current.keys?.find((candidate) => candidate.kid === kid) ?? keyNotFound();
       if (current.token_endpoint_auth_method === "private_key_jwt" && current.keys!.length === 1) {
         throw new ConnectError("the last key of a private_key_jwt credential cannot be removed (add another first)", Code.FailedPrecondition);
       }
-      const document = await credentials.removeKey(organisationId, id, kid);
-      if (document === null) throw new ConnectError("credential key not found", Code.NotFound);
+      const document = (await credentials.removeKey(organisationId, id, key)) ?? keyNotFound();
       return { credential: view(document) };
     },
 
@@ -335,6 +334,10 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
       return {};
     },
   };
+}
+
+function keyNotFound(): never {
+  throw new ConnectError("credential key not found", Code.NotFound);
 }
 
 function notFound(): never {

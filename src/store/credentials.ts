@@ -155,11 +155,12 @@ export class CredentialStore {
     );
   }
 
-  /** Removes a signing key; null when there is no such key (or credential). */
-  async removeKey(organisationId: string, id: string, kid: string): Promise<CredentialDocument | null> {
+  /** Removes a signing key, as read by the caller; null when it is gone (or the credential is). */
+  async removeKey(organisationId: string, id: string, key: CredentialKeyDocument): Promise<CredentialDocument | null> {
+    // The whole key as stored: FerretDB's $pull matches values, not query conditions.
     return this.collection.findOneAndUpdate(
-      { _id: id, organisation_id: organisationId, "keys.kid": kid },
-      { $pull: { keys: { kid } } },
+      { _id: id, organisation_id: organisationId, "keys.kid": key.kid },
+      { $pull: { keys: key } },
       { returnDocument: "after" },
     );
   }

@@ -38,6 +38,11 @@ export class ScriptedProvider {
   userinfoStatus = 200;
   /** The revocation endpoint's HTTP status (RFC 7009 §2.2: 200 when accepted). */
   revocationStatus = 200;
+  /**
+   * When set, the only client secrets the token and revocation endpoints accept: any other is
+   * refused as RFC 6749 §5.2 says, 401 `invalid_client` (a provider mid-rotation).
+   */
+  acceptedClientSecrets: string[] | undefined;
   #server: Server;
   #hanging = new Set<() => void>();
   #keys!: { privateKey: jose.CryptoKey; jwk: jose.JWK };
@@ -138,10 +143,14 @@ export class ScriptedProvider {
       : new URLSearchParams(body);
     this.requests.push({ path, authorization: req.headers.authorization, accept: req.headers.accept, form, contentType });
     const basic = /^Basic (.+)$/.exec(req.headers.authorization ?? "")?.[1];
-    recordSecrets(
-      ...["code", "code_verifier", "refresh_token", "client_secret", "token"].map((name) => form.get(name)),
-      basic === undefined ? undefined : decodeURIComponent(Buffer.from(basic, "base64").toString().split(":")[1] ?? ""),
-    );
+    const basicSecret = basic === undefined ? undefined : decodeURIComponent(Buffer.from(basic, "base64").toString().split(":")[1] ?? "");
+    recordSecrets(...["code", "code_verifier", "refresh_token", "client_secret", "token"].map((name) => form.get(name)), basicSecret);
+    const presented = basicSecret ?? form.get("client_secret") ?? "";
+    if (this.acceptedClientSecrets !== undefined && !this.acceptedClientSecrets.includes(presented)) {
+      res.writeHead(401, { "content-type": "application/json", "www-authenticate": "Basic" });
+      res.end(JSON.stringify({ error: "invalid_client", error_description: "client authentication failed" }));
+      return;
+    }
     if (endpoint === "revoke") {
       res.writeHead(this.revocationStatus, { "content-type": "application/json" });
       res.end(this.revocationStatus === 200 ? "" : JSON.stringify({ error: "unsupported_token_type" }));
