@@ -54,6 +54,9 @@ export async function startOidcProvider(
     // Revocation (RFC 7009) for DeleteConnection with `revoke`; introspection (RFC 7662) so tests
     // can ask the provider whether a token is still active.
     features: { devInteractions: { enabled: true }, revocation: { enabled: true }, introspection: { enabled: true } },
+    // oidc-provider refuses to fetch from loopback addresses (its SSRF guard, a dispatcher it
+    // passes here); this provider and the broker whose JWKS it fetches both live on loopback.
+    fetch: (url: string, { dispatcher: _loopbackGuard, ...options }: RequestInit & { dispatcher?: unknown }) => globalThis.fetch(url, options),
   } as never);
   // oidc-provider refuses plain-http cookies unless told it sits behind a TLS proxy.
   provider.proxy = true;
