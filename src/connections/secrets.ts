@@ -30,6 +30,7 @@ export function tokenClientFor(credential: CredentialDocument, profile: Provider
   };
   if (client.authMethod === "private_key_jwt") {
     client.signingKey = credentialSigningKey(credential, secretBox);
+    client.assertionAudience = profile.token.clientAssertion.audience;
   } else if (credential.previous_client_secret !== undefined) {
     client.previousClientSecret = secretBox.decrypt(credential.previous_client_secret, previousClientSecretContext(credential._id));
     // Written only when it changes, so a rotation costs no write per token request.

@@ -25,8 +25,9 @@ export interface ClientCredentials {
   previousClientSecret?: string;
   /** Told which secret the provider accepted, during a rotation only. */
   recordSecretUse?: (slot: ClientSecretSlot) => Promise<void>;
-  /** For `private_key_jwt`: the credential's newest key. */
+  /** For `private_key_jwt`: the credential's newest key, and the assertion's `aud` (the token endpoint when unset). */
   signingKey?: SigningKey;
+  assertionAudience?: string;
 }
 
 /**
@@ -52,12 +53,13 @@ export function clientAuthentication(client: ClientCredentials, tokenUrl: string
   return async (as, oauthClient, body, headers) => {
     if (key === undefined) throw new ClientAuthenticationError("the credential has no signing key for private_key_jwt");
     // RFC 7523 §3 and OpenID Connect Core §9: iss = sub = client_id, a unique jti, a short exp
-    // (oauth4webapi: 60 s); aud the token endpoint's URL, which every provider accepts.
+    // (oauth4webapi: 60 s); aud the token endpoint's URL, or the issuer where the provider's
+    // profile says so.
     const auth = oauth.PrivateKeyJwt(
       { key: await importSigningKey(key), kid: key.kid },
       {
         [oauth.modifyAssertion]: (_header, payload) => {
-          payload.aud = tokenUrl;
+          payload.aud = client.assertionAudience ?? tokenUrl;
         },
       },
     );

@@ -96,6 +96,12 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
       outbound.requireUrl(url, field, requireEndpointUrl(url, field, { allowHttp: true }));
     }
   };
+  /** How a credential signs client assertions, when it authenticates with private_key_jwt (its own choice, else its catalog entry's). */
+  const clientAssertionOf = (document: CredentialDocument): { signingAlg: SigningAlgorithm } | undefined => {
+    const token = document.provider === undefined ? undefined : providers.get(document.provider)?.token;
+    if ((document.token_endpoint_auth_method ?? token?.auth_method) !== "private_key_jwt") return undefined;
+    return { signingAlg: token?.client_assertion?.signing_alg ?? "ES256" };
+  };
   /** RFC 8414 §2: an issuer is an https URL with no query or fragment. Discovery fetches it. */
   const validateIssuer = (issuer: string) => {
     outbound.requireUrl(issuer, "credential.issuer", requireEndpointUrl(issuer, "credential.issuer", { allowQuery: false, allowHttp: true }));
@@ -134,11 +140,7 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
         organisation_id: organisationId,
         name: validateName(input.name),
         client_id: validateClientId(input.clientId),
-        // private_key_jwt needs no secret; any other method does.
-        client_secret:
-          input.clientSecret === "" && input.tokenEndpointAuthMethod === TokenEndpointAuthMethod.PRIVATE_KEY_JWT
-            ? ""
-            : secretBox.encrypt(validateClientSecret(input.clientSecret), clientSecretContext(id)),
+        client_secret: "",
         authorization_response_iss_parameter_supported: input.authorizationResponseIssParameterSupported,
         create_time: now,
         update_time: now,
@@ -161,8 +163,14 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
         await fillFromDiscovery(document, input.disablePkce !== undefined, input.authorizationResponseIssParameterSupported);
       }
       validateProvider(document);
-      // A private_key_jwt credential signs from the start: the broker makes its first key.
-      if (document.token_endpoint_auth_method === "private_key_jwt") document.keys = [keyDocument(id, await generateSigningKey("ES256"), "generated")];
+      const assertion = clientAssertionOf(document);
+      // private_key_jwt needs no secret (one may still be stored); any other method does.
+      if (assertion === undefined || input.clientSecret !== "") {
+        document.client_secret = secretBox.encrypt(validateClientSecret(input.clientSecret), clientSecretContext(id));
+      }
+      // A private_key_jwt credential signs from the start: the broker makes its first key, of the
+      // algorithm the provider requires.
+      if (assertion !== undefined) document.keys = [keyDocument(id, await generateSigningKey(assertion.signingAlg), "generated")];
       await credentials.insert(document);
       return { credential: view(document) };
     },
@@ -264,7 +272,7 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
           if (clear.includes("disable_pkce")) changes.disable_pkce = merged.disable_pkce = false;
         }
         validateProvider(merged);
-        if (merged.token_endpoint_auth_method === "private_key_jwt" && (merged.keys ?? []).length === 0) {
+        if (clientAssertionOf(merged) !== undefined && (merged.keys ?? []).length === 0) {
           invalid("credential.token_endpoint_auth_method", "needs a signing key first (AddCredentialKey)");
         }
         document = (await credentials.update(organisationId, id, changes, clear.filter((field) => changes[field] === undefined))) ?? notFound();
@@ -319,7 +327,7 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
       const kid = requireText(req.kid, "kid", 128);
       const current = (await credentials.findById(organisationId, id)) ?? notFound();
       const key = current.keys?.find((candidate) => candidate.kid === kid) ?? keyNotFound();
-      if (current.token_endpoint_auth_method === "private_key_jwt" && current.keys!.length === 1) {
+      if (clientAssertionOf(current) !== undefined && current.keys!.length === 1) {
         throw new ConnectError("the last key of a private_key_jwt credential cannot be removed (add another first)", Code.FailedPrecondition);
       }
       const document = (await credentials.removeKey(organisationId, id, key)) ?? keyNotFound();

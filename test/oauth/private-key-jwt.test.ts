@@ -13,6 +13,7 @@ import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { connectThroughCallback, createScriptedCredential } from "../support/connect-flow.js";
 import { recordSecrets } from "../support/run-record.js";
 import { ScriptedProvider } from "../support/scripted-provider.js";
+import { writeCatalog } from "../support/test-catalog.js";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const CLIENT_ID = "broker-private-key-jwt";
@@ -27,7 +28,26 @@ beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: run scripts/install-test-tools.sh (npm test does)`);
   const port = await freePort();
   const publicUrl = `http://127.0.0.1:${port}`;
-  broker = await startTestBroker({ BROKER_HTTP_PORT: String(port), BROKER_PUBLIC_URL: publicUrl, BROKER_TOKEN_MIN_VALIDITY: "4s" });
+  scripted = await ScriptedProvider.start();
+  const docs = "https://example.com/docs";
+  // A catalog entry for a provider that requires private_key_jwt with RS256 keys and documents
+  // the issuer as the assertion's audience.
+  const catalog = writeCatalog([
+    {
+      id: "scripted-pkjwt",
+      display_name: "Scripted private_key_jwt (RS256, aud = issuer)",
+      documentation_url: docs,
+      endpoints: { authorize: `${scripted.issuer}/authorize`, token: scripted.tokenUrl, issuer: scripted.issuer },
+      token: { auth_method: "private_key_jwt", client_assertion: { signing_alg: "RS256", audience: "issuer" } },
+      sources: { endpoints: docs, authorize: docs, token: docs },
+    },
+  ]);
+  broker = await startTestBroker({
+    BROKER_HTTP_PORT: String(port),
+    BROKER_PUBLIC_URL: publicUrl,
+    BROKER_TOKEN_MIN_VALIDITY: "4s",
+    BROKER_PROVIDERS_DIR: catalog,
+  });
   // The provider's address is known before it starts, so the credential (and with it the JWKS URL
   // the provider is told about) can be made first.
   const providerPort = await freePort();
@@ -49,7 +69,6 @@ beforeAll(async () => {
     { clientId: CLIENT_ID, clientSecret: "", redirectUri: `${publicUrl}/oauth2/callback`, tokenEndpointAuthMethod: "private_key_jwt", jwksUri: credential!.jwksUri },
     { port: providerPort, accessTokenTtl: 8 },
   );
-  scripted = await ScriptedProvider.start();
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-quic"] });
 }, 60_000);
 afterAll(async () => {
@@ -130,5 +149,20 @@ describe("private_key_jwt client authentication", () => {
     expect(withFirst!.get("client_assertion")).not.toBe(withNewest!.get("client_assertion"));
     // No Basic header either: the assertion is the only client authentication.
     expect(scripted.grants("authorization_code").at(-1)!.authorization).toBeUndefined();
+  });
+
+  it("follows the catalog: a provider that requires RS256 gets an RS256 key, and aud is the issuer where it documents that", async () => {
+    const { credential } = await broker.connect(CredentialService).createCredential({
+      // The issuer set exactly (the catalog's origin-only template renders with a trailing "/").
+      credential: { organisationId: "acme", name: "Catalog private_key_jwt", clientId: "client-1", provider: "scripted-pkjwt", issuer: scripted.issuer },
+    });
+    expect(credential!.clientSecretSet).toBe(false);
+    expect(credential!.tokenEndpointAuthMethod).toBeUndefined(); // as the catalog says
+    expect(credential!.keys.map((key) => key.algorithm)).toEqual(["RS256"]);
+    scripted.behaviour = { kind: "json", body: { access_token: "pkjwt-access-token-2", token_type: "Bearer", expires_in: 3600 } };
+    await connectThroughCallback(broker, credential!.id, "pkjwt-catalog");
+    const assertion = scripted.grants("authorization_code").at(-1)!.form.get("client_assertion")!;
+    expect(jose.decodeProtectedHeader(assertion)).toMatchObject({ alg: "RS256", kid: credential!.keys[0]!.kid });
+    expect(jose.decodeJwt(assertion).aud).toBe(scripted.issuer);
   });
 });

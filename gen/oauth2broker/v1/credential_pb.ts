@@ -119,8 +119,8 @@ export type Credential = Message<"oauth2broker.v1.Credential"> & {
 
   /**
    * The client secret the provider issued. Input only: it is encrypted at rest and never returned;
-   * see `client_secret_set`. At most 2048 characters. Required on create unless
-   * `token_endpoint_auth_method` is TOKEN_ENDPOINT_AUTH_METHOD_PRIVATE_KEY_JWT.
+   * see `client_secret_set`. At most 2048 characters. Required on create unless the credential
+   * authenticates with private_key_jwt (`token_endpoint_auth_method`, or the catalog's).
    *
    * @generated from field: string client_secret = 5;
    */
@@ -146,8 +146,9 @@ export type Credential = Message<"oauth2broker.v1.Credential"> & {
   /**
    * How the broker authenticates at the token endpoint. Unset: as the catalog says for
    * `provider`, else TOKEN_ENDPOINT_AUTH_METHOD_CLIENT_SECRET_BASIC (stored as such).
-   * TOKEN_ENDPOINT_AUTH_METHOD_PRIVATE_KEY_JWT on create generates an ES256 key when the credential
-   * has none (see `keys`).
+   * A credential that authenticates with private_key_jwt (set here, or by the catalog for
+   * `provider`) gets a generated key on create: ES256, or RS256 where the catalog says the
+   * provider requires it (see `keys`).
    *
    * @generated from field: optional oauth2broker.v1.TokenEndpointAuthMethod token_endpoint_auth_method = 8;
    */
@@ -315,8 +316,9 @@ export enum TokenEndpointAuthMethod {
 
   /**
    * A JWT client assertion signed with the credential's newest key (RFC 7523 §2.2, OpenID Connect
-   * Core §9 `private_key_jwt`): `iss` and `sub` the client ID, `aud` the token endpoint, a unique
-   * `jti`, 60 seconds of validity, and the key's `kid` in the header. No client secret is needed.
+   * Core §9 `private_key_jwt`): `iss` and `sub` the client ID, `aud` the token endpoint (or the
+   * issuer, where the catalog says the provider documents that), a unique `jti`, 60 seconds of
+   * validity, and the key's `kid` in the header. No client secret is needed.
    *
    * @generated from enum value: TOKEN_ENDPOINT_AUTH_METHOD_PRIVATE_KEY_JWT = 3;
    */

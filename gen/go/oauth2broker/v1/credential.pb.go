@@ -34,8 +34,9 @@ const (
 	// `client_id` and `client_secret` sent as parameters in the request body.
 	TokenEndpointAuthMethod_TOKEN_ENDPOINT_AUTH_METHOD_CLIENT_SECRET_POST TokenEndpointAuthMethod = 2
 	// A JWT client assertion signed with the credential's newest key (RFC 7523 §2.2, OpenID Connect
-	// Core §9 `private_key_jwt`): `iss` and `sub` the client ID, `aud` the token endpoint, a unique
-	// `jti`, 60 seconds of validity, and the key's `kid` in the header. No client secret is needed.
+	// Core §9 `private_key_jwt`): `iss` and `sub` the client ID, `aud` the token endpoint (or the
+	// issuer, where the catalog says the provider documents that), a unique `jti`, 60 seconds of
+	// validity, and the key's `kid` in the header. No client secret is needed.
 	TokenEndpointAuthMethod_TOKEN_ENDPOINT_AUTH_METHOD_PRIVATE_KEY_JWT TokenEndpointAuthMethod = 3
 )
 
@@ -314,8 +315,8 @@ type Credential struct {
 	// The client ID the provider issued. Required, at most 512 characters.
 	ClientId string `protobuf:"bytes,4,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
 	// The client secret the provider issued. Input only: it is encrypted at rest and never returned;
-	// see `client_secret_set`. At most 2048 characters. Required on create unless
-	// `token_endpoint_auth_method` is TOKEN_ENDPOINT_AUTH_METHOD_PRIVATE_KEY_JWT.
+	// see `client_secret_set`. At most 2048 characters. Required on create unless the credential
+	// authenticates with private_key_jwt (`token_endpoint_auth_method`, or the catalog's).
 	ClientSecret string `protobuf:"bytes,5,opt,name=client_secret,json=clientSecret,proto3" json:"client_secret,omitempty"`
 	// Output only: true when a client secret is stored.
 	ClientSecretSet bool `protobuf:"varint,6,opt,name=client_secret_set,json=clientSecretSet,proto3" json:"client_secret_set,omitempty"`
@@ -326,8 +327,9 @@ type Credential struct {
 	TokenUrl string `protobuf:"bytes,7,opt,name=token_url,json=tokenUrl,proto3" json:"token_url,omitempty"`
 	// How the broker authenticates at the token endpoint. Unset: as the catalog says for
 	// `provider`, else TOKEN_ENDPOINT_AUTH_METHOD_CLIENT_SECRET_BASIC (stored as such).
-	// TOKEN_ENDPOINT_AUTH_METHOD_PRIVATE_KEY_JWT on create generates an ES256 key when the credential
-	// has none (see `keys`).
+	// A credential that authenticates with private_key_jwt (set here, or by the catalog for
+	// `provider`) gets a generated key on create: ES256, or RS256 where the catalog says the
+	// provider requires it (see `keys`).
 	TokenEndpointAuthMethod *TokenEndpointAuthMethod `protobuf:"varint,8,opt,name=token_endpoint_auth_method,json=tokenEndpointAuthMethod,proto3,enum=oauth2broker.v1.TokenEndpointAuthMethod,oneof" json:"token_endpoint_auth_method,omitempty"`
 	// PKCE (RFC 7636, method S256) is used on every authorization request unless this is true.
 	// Disable it only for providers that reject the `code_challenge` parameter. Unset: as the
