@@ -192,8 +192,8 @@ export class CredentialStore {
       const secret = again(document.client_secret, clientSecretContext(document._id));
       const previous = document.previous_client_secret === undefined ? undefined : again(document.previous_client_secret, previousClientSecretContext(document._id));
       const keys = document.keys?.map((key) => ({ ...key, private_key: again(key.private_key, privateKeyContext(document._id, key.kid)) ?? key.private_key }));
-      const keysMoved = keys !== undefined && keys.some((key, i) => key.private_key !== document.keys![i]!.private_key);
-      if (secret === undefined && previous === undefined && !keysMoved) continue;
+      const keysMoved = keys?.some((key, i) => key.private_key !== document.keys![i]!.private_key);
+      if (secret === undefined && previous === undefined && keysMoved !== true) continue;
       const $set: Partial<CredentialDocument> = {};
       if (secret !== undefined) $set.client_secret = secret;
       if (previous !== undefined) $set.previous_client_secret = previous;

@@ -6,7 +6,7 @@ import { ConnectionService, RevocationOutcome } from "../../gen/oauth2broker/v1/
 import { TokenEndpointAuthMethod } from "../../gen/oauth2broker/v1/credential_pb.js";
 import { CredentialService } from "../../gen/oauth2broker/v1/credential_service_pb.js";
 import { SecretBox } from "../../src/crypto/secret-box.js";
-import { connectionSecretContext } from "../../src/crypto/secret-contexts.js";
+import { connectionSecretContext, privateKeyContext } from "../../src/crypto/secret-contexts.js";
 import { freePort } from "../../src/store/embedded-ferretdb.js";
 import { type DemoOidcProvider, startOidcProvider } from "../../scripts/demo-provider.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
@@ -65,6 +65,9 @@ beforeAll(async () => {
     },
   });
   credentialId = credential!.id;
+  // The generated private key is a secret of the run: the log check looks for it.
+  const [stored] = (await broker.database.db.collection("credentials").findOne({ _id: credentialId as never }))!.keys;
+  recordSecrets(JSON.parse(new SecretBox(broker.config.encryptionKeys!).decrypt(stored.private_key, privateKeyContext(credentialId, stored.kid))).d);
   provider = await startOidcProvider(
     { clientId: CLIENT_ID, clientSecret: "", redirectUri: `${publicUrl}/oauth2/callback`, tokenEndpointAuthMethod: "private_key_jwt", jwksUri: credential!.jwksUri },
     { port: providerPort, accessTokenTtl: 8 },

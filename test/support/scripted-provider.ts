@@ -144,7 +144,7 @@ export class ScriptedProvider {
     this.requests.push({ path, authorization: req.headers.authorization, accept: req.headers.accept, form, contentType });
     const basic = /^Basic (.+)$/.exec(req.headers.authorization ?? "")?.[1];
     const basicSecret = basic === undefined ? undefined : decodeURIComponent(Buffer.from(basic, "base64").toString().split(":")[1] ?? "");
-    recordSecrets(...["code", "code_verifier", "refresh_token", "client_secret", "token"].map((name) => form.get(name)), basicSecret);
+    recordSecrets(...["code", "code_verifier", "refresh_token", "client_secret", "token", "client_assertion"].map((name) => form.get(name)), basicSecret);
     const presented = basicSecret ?? form.get("client_secret") ?? "";
     if (this.acceptedClientSecrets !== undefined && !this.acceptedClientSecrets.includes(presented)) {
       res.writeHead(401, { "content-type": "application/json", "www-authenticate": "Basic" });
