@@ -270,7 +270,9 @@ describe("operator console in a real browser", () => {
     await page.getByText("secret rotation under way").waitFor();
     // A token request fell back to the previous secret: the console says so.
     await broker.database.db.collection("credentials").updateOne({ _id: credential!.id as never }, { $set: { client_secret_last_used: "previous" } });
-    await page.reload();
+    // Another page and back: the credentials list is read again (the organisation stays chosen).
+    await page.getByRole("link", { name: "Settings" }).click();
+    await page.getByRole("link", { name: "Credentials" }).click();
     await page.getByRole("button", { name: "Rotate secret Rotating" }).click();
     await page.getByText("the previous secret (the provider refused the new one)").waitFor();
     await page.getByRole("button", { name: "End rotation (forget the previous secret)" }).click();
