@@ -472,7 +472,7 @@ export class ConnectionLifecycle {
     if (sealed === undefined) return { outcome: "not_supported" };
     // The token goes only to the revocation endpoint in force when it was obtained, and the client
     // secret only with a credential still at that endpoint.
-    const target = connectionTokenClient(connection, credential, profile, "revocation_url", this.deps.secretBox);
+    const target = connectionTokenClient(connection, credential, profile, "revocation_url", this.deps);
     if (target === "no_endpoint") return { outcome: "not_supported" };
     if (target === "endpoint_changed") return { outcome: "failed", error: "the credential's endpoints changed since the connection was made" };
     try {

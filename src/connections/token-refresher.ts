@@ -203,7 +203,7 @@ export class TokenRefresher {
     // The refresh token goes only to the token endpoint it came from, and the client secret only
     // with a credential still at that endpoint; templated hosts from the connection's own values.
     const profile = profileFor(this.deps.providers, credential, document.connection_config);
-    const target = connectionTokenClient(document, credential, profile, "token_url", this.deps.secretBox);
+    const target = connectionTokenClient(document, credential, profile, "token_url", this.deps);
     if (typeof target === "string") {
       log.warn({ outcome: "endpoint_changed" }, "the credential's token endpoint changed since the connection was made; not refreshing");
       await lifecycle.markNeedsReauthorization(document, "endpoint_changed");

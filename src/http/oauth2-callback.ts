@@ -171,7 +171,7 @@ async function handleCallback(deps: CallbackDeps, req: HttpRequest, res: HttpRes
     }
     // Values the catalog keeps from the query, checked before the code leaves the broker.
     const { callback: names, callbackPatterns: patterns, callbackEquals: equals, callbackSignature: signature } = profile.metadata;
-    const clientSecret = () => tokenClientFor(credential, profile, deps.secretBox).clientSecret;
+    const clientSecret = () => tokenClientFor(credential, profile, deps).clientSecret;
     const callbackValues = checkCallbackValues(query, { names, patterns, equals, signature }, clientSecret);
     if ("refused" in callbackValues) {
       attemptLog.warn({ parameter: callbackValues.key }, "callback value refused");
@@ -180,7 +180,7 @@ async function handleCallback(deps: CallbackDeps, req: HttpRequest, res: HttpRes
     }
 
     const tokens = await countTokenRequest(deps.metrics, "exchange", exchangeAuthorizationCode(
-      tokenClientFor(credential, profile, deps.secretBox),
+      tokenClientFor(credential, profile, deps),
       {
         code: params.code,
         redirectUri: attempt.redirect_uri,

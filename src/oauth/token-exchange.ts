@@ -1,26 +1,18 @@
 import * as oauth from "oauth4webapi";
+import { basicAuthorization, type ClientCredentials, clientAuthentication, withSecretFallback } from "./client-authentication.js";
 import { parseTokenResponse, STANDARD_TOKEN_RESPONSE, type TokenResponseRules, type TokenSet } from "./token-response.js";
 
-/** How the client authenticates at the token endpoint (RFC 6749 §2.3.1, OpenID Connect Core §9). */
-export type TokenEndpointAuthMethodName = "client_secret_basic" | "client_secret_post";
+export type { TokenEndpointAuthMethodName } from "./client-authentication.js";
 
-/** The client side of a token request: who the broker is at this provider. */
-export interface TokenClient {
+/** The client side of a token request: who the broker is at this provider, and how it proves it. */
+export interface TokenClient extends ClientCredentials {
   tokenUrl: string;
-  clientId: string;
-  clientSecret: string;
-  authMethod: TokenEndpointAuthMethodName;
   /** The credential's issuer, when it has one. */
   issuer: string | undefined;
   /** The token request body's format: form (RFC 6749 §4.1.3) unless the provider wants JSON (Notion). */
   bodyFormat?: "form" | "json";
   /** Where the provider puts the parts of its response (the provider profile's). */
   response?: TokenResponseRules;
-  /** client_secret_basic: "form" (default) or "raw", as the provider's docs build the header. */
-  basicEncoding?: "form" | "raw";
-  /** The provider's names for client_id and client_secret in the body (TikTok's `client_key`). */
-  clientIdParam?: string;
-  clientSecretParam?: string;
   /** Parameters the provider documents for every exchange or refresh request (Pinterest's `continuous_refresh`). */
   extraParams?: { exchange?: Readonly<Record<string, string>>; refresh?: Readonly<Record<string, string>> };
 }
@@ -156,50 +148,17 @@ export class RevocationError extends Error {
 function requestParts(client: TokenClient, fetchImpl: typeof fetch) {
   const tokenUrl = new URL(client.tokenUrl);
   return {
-    // oauth4webapi wants an issuer; it is used only for JWT client assertions, which the broker
-    // does not make, so a credential without one gets the token endpoint's origin.
+    // oauth4webapi wants an issuer; it would be a client assertion's audience, which
+    // clientAuthentication sets to the token endpoint, so a credential without one gets its origin.
     as: { issuer: client.issuer ?? tokenUrl.origin, token_endpoint: tokenUrl.href } satisfies oauth.AuthorizationServer,
     oauthClient: { client_id: client.clientId } satisfies oauth.Client,
-    auth: clientAuthentication(client),
+    auth: clientAuthentication(client, tokenUrl.href),
     options: {
-      [oauth.customFetch]: client.bodyFormat === "json" ? jsonBody(fetchImpl) : fetchImpl,
+      [oauth.customFetch]: withSecretFallback(client, tokenUrl.href, client.bodyFormat === "json" ? jsonBody(fetchImpl) : fetchImpl),
       // token_url was validated as https, or http on a loopback host.
       [oauth.allowInsecureRequests]: tokenUrl.protocol === "http:",
     },
   };
-}
-
-/**
- * How the client authenticates at the token endpoint. oauth4webapi's ClientSecretBasic
- * form-encodes every character but letters and digits, `-_.~` included, which a provider that
- * compares the header raw (Notion, whose client IDs are UUIDs) refuses; so Basic is built here.
- */
-function clientAuthentication(client: TokenClient): oauth.ClientAuth {
-  if (client.authMethod === "client_secret_post") {
-    return (_as, _client, body) => {
-      body.set(client.clientIdParam ?? "client_id", client.clientId);
-      body.set(client.clientSecretParam ?? "client_secret", client.clientSecret);
-    };
-  }
-  return (_as, _client, _body, headers) => {
-    headers.set("authorization", basicAuthorization(client.clientId, client.clientSecret, client.basicEncoding ?? "form"));
-  };
-}
-
-/**
- * The HTTP Basic `Authorization` value for a client. RFC 6749 §2.3.1 form-encodes the ID and
- * secret first; "form" encodes only what RFC 3986 §2.3 does not leave unreserved, so a provider
- * that decodes reads the same value and one that does not still reads ordinary IDs (`-_.~`).
- * "raw": `<id>:<secret>` as is, for providers whose docs build it so.
- */
-export function basicAuthorization(clientId: string, clientSecret: string, encoding: "form" | "raw"): string {
-  const pair = encoding === "raw" ? `${clientId}:${clientSecret}` : `${formEncode(clientId)}:${formEncode(clientSecret)}`;
-  return `Basic ${Buffer.from(pair, "utf8").toString("base64")}`;
-}
-
-/** application/x-www-form-urlencoded, leaving RFC 3986 unreserved characters as they are. */
-function formEncode(value: string): string {
-  return encodeURIComponent(value).replace(/[!'()*]|%20/g, (c) => (c === "%20" ? "+" : `%${c.charCodeAt(0).toString(16).toUpperCase()}`));
 }
 
 /**
