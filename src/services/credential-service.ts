@@ -20,7 +20,8 @@ import type { OutboundPolicy } from "../network/address-policy.js";
 import { requireEndpointUrl, requirePresent, requireText } from "../validation.js";
 import type { ProviderCatalog } from "../providers/catalog.js";
 import { checkTemplateValues, renderEndpoint } from "../providers/profile.js";
-import { type DiscoveredServer, DiscoveryError, discoverAuthorizationServer } from "../oauth/discovery.js";
+import { type DiscoveredServer, discoverAuthorizationServer } from "../oauth/discovery.js";
+import { ProviderCallError } from "../network/provider-call-error.js";
 import { clientSecretContext } from "../crypto/secret-contexts.js";
 
 export interface CredentialServiceDeps {
@@ -76,7 +77,7 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
     try {
       server = await discoverAuthorizationServer(document.issuer!, fetch);
     } catch (error) {
-      if (!(error instanceof DiscoveryError)) throw error;
+      if (!(error instanceof ProviderCallError && error.code === "discovery_failed")) throw error;
       invalid("credential.issuer", "has no usable discovery document (set token_url instead)");
     }
     // Discovered endpoints pass the same checks as given ones.
