@@ -1,11 +1,11 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import type { ServiceImpl } from "@connectrpc/connect";
 import { v7 as uuidv7 } from "uuid";
 import { type Credential, CredentialSchema, TokenEndpointAuthMethod } from "../../gen/oauth2broker/v1/credential_pb.js";
 import type { CredentialService } from "../../gen/oauth2broker/v1/credential_service_pb.js";
 import type { SecretBox } from "../crypto/secret-box.js";
-import { invalid } from "../errors.js";
+import { DomainError, invalid, notFound } from "../errors.js";
 import {
   type CredentialChanges,
   type CredentialDocument,
@@ -134,7 +134,7 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
     async getCredential(req, ctx) {
       requireOrganisation(ctx, req.organisationId, "credential");
       const document = await credentials.findById(req.organisationId, req.id);
-      return { credential: toCredential(document ?? notFound()) };
+      return { credential: toCredential(document ?? credentialNotFound()) };
     },
 
     async listCredentials(req, ctx) {
@@ -153,7 +153,7 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
       // `id` is ignored on create, so only an update requires it.
       const id = requireText(input.id, "credential.id", 128);
       if (req.moveConnections && ctx.values.get(callerKey)?.kind !== "admin") {
-        throw new ConnectError('"move_connections" needs an admin key', Code.PermissionDenied);
+        throw new DomainError("admin_only", '"move_connections" needs an admin key');
       }
       const paths = req.updateMask?.paths ?? [];
       if (paths.length === 0 && !req.moveConnections) invalid("update_mask", "must name at least one field");
@@ -217,7 +217,7 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
       }
       // The credential as it would be after the change must still make sense as a whole (a
       // provider with its template values, or a token endpoint of its own).
-      const current = (await credentials.findById(organisationId, id)) ?? notFound();
+      const current = (await credentials.findById(organisationId, id)) ?? credentialNotFound();
       let document = current;
       if (paths.length > 0) {
         const merged: CredentialDocument = { ...current, ...changes };
@@ -228,7 +228,7 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
           if (clear.includes("disable_pkce")) changes.disable_pkce = merged.disable_pkce = false;
         }
         validateProvider(merged);
-        document = (await credentials.update(organisationId, id, changes, clear.filter((field) => changes[field] === undefined))) ?? notFound();
+        document = (await credentials.update(organisationId, id, changes, clear.filter((field) => changes[field] === undefined))) ?? credentialNotFound();
       }
       if (req.moveConnections) await move.moveToCredentialEndpoints(document);
       return { credential: toCredential(document) };
@@ -237,14 +237,14 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
     async deleteCredential(req, ctx) {
       requireOrganisation(ctx, req.organisationId, "credential");
       const deleted = await credentials.delete(req.organisationId, req.id);
-      if (!deleted) notFound();
+      if (!deleted) credentialNotFound();
       return {};
     },
   };
 }
 
-function notFound(): never {
-  throw new ConnectError("credential not found", Code.NotFound);
+function credentialNotFound(): never {
+  throw notFound("credential");
 }
 
 // Required on create and when an update names them; their lengths and characters are the
