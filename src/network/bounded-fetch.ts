@@ -61,10 +61,9 @@ async function readCapped(response: Response, max: number, signal: AbortSignal, 
   try {
     for await (const chunk of response.body ?? []) {
       size += chunk.byteLength;
-      if (size > max) {
-        await response.body?.cancel();
-        throw new ProviderCallError("response_too_large", `response larger than ${max} bytes`, { status: response.status });
-      }
+      // Leaving the loop cancels the stream; cancel() itself would throw on the locked stream, which
+      // made an oversized chunked body a "reading the response failed".
+      if (size > max) throw new ProviderCallError("response_too_large", `response larger than ${max} bytes`, { status: response.status });
       chunks.push(chunk);
     }
   } catch (error) {
