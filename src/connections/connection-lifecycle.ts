@@ -4,9 +4,9 @@ import type { SecretBox } from "../crypto/secret-box.js";
 import { newEvent } from "../events/connection-events.js";
 import type { ExternalAccount } from "../oauth/external-account.js";
 import { hashState } from "../oauth/state.js";
-import { RevocationError, revokeToken } from "../oauth/token-exchange.js";
+import { revokeToken } from "../oauth/token-exchange.js";
 import type { TokenSet } from "../oauth/token-response.js";
-import { OutboundError } from "../network/bounded-fetch.js";
+import { ProviderCallError } from "../network/provider-call-error.js";
 import type { ConnectionApi } from "../providers/api.js";
 import type { ConnectionDocument, ConnectionStore, HeldGrant, PendingEvent, StoredGrant } from "../store/connections.js";
 import type { CredentialDocument, CredentialStore } from "../store/credentials.js";
@@ -485,7 +485,8 @@ export class ConnectionLifecycle {
       );
       return { outcome: "revoked" };
     } catch (error) {
-      if (error instanceof RevocationError || error instanceof OutboundError) return { outcome: "failed", error: error.message };
+      // Refused, unreachable or not confirmed: every provider-call failure is a failed revocation.
+      if (error instanceof ProviderCallError) return { outcome: "failed", error: error.message };
       throw error;
     }
   }

@@ -1,5 +1,6 @@
 import * as oauth from "oauth4webapi";
 import { basicAuthorization, type ClientCredentials, clientAuthentication, withSecretFallback } from "./client-authentication.js";
+import { ProviderCallError } from "../network/provider-call-error.js";
 import { parseTokenResponse, STANDARD_TOKEN_RESPONSE, type TokenResponseRules, type TokenSet } from "./token-response.js";
 
 export type { TokenEndpointAuthMethodName } from "./client-authentication.js";
@@ -20,7 +21,7 @@ export interface TokenClient extends ClientCredentials {
 /**
  * RFC 6749 §4.1.3: exchanges an authorization code for tokens. oauth4webapi builds the request,
  * with the broker's client authentication (clientAuthentication); the response is read by parseTokenResponse, which accepts real-world variations
- * that oauth4webapi rightly refuses. Throws TokenResponseError or OutboundError.
+ * that oauth4webapi rightly refuses. Throws ProviderCallError.
  */
 export async function exchangeAuthorizationCode(
   client: TokenClient,
@@ -45,8 +46,8 @@ export async function exchangeAuthorizationCode(
 
 /**
  * RFC 6749 §6: a new access token for a refresh token, with the same client authentication.
- * Throws TokenResponseError (with `oauthError` "invalid_grant" when the grant is gone) or
- * OutboundError.
+ * Throws ProviderCallError (coded `oauth_error`, with `oauthError` "invalid_grant", when the grant
+ * is gone).
  */
 export async function refreshAccessToken(client: TokenClient, refreshToken: string, fetchImpl: typeof fetch): Promise<TokenSet> {
   const { as, oauthClient, auth, options } = requestParts(client, fetchImpl);
@@ -84,7 +85,7 @@ export const RFC7009_REVOCATION: RevocationRequest = {
  * JSON body with Basic auth as Notion, `DELETE /applications/{client_id}/grant` as GitHub, the
  * token in the query, or the token as the bearer credential as Slack's auth.revoke). Resolves
  * when the provider answered one of its success statuses (and, for providers that answer errors
- * with HTTP 200, its ok field); otherwise throws RevocationError with a short reason that holds
+ * with HTTP 200, its ok field); otherwise throws ProviderCallError (`revocation_failed`) with a short reason that holds
  * no token.
  */
 export async function revokeToken(
@@ -138,11 +139,8 @@ export async function revokeToken(
   const refused = okField !== undefined && answer !== undefined && typeof answer === "object" && answer !== null && (answer as Record<string, unknown>)[okField] !== true;
   if (request.successStatus.includes(response.status) && !refused) return;
   const error = typeof answer === "object" && answer !== null ? answer.error : undefined;
-  throw new RevocationError(typeof error === "string" && /^[\x20-\x7e]{1,64}$/.test(error) ? error : `HTTP ${response.status}`);
-}
-
-export class RevocationError extends Error {
-  override readonly name = "RevocationError";
+  const oauthError = typeof error === "string" && /^[\x20-\x7e]{1,64}$/.test(error) ? error : undefined;
+  throw new ProviderCallError("revocation_failed", oauthError ?? `HTTP ${response.status}`, { oauthError, status: response.status });
 }
 
 function requestParts(client: TokenClient, fetchImpl: typeof fetch) {

@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import type { ServiceImpl } from "@connectrpc/connect";
 import { type Credential, type CredentialKey, CredentialKeySchema, CredentialKeySource } from "../../gen/oauth2broker/v1/credential_pb.js";
 import type { AddCredentialKeyRequest, CredentialService } from "../../gen/oauth2broker/v1/credential_service_pb.js";
 import { requireOrganisation } from "../auth/caller.js";
@@ -14,7 +14,7 @@ import {
   parsePemKey,
   type SigningAlgorithm,
 } from "../crypto/signing-keys.js";
-import { invalid } from "../errors.js";
+import { DomainError, invalid, notFound } from "../errors.js";
 import type { ProviderCatalog } from "../providers/catalog.js";
 import type { CredentialDocument, CredentialKeyDocument, CredentialStore } from "../store/credentials.js";
 import { requireText } from "../validation.js";
@@ -44,13 +44,13 @@ export function credentialSecretMethods({ credentials, secretBox, view, clientAs
       const next = secretBox.encrypt(validateClientSecret(req.clientSecret, "client_secret"), clientSecretContext(id));
       // Conditional on the secret read here: a concurrent rotation makes this one try again.
       for (let attempt = 0; attempt < 3; attempt++) {
-        const current = (await credentials.findById(organisationId, id)) ?? notFound();
+        const current = (await credentials.findById(organisationId, id)) ?? credentialNotFound();
         if (current.client_secret === "") invalid("id", "names a credential without a client secret (set one with UpdateCredential)");
         const previous = secretBox.encrypt(secretBox.decrypt(current.client_secret, clientSecretContext(id)), previousClientSecretContext(id));
         const rotated = await credentials.rotateClientSecret(organisationId, id, current.client_secret, next, previous);
         if (rotated !== null) return { credential: view(rotated) };
       }
-      throw new ConnectError("the credential changed during the rotation - try again", Code.Aborted);
+      throw new DomainError("concurrent_change", "the credential changed during the rotation - try again");
     },
 
     async removePreviousClientSecret(req, ctx) {
@@ -59,8 +59,8 @@ export function credentialSecretMethods({ credentials, secretBox, view, clientAs
       const id = requireText(req.id, "id", 128);
       const document = await credentials.removePreviousClientSecret(organisationId, id);
       if (document !== null) return { credential: view(document) };
-      if ((await credentials.findById(organisationId, id)) === null) notFound();
-      throw new ConnectError("no client-secret rotation is under way", Code.FailedPrecondition);
+      if ((await credentials.findById(organisationId, id)) === null) credentialNotFound();
+      throw new DomainError("precondition_failed", "no client-secret rotation is under way");
     },
 
     async addCredentialKey(req, ctx) {
@@ -68,7 +68,7 @@ export function credentialSecretMethods({ credentials, secretBox, view, clientAs
       requireOrganisation(ctx, organisationId, "credential");
       const id = requireText(req.credentialId, "credential_id", 128);
       const parsed = await parseKeyInput(req.key);
-      const current = (await credentials.findById(organisationId, id)) ?? notFound();
+      const current = (await credentials.findById(organisationId, id)) ?? credentialNotFound();
       if ((current.keys ?? []).length >= MAX_KEYS) invalid("credential_id", `already has ${MAX_KEYS} keys (remove one first)`);
       if ((current.keys ?? []).some((key) => key.kid === parsed.key.kid)) invalid("key", `has the kid of a key the credential already has`);
       const sealed = sealKey(secretBox, id, parsed.key, parsed.source);
@@ -81,10 +81,10 @@ export function credentialSecretMethods({ credentials, secretBox, view, clientAs
       requireOrganisation(ctx, organisationId, "credential");
       const id = requireText(req.credentialId, "credential_id", 128);
       const kid = requireText(req.kid, "kid", 128);
-      const current = (await credentials.findById(organisationId, id)) ?? notFound();
+      const current = (await credentials.findById(organisationId, id)) ?? credentialNotFound();
       const key = current.keys?.find((candidate) => candidate.kid === kid) ?? keyNotFound();
       if (clientAssertionOf(current) !== undefined && current.keys!.length === 1) {
-        throw new ConnectError("the last key of a private_key_jwt credential cannot be removed (add another first)", Code.FailedPrecondition);
+        throw new DomainError("precondition_failed", "the last key of a private_key_jwt credential cannot be removed (add another first)");
       }
       const document = (await credentials.removeKey(organisationId, id, key)) ?? keyNotFound();
       return { credential: view(document) };
@@ -155,11 +155,11 @@ export function toCredentialKey(key: CredentialKeyDocument): CredentialKey {
 }
 
 function keyNotFound(): never {
-  throw new ConnectError("credential key not found", Code.NotFound);
+  throw notFound("credential key");
 }
 
-export function notFound(): never {
-  throw new ConnectError("credential not found", Code.NotFound);
+export function credentialNotFound(): never {
+  throw notFound("credential");
 }
 
 export function validateClientSecret(secret: string, field = "credential.client_secret"): string {

@@ -1,11 +1,11 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import type { ServiceImpl } from "@connectrpc/connect";
 import { v7 as uuidv7 } from "uuid";
 import { ClientSecretSlot, type Credential, CredentialSchema, TokenEndpointAuthMethod } from "../../gen/oauth2broker/v1/credential_pb.js";
 import type { CredentialService } from "../../gen/oauth2broker/v1/credential_service_pb.js";
 import type { SecretBox } from "../crypto/secret-box.js";
-import { invalid } from "../errors.js";
+import { DomainError, invalid, } from "../errors.js";
 import {
   type CredentialChanges,
   type CredentialDocument,
@@ -20,12 +20,13 @@ import type { OutboundPolicy } from "../network/address-policy.js";
 import { requireEndpointUrl, requirePresent, requireText } from "../validation.js";
 import type { ProviderCatalog } from "../providers/catalog.js";
 import { checkTemplateValues, renderEndpoint } from "../providers/profile.js";
-import { type DiscoveredServer, DiscoveryError, discoverAuthorizationServer } from "../oauth/discovery.js";
+import { type DiscoveredServer, discoverAuthorizationServer } from "../oauth/discovery.js";
+import { ProviderCallError } from "../network/provider-call-error.js";
 import { clientSecretContext } from "../crypto/secret-contexts.js";
 import {
   clientAssertionOfCredential,
+  credentialNotFound,
   credentialSecretMethods,
-  notFound,
   sealKey,
   toCredentialKey,
 } from "./credential-secrets.js";
@@ -88,7 +89,7 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
     try {
       server = await discoverAuthorizationServer(document.issuer!, fetch);
     } catch (error) {
-      if (!(error instanceof DiscoveryError)) throw error;
+      if (!(error instanceof ProviderCallError && error.code === "discovery_failed")) throw error;
       invalid("credential.issuer", "has no usable discovery document (set token_url instead)");
     }
     // Discovered endpoints pass the same checks as given ones.
@@ -153,7 +154,7 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
     async getCredential(req, ctx) {
       requireOrganisation(ctx, req.organisationId, "credential");
       const document = await credentials.findById(req.organisationId, req.id);
-      return { credential: view(document ?? notFound()) };
+      return { credential: view(document ?? credentialNotFound()) };
     },
 
     async listCredentials(req, ctx) {
@@ -172,7 +173,7 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
       // `id` is ignored on create, so only an update requires it.
       const id = requireText(input.id, "credential.id", 128);
       if (req.moveConnections && ctx.values.get(callerKey)?.kind !== "admin") {
-        throw new ConnectError('"move_connections" needs an admin key', Code.PermissionDenied);
+        throw new DomainError("admin_only", '"move_connections" needs an admin key');
       }
       const paths = req.updateMask?.paths ?? [];
       if (paths.length === 0 && !req.moveConnections) invalid("update_mask", "must name at least one field");
@@ -236,7 +237,7 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
       }
       // The credential as it would be after the change must still make sense as a whole (a
       // provider with its template values, or a token endpoint of its own).
-      const current = (await credentials.findById(organisationId, id)) ?? notFound();
+      const current = (await credentials.findById(organisationId, id)) ?? credentialNotFound();
       let document = current;
       if (paths.length > 0) {
         const merged: CredentialDocument = { ...current, ...changes };
@@ -250,7 +251,7 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
         if (clientAssertionOf(merged) !== undefined && (merged.keys ?? []).length === 0) {
           invalid("credential.token_endpoint_auth_method", "needs a signing key first (AddCredentialKey)");
         }
-        document = (await credentials.update(organisationId, id, changes, clear.filter((field) => changes[field] === undefined))) ?? notFound();
+        document = (await credentials.update(organisationId, id, changes, clear.filter((field) => changes[field] === undefined))) ?? credentialNotFound();
       }
       if (req.moveConnections) await move.moveToCredentialEndpoints(document);
       return { credential: view(document) };
@@ -261,11 +262,12 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
     async deleteCredential(req, ctx) {
       requireOrganisation(ctx, req.organisationId, "credential");
       const deleted = await credentials.delete(req.organisationId, req.id);
-      if (!deleted) notFound();
+      if (!deleted) credentialNotFound();
       return {};
     },
   };
 }
+
 
 // Required on create and when an update names them; their lengths and characters are the
 // request rules' (credential.proto).
