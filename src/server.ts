@@ -24,6 +24,7 @@ import { ApiKeyService } from "../gen/oauth2broker/v1/api_key_service_pb.js";
 import { JwtCallers } from "./auth/jwt-callers.js";
 import { authInterceptor } from "./interceptors/auth.js";
 import { callerInFlightLimitInterceptor, inFlightLimitInterceptor, RateLimiter, rateLimitInterceptor } from "./interceptors/rate-limit.js";
+import { listingBudgetInterceptor } from "./interceptors/listing-budget.js";
 import { streamLimitInterceptor } from "./interceptors/stream-limits.js";
 import { hideRequestParseErrors } from "./interceptors/request-parse-errors.js";
 import { clientAddressKey } from "./auth/caller.js";
@@ -303,6 +304,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     // Per caller first: a caller over its own cap never takes one of the instance's slots.
     callerInFlightLimitInterceptor(config.maxInFlightPerCaller),
     inFlightLimitInterceptor(config.maxInFlight),
+    listingBudgetInterceptor(config.orgListingConcurrency),
     streamLimitInterceptor({
       maxPerCaller: config.maxStreamsPerCaller,
       maxLifetimeMs: config.streamMaxLifetimeSeconds * 1000,
