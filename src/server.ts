@@ -247,6 +247,23 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     Math.min(60_000, (config.stateTtlSeconds * 1000) / 2),
   );
 
+  // The connection directory's reconcile (a scan of `connections`), once per start, and again
+  // while a busy lease left connections to mend: listings use the directory once it has run.
+  let directoryReconciled = false;
+  const directoryReconcile = new Worker(
+    "connection-directory-reconcile",
+    IDLE_INTERVAL_MS,
+    async () => {
+      if (directoryReconciled) return false;
+      const { mended, busy } = await lifecycle.reconcileDirectory();
+      if (mended > 0) logger.info({ count: mended }, "mended the connection directory");
+      directoryReconciled = busy === 0;
+      return false;
+    },
+    logger,
+    IDLE_INTERVAL_MS,
+  );
+
   const eventFeed = new EventFeed(events, WATCH_INTERVAL_MS);
   const health = new HealthMonitor(database, logger);
   await health.start();
@@ -385,6 +402,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     stateMaintenance.start();
     eventMaintenance.start();
     expiry.start();
+    directoryReconcile.start();
   } catch (error) {
     grpcServer.close();
     httpServer.close();
@@ -411,7 +429,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
       }, SHUTDOWN_GRACE_MS);
       await drained;
       clearTimeout(timer);
-      await Promise.all([relay.stop(), delivery.stop(), idleRefresh.stop(), stateMaintenance.stop(), eventMaintenance.stop(), expiry.stop()]);
+      await Promise.all([relay.stop(), delivery.stop(), idleRefresh.stop(), stateMaintenance.stop(), eventMaintenance.stop(), expiry.stop(), directoryReconcile.stop()]);
       await dispatcher.drain();
       await tracing.shutdown();
       database.stopSweepers();

@@ -8,6 +8,7 @@ import { RevocationError, revokeToken } from "../oauth/token-exchange.js";
 import type { TokenSet } from "../oauth/token-response.js";
 import { OutboundError } from "../outbound/bounded-fetch.js";
 import type { ConnectionDocument, ConnectionStore, HeldGrant, PendingEvent, StoredGrant } from "../store/connections.js";
+import { type DirectorySlotDocument, organisationOf, seqOf } from "../store/connection-directory.js";
 import type { CredentialDocument, CredentialStore } from "../store/credentials.js";
 import type { Lease, LeaseStore } from "../store/leases.js";
 import { ConnectionError, connectionNotFound, needsReauthorization, refreshFailed } from "./connection-errors.js";
@@ -61,6 +62,8 @@ const MAX_FAILED_CONFIRMATIONS = 5;
 /** How far past the provider timeout a lease lasts: the writes before and after the call. */
 const LEASE_MARGIN_MS = 5_000;
 const POLL_MS = 100;
+/** A slot without its connection for this long is one whose insert never came (see reconcileDirectory). */
+const ORPHAN_SLOT_MS = 60_000;
 
 /** The lease a connection is changed under (refreshed, reauthorized, confirmed, deleted...). */
 export function connectionLeaseKey(connectionId: string): string {
@@ -170,7 +173,7 @@ export class ConnectionLifecycle {
           confirmation_hash: hashState(confirmation),
           hold_expire_time: new Date(now.getTime() + this.deps.confirmationTtlMs),
         };
-        await this.deps.connections.update(connectionId, { set: { reauthorization: held } });
+        await this.deps.connections.update(connection, { set: { reauthorization: held } });
         return { confirmation };
       }
       const set: Partial<ConnectionDocument> = { ...sealed, refresh_token_time: now };
@@ -181,10 +184,10 @@ export class ConnectionLifecycle {
         set.confirmation_hash = hashState(confirmation);
         set.pending_expire_time = new Date(now.getTime() + this.deps.confirmationTtlMs);
         unset.push("failed_confirmations");
-        await this.deps.connections.update(connectionId, { set, unset });
+        await this.deps.connections.update(connection, { set, unset });
         return { confirmation };
       }
-      await this.#activate(connectionId, set, unset, newEvent("connection.reauthorized", "ACTIVE"));
+      await this.#activate(connection, set, unset, newEvent("connection.reauthorized", "ACTIVE"));
       return { confirmation: undefined };
     });
   }
@@ -202,12 +205,12 @@ export class ConnectionLifecycle {
         const expired = held.hold_expire_time <= now;
         if (expired || !matches(endUserId, held.end_user_id) || !matches(hashState(confirmation), held.confirmation_hash)) {
           const failures = (held.failed_confirmations ?? 0) + 1;
-          if (expired || failures >= MAX_FAILED_CONFIRMATIONS) await this.deps.connections.update(id, { unset: ["reauthorization"] });
-          else await this.deps.connections.update(id, { set: { reauthorization: { ...held, failed_confirmations: failures } } });
+          if (expired || failures >= MAX_FAILED_CONFIRMATIONS) await this.deps.connections.update(connection, { unset: ["reauthorization"] });
+          else await this.deps.connections.update(connection, { set: { reauthorization: { ...held, failed_confirmations: failures } } });
           throw wrongConfirmation();
         }
         const { end_user_id: _endUser, confirmation_hash: _hash, failed_confirmations: _failures, hold_expire_time: _expiry, ...grant } = held;
-        await this.#activate(id, { ...grant, refresh_token_time: now }, [...grantFieldsMissing(grant), "reauthorization"], newEvent("connection.reauthorized", "ACTIVE"));
+        await this.#activate(connection, { ...grant, refresh_token_time: now }, [...grantFieldsMissing(grant), "reauthorization"], newEvent("connection.reauthorized", "ACTIVE"));
         return true;
       }
       if (connection.status !== "PENDING" || connection.confirmation_hash === undefined) {
@@ -216,11 +219,11 @@ export class ConnectionLifecycle {
       const expired = connection.pending_expire_time !== undefined && connection.pending_expire_time <= now;
       if (expired || !matches(endUserId, connection.end_user_id) || !matches(hashState(confirmation), connection.confirmation_hash)) {
         const failures = (connection.failed_confirmations ?? 0) + 1;
-        if (expired || failures >= MAX_FAILED_CONFIRMATIONS) await this.deps.connections.deletePending(id);
-        else await this.deps.connections.update(id, { set: { failed_confirmations: failures } });
+        if (expired || failures >= MAX_FAILED_CONFIRMATIONS) await this.deps.connections.deletePending(connection);
+        else await this.deps.connections.update(connection, { set: { failed_confirmations: failures } });
         throw wrongConfirmation();
       }
-      await this.deps.connections.update(id, {
+      await this.deps.connections.update(connection, {
         set: { status: "ACTIVE" },
         unset: ["confirmation_hash", "pending_expire_time", "failed_confirmations"],
         event: newEvent("connection.created", "ACTIVE"),
@@ -245,7 +248,7 @@ export class ConnectionLifecycle {
       if (revocation.outcome === "failed" && options.keepIfRevocationFails) {
         throw new ConnectionError("revocation_failed", `revocation failed (${revocation.error}) and the connection was kept`);
       }
-      await this.deps.connections.update(id, {
+      await this.deps.connections.update(connection, {
         set: { status: "DELETED" },
         unset: ["access_token", "refresh_token", "id_token", "extra_fields", "status_reason", "reauthorization"],
         event: newEvent("connection.deleted"),
@@ -275,7 +278,7 @@ export class ConnectionLifecycle {
             set.status = "ACTIVE";
             unset.push("status_reason");
           }
-          await this.deps.connections.update(id, { set, unset });
+          await this.deps.connections.update(connection, { set, unset });
         });
       } catch (error) {
         if (error instanceof ConnectionError && error.code === "not_found") continue;
@@ -308,8 +311,8 @@ export class ConnectionLifecycle {
           await this.deps.connections.postponeExpiry(note._id, expiry);
           continue;
         }
-        if (pendingExpiry !== undefined) await this.deps.connections.deletePending(note._id);
-        else if (holdExpiry !== undefined) await this.deps.connections.update(note._id, { unset: ["reauthorization"] });
+        if (pendingExpiry !== undefined) await this.deps.connections.deletePending(connection!);
+        else if (holdExpiry !== undefined) await this.deps.connections.update(connection!, { unset: ["reauthorization"] });
         await this.deps.connections.expiryHandled(note._id);
       } finally {
         await this.release(lease);
@@ -318,12 +321,62 @@ export class ConnectionLifecycle {
     return notes.length === batch;
   }
 
+  /**
+   * The directory's start-up reconcile (a scan of `connections` and `connection_directory`, once
+   * per start, as the outbox's): gives connections from before the directory their slots, mends
+   * mirrors a failed or interrupted write left stale, and stops counting slots whose connection
+   * never came or is gone, each under the connection's lease. When nothing was left busy, listings
+   * use the directory from then on (until then they query `connections` as before). Returns how
+   * many connections it mended, and how many it left for another pass (their lease was busy).
+   */
+  async reconcileDirectory(): Promise<{ mended: number; busy: number }> {
+    const { connections } = this.deps;
+    const naming = new Map<string, DirectorySlotDocument[]>();
+    for await (const slot of connections.directory.everySlot()) naming.set(slot.connection_id, [...(naming.get(slot.connection_id) ?? []), slot]);
+    let mended = 0;
+    let busy = 0;
+    const mend = async (id: string, change: (connection: ConnectionDocument | null) => Promise<void>): Promise<void> => {
+      const lease = await this.tryLease(id);
+      if (lease === null) {
+        busy++;
+        return;
+      }
+      try {
+        await change(await connections.findByIdUnscoped(id));
+        mended++;
+      } finally {
+        await this.release(lease);
+      }
+    };
+    for await (const connection of connections.everyConnectionForDirectory()) {
+      const slots = naming.get(connection._id) ?? [];
+      naming.delete(connection._id);
+      const own = slots.find((slot) => seqOf(slot) === connection.directory_seq);
+      if (own !== undefined && own.status === connection.status && slots.every((slot) => slot === own || slot.status === "DELETED")) continue;
+      await mend(connection._id, async (current) => {
+        if (current !== null) await connections.mendDirectory(current, slots);
+      });
+    }
+    // Slots of connections not found: a claim whose insert never came (claimed long enough ago) or a purged one.
+    const settled = Date.now() - ORPHAN_SLOT_MS;
+    for (const [id, slots] of naming) {
+      const counted = slots.filter((slot) => slot.status !== "DELETED" && slot.claim_time.getTime() < settled);
+      if (counted.length === 0) continue;
+      await mend(id, async (current) => {
+        if (current !== null) return connections.mendDirectory(current, slots);
+        for (const slot of counted) await connections.directory.mirror(organisationOf(slot), seqOf(slot), "DELETED");
+      });
+    }
+    if (busy === 0) await connections.directory.markComplete();
+    return { mended, busy };
+  }
+
   // The refresh writes: the refresher holds the lease across the provider call and records each
   // step here.
 
   /** Recorded before the refresh request is sent: if the outcome is lost, the next holder knows. */
   async recordRefreshSent(connection: ConnectionDocument, now: Date): Promise<void> {
-    await this.deps.connections.update(connection._id, { set: { refresh_sent_time: now, refresh_attempt_time: now } });
+    await this.deps.connections.update(connection, { set: { refresh_sent_time: now, refresh_attempt_time: now } });
   }
 
   /**
@@ -357,7 +410,7 @@ export class ConnectionLifecycle {
     if (tokens.expiresIn !== undefined) set.expire_time = new Date(now.getTime() + tokens.expiresIn * 1000);
     else unset.push("expire_time");
     const event = connection.status === "REFRESH_FAILED" ? newEvent("connection.recovered", "ACTIVE") : undefined;
-    await this.deps.connections.update(connection._id, { set, unset, event });
+    await this.deps.connections.update(connection, { set, unset, event });
     if (event !== undefined) this.deps.onEvent(connection._id);
     return { expireTime: set.expire_time, metadata: set.metadata ?? connection.metadata ?? {} };
   }
@@ -377,7 +430,7 @@ export class ConnectionLifecycle {
     const failures = (connection.refresh_failures ?? 0) + 1;
     const delayMs = Math.min(this.deps.retryMinMs * 2 ** Math.min(failures - 1, 40), this.deps.retryMaxMs);
     const event = connection.status === "REFRESH_FAILED" ? undefined : newEvent("connection.refresh_failed", "REFRESH_FAILED", reason);
-    await this.deps.connections.update(connection._id, {
+    await this.deps.connections.update(connection, {
       set: {
         status: "REFRESH_FAILED",
         status_reason: reason,
@@ -396,7 +449,7 @@ export class ConnectionLifecycle {
   }
 
   async markNeedsReauthorization(connection: ConnectionDocument, reason: string): Promise<void> {
-    await this.deps.connections.update(connection._id, {
+    await this.deps.connections.update(connection, {
       set: { status: "NEEDS_REAUTHORIZATION", status_reason: reason, refresh_attempt_time: new Date() },
       unset: ["refresh_sent_time", "refresh_failures", "refresh_failing_since", "refresh_retry_time"],
       event: newEvent("connection.needs_reauthorization", "NEEDS_REAUTHORIZATION", reason),
@@ -427,8 +480,8 @@ export class ConnectionLifecycle {
   }
 
   /** Writes a replaced grant and makes the connection ACTIVE with a clean refresh history. */
-  async #activate(id: string, set: Partial<ConnectionDocument>, unset: Array<keyof ConnectionDocument>, event: PendingEvent): Promise<void> {
-    await this.deps.connections.update(id, {
+  async #activate(connection: ConnectionDocument, set: Partial<ConnectionDocument>, unset: Array<keyof ConnectionDocument>, event: PendingEvent): Promise<void> {
+    await this.deps.connections.update(connection, {
       set: { ...set, status: "ACTIVE" },
       unset: [
         ...unset,
@@ -443,7 +496,7 @@ export class ConnectionLifecycle {
       ],
       event,
     });
-    this.deps.onEvent(id);
+    this.deps.onEvent(connection._id);
   }
 
   async #revoke(connection: ConnectionDocument): Promise<RevocationResult> {
