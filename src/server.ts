@@ -114,7 +114,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
   const stateMaintenance = new Worker("oauth-states-maintenance", 1_000, () => states.maintain(), logger, IDLE_INTERVAL_MS);
   const connections = new ConnectionStore(database.db);
   const organisations = new OrganisationStore(database.db);
-  const events = new EventStore(database.db);
+  const events = new EventStore(database.db, config.eventRetentionSeconds * 1000);
   const leases = new LeaseStore(database.db);
   const apiKeys = new ApiKeyStore(database.db);
   const consoleSessionStore = new ConsoleSessionStore(database.db);
@@ -161,8 +161,15 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     logger,
     IDLE_INTERVAL_MS,
   );
-  // Drops the recent-events windows the event feed no longer reads (see RecentEventStore).
-  const eventMaintenance = new Worker("recent-events-maintenance", 60_000, () => events.recent.maintain(), logger, 60_000);
+  // Drops the recent-events windows the event feed no longer reads (see RecentEventStore), and
+  // archives and drops the history past BROKER_EVENT_RETENTION (see EventStore.rotate).
+  const eventMaintenance = new Worker(
+    "events-maintenance",
+    60_000,
+    async () => (await events.recent.maintain()) || (await events.rotate()),
+    logger,
+    60_000,
+  );
   // Connections this instance changed are relayed at once, by ID; a scan of the outbox notes for
   // anything pending (other instances' crashes) runs every RECOVERY_SCAN_MS. The first scan also
   // notes events written before the notes existed (a scan of `connections`, once).
@@ -480,6 +487,7 @@ function listen(server: http.Server | http2.Http2Server, port: number, host: str
 function windowedCollection(name: string): string {
   if (name.startsWith("oauth_states_")) return "oauth_states";
   if (name.startsWith("events_recent_")) return "events_recent";
+  if (name.startsWith("events_until_")) return "events";
   return name;
 }
 
