@@ -254,8 +254,8 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     Math.min(60_000, (config.stateTtlSeconds * 1000) / 2),
   );
 
-  // The connection directory's reconcile (a scan of `connections`), once per start, and again
-  // while a busy lease left connections to mend: listings use the directory once it has run.
+  // The connection directory's reconcile (a scan of `connections`) at each start, until a pass
+  // finds nothing to do: listings use the directory once one has (see reconcileDirectory).
   let directoryReconciled = false;
   const directoryReconcile = new Worker(
     "connection-directory-reconcile",
@@ -264,8 +264,9 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
       if (directoryReconciled) return false;
       const { mended, busy } = await lifecycle.reconcileDirectory();
       if (mended > 0) logger.info({ count: mended }, "mended the connection directory");
-      directoryReconciled = busy === 0;
-      return false;
+      // Again at once after mending (the next pass checks the result), later when leases were busy.
+      directoryReconciled = mended === 0 && busy === 0;
+      return mended > 0;
     },
     logger,
     IDLE_INTERVAL_MS,

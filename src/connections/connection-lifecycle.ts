@@ -7,7 +7,7 @@ import { hashState } from "../oauth/state.js";
 import { RevocationError, revokeToken } from "../oauth/token-exchange.js";
 import type { TokenSet } from "../oauth/token-response.js";
 import { OutboundError } from "../outbound/bounded-fetch.js";
-import type { ConnectionDocument, ConnectionStore, HeldGrant, PendingEvent, StoredGrant } from "../store/connections.js";
+import { type ConnectionDocument, type ConnectionStore, type HeldGrant, type PendingEvent, type StoredGrant, slotOf } from "../store/connections.js";
 import { type DirectorySlotDocument, organisationOf, seqOf } from "../store/connection-directory.js";
 import type { CredentialDocument, CredentialStore } from "../store/credentials.js";
 import type { Lease, LeaseStore } from "../store/leases.js";
@@ -322,25 +322,28 @@ export class ConnectionLifecycle {
   }
 
   /**
-   * The directory's start-up reconcile (a scan of `connections` and `connection_directory`, once
-   * per start, as the outbox's): gives connections from before the directory their slots, mends
-   * mirrors a failed or interrupted write left stale, and stops counting slots whose connection
-   * never came or is gone, each under the connection's lease. When nothing was left busy, listings
-   * use the directory from then on (until then they query `connections` as before). Returns how
-   * many connections it mended, and how many it left for another pass (their lease was busy).
+   * The directory's reconcile (a scan of `connections` and `connection_directory`, as the
+   * outbox's start-up scan): adopts connections from before the directory (slots below the
+   * others, in bulk), and under each connection's lease mends mirrors a failed or interrupted
+   * write left stale and stops counting slots whose connection never came or is gone. Run at each
+   * start until a pass finds nothing to do; the first such pass lets listings use the directory
+   * (until then they query `connections` as before). Returns what it did and how many it left
+   * because their lease was busy.
    */
   async reconcileDirectory(): Promise<{ mended: number; busy: number }> {
     const { connections } = this.deps;
+    const { slots, owners } = await connections.directory.snapshot();
     const naming = new Map<string, DirectorySlotDocument[]>();
-    for await (const slot of connections.directory.everySlot()) naming.set(slot.connection_id, [...(naming.get(slot.connection_id) ?? []), slot]);
+    const floors = new Map<string, number>();
+    for (const slot of slots) {
+      naming.set(slot.connection_id, [...(naming.get(slot.connection_id) ?? []), slot]);
+      floors.set(organisationOf(slot), Math.min(floors.get(organisationOf(slot)) ?? 1, seqOf(slot)));
+    }
     let mended = 0;
     let busy = 0;
-    const mend = async (id: string, change: (connection: ConnectionDocument | null) => Promise<void>): Promise<void> => {
+    const underLease = async (id: string, change: (connection: ConnectionDocument | null) => Promise<void>): Promise<void> => {
       const lease = await this.tryLease(id);
-      if (lease === null) {
-        busy++;
-        return;
-      }
+      if (lease === null) return void busy++;
       try {
         await change(await connections.findByIdUnscoped(id));
         mended++;
@@ -348,26 +351,41 @@ export class ConnectionLifecycle {
         await this.release(lease);
       }
     };
+    const adopt = new Map<string, Array<Pick<ConnectionDocument, "_id" | "connector_id" | "credential_id" | "status">>>();
     for await (const connection of connections.everyConnectionForDirectory()) {
-      const slots = naming.get(connection._id) ?? [];
+      const named = naming.get(connection._id) ?? [];
       naming.delete(connection._id);
-      const own = slots.find((slot) => seqOf(slot) === connection.directory_seq);
-      if (own !== undefined && own.status === connection.status && slots.every((slot) => slot === own || slot.status === "DELETED")) continue;
-      await mend(connection._id, async (current) => {
-        if (current !== null) await connections.mendDirectory(current, slots);
-      });
+      const seq = connection.directory_seq ?? owners.get(connection._id);
+      if (seq === undefined && named[0] === undefined) {
+        adopt.set(connection.organisation_id, [...(adopt.get(connection.organisation_id) ?? []), connection]);
+      } else if (seq === undefined) {
+        // Adopted by a pass cut short before its note: the slot is its own.
+        await connections.directory.own(connection._id, seqOf(named[0]!));
+        mended++;
+      } else {
+        const own = named.find((slot) => seqOf(slot) === seq);
+        if (own !== undefined && own.status === connection.status && named.every((slot) => slot === own || slot.status === "DELETED")) continue;
+        await underLease(connection._id, async (current) => {
+          if (current !== null) await connections.mendDirectory(current, seq, named);
+        });
+      }
     }
-    // Slots of connections not found: a claim whose insert never came (claimed long enough ago) or a purged one.
+    // Newest first, below every slot there is: the directory's order stays the order of IDs.
+    for (const [organisationId, old] of adopt) {
+      old.sort((a, b) => (a._id < b._id ? 1 : -1));
+      await connections.directory.adopt(organisationId, Math.min(floors.get(organisationId) ?? 1, 1) - 1, old.map(slotOf));
+      mended += old.length;
+    }
+    // Slots of connections not found: a claim whose insert never came (long enough ago), or a purged one.
     const settled = Date.now() - ORPHAN_SLOT_MS;
-    for (const [id, slots] of naming) {
-      const counted = slots.filter((slot) => slot.status !== "DELETED" && slot.claim_time.getTime() < settled);
+    for (const [id, named] of naming) {
+      const counted = named.filter((slot) => slot.status !== "DELETED" && slot.claim_time.getTime() < settled);
       if (counted.length === 0) continue;
-      await mend(id, async (current) => {
-        if (current !== null) return connections.mendDirectory(current, slots);
-        for (const slot of counted) await connections.directory.mirror(organisationOf(slot), seqOf(slot), "DELETED");
+      await underLease(id, async (current) => {
+        if (current === null) for (const slot of counted) await connections.directory.mirror(organisationOf(slot), seqOf(slot), "DELETED");
       });
     }
-    if (busy === 0) await connections.directory.markComplete();
+    if (mended === 0 && busy === 0) await connections.directory.markComplete();
     return { mended, busy };
   }
 

@@ -1,4 +1,4 @@
-import type { Collection, Db } from "mongodb";
+import { type Collection, type Db, MongoBulkWriteError } from "mongodb";
 import { insertUnlessPresent, isDuplicateKey } from "./database.js";
 import type { ConnectionStatus } from "./connections.js";
 
@@ -18,8 +18,13 @@ export interface DirectorySlotDocument {
   claim_time: Date;
 }
 
-/** Where an organisation's newest slot was, at least, when last written (a hint: readers probe past it). */
-interface DirectoryHeadDocument {
+/**
+ * The directory's other documents: `<organisation>/head`, where its newest slot was at least when
+ * last written (a hint: readers probe past it); `<organisation>/floor`, its lowest slot (slots
+ * 0, -1, … hold connections from before the directory, newest first); `~c/<connection>`, the slot
+ * of such a connection (new ones carry `directory_seq`); `~complete`, left by a clean reconcile.
+ */
+interface DirectoryMarkDocument {
   _id: string;
   seq: number;
 }
@@ -34,10 +39,10 @@ export interface DirectoryFilter {
 /** Slots read at once (separate `_id` finds sent together: FerretDB 1.24 pushes down only an exact `_id`). */
 const BATCH = 32;
 /**
- * A slot is claimed at most this long after its connection's ID was made (the same call, before
- * the connection is written), and instances' clocks agree to within it: a listing that has its
- * page reads on until slots claimed this long before the page's oldest connection, so connections
- * made at the same moment on two instances come out in ID order.
+ * A slot is claimed at most this long after its connection's ID (a UUIDv7) was made (the same
+ * call, before the connection is written), and instances' clocks agree to within it: a listing
+ * that has its page reads on until slots whose connection is this much older than the page's
+ * oldest, so connections made at the same moment on two instances come out in ID order.
  */
 const CLAIM_SKEW_MS = 5_000;
 
@@ -55,27 +60,50 @@ const CLAIM_SKEW_MS = 5_000;
  */
 export class ConnectionDirectory {
   readonly collection: Collection<DirectorySlotDocument>;
-  readonly #heads: Collection<DirectoryHeadDocument>;
+  readonly #marks: Collection<DirectoryMarkDocument>;
   /** The newest slot this instance has seen per organisation: where claims and probes start. */
   readonly #seen = new Map<string, number>();
   #complete = false;
 
   constructor(db: Db) {
     this.collection = db.collection<DirectorySlotDocument>("connection_directory");
-    this.#heads = this.collection as unknown as Collection<DirectoryHeadDocument>;
+    this.#marks = this.collection as unknown as Collection<DirectoryMarkDocument>;
   }
 
   /**
    * Claims the organisation's next slot for a connection about to be inserted: the first free
    * seq past the newest known, by unique insert (a racing claimer takes another). Returns the seq.
-   * A connection from before the directory is given its creation time as `claimTime`.
    */
-  async claim(organisationId: string, slot: Omit<DirectorySlotDocument, "_id" | "claim_time">, claimTime = new Date()): Promise<number> {
+  async claim(organisationId: string, slot: Omit<DirectorySlotDocument, "_id" | "claim_time">): Promise<number> {
     let seq = (await this.#knownHead(organisationId)) + 1;
-    while (!(await insertUnlessPresent(this.collection, { ...slot, _id: slotId(organisationId, seq), claim_time: claimTime }))) seq++;
+    while (!(await insertUnlessPresent(this.collection, { ...slot, _id: slotId(organisationId, seq), claim_time: new Date() }))) seq++;
     this.#see(organisationId, seq);
-    await this.#writeHead(organisationId, seq);
+    await this.#moveMark(headId(organisationId), { $max: { seq } });
     return seq;
+  }
+
+  /**
+   * Gives connections from before the directory (newest first) the slots `from`, `from - 1`, …
+   * below every other slot of the organisation, and notes each one's slot. A slot or note another
+   * instance took first is left to it (the next reconcile sorts it out). The floor moves first,
+   * so a crash leaves readers at worst a few missing slots to skip.
+   */
+  async adopt(organisationId: string, from: number, connections: ReadonlyArray<Omit<DirectorySlotDocument, "_id" | "claim_time">>): Promise<void> {
+    if (connections.length === 0) return;
+    await this.#moveMark(floorId(organisationId), { $min: { seq: from - connections.length + 1 } });
+    const now = new Date();
+    await insertManyUnlessPresent(this.collection, connections.map((slot, i) => ({ ...slot, _id: slotId(organisationId, from - i), claim_time: now })));
+    await insertManyUnlessPresent(this.#marks, connections.map((slot, i) => ({ _id: ownerId(slot.connection_id), seq: from - i })));
+  }
+
+  /** Notes an adopted connection's slot (a reconcile cut short between the slot and its note). */
+  async own(connectionId: string, seq: number): Promise<void> {
+    await insertUnlessPresent(this.#marks, { _id: ownerId(connectionId), seq });
+  }
+
+  /** The connection's slot: its `directory_seq`, or for one from before the directory, its note. */
+  async seqOf(connection: { _id: string; directory_seq?: number }): Promise<number | undefined> {
+    return connection.directory_seq ?? (await this.#marks.findOne({ _id: ownerId(connection._id) }))?.seq;
   }
 
   /** Writes a connection's mirrored status. Call it holding the connection's lease. */
@@ -83,7 +111,7 @@ export class ConnectionDirectory {
     await this.collection.updateOne({ _id: slotId(organisationId, seq) }, { $set: { status } });
   }
 
-  /** The slot's mirror, as stored (null when there is no such slot). */
+  /** The slot, as stored (null when there is no such slot). */
   async slot(organisationId: string, seq: number): Promise<DirectorySlotDocument | null> {
     return this.collection.findOne({ _id: slotId(organisationId, seq) });
   }
@@ -101,29 +129,28 @@ export class ConnectionDirectory {
     accept: (slots: DirectorySlotDocument[]) => Promise<T[]>,
     idOf: (item: T) => string,
   ): Promise<T[]> {
-    const found: T[] = [];
-    let next = await this.head(organisationId);
-    while (next > 0) {
-      const slots = await this.#readDown(organisationId, next, BATCH);
-      next -= BATCH;
+    const found = new Map<string, T>();
+    const newestFirst = () => [...found.values()].sort((a, b) => (idOf(a) < idOf(b) ? 1 : idOf(a) > idOf(b) ? -1 : 0));
+    const [head, floor] = await Promise.all([this.head(organisationId), this.#floor(organisationId)]);
+    for (let next = head; next >= floor; next -= BATCH) {
+      const slots = await this.#readDown(organisationId, next, floor);
       const matching = slots.filter((slot) => matches(slot, filter) && (beforeId === undefined || slot.connection_id < beforeId));
-      found.push(...(await accept(matching)));
-      if (found.length < want) continue;
-      // Enough: unless a slot claimed close to the page's oldest might still hold a newer ID.
-      found.sort((a, b) => (idOf(a) < idOf(b) ? 1 : idOf(a) > idOf(b) ? -1 : 0));
-      const oldestShown = uuidv7Time(idOf(found[want - 1]!));
-      const oldestRead = slots.at(-1)?.claim_time.getTime() ?? 0;
+      for (const item of await accept(matching)) found.set(idOf(item), item);
+      if (found.size < want) continue;
+      // Enough: unless a slot below might still hold a newer ID (see CLAIM_SKEW_MS).
+      const oldestShown = uuidv7Time(idOf(newestFirst()[want - 1]!));
+      const oldestRead = uuidv7Time(slots.at(-1)?.connection_id ?? "");
       if (oldestRead < oldestShown - CLAIM_SKEW_MS) break;
     }
-    found.sort((a, b) => (idOf(a) < idOf(b) ? 1 : idOf(a) > idOf(b) ? -1 : 0));
-    return found.slice(0, want);
+    return newestFirst().slice(0, want);
   }
 
-  /** How many of the organisation's connections have each status (DELETED ones left out), with their credentials. */
+  /** The status and credential of each of the organisation's connections (DELETED ones left out). */
   async tally(organisationId: string): Promise<Array<Pick<DirectorySlotDocument, "status" | "credential_id">>> {
     const live: Array<Pick<DirectorySlotDocument, "status" | "credential_id">> = [];
-    for (let next = await this.head(organisationId); next > 0; next -= BATCH) {
-      for (const slot of await this.#readDown(organisationId, next, BATCH)) {
+    const [head, floor] = await Promise.all([this.head(organisationId), this.#floor(organisationId)]);
+    for (let next = head; next >= floor; next -= BATCH) {
+      for (const slot of await this.#readDown(organisationId, next, floor)) {
         if (slot.status !== "DELETED") live.push({ status: slot.status, credential_id: slot.credential_id });
       }
     }
@@ -150,60 +177,83 @@ export class ConnectionDirectory {
   }
 
   /**
-   * Whether every connection has had its slot since a start-up reconcile finished (until then
-   * listings read `connections` as before the directory existed). Once seen, remembered.
+   * Whether a clean reconcile has run since the directory existed (until then listings read
+   * `connections` as before). Once seen, remembered.
    */
   async complete(): Promise<boolean> {
     if (this.#complete) return true;
-    this.#complete = (await this.collection.findOne({ _id: COMPLETE_ID }, { projection: { _id: 1 } })) !== null;
+    this.#complete = (await this.#marks.findOne({ _id: COMPLETE_ID }, { projection: { _id: 1 } })) !== null;
     return this.#complete;
   }
 
   /** A reconcile found every connection with its slot and mirror: listings may use the directory. */
   async markComplete(): Promise<void> {
-    await this.#heads.updateOne({ _id: COMPLETE_ID }, { $set: { seq: 0 } }, { upsert: true }).catch((error: unknown) => {
-      if (!isDuplicateKey(error)) throw error;
-    });
+    await insertUnlessPresent(this.#marks, { _id: COMPLETE_ID, seq: 0 });
     this.#complete = true;
   }
 
-  /** Every slot, for the start-up reconcile (a scan of this collection: never per request). */
-  async *everySlot(): AsyncGenerator<DirectorySlotDocument> {
-    yield* this.collection.find({ claim_time: { $exists: true } });
+  /** The whole directory, for the start-up reconcile (a scan of this collection: never per request). */
+  async snapshot(): Promise<{ slots: DirectorySlotDocument[]; owners: Map<string, number> }> {
+    const slots: DirectorySlotDocument[] = [];
+    const owners = new Map<string, number>();
+    for await (const document of this.collection.find({})) {
+      if (document._id.startsWith(OWNER_PREFIX)) owners.set(document._id.slice(OWNER_PREFIX.length), (document as unknown as DirectoryMarkDocument).seq);
+      else if (document.claim_time !== undefined) slots.push(document);
+    }
+    return { slots, owners };
   }
 
-  /** Slots `from`, `from - 1`, … (at most `count`, down to 1), newest first; missing ones skipped. */
-  async #readDown(organisationId: string, from: number, count: number): Promise<DirectorySlotDocument[]> {
-    const seqs = Array.from({ length: Math.min(count, from) }, (_, i) => from - i);
+  /** Up to BATCH slots from `from` down (not below `floor`), newest first; missing ones skipped. */
+  async #readDown(organisationId: string, from: number, floor: number): Promise<DirectorySlotDocument[]> {
+    const seqs = Array.from({ length: Math.min(BATCH, from - floor + 1) }, (_, i) => from - i).filter((seq) => seq !== 0 || floor <= 0);
     const slots = await Promise.all(seqs.map((seq) => this.collection.findOne({ _id: slotId(organisationId, seq) })));
     return slots.filter((slot): slot is DirectorySlotDocument => slot !== null);
   }
 
   async #knownHead(organisationId: string): Promise<number> {
-    const hint = await this.#heads.findOne({ _id: headId(organisationId) });
+    const hint = await this.#marks.findOne({ _id: headId(organisationId) });
     return Math.max(hint?.seq ?? 0, this.#seen.get(organisationId) ?? 0);
+  }
+
+  /** The lowest slot: 1, or below 1 when connections from before the directory were adopted. */
+  async #floor(organisationId: string): Promise<number> {
+    return Math.min(1, (await this.#marks.findOne({ _id: floorId(organisationId) }))?.seq ?? 1);
   }
 
   #see(organisationId: string, seq: number): void {
     if (seq > (this.#seen.get(organisationId) ?? 0)) this.#seen.set(organisationId, seq);
   }
 
-  /** Moves the hint forward. Racing writers may leave it behind (a lost update): readers probe past it. */
-  async #writeHead(organisationId: string, seq: number): Promise<void> {
+  /** Moves a hint. Racing writers may leave it behind (a lost update): readers probe past the head. */
+  async #moveMark(id: string, change: { $max: { seq: number } } | { $min: { seq: number } }): Promise<void> {
     try {
-      await this.#heads.updateOne({ _id: headId(organisationId) }, { $max: { seq } }, { upsert: true });
+      await this.#marks.updateOne({ _id: id }, change, { upsert: true });
     } catch (error) {
-      // Two first claims upserted at once: the other's hint is there.
+      // Two first writers upserted at once: the other's is there.
       if (!isDuplicateKey(error)) throw error;
     }
   }
 }
 
-/** The marker a finished reconcile leaves (`~` is in no organisation ID). */
-const COMPLETE_ID = "~complete";
+/** Inserts each document unless one with its `_id` is there (unordered: the others still go in). */
+async function insertManyUnlessPresent<T extends { _id: string }>(collection: Collection<T>, documents: T[]): Promise<void> {
+  try {
+    await collection.insertMany(documents as never, { ordered: false });
+  } catch (error) {
+    if (!(error instanceof MongoBulkWriteError) || !error.writeErrors || [error.writeErrors].flat().some((e) => e.code !== 11000)) throw error;
+  }
+}
 
-function slotId(organisationId: string, seq: number): string {
-  return `${organisationId}/${seq}`;
+/** The marker a clean reconcile leaves, and the prefix of adopted connections' notes (`~` is in no organisation ID). */
+const COMPLETE_ID = "~complete";
+const OWNER_PREFIX = "~c/";
+
+function ownerId(connectionId: string): string {
+  return `${OWNER_PREFIX}${connectionId}`;
+}
+
+function floorId(organisationId: string): string {
+  return `${organisationId}/floor`;
 }
 
 /** The organisation a slot belongs to. */
@@ -214,6 +264,10 @@ export function organisationOf(slot: DirectorySlotDocument): string {
 /** The seq a slot was claimed as. */
 export function seqOf(slot: DirectorySlotDocument): number {
   return Number(slot._id.slice(slot._id.lastIndexOf("/") + 1));
+}
+
+function slotId(organisationId: string, seq: number): string {
+  return `${organisationId}/${seq}`;
 }
 
 function headId(organisationId: string): string {

@@ -237,11 +237,7 @@ export class ConnectionStore {
       filter,
       beforeId,
       limit,
-      async (slots) => {
-        const documents = await Promise.all(slots.map((slot) => this.collection.findOne({ _id: slot.connection_id })));
-        // A connection is shown from its own slot only (a reconcile cut short may have left a second one).
-        return documents.filter((document, i): document is ConnectionDocument => shown(document) && document.directory_seq === seqOf(slots[i]!));
-      },
+      async (slots) => (await Promise.all(slots.map((slot) => this.collection.findOne({ _id: slot.connection_id })))).filter(shown),
       (document) => document._id,
     );
   }
@@ -274,9 +270,10 @@ export class ConnectionStore {
     }
     await this.collection.updateOne({ _id: id }, update);
     const status = change.set?.status;
-    if (status !== undefined && status !== connection.status && connection.directory_seq !== undefined) {
-      await this.directory.mirror(connection.organisation_id, connection.directory_seq, status);
-    }
+    if (status === undefined || status === connection.status) return;
+    const seq = await this.directory.seqOf(connection);
+    // Without a slot (made by an older version during an upgrade): the reconcile gives it one.
+    if (seq !== undefined) await this.directory.mirror(connection.organisation_id, seq, status);
   }
 
   /** How many of the organisation's connections have each status (deleted ones left out), and the failing ones' credentials. */
@@ -398,7 +395,8 @@ export class ConnectionStore {
    */
   async deletePending(connection: ConnectionRef): Promise<void> {
     await this.collection.deleteOne({ _id: connection._id });
-    if (connection.directory_seq !== undefined) await this.directory.mirror(connection.organisation_id, connection.directory_seq, "DELETED");
+    const seq = await this.directory.seqOf(connection);
+    if (seq !== undefined) await this.directory.mirror(connection.organisation_id, seq, "DELETED");
   }
 
   /**
@@ -462,27 +460,23 @@ export class ConnectionStore {
   }
 
   /**
-   * Gives a connection its one slot in the directory with the right mirror: adopts a slot naming
-   * it when it has none (a reconcile cut short after the claim), claims one for a connection from
-   * before the directory, mends a stale mirror, and stops counting any other slot naming it. Call
-   * it holding the lease, with the connection as read under it and the slots found naming it.
+   * Mends a connection's slot: its mirror when stale, a new slot when its own is gone, and any
+   * other slot naming it no longer counted. Call it holding the lease, with the connection as read
+   * under it, its slot's seq and the slots found naming it.
    */
-  async mendDirectory(connection: ConnectionDocument, naming: readonly DirectorySlotDocument[]): Promise<void> {
+  async mendDirectory(connection: ConnectionDocument, seq: number, naming: readonly DirectorySlotDocument[]): Promise<void> {
     const organisationId = connection.organisation_id;
-    let seq = connection.directory_seq ?? (naming[0] === undefined ? undefined : seqOf(naming[0]));
-    if (seq === undefined) {
-      // Claimed as of its creation, so the directory's order stays the order of IDs.
-      seq = await this.directory.claim(organisationId, slotOf(connection), new Date(Math.min(connection.create_time.getTime(), Date.now())));
-    } else {
-      const own = naming.find((slot) => seqOf(slot) === seq) ?? (await this.directory.slot(organisationId, seq));
-      if (own === null) seq = await this.directory.claim(organisationId, slotOf(connection), connection.create_time);
-      else if (own.status !== connection.status) await this.directory.mirror(organisationId, seq, connection.status);
+    const own = naming.find((slot) => seqOf(slot) === seq) ?? (await this.directory.slot(organisationId, seq));
+    if (own === null) {
+      const claimed = await this.directory.claim(organisationId, slotOf(connection));
+      await this.collection.updateOne({ _id: connection._id }, { $set: { directory_seq: claimed } });
+    } else if (own.status !== connection.status) {
+      await this.directory.mirror(organisationId, seq, connection.status);
     }
-    if (connection.directory_seq !== seq) await this.collection.updateOne({ _id: connection._id }, { $set: { directory_seq: seq } });
     for (const other of naming) if (seqOf(other) !== seq && other.status !== "DELETED") await this.directory.mirror(organisationId, seqOf(other), "DELETED");
   }
 }
 
-function slotOf(connection: ConnectionDocument): Omit<DirectorySlotDocument, "_id" | "claim_time"> {
+export function slotOf(connection: Pick<ConnectionDocument, "_id" | "connector_id" | "credential_id" | "status">): Omit<DirectorySlotDocument, "_id" | "claim_time"> {
   return { connection_id: connection._id, connector_id: connection.connector_id, credential_id: connection.credential_id, status: connection.status };
 }
