@@ -352,7 +352,9 @@ export class ConnectionLifecycle {
       }
     };
     const adopt = new Map<string, Array<Pick<ConnectionDocument, "_id" | "connector_id" | "credential_id" | "status">>>();
+    let seen = 0;
     for await (const connection of connections.everyConnectionForDirectory()) {
+      seen++;
       const named = naming.get(connection._id) ?? [];
       naming.delete(connection._id);
       const seq = connection.directory_seq ?? owners.get(connection._id);
@@ -385,7 +387,7 @@ export class ConnectionLifecycle {
         if (current === null) for (const slot of counted) await connections.directory.mirror(organisationOf(slot), seqOf(slot), "DELETED");
       });
     }
-    if (mended === 0 && busy === 0) await connections.directory.markComplete();
+    if (mended === 0 && busy === 0) await connections.directory.markComplete(seen > 0);
     return { mended, busy };
   }
 

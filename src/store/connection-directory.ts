@@ -200,9 +200,13 @@ export class ConnectionDirectory {
     return this.#complete;
   }
 
-  /** A reconcile found every connection with its slot and mirror: listings may use the directory. */
-  async markComplete(): Promise<void> {
-    await insertUnlessPresent(this.#marks, { _id: COMPLETE_ID, seq: 0 });
+  /**
+   * A reconcile found every connection with its slot and mirror: listings may use the directory.
+   * With no connection at all there is nothing to remember (every one made from now on has its
+   * slot), so the database is left as it is.
+   */
+  async markComplete(sawConnections: boolean): Promise<void> {
+    if (sawConnections) await insertUnlessPresent(this.#marks, { _id: COMPLETE_ID, seq: 0 });
     this.#complete = true;
   }
 

@@ -136,10 +136,15 @@ export class EventStore {
    * (nothing left to do soon).
    */
   async rotate(now = new Date()): Promise<boolean> {
-    await insertUnlessPresent(this.#windows, { _id: "current", since: now });
-    let since = (await this.#windows.findOne({ _id: "current" }))?.since ?? now;
+    let since: Date | undefined = (await this.#windows.findOne({ _id: "current" }))?.since;
+    if (since === undefined) {
+      // The window starts with the first event published (a database without events stays untouched).
+      if ((await this.collection.findOne({}, { projection: { _id: 1 } })) === null) return false;
+      await insertUnlessPresent(this.#windows, { _id: "current", since: now });
+      since = (await this.#windows.findOne({ _id: "current" }))?.since ?? now;
+    }
     while (since.getTime() + this.rotationMs <= now.getTime()) {
-      const end = since.getTime() + this.rotationMs;
+      const end: number = since.getTime() + this.rotationMs;
       await this.#renameIfPresent(`events_until_${end.toString(36)}`);
       since = new Date(end);
       // Every instance writes the same value: a lost update cannot undo a rotation.

@@ -47,10 +47,13 @@ describe("event retention", () => {
     expect(events.rotationMs).toBe(60_000);
     const start = Date.now();
     await events.rotate(new Date(start));
+    expect(await collectionNames()).toEqual([]);
     const pending = event(start + 1, "pending");
     const delivered = event(start + 2, "delivered");
     await events.publish(pending);
     await events.publish(delivered);
+    // The first window begins once there are events.
+    await events.rotate(new Date(start));
 
     // One rotation later, the window's events are in an archive and still listed.
     await events.rotate(new Date(start + 60_001));

@@ -48,7 +48,7 @@ describe("the connection directory", () => {
       await Promise.all(made.map((document, i) => stores[i % 2]!.insert(document)));
       const seqs = made.map((document) => document.directory_seq).sort((a, b) => a! - b!);
       expect(seqs).toEqual(Array.from({ length: 64 }, (_, i) => i + 1));
-      await stores[0]!.directory.markComplete();
+      await stores[0]!.directory.markComplete(true);
 
       const { byStatus } = await stores[1]!.counts("racing", 100);
       expect(Object.fromEntries(byStatus)).toEqual({ ACTIVE: 64, REFRESH_FAILED: 0, NEEDS_REAUTHORIZATION: 0, PENDING: 0 });
