@@ -20,6 +20,7 @@ import { CredentialService } from "../gen/oauth2broker/v1/credential_service_pb.
 import { generateEncryptionKey } from "../src/crypto/secret-box.js";
 import { findRoot, startEmbeddedFerretDb } from "../src/store/embedded-ferretdb.js";
 import { ghzLoad, isGrpcScenario } from "./ghz.js";
+import { tenantReads } from "./tenant-reads.js";
 import type { LoadResult, LoadSpec } from "./load.js";
 
 const root = findRoot(import.meta.dirname);
@@ -118,6 +119,7 @@ async function main(): Promise<void> {
         const [scenario, c] = only.split(":");
         if (scenario === "pending") rows.push(...(await pendingFlows(mongodbUri, tokenEndpoint.url)));
         else if (scenario === "stored") rows.push(...(await storedConnections(mongodbUri, tokenEndpoint.url)));
+        else if (scenario === "tenant") rows.push(...(await tenantRows(mongodbUri, tokenEndpoint.url)));
         // `open:<rps>`: InitialiseOAuth2Connection over gRPC at that fixed rate.
         else if (scenario === "open") (await run("initialise-grpc", 64, { rps: Number(c), durationMs: 10_000 })).scenario = `initialise-grpc open loop at ${c}/s`;
         else await run(scenario as LoadSpec["scenario"], Number(c ?? 16));
@@ -179,6 +181,7 @@ async function main(): Promise<void> {
 
     rows.push(...(await pendingFlows(mongodbUri, tokenEndpoint.url)));
     rows.push(...(await storedConnections(mongodbUri, tokenEndpoint.url)));
+    rows.push(...(await tenantRows(mongodbUri, tokenEndpoint.url)));
 
     const machine = { cpus: cpus().length, cpu: cpus()[0]?.model, memory_gb: Math.round(totalmem() / 2 ** 30), node: process.version, database: ferretdb ? "FerretDB 1.24.2 (SQLite), embedded" : "MONGODB_URI" };
     printTable(rows, soakRow, machine);
@@ -361,6 +364,22 @@ async function timeEach(count: number, call: (i: number) => Promise<unknown>): P
   samples.sort((a, b) => a - b);
   const pick = (q: number) => Math.round(samples[Math.min(samples.length - 1, Math.floor(q * samples.length))]! * 10) / 10;
   return { calls: count, errors, seconds: Math.round(seconds * 10) / 10, rps: Math.round(count / seconds), p50_ms: pick(0.5), p99_ms: pick(0.99) };
+}
+
+/** Issue 21's tenant rows (bench/tenant-reads.ts), on a broker and database of their own. */
+async function tenantRows(mongodbUri: string, tokenUrl: string): Promise<Row[]> {
+  console.error("tenant-scoped reads and a neighbour's flood:");
+  const rows = await tenantReads(mongodbUri, tokenUrl, async (database, adminToken) => {
+    const broker = await startBroker(benchBrokerEnv(mongodbUri, database, adminToken));
+    return {
+      httpUrl: broker.httpUrl,
+      stop: async () => {
+        broker.child.kill("SIGTERM");
+        await new Promise((resolve) => broker.child.once("exit", resolve));
+      },
+    };
+  });
+  return rows.map((row) => ({ ...row, rps: 0, seconds: 0, peak_rss_mb: 0 }) as Row);
 }
 
 function load(spec: LoadSpec): Promise<LoadResult> {

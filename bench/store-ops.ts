@@ -148,12 +148,12 @@ async function measureHotPaths(db: Db, round: string): Promise<string[]> {
     await time("GetAccessToken: read the connection (findById)", (i) => connections.findById(org(i), ids[i]!), HOT_SAMPLES),
     await time("GetAccessToken: another organisation's connection (NOT_FOUND)", (i) => connections.findById("other", ids[i]!), HOT_SAMPLES),
     await time("refresh: re-read under the lease + write the tokens", async (i) => {
-      await connections.findByIdUnscoped(ids[i]!);
-      await connections.update(ids[i]!, { set: { refresh_time: new Date(), refresh_token_time: new Date() } });
+      const stored = await connections.findByIdUnscoped(ids[i]!);
+      await connections.update(stored!, { set: { refresh_time: new Date(), refresh_token_time: new Date() } });
     }, HOT_SAMPLES),
     await time("lease acquire + release", async (i) => leases.release((await leases.tryAcquire(`${round}-hot-lease-${i}`, 10_000))!), HOT_SAMPLES),
     await time("change with an event + relay it by ID", async (i) => {
-      await connections.update(ids[i]!, { set: { status: "REFRESH_FAILED" }, event: newEvent("connection.refresh_failed", "REFRESH_FAILED", "bench") });
+      await connections.update({ _id: ids[i]!, organisation_id: org(i), status: "ACTIVE" }, { set: { status: "REFRESH_FAILED" }, event: newEvent("connection.refresh_failed", "REFRESH_FAILED", "bench") });
       await relayOutbox(relayDeps, [ids[i]!]);
     }, HOT_SAMPLES),
     await time("relay recovery tick (nothing pending)", () => relayOutbox(relayDeps), HOT_SAMPLES),

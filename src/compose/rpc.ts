@@ -17,6 +17,7 @@ import type { SecretBox } from "../crypto/secret-box.js";
 import type { EventFeed } from "../events/event-feed.js";
 import { CONSOLE_RETURN_PATH } from "../http/console-routes.js";
 import { authInterceptor } from "../interceptors/auth.js";
+import { listingBudgetInterceptor } from "../interceptors/listing-budget.js";
 import { loggingInterceptor } from "../interceptors/logging.js";
 import { callerInFlightLimitInterceptor, inFlightLimitInterceptor, RateLimiter, rateLimitInterceptor } from "../interceptors/rate-limit.js";
 import { hideRequestParseErrors } from "../interceptors/request-parse-errors.js";
@@ -113,6 +114,7 @@ export function rpcInterceptors(
     // Per caller first: a caller over its own cap never takes one of the instance's slots.
     callerInFlightLimitInterceptor(config.maxInFlightPerCaller),
     inFlightLimitInterceptor(config.maxInFlight),
+    listingBudgetInterceptor(config.orgListingConcurrency),
     streamLimitInterceptor({
       maxPerCaller: config.maxStreamsPerCaller,
       maxLifetimeMs: config.streamMaxLifetimeSeconds * 1000,

@@ -226,14 +226,11 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
     async countConnections(req, ctx) {
       const { organisationId } = req;
       requireOrganisation(ctx, organisationId, "organisation");
-      const [counts, failing] = await Promise.all([
-        deps.connections.countByStatus(organisationId),
-        deps.connections.failingCredentialIds(organisationId, MAX_FAILING_COUNTED),
-      ]);
+      const { byStatus, failingCredentialIds } = await deps.connections.counts(organisationId, MAX_FAILING_COUNTED);
       const byCredential: Record<string, bigint> = {};
-      for (const credentialId of failing) byCredential[credentialId] = (byCredential[credentialId] ?? 0n) + 1n;
+      for (const credentialId of failingCredentialIds) byCredential[credentialId] = (byCredential[credentialId] ?? 0n) + 1n;
       return {
-        counts: [...counts].map(([status, count]) => ({ status: toConnectionStatus(status), count: BigInt(count) })),
+        counts: [...byStatus].map(([status, count]) => ({ status: toConnectionStatus(status), count: BigInt(count) })),
         failingConnectionsByCredential: byCredential,
       };
     },
