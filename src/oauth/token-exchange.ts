@@ -153,7 +153,7 @@ export class RevocationError extends Error {
   override readonly name = "RevocationError";
 }
 
-function requestParts(client: TokenClient, fetchImpl: typeof fetch) {
+export function requestParts(client: TokenClient, fetchImpl: typeof fetch) {
   const tokenUrl = new URL(client.tokenUrl);
   return {
     // oauth4webapi wants an issuer; it is used only for JWT client assertions, which the broker

@@ -48,7 +48,8 @@ export interface ConnectionServiceDeps {
   providers: ProviderCatalog;
 }
 
-export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<typeof ConnectionService> {
+/** Every ConnectionService method but StartDeviceAuthorization (device-authorization-service.ts). */
+export function connectionService(deps: ConnectionServiceDeps): Omit<ServiceImpl<typeof ConnectionService>, "startDeviceAuthorization"> {
   return {
     async initialiseOAuth2Connection(req, ctx) {
       // Every input is checked before anything is written. The authorization request is checked
