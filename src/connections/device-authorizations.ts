@@ -90,7 +90,7 @@ export class DeviceAuthorizations {
       organisation_id: input.organisationId,
       device_code: this.deps.secretBox.encrypt(authorization.deviceCode, connectionSecretContext(id, "device_code")),
       interval_seconds: authorization.interval,
-      next_poll_time: new Date(now.getTime() + authorization.interval * 1000),
+      next_poll_time: nextPollTime(now, authorization.interval, expireTime),
       expire_time: expireTime,
       create_time: now,
     });
@@ -143,7 +143,7 @@ export class DeviceAuthorizations {
       if (typeof target === "string") return await this.#end(connection, "endpoint_changed");
       // Written before the request: a crash or a lost answer never lets anyone poll sooner.
       let interval = pending.interval_seconds;
-      await deviceAuthorizations.schedule(id, new Date(now.getTime() + interval * 1000), interval);
+      await deviceAuthorizations.schedule(id, nextPollTime(now, interval, pending.expire_time), interval);
       let tokens: TokenSet;
       try {
         const deviceCode = this.deps.secretBox.decrypt(pending.device_code, connectionSecretContext(id, "device_code"));
@@ -155,7 +155,7 @@ export class DeviceAuthorizations {
         if (code === "slow_down") {
           // RFC 8628 §3.5: this and every later poll waits 5 seconds longer.
           interval += SLOW_DOWN_SECONDS;
-          await deviceAuthorizations.schedule(id, new Date(Date.now() + interval * 1000), interval);
+          await deviceAuthorizations.schedule(id, nextPollTime(new Date(), interval, pending.expire_time), interval);
         }
         if (KEEP_POLLING.has(code)) return;
         // `access_denied`, `expired_token`, or any other error: "the client SHOULD stop polling".
@@ -201,4 +201,9 @@ export class DeviceAuthorizations {
       "the credential's provider has no known device authorization endpoint (no catalog entry names one and its issuer's discovery document does not)",
     );
   }
+}
+
+/** The next poll after `interval` seconds, or at the expiry if sooner: the connection is deleted on time. */
+function nextPollTime(now: Date, intervalSeconds: number, expireTime: Date): Date {
+  return new Date(Math.min(now.getTime() + intervalSeconds * 1000, expireTime.getTime()));
 }

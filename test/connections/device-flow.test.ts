@@ -190,6 +190,21 @@ describe("the device authorization grant (RFC 8628) against oidc-provider", () =
     }
   }, 30_000);
 
+  it("deletes it at the device code's expiry even when the next poll would come later, without polling", async () => {
+    provider.interval = 30;
+    provider.deviceCodeTtl = 2;
+    try {
+      const b = await broker();
+      const started = await start(b, await credential(b));
+      const id = started.connection!.id;
+      await expect.poll(() => status(b, id), { timeout: 8_000 }).toBe("not_found");
+      await expect.poll(() => eventsOf(b, id), { timeout: 5_000 }).toEqual(["connection.deleted(expired_token)"]);
+      expect(provider.polls(started.userCode)).toEqual([]);
+    } finally {
+      provider.deviceCodeTtl = 120;
+    }
+  }, 30_000);
+
   it("completes after the broker process crashes mid-poll, with two new processes polling each device code once per interval", async () => {
     provider.interval = 2;
     const databaseName = `test_${randomUUID().replaceAll("-", "")}`;

@@ -1299,7 +1299,9 @@ export enum ConnectionStatus {
 
   /**
    * Made with `end_user_id` and waiting for ConfirmConnection; unusable until then, and deleted
-   * with its tokens if not confirmed within `BROKER_STATE_TTL`.
+   * with its tokens if not confirmed within `BROKER_STATE_TTL`. A DEVICE_CODE connection is
+   * PENDING until its end user approves (StartDeviceAuthorization), at most until the device
+   * code expires.
    *
    * @generated from enum value: CONNECTION_STATUS_PENDING = 4;
    */

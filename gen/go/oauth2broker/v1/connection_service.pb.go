@@ -42,7 +42,9 @@ const (
 	// connect again (InitialiseOAuth2Connection with `connection_id` repairs it in place).
 	ConnectionStatus_CONNECTION_STATUS_NEEDS_REAUTHORIZATION ConnectionStatus = 3
 	// Made with `end_user_id` and waiting for ConfirmConnection; unusable until then, and deleted
-	// with its tokens if not confirmed within `BROKER_STATE_TTL`.
+	// with its tokens if not confirmed within `BROKER_STATE_TTL`. A DEVICE_CODE connection is
+	// PENDING until its end user approves (StartDeviceAuthorization), at most until the device
+	// code expires.
 	ConnectionStatus_CONNECTION_STATUS_PENDING ConnectionStatus = 4
 )
 
