@@ -1,4 +1,6 @@
 import type { Collection, Db, IndexDescription } from "mongodb";
+import { reencrypted } from "../crypto/reencrypt.js";
+import type { SecretBox } from "../crypto/secret-box.js";
 
 /**
  * A device authorization (RFC 8628) waiting for its end user: one per PENDING `device_code`
@@ -50,6 +52,20 @@ export class DeviceAuthorizationStore {
   /** Sets when the next poll is due, and the interval from now on. Call it holding the lease. */
   async schedule(connectionId: string, nextPollTime: Date, intervalSeconds: number): Promise<void> {
     await this.collection.updateOne({ _id: connectionId }, { $set: { next_poll_time: nextPollTime, interval_seconds: intervalSeconds } });
+  }
+
+  /** Every waiting device code's ID, for re-encryption (a small collection). */
+  async ids(): Promise<string[]> {
+    return (await this.collection.find({}, { projection: { _id: 1 } }).toArray()).map((document) => document._id);
+  }
+
+  /** Moves one device code to the primary key. Call it holding the connection's lease. */
+  async reencrypt(connectionId: string, box: SecretBox, context: (connectionId: string, field: string) => string): Promise<boolean> {
+    const document = await this.collection.findOne({ _id: connectionId });
+    const next = document === null ? undefined : reencrypted(box, document.device_code, context(connectionId, "device_code"));
+    if (next === undefined) return false;
+    await this.collection.updateOne({ _id: connectionId }, { $set: { device_code: next } });
+    return true;
   }
 
   /** The connection was approved, denied, expired or deleted: nothing waits any more. */

@@ -6,7 +6,9 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { toJsonString } from "@bufbuild/protobuf";
 import { ConnectionKind, ConnectionService, ConnectionStatus, StartDeviceAuthorizationResponseSchema } from "../../gen/oauth2broker/v1/connection_service_pb.js";
 import { CredentialService } from "../../gen/oauth2broker/v1/credential_service_pb.js";
-import { generateEncryptionKey } from "../../src/crypto/secret-box.js";
+import { generateEncryptionKey, parseEncryptionKeys, SecretBox } from "../../src/crypto/secret-box.js";
+import { connectionSecretContext } from "../../src/crypto/secret-contexts.js";
+import { reencryptAll } from "../../src/maintenance/reencrypt-all.js";
 import { connectDatabase } from "../../src/store/database.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { type BrokerProcess, startBrokerProcess } from "../support/broker-process.js";
@@ -259,6 +261,21 @@ describe("the device authorization grant (RFC 8628) against oidc-provider", () =
       await database.client.close();
     }
   }, 90_000);
+});
+
+describe("a key rotation", () => {
+  it("moves a waiting device code to the new key", async () => {
+    provider.interval = 1;
+    const b = await broker();
+    const started = await start(b, await credential(b));
+    const id = started.connection!.id;
+    const keys = new SecretBox([...parseEncryptionKeys(generateEncryptionKey("device2")), ...b.config.encryptionKeys!]);
+    const report = await reencryptAll(b.database.db, keys);
+    expect(report.deviceCodes).toBe(1);
+    const stored = await b.database.db.collection("device_authorizations").findOne({ _id: id as never });
+    expect(stored!.device_code).toMatch(/^device2\./);
+    expect(keys.decrypt(stored!.device_code, connectionSecretContext(id, "device_code"))).toBe(provider.deviceCodeOf(started.userCode));
+  });
 });
 
 describe("StartDeviceAuthorization's bad input", () => {
