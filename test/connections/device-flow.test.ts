@@ -263,6 +263,39 @@ describe("the device authorization grant (RFC 8628) against oidc-provider", () =
   }, 90_000);
 });
 
+describe("the operator console", () => {
+  it("starts a device flow for a credential and shows the code to enter", async () => {
+    provider.interval = 1;
+    const b = await broker();
+    await credential(b);
+    const context = await browser.newContext();
+    context.setDefaultTimeout(15_000);
+    try {
+      const page = await context.newPage();
+      await page.goto(`${b.httpUrl}/console`);
+      await page.getByLabel("API key or admin token").fill(b.adminToken);
+      await page.getByRole("button", { name: "Sign in" }).click();
+      await page.getByLabel("Other organisation").fill("acme");
+      await page.getByRole("button", { name: "Open" }).click();
+      await page.getByRole("link", { name: "Credentials" }).click();
+      await page.getByRole("button", { name: "Test Device provider" }).click();
+      const form = page.getByRole("form", { name: "Device flow Device provider" });
+      expect(await form.getByLabel("Device flow scopes (separated by spaces)").inputValue()).toBe("openid offline_access");
+      await form.getByRole("button", { name: "Start device flow" }).click();
+      const shown = await form.getByRole("status").innerText();
+      const userCode = /Enter ([A-Z]{4}-[A-Z]{4}) at/.exec(shown)?.[1];
+      expect(userCode, shown).toBeDefined();
+      const link = await form.getByRole("link").getAttribute("href");
+      expect(link).toBe(`${provider.issuer}/device?user_code=${userCode}`);
+      await userAnswers(link!, "approve");
+      const id = /connection ([0-9a-f-]{36}) is pending/.exec(shown)![1]!;
+      await expect.poll(() => status(b, id), { timeout: 10_000 }).toBe(ConnectionStatus.ACTIVE);
+    } finally {
+      await context.close();
+    }
+  }, 60_000);
+});
+
 describe("a key rotation", () => {
   it("moves a waiting device code to the new key", async () => {
     provider.interval = 1;

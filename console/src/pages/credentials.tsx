@@ -3,6 +3,7 @@ import { type Credential, TokenEndpointAuthMethod } from "../../../gen/oauth2bro
 import { type Provider, ProviderParameterLevel } from "../../../gen/oauth2broker/v1/provider_service_pb.js";
 import type { Api } from "../api.js";
 import { ErrorText, useAction, useLoad, when } from "../ui.js";
+import { StartDeviceFlow } from "./start-device-flow.js";
 import { StartFlow } from "./start-flow.js";
 
 /** The fields a person edits; the same form creates and edits. */
@@ -183,15 +184,18 @@ export function CredentialsPage(props: { api: Api; organisationId: string }) {
                         }}
                       />
                     ) : (
-                      <StartFlow
-                        api={api}
-                        organisationId={organisationId}
-                        credential={credential}
-                        provider={providers.find((p) => p.id === credential.provider)}
-                        label={`Test ${credential.name}`}
-                        button="Start test connection"
-                        connectorId="console-test"
-                      />
+                      <>
+                        <StartFlow
+                          api={api}
+                          organisationId={organisationId}
+                          credential={credential}
+                          provider={providers.find((p) => p.id === credential.provider)}
+                          label={`Test ${credential.name}`}
+                          button="Start test connection"
+                          connectorId="console-test"
+                        />
+                        <StartDeviceFlow api={api} organisationId={organisationId} credential={credential} connectorId="console-test" />
+                      </>
                     )}
                   </td>
                 </tr>
