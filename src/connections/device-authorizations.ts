@@ -2,11 +2,12 @@ import type { Logger } from "pino";
 import { v7 as uuidv7 } from "uuid";
 import { connectionSecretContext } from "../crypto/secret-contexts.js";
 import type { SecretBox } from "../crypto/secret-box.js";
-import { OutboundError } from "../network/bounded-fetch.js";
+import { DomainError } from "../errors.js";
+import { isUnanswered, ProviderCallError } from "../network/provider-call-error.js";
 import { normaliseScopes } from "../oauth/authorize-url.js";
 import { type DeviceAuthorization, pollDeviceToken, requestDeviceAuthorization, SLOW_DOWN_SECONDS } from "../oauth/device-authorization.js";
-import { DiscoveryError, discoverAuthorizationServer } from "../oauth/discovery.js";
-import { TokenResponseError, type TokenSet } from "../oauth/token-response.js";
+import { discoverAuthorizationServer } from "../oauth/discovery.js";
+import type { TokenSet } from "../oauth/token-response.js";
 import type { ProviderCatalog } from "../providers/catalog.js";
 import { type ProviderProfile, profileFor } from "../providers/profile.js";
 import type { ConnectionDocument, ConnectionStore } from "../store/connections.js";
@@ -25,18 +26,6 @@ export interface DeviceAuthorizationsDeps {
   fetch: typeof fetch;
   providers: ProviderCatalog;
   logger: Logger;
-}
-
-/** Why StartDeviceAuthorization did not start; the service layer turns it into a gRPC code. */
-export class DeviceAuthorizationError extends Error {
-  override readonly name = "DeviceAuthorizationError";
-
-  constructor(
-    readonly code: "no_endpoint" | "provider_refused" | "provider_unreachable",
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 /** What the end user is shown; the device code stays here. */
@@ -59,6 +48,11 @@ const KEEP_POLLING = new Set(["authorization_pending", "slow_down"]);
 export class DeviceAuthorizations {
   constructor(private readonly deps: DeviceAuthorizationsDeps) {}
 
+  /** What decrypting a credential's client secret needs (and where its use is recorded). */
+  get #secretDeps() {
+    return { secretBox: this.deps.secretBox, credentials: this.deps.credentials };
+  }
+
   async start(input: {
     organisationId: string;
     connectorId: string;
@@ -72,14 +66,12 @@ export class DeviceAuthorizations {
     let authorization: DeviceAuthorization;
     try {
       const scope = scopes.length === 0 ? undefined : scopes.join(profile.authorize.scopeSeparator);
-      authorization = await requestDeviceAuthorization(tokenClientFor(credential, profile, this.deps.secretBox), endpoint, scope, this.deps.fetch);
+      authorization = await requestDeviceAuthorization(tokenClientFor(credential, profile, this.#secretDeps), endpoint, scope, this.deps.fetch);
     } catch (error) {
-      if (error instanceof TokenResponseError) {
-        const named = error.oauthError === undefined ? error.message : `"${error.oauthError}"`;
-        throw new DeviceAuthorizationError("provider_refused", `the device authorization endpoint refused the request (${named})`);
-      }
-      if (error instanceof OutboundError) throw new DeviceAuthorizationError("provider_unreachable", "the device authorization endpoint did not answer");
-      throw error;
+      if (isUnanswered(error)) throw new DomainError("busy", "the device authorization endpoint did not answer - try again");
+      if (!(error instanceof ProviderCallError)) throw error;
+      const named = error.oauthError === undefined ? error.message : `"${error.oauthError}"`;
+      throw new DomainError("precondition_failed", `the device authorization endpoint refused the request (${named})`);
     }
     const id = uuidv7();
     const now = new Date();
@@ -139,7 +131,7 @@ export class DeviceAuthorizations {
       const credential = await this.deps.credentials.findById(connection.organisation_id, connection.credential_id);
       if (credential === null) return await this.#end(connection, "credential_deleted");
       const profile = profileFor(this.deps.providers, credential, connection.connection_config);
-      const target = connectionTokenClient(connection, credential, profile, "token_url", this.deps.secretBox);
+      const target = connectionTokenClient(connection, credential, profile, "token_url", this.#secretDeps);
       if (typeof target === "string") return await this.#end(connection, "endpoint_changed");
       // Written before the request: a crash or a lost answer never lets anyone poll sooner.
       let interval = pending.interval_seconds;
@@ -149,9 +141,10 @@ export class DeviceAuthorizations {
         const deviceCode = this.deps.secretBox.decrypt(pending.device_code, connectionSecretContext(id, "device_code"));
         tokens = await pollDeviceToken(target.client, deviceCode, this.deps.fetch);
       } catch (error) {
-        if (error instanceof OutboundError || (error instanceof TokenResponseError && error.oauthError === undefined)) return; // polled again next interval
-        if (!(error instanceof TokenResponseError)) throw error;
-        const code = error.oauthError!;
+        if (!(error instanceof ProviderCallError)) throw error;
+        // No usable answer (unreachable, HTTP 5xx...): polled again at the next interval.
+        if (error.oauthError === undefined) return;
+        const code = error.oauthError;
         if (code === "slow_down") {
           // RFC 8628 §3.5: this and every later poll waits 5 seconds longer.
           interval += SLOW_DOWN_SECONDS;
@@ -193,11 +186,11 @@ export class DeviceAuthorizations {
         const server = await discoverAuthorizationServer(profile.issuer, this.deps.fetch);
         if (server.deviceAuthorizationEndpoint !== undefined) return server.deviceAuthorizationEndpoint;
       } catch (error) {
-        if (!(error instanceof DiscoveryError || error instanceof OutboundError)) throw error;
+        if (!(error instanceof ProviderCallError)) throw error;
       }
     }
-    throw new DeviceAuthorizationError(
-      "no_endpoint",
+    throw new DomainError(
+      "precondition_failed",
       "the credential's provider has no known device authorization endpoint (no catalog entry names one and its issuer's discovery document does not)",
     );
   }

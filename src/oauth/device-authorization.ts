@@ -1,6 +1,7 @@
 import * as oauth from "oauth4webapi";
 import { requestParts, type TokenClient } from "./token-exchange.js";
-import { parseTokenResponse, STANDARD_TOKEN_RESPONSE, TokenResponseError, type TokenSet } from "./token-response.js";
+import { ProviderCallError } from "../network/provider-call-error.js";
+import { parseTokenResponse, STANDARD_TOKEN_RESPONSE, type TokenSet } from "./token-response.js";
 
 /** What the device authorization endpoint answers (RFC 8628 §3.2); the device code is a secret. */
 export interface DeviceAuthorization {
@@ -22,8 +23,8 @@ const MAX_INTERVAL_SECONDS = 3600;
 
 /**
  * RFC 8628 §3.1: asks the device authorization endpoint for a device and user code, with the
- * token endpoint's client authentication. Throws TokenResponseError (with the provider's error
- * code when it sent one) or OutboundError.
+ * token endpoint's client authentication. Throws ProviderCallError (`oauth_error` with the
+ * provider's error code when it sent one).
  */
 export async function requestDeviceAuthorization(
   client: TokenClient,
@@ -42,15 +43,16 @@ export async function requestDeviceAuthorization(
   try {
     body = JSON.parse(text) as Record<string, unknown>;
   } catch {
-    throw new TokenResponseError(`HTTP ${response.status} with a body that is not JSON`);
+    throw invalidResponse(`HTTP ${response.status} with a body that is not JSON`, response.status);
   }
-  if (typeof body !== "object" || body === null) throw new TokenResponseError(`HTTP ${response.status} with a body that is not an object`);
+  if (typeof body !== "object" || body === null) throw invalidResponse(`HTTP ${response.status} with a body that is not an object`, response.status);
   if (typeof body.error === "string") {
-    throw new TokenResponseError(`provider error (HTTP ${response.status})`, /^[\x20-\x7e]{1,128}$/.test(body.error) ? body.error : "invalid_error");
+    const oauthError = /^[\x20-\x7e]{1,128}$/.test(body.error) ? body.error : "invalid_error";
+    throw new ProviderCallError("oauth_error", `provider error (HTTP ${response.status})`, { oauthError, status: response.status });
   }
-  if (response.status !== 200) throw new TokenResponseError(`HTTP ${response.status}`);
+  if (response.status !== 200) throw new ProviderCallError("http_error", `HTTP ${response.status}`, { status: response.status });
   const text_ = (name: string, value: unknown): string => {
-    if (typeof value !== "string" || value === "") throw new TokenResponseError(`the response has no "${name}"`);
+    if (typeof value !== "string" || value === "") throw invalidResponse(`the response has no "${name}"`, response.status);
     return value;
   };
   // Google names it `verification_url`, from a draft of the RFC.
@@ -68,8 +70,8 @@ export async function requestDeviceAuthorization(
 
 /**
  * RFC 8628 §3.4: one poll of the token endpoint with the device code. Resolves with the tokens
- * once the user approved; throws TokenResponseError whose `oauthError` is `authorization_pending`,
- * `slow_down`, `access_denied`, `expired_token` (§3.5) or another code, or OutboundError.
+ * once the user approved; throws ProviderCallError whose `oauthError` is `authorization_pending`,
+ * `slow_down`, `access_denied`, `expired_token` (§3.5) or another code (none: no usable answer).
  */
 export async function pollDeviceToken(client: TokenClient, deviceCode: string, fetchImpl: typeof fetch): Promise<TokenSet> {
   const { as, oauthClient, auth, options } = requestParts(client, fetchImpl);
@@ -81,10 +83,14 @@ export async function pollDeviceToken(client: TokenClient, deviceCode: string, f
 function seconds(value: unknown, name: string, max: number): number | undefined {
   if (value === undefined || value === null) return undefined;
   const number = typeof value === "string" && /^\d{1,9}$/.test(value) ? Number(value) : value;
-  if (typeof number !== "number" || !Number.isInteger(number) || number < 1) throw new TokenResponseError(`"${name}" is not a positive whole number`);
+  if (typeof number !== "number" || !Number.isInteger(number) || number < 1) throw invalidResponse(`"${name}" is not a positive whole number`, 200);
   return Math.min(number, max);
 }
 
 function throwMissing(name: string): never {
-  throw new TokenResponseError(`the response has no "${name}"`);
+  throw invalidResponse(`the response has no "${name}"`, 200);
+}
+
+function invalidResponse(message: string, status: number): ProviderCallError {
+  return new ProviderCallError("invalid_response", message, { status });
 }

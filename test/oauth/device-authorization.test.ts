@@ -3,7 +3,7 @@ import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pollDeviceToken, requestDeviceAuthorization } from "../../src/oauth/device-authorization.js";
 import type { TokenClient } from "../../src/oauth/token-exchange.js";
-import { TokenResponseError } from "../../src/oauth/token-response.js";
+import { ProviderCallError } from "../../src/network/provider-call-error.js";
 
 /** A device authorization endpoint that answers what each test sets, and records the request. */
 let server: Server;
@@ -25,10 +25,10 @@ afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
 const client = (): TokenClient => ({ tokenUrl: `${base}/token`, clientId: "cli", clientSecret: "s3cret", authMethod: "client_secret_basic", issuer: undefined });
 
-async function failure(call: Promise<unknown>): Promise<TokenResponseError> {
+async function failure(call: Promise<unknown>): Promise<ProviderCallError> {
   const error = await call.then(() => undefined, (e: unknown) => e);
-  expect(error).toBeInstanceOf(TokenResponseError);
-  return error as TokenResponseError;
+  expect(error).toBeInstanceOf(ProviderCallError);
+  return error as ProviderCallError;
 }
 
 describe("requestDeviceAuthorization (RFC 8628 §3.1-3.2)", () => {
