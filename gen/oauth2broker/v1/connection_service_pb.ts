@@ -1588,7 +1588,7 @@ export const ConnectionService: GenService<{
    * `connection.deleted` event whose `status_reason` says which. The device code itself is a
    * secret: encrypted at rest, never returned. INVALID_ARGUMENT naming the field for bad input;
    * FAILED_PRECONDITION when no device authorization endpoint is known or the provider refuses
-   * (its error code named); nothing is stored then.
+   * (its error code named), UNAVAILABLE when it does not answer; nothing is stored then.
    *
    * @generated from rpc oauth2broker.v1.ConnectionService.StartDeviceAuthorization
    */

@@ -86,7 +86,7 @@ type ConnectionServiceClient interface {
 	// `connection.deleted` event whose `status_reason` says which. The device code itself is a
 	// secret: encrypted at rest, never returned. INVALID_ARGUMENT naming the field for bad input;
 	// FAILED_PRECONDITION when no device authorization endpoint is known or the provider refuses
-	// (its error code named); nothing is stored then.
+	// (its error code named), UNAVAILABLE when it does not answer; nothing is stored then.
 	StartDeviceAuthorization(ctx context.Context, in *StartDeviceAuthorizationRequest, opts ...grpc.CallOption) (*StartDeviceAuthorizationResponse, error)
 }
 
@@ -262,7 +262,7 @@ type ConnectionServiceServer interface {
 	// `connection.deleted` event whose `status_reason` says which. The device code itself is a
 	// secret: encrypted at rest, never returned. INVALID_ARGUMENT naming the field for bad input;
 	// FAILED_PRECONDITION when no device authorization endpoint is known or the provider refuses
-	// (its error code named); nothing is stored then.
+	// (its error code named), UNAVAILABLE when it does not answer; nothing is stored then.
 	StartDeviceAuthorization(context.Context, *StartDeviceAuthorizationRequest) (*StartDeviceAuthorizationResponse, error)
 	mustEmbedUnimplementedConnectionServiceServer()
 }

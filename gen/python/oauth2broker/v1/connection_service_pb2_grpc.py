@@ -187,7 +187,7 @@ class ConnectionServiceServicer:
         `connection.deleted` event whose `status_reason` says which. The device code itself is a
         secret: encrypted at rest, never returned. INVALID_ARGUMENT naming the field for bad input;
         FAILED_PRECONDITION when no device authorization endpoint is known or the provider refuses
-        (its error code named); nothing is stored then.
+        (its error code named), UNAVAILABLE when it does not answer; nothing is stored then.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
