@@ -148,7 +148,7 @@ export async function revokeToken(
   throw new ProviderCallError("revocation_failed", oauthError ?? `HTTP ${response.status}`, { oauthError, status: response.status });
 }
 
-function requestParts(client: TokenClient, fetchImpl: typeof fetch) {
+export function requestParts(client: TokenClient, fetchImpl: typeof fetch) {
   const tokenUrl = new URL(client.tokenUrl);
   return {
     // oauth4webapi wants an issuer; it would be a client assertion's audience, which

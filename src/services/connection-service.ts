@@ -24,7 +24,8 @@ export interface ConnectionServiceDeps extends InitialiseDeps {
   eventFeed: EventFeed;
 }
 
-export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<typeof ConnectionService> {
+/** Every ConnectionService method but StartDeviceAuthorization (device-authorization-service.ts). */
+export function connectionService(deps: ConnectionServiceDeps): Omit<ServiceImpl<typeof ConnectionService>, "startDeviceAuthorization"> {
   return {
     initialiseOAuth2Connection: (req, ctx) => initialiseOAuth2Connection(deps, req, ctx),
 
