@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file oauth2broker/v1/connection_service.proto.
  */
 export const file_oauth2broker_v1_connection_service: GenFile = /*@__PURE__*/
-  fileDesc("CihvYXV0aDJicm9rZXIvdjEvY29ubmVjdGlvbl9zZXJ2aWNlLnByb3RvEg9vYXV0aDJicm9rZXIudjEi4AQKCkNvbm5lY3Rpb24SCgoCaWQYASABKAkSFwoPb3JnYW5pc2F0aW9uX2lkGAIgASgJEhQKDGNvbm5lY3Rvcl9pZBgDIAEoCRIVCg1jcmVkZW50aWFsX2lkGAQgASgJEjEKBnN0YXR1cxgFIAEoDjIhLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uU3RhdHVzEhUKDXN0YXR1c19yZWFzb24YBiABKAkSDgoGc2NvcGVzGAcgAygJEhIKCnRva2VuX3R5cGUYCCABKAkSPAoYYWNjZXNzX3Rva2VuX2V4cGlyZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIZChFoYXNfcmVmcmVzaF90b2tlbhgKIAEoCBIvCgtjcmVhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjsKCG1ldGFkYXRhGA0gAygLMikub2F1dGgyYnJva2VyLnYxLkNvbm5lY3Rpb24uTWV0YWRhdGFFbnRyeRI6ChBleHRlcm5hbF9hY2NvdW50GA4gASgLMiAub2F1dGgyYnJva2VyLnYxLkV4dGVybmFsQWNjb3VudBItCgRraW5kGBQgASgOMh8ub2F1dGgyYnJva2VyLnYxLkNvbm5lY3Rpb25LaW5kGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI6Cg9FeHRlcm5hbEFjY291bnQSCgoCaWQYASABKAkSDQoFZW1haWwYAiABKAkSDAoEbmFtZRgDIAEoCSI7ChRHZXRDb25uZWN0aW9uUmVxdWVzdBIXCg9vcmdhbmlzYXRpb25faWQYASABKAkSCgoCaWQYAiABKAkiSAoVR2V0Q29ubmVjdGlvblJlc3BvbnNlEi8KCmNvbm5lY3Rpb24YASABKAsyGy5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvbiK4AQoWTGlzdENvbm5lY3Rpb25zUmVxdWVzdBIXCg9vcmdhbmlzYXRpb25faWQYASABKAkSFAoMY29ubmVjdG9yX2lkGAIgASgJEhUKDWNyZWRlbnRpYWxfaWQYAyABKAkSMQoGc3RhdHVzGAQgASgOMiEub2F1dGgyYnJva2VyLnYxLkNvbm5lY3Rpb25TdGF0dXMSEQoJcGFnZV9zaXplGAUgASgFEhIKCnBhZ2VfdG9rZW4YBiABKAkiZAoXTGlzdENvbm5lY3Rpb25zUmVzcG9uc2USMAoLY29ubmVjdGlvbnMYASADKAsyGy5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiXgoVR2V0QWNjZXNzVG9rZW5SZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCRIVCg1jb25uZWN0aW9uX2lkGAIgASgJEhUKDWZvcmNlX3JlZnJlc2gYAyABKAgi7QEKFkdldEFjY2Vzc1Rva2VuUmVzcG9uc2USFAoMYWNjZXNzX3Rva2VuGAEgASgJEhIKCnRva2VuX3R5cGUYAiABKAkSLwoLZXhwaXJlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEkcKCG1ldGFkYXRhGAQgAygLMjUub2F1dGgyYnJva2VyLnYxLkdldEFjY2Vzc1Rva2VuUmVzcG9uc2UuTWV0YWRhdGFFbnRyeRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEidQoYQ29uZmlybUNvbm5lY3Rpb25SZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCRIVCg1jb25uZWN0aW9uX2lkGAIgASgJEhMKC2VuZF91c2VyX2lkGAMgASgJEhQKDGNvbmZpcm1hdGlvbhgEIAEoCSJMChlDb25maXJtQ29ubmVjdGlvblJlc3BvbnNlEi8KCmNvbm5lY3Rpb24YASABKAsyGy5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvbiJwChdEZWxldGVDb25uZWN0aW9uUmVxdWVzdBIXCg9vcmdhbmlzYXRpb25faWQYASABKAkSCgoCaWQYAiABKAkSDgoGcmV2b2tlGAMgASgIEiAKGGtlZXBfaWZfcmV2b2NhdGlvbl9mYWlscxgEIAEoCCJsChhEZWxldGVDb25uZWN0aW9uUmVzcG9uc2USNgoKcmV2b2NhdGlvbhgBIAEoDjIiLm9hdXRoMmJyb2tlci52MS5SZXZvY2F0aW9uT3V0Y29tZRIYChByZXZvY2F0aW9uX2Vycm9yGAIgASgJIjcKHFdhdGNoQ29ubmVjdGlvbkV2ZW50c1JlcXVlc3QSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJIlAKHVdhdGNoQ29ubmVjdGlvbkV2ZW50c1Jlc3BvbnNlEi8KBWV2ZW50GAEgASgLMiAub2F1dGgyYnJva2VyLnYxLkNvbm5lY3Rpb25FdmVudCKDAgoPQ29ubmVjdGlvbkV2ZW50EgoKAmlkGAEgASgJEgwKBHR5cGUYAiABKAkSLwoLY3JlYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD29yZ2FuaXNhdGlvbl9pZBgEIAEoCRIVCg1jb25uZWN0aW9uX2lkGAUgASgJEhQKDGNvbm5lY3Rvcl9pZBgGIAEoCRIVCg1jcmVkZW50aWFsX2lkGAcgASgJEjEKBnN0YXR1cxgIIAEoDjIhLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uU3RhdHVzEhUKDXN0YXR1c19yZWFzb24YCSABKAkiOgoTQ3JlZGVudGlhbFJlZmVyZW5jZRIKCgJpZBgBIAEoCRIXCg9vcmdhbmlzYXRpb25faWQYAiABKAki/wMKIUluaXRpYWxpc2VPQXV0aDJDb25uZWN0aW9uUmVxdWVzdBIXCg9vcmdhbmlzYXRpb25faWQYASABKAkSFAoMY29ubmVjdG9yX2lkGAIgASgJEjgKCmNyZWRlbnRpYWwYAyABKAsyJC5vYXV0aDJicm9rZXIudjEuQ3JlZGVudGlhbFJlZmVyZW5jZRIVCg1hdXRob3JpemVfdXJsGAQgASgJEhEKCWNsaWVudF9pZBgFIAEoCRIOCgZzY29wZXMYBiADKAkSHgoWZGlzYWJsZV9vZmZsaW5lX2FjY2VzcxgHIAEoCBITCgZwcm9tcHQYCCABKAlIAIgBARIZChFhZGRpdGlvbmFsX3BhcmFtcxgJIAEoCRISCgpyZXR1cm5fdXJsGAogASgJEhMKC2VuZF91c2VyX2lkGAsgASgJEmMKEWNvbm5lY3Rpb25fY29uZmlnGAwgAygLMkgub2F1dGgyYnJva2VyLnYxLkluaXRpYWxpc2VPQXV0aDJDb25uZWN0aW9uUmVxdWVzdC5Db25uZWN0aW9uQ29uZmlnRW50cnkSFQoNY29ubmVjdGlvbl9pZBgNIAEoCRo3ChVDb25uZWN0aW9uQ29uZmlnRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIJCgdfcHJvbXB0ImIKIkluaXRpYWxpc2VPQXV0aDJDb25uZWN0aW9uUmVzcG9uc2USCwoDdXJsGAEgASgJEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ0ChtMaXN0Q29ubmVjdGlvbkV2ZW50c1JlcXVlc3QSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkSEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkiaQocTGlzdENvbm5lY3Rpb25FdmVudHNSZXNwb25zZRIwCgZldmVudHMYASADKAsyIC5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvbkV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIyChdDb3VudENvbm5lY3Rpb25zUmVxdWVzdBIXCg9vcmdhbmlzYXRpb25faWQYASABKAkiWQoVQ29ubmVjdGlvblN0YXR1c0NvdW50EjEKBnN0YXR1cxgBIAEoDjIhLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uU3RhdHVzEg0KBWNvdW50GAIgASgDIpMCChhDb3VudENvbm5lY3Rpb25zUmVzcG9uc2USNgoGY291bnRzGAEgAygLMiYub2F1dGgyYnJva2VyLnYxLkNvbm5lY3Rpb25TdGF0dXNDb3VudBJ4CiFmYWlsaW5nX2Nvbm5lY3Rpb25zX2J5X2NyZWRlbnRpYWwYAiADKAsyTS5vYXV0aDJicm9rZXIudjEuQ291bnRDb25uZWN0aW9uc1Jlc3BvbnNlLkZhaWxpbmdDb25uZWN0aW9uc0J5Q3JlZGVudGlhbEVudHJ5GkUKI0ZhaWxpbmdDb25uZWN0aW9uc0J5Q3JlZGVudGlhbEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAzoCOAEqxQEKEENvbm5lY3Rpb25TdGF0dXMSIQodQ09OTkVDVElPTl9TVEFUVVNfVU5TUEVDSUZJRUQQABIcChhDT05ORUNUSU9OX1NUQVRVU19BQ1RJVkUQARIkCiBDT05ORUNUSU9OX1NUQVRVU19SRUZSRVNIX0ZBSUxFRBACEisKJ0NPTk5FQ1RJT05fU1RBVFVTX05FRURTX1JFQVVUSE9SSVpBVElPThADEh0KGUNPTk5FQ1RJT05fU1RBVFVTX1BFTkRJTkcQBCqYAgoOQ29ubmVjdGlvbktpbmQSHwobQ09OTkVDVElPTl9LSU5EX1VOU1BFQ0lGSUVEEAASJgoiQ09OTkVDVElPTl9LSU5EX0FVVEhPUklaQVRJT05fQ09ERRABEiYKIkNPTk5FQ1RJT05fS0lORF9DTElFTlRfQ1JFREVOVElBTFMQAhIcChhDT05ORUNUSU9OX0tJTkRfSU1QT1JURUQQAxIfChtDT05ORUNUSU9OX0tJTkRfREVWSUNFX0NPREUQBBIeChpDT05ORUNUSU9OX0tJTkRfSldUX0JFQVJFUhAFEhsKF0NPTk5FQ1RJT05fS0lORF9BUElfS0VZEAYSGQoVQ09OTkVDVElPTl9LSU5EX0JBU0lDEAcqnAEKEVJldm9jYXRpb25PdXRjb21lEiIKHlJFVk9DQVRJT05fT1VUQ09NRV9VTlNQRUNJRklFRBAAEh4KGlJFVk9DQVRJT05fT1VUQ09NRV9SRVZPS0VEEAESHQoZUkVWT0NBVElPTl9PVVRDT01FX0ZBSUxFRBACEiQKIFJFVk9DQVRJT05fT1VUQ09NRV9OT1RfU1VQUE9SVEVEEAMyvggKEUNvbm5lY3Rpb25TZXJ2aWNlEtIBChpJbml0aWFsaXNlT0F1dGgyQ29ubmVjdGlvbhIyLm9hdXRoMmJyb2tlci52MS5Jbml0aWFsaXNlT0F1dGgyQ29ubmVjdGlvblJlcXVlc3QaMy5vYXV0aDJicm9rZXIudjEuSW5pdGlhbGlzZU9BdXRoMkNvbm5lY3Rpb25SZXNwb25zZSJLgtPkkwJFOgEqIkAvby97b3JnYW5pc2F0aW9uX2lkfS9jb25uZWN0b3JzL3tjb25uZWN0b3JfaWR9L29hdXRoMi9pbml0aWFsaXNlEl4KDUdldENvbm5lY3Rpb24SJS5vYXV0aDJicm9rZXIudjEuR2V0Q29ubmVjdGlvblJlcXVlc3QaJi5vYXV0aDJicm9rZXIudjEuR2V0Q29ubmVjdGlvblJlc3BvbnNlEmQKD0xpc3RDb25uZWN0aW9ucxInLm9hdXRoMmJyb2tlci52MS5MaXN0Q29ubmVjdGlvbnNSZXF1ZXN0Gigub2F1dGgyYnJva2VyLnYxLkxpc3RDb25uZWN0aW9uc1Jlc3BvbnNlEmEKDkdldEFjY2Vzc1Rva2VuEiYub2F1dGgyYnJva2VyLnYxLkdldEFjY2Vzc1Rva2VuUmVxdWVzdBonLm9hdXRoMmJyb2tlci52MS5HZXRBY2Nlc3NUb2tlblJlc3BvbnNlEmoKEUNvbmZpcm1Db25uZWN0aW9uEikub2F1dGgyYnJva2VyLnYxLkNvbmZpcm1Db25uZWN0aW9uUmVxdWVzdBoqLm9hdXRoMmJyb2tlci52MS5Db25maXJtQ29ubmVjdGlvblJlc3BvbnNlEmcKEERlbGV0ZUNvbm5lY3Rpb24SKC5vYXV0aDJicm9rZXIudjEuRGVsZXRlQ29ubmVjdGlvblJlcXVlc3QaKS5vYXV0aDJicm9rZXIudjEuRGVsZXRlQ29ubmVjdGlvblJlc3BvbnNlEngKFVdhdGNoQ29ubmVjdGlvbkV2ZW50cxItLm9hdXRoMmJyb2tlci52MS5XYXRjaENvbm5lY3Rpb25FdmVudHNSZXF1ZXN0Gi4ub2F1dGgyYnJva2VyLnYxLldhdGNoQ29ubmVjdGlvbkV2ZW50c1Jlc3BvbnNlMAEScwoUTGlzdENvbm5lY3Rpb25FdmVudHMSLC5vYXV0aDJicm9rZXIudjEuTGlzdENvbm5lY3Rpb25FdmVudHNSZXF1ZXN0Gi0ub2F1dGgyYnJva2VyLnYxLkxpc3RDb25uZWN0aW9uRXZlbnRzUmVzcG9uc2USZwoQQ291bnRDb25uZWN0aW9ucxIoLm9hdXRoMmJyb2tlci52MS5Db3VudENvbm5lY3Rpb25zUmVxdWVzdBopLm9hdXRoMmJyb2tlci52MS5Db3VudENvbm5lY3Rpb25zUmVzcG9uc2VCTlpMZ2l0aHViLmNvbS9vYXV0aDItYnJva2VyL29hdXRoMi1icm9rZXIvZ2VuL2dvL29hdXRoMmJyb2tlci92MTtvYXV0aDJicm9rZXJ2MWIGcHJvdG8z", [file_google_api_annotations, file_google_protobuf_timestamp]);
+  fileDesc("CihvYXV0aDJicm9rZXIvdjEvY29ubmVjdGlvbl9zZXJ2aWNlLnByb3RvEg9vYXV0aDJicm9rZXIudjEi4AQKCkNvbm5lY3Rpb24SCgoCaWQYASABKAkSFwoPb3JnYW5pc2F0aW9uX2lkGAIgASgJEhQKDGNvbm5lY3Rvcl9pZBgDIAEoCRIVCg1jcmVkZW50aWFsX2lkGAQgASgJEjEKBnN0YXR1cxgFIAEoDjIhLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uU3RhdHVzEhUKDXN0YXR1c19yZWFzb24YBiABKAkSDgoGc2NvcGVzGAcgAygJEhIKCnRva2VuX3R5cGUYCCABKAkSPAoYYWNjZXNzX3Rva2VuX2V4cGlyZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIZChFoYXNfcmVmcmVzaF90b2tlbhgKIAEoCBIvCgtjcmVhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjsKCG1ldGFkYXRhGA0gAygLMikub2F1dGgyYnJva2VyLnYxLkNvbm5lY3Rpb24uTWV0YWRhdGFFbnRyeRI6ChBleHRlcm5hbF9hY2NvdW50GA4gASgLMiAub2F1dGgyYnJva2VyLnYxLkV4dGVybmFsQWNjb3VudBItCgRraW5kGBQgASgOMh8ub2F1dGgyYnJva2VyLnYxLkNvbm5lY3Rpb25LaW5kGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI6Cg9FeHRlcm5hbEFjY291bnQSCgoCaWQYASABKAkSDQoFZW1haWwYAiABKAkSDAoEbmFtZRgDIAEoCSI7ChRHZXRDb25uZWN0aW9uUmVxdWVzdBIXCg9vcmdhbmlzYXRpb25faWQYASABKAkSCgoCaWQYAiABKAkiSAoVR2V0Q29ubmVjdGlvblJlc3BvbnNlEi8KCmNvbm5lY3Rpb24YASABKAsyGy5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvbiK4AQoWTGlzdENvbm5lY3Rpb25zUmVxdWVzdBIXCg9vcmdhbmlzYXRpb25faWQYASABKAkSFAoMY29ubmVjdG9yX2lkGAIgASgJEhUKDWNyZWRlbnRpYWxfaWQYAyABKAkSMQoGc3RhdHVzGAQgASgOMiEub2F1dGgyYnJva2VyLnYxLkNvbm5lY3Rpb25TdGF0dXMSEQoJcGFnZV9zaXplGAUgASgFEhIKCnBhZ2VfdG9rZW4YBiABKAkiZAoXTGlzdENvbm5lY3Rpb25zUmVzcG9uc2USMAoLY29ubmVjdGlvbnMYASADKAsyGy5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiXgoVR2V0QWNjZXNzVG9rZW5SZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCRIVCg1jb25uZWN0aW9uX2lkGAIgASgJEhUKDWZvcmNlX3JlZnJlc2gYAyABKAgi7QEKFkdldEFjY2Vzc1Rva2VuUmVzcG9uc2USFAoMYWNjZXNzX3Rva2VuGAEgASgJEhIKCnRva2VuX3R5cGUYAiABKAkSLwoLZXhwaXJlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEkcKCG1ldGFkYXRhGAQgAygLMjUub2F1dGgyYnJva2VyLnYxLkdldEFjY2Vzc1Rva2VuUmVzcG9uc2UuTWV0YWRhdGFFbnRyeRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEidQoYQ29uZmlybUNvbm5lY3Rpb25SZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCRIVCg1jb25uZWN0aW9uX2lkGAIgASgJEhMKC2VuZF91c2VyX2lkGAMgASgJEhQKDGNvbmZpcm1hdGlvbhgEIAEoCSJMChlDb25maXJtQ29ubmVjdGlvblJlc3BvbnNlEi8KCmNvbm5lY3Rpb24YASABKAsyGy5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvbiJwChdEZWxldGVDb25uZWN0aW9uUmVxdWVzdBIXCg9vcmdhbmlzYXRpb25faWQYASABKAkSCgoCaWQYAiABKAkSDgoGcmV2b2tlGAMgASgIEiAKGGtlZXBfaWZfcmV2b2NhdGlvbl9mYWlscxgEIAEoCCJsChhEZWxldGVDb25uZWN0aW9uUmVzcG9uc2USNgoKcmV2b2NhdGlvbhgBIAEoDjIiLm9hdXRoMmJyb2tlci52MS5SZXZvY2F0aW9uT3V0Y29tZRIYChByZXZvY2F0aW9uX2Vycm9yGAIgASgJIjcKHFdhdGNoQ29ubmVjdGlvbkV2ZW50c1JlcXVlc3QSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJIlAKHVdhdGNoQ29ubmVjdGlvbkV2ZW50c1Jlc3BvbnNlEi8KBWV2ZW50GAEgASgLMiAub2F1dGgyYnJva2VyLnYxLkNvbm5lY3Rpb25FdmVudCKDAgoPQ29ubmVjdGlvbkV2ZW50EgoKAmlkGAEgASgJEgwKBHR5cGUYAiABKAkSLwoLY3JlYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD29yZ2FuaXNhdGlvbl9pZBgEIAEoCRIVCg1jb25uZWN0aW9uX2lkGAUgASgJEhQKDGNvbm5lY3Rvcl9pZBgGIAEoCRIVCg1jcmVkZW50aWFsX2lkGAcgASgJEjEKBnN0YXR1cxgIIAEoDjIhLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uU3RhdHVzEhUKDXN0YXR1c19yZWFzb24YCSABKAkiOgoTQ3JlZGVudGlhbFJlZmVyZW5jZRIKCgJpZBgBIAEoCRIXCg9vcmdhbmlzYXRpb25faWQYAiABKAki/wMKIUluaXRpYWxpc2VPQXV0aDJDb25uZWN0aW9uUmVxdWVzdBIXCg9vcmdhbmlzYXRpb25faWQYASABKAkSFAoMY29ubmVjdG9yX2lkGAIgASgJEjgKCmNyZWRlbnRpYWwYAyABKAsyJC5vYXV0aDJicm9rZXIudjEuQ3JlZGVudGlhbFJlZmVyZW5jZRIVCg1hdXRob3JpemVfdXJsGAQgASgJEhEKCWNsaWVudF9pZBgFIAEoCRIOCgZzY29wZXMYBiADKAkSHgoWZGlzYWJsZV9vZmZsaW5lX2FjY2VzcxgHIAEoCBITCgZwcm9tcHQYCCABKAlIAIgBARIZChFhZGRpdGlvbmFsX3BhcmFtcxgJIAEoCRISCgpyZXR1cm5fdXJsGAogASgJEhMKC2VuZF91c2VyX2lkGAsgASgJEmMKEWNvbm5lY3Rpb25fY29uZmlnGAwgAygLMkgub2F1dGgyYnJva2VyLnYxLkluaXRpYWxpc2VPQXV0aDJDb25uZWN0aW9uUmVxdWVzdC5Db25uZWN0aW9uQ29uZmlnRW50cnkSFQoNY29ubmVjdGlvbl9pZBgNIAEoCRo3ChVDb25uZWN0aW9uQ29uZmlnRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIJCgdfcHJvbXB0ImIKIkluaXRpYWxpc2VPQXV0aDJDb25uZWN0aW9uUmVzcG9uc2USCwoDdXJsGAEgASgJEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ0ChtMaXN0Q29ubmVjdGlvbkV2ZW50c1JlcXVlc3QSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkSEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkiaQocTGlzdENvbm5lY3Rpb25FdmVudHNSZXNwb25zZRIwCgZldmVudHMYASADKAsyIC5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvbkV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIyChdDb3VudENvbm5lY3Rpb25zUmVxdWVzdBIXCg9vcmdhbmlzYXRpb25faWQYASABKAkiWQoVQ29ubmVjdGlvblN0YXR1c0NvdW50EjEKBnN0YXR1cxgBIAEoDjIhLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uU3RhdHVzEg0KBWNvdW50GAIgASgDIpMCChhDb3VudENvbm5lY3Rpb25zUmVzcG9uc2USNgoGY291bnRzGAEgAygLMiYub2F1dGgyYnJva2VyLnYxLkNvbm5lY3Rpb25TdGF0dXNDb3VudBJ4CiFmYWlsaW5nX2Nvbm5lY3Rpb25zX2J5X2NyZWRlbnRpYWwYAiADKAsyTS5vYXV0aDJicm9rZXIudjEuQ291bnRDb25uZWN0aW9uc1Jlc3BvbnNlLkZhaWxpbmdDb25uZWN0aW9uc0J5Q3JlZGVudGlhbEVudHJ5GkUKI0ZhaWxpbmdDb25uZWN0aW9uc0J5Q3JlZGVudGlhbEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAzoCOAEitgIKF0NyZWF0ZUNvbm5lY3Rpb25SZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCRIUCgxjb25uZWN0b3JfaWQYAiABKAkSSgoSY2xpZW50X2NyZWRlbnRpYWxzGAMgASgLMiwub2F1dGgyYnJva2VyLnYxLkNsaWVudENyZWRlbnRpYWxzQ29ubmVjdGlvbkgAEjcKCGltcG9ydGVkGAQgASgLMiMub2F1dGgyYnJva2VyLnYxLkltcG9ydGVkQ29ubmVjdGlvbkgAEjAKB2FwaV9rZXkYBSABKAsyHS5vYXV0aDJicm9rZXIudjEuU3RhdGljQXBpS2V5SAASLQoFYmFzaWMYBiABKAsyHC5vYXV0aDJicm9rZXIudjEuU3RhdGljQmFzaWNIAEIGCgRraW5kIqMCChtDbGllbnRDcmVkZW50aWFsc0Nvbm5lY3Rpb24SOAoKY3JlZGVudGlhbBgBIAEoCzIkLm9hdXRoMmJyb2tlci52MS5DcmVkZW50aWFsUmVmZXJlbmNlEg4KBnNjb3BlcxgCIAMoCRIQCghyZXNvdXJjZRgDIAMoCRIQCghhdWRpZW5jZRgEIAEoCRJdChFjb25uZWN0aW9uX2NvbmZpZxgFIAMoCzJCLm9hdXRoMmJyb2tlci52MS5DbGllbnRDcmVkZW50aWFsc0Nvbm5lY3Rpb24uQ29ubmVjdGlvbkNvbmZpZ0VudHJ5GjcKFUNvbm5lY3Rpb25Db25maWdFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIrsEChJJbXBvcnRlZENvbm5lY3Rpb24SOAoKY3JlZGVudGlhbBgBIAEoCzIkLm9hdXRoMmJyb2tlci52MS5DcmVkZW50aWFsUmVmZXJlbmNlEhEKCWltcG9ydF9pZBgCIAEoCRIUCgxhY2Nlc3NfdG9rZW4YAyABKAkSFQoNcmVmcmVzaF90b2tlbhgEIAEoCRIvCgtleHBpcmVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGc2NvcGVzGAYgAygJEhIKCnRva2VuX3R5cGUYByABKAkSOgoQZXh0ZXJuYWxfYWNjb3VudBgIIAEoCzIgLm9hdXRoMmJyb2tlci52MS5FeHRlcm5hbEFjY291bnQSQwoIbWV0YWRhdGEYCSADKAsyMS5vYXV0aDJicm9rZXIudjEuSW1wb3J0ZWRDb25uZWN0aW9uLk1ldGFkYXRhRW50cnkSFQoNY2hlY2tfcmVmcmVzaBgKIAEoCBJUChFjb25uZWN0aW9uX2NvbmZpZxgLIAMoCzI5Lm9hdXRoMmJyb2tlci52MS5JbXBvcnRlZENvbm5lY3Rpb24uQ29ubmVjdGlvbkNvbmZpZ0VudHJ5Gi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARo3ChVDb25uZWN0aW9uQ29uZmlnRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIxCgxTdGF0aWNBcGlLZXkSEAoIcHJvdmlkZXIYASABKAkSDwoHYXBpX2tleRgCIAEoCSJDCgtTdGF0aWNCYXNpYxIQCghwcm92aWRlchgBIAEoCRIQCgh1c2VybmFtZRgCIAEoCRIQCghwYXNzd29yZBgDIAEoCSJcChhDcmVhdGVDb25uZWN0aW9uUmVzcG9uc2USLwoKY29ubmVjdGlvbhgBIAEoCzIbLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uEg8KB2NyZWF0ZWQYAiABKAgiegoeUmVwbGFjZVN0YXRpY0Nvbm5lY3Rpb25SZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCRIKCgJpZBgCIAEoCRIPCgdhcGlfa2V5GAMgASgJEhAKCHVzZXJuYW1lGAQgASgJEhAKCHBhc3N3b3JkGAUgASgJIlIKH1JlcGxhY2VTdGF0aWNDb25uZWN0aW9uUmVzcG9uc2USLwoKY29ubmVjdGlvbhgBIAEoCzIbLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uKsUBChBDb25uZWN0aW9uU3RhdHVzEiEKHUNPTk5FQ1RJT05fU1RBVFVTX1VOU1BFQ0lGSUVEEAASHAoYQ09OTkVDVElPTl9TVEFUVVNfQUNUSVZFEAESJAogQ09OTkVDVElPTl9TVEFUVVNfUkVGUkVTSF9GQUlMRUQQAhIrCidDT05ORUNUSU9OX1NUQVRVU19ORUVEU19SRUFVVEhPUklaQVRJT04QAxIdChlDT05ORUNUSU9OX1NUQVRVU19QRU5ESU5HEAQqmAIKDkNvbm5lY3Rpb25LaW5kEh8KG0NPTk5FQ1RJT05fS0lORF9VTlNQRUNJRklFRBAAEiYKIkNPTk5FQ1RJT05fS0lORF9BVVRIT1JJWkFUSU9OX0NPREUQARImCiJDT05ORUNUSU9OX0tJTkRfQ0xJRU5UX0NSRURFTlRJQUxTEAISHAoYQ09OTkVDVElPTl9LSU5EX0lNUE9SVEVEEAMSHwobQ09OTkVDVElPTl9LSU5EX0RFVklDRV9DT0RFEAQSHgoaQ09OTkVDVElPTl9LSU5EX0pXVF9CRUFSRVIQBRIbChdDT05ORUNUSU9OX0tJTkRfQVBJX0tFWRAGEhkKFUNPTk5FQ1RJT05fS0lORF9CQVNJQxAHKpwBChFSZXZvY2F0aW9uT3V0Y29tZRIiCh5SRVZPQ0FUSU9OX09VVENPTUVfVU5TUEVDSUZJRUQQABIeChpSRVZPQ0FUSU9OX09VVENPTUVfUkVWT0tFRBABEh0KGVJFVk9DQVRJT05fT1VUQ09NRV9GQUlMRUQQAhIkCiBSRVZPQ0FUSU9OX09VVENPTUVfTk9UX1NVUFBPUlRFRBADMqUKChFDb25uZWN0aW9uU2VydmljZRLSAQoaSW5pdGlhbGlzZU9BdXRoMkNvbm5lY3Rpb24SMi5vYXV0aDJicm9rZXIudjEuSW5pdGlhbGlzZU9BdXRoMkNvbm5lY3Rpb25SZXF1ZXN0GjMub2F1dGgyYnJva2VyLnYxLkluaXRpYWxpc2VPQXV0aDJDb25uZWN0aW9uUmVzcG9uc2UiS4LT5JMCRToBKiJAL28ve29yZ2FuaXNhdGlvbl9pZH0vY29ubmVjdG9ycy97Y29ubmVjdG9yX2lkfS9vYXV0aDIvaW5pdGlhbGlzZRJeCg1HZXRDb25uZWN0aW9uEiUub2F1dGgyYnJva2VyLnYxLkdldENvbm5lY3Rpb25SZXF1ZXN0GiYub2F1dGgyYnJva2VyLnYxLkdldENvbm5lY3Rpb25SZXNwb25zZRJkCg9MaXN0Q29ubmVjdGlvbnMSJy5vYXV0aDJicm9rZXIudjEuTGlzdENvbm5lY3Rpb25zUmVxdWVzdBooLm9hdXRoMmJyb2tlci52MS5MaXN0Q29ubmVjdGlvbnNSZXNwb25zZRJhCg5HZXRBY2Nlc3NUb2tlbhImLm9hdXRoMmJyb2tlci52MS5HZXRBY2Nlc3NUb2tlblJlcXVlc3QaJy5vYXV0aDJicm9rZXIudjEuR2V0QWNjZXNzVG9rZW5SZXNwb25zZRJqChFDb25maXJtQ29ubmVjdGlvbhIpLm9hdXRoMmJyb2tlci52MS5Db25maXJtQ29ubmVjdGlvblJlcXVlc3QaKi5vYXV0aDJicm9rZXIudjEuQ29uZmlybUNvbm5lY3Rpb25SZXNwb25zZRJnChBEZWxldGVDb25uZWN0aW9uEigub2F1dGgyYnJva2VyLnYxLkRlbGV0ZUNvbm5lY3Rpb25SZXF1ZXN0Gikub2F1dGgyYnJva2VyLnYxLkRlbGV0ZUNvbm5lY3Rpb25SZXNwb25zZRJ4ChVXYXRjaENvbm5lY3Rpb25FdmVudHMSLS5vYXV0aDJicm9rZXIudjEuV2F0Y2hDb25uZWN0aW9uRXZlbnRzUmVxdWVzdBouLm9hdXRoMmJyb2tlci52MS5XYXRjaENvbm5lY3Rpb25FdmVudHNSZXNwb25zZTABEnMKFExpc3RDb25uZWN0aW9uRXZlbnRzEiwub2F1dGgyYnJva2VyLnYxLkxpc3RDb25uZWN0aW9uRXZlbnRzUmVxdWVzdBotLm9hdXRoMmJyb2tlci52MS5MaXN0Q29ubmVjdGlvbkV2ZW50c1Jlc3BvbnNlEmcKEENvdW50Q29ubmVjdGlvbnMSKC5vYXV0aDJicm9rZXIudjEuQ291bnRDb25uZWN0aW9uc1JlcXVlc3QaKS5vYXV0aDJicm9rZXIudjEuQ291bnRDb25uZWN0aW9uc1Jlc3BvbnNlEmcKEENyZWF0ZUNvbm5lY3Rpb24SKC5vYXV0aDJicm9rZXIudjEuQ3JlYXRlQ29ubmVjdGlvblJlcXVlc3QaKS5vYXV0aDJicm9rZXIudjEuQ3JlYXRlQ29ubmVjdGlvblJlc3BvbnNlEnwKF1JlcGxhY2VTdGF0aWNDb25uZWN0aW9uEi8ub2F1dGgyYnJva2VyLnYxLlJlcGxhY2VTdGF0aWNDb25uZWN0aW9uUmVxdWVzdBowLm9hdXRoMmJyb2tlci52MS5SZXBsYWNlU3RhdGljQ29ubmVjdGlvblJlc3BvbnNlQk5aTGdpdGh1Yi5jb20vb2F1dGgyLWJyb2tlci9vYXV0aDItYnJva2VyL2dlbi9nby9vYXV0aDJicm9rZXIvdjE7b2F1dGgyYnJva2VydjFiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_timestamp]);
 
 /**
  * A connected end-user account, without its tokens.
@@ -332,6 +332,8 @@ export type GetAccessTokenRequest = Message<"oauth2broker.v1.GetAccessTokenReque
    * The provider just refused the current token: refresh now even if it has not expired. Callers
    * asking at the same time share one refresh, and a connection is force-refreshed at most once
    * per 10 seconds (later callers within that window get the token that refresh produced).
+   * A CLIENT_CREDENTIALS connection obtains a new token the same way; an API_KEY or BASIC one
+   * returns its stored value.
    *
    * @generated from field: bool force_refresh = 3;
    */
@@ -359,14 +361,16 @@ export type GetAccessTokenResponse = Message<"oauth2broker.v1.GetAccessTokenResp
   accessToken: string;
 
   /**
-   * Its type, lower-cased (usually `bearer`).
+   * Its type, lower-cased (usually `bearer`). `api_key` for an API_KEY connection (the key as
+   * stored); `basic` for a BASIC connection (`access_token` is then the base64 of
+   * `username:password`, RFC 7617 §2, to send as `Authorization: Basic <access_token>`).
    *
    * @generated from field: string token_type = 2;
    */
   tokenType: string;
 
   /**
-   * When it expires; unset when the provider did not say.
+   * When it expires; unset when the provider did not say, and for API_KEY and BASIC connections.
    *
    * @generated from field: google.protobuf.Timestamp expire_time = 3;
    */
@@ -1012,6 +1016,401 @@ export const CountConnectionsResponseSchema: GenMessage<CountConnectionsResponse
   messageDesc(file_oauth2broker_v1_connection_service, 22);
 
 /**
+ * The request of CreateConnection.
+ *
+ * @generated from message oauth2broker.v1.CreateConnectionRequest
+ */
+export type CreateConnectionRequest = Message<"oauth2broker.v1.CreateConnectionRequest"> & {
+  /**
+   * The organisation the connection belongs to. Required, 1 to 128 characters of
+   * `A-Z a-z 0-9 . _ -`.
+   *
+   * @generated from field: string organisation_id = 1;
+   */
+  organisationId: string;
+
+  /**
+   * The caller's identifier for the integration this connection serves, stored on the connection.
+   * Required, same format as `organisation_id`.
+   *
+   * @generated from field: string connector_id = 2;
+   */
+  connectorId: string;
+
+  /**
+   * What the connection is made from; exactly one is required.
+   *
+   * @generated from oneof oauth2broker.v1.CreateConnectionRequest.kind
+   */
+  kind: {
+    /**
+     * A CLIENT_CREDENTIALS connection: the broker obtains the token now, and again before it
+     * expires.
+     *
+     * @generated from field: oauth2broker.v1.ClientCredentialsConnection client_credentials = 3;
+     */
+    value: ClientCredentialsConnection;
+    case: "clientCredentials";
+  } | {
+    /**
+     * An IMPORTED connection: tokens obtained elsewhere.
+     *
+     * @generated from field: oauth2broker.v1.ImportedConnection imported = 4;
+     */
+    value: ImportedConnection;
+    case: "imported";
+  } | {
+    /**
+     * An API_KEY connection.
+     *
+     * @generated from field: oauth2broker.v1.StaticApiKey api_key = 5;
+     */
+    value: StaticApiKey;
+    case: "apiKey";
+  } | {
+    /**
+     * A BASIC connection.
+     *
+     * @generated from field: oauth2broker.v1.StaticBasic basic = 6;
+     */
+    value: StaticBasic;
+    case: "basic";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message oauth2broker.v1.CreateConnectionRequest.
+ * Use `create(CreateConnectionRequestSchema)` to create a new message.
+ */
+export const CreateConnectionRequestSchema: GenMessage<CreateConnectionRequest> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_connection_service, 23);
+
+/**
+ * A connection holding the credential's own access (RFC 6749 §4.4): no end user, no browser, no
+ * refresh token. The token request is sent with the credential's client authentication; the
+ * token is cached and obtained again before it expires (or on `force_refresh`), one request at a
+ * time across broker instances.
+ *
+ * @generated from message oauth2broker.v1.ClientCredentialsConnection
+ */
+export type ClientCredentialsConnection = Message<"oauth2broker.v1.ClientCredentialsConnection"> & {
+  /**
+   * The credential (client registration) to obtain tokens with. Required.
+   *
+   * @generated from field: oauth2broker.v1.CredentialReference credential = 1;
+   */
+  credential?: CredentialReference | undefined;
+
+  /**
+   * The scopes to request (RFC 6749 §3.3 scope tokens, at most 256 characters each, at most 100),
+   * joined with the provider's separator. None: no `scope` parameter.
+   *
+   * @generated from field: repeated string scopes = 2;
+   */
+  scopes: string[];
+
+  /**
+   * RFC 8707 `resource` indicators: absolute URIs without a fragment, at most 2048 characters
+   * each, at most 10. Sent as one `resource` parameter each.
+   *
+   * @generated from field: repeated string resource = 3;
+   */
+  resource: string[];
+
+  /**
+   * An `audience` parameter for providers that name the API this way (Auth0, Okta); at most 512
+   * characters. With a catalog provider that lists its audiences, it must be one of them.
+   *
+   * @generated from field: string audience = 4;
+   */
+  audience: string;
+
+  /**
+   * Values of the provider's connection-level template parameters (see
+   * InitialiseOAuth2ConnectionRequest.connection_config).
+   *
+   * @generated from field: map<string, string> connection_config = 5;
+   */
+  connectionConfig: { [key: string]: string };
+};
+
+/**
+ * Describes the message oauth2broker.v1.ClientCredentialsConnection.
+ * Use `create(ClientCredentialsConnectionSchema)` to create a new message.
+ */
+export const ClientCredentialsConnectionSchema: GenMessage<ClientCredentialsConnection> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_connection_service, 24);
+
+/**
+ * Tokens obtained elsewhere, brought in as an IMPORTED connection that the broker refreshes
+ * like any other. Idempotent by `import_id`: importing the same `import_id` again returns the
+ * connection the first import made, unchanged (its tokens may have been refreshed since, and the
+ * migration's copies may already be spent), with `created` false.
+ *
+ * @generated from message oauth2broker.v1.ImportedConnection
+ */
+export type ImportedConnection = Message<"oauth2broker.v1.ImportedConnection"> & {
+  /**
+   * The credential the tokens were issued to: refreshes are sent with it. Required.
+   *
+   * @generated from field: oauth2broker.v1.CredentialReference credential = 1;
+   */
+  credential?: CredentialReference | undefined;
+
+  /**
+   * The migration's own identifier for this connection (for example the source system's row ID),
+   * unique within the organisation. Required, at most 256 characters.
+   *
+   * @generated from field: string import_id = 2;
+   */
+  importId: string;
+
+  /**
+   * The access token. Required, at most 16384 characters. A secret: stored encrypted, never
+   * returned by anything but GetAccessToken.
+   *
+   * @generated from field: string access_token = 3;
+   */
+  accessToken: string;
+
+  /**
+   * The refresh token, when there is one; at most 16384 characters. Without one, the connection
+   * goes to NEEDS_REAUTHORIZATION when the access token expires.
+   *
+   * @generated from field: string refresh_token = 4;
+   */
+  refreshToken: string;
+
+  /**
+   * When the access token expires; unset when unknown (it is then used until the provider
+   * refuses it and the caller asks for `force_refresh`).
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 5;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * The scopes the tokens were granted (each a scope token, at most 256 characters; at most 100).
+   *
+   * @generated from field: repeated string scopes = 6;
+   */
+  scopes: string[];
+
+  /**
+   * The access token's type; empty means `bearer`. At most 64 characters of `A-Z a-z 0-9 _ -`.
+   *
+   * @generated from field: string token_type = 7;
+   */
+  tokenType: string;
+
+  /**
+   * The account at the provider the tokens belong to, when known (`id` required when set). A
+   * reconnect then takes only a grant proving the same account.
+   *
+   * @generated from field: oauth2broker.v1.ExternalAccount external_account = 8;
+   */
+  externalAccount?: ExternalAccount | undefined;
+
+  /**
+   * Non-secret facts to keep as the connection's `metadata` (at most 50 keys of
+   * `a-z 0-9 _`, values at most 512 characters).
+   *
+   * @generated from field: map<string, string> metadata = 9;
+   */
+  metadata: { [key: string]: string };
+
+  /**
+   * Refresh once (with `refresh_token`, then required) before storing: the connection is stored
+   * ACTIVE with the refreshed tokens only when the provider accepts the refresh token; otherwise
+   * FAILED_PRECONDITION naming the provider's error, and nothing is stored.
+   *
+   * @generated from field: bool check_refresh = 10;
+   */
+  checkRefresh: boolean;
+
+  /**
+   * Values of the provider's connection-level template parameters (see
+   * InitialiseOAuth2ConnectionRequest.connection_config).
+   *
+   * @generated from field: map<string, string> connection_config = 11;
+   */
+  connectionConfig: { [key: string]: string };
+};
+
+/**
+ * Describes the message oauth2broker.v1.ImportedConnection.
+ * Use `create(ImportedConnectionSchema)` to create a new message.
+ */
+export const ImportedConnectionSchema: GenMessage<ImportedConnection> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_connection_service, 25);
+
+/**
+ * A static API key, stored encrypted and handed out by GetAccessToken as it is (`token_type`
+ * `api_key`). Never refreshed.
+ *
+ * @generated from message oauth2broker.v1.StaticApiKey
+ */
+export type StaticApiKey = Message<"oauth2broker.v1.StaticApiKey"> & {
+  /**
+   * The provider catalog ID of the API the key is for, when it is in the catalog (GetAccessToken
+   * then says how to send it); empty otherwise.
+   *
+   * @generated from field: string provider = 1;
+   */
+  provider: string;
+
+  /**
+   * The key. Required, at most 4096 characters, no control characters. A secret.
+   *
+   * @generated from field: string api_key = 2;
+   */
+  apiKey: string;
+};
+
+/**
+ * Describes the message oauth2broker.v1.StaticApiKey.
+ * Use `create(StaticApiKeySchema)` to create a new message.
+ */
+export const StaticApiKeySchema: GenMessage<StaticApiKey> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_connection_service, 26);
+
+/**
+ * A static username and password for HTTP Basic (RFC 7617), stored encrypted and handed out by
+ * GetAccessToken as `base64(username:password)` (`token_type` `basic`). Never refreshed.
+ *
+ * @generated from message oauth2broker.v1.StaticBasic
+ */
+export type StaticBasic = Message<"oauth2broker.v1.StaticBasic"> & {
+  /**
+   * The provider catalog ID of the API, when it is in the catalog; empty otherwise.
+   *
+   * @generated from field: string provider = 1;
+   */
+  provider: string;
+
+  /**
+   * The user name. Required, at most 256 characters, no control characters and no `:` (RFC 7617
+   * §2).
+   *
+   * @generated from field: string username = 2;
+   */
+  username: string;
+
+  /**
+   * The password. Required, at most 4096 characters, no control characters. A secret.
+   *
+   * @generated from field: string password = 3;
+   */
+  password: string;
+};
+
+/**
+ * Describes the message oauth2broker.v1.StaticBasic.
+ * Use `create(StaticBasicSchema)` to create a new message.
+ */
+export const StaticBasicSchema: GenMessage<StaticBasic> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_connection_service, 27);
+
+/**
+ * The response of CreateConnection.
+ *
+ * @generated from message oauth2broker.v1.CreateConnectionResponse
+ */
+export type CreateConnectionResponse = Message<"oauth2broker.v1.CreateConnectionResponse"> & {
+  /**
+   * The connection, without its tokens.
+   *
+   * @generated from field: oauth2broker.v1.Connection connection = 1;
+   */
+  connection?: Connection | undefined;
+
+  /**
+   * False when an import with the same `import_id` had already made it (it is returned unchanged).
+   *
+   * @generated from field: bool created = 2;
+   */
+  created: boolean;
+};
+
+/**
+ * Describes the message oauth2broker.v1.CreateConnectionResponse.
+ * Use `create(CreateConnectionResponseSchema)` to create a new message.
+ */
+export const CreateConnectionResponseSchema: GenMessage<CreateConnectionResponse> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_connection_service, 28);
+
+/**
+ * The request of ReplaceStaticConnection: the new secret for an API_KEY connection (`api_key`)
+ * or for a BASIC one (`username` and `password`).
+ *
+ * @generated from message oauth2broker.v1.ReplaceStaticConnectionRequest
+ */
+export type ReplaceStaticConnectionRequest = Message<"oauth2broker.v1.ReplaceStaticConnectionRequest"> & {
+  /**
+   * The organisation that owns the connection.
+   *
+   * @generated from field: string organisation_id = 1;
+   */
+  organisationId: string;
+
+  /**
+   * The connection's `id`.
+   *
+   * @generated from field: string id = 2;
+   */
+  id: string;
+
+  /**
+   * The new API key, for an API_KEY connection (same rules as StaticApiKey.api_key).
+   *
+   * @generated from field: string api_key = 3;
+   */
+  apiKey: string;
+
+  /**
+   * The new user name, for a BASIC connection (same rules as StaticBasic.username).
+   *
+   * @generated from field: string username = 4;
+   */
+  username: string;
+
+  /**
+   * The new password, for a BASIC connection (same rules as StaticBasic.password).
+   *
+   * @generated from field: string password = 5;
+   */
+  password: string;
+};
+
+/**
+ * Describes the message oauth2broker.v1.ReplaceStaticConnectionRequest.
+ * Use `create(ReplaceStaticConnectionRequestSchema)` to create a new message.
+ */
+export const ReplaceStaticConnectionRequestSchema: GenMessage<ReplaceStaticConnectionRequest> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_connection_service, 29);
+
+/**
+ * The response of ReplaceStaticConnection.
+ *
+ * @generated from message oauth2broker.v1.ReplaceStaticConnectionResponse
+ */
+export type ReplaceStaticConnectionResponse = Message<"oauth2broker.v1.ReplaceStaticConnectionResponse"> & {
+  /**
+   * The connection, without its secret.
+   *
+   * @generated from field: oauth2broker.v1.Connection connection = 1;
+   */
+  connection?: Connection | undefined;
+};
+
+/**
+ * Describes the message oauth2broker.v1.ReplaceStaticConnectionResponse.
+ * Use `create(ReplaceStaticConnectionResponseSchema)` to create a new message.
+ */
+export const ReplaceStaticConnectionResponseSchema: GenMessage<ReplaceStaticConnectionResponse> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_connection_service, 30);
+
+/**
  * The state of a connection.
  *
  * @generated from enum oauth2broker.v1.ConnectionStatus
@@ -1292,6 +1691,34 @@ export const ConnectionService: GenService<{
     methodKind: "unary";
     input: typeof CountConnectionsRequestSchema;
     output: typeof CountConnectionsResponseSchema;
+  },
+  /**
+   * Creates a connection without a browser: from a credential alone (client credentials), from
+   * tokens obtained elsewhere (an import), or from a static API key or Basic username and
+   * password. The connection is ACTIVE when this returns and sends `connection.created`.
+   * INVALID_ARGUMENT naming the field for bad input; NOT_FOUND when the credential does not exist
+   * or belongs to another organisation; FAILED_PRECONDITION, naming the provider's error code,
+   * when the provider refuses the first token request (client credentials) or the import's
+   * refresh check. In every such case nothing is stored.
+   *
+   * @generated from rpc oauth2broker.v1.ConnectionService.CreateConnection
+   */
+  createConnection: {
+    methodKind: "unary";
+    input: typeof CreateConnectionRequestSchema;
+    output: typeof CreateConnectionResponseSchema;
+  },
+  /**
+   * Replaces a static connection's API key or username and password in place, keeping its ID,
+   * and sends `connection.reauthorized`. FAILED_PRECONDITION when the connection is of another
+   * kind or the request's secret is for another kind.
+   *
+   * @generated from rpc oauth2broker.v1.ConnectionService.ReplaceStaticConnection
+   */
+  replaceStaticConnection: {
+    methodKind: "unary";
+    input: typeof ReplaceStaticConnectionRequestSchema;
+    output: typeof ReplaceStaticConnectionResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_oauth2broker_v1_connection_service, 0);
