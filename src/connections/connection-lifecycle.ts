@@ -4,16 +4,26 @@ import type { SecretBox } from "../crypto/secret-box.js";
 import { newEvent } from "../events/connection-events.js";
 import type { ExternalAccount } from "../oauth/external-account.js";
 import { hashState } from "../oauth/state.js";
-import { RevocationError, revokeToken } from "../oauth/token-exchange.js";
-import type { TokenSet } from "../oauth/token-response.js";
+import { RevocationError, refreshAccessToken, requestClientCredentials, revokeToken } from "../oauth/token-exchange.js";
+import { TokenResponseError, type TokenSet } from "../oauth/token-response.js";
 import { OutboundError } from "../network/bounded-fetch.js";
-import type { ConnectionDocument, ConnectionStore, HeldGrant, PendingEvent, StoredGrant } from "../store/connections.js";
+import type {
+  ConnectionDocument,
+  ConnectionKindName,
+  ConnectionStore,
+  ExternalAccountDocument,
+  GrantRequestDocument,
+  HeldGrant,
+  PendingEvent,
+  StoredGrant,
+} from "../store/connections.js";
 import type { CredentialDocument, CredentialStore } from "../store/credentials.js";
 import { connectionLeaseKey, type Lease, type LeaseStore } from "../store/leases.js";
 import { ConnectionError, connectionNotFound, needsReauthorization, refreshFailed } from "./connection-errors.js";
 import type { ProviderCatalog } from "../providers/catalog.js";
 import { profileFor } from "../providers/profile.js";
-import { type ConnectionEndpoints, connectionTokenClient, endpointsOf } from "./secrets.js";
+import { type ConnectionEndpoints, connectionTokenClient, endpointsOf, tokenClientFor } from "./secrets.js";
+import { clientCredentialsRequestOf } from "./renewal.js";
 import { connectionSecretContext } from "../crypto/secret-contexts.js";
 
 export interface ConnectionLifecycleDeps {
@@ -54,6 +64,42 @@ export interface Grant {
   metadata: Record<string, string>;
   /** The provider's connection-level template values the tokens were obtained with. */
   connectionConfig: Record<string, string>;
+  /** Absent: an authorization code grant (the callback's). */
+  kind?: ConnectionKindName;
+  /** Client credentials: what to ask for again on every renewal. */
+  grantRequest?: GrantRequestDocument;
+}
+
+/** CreateConnection's client credentials connection, checked. */
+export interface ClientCredentialsInput {
+  organisationId: string;
+  connectorId: string;
+  credential: CredentialDocument;
+  grantRequest: GrantRequestDocument;
+  connectionConfig: Record<string, string>;
+}
+
+/** CreateConnection's imported tokens, checked. */
+export interface ImportInput {
+  organisationId: string;
+  connectorId: string;
+  credential: CredentialDocument;
+  importId: string;
+  accessToken: string;
+  refreshToken: string | undefined;
+  expireTime: Date | undefined;
+  tokenType: string;
+  scopes: string[];
+  account: ExternalAccountDocument | undefined;
+  metadata: Record<string, string>;
+  checkRefresh: boolean;
+  connectionConfig: Record<string, string>;
+}
+
+/** A static secret, as handed out: an API key, or Basic's `base64(username:password)`. */
+export interface StaticSecret {
+  kind: "api_key" | "basic";
+  value: string;
 }
 
 export type RevocationResult = { outcome: "not_requested" | "revoked" | "not_supported" } | { outcome: "failed"; error: string };
@@ -115,8 +161,7 @@ export class ConnectionLifecycle {
    * Stores a new connection from a callback's grant: ACTIVE, or PENDING until ConfirmConnection
    * when bound to an end user. Needs no lease: nobody else knows the new ID yet.
    */
-  async create(grant: Grant): Promise<{ id: string; confirmation: string | undefined }> {
-    const id = uuidv7();
+  async create(grant: Grant, id = uuidv7()): Promise<{ id: string; confirmation: string | undefined }> {
     const now = new Date();
     const confirmation = grant.endUserId === undefined ? undefined : newConfirmation();
     const connection: ConnectionDocument = {
@@ -131,6 +176,8 @@ export class ConnectionLifecycle {
       create_time: now,
       update_time: now,
     };
+    if (grant.kind !== undefined) connection.kind = grant.kind;
+    if (grant.grantRequest !== undefined) connection.grant_request = grant.grantRequest;
     if (confirmation !== undefined) {
       connection.end_user_id = grant.endUserId;
       connection.confirmation_hash = hashState(confirmation);
@@ -139,6 +186,150 @@ export class ConnectionLifecycle {
     await this.deps.connections.insert(connection);
     this.deps.onEvent(id);
     return { id, confirmation };
+  }
+
+  /**
+   * CreateConnection with client credentials (RFC 6749 §4.4): obtains the first token now, so a
+   * bad credential fails at once (`grant_refused`, naming the provider's error) and nothing is
+   * stored; then stores the connection ACTIVE. The refresher obtains the next tokens the same way.
+   */
+  async createWithClientCredentials(input: ClientCredentialsInput): Promise<ConnectionDocument> {
+    const profile = profileFor(this.deps.providers, input.credential, input.connectionConfig);
+    const client = tokenClientFor(input.credential, profile, this.deps.secretBox);
+    const request = clientCredentialsRequestOf(input.grantRequest, profile.authorize.scopeSeparator);
+    const tokens = await firstTokens(requestClientCredentials(client, request, this.deps.fetch));
+    const { id } = await this.create({
+      organisationId: input.organisationId,
+      connectorId: input.connectorId,
+      credentialId: input.credential._id,
+      tokens,
+      requestedScopes: input.grantRequest.scopes,
+      account: undefined,
+      endUserId: undefined,
+      endpoints: endpointsOf(profile),
+      metadata: { ...tokens.metadata, ...profile.connectionConfig },
+      connectionConfig: { ...profile.connectionConfig },
+      kind: "client_credentials",
+      grantRequest: input.grantRequest,
+    });
+    return this.#created(id);
+  }
+
+  /**
+   * CreateConnection with imported tokens, idempotent by `import_id`: a re-run returns the
+   * connection the first run made, unchanged (`created` false), since its tokens may have been
+   * refreshed since and the migration's copies spent. The `import_id` is claimed just before the
+   * insert, so a run that crashed in between is completed by the next. With `checkRefresh`, the
+   * refresh token is used once first: refused, nothing is stored (`grant_refused`).
+   */
+  async importConnection(input: ImportInput): Promise<{ connection: ConnectionDocument; created: boolean }> {
+    const { imports } = this.deps.connections;
+    const claimedBefore = await imports.find(input.organisationId, input.importId);
+    if (claimedBefore !== undefined) {
+      const existing = await this.#imported(claimedBefore);
+      if (existing !== undefined) return { connection: existing, created: false };
+    }
+    const profile = profileFor(this.deps.providers, input.credential, input.connectionConfig);
+    const now = new Date();
+    let tokens: TokenSet = {
+      accessToken: input.accessToken,
+      tokenType: input.tokenType,
+      expiresIn: input.expireTime === undefined ? undefined : (input.expireTime.getTime() - now.getTime()) / 1000,
+      refreshToken: input.refreshToken,
+      idToken: undefined,
+      scopes: input.scopes,
+      extra: {},
+      metadata: {},
+    };
+    if (input.checkRefresh && input.refreshToken !== undefined) {
+      const client = tokenClientFor(input.credential, profile, this.deps.secretBox);
+      const refreshed = await firstTokens(refreshAccessToken(client, input.refreshToken, this.deps.fetch));
+      // RFC 6749 §6: without a new refresh token, the one given stays.
+      tokens = { ...refreshed, refreshToken: refreshed.refreshToken ?? input.refreshToken, scopes: refreshed.scopes ?? input.scopes };
+    }
+    const id = claimedBefore ?? uuidv7();
+    const claimed = await imports.claim(input.organisationId, input.importId, id);
+    if (claimed !== id) {
+      // A concurrent import of the same `import_id` got in first.
+      const existing = await this.#imported(claimed);
+      if (existing === undefined) throw new ConnectionError("busy", "an import with this import_id is in progress - try again");
+      return { connection: existing, created: false };
+    }
+    await this.create(
+      {
+        organisationId: input.organisationId,
+        connectorId: input.connectorId,
+        credentialId: input.credential._id,
+        tokens,
+        requestedScopes: input.scopes,
+        account: input.account,
+        endUserId: undefined,
+        endpoints: endpointsOf(profile),
+        metadata: { ...input.metadata, ...tokens.metadata, ...profile.connectionConfig },
+        connectionConfig: { ...profile.connectionConfig },
+        kind: "imported",
+      },
+      id,
+    );
+    return { connection: await this.#created(id), created: true };
+  }
+
+  /**
+   * CreateConnection with a static API key or Basic pair: stored ACTIVE, encrypted like tokens,
+   * never refreshed. Not bound to a credential (`credential_id` empty).
+   */
+  async createStatic(input: { organisationId: string; connectorId: string; provider: string | undefined; secret: StaticSecret }): Promise<ConnectionDocument> {
+    const id = uuidv7();
+    const now = new Date();
+    const connection: ConnectionDocument = {
+      _id: id,
+      kind: input.secret.kind,
+      organisation_id: input.organisationId,
+      connector_id: input.connectorId,
+      credential_id: "",
+      status: "ACTIVE",
+      scopes: [],
+      token_type: input.secret.kind,
+      access_token: this.deps.secretBox.encrypt(input.secret.value, connectionSecretContext(id, "access_token")),
+      pending_events: [newEvent("connection.created", "ACTIVE")],
+      create_time: now,
+      update_time: now,
+    };
+    if (input.provider !== undefined) connection.provider = input.provider;
+    await this.deps.connections.insert(connection);
+    this.deps.onEvent(id);
+    return connection;
+  }
+
+  /** ReplaceStaticConnection: the new secret in place, `connection.reauthorized`; `kind_mismatch` for another kind. */
+  async replaceStatic(organisationId: string, id: string, secret: StaticSecret): Promise<ConnectionDocument> {
+    await this.withLease(organisationId, id, async (connection) => {
+      if (connection.kind !== secret.kind) {
+        throw new ConnectionError("kind_mismatch", `the connection is not of kind ${secret.kind === "api_key" ? "API_KEY" : "BASIC"}`);
+      }
+      await this.#activate(
+        id,
+        { access_token: this.deps.secretBox.encrypt(secret.value, connectionSecretContext(id, "access_token")) },
+        [],
+        newEvent("connection.reauthorized", "ACTIVE"),
+      );
+    });
+    return this.#created(id);
+  }
+
+  /** A connection just written, as stored. */
+  async #created(id: string): Promise<ConnectionDocument> {
+    const connection = await this.deps.connections.findByIdUnscoped(id);
+    if (connection === null) throw connectionNotFound();
+    return connection;
+  }
+
+  /** The connection an import claimed, unless it is gone (never inserted, or deleted and purged); `busy` while its deletion is relayed. */
+  async #imported(id: string): Promise<ConnectionDocument | undefined> {
+    const connection = await this.deps.connections.findByIdUnscoped(id);
+    if (connection === null) return undefined;
+    if (connection.status === "DELETED") throw new ConnectionError("busy", "the connection this import made is being deleted - try again");
+    return connection;
   }
 
   /**
@@ -371,12 +562,18 @@ export class ConnectionLifecycle {
   /**
    * A refresh that failed for a transient reason: the next attempt waits, doubling from
    * `retryMinMs` up to `retryMaxMs`. `uncertain` (no answer: the provider may have acted on it)
-   * keeps the sent mark for the next holder. Failing for longer than `giveUpMs` ends in
-   * NEEDS_REAUTHORIZATION (`refresh_exhausted`). Throws the error to answer with.
+   * keeps the sent mark for the next holder. With `mayGiveUp`, failing for longer than `giveUpMs`
+   * ends in NEEDS_REAUTHORIZATION (`refresh_exhausted`); without (a connection that needs no end
+   * user to renew), it keeps retrying. Throws the error to answer with.
    */
-  async recordRefreshFailure(connection: ConnectionDocument, reason: string, now: Date, uncertain: boolean): Promise<never> {
+  async recordRefreshFailure(
+    connection: ConnectionDocument,
+    reason: string,
+    now: Date,
+    { uncertain, mayGiveUp }: { uncertain: boolean; mayGiveUp: boolean },
+  ): Promise<never> {
     const since = connection.refresh_failing_since ?? now;
-    if (now.getTime() - since.getTime() >= this.deps.giveUpMs) {
+    if (mayGiveUp && now.getTime() - since.getTime() >= this.deps.giveUpMs) {
       await this.markNeedsReauthorization(connection, "refresh_exhausted");
       throw needsReauthorization("refresh_exhausted");
     }
@@ -480,6 +677,23 @@ export class ConnectionLifecycle {
     }
   }
 
+}
+
+/**
+ * The first token request of a new connection: the provider's refusal becomes `grant_refused`
+ * naming its error code, no answer `provider_unreachable` (the messages hold no secret).
+ */
+async function firstTokens(request: Promise<TokenSet>): Promise<TokenSet> {
+  try {
+    return await request;
+  } catch (error) {
+    if (error instanceof TokenResponseError) {
+      const named = error.oauthError === undefined ? error.message : error.oauthError;
+      throw new ConnectionError("grant_refused", `the provider refused the token request (${named}) and nothing was stored`);
+    }
+    if (error instanceof OutboundError) throw new ConnectionError("provider_unreachable", "the provider's token endpoint did not answer - try again");
+    throw error;
+  }
 }
 
 /** The optional grant fields a replacing grant does not have: they are removed. */

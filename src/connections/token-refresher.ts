@@ -2,7 +2,6 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import type { SecretBox } from "../crypto/secret-box.js";
 import { OutboundError } from "../network/bounded-fetch.js";
-import { refreshAccessToken } from "../oauth/token-exchange.js";
 import { countTokenRequest, type Metrics } from "../observability/metrics.js";
 import { TokenResponseError } from "../oauth/token-response.js";
 import type { ConnectionDocument, ConnectionStore } from "../store/connections.js";
@@ -12,7 +11,8 @@ import { ConnectionError, connectionNotFound, needsReauthorization, refreshFaile
 import type { ConnectionLifecycle } from "./connection-lifecycle.js";
 import { connectionTokenClient } from "./secrets.js";
 import type { ProviderCatalog } from "../providers/catalog.js";
-import { profileFor } from "../providers/profile.js";
+import { type ApiTokenPlacement, apiTokenPlacement, profileFor } from "../providers/profile.js";
+import { obtainAgain, renewalOf } from "./renewal.js";
 import { connectionSecretContext } from "../crypto/secret-contexts.js";
 
 export interface AccessToken {
@@ -21,6 +21,8 @@ export interface AccessToken {
   expireTime: Date | undefined;
   /** The connection's metadata (never a secret). */
   metadata: Record<string, string>;
+  /** API_KEY and BASIC: where the catalog says the secret goes on a call, when it says. */
+  placement?: ApiTokenPlacement;
 }
 
 export interface TokenRefresherDeps {
@@ -118,25 +120,33 @@ export class TokenRefresher {
     if (document.status === "PENDING") throw new ConnectionError("pending", "the connection is waiting for ConfirmConnection");
     if (document.status === "NEEDS_REAUTHORIZATION") throw needsReauthorization(document.status_reason);
     if (document.access_token === undefined) throw needsReauthorization("no_access_token");
+    const renewal = renewalOf(document);
+    // A static secret is never refreshed: forced or not, the stored value is the answer.
+    if (renewal === "static") return this.#handOut(document, document.access_token, apiTokenPlacement(this.deps.providers, document.provider));
     const now = Date.now();
     const expiresIn = document.expire_time === undefined ? Infinity : document.expire_time.getTime() - now;
     const usable = force
       ? // Someone refreshed within the window (maybe on another instance, maybe for this caller):
         // that token is the answer.
         document.refresh_time !== undefined && document.refresh_time.getTime() > Math.min(now - FORCE_REFRESH_WINDOW_MS, started.getTime() - 1)
-      : // A token without a refresh token is handed out while it lasts, even inside the margin.
-        expiresIn >= this.deps.minValidityMs || (document.refresh_token === undefined && expiresIn > 0);
-    if (usable) {
-      return {
-        accessToken: this.deps.secretBox.decrypt(document.access_token, connectionSecretContext(document._id, "access_token")),
-        tokenType: document.token_type,
-        expireTime: document.expire_time,
-        metadata: document.metadata ?? {},
-      };
-    }
+      : // A token that cannot be renewed (no refresh token) is handed out while it lasts, even
+        // inside the margin; one that can be obtained again from the credential alone is renewed.
+        expiresIn >= this.deps.minValidityMs || (renewal === "refresh_token" && document.refresh_token === undefined && expiresIn > 0);
+    if (usable) return this.#handOut(document, document.access_token, undefined);
     const retryAt = document.refresh_retry_time?.getTime();
     if (retryAt !== undefined && retryAt > now) throw refreshFailed(retryAt - now);
     return undefined;
+  }
+
+  #handOut(document: ConnectionDocument, sealed: string, placement: ApiTokenPlacement | undefined): AccessToken {
+    const token: AccessToken = {
+      accessToken: this.deps.secretBox.decrypt(sealed, connectionSecretContext(document._id, "access_token")),
+      tokenType: document.token_type,
+      expireTime: document.expire_time,
+      metadata: document.metadata ?? {},
+    };
+    if (placement !== undefined) token.placement = placement;
+    return token;
   }
 
   async #refreshOrWait(seen: ConnectionDocument, force: boolean, started: Date): Promise<AccessToken> {
@@ -167,12 +177,15 @@ export class TokenRefresher {
    * is sent: a holder that finds that mark from before did not learn the outcome (a timeout, a
    * crash), so the provider may have rotated the refresh token already. It sends the stored one
    * once more (the protocol offers nothing better), and an `invalid_grant` then means the token
-   * was most likely spent by the lost refresh: `refresh_token_reused`.
+   * was most likely spent by the lost refresh: `refresh_token_reused`. A connection that obtains
+   * its token again from the credential alone (client credentials) never needs reauthorization:
+   * any refusal is retried with backoff, so fixing the credential brings it back.
    */
   async #refresh(document: ConnectionDocument, lease: Lease): Promise<AccessToken> {
     const log = this.deps.logger.child({ connection_id: document._id, organisation_id: document.organisation_id });
     const { lifecycle } = this.deps;
-    if (document.refresh_token === undefined) {
+    const renewal = renewalOf(document);
+    if (renewal === "refresh_token" && document.refresh_token === undefined) {
       await lifecycle.markNeedsReauthorization(document, "no_refresh_token");
       throw needsReauthorization("no_refresh_token");
     }
@@ -196,14 +209,13 @@ export class TokenRefresher {
       throw new ConnectionError("refresh_timeout", "the token refresh did not finish in time - try again");
     }
     const uncertain = document.refresh_sent_time !== undefined;
-    const refreshToken = this.deps.secretBox.decrypt(document.refresh_token, connectionSecretContext(document._id, "refresh_token"));
     const now = new Date();
     await lifecycle.recordRefreshSent(document, now);
     try {
       const tokens = await countTokenRequest(
         this.deps.metrics,
         "refresh",
-        refreshAccessToken(target.client, refreshToken, this.deps.fetch),
+        obtainAgain(document, target.client, profile.authorize.scopeSeparator, this.deps.secretBox, this.deps.fetch),
       );
       const stored = await lifecycle.recordRefreshed(document, tokens, now, target.adopted);
       log.info(
@@ -212,7 +224,7 @@ export class TokenRefresher {
       );
       return { accessToken: tokens.accessToken, tokenType: tokens.tokenType, expireTime: stored.expireTime, metadata: stored.metadata };
     } catch (error) {
-      if (error instanceof TokenResponseError && error.oauthError === "invalid_grant") {
+      if (renewal === "refresh_token" && error instanceof TokenResponseError && error.oauthError === "invalid_grant") {
         const reason = uncertain ? "refresh_token_reused" : "invalid_grant";
         log.warn({ outcome: reason }, "refresh token rejected; the connection needs reauthorization");
         await lifecycle.markNeedsReauthorization(document, reason);
@@ -223,7 +235,7 @@ export class TokenRefresher {
         // Without an answer the provider may have rotated the token: the mark stays.
         const unanswered = error instanceof OutboundError;
         log.warn({ outcome: "refresh_failed", reason, err: error }, "refresh failed; retried after backoff");
-        return lifecycle.recordRefreshFailure(document, reason, now, unanswered);
+        return lifecycle.recordRefreshFailure(document, reason, now, { uncertain: unanswered, mayGiveUp: renewal === "refresh_token" });
       }
       throw error;
     }

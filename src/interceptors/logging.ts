@@ -91,6 +91,9 @@ const CONNECTION_ERROR_CODES: Record<ConnectionErrorCode, Code> = {
   account_mismatch: Code.FailedPrecondition,
   account_unverified: Code.FailedPrecondition,
   superseded: Code.FailedPrecondition,
+  grant_refused: Code.FailedPrecondition,
+  provider_unreachable: Code.Unavailable,
+  kind_mismatch: Code.FailedPrecondition,
 };
 
 /** The code of a ConnectError as metrics and logs spell it: `ok`, `invalid_argument`, … */

@@ -254,3 +254,35 @@ export function accountSourceOf(profile: ProviderProfile, idToken: boolean): Acc
   if (idToken && profile.identity?.source !== "userinfo") return "id_token";
   return profile.userinfoUrl === undefined ? undefined : "userinfo";
 }
+
+/** Where a call to the provider's API sends the token (the catalog's `api.token`). */
+export interface ApiTokenPlacement {
+  in: "header" | "query";
+  name: string;
+  scheme?: string;
+}
+
+/**
+ * The catalog's `api.token` for a provider, when its entry says (the header name a static API
+ * key or Basic pair is sent in); undefined for no provider, or an entry that does not say.
+ */
+export function apiTokenPlacement(catalog: ProviderCatalog, providerId: string | undefined): ApiTokenPlacement | undefined {
+  if (providerId === undefined) return undefined;
+  const entry = catalog.get(providerId) as (CatalogEntry & { api?: { token?: ApiTokenPlacement } }) | undefined;
+  return entry?.api?.token;
+}
+
+/**
+ * What the catalog says of a provider's grants beyond the authorization code (its `grants`):
+ * whether it supports `grant` (true when the entry does not list its grants, or there is no
+ * entry), and the audience values it documents (undefined: any).
+ */
+export function catalogGrants(
+  catalog: ProviderCatalog,
+  credential: ProfileCredential,
+  grant: NonNullable<NonNullable<CatalogEntry["grants"]>["types"]>[number],
+): { supported: boolean; audiences: readonly string[] | undefined } {
+  const grants = credential.provider === undefined ? undefined : catalog.get(credential.provider)?.grants;
+  const audiences = grants?.audiences !== undefined && grants.audiences.length > 0 ? grants.audiences : undefined;
+  return { supported: grants?.types === undefined || grants.types.includes(grant), audiences };
+}

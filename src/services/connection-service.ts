@@ -11,7 +11,7 @@ import { fromConnectionStatus, toConnection } from "./connection-views.js";
 import { decodePageToken, pageOf, pageSize } from "./page-token.js";
 import type { SecretBox } from "../crypto/secret-box.js";
 import { invalid } from "../errors.js";
-import { buildAuthorizeUrl, planAuthorizationRequest } from "../oauth/authorize-url.js";
+import { buildAuthorizeUrl, normaliseScopes, planAuthorizationRequest } from "../oauth/authorize-url.js";
 import { redirectUriFor } from "../oauth/callback-params.js";
 import { generateAttemptSecrets } from "../oauth/state.js";
 import type { CredentialStore } from "../store/credentials.js";
@@ -26,6 +26,17 @@ import { requireIdentifier, requireText } from "../validation.js";
 import type { ProviderCatalog } from "../providers/catalog.js";
 import { accountSourceOf, profileFor } from "../providers/profile.js";
 import { codeVerifierContext } from "../crypto/secret-contexts.js";
+import { catalogGrants } from "../providers/profile.js";
+import {
+  apiKeySecretOf,
+  basicSecretOf,
+  clientCredentialsRequestOf,
+  credentialReferenceOf,
+  importedTokensOf,
+  replacementSecretOf,
+  staticProviderOf,
+} from "./connection-kinds.js";
+import type { CredentialDocument } from "../store/credentials.js";
 
 export interface ConnectionServiceDeps {
   credentials: CredentialStore;
@@ -49,6 +60,13 @@ export interface ConnectionServiceDeps {
 }
 
 export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<typeof ConnectionService> {
+  /** Rule 1 (as InitialiseOAuth2Connection): another organisation's credential reads as a missing one. */
+  async function credentialOf(organisationId: string, reference: { id: string; organisationId: string }): Promise<CredentialDocument> {
+    const credential = reference.organisationId === organisationId ? await deps.credentials.findById(organisationId, reference.id) : null;
+    if (credential === null) throw new ConnectError("credential not found", Code.NotFound);
+    return credential;
+  }
+
   return {
     async initialiseOAuth2Connection(req, ctx) {
       // Every input is checked before anything is written. The authorization request is checked
@@ -205,6 +223,72 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
       };
     },
 
+    async createConnection(req, ctx) {
+      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
+      requireOrganisation(ctx, organisationId, "credential");
+      const connectorId = requireIdentifier(req.connectorId, "connector_id");
+      const { lifecycle } = deps;
+      switch (req.kind.case) {
+        case "clientCredentials": {
+          const input = req.kind.value;
+          const reference = credentialReferenceOf(input.credential, "client_credentials.credential");
+          const grantRequest = clientCredentialsRequestOf(input);
+          const credential = await credentialOf(organisationId, reference);
+          // The provider's profile checks `connection_config` and knows its scope separator.
+          const profile = profileFor(deps.providers, credential, input.connectionConfig);
+          normaliseScopesFor(grantRequest.scopes, profile.authorize.scopeSeparator);
+          const grants = catalogGrants(deps.providers, credential, "client_credentials");
+          if (!grants.supported) throw new ConnectError("the credential's provider does not support the client credentials grant", Code.FailedPrecondition);
+          if (grantRequest.audience !== undefined && grants.audiences !== undefined && !grants.audiences.includes(grantRequest.audience)) {
+            invalid("client_credentials.audience", "is not one of the provider's audiences (see GetProvider)");
+          }
+          const connection = await lifecycle.createWithClientCredentials({
+            organisationId,
+            connectorId,
+            credential,
+            grantRequest,
+            connectionConfig: input.connectionConfig,
+          });
+          return { connection: toConnection(connection), created: true };
+        }
+        case "imported": {
+          const input = req.kind.value;
+          const reference = credentialReferenceOf(input.credential, "imported.credential");
+          const tokens = importedTokensOf(input);
+          const credential = await credentialOf(organisationId, reference);
+          profileFor(deps.providers, credential, input.connectionConfig);
+          const { connection, created } = await lifecycle.importConnection({
+            organisationId,
+            connectorId,
+            credential,
+            ...tokens,
+            connectionConfig: input.connectionConfig,
+          });
+          return { connection: toConnection(connection), created };
+        }
+        case "apiKey": {
+          const secret = apiKeySecretOf(req.kind.value, "api_key.api_key");
+          const provider = staticProviderOf(req.kind.value.provider, "api_key.provider", deps.providers);
+          return { connection: toConnection(await lifecycle.createStatic({ organisationId, connectorId, provider, secret })), created: true };
+        }
+        case "basic": {
+          const secret = basicSecretOf(req.kind.value, "basic.");
+          const provider = staticProviderOf(req.kind.value.provider, "basic.provider", deps.providers);
+          return { connection: toConnection(await lifecycle.createStatic({ organisationId, connectorId, provider, secret })), created: true };
+        }
+        default:
+          return invalid("kind", "is required (client_credentials or imported or api_key or basic)");
+      }
+    },
+
+    async replaceStaticConnection(req, ctx) {
+      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
+      requireOrganisation(ctx, organisationId, "connection");
+      const id = requireText(req.id, "id", 128);
+      const secret = replacementSecretOf(req);
+      return { connection: toConnection(await deps.lifecycle.replaceStatic(organisationId, id, secret)) };
+    },
+
     async confirmConnection(req, ctx) {
       const organisationId = requireIdentifier(req.organisationId, "organisation_id");
       requireOrganisation(ctx, organisationId, "connection");
@@ -253,6 +337,11 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
       for await (const event of deps.eventFeed.follow(organisationId, streamSignal(ctx))) yield { event: toConnectionEvent(event) };
     },
   };
+}
+
+/** The scopes once more, now that the provider's separator is known (Slack's comma). */
+function normaliseScopesFor(scopes: string[], separator: string): void {
+  normaliseScopes(scopes, undefined, separator, "client_credentials.scopes");
 }
 
 const REVOCATION_OUTCOMES: Record<RevocationResult["outcome"], RevocationOutcome> = {

@@ -3,6 +3,7 @@ import { reencrypted } from "../crypto/reencrypt.js";
 import type { SecretBox } from "../crypto/secret-box.js";
 import { type OutboxEntryDocument, OutboxStore } from "./outbox.js";
 import { type ConnectionExpiryDocument, ConnectionExpiryStore } from "./connection-expiries.js";
+import { ConnectionImportStore } from "./connection-imports.js";
 
 /**
  * PENDING: made with an end user ID, waiting for ConfirmConnection. DELETED: tokens are gone; the
@@ -91,6 +92,13 @@ export type ConnectionKindName =
   | "api_key"
   | "basic";
 
+/** The parameters of a token request a connection repeats to get a new token (client credentials). */
+export interface GrantRequestDocument {
+  scopes: string[];
+  resource?: string[];
+  audience?: string;
+}
+
 export interface ConnectionDocument {
   _id: string;
   kind?: ConnectionKindName;
@@ -152,6 +160,10 @@ export interface ConnectionDocument {
    */
   token_url?: string;
   revocation_url?: string;
+  /** CLIENT_CREDENTIALS: what each token request asks for (RFC 6749 §4.4.2, RFC 8707). */
+  grant_request?: GrantRequestDocument;
+  /** API_KEY and BASIC: the catalog provider the secret is for, when named. */
+  provider?: string;
   pending_events: PendingEvent[];
   create_time: Date;
   update_time: Date;
@@ -191,11 +203,14 @@ export class ConnectionStore {
   readonly outbox: OutboxStore;
   /** When unconfirmed connections and held grants expire (see ConnectionExpiryStore). */
   readonly expiries: ConnectionExpiryStore;
+  /** Which connection each import made (see ConnectionImportStore). */
+  readonly imports: ConnectionImportStore;
 
   constructor(db: Db) {
     this.collection = db.collection<ConnectionDocument>("connections");
     this.outbox = new OutboxStore(db);
     this.expiries = new ConnectionExpiryStore(db);
+    this.imports = new ConnectionImportStore(db);
   }
 
   async insert(document: ConnectionDocument): Promise<void> {
