@@ -1,4 +1,5 @@
 import { hash, randomBytes, timingSafeEqual } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import { v7 as uuidv7 } from "uuid";
 import type { SecretBox } from "../crypto/secret-box.js";
 import { newEvent } from "../events/connection-events.js";
@@ -109,6 +110,8 @@ const MAX_FAILED_CONFIRMATIONS = 5;
 /** How far past the provider timeout a lease lasts: the writes before and after the call. */
 const LEASE_MARGIN_MS = 5_000;
 const POLL_MS = 100;
+/** How long an import waits for a concurrent import's connection, inserted right after its claim. */
+const CLAIM_WAIT_MS = 2_000;
 
 /**
  * The one owner of connection writes. Every change after creation happens holding the
@@ -250,10 +253,13 @@ export class ConnectionLifecycle {
     const id = claimedBefore ?? uuidv7();
     const claimed = await imports.claim(input.organisationId, input.importId, id);
     if (claimed !== id) {
-      // A concurrent import of the same `import_id` got in first.
-      const existing = await this.#imported(claimed);
-      if (existing === undefined) throw new ConnectionError("busy", "an import with this import_id is in progress - try again");
-      return { connection: existing, created: false };
+      // A concurrent import of the same `import_id` got in first: its insert follows its claim.
+      for (let waited = 0; waited < CLAIM_WAIT_MS; waited += POLL_MS) {
+        const existing = await this.#imported(claimed);
+        if (existing !== undefined) return { connection: existing, created: false };
+        await sleep(POLL_MS);
+      }
+      throw new ConnectionError("busy", "an import with this import_id is in progress - try again");
     }
     await this.create(
       {
