@@ -11,6 +11,24 @@ import { createScriptedCredential } from "../support/connect-flow.js";
 import { connectError } from "../support/errors.js";
 import { recordSecrets } from "../support/run-record.js";
 import { ScriptedProvider } from "../support/scripted-provider.js";
+import { writeCatalog } from "../support/test-catalog.js";
+
+/** Catalog entries for the scripted provider that say which grants it supports (the catalog's `grants`). */
+function grantEntries(base: string): Array<Record<string, unknown>> {
+  const docs = "https://example.com/docs";
+  const entry = (id: string, grants: Record<string, unknown>) => ({
+    id,
+    display_name: id,
+    documentation_url: docs,
+    endpoints: { authorize: `${base}/authorize`, token: `${base}/token` },
+    grants,
+    sources: { endpoints: docs, authorize: docs, token: docs, grants: docs },
+  });
+  return [
+    entry("scripted-service", { types: ["client_credentials"], audiences: ["https://api.one.example/"] }),
+    entry("scripted-code-only", { types: ["authorization_code", "refresh_token"] }),
+  ];
+}
 
 /** Connections made without a browser: client credentials, imports, static API keys and Basic pairs. */
 let broker: TestBroker;
@@ -25,7 +43,11 @@ recordSecrets(OIDC_CLIENT.clientSecret);
 beforeAll(async () => {
   oidc = await startOidcProvider(OIDC_CLIENT);
   scripted = await ScriptedProvider.start();
-  broker = await startTestBroker({ BROKER_TOKEN_REQUEST_TIMEOUT: "1s", BROKER_REFRESH_RETRY_MIN: "300ms" });
+  broker = await startTestBroker({
+    BROKER_TOKEN_REQUEST_TIMEOUT: "1s",
+    BROKER_REFRESH_RETRY_MIN: "300ms",
+    BROKER_PROVIDERS_DIR: writeCatalog(grantEntries(scripted.issuer)),
+  });
   connections = broker.connect(ConnectionService);
   const { credential } = await broker.connect(CredentialService).createCredential({
     credential: { organisationId: "acme", name: "oidc-provider", clientId: OIDC_CLIENT.clientId, clientSecret: OIDC_CLIENT.clientSecret, tokenUrl: `${oidc.issuer}/token` },
@@ -168,6 +190,32 @@ describe("client credentials renewal (scripted provider)", () => {
     expect(await stored(id)).toMatchObject({ status: "ACTIVE" });
     const types = (await eventsOf(id, 3)).map((event) => event.type);
     expect(types).toEqual(["connection.recovered", "connection.refresh_failed", "connection.created"]);
+  });
+});
+
+describe("client credentials and the catalog's grants", () => {
+  const withProvider = async (provider: string) => {
+    const { credential } = await broker.connect(CredentialService).createCredential({
+      credential: { organisationId: "acme", name: provider, provider, clientId: "client-1", clientSecret: "scripted-client-secret" },
+    });
+    return { id: credential!.id, organisationId: "acme" };
+  };
+
+  it("sends an audience the catalog lists, refuses one it does not, and refuses a provider without the grant", async () => {
+    const credential = await withProvider("scripted-service");
+    scripted.behaviour = { kind: "json", body: { access_token: "cc-catalog-1", token_type: "Bearer", expires_in: 3600 } };
+    const { connection } = await create({ kind: { case: "clientCredentials", value: { credential, audience: "https://api.one.example/" } } });
+    expect(connection!.kind).toBe(ConnectionKind.CLIENT_CREDENTIALS);
+    expect(scripted.grants("client_credentials").map((request) => request.form.get("audience"))).toEqual(["https://api.one.example/"]);
+    const before = await connectionCount();
+    const other = await connectError(create({ kind: { case: "clientCredentials", value: { credential, audience: "https://api.two.example/" } } }));
+    expect(other.code).toBe(Code.InvalidArgument);
+    expect(other.rawMessage).toBe(`"client_credentials.audience" is not one of the provider's audiences (see GetProvider)`);
+    const codeOnly = await connectError(create({ kind: { case: "clientCredentials", value: { credential: await withProvider("scripted-code-only") } } }));
+    expect(codeOnly.code).toBe(Code.FailedPrecondition);
+    expect(codeOnly.rawMessage).toBe("the credential's provider does not support the client credentials grant");
+    expect(await connectionCount()).toBe(before);
+    expect(scripted.grants("client_credentials")).toHaveLength(1);
   });
 });
 

@@ -164,7 +164,7 @@ describe("operator console in a real browser", () => {
     await page.getByRole("link", { name: "Connections" }).click();
     const form = page.getByRole("form", { name: "New connection" });
     await form.getByLabel("Connector ID").fill("billing");
-    await form.getByLabel("Credential").selectOption(credential!.id);
+    await form.locator('select[name="credential"]').selectOption(credential!.id);
     await form.getByLabel("Scopes (separated by spaces)").fill("api:read");
     await form.getByRole("button", { name: "Create connection" }).click();
     await page.getByRole("heading", { name: /^Connection / }).waitFor();
@@ -174,9 +174,9 @@ describe("operator console in a real browser", () => {
 
     recordSecrets("console-api-key-1", "console-api-key-2");
     await page.getByRole("link", { name: "Back to connections" }).click();
-    await form.getByLabel("Kind").selectOption("apiKey");
+    await form.locator('select[name="kind"]').selectOption("apiKey");
     await form.getByLabel("Connector ID").fill("mailer");
-    await form.getByLabel("API key").fill("console-api-key-1");
+    await form.getByLabel("API key", { exact: true }).fill("console-api-key-1");
     await form.getByRole("button", { name: "Create connection" }).click();
     await page.getByRole("heading", { name: /^Connection / }).waitFor();
     const connectionId = (await page.getByRole("heading", { name: /^Connection / }).innerText()).replace("Connection ", "");

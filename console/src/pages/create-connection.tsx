@@ -75,7 +75,7 @@ export function CreateConnectionForm(props: { api: Api; organisationId: string; 
     >
       <label>
         Kind
-        <select value={kind} onChange={(e) => setKind(e.currentTarget.value as Kind)}>
+        <select name="kind" value={kind} onChange={(e) => setKind(e.currentTarget.value as Kind)}>
           {(Object.keys(KIND_LABELS) as Kind[]).map((value) => (
             <option value={value}>{KIND_LABELS[value]}</option>
           ))}
