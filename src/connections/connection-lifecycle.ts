@@ -20,6 +20,7 @@ import type {
 } from "../store/connections.js";
 import type { CredentialDocument, CredentialStore } from "../store/credentials.js";
 import { connectionLeaseKey, type Lease, type LeaseStore } from "../store/leases.js";
+import { isDuplicateKey } from "../store/database.js";
 import { ConnectionError, connectionNotFound, needsReauthorization, refreshFailed } from "./connection-errors.js";
 import type { ProviderCatalog } from "../providers/catalog.js";
 import { profileFor } from "../providers/profile.js";
@@ -229,7 +230,8 @@ export class ConnectionLifecycle {
     const { imports } = this.deps.connections;
     const claimedBefore = await imports.find(input.organisationId, input.importId);
     if (claimedBefore !== undefined) {
-      const existing = await this.#imported(claimedBefore);
+      // Claimed by an earlier run: done, or still being inserted, or the run crashed in between.
+      const existing = await this.#awaitImported(claimedBefore);
       if (existing !== undefined) return { connection: existing, created: false };
     }
     const profile = profileFor(this.deps.providers, input.credential, input.connectionConfig);
@@ -254,29 +256,30 @@ export class ConnectionLifecycle {
     const claimed = await imports.claim(input.organisationId, input.importId, id);
     if (claimed !== id) {
       // A concurrent import of the same `import_id` got in first: its insert follows its claim.
-      for (let waited = 0; waited < CLAIM_WAIT_MS; waited += POLL_MS) {
-        const existing = await this.#imported(claimed);
-        if (existing !== undefined) return { connection: existing, created: false };
-        await sleep(POLL_MS);
-      }
-      throw new ConnectionError("busy", "an import with this import_id is in progress - try again");
+      const existing = await this.#awaitImported(claimed);
+      if (existing === undefined) throw new ConnectionError("busy", "an import with this import_id is in progress - try again");
+      return { connection: existing, created: false };
     }
-    await this.create(
-      {
-        organisationId: input.organisationId,
-        connectorId: input.connectorId,
-        credentialId: input.credential._id,
-        tokens,
-        requestedScopes: input.scopes,
-        account: input.account,
-        endUserId: undefined,
-        endpoints: endpointsOf(profile),
-        metadata: { ...input.metadata, ...tokens.metadata, ...profile.connectionConfig },
-        connectionConfig: { ...profile.connectionConfig },
-        kind: "imported",
-      },
-      id,
-    );
+    const grant: Grant = {
+      organisationId: input.organisationId,
+      connectorId: input.connectorId,
+      credentialId: input.credential._id,
+      tokens,
+      requestedScopes: input.scopes,
+      account: input.account,
+      endUserId: undefined,
+      endpoints: endpointsOf(profile),
+      metadata: { ...input.metadata, ...tokens.metadata, ...profile.connectionConfig },
+      connectionConfig: { ...profile.connectionConfig },
+      kind: "imported",
+    };
+    try {
+      await this.create(grant, id);
+    } catch (error) {
+      // Completing a crashed run's claim while that run, only slow, inserted it after all.
+      if (!isDuplicateKey(error)) throw error;
+      return { connection: await this.#created(id), created: false };
+    }
     return { connection: await this.#created(id), created: true };
   }
 
@@ -328,6 +331,15 @@ export class ConnectionLifecycle {
     const connection = await this.deps.connections.findByIdUnscoped(id);
     if (connection === null) throw connectionNotFound();
     return connection;
+  }
+
+  /** The connection an import claimed, once inserted (waiting up to CLAIM_WAIT_MS for it); undefined when it never appears. */
+  async #awaitImported(id: string): Promise<ConnectionDocument | undefined> {
+    for (let waited = 0; ; waited += POLL_MS) {
+      const existing = await this.#imported(id);
+      if (existing !== undefined || waited >= CLAIM_WAIT_MS) return existing;
+      await sleep(POLL_MS);
+    }
   }
 
   /** The connection an import claimed, unless it is gone (never inserted, or deleted and purged); `busy` while its deletion is relayed. */

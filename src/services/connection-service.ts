@@ -1,7 +1,13 @@
 
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import { type ConnectionService, RevocationOutcome } from "../../gen/oauth2broker/v1/connection_service_pb.js";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import {
+  type ConnectionService,
+  type CreateConnectionRequest,
+  type CreateConnectionResponseSchema,
+  RevocationOutcome,
+} from "../../gen/oauth2broker/v1/connection_service_pb.js";
 import type { ConnectionLifecycle, RevocationResult } from "../connections/connection-lifecycle.js";
 import type { TokenRefresher } from "../connections/token-refresher.js";
 import { toConnectionEvent, toConnectionStatus } from "../events/connection-events.js";
@@ -60,13 +66,6 @@ export interface ConnectionServiceDeps {
 }
 
 export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<typeof ConnectionService> {
-  /** Rule 1 (as InitialiseOAuth2Connection): another organisation's credential reads as a missing one. */
-  async function credentialOf(organisationId: string, reference: { id: string; organisationId: string }): Promise<CredentialDocument> {
-    const credential = reference.organisationId === organisationId ? await deps.credentials.findById(organisationId, reference.id) : null;
-    if (credential === null) throw new ConnectError("credential not found", Code.NotFound);
-    return credential;
-  }
-
   return {
     async initialiseOAuth2Connection(req, ctx) {
       // Every input is checked before anything is written. The authorization request is checked
@@ -223,63 +222,7 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
       };
     },
 
-    async createConnection(req, ctx) {
-      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
-      requireOrganisation(ctx, organisationId, "credential");
-      const connectorId = requireIdentifier(req.connectorId, "connector_id");
-      const { lifecycle } = deps;
-      switch (req.kind.case) {
-        case "clientCredentials": {
-          const input = req.kind.value;
-          const reference = credentialReferenceOf(input.credential, "client_credentials.credential");
-          const grantRequest = clientCredentialsRequestOf(input);
-          const credential = await credentialOf(organisationId, reference);
-          // The provider's profile checks `connection_config` and knows its scope separator.
-          const profile = profileFor(deps.providers, credential, input.connectionConfig);
-          normaliseScopesFor(grantRequest.scopes, profile.authorize.scopeSeparator);
-          const grants = catalogGrants(deps.providers, credential, "client_credentials");
-          if (!grants.supported) throw new ConnectError("the credential's provider does not support the client credentials grant", Code.FailedPrecondition);
-          if (grantRequest.audience !== undefined && grants.audiences !== undefined && !grants.audiences.includes(grantRequest.audience)) {
-            invalid("client_credentials.audience", "is not one of the provider's audiences (see GetProvider)");
-          }
-          const connection = await lifecycle.createWithClientCredentials({
-            organisationId,
-            connectorId,
-            credential,
-            grantRequest,
-            connectionConfig: input.connectionConfig,
-          });
-          return { connection: toConnection(connection), created: true };
-        }
-        case "imported": {
-          const input = req.kind.value;
-          const reference = credentialReferenceOf(input.credential, "imported.credential");
-          const tokens = importedTokensOf(input);
-          const credential = await credentialOf(organisationId, reference);
-          profileFor(deps.providers, credential, input.connectionConfig);
-          const { connection, created } = await lifecycle.importConnection({
-            organisationId,
-            connectorId,
-            credential,
-            ...tokens,
-            connectionConfig: input.connectionConfig,
-          });
-          return { connection: toConnection(connection), created };
-        }
-        case "apiKey": {
-          const secret = apiKeySecretOf(req.kind.value, "api_key.api_key");
-          const provider = staticProviderOf(req.kind.value.provider, "api_key.provider", deps.providers);
-          return { connection: toConnection(await lifecycle.createStatic({ organisationId, connectorId, provider, secret })), created: true };
-        }
-        case "basic": {
-          const secret = basicSecretOf(req.kind.value, "basic.");
-          const provider = staticProviderOf(req.kind.value.provider, "basic.provider", deps.providers);
-          return { connection: toConnection(await lifecycle.createStatic({ organisationId, connectorId, provider, secret })), created: true };
-        }
-        default:
-          return invalid("kind", "is required (client_credentials or imported or api_key or basic)");
-      }
-    },
+    createConnection: (req, ctx) => createConnection(deps, req, ctx),
 
     async replaceStaticConnection(req, ctx) {
       const organisationId = requireIdentifier(req.organisationId, "organisation_id");
@@ -337,6 +280,80 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
       for await (const event of deps.eventFeed.follow(organisationId, streamSignal(ctx))) yield { event: toConnectionEvent(event) };
     },
   };
+}
+
+/**
+ * CreateConnection: checks the request for its kind before anything is read, then hands the
+ * connection to the lifecycle, which obtains its first token (client credentials), claims its
+ * `import_id` (imports) or seals its secret (static kinds).
+ */
+async function createConnection(
+  deps: ConnectionServiceDeps,
+  req: CreateConnectionRequest,
+  ctx: HandlerContext,
+): Promise<MessageInitShape<typeof CreateConnectionResponseSchema>> {
+    const organisationId = requireIdentifier(req.organisationId, "organisation_id");
+    requireOrganisation(ctx, organisationId, "credential");
+    const connectorId = requireIdentifier(req.connectorId, "connector_id");
+    const { lifecycle } = deps;
+    switch (req.kind.case) {
+      case "clientCredentials": {
+        const input = req.kind.value;
+        const reference = credentialReferenceOf(input.credential, "client_credentials.credential");
+        const grantRequest = clientCredentialsRequestOf(input);
+        const credential = await credentialOf(deps, organisationId, reference);
+        // The provider's profile checks `connection_config` and knows its scope separator.
+        const profile = profileFor(deps.providers, credential, input.connectionConfig);
+        normaliseScopesFor(grantRequest.scopes, profile.authorize.scopeSeparator);
+        const grants = catalogGrants(deps.providers, credential, "client_credentials");
+        if (!grants.supported) throw new ConnectError("the credential's provider does not support the client credentials grant", Code.FailedPrecondition);
+        if (grantRequest.audience !== undefined && grants.audiences !== undefined && !grants.audiences.includes(grantRequest.audience)) {
+          invalid("client_credentials.audience", "is not one of the provider's audiences (see GetProvider)");
+        }
+        const connection = await lifecycle.createWithClientCredentials({
+          organisationId,
+          connectorId,
+          credential,
+          grantRequest,
+          connectionConfig: input.connectionConfig,
+        });
+        return { connection: toConnection(connection), created: true };
+      }
+      case "imported": {
+        const input = req.kind.value;
+        const reference = credentialReferenceOf(input.credential, "imported.credential");
+        const tokens = importedTokensOf(input);
+        const credential = await credentialOf(deps, organisationId, reference);
+        profileFor(deps.providers, credential, input.connectionConfig);
+        const { connection, created } = await lifecycle.importConnection({
+          organisationId,
+          connectorId,
+          credential,
+          ...tokens,
+          connectionConfig: input.connectionConfig,
+        });
+        return { connection: toConnection(connection), created };
+      }
+      case "apiKey": {
+        const secret = apiKeySecretOf(req.kind.value, "api_key.api_key");
+        const provider = staticProviderOf(req.kind.value.provider, "api_key.provider", deps.providers);
+        return { connection: toConnection(await lifecycle.createStatic({ organisationId, connectorId, provider, secret })), created: true };
+      }
+      case "basic": {
+        const secret = basicSecretOf(req.kind.value, "basic.");
+        const provider = staticProviderOf(req.kind.value.provider, "basic.provider", deps.providers);
+        return { connection: toConnection(await lifecycle.createStatic({ organisationId, connectorId, provider, secret })), created: true };
+      }
+      default:
+        return invalid("kind", "is required (client_credentials or imported or api_key or basic)");
+    }
+}
+
+/** Rule 1 (as InitialiseOAuth2Connection): another organisation's credential reads as a missing one. */
+async function credentialOf(deps: ConnectionServiceDeps, organisationId: string, reference: { id: string; organisationId: string }): Promise<CredentialDocument> {
+  const credential = reference.organisationId === organisationId ? await deps.credentials.findById(organisationId, reference.id) : null;
+  if (credential === null) throw new ConnectError("credential not found", Code.NotFound);
+  return credential;
 }
 
 /** The scopes once more, now that the provider's separator is known (Slack's comma). */

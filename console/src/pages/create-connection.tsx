@@ -27,12 +27,12 @@ export function CreateConnectionForm(props: { api: Api; organisationId: string; 
   const action = useAction();
   const field = (name: string) => fields[name] ?? "";
   const input = (name: string, label: string, options: { secret?: boolean; required?: boolean } = {}) => (
-    <label>
+    <label for={`new-connection-${name}`}>
       {label}
       {options.secret ? (
-        <input name={name} type="password" autocomplete="off" required={options.required} value={field(name)} onInput={(e) => setFields({ ...fields, [name]: e.currentTarget.value })} />
+        <input id={`new-connection-${name}`} name={name} type="password" autocomplete="off" required={options.required} value={field(name)} onInput={(e) => setFields({ ...fields, [name]: e.currentTarget.value })} />
       ) : (
-        <input name={name} autocomplete="off" required={options.required} value={field(name)} onInput={(e) => setFields({ ...fields, [name]: e.currentTarget.value })} />
+        <input id={`new-connection-${name}`} name={name} autocomplete="off" required={options.required} value={field(name)} onInput={(e) => setFields({ ...fields, [name]: e.currentTarget.value })} />
       )}
     </label>
   );
