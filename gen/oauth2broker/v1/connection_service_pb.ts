@@ -43,7 +43,8 @@ export type Connection = Message<"oauth2broker.v1.Connection"> & {
   connectorId: string;
 
   /**
-   * The credential the connection was made with.
+   * The credential the connection was made with; empty for API_KEY and BASIC connections, which
+   * need none.
    *
    * @generated from field: string credential_id = 4;
    */

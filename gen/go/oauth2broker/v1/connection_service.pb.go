@@ -230,7 +230,8 @@ type Connection struct {
 	OrganisationId string `protobuf:"bytes,2,opt,name=organisation_id,json=organisationId,proto3" json:"organisation_id,omitempty"`
 	// The caller's connector identifier given to InitialiseOAuth2Connection.
 	ConnectorId string `protobuf:"bytes,3,opt,name=connector_id,json=connectorId,proto3" json:"connector_id,omitempty"`
-	// The credential the connection was made with.
+	// The credential the connection was made with; empty for API_KEY and BASIC connections, which
+	// need none.
 	CredentialId string `protobuf:"bytes,4,opt,name=credential_id,json=credentialId,proto3" json:"credential_id,omitempty"`
 	// The connection's state.
 	Status ConnectionStatus `protobuf:"varint,5,opt,name=status,proto3,enum=oauth2broker.v1.ConnectionStatus" json:"status,omitempty"`
