@@ -6,7 +6,7 @@ import { listenGateway } from "./compose/gateway.js";
 import { rpcInterceptors, rpcRoutes } from "./compose/rpc.js";
 import { closeStorage, openStorage } from "./compose/storage.js";
 import type { Config } from "./config.js";
-import { ConsoleSessions } from "./console/sessions.js";
+import { ConsoleSessions, sessionCookieName } from "./console/sessions.js";
 import { SecretBox } from "./crypto/secret-box.js";
 import { EventFeed } from "./events/event-feed.js";
 import { JobRegistry } from "./jobs/worker.js";
@@ -60,6 +60,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     secretBox,
     providers,
     providerFetch,
+    outbound,
     metrics,
     logger,
     onEvent: (connectionId) => relay.noteChanged(connectionId),
@@ -76,6 +77,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     jwtCallers,
     sessions: storage.consoleSessions,
     ttlMs: config.consoleSessionTtlSeconds * 1000,
+    cookieName: sessionCookieName(config.publicUrl.startsWith("https:")),
   });
   const rpc = { config, storage, secretBox, outbound, providers, providerFetch, lifecycle, refresher, eventFeed, health, metrics, logger };
   let listeners: Awaited<ReturnType<typeof listenGateway>>;

@@ -24,6 +24,13 @@ export function optionalText(value: string, field: string, max: number): string 
   return value;
 }
 
+/**
+ * C0 controls, DEL, and the bidi embeddings, overrides and isolates (U+202A-U+202E,
+ * U+2066-U+2069; Unicode UAX #9), which make text display other than it reads ("Trojan Source").
+ * Values the broker keeps from a provider or a browser (account fields, metadata) must not hold them.
+ */
+export const UNSAFE_TEXT = /[\u0000-\u001f\u007f\u202a-\u202e\u2066-\u2069]/;
+
 const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
 
 export function isLoopbackHost(hostname: string): boolean {

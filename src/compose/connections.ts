@@ -3,6 +3,7 @@ import type { Config } from "../config.js";
 import { ConnectionLifecycle } from "../connections/connection-lifecycle.js";
 import { TokenRefresher } from "../connections/token-refresher.js";
 import type { SecretBox } from "../crypto/secret-box.js";
+import type { OutboundPolicy } from "../network/address-policy.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { ProviderCatalog } from "../providers/catalog.js";
 import type { Storage } from "./storage.js";
@@ -19,6 +20,8 @@ export interface ConnectionsDeps {
   providers: ProviderCatalog;
   /** The bounded, policy-checked fetch for provider calls. */
   providerFetch: typeof fetch;
+  /** The address policy that metadata values used as API hosts must pass. */
+  outbound: OutboundPolicy;
   metrics: Metrics;
   logger: Logger;
   /** Called with a connection's ID when a write left events to relay. */
@@ -37,6 +40,7 @@ export function buildConnections(deps: ConnectionsDeps): { lifecycle: Connection
     secretBox,
     fetch: providerFetch,
     providers,
+    outbound: deps.outbound,
     requestTimeoutMs,
     confirmationTtlMs: config.stateTtlSeconds * 1000,
     retryMinMs: config.refreshRetryMinSeconds * 1000,
@@ -51,6 +55,7 @@ export function buildConnections(deps: ConnectionsDeps): { lifecycle: Connection
     secretBox,
     fetch: providerFetch,
     providers,
+    outbound: deps.outbound,
     minValidityMs: config.tokenMinValiditySeconds * 1000,
     requestTimeoutMs,
     idleRefreshAfterMs: config.idleRefreshAfterSeconds * 1000,

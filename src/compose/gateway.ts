@@ -18,6 +18,7 @@ import { operationalRoutes } from "../http/operational-routes.js";
 import { restInitialiseRoute } from "../http/rest-routes.js";
 import { httpRoutes } from "../http/routes.js";
 import { RateLimiter } from "../interceptors/rate-limit.js";
+import type { OutboundPolicy } from "../network/address-policy.js";
 import { clientAddress, type TrustedProxies } from "../network/client-address.js";
 import { IdTokenVerifier } from "../oauth/id-token.js";
 import type { Metrics } from "../observability/metrics.js";
@@ -42,6 +43,7 @@ export interface GatewayDeps {
   secretBox: SecretBox;
   providers: ProviderCatalog;
   providerFetch: typeof fetch;
+  outbound: OutboundPolicy;
   lifecycle: ConnectionLifecycle;
   consoleSessions: ConsoleSessions;
   trustedProxies: TrustedProxies;
@@ -78,6 +80,7 @@ export function browserRoutes(deps: GatewayDeps): HttpHandler {
           idTokens: new IdTokenVerifier(deps.providerFetch),
           fetch: deps.providerFetch,
           providers: deps.providers,
+          outbound: deps.outbound,
           limiter: browserLimiter(),
           trustedProxies: deps.trustedProxies,
           metrics: deps.metrics,
@@ -90,6 +93,7 @@ export function browserRoutes(deps: GatewayDeps): HttpHandler {
       ...consoleRoutes({
         sessions: deps.consoleSessions,
         limiter: browserLimiter(),
+        trustedProxies: deps.trustedProxies,
         secureCookie: config.publicUrl.startsWith("https:"),
         sessionTtlSeconds: config.consoleSessionTtlSeconds,
         distDir: consoleDistDir(deps.root),

@@ -8,6 +8,8 @@ import { hashState } from "../oauth/state.js";
 import { RevocationError, refreshAccessToken, requestClientCredentials, revokeToken } from "../oauth/token-exchange.js";
 import { TokenResponseError, type TokenSet } from "../oauth/token-response.js";
 import { OutboundError } from "../network/bounded-fetch.js";
+import { type ConnectionApi, renderApi } from "../providers/api.js";
+import type { OutboundPolicy } from "../network/address-policy.js";
 import type {
   ConnectionDocument,
   ConnectionKindName,
@@ -23,7 +25,7 @@ import { connectionLeaseKey, type Lease, type LeaseStore } from "../store/leases
 import { isDuplicateKey } from "../store/database.js";
 import { ConnectionError, connectionNotFound, needsReauthorization, refreshFailed } from "./connection-errors.js";
 import type { ProviderCatalog } from "../providers/catalog.js";
-import { profileFor } from "../providers/profile.js";
+import { profileFor, type ProviderProfile } from "../providers/profile.js";
 import { type ConnectionEndpoints, connectionTokenClient, endpointsOf, tokenClientFor } from "./secrets.js";
 import { clientCredentialsRequestOf } from "./renewal.js";
 import { connectionSecretContext } from "../crypto/secret-contexts.js";
@@ -36,6 +38,8 @@ export interface ConnectionLifecycleDeps {
   /** The bounded fetch for provider calls (revocation). */
   fetch: typeof fetch;
   providers: ProviderCatalog;
+  /** Checks provider-sent URLs used as API bases (renderApi). */
+  outbound: OutboundPolicy;
   /** The provider-call timeout: a lease outlasts it (see `leaseMs`). */
   requestTimeoutMs: number;
   /** How long a grant bound to an end user waits for ConfirmConnection. */
@@ -66,6 +70,8 @@ export interface Grant {
   metadata: Record<string, string>;
   /** The provider's connection-level template values the tokens were obtained with. */
   connectionConfig: Record<string, string>;
+  /** Where the provider's API lives for this connection (renderApi), when the catalog says. */
+  api?: ConnectionApi;
   /** Absent: an authorization code grant (the callback's). */
   kind?: ConnectionKindName;
   /** Client credentials: what to ask for again on every renewal. */
@@ -213,6 +219,7 @@ export class ConnectionLifecycle {
       endpoints: endpointsOf(profile),
       metadata: { ...tokens.metadata, ...profile.connectionConfig },
       connectionConfig: { ...profile.connectionConfig },
+      api: this.#api(profile, tokens.metadata),
       kind: "client_credentials",
       grantRequest: input.grantRequest,
     });
@@ -271,6 +278,7 @@ export class ConnectionLifecycle {
       endpoints: endpointsOf(profile),
       metadata: { ...input.metadata, ...tokens.metadata, ...profile.connectionConfig },
       connectionConfig: { ...profile.connectionConfig },
+      api: this.#api(profile, { ...input.metadata, ...tokens.metadata }),
       kind: "imported",
     };
     try {
@@ -304,7 +312,12 @@ export class ConnectionLifecycle {
       create_time: now,
       update_time: now,
     };
-    if (input.provider !== undefined) connection.provider = input.provider;
+    if (input.provider !== undefined) {
+      connection.provider = input.provider;
+      // Where the catalog says the provider's API takes the key (its `api`), with no template values.
+      const api = renderApi(this.deps.providers.get(input.provider)?.api, {}, {}, (url) => this.deps.outbound.refusal(url));
+      if (api !== undefined) connection.api = api;
+    }
     await this.deps.connections.insert(connection);
     this.deps.onEvent(id);
     return connection;
@@ -324,6 +337,11 @@ export class ConnectionLifecycle {
       );
     });
     return this.#created(id);
+  }
+
+  /** The catalog's `api` rendered for a new connection (see renderApi). */
+  #api(profile: ProviderProfile, metadata: Record<string, string>): ConnectionApi | undefined {
+    return renderApi(profile.api, profile.templateValues, metadata, (url) => this.deps.outbound.refusal(url));
   }
 
   /** A connection just written, as stored. */
@@ -551,7 +569,8 @@ export class ConnectionLifecycle {
     tokens: TokenSet,
     now: Date,
     adopted: ConnectionEndpoints | undefined,
-  ): Promise<{ expireTime: Date | undefined; metadata: Record<string, string> }> {
+    api: ConnectionApi | undefined,
+  ): Promise<{ expireTime: Date | undefined; metadata: Record<string, string>; api: ConnectionApi | undefined }> {
     const seal = (field: string, value: string) => this.deps.secretBox.encrypt(value, connectionSecretContext(connection._id, field));
     const set: Partial<ConnectionDocument> = {
       status: "ACTIVE",
@@ -568,13 +587,15 @@ export class ConnectionLifecycle {
     if (tokens.scopes !== undefined) set.scopes = tokens.scopes;
     // A refresh response may update what the catalog keeps (a moved `instance_url`).
     if (Object.keys(tokens.metadata).length > 0) set.metadata = { ...connection.metadata, ...tokens.metadata };
+    // Rendered again from the metadata as it is now (and the catalog as it is now).
+    if (api !== undefined) set.api = api;
     // Without `expires_in` (and no default lifetime known for the provider) the token has none.
     if (tokens.expiresIn !== undefined) set.expire_time = new Date(now.getTime() + tokens.expiresIn * 1000);
     else unset.push("expire_time");
     const event = connection.status === "REFRESH_FAILED" ? newEvent("connection.recovered", "ACTIVE") : undefined;
     await this.deps.connections.update(connection._id, { set, unset, event });
     if (event !== undefined) this.deps.onEvent(connection._id);
-    return { expireTime: set.expire_time, metadata: set.metadata ?? connection.metadata ?? {} };
+    return { expireTime: set.expire_time, metadata: set.metadata ?? connection.metadata ?? {}, api: set.api ?? connection.api };
   }
 
   /**
@@ -644,6 +665,7 @@ export class ConnectionLifecycle {
     if (grant.endpoints.revocation_url !== undefined) stored.revocation_url = grant.endpoints.revocation_url;
     if (Object.keys(grant.metadata).length > 0) stored.metadata = { ...grant.metadata };
     if (Object.keys(grant.connectionConfig).length > 0) stored.connection_config = { ...grant.connectionConfig };
+    if (grant.api !== undefined) stored.api = grant.api;
     return stored;
   }
 
@@ -673,7 +695,9 @@ export class ConnectionLifecycle {
     // The same hosts as the connection was made with.
     const profile = profileFor(this.deps.providers, credential, connection.connection_config);
     if (profile.revocationUrl === undefined) return { outcome: "not_supported" };
-    const field = connection.refresh_token !== undefined ? "refresh_token" : "access_token";
+    // The token the provider's docs name; by default the refresh token, which ends the whole grant.
+    const wanted = profile.revocation.token;
+    const field = wanted === "access_token" || (wanted === "refresh_token_or_access_token" && connection.refresh_token === undefined) ? "access_token" : "refresh_token";
     const sealed = connection[field];
     if (sealed === undefined) return { outcome: "not_supported" };
     // The token goes only to the revocation endpoint in force when it was obtained, and the client
@@ -687,6 +711,7 @@ export class ConnectionLifecycle {
         target.url,
         { value: this.deps.secretBox.decrypt(sealed, connectionSecretContext(connection._id, field)), hint: field },
         this.deps.fetch,
+        profile.revocation,
       );
       return { outcome: "revoked" };
     } catch (error) {
@@ -716,7 +741,7 @@ async function firstTokens(request: Promise<TokenSet>): Promise<TokenSet> {
 
 /** The optional grant fields a replacing grant does not have: they are removed. */
 function grantFieldsMissing(grant: StoredGrant): Array<keyof ConnectionDocument> {
-  return (["refresh_token", "id_token", "expire_time", "extra_fields", "revocation_url", "metadata", "connection_config"] as const).filter(
+  return (["refresh_token", "id_token", "expire_time", "extra_fields", "revocation_url", "metadata", "connection_config", "api"] as const).filter(
     (field) => grant[field] === undefined,
   );
 }

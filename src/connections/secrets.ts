@@ -18,6 +18,10 @@ export function tokenClientFor(credential: CredentialDocument, profile: Provider
     issuer: profile.issuer,
     bodyFormat: profile.token.bodyFormat,
     response: profile.token.response,
+    basicEncoding: profile.token.basicEncoding,
+    clientIdParam: profile.token.clientIdParam,
+    clientSecretParam: profile.token.clientSecretParam,
+    extraParams: profile.token.extraParams,
   };
 }
 

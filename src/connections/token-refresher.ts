@@ -4,6 +4,7 @@ import type { SecretBox } from "../crypto/secret-box.js";
 import { OutboundError } from "../network/bounded-fetch.js";
 import { countTokenRequest, type Metrics } from "../observability/metrics.js";
 import { TokenResponseError } from "../oauth/token-response.js";
+import type { ConnectionApi } from "../providers/api.js";
 import type { ConnectionDocument, ConnectionStore } from "../store/connections.js";
 import type { CredentialStore } from "../store/credentials.js";
 import type { Lease } from "../store/leases.js";
@@ -11,9 +12,11 @@ import { ConnectionError, connectionNotFound, needsReauthorization, refreshFaile
 import type { ConnectionLifecycle } from "./connection-lifecycle.js";
 import { connectionTokenClient } from "./secrets.js";
 import type { ProviderCatalog } from "../providers/catalog.js";
-import { type ApiTokenPlacement, apiTokenPlacement, profileFor } from "../providers/profile.js";
+import { profileFor, type ProviderProfile } from "../providers/profile.js";
 import { obtainAgain, renewalOf } from "./renewal.js";
 import { connectionSecretContext } from "../crypto/secret-contexts.js";
+import { renderApi } from "../providers/api.js";
+import type { OutboundPolicy } from "../network/address-policy.js";
 
 export interface AccessToken {
   accessToken: string;
@@ -21,8 +24,8 @@ export interface AccessToken {
   expireTime: Date | undefined;
   /** The connection's metadata (never a secret). */
   metadata: Record<string, string>;
-  /** API_KEY and BASIC: where the catalog says the secret goes on a call, when it says. */
-  placement?: ApiTokenPlacement;
+  /** Where the provider's API lives for this connection, when the catalog says. */
+  api: ConnectionApi | undefined;
 }
 
 export interface TokenRefresherDeps {
@@ -33,6 +36,8 @@ export interface TokenRefresherDeps {
   /** The bounded fetch for provider calls. */
   fetch: typeof fetch;
   providers: ProviderCatalog;
+  /** Checks provider-sent URLs used as API bases. */
+  outbound: OutboundPolicy;
   /** Tokens closer than this to expiry are refreshed first. */
   minValidityMs: number;
   /** The provider-call timeout. */
@@ -51,7 +56,11 @@ export interface TokenRefresherDeps {
 const POLL_MS = 100;
 /** Time left on the lease, beyond the provider timeout, for the writes after the answer. */
 const LEASE_SEND_MARGIN_MS = 2_000;
-/** A connection is force-refreshed at most once per this window. */
+/**
+ * A connection is force-refreshed at most once per this window, whatever its state (a failed
+ * attempt counts too), and a token a refresh just produced is handed out for up to this long
+ * (see fresh).
+ */
 export const FORCE_REFRESH_WINDOW_MS = 10_000;
 
 /**
@@ -115,14 +124,14 @@ export class TokenRefresher {
    * Throws when it never can be, or when a needed refresh is backing off (without calling the
    * provider).
    */
-  #ready(document: ConnectionDocument, force: boolean, started: Date): AccessToken | undefined {
+  #ready(document: ConnectionDocument, force: boolean, started: Date, underLease = false): AccessToken | undefined {
     if (document.status === "DELETED") throw connectionNotFound();
     if (document.status === "PENDING") throw new ConnectionError("pending", "the connection is waiting for ConfirmConnection");
     if (document.status === "NEEDS_REAUTHORIZATION") throw needsReauthorization(document.status_reason);
     if (document.access_token === undefined) throw needsReauthorization("no_access_token");
     const renewal = renewalOf(document);
     // A static secret is never refreshed: forced or not, the stored value is the answer.
-    if (renewal === "static") return this.#handOut(document, document.access_token, apiTokenPlacement(this.deps.providers, document.provider));
+    if (renewal === "static") return this.#handOut(document, document.access_token);
     const now = Date.now();
     const expiresIn = document.expire_time === undefined ? Infinity : document.expire_time.getTime() - now;
     const usable = force
@@ -131,22 +140,30 @@ export class TokenRefresher {
         document.refresh_time !== undefined && document.refresh_time.getTime() > Math.min(now - FORCE_REFRESH_WINDOW_MS, started.getTime() - 1)
       : // A token that cannot be renewed (no refresh token) is handed out while it lasts, even
         // inside the margin; one that can be obtained again from the credential alone is renewed.
-        expiresIn >= this.deps.minValidityMs || (renewal === "refresh_token" && document.refresh_token === undefined && expiresIn > 0);
-    if (usable) return this.#handOut(document, document.access_token, undefined);
-    const retryAt = document.refresh_retry_time?.getTime();
-    if (retryAt !== undefined && retryAt > now) throw refreshFailed(retryAt - now);
+        expiresIn >= this.deps.minValidityMs ||
+        (renewal === "refresh_token" && document.refresh_token === undefined && expiresIn > 0) ||
+        fresh(document, now);
+    if (usable) return this.#handOut(document, document.access_token);
+    let retryAt = document.refresh_retry_time?.getTime() ?? 0;
+    // At most one forced refresh per window in every state, failing ones included (issue 20,
+    // item 3: the backoff alone let 4 through in 10 s). A refresh still in flight elsewhere
+    // (sent, no outcome yet) is waited for instead; under the lease there is none.
+    const attempt = document.refresh_attempt_time?.getTime();
+    if (force && attempt !== undefined && (underLease || document.refresh_sent_time === undefined)) {
+      retryAt = Math.max(retryAt, attempt + FORCE_REFRESH_WINDOW_MS);
+    }
+    if (retryAt > now) throw refreshFailed(retryAt - now);
     return undefined;
   }
 
-  #handOut(document: ConnectionDocument, sealed: string, placement: ApiTokenPlacement | undefined): AccessToken {
-    const token: AccessToken = {
+  #handOut(document: ConnectionDocument, sealed: string): AccessToken {
+    return {
       accessToken: this.deps.secretBox.decrypt(sealed, connectionSecretContext(document._id, "access_token")),
       tokenType: document.token_type,
       expireTime: document.expire_time,
       metadata: document.metadata ?? {},
+      api: document.api,
     };
-    if (placement !== undefined) token.placement = placement;
-    return token;
   }
 
   async #refreshOrWait(seen: ConnectionDocument, force: boolean, started: Date): Promise<AccessToken> {
@@ -158,7 +175,7 @@ export class TokenRefresher {
           // Whoever held the lease before may have refreshed already: look again.
           const current = await this.deps.connections.findByIdUnscoped(seen._id);
           if (current === null) throw connectionNotFound();
-          return this.#ready(current, force, started) ?? (await this.#refresh(current, lease));
+          return this.#ready(current, force, started, true) ?? (await this.#refresh(current, lease));
         } finally {
           await this.deps.lifecycle.release(lease);
         }
@@ -217,15 +234,18 @@ export class TokenRefresher {
         "refresh",
         obtainAgain(document, target.client, profile.authorize.scopeSeparator, this.deps.secretBox, this.deps.fetch),
       );
-      const stored = await lifecycle.recordRefreshed(document, tokens, now, target.adopted);
+      const api = renderApi(profile.api, profile.templateValues, { ...document.metadata, ...tokens.metadata }, (url) => this.deps.outbound.refusal(url));
+      const stored = await lifecycle.recordRefreshed(document, tokens, now, target.adopted, api);
       log.info(
         { outcome: document.status === "REFRESH_FAILED" ? "recovered" : "refreshed", rotated: tokens.refreshToken !== undefined },
         "access token refreshed",
       );
-      return { accessToken: tokens.accessToken, tokenType: tokens.tokenType, expireTime: stored.expireTime, metadata: stored.metadata };
+      return { accessToken: tokens.accessToken, tokenType: tokens.tokenType, expireTime: stored.expireTime, metadata: stored.metadata, api: stored.api };
     } catch (error) {
-      if (renewal === "refresh_token" && error instanceof TokenResponseError && error.oauthError === "invalid_grant") {
-        const reason = uncertain ? "refresh_token_reused" : "invalid_grant";
+      if (renewal === "refresh_token" && error instanceof TokenResponseError && endsGrant(error.oauthError, profile.token.errors)) {
+        // RFC 6749 §5.2 invalid_grant, or a code the provider's docs say ends the grant (Slack's
+        // HTTP-200 invalid_refresh_token): retrying cannot help, only the end user can.
+        const reason = error.oauthError !== "invalid_grant" ? error.oauthError! : uncertain ? "refresh_token_reused" : "invalid_grant";
         log.warn({ outcome: reason }, "refresh token rejected; the connection needs reauthorization");
         await lifecycle.markNeedsReauthorization(document, reason);
         throw needsReauthorization(reason);
@@ -289,6 +309,29 @@ export class TokenRefresher {
     }
     return candidates.length === batch;
   }
+}
+
+/**
+ * A token a refresh produced moments ago is handed out even inside the margin: a provider whose
+ * tokens live shorter than BROKER_TOKEN_MIN_VALIDITY would otherwise be asked on every call
+ * (issue 20, item 3: 147 calls, 147 refreshes). Fresh for 10 s (the forced-refresh window: at
+ * most one non-forced refresh per connection per 10 s) or half the token's lifetime when that is
+ * shorter, so what is handed out always has at least half its lifetime left.
+ */
+function fresh(document: ConnectionDocument, now: number): boolean {
+  if (document.refresh_time === undefined || document.expire_time === undefined) return false;
+  const obtained = document.refresh_time.getTime();
+  const lifetime = document.expire_time.getTime() - obtained;
+  return now - obtained < Math.min(FORCE_REFRESH_WINDOW_MS, lifetime / 2);
+}
+
+/**
+ * Whether a refresh error code ends the grant: the entry's permanent codes, and RFC 6749's
+ * invalid_grant unless the entry calls it transient. Other codes are retried after backoff.
+ */
+function endsGrant(code: string | undefined, errors: ProviderProfile["token"]["errors"]): boolean {
+  if (code === undefined || errors.transient.includes(code)) return false;
+  return code === "invalid_grant" || errors.permanent.includes(code);
 }
 
 /** The same test as the store's idle scan, made again under the lease. */

@@ -6,6 +6,15 @@ import type { ConsoleSessionStore } from "../store/console-sessions.js";
 
 /** The session cookie. `HttpOnly`: page scripts never see it, so the key it stands for cannot leak. */
 export const SESSION_COOKIE = "obk_console";
+
+/**
+ * The cookie's name: with https, `__Host-` prefixed, which browsers accept only from this host,
+ * `Secure`, with `Path=/` and no `Domain` (RFC 6265bis §4.1.3.2). A sibling subdomain could
+ * otherwise plant an `obk_console` cookie for the parent domain that shadows the real one.
+ */
+export function sessionCookieName(secure: boolean): string {
+  return secure ? `__Host-${SESSION_COOKIE}` : SESSION_COOKIE;
+}
 /**
  * Every RPC authenticated by the cookie must carry this header with the session's CSRF token. A
  * cross-site form cannot set headers, and a cross-site script cannot read the token: the gateway
@@ -30,9 +39,13 @@ export class ConsoleSessions {
   readonly #identify: ReturnType<typeof callerIdentifier>;
 
   constructor(
-    private readonly deps: IdentifyDeps & { sessions: ConsoleSessionStore; apiKeys: ApiKeyStore; ttlMs: number },
+    private readonly deps: IdentifyDeps & { sessions: ConsoleSessionStore; apiKeys: ApiKeyStore; ttlMs: number; cookieName: string },
   ) {
     this.#identify = callerIdentifier(deps);
+  }
+
+  get cookieName(): string {
+    return this.deps.cookieName;
   }
 
   /** Undefined when the key is not a valid API key or the admin token (JWTs are for services). */
@@ -56,7 +69,7 @@ export class ConsoleSessions {
 
   /** The session's caller and CSRF token, from the cookie alone (for the console to start up). */
   async current(cookieHeader: string | null | undefined): Promise<{ caller: Caller; csrfToken: string } | undefined> {
-    const cookie = readCookie(cookieHeader);
+    const cookie = readCookie(cookieHeader, this.deps.cookieName);
     if (cookie === undefined) return undefined;
     const caller = await this.#callerOf(cookie);
     return caller && { caller, csrfToken: csrfTokenFor(cookie) };
@@ -64,14 +77,14 @@ export class ConsoleSessions {
 
   /** The caller of an RPC authenticated by the cookie, only with the matching CSRF header. */
   async authenticate(headers: Headers): Promise<Caller | undefined> {
-    const cookie = readCookie(headers.get("cookie"));
+    const cookie = readCookie(headers.get("cookie"), this.deps.cookieName);
     const presented = headers.get(CSRF_HEADER);
     if (cookie === undefined || presented === null || !sameSecret(presented, csrfTokenFor(cookie))) return undefined;
     return this.#callerOf(cookie);
   }
 
   async signOut(cookieHeader: string | null | undefined): Promise<void> {
-    const cookie = readCookie(cookieHeader);
+    const cookie = readCookie(cookieHeader, this.deps.cookieName);
     if (cookie !== undefined) await this.deps.sessions.delete(hash(cookie));
   }
 
@@ -109,11 +122,11 @@ function sameSecret(a: string, b: string): boolean {
   return timingSafeEqual(digest("sha256", a, "buffer"), digest("sha256", b, "buffer"));
 }
 
-function readCookie(header: string | null | undefined): string | undefined {
+function readCookie(header: string | null | undefined, cookieName: string): string | undefined {
   if (header == null) return undefined;
   for (const part of header.split(";")) {
     const [name, value] = part.trim().split("=", 2);
-    if (name === SESSION_COOKIE && value !== undefined && /^[A-Za-z0-9_-]{43}$/.test(value)) return value;
+    if (name === cookieName && value !== undefined && /^[A-Za-z0-9_-]{43}$/.test(value)) return value;
   }
   return undefined;
 }

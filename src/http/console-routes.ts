@@ -1,8 +1,9 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Caller } from "../auth/caller.js";
-import { CSRF_HEADER, SESSION_COOKIE, type ConsoleSessions } from "../console/sessions.js";
+import { CSRF_HEADER, type ConsoleSessions } from "../console/sessions.js";
 import type { RateLimiter } from "../interceptors/rate-limit.js";
+import { clientAddress, clientLimitKey, type TrustedProxies } from "../network/client-address.js";
 import { BodyTooLarge, readBody } from "./rest-routes.js";
 import { setBrowserSecurityHeaders } from "./pages.js";
 import { sendBody } from "./routes.js";
@@ -29,11 +30,24 @@ const CONSOLE_CSP =
   "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; " +
   "base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
+/**
+ * The console's headers. `Cross-Origin-Opener-Policy: same-origin` puts a provider page the
+ * console opened in a tab of its own browsing context group, so it cannot reach back and navigate
+ * the operator's console (issue 20, item 4). Only on the console: an organisation's own pop-up
+ * flow passes through the callback and needs its opener.
+ */
+function setConsoleHeaders(res: HttpResponse): void {
+  setBrowserSecurityHeaders(res, CONSOLE_CSP);
+  res.setHeader("Cross-Origin-Opener-Policy", "same-origin");
+}
+
 export interface ConsoleRouteDeps {
   sessions: ConsoleSessions;
   /** Sign-in attempts per client address. */
   limiter: RateLimiter;
-  /** The session cookie is `Secure` when the public URL is https. */
+  /** Whose forwarding headers name the client (the callback limiter's rule). */
+  trustedProxies: TrustedProxies;
+  /** The session cookie is `Secure` and `__Host-` prefixed when the public URL is https. */
   secureCookie: boolean;
   sessionTtlSeconds: number;
   distDir: string;
@@ -47,12 +61,12 @@ export interface ConsoleRouteDeps {
 export function consoleRoutes(deps: ConsoleRouteDeps): HttpRoute[] {
   const files = loadFiles(deps.distDir);
   const cookie = (value: string, maxAge: number) =>
-    `${SESSION_COOKIE}=${value}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAge}${deps.secureCookie ? "; Secure" : ""}`;
+    `${deps.sessions.cookieName}=${value}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAge}${deps.secureCookie ? "; Secure" : ""}`;
   return [
     {
       matches: (path) => path === "/console/session",
       async handle(req, res) {
-        setBrowserSecurityHeaders(res, CONSOLE_CSP);
+        setConsoleHeaders(res);
         if (req.method === "GET") {
           const current = await deps.sessions.current(req.headers.cookie);
           if (current === undefined) return sendJson(res, 401, { code: "unauthenticated", message: "not signed in" });
@@ -74,7 +88,7 @@ export function consoleRoutes(deps: ConsoleRouteDeps): HttpRoute[] {
     {
       matches: (path) => path === "/console" || path.startsWith("/console/"),
       async handle(req, res) {
-        setBrowserSecurityHeaders(res, CONSOLE_CSP);
+        setConsoleHeaders(res);
         if (req.method !== "GET" && req.method !== "HEAD") {
           res.setHeader("Allow", "GET");
           return sendBody(res, 405, "text/plain; charset=utf-8", "method not allowed\n");
@@ -100,7 +114,9 @@ async function signIn(
   res: HttpResponse,
   cookie: (value: string, maxAge: number) => string,
 ): Promise<void> {
-  const retryAfter = deps.limiter.take(req.socket?.remoteAddress ?? "unknown");
+  // Keyed as the callback limit is: behind a trusted proxy, the forwarded client (issue 20, item
+  // 5: keyed on the proxy's address, one attacker locked every operator out).
+  const retryAfter = deps.limiter.take(clientLimitKey(clientAddress(req.socket?.remoteAddress, req.headers, deps.trustedProxies)));
   if (retryAfter > 0) {
     res.setHeader("Retry-After", String(retryAfter));
     return sendJson(res, 429, { code: "resource_exhausted", message: "too many sign-in attempts" });

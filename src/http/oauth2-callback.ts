@@ -6,7 +6,7 @@ import { type Tracing, traceFields } from "../observability/tracing.js";
 import { isDatabaseUnavailable } from "../store/database.js";
 import type { SecretBox } from "../crypto/secret-box.js";
 import { IdTokenError, type IdTokenVerifier } from "../oauth/id-token.js";
-import { callbackMetadata, isRedirectUriOf, issuerMatches, parseCallbackPath, parseCallbackQuery, providerErrorCode } from "../oauth/callback-params.js";
+import { checkCallbackValues, isRedirectUriOf, issuerMatches, parseCallbackPath, parseCallbackQuery, providerErrorCode } from "../oauth/callback-params.js";
 import type { ProviderCatalog } from "../providers/catalog.js";
 import { profileFor } from "../providers/profile.js";
 import { OutboundError } from "../network/bounded-fetch.js";
@@ -20,6 +20,9 @@ import { endpointsOf, tokenClientFor } from "../connections/secrets.js";
 import { accountFromIdToken, accountFromObject, type ExternalAccount, fetchUserinfoAccount, OIDC_ACCOUNT_FIELDS } from "../oauth/external-account.js";
 import type { TokenSet } from "../oauth/token-response.js";
 import { accountSourceOf, type ProviderProfile } from "../providers/profile.js";
+import { renderApi } from "../providers/api.js";
+import { fetchMetadata } from "../oauth/metadata-requests.js";
+import type { OutboundPolicy } from "../network/address-policy.js";
 import type { CredentialStore } from "../store/credentials.js";
 import type { OAuthStateDocument, OAuthStateStore } from "../store/oauth-states.js";
 import { clientAddress, clientLimitKey, type TrustedProxies } from "../network/client-address.js";
@@ -43,6 +46,8 @@ export interface CallbackDeps {
   /** The bounded fetch for provider calls. */
   fetch: typeof fetch;
   providers: ProviderCatalog;
+  /** Checks provider-sent URLs used as API bases. */
+  outbound: OutboundPolicy;
   logger: Logger;
 }
 
@@ -56,6 +61,8 @@ type FailureReason =
   | "account_mismatch"
   | "account_unverified"
   | "connection_not_found"
+  | "invalid_callback_signature"
+  | "invalid_callback_value"
   | "server_error";
 
 const EXPIRED_TITLE = "This sign-in link has expired or was already used";
@@ -162,6 +169,15 @@ async function handleCallback(deps: CallbackDeps, req: HttpRequest, res: HttpRes
     if (!issuerMatches(params.iss, { ...credential, issuer: profile.issuer })) {
       return fail("issuer_mismatch", 400, ["The response did not come from the expected provider. Please start again."]);
     }
+    // Values the catalog keeps from the query, checked before the code leaves the broker.
+    const { callback: names, callbackPatterns: patterns, callbackEquals: equals, callbackSignature: signature } = profile.metadata;
+    const clientSecret = () => tokenClientFor(credential, profile, deps.secretBox).clientSecret;
+    const callbackValues = checkCallbackValues(query, { names, patterns, equals, signature }, clientSecret);
+    if ("refused" in callbackValues) {
+      attemptLog.warn({ parameter: callbackValues.key }, "callback value refused");
+      const what = callbackValues.refused === "invalid_callback_signature" ? "was not signed by the provider" : "is not what the provider sends";
+      return fail(callbackValues.refused, 400, [`The response's "${callbackValues.key}" ${what}. Nothing was stored. Please start again.`]);
+    }
 
     const tokens = await countTokenRequest(deps.metrics, "exchange", exchangeAuthorizationCode(
       tokenClientFor(credential, profile, deps.secretBox),
@@ -181,6 +197,11 @@ async function handleCallback(deps: CallbackDeps, req: HttpRequest, res: HttpRes
       claims = await deps.idTokens.verify(tokens.idToken, { issuer: profile.issuer, clientId: credential.client_id, nonce: attempt.nonce });
     }
 
+    // Documented requests right after the exchange (Mailchimp's data center, Xero's tenant), through
+    // the same bounded fetch and outbound policy as every provider call.
+    const requested = await fetchMetadata(profile.metadataRequests, tokens.accessToken, deps.fetch);
+    if (requested.failed.length > 0) attemptLog.warn({ outcome: "metadata_request_failed", failed: requested.failed }, "a metadata request failed; its values are left out");
+    const metadata = { ...callbackValues.metadata, ...tokens.metadata, ...requested.metadata, ...profile.connectionConfig };
     const grant: Grant = {
       organisationId: attempt.organisation_id,
       connectorId: attempt.connector_id,
@@ -193,8 +214,9 @@ async function handleCallback(deps: CallbackDeps, req: HttpRequest, res: HttpRes
       // Where these tokens came from: the only endpoints they will be sent to.
       endpoints: endpointsOf(profile),
       // What the catalog names from the callback and the response, plus the template values.
-      metadata: { ...callbackMetadata(query, profile.metadata.callback), ...tokens.metadata, ...profile.connectionConfig },
+      metadata,
       connectionConfig: { ...profile.connectionConfig },
+      api: renderApi(profile.api, profile.templateValues, metadata, (url) => deps.outbound.refusal(url)),
     };
     const reconnect = attempt.connection_id;
     const { id, confirmation } =

@@ -40,6 +40,17 @@ export class OutboundPolicy {
     return undefined;
   }
 
+  /**
+   * Refuses a special-use or internal host name (see isSpecialUseName) that the allow-list does
+   * not name. For host names a credential's template parameter fills in (Okta's `domain`), which
+   * are stored to be called later: refused when stored, not only at connect time.
+   */
+  requireHostName(hostname: string, field: string): void {
+    if (isSpecialUseName(hostname) && !this.isAllowlisted(hostname.replace(/\.$/, ""))) {
+      invalid(field, "is refused - special-use and internal host names (localhost, .local, .internal, .localdomain) are allowed only when BROKER_OUTBOUND_ALLOWLIST names them");
+    }
+  }
+
   /** Validates an outbound URL given in a request. Throws InvalidInputError naming the field. */
   requireUrl(value: string, field: string, url: URL): string {
     const refusal = this.refusal(url);
@@ -108,6 +119,20 @@ for (const [address, prefix] of [
   ["ff00::", 8],
 ] as const) {
   SPECIAL_V6.addSubnet(address, prefix, "ipv6");
+}
+
+/**
+ * Names that never mean a public host: RFC 6761 §6.3 `localhost` and §6.4 `invalid`, RFC 6762
+ * `local` (multicast DNS), RFC 8375 `home.arpa`, `internal` (reserved by ICANN for private use;
+ * `metadata.google.internal` is the cloud metadata server) and `localdomain`, which many systems
+ * resolve to themselves.
+ */
+const SPECIAL_USE_DOMAINS = ["localhost", "invalid", "local", "internal", "localdomain", "home.arpa"];
+
+/** A special-use or internal host name: one of SPECIAL_USE_DOMAINS or a name under one. */
+export function isSpecialUseName(hostname: string): boolean {
+  const host = hostname.toLowerCase().replace(/\.$/, "");
+  return SPECIAL_USE_DOMAINS.some((domain) => host === domain || host.endsWith(`.${domain}`));
 }
 
 /** Loopback, private, link-local, multicast, documentation and other non-public ranges. */

@@ -1,3 +1,6 @@
+import { createHmac, timingSafeEqual } from "node:crypto";
+import { UNSAFE_TEXT } from "../validation.js";
+
 /**
  * The query of a redirect back from the provider (RFC 6749 §4.1.2, §4.1.2.1; RFC 9207 §2).
  * Read strictly: a parameter given twice, or one far longer than any real provider sends, makes the
@@ -97,18 +100,78 @@ export function parseCallbackPath(path: string): { organisationId: string | unde
   return organisationId === undefined ? undefined : { organisationId };
 }
 
+/** How a provider signs its redirect back (see `metadata.callback_signature` in catalog.schema.json). */
+export interface CallbackSignature {
+  scheme: "hmac_sha256_sorted_query";
+  /** The query parameter that carries the signature. */
+  parameter: string;
+}
+
+/** What the provider profile says about the values a provider adds to its redirect. */
+export interface CallbackValueRules {
+  /** Metadata key -> query parameter name. */
+  names: Readonly<Record<string, string>>;
+  /** Metadata key -> anchored pattern the value must match. */
+  patterns: Readonly<Record<string, string>>;
+  /** Metadata key -> the value it must equal (the connection's own, e.g. its Shopify shop). */
+  equals: Readonly<Record<string, string>>;
+  signature: CallbackSignature | undefined;
+}
+
+/** Why a callback's values were refused: the `error` the return URL gets. */
+export type CallbackValueRefusal = "invalid_callback_signature" | "invalid_callback_value";
+
 /**
- * Non-secret values a provider adds to its redirect (QuickBooks' `realmId`), by the names the
- * provider profile gives: metadata key -> query parameter. Call it only on a query that
- * parseCallbackQuery accepted (no repeats, bounded lengths). Values with control characters are
- * left out.
+ * Non-secret values a provider adds to its redirect (QuickBooks' `realmId`, Shopify's `shop`),
+ * as metadata, or why the callback must fail. The browser can send anything there (issue 20,
+ * item 7), so: the provider's signature over the query first, where its docs define one; then
+ * every present value must match its pattern and equal what the connection expects. Call it only
+ * on a query that parseCallbackQuery accepted (no repeats, bounded lengths).
  */
-export function callbackMetadata(search: string, names: Readonly<Record<string, string>>): Record<string, string> {
+export function checkCallbackValues(
+  search: string,
+  rules: CallbackValueRules,
+  clientSecret: () => string,
+): { metadata: Record<string, string> } | { refused: CallbackValueRefusal; key: string } {
   const params = new URLSearchParams(search);
-  const metadata: Record<string, string> = {};
-  for (const [key, name] of Object.entries(names)) {
-    const value = params.get(name);
-    if (value !== null && value !== "" && value.length <= 256 && !/[\u0000-\u001f\u007f]/.test(value)) metadata[key] = value;
+  if (rules.signature !== undefined && !signatureValid(params, rules.signature, clientSecret())) {
+    return { refused: "invalid_callback_signature", key: rules.signature.parameter };
   }
-  return metadata;
+  const metadata: Record<string, string> = {};
+  for (const [key, name] of Object.entries(rules.names)) {
+    const value = params.get(name) ?? "";
+    const expected = rules.equals[key];
+    if (value === "" && expected === undefined) continue;
+    const pattern = rules.patterns[key];
+    // The catalog requires a pattern for every key; without one (a stale entry) nothing is kept.
+    if (pattern === undefined || value.length > 256 || UNSAFE_TEXT.test(value) || !new RegExp(pattern, "u").test(value)) {
+      return { refused: "invalid_callback_value", key: name };
+    }
+    if (expected !== undefined && value !== expected) return { refused: "invalid_callback_value", key: name };
+    metadata[key] = value;
+  }
+  return { metadata };
+}
+
+/**
+ * Shopify's redirect signature
+ * (https://shopify.dev/docs/apps/build/authentication-authorization/access-tokens/authorization-code-grant):
+ * HMAC-SHA256 keyed with the client secret over every other parameter, sorted by name, as
+ * `name=value` joined by `&` (`%` and `&` escaped in names and values, `=` in names), hex.
+ * Compared in constant time.
+ */
+function signatureValid(params: URLSearchParams, signature: CallbackSignature, secret: string): boolean {
+  const given = params.get(signature.parameter) ?? "";
+  if (!/^[0-9a-f]{64}$/i.test(given)) return false;
+  const escapeForSignature = (text: string, name: boolean) => {
+    const escaped = text.replaceAll("%", "%25").replaceAll("&", "%26");
+    return name ? escaped.replaceAll("=", "%3D") : escaped;
+  };
+  const message = [...params]
+    .filter(([name]) => name !== signature.parameter)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([name, value]) => `${escapeForSignature(name, true)}=${escapeForSignature(value, false)}`)
+    .join("&");
+  const expected = createHmac("sha256", secret).update(message).digest();
+  return timingSafeEqual(expected, Buffer.from(given.toLowerCase(), "hex"));
 }

@@ -1,5 +1,6 @@
 import type { JWTPayload } from "jose";
 import { OutboundError } from "../network/bounded-fetch.js";
+import { UNSAFE_TEXT } from "../validation.js";
 
 /** The account at the provider, as far as it said. */
 export interface ExternalAccount {
@@ -29,19 +30,21 @@ export function accountFromIdToken(claims: JWTPayload): ExternalAccount | undefi
 /**
  * Reads an account from a JSON object by field names, which may be dotted paths
  * (`data.user.id`). A number ID (GitHub's `id`) is kept as its decimal text. Undefined without an
- * ID; other fields are left out when absent or not text.
+ * ID; other fields are left out when absent or not text. A field holding control or bidi
+ * characters (UNSAFE_TEXT) counts as absent: stripping them would change the value (two IDs could
+ * become one, an email another address), and these are shown to operators and compared on reconnect.
  */
 export function accountFromObject(source: Record<string, unknown>, fields: AccountFields): ExternalAccount | undefined {
   const read = (path: string): unknown =>
     path.split(".").reduce<unknown>((value, key) => (typeof value === "object" && value !== null ? (value as Record<string, unknown>)[key] : undefined), source);
   const raw = read(fields.id);
   const id = typeof raw === "number" && Number.isSafeInteger(raw) ? String(raw) : typeof raw === "string" ? raw : undefined;
-  if (id === undefined || id === "" || id.length > 512) return undefined;
+  if (id === undefined || id === "" || id.length > 512 || UNSAFE_TEXT.test(id)) return undefined;
   const account: ExternalAccount = { id };
   for (const key of ["email", "name"] as const) {
     const path = fields[key];
     const value = path === undefined ? undefined : read(path);
-    if (typeof value === "string" && value !== "" && value.length <= 512) account[key] = value;
+    if (typeof value === "string" && value !== "" && value.length <= 512 && !UNSAFE_TEXT.test(value)) account[key] = value;
   }
   return account;
 }

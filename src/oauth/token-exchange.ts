@@ -16,12 +16,18 @@ export interface TokenClient {
   bodyFormat?: "form" | "json";
   /** Where the provider puts the parts of its response (the provider profile's). */
   response?: TokenResponseRules;
+  /** client_secret_basic: "form" (default) or "raw", as the provider's docs build the header. */
+  basicEncoding?: "form" | "raw";
+  /** The provider's names for client_id and client_secret in the body (TikTok's `client_key`). */
+  clientIdParam?: string;
+  clientSecretParam?: string;
+  /** Parameters the provider documents for every exchange or refresh request (Pinterest's `continuous_refresh`). */
+  extraParams?: { exchange?: Readonly<Record<string, string>>; refresh?: Readonly<Record<string, string>> };
 }
 
 /**
- * RFC 6749 §4.1.3: exchanges an authorization code for tokens. oauth4webapi builds the request
- * (including the form-encoding of the client ID and secret that RFC 6749 §2.3.1 requires for
- * HTTP Basic); the response is read by parseTokenResponse, which accepts real-world variations
+ * RFC 6749 §4.1.3: exchanges an authorization code for tokens. oauth4webapi builds the request,
+ * with the broker's client authentication (clientAuthentication); the response is read by parseTokenResponse, which accepts real-world variations
  * that oauth4webapi rightly refuses. Throws TokenResponseError or OutboundError.
  */
 export async function exchangeAuthorizationCode(
@@ -40,7 +46,7 @@ export async function exchangeAuthorizationCode(
     params,
     grant.redirectUri,
     grant.codeVerifier ?? oauth.nopkce,
-    options,
+    { ...options, additionalParameters: client.extraParams?.exchange },
   );
   return parseTokenResponse(response.status, response.headers.get("content-type"), await response.text(), client.response);
 }
@@ -52,7 +58,10 @@ export async function exchangeAuthorizationCode(
  */
 export async function refreshAccessToken(client: TokenClient, refreshToken: string, fetchImpl: typeof fetch): Promise<TokenSet> {
   const { as, oauthClient, auth, options } = requestParts(client, fetchImpl);
-  const response = await oauth.refreshTokenGrantRequest(as, oauthClient, auth, refreshToken, options);
+  const response = await oauth.refreshTokenGrantRequest(as, oauthClient, auth, refreshToken, {
+    ...options,
+    additionalParameters: client.extraParams?.refresh,
+  });
   return parseTokenResponse(response.status, response.headers.get("content-type"), await response.text(), client.response ?? STANDARD_TOKEN_RESPONSE);
 }
 
@@ -78,33 +87,88 @@ export async function requestClientCredentials(client: TokenClient, request: Cli
   return parseTokenResponse(response.status, response.headers.get("content-type"), await response.text(), client.response ?? STANDARD_TOKEN_RESPONSE);
 }
 
+/** How a provider takes a revocation request (the provider profile's RevocationRules). */
+export interface RevocationRequest {
+  method: "POST" | "DELETE" | "GET";
+  tokenIn: "form" | "json" | "query" | "bearer" | "none";
+  tokenParam: string;
+  tokenTypeHint: boolean;
+  clientAuth: "basic" | "form" | "json" | "none";
+  headers: Readonly<Record<string, string>>;
+  successStatus: readonly number[];
+}
+
+/** RFC 7009 §2.1: a form POST of `token` (and its hint) with the token endpoint's client authentication. */
+export const RFC7009_REVOCATION: RevocationRequest = {
+  method: "POST",
+  tokenIn: "form",
+  tokenParam: "token",
+  tokenTypeHint: true,
+  clientAuth: "basic",
+  headers: {},
+  successStatus: [200],
+};
+
 /**
- * RFC 7009 §2: revokes a token. Resolves when the provider answered 200; otherwise throws
- * RevocationError with a short reason that holds no token.
+ * Revokes a grant as the provider documents it: RFC 7009 §2 by default, or the entry's variant (a
+ * JSON body with Basic auth as Notion, `DELETE /applications/{client_id}/grant` as GitHub, the
+ * token in the query, or the token as the bearer credential as Slack's auth.revoke). Resolves
+ * when the provider answered one of its success statuses (and, for providers that answer errors
+ * with HTTP 200, its ok field); otherwise throws RevocationError with a short reason that holds
+ * no token.
  */
 export async function revokeToken(
   client: TokenClient,
   revocationUrl: string,
   token: { value: string; hint: "refresh_token" | "access_token" },
   fetchImpl: typeof fetch,
+  request: RevocationRequest = RFC7009_REVOCATION,
 ): Promise<void> {
-  const { as, oauthClient, auth, options } = requestParts(client, fetchImpl);
   const url = new URL(revocationUrl);
-  const response = await oauth.revocationRequest({ ...as, revocation_endpoint: url.href }, oauthClient, auth, token.value, {
-    ...options,
-    [oauth.allowInsecureRequests]: url.protocol === "http:",
-    additionalParameters: { token_type_hint: token.hint },
-  });
-  if (response.status === 200) return;
-  const body = await response.text();
-  let reason = `HTTP ${response.status}`;
+  const headers = new Headers(request.headers);
+  if (!headers.has("accept")) headers.set("accept", "application/json");
+  const fields: Record<string, string> = {};
+  const tokenFields: Record<string, string> = { [request.tokenParam]: token.value };
+  if (request.tokenTypeHint) tokenFields.token_type_hint = token.hint;
+  switch (request.tokenIn) {
+    case "form":
+    case "json":
+      Object.assign(fields, tokenFields);
+      break;
+    case "query":
+      for (const [key, value] of Object.entries(tokenFields)) url.searchParams.set(key, value);
+      break;
+    case "bearer":
+      headers.set("authorization", `Bearer ${token.value}`);
+      break;
+    case "none":
+      break;
+  }
+  if (request.clientAuth === "basic") {
+    headers.set("authorization", basicAuthorization(client.clientId, client.clientSecret, client.basicEncoding ?? "form"));
+  } else if (request.clientAuth !== "none") {
+    fields[client.clientIdParam ?? "client_id"] = client.clientId;
+    fields[client.clientSecretParam ?? "client_secret"] = client.clientSecret;
+  }
+  let body: string | undefined;
+  if (Object.keys(fields).length > 0) {
+    const json = request.tokenIn === "json" || request.clientAuth === "json";
+    headers.set("content-type", json ? "application/json" : "application/x-www-form-urlencoded;charset=UTF-8");
+    body = json ? JSON.stringify(fields) : new URLSearchParams(fields).toString();
+  }
+  const response = await fetchImpl(url.href, { method: request.method, headers, body, redirect: "manual" });
+  const text = await response.text();
+  let answer: { error?: unknown; ok?: unknown } | undefined;
   try {
-    const error = (JSON.parse(body) as { error?: unknown }).error;
-    if (typeof error === "string" && /^[\x20-\x7e]{1,64}$/.test(error)) reason = error;
+    answer = JSON.parse(text) as { error?: unknown; ok?: unknown };
   } catch {
     // Not JSON: the status says enough.
   }
-  throw new RevocationError(reason);
+  const okField = client.response?.okField;
+  const refused = okField !== undefined && answer !== undefined && typeof answer === "object" && answer !== null && (answer as Record<string, unknown>)[okField] !== true;
+  if (request.successStatus.includes(response.status) && !refused) return;
+  const error = typeof answer === "object" && answer !== null ? answer.error : undefined;
+  throw new RevocationError(typeof error === "string" && /^[\x20-\x7e]{1,64}$/.test(error) ? error : `HTTP ${response.status}`);
 }
 
 export class RevocationError extends Error {
@@ -118,13 +182,46 @@ function requestParts(client: TokenClient, fetchImpl: typeof fetch) {
     // does not make, so a credential without one gets the token endpoint's origin.
     as: { issuer: client.issuer ?? tokenUrl.origin, token_endpoint: tokenUrl.href } satisfies oauth.AuthorizationServer,
     oauthClient: { client_id: client.clientId } satisfies oauth.Client,
-    auth: client.authMethod === "client_secret_post" ? oauth.ClientSecretPost(client.clientSecret) : oauth.ClientSecretBasic(client.clientSecret),
+    auth: clientAuthentication(client),
     options: {
       [oauth.customFetch]: client.bodyFormat === "json" ? jsonBody(fetchImpl) : fetchImpl,
       // token_url was validated as https, or http on a loopback host.
       [oauth.allowInsecureRequests]: tokenUrl.protocol === "http:",
     },
   };
+}
+
+/**
+ * How the client authenticates at the token endpoint. oauth4webapi's ClientSecretBasic
+ * form-encodes every character but letters and digits, `-_.~` included, which a provider that
+ * compares the header raw (Notion, whose client IDs are UUIDs) refuses; so Basic is built here.
+ */
+function clientAuthentication(client: TokenClient): oauth.ClientAuth {
+  if (client.authMethod === "client_secret_post") {
+    return (_as, _client, body) => {
+      body.set(client.clientIdParam ?? "client_id", client.clientId);
+      body.set(client.clientSecretParam ?? "client_secret", client.clientSecret);
+    };
+  }
+  return (_as, _client, _body, headers) => {
+    headers.set("authorization", basicAuthorization(client.clientId, client.clientSecret, client.basicEncoding ?? "form"));
+  };
+}
+
+/**
+ * The HTTP Basic `Authorization` value for a client. RFC 6749 §2.3.1 form-encodes the ID and
+ * secret first; "form" encodes only what RFC 3986 §2.3 does not leave unreserved, so a provider
+ * that decodes reads the same value and one that does not still reads ordinary IDs (`-_.~`).
+ * "raw": `<id>:<secret>` as is, for providers whose docs build it so.
+ */
+export function basicAuthorization(clientId: string, clientSecret: string, encoding: "form" | "raw"): string {
+  const pair = encoding === "raw" ? `${clientId}:${clientSecret}` : `${formEncode(clientId)}:${formEncode(clientSecret)}`;
+  return `Basic ${Buffer.from(pair, "utf8").toString("base64")}`;
+}
+
+/** application/x-www-form-urlencoded, leaving RFC 3986 unreserved characters as they are. */
+function formEncode(value: string): string {
+  return encodeURIComponent(value).replace(/[!'()*]|%20/g, (c) => (c === "%20" ? "+" : `%${c.charCodeAt(0).toString(16).toUpperCase()}`));
 }
 
 /**

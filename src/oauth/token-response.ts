@@ -1,3 +1,5 @@
+import { UNSAFE_TEXT } from "../validation.js";
+
 /**
  * Reads a token endpoint response (RFC 6749 §5.1, §5.2), accepting the variations real providers
  * send: `token_type` in any case, no `expires_in`, `expires_in` as a string, `scope` separated by
@@ -129,7 +131,8 @@ function extractMetadata(fields: Record<string, unknown>, paths: Readonly<Record
     const value = valueAt(fields, path);
     if (typeof value !== "string" && typeof value !== "number" && typeof value !== "boolean") continue;
     const text = String(value);
-    if (text !== "" && text.length <= 2048 && !/[\u0000-\u001f\u007f]/.test(text)) metadata[key] = text;
+    // Control and bidi characters: left out (issue 20, item 7), as values too long are.
+    if (text !== "" && text.length <= 2048 && !UNSAFE_TEXT.test(text)) metadata[key] = text;
   }
   return metadata;
 }

@@ -73,6 +73,8 @@ const CALLBACK_OUTCOMES = new Set([
   "account_mismatch",
   "account_unverified",
   "connection_not_found",
+  "invalid_callback_signature",
+  "invalid_callback_value",
   "server_error",
   "rate_limited",
 ]);

@@ -3,6 +3,7 @@ import { basename, join } from "node:path";
 import { Ajv } from "ajv";
 import { parse } from "yaml";
 import { BROKER_PARAMS, UNSUPPORTED_PARAMS } from "../oauth/authorize-url.js";
+import type { CallbackSignature } from "../oauth/callback-params.js";
 import { isLoopbackHost } from "../validation.js";
 
 /** One `providers/<id>.yaml` file, as validated against catalog.schema.json. */
@@ -43,7 +44,12 @@ export interface CatalogEntry {
   metadata?: {
     response?: Record<string, string>;
     callback?: Record<string, string>;
+    /** Every `callback` key's anchored pattern: a value from the browser is refused unless it matches. */
     callback_patterns?: Record<string, string>;
+    /** What a `callback` value must equal, a template over connection-level parameters. */
+    callback_equals?: Record<string, string>;
+    /** A signature the provider's docs define over the redirect (Shopify's `hmac`). */
+    callback_signature?: CallbackSignature;
     requests?: MetadataRequest[];
   };
   revocation?: RevocationSpec;
@@ -116,8 +122,16 @@ export class CatalogError extends Error {
  * move the request to another host (`evil.com/x`, `a@b`, `acme.evil.com`) or another path.
  */
 export const HOSTILE_VALUES = {
-  host: ["evil.com/x", "a@b", "acme.evil.com", "acme.evil.com.", "a:1", "a/b", "a?b", "a#b", "a\\b", "a%2fb", "a b", "", ".", "..", "A\u0130"],
-  path: ["evil.com/x", "a/b", "a?b", "a#b", "a\\b", "a%2fb", "a%2Fb", "", ".", "..", "a b"],
+  host: [
+    "evil.com/x", "a@b", "acme.evil.com", "acme.evil.com.", "a:1", "a/b", "a?b", "a#b", "a\\b", "a%2fb", "a b", "", ".", "..", "A\u0130",
+    // For patterns with fixed dotted labels (Salesforce's `.my`, `--<sandbox>.sandbox.my`): a label
+    // added before, between or after the fixed ones, or a fixed one replaced, empty or doubled.
+    "acme.evil.my", "evil.acme.my", "acme.my.evil", "acme.my.", ".my", "acme..my", "acme.my.my", "acme.evil",
+    "acme--dev.evil.sandbox.my", "acme--dev.sandbox.evil.my", "evil.acme--dev.sandbox.my", "acme.sandbox.my", "acme--dev.sandbox.my.evil",
+    // Control and bidi characters too: the values are kept as metadata (issue 20, item 7).
+    "a\u0000b", "a\u202eb",
+  ],
+  path: ["evil.com/x", "a/b", "a?b", "a#b", "a\\b", "a%2fb", "a%2Fb", "", ".", "..", "a b", "a\u0000b", "a\u202eb"],
 } as const;
 
 const PLACEHOLDER = /\{([a-z][a-z0-9_]*)\}/g;
@@ -210,11 +224,12 @@ function sameMeaning(a: string, b: string): boolean {
   return x === y || x.endsWith(`_${y}`) || y.endsWith(`_${x}`);
 }
 
-/** Each metadata key of an entry with the response path, callback parameter or template parameter it comes from. */
+/** Each metadata key of an entry with the response path, callback parameter, metadata request path or template parameter it comes from. */
 function metadataSources(entry: CatalogEntry): Array<[string, string]> {
   return [
     ...Object.entries(entry.metadata?.response ?? {}),
     ...Object.entries(entry.metadata?.callback ?? {}),
+    ...(entry.metadata?.requests ?? []).flatMap((request) => Object.entries(request.response)),
     ...(entry.parameters ?? []).filter((p) => p.level === "connection").map((p): [string, string] => [p.name, p.name]),
   ];
 }
@@ -238,7 +253,10 @@ export function entryProblems(entry: CatalogEntry, fileId: string): string[] {
   if (parameters.size !== (entry.parameters ?? []).length) problems.push("parameters must have unique names");
   for (const parameter of parameters.values()) {
     try {
-      new RegExp(parameter.pattern, "u");
+      const pattern = new RegExp(parameter.pattern, "u");
+      if (parameter.default !== undefined && !pattern.test(parameter.default)) {
+        problems.push(`parameter "${parameter.name}" default does not match its pattern`);
+      }
     } catch {
       problems.push(`parameter "${parameter.name}" pattern is not a valid regular expression`);
     }
@@ -282,9 +300,113 @@ export function entryProblems(entry: CatalogEntry, fileId: string): string[] {
     if (keys.has(key)) problems.push(`metadata key "${key}" is defined twice`);
     keys.add(key);
   }
+  for (const [index, request] of (entry.metadata?.requests ?? []).entries()) {
+    problems.push(...templateProblems(`metadata.requests[${index}].url`, request.url, parameters));
+    for (const [key, path] of Object.entries(request.response)) {
+      if (path.split(".").some((segment) => SECRET_SEGMENT.test(segment)) || SECRET_SEGMENT.test(key)) {
+        problems.push(`metadata.requests[${index}].response.${key} must not name a secret ("${path}")`);
+      }
+      keys.add(key);
+    }
+  }
   for (const parameter of parameters.values()) {
     if (parameter.level === "connection" && keys.has(parameter.name)) {
       problems.push(`metadata key "${parameter.name}" is also a connection parameter`);
+    }
+  }
+  problems.push(...callbackRuleProblems(entry, parameters));
+  problems.push(...apiProblems(entry, parameters, keys), ...revocationProblems(entry, parameters));
+  return problems;
+}
+
+/** `revocation`: a URL to send to, template rules as endpoints (plus `{client_id}`), one Authorization header. */
+function revocationProblems(entry: CatalogEntry, parameters: ReadonlyMap<string, CatalogParameter>): string[] {
+  const revocation = entry.revocation;
+  if (revocation === undefined || !revocation.supported) return [];
+  const problems: string[] = [];
+  if (revocation.url === undefined && entry.endpoints.revocation === undefined) problems.push("revocation needs a url or endpoints.revocation");
+  if (revocation.url !== undefined) {
+    const client: CatalogParameter = { name: "client_id", level: "credential", pattern: "^.+$", description: "the client ID" };
+    problems.push(...templateProblems("revocation.url", revocation.url, new Map([...parameters, ["client_id", client]])));
+  }
+  if (revocation.token_in === "bearer" && revocation.client_auth === "basic") {
+    problems.push("revocation.token_in bearer and client_auth basic would both need the Authorization header");
+  }
+  return problems;
+}
+
+/**
+ * A value from the callback query is whatever the browser sent (issue 20, item 7:
+ * `realmId=../../v3/company/OTHER` was stored and handed out), so each needs a pattern; a value
+ * to compare or a signature must refer to what exists.
+ */
+function callbackRuleProblems(entry: CatalogEntry, parameters: ReadonlyMap<string, CatalogParameter>): string[] {
+  const problems: string[] = [];
+  const callback = entry.metadata?.callback ?? {};
+  const patterns = entry.metadata?.callback_patterns ?? {};
+  for (const key of Object.keys(callback)) {
+    if (patterns[key] === undefined) problems.push(`metadata.callback.${key} needs a pattern in metadata.callback_patterns`);
+  }
+  for (const [key, pattern] of Object.entries(patterns)) {
+    if (callback[key] === undefined) problems.push(`metadata.callback_patterns.${key} is not a metadata.callback key`);
+    try {
+      new RegExp(pattern, "u");
+    } catch {
+      problems.push(`metadata.callback_patterns.${key} is not a valid regular expression`);
+    }
+  }
+  for (const [key, template] of Object.entries(entry.metadata?.callback_equals ?? {})) {
+    if (callback[key] === undefined) problems.push(`metadata.callback_equals.${key} is not a metadata.callback key`);
+    for (const match of template.matchAll(PLACEHOLDER)) {
+      if (parameters.get(match[1]!)?.level !== "connection") {
+        problems.push(`metadata.callback_equals.${key} uses "{${match[1]}}" which is not a connection parameter`);
+      }
+    }
+  }
+  const signature = entry.metadata?.callback_signature?.parameter;
+  if (signature !== undefined && Object.values(callback).includes(signature)) {
+    problems.push(`metadata.callback_signature.parameter "${signature}" must not be kept as metadata`);
+  }
+  return problems;
+}
+
+/**
+ * `api.base_urls` templates: every placeholder a parameter or a metadata key; a metadata key that
+ * holds a whole URL only alone at the start (`{instance_url}/services/data`); otherwise an https
+ * URL whose host takes a connection parameter or metadata value only as its first label under a
+ * fixed domain, and no placeholder in the query.
+ */
+function apiProblems(entry: CatalogEntry, parameters: ReadonlyMap<string, CatalogParameter>, metadataKeys: ReadonlySet<string>): string[] {
+  const problems: string[] = [];
+  for (const [name, value] of Object.entries(entry.api?.headers ?? {})) {
+    for (const match of value.matchAll(PLACEHOLDER)) {
+      if (!parameters.has(match[1]!) && !metadataKeys.has(match[1]!)) problems.push(`api.headers.${name} uses "{${match[1]}}" which is neither a parameter nor a metadata key`);
+    }
+  }
+  for (const [index, base] of (entry.api?.base_urls ?? []).entries()) {
+    const where = `api.base_urls[${index}].url`;
+    const names = [...base.url.matchAll(PLACEHOLDER)].map((match) => match[1]!);
+    for (const name of names) {
+      if (!parameters.has(name) && !metadataKeys.has(name)) problems.push(`${where} uses "{${name}}" which is neither a parameter nor a metadata key`);
+    }
+    const leading = /^\{([a-z][a-z0-9_]*)\}(\/[^?#]*)?$/.exec(base.url);
+    if (leading !== null) {
+      if (parameters.has(leading[1]!)) problems.push(`${where} may start with a metadata key only, not the parameter "${leading[1]}"`);
+      continue;
+    }
+    const shape = /^https?:\/\/([^/?#]+)(\/[^?#]*)?$/.exec(base.url);
+    if (shape === null) {
+      problems.push(`${where} must be an absolute URL without query or fragment, or start with a metadata key that holds one`);
+      continue;
+    }
+    const problem = urlProblem(base.url.replace(PLACEHOLDER, "sample"));
+    if (problem !== undefined) problems.push(`${where} ${problem}`);
+    const labels = shape[1]!.split(".");
+    for (const name of names) {
+      if (!shape[1]!.includes(`{${name}}`) || parameters.get(name)?.level === "credential") continue;
+      if (labels[0] !== `{${name}}` || labels.length < 3 || labels.slice(1).some((label) => label.includes("{"))) {
+        problems.push(`${where} "{${name}}" may only fill the first label of a host under a fixed domain`);
+      }
     }
   }
   return problems;
@@ -322,6 +444,8 @@ function templateProblems(where: string, template: string, parameters: ReadonlyM
     if (!inHost && !asSegment) problems.push(`${where} must use "${placeholder}" as a whole path segment or in the host`);
     if (parameter.level !== "connection") continue;
     if (inHost) {
+      const unfixed = unfixedDot(parameter.pattern);
+      if (unfixed !== undefined) problems.push(`parameter "${name}" pattern may hold a dot only before a fixed label (${unfixed})`);
       const labels = authority.split(".");
       // A label under a fixed domain: `{shop}.myshopify.com`, never `{shop}.com` or `x{shop}.com`.
       const fixed = labels.slice(1);
@@ -340,6 +464,40 @@ function templateProblems(where: string, template: string, parameters: ReadonlyM
     }
   }
   return problems;
+}
+
+/**
+ * Why a host parameter's pattern lets a value hold a dot the pattern does not fix, or undefined.
+ * A dot may only be a literal `\.` followed by a literal label, then the end, another `\.`, an
+ * alternative or a group that closes without repeating: Salesforce's `acme--dev.sandbox.my`
+ * adds only the labels `sandbox` and `my`, never one of the caller's choosing.
+ */
+export function unfixedDot(pattern: string): string | undefined {
+  let inClass = false;
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i]!;
+    if (c === "\\") {
+      const next = pattern[i + 1];
+      i++;
+      if (next !== ".") continue;
+      if (inClass) return "an escaped dot in a character class";
+      const label = /^[A-Za-z0-9-]+/.exec(pattern.slice(i + 1))?.[0];
+      if (label === undefined) return "a dot not followed by a fixed label";
+      let j = i + 1 + label.length;
+      while (pattern[j] === ")") {
+        j++;
+        if (pattern[j] === "?") j++;
+        if (["*", "+", "{"].includes(pattern[j] ?? "")) return "a repeated group with a dot";
+      }
+      const after = pattern.slice(j, j + 2);
+      if (!(after.startsWith("$") || after.startsWith("|") || after === "\\.")) return "a fixed label followed by more pattern";
+      continue;
+    }
+    if (c === "[") inClass = true;
+    else if (c === "]") inClass = false;
+    else if (c === ".") return inClass ? "a dot in a character class" : "an unescaped dot";
+  }
+  return undefined;
 }
 
 /** Catalog URLs are https; plain http only for loopback hosts (test catalogs), like every endpoint. */

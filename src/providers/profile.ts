@@ -2,7 +2,9 @@ import { invalid } from "../errors.js";
 import type { TokenEndpointAuthMethodName } from "../oauth/token-exchange.js";
 import { STANDARD_TOKEN_RESPONSE as STANDARD_RESPONSE, type TokenResponseRules } from "../oauth/token-response.js";
 import { GENERIC_AUTHORIZATION_RULES } from "../oauth/authorize-url.js";
-import type { CatalogEntry, CatalogParameter, EndpointName, ProviderCatalog } from "./catalog.js";
+import type { CallbackSignature } from "../oauth/callback-params.js";
+import type { MetadataRequest } from "../oauth/metadata-requests.js";
+import type { ApiSpec, CatalogEntry, CatalogParameter, EndpointName, ProviderCatalog } from "./catalog.js";
 
 /** How a provider grants a refresh token (offline access). */
 export type OfflineAccess = { method: "scope"; scope: string } | { method: "param"; params: Record<string, string> } | { method: "none" };
@@ -42,13 +44,48 @@ export interface ProviderProfile {
     response: TokenResponseRules;
     /** Whether each refresh returns a new refresh token; undefined when unknown. */
     refreshTokenRotates: boolean | undefined;
+    basicEncoding: "form" | "raw";
+    clientIdParam: string | undefined;
+    clientSecretParam: string | undefined;
+    extraParams: { exchange?: Readonly<Record<string, string>>; refresh?: Readonly<Record<string, string>> };
+    /** The provider's own error codes that end the grant (permanent) or that are worth retrying (transient). */
+    errors: { permanent: readonly string[]; transient: readonly string[] };
   };
   /** Non-secret values kept as connection metadata: our key -> token response path / callback query name. */
-  metadata: { response: Readonly<Record<string, string>>; callback: Readonly<Record<string, string>> };
+  metadata: {
+    response: Readonly<Record<string, string>>;
+    callback: Readonly<Record<string, string>>;
+    /** Each callback value's anchored pattern (required by the catalog for every callback key). */
+    callbackPatterns: Readonly<Record<string, string>>;
+    /** What a callback value must equal, the connection's values filled in. */
+    callbackEquals: Readonly<Record<string, string>>;
+    /** The signature the provider puts on its redirect, when its docs define one. */
+    callbackSignature: CallbackSignature | undefined;
+  };
   /** Where the connected account's identity is, for a later identity lookup. */
   identity: CatalogEntry["identity"];
   /** The connection-level template values, kept on the connection and in its metadata. */
   connectionConfig: Readonly<Record<string, string>>;
+  /** Every template value (credential and connection level), for rendering `api`. */
+  templateValues: Readonly<Record<string, string>>;
+  /** Where the provider's API lives (rendered per connection by renderApi). */
+  api: ApiSpec | undefined;
+  /** How the revocation request is made (at `revocationUrl`; none there: not supported). */
+  revocation: RevocationRules;
+  /** Requests made with the new access token right after the exchange, for metadata. */
+  metadataRequests: readonly MetadataRequest[];
+}
+
+/** The revocation request, RFC 7009 §2.1 unless the entry's `revocation` says otherwise. */
+export interface RevocationRules {
+  method: "POST" | "DELETE" | "GET";
+  token: "refresh_token" | "access_token" | "refresh_token_or_access_token";
+  tokenIn: "form" | "json" | "query" | "bearer" | "none";
+  tokenParam: string;
+  tokenTypeHint: boolean;
+  clientAuth: "basic" | "form" | "json" | "none";
+  headers: Readonly<Record<string, string>>;
+  successStatus: readonly number[];
 }
 
 /** The credential fields a profile is built from (a stored credential document has them all). */
@@ -61,6 +98,8 @@ export interface ProfileCredential {
   issuer?: string;
   token_endpoint_auth_method?: TokenEndpointAuthMethodName;
   disable_pkce?: boolean;
+  /** For revocation URLs that name the client (GitHub's `/applications/{client_id}/grant`). */
+  client_id?: string;
 }
 
 /**
@@ -90,12 +129,13 @@ export function buildProviderProfile(
     }),
   ) as TokenResponseRules["paths"];
   const defaults = Object.entries(entry.authorize?.default_params ?? {});
+  const authMethod = credential.token_endpoint_auth_method ?? entry.token?.auth_method ?? "client_secret_basic";
   const offline = entry.authorize?.offline_access;
   return {
     providerId: entry.id,
     authorizeUrl: endpoint("authorize"),
     tokenUrl: credential.token_url ?? endpoint("token")!,
-    revocationUrl: credential.revocation_url ?? endpoint("revocation"),
+    revocationUrl: credential.revocation_url ?? revocationUrl(entry, values, credential.client_id),
     userinfoUrl: credential.userinfo_url ?? endpoint("userinfo"),
     issuer: credential.issuer ?? endpoint("issuer"),
     authorize: {
@@ -116,7 +156,7 @@ export function buildProviderProfile(
       pkce: credential.disable_pkce === undefined ? entry.authorize?.pkce !== false : !credential.disable_pkce,
     },
     token: {
-      authMethod: credential.token_endpoint_auth_method ?? entry.token?.auth_method ?? "client_secret_basic",
+      authMethod,
       bodyFormat: entry.token?.body_format ?? "form",
       response: {
         paths,
@@ -127,10 +167,36 @@ export function buildProviderProfile(
         metadata: entry.metadata?.response ?? {},
       },
       refreshTokenRotates: entry.token?.refresh_token_rotates,
+      basicEncoding: entry.token?.basic_encoding ?? "form",
+      clientIdParam: entry.token?.client_id_param,
+      clientSecretParam: entry.token?.client_secret_param,
+      extraParams: entry.token?.extra_params ?? {},
+      errors: { permanent: entry.token?.errors?.permanent ?? [], transient: entry.token?.errors?.transient ?? [] },
     },
-    metadata: { response: entry.metadata?.response ?? {}, callback: entry.metadata?.callback ?? {} },
+    metadata: {
+      response: entry.metadata?.response ?? {},
+      callback: entry.metadata?.callback ?? {},
+      callbackPatterns: entry.metadata?.callback_patterns ?? {},
+      callbackEquals: Object.fromEntries(
+        Object.entries(entry.metadata?.callback_equals ?? {}).map(([key, template]) => [
+          key,
+          template.replace(/\{([a-z][a-z0-9_]*)\}/g, (_, name: string) => values[name] ?? ""),
+        ]),
+      ),
+      callbackSignature: entry.metadata?.callback_signature,
+    },
     identity: entry.identity,
     connectionConfig: checkTemplateValues(entry, "connection", connectionConfig, "connection_config"),
+    templateValues: values,
+    api: entry.api,
+    revocation: revocationRules(entry.revocation, authMethod),
+    metadataRequests: (entry.metadata?.requests ?? []).map((request) => ({
+      url: renderEndpoint(request.url, values, entry.parameters ?? []),
+      method: request.method ?? "GET",
+      tokenScheme: request.token_scheme ?? "Bearer",
+      headers: request.headers ?? {},
+      response: request.response,
+    })),
   };
 }
 
@@ -151,16 +217,49 @@ function genericProfile(credential: ProfileCredential, connectionConfig: Readonl
       bodyFormat: "form",
       response: STANDARD_RESPONSE,
       refreshTokenRotates: undefined,
+      basicEncoding: "form",
+      clientIdParam: undefined,
+      clientSecretParam: undefined,
+      extraParams: {},
+      errors: { permanent: [], transient: [] },
     },
-    metadata: { response: {}, callback: {} },
+    metadata: { response: {}, callback: {}, callbackPatterns: {}, callbackEquals: {}, callbackSignature: undefined },
     identity: undefined,
     connectionConfig: {},
+    templateValues: {},
+    api: undefined,
+    revocation: revocationRules(undefined, credential.token_endpoint_auth_method ?? "client_secret_basic"),
+    metadataRequests: [],
+  };
+}
+
+/** The revocation URL: the entry's `revocation.url` (with `{client_id}`) or endpoints.revocation; none when unsupported. */
+function revocationUrl(entry: CatalogEntry, values: Readonly<Record<string, string>>, clientId: string | undefined): string | undefined {
+  if (entry.revocation?.supported === false) return undefined;
+  const template = entry.revocation?.url ?? entry.endpoints.revocation;
+  if (template === undefined) return undefined;
+  if (template.includes("{client_id}") && clientId === undefined) return undefined;
+  const clientParameter: CatalogParameter = { name: "client_id", level: "credential", pattern: "^.+$", description: "the client ID" };
+  return renderEndpoint(template, { ...values, client_id: clientId ?? "" }, [...(entry.parameters ?? []), clientParameter]);
+}
+
+function revocationRules(spec: CatalogEntry["revocation"], authMethod: TokenEndpointAuthMethodName): RevocationRules {
+  return {
+    method: spec?.method ?? "POST",
+    token: spec?.token ?? "refresh_token_or_access_token",
+    tokenIn: spec?.token_in ?? "form",
+    tokenParam: spec?.token_param ?? "token",
+    tokenTypeHint: spec?.token_type_hint ?? true,
+    // RFC 7009 §2.1: the client authenticates as at the token endpoint.
+    clientAuth: spec?.client_auth ?? (authMethod === "client_secret_post" ? "form" : "basic"),
+    headers: spec?.headers ?? {},
+    successStatus: spec?.success_status ?? [200],
   };
 }
 
 /**
  * Checks the values of one level of template parameters: every parameter of that level present
- * and matching its pattern, nothing else. Values are never echoed (they are the caller's), only
+ * (or filled from its default) and matching its pattern, nothing else. Values are never echoed (they are the caller's), only
  * the key. Throws InvalidInputError.
  */
 export function checkTemplateValues(
@@ -179,8 +278,9 @@ export function checkTemplateValues(
   }
   const checked: Record<string, string> = {};
   for (const parameter of parameters) {
-    const value = values[parameter.name];
-    if (value === undefined || value === "") invalid(`${field}.${parameter.name}`, `is required by provider "${entry.id}"`);
+    const given = values[parameter.name];
+    const value = given === undefined || given === "" ? parameter.default : given;
+    if (value === undefined) invalid(`${field}.${parameter.name}`, `is required by provider "${entry.id}"`);
     if (value.length > 253 || !new RegExp(parameter.pattern, "u").test(value)) {
       invalid(`${field}.${parameter.name}`, `does not match the pattern of provider "${entry.id}" (see GetProvider)`);
     }
@@ -216,10 +316,15 @@ export function renderEndpoint(template: string, values: Readonly<Record<string,
   const inHost = names.filter((name) => hostTemplate.includes(`{${name}}`));
   const inPath = names.filter((name) => !hostTemplate.includes(`{${name}}`));
   if (url.host !== expectedHost || `${url.protocol}//` !== scheme) invalid(field(inHost[0] ?? names[0] ?? "host"), "would change the endpoint's host");
-  // Only credential-level parameters may name a whole host (with dots of its own).
+  // A connection-level value fills the first label of a host under the template's fixed domain;
+  // any label it adds must be one its pattern fixes after a literal dot (Salesforce's `.my`).
   const connectionInHost = inHost.find((name) => field(name).startsWith("connection_config"));
-  if (connectionInHost !== undefined && url.hostname.split(".").length !== hostTemplate.split(".").length) {
-    invalid(field(connectionInHost), "would change the endpoint's host");
+  if (connectionInHost !== undefined) {
+    const pattern = parameters.find((candidate) => candidate.name === connectionInHost)?.pattern ?? "";
+    const added = (values[connectionInHost] ?? "").split(".").slice(1);
+    if (added.some((label) => !pattern.includes(`\\.${label}`)) || !url.hostname.endsWith(hostTemplate.slice(hostTemplate.indexOf(".")).toLowerCase())) {
+      invalid(field(connectionInHost), "would change the endpoint's host");
+    }
   }
   const segments = (path: string) => path.split("?")[0]!.split("/").length;
   if (segments(url.pathname) !== segments(rest === "" ? "/" : rest) || url.pathname.split("/").some((s) => s === "." || s === "..")) {
@@ -253,23 +358,6 @@ export function accountSourceOf(profile: ProviderProfile, idToken: boolean): Acc
   if (profile.identity?.source === "token_response") return "token_response";
   if (idToken && profile.identity?.source !== "userinfo") return "id_token";
   return profile.userinfoUrl === undefined ? undefined : "userinfo";
-}
-
-/** Where a call to the provider's API sends the token (the catalog's `api.token`). */
-export interface ApiTokenPlacement {
-  in: "header" | "query";
-  name: string;
-  scheme?: string;
-}
-
-/**
- * The catalog's `api.token` for a provider, when its entry says (the header name a static API
- * key or Basic pair is sent in); undefined for no provider, or an entry that does not say.
- */
-export function apiTokenPlacement(catalog: ProviderCatalog, providerId: string | undefined): ApiTokenPlacement | undefined {
-  if (providerId === undefined) return undefined;
-  const entry = catalog.get(providerId) as (CatalogEntry & { api?: { token?: ApiTokenPlacement } }) | undefined;
-  return entry?.api?.token;
 }
 
 /**

@@ -13,7 +13,7 @@ import type { TokenRefresher } from "../connections/token-refresher.js";
 import { toConnectionEvent, toConnectionStatus } from "../events/connection-events.js";
 import type { ConnectionDocument, ConnectionStore } from "../store/connections.js";
 import type { EventStore } from "../store/events.js";
-import { fromConnectionStatus, toConnection } from "./connection-views.js";
+import { fromConnectionStatus, toConnection, toProviderApi } from "./connection-views.js";
 import { decodePageToken, pageOf, pageSize } from "./page-token.js";
 import type { SecretBox } from "../crypto/secret-box.js";
 import { invalid } from "../errors.js";
@@ -219,6 +219,8 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
         tokenType: token.tokenType,
         expireTime: token.expireTime ? timestampFromDate(token.expireTime) : undefined,
         metadata: token.metadata,
+        apiBaseUrl: token.api?.base_urls[0]?.url ?? "",
+        api: toProviderApi(token.api),
       };
     },
 

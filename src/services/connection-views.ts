@@ -1,7 +1,16 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { type Connection, ConnectionKind, ConnectionSchema, ConnectionStatus } from "../../gen/oauth2broker/v1/connection_service_pb.js";
+import {
+  ApiTokenLocation,
+  type Connection,
+  ConnectionKind,
+  ConnectionSchema,
+  ConnectionStatus,
+  type ProviderApi,
+  ProviderApiSchema,
+} from "../../gen/oauth2broker/v1/connection_service_pb.js";
 import { toConnectionStatus } from "../events/connection-events.js";
+import type { ConnectionApi } from "../providers/api.js";
 import type { ConnectionDocument, ConnectionKindName, ConnectionStatus as StoredStatus } from "../store/connections.js";
 
 export function fromConnectionStatus(status: ConnectionStatus): Exclude<StoredStatus, "DELETED"> | undefined {
@@ -40,6 +49,22 @@ export function toConnection(document: ConnectionDocument): Connection {
         ? undefined
         : { id: document.external_account.id, email: document.external_account.email ?? "", name: document.external_account.name ?? "" },
     kind: CONNECTION_KINDS[document.kind ?? "authorization_code"],
+    apiBaseUrl: document.api?.base_urls[0]?.url ?? "",
+    api: toProviderApi(document.api),
+  });
+}
+
+/** The API view of where a connection's provider API lives (for Connection and GetAccessToken). */
+export function toProviderApi(api: ConnectionApi | undefined): ProviderApi | undefined {
+  if (api === undefined) return undefined;
+  return create(ProviderApiSchema, {
+    baseUrls: api.base_urls.map((base) => ({ name: base.name, url: base.url, description: base.description ?? "" })),
+    tokenPlacement: {
+      location: api.token.in === "query" ? ApiTokenLocation.QUERY : ApiTokenLocation.HEADER,
+      name: api.token.name,
+      scheme: api.token.scheme,
+    },
+    headers: api.headers ?? {},
   });
 }
 

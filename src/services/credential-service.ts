@@ -60,7 +60,9 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
       if (credentialParameter === undefined) continue;
       const field = `credential.provider_config.${credentialParameter.name}`;
       const url = renderEndpoint(template, values, entry.parameters ?? []);
-      outbound.requireUrl(url, field, requireEndpointUrl(url, field, { allowHttp: true }));
+      const parsed = requireEndpointUrl(url, field, { allowHttp: true });
+      outbound.requireUrl(url, field, parsed);
+      outbound.requireHostName(parsed.hostname, field);
     }
   };
   /** RFC 8414 §2: an issuer is an https URL with no query or fragment. Discovery fetches it. */

@@ -55,6 +55,7 @@ export function toProvider(entry: CatalogEntry): Provider {
       pattern: parameter.pattern,
       description: parameter.description,
       level: parameter.level === "credential" ? ProviderParameterLevel.CREDENTIAL : ProviderParameterLevel.CONNECTION,
+      defaultValue: parameter.default,
     })),
   });
 }

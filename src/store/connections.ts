@@ -1,3 +1,4 @@
+import type { ConnectionApi } from "../providers/api.js";
 import type { Collection, Db, Filter, IndexDescription, UpdateFilter } from "mongodb";
 import { reencrypted } from "../crypto/reencrypt.js";
 import type { SecretBox } from "../crypto/secret-box.js";
@@ -44,6 +45,7 @@ export interface StoredGrant {
   revocation_url?: string;
   metadata?: Record<string, string>;
   connection_config?: Record<string, string>;
+  api?: ConnectionApi;
 }
 
 /**
@@ -123,6 +125,8 @@ export interface ConnectionDocument {
   connection_config?: Record<string, string>;
   /** Non-secret facts the provider catalog names (from the token response and callback query). */
   metadata?: Record<string, string>;
+  /** Where the provider's API lives for this connection (see ConnectionApi). */
+  api?: ConnectionApi;
   /** For PENDING connections: who must confirm, the hash of the one-time code, and until when. */
   end_user_id?: string;
   confirmation_hash?: string;

@@ -167,6 +167,58 @@ describe("GetAccessToken", () => {
   });
 });
 
+describe("refresh storms (issue 20, item 3)", () => {
+  /** Calls GetAccessToken every 50 ms for `ms`, forced or not; the answers and errors in order. */
+  async function callFor(id: string, ms: number, forceRefresh: boolean) {
+    const answers: Array<{ accessToken: string; expireTime: number } | { code: Code; retryMs: number }> = [];
+    for (const end = Date.now() + ms; Date.now() < end; await new Promise((resolve) => setTimeout(resolve, 50))) {
+      try {
+        const token = await connections.getAccessToken({ organisationId: "acme", connectionId: id, forceRefresh });
+        answers.push({ accessToken: token.accessToken, expireTime: Number(token.expireTime!.seconds) * 1000 });
+      } catch (error) {
+        const failure = await connectError(Promise.reject(error));
+        answers.push({ code: failure.code, retryMs: durationMs(failure.findDetails(RetryInfoSchema)[0]?.retryDelay) });
+      }
+    }
+    return answers;
+  }
+
+  it("regression: tokens living shorter than BROKER_TOKEN_MIN_VALIDITY were refreshed on every call (147 calls, 147 refreshes)", async () => {
+    const { id } = await newConnection(30); // inside the 60 s margin from the start
+    const next = issue(30);
+    provider.refreshBehaviour = { kind: "json", body: next };
+    const sequential = await callFor(id, 1_500, false);
+    const concurrent = await Promise.all(Array.from({ length: 20 }, () => connections.getAccessToken({ organisationId: "acme", connectionId: id })));
+    // The first call refreshes the callback's token; every later one gets the token it produced.
+    expect(provider.grants("refresh_token")).toHaveLength(1);
+    expect(sequential.length).toBeGreaterThan(10);
+    expect(new Set([...sequential, ...concurrent].map((answer) => ("accessToken" in answer ? answer.accessToken : answer.code)))).toEqual(new Set([next.access_token]));
+  });
+
+  it("hands out a refreshed token for half its lifetime when that is under 10 s, so what it hands out has half its lifetime left", async () => {
+    const { id } = await newConnection(4);
+    provider.refreshBehaviour = { kind: "json", body: issue(4) };
+    const answers = await callFor(id, 3_000, false);
+    // A refresh at the start and one 2 s later (a 4 s token is fresh for 2 s), none in between.
+    expect(provider.grants("refresh_token")).toHaveLength(2);
+    expect(answers.every((answer) => "expireTime" in answer && answer.expireTime - Date.now() > 0)).toBe(true);
+  });
+
+  it("regression: forced calls on a connection in backoff reached the failing provider once per backoff step (4 in 10 s): once per 10 s", async () => {
+    const { id, accessToken } = await newConnection(3600);
+    provider.refreshBehaviour = { kind: "raw", status: 500, contentType: "text/plain", body: "down" };
+    const forced = await callFor(id, 3_000, true);
+    expect(provider.grants("refresh_token")).toHaveLength(1);
+    expect(forced.every((answer) => "code" in answer && answer.code === Code.Unavailable)).toBe(true);
+    // Each refusal says when a forced refresh may go again: the end of the 10 s window.
+    const last = forced.at(-1) as { retryMs: number };
+    expect(last.retryMs).toBeGreaterThan(6_000);
+    expect(last.retryMs).toBeLessThanOrEqual(10_000);
+    // The still-valid token is handed out meanwhile.
+    expect((await connections.getAccessToken({ organisationId: "acme", connectionId: id })).accessToken).toBe(accessToken);
+  });
+});
+
 describe("GetConnection and ListConnections", () => {
   it("return metadata, never tokens", async () => {
     const { id, accessToken, refreshToken } = await newConnection(3600);

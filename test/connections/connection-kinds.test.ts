@@ -1,7 +1,7 @@
 import { type Client, Code } from "@connectrpc/connect";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { ConnectionKind, ConnectionService, ConnectionStatus } from "../../gen/oauth2broker/v1/connection_service_pb.js";
+import { ApiTokenLocation, ConnectionKind, ConnectionService, ConnectionStatus } from "../../gen/oauth2broker/v1/connection_service_pb.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { CreateConnectionRequestSchema } from "../../gen/oauth2broker/v1/connection_service_pb.js";
 import { CredentialService } from "../../gen/oauth2broker/v1/credential_service_pb.js";
@@ -25,7 +25,12 @@ function grantEntries(base: string): Array<Record<string, unknown>> {
     sources: { endpoints: docs, authorize: docs, token: docs, grants: docs },
   });
   return [
-    entry("scripted-service", { types: ["client_credentials"], audiences: ["https://api.one.example/"] }),
+    {
+      ...entry("scripted-service", { types: ["client_credentials"], audiences: ["https://api.one.example/"] }),
+      // An API that takes its key in a header of its own, as the catalog's `api` says.
+      api: { base_urls: [{ name: "rest", url: `${base}/api` }], token: { in: "header", name: "X-Api-Key" } },
+      sources: { endpoints: docs, authorize: docs, token: docs, grants: docs, api: docs },
+    },
     entry("scripted-code-only", { types: ["authorization_code", "refresh_token"] }),
   ];
 }
@@ -301,6 +306,14 @@ describe("static credentials", () => {
     expect(mismatch.code).toBe(Code.FailedPrecondition);
     expect(mismatch.rawMessage).toBe("the connection is not of kind BASIC");
     expect(scripted.requests).toHaveLength(0);
+  });
+
+  it("says which header takes the key where the catalog knows it", async () => {
+    recordSecrets("static-api-key-3");
+    const { connection } = await create({ kind: { case: "apiKey", value: { apiKey: "static-api-key-3", provider: "scripted-service" } } });
+    const token = await accessToken(connection!.id);
+    expect(token).toMatchObject({ accessToken: "static-api-key-3", tokenType: "api_key", apiBaseUrl: `${scripted.issuer}/api` });
+    expect(token.api?.tokenPlacement).toMatchObject({ location: ApiTokenLocation.HEADER, name: "X-Api-Key", scheme: "" });
   });
 
   it("hands out a Basic pair as base64(username:password) (RFC 7617)", async () => {

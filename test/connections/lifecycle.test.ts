@@ -30,6 +30,7 @@ beforeAll(async () => {
       // and whose token responses carry no expires_in for a documented 2-minute lifetime.
       id: "scripted-identity",
       display_name: "Scripted identity",
+      category: "other",
       documentation_url: docs,
       endpoints,
       token: { default_expires_in: 120 },
@@ -40,6 +41,7 @@ beforeAll(async () => {
       // A provider that names the account in the token response (as Slack's authed_user).
       id: "scripted-token-identity",
       display_name: "Scripted token-response identity",
+      category: "other",
       documentation_url: docs,
       endpoints,
       identity: { source: "token_response", id: "authed_user.id" },
@@ -519,6 +521,7 @@ describe("idle refresh by the provider's own rule", () => {
       {
         id: "scripted-lapsing",
         display_name: "Scripted lapsing",
+        category: "other",
         documentation_url: docs,
         endpoints: { authorize: `${provider.issuer}/authorize`, token: provider.tokenUrl },
         // Unused refresh tokens lapse after 4 s (Box: 60 days; Atlassian: 90 days).

@@ -120,6 +120,20 @@ describe("renderEndpoint, the second line of defence behind the patterns", () =>
     }
   });
 
+  it("lets a host value add only the labels its pattern fixes after a literal dot (Salesforce's My Domain)", () => {
+    const template = "https://{login_subdomain}.salesforce.com/services/oauth2/token";
+    const loose = [{ name: "login_subdomain", level: "connection" as const, pattern: "^[a-z0-9.-]+(\\.my)?$", description: "d" }];
+    expect(renderEndpoint(template, { login_subdomain: "acme--dev.sandbox.my" }, [{ ...loose[0]!, pattern: "^[a-z-]+(\\.sandbox)?\\.my$" }])).toBe(
+      "https://acme--dev.sandbox.my.salesforce.com/services/oauth2/token",
+    );
+    expect(renderEndpoint(template, { login_subdomain: "acme.my" }, loose)).toBe("https://acme.my.salesforce.com/services/oauth2/token");
+    for (const hostile of ["acme.evil.my", "acme.my.evil", "evil.com"]) {
+      expect(refusal(() => renderEndpoint(template, { login_subdomain: hostile }, loose))).toBe(
+        '"connection_config.login_subdomain" would change the endpoint\'s host',
+      );
+    }
+  });
+
   it("keeps a path segment one segment, and refuses dot segments", () => {
     const template = "https://login.example.com/{tenant}/oauth2/v2.0/token";
     expect(renderEndpoint(template, { tenant: "a/b?c#d" }, tenant)).toBe("https://login.example.com/a%2Fb%3Fc%23d/oauth2/v2.0/token");

@@ -1,6 +1,6 @@
 import { type Client, Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { ConnectionService, RevocationOutcome } from "../../gen/oauth2broker/v1/connection_service_pb.js";
+import { ApiTokenLocation, ConnectionService, ConnectionStatus, RevocationOutcome } from "../../gen/oauth2broker/v1/connection_service_pb.js";
 import { CredentialService } from "../../gen/oauth2broker/v1/credential_service_pb.js";
 import { TokenEndpointAuthMethod } from "../../gen/oauth2broker/v1/credential_pb.js";
 import { ProviderParameterLevel, ProviderService } from "../../gen/oauth2broker/v1/provider_service_pb.js";
@@ -37,6 +37,11 @@ beforeEach(() => {
   provider.requests.length = 0;
   provider.refreshBehaviour = undefined;
   provider.revocationStatus = 200;
+  provider.basicCheck = undefined;
+  provider.revocations.length = 0;
+  provider.revocationAnswer = { status: 200, body: undefined };
+  provider.metadataAnswers = {};
+  provider.metadataRequests.length = 0;
 });
 
 async function providerCredential(provider: string, extra: Record<string, unknown> = {}): Promise<string> {
@@ -49,13 +54,13 @@ async function providerCredential(provider: string, extra: Record<string, unknow
 /** Initialise (no authorize_url: the catalog's), then the provider's redirect with `query`. */
 async function connect(
   credentialId: string,
-  options: { connectionConfig?: Record<string, string>; scopes?: string[]; query?: Record<string, string> } = {},
+  options: { connectionConfig?: Record<string, string>; scopes?: string[]; query?: Record<string, string>; clientId?: string } = {},
 ): Promise<{ authorizeUrl: URL; connectionId: string }> {
   const { url } = await connections.initialiseOAuth2Connection({
     organisationId: "acme",
     connectorId: "quirks",
     credential: { id: credentialId, organisationId: "acme" },
-    clientId: "client-1",
+    clientId: options.clientId ?? "client-1",
     scopes: options.scopes ?? ["read"],
     connectionConfig: options.connectionConfig ?? {},
     returnUrl: "",
@@ -82,9 +87,13 @@ describe("ProviderService", () => {
   it("lists the catalog a page at a time and returns one provider with its parameters", async () => {
     const service = broker.connect(ProviderService);
     const first = await service.listProviders({ pageSize: 3 });
-    expect(first.providers.map((p) => p.id)).toEqual(["scripted-callback", "scripted-defaults", "scripted-domain"]);
+    const ids = scriptedCatalogEntries(provider.issuer).map((entry) => String(entry.id)).sort();
+    expect(first.providers.map((p) => p.id)).toEqual(ids.slice(0, 3));
     const rest = await service.listProviders({ pageSize: 100, pageToken: first.nextPageToken });
-    expect(rest.providers.map((p) => p.id)).toEqual(["scripted-json", "scripted-nested", "scripted-tenant", "scripted-zendesk"]);
+    expect(rest.providers.map((p) => p.id)).toEqual(ids.slice(3));
+    const { provider: withDefault } = await service.getProvider({ id: "scripted-tenant-default" });
+    expect(withDefault!.parameters).toMatchObject([{ name: "tenant", defaultValue: "common" }]);
+    expect(rest.providers.find((p) => p.id === "scripted-tenant")!.parameters[0]!.defaultValue).toBeUndefined();
     expect(rest.nextPageToken).toBe("");
     const { provider: zendesk } = await service.getProvider({ id: "scripted-zendesk" });
     expect(zendesk).toMatchObject({ id: "scripted-zendesk", scopeSeparator: " ", documentationUrl: "https://example.com/docs" });
@@ -195,15 +204,33 @@ describe("a full flow through each quirk", () => {
     expect(provider.requests.find((r) => r.path === "/revoke")!.form.get("token")).toBe("xoxe-2");
   });
 
-  it("an HTTP 200 error (ok false) on refresh is a refresh failure with the provider's code", async () => {
+  it("a transient HTTP 200 error (ok false) on refresh is a refresh failure with the provider's code, retried after backoff", async () => {
     const credentialId = await providerCredential("scripted-nested");
     provider.behaviour = { kind: "json", body: { ok: true, access_token: "xoxb-1", token_type: "bot", refresh_token: "xoxe-b1", expires_in: 30 } };
     const { connectionId } = await connect(credentialId);
-    provider.refreshBehaviour = { kind: "json", body: { ok: false, error: "invalid_refresh_token" } };
+    provider.refreshBehaviour = { kind: "json", body: { ok: false, error: "ratelimited" } };
     const error = await connectError(connections.getAccessToken({ organisationId: "acme", connectionId }));
     expect(error.code).toBe(Code.Unavailable);
     const { connection } = await connections.getConnection({ organisationId: "acme", id: connectionId });
-    expect(connection!.statusReason).toBe("invalid_refresh_token");
+    expect(connection).toMatchObject({ status: ConnectionStatus.REFRESH_FAILED, statusReason: "ratelimited" });
+  });
+
+  it("a permanent HTTP 200 error (Slack's invalid_refresh_token) needs reauthorization at once, with the code in the event", async () => {
+    const credentialId = await providerCredential("scripted-nested");
+    provider.behaviour = { kind: "json", body: { ok: true, access_token: "xoxb-2", token_type: "bot", refresh_token: "xoxe-b2", expires_in: 30 } };
+    const { connectionId } = await connect(credentialId);
+    provider.refreshBehaviour = { kind: "json", body: { ok: false, error: "invalid_refresh_token" } };
+    const error = await connectError(connections.getAccessToken({ organisationId: "acme", connectionId }));
+    expect(error.code).toBe(Code.FailedPrecondition);
+    expect(error.rawMessage).toBe("the connection needs reauthorization (invalid_refresh_token) so the end user must connect again");
+    const { connection } = await connections.getConnection({ organisationId: "acme", id: connectionId });
+    expect(connection).toMatchObject({ status: ConnectionStatus.NEEDS_REAUTHORIZATION, statusReason: "invalid_refresh_token" });
+    const events = broker.database.db.collection("events");
+    await expect
+      .poll(async () => (await events.find({ connection_id: connectionId }).sort({ _id: 1 }).toArray()).map((e) => `${e.type}:${e.status_reason ?? ""}`), { timeout: 5_000 })
+      .toEqual(["connection.created:", "connection.needs_reauthorization:invalid_refresh_token"]);
+    // Only one refresh was sent: nothing retries a grant the provider has ended.
+    expect(provider.grants("refresh_token")).toHaveLength(1);
   });
 
   it("missing token_type and expires_in (Shopify, Salesforce): the documented defaults, offline access by parameter", async () => {
@@ -219,12 +246,39 @@ describe("a full flow through each quirk", () => {
     expect(expiresAt).toBeGreaterThanOrEqual(Math.floor(before / 1000) * 1000 + 29_000);
     expect(expiresAt).toBeLessThanOrEqual(Date.now() + 31_000);
     expect(connection!.metadata).toEqual({ instance_url: "https://na1.example.com" });
+    expect(connection!.apiBaseUrl).toBe("https://na1.example.com/services/data");
+    expect(connection!.api).toMatchObject({
+      baseUrls: [
+        { name: "rest", url: "https://na1.example.com/services/data", description: "REST API" },
+        { name: "apex", url: "https://na1.example.com/services/apexrest", description: "" },
+      ],
+      tokenPlacement: { location: ApiTokenLocation.HEADER, name: "Authorization", scheme: "Bearer" },
+      headers: {},
+    });
 
-    const { token, deleted } = await refreshAndRevoke(connectionId, { kind: "json", body: { access_token: "shpat-2" } });
-    expect(token).toMatchObject({ accessToken: "shpat-2", tokenType: "bearer", metadata: { instance_url: "https://na1.example.com" } });
+    // A refresh that names another instance moves the API base with it.
+    const { token, deleted } = await refreshAndRevoke(connectionId, { kind: "json", body: { access_token: "shpat-2", instance_url: "https://na2.example.com/" } });
+    expect(token).toMatchObject({ accessToken: "shpat-2", tokenType: "bearer", metadata: { instance_url: "https://na2.example.com/" } });
+    expect(token.apiBaseUrl).toBe("https://na2.example.com/services/data");
     expect(deleted.revocation).toBe(RevocationOutcome.REVOKED);
     // No new refresh token came back: the old one stays and is the one revoked.
     expect(provider.requests.find((r) => r.path === "/revoke")!.form.get("token")).toBe("shprt-1");
+  });
+
+  it.each([
+    ["an internal address", "https://169.254.169.254"],
+    ["plain http", "http://na1.example.com"],
+    ["user info", "https://evil@na1.example.com"],
+    ["a query", "https://na1.example.com/?x=1"],
+    ["not a URL", "na1.example.com"],
+  ])("an API base from provider metadata is left out when it is %s", async (_label, instanceUrl) => {
+    const credentialId = await providerCredential("scripted-defaults");
+    provider.behaviour = { kind: "json", body: { access_token: "shpat-x", refresh_token: "shprt-x", instance_url: instanceUrl } };
+    const { connectionId } = await connect(credentialId);
+    const { connection } = await connections.getConnection({ organisationId: "acme", id: connectionId });
+    expect(connection!.metadata).toEqual({ instance_url: instanceUrl });
+    expect(connection!.apiBaseUrl).toBe("");
+    expect(connection!.api).toBeUndefined();
   });
 
   it("a JSON request body with HTTP Basic authentication (Notion), default authorize parameters", async () => {
@@ -246,6 +300,8 @@ describe("a full flow through each quirk", () => {
 
     const { token, deleted } = await refreshAndRevoke(connectionId, { kind: "json", body: { access_token: "ntn-2", token_type: "bearer", expires_in: 3600 } });
     expect(token).toMatchObject({ accessToken: "ntn-2", metadata: { workspace_id: "w1", workspace_name: "Acme HQ", bot_id: "b1" } });
+    expect(token.apiBaseUrl).toBe("https://api.notion.example/v1");
+    expect(token.api!.headers).toEqual({ "Notion-Version": "2022-06-28" });
     expect(provider.grants("refresh_token")[0]!.contentType).toBe("application/json");
     expect(deleted.revocation).toBe(RevocationOutcome.REVOKED);
   });
@@ -263,6 +319,21 @@ describe("a full flow through each quirk", () => {
     expect(deleted.revocation).toBe(RevocationOutcome.REVOKED);
   });
 
+  it("a parameter left out takes its default (Microsoft's common tenant), kept on the connection for refresh and revoke", async () => {
+    const credentialId = await providerCredential("scripted-tenant-default");
+    provider.behaviour = { kind: "json", body: { access_token: "md-1", token_type: "Bearer", refresh_token: "mdr-1", expires_in: 30 } };
+    const { authorizeUrl, connectionId } = await connect(credentialId);
+    expect(`${authorizeUrl.origin}${authorizeUrl.pathname}`).toBe(`${provider.issuer}/t/common/authorize`);
+    const { connection } = await connections.getConnection({ organisationId: "acme", id: connectionId });
+    expect(connection!.metadata).toEqual({ tenant: "common" });
+    const { deleted } = await refreshAndRevoke(connectionId, { kind: "json", body: { access_token: "md-2", token_type: "Bearer", expires_in: 3600 } });
+    expect(deleted.revocation).toBe(RevocationOutcome.REVOKED);
+    expect(provider.requests.map((r) => r.path)).toEqual(["/t/common/token", "/t/common/token", "/t/common/revoke"]);
+    // A value given still wins over the default.
+    const other = await connect(credentialId, { connectionConfig: { tenant: "contoso" } });
+    expect(other.authorizeUrl.pathname).toBe("/t/contoso/authorize");
+  });
+
   it("a templated endpoint (Microsoft-style {tenant} path segment): initialise, exchange, refresh and revoke all go to the connection's tenant", async () => {
     const credentialId = await providerCredential("scripted-tenant");
     provider.behaviour = { kind: "json", body: { access_token: "ms-1", token_type: "Bearer", refresh_token: "msr-1", expires_in: 30 } };
@@ -277,6 +348,195 @@ describe("a full flow through each quirk", () => {
     expect(token).toMatchObject({ accessToken: "ms-2", metadata: { tenant: "contoso" } });
     expect(deleted.revocation).toBe(RevocationOutcome.REVOKED);
     expect(provider.requests.map((r) => r.path)).toEqual(["/t/contoso/token", "/t/contoso/token", "/t/contoso/revoke"]);
+  });
+});
+
+describe("token-request variations and metadata requests", () => {
+  it("a renamed client parameter (TikTok's client_key) and extra exchange and refresh parameters (Pinterest's continuous_refresh)", async () => {
+    const credentialId = await providerCredential("scripted-renamed");
+    provider.behaviour = { kind: "json", body: { access_token: "tt-1", token_type: "Bearer", refresh_token: "ttr-1", expires_in: 30 } };
+    const { connectionId } = await connect(credentialId);
+    const [exchange] = provider.grants("authorization_code");
+    expect(exchange!.form.get("client_key")).toBe("client-1");
+    expect(exchange!.form.get("client_secret")).toBe("scripted-client-secret");
+    expect(exchange!.form.has("client_id")).toBe(false);
+    expect(exchange!.form.get("continuous_refresh")).toBe("true");
+    expect(exchange!.authorization).toBeUndefined();
+    await refreshAndRevoke(connectionId, { kind: "json", body: { access_token: "tt-2", token_type: "Bearer", expires_in: 3600 } });
+    const [refresh] = provider.grants("refresh_token");
+    expect(refresh!.form.get("client_key")).toBe("client-1");
+    expect(refresh!.form.get("refresh_mode")).toBe("rotate");
+    expect(refresh!.form.has("continuous_refresh")).toBe(false);
+    // Revocation authenticates the same way (RFC 7009 §2.1), with the provider's names.
+    expect(provider.requests.find((r) => r.path === "/revoke")!.form.get("client_key")).toBe("client-1");
+  });
+
+  it("reads metadata from documented requests after the exchange (Mailchimp's dc, Xero's tenant) and renders the API from it", async () => {
+    const credentialId = await providerCredential("scripted-metadata");
+    provider.behaviour = { kind: "json", body: { access_token: "mc-1", token_type: "bearer" } };
+    provider.metadataAnswers = {
+      "/m/oauth2/metadata": { status: 200, body: { dc: "us6", api_endpoint: "https://us6.api.mailchimp.example", accountname: "Acme Ltd", login: { email: "a@example.com" } } },
+      "/m/connections": { status: 200, body: [{ tenantId: "7d0e1a2b-3c4d", tenantName: "Acme NZ", tenantType: "ORGANISATION" }, { tenantId: "other" }] },
+    };
+    const { connectionId } = await connect(credentialId);
+    expect(provider.metadataRequests).toEqual([
+      { method: "GET", path: "/m/oauth2/metadata", authorization: "OAuth mc-1" },
+      { method: "GET", path: "/m/connections", authorization: "Bearer mc-1" },
+    ]);
+    const { connection } = await connections.getConnection({ organisationId: "acme", id: connectionId });
+    expect(connection!.metadata).toEqual({
+      dc: "us6", api_endpoint: "https://us6.api.mailchimp.example", account_name: "Acme Ltd", tenant_id: "7d0e1a2b-3c4d", tenant_name: "Acme NZ",
+    });
+    expect(connection!.apiBaseUrl).toBe("https://us6.api.mailchimp.example/3.0");
+    expect(connection!.api!.baseUrls.map((b) => b.url)).toEqual(["https://us6.api.mailchimp.example/3.0", "https://us6.api.mailchimp.example/3.0"]);
+    expect(connection!.api!.headers).toEqual({ "xero-tenant-id": "7d0e1a2b-3c4d" });
+  });
+
+  it("untrusted metadata: a dc that is not one DNS label, an internal api_endpoint and an overlong value are not used for the API", async () => {
+    const credentialId = await providerCredential("scripted-metadata");
+    provider.behaviour = { kind: "json", body: { access_token: "mc-2", token_type: "bearer" } };
+    provider.metadataAnswers = {
+      "/m/oauth2/metadata": { status: 200, body: { dc: "evil.com/x", api_endpoint: "https://169.254.169.254", accountname: "x".repeat(600) } },
+      "/m/connections": { status: 200, body: [{ tenantId: "bad\r\nheader" }] },
+    };
+    const { connectionId } = await connect(credentialId);
+    const { connection } = await connections.getConnection({ organisationId: "acme", id: connectionId });
+    expect(connection!.metadata).toEqual({ dc: "evil.com/x", api_endpoint: "https://169.254.169.254" });
+    expect(connection!.apiBaseUrl).toBe("");
+    expect(connection!.api).toBeUndefined();
+  });
+
+  it("a failed metadata request leaves its values out, and the connection is still made", async () => {
+    const credentialId = await providerCredential("scripted-metadata");
+    provider.behaviour = { kind: "json", body: { access_token: "mc-3", token_type: "bearer" } };
+    provider.metadataAnswers = { "/m/connections": { status: 200, body: [{ tenantId: "t-1" }] } };
+    const { connectionId } = await connect(credentialId);
+    const { connection } = await connections.getConnection({ organisationId: "acme", id: connectionId });
+    expect(connection!.metadata).toEqual({ tenant_id: "t-1" });
+    expect(connection!.apiBaseUrl).toBe("");
+    expect(broker.logs.some((line) => line.outcome === "metadata_request_failed")).toBe(true);
+  });
+});
+
+describe("revocation as each provider documents it", () => {
+  /** Connects with one token response, then deletes the connection with revoke. */
+  async function connectAndRevoke(providerId: string, body: Record<string, unknown>, clientId = "client-1") {
+    const credentialId = await providerCredential(providerId, { clientId });
+    provider.behaviour = { kind: "json", body };
+    const { connectionId } = await connect(credentialId, { clientId });
+    return connections.deleteConnection({ organisationId: "acme", id: connectionId, revoke: true });
+  }
+
+  it("a JSON body with HTTP Basic client credentials and a version header (Notion)", async () => {
+    const deleted = await connectAndRevoke("scripted-revoke-json", { access_token: "ntn-r1", token_type: "bearer", refresh_token: "ntnr-r1" }, "0f1e2d3c-4b5a");
+    expect(deleted.revocation).toBe(RevocationOutcome.REVOKED);
+    const [request] = provider.revocations;
+    expect(request).toMatchObject({ method: "POST", path: "/r/v1/oauth/revoke", contentType: "application/json" });
+    expect(JSON.parse(request!.body)).toEqual({ token: "ntnr-r1" });
+    expect(Buffer.from(request!.authorization!.replace(/^Basic /, ""), "base64").toString()).toBe("0f1e2d3c-4b5a:scripted-client-secret");
+    expect(request!.headers["notion-version"]).toBe("2022-06-28");
+  });
+
+  it("DELETE /applications/{client_id}/grant with the access token in a JSON body and 204 (GitHub)", async () => {
+    provider.revocationAnswer = { status: 204, body: undefined };
+    const deleted = await connectAndRevoke("scripted-revoke-grant", { access_token: "gho-r1", token_type: "bearer" }, "Iv1.abc-def");
+    expect(deleted.revocation).toBe(RevocationOutcome.REVOKED);
+    const [request] = provider.revocations;
+    expect(request).toMatchObject({ method: "DELETE", path: "/r/applications/Iv1.abc-def/grant" });
+    expect(JSON.parse(request!.body)).toEqual({ access_token: "gho-r1" });
+    expect(Buffer.from(request!.authorization!.replace(/^Basic /, ""), "base64").toString()).toBe("Iv1.abc-def:scripted-client-secret");
+  });
+
+  it("a success status the provider does not document is a failed revocation, and the connection is kept when asked", async () => {
+    const credentialId = await providerCredential("scripted-revoke-grant");
+    provider.behaviour = { kind: "json", body: { access_token: "gho-r2", token_type: "bearer" } };
+    const { connectionId } = await connect(credentialId);
+    provider.revocationAnswer = { status: 422, body: { message: "Validation Failed" } };
+    const error = await connectError(connections.deleteConnection({ organisationId: "acme", id: connectionId, revoke: true, keepIfRevocationFails: true }));
+    expect(error.code).toBe(Code.Unavailable);
+    expect(error.rawMessage).toBe("revocation failed (HTTP 422) and the connection was kept");
+    expect((await connections.getConnection({ organisationId: "acme", id: connectionId })).connection!.id).toBe(connectionId);
+  });
+
+  it("the token in the query, no client authentication", async () => {
+    const deleted = await connectAndRevoke("scripted-revoke-query", { access_token: "q-r1", token_type: "bearer", refresh_token: "qr-r1" });
+    expect(deleted.revocation).toBe(RevocationOutcome.REVOKED);
+    const [request] = provider.revocations;
+    expect(request).toMatchObject({ method: "POST", path: "/r/deauthorize?access_token=q-r1", authorization: undefined, body: "" });
+  });
+
+  it("the token as the bearer credential, and an HTTP 200 ok false is a failure (Slack's auth.revoke)", async () => {
+    const deleted = await connectAndRevoke("scripted-revoke-bearer", { ok: true, access_token: "xoxb-r1", token_type: "bot" });
+    expect(deleted.revocation).toBe(RevocationOutcome.REVOKED);
+    expect(provider.revocations[0]).toMatchObject({ method: "GET", path: "/r/api/auth.revoke", authorization: "Bearer xoxb-r1", body: "" });
+    provider.revocationAnswer = { status: 200, body: { ok: false, error: "invalid_auth" } };
+    const failed = await connectAndRevoke("scripted-revoke-bearer", { ok: true, access_token: "xoxb-r2", token_type: "bot" });
+    expect(failed).toMatchObject({ revocation: RevocationOutcome.FAILED, revocationError: "invalid_auth" });
+  });
+
+  it("a provider without revocation answers NOT_SUPPORTED and sends nothing", async () => {
+    const deleted = await connectAndRevoke("scripted-revoke-none", { access_token: "n-r1", token_type: "bearer", refresh_token: "nr-r1" });
+    expect(deleted.revocation).toBe(RevocationOutcome.NOT_SUPPORTED);
+    expect(provider.requests.filter((r) => r.path.endsWith("/revoke"))).toEqual([]);
+    expect(provider.revocations).toEqual([]);
+  });
+});
+
+describe("HTTP Basic client credentials (RFC 6749 §2.3.1)", () => {
+  it("form-encodes what needs it: a provider that form-decodes reads a secret with + % : space and non-ASCII", async () => {
+    const secret = "s+e%c:r eét☃-_.~!*";
+    recordSecrets(secret);
+    const credentialId = await providerCredential("scripted-basic-form", { clientId: "app.client_1", clientSecret: secret });
+    provider.basicCheck = { decode: "form", clientId: "app.client_1", clientSecret: secret };
+    provider.behaviour = { kind: "json", body: { access_token: "bf-1", token_type: "Bearer", refresh_token: "bfr-1", expires_in: 30 } };
+    const { connectionId } = await connect(credentialId, { clientId: "app.client_1" });
+    const [exchange] = provider.grants("authorization_code");
+    const sent = Buffer.from(exchange!.authorization!.replace(/^Basic /, ""), "base64").toString();
+    expect(sent).toBe("app.client_1:s%2Be%25c%3Ar+e%C3%A9t%E2%98%83-_.~%21%2A");
+    const { token } = await refreshAndRevoke(connectionId, { kind: "json", body: { access_token: "bf-2", token_type: "Bearer", expires_in: 3600 } });
+    expect(token.accessToken).toBe("bf-2");
+  });
+
+  it("leaves unreserved characters as they are, so a provider that compares raw accepts IDs with - _ . ~", async () => {
+    const clientId = "3f2a-b_c.d~e";
+    const credentialId = await providerCredential("scripted-basic-form", { clientId, clientSecret: "secret-_.~value" });
+    provider.basicCheck = { decode: "raw", clientId, clientSecret: "secret-_.~value" };
+    provider.behaviour = { kind: "json", body: { access_token: "br-1", token_type: "Bearer", refresh_token: "brr-1", expires_in: 30 } };
+    const { connectionId } = await connect(credentialId, { clientId });
+    const { token } = await refreshAndRevoke(connectionId, { kind: "json", body: { access_token: "br-2", token_type: "Bearer", expires_in: 3600 } });
+    expect(token.accessToken).toBe("br-2");
+    expect(provider.grants("refresh_token")).toHaveLength(1);
+  });
+
+  it("basic_encoding raw (Notion's docs) sends <id>:<secret> exactly, even characters form-encoding would change", async () => {
+    const clientId = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
+    const secret = "secret_a+b/c=d";
+    recordSecrets(secret);
+    const credentialId = await providerCredential("scripted-basic-raw", { clientId, clientSecret: secret });
+    provider.basicCheck = { decode: "raw", clientId, clientSecret: secret };
+    provider.behaviour = { kind: "json", body: { access_token: "nr-1", token_type: "Bearer", refresh_token: "nrr-1", expires_in: 30 } };
+    const { connectionId } = await connect(credentialId, { clientId });
+    const { token } = await refreshAndRevoke(connectionId, { kind: "json", body: { access_token: "nr-2", token_type: "Bearer", expires_in: 3600 } });
+    expect(token.accessToken).toBe("nr-2");
+  });
+
+  it("a provider that compares raw refuses a form-encoded + (why raw exists), and the callback says the exchange failed", async () => {
+    const secret = "secret_a+b";
+    recordSecrets(secret);
+    const credentialId = await providerCredential("scripted-basic-form", { clientSecret: secret });
+    provider.basicCheck = { decode: "raw", clientId: "client-1", clientSecret: secret };
+    const { url } = await connections.initialiseOAuth2Connection({
+      organisationId: "acme",
+      connectorId: "quirks",
+      credential: { id: credentialId, organisationId: "acme" },
+      clientId: "client-1",
+      scopes: ["read"],
+    });
+    const state = new URL(url).searchParams.get("state")!;
+    recordSecrets(state);
+    const response = await fetch(`${broker.httpUrl}/oauth2/callback?state=${state}&code=code-x`);
+    expect(response.status).not.toBe(200);
+    expect(provider.grants("authorization_code")).toHaveLength(1);
   });
 });
 
@@ -369,6 +629,7 @@ describe("start-up", () => {
       {
         id: "bad",
         display_name: "Bad",
+        category: "other",
         documentation_url: "https://example.com/docs",
         endpoints: { authorize: "https://auth.example.com/a", token: "http://auth.example.com/t" },
         sources: { endpoints: "https://example.com/docs", authorize: "https://example.com/docs", token: "https://example.com/docs" },

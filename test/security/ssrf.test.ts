@@ -29,6 +29,44 @@ const credential = (tokenUrl: string, extra: Record<string, unknown> = {}) =>
 
 const PRIVATE = "is refused - internal addresses (private or loopback or link-local) are refused";
 
+describe("credential-level host parameters (issue 20: Okta's domain took metadata.google.internal)", () => {
+  const okta = (domain: string, organisationId = "acme") =>
+    broker.connect(CredentialService).createCredential({
+      credential: { organisationId, name: "Okta", clientId: "client-1", clientSecret: "s", provider: "okta", providerConfig: { domain } },
+    });
+  const REFUSED =
+    '"credential.provider_config.domain" is refused - special-use and internal host names (localhost, .local, .internal, .localdomain) are allowed only when BROKER_OUTBOUND_ALLOWLIST names them';
+
+  it.each(["metadata.google.internal", "localhost.localdomain", "foo.localhost", "printer.local", "idp.internal", "router.home.arpa", "a.invalid"])(
+    "regression: refuses %s at creation and at update, changing nothing",
+    async (domain) => {
+      const { credential: created } = await okta("dev-1.okta.com");
+      await expectUnchanged(broker.database.db, async () => {
+        expect(await connectError(okta(domain))).toMatchObject({ code: Code.InvalidArgument, rawMessage: REFUSED });
+        const update = broker.connect(CredentialService).updateCredential({
+          // A changed host needs the secret again (it was stored for the old host).
+          credential: { id: created!.id, organisationId: "acme", providerConfig: { domain }, clientSecret: "s2" },
+          updateMask: { paths: ["provider_config", "client_secret"] },
+        });
+        expect(await connectError(update)).toMatchObject({ code: Code.InvalidArgument, rawMessage: REFUSED });
+      });
+    },
+  );
+
+  it("accepts such a host when BROKER_OUTBOUND_ALLOWLIST names it", async () => {
+    const allowing = await startTestBroker({ BROKER_OUTBOUND_ALLOWLIST: "idp.internal" });
+    try {
+      const { credential } = await allowing.connect(CredentialService).createCredential({
+        credential: { organisationId: "acme", name: "Okta", clientId: "client-1", clientSecret: "s", provider: "okta", providerConfig: { domain: "idp.internal" } },
+      });
+      expect(credential?.providerConfig).toEqual({ domain: "idp.internal" });
+      expect((await connectError(okta("other.internal"))).code).toBe(Code.InvalidArgument);
+    } finally {
+      await allowing.close();
+    }
+  });
+});
+
 describe("token_url and other outbound URLs", () => {
   it.each([
     ["loopback", "https://127.0.0.1/token", `"credential.token_url" ${PRIVATE}`],

@@ -38,6 +38,20 @@ export class ScriptedProvider {
   userinfoStatus = 200;
   /** The revocation endpoint's HTTP status (RFC 7009 §2.2: 200 when accepted). */
   revocationStatus = 200;
+  /**
+   * When set, the token endpoint checks HTTP Basic client credentials as a provider does: "form"
+   * form-decodes the ID and secret (RFC 6749 §2.3.1), "raw" compares `<id>:<secret>` as sent
+   * (Notion's docs); a mismatch is RFC 6749 §5.2's 401 invalid_client.
+   */
+  basicCheck: { decode: "form" | "raw"; clientId: string; clientSecret: string } | undefined;
+  /** Requests to `/r/...` (any method): provider-specific revocation endpoints. */
+  readonly revocations: Array<{ method: string; path: string; authorization: string | undefined; contentType: string | undefined; body: string; headers: Record<string, string | string[] | undefined> }> = [];
+  /** What GET `/m/<name>` answers (metadata endpoints), by path; 404 when unset. */
+  metadataAnswers: Record<string, { status: number; body: unknown }> = {};
+  /** Requests to `/m/...`. */
+  readonly metadataRequests: Array<{ method: string; path: string; authorization: string | undefined }> = [];
+  /** What `/r/...` answers: its status and (JSON) body. */
+  revocationAnswer: { status: number; body: unknown } = { status: 200, body: undefined };
   #server: Server;
   #hanging = new Set<() => void>();
   #keys!: { privateKey: jose.CryptoKey; jwk: jose.JWK };
@@ -124,6 +138,22 @@ export class ScriptedProvider {
       res.end(JSON.stringify(this.userinfo));
       return;
     }
+    if (path.startsWith("/m/")) {
+      this.metadataRequests.push({ method: req.method ?? "", path, authorization: req.headers.authorization });
+      const answer = this.metadataAnswers[path];
+      if (answer === undefined) return void res.writeHead(404).end();
+      res.writeHead(answer.status, { "content-type": "application/json" }).end(JSON.stringify(answer.body));
+      return;
+    }
+    if (path.startsWith("/r/")) {
+      let body = "";
+      for await (const chunk of req) body += chunk;
+      this.revocations.push({ method: req.method ?? "", path, authorization: req.headers.authorization, contentType: req.headers["content-type"], body, headers: req.headers });
+      const { status, body: answer } = this.revocationAnswer;
+      if (answer === undefined) return void res.writeHead(status).end();
+      res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(answer));
+      return;
+    }
     // `/token` and `/revoke`, or under a templated prefix (`/t/<tenant>/token`) for catalog tests.
     const endpoint = /^(?:\/t\/[^/?#]+)?\/(token|revoke)$/.exec(path)?.[1];
     if (endpoint === undefined || req.method !== "POST") {
@@ -138,10 +168,17 @@ export class ScriptedProvider {
       : new URLSearchParams(body);
     this.requests.push({ path, authorization: req.headers.authorization, accept: req.headers.accept, form, contentType });
     const basic = /^Basic (.+)$/.exec(req.headers.authorization ?? "")?.[1];
+    const basicPair = basic === undefined ? undefined : Buffer.from(basic, "base64").toString("utf8");
+    const basicSecret = basicPair?.slice(basicPair.indexOf(":") + 1);
     recordSecrets(
       ...["code", "code_verifier", "refresh_token", "client_secret", "token"].map((name) => form.get(name)),
-      basic === undefined ? undefined : decodeURIComponent(Buffer.from(basic, "base64").toString().split(":")[1] ?? ""),
+      basicSecret,
+      basicSecret === undefined ? undefined : formDecode(basicSecret),
     );
+    if (endpoint === "token" && this.basicCheck !== undefined && !basicMatches(basicPair, this.basicCheck)) {
+      res.writeHead(401, { "content-type": "application/json", "www-authenticate": "Basic" }).end(JSON.stringify({ error: "invalid_client" }));
+      return;
+    }
     if (endpoint === "revoke") {
       res.writeHead(this.revocationStatus, { "content-type": "application/json" });
       res.end(this.revocationStatus === 200 ? "" : JSON.stringify({ error: "unsupported_token_type" }));
@@ -182,4 +219,22 @@ export class ScriptedProvider {
         return;
     }
   }
+}
+
+/** application/x-www-form-urlencoded decoding; undefined when the value is not validly encoded. */
+function formDecode(value: string): string | undefined {
+  try {
+    return decodeURIComponent(value.replaceAll("+", " "));
+  } catch {
+    return undefined;
+  }
+}
+
+function basicMatches(pair: string | undefined, check: NonNullable<ScriptedProvider["basicCheck"]>): boolean {
+  if (pair === undefined) return false;
+  const colon = pair.indexOf(":");
+  const [id, secret] = [pair.slice(0, colon), pair.slice(colon + 1)];
+  if (check.decode === "raw") return id === check.clientId && secret === check.clientSecret;
+  // RFC 6749 §2.3.1: both parts are form-encoded, so a raw ":" cannot occur in either.
+  return !secret.includes(":") && formDecode(id) === check.clientId && formDecode(secret) === check.clientSecret;
 }

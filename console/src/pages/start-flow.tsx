@@ -30,8 +30,11 @@ export function StartFlow(props: {
       aria-label={props.label}
       onSubmit={(event) => {
         event.preventDefault();
-        // Opened before the call, while the click still counts as the user's: browsers block later pop-ups.
+        // Opened before the call, while the click still counts as the user's: browsers block later
+        // pop-ups. Its opener is cut before it leaves for the provider, whose page could otherwise
+        // navigate this console through window.opener (issue 20, item 4).
         const tab = window.open("about:blank", "_blank");
+        if (tab !== null) tab.opener = null;
         void action.run(async () => {
           try {
             const { url } = await api.connections.initialiseOAuth2Connection({

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file oauth2broker/v1/connection_service.proto.
  */
 export const file_oauth2broker_v1_connection_service: GenFile = /*@__PURE__*/
-  fileDesc("CihvYXV0aDJicm9rZXIvdjEvY29ubmVjdGlvbl9zZXJ2aWNlLnByb3RvEg9vYXV0aDJicm9rZXIudjEi4AQKCkNvbm5lY3Rpb24SCgoCaWQYASABKAkSFwoPb3JnYW5pc2F0aW9uX2lkGAIgASgJEhQKDGNvbm5lY3Rvcl9pZBgDIAEoCRIVCg1jcmVkZW50aWFsX2lkGAQgASgJEjEKBnN0YXR1cxgFIAEoDjIhLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uU3RhdHVzEhUKDXN0YXR1c19yZWFzb24YBiABKAkSDgoGc2NvcGVzGAcgAygJEhIKCnRva2VuX3R5cGUYCCABKAkSPAoYYWNjZXNzX3Rva2VuX2V4cGlyZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIZChFoYXNfcmVmcmVzaF90b2tlbhgKIAEoCBIvCgtjcmVhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjsKCG1ldGFkYXRhGA0gAygLMikub2F1dGgyYnJva2VyLnYxLkNvbm5lY3Rpb24uTWV0YWRhdGFFbnRyeRI6ChBleHRlcm5hbF9hY2NvdW50GA4gASgLMiAub2F1dGgyYnJva2VyLnYxLkV4dGVybmFsQWNjb3VudBItCgRraW5kGBQgASgOMh8ub2F1dGgyYnJva2VyLnYxLkNvbm5lY3Rpb25LaW5kGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI6Cg9FeHRlcm5hbEFjY291bnQSCgoCaWQYASABKAkSDQoFZW1haWwYAiABKAkSDAoEbmFtZRgDIAEoCSI7ChRHZXRDb25uZWN0aW9uUmVxdWVzdBIXCg9vcmdhbmlzYXRpb25faWQYASABKAkSCgoCaWQYAiABKAkiSAoVR2V0Q29ubmVjdGlvblJlc3BvbnNlEi8KCmNvbm5lY3Rpb24YASABKAsyGy5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvbiK4AQoWTGlzdENvbm5lY3Rpb25zUmVxdWVzdBIXCg9vcmdhbmlzYXRpb25faWQYASABKAkSFAoMY29ubmVjdG9yX2lkGAIgASgJEhUKDWNyZWRlbnRpYWxfaWQYAyABKAkSMQoGc3RhdHVzGAQgASgOMiEub2F1dGgyYnJva2VyLnYxLkNvbm5lY3Rpb25TdGF0dXMSEQoJcGFnZV9zaXplGAUgASgFEhIKCnBhZ2VfdG9rZW4YBiABKAkiZAoXTGlzdENvbm5lY3Rpb25zUmVzcG9uc2USMAoLY29ubmVjdGlvbnMYASADKAsyGy5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiXgoVR2V0QWNjZXNzVG9rZW5SZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCRIVCg1jb25uZWN0aW9uX2lkGAIgASgJEhUKDWZvcmNlX3JlZnJlc2gYAyABKAgi7QEKFkdldEFjY2Vzc1Rva2VuUmVzcG9uc2USFAoMYWNjZXNzX3Rva2VuGAEgASgJEhIKCnRva2VuX3R5cGUYAiABKAkSLwoLZXhwaXJlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEkcKCG1ldGFkYXRhGAQgAygLMjUub2F1dGgyYnJva2VyLnYxLkdldEFjY2Vzc1Rva2VuUmVzcG9uc2UuTWV0YWRhdGFFbnRyeRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEidQoYQ29uZmlybUNvbm5lY3Rpb25SZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCRIVCg1jb25uZWN0aW9uX2lkGAIgASgJEhMKC2VuZF91c2VyX2lkGAMgASgJEhQKDGNvbmZpcm1hdGlvbhgEIAEoCSJMChlDb25maXJtQ29ubmVjdGlvblJlc3BvbnNlEi8KCmNvbm5lY3Rpb24YASABKAsyGy5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvbiJwChdEZWxldGVDb25uZWN0aW9uUmVxdWVzdBIXCg9vcmdhbmlzYXRpb25faWQYASABKAkSCgoCaWQYAiABKAkSDgoGcmV2b2tlGAMgASgIEiAKGGtlZXBfaWZfcmV2b2NhdGlvbl9mYWlscxgEIAEoCCJsChhEZWxldGVDb25uZWN0aW9uUmVzcG9uc2USNgoKcmV2b2NhdGlvbhgBIAEoDjIiLm9hdXRoMmJyb2tlci52MS5SZXZvY2F0aW9uT3V0Y29tZRIYChByZXZvY2F0aW9uX2Vycm9yGAIgASgJIjcKHFdhdGNoQ29ubmVjdGlvbkV2ZW50c1JlcXVlc3QSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJIlAKHVdhdGNoQ29ubmVjdGlvbkV2ZW50c1Jlc3BvbnNlEi8KBWV2ZW50GAEgASgLMiAub2F1dGgyYnJva2VyLnYxLkNvbm5lY3Rpb25FdmVudCKDAgoPQ29ubmVjdGlvbkV2ZW50EgoKAmlkGAEgASgJEgwKBHR5cGUYAiABKAkSLwoLY3JlYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD29yZ2FuaXNhdGlvbl9pZBgEIAEoCRIVCg1jb25uZWN0aW9uX2lkGAUgASgJEhQKDGNvbm5lY3Rvcl9pZBgGIAEoCRIVCg1jcmVkZW50aWFsX2lkGAcgASgJEjEKBnN0YXR1cxgIIAEoDjIhLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uU3RhdHVzEhUKDXN0YXR1c19yZWFzb24YCSABKAkiOgoTQ3JlZGVudGlhbFJlZmVyZW5jZRIKCgJpZBgBIAEoCRIXCg9vcmdhbmlzYXRpb25faWQYAiABKAki/wMKIUluaXRpYWxpc2VPQXV0aDJDb25uZWN0aW9uUmVxdWVzdBIXCg9vcmdhbmlzYXRpb25faWQYASABKAkSFAoMY29ubmVjdG9yX2lkGAIgASgJEjgKCmNyZWRlbnRpYWwYAyABKAsyJC5vYXV0aDJicm9rZXIudjEuQ3JlZGVudGlhbFJlZmVyZW5jZRIVCg1hdXRob3JpemVfdXJsGAQgASgJEhEKCWNsaWVudF9pZBgFIAEoCRIOCgZzY29wZXMYBiADKAkSHgoWZGlzYWJsZV9vZmZsaW5lX2FjY2VzcxgHIAEoCBITCgZwcm9tcHQYCCABKAlIAIgBARIZChFhZGRpdGlvbmFsX3BhcmFtcxgJIAEoCRISCgpyZXR1cm5fdXJsGAogASgJEhMKC2VuZF91c2VyX2lkGAsgASgJEmMKEWNvbm5lY3Rpb25fY29uZmlnGAwgAygLMkgub2F1dGgyYnJva2VyLnYxLkluaXRpYWxpc2VPQXV0aDJDb25uZWN0aW9uUmVxdWVzdC5Db25uZWN0aW9uQ29uZmlnRW50cnkSFQoNY29ubmVjdGlvbl9pZBgNIAEoCRo3ChVDb25uZWN0aW9uQ29uZmlnRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIJCgdfcHJvbXB0ImIKIkluaXRpYWxpc2VPQXV0aDJDb25uZWN0aW9uUmVzcG9uc2USCwoDdXJsGAEgASgJEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ0ChtMaXN0Q29ubmVjdGlvbkV2ZW50c1JlcXVlc3QSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkSEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkiaQocTGlzdENvbm5lY3Rpb25FdmVudHNSZXNwb25zZRIwCgZldmVudHMYASADKAsyIC5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvbkV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIyChdDb3VudENvbm5lY3Rpb25zUmVxdWVzdBIXCg9vcmdhbmlzYXRpb25faWQYASABKAkiWQoVQ29ubmVjdGlvblN0YXR1c0NvdW50EjEKBnN0YXR1cxgBIAEoDjIhLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uU3RhdHVzEg0KBWNvdW50GAIgASgDIpMCChhDb3VudENvbm5lY3Rpb25zUmVzcG9uc2USNgoGY291bnRzGAEgAygLMiYub2F1dGgyYnJva2VyLnYxLkNvbm5lY3Rpb25TdGF0dXNDb3VudBJ4CiFmYWlsaW5nX2Nvbm5lY3Rpb25zX2J5X2NyZWRlbnRpYWwYAiADKAsyTS5vYXV0aDJicm9rZXIudjEuQ291bnRDb25uZWN0aW9uc1Jlc3BvbnNlLkZhaWxpbmdDb25uZWN0aW9uc0J5Q3JlZGVudGlhbEVudHJ5GkUKI0ZhaWxpbmdDb25uZWN0aW9uc0J5Q3JlZGVudGlhbEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAzoCOAEitgIKF0NyZWF0ZUNvbm5lY3Rpb25SZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCRIUCgxjb25uZWN0b3JfaWQYAiABKAkSSgoSY2xpZW50X2NyZWRlbnRpYWxzGAMgASgLMiwub2F1dGgyYnJva2VyLnYxLkNsaWVudENyZWRlbnRpYWxzQ29ubmVjdGlvbkgAEjcKCGltcG9ydGVkGAQgASgLMiMub2F1dGgyYnJva2VyLnYxLkltcG9ydGVkQ29ubmVjdGlvbkgAEjAKB2FwaV9rZXkYBSABKAsyHS5vYXV0aDJicm9rZXIudjEuU3RhdGljQXBpS2V5SAASLQoFYmFzaWMYBiABKAsyHC5vYXV0aDJicm9rZXIudjEuU3RhdGljQmFzaWNIAEIGCgRraW5kIqMCChtDbGllbnRDcmVkZW50aWFsc0Nvbm5lY3Rpb24SOAoKY3JlZGVudGlhbBgBIAEoCzIkLm9hdXRoMmJyb2tlci52MS5DcmVkZW50aWFsUmVmZXJlbmNlEg4KBnNjb3BlcxgCIAMoCRIQCghyZXNvdXJjZRgDIAMoCRIQCghhdWRpZW5jZRgEIAEoCRJdChFjb25uZWN0aW9uX2NvbmZpZxgFIAMoCzJCLm9hdXRoMmJyb2tlci52MS5DbGllbnRDcmVkZW50aWFsc0Nvbm5lY3Rpb24uQ29ubmVjdGlvbkNvbmZpZ0VudHJ5GjcKFUNvbm5lY3Rpb25Db25maWdFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIrsEChJJbXBvcnRlZENvbm5lY3Rpb24SOAoKY3JlZGVudGlhbBgBIAEoCzIkLm9hdXRoMmJyb2tlci52MS5DcmVkZW50aWFsUmVmZXJlbmNlEhEKCWltcG9ydF9pZBgCIAEoCRIUCgxhY2Nlc3NfdG9rZW4YAyABKAkSFQoNcmVmcmVzaF90b2tlbhgEIAEoCRIvCgtleHBpcmVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGc2NvcGVzGAYgAygJEhIKCnRva2VuX3R5cGUYByABKAkSOgoQZXh0ZXJuYWxfYWNjb3VudBgIIAEoCzIgLm9hdXRoMmJyb2tlci52MS5FeHRlcm5hbEFjY291bnQSQwoIbWV0YWRhdGEYCSADKAsyMS5vYXV0aDJicm9rZXIudjEuSW1wb3J0ZWRDb25uZWN0aW9uLk1ldGFkYXRhRW50cnkSFQoNY2hlY2tfcmVmcmVzaBgKIAEoCBJUChFjb25uZWN0aW9uX2NvbmZpZxgLIAMoCzI5Lm9hdXRoMmJyb2tlci52MS5JbXBvcnRlZENvbm5lY3Rpb24uQ29ubmVjdGlvbkNvbmZpZ0VudHJ5Gi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARo3ChVDb25uZWN0aW9uQ29uZmlnRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIxCgxTdGF0aWNBcGlLZXkSEAoIcHJvdmlkZXIYASABKAkSDwoHYXBpX2tleRgCIAEoCSJDCgtTdGF0aWNCYXNpYxIQCghwcm92aWRlchgBIAEoCRIQCgh1c2VybmFtZRgCIAEoCRIQCghwYXNzd29yZBgDIAEoCSJcChhDcmVhdGVDb25uZWN0aW9uUmVzcG9uc2USLwoKY29ubmVjdGlvbhgBIAEoCzIbLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uEg8KB2NyZWF0ZWQYAiABKAgiegoeUmVwbGFjZVN0YXRpY0Nvbm5lY3Rpb25SZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCRIKCgJpZBgCIAEoCRIPCgdhcGlfa2V5GAMgASgJEhAKCHVzZXJuYW1lGAQgASgJEhAKCHBhc3N3b3JkGAUgASgJIlIKH1JlcGxhY2VTdGF0aWNDb25uZWN0aW9uUmVzcG9uc2USLwoKY29ubmVjdGlvbhgBIAEoCzIbLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uKsUBChBDb25uZWN0aW9uU3RhdHVzEiEKHUNPTk5FQ1RJT05fU1RBVFVTX1VOU1BFQ0lGSUVEEAASHAoYQ09OTkVDVElPTl9TVEFUVVNfQUNUSVZFEAESJAogQ09OTkVDVElPTl9TVEFUVVNfUkVGUkVTSF9GQUlMRUQQAhIrCidDT05ORUNUSU9OX1NUQVRVU19ORUVEU19SRUFVVEhPUklaQVRJT04QAxIdChlDT05ORUNUSU9OX1NUQVRVU19QRU5ESU5HEAQqmAIKDkNvbm5lY3Rpb25LaW5kEh8KG0NPTk5FQ1RJT05fS0lORF9VTlNQRUNJRklFRBAAEiYKIkNPTk5FQ1RJT05fS0lORF9BVVRIT1JJWkFUSU9OX0NPREUQARImCiJDT05ORUNUSU9OX0tJTkRfQ0xJRU5UX0NSRURFTlRJQUxTEAISHAoYQ09OTkVDVElPTl9LSU5EX0lNUE9SVEVEEAMSHwobQ09OTkVDVElPTl9LSU5EX0RFVklDRV9DT0RFEAQSHgoaQ09OTkVDVElPTl9LSU5EX0pXVF9CRUFSRVIQBRIbChdDT05ORUNUSU9OX0tJTkRfQVBJX0tFWRAGEhkKFUNPTk5FQ1RJT05fS0lORF9CQVNJQxAHKpwBChFSZXZvY2F0aW9uT3V0Y29tZRIiCh5SRVZPQ0FUSU9OX09VVENPTUVfVU5TUEVDSUZJRUQQABIeChpSRVZPQ0FUSU9OX09VVENPTUVfUkVWT0tFRBABEh0KGVJFVk9DQVRJT05fT1VUQ09NRV9GQUlMRUQQAhIkCiBSRVZPQ0FUSU9OX09VVENPTUVfTk9UX1NVUFBPUlRFRBADMqUKChFDb25uZWN0aW9uU2VydmljZRLSAQoaSW5pdGlhbGlzZU9BdXRoMkNvbm5lY3Rpb24SMi5vYXV0aDJicm9rZXIudjEuSW5pdGlhbGlzZU9BdXRoMkNvbm5lY3Rpb25SZXF1ZXN0GjMub2F1dGgyYnJva2VyLnYxLkluaXRpYWxpc2VPQXV0aDJDb25uZWN0aW9uUmVzcG9uc2UiS4LT5JMCRToBKiJAL28ve29yZ2FuaXNhdGlvbl9pZH0vY29ubmVjdG9ycy97Y29ubmVjdG9yX2lkfS9vYXV0aDIvaW5pdGlhbGlzZRJeCg1HZXRDb25uZWN0aW9uEiUub2F1dGgyYnJva2VyLnYxLkdldENvbm5lY3Rpb25SZXF1ZXN0GiYub2F1dGgyYnJva2VyLnYxLkdldENvbm5lY3Rpb25SZXNwb25zZRJkCg9MaXN0Q29ubmVjdGlvbnMSJy5vYXV0aDJicm9rZXIudjEuTGlzdENvbm5lY3Rpb25zUmVxdWVzdBooLm9hdXRoMmJyb2tlci52MS5MaXN0Q29ubmVjdGlvbnNSZXNwb25zZRJhCg5HZXRBY2Nlc3NUb2tlbhImLm9hdXRoMmJyb2tlci52MS5HZXRBY2Nlc3NUb2tlblJlcXVlc3QaJy5vYXV0aDJicm9rZXIudjEuR2V0QWNjZXNzVG9rZW5SZXNwb25zZRJqChFDb25maXJtQ29ubmVjdGlvbhIpLm9hdXRoMmJyb2tlci52MS5Db25maXJtQ29ubmVjdGlvblJlcXVlc3QaKi5vYXV0aDJicm9rZXIudjEuQ29uZmlybUNvbm5lY3Rpb25SZXNwb25zZRJnChBEZWxldGVDb25uZWN0aW9uEigub2F1dGgyYnJva2VyLnYxLkRlbGV0ZUNvbm5lY3Rpb25SZXF1ZXN0Gikub2F1dGgyYnJva2VyLnYxLkRlbGV0ZUNvbm5lY3Rpb25SZXNwb25zZRJ4ChVXYXRjaENvbm5lY3Rpb25FdmVudHMSLS5vYXV0aDJicm9rZXIudjEuV2F0Y2hDb25uZWN0aW9uRXZlbnRzUmVxdWVzdBouLm9hdXRoMmJyb2tlci52MS5XYXRjaENvbm5lY3Rpb25FdmVudHNSZXNwb25zZTABEnMKFExpc3RDb25uZWN0aW9uRXZlbnRzEiwub2F1dGgyYnJva2VyLnYxLkxpc3RDb25uZWN0aW9uRXZlbnRzUmVxdWVzdBotLm9hdXRoMmJyb2tlci52MS5MaXN0Q29ubmVjdGlvbkV2ZW50c1Jlc3BvbnNlEmcKEENvdW50Q29ubmVjdGlvbnMSKC5vYXV0aDJicm9rZXIudjEuQ291bnRDb25uZWN0aW9uc1JlcXVlc3QaKS5vYXV0aDJicm9rZXIudjEuQ291bnRDb25uZWN0aW9uc1Jlc3BvbnNlEmcKEENyZWF0ZUNvbm5lY3Rpb24SKC5vYXV0aDJicm9rZXIudjEuQ3JlYXRlQ29ubmVjdGlvblJlcXVlc3QaKS5vYXV0aDJicm9rZXIudjEuQ3JlYXRlQ29ubmVjdGlvblJlc3BvbnNlEnwKF1JlcGxhY2VTdGF0aWNDb25uZWN0aW9uEi8ub2F1dGgyYnJva2VyLnYxLlJlcGxhY2VTdGF0aWNDb25uZWN0aW9uUmVxdWVzdBowLm9hdXRoMmJyb2tlci52MS5SZXBsYWNlU3RhdGljQ29ubmVjdGlvblJlc3BvbnNlQk5aTGdpdGh1Yi5jb20vb2F1dGgyLWJyb2tlci9vYXV0aDItYnJva2VyL2dlbi9nby9vYXV0aDJicm9rZXIvdjE7b2F1dGgyYnJva2VydjFiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_timestamp]);
+  fileDesc("CihvYXV0aDJicm9rZXIvdjEvY29ubmVjdGlvbl9zZXJ2aWNlLnByb3RvEg9vYXV0aDJicm9rZXIudjEioQUKCkNvbm5lY3Rpb24SCgoCaWQYASABKAkSFwoPb3JnYW5pc2F0aW9uX2lkGAIgASgJEhQKDGNvbm5lY3Rvcl9pZBgDIAEoCRIVCg1jcmVkZW50aWFsX2lkGAQgASgJEjEKBnN0YXR1cxgFIAEoDjIhLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uU3RhdHVzEhUKDXN0YXR1c19yZWFzb24YBiABKAkSDgoGc2NvcGVzGAcgAygJEhIKCnRva2VuX3R5cGUYCCABKAkSPAoYYWNjZXNzX3Rva2VuX2V4cGlyZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIZChFoYXNfcmVmcmVzaF90b2tlbhgKIAEoCBIvCgtjcmVhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjsKCG1ldGFkYXRhGA0gAygLMikub2F1dGgyYnJva2VyLnYxLkNvbm5lY3Rpb24uTWV0YWRhdGFFbnRyeRI6ChBleHRlcm5hbF9hY2NvdW50GA4gASgLMiAub2F1dGgyYnJva2VyLnYxLkV4dGVybmFsQWNjb3VudBIUCgxhcGlfYmFzZV91cmwYDyABKAkSKQoDYXBpGBAgASgLMhwub2F1dGgyYnJva2VyLnYxLlByb3ZpZGVyQXBpEi0KBGtpbmQYFCABKA4yHy5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvbktpbmQaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIuYBCgtQcm92aWRlckFwaRIuCgliYXNlX3VybHMYASADKAsyGy5vYXV0aDJicm9rZXIudjEuQXBpQmFzZVVybBI7Cg90b2tlbl9wbGFjZW1lbnQYAiABKAsyIi5vYXV0aDJicm9rZXIudjEuQXBpVG9rZW5QbGFjZW1lbnQSOgoHaGVhZGVycxgDIAMoCzIpLm9hdXRoMmJyb2tlci52MS5Qcm92aWRlckFwaS5IZWFkZXJzRW50cnkaLgoMSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiPAoKQXBpQmFzZVVybBIMCgRuYW1lGAEgASgJEgsKA3VybBgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCSJmChFBcGlUb2tlblBsYWNlbWVudBIzCghsb2NhdGlvbhgBIAEoDjIhLm9hdXRoMmJyb2tlci52MS5BcGlUb2tlbkxvY2F0aW9uEgwKBG5hbWUYAiABKAkSDgoGc2NoZW1lGAMgASgJIjoKD0V4dGVybmFsQWNjb3VudBIKCgJpZBgBIAEoCRINCgVlbWFpbBgCIAEoCRIMCgRuYW1lGAMgASgJIjsKFEdldENvbm5lY3Rpb25SZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCRIKCgJpZBgCIAEoCSJIChVHZXRDb25uZWN0aW9uUmVzcG9uc2USLwoKY29ubmVjdGlvbhgBIAEoCzIbLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uIrgBChZMaXN0Q29ubmVjdGlvbnNSZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCRIUCgxjb25uZWN0b3JfaWQYAiABKAkSFQoNY3JlZGVudGlhbF9pZBgDIAEoCRIxCgZzdGF0dXMYBCABKA4yIS5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvblN0YXR1cxIRCglwYWdlX3NpemUYBSABKAUSEgoKcGFnZV90b2tlbhgGIAEoCSJkChdMaXN0Q29ubmVjdGlvbnNSZXNwb25zZRIwCgtjb25uZWN0aW9ucxgBIAMoCzIbLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJeChVHZXRBY2Nlc3NUb2tlblJlcXVlc3QSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkSFQoNZm9yY2VfcmVmcmVzaBgDIAEoCCKuAgoWR2V0QWNjZXNzVG9rZW5SZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSEgoKdG9rZW5fdHlwZRgCIAEoCRIvCgtleHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASRwoIbWV0YWRhdGEYBCADKAsyNS5vYXV0aDJicm9rZXIudjEuR2V0QWNjZXNzVG9rZW5SZXNwb25zZS5NZXRhZGF0YUVudHJ5EhQKDGFwaV9iYXNlX3VybBgFIAEoCRIpCgNhcGkYBiABKAsyHC5vYXV0aDJicm9rZXIudjEuUHJvdmlkZXJBcGkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBInUKGENvbmZpcm1Db25uZWN0aW9uUmVxdWVzdBIXCg9vcmdhbmlzYXRpb25faWQYASABKAkSFQoNY29ubmVjdGlvbl9pZBgCIAEoCRITCgtlbmRfdXNlcl9pZBgDIAEoCRIUCgxjb25maXJtYXRpb24YBCABKAkiTAoZQ29uZmlybUNvbm5lY3Rpb25SZXNwb25zZRIvCgpjb25uZWN0aW9uGAEgASgLMhsub2F1dGgyYnJva2VyLnYxLkNvbm5lY3Rpb24icAoXRGVsZXRlQ29ubmVjdGlvblJlcXVlc3QSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJEgoKAmlkGAIgASgJEg4KBnJldm9rZRgDIAEoCBIgChhrZWVwX2lmX3Jldm9jYXRpb25fZmFpbHMYBCABKAgibAoYRGVsZXRlQ29ubmVjdGlvblJlc3BvbnNlEjYKCnJldm9jYXRpb24YASABKA4yIi5vYXV0aDJicm9rZXIudjEuUmV2b2NhdGlvbk91dGNvbWUSGAoQcmV2b2NhdGlvbl9lcnJvchgCIAEoCSI3ChxXYXRjaENvbm5lY3Rpb25FdmVudHNSZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCSJQCh1XYXRjaENvbm5lY3Rpb25FdmVudHNSZXNwb25zZRIvCgVldmVudBgBIAEoCzIgLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uRXZlbnQigwIKD0Nvbm5lY3Rpb25FdmVudBIKCgJpZBgBIAEoCRIMCgR0eXBlGAIgASgJEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCg9vcmdhbmlzYXRpb25faWQYBCABKAkSFQoNY29ubmVjdGlvbl9pZBgFIAEoCRIUCgxjb25uZWN0b3JfaWQYBiABKAkSFQoNY3JlZGVudGlhbF9pZBgHIAEoCRIxCgZzdGF0dXMYCCABKA4yIS5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvblN0YXR1cxIVCg1zdGF0dXNfcmVhc29uGAkgASgJIjoKE0NyZWRlbnRpYWxSZWZlcmVuY2USCgoCaWQYASABKAkSFwoPb3JnYW5pc2F0aW9uX2lkGAIgASgJIv8DCiFJbml0aWFsaXNlT0F1dGgyQ29ubmVjdGlvblJlcXVlc3QSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJEhQKDGNvbm5lY3Rvcl9pZBgCIAEoCRI4CgpjcmVkZW50aWFsGAMgASgLMiQub2F1dGgyYnJva2VyLnYxLkNyZWRlbnRpYWxSZWZlcmVuY2USFQoNYXV0aG9yaXplX3VybBgEIAEoCRIRCgljbGllbnRfaWQYBSABKAkSDgoGc2NvcGVzGAYgAygJEh4KFmRpc2FibGVfb2ZmbGluZV9hY2Nlc3MYByABKAgSEwoGcHJvbXB0GAggASgJSACIAQESGQoRYWRkaXRpb25hbF9wYXJhbXMYCSABKAkSEgoKcmV0dXJuX3VybBgKIAEoCRITCgtlbmRfdXNlcl9pZBgLIAEoCRJjChFjb25uZWN0aW9uX2NvbmZpZxgMIAMoCzJILm9hdXRoMmJyb2tlci52MS5Jbml0aWFsaXNlT0F1dGgyQ29ubmVjdGlvblJlcXVlc3QuQ29ubmVjdGlvbkNvbmZpZ0VudHJ5EhUKDWNvbm5lY3Rpb25faWQYDSABKAkaNwoVQ29ubmVjdGlvbkNvbmZpZ0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCQoHX3Byb21wdCJiCiJJbml0aWFsaXNlT0F1dGgyQ29ubmVjdGlvblJlc3BvbnNlEgsKA3VybBgBIAEoCRIvCgtleHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAidAobTGlzdENvbm5lY3Rpb25FdmVudHNSZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCRIVCg1jb25uZWN0aW9uX2lkGAIgASgJEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJImkKHExpc3RDb25uZWN0aW9uRXZlbnRzUmVzcG9uc2USMAoGZXZlbnRzGAEgAygLMiAub2F1dGgyYnJva2VyLnYxLkNvbm5lY3Rpb25FdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiMgoXQ291bnRDb25uZWN0aW9uc1JlcXVlc3QSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJIlkKFUNvbm5lY3Rpb25TdGF0dXNDb3VudBIxCgZzdGF0dXMYASABKA4yIS5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvblN0YXR1cxINCgVjb3VudBgCIAEoAyKTAgoYQ291bnRDb25uZWN0aW9uc1Jlc3BvbnNlEjYKBmNvdW50cxgBIAMoCzImLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uU3RhdHVzQ291bnQSeAohZmFpbGluZ19jb25uZWN0aW9uc19ieV9jcmVkZW50aWFsGAIgAygLMk0ub2F1dGgyYnJva2VyLnYxLkNvdW50Q29ubmVjdGlvbnNSZXNwb25zZS5GYWlsaW5nQ29ubmVjdGlvbnNCeUNyZWRlbnRpYWxFbnRyeRpFCiNGYWlsaW5nQ29ubmVjdGlvbnNCeUNyZWRlbnRpYWxFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAM6AjgBIrYCChdDcmVhdGVDb25uZWN0aW9uUmVxdWVzdBIXCg9vcmdhbmlzYXRpb25faWQYASABKAkSFAoMY29ubmVjdG9yX2lkGAIgASgJEkoKEmNsaWVudF9jcmVkZW50aWFscxgDIAEoCzIsLm9hdXRoMmJyb2tlci52MS5DbGllbnRDcmVkZW50aWFsc0Nvbm5lY3Rpb25IABI3CghpbXBvcnRlZBgEIAEoCzIjLm9hdXRoMmJyb2tlci52MS5JbXBvcnRlZENvbm5lY3Rpb25IABIwCgdhcGlfa2V5GAUgASgLMh0ub2F1dGgyYnJva2VyLnYxLlN0YXRpY0FwaUtleUgAEi0KBWJhc2ljGAYgASgLMhwub2F1dGgyYnJva2VyLnYxLlN0YXRpY0Jhc2ljSABCBgoEa2luZCKjAgobQ2xpZW50Q3JlZGVudGlhbHNDb25uZWN0aW9uEjgKCmNyZWRlbnRpYWwYASABKAsyJC5vYXV0aDJicm9rZXIudjEuQ3JlZGVudGlhbFJlZmVyZW5jZRIOCgZzY29wZXMYAiADKAkSEAoIcmVzb3VyY2UYAyADKAkSEAoIYXVkaWVuY2UYBCABKAkSXQoRY29ubmVjdGlvbl9jb25maWcYBSADKAsyQi5vYXV0aDJicm9rZXIudjEuQ2xpZW50Q3JlZGVudGlhbHNDb25uZWN0aW9uLkNvbm5lY3Rpb25Db25maWdFbnRyeRo3ChVDb25uZWN0aW9uQ29uZmlnRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASK7BAoSSW1wb3J0ZWRDb25uZWN0aW9uEjgKCmNyZWRlbnRpYWwYASABKAsyJC5vYXV0aDJicm9rZXIudjEuQ3JlZGVudGlhbFJlZmVyZW5jZRIRCglpbXBvcnRfaWQYAiABKAkSFAoMYWNjZXNzX3Rva2VuGAMgASgJEhUKDXJlZnJlc2hfdG9rZW4YBCABKAkSLwoLZXhwaXJlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBnNjb3BlcxgGIAMoCRISCgp0b2tlbl90eXBlGAcgASgJEjoKEGV4dGVybmFsX2FjY291bnQYCCABKAsyIC5vYXV0aDJicm9rZXIudjEuRXh0ZXJuYWxBY2NvdW50EkMKCG1ldGFkYXRhGAkgAygLMjEub2F1dGgyYnJva2VyLnYxLkltcG9ydGVkQ29ubmVjdGlvbi5NZXRhZGF0YUVudHJ5EhUKDWNoZWNrX3JlZnJlc2gYCiABKAgSVAoRY29ubmVjdGlvbl9jb25maWcYCyADKAsyOS5vYXV0aDJicm9rZXIudjEuSW1wb3J0ZWRDb25uZWN0aW9uLkNvbm5lY3Rpb25Db25maWdFbnRyeRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaNwoVQ29ubmVjdGlvbkNvbmZpZ0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiMQoMU3RhdGljQXBpS2V5EhAKCHByb3ZpZGVyGAEgASgJEg8KB2FwaV9rZXkYAiABKAkiQwoLU3RhdGljQmFzaWMSEAoIcHJvdmlkZXIYASABKAkSEAoIdXNlcm5hbWUYAiABKAkSEAoIcGFzc3dvcmQYAyABKAkiXAoYQ3JlYXRlQ29ubmVjdGlvblJlc3BvbnNlEi8KCmNvbm5lY3Rpb24YASABKAsyGy5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvbhIPCgdjcmVhdGVkGAIgASgIInoKHlJlcGxhY2VTdGF0aWNDb25uZWN0aW9uUmVxdWVzdBIXCg9vcmdhbmlzYXRpb25faWQYASABKAkSCgoCaWQYAiABKAkSDwoHYXBpX2tleRgDIAEoCRIQCgh1c2VybmFtZRgEIAEoCRIQCghwYXNzd29yZBgFIAEoCSJSCh9SZXBsYWNlU3RhdGljQ29ubmVjdGlvblJlc3BvbnNlEi8KCmNvbm5lY3Rpb24YASABKAsyGy5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvbirFAQoQQ29ubmVjdGlvblN0YXR1cxIhCh1DT05ORUNUSU9OX1NUQVRVU19VTlNQRUNJRklFRBAAEhwKGENPTk5FQ1RJT05fU1RBVFVTX0FDVElWRRABEiQKIENPTk5FQ1RJT05fU1RBVFVTX1JFRlJFU0hfRkFJTEVEEAISKwonQ09OTkVDVElPTl9TVEFUVVNfTkVFRFNfUkVBVVRIT1JJWkFUSU9OEAMSHQoZQ09OTkVDVElPTl9TVEFUVVNfUEVORElORxAEKpgCCg5Db25uZWN0aW9uS2luZBIfChtDT05ORUNUSU9OX0tJTkRfVU5TUEVDSUZJRUQQABImCiJDT05ORUNUSU9OX0tJTkRfQVVUSE9SSVpBVElPTl9DT0RFEAESJgoiQ09OTkVDVElPTl9LSU5EX0NMSUVOVF9DUkVERU5USUFMUxACEhwKGENPTk5FQ1RJT05fS0lORF9JTVBPUlRFRBADEh8KG0NPTk5FQ1RJT05fS0lORF9ERVZJQ0VfQ09ERRAEEh4KGkNPTk5FQ1RJT05fS0lORF9KV1RfQkVBUkVSEAUSGwoXQ09OTkVDVElPTl9LSU5EX0FQSV9LRVkQBhIZChVDT05ORUNUSU9OX0tJTkRfQkFTSUMQBypzChBBcGlUb2tlbkxvY2F0aW9uEiIKHkFQSV9UT0tFTl9MT0NBVElPTl9VTlNQRUNJRklFRBAAEh0KGUFQSV9UT0tFTl9MT0NBVElPTl9IRUFERVIQARIcChhBUElfVE9LRU5fTE9DQVRJT05fUVVFUlkQAiqcAQoRUmV2b2NhdGlvbk91dGNvbWUSIgoeUkVWT0NBVElPTl9PVVRDT01FX1VOU1BFQ0lGSUVEEAASHgoaUkVWT0NBVElPTl9PVVRDT01FX1JFVk9LRUQQARIdChlSRVZPQ0FUSU9OX09VVENPTUVfRkFJTEVEEAISJAogUkVWT0NBVElPTl9PVVRDT01FX05PVF9TVVBQT1JURUQQAzKlCgoRQ29ubmVjdGlvblNlcnZpY2US0gEKGkluaXRpYWxpc2VPQXV0aDJDb25uZWN0aW9uEjIub2F1dGgyYnJva2VyLnYxLkluaXRpYWxpc2VPQXV0aDJDb25uZWN0aW9uUmVxdWVzdBozLm9hdXRoMmJyb2tlci52MS5Jbml0aWFsaXNlT0F1dGgyQ29ubmVjdGlvblJlc3BvbnNlIkuC0+STAkU6ASoiQC9vL3tvcmdhbmlzYXRpb25faWR9L2Nvbm5lY3RvcnMve2Nvbm5lY3Rvcl9pZH0vb2F1dGgyL2luaXRpYWxpc2USXgoNR2V0Q29ubmVjdGlvbhIlLm9hdXRoMmJyb2tlci52MS5HZXRDb25uZWN0aW9uUmVxdWVzdBomLm9hdXRoMmJyb2tlci52MS5HZXRDb25uZWN0aW9uUmVzcG9uc2USZAoPTGlzdENvbm5lY3Rpb25zEicub2F1dGgyYnJva2VyLnYxLkxpc3RDb25uZWN0aW9uc1JlcXVlc3QaKC5vYXV0aDJicm9rZXIudjEuTGlzdENvbm5lY3Rpb25zUmVzcG9uc2USYQoOR2V0QWNjZXNzVG9rZW4SJi5vYXV0aDJicm9rZXIudjEuR2V0QWNjZXNzVG9rZW5SZXF1ZXN0Gicub2F1dGgyYnJva2VyLnYxLkdldEFjY2Vzc1Rva2VuUmVzcG9uc2USagoRQ29uZmlybUNvbm5lY3Rpb24SKS5vYXV0aDJicm9rZXIudjEuQ29uZmlybUNvbm5lY3Rpb25SZXF1ZXN0Gioub2F1dGgyYnJva2VyLnYxLkNvbmZpcm1Db25uZWN0aW9uUmVzcG9uc2USZwoQRGVsZXRlQ29ubmVjdGlvbhIoLm9hdXRoMmJyb2tlci52MS5EZWxldGVDb25uZWN0aW9uUmVxdWVzdBopLm9hdXRoMmJyb2tlci52MS5EZWxldGVDb25uZWN0aW9uUmVzcG9uc2USeAoVV2F0Y2hDb25uZWN0aW9uRXZlbnRzEi0ub2F1dGgyYnJva2VyLnYxLldhdGNoQ29ubmVjdGlvbkV2ZW50c1JlcXVlc3QaLi5vYXV0aDJicm9rZXIudjEuV2F0Y2hDb25uZWN0aW9uRXZlbnRzUmVzcG9uc2UwARJzChRMaXN0Q29ubmVjdGlvbkV2ZW50cxIsLm9hdXRoMmJyb2tlci52MS5MaXN0Q29ubmVjdGlvbkV2ZW50c1JlcXVlc3QaLS5vYXV0aDJicm9rZXIudjEuTGlzdENvbm5lY3Rpb25FdmVudHNSZXNwb25zZRJnChBDb3VudENvbm5lY3Rpb25zEigub2F1dGgyYnJva2VyLnYxLkNvdW50Q29ubmVjdGlvbnNSZXF1ZXN0Gikub2F1dGgyYnJva2VyLnYxLkNvdW50Q29ubmVjdGlvbnNSZXNwb25zZRJnChBDcmVhdGVDb25uZWN0aW9uEigub2F1dGgyYnJva2VyLnYxLkNyZWF0ZUNvbm5lY3Rpb25SZXF1ZXN0Gikub2F1dGgyYnJva2VyLnYxLkNyZWF0ZUNvbm5lY3Rpb25SZXNwb25zZRJ8ChdSZXBsYWNlU3RhdGljQ29ubmVjdGlvbhIvLm9hdXRoMmJyb2tlci52MS5SZXBsYWNlU3RhdGljQ29ubmVjdGlvblJlcXVlc3QaMC5vYXV0aDJicm9rZXIudjEuUmVwbGFjZVN0YXRpY0Nvbm5lY3Rpb25SZXNwb25zZUJOWkxnaXRodWIuY29tL29hdXRoMi1icm9rZXIvb2F1dGgyLWJyb2tlci9nZW4vZ28vb2F1dGgyYnJva2VyL3YxO29hdXRoMmJyb2tlcnYxYgZwcm90bzM", [file_google_api_annotations, file_google_protobuf_timestamp]);
 
 /**
  * A connected end-user account, without its tokens.
@@ -126,6 +126,24 @@ export type Connection = Message<"oauth2broker.v1.Connection"> & {
   externalAccount?: ExternalAccount | undefined;
 
   /**
+   * The base URL of the provider's API for this connection (the first of `api.base_urls`), from
+   * the provider catalog with this connection's values filled in (Salesforce's `instance_url`,
+   * Shopify's shop, Mailchimp's data center). Empty for a credential without `provider`, or when
+   * the catalog does not say or a value it needs is missing.
+   *
+   * @generated from field: string api_base_url = 15;
+   */
+  apiBaseUrl: string;
+
+  /**
+   * Where the provider's API lives and how a call carries the token; unset when `api_base_url`
+   * is empty.
+   *
+   * @generated from field: oauth2broker.v1.ProviderApi api = 16;
+   */
+  api?: ProviderApi | undefined;
+
+  /**
    * How the connection holds its access: which grant obtained its tokens, or which static secret
    * it stores. Connections made before kinds existed are AUTHORIZATION_CODE.
    *
@@ -140,6 +158,115 @@ export type Connection = Message<"oauth2broker.v1.Connection"> & {
  */
 export const ConnectionSchema: GenMessage<Connection> = /*@__PURE__*/
   messageDesc(file_oauth2broker_v1_connection_service, 0);
+
+/**
+ * Where a connection's provider API lives and how a call to it carries the access token, as the
+ * provider documents it (the catalog's `api` section), rendered for one connection.
+ *
+ * @generated from message oauth2broker.v1.ProviderApi
+ */
+export type ProviderApi = Message<"oauth2broker.v1.ProviderApi"> & {
+  /**
+   * The API's base URLs, the primary one first. Providers with several hosts (Google,
+   * Microsoft, Atlassian) name each.
+   *
+   * @generated from field: repeated oauth2broker.v1.ApiBaseUrl base_urls = 1;
+   */
+  baseUrls: ApiBaseUrl[];
+
+  /**
+   * How a call sends the access token.
+   *
+   * @generated from field: oauth2broker.v1.ApiTokenPlacement token_placement = 2;
+   */
+  tokenPlacement?: ApiTokenPlacement | undefined;
+
+  /**
+   * Headers every call needs, name to value (such as Notion's `Notion-Version`). Never a secret.
+   *
+   * @generated from field: map<string, string> headers = 3;
+   */
+  headers: { [key: string]: string };
+};
+
+/**
+ * Describes the message oauth2broker.v1.ProviderApi.
+ * Use `create(ProviderApiSchema)` to create a new message.
+ */
+export const ProviderApiSchema: GenMessage<ProviderApi> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_connection_service, 1);
+
+/**
+ * One base URL of a provider's API.
+ *
+ * @generated from message oauth2broker.v1.ApiBaseUrl
+ */
+export type ApiBaseUrl = Message<"oauth2broker.v1.ApiBaseUrl"> & {
+  /**
+   * A snake_case name for it (such as `rest`, `graph`, `admin`).
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * The absolute URL calls are made under, without a trailing slash.
+   *
+   * @generated from field: string url = 2;
+   */
+  url: string;
+
+  /**
+   * What the API under it is for; may be empty.
+   *
+   * @generated from field: string description = 3;
+   */
+  description: string;
+};
+
+/**
+ * Describes the message oauth2broker.v1.ApiBaseUrl.
+ * Use `create(ApiBaseUrlSchema)` to create a new message.
+ */
+export const ApiBaseUrlSchema: GenMessage<ApiBaseUrl> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_connection_service, 2);
+
+/**
+ * Where the access token goes on a call to the provider's API.
+ *
+ * @generated from message oauth2broker.v1.ApiTokenPlacement
+ */
+export type ApiTokenPlacement = Message<"oauth2broker.v1.ApiTokenPlacement"> & {
+  /**
+   * A header or a query parameter.
+   *
+   * @generated from field: oauth2broker.v1.ApiTokenLocation location = 1;
+   */
+  location: ApiTokenLocation;
+
+  /**
+   * The header's or query parameter's name (such as `Authorization`, `X-Shopify-Access-Token`,
+   * `access_token`).
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * For a header: the word before the token, followed by a space (`Bearer`); empty for the token
+   * alone.
+   *
+   * @generated from field: string scheme = 3;
+   */
+  scheme: string;
+};
+
+/**
+ * Describes the message oauth2broker.v1.ApiTokenPlacement.
+ * Use `create(ApiTokenPlacementSchema)` to create a new message.
+ */
+export const ApiTokenPlacementSchema: GenMessage<ApiTokenPlacement> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_connection_service, 3);
 
 /**
  * An account at the provider. Fields the provider did not give are empty.
@@ -174,7 +301,7 @@ export type ExternalAccount = Message<"oauth2broker.v1.ExternalAccount"> & {
  * Use `create(ExternalAccountSchema)` to create a new message.
  */
 export const ExternalAccountSchema: GenMessage<ExternalAccount> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 1);
+  messageDesc(file_oauth2broker_v1_connection_service, 4);
 
 /**
  * The request of GetConnection.
@@ -202,7 +329,7 @@ export type GetConnectionRequest = Message<"oauth2broker.v1.GetConnectionRequest
  * Use `create(GetConnectionRequestSchema)` to create a new message.
  */
 export const GetConnectionRequestSchema: GenMessage<GetConnectionRequest> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 2);
+  messageDesc(file_oauth2broker_v1_connection_service, 5);
 
 /**
  * The response of GetConnection.
@@ -223,7 +350,7 @@ export type GetConnectionResponse = Message<"oauth2broker.v1.GetConnectionRespon
  * Use `create(GetConnectionResponseSchema)` to create a new message.
  */
 export const GetConnectionResponseSchema: GenMessage<GetConnectionResponse> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 3);
+  messageDesc(file_oauth2broker_v1_connection_service, 6);
 
 /**
  * The request of ListConnections.
@@ -279,7 +406,7 @@ export type ListConnectionsRequest = Message<"oauth2broker.v1.ListConnectionsReq
  * Use `create(ListConnectionsRequestSchema)` to create a new message.
  */
 export const ListConnectionsRequestSchema: GenMessage<ListConnectionsRequest> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 4);
+  messageDesc(file_oauth2broker_v1_connection_service, 7);
 
 /**
  * The response of ListConnections.
@@ -307,7 +434,7 @@ export type ListConnectionsResponse = Message<"oauth2broker.v1.ListConnectionsRe
  * Use `create(ListConnectionsResponseSchema)` to create a new message.
  */
 export const ListConnectionsResponseSchema: GenMessage<ListConnectionsResponse> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 5);
+  messageDesc(file_oauth2broker_v1_connection_service, 8);
 
 /**
  * The request of GetAccessToken.
@@ -346,7 +473,7 @@ export type GetAccessTokenRequest = Message<"oauth2broker.v1.GetAccessTokenReque
  * Use `create(GetAccessTokenRequestSchema)` to create a new message.
  */
 export const GetAccessTokenRequestSchema: GenMessage<GetAccessTokenRequest> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 6);
+  messageDesc(file_oauth2broker_v1_connection_service, 9);
 
 /**
  * The response of GetAccessToken.
@@ -384,6 +511,20 @@ export type GetAccessTokenResponse = Message<"oauth2broker.v1.GetAccessTokenResp
    * @generated from field: map<string, string> metadata = 4;
    */
   metadata: { [key: string]: string };
+
+  /**
+   * The base URL of the provider's API for this connection (see `Connection.api_base_url`).
+   *
+   * @generated from field: string api_base_url = 5;
+   */
+  apiBaseUrl: string;
+
+  /**
+   * Where the provider's API lives and how to send this token to it (see `Connection.api`).
+   *
+   * @generated from field: oauth2broker.v1.ProviderApi api = 6;
+   */
+  api?: ProviderApi | undefined;
 };
 
 /**
@@ -391,7 +532,7 @@ export type GetAccessTokenResponse = Message<"oauth2broker.v1.GetAccessTokenResp
  * Use `create(GetAccessTokenResponseSchema)` to create a new message.
  */
 export const GetAccessTokenResponseSchema: GenMessage<GetAccessTokenResponse> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 7);
+  messageDesc(file_oauth2broker_v1_connection_service, 10);
 
 /**
  * The request of ConfirmConnection.
@@ -434,7 +575,7 @@ export type ConfirmConnectionRequest = Message<"oauth2broker.v1.ConfirmConnectio
  * Use `create(ConfirmConnectionRequestSchema)` to create a new message.
  */
 export const ConfirmConnectionRequestSchema: GenMessage<ConfirmConnectionRequest> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 8);
+  messageDesc(file_oauth2broker_v1_connection_service, 11);
 
 /**
  * The response of ConfirmConnection.
@@ -455,7 +596,7 @@ export type ConfirmConnectionResponse = Message<"oauth2broker.v1.ConfirmConnecti
  * Use `create(ConfirmConnectionResponseSchema)` to create a new message.
  */
 export const ConfirmConnectionResponseSchema: GenMessage<ConfirmConnectionResponse> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 9);
+  messageDesc(file_oauth2broker_v1_connection_service, 12);
 
 /**
  * The request of DeleteConnection.
@@ -499,7 +640,7 @@ export type DeleteConnectionRequest = Message<"oauth2broker.v1.DeleteConnectionR
  * Use `create(DeleteConnectionRequestSchema)` to create a new message.
  */
 export const DeleteConnectionRequestSchema: GenMessage<DeleteConnectionRequest> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 10);
+  messageDesc(file_oauth2broker_v1_connection_service, 13);
 
 /**
  * The response of DeleteConnection.
@@ -527,7 +668,7 @@ export type DeleteConnectionResponse = Message<"oauth2broker.v1.DeleteConnection
  * Use `create(DeleteConnectionResponseSchema)` to create a new message.
  */
 export const DeleteConnectionResponseSchema: GenMessage<DeleteConnectionResponse> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 11);
+  messageDesc(file_oauth2broker_v1_connection_service, 14);
 
 /**
  * The request of WatchConnectionEvents.
@@ -548,7 +689,7 @@ export type WatchConnectionEventsRequest = Message<"oauth2broker.v1.WatchConnect
  * Use `create(WatchConnectionEventsRequestSchema)` to create a new message.
  */
 export const WatchConnectionEventsRequestSchema: GenMessage<WatchConnectionEventsRequest> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 12);
+  messageDesc(file_oauth2broker_v1_connection_service, 15);
 
 /**
  * The response of WatchConnectionEvents: one event.
@@ -569,7 +710,7 @@ export type WatchConnectionEventsResponse = Message<"oauth2broker.v1.WatchConnec
  * Use `create(WatchConnectionEventsResponseSchema)` to create a new message.
  */
 export const WatchConnectionEventsResponseSchema: GenMessage<WatchConnectionEventsResponse> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 13);
+  messageDesc(file_oauth2broker_v1_connection_service, 16);
 
 /**
  * Something that happened to a connection. Delivered at least once: de-duplicate by `id`.
@@ -649,7 +790,7 @@ export type ConnectionEvent = Message<"oauth2broker.v1.ConnectionEvent"> & {
  * Use `create(ConnectionEventSchema)` to create a new message.
  */
 export const ConnectionEventSchema: GenMessage<ConnectionEvent> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 14);
+  messageDesc(file_oauth2broker_v1_connection_service, 17);
 
 /**
  * Names a stored credential.
@@ -677,7 +818,7 @@ export type CredentialReference = Message<"oauth2broker.v1.CredentialReference">
  * Use `create(CredentialReferenceSchema)` to create a new message.
  */
 export const CredentialReferenceSchema: GenMessage<CredentialReference> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 15);
+  messageDesc(file_oauth2broker_v1_connection_service, 18);
 
 /**
  * The request of InitialiseOAuth2Connection.
@@ -837,7 +978,7 @@ export type InitialiseOAuth2ConnectionRequest = Message<"oauth2broker.v1.Initial
  * Use `create(InitialiseOAuth2ConnectionRequestSchema)` to create a new message.
  */
 export const InitialiseOAuth2ConnectionRequestSchema: GenMessage<InitialiseOAuth2ConnectionRequest> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 16);
+  messageDesc(file_oauth2broker_v1_connection_service, 19);
 
 /**
  * The response of InitialiseOAuth2Connection.
@@ -866,7 +1007,7 @@ export type InitialiseOAuth2ConnectionResponse = Message<"oauth2broker.v1.Initia
  * Use `create(InitialiseOAuth2ConnectionResponseSchema)` to create a new message.
  */
 export const InitialiseOAuth2ConnectionResponseSchema: GenMessage<InitialiseOAuth2ConnectionResponse> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 17);
+  messageDesc(file_oauth2broker_v1_connection_service, 20);
 
 /**
  * The request of ListConnectionEvents.
@@ -908,7 +1049,7 @@ export type ListConnectionEventsRequest = Message<"oauth2broker.v1.ListConnectio
  * Use `create(ListConnectionEventsRequestSchema)` to create a new message.
  */
 export const ListConnectionEventsRequestSchema: GenMessage<ListConnectionEventsRequest> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 18);
+  messageDesc(file_oauth2broker_v1_connection_service, 21);
 
 /**
  * The response of ListConnectionEvents.
@@ -936,7 +1077,7 @@ export type ListConnectionEventsResponse = Message<"oauth2broker.v1.ListConnecti
  * Use `create(ListConnectionEventsResponseSchema)` to create a new message.
  */
 export const ListConnectionEventsResponseSchema: GenMessage<ListConnectionEventsResponse> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 19);
+  messageDesc(file_oauth2broker_v1_connection_service, 22);
 
 /**
  * The request of CountConnections.
@@ -957,7 +1098,7 @@ export type CountConnectionsRequest = Message<"oauth2broker.v1.CountConnectionsR
  * Use `create(CountConnectionsRequestSchema)` to create a new message.
  */
 export const CountConnectionsRequestSchema: GenMessage<CountConnectionsRequest> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 20);
+  messageDesc(file_oauth2broker_v1_connection_service, 23);
 
 /**
  * How many of an organisation's connections have one status.
@@ -985,7 +1126,7 @@ export type ConnectionStatusCount = Message<"oauth2broker.v1.ConnectionStatusCou
  * Use `create(ConnectionStatusCountSchema)` to create a new message.
  */
 export const ConnectionStatusCountSchema: GenMessage<ConnectionStatusCount> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 21);
+  messageDesc(file_oauth2broker_v1_connection_service, 24);
 
 /**
  * The response of CountConnections.
@@ -1014,7 +1155,7 @@ export type CountConnectionsResponse = Message<"oauth2broker.v1.CountConnections
  * Use `create(CountConnectionsResponseSchema)` to create a new message.
  */
 export const CountConnectionsResponseSchema: GenMessage<CountConnectionsResponse> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 22);
+  messageDesc(file_oauth2broker_v1_connection_service, 25);
 
 /**
  * The request of CreateConnection.
@@ -1084,7 +1225,7 @@ export type CreateConnectionRequest = Message<"oauth2broker.v1.CreateConnectionR
  * Use `create(CreateConnectionRequestSchema)` to create a new message.
  */
 export const CreateConnectionRequestSchema: GenMessage<CreateConnectionRequest> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 23);
+  messageDesc(file_oauth2broker_v1_connection_service, 26);
 
 /**
  * A connection holding the credential's own access (RFC 6749 §4.4): no end user, no browser, no
@@ -1140,7 +1281,7 @@ export type ClientCredentialsConnection = Message<"oauth2broker.v1.ClientCredent
  * Use `create(ClientCredentialsConnectionSchema)` to create a new message.
  */
 export const ClientCredentialsConnectionSchema: GenMessage<ClientCredentialsConnection> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 24);
+  messageDesc(file_oauth2broker_v1_connection_service, 27);
 
 /**
  * Tokens obtained elsewhere, brought in as an IMPORTED connection that the broker refreshes
@@ -1243,7 +1384,7 @@ export type ImportedConnection = Message<"oauth2broker.v1.ImportedConnection"> &
  * Use `create(ImportedConnectionSchema)` to create a new message.
  */
 export const ImportedConnectionSchema: GenMessage<ImportedConnection> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 25);
+  messageDesc(file_oauth2broker_v1_connection_service, 28);
 
 /**
  * A static API key, stored encrypted and handed out by GetAccessToken as it is (`token_type`
@@ -1273,7 +1414,7 @@ export type StaticApiKey = Message<"oauth2broker.v1.StaticApiKey"> & {
  * Use `create(StaticApiKeySchema)` to create a new message.
  */
 export const StaticApiKeySchema: GenMessage<StaticApiKey> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 26);
+  messageDesc(file_oauth2broker_v1_connection_service, 29);
 
 /**
  * A static username and password for HTTP Basic (RFC 7617), stored encrypted and handed out by
@@ -1310,7 +1451,7 @@ export type StaticBasic = Message<"oauth2broker.v1.StaticBasic"> & {
  * Use `create(StaticBasicSchema)` to create a new message.
  */
 export const StaticBasicSchema: GenMessage<StaticBasic> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 27);
+  messageDesc(file_oauth2broker_v1_connection_service, 30);
 
 /**
  * The response of CreateConnection.
@@ -1338,7 +1479,7 @@ export type CreateConnectionResponse = Message<"oauth2broker.v1.CreateConnection
  * Use `create(CreateConnectionResponseSchema)` to create a new message.
  */
 export const CreateConnectionResponseSchema: GenMessage<CreateConnectionResponse> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 28);
+  messageDesc(file_oauth2broker_v1_connection_service, 31);
 
 /**
  * The request of ReplaceStaticConnection: the new secret for an API_KEY connection (`api_key`)
@@ -1388,7 +1529,7 @@ export type ReplaceStaticConnectionRequest = Message<"oauth2broker.v1.ReplaceSta
  * Use `create(ReplaceStaticConnectionRequestSchema)` to create a new message.
  */
 export const ReplaceStaticConnectionRequestSchema: GenMessage<ReplaceStaticConnectionRequest> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 29);
+  messageDesc(file_oauth2broker_v1_connection_service, 32);
 
 /**
  * The response of ReplaceStaticConnection.
@@ -1409,7 +1550,7 @@ export type ReplaceStaticConnectionResponse = Message<"oauth2broker.v1.ReplaceSt
  * Use `create(ReplaceStaticConnectionResponseSchema)` to create a new message.
  */
 export const ReplaceStaticConnectionResponseSchema: GenMessage<ReplaceStaticConnectionResponse> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_connection_service, 30);
+  messageDesc(file_oauth2broker_v1_connection_service, 33);
 
 /**
  * The state of a connection.
@@ -1536,6 +1677,40 @@ export const ConnectionKindSchema: GenEnum<ConnectionKind> = /*@__PURE__*/
   enumDesc(file_oauth2broker_v1_connection_service, 1);
 
 /**
+ * Where a token travels on an API call.
+ *
+ * @generated from enum oauth2broker.v1.ApiTokenLocation
+ */
+export enum ApiTokenLocation {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: API_TOKEN_LOCATION_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * In a request header.
+   *
+   * @generated from enum value: API_TOKEN_LOCATION_HEADER = 1;
+   */
+  HEADER = 1,
+
+  /**
+   * In a query parameter of the URL.
+   *
+   * @generated from enum value: API_TOKEN_LOCATION_QUERY = 2;
+   */
+  QUERY = 2,
+}
+
+/**
+ * Describes the enum oauth2broker.v1.ApiTokenLocation.
+ */
+export const ApiTokenLocationSchema: GenEnum<ApiTokenLocation> = /*@__PURE__*/
+  enumDesc(file_oauth2broker_v1_connection_service, 2);
+
+/**
  * What happened to the revocation DeleteConnection was asked for.
  *
  * @generated from enum oauth2broker.v1.RevocationOutcome
@@ -1574,7 +1749,7 @@ export enum RevocationOutcome {
  * Describes the enum oauth2broker.v1.RevocationOutcome.
  */
 export const RevocationOutcomeSchema: GenEnum<RevocationOutcome> = /*@__PURE__*/
-  enumDesc(file_oauth2broker_v1_connection_service, 2);
+  enumDesc(file_oauth2broker_v1_connection_service, 3);
 
 /**
  * ConnectionService connects end users' accounts at third-party providers over OAuth 2.0

@@ -164,6 +164,59 @@ func (ConnectionKind) EnumDescriptor() ([]byte, []int) {
 	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{1}
 }
 
+// Where a token travels on an API call.
+type ApiTokenLocation int32
+
+const (
+	// Not set.
+	ApiTokenLocation_API_TOKEN_LOCATION_UNSPECIFIED ApiTokenLocation = 0
+	// In a request header.
+	ApiTokenLocation_API_TOKEN_LOCATION_HEADER ApiTokenLocation = 1
+	// In a query parameter of the URL.
+	ApiTokenLocation_API_TOKEN_LOCATION_QUERY ApiTokenLocation = 2
+)
+
+// Enum value maps for ApiTokenLocation.
+var (
+	ApiTokenLocation_name = map[int32]string{
+		0: "API_TOKEN_LOCATION_UNSPECIFIED",
+		1: "API_TOKEN_LOCATION_HEADER",
+		2: "API_TOKEN_LOCATION_QUERY",
+	}
+	ApiTokenLocation_value = map[string]int32{
+		"API_TOKEN_LOCATION_UNSPECIFIED": 0,
+		"API_TOKEN_LOCATION_HEADER":      1,
+		"API_TOKEN_LOCATION_QUERY":       2,
+	}
+)
+
+func (x ApiTokenLocation) Enum() *ApiTokenLocation {
+	p := new(ApiTokenLocation)
+	*p = x
+	return p
+}
+
+func (x ApiTokenLocation) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ApiTokenLocation) Descriptor() protoreflect.EnumDescriptor {
+	return file_oauth2broker_v1_connection_service_proto_enumTypes[2].Descriptor()
+}
+
+func (ApiTokenLocation) Type() protoreflect.EnumType {
+	return &file_oauth2broker_v1_connection_service_proto_enumTypes[2]
+}
+
+func (x ApiTokenLocation) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ApiTokenLocation.Descriptor instead.
+func (ApiTokenLocation) EnumDescriptor() ([]byte, []int) {
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{2}
+}
+
 // What happened to the revocation DeleteConnection was asked for.
 type RevocationOutcome int32
 
@@ -205,11 +258,11 @@ func (x RevocationOutcome) String() string {
 }
 
 func (RevocationOutcome) Descriptor() protoreflect.EnumDescriptor {
-	return file_oauth2broker_v1_connection_service_proto_enumTypes[2].Descriptor()
+	return file_oauth2broker_v1_connection_service_proto_enumTypes[3].Descriptor()
 }
 
 func (RevocationOutcome) Type() protoreflect.EnumType {
-	return &file_oauth2broker_v1_connection_service_proto_enumTypes[2]
+	return &file_oauth2broker_v1_connection_service_proto_enumTypes[3]
 }
 
 func (x RevocationOutcome) Number() protoreflect.EnumNumber {
@@ -218,7 +271,7 @@ func (x RevocationOutcome) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RevocationOutcome.Descriptor instead.
 func (RevocationOutcome) EnumDescriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{2}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{3}
 }
 
 // A connected end-user account, without its tokens.
@@ -258,6 +311,14 @@ type Connection struct {
 	// The account at the provider this connection belongs to, from the verified ID token or the
 	// provider's userinfo endpoint; unset when the provider did not say.
 	ExternalAccount *ExternalAccount `protobuf:"bytes,14,opt,name=external_account,json=externalAccount,proto3" json:"external_account,omitempty"`
+	// The base URL of the provider's API for this connection (the first of `api.base_urls`), from
+	// the provider catalog with this connection's values filled in (Salesforce's `instance_url`,
+	// Shopify's shop, Mailchimp's data center). Empty for a credential without `provider`, or when
+	// the catalog does not say or a value it needs is missing.
+	ApiBaseUrl string `protobuf:"bytes,15,opt,name=api_base_url,json=apiBaseUrl,proto3" json:"api_base_url,omitempty"`
+	// Where the provider's API lives and how a call carries the token; unset when `api_base_url`
+	// is empty.
+	Api *ProviderApi `protobuf:"bytes,16,opt,name=api,proto3" json:"api,omitempty"`
 	// How the connection holds its access: which grant obtained its tokens, or which static secret
 	// it stores. Connections made before kinds existed are AUTHORIZATION_CODE.
 	Kind          ConnectionKind `protobuf:"varint,20,opt,name=kind,proto3,enum=oauth2broker.v1.ConnectionKind" json:"kind,omitempty"`
@@ -393,11 +454,221 @@ func (x *Connection) GetExternalAccount() *ExternalAccount {
 	return nil
 }
 
+func (x *Connection) GetApiBaseUrl() string {
+	if x != nil {
+		return x.ApiBaseUrl
+	}
+	return ""
+}
+
+func (x *Connection) GetApi() *ProviderApi {
+	if x != nil {
+		return x.Api
+	}
+	return nil
+}
+
 func (x *Connection) GetKind() ConnectionKind {
 	if x != nil {
 		return x.Kind
 	}
 	return ConnectionKind_CONNECTION_KIND_UNSPECIFIED
+}
+
+// Where a connection's provider API lives and how a call to it carries the access token, as the
+// provider documents it (the catalog's `api` section), rendered for one connection.
+type ProviderApi struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The API's base URLs, the primary one first. Providers with several hosts (Google,
+	// Microsoft, Atlassian) name each.
+	BaseUrls []*ApiBaseUrl `protobuf:"bytes,1,rep,name=base_urls,json=baseUrls,proto3" json:"base_urls,omitempty"`
+	// How a call sends the access token.
+	TokenPlacement *ApiTokenPlacement `protobuf:"bytes,2,opt,name=token_placement,json=tokenPlacement,proto3" json:"token_placement,omitempty"`
+	// Headers every call needs, name to value (such as Notion's `Notion-Version`). Never a secret.
+	Headers       map[string]string `protobuf:"bytes,3,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProviderApi) Reset() {
+	*x = ProviderApi{}
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProviderApi) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProviderApi) ProtoMessage() {}
+
+func (x *ProviderApi) ProtoReflect() protoreflect.Message {
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProviderApi.ProtoReflect.Descriptor instead.
+func (*ProviderApi) Descriptor() ([]byte, []int) {
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ProviderApi) GetBaseUrls() []*ApiBaseUrl {
+	if x != nil {
+		return x.BaseUrls
+	}
+	return nil
+}
+
+func (x *ProviderApi) GetTokenPlacement() *ApiTokenPlacement {
+	if x != nil {
+		return x.TokenPlacement
+	}
+	return nil
+}
+
+func (x *ProviderApi) GetHeaders() map[string]string {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+// One base URL of a provider's API.
+type ApiBaseUrl struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A snake_case name for it (such as `rest`, `graph`, `admin`).
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The absolute URL calls are made under, without a trailing slash.
+	Url string `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	// What the API under it is for; may be empty.
+	Description   string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApiBaseUrl) Reset() {
+	*x = ApiBaseUrl{}
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApiBaseUrl) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApiBaseUrl) ProtoMessage() {}
+
+func (x *ApiBaseUrl) ProtoReflect() protoreflect.Message {
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApiBaseUrl.ProtoReflect.Descriptor instead.
+func (*ApiBaseUrl) Descriptor() ([]byte, []int) {
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ApiBaseUrl) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ApiBaseUrl) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *ApiBaseUrl) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+// Where the access token goes on a call to the provider's API.
+type ApiTokenPlacement struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A header or a query parameter.
+	Location ApiTokenLocation `protobuf:"varint,1,opt,name=location,proto3,enum=oauth2broker.v1.ApiTokenLocation" json:"location,omitempty"`
+	// The header's or query parameter's name (such as `Authorization`, `X-Shopify-Access-Token`,
+	// `access_token`).
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// For a header: the word before the token, followed by a space (`Bearer`); empty for the token
+	// alone.
+	Scheme        string `protobuf:"bytes,3,opt,name=scheme,proto3" json:"scheme,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApiTokenPlacement) Reset() {
+	*x = ApiTokenPlacement{}
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApiTokenPlacement) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApiTokenPlacement) ProtoMessage() {}
+
+func (x *ApiTokenPlacement) ProtoReflect() protoreflect.Message {
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApiTokenPlacement.ProtoReflect.Descriptor instead.
+func (*ApiTokenPlacement) Descriptor() ([]byte, []int) {
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ApiTokenPlacement) GetLocation() ApiTokenLocation {
+	if x != nil {
+		return x.Location
+	}
+	return ApiTokenLocation_API_TOKEN_LOCATION_UNSPECIFIED
+}
+
+func (x *ApiTokenPlacement) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ApiTokenPlacement) GetScheme() string {
+	if x != nil {
+		return x.Scheme
+	}
+	return ""
 }
 
 // An account at the provider. Fields the provider did not give are empty.
@@ -415,7 +686,7 @@ type ExternalAccount struct {
 
 func (x *ExternalAccount) Reset() {
 	*x = ExternalAccount{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[1]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -427,7 +698,7 @@ func (x *ExternalAccount) String() string {
 func (*ExternalAccount) ProtoMessage() {}
 
 func (x *ExternalAccount) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[1]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -440,7 +711,7 @@ func (x *ExternalAccount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExternalAccount.ProtoReflect.Descriptor instead.
 func (*ExternalAccount) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{1}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ExternalAccount) GetId() string {
@@ -477,7 +748,7 @@ type GetConnectionRequest struct {
 
 func (x *GetConnectionRequest) Reset() {
 	*x = GetConnectionRequest{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[2]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -489,7 +760,7 @@ func (x *GetConnectionRequest) String() string {
 func (*GetConnectionRequest) ProtoMessage() {}
 
 func (x *GetConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[2]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -502,7 +773,7 @@ func (x *GetConnectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConnectionRequest.ProtoReflect.Descriptor instead.
 func (*GetConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{2}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetConnectionRequest) GetOrganisationId() string {
@@ -530,7 +801,7 @@ type GetConnectionResponse struct {
 
 func (x *GetConnectionResponse) Reset() {
 	*x = GetConnectionResponse{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[3]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -542,7 +813,7 @@ func (x *GetConnectionResponse) String() string {
 func (*GetConnectionResponse) ProtoMessage() {}
 
 func (x *GetConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[3]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -555,7 +826,7 @@ func (x *GetConnectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConnectionResponse.ProtoReflect.Descriptor instead.
 func (*GetConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{3}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetConnectionResponse) GetConnection() *Connection {
@@ -586,7 +857,7 @@ type ListConnectionsRequest struct {
 
 func (x *ListConnectionsRequest) Reset() {
 	*x = ListConnectionsRequest{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[4]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -598,7 +869,7 @@ func (x *ListConnectionsRequest) String() string {
 func (*ListConnectionsRequest) ProtoMessage() {}
 
 func (x *ListConnectionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[4]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -611,7 +882,7 @@ func (x *ListConnectionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnectionsRequest.ProtoReflect.Descriptor instead.
 func (*ListConnectionsRequest) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{4}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListConnectionsRequest) GetOrganisationId() string {
@@ -669,7 +940,7 @@ type ListConnectionsResponse struct {
 
 func (x *ListConnectionsResponse) Reset() {
 	*x = ListConnectionsResponse{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[5]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -681,7 +952,7 @@ func (x *ListConnectionsResponse) String() string {
 func (*ListConnectionsResponse) ProtoMessage() {}
 
 func (x *ListConnectionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[5]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -694,7 +965,7 @@ func (x *ListConnectionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnectionsResponse.ProtoReflect.Descriptor instead.
 func (*ListConnectionsResponse) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{5}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListConnectionsResponse) GetConnections() []*Connection {
@@ -730,7 +1001,7 @@ type GetAccessTokenRequest struct {
 
 func (x *GetAccessTokenRequest) Reset() {
 	*x = GetAccessTokenRequest{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[6]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -742,7 +1013,7 @@ func (x *GetAccessTokenRequest) String() string {
 func (*GetAccessTokenRequest) ProtoMessage() {}
 
 func (x *GetAccessTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[6]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -755,7 +1026,7 @@ func (x *GetAccessTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccessTokenRequest.ProtoReflect.Descriptor instead.
 func (*GetAccessTokenRequest) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{6}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetAccessTokenRequest) GetOrganisationId() string {
@@ -792,14 +1063,18 @@ type GetAccessTokenResponse struct {
 	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
 	// The connection's metadata (see `Connection.metadata`), for calls that need it (Salesforce's
 	// `instance_url`, Shopify's `shop`).
-	Metadata      map[string]string `protobuf:"bytes,4,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Metadata map[string]string `protobuf:"bytes,4,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The base URL of the provider's API for this connection (see `Connection.api_base_url`).
+	ApiBaseUrl string `protobuf:"bytes,5,opt,name=api_base_url,json=apiBaseUrl,proto3" json:"api_base_url,omitempty"`
+	// Where the provider's API lives and how to send this token to it (see `Connection.api`).
+	Api           *ProviderApi `protobuf:"bytes,6,opt,name=api,proto3" json:"api,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetAccessTokenResponse) Reset() {
 	*x = GetAccessTokenResponse{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[7]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -811,7 +1086,7 @@ func (x *GetAccessTokenResponse) String() string {
 func (*GetAccessTokenResponse) ProtoMessage() {}
 
 func (x *GetAccessTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[7]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -824,7 +1099,7 @@ func (x *GetAccessTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccessTokenResponse.ProtoReflect.Descriptor instead.
 func (*GetAccessTokenResponse) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{7}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetAccessTokenResponse) GetAccessToken() string {
@@ -855,6 +1130,20 @@ func (x *GetAccessTokenResponse) GetMetadata() map[string]string {
 	return nil
 }
 
+func (x *GetAccessTokenResponse) GetApiBaseUrl() string {
+	if x != nil {
+		return x.ApiBaseUrl
+	}
+	return ""
+}
+
+func (x *GetAccessTokenResponse) GetApi() *ProviderApi {
+	if x != nil {
+		return x.Api
+	}
+	return nil
+}
+
 // The request of ConfirmConnection.
 type ConfirmConnectionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -873,7 +1162,7 @@ type ConfirmConnectionRequest struct {
 
 func (x *ConfirmConnectionRequest) Reset() {
 	*x = ConfirmConnectionRequest{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[8]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -885,7 +1174,7 @@ func (x *ConfirmConnectionRequest) String() string {
 func (*ConfirmConnectionRequest) ProtoMessage() {}
 
 func (x *ConfirmConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[8]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -898,7 +1187,7 @@ func (x *ConfirmConnectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmConnectionRequest.ProtoReflect.Descriptor instead.
 func (*ConfirmConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{8}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ConfirmConnectionRequest) GetOrganisationId() string {
@@ -940,7 +1229,7 @@ type ConfirmConnectionResponse struct {
 
 func (x *ConfirmConnectionResponse) Reset() {
 	*x = ConfirmConnectionResponse{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[9]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -952,7 +1241,7 @@ func (x *ConfirmConnectionResponse) String() string {
 func (*ConfirmConnectionResponse) ProtoMessage() {}
 
 func (x *ConfirmConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[9]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -965,7 +1254,7 @@ func (x *ConfirmConnectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmConnectionResponse.ProtoReflect.Descriptor instead.
 func (*ConfirmConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{9}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ConfirmConnectionResponse) GetConnection() *Connection {
@@ -994,7 +1283,7 @@ type DeleteConnectionRequest struct {
 
 func (x *DeleteConnectionRequest) Reset() {
 	*x = DeleteConnectionRequest{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[10]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1006,7 +1295,7 @@ func (x *DeleteConnectionRequest) String() string {
 func (*DeleteConnectionRequest) ProtoMessage() {}
 
 func (x *DeleteConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[10]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1019,7 +1308,7 @@ func (x *DeleteConnectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConnectionRequest.ProtoReflect.Descriptor instead.
 func (*DeleteConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{10}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DeleteConnectionRequest) GetOrganisationId() string {
@@ -1063,7 +1352,7 @@ type DeleteConnectionResponse struct {
 
 func (x *DeleteConnectionResponse) Reset() {
 	*x = DeleteConnectionResponse{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[11]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1075,7 +1364,7 @@ func (x *DeleteConnectionResponse) String() string {
 func (*DeleteConnectionResponse) ProtoMessage() {}
 
 func (x *DeleteConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[11]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1088,7 +1377,7 @@ func (x *DeleteConnectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConnectionResponse.ProtoReflect.Descriptor instead.
 func (*DeleteConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{11}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DeleteConnectionResponse) GetRevocation() RevocationOutcome {
@@ -1116,7 +1405,7 @@ type WatchConnectionEventsRequest struct {
 
 func (x *WatchConnectionEventsRequest) Reset() {
 	*x = WatchConnectionEventsRequest{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[12]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1128,7 +1417,7 @@ func (x *WatchConnectionEventsRequest) String() string {
 func (*WatchConnectionEventsRequest) ProtoMessage() {}
 
 func (x *WatchConnectionEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[12]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1141,7 +1430,7 @@ func (x *WatchConnectionEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchConnectionEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchConnectionEventsRequest) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{12}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *WatchConnectionEventsRequest) GetOrganisationId() string {
@@ -1162,7 +1451,7 @@ type WatchConnectionEventsResponse struct {
 
 func (x *WatchConnectionEventsResponse) Reset() {
 	*x = WatchConnectionEventsResponse{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[13]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1174,7 +1463,7 @@ func (x *WatchConnectionEventsResponse) String() string {
 func (*WatchConnectionEventsResponse) ProtoMessage() {}
 
 func (x *WatchConnectionEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[13]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1187,7 +1476,7 @@ func (x *WatchConnectionEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchConnectionEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchConnectionEventsResponse) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{13}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *WatchConnectionEventsResponse) GetEvent() *ConnectionEvent {
@@ -1227,7 +1516,7 @@ type ConnectionEvent struct {
 
 func (x *ConnectionEvent) Reset() {
 	*x = ConnectionEvent{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[14]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1239,7 +1528,7 @@ func (x *ConnectionEvent) String() string {
 func (*ConnectionEvent) ProtoMessage() {}
 
 func (x *ConnectionEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[14]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1252,7 +1541,7 @@ func (x *ConnectionEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectionEvent.ProtoReflect.Descriptor instead.
 func (*ConnectionEvent) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{14}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ConnectionEvent) GetId() string {
@@ -1331,7 +1620,7 @@ type CredentialReference struct {
 
 func (x *CredentialReference) Reset() {
 	*x = CredentialReference{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[15]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1343,7 +1632,7 @@ func (x *CredentialReference) String() string {
 func (*CredentialReference) ProtoMessage() {}
 
 func (x *CredentialReference) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[15]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1356,7 +1645,7 @@ func (x *CredentialReference) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CredentialReference.ProtoReflect.Descriptor instead.
 func (*CredentialReference) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{15}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CredentialReference) GetId() string {
@@ -1463,7 +1752,7 @@ type InitialiseOAuth2ConnectionRequest struct {
 
 func (x *InitialiseOAuth2ConnectionRequest) Reset() {
 	*x = InitialiseOAuth2ConnectionRequest{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[16]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1475,7 +1764,7 @@ func (x *InitialiseOAuth2ConnectionRequest) String() string {
 func (*InitialiseOAuth2ConnectionRequest) ProtoMessage() {}
 
 func (x *InitialiseOAuth2ConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[16]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1488,7 +1777,7 @@ func (x *InitialiseOAuth2ConnectionRequest) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use InitialiseOAuth2ConnectionRequest.ProtoReflect.Descriptor instead.
 func (*InitialiseOAuth2ConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{16}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *InitialiseOAuth2ConnectionRequest) GetOrganisationId() string {
@@ -1596,7 +1885,7 @@ type InitialiseOAuth2ConnectionResponse struct {
 
 func (x *InitialiseOAuth2ConnectionResponse) Reset() {
 	*x = InitialiseOAuth2ConnectionResponse{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[17]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1608,7 +1897,7 @@ func (x *InitialiseOAuth2ConnectionResponse) String() string {
 func (*InitialiseOAuth2ConnectionResponse) ProtoMessage() {}
 
 func (x *InitialiseOAuth2ConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[17]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1621,7 +1910,7 @@ func (x *InitialiseOAuth2ConnectionResponse) ProtoReflect() protoreflect.Message
 
 // Deprecated: Use InitialiseOAuth2ConnectionResponse.ProtoReflect.Descriptor instead.
 func (*InitialiseOAuth2ConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{17}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *InitialiseOAuth2ConnectionResponse) GetUrl() string {
@@ -1655,7 +1944,7 @@ type ListConnectionEventsRequest struct {
 
 func (x *ListConnectionEventsRequest) Reset() {
 	*x = ListConnectionEventsRequest{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[18]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1667,7 +1956,7 @@ func (x *ListConnectionEventsRequest) String() string {
 func (*ListConnectionEventsRequest) ProtoMessage() {}
 
 func (x *ListConnectionEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[18]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1680,7 +1969,7 @@ func (x *ListConnectionEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnectionEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListConnectionEventsRequest) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{18}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListConnectionEventsRequest) GetOrganisationId() string {
@@ -1724,7 +2013,7 @@ type ListConnectionEventsResponse struct {
 
 func (x *ListConnectionEventsResponse) Reset() {
 	*x = ListConnectionEventsResponse{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[19]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1736,7 +2025,7 @@ func (x *ListConnectionEventsResponse) String() string {
 func (*ListConnectionEventsResponse) ProtoMessage() {}
 
 func (x *ListConnectionEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[19]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1749,7 +2038,7 @@ func (x *ListConnectionEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnectionEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListConnectionEventsResponse) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{19}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListConnectionEventsResponse) GetEvents() []*ConnectionEvent {
@@ -1777,7 +2066,7 @@ type CountConnectionsRequest struct {
 
 func (x *CountConnectionsRequest) Reset() {
 	*x = CountConnectionsRequest{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[20]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1789,7 +2078,7 @@ func (x *CountConnectionsRequest) String() string {
 func (*CountConnectionsRequest) ProtoMessage() {}
 
 func (x *CountConnectionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[20]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1802,7 +2091,7 @@ func (x *CountConnectionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountConnectionsRequest.ProtoReflect.Descriptor instead.
 func (*CountConnectionsRequest) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{20}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CountConnectionsRequest) GetOrganisationId() string {
@@ -1825,7 +2114,7 @@ type ConnectionStatusCount struct {
 
 func (x *ConnectionStatusCount) Reset() {
 	*x = ConnectionStatusCount{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[21]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1837,7 +2126,7 @@ func (x *ConnectionStatusCount) String() string {
 func (*ConnectionStatusCount) ProtoMessage() {}
 
 func (x *ConnectionStatusCount) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[21]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1850,7 +2139,7 @@ func (x *ConnectionStatusCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectionStatusCount.ProtoReflect.Descriptor instead.
 func (*ConnectionStatusCount) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{21}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ConnectionStatusCount) GetStatus() ConnectionStatus {
@@ -1881,7 +2170,7 @@ type CountConnectionsResponse struct {
 
 func (x *CountConnectionsResponse) Reset() {
 	*x = CountConnectionsResponse{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[22]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1893,7 +2182,7 @@ func (x *CountConnectionsResponse) String() string {
 func (*CountConnectionsResponse) ProtoMessage() {}
 
 func (x *CountConnectionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[22]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1906,7 +2195,7 @@ func (x *CountConnectionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountConnectionsResponse.ProtoReflect.Descriptor instead.
 func (*CountConnectionsResponse) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{22}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CountConnectionsResponse) GetCounts() []*ConnectionStatusCount {
@@ -1947,7 +2236,7 @@ type CreateConnectionRequest struct {
 
 func (x *CreateConnectionRequest) Reset() {
 	*x = CreateConnectionRequest{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[23]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1959,7 +2248,7 @@ func (x *CreateConnectionRequest) String() string {
 func (*CreateConnectionRequest) ProtoMessage() {}
 
 func (x *CreateConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[23]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1972,7 +2261,7 @@ func (x *CreateConnectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConnectionRequest.ProtoReflect.Descriptor instead.
 func (*CreateConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{23}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CreateConnectionRequest) GetOrganisationId() string {
@@ -2091,7 +2380,7 @@ type ClientCredentialsConnection struct {
 
 func (x *ClientCredentialsConnection) Reset() {
 	*x = ClientCredentialsConnection{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[24]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2103,7 +2392,7 @@ func (x *ClientCredentialsConnection) String() string {
 func (*ClientCredentialsConnection) ProtoMessage() {}
 
 func (x *ClientCredentialsConnection) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[24]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2116,7 +2405,7 @@ func (x *ClientCredentialsConnection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientCredentialsConnection.ProtoReflect.Descriptor instead.
 func (*ClientCredentialsConnection) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{24}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ClientCredentialsConnection) GetCredential() *CredentialReference {
@@ -2197,7 +2486,7 @@ type ImportedConnection struct {
 
 func (x *ImportedConnection) Reset() {
 	*x = ImportedConnection{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[25]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2209,7 +2498,7 @@ func (x *ImportedConnection) String() string {
 func (*ImportedConnection) ProtoMessage() {}
 
 func (x *ImportedConnection) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[25]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2222,7 +2511,7 @@ func (x *ImportedConnection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportedConnection.ProtoReflect.Descriptor instead.
 func (*ImportedConnection) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{25}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ImportedConnection) GetCredential() *CredentialReference {
@@ -2317,7 +2606,7 @@ type StaticApiKey struct {
 
 func (x *StaticApiKey) Reset() {
 	*x = StaticApiKey{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[26]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2329,7 +2618,7 @@ func (x *StaticApiKey) String() string {
 func (*StaticApiKey) ProtoMessage() {}
 
 func (x *StaticApiKey) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[26]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2342,7 +2631,7 @@ func (x *StaticApiKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StaticApiKey.ProtoReflect.Descriptor instead.
 func (*StaticApiKey) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{26}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *StaticApiKey) GetProvider() string {
@@ -2376,7 +2665,7 @@ type StaticBasic struct {
 
 func (x *StaticBasic) Reset() {
 	*x = StaticBasic{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[27]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2388,7 +2677,7 @@ func (x *StaticBasic) String() string {
 func (*StaticBasic) ProtoMessage() {}
 
 func (x *StaticBasic) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[27]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2401,7 +2690,7 @@ func (x *StaticBasic) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StaticBasic.ProtoReflect.Descriptor instead.
 func (*StaticBasic) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{27}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *StaticBasic) GetProvider() string {
@@ -2438,7 +2727,7 @@ type CreateConnectionResponse struct {
 
 func (x *CreateConnectionResponse) Reset() {
 	*x = CreateConnectionResponse{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[28]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2450,7 +2739,7 @@ func (x *CreateConnectionResponse) String() string {
 func (*CreateConnectionResponse) ProtoMessage() {}
 
 func (x *CreateConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[28]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2463,7 +2752,7 @@ func (x *CreateConnectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConnectionResponse.ProtoReflect.Descriptor instead.
 func (*CreateConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{28}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CreateConnectionResponse) GetConnection() *Connection {
@@ -2500,7 +2789,7 @@ type ReplaceStaticConnectionRequest struct {
 
 func (x *ReplaceStaticConnectionRequest) Reset() {
 	*x = ReplaceStaticConnectionRequest{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[29]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2512,7 +2801,7 @@ func (x *ReplaceStaticConnectionRequest) String() string {
 func (*ReplaceStaticConnectionRequest) ProtoMessage() {}
 
 func (x *ReplaceStaticConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[29]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2525,7 +2814,7 @@ func (x *ReplaceStaticConnectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplaceStaticConnectionRequest.ProtoReflect.Descriptor instead.
 func (*ReplaceStaticConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{29}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ReplaceStaticConnectionRequest) GetOrganisationId() string {
@@ -2574,7 +2863,7 @@ type ReplaceStaticConnectionResponse struct {
 
 func (x *ReplaceStaticConnectionResponse) Reset() {
 	*x = ReplaceStaticConnectionResponse{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[30]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2586,7 +2875,7 @@ func (x *ReplaceStaticConnectionResponse) String() string {
 func (*ReplaceStaticConnectionResponse) ProtoMessage() {}
 
 func (x *ReplaceStaticConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[30]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2599,7 +2888,7 @@ func (x *ReplaceStaticConnectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplaceStaticConnectionResponse.ProtoReflect.Descriptor instead.
 func (*ReplaceStaticConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{30}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ReplaceStaticConnectionResponse) GetConnection() *Connection {
@@ -2613,7 +2902,7 @@ var File_oauth2broker_v1_connection_service_proto protoreflect.FileDescriptor
 
 const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"\n" +
-	"(oauth2broker/v1/connection_service.proto\x12\x0foauth2broker.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa5\x06\n" +
+	"(oauth2broker/v1/connection_service.proto\x12\x0foauth2broker.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf7\x06\n" +
 	"\n" +
 	"Connection\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
@@ -2633,11 +2922,30 @@ const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"\vupdate_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12E\n" +
 	"\bmetadata\x18\r \x03(\v2).oauth2broker.v1.Connection.MetadataEntryR\bmetadata\x12K\n" +
-	"\x10external_account\x18\x0e \x01(\v2 .oauth2broker.v1.ExternalAccountR\x0fexternalAccount\x123\n" +
+	"\x10external_account\x18\x0e \x01(\v2 .oauth2broker.v1.ExternalAccountR\x0fexternalAccount\x12 \n" +
+	"\fapi_base_url\x18\x0f \x01(\tR\n" +
+	"apiBaseUrl\x12.\n" +
+	"\x03api\x18\x10 \x01(\v2\x1c.oauth2broker.v1.ProviderApiR\x03api\x123\n" +
 	"\x04kind\x18\x14 \x01(\x0e2\x1f.oauth2broker.v1.ConnectionKindR\x04kind\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"K\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x95\x02\n" +
+	"\vProviderApi\x128\n" +
+	"\tbase_urls\x18\x01 \x03(\v2\x1b.oauth2broker.v1.ApiBaseUrlR\bbaseUrls\x12K\n" +
+	"\x0ftoken_placement\x18\x02 \x01(\v2\".oauth2broker.v1.ApiTokenPlacementR\x0etokenPlacement\x12C\n" +
+	"\aheaders\x18\x03 \x03(\v2).oauth2broker.v1.ProviderApi.HeadersEntryR\aheaders\x1a:\n" +
+	"\fHeadersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"T\n" +
+	"\n" +
+	"ApiBaseUrl\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\x12 \n" +
+	"\vdescription\x18\x03 \x01(\tR\vdescription\"~\n" +
+	"\x11ApiTokenPlacement\x12=\n" +
+	"\blocation\x18\x01 \x01(\x0e2!.oauth2broker.v1.ApiTokenLocationR\blocation\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
+	"\x06scheme\x18\x03 \x01(\tR\x06scheme\"K\n" +
 	"\x0fExternalAccount\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x12\n" +
@@ -2663,14 +2971,17 @@ const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"\x15GetAccessTokenRequest\x12'\n" +
 	"\x0forganisation_id\x18\x01 \x01(\tR\x0eorganisationId\x12#\n" +
 	"\rconnection_id\x18\x02 \x01(\tR\fconnectionId\x12#\n" +
-	"\rforce_refresh\x18\x03 \x01(\bR\fforceRefresh\"\xa7\x02\n" +
+	"\rforce_refresh\x18\x03 \x01(\bR\fforceRefresh\"\xf9\x02\n" +
 	"\x16GetAccessTokenResponse\x12!\n" +
 	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12\x1d\n" +
 	"\n" +
 	"token_type\x18\x02 \x01(\tR\ttokenType\x12;\n" +
 	"\vexpire_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"expireTime\x12Q\n" +
-	"\bmetadata\x18\x04 \x03(\v25.oauth2broker.v1.GetAccessTokenResponse.MetadataEntryR\bmetadata\x1a;\n" +
+	"\bmetadata\x18\x04 \x03(\v25.oauth2broker.v1.GetAccessTokenResponse.MetadataEntryR\bmetadata\x12 \n" +
+	"\fapi_base_url\x18\x05 \x01(\tR\n" +
+	"apiBaseUrl\x12.\n" +
+	"\x03api\x18\x06 \x01(\v2\x1c.oauth2broker.v1.ProviderApiR\x03api\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xac\x01\n" +
@@ -2835,7 +3146,11 @@ const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"\x1bCONNECTION_KIND_DEVICE_CODE\x10\x04\x12\x1e\n" +
 	"\x1aCONNECTION_KIND_JWT_BEARER\x10\x05\x12\x1b\n" +
 	"\x17CONNECTION_KIND_API_KEY\x10\x06\x12\x19\n" +
-	"\x15CONNECTION_KIND_BASIC\x10\a*\x9c\x01\n" +
+	"\x15CONNECTION_KIND_BASIC\x10\a*s\n" +
+	"\x10ApiTokenLocation\x12\"\n" +
+	"\x1eAPI_TOKEN_LOCATION_UNSPECIFIED\x10\x00\x12\x1d\n" +
+	"\x19API_TOKEN_LOCATION_HEADER\x10\x01\x12\x1c\n" +
+	"\x18API_TOKEN_LOCATION_QUERY\x10\x02*\x9c\x01\n" +
 	"\x11RevocationOutcome\x12\"\n" +
 	"\x1eREVOCATION_OUTCOME_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aREVOCATION_OUTCOME_REVOKED\x10\x01\x12\x1d\n" +
@@ -2867,117 +3182,128 @@ func file_oauth2broker_v1_connection_service_proto_rawDescGZIP() []byte {
 	return file_oauth2broker_v1_connection_service_proto_rawDescData
 }
 
-var file_oauth2broker_v1_connection_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_oauth2broker_v1_connection_service_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_oauth2broker_v1_connection_service_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_oauth2broker_v1_connection_service_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_oauth2broker_v1_connection_service_proto_goTypes = []any{
 	(ConnectionStatus)(0),                      // 0: oauth2broker.v1.ConnectionStatus
 	(ConnectionKind)(0),                        // 1: oauth2broker.v1.ConnectionKind
-	(RevocationOutcome)(0),                     // 2: oauth2broker.v1.RevocationOutcome
-	(*Connection)(nil),                         // 3: oauth2broker.v1.Connection
-	(*ExternalAccount)(nil),                    // 4: oauth2broker.v1.ExternalAccount
-	(*GetConnectionRequest)(nil),               // 5: oauth2broker.v1.GetConnectionRequest
-	(*GetConnectionResponse)(nil),              // 6: oauth2broker.v1.GetConnectionResponse
-	(*ListConnectionsRequest)(nil),             // 7: oauth2broker.v1.ListConnectionsRequest
-	(*ListConnectionsResponse)(nil),            // 8: oauth2broker.v1.ListConnectionsResponse
-	(*GetAccessTokenRequest)(nil),              // 9: oauth2broker.v1.GetAccessTokenRequest
-	(*GetAccessTokenResponse)(nil),             // 10: oauth2broker.v1.GetAccessTokenResponse
-	(*ConfirmConnectionRequest)(nil),           // 11: oauth2broker.v1.ConfirmConnectionRequest
-	(*ConfirmConnectionResponse)(nil),          // 12: oauth2broker.v1.ConfirmConnectionResponse
-	(*DeleteConnectionRequest)(nil),            // 13: oauth2broker.v1.DeleteConnectionRequest
-	(*DeleteConnectionResponse)(nil),           // 14: oauth2broker.v1.DeleteConnectionResponse
-	(*WatchConnectionEventsRequest)(nil),       // 15: oauth2broker.v1.WatchConnectionEventsRequest
-	(*WatchConnectionEventsResponse)(nil),      // 16: oauth2broker.v1.WatchConnectionEventsResponse
-	(*ConnectionEvent)(nil),                    // 17: oauth2broker.v1.ConnectionEvent
-	(*CredentialReference)(nil),                // 18: oauth2broker.v1.CredentialReference
-	(*InitialiseOAuth2ConnectionRequest)(nil),  // 19: oauth2broker.v1.InitialiseOAuth2ConnectionRequest
-	(*InitialiseOAuth2ConnectionResponse)(nil), // 20: oauth2broker.v1.InitialiseOAuth2ConnectionResponse
-	(*ListConnectionEventsRequest)(nil),        // 21: oauth2broker.v1.ListConnectionEventsRequest
-	(*ListConnectionEventsResponse)(nil),       // 22: oauth2broker.v1.ListConnectionEventsResponse
-	(*CountConnectionsRequest)(nil),            // 23: oauth2broker.v1.CountConnectionsRequest
-	(*ConnectionStatusCount)(nil),              // 24: oauth2broker.v1.ConnectionStatusCount
-	(*CountConnectionsResponse)(nil),           // 25: oauth2broker.v1.CountConnectionsResponse
-	(*CreateConnectionRequest)(nil),            // 26: oauth2broker.v1.CreateConnectionRequest
-	(*ClientCredentialsConnection)(nil),        // 27: oauth2broker.v1.ClientCredentialsConnection
-	(*ImportedConnection)(nil),                 // 28: oauth2broker.v1.ImportedConnection
-	(*StaticApiKey)(nil),                       // 29: oauth2broker.v1.StaticApiKey
-	(*StaticBasic)(nil),                        // 30: oauth2broker.v1.StaticBasic
-	(*CreateConnectionResponse)(nil),           // 31: oauth2broker.v1.CreateConnectionResponse
-	(*ReplaceStaticConnectionRequest)(nil),     // 32: oauth2broker.v1.ReplaceStaticConnectionRequest
-	(*ReplaceStaticConnectionResponse)(nil),    // 33: oauth2broker.v1.ReplaceStaticConnectionResponse
-	nil,                                        // 34: oauth2broker.v1.Connection.MetadataEntry
-	nil,                                        // 35: oauth2broker.v1.GetAccessTokenResponse.MetadataEntry
-	nil,                                        // 36: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.ConnectionConfigEntry
-	nil,                                        // 37: oauth2broker.v1.CountConnectionsResponse.FailingConnectionsByCredentialEntry
-	nil,                                        // 38: oauth2broker.v1.ClientCredentialsConnection.ConnectionConfigEntry
-	nil,                                        // 39: oauth2broker.v1.ImportedConnection.MetadataEntry
-	nil,                                        // 40: oauth2broker.v1.ImportedConnection.ConnectionConfigEntry
-	(*timestamppb.Timestamp)(nil),              // 41: google.protobuf.Timestamp
+	(ApiTokenLocation)(0),                      // 2: oauth2broker.v1.ApiTokenLocation
+	(RevocationOutcome)(0),                     // 3: oauth2broker.v1.RevocationOutcome
+	(*Connection)(nil),                         // 4: oauth2broker.v1.Connection
+	(*ProviderApi)(nil),                        // 5: oauth2broker.v1.ProviderApi
+	(*ApiBaseUrl)(nil),                         // 6: oauth2broker.v1.ApiBaseUrl
+	(*ApiTokenPlacement)(nil),                  // 7: oauth2broker.v1.ApiTokenPlacement
+	(*ExternalAccount)(nil),                    // 8: oauth2broker.v1.ExternalAccount
+	(*GetConnectionRequest)(nil),               // 9: oauth2broker.v1.GetConnectionRequest
+	(*GetConnectionResponse)(nil),              // 10: oauth2broker.v1.GetConnectionResponse
+	(*ListConnectionsRequest)(nil),             // 11: oauth2broker.v1.ListConnectionsRequest
+	(*ListConnectionsResponse)(nil),            // 12: oauth2broker.v1.ListConnectionsResponse
+	(*GetAccessTokenRequest)(nil),              // 13: oauth2broker.v1.GetAccessTokenRequest
+	(*GetAccessTokenResponse)(nil),             // 14: oauth2broker.v1.GetAccessTokenResponse
+	(*ConfirmConnectionRequest)(nil),           // 15: oauth2broker.v1.ConfirmConnectionRequest
+	(*ConfirmConnectionResponse)(nil),          // 16: oauth2broker.v1.ConfirmConnectionResponse
+	(*DeleteConnectionRequest)(nil),            // 17: oauth2broker.v1.DeleteConnectionRequest
+	(*DeleteConnectionResponse)(nil),           // 18: oauth2broker.v1.DeleteConnectionResponse
+	(*WatchConnectionEventsRequest)(nil),       // 19: oauth2broker.v1.WatchConnectionEventsRequest
+	(*WatchConnectionEventsResponse)(nil),      // 20: oauth2broker.v1.WatchConnectionEventsResponse
+	(*ConnectionEvent)(nil),                    // 21: oauth2broker.v1.ConnectionEvent
+	(*CredentialReference)(nil),                // 22: oauth2broker.v1.CredentialReference
+	(*InitialiseOAuth2ConnectionRequest)(nil),  // 23: oauth2broker.v1.InitialiseOAuth2ConnectionRequest
+	(*InitialiseOAuth2ConnectionResponse)(nil), // 24: oauth2broker.v1.InitialiseOAuth2ConnectionResponse
+	(*ListConnectionEventsRequest)(nil),        // 25: oauth2broker.v1.ListConnectionEventsRequest
+	(*ListConnectionEventsResponse)(nil),       // 26: oauth2broker.v1.ListConnectionEventsResponse
+	(*CountConnectionsRequest)(nil),            // 27: oauth2broker.v1.CountConnectionsRequest
+	(*ConnectionStatusCount)(nil),              // 28: oauth2broker.v1.ConnectionStatusCount
+	(*CountConnectionsResponse)(nil),           // 29: oauth2broker.v1.CountConnectionsResponse
+	(*CreateConnectionRequest)(nil),            // 30: oauth2broker.v1.CreateConnectionRequest
+	(*ClientCredentialsConnection)(nil),        // 31: oauth2broker.v1.ClientCredentialsConnection
+	(*ImportedConnection)(nil),                 // 32: oauth2broker.v1.ImportedConnection
+	(*StaticApiKey)(nil),                       // 33: oauth2broker.v1.StaticApiKey
+	(*StaticBasic)(nil),                        // 34: oauth2broker.v1.StaticBasic
+	(*CreateConnectionResponse)(nil),           // 35: oauth2broker.v1.CreateConnectionResponse
+	(*ReplaceStaticConnectionRequest)(nil),     // 36: oauth2broker.v1.ReplaceStaticConnectionRequest
+	(*ReplaceStaticConnectionResponse)(nil),    // 37: oauth2broker.v1.ReplaceStaticConnectionResponse
+	nil,                                        // 38: oauth2broker.v1.Connection.MetadataEntry
+	nil,                                        // 39: oauth2broker.v1.ProviderApi.HeadersEntry
+	nil,                                        // 40: oauth2broker.v1.GetAccessTokenResponse.MetadataEntry
+	nil,                                        // 41: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.ConnectionConfigEntry
+	nil,                                        // 42: oauth2broker.v1.CountConnectionsResponse.FailingConnectionsByCredentialEntry
+	nil,                                        // 43: oauth2broker.v1.ClientCredentialsConnection.ConnectionConfigEntry
+	nil,                                        // 44: oauth2broker.v1.ImportedConnection.MetadataEntry
+	nil,                                        // 45: oauth2broker.v1.ImportedConnection.ConnectionConfigEntry
+	(*timestamppb.Timestamp)(nil),              // 46: google.protobuf.Timestamp
 }
 var file_oauth2broker_v1_connection_service_proto_depIdxs = []int32{
 	0,  // 0: oauth2broker.v1.Connection.status:type_name -> oauth2broker.v1.ConnectionStatus
-	41, // 1: oauth2broker.v1.Connection.access_token_expire_time:type_name -> google.protobuf.Timestamp
-	41, // 2: oauth2broker.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
-	41, // 3: oauth2broker.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
-	34, // 4: oauth2broker.v1.Connection.metadata:type_name -> oauth2broker.v1.Connection.MetadataEntry
-	4,  // 5: oauth2broker.v1.Connection.external_account:type_name -> oauth2broker.v1.ExternalAccount
-	1,  // 6: oauth2broker.v1.Connection.kind:type_name -> oauth2broker.v1.ConnectionKind
-	3,  // 7: oauth2broker.v1.GetConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
-	0,  // 8: oauth2broker.v1.ListConnectionsRequest.status:type_name -> oauth2broker.v1.ConnectionStatus
-	3,  // 9: oauth2broker.v1.ListConnectionsResponse.connections:type_name -> oauth2broker.v1.Connection
-	41, // 10: oauth2broker.v1.GetAccessTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
-	35, // 11: oauth2broker.v1.GetAccessTokenResponse.metadata:type_name -> oauth2broker.v1.GetAccessTokenResponse.MetadataEntry
-	3,  // 12: oauth2broker.v1.ConfirmConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
-	2,  // 13: oauth2broker.v1.DeleteConnectionResponse.revocation:type_name -> oauth2broker.v1.RevocationOutcome
-	17, // 14: oauth2broker.v1.WatchConnectionEventsResponse.event:type_name -> oauth2broker.v1.ConnectionEvent
-	41, // 15: oauth2broker.v1.ConnectionEvent.create_time:type_name -> google.protobuf.Timestamp
-	0,  // 16: oauth2broker.v1.ConnectionEvent.status:type_name -> oauth2broker.v1.ConnectionStatus
-	18, // 17: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.credential:type_name -> oauth2broker.v1.CredentialReference
-	36, // 18: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.connection_config:type_name -> oauth2broker.v1.InitialiseOAuth2ConnectionRequest.ConnectionConfigEntry
-	41, // 19: oauth2broker.v1.InitialiseOAuth2ConnectionResponse.expire_time:type_name -> google.protobuf.Timestamp
-	17, // 20: oauth2broker.v1.ListConnectionEventsResponse.events:type_name -> oauth2broker.v1.ConnectionEvent
-	0,  // 21: oauth2broker.v1.ConnectionStatusCount.status:type_name -> oauth2broker.v1.ConnectionStatus
-	24, // 22: oauth2broker.v1.CountConnectionsResponse.counts:type_name -> oauth2broker.v1.ConnectionStatusCount
-	37, // 23: oauth2broker.v1.CountConnectionsResponse.failing_connections_by_credential:type_name -> oauth2broker.v1.CountConnectionsResponse.FailingConnectionsByCredentialEntry
-	27, // 24: oauth2broker.v1.CreateConnectionRequest.client_credentials:type_name -> oauth2broker.v1.ClientCredentialsConnection
-	28, // 25: oauth2broker.v1.CreateConnectionRequest.imported:type_name -> oauth2broker.v1.ImportedConnection
-	29, // 26: oauth2broker.v1.CreateConnectionRequest.api_key:type_name -> oauth2broker.v1.StaticApiKey
-	30, // 27: oauth2broker.v1.CreateConnectionRequest.basic:type_name -> oauth2broker.v1.StaticBasic
-	18, // 28: oauth2broker.v1.ClientCredentialsConnection.credential:type_name -> oauth2broker.v1.CredentialReference
-	38, // 29: oauth2broker.v1.ClientCredentialsConnection.connection_config:type_name -> oauth2broker.v1.ClientCredentialsConnection.ConnectionConfigEntry
-	18, // 30: oauth2broker.v1.ImportedConnection.credential:type_name -> oauth2broker.v1.CredentialReference
-	41, // 31: oauth2broker.v1.ImportedConnection.expire_time:type_name -> google.protobuf.Timestamp
-	4,  // 32: oauth2broker.v1.ImportedConnection.external_account:type_name -> oauth2broker.v1.ExternalAccount
-	39, // 33: oauth2broker.v1.ImportedConnection.metadata:type_name -> oauth2broker.v1.ImportedConnection.MetadataEntry
-	40, // 34: oauth2broker.v1.ImportedConnection.connection_config:type_name -> oauth2broker.v1.ImportedConnection.ConnectionConfigEntry
-	3,  // 35: oauth2broker.v1.CreateConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
-	3,  // 36: oauth2broker.v1.ReplaceStaticConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
-	19, // 37: oauth2broker.v1.ConnectionService.InitialiseOAuth2Connection:input_type -> oauth2broker.v1.InitialiseOAuth2ConnectionRequest
-	5,  // 38: oauth2broker.v1.ConnectionService.GetConnection:input_type -> oauth2broker.v1.GetConnectionRequest
-	7,  // 39: oauth2broker.v1.ConnectionService.ListConnections:input_type -> oauth2broker.v1.ListConnectionsRequest
-	9,  // 40: oauth2broker.v1.ConnectionService.GetAccessToken:input_type -> oauth2broker.v1.GetAccessTokenRequest
-	11, // 41: oauth2broker.v1.ConnectionService.ConfirmConnection:input_type -> oauth2broker.v1.ConfirmConnectionRequest
-	13, // 42: oauth2broker.v1.ConnectionService.DeleteConnection:input_type -> oauth2broker.v1.DeleteConnectionRequest
-	15, // 43: oauth2broker.v1.ConnectionService.WatchConnectionEvents:input_type -> oauth2broker.v1.WatchConnectionEventsRequest
-	21, // 44: oauth2broker.v1.ConnectionService.ListConnectionEvents:input_type -> oauth2broker.v1.ListConnectionEventsRequest
-	23, // 45: oauth2broker.v1.ConnectionService.CountConnections:input_type -> oauth2broker.v1.CountConnectionsRequest
-	26, // 46: oauth2broker.v1.ConnectionService.CreateConnection:input_type -> oauth2broker.v1.CreateConnectionRequest
-	32, // 47: oauth2broker.v1.ConnectionService.ReplaceStaticConnection:input_type -> oauth2broker.v1.ReplaceStaticConnectionRequest
-	20, // 48: oauth2broker.v1.ConnectionService.InitialiseOAuth2Connection:output_type -> oauth2broker.v1.InitialiseOAuth2ConnectionResponse
-	6,  // 49: oauth2broker.v1.ConnectionService.GetConnection:output_type -> oauth2broker.v1.GetConnectionResponse
-	8,  // 50: oauth2broker.v1.ConnectionService.ListConnections:output_type -> oauth2broker.v1.ListConnectionsResponse
-	10, // 51: oauth2broker.v1.ConnectionService.GetAccessToken:output_type -> oauth2broker.v1.GetAccessTokenResponse
-	12, // 52: oauth2broker.v1.ConnectionService.ConfirmConnection:output_type -> oauth2broker.v1.ConfirmConnectionResponse
-	14, // 53: oauth2broker.v1.ConnectionService.DeleteConnection:output_type -> oauth2broker.v1.DeleteConnectionResponse
-	16, // 54: oauth2broker.v1.ConnectionService.WatchConnectionEvents:output_type -> oauth2broker.v1.WatchConnectionEventsResponse
-	22, // 55: oauth2broker.v1.ConnectionService.ListConnectionEvents:output_type -> oauth2broker.v1.ListConnectionEventsResponse
-	25, // 56: oauth2broker.v1.ConnectionService.CountConnections:output_type -> oauth2broker.v1.CountConnectionsResponse
-	31, // 57: oauth2broker.v1.ConnectionService.CreateConnection:output_type -> oauth2broker.v1.CreateConnectionResponse
-	33, // 58: oauth2broker.v1.ConnectionService.ReplaceStaticConnection:output_type -> oauth2broker.v1.ReplaceStaticConnectionResponse
-	48, // [48:59] is the sub-list for method output_type
-	37, // [37:48] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	46, // 1: oauth2broker.v1.Connection.access_token_expire_time:type_name -> google.protobuf.Timestamp
+	46, // 2: oauth2broker.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
+	46, // 3: oauth2broker.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
+	38, // 4: oauth2broker.v1.Connection.metadata:type_name -> oauth2broker.v1.Connection.MetadataEntry
+	8,  // 5: oauth2broker.v1.Connection.external_account:type_name -> oauth2broker.v1.ExternalAccount
+	5,  // 6: oauth2broker.v1.Connection.api:type_name -> oauth2broker.v1.ProviderApi
+	1,  // 7: oauth2broker.v1.Connection.kind:type_name -> oauth2broker.v1.ConnectionKind
+	6,  // 8: oauth2broker.v1.ProviderApi.base_urls:type_name -> oauth2broker.v1.ApiBaseUrl
+	7,  // 9: oauth2broker.v1.ProviderApi.token_placement:type_name -> oauth2broker.v1.ApiTokenPlacement
+	39, // 10: oauth2broker.v1.ProviderApi.headers:type_name -> oauth2broker.v1.ProviderApi.HeadersEntry
+	2,  // 11: oauth2broker.v1.ApiTokenPlacement.location:type_name -> oauth2broker.v1.ApiTokenLocation
+	4,  // 12: oauth2broker.v1.GetConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
+	0,  // 13: oauth2broker.v1.ListConnectionsRequest.status:type_name -> oauth2broker.v1.ConnectionStatus
+	4,  // 14: oauth2broker.v1.ListConnectionsResponse.connections:type_name -> oauth2broker.v1.Connection
+	46, // 15: oauth2broker.v1.GetAccessTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	40, // 16: oauth2broker.v1.GetAccessTokenResponse.metadata:type_name -> oauth2broker.v1.GetAccessTokenResponse.MetadataEntry
+	5,  // 17: oauth2broker.v1.GetAccessTokenResponse.api:type_name -> oauth2broker.v1.ProviderApi
+	4,  // 18: oauth2broker.v1.ConfirmConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
+	3,  // 19: oauth2broker.v1.DeleteConnectionResponse.revocation:type_name -> oauth2broker.v1.RevocationOutcome
+	21, // 20: oauth2broker.v1.WatchConnectionEventsResponse.event:type_name -> oauth2broker.v1.ConnectionEvent
+	46, // 21: oauth2broker.v1.ConnectionEvent.create_time:type_name -> google.protobuf.Timestamp
+	0,  // 22: oauth2broker.v1.ConnectionEvent.status:type_name -> oauth2broker.v1.ConnectionStatus
+	22, // 23: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.credential:type_name -> oauth2broker.v1.CredentialReference
+	41, // 24: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.connection_config:type_name -> oauth2broker.v1.InitialiseOAuth2ConnectionRequest.ConnectionConfigEntry
+	46, // 25: oauth2broker.v1.InitialiseOAuth2ConnectionResponse.expire_time:type_name -> google.protobuf.Timestamp
+	21, // 26: oauth2broker.v1.ListConnectionEventsResponse.events:type_name -> oauth2broker.v1.ConnectionEvent
+	0,  // 27: oauth2broker.v1.ConnectionStatusCount.status:type_name -> oauth2broker.v1.ConnectionStatus
+	28, // 28: oauth2broker.v1.CountConnectionsResponse.counts:type_name -> oauth2broker.v1.ConnectionStatusCount
+	42, // 29: oauth2broker.v1.CountConnectionsResponse.failing_connections_by_credential:type_name -> oauth2broker.v1.CountConnectionsResponse.FailingConnectionsByCredentialEntry
+	31, // 30: oauth2broker.v1.CreateConnectionRequest.client_credentials:type_name -> oauth2broker.v1.ClientCredentialsConnection
+	32, // 31: oauth2broker.v1.CreateConnectionRequest.imported:type_name -> oauth2broker.v1.ImportedConnection
+	33, // 32: oauth2broker.v1.CreateConnectionRequest.api_key:type_name -> oauth2broker.v1.StaticApiKey
+	34, // 33: oauth2broker.v1.CreateConnectionRequest.basic:type_name -> oauth2broker.v1.StaticBasic
+	22, // 34: oauth2broker.v1.ClientCredentialsConnection.credential:type_name -> oauth2broker.v1.CredentialReference
+	43, // 35: oauth2broker.v1.ClientCredentialsConnection.connection_config:type_name -> oauth2broker.v1.ClientCredentialsConnection.ConnectionConfigEntry
+	22, // 36: oauth2broker.v1.ImportedConnection.credential:type_name -> oauth2broker.v1.CredentialReference
+	46, // 37: oauth2broker.v1.ImportedConnection.expire_time:type_name -> google.protobuf.Timestamp
+	8,  // 38: oauth2broker.v1.ImportedConnection.external_account:type_name -> oauth2broker.v1.ExternalAccount
+	44, // 39: oauth2broker.v1.ImportedConnection.metadata:type_name -> oauth2broker.v1.ImportedConnection.MetadataEntry
+	45, // 40: oauth2broker.v1.ImportedConnection.connection_config:type_name -> oauth2broker.v1.ImportedConnection.ConnectionConfigEntry
+	4,  // 41: oauth2broker.v1.CreateConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
+	4,  // 42: oauth2broker.v1.ReplaceStaticConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
+	23, // 43: oauth2broker.v1.ConnectionService.InitialiseOAuth2Connection:input_type -> oauth2broker.v1.InitialiseOAuth2ConnectionRequest
+	9,  // 44: oauth2broker.v1.ConnectionService.GetConnection:input_type -> oauth2broker.v1.GetConnectionRequest
+	11, // 45: oauth2broker.v1.ConnectionService.ListConnections:input_type -> oauth2broker.v1.ListConnectionsRequest
+	13, // 46: oauth2broker.v1.ConnectionService.GetAccessToken:input_type -> oauth2broker.v1.GetAccessTokenRequest
+	15, // 47: oauth2broker.v1.ConnectionService.ConfirmConnection:input_type -> oauth2broker.v1.ConfirmConnectionRequest
+	17, // 48: oauth2broker.v1.ConnectionService.DeleteConnection:input_type -> oauth2broker.v1.DeleteConnectionRequest
+	19, // 49: oauth2broker.v1.ConnectionService.WatchConnectionEvents:input_type -> oauth2broker.v1.WatchConnectionEventsRequest
+	25, // 50: oauth2broker.v1.ConnectionService.ListConnectionEvents:input_type -> oauth2broker.v1.ListConnectionEventsRequest
+	27, // 51: oauth2broker.v1.ConnectionService.CountConnections:input_type -> oauth2broker.v1.CountConnectionsRequest
+	30, // 52: oauth2broker.v1.ConnectionService.CreateConnection:input_type -> oauth2broker.v1.CreateConnectionRequest
+	36, // 53: oauth2broker.v1.ConnectionService.ReplaceStaticConnection:input_type -> oauth2broker.v1.ReplaceStaticConnectionRequest
+	24, // 54: oauth2broker.v1.ConnectionService.InitialiseOAuth2Connection:output_type -> oauth2broker.v1.InitialiseOAuth2ConnectionResponse
+	10, // 55: oauth2broker.v1.ConnectionService.GetConnection:output_type -> oauth2broker.v1.GetConnectionResponse
+	12, // 56: oauth2broker.v1.ConnectionService.ListConnections:output_type -> oauth2broker.v1.ListConnectionsResponse
+	14, // 57: oauth2broker.v1.ConnectionService.GetAccessToken:output_type -> oauth2broker.v1.GetAccessTokenResponse
+	16, // 58: oauth2broker.v1.ConnectionService.ConfirmConnection:output_type -> oauth2broker.v1.ConfirmConnectionResponse
+	18, // 59: oauth2broker.v1.ConnectionService.DeleteConnection:output_type -> oauth2broker.v1.DeleteConnectionResponse
+	20, // 60: oauth2broker.v1.ConnectionService.WatchConnectionEvents:output_type -> oauth2broker.v1.WatchConnectionEventsResponse
+	26, // 61: oauth2broker.v1.ConnectionService.ListConnectionEvents:output_type -> oauth2broker.v1.ListConnectionEventsResponse
+	29, // 62: oauth2broker.v1.ConnectionService.CountConnections:output_type -> oauth2broker.v1.CountConnectionsResponse
+	35, // 63: oauth2broker.v1.ConnectionService.CreateConnection:output_type -> oauth2broker.v1.CreateConnectionResponse
+	37, // 64: oauth2broker.v1.ConnectionService.ReplaceStaticConnection:output_type -> oauth2broker.v1.ReplaceStaticConnectionResponse
+	54, // [54:65] is the sub-list for method output_type
+	43, // [43:54] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_oauth2broker_v1_connection_service_proto_init() }
@@ -2985,8 +3311,8 @@ func file_oauth2broker_v1_connection_service_proto_init() {
 	if File_oauth2broker_v1_connection_service_proto != nil {
 		return
 	}
-	file_oauth2broker_v1_connection_service_proto_msgTypes[16].OneofWrappers = []any{}
-	file_oauth2broker_v1_connection_service_proto_msgTypes[23].OneofWrappers = []any{
+	file_oauth2broker_v1_connection_service_proto_msgTypes[19].OneofWrappers = []any{}
+	file_oauth2broker_v1_connection_service_proto_msgTypes[26].OneofWrappers = []any{
 		(*CreateConnectionRequest_ClientCredentials)(nil),
 		(*CreateConnectionRequest_Imported)(nil),
 		(*CreateConnectionRequest_ApiKey)(nil),
@@ -2997,8 +3323,8 @@ func file_oauth2broker_v1_connection_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_oauth2broker_v1_connection_service_proto_rawDesc), len(file_oauth2broker_v1_connection_service_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   38,
+			NumEnums:      4,
+			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

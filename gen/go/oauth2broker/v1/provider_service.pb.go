@@ -168,7 +168,10 @@ type ProviderParameter struct {
 	// What to fill in.
 	Description string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
 	// Who fills it in.
-	Level         ProviderParameterLevel `protobuf:"varint,4,opt,name=level,proto3,enum=oauth2broker.v1.ProviderParameterLevel" json:"level,omitempty"`
+	Level ProviderParameterLevel `protobuf:"varint,4,opt,name=level,proto3,enum=oauth2broker.v1.ProviderParameterLevel" json:"level,omitempty"`
+	// The value used when the parameter is left out (Salesforce's `login`); unset when the
+	// parameter is required.
+	DefaultValue  *string `protobuf:"bytes,5,opt,name=default_value,json=defaultValue,proto3,oneof" json:"default_value,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -229,6 +232,13 @@ func (x *ProviderParameter) GetLevel() ProviderParameterLevel {
 		return x.Level
 	}
 	return ProviderParameterLevel_PROVIDER_PARAMETER_LEVEL_UNSPECIFIED
+}
+
+func (x *ProviderParameter) GetDefaultValue() string {
+	if x != nil && x.DefaultValue != nil {
+		return *x.DefaultValue
+	}
+	return ""
 }
 
 // The request of ListProviders.
@@ -445,12 +455,14 @@ const file_oauth2broker_v1_provider_service_proto_rawDesc = "" +
 	"\x0fscope_separator\x18\x04 \x01(\tR\x0escopeSeparator\x12B\n" +
 	"\n" +
 	"parameters\x18\x05 \x03(\v2\".oauth2broker.v1.ProviderParameterR\n" +
-	"parameters\"\xa2\x01\n" +
+	"parameters\"\xde\x01\n" +
 	"\x11ProviderParameter\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\apattern\x18\x02 \x01(\tR\apattern\x12 \n" +
 	"\vdescription\x18\x03 \x01(\tR\vdescription\x12=\n" +
-	"\x05level\x18\x04 \x01(\x0e2'.oauth2broker.v1.ProviderParameterLevelR\x05level\"R\n" +
+	"\x05level\x18\x04 \x01(\x0e2'.oauth2broker.v1.ProviderParameterLevelR\x05level\x12(\n" +
+	"\rdefault_value\x18\x05 \x01(\tH\x00R\fdefaultValue\x88\x01\x01B\x10\n" +
+	"\x0e_default_value\"R\n" +
 	"\x14ListProvidersRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
@@ -514,6 +526,7 @@ func file_oauth2broker_v1_provider_service_proto_init() {
 	if File_oauth2broker_v1_provider_service_proto != nil {
 		return
 	}
+	file_oauth2broker_v1_provider_service_proto_msgTypes[1].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

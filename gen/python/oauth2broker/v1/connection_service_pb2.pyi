@@ -30,6 +30,12 @@ class ConnectionKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CONNECTION_KIND_API_KEY: _ClassVar[ConnectionKind]
     CONNECTION_KIND_BASIC: _ClassVar[ConnectionKind]
 
+class ApiTokenLocation(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    API_TOKEN_LOCATION_UNSPECIFIED: _ClassVar[ApiTokenLocation]
+    API_TOKEN_LOCATION_HEADER: _ClassVar[ApiTokenLocation]
+    API_TOKEN_LOCATION_QUERY: _ClassVar[ApiTokenLocation]
+
 class RevocationOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     REVOCATION_OUTCOME_UNSPECIFIED: _ClassVar[RevocationOutcome]
@@ -49,13 +55,16 @@ CONNECTION_KIND_DEVICE_CODE: ConnectionKind
 CONNECTION_KIND_JWT_BEARER: ConnectionKind
 CONNECTION_KIND_API_KEY: ConnectionKind
 CONNECTION_KIND_BASIC: ConnectionKind
+API_TOKEN_LOCATION_UNSPECIFIED: ApiTokenLocation
+API_TOKEN_LOCATION_HEADER: ApiTokenLocation
+API_TOKEN_LOCATION_QUERY: ApiTokenLocation
 REVOCATION_OUTCOME_UNSPECIFIED: RevocationOutcome
 REVOCATION_OUTCOME_REVOKED: RevocationOutcome
 REVOCATION_OUTCOME_FAILED: RevocationOutcome
 REVOCATION_OUTCOME_NOT_SUPPORTED: RevocationOutcome
 
 class Connection(_message.Message):
-    __slots__ = ("id", "organisation_id", "connector_id", "credential_id", "status", "status_reason", "scopes", "token_type", "access_token_expire_time", "has_refresh_token", "create_time", "update_time", "metadata", "external_account", "kind")
+    __slots__ = ("id", "organisation_id", "connector_id", "credential_id", "status", "status_reason", "scopes", "token_type", "access_token_expire_time", "has_refresh_token", "create_time", "update_time", "metadata", "external_account", "api_base_url", "api", "kind")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -77,6 +86,8 @@ class Connection(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     EXTERNAL_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    API_BASE_URL_FIELD_NUMBER: _ClassVar[int]
+    API_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     id: str
     organisation_id: str
@@ -92,8 +103,47 @@ class Connection(_message.Message):
     update_time: _timestamp_pb2.Timestamp
     metadata: _containers.ScalarMap[str, str]
     external_account: ExternalAccount
+    api_base_url: str
+    api: ProviderApi
     kind: ConnectionKind
-    def __init__(self, id: _Optional[str] = ..., organisation_id: _Optional[str] = ..., connector_id: _Optional[str] = ..., credential_id: _Optional[str] = ..., status: _Optional[_Union[ConnectionStatus, str]] = ..., status_reason: _Optional[str] = ..., scopes: _Optional[_Iterable[str]] = ..., token_type: _Optional[str] = ..., access_token_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., has_refresh_token: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., external_account: _Optional[_Union[ExternalAccount, _Mapping]] = ..., kind: _Optional[_Union[ConnectionKind, str]] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., organisation_id: _Optional[str] = ..., connector_id: _Optional[str] = ..., credential_id: _Optional[str] = ..., status: _Optional[_Union[ConnectionStatus, str]] = ..., status_reason: _Optional[str] = ..., scopes: _Optional[_Iterable[str]] = ..., token_type: _Optional[str] = ..., access_token_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., has_refresh_token: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., external_account: _Optional[_Union[ExternalAccount, _Mapping]] = ..., api_base_url: _Optional[str] = ..., api: _Optional[_Union[ProviderApi, _Mapping]] = ..., kind: _Optional[_Union[ConnectionKind, str]] = ...) -> None: ...
+
+class ProviderApi(_message.Message):
+    __slots__ = ("base_urls", "token_placement", "headers")
+    class HeadersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    BASE_URLS_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_PLACEMENT_FIELD_NUMBER: _ClassVar[int]
+    HEADERS_FIELD_NUMBER: _ClassVar[int]
+    base_urls: _containers.RepeatedCompositeFieldContainer[ApiBaseUrl]
+    token_placement: ApiTokenPlacement
+    headers: _containers.ScalarMap[str, str]
+    def __init__(self, base_urls: _Optional[_Iterable[_Union[ApiBaseUrl, _Mapping]]] = ..., token_placement: _Optional[_Union[ApiTokenPlacement, _Mapping]] = ..., headers: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class ApiBaseUrl(_message.Message):
+    __slots__ = ("name", "url", "description")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    url: str
+    description: str
+    def __init__(self, name: _Optional[str] = ..., url: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
+
+class ApiTokenPlacement(_message.Message):
+    __slots__ = ("location", "name", "scheme")
+    LOCATION_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SCHEME_FIELD_NUMBER: _ClassVar[int]
+    location: ApiTokenLocation
+    name: str
+    scheme: str
+    def __init__(self, location: _Optional[_Union[ApiTokenLocation, str]] = ..., name: _Optional[str] = ..., scheme: _Optional[str] = ...) -> None: ...
 
 class ExternalAccount(_message.Message):
     __slots__ = ("id", "email", "name")
@@ -154,7 +204,7 @@ class GetAccessTokenRequest(_message.Message):
     def __init__(self, organisation_id: _Optional[str] = ..., connection_id: _Optional[str] = ..., force_refresh: _Optional[bool] = ...) -> None: ...
 
 class GetAccessTokenResponse(_message.Message):
-    __slots__ = ("access_token", "token_type", "expire_time", "metadata")
+    __slots__ = ("access_token", "token_type", "expire_time", "metadata", "api_base_url", "api")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -166,11 +216,15 @@ class GetAccessTokenResponse(_message.Message):
     TOKEN_TYPE_FIELD_NUMBER: _ClassVar[int]
     EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    API_BASE_URL_FIELD_NUMBER: _ClassVar[int]
+    API_FIELD_NUMBER: _ClassVar[int]
     access_token: str
     token_type: str
     expire_time: _timestamp_pb2.Timestamp
     metadata: _containers.ScalarMap[str, str]
-    def __init__(self, access_token: _Optional[str] = ..., token_type: _Optional[str] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    api_base_url: str
+    api: ProviderApi
+    def __init__(self, access_token: _Optional[str] = ..., token_type: _Optional[str] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., api_base_url: _Optional[str] = ..., api: _Optional[_Union[ProviderApi, _Mapping]] = ...) -> None: ...
 
 class ConfirmConnectionRequest(_message.Message):
     __slots__ = ("organisation_id", "connection_id", "end_user_id", "confirmation")

@@ -31,16 +31,18 @@ class Provider(_message.Message):
     def __init__(self, id: _Optional[str] = ..., display_name: _Optional[str] = ..., documentation_url: _Optional[str] = ..., scope_separator: _Optional[str] = ..., parameters: _Optional[_Iterable[_Union[ProviderParameter, _Mapping]]] = ...) -> None: ...
 
 class ProviderParameter(_message.Message):
-    __slots__ = ("name", "pattern", "description", "level")
+    __slots__ = ("name", "pattern", "description", "level", "default_value")
     NAME_FIELD_NUMBER: _ClassVar[int]
     PATTERN_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     LEVEL_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_VALUE_FIELD_NUMBER: _ClassVar[int]
     name: str
     pattern: str
     description: str
     level: ProviderParameterLevel
-    def __init__(self, name: _Optional[str] = ..., pattern: _Optional[str] = ..., description: _Optional[str] = ..., level: _Optional[_Union[ProviderParameterLevel, str]] = ...) -> None: ...
+    default_value: str
+    def __init__(self, name: _Optional[str] = ..., pattern: _Optional[str] = ..., description: _Optional[str] = ..., level: _Optional[_Union[ProviderParameterLevel, str]] = ..., default_value: _Optional[str] = ...) -> None: ...
 
 class ListProvidersRequest(_message.Message):
     __slots__ = ("page_size", "page_token")
