@@ -14,9 +14,17 @@ export class InvalidInputError extends Error {
     /** The request field at fault, as its proto name (`credential.id`, `scopes[2]`). */
     readonly field: string,
     message: string,
+    /** One entry per broken rule (the request rules may find several at once). */
+    readonly violations: readonly FieldViolation[] = [{ field, description: message }],
   ) {
     super(message);
   }
+}
+
+/** A broken rule as `google.rpc.BadRequest` reports it: the field's proto path and the message. */
+export interface FieldViolation {
+  field: string;
+  description: string;
 }
 
 /** Throws an InvalidInputError whose message starts with the quoted field name. */

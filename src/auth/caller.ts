@@ -22,6 +22,19 @@ export const callerStillValidKey = createContextKey<(() => Promise<boolean>) | u
 export const clientAddressKey = createContextKey<string>("unknown", { description: "client address" });
 
 /**
+ * The request's broken rules, held back by the request-rules interceptor when the caller may not
+ * act for the organisation the request names (or may not call the service): the access check
+ * answers first, so such a caller learns nothing from the rules. Should the check pass, they are
+ * thrown then.
+ */
+export const heldViolationsKey = createContextKey<Error | undefined>(undefined, { description: "request rule violations held for the access check" });
+
+function throwHeldViolations(ctx: HandlerContext): void {
+  const held = ctx.values.get(heldViolationsKey);
+  if (held !== undefined) throw held;
+}
+
+/**
  * Refuses a caller of another organisation with the same NOT_FOUND a missing resource gets, so
  * no caller can learn what exists elsewhere (`what` names the resource: "credential", …).
  */
@@ -31,10 +44,12 @@ export function requireOrganisation(ctx: HandlerContext, organisationId: string,
   if (caller.kind === "organisation" && caller.organisationId !== organisationId) {
     throw new ConnectError(`${what} not found`, Code.NotFound);
   }
+  throwHeldViolations(ctx);
 }
 
 export function requireAdmin(ctx: HandlerContext): void {
   if (ctx.values.get(callerKey)?.kind !== "admin") {
     throw new ConnectError("this method needs an admin key", Code.PermissionDenied);
   }
+  throwHeldViolations(ctx);
 }

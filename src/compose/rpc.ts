@@ -20,6 +20,7 @@ import { authInterceptor } from "../interceptors/auth.js";
 import { loggingInterceptor } from "../interceptors/logging.js";
 import { callerInFlightLimitInterceptor, inFlightLimitInterceptor, RateLimiter, rateLimitInterceptor } from "../interceptors/rate-limit.js";
 import { hideRequestParseErrors } from "../interceptors/request-parse-errors.js";
+import { requestRulesInterceptor } from "../interceptors/request-rules.js";
 import { streamLimitInterceptor } from "../interceptors/stream-limits.js";
 import type { OutboundPolicy } from "../network/address-policy.js";
 import type { Metrics } from "../observability/metrics.js";
@@ -94,7 +95,10 @@ export function rpcRoutes(deps: RpcDeps): (router: ConnectRouter) => void {
   };
 }
 
-/** The interceptors every RPC passes, in order: logging, authentication, then the limits. */
+/**
+ * The interceptors every RPC passes, in order: logging, authentication, the limits, then the
+ * request rules (after authentication, so a caller without access learns nothing from them).
+ */
 export function rpcInterceptors(
   deps: Pick<RpcDeps, "config" | "storage" | "metrics" | "logger"> & {
     tracing: Tracing;
@@ -115,5 +119,6 @@ export function rpcInterceptors(
       recheckMs: STREAM_RECHECK_MS,
     }),
     rateLimitInterceptor(new RateLimiter(config.rpcRateLimit, config.rpcRateLimit * 2)),
+    requestRulesInterceptor(),
   ];
 }

@@ -60,7 +60,7 @@ export function toEdgeError(error: unknown): ConnectError {
   if (error instanceof InvalidInputError) {
     // google.rpc.BadRequest lets clients in any language find the field without parsing the text.
     return new ConnectError(error.message, Code.InvalidArgument, undefined, [
-      { desc: BadRequestSchema, value: { fieldViolations: [{ field: error.field, description: error.message }] } },
+      { desc: BadRequestSchema, value: { fieldViolations: [...error.violations] } },
     ]);
   }
   if (error instanceof ConnectionError) {

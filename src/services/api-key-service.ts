@@ -7,15 +7,15 @@ import { generateApiKey } from "../auth/api-keys.js";
 import { requireAdmin } from "../auth/caller.js";
 import { invalid } from "../errors.js";
 import type { ApiKeyDocument, ApiKeyStore } from "../store/api-keys.js";
-import { requireIdentifier, requireText } from "../validation.js";
+import { requirePresent } from "../validation.js";
 
 export function apiKeyService(apiKeys: ApiKeyStore): ServiceImpl<typeof ApiKeyService> {
   return {
     async createApiKey(req, ctx) {
       requireAdmin(ctx);
-      const name = requireText(req.name, "name", 200);
+      const { name } = req;
       if (req.admin && req.organisationId !== "") invalid("organisation_id", "must be empty for an admin key");
-      const organisationId = req.admin ? undefined : requireIdentifier(req.organisationId, "organisation_id");
+      const organisationId = req.admin ? undefined : requirePresent(req.organisationId, "organisation_id");
       const expireTime = req.expireTime === undefined ? undefined : timestampDate(req.expireTime);
       if (expireTime !== undefined && expireTime <= new Date()) invalid("expire_time", "must be in the future");
       const { key, prefix, hash } = generateApiKey();
@@ -28,13 +28,13 @@ export function apiKeyService(apiKeys: ApiKeyStore): ServiceImpl<typeof ApiKeySe
 
     async listApiKeys(req, ctx) {
       requireAdmin(ctx);
-      const organisationId = req.organisationId === "" ? undefined : requireIdentifier(req.organisationId, "organisation_id");
+      const organisationId = req.organisationId === "" ? undefined : req.organisationId;
       return { apiKeys: (await apiKeys.list(organisationId)).map(toApiKey) };
     },
 
     async revokeApiKey(req, ctx) {
       requireAdmin(ctx);
-      const document = await apiKeys.revoke(requireText(req.id, "id", 128));
+      const document = await apiKeys.revoke(req.id);
       if (document === null) throw new ConnectError("api key not found", Code.NotFound);
       return { apiKey: toApiKey(document) };
     },

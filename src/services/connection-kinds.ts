@@ -11,7 +11,7 @@ import { invalid } from "../errors.js";
 import { normaliseScopes } from "../oauth/authorize-url.js";
 import type { ProviderCatalog } from "../providers/catalog.js";
 import type { ExternalAccountDocument, GrantRequestDocument } from "../store/connections.js";
-import { optionalText, requireIdentifier, requireText } from "../validation.js";
+import { optionalText, requireText } from "../validation.js";
 
 // CreateConnection's per-kind input, checked before anything is read or written. Each function
 // throws InvalidInputError naming the field (`client_credentials.scopes[1]`); none echoes a secret.
@@ -22,13 +22,10 @@ const MAX_METADATA_KEYS = 50;
 const TOKEN_TYPE = /^[A-Za-z0-9_-]{1,64}$/;
 const METADATA_KEY = /^[a-z0-9_]{1,64}$/;
 
-/** A credential reference of the request's organisation (another's reads as a missing one). */
+/** A credential reference, required here (its fields are checked by the request rules). */
 export function credentialReferenceOf(reference: { id: string; organisationId: string } | undefined, field: string) {
   if (reference === undefined) invalid(field, "is required");
-  return {
-    id: requireText(reference.id, `${field}.id`, 128),
-    organisationId: requireIdentifier(reference.organisationId, `${field}.organisation_id`),
-  };
+  return { id: reference.id, organisationId: reference.organisationId };
 }
 
 /** Scopes, resources and audience of a client credentials connection (the separator is checked once the provider is known). */
@@ -84,8 +81,7 @@ export function importedTokensOf(input: ImportedConnection) {
 /** A static connection's catalog provider: empty, or an ID in the catalog. */
 export function staticProviderOf(provider: string, field: string, catalog: ProviderCatalog): string | undefined {
   if (provider === "") return undefined;
-  requireIdentifier(provider, field);
-  if (catalog.get(provider) === undefined) invalid(field, "is not in the provider catalog");
+  if (provider.length > 128 || catalog.get(provider) === undefined) invalid(field, "is not in the provider catalog");
   return provider;
 }
 

@@ -28,7 +28,6 @@ import { callerKey, requireOrganisation } from "../auth/caller.js";
 import { releaseWorkSlots } from "../interceptors/rate-limit.js";
 import { streamSignal } from "../interceptors/stream-limits.js";
 import type { EventFeed } from "../events/event-feed.js";
-import { requireIdentifier, requireText } from "../validation.js";
 import type { ProviderCatalog } from "../providers/catalog.js";
 import { accountSourceOf, profileFor } from "../providers/profile.js";
 import { codeVerifierContext } from "../crypto/secret-contexts.js";
@@ -68,19 +67,16 @@ export interface ConnectionServiceDeps {
 export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<typeof ConnectionService> {
   return {
     async initialiseOAuth2Connection(req, ctx) {
-      // Every input is checked before anything is written. The authorization request is checked
-      // after the credential is read, since its provider decides the rules (and the endpoint).
-      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
+      // Every input is checked before anything is written: the fields by the request rules (the
+      // proto), the authorization request after the credential is read, since its provider
+      // decides the rules (and the endpoint).
+      const { organisationId, connectorId, clientId } = req;
       requireOrganisation(ctx, organisationId, "credential");
-      const connectorId = requireIdentifier(req.connectorId, "connector_id");
-      const reference = req.credential ?? invalid("credential", "is required");
-      const credentialId = requireText(reference.id, "credential.id", 128);
-      const credentialOrganisationId = requireIdentifier(reference.organisationId, "credential.organisation_id");
-      const clientId = requireText(req.clientId, "client_id", 512);
-      const endUserId = req.endUserId === "" ? undefined : requireText(req.endUserId, "end_user_id", 256);
+      const { id: credentialId, organisationId: credentialOrganisationId } = req.credential ?? invalid("credential", "is required");
+      const endUserId = req.endUserId === "" ? undefined : req.endUserId;
       // The confirmation code reaches the caller's backend only through its return URL.
       if (endUserId !== undefined && req.returnUrl === "") invalid("return_url", 'is required with "end_user_id"');
-      const reconnectId = req.connectionId === "" ? undefined : requireText(req.connectionId, "connection_id", 128);
+      const reconnectId = req.connectionId === "" ? undefined : req.connectionId;
 
       const authorizationInput = {
         scopes: req.scopes,
@@ -184,21 +180,20 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
     },
 
     async getConnection(req, ctx) {
-      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
-      requireOrganisation(ctx, organisationId, "connection");
-      const connection = await deps.connections.findById(organisationId, requireText(req.id, "id", 128));
+      requireOrganisation(ctx, req.organisationId, "connection");
+      const connection = await deps.connections.findById(req.organisationId, req.id);
       if (connection === null) throw new ConnectError("connection not found", Code.NotFound);
       return { connection: toConnection(connection) };
     },
 
     async listConnections(req, ctx) {
-      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
+      const { organisationId } = req;
       requireOrganisation(ctx, organisationId, "organisation");
       const size = pageSize(req.pageSize);
       const beforeId = req.pageToken === "" ? undefined : decodePageToken(req.pageToken);
       const filter = {
-        connectorId: req.connectorId === "" ? undefined : requireIdentifier(req.connectorId, "connector_id"),
-        credentialId: req.credentialId === "" ? undefined : requireText(req.credentialId, "credential_id", 128),
+        connectorId: req.connectorId === "" ? undefined : req.connectorId,
+        credentialId: req.credentialId === "" ? undefined : req.credentialId,
         status: fromConnectionStatus(req.status),
       };
       const { shown, nextPageToken } = pageOf(await deps.connections.list(organisationId, filter, beforeId, size + 1), size);
@@ -206,9 +201,8 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
     },
 
     async getAccessToken(req, ctx) {
-      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
+      const { organisationId, connectionId } = req;
       requireOrganisation(ctx, organisationId, "connection");
-      const connectionId = requireText(req.connectionId, "connection_id", 128);
       const token = await deps.refresher.getAccessToken(organisationId, connectionId, {
         force: req.forceRefresh,
         // Waiting on another call's refresh is no work of this call's own: it gives its slots back.
@@ -227,34 +221,26 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
     createConnection: (req, ctx) => createConnection(deps, req, ctx),
 
     async replaceStaticConnection(req, ctx) {
-      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
-      requireOrganisation(ctx, organisationId, "connection");
-      const id = requireText(req.id, "id", 128);
+      requireOrganisation(ctx, req.organisationId, "connection");
       const secret = replacementSecretOf(req);
-      return { connection: toConnection(await deps.lifecycle.replaceStatic(organisationId, id, secret)) };
+      return { connection: toConnection(await deps.lifecycle.replaceStatic(req.organisationId, req.id, secret)) };
     },
 
     async confirmConnection(req, ctx) {
-      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
-      requireOrganisation(ctx, organisationId, "connection");
-      const id = requireText(req.connectionId, "connection_id", 128);
-      const endUserId = requireText(req.endUserId, "end_user_id", 256);
-      const confirmation = requireText(req.confirmation, "confirmation", 128);
-      return { connection: toConnection(await deps.lifecycle.confirm(organisationId, id, endUserId, confirmation)) };
+      requireOrganisation(ctx, req.organisationId, "connection");
+      return { connection: toConnection(await deps.lifecycle.confirm(req.organisationId, req.connectionId, req.endUserId, req.confirmation)) };
     },
 
     async deleteConnection(req, ctx) {
-      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
-      requireOrganisation(ctx, organisationId, "connection");
-      const id = requireText(req.id, "id", 128);
-      const result = await deps.lifecycle.delete(organisationId, id, { revoke: req.revoke, keepIfRevocationFails: req.keepIfRevocationFails });
+      requireOrganisation(ctx, req.organisationId, "connection");
+      const result = await deps.lifecycle.delete(req.organisationId, req.id, { revoke: req.revoke, keepIfRevocationFails: req.keepIfRevocationFails });
       return { revocation: REVOCATION_OUTCOMES[result.outcome], revocationError: result.outcome === "failed" ? result.error : "" };
     },
 
     async listConnectionEvents(req, ctx) {
-      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
+      const { organisationId } = req;
       requireOrganisation(ctx, organisationId, "organisation");
-      const connectionId = req.connectionId === "" ? undefined : requireText(req.connectionId, "connection_id", 128);
+      const connectionId = req.connectionId === "" ? undefined : req.connectionId;
       const size = pageSize(req.pageSize);
       const beforeId = req.pageToken === "" ? undefined : decodePageToken(req.pageToken);
       const { shown, nextPageToken } = pageOf(await deps.events.list(organisationId, connectionId, beforeId, size + 1), size);
@@ -262,7 +248,7 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
     },
 
     async countConnections(req, ctx) {
-      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
+      const { organisationId } = req;
       requireOrganisation(ctx, organisationId, "organisation");
       const [counts, failing] = await Promise.all([
         deps.connections.countByStatus(organisationId),
@@ -277,7 +263,7 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
     },
 
     async *watchConnectionEvents(req, ctx) {
-      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
+      const { organisationId } = req;
       requireOrganisation(ctx, organisationId, "organisation");
       for await (const event of deps.eventFeed.follow(organisationId, streamSignal(ctx))) yield { event: toConnectionEvent(event) };
     },
@@ -294,9 +280,9 @@ async function createConnection(
   req: CreateConnectionRequest,
   ctx: HandlerContext,
 ): Promise<MessageInitShape<typeof CreateConnectionResponseSchema>> {
-    const organisationId = requireIdentifier(req.organisationId, "organisation_id");
+    // organisation_id and connector_id were checked by the request rules (the contract's).
+    const { organisationId, connectorId } = req;
     requireOrganisation(ctx, organisationId, "credential");
-    const connectorId = requireIdentifier(req.connectorId, "connector_id");
     const { lifecycle } = deps;
     switch (req.kind.case) {
       case "clientCredentials": {

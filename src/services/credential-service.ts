@@ -17,7 +17,7 @@ import type { ConnectionLifecycle } from "../connections/connection-lifecycle.js
 import { decodePageToken, pageOf, pageSize } from "./page-token.js";
 import { callerKey, requireOrganisation } from "../auth/caller.js";
 import type { OutboundPolicy } from "../network/address-policy.js";
-import { requireEndpointUrl, requireIdentifier, requireText } from "../validation.js";
+import { requireEndpointUrl, requirePresent, requireText } from "../validation.js";
 import type { ProviderCatalog } from "../providers/catalog.js";
 import { checkTemplateValues, renderEndpoint } from "../providers/profile.js";
 import { type DiscoveredServer, DiscoveryError, discoverAuthorizationServer } from "../oauth/discovery.js";
@@ -93,9 +93,9 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
   };
   return {
     async createCredential(req, ctx) {
-      const input = req.credential ?? invalid("credential", "is required");
-      const organisationId = requireIdentifier(input.organisationId, "credential.organisation_id");
+      const organisationId = req.credential?.organisationId ?? "";
       requireOrganisation(ctx, organisationId, "organisation");
+      const input = req.credential ?? invalid("credential", "is required");
       const id = uuidv7();
       const now = new Date();
       const document: CredentialDocument = {
@@ -114,7 +114,7 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
       // Without a provider, unset means the generic behaviour, stored as such (as before providers
       // existed); with one, unset means "as the catalog says", so nothing is stored.
       if (input.tokenEndpointAuthMethod !== undefined || document.provider === undefined) {
-        document.token_endpoint_auth_method = validateAuthMethod(input.tokenEndpointAuthMethod ?? TokenEndpointAuthMethod.UNSPECIFIED);
+        document.token_endpoint_auth_method = authMethodName(input.tokenEndpointAuthMethod ?? TokenEndpointAuthMethod.UNSPECIFIED);
       }
       if (input.disablePkce !== undefined || document.provider === undefined) document.disable_pkce = input.disablePkce ?? false;
       if (input.issuer !== undefined) document.issuer = validateIssuer(input.issuer);
@@ -131,14 +131,13 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
     },
 
     async getCredential(req, ctx) {
-      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
-      requireOrganisation(ctx, organisationId, "credential");
-      const document = await credentials.findById(organisationId, requireText(req.id, "id", 128));
+      requireOrganisation(ctx, req.organisationId, "credential");
+      const document = await credentials.findById(req.organisationId, req.id);
       return { credential: toCredential(document ?? notFound()) };
     },
 
     async listCredentials(req, ctx) {
-      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
+      const { organisationId } = req;
       requireOrganisation(ctx, organisationId, "organisation");
       const size = pageSize(req.pageSize);
       const afterId = req.pageToken === "" ? undefined : decodePageToken(req.pageToken);
@@ -147,9 +146,10 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
     },
 
     async updateCredential(req, ctx) {
-      const input = req.credential ?? invalid("credential", "is required");
-      const organisationId = requireIdentifier(input.organisationId, "credential.organisation_id");
+      const organisationId = req.credential?.organisationId ?? "";
       requireOrganisation(ctx, organisationId, "credential");
+      const input = req.credential ?? invalid("credential", "is required");
+      // `id` is ignored on create, so only an update requires it.
       const id = requireText(input.id, "credential.id", 128);
       if (req.moveConnections && ctx.values.get(callerKey)?.kind !== "admin") {
         throw new ConnectError('"move_connections" needs an admin key', Code.PermissionDenied);
@@ -181,7 +181,7 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
             break;
           case "token_endpoint_auth_method":
             if (input.tokenEndpointAuthMethod === undefined) clear.push("token_endpoint_auth_method");
-            else changes.token_endpoint_auth_method = validateAuthMethod(input.tokenEndpointAuthMethod);
+            else changes.token_endpoint_auth_method = authMethodName(input.tokenEndpointAuthMethod);
             break;
           case "disable_pkce":
             if (input.disablePkce === undefined) clear.push("disable_pkce");
@@ -234,9 +234,8 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
     },
 
     async deleteCredential(req, ctx) {
-      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
-      requireOrganisation(ctx, organisationId, "credential");
-      const deleted = await credentials.delete(organisationId, requireText(req.id, "id", 128));
+      requireOrganisation(ctx, req.organisationId, "credential");
+      const deleted = await credentials.delete(req.organisationId, req.id);
       if (!deleted) notFound();
       return {};
     },
@@ -247,16 +246,18 @@ function notFound(): never {
   throw new ConnectError("credential not found", Code.NotFound);
 }
 
+// Required on create and when an update names them; their lengths and characters are the
+// request rules' (credential.proto).
 function validateName(name: string): string {
-  return requireText(name, "credential.name", 200);
+  return requirePresent(name, "credential.name");
 }
 
 function validateClientId(clientId: string): string {
-  return requireText(clientId, "credential.client_id", 512);
+  return requirePresent(clientId, "credential.client_id");
 }
 
 function validateClientSecret(secret: string): string {
-  return requireText(secret, "credential.client_secret", 2048);
+  return requirePresent(secret, "credential.client_secret");
 }
 
 /** A URL the broker will call: a valid endpoint that the outbound policy allows. */
@@ -266,16 +267,9 @@ export function outboundUrl(outbound: OutboundPolicy, value: string, field: stri
   return url.href;
 }
 
-function validateAuthMethod(method: TokenEndpointAuthMethod): TokenEndpointAuthMethodName {
-  switch (method) {
-    case TokenEndpointAuthMethod.UNSPECIFIED:
-    case TokenEndpointAuthMethod.CLIENT_SECRET_BASIC:
-      return "client_secret_basic";
-    case TokenEndpointAuthMethod.CLIENT_SECRET_POST:
-      return "client_secret_post";
-    default:
-      return invalid("credential.token_endpoint_auth_method", "is not a supported method");
-  }
+/** The request rules allow only the enum's values (`defined_only`); UNSPECIFIED is the default. */
+function authMethodName(method: TokenEndpointAuthMethod): TokenEndpointAuthMethodName {
+  return method === TokenEndpointAuthMethod.CLIENT_SECRET_POST ? "client_secret_post" : "client_secret_basic";
 }
 
 /** The API view of a stored credential: never the secret, only whether one is set. */

@@ -9,12 +9,11 @@ import {
 import type { SecretBox } from "../crypto/secret-box.js";
 import { invalid } from "../errors.js";
 import { generateWebhookSecret } from "../events/webhook-signature.js";
-import { MAX_ALLOWED_RETURN_URLS, parseAllowedReturnUrl } from "../oauth/return-url.js";
+import { parseAllowedReturnUrl } from "../oauth/return-url.js";
 import type { LeaseStore } from "../store/leases.js";
 import { type OrganisationDocument, organisationLeaseKey, type OrganisationStore } from "../store/organisations.js";
 import { callerKey, requireOrganisation } from "../auth/caller.js";
 import type { OutboundPolicy } from "../network/address-policy.js";
-import { requireIdentifier } from "../validation.js";
 import { outboundUrl } from "./credential-service.js";
 import { webhookSecretContext } from "../crypto/secret-contexts.js";
 
@@ -53,15 +52,15 @@ export function organisationService(
     },
 
     async getOrganisationSettings(req, ctx) {
-      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
+      const { organisationId } = req;
       requireOrganisation(ctx, organisationId, "organisation");
       return { settings: toSettings(organisationId, await organisations.findById(organisationId)) };
     },
 
     async updateOrganisationSettings(req, ctx) {
-      const input = req.settings ?? invalid("settings", "is required");
-      const organisationId = requireIdentifier(input.organisationId, "settings.organisation_id");
+      const organisationId = req.settings?.organisationId ?? "";
       requireOrganisation(ctx, organisationId, "organisation");
+      const input = req.settings ?? invalid("settings", "is required");
       const paths = req.updateMask?.paths ?? [];
       if (paths.length === 0) invalid("update_mask", "must name at least one field");
       const changes: Partial<OrganisationDocument> = {};
@@ -69,9 +68,6 @@ export function organisationService(
       for (const path of new Set(paths)) {
         switch (path) {
           case "allowed_return_urls":
-            if (input.allowedReturnUrls.length > MAX_ALLOWED_RETURN_URLS) {
-              invalid("settings.allowed_return_urls", `must have at most ${MAX_ALLOWED_RETURN_URLS} entries`);
-            }
             changes.allowed_return_urls = [
               ...new Set(input.allowedReturnUrls.map((url, i) => parseAllowedReturnUrl(url, `settings.allowed_return_urls[${i}]`))),
             ];
@@ -96,7 +92,7 @@ export function organisationService(
     },
 
     async rotateWebhookSecret(req, ctx) {
-      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
+      const { organisationId } = req;
       requireOrganisation(ctx, organisationId, "organisation");
       const secret = generateWebhookSecret();
       const sealed = secretBox.encrypt(secret, webhookSecretContext(organisationId));

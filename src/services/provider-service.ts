@@ -8,7 +8,6 @@ import {
 } from "../../gen/oauth2broker/v1/provider_service_pb.js";
 import { invalid } from "../errors.js";
 import type { CatalogEntry, ProviderCatalog } from "../providers/catalog.js";
-import { requireText } from "../validation.js";
 import { pageSize } from "./page-token.js";
 
 /**
@@ -31,7 +30,7 @@ export function providerService(catalog: ProviderCatalog): ServiceImpl<typeof Pr
     },
 
     async getProvider(req) {
-      const entry = catalog.get(requireText(req.id, "id", 64));
+      const entry = catalog.get(req.id);
       if (entry === undefined) throw new ConnectError("provider not found", Code.NotFound);
       return { provider: toProvider(entry) };
     },

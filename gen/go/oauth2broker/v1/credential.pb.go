@@ -7,6 +7,7 @@
 package oauth2brokerv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -296,29 +297,29 @@ var File_oauth2broker_v1_credential_proto protoreflect.FileDescriptor
 
 const file_oauth2broker_v1_credential_proto_rawDesc = "" +
 	"\n" +
-	" oauth2broker/v1/credential.proto\x12\x0foauth2broker.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdf\a\n" +
+	" oauth2broker/v1/credential.proto\x12\x0foauth2broker.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1boauth2broker/v1/rules.proto\"\xd9\b\n" +
 	"\n" +
 	"Credential\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
-	"\x0forganisation_id\x18\x02 \x01(\tR\x0eorganisationId\x12\x12\n" +
-	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1b\n" +
-	"\tclient_id\x18\x04 \x01(\tR\bclientId\x12#\n" +
-	"\rclient_secret\x18\x05 \x01(\tR\fclientSecret\x12*\n" +
-	"\x11client_secret_set\x18\x06 \x01(\bR\x0fclientSecretSet\x12\x1b\n" +
-	"\ttoken_url\x18\a \x01(\tR\btokenUrl\x12j\n" +
-	"\x1atoken_endpoint_auth_method\x18\b \x01(\x0e2(.oauth2broker.v1.TokenEndpointAuthMethodH\x00R\x17tokenEndpointAuthMethod\x88\x01\x01\x12&\n" +
-	"\fdisable_pkce\x18\t \x01(\bH\x01R\vdisablePkce\x88\x01\x01\x12\x1b\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x125\n" +
+	"\x0forganisation_id\x18\x02 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xc8\xf3\x18\x01R\x0eorganisationId\x12 \n" +
+	"\x04name\x18\x03 \x01(\tB\f\xbaH\tr\a\xd0\xf3\x18\x01\x18\xc8\x01R\x04name\x12)\n" +
+	"\tclient_id\x18\x04 \x01(\tB\f\xbaH\tr\a\xd0\xf3\x18\x01\x18\x80\x04R\bclientId\x121\n" +
+	"\rclient_secret\x18\x05 \x01(\tB\f\xbaH\tr\a\xd0\xf3\x18\x01\x18\x80\x10R\fclientSecret\x12*\n" +
+	"\x11client_secret_set\x18\x06 \x01(\bR\x0fclientSecretSet\x12)\n" +
+	"\ttoken_url\x18\a \x01(\tB\f\xbaH\tr\a\xd0\xf3\x18\x01\x18\x80\x10R\btokenUrl\x12t\n" +
+	"\x1atoken_endpoint_auth_method\x18\b \x01(\x0e2(.oauth2broker.v1.TokenEndpointAuthMethodB\b\xbaH\x05\x82\x01\x02\x10\x01H\x00R\x17tokenEndpointAuthMethod\x88\x01\x01\x12&\n" +
+	"\fdisable_pkce\x18\t \x01(\bH\x01R\vdisablePkce\x88\x01\x01\x12)\n" +
 	"\x06issuer\x18\n" +
-	" \x01(\tH\x02R\x06issuer\x88\x01\x01\x12b\n" +
-	".authorization_response_iss_parameter_supported\x18\r \x01(\bR*authorizationResponseIssParameterSupported\x12*\n" +
-	"\x0erevocation_url\x18\x0e \x01(\tH\x03R\rrevocationUrl\x88\x01\x01\x12;\n" +
+	" \x01(\tB\f\xbaH\tr\a\xd0\xf3\x18\x01\x18\x80\x10H\x02R\x06issuer\x88\x01\x01\x12b\n" +
+	".authorization_response_iss_parameter_supported\x18\r \x01(\bR*authorizationResponseIssParameterSupported\x128\n" +
+	"\x0erevocation_url\x18\x0e \x01(\tB\f\xbaH\tr\a\xd0\xf3\x18\x01\x18\x80\x10H\x03R\rrevocationUrl\x88\x01\x01\x12;\n" +
 	"\vcreate_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12\x1a\n" +
 	"\bprovider\x18\x0f \x01(\tR\bprovider\x12X\n" +
-	"\x0fprovider_config\x18\x10 \x03(\v2/.oauth2broker.v1.Credential.ProviderConfigEntryR\x0eproviderConfig\x12&\n" +
-	"\fuserinfo_url\x18\x11 \x01(\tH\x04R\vuserinfoUrl\x88\x01\x01\x1aA\n" +
+	"\x0fprovider_config\x18\x10 \x03(\v2/.oauth2broker.v1.Credential.ProviderConfigEntryR\x0eproviderConfig\x124\n" +
+	"\fuserinfo_url\x18\x11 \x01(\tB\f\xbaH\tr\a\xd0\xf3\x18\x01\x18\x80\x10H\x04R\vuserinfoUrl\x88\x01\x01\x1aA\n" +
 	"\x13ProviderConfigEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x1d\n" +
@@ -369,6 +370,7 @@ func file_oauth2broker_v1_credential_proto_init() {
 	if File_oauth2broker_v1_credential_proto != nil {
 		return
 	}
+	file_oauth2broker_v1_rules_proto_init()
 	file_oauth2broker_v1_credential_proto_msgTypes[0].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -7,6 +7,7 @@
 package oauth2brokerv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
@@ -553,33 +554,33 @@ var File_oauth2broker_v1_credential_service_proto protoreflect.FileDescriptor
 
 const file_oauth2broker_v1_credential_service_proto_rawDesc = "" +
 	"\n" +
-	"(oauth2broker/v1/credential_service.proto\x12\x0foauth2broker.v1\x1a google/protobuf/field_mask.proto\x1a oauth2broker/v1/credential.proto\"V\n" +
-	"\x17CreateCredentialRequest\x12;\n" +
+	"(oauth2broker/v1/credential_service.proto\x12\x0foauth2broker.v1\x1a\x1bbuf/validate/validate.proto\x1a google/protobuf/field_mask.proto\x1a oauth2broker/v1/credential.proto\x1a\x1boauth2broker/v1/rules.proto\"^\n" +
+	"\x17CreateCredentialRequest\x12C\n" +
 	"\n" +
-	"credential\x18\x01 \x01(\v2\x1b.oauth2broker.v1.CredentialR\n" +
+	"credential\x18\x01 \x01(\v2\x1b.oauth2broker.v1.CredentialB\x06\xbaH\x03\xc8\x01\x01R\n" +
 	"credential\"W\n" +
 	"\x18CreateCredentialResponse\x12;\n" +
 	"\n" +
 	"credential\x18\x01 \x01(\v2\x1b.oauth2broker.v1.CredentialR\n" +
-	"credential\"O\n" +
-	"\x14GetCredentialRequest\x12'\n" +
-	"\x0forganisation_id\x18\x01 \x01(\tR\x0eorganisationId\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\tR\x02id\"T\n" +
+	"credential\"n\n" +
+	"\x14GetCredentialRequest\x125\n" +
+	"\x0forganisation_id\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xc8\xf3\x18\x01R\x0eorganisationId\x12\x1f\n" +
+	"\x02id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xd0\xf3\x18\x01\x18\x80\x01R\x02id\"T\n" +
 	"\x15GetCredentialResponse\x12;\n" +
 	"\n" +
 	"credential\x18\x01 \x01(\v2\x1b.oauth2broker.v1.CredentialR\n" +
-	"credential\"}\n" +
-	"\x16ListCredentialsRequest\x12'\n" +
-	"\x0forganisation_id\x18\x01 \x01(\tR\x0eorganisationId\x12\x1b\n" +
-	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"credential\"\x96\x01\n" +
+	"\x16ListCredentialsRequest\x125\n" +
+	"\x0forganisation_id\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xc8\xf3\x18\x01R\x0eorganisationId\x12&\n" +
+	"\tpage_size\x18\x02 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"\x80\x01\n" +
 	"\x17ListCredentialsResponse\x12=\n" +
 	"\vcredentials\x18\x01 \x03(\v2\x1b.oauth2broker.v1.CredentialR\vcredentials\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xbe\x01\n" +
-	"\x17UpdateCredentialRequest\x12;\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc6\x01\n" +
+	"\x17UpdateCredentialRequest\x12C\n" +
 	"\n" +
-	"credential\x18\x01 \x01(\v2\x1b.oauth2broker.v1.CredentialR\n" +
+	"credential\x18\x01 \x01(\v2\x1b.oauth2broker.v1.CredentialB\x06\xbaH\x03\xc8\x01\x01R\n" +
 	"credential\x12;\n" +
 	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
 	"updateMask\x12)\n" +
@@ -587,10 +588,10 @@ const file_oauth2broker_v1_credential_service_proto_rawDesc = "" +
 	"\x18UpdateCredentialResponse\x12;\n" +
 	"\n" +
 	"credential\x18\x01 \x01(\v2\x1b.oauth2broker.v1.CredentialR\n" +
-	"credential\"R\n" +
-	"\x17DeleteCredentialRequest\x12'\n" +
-	"\x0forganisation_id\x18\x01 \x01(\tR\x0eorganisationId\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\tR\x02id\"\x1a\n" +
+	"credential\"q\n" +
+	"\x17DeleteCredentialRequest\x125\n" +
+	"\x0forganisation_id\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xc8\xf3\x18\x01R\x0eorganisationId\x12\x1f\n" +
+	"\x02id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xd0\xf3\x18\x01\x18\x80\x01R\x02id\"\x1a\n" +
 	"\x18DeleteCredentialResponse2\x94\x04\n" +
 	"\x11CredentialService\x12g\n" +
 	"\x10CreateCredential\x12(.oauth2broker.v1.CreateCredentialRequest\x1a).oauth2broker.v1.CreateCredentialResponse\x12^\n" +
@@ -657,6 +658,7 @@ func file_oauth2broker_v1_credential_service_proto_init() {
 		return
 	}
 	file_oauth2broker_v1_credential_proto_init()
+	file_oauth2broker_v1_rules_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
