@@ -167,7 +167,9 @@ describe("operator console in a real browser", () => {
     await form.locator('select[name="credential"]').selectOption(credential!.id);
     await form.getByLabel("Scopes (separated by spaces)").fill("api:read");
     await form.getByRole("button", { name: "Create connection" }).click();
-    await page.getByRole("heading", { name: /^Connection / }).waitFor();
+    // The heading shows at once; the details once the connection is loaded.
+    await page.getByRole("heading", { name: "Timeline" }).waitFor();
+    await page.locator("dd", { hasText: "client credentials" }).waitFor();
     const details = await page.locator("main").innerText();
     expect(details).toContain("Kind\nclient credentials\n");
     expect(details).toContain("Status\nactive\n");
@@ -178,7 +180,7 @@ describe("operator console in a real browser", () => {
     await form.getByLabel("Connector ID").fill("mailer");
     await form.getByLabel("API key", { exact: true }).fill("console-api-key-1");
     await form.getByRole("button", { name: "Create connection" }).click();
-    await page.getByRole("heading", { name: /^Connection / }).waitFor();
+    await page.locator("dd", { hasText: "api key" }).waitFor();
     const connectionId = (await page.getByRole("heading", { name: /^Connection / }).innerText()).replace("Connection ", "");
     expect(await page.locator("main").innerText()).toContain("Kind\napi key\n");
     const replace = page.getByRole("form", { name: "Replace secret" });
