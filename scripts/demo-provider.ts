@@ -20,7 +20,14 @@ export interface DemoOidcProvider {
  * `api:write` scopes, with or without the one RFC 8707 resource it knows, `DEMO_API_RESOURCE`.
  */
 export async function startOidcProvider(
-  client: { clientId: string; clientSecret: string; redirectUri: string },
+  client: {
+    clientId: string;
+    clientSecret: string;
+    redirectUri: string;
+    /** `private_key_jwt` with `jwksUri`: the client proves itself with keys published there. */
+    tokenEndpointAuthMethod?: "client_secret_basic" | "private_key_jwt";
+    jwksUri?: string;
+  },
   { port = 0, accessTokenTtl = 300 }: { port?: number; accessTokenTtl?: number } = {},
 ): Promise<DemoOidcProvider> {
   const server: Server = createServer();
@@ -30,11 +37,12 @@ export async function startOidcProvider(
     clients: [
       {
         client_id: client.clientId,
-        client_secret: client.clientSecret,
         redirect_uris: [client.redirectUri],
         grant_types: ["authorization_code", "refresh_token", "client_credentials"],
         response_types: ["code"],
-        token_endpoint_auth_method: "client_secret_basic",
+        ...(client.tokenEndpointAuthMethod === "private_key_jwt"
+          ? { token_endpoint_auth_method: "private_key_jwt", jwks_uri: client.jwksUri }
+          : { client_secret: client.clientSecret, token_endpoint_auth_method: "client_secret_basic" }),
         // What client credentials tokens may carry (the authorization code flow asks for its own).
         scope: "openid offline_access email api:read api:write",
       },
@@ -66,6 +74,9 @@ export async function startOidcProvider(
         },
       },
     },
+    // oidc-provider refuses to fetch from loopback addresses (its SSRF guard, a dispatcher it
+    // passes here); this provider and the broker whose JWKS it fetches both live on loopback.
+    fetch: (url: string, { dispatcher: _loopbackGuard, ...options }: RequestInit & { dispatcher?: unknown }) => globalThis.fetch(url, options),
   } as never);
   // oidc-provider refuses plain-http cookies unless told it sits behind a TLS proxy.
   provider.proxy = true;

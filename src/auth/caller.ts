@@ -1,4 +1,5 @@
-import { Code, ConnectError, createContextKey, type HandlerContext } from "@connectrpc/connect";
+import { createContextKey, type HandlerContext } from "@connectrpc/connect";
+import { DomainError, notFound } from "../errors.js";
 
 /**
  * Who is calling. An admin acts for every organisation; everyone else for exactly one.
@@ -40,16 +41,16 @@ function throwHeldViolations(ctx: HandlerContext): void {
  */
 export function requireOrganisation(ctx: HandlerContext, organisationId: string, what: string): void {
   const caller = ctx.values.get(callerKey);
-  if (caller === undefined) throw new ConnectError("unauthenticated", Code.Unauthenticated);
+  if (caller === undefined) throw new DomainError("unauthenticated", "unauthenticated");
   if (caller.kind === "organisation" && caller.organisationId !== organisationId) {
-    throw new ConnectError(`${what} not found`, Code.NotFound);
+    throw notFound(what);
   }
   throwHeldViolations(ctx);
 }
 
 export function requireAdmin(ctx: HandlerContext): void {
   if (ctx.values.get(callerKey)?.kind !== "admin") {
-    throw new ConnectError("this method needs an admin key", Code.PermissionDenied);
+    throw new DomainError("admin_only", "this method needs an admin key");
   }
   throwHeldViolations(ctx);
 }

@@ -60,7 +60,7 @@ export function rpcRoutes(deps: RpcDeps): (router: ConnectRouter) => void {
   const knownOrganisationIds = async () =>
     (await Promise.all([organisations.organisationIds(), credentials.organisationIds(), apiKeys.organisationIds(), events.organisationIds()])).flat();
   return (router) => {
-    router.service(CredentialService, credentialService({ credentials, secretBox, outbound, move: lifecycle, providers, fetch: deps.providerFetch }));
+    router.service(CredentialService, credentialService({ credentials, secretBox, outbound, move: lifecycle, providers, fetch: deps.providerFetch, publicUrl: config.publicUrl }));
     router.service(ApiKeyService, apiKeyService(apiKeys));
     router.service(
       ConnectionService,

@@ -5,9 +5,9 @@ import type { SecretBox } from "../crypto/secret-box.js";
 import { newEvent } from "../events/connection-events.js";
 import type { ExternalAccount } from "../oauth/external-account.js";
 import { hashState } from "../oauth/state.js";
-import { RevocationError, refreshAccessToken, requestClientCredentials, revokeToken } from "../oauth/token-exchange.js";
-import { TokenResponseError, type TokenSet } from "../oauth/token-response.js";
-import { OutboundError } from "../network/bounded-fetch.js";
+import { refreshAccessToken, requestClientCredentials, revokeToken } from "../oauth/token-exchange.js";
+import type { TokenSet } from "../oauth/token-response.js";
+import { ProviderCallError } from "../network/provider-call-error.js";
 import { type ConnectionApi, renderApi } from "../providers/api.js";
 import type { OutboundPolicy } from "../network/address-policy.js";
 import type {
@@ -205,7 +205,7 @@ export class ConnectionLifecycle {
    */
   async createWithClientCredentials(input: ClientCredentialsInput): Promise<ConnectionDocument> {
     const profile = profileFor(this.deps.providers, input.credential, input.connectionConfig);
-    const client = tokenClientFor(input.credential, profile, this.deps.secretBox);
+    const client = tokenClientFor(input.credential, profile, this.deps);
     const request = clientCredentialsRequestOf(input.grantRequest, profile.authorize.scopeSeparator);
     const tokens = await firstTokens(requestClientCredentials(client, request, this.deps.fetch));
     const { id } = await this.create({
@@ -254,7 +254,7 @@ export class ConnectionLifecycle {
       metadata: {},
     };
     if (input.checkRefresh && input.refreshToken !== undefined) {
-      const client = tokenClientFor(input.credential, profile, this.deps.secretBox);
+      const client = tokenClientFor(input.credential, profile, this.deps);
       const refreshed = await firstTokens(refreshAccessToken(client, input.refreshToken, this.deps.fetch));
       // RFC 6749 §6: without a new refresh token, the one given stays.
       tokens = { ...refreshed, refreshToken: refreshed.refreshToken ?? input.refreshToken, scopes: refreshed.scopes ?? input.scopes };
@@ -702,7 +702,7 @@ export class ConnectionLifecycle {
     if (sealed === undefined) return { outcome: "not_supported" };
     // The token goes only to the revocation endpoint in force when it was obtained, and the client
     // secret only with a credential still at that endpoint.
-    const target = connectionTokenClient(connection, credential, profile, "revocation_url", this.deps.secretBox);
+    const target = connectionTokenClient(connection, credential, profile, "revocation_url", this.deps);
     if (target === "no_endpoint") return { outcome: "not_supported" };
     if (target === "endpoint_changed") return { outcome: "failed", error: "the credential's endpoints changed since the connection was made" };
     try {
@@ -715,7 +715,8 @@ export class ConnectionLifecycle {
       );
       return { outcome: "revoked" };
     } catch (error) {
-      if (error instanceof RevocationError || error instanceof OutboundError) return { outcome: "failed", error: error.message };
+      // Refused, unreachable or not confirmed: every provider-call failure is a failed revocation.
+      if (error instanceof ProviderCallError) return { outcome: "failed", error: error.message };
       throw error;
     }
   }
@@ -730,12 +731,12 @@ async function firstTokens(request: Promise<TokenSet>): Promise<TokenSet> {
   try {
     return await request;
   } catch (error) {
-    if (error instanceof TokenResponseError) {
-      const named = error.oauthError === undefined ? error.message : error.oauthError;
-      throw new ConnectionError("grant_refused", `the provider refused the token request (${named}) and nothing was stored`);
+    if (!(error instanceof ProviderCallError)) throw error;
+    // No usable answer (see isUnanswered): nothing is known about the credential yet.
+    if (error.code === "unreachable" || error.code === "redirected" || error.code === "response_too_large") {
+      throw new ConnectionError("provider_unreachable", "the provider's token endpoint did not answer usably - try again");
     }
-    if (error instanceof OutboundError) throw new ConnectionError("provider_unreachable", "the provider's token endpoint did not answer - try again");
-    throw error;
+    throw new ConnectionError("grant_refused", `the provider refused the token request (${error.oauthError ?? error.message}) and nothing was stored`);
   }
 }
 

@@ -38,7 +38,7 @@ export function clientCredentialsRequestOf(request: GrantRequestDocument, scopeS
 
 /**
  * The kind-specific step of a refresh: the token request that gets a new access token for this
- * connection, sent as `client`. Throws TokenResponseError or OutboundError (the refresher records
+ * connection, sent as `client`. Throws ProviderCallError (the refresher records
  * either), or Error for a kind that is never renewed (a bug: the refresher checks first).
  */
 export function obtainAgain(

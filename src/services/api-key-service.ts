@@ -1,11 +1,11 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import type { ServiceImpl } from "@connectrpc/connect";
 import { v7 as uuidv7 } from "uuid";
 import { type ApiKey, ApiKeySchema, type ApiKeyService } from "../../gen/oauth2broker/v1/api_key_service_pb.js";
 import { generateApiKey } from "../auth/api-keys.js";
 import { requireAdmin } from "../auth/caller.js";
-import { invalid } from "../errors.js";
+import { invalid, notFound } from "../errors.js";
 import type { ApiKeyDocument, ApiKeyStore } from "../store/api-keys.js";
 import { requirePresent } from "../validation.js";
 
@@ -35,7 +35,7 @@ export function apiKeyService(apiKeys: ApiKeyStore): ServiceImpl<typeof ApiKeySe
     async revokeApiKey(req, ctx) {
       requireAdmin(ctx);
       const document = await apiKeys.revoke(req.id);
-      if (document === null) throw new ConnectError("api key not found", Code.NotFound);
+      if (document === null) throw notFound("api key");
       return { apiKey: toApiKey(document) };
     },
   };

@@ -1,7 +1,7 @@
 
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import {
   type ConnectionService,
   type CreateConnectionRequest,
@@ -9,6 +9,7 @@ import {
   RevocationOutcome,
 } from "../../gen/oauth2broker/v1/connection_service_pb.js";
 import type { ConnectionLifecycle, RevocationResult } from "../connections/connection-lifecycle.js";
+import { connectionNotFound } from "../connections/connection-errors.js";
 import type { TokenRefresher } from "../connections/token-refresher.js";
 import { toConnectionEvent, toConnectionStatus } from "../events/connection-events.js";
 import type { ConnectionDocument, ConnectionStore } from "../store/connections.js";
@@ -16,7 +17,7 @@ import type { EventStore } from "../store/events.js";
 import { fromConnectionStatus, toConnection, toProviderApi } from "./connection-views.js";
 import { decodePageToken, pageOf, pageSize } from "./page-token.js";
 import type { SecretBox } from "../crypto/secret-box.js";
-import { invalid } from "../errors.js";
+import { DomainError, invalid, notFound } from "../errors.js";
 import { buildAuthorizeUrl, normaliseScopes, planAuthorizationRequest } from "../oauth/authorize-url.js";
 import { redirectUriFor } from "../oauth/callback-params.js";
 import { generateAttemptSecrets } from "../oauth/state.js";
@@ -94,21 +95,21 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
         // Bad input is still reported as such (by the generic rules, as before providers decided
         // them) rather than hidden behind NOT_FOUND.
         if (req.authorizeUrl !== "") planAuthorizationRequest({ ...authorizationInput, authorizeUrl: req.authorizeUrl });
-        throw new ConnectError("credential not found", Code.NotFound);
+        throw notFound("credential");
       }
       let reconnecting: ConnectionDocument | null = null;
       if (reconnectId !== undefined) {
         // A reconnect re-authorizes a connection of this organisation and credential, in any
         // status but deleted; another organisation's is indistinguishable from a missing one.
         reconnecting = await deps.connections.findById(organisationId, reconnectId);
-        if (reconnecting === null) throw new ConnectError("connection not found", Code.NotFound);
+        if (reconnecting === null) throw connectionNotFound();
         if (reconnecting.credential_id !== credential._id) {
-          throw new ConnectError('"connection_id" names a connection made with another credential', Code.FailedPrecondition);
+          throw new DomainError("precondition_failed", '"connection_id" names a connection made with another credential');
         }
         // A PENDING connection is bound to its end user until ConfirmConnection: a reconnect
         // applied at once would make it ACTIVE without that confirmation.
         if (reconnecting.status === "PENDING" && endUserId === undefined) {
-          throw new ConnectError('"end_user_id" is required to reconnect a connection waiting for ConfirmConnection', Code.FailedPrecondition);
+          throw new DomainError("precondition_failed", '"end_user_id" is required to reconnect a connection waiting for ConfirmConnection');
         }
       }
       // The provider's profile checks `connection_config` against the catalog's parameters. A
@@ -127,20 +128,20 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
             ]);
       // Rule 2: the callback checks this again, in case the credential changes in between.
       if (credential.client_id !== clientId) {
-        throw new ConnectError('"client_id" does not match the credential\'s client ID', Code.FailedPrecondition);
+        throw new DomainError("precondition_failed", '"client_id" does not match the credential\'s client ID');
       }
       // The ID token that `openid` brings back is verified against the issuer (OpenID Connect
       // Core §3.1.3.7), so an openid flow without one could never complete.
       if (plan.needsNonce && profile.issuer === undefined) {
-        throw new ConnectError('"scopes" has "openid" but the credential has no "issuer" to verify ID tokens', Code.FailedPrecondition);
+        throw new DomainError("precondition_failed", '"scopes" has "openid" but the credential has no "issuer" to verify ID tokens');
       }
       // A connection with a recorded account takes only a grant proven to be that account's: a
       // flow that could never say who signed in could never complete.
       if (reconnecting?.external_account !== undefined && accountSourceOf(profile, plan.needsNonce) === undefined) {
-        throw new ConnectError(
+        throw new DomainError(
+          "precondition_failed",
           '"connection_id" names a connection with a recorded provider account, but this request cannot learn who signs in: ' +
             'ask for "openid" (the credential needs an "issuer") or set the credential\'s "userinfo_url"',
-          Code.FailedPrecondition,
         );
       }
 
@@ -182,7 +183,7 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
     async getConnection(req, ctx) {
       requireOrganisation(ctx, req.organisationId, "connection");
       const connection = await deps.connections.findById(req.organisationId, req.id);
-      if (connection === null) throw new ConnectError("connection not found", Code.NotFound);
+      if (connection === null) throw connectionNotFound();
       return { connection: toConnection(connection) };
     },
 
@@ -294,7 +295,7 @@ async function createConnection(
         const profile = profileFor(deps.providers, credential, input.connectionConfig);
         normaliseScopesFor(grantRequest.scopes, profile.authorize.scopeSeparator);
         const grants = catalogGrants(deps.providers, credential, "client_credentials");
-        if (!grants.supported) throw new ConnectError("the credential's provider does not support the client credentials grant", Code.FailedPrecondition);
+        if (!grants.supported) throw new DomainError("precondition_failed", "the credential's provider does not support the client credentials grant");
         if (grantRequest.audience !== undefined && grants.audiences !== undefined && !grants.audiences.includes(grantRequest.audience)) {
           invalid("client_credentials.audience", "is not one of the provider's audiences (see GetProvider)");
         }
@@ -340,7 +341,7 @@ async function createConnection(
 /** Rule 1 (as InitialiseOAuth2Connection): another organisation's credential reads as a missing one. */
 async function credentialOf(deps: ConnectionServiceDeps, organisationId: string, reference: { id: string; organisationId: string }): Promise<CredentialDocument> {
   const credential = reference.organisationId === organisationId ? await deps.credentials.findById(organisationId, reference.id) : null;
-  if (credential === null) throw new ConnectError("credential not found", Code.NotFound);
+  if (credential === null) throw notFound("credential");
   return credential;
 }
 

@@ -1,13 +1,13 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import type { ServiceImpl } from "@connectrpc/connect";
 import {
   type OrganisationService,
   type OrganisationSettings,
   OrganisationSettingsSchema,
 } from "../../gen/oauth2broker/v1/organisation_service_pb.js";
 import type { SecretBox } from "../crypto/secret-box.js";
-import { invalid } from "../errors.js";
+import { DomainError, invalid } from "../errors.js";
 import { generateWebhookSecret } from "../events/webhook-signature.js";
 import { parseAllowedReturnUrl } from "../oauth/return-url.js";
 import type { LeaseStore } from "../store/leases.js";
@@ -35,7 +35,7 @@ export function organisationService(
    */
   async function serialised<T>(organisationId: string, change: () => Promise<T>): Promise<T> {
     const lease = await leases.acquire(organisationLeaseKey(organisationId), 10_000, 5_000);
-    if (lease === null) throw new ConnectError("the organisation's settings are being changed - try again", Code.Unavailable);
+    if (lease === null) throw new DomainError("busy", "the organisation's settings are being changed - try again");
     try {
       return await change();
     } finally {
@@ -46,7 +46,7 @@ export function organisationService(
   return {
     async listOrganisations(_req, ctx) {
       const caller = ctx.values.get(callerKey);
-      if (caller === undefined) throw new ConnectError("unauthenticated", Code.Unauthenticated);
+      if (caller === undefined) throw new DomainError("unauthenticated", "unauthenticated");
       if (caller.kind === "organisation") return { organisationIds: [caller.organisationId], callerIsAdmin: false };
       return { organisationIds: [...new Set(await knownOrganisationIds())].sort(), callerIsAdmin: true };
     },
@@ -103,7 +103,7 @@ export function organisationService(
       // Belt and braces should the lease have expired under a slow database: never hand out a
       // secret that is not the stored newest one.
       if (stored.webhook_secrets?.[0] !== sealed) {
-        throw new ConnectError("the webhook secret was changed concurrently - try again", Code.Aborted);
+        throw new DomainError("concurrent_change", "the webhook secret was changed concurrently - try again");
       }
       return { secret, webhookSecretCount: stored.webhook_secrets.length };
     },
