@@ -16,8 +16,9 @@ export interface DemoOidcProvider {
  * a real OpenID provider (panva/oidc-provider, the certified implementation) on loopback, with
  * its development login and consent pages, one confidential client whose redirect URI is the
  * broker's callback, short-lived access tokens, and rotating refresh tokens for offline_access.
- * The client may also use the client credentials grant (RFC 6749 §4.4) for the `api:read` and
- * `api:write` scopes, with or without the one RFC 8707 resource it knows, `DEMO_API_RESOURCE`.
+ * With `clientCredentials`, the client may also use the client credentials grant (RFC 6749 §4.4)
+ * for the `api:read` and `api:write` scopes, with or without the one RFC 8707 resource it knows,
+ * `DEMO_API_RESOURCE`.
  */
 export async function startOidcProvider(
   client: {
@@ -28,7 +29,7 @@ export async function startOidcProvider(
     tokenEndpointAuthMethod?: "client_secret_basic" | "private_key_jwt";
     jwksUri?: string;
   },
-  { port = 0, accessTokenTtl = 300 }: { port?: number; accessTokenTtl?: number } = {},
+  { port = 0, accessTokenTtl = 300, clientCredentials = false }: { port?: number; accessTokenTtl?: number; clientCredentials?: boolean } = {},
 ): Promise<DemoOidcProvider> {
   const server: Server = createServer();
   await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
@@ -38,13 +39,13 @@ export async function startOidcProvider(
       {
         client_id: client.clientId,
         redirect_uris: [client.redirectUri],
-        grant_types: ["authorization_code", "refresh_token", "client_credentials"],
+        grant_types: clientCredentials ? ["authorization_code", "refresh_token", "client_credentials"] : ["authorization_code", "refresh_token"],
         response_types: ["code"],
         ...(client.tokenEndpointAuthMethod === "private_key_jwt"
           ? { token_endpoint_auth_method: "private_key_jwt", jwks_uri: client.jwksUri }
           : { client_secret: client.clientSecret, token_endpoint_auth_method: "client_secret_basic" }),
         // What client credentials tokens may carry (the authorization code flow asks for its own).
-        scope: "openid offline_access email api:read api:write",
+        ...(clientCredentials ? { scope: "openid offline_access email api:read api:write" } : {}),
       },
     ],
     pkce: { required: () => true },
@@ -64,15 +65,19 @@ export async function startOidcProvider(
       devInteractions: { enabled: true },
       revocation: { enabled: true },
       introspection: { enabled: true },
-      clientCredentials: { enabled: true },
+      clientCredentials: { enabled: clientCredentials },
       // RFC 8707: one API the client may ask tokens for; any other resource is `invalid_target`.
-      resourceIndicators: {
-        enabled: true,
-        getResourceServerInfo: (_ctx: unknown, resource: string) => {
-          if (resource !== DEMO_API_RESOURCE) throw new errors.InvalidTarget();
-          return { scope: "api:read api:write", audience: resource, accessTokenFormat: "opaque", accessTokenTTL: accessTokenTtl };
-        },
-      },
+      ...(clientCredentials
+        ? {
+            resourceIndicators: {
+              enabled: true,
+              getResourceServerInfo: (_ctx: unknown, resource: string) => {
+                if (resource !== DEMO_API_RESOURCE) throw new errors.InvalidTarget();
+                return { scope: "api:read api:write", audience: resource, accessTokenFormat: "opaque", accessTokenTTL: accessTokenTtl };
+              },
+            },
+          }
+        : {}),
     },
     // oidc-provider refuses to fetch from loopback addresses (its SSRF guard, a dispatcher it
     // passes here); this provider and the broker whose JWKS it fetches both live on loopback.

@@ -46,7 +46,7 @@ const OIDC_CLIENT = { clientId: "cc-client", clientSecret: "cc-client-secret-012
 recordSecrets(OIDC_CLIENT.clientSecret);
 
 beforeAll(async () => {
-  oidc = await startOidcProvider(OIDC_CLIENT);
+  oidc = await startOidcProvider(OIDC_CLIENT, { clientCredentials: true });
   scripted = await ScriptedProvider.start();
   broker = await startTestBroker({
     BROKER_TOKEN_REQUEST_TIMEOUT: "1s",

@@ -24,7 +24,7 @@ beforeAll(async () => {
   const port = await freePort();
   const publicUrl = `http://127.0.0.1:${port}`;
   broker = await startTestBroker({ BROKER_HTTP_PORT: String(port), BROKER_PUBLIC_URL: publicUrl });
-  provider = await startOidcProvider({ ...CLIENT, redirectUri: `${publicUrl}/oauth2/callback` });
+  provider = await startOidcProvider({ ...CLIENT, redirectUri: `${publicUrl}/oauth2/callback` }, { clientCredentials: true });
   recordSecrets(CLIENT.clientSecret);
   browser = await chromium.launch({
     executablePath: CHROMIUM,
