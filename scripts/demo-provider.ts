@@ -1,7 +1,10 @@
 import type { AddressInfo } from "node:net";
 import { createServer, type Server } from "node:http";
 import { fileURLToPath } from "node:url";
-import Provider from "oidc-provider";
+import Provider, { errors } from "oidc-provider";
+
+/** The one RFC 8707 resource the demo provider issues client credentials tokens for. */
+export const DEMO_API_RESOURCE = "https://api.example.test/";
 
 export interface DemoOidcProvider {
   issuer: string;
@@ -13,6 +16,9 @@ export interface DemoOidcProvider {
  * a real OpenID provider (panva/oidc-provider, the certified implementation) on loopback, with
  * its development login and consent pages, one confidential client whose redirect URI is the
  * broker's callback, short-lived access tokens, and rotating refresh tokens for offline_access.
+ * With `clientCredentials`, the client may also use the client credentials grant (RFC 6749 §4.4)
+ * for the `api:read` and `api:write` scopes, with or without the one RFC 8707 resource it knows,
+ * `DEMO_API_RESOURCE`.
  */
 export async function startOidcProvider(
   client: {
@@ -23,7 +29,7 @@ export async function startOidcProvider(
     tokenEndpointAuthMethod?: "client_secret_basic" | "private_key_jwt";
     jwksUri?: string;
   },
-  { port = 0, accessTokenTtl = 300 }: { port?: number; accessTokenTtl?: number } = {},
+  { port = 0, accessTokenTtl = 300, clientCredentials = false }: { port?: number; accessTokenTtl?: number; clientCredentials?: boolean } = {},
 ): Promise<DemoOidcProvider> {
   const server: Server = createServer();
   await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
@@ -33,15 +39,17 @@ export async function startOidcProvider(
       {
         client_id: client.clientId,
         redirect_uris: [client.redirectUri],
-        grant_types: ["authorization_code", "refresh_token"],
+        grant_types: clientCredentials ? ["authorization_code", "refresh_token", "client_credentials"] : ["authorization_code", "refresh_token"],
         response_types: ["code"],
         ...(client.tokenEndpointAuthMethod === "private_key_jwt"
           ? { token_endpoint_auth_method: "private_key_jwt", jwks_uri: client.jwksUri }
           : { client_secret: client.clientSecret, token_endpoint_auth_method: "client_secret_basic" }),
+        // What client credentials tokens may carry (the authorization code flow asks for its own).
+        ...(clientCredentials ? { scope: "openid offline_access email api:read api:write" } : {}),
       },
     ],
     pkce: { required: () => true },
-    scopes: ["openid", "offline_access", "email"],
+    scopes: ["openid", "offline_access", "email", "api:read", "api:write"],
     claims: { openid: ["sub"], email: ["email", "email_verified"] },
     findAccount: (_ctx: unknown, id: string) => ({
       accountId: id,
@@ -53,7 +61,24 @@ export async function startOidcProvider(
     cookies: { keys: ["test-cookie-key-0123456789abcdef"] },
     // Revocation (RFC 7009) for DeleteConnection with `revoke`; introspection (RFC 7662) so tests
     // can ask the provider whether a token is still active.
-    features: { devInteractions: { enabled: true }, revocation: { enabled: true }, introspection: { enabled: true } },
+    features: {
+      devInteractions: { enabled: true },
+      revocation: { enabled: true },
+      introspection: { enabled: true },
+      clientCredentials: { enabled: clientCredentials },
+      // RFC 8707: one API the client may ask tokens for; any other resource is `invalid_target`.
+      ...(clientCredentials
+        ? {
+            resourceIndicators: {
+              enabled: true,
+              getResourceServerInfo: (_ctx: unknown, resource: string) => {
+                if (resource !== DEMO_API_RESOURCE) throw new errors.InvalidTarget();
+                return { scope: "api:read api:write", audience: resource, accessTokenFormat: "opaque", accessTokenTTL: accessTokenTtl };
+              },
+            },
+          }
+        : {}),
+    },
     // oidc-provider refuses to fetch from loopback addresses (its SSRF guard, a dispatcher it
     // passes here); this provider and the broker whose JWKS it fetches both live on loopback.
     fetch: (url: string, { dispatcher: _loopbackGuard, ...options }: RequestInit & { dispatcher?: unknown }) => globalThis.fetch(url, options),

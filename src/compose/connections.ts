@@ -40,6 +40,7 @@ export function buildConnections(deps: ConnectionsDeps): { lifecycle: Connection
     secretBox,
     fetch: providerFetch,
     providers,
+    outbound: deps.outbound,
     requestTimeoutMs,
     confirmationTtlMs: config.stateTtlSeconds * 1000,
     retryMinMs: config.refreshRetryMinSeconds * 1000,

@@ -11,7 +11,10 @@ export type ConnectionErrorCode =
   | "revocation_failed"
   | "account_mismatch"
   | "account_unverified"
-  | "superseded";
+  | "superseded"
+  | "grant_refused"
+  | "provider_unreachable"
+  | "kind_mismatch";
 
 /**
  * A connection operation's coded failure. The message is shown to the caller as it is, so it

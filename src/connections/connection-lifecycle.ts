@@ -1,21 +1,35 @@
 import { hash, randomBytes, timingSafeEqual } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import { v7 as uuidv7 } from "uuid";
 import type { SecretBox } from "../crypto/secret-box.js";
 import { newEvent } from "../events/connection-events.js";
 import type { ExternalAccount } from "../oauth/external-account.js";
 import { hashState } from "../oauth/state.js";
-import { revokeToken } from "../oauth/token-exchange.js";
+import { refreshAccessToken, requestClientCredentials, revokeToken } from "../oauth/token-exchange.js";
 import type { TokenSet } from "../oauth/token-response.js";
 import { ProviderCallError } from "../network/provider-call-error.js";
-import type { ConnectionApi } from "../providers/api.js";
-import { type ConnectionDocument, type ConnectionStore, type HeldGrant, type PendingEvent, type StoredGrant, slotOf } from "../store/connections.js";
+import { type ConnectionApi, renderApi } from "../providers/api.js";
+import type { OutboundPolicy } from "../network/address-policy.js";
+import {
+  type ConnectionDocument,
+  type ConnectionKindName,
+  type ConnectionStore,
+  type ExternalAccountDocument,
+  type GrantRequestDocument,
+  type HeldGrant,
+  type PendingEvent,
+  type StoredGrant,
+  slotOf,
+} from "../store/connections.js";
 import { type DirectorySlotDocument, organisationOf, seqOf } from "../store/connection-directory.js";
 import type { CredentialDocument, CredentialStore } from "../store/credentials.js";
 import { connectionLeaseKey, type Lease, type LeaseStore } from "../store/leases.js";
+import { isDuplicateKey } from "../store/database.js";
 import { ConnectionError, connectionNotFound, needsReauthorization, refreshFailed } from "./connection-errors.js";
 import type { ProviderCatalog } from "../providers/catalog.js";
-import { profileFor } from "../providers/profile.js";
-import { type ConnectionEndpoints, connectionTokenClient, endpointsOf } from "./secrets.js";
+import { profileFor, type ProviderProfile } from "../providers/profile.js";
+import { type ConnectionEndpoints, connectionTokenClient, endpointsOf, tokenClientFor } from "./secrets.js";
+import { clientCredentialsRequestOf } from "./renewal.js";
 import { connectionSecretContext } from "../crypto/secret-contexts.js";
 
 export interface ConnectionLifecycleDeps {
@@ -26,6 +40,8 @@ export interface ConnectionLifecycleDeps {
   /** The bounded fetch for provider calls (revocation). */
   fetch: typeof fetch;
   providers: ProviderCatalog;
+  /** Checks provider-sent URLs used as API bases (renderApi). */
+  outbound: OutboundPolicy;
   /** The provider-call timeout: a lease outlasts it (see `leaseMs`). */
   requestTimeoutMs: number;
   /** How long a grant bound to an end user waits for ConfirmConnection. */
@@ -58,6 +74,42 @@ export interface Grant {
   connectionConfig: Record<string, string>;
   /** Where the provider's API lives for this connection (renderApi), when the catalog says. */
   api?: ConnectionApi;
+  /** Absent: an authorization code grant (the callback's). */
+  kind?: ConnectionKindName;
+  /** Client credentials: what to ask for again on every renewal. */
+  grantRequest?: GrantRequestDocument;
+}
+
+/** CreateConnection's client credentials connection, checked. */
+export interface ClientCredentialsInput {
+  organisationId: string;
+  connectorId: string;
+  credential: CredentialDocument;
+  grantRequest: GrantRequestDocument;
+  connectionConfig: Record<string, string>;
+}
+
+/** CreateConnection's imported tokens, checked. */
+export interface ImportInput {
+  organisationId: string;
+  connectorId: string;
+  credential: CredentialDocument;
+  importId: string;
+  accessToken: string;
+  refreshToken: string | undefined;
+  expireTime: Date | undefined;
+  tokenType: string;
+  scopes: string[];
+  account: ExternalAccountDocument | undefined;
+  metadata: Record<string, string>;
+  checkRefresh: boolean;
+  connectionConfig: Record<string, string>;
+}
+
+/** A static secret, as handed out: an API key, or Basic's `base64(username:password)`. */
+export interface StaticSecret {
+  kind: "api_key" | "basic";
+  value: string;
 }
 
 export type RevocationResult = { outcome: "not_requested" | "revoked" | "not_supported" } | { outcome: "failed"; error: string };
@@ -69,6 +121,8 @@ const LEASE_MARGIN_MS = 5_000;
 const POLL_MS = 100;
 /** A slot without its connection for this long is one whose insert never came (see reconcileDirectory). */
 const ORPHAN_SLOT_MS = 60_000;
+/** How long an import waits for a concurrent import's connection, inserted right after its claim. */
+const CLAIM_WAIT_MS = 2_000;
 
 /**
  * The one owner of connection writes. Every change after creation happens holding the
@@ -121,8 +175,7 @@ export class ConnectionLifecycle {
    * Stores a new connection from a callback's grant: ACTIVE, or PENDING until ConfirmConnection
    * when bound to an end user. Needs no lease: nobody else knows the new ID yet.
    */
-  async create(grant: Grant): Promise<{ id: string; confirmation: string | undefined }> {
-    const id = uuidv7();
+  async create(grant: Grant, id = uuidv7()): Promise<{ id: string; confirmation: string | undefined }> {
     const now = new Date();
     const confirmation = grant.endUserId === undefined ? undefined : newConfirmation();
     const connection: ConnectionDocument = {
@@ -137,6 +190,8 @@ export class ConnectionLifecycle {
       create_time: now,
       update_time: now,
     };
+    if (grant.kind !== undefined) connection.kind = grant.kind;
+    if (grant.grantRequest !== undefined) connection.grant_request = grant.grantRequest;
     if (confirmation !== undefined) {
       connection.end_user_id = grant.endUserId;
       connection.confirmation_hash = hashState(confirmation);
@@ -145,6 +200,176 @@ export class ConnectionLifecycle {
     await this.deps.connections.insert(connection);
     this.deps.onEvent(id);
     return { id, confirmation };
+  }
+
+  /**
+   * CreateConnection with client credentials (RFC 6749 §4.4): obtains the first token now, so a
+   * bad credential fails at once (`grant_refused`, naming the provider's error) and nothing is
+   * stored; then stores the connection ACTIVE. The refresher obtains the next tokens the same way.
+   */
+  async createWithClientCredentials(input: ClientCredentialsInput): Promise<ConnectionDocument> {
+    const profile = profileFor(this.deps.providers, input.credential, input.connectionConfig);
+    const client = tokenClientFor(input.credential, profile, this.deps);
+    const request = clientCredentialsRequestOf(input.grantRequest, profile.authorize.scopeSeparator);
+    const tokens = await firstTokens(requestClientCredentials(client, request, this.deps.fetch));
+    const { id } = await this.create({
+      organisationId: input.organisationId,
+      connectorId: input.connectorId,
+      credentialId: input.credential._id,
+      tokens,
+      requestedScopes: input.grantRequest.scopes,
+      account: undefined,
+      endUserId: undefined,
+      endpoints: endpointsOf(profile),
+      metadata: { ...tokens.metadata, ...profile.connectionConfig },
+      connectionConfig: { ...profile.connectionConfig },
+      api: this.#api(profile, tokens.metadata),
+      kind: "client_credentials",
+      grantRequest: input.grantRequest,
+    });
+    return this.#created(id);
+  }
+
+  /**
+   * CreateConnection with imported tokens, idempotent by `import_id`: a re-run returns the
+   * connection the first run made, unchanged (`created` false), since its tokens may have been
+   * refreshed since and the migration's copies spent. The `import_id` is claimed just before the
+   * insert, so a run that crashed in between is completed by the next. With `checkRefresh`, the
+   * refresh token is used once first: refused, nothing is stored (`grant_refused`).
+   */
+  async importConnection(input: ImportInput): Promise<{ connection: ConnectionDocument; created: boolean }> {
+    const { imports } = this.deps.connections;
+    const claimedBefore = await imports.find(input.organisationId, input.importId);
+    if (claimedBefore !== undefined) {
+      // Claimed by an earlier run: done, or still being inserted, or the run crashed in between.
+      const existing = await this.#awaitImported(claimedBefore);
+      if (existing !== undefined) return { connection: existing, created: false };
+    }
+    const profile = profileFor(this.deps.providers, input.credential, input.connectionConfig);
+    const now = new Date();
+    let tokens: TokenSet = {
+      accessToken: input.accessToken,
+      tokenType: input.tokenType,
+      expiresIn: input.expireTime === undefined ? undefined : (input.expireTime.getTime() - now.getTime()) / 1000,
+      refreshToken: input.refreshToken,
+      idToken: undefined,
+      scopes: input.scopes,
+      extra: {},
+      metadata: {},
+    };
+    if (input.checkRefresh && input.refreshToken !== undefined) {
+      const client = tokenClientFor(input.credential, profile, this.deps);
+      const refreshed = await firstTokens(refreshAccessToken(client, input.refreshToken, this.deps.fetch));
+      // RFC 6749 §6: without a new refresh token, the one given stays.
+      tokens = { ...refreshed, refreshToken: refreshed.refreshToken ?? input.refreshToken, scopes: refreshed.scopes ?? input.scopes };
+    }
+    const id = claimedBefore ?? uuidv7();
+    const claimed = await imports.claim(input.organisationId, input.importId, id);
+    if (claimed !== id) {
+      // A concurrent import of the same `import_id` got in first: its insert follows its claim.
+      const existing = await this.#awaitImported(claimed);
+      if (existing === undefined) throw new ConnectionError("busy", "an import with this import_id is in progress - try again");
+      return { connection: existing, created: false };
+    }
+    const grant: Grant = {
+      organisationId: input.organisationId,
+      connectorId: input.connectorId,
+      credentialId: input.credential._id,
+      tokens,
+      requestedScopes: input.scopes,
+      account: input.account,
+      endUserId: undefined,
+      endpoints: endpointsOf(profile),
+      metadata: { ...input.metadata, ...tokens.metadata, ...profile.connectionConfig },
+      connectionConfig: { ...profile.connectionConfig },
+      api: this.#api(profile, { ...input.metadata, ...tokens.metadata }),
+      kind: "imported",
+    };
+    try {
+      await this.create(grant, id);
+    } catch (error) {
+      // Completing a crashed run's claim while that run, only slow, inserted it after all.
+      if (!isDuplicateKey(error)) throw error;
+      return { connection: await this.#created(id), created: false };
+    }
+    return { connection: await this.#created(id), created: true };
+  }
+
+  /**
+   * CreateConnection with a static API key or Basic pair: stored ACTIVE, encrypted like tokens,
+   * never refreshed. Not bound to a credential (`credential_id` empty).
+   */
+  async createStatic(input: { organisationId: string; connectorId: string; provider: string | undefined; secret: StaticSecret }): Promise<ConnectionDocument> {
+    const id = uuidv7();
+    const now = new Date();
+    const connection: ConnectionDocument = {
+      _id: id,
+      kind: input.secret.kind,
+      organisation_id: input.organisationId,
+      connector_id: input.connectorId,
+      credential_id: "",
+      status: "ACTIVE",
+      scopes: [],
+      token_type: input.secret.kind,
+      access_token: this.deps.secretBox.encrypt(input.secret.value, connectionSecretContext(id, "access_token")),
+      pending_events: [newEvent("connection.created", "ACTIVE")],
+      create_time: now,
+      update_time: now,
+    };
+    if (input.provider !== undefined) {
+      connection.provider = input.provider;
+      // Where the catalog says the provider's API takes the key (its `api`), with no template values.
+      const api = renderApi(this.deps.providers.get(input.provider)?.api, {}, {}, (url) => this.deps.outbound.refusal(url));
+      if (api !== undefined) connection.api = api;
+    }
+    await this.deps.connections.insert(connection);
+    this.deps.onEvent(id);
+    return connection;
+  }
+
+  /** ReplaceStaticConnection: the new secret in place, `connection.reauthorized`; `kind_mismatch` for another kind. */
+  async replaceStatic(organisationId: string, id: string, secret: StaticSecret): Promise<ConnectionDocument> {
+    await this.withLease(organisationId, id, async (connection) => {
+      if (connection.kind !== secret.kind) {
+        throw new ConnectionError("kind_mismatch", `the connection is not of kind ${secret.kind === "api_key" ? "API_KEY" : "BASIC"}`);
+      }
+      await this.#activate(
+        connection,
+        { access_token: this.deps.secretBox.encrypt(secret.value, connectionSecretContext(id, "access_token")) },
+        [],
+        newEvent("connection.reauthorized", "ACTIVE"),
+      );
+    });
+    return this.#created(id);
+  }
+
+  /** The catalog's `api` rendered for a new connection (see renderApi). */
+  #api(profile: ProviderProfile, metadata: Record<string, string>): ConnectionApi | undefined {
+    return renderApi(profile.api, profile.templateValues, metadata, (url) => this.deps.outbound.refusal(url));
+  }
+
+  /** A connection just written, as stored. */
+  async #created(id: string): Promise<ConnectionDocument> {
+    const connection = await this.deps.connections.findByIdUnscoped(id);
+    if (connection === null) throw connectionNotFound();
+    return connection;
+  }
+
+  /** The connection an import claimed, once inserted (waiting up to CLAIM_WAIT_MS for it); undefined when it never appears. */
+  async #awaitImported(id: string): Promise<ConnectionDocument | undefined> {
+    for (let waited = 0; ; waited += POLL_MS) {
+      const existing = await this.#imported(id);
+      if (existing !== undefined || waited >= CLAIM_WAIT_MS) return existing;
+      await sleep(POLL_MS);
+    }
+  }
+
+  /** The connection an import claimed, unless it is gone (never inserted, or deleted and purged); `busy` while its deletion is relayed. */
+  async #imported(id: string): Promise<ConnectionDocument | undefined> {
+    const connection = await this.deps.connections.findByIdUnscoped(id);
+    if (connection === null) return undefined;
+    if (connection.status === "DELETED") throw new ConnectionError("busy", "the connection this import made is being deleted - try again");
+    return connection;
   }
 
   /**
@@ -504,12 +729,18 @@ export class ConnectionLifecycle {
   /**
    * A refresh that failed for a transient reason: the next attempt waits, doubling from
    * `retryMinMs` up to `retryMaxMs`. `uncertain` (no answer: the provider may have acted on it)
-   * keeps the sent mark for the next holder. Failing for longer than `giveUpMs` ends in
-   * NEEDS_REAUTHORIZATION (`refresh_exhausted`). Throws the error to answer with.
+   * keeps the sent mark for the next holder. With `mayGiveUp`, failing for longer than `giveUpMs`
+   * ends in NEEDS_REAUTHORIZATION (`refresh_exhausted`); without (a connection that needs no end
+   * user to renew), it keeps retrying. Throws the error to answer with.
    */
-  async recordRefreshFailure(connection: ConnectionDocument, reason: string, now: Date, uncertain: boolean): Promise<never> {
+  async recordRefreshFailure(
+    connection: ConnectionDocument,
+    reason: string,
+    now: Date,
+    { uncertain, mayGiveUp }: { uncertain: boolean; mayGiveUp: boolean },
+  ): Promise<never> {
     const since = connection.refresh_failing_since ?? now;
-    if (now.getTime() - since.getTime() >= this.deps.giveUpMs) {
+    if (mayGiveUp && now.getTime() - since.getTime() >= this.deps.giveUpMs) {
       await this.markNeedsReauthorization(connection, "refresh_exhausted");
       throw needsReauthorization("refresh_exhausted");
     }
@@ -618,6 +849,23 @@ export class ConnectionLifecycle {
     }
   }
 
+}
+
+/**
+ * The first token request of a new connection: the provider's refusal becomes `grant_refused`
+ * naming its error code, no answer `provider_unreachable` (the messages hold no secret).
+ */
+async function firstTokens(request: Promise<TokenSet>): Promise<TokenSet> {
+  try {
+    return await request;
+  } catch (error) {
+    if (!(error instanceof ProviderCallError)) throw error;
+    // No usable answer (see isUnanswered): nothing is known about the credential yet.
+    if (error.code === "unreachable" || error.code === "redirected" || error.code === "response_too_large") {
+      throw new ConnectionError("provider_unreachable", "the provider's token endpoint did not answer usably - try again");
+    }
+    throw new ConnectionError("grant_refused", `the provider refused the token request (${error.oauthError ?? error.message}) and nothing was stored`);
+  }
 }
 
 /** The optional grant fields a replacing grant does not have: they are removed. */

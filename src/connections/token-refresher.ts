@@ -2,7 +2,6 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import type { SecretBox } from "../crypto/secret-box.js";
 import { isUnanswered, ProviderCallError } from "../network/provider-call-error.js";
-import { refreshAccessToken } from "../oauth/token-exchange.js";
 import { countTokenRequest, type Metrics } from "../observability/metrics.js";
 import type { ConnectionApi } from "../providers/api.js";
 import type { ConnectionDocument, ConnectionStore } from "../store/connections.js";
@@ -13,6 +12,7 @@ import type { ConnectionLifecycle } from "./connection-lifecycle.js";
 import { connectionTokenClient } from "./secrets.js";
 import type { ProviderCatalog } from "../providers/catalog.js";
 import { profileFor, type ProviderProfile } from "../providers/profile.js";
+import { obtainAgain, renewalOf } from "./renewal.js";
 import { connectionSecretContext } from "../crypto/secret-contexts.js";
 import { renderApi } from "../providers/api.js";
 import type { OutboundPolicy } from "../network/address-policy.js";
@@ -131,23 +131,21 @@ export class TokenRefresher {
     }
     if (document.status === "NEEDS_REAUTHORIZATION") throw needsReauthorization(document.status_reason);
     if (document.access_token === undefined) throw needsReauthorization("no_access_token");
+    const renewal = renewalOf(document);
+    // A static secret is never refreshed: forced or not, the stored value is the answer.
+    if (renewal === "static") return this.#handOut(document, document.access_token);
     const now = Date.now();
     const expiresIn = document.expire_time === undefined ? Infinity : document.expire_time.getTime() - now;
     const usable = force
       ? // Someone refreshed within the window (maybe on another instance, maybe for this caller):
         // that token is the answer.
         document.refresh_time !== undefined && document.refresh_time.getTime() > Math.min(now - FORCE_REFRESH_WINDOW_MS, started.getTime() - 1)
-      : // A token without a refresh token is handed out while it lasts, even inside the margin.
-        expiresIn >= this.deps.minValidityMs || (document.refresh_token === undefined && expiresIn > 0) || fresh(document, now);
-    if (usable) {
-      return {
-        accessToken: this.deps.secretBox.decrypt(document.access_token, connectionSecretContext(document._id, "access_token")),
-        tokenType: document.token_type,
-        expireTime: document.expire_time,
-        metadata: document.metadata ?? {},
-        api: document.api,
-      };
-    }
+      : // A token that cannot be renewed (no refresh token) is handed out while it lasts, even
+        // inside the margin; one that can be obtained again from the credential alone is renewed.
+        expiresIn >= this.deps.minValidityMs ||
+        (renewal === "refresh_token" && document.refresh_token === undefined && expiresIn > 0) ||
+        fresh(document, now);
+    if (usable) return this.#handOut(document, document.access_token);
     let retryAt = document.refresh_retry_time?.getTime() ?? 0;
     // At most one forced refresh per window in every state, failing ones included (issue 20,
     // item 3: the backoff alone let 4 through in 10 s). A refresh still in flight elsewhere
@@ -158,6 +156,16 @@ export class TokenRefresher {
     }
     if (retryAt > now) throw refreshFailed(retryAt - now);
     return undefined;
+  }
+
+  #handOut(document: ConnectionDocument, sealed: string): AccessToken {
+    return {
+      accessToken: this.deps.secretBox.decrypt(sealed, connectionSecretContext(document._id, "access_token")),
+      tokenType: document.token_type,
+      expireTime: document.expire_time,
+      metadata: document.metadata ?? {},
+      api: document.api,
+    };
   }
 
   async #refreshOrWait(seen: ConnectionDocument, force: boolean, started: Date): Promise<AccessToken> {
@@ -188,12 +196,15 @@ export class TokenRefresher {
    * is sent: a holder that finds that mark from before did not learn the outcome (a timeout, a
    * crash), so the provider may have rotated the refresh token already. It sends the stored one
    * once more (the protocol offers nothing better), and an `invalid_grant` then means the token
-   * was most likely spent by the lost refresh: `refresh_token_reused`.
+   * was most likely spent by the lost refresh: `refresh_token_reused`. A connection that obtains
+   * its token again from the credential alone (client credentials) never needs reauthorization:
+   * any refusal is retried with backoff, so fixing the credential brings it back.
    */
   async #refresh(document: ConnectionDocument, lease: Lease): Promise<AccessToken> {
     const log = this.deps.logger.child({ connection_id: document._id, organisation_id: document.organisation_id });
     const { lifecycle } = this.deps;
-    if (document.refresh_token === undefined) {
+    const renewal = renewalOf(document);
+    if (renewal === "refresh_token" && document.refresh_token === undefined) {
       await lifecycle.markNeedsReauthorization(document, "no_refresh_token");
       throw needsReauthorization("no_refresh_token");
     }
@@ -217,14 +228,13 @@ export class TokenRefresher {
       throw new ConnectionError("refresh_timeout", "the token refresh did not finish in time - try again");
     }
     const uncertain = document.refresh_sent_time !== undefined;
-    const refreshToken = this.deps.secretBox.decrypt(document.refresh_token, connectionSecretContext(document._id, "refresh_token"));
     const now = new Date();
     await lifecycle.recordRefreshSent(document, now);
     try {
       const tokens = await countTokenRequest(
         this.deps.metrics,
         "refresh",
-        refreshAccessToken(target.client, refreshToken, this.deps.fetch),
+        obtainAgain(document, target.client, profile.authorize.scopeSeparator, this.deps.secretBox, this.deps.fetch),
       );
       const api = renderApi(profile.api, profile.templateValues, { ...document.metadata, ...tokens.metadata }, (url) => this.deps.outbound.refusal(url));
       const stored = await lifecycle.recordRefreshed(document, tokens, now, target.adopted, api);
@@ -234,7 +244,7 @@ export class TokenRefresher {
       );
       return { accessToken: tokens.accessToken, tokenType: tokens.tokenType, expireTime: stored.expireTime, metadata: stored.metadata, api: stored.api };
     } catch (error) {
-      if (error instanceof ProviderCallError && error.code === "oauth_error" && endsGrant(error.oauthError, profile.token.errors)) {
+      if (renewal === "refresh_token" && error instanceof ProviderCallError && error.code === "oauth_error" && endsGrant(error.oauthError, profile.token.errors)) {
         // RFC 6749 §5.2 invalid_grant, or a code the provider's docs say ends the grant (Slack's
         // HTTP-200 invalid_refresh_token): retrying cannot help, only the end user can.
         const reason = error.oauthError !== "invalid_grant" ? error.oauthError! : uncertain ? "refresh_token_reused" : "invalid_grant";
@@ -247,7 +257,7 @@ export class TokenRefresher {
         // Without an answer the provider may have rotated the token: the mark stays.
         const unanswered = isUnanswered(error);
         log.warn({ outcome: "refresh_failed", reason, err: error }, "refresh failed; retried after backoff");
-        return lifecycle.recordRefreshFailure(document, reason, now, unanswered);
+        return lifecycle.recordRefreshFailure(document, reason, now, { uncertain: unanswered, mayGiveUp: renewal === "refresh_token" });
       }
       throw error;
     }

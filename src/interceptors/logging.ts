@@ -111,6 +111,9 @@ const CONNECTION_ERROR_CODES: Record<ConnectionErrorCode, Code> = {
   account_mismatch: Code.FailedPrecondition,
   account_unverified: Code.FailedPrecondition,
   superseded: Code.FailedPrecondition,
+  grant_refused: Code.FailedPrecondition,
+  provider_unreachable: Code.Unavailable,
+  kind_mismatch: Code.FailedPrecondition,
 };
 
 const DOMAIN_ERROR_CODES: Record<DomainErrorCode, Code> = {

@@ -152,11 +152,11 @@ export function parseAuthorizeUrl(raw: string, allowHttp: boolean): URL {
  * Rule 5: requested scopes in order, de-duplicated, plus the provider's offline-access scope
  * (`offline_access` by default) unless disabled.
  */
-export function normaliseScopes(scopes: readonly string[], offlineScope: string | undefined, separator = " "): string[] {
-  if (scopes.length > MAX_SCOPES) invalid("scopes", `must have at most ${MAX_SCOPES} entries`);
+export function normaliseScopes(scopes: readonly string[], offlineScope: string | undefined, separator = " ", name = "scopes"): string[] {
+  if (scopes.length > MAX_SCOPES) invalid(name, `must have at most ${MAX_SCOPES} entries`);
   const result = new Set<string>();
   scopes.forEach((scope, index) => {
-    const field = `scopes[${index}]`;
+    const field = `${name}[${index}]`;
     if (scope === "") invalid(field, "must not be empty");
     if (scope.length > MAX_SCOPE_LENGTH) invalid(field, `must be at most ${MAX_SCOPE_LENGTH} characters`);
     // RFC 6749 §3.3: scopes are space-delimited on the wire, so one entry cannot hold a space.
@@ -166,7 +166,7 @@ export function normaliseScopes(scopes: readonly string[], offlineScope: string 
     result.add(scope);
   });
   if (offlineScope !== undefined) result.add(offlineScope);
-  if ([...result].join(" ").length > MAX_SCOPES_TOTAL_LENGTH) invalid("scopes", `must total at most ${MAX_SCOPES_TOTAL_LENGTH} characters`);
+  if ([...result].join(" ").length > MAX_SCOPES_TOTAL_LENGTH) invalid(name, `must total at most ${MAX_SCOPES_TOTAL_LENGTH} characters`);
   return [...result];
 }
 

@@ -58,6 +58,28 @@ export async function refreshAccessToken(client: TokenClient, refreshToken: stri
   return parseTokenResponse(response.status, response.headers.get("content-type"), await response.text(), client.response ?? STANDARD_TOKEN_RESPONSE);
 }
 
+/** What a client credentials request asks for: scopes (joined by the provider's separator), RFC 8707 resources, an audience. */
+export interface ClientCredentialsRequest {
+  scope: string | undefined;
+  resource: readonly string[];
+  audience: string | undefined;
+}
+
+/**
+ * RFC 6749 §4.4.2: a token for the client itself, with the same client authentication as every
+ * token request; `resource` repeated as RFC 8707 §2 allows. Throws TokenResponseError (with the
+ * provider's `oauthError`, such as `invalid_client` or `invalid_scope`) or OutboundError.
+ */
+export async function requestClientCredentials(client: TokenClient, request: ClientCredentialsRequest, fetchImpl: typeof fetch): Promise<TokenSet> {
+  const { as, oauthClient, auth, options } = requestParts(client, fetchImpl);
+  const parameters = new URLSearchParams();
+  if (request.scope !== undefined) parameters.set("scope", request.scope);
+  for (const resource of request.resource) parameters.append("resource", resource);
+  if (request.audience !== undefined) parameters.set("audience", request.audience);
+  const response = await oauth.clientCredentialsGrantRequest(as, oauthClient, auth, parameters, options);
+  return parseTokenResponse(response.status, response.headers.get("content-type"), await response.text(), client.response ?? STANDARD_TOKEN_RESPONSE);
+}
+
 /** How a provider takes a revocation request (the provider profile's RevocationRules). */
 export interface RevocationRequest {
   method: "POST" | "DELETE" | "GET";

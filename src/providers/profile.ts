@@ -375,3 +375,18 @@ export function accountSourceOf(profile: ProviderProfile, idToken: boolean): Acc
   if (idToken && profile.identity?.source !== "userinfo") return "id_token";
   return profile.userinfoUrl === undefined ? undefined : "userinfo";
 }
+
+/**
+ * What the catalog says of a provider's grants beyond the authorization code (its `grants`):
+ * whether it supports `grant` (true when the entry does not list its grants, or there is no
+ * entry), and the audience values it documents (undefined: any).
+ */
+export function catalogGrants(
+  catalog: ProviderCatalog,
+  credential: ProfileCredential,
+  grant: NonNullable<NonNullable<CatalogEntry["grants"]>["types"]>[number],
+): { supported: boolean; audiences: readonly string[] | undefined } {
+  const grants = credential.provider === undefined ? undefined : catalog.get(credential.provider)?.grants;
+  const audiences = grants?.audiences !== undefined && grants.audiences.length > 0 ? grants.audiences : undefined;
+  return { supported: grants?.types === undefined || grants.types.includes(grant), audiences };
+}

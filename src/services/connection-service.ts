@@ -1,7 +1,13 @@
 
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import type { ServiceImpl } from "@connectrpc/connect";
-import { type ConnectionService, RevocationOutcome } from "../../gen/oauth2broker/v1/connection_service_pb.js";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import {
+  type ConnectionService,
+  type CreateConnectionRequest,
+  type CreateConnectionResponseSchema,
+  RevocationOutcome,
+} from "../../gen/oauth2broker/v1/connection_service_pb.js";
 import type { ConnectionLifecycle, RevocationResult } from "../connections/connection-lifecycle.js";
 import { connectionNotFound } from "../connections/connection-errors.js";
 import type { TokenRefresher } from "../connections/token-refresher.js";
@@ -14,6 +20,20 @@ import { requireOrganisation } from "../auth/caller.js";
 import { releaseWorkSlots } from "../interceptors/rate-limit.js";
 import { streamSignal } from "../interceptors/stream-limits.js";
 import type { EventFeed } from "../events/event-feed.js";
+import { DomainError, invalid, notFound } from "../errors.js";
+import { normaliseScopes, } from "../oauth/authorize-url.js";
+import { profileFor } from "../providers/profile.js";
+import { catalogGrants } from "../providers/profile.js";
+import {
+  apiKeySecretOf,
+  basicSecretOf,
+  clientCredentialsRequestOf,
+  credentialReferenceOf,
+  importedTokensOf,
+  replacementSecretOf,
+  staticProviderOf,
+} from "./connection-kinds.js";
+import type { CredentialDocument } from "../store/credentials.js";
 
 export interface ConnectionServiceDeps extends InitialiseDeps {
   events: EventStore;
@@ -68,6 +88,14 @@ export function connectionService(deps: ConnectionServiceDeps): Omit<ServiceImpl
       };
     },
 
+    createConnection: (req, ctx) => createConnection(deps, req, ctx),
+
+    async replaceStaticConnection(req, ctx) {
+      requireOrganisation(ctx, req.organisationId, "connection");
+      const secret = replacementSecretOf(req);
+      return { connection: toConnection(await deps.lifecycle.replaceStatic(req.organisationId, req.id, secret)) };
+    },
+
     async confirmConnection(req, ctx) {
       requireOrganisation(ctx, req.organisationId, "connection");
       return { connection: toConnection(await deps.lifecycle.confirm(req.organisationId, req.connectionId, req.endUserId, req.confirmation)) };
@@ -107,6 +135,85 @@ export function connectionService(deps: ConnectionServiceDeps): Omit<ServiceImpl
       for await (const event of deps.eventFeed.follow(organisationId, streamSignal(ctx))) yield { event: toConnectionEvent(event) };
     },
   };
+}
+
+/**
+ * CreateConnection: checks the request for its kind before anything is read, then hands the
+ * connection to the lifecycle, which obtains its first token (client credentials), claims its
+ * `import_id` (imports) or seals its secret (static kinds).
+ */
+async function createConnection(
+  deps: ConnectionServiceDeps,
+  req: CreateConnectionRequest,
+  ctx: HandlerContext,
+): Promise<MessageInitShape<typeof CreateConnectionResponseSchema>> {
+    // organisation_id and connector_id were checked by the request rules (the contract's).
+    const { organisationId, connectorId } = req;
+    requireOrganisation(ctx, organisationId, "credential");
+    const { lifecycle } = deps;
+    switch (req.kind.case) {
+      case "clientCredentials": {
+        const input = req.kind.value;
+        const reference = credentialReferenceOf(input.credential, "client_credentials.credential");
+        const grantRequest = clientCredentialsRequestOf(input);
+        const credential = await credentialOf(deps, organisationId, reference);
+        // The provider's profile checks `connection_config` and knows its scope separator.
+        const profile = profileFor(deps.providers, credential, input.connectionConfig);
+        normaliseScopesFor(grantRequest.scopes, profile.authorize.scopeSeparator);
+        const grants = catalogGrants(deps.providers, credential, "client_credentials");
+        if (!grants.supported) throw new DomainError("precondition_failed", "the credential's provider does not support the client credentials grant");
+        if (grantRequest.audience !== undefined && grants.audiences !== undefined && !grants.audiences.includes(grantRequest.audience)) {
+          invalid("client_credentials.audience", "is not one of the provider's audiences (see GetProvider)");
+        }
+        const connection = await lifecycle.createWithClientCredentials({
+          organisationId,
+          connectorId,
+          credential,
+          grantRequest,
+          connectionConfig: input.connectionConfig,
+        });
+        return { connection: toConnection(connection), created: true };
+      }
+      case "imported": {
+        const input = req.kind.value;
+        const reference = credentialReferenceOf(input.credential, "imported.credential");
+        const tokens = importedTokensOf(input);
+        const credential = await credentialOf(deps, organisationId, reference);
+        profileFor(deps.providers, credential, input.connectionConfig);
+        const { connection, created } = await lifecycle.importConnection({
+          organisationId,
+          connectorId,
+          credential,
+          ...tokens,
+          connectionConfig: input.connectionConfig,
+        });
+        return { connection: toConnection(connection), created };
+      }
+      case "apiKey": {
+        const secret = apiKeySecretOf(req.kind.value, "api_key.api_key");
+        const provider = staticProviderOf(req.kind.value.provider, "api_key.provider", deps.providers);
+        return { connection: toConnection(await lifecycle.createStatic({ organisationId, connectorId, provider, secret })), created: true };
+      }
+      case "basic": {
+        const secret = basicSecretOf(req.kind.value, "basic.");
+        const provider = staticProviderOf(req.kind.value.provider, "basic.provider", deps.providers);
+        return { connection: toConnection(await lifecycle.createStatic({ organisationId, connectorId, provider, secret })), created: true };
+      }
+      default:
+        return invalid("kind", "is required (client_credentials or imported or api_key or basic)");
+    }
+}
+
+/** Rule 1 (as InitialiseOAuth2Connection): another organisation's credential reads as a missing one. */
+async function credentialOf(deps: ConnectionServiceDeps, organisationId: string, reference: { id: string; organisationId: string }): Promise<CredentialDocument> {
+  const credential = reference.organisationId === organisationId ? await deps.credentials.findById(organisationId, reference.id) : null;
+  if (credential === null) throw notFound("credential");
+  return credential;
+}
+
+/** The scopes once more, now that the provider's separator is known (Slack's comma). */
+function normaliseScopesFor(scopes: string[], separator: string): void {
+  normaliseScopes(scopes, undefined, separator, "client_credentials.scopes");
 }
 
 const REVOCATION_OUTCOMES: Record<RevocationResult["outcome"], RevocationOutcome> = {

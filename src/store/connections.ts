@@ -5,6 +5,7 @@ import type { SecretBox } from "../crypto/secret-box.js";
 import { type OutboxEntryDocument, OutboxStore } from "./outbox.js";
 import { type ConnectionExpiryDocument, ConnectionExpiryStore } from "./connection-expiries.js";
 import { ConnectionDirectory, type DirectorySlotDocument, seqOf } from "./connection-directory.js";
+import { ConnectionImportStore } from "./connection-imports.js";
 
 /**
  * PENDING: made with an end user ID, waiting for ConfirmConnection. DELETED: tokens are gone; the
@@ -96,6 +97,13 @@ export type ConnectionKindName =
   | "api_key"
   | "basic";
 
+/** The parameters of a token request a connection repeats to get a new token (client credentials). */
+export interface GrantRequestDocument {
+  scopes: string[];
+  resource?: string[];
+  audience?: string;
+}
+
 export interface ConnectionDocument {
   _id: string;
   kind?: ConnectionKindName;
@@ -159,6 +167,10 @@ export interface ConnectionDocument {
    */
   token_url?: string;
   revocation_url?: string;
+  /** CLIENT_CREDENTIALS: what each token request asks for (RFC 6749 §4.4.2, RFC 8707). */
+  grant_request?: GrantRequestDocument;
+  /** API_KEY and BASIC: the catalog provider the secret is for, when named. */
+  provider?: string;
   pending_events: PendingEvent[];
   /** The connection's slot in its organisation's directory (see ConnectionDirectory); absent on connections from before it, until the start-up reconcile. */
   directory_seq?: number;
@@ -212,12 +224,15 @@ export class ConnectionStore {
   readonly expiries: ConnectionExpiryStore;
   /** Each organisation's connections by exact `_id` lookups, for listing and counting (see ConnectionDirectory). */
   readonly directory: ConnectionDirectory;
+  /** Which connection each import made (see ConnectionImportStore). */
+  readonly imports: ConnectionImportStore;
 
   constructor(db: Db) {
     this.collection = db.collection<ConnectionDocument>("connections");
     this.outbox = new OutboxStore(db);
     this.expiries = new ConnectionExpiryStore(db);
     this.directory = new ConnectionDirectory(db);
+    this.imports = new ConnectionImportStore(db);
   }
 
   async insert(document: ConnectionDocument): Promise<void> {

@@ -112,6 +112,34 @@ describe("two broker processes on one database", () => {
     expect(provider.grants("refresh_token")).toHaveLength(1);
   }, 60_000);
 
+  it("send exactly one client credentials request to renew a token for 40 concurrent GetAccessToken calls split across them", async () => {
+    const [a, b] = await Promise.all([start(), start()]);
+    const handleA = processHandle(a!, database);
+    const credentialId = await createScriptedCredential(handleA, provider);
+    // Issued with 1 s left: inside the 60 s margin, so the next caller renews it.
+    provider.behaviour = { kind: "json", body: { access_token: `mi-cc-${++counter}`, token_type: "Bearer", expires_in: 1 } };
+    const { connection } = await handleA.connect(ConnectionService).createConnection({
+      organisationId: "acme",
+      connectorId: "service",
+      kind: { case: "clientCredentials", value: { credential: { id: credentialId, organisationId: "acme" }, scopes: ["read"] } },
+    });
+    provider.requests.length = 0;
+    const renewed = `mi-cc-${++counter}`;
+    provider.behaviour = { kind: "json", body: { access_token: renewed, token_type: "Bearer", expires_in: 3600 }, delayMs: 500 };
+
+    const clients = [grpcJsClients(a!.grpcPort), grpcJsClients(b!.grpcPort)];
+    const results = await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        unary(clients[i % 2]!.connections, "GetAccessToken", { organisation_id: "acme", connection_id: connection!.id }, bearer(env.BROKER_ADMIN_TOKEN!)),
+      ),
+    );
+    for (const client of clients) client.close();
+    expect(results.map((r) => r.error?.message)).toEqual(Array(40).fill(undefined));
+    expect(new Set(results.map((r) => r.response.access_token))).toEqual(new Set([renewed]));
+    expect(provider.grants("client_credentials")).toHaveLength(1);
+    expect(provider.grants("refresh_token")).toHaveLength(0);
+  }, 60_000);
+
   it.each([
     ["accepts it (no reuse detection)", false],
     ["refuses it (reuse detection)", true],

@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ApiKeyService } from "../../gen/oauth2broker/v1/api_key_service_pb.js";
+import { ConnectionService } from "../../gen/oauth2broker/v1/connection_service_pb.js";
 import { CredentialService } from "../../gen/oauth2broker/v1/credential_service_pb.js";
 import { OrganisationService } from "../../gen/oauth2broker/v1/organisation_service_pb.js";
 import { SecretBox } from "../../src/crypto/secret-box.js";
@@ -23,7 +24,7 @@ beforeAll(async () => {
   const port = await freePort();
   const publicUrl = `http://127.0.0.1:${port}`;
   broker = await startTestBroker({ BROKER_HTTP_PORT: String(port), BROKER_PUBLIC_URL: publicUrl });
-  provider = await startOidcProvider({ ...CLIENT, redirectUri: `${publicUrl}/oauth2/callback` });
+  provider = await startOidcProvider({ ...CLIENT, redirectUri: `${publicUrl}/oauth2/callback` }, { clientCredentials: true });
   recordSecrets(CLIENT.clientSecret);
   browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -152,6 +153,50 @@ describe("operator console in a real browser", () => {
     expect(await introspect()).toBe(false);
     await context.close();
   }, 90_000);
+
+  it("creates a client credentials connection and an API key connection, shows their kinds, and replaces the key in place", async () => {
+    const { credential } = await broker.connect(CredentialService).createCredential({
+      credential: { organisationId: "kinds-org", name: "Service client", clientId: CLIENT.clientId, clientSecret: CLIENT.clientSecret, tokenUrl: `${provider.issuer}/token` },
+    });
+    const { context, page } = await signedIn(broker.adminToken);
+    await page.getByLabel("Other organisation").fill("kinds-org");
+    await page.getByRole("button", { name: "Open" }).click();
+    await page.getByRole("link", { name: "Connections" }).click();
+    const form = page.getByRole("form", { name: "New connection" });
+    await form.getByLabel("Connector ID").fill("billing");
+    await form.locator('select[name="credential"]').selectOption(credential!.id);
+    await form.getByLabel("Scopes (separated by spaces)").fill("api:read");
+    await form.getByRole("button", { name: "Create connection" }).click();
+    // The heading shows at once; the details once the connection is loaded.
+    await page.getByRole("heading", { name: "Timeline" }).waitFor();
+    await page.locator("dd", { hasText: "client credentials" }).waitFor();
+    const details = await page.locator("main").innerText();
+    expect(details).toContain("Kind\nclient credentials\n");
+    expect(details).toContain("Status\nactive\n");
+
+    recordSecrets("console-api-key-1", "console-api-key-2");
+    await page.getByRole("link", { name: "Back to connections" }).click();
+    await form.locator('select[name="kind"]').selectOption("apiKey");
+    await form.getByLabel("Connector ID").fill("mailer");
+    await form.getByLabel("API key", { exact: true }).fill("console-api-key-1");
+    await form.getByRole("button", { name: "Create connection" }).click();
+    await page.locator("dd", { hasText: "api key" }).waitFor();
+    const connectionId = (await page.getByRole("heading", { name: /^Connection / }).innerText()).replace("Connection ", "");
+    expect(await page.locator("main").innerText()).toContain("Kind\napi key\n");
+    const replace = page.getByRole("form", { name: "Replace secret" });
+    await replace.getByLabel("New API key").fill("console-api-key-2");
+    await replace.getByRole("button", { name: "Replace" }).click();
+    await page.getByText("Secret replaced.").waitFor();
+    const token = await broker.connect(ConnectionService).getAccessToken({ organisationId: "kinds-org", connectionId });
+    expect(token).toMatchObject({ accessToken: "console-api-key-2", tokenType: "api_key" });
+    // The list shows each connection's kind; no page shows a secret.
+    await page.getByRole("link", { name: "Back to connections" }).click();
+    await page.getByRole("cell", { name: "client credentials" }).waitFor();
+    await page.getByRole("cell", { name: "api key" }).waitFor();
+    const content = await page.content();
+    for (const secret of ["console-api-key-1", "console-api-key-2", CLIENT.clientSecret]) expect(content).not.toContain(secret);
+    await context.close();
+  });
 
   it("refuses a wrong key, keeps the key out of browser storage, and ends the session on sign-out", async () => {
     const context = await browser.newContext();

@@ -33,6 +33,9 @@ beforeAll(async () => {
   publicUrl = `http://127.0.0.1:${port}`;
   const adminToken = randomBytes(32).toString("base64url");
   recordSecrets(adminToken);
+  // The static secrets the Go and Python tests store (test_basic_connection, TestStaticApiKeyConnection).
+  recordSecrets("go-interop-api-key-1", "go-interop-api-key-2", "go-interop-password", "py-interop-password-1", "py-interop-key-1");
+  recordSecrets(Buffer.from("py-user:py-interop-password-1").toString("base64"));
   broker = await startBrokerProcess({
     MONGODB_URI: inject("mongodbUri"),
     MONGODB_DATABASE: `test_${randomUUID().replaceAll("-", "")}`,
@@ -64,6 +67,7 @@ describe("interop", () => {
     const { stdout } = await expectSuccess("go", ["test", "-count=1", "-v", "./..."], { cwd: join(root, "test/interop/go") });
     expect(stdout).toMatch(/--- PASS: TestInitialiseOAuth2Connection/);
     expect(stdout).toMatch(/--- PASS: TestErrors/);
+    expect(stdout).toMatch(/--- PASS: TestStaticApiKeyConnection/);
     expect(stdout).toMatch(/--- PASS: TestClientSideRules/);
   }, 300_000);
 
@@ -72,7 +76,7 @@ describe("interop", () => {
       cwd: root,
       env: { PYTHONPATH: join(root, "gen/python") },
     });
-    expect(stdout).toMatch(/3 passed/);
+    expect(stdout).toMatch(/4 passed/);
   }, 120_000);
 
   it("grpcurl lists, describes and calls the services through reflection, with no proto files", async () => {

@@ -1,8 +1,14 @@
 import { useState } from "preact/hooks";
-import { type ConnectionEvent, ConnectionStatus, RevocationOutcome } from "../../../gen/oauth2broker/v1/connection_service_pb.js";
+import { type ConnectionEvent, ConnectionKind, ConnectionStatus, RevocationOutcome } from "../../../gen/oauth2broker/v1/connection_service_pb.js";
 import type { Api } from "../api.js";
 import { ErrorText, Link, navigate, Status, statusName, useAction, useLoad, when } from "../ui.js";
 import { StartFlow } from "./start-flow.js";
+import { CreateConnectionForm, ReplaceSecretForm } from "./create-connection.js";
+
+/** A connection's kind as the console shows it ("client credentials", "api key"). */
+export function kindName(kind: ConnectionKind): string {
+  return (ConnectionKind[kind] ?? "UNSPECIFIED").replaceAll("_", " ").toLowerCase();
+}
 
 const FILTERABLE = [ConnectionStatus.ACTIVE, ConnectionStatus.REFRESH_FAILED, ConnectionStatus.NEEDS_REAUTHORIZATION, ConnectionStatus.PENDING];
 
@@ -49,12 +55,13 @@ export function ConnectionsPage(props: { api: Api; organisationId: string }) {
       <ErrorText error={list.error} />
       <table>
         <thead>
-          <tr><th scope="col">Connection</th><th scope="col">Status</th><th scope="col">Connector</th><th scope="col">Credential</th><th scope="col">Created</th></tr>
+          <tr><th scope="col">Connection</th><th scope="col">Kind</th><th scope="col">Status</th><th scope="col">Connector</th><th scope="col">Credential</th><th scope="col">Created</th></tr>
         </thead>
         <tbody>
           {list.data?.connections.map((connection) => (
             <tr>
               <td><Link href={`/console/connections/${encodeURIComponent(connection.id)}`}>{connection.id}</Link></td>
+              <td>{kindName(connection.kind)}</td>
               <td><Status status={connection.status} /></td>
               <td>{connection.connectorId}</td>
               <td>{names.get(connection.credentialId) ?? connection.credentialId}</td>
@@ -70,6 +77,8 @@ export function ConnectionsPage(props: { api: Api; organisationId: string }) {
           <button type="button" class="secondary" onClick={() => setPageToken(list.data?.nextPageToken ?? "")}>Next page</button>
         ) : null}
       </div>
+      <h2>New connection without a browser</h2>
+      <CreateConnectionForm api={api} organisationId={organisationId} credentials={credentials.data?.credentials ?? []} />
     </>
   );
 }
@@ -82,7 +91,7 @@ export function ConnectionPage(props: { api: Api; organisationId: string; id: st
       api.connections.listConnectionEvents({ organisationId, connectionId: id, pageSize: 100 }),
       api.providers.listProviders({ pageSize: 100 }),
     ]);
-    const credential = connection === undefined ? undefined : (await api.credentials.getCredential({ organisationId, id: connection.credentialId }).catch(() => undefined))?.credential;
+    const credential = connection === undefined || connection.credentialId === "" ? undefined : (await api.credentials.getCredential({ organisationId, id: connection.credentialId }).catch(() => undefined))?.credential;
     return { connection, events, credential, provider: providers.find((provider) => provider.id === credential?.provider) };
   }, [organisationId, id]);
   const [revoke, setRevoke] = useState(true);
@@ -97,7 +106,22 @@ export function ConnectionPage(props: { api: Api; organisationId: string; id: st
       {connection !== undefined ? (
         <>
           <ConnectionDetails connection={connection} />
-          {data.data?.credential !== undefined ? (
+          {connection.kind === ConnectionKind.API_KEY || connection.kind === ConnectionKind.BASIC ? (
+            <>
+              <h2>Replace secret</h2>
+              <ReplaceSecretForm
+                api={api}
+                organisationId={organisationId}
+                id={id}
+                basic={connection.kind === ConnectionKind.BASIC}
+                onReplaced={() => {
+                  setOutcome("Secret replaced.");
+                  data.reload();
+                }}
+              />
+            </>
+          ) : null}
+          {data.data?.credential !== undefined && (connection.kind === ConnectionKind.AUTHORIZATION_CODE || connection.kind === ConnectionKind.IMPORTED) ? (
             <>
               <h2>Reconnect</h2>
               <p class="muted">The end user signs in at the provider again; the connection keeps its ID, and its old tokens keep working until the new ones replace them.</p>
@@ -149,6 +173,8 @@ export function ConnectionDetails(props: { connection: ConnectionView }) {
   const { connection } = props;
   return (
     <dl>
+      <dt>Kind</dt>
+      <dd>{kindName(connection.kind)}</dd>
       <dt>Status</dt>
       <dd><Status status={connection.status} />{connection.statusReason ? ` (${connection.statusReason})` : ""}</dd>
       <dt>Connector</dt>

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file oauth2broker/v1/connection_service.proto.
  */
 export const file_oauth2broker_v1_connection_service: GenFile = /*@__PURE__*/
-  fileDesc("CihvYXV0aDJicm9rZXIvdjEvY29ubmVjdGlvbl9zZXJ2aWNlLnByb3RvEg9vYXV0aDJicm9rZXIudjEioQUKCkNvbm5lY3Rpb24SCgoCaWQYASABKAkSFwoPb3JnYW5pc2F0aW9uX2lkGAIgASgJEhQKDGNvbm5lY3Rvcl9pZBgDIAEoCRIVCg1jcmVkZW50aWFsX2lkGAQgASgJEjEKBnN0YXR1cxgFIAEoDjIhLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uU3RhdHVzEhUKDXN0YXR1c19yZWFzb24YBiABKAkSDgoGc2NvcGVzGAcgAygJEhIKCnRva2VuX3R5cGUYCCABKAkSPAoYYWNjZXNzX3Rva2VuX2V4cGlyZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIZChFoYXNfcmVmcmVzaF90b2tlbhgKIAEoCBIvCgtjcmVhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjsKCG1ldGFkYXRhGA0gAygLMikub2F1dGgyYnJva2VyLnYxLkNvbm5lY3Rpb24uTWV0YWRhdGFFbnRyeRI6ChBleHRlcm5hbF9hY2NvdW50GA4gASgLMiAub2F1dGgyYnJva2VyLnYxLkV4dGVybmFsQWNjb3VudBIUCgxhcGlfYmFzZV91cmwYDyABKAkSKQoDYXBpGBAgASgLMhwub2F1dGgyYnJva2VyLnYxLlByb3ZpZGVyQXBpEi0KBGtpbmQYFCABKA4yHy5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvbktpbmQaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIuYBCgtQcm92aWRlckFwaRIuCgliYXNlX3VybHMYASADKAsyGy5vYXV0aDJicm9rZXIudjEuQXBpQmFzZVVybBI7Cg90b2tlbl9wbGFjZW1lbnQYAiABKAsyIi5vYXV0aDJicm9rZXIudjEuQXBpVG9rZW5QbGFjZW1lbnQSOgoHaGVhZGVycxgDIAMoCzIpLm9hdXRoMmJyb2tlci52MS5Qcm92aWRlckFwaS5IZWFkZXJzRW50cnkaLgoMSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiPAoKQXBpQmFzZVVybBIMCgRuYW1lGAEgASgJEgsKA3VybBgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCSJmChFBcGlUb2tlblBsYWNlbWVudBIzCghsb2NhdGlvbhgBIAEoDjIhLm9hdXRoMmJyb2tlci52MS5BcGlUb2tlbkxvY2F0aW9uEgwKBG5hbWUYAiABKAkSDgoGc2NoZW1lGAMgASgJIjoKD0V4dGVybmFsQWNjb3VudBIKCgJpZBgBIAEoCRINCgVlbWFpbBgCIAEoCRIMCgRuYW1lGAMgASgJIloKFEdldENvbm5lY3Rpb25SZXF1ZXN0EiUKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCUIMukgJyAEBcgTI8xgBEhsKAmlkGAIgASgJQg+6SAzIAQFyB9DzGAEYgAEiSAoVR2V0Q29ubmVjdGlvblJlc3BvbnNlEi8KCmNvbm5lY3Rpb24YASABKAsyGy5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvbiL0AQoWTGlzdENvbm5lY3Rpb25zUmVxdWVzdBIlCg9vcmdhbmlzYXRpb25faWQYASABKAlCDLpICcgBAXIEyPMYARIfCgxjb25uZWN0b3JfaWQYAiABKAlCCbpIBnIEyPMYARIjCg1jcmVkZW50aWFsX2lkGAMgASgJQgy6SAlyB9DzGAEYgAESOwoGc3RhdHVzGAQgASgOMiEub2F1dGgyYnJva2VyLnYxLkNvbm5lY3Rpb25TdGF0dXNCCLpIBYIBAhABEhwKCXBhZ2Vfc2l6ZRgFIAEoBUIJukgGGgQYZCgAEhIKCnBhZ2VfdG9rZW4YBiABKAkiZAoXTGlzdENvbm5lY3Rpb25zUmVzcG9uc2USMAoLY29ubmVjdGlvbnMYASADKAsyGy5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkifQoVR2V0QWNjZXNzVG9rZW5SZXF1ZXN0EiUKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCUIMukgJyAEBcgTI8xgBEiYKDWNvbm5lY3Rpb25faWQYAiABKAlCD7pIDMgBAXIH0PMYARiAARIVCg1mb3JjZV9yZWZyZXNoGAMgASgIIq4CChZHZXRBY2Nlc3NUb2tlblJlc3BvbnNlEhQKDGFjY2Vzc190b2tlbhgBIAEoCRISCgp0b2tlbl90eXBlGAIgASgJEi8KC2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBJHCghtZXRhZGF0YRgEIAMoCzI1Lm9hdXRoMmJyb2tlci52MS5HZXRBY2Nlc3NUb2tlblJlc3BvbnNlLk1ldGFkYXRhRW50cnkSFAoMYXBpX2Jhc2VfdXJsGAUgASgJEikKA2FwaRgGIAEoCzIcLm9hdXRoMmJyb2tlci52MS5Qcm92aWRlckFwaRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEitgEKGENvbmZpcm1Db25uZWN0aW9uUmVxdWVzdBIlCg9vcmdhbmlzYXRpb25faWQYASABKAlCDLpICcgBAXIEyPMYARImCg1jb25uZWN0aW9uX2lkGAIgASgJQg+6SAzIAQFyB9DzGAEYgAESJAoLZW5kX3VzZXJfaWQYAyABKAlCD7pIDMgBAXIH0PMYARiAAhIlCgxjb25maXJtYXRpb24YBCABKAlCD7pIDMgBAXIH0PMYARiAASJMChlDb25maXJtQ29ubmVjdGlvblJlc3BvbnNlEi8KCmNvbm5lY3Rpb24YASABKAsyGy5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvbiKPAQoXRGVsZXRlQ29ubmVjdGlvblJlcXVlc3QSJQoPb3JnYW5pc2F0aW9uX2lkGAEgASgJQgy6SAnIAQFyBMjzGAESGwoCaWQYAiABKAlCD7pIDMgBAXIH0PMYARiAARIOCgZyZXZva2UYAyABKAgSIAoYa2VlcF9pZl9yZXZvY2F0aW9uX2ZhaWxzGAQgASgIImwKGERlbGV0ZUNvbm5lY3Rpb25SZXNwb25zZRI2CgpyZXZvY2F0aW9uGAEgASgOMiIub2F1dGgyYnJva2VyLnYxLlJldm9jYXRpb25PdXRjb21lEhgKEHJldm9jYXRpb25fZXJyb3IYAiABKAkiRQocV2F0Y2hDb25uZWN0aW9uRXZlbnRzUmVxdWVzdBIlCg9vcmdhbmlzYXRpb25faWQYASABKAlCDLpICcgBAXIEyPMYASJQCh1XYXRjaENvbm5lY3Rpb25FdmVudHNSZXNwb25zZRIvCgVldmVudBgBIAEoCzIgLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uRXZlbnQigwIKD0Nvbm5lY3Rpb25FdmVudBIKCgJpZBgBIAEoCRIMCgR0eXBlGAIgASgJEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCg9vcmdhbmlzYXRpb25faWQYBCABKAkSFQoNY29ubmVjdGlvbl9pZBgFIAEoCRIUCgxjb25uZWN0b3JfaWQYBiABKAkSFQoNY3JlZGVudGlhbF9pZBgHIAEoCRIxCgZzdGF0dXMYCCABKA4yIS5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvblN0YXR1cxIVCg1zdGF0dXNfcmVhc29uGAkgASgJIlkKE0NyZWRlbnRpYWxSZWZlcmVuY2USGwoCaWQYASABKAlCD7pIDMgBAXIH0PMYARiAARIlCg9vcmdhbmlzYXRpb25faWQYAiABKAlCDLpICcgBAXIEyPMYASLQBAohSW5pdGlhbGlzZU9BdXRoMkNvbm5lY3Rpb25SZXF1ZXN0EiUKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCUIMukgJyAEBcgTI8xgBEiIKDGNvbm5lY3Rvcl9pZBgCIAEoCUIMukgJyAEBcgTI8xgBEkAKCmNyZWRlbnRpYWwYAyABKAsyJC5vYXV0aDJicm9rZXIudjEuQ3JlZGVudGlhbFJlZmVyZW5jZUIGukgDyAEBEhUKDWF1dGhvcml6ZV91cmwYBCABKAkSIgoJY2xpZW50X2lkGAUgASgJQg+6SAzIAQFyB9DzGAEYgAQSDgoGc2NvcGVzGAYgAygJEh4KFmRpc2FibGVfb2ZmbGluZV9hY2Nlc3MYByABKAgSEwoGcHJvbXB0GAggASgJSACIAQESGQoRYWRkaXRpb25hbF9wYXJhbXMYCSABKAkSEgoKcmV0dXJuX3VybBgKIAEoCRIhCgtlbmRfdXNlcl9pZBgLIAEoCUIMukgJcgfQ8xgBGIACEmMKEWNvbm5lY3Rpb25fY29uZmlnGAwgAygLMkgub2F1dGgyYnJva2VyLnYxLkluaXRpYWxpc2VPQXV0aDJDb25uZWN0aW9uUmVxdWVzdC5Db25uZWN0aW9uQ29uZmlnRW50cnkSIwoNY29ubmVjdGlvbl9pZBgNIAEoCUIMukgJcgfQ8xgBGIABGjcKFUNvbm5lY3Rpb25Db25maWdFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgkKB19wcm9tcHQiYgoiSW5pdGlhbGlzZU9BdXRoMkNvbm5lY3Rpb25SZXNwb25zZRILCgN1cmwYASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIpsBChtMaXN0Q29ubmVjdGlvbkV2ZW50c1JlcXVlc3QSJQoPb3JnYW5pc2F0aW9uX2lkGAEgASgJQgy6SAnIAQFyBMjzGAESIwoNY29ubmVjdGlvbl9pZBgCIAEoCUIMukgJcgfQ8xgBGIABEhwKCXBhZ2Vfc2l6ZRgDIAEoBUIJukgGGgQYZCgAEhIKCnBhZ2VfdG9rZW4YBCABKAkiaQocTGlzdENvbm5lY3Rpb25FdmVudHNSZXNwb25zZRIwCgZldmVudHMYASADKAsyIC5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvbkV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJAChdDb3VudENvbm5lY3Rpb25zUmVxdWVzdBIlCg9vcmdhbmlzYXRpb25faWQYASABKAlCDLpICcgBAXIEyPMYASJZChVDb25uZWN0aW9uU3RhdHVzQ291bnQSMQoGc3RhdHVzGAEgASgOMiEub2F1dGgyYnJva2VyLnYxLkNvbm5lY3Rpb25TdGF0dXMSDQoFY291bnQYAiABKAMikwIKGENvdW50Q29ubmVjdGlvbnNSZXNwb25zZRI2CgZjb3VudHMYASADKAsyJi5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvblN0YXR1c0NvdW50EngKIWZhaWxpbmdfY29ubmVjdGlvbnNfYnlfY3JlZGVudGlhbBgCIAMoCzJNLm9hdXRoMmJyb2tlci52MS5Db3VudENvbm5lY3Rpb25zUmVzcG9uc2UuRmFpbGluZ0Nvbm5lY3Rpb25zQnlDcmVkZW50aWFsRW50cnkaRQojRmFpbGluZ0Nvbm5lY3Rpb25zQnlDcmVkZW50aWFsRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgDOgI4ASK+AQofU3RhcnREZXZpY2VBdXRob3JpemF0aW9uUmVxdWVzdBIlCg9vcmdhbmlzYXRpb25faWQYASABKAlCDLpICcgBAXIEyPMYARIiCgxjb25uZWN0b3JfaWQYAiABKAlCDLpICcgBAXIEyPMYARJACgpjcmVkZW50aWFsGAMgASgLMiQub2F1dGgyYnJva2VyLnYxLkNyZWRlbnRpYWxSZWZlcmVuY2VCBrpIA8gBARIOCgZzY29wZXMYBCADKAki7gEKIFN0YXJ0RGV2aWNlQXV0aG9yaXphdGlvblJlc3BvbnNlEi8KCmNvbm5lY3Rpb24YASABKAsyGy5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvbhIRCgl1c2VyX2NvZGUYAiABKAkSGAoQdmVyaWZpY2F0aW9uX3VyaRgDIAEoCRIhChl2ZXJpZmljYXRpb25fdXJpX2NvbXBsZXRlGAQgASgJEi8KC2V4cGlyZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIYChBpbnRlcnZhbF9zZWNvbmRzGAYgASgFKsUBChBDb25uZWN0aW9uU3RhdHVzEiEKHUNPTk5FQ1RJT05fU1RBVFVTX1VOU1BFQ0lGSUVEEAASHAoYQ09OTkVDVElPTl9TVEFUVVNfQUNUSVZFEAESJAogQ09OTkVDVElPTl9TVEFUVVNfUkVGUkVTSF9GQUlMRUQQAhIrCidDT05ORUNUSU9OX1NUQVRVU19ORUVEU19SRUFVVEhPUklaQVRJT04QAxIdChlDT05ORUNUSU9OX1NUQVRVU19QRU5ESU5HEAQqmAIKDkNvbm5lY3Rpb25LaW5kEh8KG0NPTk5FQ1RJT05fS0lORF9VTlNQRUNJRklFRBAAEiYKIkNPTk5FQ1RJT05fS0lORF9BVVRIT1JJWkFUSU9OX0NPREUQARImCiJDT05ORUNUSU9OX0tJTkRfQ0xJRU5UX0NSRURFTlRJQUxTEAISHAoYQ09OTkVDVElPTl9LSU5EX0lNUE9SVEVEEAMSHwobQ09OTkVDVElPTl9LSU5EX0RFVklDRV9DT0RFEAQSHgoaQ09OTkVDVElPTl9LSU5EX0pXVF9CRUFSRVIQBRIbChdDT05ORUNUSU9OX0tJTkRfQVBJX0tFWRAGEhkKFUNPTk5FQ1RJT05fS0lORF9CQVNJQxAHKnMKEEFwaVRva2VuTG9jYXRpb24SIgoeQVBJX1RPS0VOX0xPQ0FUSU9OX1VOU1BFQ0lGSUVEEAASHQoZQVBJX1RPS0VOX0xPQ0FUSU9OX0hFQURFUhABEhwKGEFQSV9UT0tFTl9MT0NBVElPTl9RVUVSWRACKpwBChFSZXZvY2F0aW9uT3V0Y29tZRIiCh5SRVZPQ0FUSU9OX09VVENPTUVfVU5TUEVDSUZJRUQQABIeChpSRVZPQ0FUSU9OX09VVENPTUVfUkVWT0tFRBABEh0KGVJFVk9DQVRJT05fT1VUQ09NRV9GQUlMRUQQAhIkCiBSRVZPQ0FUSU9OX09VVENPTUVfTk9UX1NVUFBPUlRFRBADMr8JChFDb25uZWN0aW9uU2VydmljZRLSAQoaSW5pdGlhbGlzZU9BdXRoMkNvbm5lY3Rpb24SMi5vYXV0aDJicm9rZXIudjEuSW5pdGlhbGlzZU9BdXRoMkNvbm5lY3Rpb25SZXF1ZXN0GjMub2F1dGgyYnJva2VyLnYxLkluaXRpYWxpc2VPQXV0aDJDb25uZWN0aW9uUmVzcG9uc2UiS4LT5JMCRToBKiJAL28ve29yZ2FuaXNhdGlvbl9pZH0vY29ubmVjdG9ycy97Y29ubmVjdG9yX2lkfS9vYXV0aDIvaW5pdGlhbGlzZRJeCg1HZXRDb25uZWN0aW9uEiUub2F1dGgyYnJva2VyLnYxLkdldENvbm5lY3Rpb25SZXF1ZXN0GiYub2F1dGgyYnJva2VyLnYxLkdldENvbm5lY3Rpb25SZXNwb25zZRJkCg9MaXN0Q29ubmVjdGlvbnMSJy5vYXV0aDJicm9rZXIudjEuTGlzdENvbm5lY3Rpb25zUmVxdWVzdBooLm9hdXRoMmJyb2tlci52MS5MaXN0Q29ubmVjdGlvbnNSZXNwb25zZRJhCg5HZXRBY2Nlc3NUb2tlbhImLm9hdXRoMmJyb2tlci52MS5HZXRBY2Nlc3NUb2tlblJlcXVlc3QaJy5vYXV0aDJicm9rZXIudjEuR2V0QWNjZXNzVG9rZW5SZXNwb25zZRJqChFDb25maXJtQ29ubmVjdGlvbhIpLm9hdXRoMmJyb2tlci52MS5Db25maXJtQ29ubmVjdGlvblJlcXVlc3QaKi5vYXV0aDJicm9rZXIudjEuQ29uZmlybUNvbm5lY3Rpb25SZXNwb25zZRJnChBEZWxldGVDb25uZWN0aW9uEigub2F1dGgyYnJva2VyLnYxLkRlbGV0ZUNvbm5lY3Rpb25SZXF1ZXN0Gikub2F1dGgyYnJva2VyLnYxLkRlbGV0ZUNvbm5lY3Rpb25SZXNwb25zZRJ4ChVXYXRjaENvbm5lY3Rpb25FdmVudHMSLS5vYXV0aDJicm9rZXIudjEuV2F0Y2hDb25uZWN0aW9uRXZlbnRzUmVxdWVzdBouLm9hdXRoMmJyb2tlci52MS5XYXRjaENvbm5lY3Rpb25FdmVudHNSZXNwb25zZTABEnMKFExpc3RDb25uZWN0aW9uRXZlbnRzEiwub2F1dGgyYnJva2VyLnYxLkxpc3RDb25uZWN0aW9uRXZlbnRzUmVxdWVzdBotLm9hdXRoMmJyb2tlci52MS5MaXN0Q29ubmVjdGlvbkV2ZW50c1Jlc3BvbnNlEmcKEENvdW50Q29ubmVjdGlvbnMSKC5vYXV0aDJicm9rZXIudjEuQ291bnRDb25uZWN0aW9uc1JlcXVlc3QaKS5vYXV0aDJicm9rZXIudjEuQ291bnRDb25uZWN0aW9uc1Jlc3BvbnNlEn8KGFN0YXJ0RGV2aWNlQXV0aG9yaXphdGlvbhIwLm9hdXRoMmJyb2tlci52MS5TdGFydERldmljZUF1dGhvcml6YXRpb25SZXF1ZXN0GjEub2F1dGgyYnJva2VyLnYxLlN0YXJ0RGV2aWNlQXV0aG9yaXphdGlvblJlc3BvbnNlQk5aTGdpdGh1Yi5jb20vb2F1dGgyLWJyb2tlci9vYXV0aDItYnJva2VyL2dlbi9nby9vYXV0aDJicm9rZXIvdjE7b2F1dGgyYnJva2VydjFiBnByb3RvMw", [file_buf_validate_validate, file_google_api_annotations, file_google_protobuf_timestamp, file_oauth2broker_v1_rules]);
+  fileDesc("CihvYXV0aDJicm9rZXIvdjEvY29ubmVjdGlvbl9zZXJ2aWNlLnByb3RvEg9vYXV0aDJicm9rZXIudjEioQUKCkNvbm5lY3Rpb24SCgoCaWQYASABKAkSFwoPb3JnYW5pc2F0aW9uX2lkGAIgASgJEhQKDGNvbm5lY3Rvcl9pZBgDIAEoCRIVCg1jcmVkZW50aWFsX2lkGAQgASgJEjEKBnN0YXR1cxgFIAEoDjIhLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uU3RhdHVzEhUKDXN0YXR1c19yZWFzb24YBiABKAkSDgoGc2NvcGVzGAcgAygJEhIKCnRva2VuX3R5cGUYCCABKAkSPAoYYWNjZXNzX3Rva2VuX2V4cGlyZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIZChFoYXNfcmVmcmVzaF90b2tlbhgKIAEoCBIvCgtjcmVhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjsKCG1ldGFkYXRhGA0gAygLMikub2F1dGgyYnJva2VyLnYxLkNvbm5lY3Rpb24uTWV0YWRhdGFFbnRyeRI6ChBleHRlcm5hbF9hY2NvdW50GA4gASgLMiAub2F1dGgyYnJva2VyLnYxLkV4dGVybmFsQWNjb3VudBIUCgxhcGlfYmFzZV91cmwYDyABKAkSKQoDYXBpGBAgASgLMhwub2F1dGgyYnJva2VyLnYxLlByb3ZpZGVyQXBpEi0KBGtpbmQYFCABKA4yHy5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvbktpbmQaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIuYBCgtQcm92aWRlckFwaRIuCgliYXNlX3VybHMYASADKAsyGy5vYXV0aDJicm9rZXIudjEuQXBpQmFzZVVybBI7Cg90b2tlbl9wbGFjZW1lbnQYAiABKAsyIi5vYXV0aDJicm9rZXIudjEuQXBpVG9rZW5QbGFjZW1lbnQSOgoHaGVhZGVycxgDIAMoCzIpLm9hdXRoMmJyb2tlci52MS5Qcm92aWRlckFwaS5IZWFkZXJzRW50cnkaLgoMSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiPAoKQXBpQmFzZVVybBIMCgRuYW1lGAEgASgJEgsKA3VybBgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCSJmChFBcGlUb2tlblBsYWNlbWVudBIzCghsb2NhdGlvbhgBIAEoDjIhLm9hdXRoMmJyb2tlci52MS5BcGlUb2tlbkxvY2F0aW9uEgwKBG5hbWUYAiABKAkSDgoGc2NoZW1lGAMgASgJIjoKD0V4dGVybmFsQWNjb3VudBIKCgJpZBgBIAEoCRINCgVlbWFpbBgCIAEoCRIMCgRuYW1lGAMgASgJIloKFEdldENvbm5lY3Rpb25SZXF1ZXN0EiUKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCUIMukgJyAEBcgTI8xgBEhsKAmlkGAIgASgJQg+6SAzIAQFyB9DzGAEYgAEiSAoVR2V0Q29ubmVjdGlvblJlc3BvbnNlEi8KCmNvbm5lY3Rpb24YASABKAsyGy5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvbiL0AQoWTGlzdENvbm5lY3Rpb25zUmVxdWVzdBIlCg9vcmdhbmlzYXRpb25faWQYASABKAlCDLpICcgBAXIEyPMYARIfCgxjb25uZWN0b3JfaWQYAiABKAlCCbpIBnIEyPMYARIjCg1jcmVkZW50aWFsX2lkGAMgASgJQgy6SAlyB9DzGAEYgAESOwoGc3RhdHVzGAQgASgOMiEub2F1dGgyYnJva2VyLnYxLkNvbm5lY3Rpb25TdGF0dXNCCLpIBYIBAhABEhwKCXBhZ2Vfc2l6ZRgFIAEoBUIJukgGGgQYZCgAEhIKCnBhZ2VfdG9rZW4YBiABKAkiZAoXTGlzdENvbm5lY3Rpb25zUmVzcG9uc2USMAoLY29ubmVjdGlvbnMYASADKAsyGy5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkifQoVR2V0QWNjZXNzVG9rZW5SZXF1ZXN0EiUKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCUIMukgJyAEBcgTI8xgBEiYKDWNvbm5lY3Rpb25faWQYAiABKAlCD7pIDMgBAXIH0PMYARiAARIVCg1mb3JjZV9yZWZyZXNoGAMgASgIIq4CChZHZXRBY2Nlc3NUb2tlblJlc3BvbnNlEhQKDGFjY2Vzc190b2tlbhgBIAEoCRISCgp0b2tlbl90eXBlGAIgASgJEi8KC2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBJHCghtZXRhZGF0YRgEIAMoCzI1Lm9hdXRoMmJyb2tlci52MS5HZXRBY2Nlc3NUb2tlblJlc3BvbnNlLk1ldGFkYXRhRW50cnkSFAoMYXBpX2Jhc2VfdXJsGAUgASgJEikKA2FwaRgGIAEoCzIcLm9hdXRoMmJyb2tlci52MS5Qcm92aWRlckFwaRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEitgEKGENvbmZpcm1Db25uZWN0aW9uUmVxdWVzdBIlCg9vcmdhbmlzYXRpb25faWQYASABKAlCDLpICcgBAXIEyPMYARImCg1jb25uZWN0aW9uX2lkGAIgASgJQg+6SAzIAQFyB9DzGAEYgAESJAoLZW5kX3VzZXJfaWQYAyABKAlCD7pIDMgBAXIH0PMYARiAAhIlCgxjb25maXJtYXRpb24YBCABKAlCD7pIDMgBAXIH0PMYARiAASJMChlDb25maXJtQ29ubmVjdGlvblJlc3BvbnNlEi8KCmNvbm5lY3Rpb24YASABKAsyGy5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvbiKPAQoXRGVsZXRlQ29ubmVjdGlvblJlcXVlc3QSJQoPb3JnYW5pc2F0aW9uX2lkGAEgASgJQgy6SAnIAQFyBMjzGAESGwoCaWQYAiABKAlCD7pIDMgBAXIH0PMYARiAARIOCgZyZXZva2UYAyABKAgSIAoYa2VlcF9pZl9yZXZvY2F0aW9uX2ZhaWxzGAQgASgIImwKGERlbGV0ZUNvbm5lY3Rpb25SZXNwb25zZRI2CgpyZXZvY2F0aW9uGAEgASgOMiIub2F1dGgyYnJva2VyLnYxLlJldm9jYXRpb25PdXRjb21lEhgKEHJldm9jYXRpb25fZXJyb3IYAiABKAkiRQocV2F0Y2hDb25uZWN0aW9uRXZlbnRzUmVxdWVzdBIlCg9vcmdhbmlzYXRpb25faWQYASABKAlCDLpICcgBAXIEyPMYASJQCh1XYXRjaENvbm5lY3Rpb25FdmVudHNSZXNwb25zZRIvCgVldmVudBgBIAEoCzIgLm9hdXRoMmJyb2tlci52MS5Db25uZWN0aW9uRXZlbnQigwIKD0Nvbm5lY3Rpb25FdmVudBIKCgJpZBgBIAEoCRIMCgR0eXBlGAIgASgJEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCg9vcmdhbmlzYXRpb25faWQYBCABKAkSFQoNY29ubmVjdGlvbl9pZBgFIAEoCRIUCgxjb25uZWN0b3JfaWQYBiABKAkSFQoNY3JlZGVudGlhbF9pZBgHIAEoCRIxCgZzdGF0dXMYCCABKA4yIS5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvblN0YXR1cxIVCg1zdGF0dXNfcmVhc29uGAkgASgJIlkKE0NyZWRlbnRpYWxSZWZlcmVuY2USGwoCaWQYASABKAlCD7pIDMgBAXIH0PMYARiAARIlCg9vcmdhbmlzYXRpb25faWQYAiABKAlCDLpICcgBAXIEyPMYASLQBAohSW5pdGlhbGlzZU9BdXRoMkNvbm5lY3Rpb25SZXF1ZXN0EiUKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCUIMukgJyAEBcgTI8xgBEiIKDGNvbm5lY3Rvcl9pZBgCIAEoCUIMukgJyAEBcgTI8xgBEkAKCmNyZWRlbnRpYWwYAyABKAsyJC5vYXV0aDJicm9rZXIudjEuQ3JlZGVudGlhbFJlZmVyZW5jZUIGukgDyAEBEhUKDWF1dGhvcml6ZV91cmwYBCABKAkSIgoJY2xpZW50X2lkGAUgASgJQg+6SAzIAQFyB9DzGAEYgAQSDgoGc2NvcGVzGAYgAygJEh4KFmRpc2FibGVfb2ZmbGluZV9hY2Nlc3MYByABKAgSEwoGcHJvbXB0GAggASgJSACIAQESGQoRYWRkaXRpb25hbF9wYXJhbXMYCSABKAkSEgoKcmV0dXJuX3VybBgKIAEoCRIhCgtlbmRfdXNlcl9pZBgLIAEoCUIMukgJcgfQ8xgBGIACEmMKEWNvbm5lY3Rpb25fY29uZmlnGAwgAygLMkgub2F1dGgyYnJva2VyLnYxLkluaXRpYWxpc2VPQXV0aDJDb25uZWN0aW9uUmVxdWVzdC5Db25uZWN0aW9uQ29uZmlnRW50cnkSIwoNY29ubmVjdGlvbl9pZBgNIAEoCUIMukgJcgfQ8xgBGIABGjcKFUNvbm5lY3Rpb25Db25maWdFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgkKB19wcm9tcHQiYgoiSW5pdGlhbGlzZU9BdXRoMkNvbm5lY3Rpb25SZXNwb25zZRILCgN1cmwYASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIpsBChtMaXN0Q29ubmVjdGlvbkV2ZW50c1JlcXVlc3QSJQoPb3JnYW5pc2F0aW9uX2lkGAEgASgJQgy6SAnIAQFyBMjzGAESIwoNY29ubmVjdGlvbl9pZBgCIAEoCUIMukgJcgfQ8xgBGIABEhwKCXBhZ2Vfc2l6ZRgDIAEoBUIJukgGGgQYZCgAEhIKCnBhZ2VfdG9rZW4YBCABKAkiaQocTGlzdENvbm5lY3Rpb25FdmVudHNSZXNwb25zZRIwCgZldmVudHMYASADKAsyIC5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvbkV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJAChdDb3VudENvbm5lY3Rpb25zUmVxdWVzdBIlCg9vcmdhbmlzYXRpb25faWQYASABKAlCDLpICcgBAXIEyPMYASJZChVDb25uZWN0aW9uU3RhdHVzQ291bnQSMQoGc3RhdHVzGAEgASgOMiEub2F1dGgyYnJva2VyLnYxLkNvbm5lY3Rpb25TdGF0dXMSDQoFY291bnQYAiABKAMikwIKGENvdW50Q29ubmVjdGlvbnNSZXNwb25zZRI2CgZjb3VudHMYASADKAsyJi5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvblN0YXR1c0NvdW50EngKIWZhaWxpbmdfY29ubmVjdGlvbnNfYnlfY3JlZGVudGlhbBgCIAMoCzJNLm9hdXRoMmJyb2tlci52MS5Db3VudENvbm5lY3Rpb25zUmVzcG9uc2UuRmFpbGluZ0Nvbm5lY3Rpb25zQnlDcmVkZW50aWFsRW50cnkaRQojRmFpbGluZ0Nvbm5lY3Rpb25zQnlDcmVkZW50aWFsRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgDOgI4ASK+AQofU3RhcnREZXZpY2VBdXRob3JpemF0aW9uUmVxdWVzdBIlCg9vcmdhbmlzYXRpb25faWQYASABKAlCDLpICcgBAXIEyPMYARIiCgxjb25uZWN0b3JfaWQYAiABKAlCDLpICcgBAXIEyPMYARJACgpjcmVkZW50aWFsGAMgASgLMiQub2F1dGgyYnJva2VyLnYxLkNyZWRlbnRpYWxSZWZlcmVuY2VCBrpIA8gBARIOCgZzY29wZXMYBCADKAki7gEKIFN0YXJ0RGV2aWNlQXV0aG9yaXphdGlvblJlc3BvbnNlEi8KCmNvbm5lY3Rpb24YASABKAsyGy5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvbhIRCgl1c2VyX2NvZGUYAiABKAkSGAoQdmVyaWZpY2F0aW9uX3VyaRgDIAEoCRIhChl2ZXJpZmljYXRpb25fdXJpX2NvbXBsZXRlGAQgASgJEi8KC2V4cGlyZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIYChBpbnRlcnZhbF9zZWNvbmRzGAYgASgFItICChdDcmVhdGVDb25uZWN0aW9uUmVxdWVzdBIlCg9vcmdhbmlzYXRpb25faWQYASABKAlCDLpICcgBAXIEyPMYARIiCgxjb25uZWN0b3JfaWQYAiABKAlCDLpICcgBAXIEyPMYARJKChJjbGllbnRfY3JlZGVudGlhbHMYAyABKAsyLC5vYXV0aDJicm9rZXIudjEuQ2xpZW50Q3JlZGVudGlhbHNDb25uZWN0aW9uSAASNwoIaW1wb3J0ZWQYBCABKAsyIy5vYXV0aDJicm9rZXIudjEuSW1wb3J0ZWRDb25uZWN0aW9uSAASMAoHYXBpX2tleRgFIAEoCzIdLm9hdXRoMmJyb2tlci52MS5TdGF0aWNBcGlLZXlIABItCgViYXNpYxgGIAEoCzIcLm9hdXRoMmJyb2tlci52MS5TdGF0aWNCYXNpY0gAQgYKBGtpbmQiowIKG0NsaWVudENyZWRlbnRpYWxzQ29ubmVjdGlvbhI4CgpjcmVkZW50aWFsGAEgASgLMiQub2F1dGgyYnJva2VyLnYxLkNyZWRlbnRpYWxSZWZlcmVuY2USDgoGc2NvcGVzGAIgAygJEhAKCHJlc291cmNlGAMgAygJEhAKCGF1ZGllbmNlGAQgASgJEl0KEWNvbm5lY3Rpb25fY29uZmlnGAUgAygLMkIub2F1dGgyYnJva2VyLnYxLkNsaWVudENyZWRlbnRpYWxzQ29ubmVjdGlvbi5Db25uZWN0aW9uQ29uZmlnRW50cnkaNwoVQ29ubmVjdGlvbkNvbmZpZ0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiuwQKEkltcG9ydGVkQ29ubmVjdGlvbhI4CgpjcmVkZW50aWFsGAEgASgLMiQub2F1dGgyYnJva2VyLnYxLkNyZWRlbnRpYWxSZWZlcmVuY2USEQoJaW1wb3J0X2lkGAIgASgJEhQKDGFjY2Vzc190b2tlbhgDIAEoCRIVCg1yZWZyZXNoX3Rva2VuGAQgASgJEi8KC2V4cGlyZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZzY29wZXMYBiADKAkSEgoKdG9rZW5fdHlwZRgHIAEoCRI6ChBleHRlcm5hbF9hY2NvdW50GAggASgLMiAub2F1dGgyYnJva2VyLnYxLkV4dGVybmFsQWNjb3VudBJDCghtZXRhZGF0YRgJIAMoCzIxLm9hdXRoMmJyb2tlci52MS5JbXBvcnRlZENvbm5lY3Rpb24uTWV0YWRhdGFFbnRyeRIVCg1jaGVja19yZWZyZXNoGAogASgIElQKEWNvbm5lY3Rpb25fY29uZmlnGAsgAygLMjkub2F1dGgyYnJva2VyLnYxLkltcG9ydGVkQ29ubmVjdGlvbi5Db25uZWN0aW9uQ29uZmlnRW50cnkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGjcKFUNvbm5lY3Rpb25Db25maWdFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIjEKDFN0YXRpY0FwaUtleRIQCghwcm92aWRlchgBIAEoCRIPCgdhcGlfa2V5GAIgASgJIkMKC1N0YXRpY0Jhc2ljEhAKCHByb3ZpZGVyGAEgASgJEhAKCHVzZXJuYW1lGAIgASgJEhAKCHBhc3N3b3JkGAMgASgJIlwKGENyZWF0ZUNvbm5lY3Rpb25SZXNwb25zZRIvCgpjb25uZWN0aW9uGAEgASgLMhsub2F1dGgyYnJva2VyLnYxLkNvbm5lY3Rpb24SDwoHY3JlYXRlZBgCIAEoCCKZAQoeUmVwbGFjZVN0YXRpY0Nvbm5lY3Rpb25SZXF1ZXN0EiUKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCUIMukgJyAEBcgTI8xgBEhsKAmlkGAIgASgJQg+6SAzIAQFyB9DzGAEYgAESDwoHYXBpX2tleRgDIAEoCRIQCgh1c2VybmFtZRgEIAEoCRIQCghwYXNzd29yZBgFIAEoCSJSCh9SZXBsYWNlU3RhdGljQ29ubmVjdGlvblJlc3BvbnNlEi8KCmNvbm5lY3Rpb24YASABKAsyGy5vYXV0aDJicm9rZXIudjEuQ29ubmVjdGlvbirFAQoQQ29ubmVjdGlvblN0YXR1cxIhCh1DT05ORUNUSU9OX1NUQVRVU19VTlNQRUNJRklFRBAAEhwKGENPTk5FQ1RJT05fU1RBVFVTX0FDVElWRRABEiQKIENPTk5FQ1RJT05fU1RBVFVTX1JFRlJFU0hfRkFJTEVEEAISKwonQ09OTkVDVElPTl9TVEFUVVNfTkVFRFNfUkVBVVRIT1JJWkFUSU9OEAMSHQoZQ09OTkVDVElPTl9TVEFUVVNfUEVORElORxAEKpgCCg5Db25uZWN0aW9uS2luZBIfChtDT05ORUNUSU9OX0tJTkRfVU5TUEVDSUZJRUQQABImCiJDT05ORUNUSU9OX0tJTkRfQVVUSE9SSVpBVElPTl9DT0RFEAESJgoiQ09OTkVDVElPTl9LSU5EX0NMSUVOVF9DUkVERU5USUFMUxACEhwKGENPTk5FQ1RJT05fS0lORF9JTVBPUlRFRBADEh8KG0NPTk5FQ1RJT05fS0lORF9ERVZJQ0VfQ09ERRAEEh4KGkNPTk5FQ1RJT05fS0lORF9KV1RfQkVBUkVSEAUSGwoXQ09OTkVDVElPTl9LSU5EX0FQSV9LRVkQBhIZChVDT05ORUNUSU9OX0tJTkRfQkFTSUMQBypzChBBcGlUb2tlbkxvY2F0aW9uEiIKHkFQSV9UT0tFTl9MT0NBVElPTl9VTlNQRUNJRklFRBAAEh0KGUFQSV9UT0tFTl9MT0NBVElPTl9IRUFERVIQARIcChhBUElfVE9LRU5fTE9DQVRJT05fUVVFUlkQAiqcAQoRUmV2b2NhdGlvbk91dGNvbWUSIgoeUkVWT0NBVElPTl9PVVRDT01FX1VOU1BFQ0lGSUVEEAASHgoaUkVWT0NBVElPTl9PVVRDT01FX1JFVk9LRUQQARIdChlSRVZPQ0FUSU9OX09VVENPTUVfRkFJTEVEEAISJAogUkVWT0NBVElPTl9PVVRDT01FX05PVF9TVVBQT1JURUQQAzKmCwoRQ29ubmVjdGlvblNlcnZpY2US0gEKGkluaXRpYWxpc2VPQXV0aDJDb25uZWN0aW9uEjIub2F1dGgyYnJva2VyLnYxLkluaXRpYWxpc2VPQXV0aDJDb25uZWN0aW9uUmVxdWVzdBozLm9hdXRoMmJyb2tlci52MS5Jbml0aWFsaXNlT0F1dGgyQ29ubmVjdGlvblJlc3BvbnNlIkuC0+STAkU6ASoiQC9vL3tvcmdhbmlzYXRpb25faWR9L2Nvbm5lY3RvcnMve2Nvbm5lY3Rvcl9pZH0vb2F1dGgyL2luaXRpYWxpc2USXgoNR2V0Q29ubmVjdGlvbhIlLm9hdXRoMmJyb2tlci52MS5HZXRDb25uZWN0aW9uUmVxdWVzdBomLm9hdXRoMmJyb2tlci52MS5HZXRDb25uZWN0aW9uUmVzcG9uc2USZAoPTGlzdENvbm5lY3Rpb25zEicub2F1dGgyYnJva2VyLnYxLkxpc3RDb25uZWN0aW9uc1JlcXVlc3QaKC5vYXV0aDJicm9rZXIudjEuTGlzdENvbm5lY3Rpb25zUmVzcG9uc2USYQoOR2V0QWNjZXNzVG9rZW4SJi5vYXV0aDJicm9rZXIudjEuR2V0QWNjZXNzVG9rZW5SZXF1ZXN0Gicub2F1dGgyYnJva2VyLnYxLkdldEFjY2Vzc1Rva2VuUmVzcG9uc2USagoRQ29uZmlybUNvbm5lY3Rpb24SKS5vYXV0aDJicm9rZXIudjEuQ29uZmlybUNvbm5lY3Rpb25SZXF1ZXN0Gioub2F1dGgyYnJva2VyLnYxLkNvbmZpcm1Db25uZWN0aW9uUmVzcG9uc2USZwoQRGVsZXRlQ29ubmVjdGlvbhIoLm9hdXRoMmJyb2tlci52MS5EZWxldGVDb25uZWN0aW9uUmVxdWVzdBopLm9hdXRoMmJyb2tlci52MS5EZWxldGVDb25uZWN0aW9uUmVzcG9uc2USeAoVV2F0Y2hDb25uZWN0aW9uRXZlbnRzEi0ub2F1dGgyYnJva2VyLnYxLldhdGNoQ29ubmVjdGlvbkV2ZW50c1JlcXVlc3QaLi5vYXV0aDJicm9rZXIudjEuV2F0Y2hDb25uZWN0aW9uRXZlbnRzUmVzcG9uc2UwARJzChRMaXN0Q29ubmVjdGlvbkV2ZW50cxIsLm9hdXRoMmJyb2tlci52MS5MaXN0Q29ubmVjdGlvbkV2ZW50c1JlcXVlc3QaLS5vYXV0aDJicm9rZXIudjEuTGlzdENvbm5lY3Rpb25FdmVudHNSZXNwb25zZRJnChBDb3VudENvbm5lY3Rpb25zEigub2F1dGgyYnJva2VyLnYxLkNvdW50Q29ubmVjdGlvbnNSZXF1ZXN0Gikub2F1dGgyYnJva2VyLnYxLkNvdW50Q29ubmVjdGlvbnNSZXNwb25zZRJ/ChhTdGFydERldmljZUF1dGhvcml6YXRpb24SMC5vYXV0aDJicm9rZXIudjEuU3RhcnREZXZpY2VBdXRob3JpemF0aW9uUmVxdWVzdBoxLm9hdXRoMmJyb2tlci52MS5TdGFydERldmljZUF1dGhvcml6YXRpb25SZXNwb25zZRJnChBDcmVhdGVDb25uZWN0aW9uEigub2F1dGgyYnJva2VyLnYxLkNyZWF0ZUNvbm5lY3Rpb25SZXF1ZXN0Gikub2F1dGgyYnJva2VyLnYxLkNyZWF0ZUNvbm5lY3Rpb25SZXNwb25zZRJ8ChdSZXBsYWNlU3RhdGljQ29ubmVjdGlvbhIvLm9hdXRoMmJyb2tlci52MS5SZXBsYWNlU3RhdGljQ29ubmVjdGlvblJlcXVlc3QaMC5vYXV0aDJicm9rZXIudjEuUmVwbGFjZVN0YXRpY0Nvbm5lY3Rpb25SZXNwb25zZUJOWkxnaXRodWIuY29tL29hdXRoMi1icm9rZXIvb2F1dGgyLWJyb2tlci9nZW4vZ28vb2F1dGgyYnJva2VyL3YxO29hdXRoMmJyb2tlcnYxYgZwcm90bzM", [file_buf_validate_validate, file_google_api_annotations, file_google_protobuf_timestamp, file_oauth2broker_v1_rules]);
 
 /**
  * A connected end-user account, without its tokens.
@@ -45,7 +45,8 @@ export type Connection = Message<"oauth2broker.v1.Connection"> & {
   connectorId: string;
 
   /**
-   * The credential the connection was made with.
+   * The credential the connection was made with; empty for API_KEY and BASIC connections, which
+   * need none.
    *
    * @generated from field: string credential_id = 4;
    */
@@ -461,6 +462,8 @@ export type GetAccessTokenRequest = Message<"oauth2broker.v1.GetAccessTokenReque
    * The provider just refused the current token: refresh now even if it has not expired. Callers
    * asking at the same time share one refresh, and a connection is force-refreshed at most once
    * per 10 seconds (later callers within that window get the token that refresh produced).
+   * A CLIENT_CREDENTIALS connection obtains a new token the same way; an API_KEY or BASIC one
+   * returns its stored value.
    *
    * @generated from field: bool force_refresh = 3;
    */
@@ -488,14 +491,16 @@ export type GetAccessTokenResponse = Message<"oauth2broker.v1.GetAccessTokenResp
   accessToken: string;
 
   /**
-   * Its type, lower-cased (usually `bearer`).
+   * Its type, lower-cased (usually `bearer`). `api_key` for an API_KEY connection (the key as
+   * stored); `basic` for a BASIC connection (`access_token` is then the base64 of
+   * `username:password`, RFC 7617 §2, to send as `Authorization: Basic <access_token>`).
    *
    * @generated from field: string token_type = 2;
    */
   tokenType: string;
 
   /**
-   * When it expires; unset when the provider did not say.
+   * When it expires; unset when the provider did not say, and for API_KEY and BASIC connections.
    *
    * @generated from field: google.protobuf.Timestamp expire_time = 3;
    */
@@ -1260,6 +1265,401 @@ export const StartDeviceAuthorizationResponseSchema: GenMessage<StartDeviceAutho
   messageDesc(file_oauth2broker_v1_connection_service, 27);
 
 /**
+ * The request of CreateConnection.
+ *
+ * @generated from message oauth2broker.v1.CreateConnectionRequest
+ */
+export type CreateConnectionRequest = Message<"oauth2broker.v1.CreateConnectionRequest"> & {
+  /**
+   * The organisation the connection belongs to. Required, 1 to 128 characters of
+   * `A-Z a-z 0-9 . _ -`.
+   *
+   * @generated from field: string organisation_id = 1;
+   */
+  organisationId: string;
+
+  /**
+   * The caller's identifier for the integration this connection serves, stored on the connection.
+   * Required, same format as `organisation_id`.
+   *
+   * @generated from field: string connector_id = 2;
+   */
+  connectorId: string;
+
+  /**
+   * What the connection is made from; exactly one is required.
+   *
+   * @generated from oneof oauth2broker.v1.CreateConnectionRequest.kind
+   */
+  kind: {
+    /**
+     * A CLIENT_CREDENTIALS connection: the broker obtains the token now, and again before it
+     * expires.
+     *
+     * @generated from field: oauth2broker.v1.ClientCredentialsConnection client_credentials = 3;
+     */
+    value: ClientCredentialsConnection;
+    case: "clientCredentials";
+  } | {
+    /**
+     * An IMPORTED connection: tokens obtained elsewhere.
+     *
+     * @generated from field: oauth2broker.v1.ImportedConnection imported = 4;
+     */
+    value: ImportedConnection;
+    case: "imported";
+  } | {
+    /**
+     * An API_KEY connection.
+     *
+     * @generated from field: oauth2broker.v1.StaticApiKey api_key = 5;
+     */
+    value: StaticApiKey;
+    case: "apiKey";
+  } | {
+    /**
+     * A BASIC connection.
+     *
+     * @generated from field: oauth2broker.v1.StaticBasic basic = 6;
+     */
+    value: StaticBasic;
+    case: "basic";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message oauth2broker.v1.CreateConnectionRequest.
+ * Use `create(CreateConnectionRequestSchema)` to create a new message.
+ */
+export const CreateConnectionRequestSchema: GenMessage<CreateConnectionRequest> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_connection_service, 28);
+
+/**
+ * A connection holding the credential's own access (RFC 6749 §4.4): no end user, no browser, no
+ * refresh token. The token request is sent with the credential's client authentication; the
+ * token is cached and obtained again before it expires (or on `force_refresh`), one request at a
+ * time across broker instances.
+ *
+ * @generated from message oauth2broker.v1.ClientCredentialsConnection
+ */
+export type ClientCredentialsConnection = Message<"oauth2broker.v1.ClientCredentialsConnection"> & {
+  /**
+   * The credential (client registration) to obtain tokens with. Required.
+   *
+   * @generated from field: oauth2broker.v1.CredentialReference credential = 1;
+   */
+  credential?: CredentialReference | undefined;
+
+  /**
+   * The scopes to request (RFC 6749 §3.3 scope tokens, at most 256 characters each, at most 100),
+   * joined with the provider's separator. None: no `scope` parameter.
+   *
+   * @generated from field: repeated string scopes = 2;
+   */
+  scopes: string[];
+
+  /**
+   * RFC 8707 `resource` indicators: absolute URIs without a fragment, at most 2048 characters
+   * each, at most 10. Sent as one `resource` parameter each.
+   *
+   * @generated from field: repeated string resource = 3;
+   */
+  resource: string[];
+
+  /**
+   * An `audience` parameter for providers that name the API this way (Auth0, Okta); at most 512
+   * characters. With a catalog provider that lists its audiences, it must be one of them.
+   *
+   * @generated from field: string audience = 4;
+   */
+  audience: string;
+
+  /**
+   * Values of the provider's connection-level template parameters (see
+   * InitialiseOAuth2ConnectionRequest.connection_config).
+   *
+   * @generated from field: map<string, string> connection_config = 5;
+   */
+  connectionConfig: { [key: string]: string };
+};
+
+/**
+ * Describes the message oauth2broker.v1.ClientCredentialsConnection.
+ * Use `create(ClientCredentialsConnectionSchema)` to create a new message.
+ */
+export const ClientCredentialsConnectionSchema: GenMessage<ClientCredentialsConnection> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_connection_service, 29);
+
+/**
+ * Tokens obtained elsewhere, brought in as an IMPORTED connection that the broker refreshes
+ * like any other. Idempotent by `import_id`: importing the same `import_id` again returns the
+ * connection the first import made, unchanged (its tokens may have been refreshed since, and the
+ * migration's copies may already be spent), with `created` false.
+ *
+ * @generated from message oauth2broker.v1.ImportedConnection
+ */
+export type ImportedConnection = Message<"oauth2broker.v1.ImportedConnection"> & {
+  /**
+   * The credential the tokens were issued to: refreshes are sent with it. Required.
+   *
+   * @generated from field: oauth2broker.v1.CredentialReference credential = 1;
+   */
+  credential?: CredentialReference | undefined;
+
+  /**
+   * The migration's own identifier for this connection (for example the source system's row ID),
+   * unique within the organisation. Required, at most 256 characters.
+   *
+   * @generated from field: string import_id = 2;
+   */
+  importId: string;
+
+  /**
+   * The access token. Required, at most 16384 characters. A secret: stored encrypted, never
+   * returned by anything but GetAccessToken.
+   *
+   * @generated from field: string access_token = 3;
+   */
+  accessToken: string;
+
+  /**
+   * The refresh token, when there is one; at most 16384 characters. Without one, the connection
+   * goes to NEEDS_REAUTHORIZATION when the access token expires.
+   *
+   * @generated from field: string refresh_token = 4;
+   */
+  refreshToken: string;
+
+  /**
+   * When the access token expires; unset when unknown (it is then used until the provider
+   * refuses it and the caller asks for `force_refresh`).
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 5;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * The scopes the tokens were granted (each a scope token, at most 256 characters; at most 100).
+   *
+   * @generated from field: repeated string scopes = 6;
+   */
+  scopes: string[];
+
+  /**
+   * The access token's type; empty means `bearer`. At most 64 characters of `A-Z a-z 0-9 _ -`.
+   *
+   * @generated from field: string token_type = 7;
+   */
+  tokenType: string;
+
+  /**
+   * The account at the provider the tokens belong to, when known (`id` required when set). A
+   * reconnect then takes only a grant proving the same account.
+   *
+   * @generated from field: oauth2broker.v1.ExternalAccount external_account = 8;
+   */
+  externalAccount?: ExternalAccount | undefined;
+
+  /**
+   * Non-secret facts to keep as the connection's `metadata` (at most 50 keys of
+   * `a-z 0-9 _`, values at most 512 characters).
+   *
+   * @generated from field: map<string, string> metadata = 9;
+   */
+  metadata: { [key: string]: string };
+
+  /**
+   * Refresh once (with `refresh_token`, then required) before storing: the connection is stored
+   * ACTIVE with the refreshed tokens only when the provider accepts the refresh token; otherwise
+   * FAILED_PRECONDITION naming the provider's error, and nothing is stored.
+   *
+   * @generated from field: bool check_refresh = 10;
+   */
+  checkRefresh: boolean;
+
+  /**
+   * Values of the provider's connection-level template parameters (see
+   * InitialiseOAuth2ConnectionRequest.connection_config).
+   *
+   * @generated from field: map<string, string> connection_config = 11;
+   */
+  connectionConfig: { [key: string]: string };
+};
+
+/**
+ * Describes the message oauth2broker.v1.ImportedConnection.
+ * Use `create(ImportedConnectionSchema)` to create a new message.
+ */
+export const ImportedConnectionSchema: GenMessage<ImportedConnection> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_connection_service, 30);
+
+/**
+ * A static API key, stored encrypted and handed out by GetAccessToken as it is (`token_type`
+ * `api_key`). Never refreshed.
+ *
+ * @generated from message oauth2broker.v1.StaticApiKey
+ */
+export type StaticApiKey = Message<"oauth2broker.v1.StaticApiKey"> & {
+  /**
+   * The provider catalog ID of the API the key is for, when it is in the catalog (GetAccessToken
+   * then says how to send it); empty otherwise.
+   *
+   * @generated from field: string provider = 1;
+   */
+  provider: string;
+
+  /**
+   * The key. Required, at most 4096 characters, no control characters. A secret.
+   *
+   * @generated from field: string api_key = 2;
+   */
+  apiKey: string;
+};
+
+/**
+ * Describes the message oauth2broker.v1.StaticApiKey.
+ * Use `create(StaticApiKeySchema)` to create a new message.
+ */
+export const StaticApiKeySchema: GenMessage<StaticApiKey> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_connection_service, 31);
+
+/**
+ * A static username and password for HTTP Basic (RFC 7617), stored encrypted and handed out by
+ * GetAccessToken as `base64(username:password)` (`token_type` `basic`). Never refreshed.
+ *
+ * @generated from message oauth2broker.v1.StaticBasic
+ */
+export type StaticBasic = Message<"oauth2broker.v1.StaticBasic"> & {
+  /**
+   * The provider catalog ID of the API, when it is in the catalog; empty otherwise.
+   *
+   * @generated from field: string provider = 1;
+   */
+  provider: string;
+
+  /**
+   * The user name. Required, at most 256 characters, no control characters and no `:` (RFC 7617
+   * §2).
+   *
+   * @generated from field: string username = 2;
+   */
+  username: string;
+
+  /**
+   * The password. Required, at most 4096 characters, no control characters. A secret.
+   *
+   * @generated from field: string password = 3;
+   */
+  password: string;
+};
+
+/**
+ * Describes the message oauth2broker.v1.StaticBasic.
+ * Use `create(StaticBasicSchema)` to create a new message.
+ */
+export const StaticBasicSchema: GenMessage<StaticBasic> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_connection_service, 32);
+
+/**
+ * The response of CreateConnection.
+ *
+ * @generated from message oauth2broker.v1.CreateConnectionResponse
+ */
+export type CreateConnectionResponse = Message<"oauth2broker.v1.CreateConnectionResponse"> & {
+  /**
+   * The connection, without its tokens.
+   *
+   * @generated from field: oauth2broker.v1.Connection connection = 1;
+   */
+  connection?: Connection | undefined;
+
+  /**
+   * False when an import with the same `import_id` had already made it (it is returned unchanged).
+   *
+   * @generated from field: bool created = 2;
+   */
+  created: boolean;
+};
+
+/**
+ * Describes the message oauth2broker.v1.CreateConnectionResponse.
+ * Use `create(CreateConnectionResponseSchema)` to create a new message.
+ */
+export const CreateConnectionResponseSchema: GenMessage<CreateConnectionResponse> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_connection_service, 33);
+
+/**
+ * The request of ReplaceStaticConnection: the new secret for an API_KEY connection (`api_key`)
+ * or for a BASIC one (`username` and `password`).
+ *
+ * @generated from message oauth2broker.v1.ReplaceStaticConnectionRequest
+ */
+export type ReplaceStaticConnectionRequest = Message<"oauth2broker.v1.ReplaceStaticConnectionRequest"> & {
+  /**
+   * The organisation that owns the connection.
+   *
+   * @generated from field: string organisation_id = 1;
+   */
+  organisationId: string;
+
+  /**
+   * The connection's `id`.
+   *
+   * @generated from field: string id = 2;
+   */
+  id: string;
+
+  /**
+   * The new API key, for an API_KEY connection (same rules as StaticApiKey.api_key).
+   *
+   * @generated from field: string api_key = 3;
+   */
+  apiKey: string;
+
+  /**
+   * The new user name, for a BASIC connection (same rules as StaticBasic.username).
+   *
+   * @generated from field: string username = 4;
+   */
+  username: string;
+
+  /**
+   * The new password, for a BASIC connection (same rules as StaticBasic.password).
+   *
+   * @generated from field: string password = 5;
+   */
+  password: string;
+};
+
+/**
+ * Describes the message oauth2broker.v1.ReplaceStaticConnectionRequest.
+ * Use `create(ReplaceStaticConnectionRequestSchema)` to create a new message.
+ */
+export const ReplaceStaticConnectionRequestSchema: GenMessage<ReplaceStaticConnectionRequest> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_connection_service, 34);
+
+/**
+ * The response of ReplaceStaticConnection.
+ *
+ * @generated from message oauth2broker.v1.ReplaceStaticConnectionResponse
+ */
+export type ReplaceStaticConnectionResponse = Message<"oauth2broker.v1.ReplaceStaticConnectionResponse"> & {
+  /**
+   * The connection, without its secret.
+   *
+   * @generated from field: oauth2broker.v1.Connection connection = 1;
+   */
+  connection?: Connection | undefined;
+};
+
+/**
+ * Describes the message oauth2broker.v1.ReplaceStaticConnectionResponse.
+ * Use `create(ReplaceStaticConnectionResponseSchema)` to create a new message.
+ */
+export const ReplaceStaticConnectionResponseSchema: GenMessage<ReplaceStaticConnectionResponse> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_connection_service, 35);
+
+/**
  * The state of a connection.
  *
  * @generated from enum oauth2broker.v1.ConnectionStatus
@@ -1596,6 +1996,34 @@ export const ConnectionService: GenService<{
     methodKind: "unary";
     input: typeof StartDeviceAuthorizationRequestSchema;
     output: typeof StartDeviceAuthorizationResponseSchema;
+  },
+  /**
+   * Creates a connection without a browser: from a credential alone (client credentials), from
+   * tokens obtained elsewhere (an import), or from a static API key or Basic username and
+   * password. The connection is ACTIVE when this returns and sends `connection.created`.
+   * INVALID_ARGUMENT naming the field for bad input; NOT_FOUND when the credential does not exist
+   * or belongs to another organisation; FAILED_PRECONDITION, naming the provider's error code,
+   * when the provider refuses the first token request (client credentials) or the import's
+   * refresh check. In every such case nothing is stored.
+   *
+   * @generated from rpc oauth2broker.v1.ConnectionService.CreateConnection
+   */
+  createConnection: {
+    methodKind: "unary";
+    input: typeof CreateConnectionRequestSchema;
+    output: typeof CreateConnectionResponseSchema;
+  },
+  /**
+   * Replaces a static connection's API key or username and password in place, keeping its ID,
+   * and sends `connection.reauthorized`. FAILED_PRECONDITION when the connection is of another
+   * kind or the request's secret is for another kind.
+   *
+   * @generated from rpc oauth2broker.v1.ConnectionService.ReplaceStaticConnection
+   */
+  replaceStaticConnection: {
+    methodKind: "unary";
+    input: typeof ReplaceStaticConnectionRequestSchema;
+    output: typeof ReplaceStaticConnectionResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_oauth2broker_v1_connection_service, 0);

@@ -155,3 +155,42 @@ func TestClientSideRules(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestStaticApiKeyConnection(t *testing.T) {
+	conn := dial(t)
+	connections := brokerv1.NewConnectionServiceClient(conn)
+
+	created, err := connections.CreateConnection(authed(t), &brokerv1.CreateConnectionRequest{
+		OrganisationId: "go-team",
+		ConnectorId:    "mailer",
+		Kind:           &brokerv1.CreateConnectionRequest_ApiKey{ApiKey: &brokerv1.StaticApiKey{ApiKey: "go-interop-api-key-1"}},
+	})
+	if err != nil {
+		t.Fatalf("CreateConnection: %v", err)
+	}
+	connection := created.GetConnection()
+	if connection.GetKind() != brokerv1.ConnectionKind_CONNECTION_KIND_API_KEY || connection.GetStatus() != brokerv1.ConnectionStatus_CONNECTION_STATUS_ACTIVE || !created.GetCreated() {
+		t.Fatalf("want an ACTIVE API_KEY connection: %+v", created)
+	}
+	if _, err := connections.ReplaceStaticConnection(authed(t), &brokerv1.ReplaceStaticConnectionRequest{
+		OrganisationId: "go-team", Id: connection.GetId(), ApiKey: "go-interop-api-key-2",
+	}); err != nil {
+		t.Fatalf("ReplaceStaticConnection: %v", err)
+	}
+	token, err := connections.GetAccessToken(authed(t), &brokerv1.GetAccessTokenRequest{OrganisationId: "go-team", ConnectionId: connection.GetId(), ForceRefresh: true})
+	if err != nil {
+		t.Fatalf("GetAccessToken: %v", err)
+	}
+	if token.GetAccessToken() != "go-interop-api-key-2" || token.GetTokenType() != "api_key" || token.GetExpireTime() != nil {
+		t.Fatalf("want the replaced key as stored, without expiry: type %q", token.GetTokenType())
+	}
+
+	_, err = connections.CreateConnection(authed(t), &brokerv1.CreateConnectionRequest{
+		OrganisationId: "go-team",
+		ConnectorId:    "erp",
+		Kind:           &brokerv1.CreateConnectionRequest_Basic{Basic: &brokerv1.StaticBasic{Username: "a:b", Password: "go-interop-password"}},
+	})
+	if status.Code(err) != codes.InvalidArgument || status.Convert(err).Message() != `"basic.username" must not contain a colon (RFC 7617 §2)` {
+		t.Fatalf("want INVALID_ARGUMENT naming basic.username, got %v", err)
+	}
+}

@@ -2,6 +2,7 @@
 
 Run by test/interop/interop.test.ts, which starts the broker and sets the environment.
 """
+import base64
 import os
 import re
 from urllib.parse import parse_qs, urlsplit
@@ -98,6 +99,35 @@ def test_errors_carry_codes_and_field_violations(channel):
             metadata=TOKEN,
         )
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_basic_connection(channel):
+    """A BASIC connection through the generated CreateConnection, GetAccessToken and ReplaceStaticConnection."""
+    connections = connection_service_pb2_grpc.ConnectionServiceStub(channel)
+    created = connections.CreateConnection(
+        connection_service_pb2.CreateConnectionRequest(
+            organisation_id="py-team", connector_id="mailer",
+            basic=connection_service_pb2.StaticBasic(username="py-user", password="py-interop-password-1"),
+        ),
+        metadata=TOKEN,
+    )
+    assert created.created
+    assert created.connection.kind == connection_service_pb2.CONNECTION_KIND_BASIC
+    token = connections.GetAccessToken(
+        connection_service_pb2.GetAccessTokenRequest(organisation_id="py-team", connection_id=created.connection.id),
+        metadata=TOKEN,
+    )
+    assert token.token_type == "basic"
+    assert base64.b64decode(token.access_token).decode() == "py-user:py-interop-password-1"
+    assert not token.HasField("expire_time")
+
+    with pytest.raises(grpc.RpcError) as mismatch:
+        connections.ReplaceStaticConnection(
+            connection_service_pb2.ReplaceStaticConnectionRequest(organisation_id="py-team", id=created.connection.id, api_key="py-interop-key-1"),
+            metadata=TOKEN,
+        )
+    assert mismatch.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert mismatch.value.details() == "the connection is not of kind API_KEY"
 
 
 def test_client_side_rules_name_the_field_the_broker_names(channel):

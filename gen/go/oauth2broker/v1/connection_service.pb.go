@@ -286,7 +286,8 @@ type Connection struct {
 	OrganisationId string `protobuf:"bytes,2,opt,name=organisation_id,json=organisationId,proto3" json:"organisation_id,omitempty"`
 	// The caller's connector identifier given to InitialiseOAuth2Connection.
 	ConnectorId string `protobuf:"bytes,3,opt,name=connector_id,json=connectorId,proto3" json:"connector_id,omitempty"`
-	// The credential the connection was made with.
+	// The credential the connection was made with; empty for API_KEY and BASIC connections, which
+	// need none.
 	CredentialId string `protobuf:"bytes,4,opt,name=credential_id,json=credentialId,proto3" json:"credential_id,omitempty"`
 	// The connection's state.
 	Status ConnectionStatus `protobuf:"varint,5,opt,name=status,proto3,enum=oauth2broker.v1.ConnectionStatus" json:"status,omitempty"`
@@ -994,6 +995,8 @@ type GetAccessTokenRequest struct {
 	// The provider just refused the current token: refresh now even if it has not expired. Callers
 	// asking at the same time share one refresh, and a connection is force-refreshed at most once
 	// per 10 seconds (later callers within that window get the token that refresh produced).
+	// A CLIENT_CREDENTIALS connection obtains a new token the same way; an API_KEY or BASIC one
+	// returns its stored value.
 	ForceRefresh  bool `protobuf:"varint,3,opt,name=force_refresh,json=forceRefresh,proto3" json:"force_refresh,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1055,9 +1058,11 @@ type GetAccessTokenResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The access token. A secret: do not log it.
 	AccessToken string `protobuf:"bytes,1,opt,name=access_token,json=accessToken,proto3" json:"access_token,omitempty"`
-	// Its type, lower-cased (usually `bearer`).
+	// Its type, lower-cased (usually `bearer`). `api_key` for an API_KEY connection (the key as
+	// stored); `basic` for a BASIC connection (`access_token` is then the base64 of
+	// `username:password`, RFC 7617 §2, to send as `Authorization: Basic <access_token>`).
 	TokenType string `protobuf:"bytes,2,opt,name=token_type,json=tokenType,proto3" json:"token_type,omitempty"`
-	// When it expires; unset when the provider did not say.
+	// When it expires; unset when the provider did not say, and for API_KEY and BASIC connections.
 	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
 	// The connection's metadata (see `Connection.metadata`), for calls that need it (Salesforce's
 	// `instance_url`, Shopify's `shop`).
@@ -2381,6 +2386,692 @@ func (x *StartDeviceAuthorizationResponse) GetIntervalSeconds() int32 {
 	return 0
 }
 
+// The request of CreateConnection.
+type CreateConnectionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The organisation the connection belongs to. Required, 1 to 128 characters of
+	// `A-Z a-z 0-9 . _ -`.
+	OrganisationId string `protobuf:"bytes,1,opt,name=organisation_id,json=organisationId,proto3" json:"organisation_id,omitempty"`
+	// The caller's identifier for the integration this connection serves, stored on the connection.
+	// Required, same format as `organisation_id`.
+	ConnectorId string `protobuf:"bytes,2,opt,name=connector_id,json=connectorId,proto3" json:"connector_id,omitempty"`
+	// What the connection is made from; exactly one is required.
+	//
+	// Types that are valid to be assigned to Kind:
+	//
+	//	*CreateConnectionRequest_ClientCredentials
+	//	*CreateConnectionRequest_Imported
+	//	*CreateConnectionRequest_ApiKey
+	//	*CreateConnectionRequest_Basic
+	Kind          isCreateConnectionRequest_Kind `protobuf_oneof:"kind"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateConnectionRequest) Reset() {
+	*x = CreateConnectionRequest{}
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateConnectionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateConnectionRequest) ProtoMessage() {}
+
+func (x *CreateConnectionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateConnectionRequest.ProtoReflect.Descriptor instead.
+func (*CreateConnectionRequest) Descriptor() ([]byte, []int) {
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *CreateConnectionRequest) GetOrganisationId() string {
+	if x != nil {
+		return x.OrganisationId
+	}
+	return ""
+}
+
+func (x *CreateConnectionRequest) GetConnectorId() string {
+	if x != nil {
+		return x.ConnectorId
+	}
+	return ""
+}
+
+func (x *CreateConnectionRequest) GetKind() isCreateConnectionRequest_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return nil
+}
+
+func (x *CreateConnectionRequest) GetClientCredentials() *ClientCredentialsConnection {
+	if x != nil {
+		if x, ok := x.Kind.(*CreateConnectionRequest_ClientCredentials); ok {
+			return x.ClientCredentials
+		}
+	}
+	return nil
+}
+
+func (x *CreateConnectionRequest) GetImported() *ImportedConnection {
+	if x != nil {
+		if x, ok := x.Kind.(*CreateConnectionRequest_Imported); ok {
+			return x.Imported
+		}
+	}
+	return nil
+}
+
+func (x *CreateConnectionRequest) GetApiKey() *StaticApiKey {
+	if x != nil {
+		if x, ok := x.Kind.(*CreateConnectionRequest_ApiKey); ok {
+			return x.ApiKey
+		}
+	}
+	return nil
+}
+
+func (x *CreateConnectionRequest) GetBasic() *StaticBasic {
+	if x != nil {
+		if x, ok := x.Kind.(*CreateConnectionRequest_Basic); ok {
+			return x.Basic
+		}
+	}
+	return nil
+}
+
+type isCreateConnectionRequest_Kind interface {
+	isCreateConnectionRequest_Kind()
+}
+
+type CreateConnectionRequest_ClientCredentials struct {
+	// A CLIENT_CREDENTIALS connection: the broker obtains the token now, and again before it
+	// expires.
+	ClientCredentials *ClientCredentialsConnection `protobuf:"bytes,3,opt,name=client_credentials,json=clientCredentials,proto3,oneof"`
+}
+
+type CreateConnectionRequest_Imported struct {
+	// An IMPORTED connection: tokens obtained elsewhere.
+	Imported *ImportedConnection `protobuf:"bytes,4,opt,name=imported,proto3,oneof"`
+}
+
+type CreateConnectionRequest_ApiKey struct {
+	// An API_KEY connection.
+	ApiKey *StaticApiKey `protobuf:"bytes,5,opt,name=api_key,json=apiKey,proto3,oneof"`
+}
+
+type CreateConnectionRequest_Basic struct {
+	// A BASIC connection.
+	Basic *StaticBasic `protobuf:"bytes,6,opt,name=basic,proto3,oneof"`
+}
+
+func (*CreateConnectionRequest_ClientCredentials) isCreateConnectionRequest_Kind() {}
+
+func (*CreateConnectionRequest_Imported) isCreateConnectionRequest_Kind() {}
+
+func (*CreateConnectionRequest_ApiKey) isCreateConnectionRequest_Kind() {}
+
+func (*CreateConnectionRequest_Basic) isCreateConnectionRequest_Kind() {}
+
+// A connection holding the credential's own access (RFC 6749 §4.4): no end user, no browser, no
+// refresh token. The token request is sent with the credential's client authentication; the
+// token is cached and obtained again before it expires (or on `force_refresh`), one request at a
+// time across broker instances.
+type ClientCredentialsConnection struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The credential (client registration) to obtain tokens with. Required.
+	Credential *CredentialReference `protobuf:"bytes,1,opt,name=credential,proto3" json:"credential,omitempty"`
+	// The scopes to request (RFC 6749 §3.3 scope tokens, at most 256 characters each, at most 100),
+	// joined with the provider's separator. None: no `scope` parameter.
+	Scopes []string `protobuf:"bytes,2,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	// RFC 8707 `resource` indicators: absolute URIs without a fragment, at most 2048 characters
+	// each, at most 10. Sent as one `resource` parameter each.
+	Resource []string `protobuf:"bytes,3,rep,name=resource,proto3" json:"resource,omitempty"`
+	// An `audience` parameter for providers that name the API this way (Auth0, Okta); at most 512
+	// characters. With a catalog provider that lists its audiences, it must be one of them.
+	Audience string `protobuf:"bytes,4,opt,name=audience,proto3" json:"audience,omitempty"`
+	// Values of the provider's connection-level template parameters (see
+	// InitialiseOAuth2ConnectionRequest.connection_config).
+	ConnectionConfig map[string]string `protobuf:"bytes,5,rep,name=connection_config,json=connectionConfig,proto3" json:"connection_config,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *ClientCredentialsConnection) Reset() {
+	*x = ClientCredentialsConnection{}
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClientCredentialsConnection) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClientCredentialsConnection) ProtoMessage() {}
+
+func (x *ClientCredentialsConnection) ProtoReflect() protoreflect.Message {
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClientCredentialsConnection.ProtoReflect.Descriptor instead.
+func (*ClientCredentialsConnection) Descriptor() ([]byte, []int) {
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ClientCredentialsConnection) GetCredential() *CredentialReference {
+	if x != nil {
+		return x.Credential
+	}
+	return nil
+}
+
+func (x *ClientCredentialsConnection) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+func (x *ClientCredentialsConnection) GetResource() []string {
+	if x != nil {
+		return x.Resource
+	}
+	return nil
+}
+
+func (x *ClientCredentialsConnection) GetAudience() string {
+	if x != nil {
+		return x.Audience
+	}
+	return ""
+}
+
+func (x *ClientCredentialsConnection) GetConnectionConfig() map[string]string {
+	if x != nil {
+		return x.ConnectionConfig
+	}
+	return nil
+}
+
+// Tokens obtained elsewhere, brought in as an IMPORTED connection that the broker refreshes
+// like any other. Idempotent by `import_id`: importing the same `import_id` again returns the
+// connection the first import made, unchanged (its tokens may have been refreshed since, and the
+// migration's copies may already be spent), with `created` false.
+type ImportedConnection struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The credential the tokens were issued to: refreshes are sent with it. Required.
+	Credential *CredentialReference `protobuf:"bytes,1,opt,name=credential,proto3" json:"credential,omitempty"`
+	// The migration's own identifier for this connection (for example the source system's row ID),
+	// unique within the organisation. Required, at most 256 characters.
+	ImportId string `protobuf:"bytes,2,opt,name=import_id,json=importId,proto3" json:"import_id,omitempty"`
+	// The access token. Required, at most 16384 characters. A secret: stored encrypted, never
+	// returned by anything but GetAccessToken.
+	AccessToken string `protobuf:"bytes,3,opt,name=access_token,json=accessToken,proto3" json:"access_token,omitempty"`
+	// The refresh token, when there is one; at most 16384 characters. Without one, the connection
+	// goes to NEEDS_REAUTHORIZATION when the access token expires.
+	RefreshToken string `protobuf:"bytes,4,opt,name=refresh_token,json=refreshToken,proto3" json:"refresh_token,omitempty"`
+	// When the access token expires; unset when unknown (it is then used until the provider
+	// refuses it and the caller asks for `force_refresh`).
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	// The scopes the tokens were granted (each a scope token, at most 256 characters; at most 100).
+	Scopes []string `protobuf:"bytes,6,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	// The access token's type; empty means `bearer`. At most 64 characters of `A-Z a-z 0-9 _ -`.
+	TokenType string `protobuf:"bytes,7,opt,name=token_type,json=tokenType,proto3" json:"token_type,omitempty"`
+	// The account at the provider the tokens belong to, when known (`id` required when set). A
+	// reconnect then takes only a grant proving the same account.
+	ExternalAccount *ExternalAccount `protobuf:"bytes,8,opt,name=external_account,json=externalAccount,proto3" json:"external_account,omitempty"`
+	// Non-secret facts to keep as the connection's `metadata` (at most 50 keys of
+	// `a-z 0-9 _`, values at most 512 characters).
+	Metadata map[string]string `protobuf:"bytes,9,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Refresh once (with `refresh_token`, then required) before storing: the connection is stored
+	// ACTIVE with the refreshed tokens only when the provider accepts the refresh token; otherwise
+	// FAILED_PRECONDITION naming the provider's error, and nothing is stored.
+	CheckRefresh bool `protobuf:"varint,10,opt,name=check_refresh,json=checkRefresh,proto3" json:"check_refresh,omitempty"`
+	// Values of the provider's connection-level template parameters (see
+	// InitialiseOAuth2ConnectionRequest.connection_config).
+	ConnectionConfig map[string]string `protobuf:"bytes,11,rep,name=connection_config,json=connectionConfig,proto3" json:"connection_config,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *ImportedConnection) Reset() {
+	*x = ImportedConnection{}
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportedConnection) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportedConnection) ProtoMessage() {}
+
+func (x *ImportedConnection) ProtoReflect() protoreflect.Message {
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportedConnection.ProtoReflect.Descriptor instead.
+func (*ImportedConnection) Descriptor() ([]byte, []int) {
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ImportedConnection) GetCredential() *CredentialReference {
+	if x != nil {
+		return x.Credential
+	}
+	return nil
+}
+
+func (x *ImportedConnection) GetImportId() string {
+	if x != nil {
+		return x.ImportId
+	}
+	return ""
+}
+
+func (x *ImportedConnection) GetAccessToken() string {
+	if x != nil {
+		return x.AccessToken
+	}
+	return ""
+}
+
+func (x *ImportedConnection) GetRefreshToken() string {
+	if x != nil {
+		return x.RefreshToken
+	}
+	return ""
+}
+
+func (x *ImportedConnection) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *ImportedConnection) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+func (x *ImportedConnection) GetTokenType() string {
+	if x != nil {
+		return x.TokenType
+	}
+	return ""
+}
+
+func (x *ImportedConnection) GetExternalAccount() *ExternalAccount {
+	if x != nil {
+		return x.ExternalAccount
+	}
+	return nil
+}
+
+func (x *ImportedConnection) GetMetadata() map[string]string {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
+func (x *ImportedConnection) GetCheckRefresh() bool {
+	if x != nil {
+		return x.CheckRefresh
+	}
+	return false
+}
+
+func (x *ImportedConnection) GetConnectionConfig() map[string]string {
+	if x != nil {
+		return x.ConnectionConfig
+	}
+	return nil
+}
+
+// A static API key, stored encrypted and handed out by GetAccessToken as it is (`token_type`
+// `api_key`). Never refreshed.
+type StaticApiKey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The provider catalog ID of the API the key is for, when it is in the catalog (GetAccessToken
+	// then says how to send it); empty otherwise.
+	Provider string `protobuf:"bytes,1,opt,name=provider,proto3" json:"provider,omitempty"`
+	// The key. Required, at most 4096 characters, no control characters. A secret.
+	ApiKey        string `protobuf:"bytes,2,opt,name=api_key,json=apiKey,proto3" json:"api_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StaticApiKey) Reset() {
+	*x = StaticApiKey{}
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StaticApiKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StaticApiKey) ProtoMessage() {}
+
+func (x *StaticApiKey) ProtoReflect() protoreflect.Message {
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StaticApiKey.ProtoReflect.Descriptor instead.
+func (*StaticApiKey) Descriptor() ([]byte, []int) {
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *StaticApiKey) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *StaticApiKey) GetApiKey() string {
+	if x != nil {
+		return x.ApiKey
+	}
+	return ""
+}
+
+// A static username and password for HTTP Basic (RFC 7617), stored encrypted and handed out by
+// GetAccessToken as `base64(username:password)` (`token_type` `basic`). Never refreshed.
+type StaticBasic struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The provider catalog ID of the API, when it is in the catalog; empty otherwise.
+	Provider string `protobuf:"bytes,1,opt,name=provider,proto3" json:"provider,omitempty"`
+	// The user name. Required, at most 256 characters, no control characters and no `:` (RFC 7617
+	// §2).
+	Username string `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
+	// The password. Required, at most 4096 characters, no control characters. A secret.
+	Password      string `protobuf:"bytes,3,opt,name=password,proto3" json:"password,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StaticBasic) Reset() {
+	*x = StaticBasic{}
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StaticBasic) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StaticBasic) ProtoMessage() {}
+
+func (x *StaticBasic) ProtoReflect() protoreflect.Message {
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StaticBasic.ProtoReflect.Descriptor instead.
+func (*StaticBasic) Descriptor() ([]byte, []int) {
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *StaticBasic) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *StaticBasic) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *StaticBasic) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+// The response of CreateConnection.
+type CreateConnectionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The connection, without its tokens.
+	Connection *Connection `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
+	// False when an import with the same `import_id` had already made it (it is returned unchanged).
+	Created       bool `protobuf:"varint,2,opt,name=created,proto3" json:"created,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateConnectionResponse) Reset() {
+	*x = CreateConnectionResponse{}
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateConnectionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateConnectionResponse) ProtoMessage() {}
+
+func (x *CreateConnectionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateConnectionResponse.ProtoReflect.Descriptor instead.
+func (*CreateConnectionResponse) Descriptor() ([]byte, []int) {
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *CreateConnectionResponse) GetConnection() *Connection {
+	if x != nil {
+		return x.Connection
+	}
+	return nil
+}
+
+func (x *CreateConnectionResponse) GetCreated() bool {
+	if x != nil {
+		return x.Created
+	}
+	return false
+}
+
+// The request of ReplaceStaticConnection: the new secret for an API_KEY connection (`api_key`)
+// or for a BASIC one (`username` and `password`).
+type ReplaceStaticConnectionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The organisation that owns the connection.
+	OrganisationId string `protobuf:"bytes,1,opt,name=organisation_id,json=organisationId,proto3" json:"organisation_id,omitempty"`
+	// The connection's `id`.
+	Id string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	// The new API key, for an API_KEY connection (same rules as StaticApiKey.api_key).
+	ApiKey string `protobuf:"bytes,3,opt,name=api_key,json=apiKey,proto3" json:"api_key,omitempty"`
+	// The new user name, for a BASIC connection (same rules as StaticBasic.username).
+	Username string `protobuf:"bytes,4,opt,name=username,proto3" json:"username,omitempty"`
+	// The new password, for a BASIC connection (same rules as StaticBasic.password).
+	Password      string `protobuf:"bytes,5,opt,name=password,proto3" json:"password,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplaceStaticConnectionRequest) Reset() {
+	*x = ReplaceStaticConnectionRequest{}
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplaceStaticConnectionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplaceStaticConnectionRequest) ProtoMessage() {}
+
+func (x *ReplaceStaticConnectionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplaceStaticConnectionRequest.ProtoReflect.Descriptor instead.
+func (*ReplaceStaticConnectionRequest) Descriptor() ([]byte, []int) {
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ReplaceStaticConnectionRequest) GetOrganisationId() string {
+	if x != nil {
+		return x.OrganisationId
+	}
+	return ""
+}
+
+func (x *ReplaceStaticConnectionRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ReplaceStaticConnectionRequest) GetApiKey() string {
+	if x != nil {
+		return x.ApiKey
+	}
+	return ""
+}
+
+func (x *ReplaceStaticConnectionRequest) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *ReplaceStaticConnectionRequest) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+// The response of ReplaceStaticConnection.
+type ReplaceStaticConnectionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The connection, without its secret.
+	Connection    *Connection `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplaceStaticConnectionResponse) Reset() {
+	*x = ReplaceStaticConnectionResponse{}
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplaceStaticConnectionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplaceStaticConnectionResponse) ProtoMessage() {}
+
+func (x *ReplaceStaticConnectionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplaceStaticConnectionResponse.ProtoReflect.Descriptor instead.
+func (*ReplaceStaticConnectionResponse) Descriptor() ([]byte, []int) {
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ReplaceStaticConnectionResponse) GetConnection() *Connection {
+	if x != nil {
+		return x.Connection
+	}
+	return nil
+}
+
 var File_oauth2broker_v1_connection_service_proto protoreflect.FileDescriptor
 
 const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
@@ -2567,7 +3258,71 @@ const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"\x19verification_uri_complete\x18\x04 \x01(\tR\x17verificationUriComplete\x12;\n" +
 	"\vexpire_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"expireTime\x12)\n" +
-	"\x10interval_seconds\x18\x06 \x01(\x05R\x0fintervalSeconds*\xc5\x01\n" +
+	"\x10interval_seconds\x18\x06 \x01(\x05R\x0fintervalSeconds\"\x9b\x03\n" +
+	"\x17CreateConnectionRequest\x125\n" +
+	"\x0forganisation_id\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xc8\xf3\x18\x01R\x0eorganisationId\x12/\n" +
+	"\fconnector_id\x18\x02 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xc8\xf3\x18\x01R\vconnectorId\x12]\n" +
+	"\x12client_credentials\x18\x03 \x01(\v2,.oauth2broker.v1.ClientCredentialsConnectionH\x00R\x11clientCredentials\x12A\n" +
+	"\bimported\x18\x04 \x01(\v2#.oauth2broker.v1.ImportedConnectionH\x00R\bimported\x128\n" +
+	"\aapi_key\x18\x05 \x01(\v2\x1d.oauth2broker.v1.StaticApiKeyH\x00R\x06apiKey\x124\n" +
+	"\x05basic\x18\x06 \x01(\v2\x1c.oauth2broker.v1.StaticBasicH\x00R\x05basicB\x06\n" +
+	"\x04kind\"\xe9\x02\n" +
+	"\x1bClientCredentialsConnection\x12D\n" +
+	"\n" +
+	"credential\x18\x01 \x01(\v2$.oauth2broker.v1.CredentialReferenceR\n" +
+	"credential\x12\x16\n" +
+	"\x06scopes\x18\x02 \x03(\tR\x06scopes\x12\x1a\n" +
+	"\bresource\x18\x03 \x03(\tR\bresource\x12\x1a\n" +
+	"\baudience\x18\x04 \x01(\tR\baudience\x12o\n" +
+	"\x11connection_config\x18\x05 \x03(\v2B.oauth2broker.v1.ClientCredentialsConnection.ConnectionConfigEntryR\x10connectionConfig\x1aC\n" +
+	"\x15ConnectionConfigEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xde\x05\n" +
+	"\x12ImportedConnection\x12D\n" +
+	"\n" +
+	"credential\x18\x01 \x01(\v2$.oauth2broker.v1.CredentialReferenceR\n" +
+	"credential\x12\x1b\n" +
+	"\timport_id\x18\x02 \x01(\tR\bimportId\x12!\n" +
+	"\faccess_token\x18\x03 \x01(\tR\vaccessToken\x12#\n" +
+	"\rrefresh_token\x18\x04 \x01(\tR\frefreshToken\x12;\n" +
+	"\vexpire_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\x12\x16\n" +
+	"\x06scopes\x18\x06 \x03(\tR\x06scopes\x12\x1d\n" +
+	"\n" +
+	"token_type\x18\a \x01(\tR\ttokenType\x12K\n" +
+	"\x10external_account\x18\b \x01(\v2 .oauth2broker.v1.ExternalAccountR\x0fexternalAccount\x12M\n" +
+	"\bmetadata\x18\t \x03(\v21.oauth2broker.v1.ImportedConnection.MetadataEntryR\bmetadata\x12#\n" +
+	"\rcheck_refresh\x18\n" +
+	" \x01(\bR\fcheckRefresh\x12f\n" +
+	"\x11connection_config\x18\v \x03(\v29.oauth2broker.v1.ImportedConnection.ConnectionConfigEntryR\x10connectionConfig\x1a;\n" +
+	"\rMetadataEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aC\n" +
+	"\x15ConnectionConfigEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"C\n" +
+	"\fStaticApiKey\x12\x1a\n" +
+	"\bprovider\x18\x01 \x01(\tR\bprovider\x12\x17\n" +
+	"\aapi_key\x18\x02 \x01(\tR\x06apiKey\"a\n" +
+	"\vStaticBasic\x12\x1a\n" +
+	"\bprovider\x18\x01 \x01(\tR\bprovider\x12\x1a\n" +
+	"\busername\x18\x02 \x01(\tR\busername\x12\x1a\n" +
+	"\bpassword\x18\x03 \x01(\tR\bpassword\"q\n" +
+	"\x18CreateConnectionResponse\x12;\n" +
+	"\n" +
+	"connection\x18\x01 \x01(\v2\x1b.oauth2broker.v1.ConnectionR\n" +
+	"connection\x12\x18\n" +
+	"\acreated\x18\x02 \x01(\bR\acreated\"\xc9\x01\n" +
+	"\x1eReplaceStaticConnectionRequest\x125\n" +
+	"\x0forganisation_id\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xc8\xf3\x18\x01R\x0eorganisationId\x12\x1f\n" +
+	"\x02id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xd0\xf3\x18\x01\x18\x80\x01R\x02id\x12\x17\n" +
+	"\aapi_key\x18\x03 \x01(\tR\x06apiKey\x12\x1a\n" +
+	"\busername\x18\x04 \x01(\tR\busername\x12\x1a\n" +
+	"\bpassword\x18\x05 \x01(\tR\bpassword\"^\n" +
+	"\x1fReplaceStaticConnectionResponse\x12;\n" +
+	"\n" +
+	"connection\x18\x01 \x01(\v2\x1b.oauth2broker.v1.ConnectionR\n" +
+	"connection*\xc5\x01\n" +
 	"\x10ConnectionStatus\x12!\n" +
 	"\x1dCONNECTION_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18CONNECTION_STATUS_ACTIVE\x10\x01\x12$\n" +
@@ -2591,7 +3346,7 @@ const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"\x1eREVOCATION_OUTCOME_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aREVOCATION_OUTCOME_REVOKED\x10\x01\x12\x1d\n" +
 	"\x19REVOCATION_OUTCOME_FAILED\x10\x02\x12$\n" +
-	" REVOCATION_OUTCOME_NOT_SUPPORTED\x10\x032\xbf\t\n" +
+	" REVOCATION_OUTCOME_NOT_SUPPORTED\x10\x032\xa6\v\n" +
 	"\x11ConnectionService\x12\xd2\x01\n" +
 	"\x1aInitialiseOAuth2Connection\x122.oauth2broker.v1.InitialiseOAuth2ConnectionRequest\x1a3.oauth2broker.v1.InitialiseOAuth2ConnectionResponse\"K\x82\xd3\xe4\x93\x02E:\x01*\"@/o/{organisation_id}/connectors/{connector_id}/oauth2/initialise\x12^\n" +
 	"\rGetConnection\x12%.oauth2broker.v1.GetConnectionRequest\x1a&.oauth2broker.v1.GetConnectionResponse\x12d\n" +
@@ -2602,7 +3357,9 @@ const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"\x15WatchConnectionEvents\x12-.oauth2broker.v1.WatchConnectionEventsRequest\x1a..oauth2broker.v1.WatchConnectionEventsResponse0\x01\x12s\n" +
 	"\x14ListConnectionEvents\x12,.oauth2broker.v1.ListConnectionEventsRequest\x1a-.oauth2broker.v1.ListConnectionEventsResponse\x12g\n" +
 	"\x10CountConnections\x12(.oauth2broker.v1.CountConnectionsRequest\x1a).oauth2broker.v1.CountConnectionsResponse\x12\x7f\n" +
-	"\x18StartDeviceAuthorization\x120.oauth2broker.v1.StartDeviceAuthorizationRequest\x1a1.oauth2broker.v1.StartDeviceAuthorizationResponseBNZLgithub.com/oauth2-broker/oauth2-broker/gen/go/oauth2broker/v1;oauth2brokerv1b\x06proto3"
+	"\x18StartDeviceAuthorization\x120.oauth2broker.v1.StartDeviceAuthorizationRequest\x1a1.oauth2broker.v1.StartDeviceAuthorizationResponse\x12g\n" +
+	"\x10CreateConnection\x12(.oauth2broker.v1.CreateConnectionRequest\x1a).oauth2broker.v1.CreateConnectionResponse\x12|\n" +
+	"\x17ReplaceStaticConnection\x12/.oauth2broker.v1.ReplaceStaticConnectionRequest\x1a0.oauth2broker.v1.ReplaceStaticConnectionResponseBNZLgithub.com/oauth2-broker/oauth2-broker/gen/go/oauth2broker/v1;oauth2brokerv1b\x06proto3"
 
 var (
 	file_oauth2broker_v1_connection_service_proto_rawDescOnce sync.Once
@@ -2617,7 +3374,7 @@ func file_oauth2broker_v1_connection_service_proto_rawDescGZIP() []byte {
 }
 
 var file_oauth2broker_v1_connection_service_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_oauth2broker_v1_connection_service_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_oauth2broker_v1_connection_service_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_oauth2broker_v1_connection_service_proto_goTypes = []any{
 	(ConnectionStatus)(0),                      // 0: oauth2broker.v1.ConnectionStatus
 	(ConnectionKind)(0),                        // 1: oauth2broker.v1.ConnectionKind
@@ -2651,72 +3408,100 @@ var file_oauth2broker_v1_connection_service_proto_goTypes = []any{
 	(*CountConnectionsResponse)(nil),           // 29: oauth2broker.v1.CountConnectionsResponse
 	(*StartDeviceAuthorizationRequest)(nil),    // 30: oauth2broker.v1.StartDeviceAuthorizationRequest
 	(*StartDeviceAuthorizationResponse)(nil),   // 31: oauth2broker.v1.StartDeviceAuthorizationResponse
-	nil,                                        // 32: oauth2broker.v1.Connection.MetadataEntry
-	nil,                                        // 33: oauth2broker.v1.ProviderApi.HeadersEntry
-	nil,                                        // 34: oauth2broker.v1.GetAccessTokenResponse.MetadataEntry
-	nil,                                        // 35: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.ConnectionConfigEntry
-	nil,                                        // 36: oauth2broker.v1.CountConnectionsResponse.FailingConnectionsByCredentialEntry
-	(*timestamppb.Timestamp)(nil),              // 37: google.protobuf.Timestamp
+	(*CreateConnectionRequest)(nil),            // 32: oauth2broker.v1.CreateConnectionRequest
+	(*ClientCredentialsConnection)(nil),        // 33: oauth2broker.v1.ClientCredentialsConnection
+	(*ImportedConnection)(nil),                 // 34: oauth2broker.v1.ImportedConnection
+	(*StaticApiKey)(nil),                       // 35: oauth2broker.v1.StaticApiKey
+	(*StaticBasic)(nil),                        // 36: oauth2broker.v1.StaticBasic
+	(*CreateConnectionResponse)(nil),           // 37: oauth2broker.v1.CreateConnectionResponse
+	(*ReplaceStaticConnectionRequest)(nil),     // 38: oauth2broker.v1.ReplaceStaticConnectionRequest
+	(*ReplaceStaticConnectionResponse)(nil),    // 39: oauth2broker.v1.ReplaceStaticConnectionResponse
+	nil,                                        // 40: oauth2broker.v1.Connection.MetadataEntry
+	nil,                                        // 41: oauth2broker.v1.ProviderApi.HeadersEntry
+	nil,                                        // 42: oauth2broker.v1.GetAccessTokenResponse.MetadataEntry
+	nil,                                        // 43: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.ConnectionConfigEntry
+	nil,                                        // 44: oauth2broker.v1.CountConnectionsResponse.FailingConnectionsByCredentialEntry
+	nil,                                        // 45: oauth2broker.v1.ClientCredentialsConnection.ConnectionConfigEntry
+	nil,                                        // 46: oauth2broker.v1.ImportedConnection.MetadataEntry
+	nil,                                        // 47: oauth2broker.v1.ImportedConnection.ConnectionConfigEntry
+	(*timestamppb.Timestamp)(nil),              // 48: google.protobuf.Timestamp
 }
 var file_oauth2broker_v1_connection_service_proto_depIdxs = []int32{
 	0,  // 0: oauth2broker.v1.Connection.status:type_name -> oauth2broker.v1.ConnectionStatus
-	37, // 1: oauth2broker.v1.Connection.access_token_expire_time:type_name -> google.protobuf.Timestamp
-	37, // 2: oauth2broker.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
-	37, // 3: oauth2broker.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
-	32, // 4: oauth2broker.v1.Connection.metadata:type_name -> oauth2broker.v1.Connection.MetadataEntry
+	48, // 1: oauth2broker.v1.Connection.access_token_expire_time:type_name -> google.protobuf.Timestamp
+	48, // 2: oauth2broker.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
+	48, // 3: oauth2broker.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
+	40, // 4: oauth2broker.v1.Connection.metadata:type_name -> oauth2broker.v1.Connection.MetadataEntry
 	8,  // 5: oauth2broker.v1.Connection.external_account:type_name -> oauth2broker.v1.ExternalAccount
 	5,  // 6: oauth2broker.v1.Connection.api:type_name -> oauth2broker.v1.ProviderApi
 	1,  // 7: oauth2broker.v1.Connection.kind:type_name -> oauth2broker.v1.ConnectionKind
 	6,  // 8: oauth2broker.v1.ProviderApi.base_urls:type_name -> oauth2broker.v1.ApiBaseUrl
 	7,  // 9: oauth2broker.v1.ProviderApi.token_placement:type_name -> oauth2broker.v1.ApiTokenPlacement
-	33, // 10: oauth2broker.v1.ProviderApi.headers:type_name -> oauth2broker.v1.ProviderApi.HeadersEntry
+	41, // 10: oauth2broker.v1.ProviderApi.headers:type_name -> oauth2broker.v1.ProviderApi.HeadersEntry
 	2,  // 11: oauth2broker.v1.ApiTokenPlacement.location:type_name -> oauth2broker.v1.ApiTokenLocation
 	4,  // 12: oauth2broker.v1.GetConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
 	0,  // 13: oauth2broker.v1.ListConnectionsRequest.status:type_name -> oauth2broker.v1.ConnectionStatus
 	4,  // 14: oauth2broker.v1.ListConnectionsResponse.connections:type_name -> oauth2broker.v1.Connection
-	37, // 15: oauth2broker.v1.GetAccessTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
-	34, // 16: oauth2broker.v1.GetAccessTokenResponse.metadata:type_name -> oauth2broker.v1.GetAccessTokenResponse.MetadataEntry
+	48, // 15: oauth2broker.v1.GetAccessTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	42, // 16: oauth2broker.v1.GetAccessTokenResponse.metadata:type_name -> oauth2broker.v1.GetAccessTokenResponse.MetadataEntry
 	5,  // 17: oauth2broker.v1.GetAccessTokenResponse.api:type_name -> oauth2broker.v1.ProviderApi
 	4,  // 18: oauth2broker.v1.ConfirmConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
 	3,  // 19: oauth2broker.v1.DeleteConnectionResponse.revocation:type_name -> oauth2broker.v1.RevocationOutcome
 	21, // 20: oauth2broker.v1.WatchConnectionEventsResponse.event:type_name -> oauth2broker.v1.ConnectionEvent
-	37, // 21: oauth2broker.v1.ConnectionEvent.create_time:type_name -> google.protobuf.Timestamp
+	48, // 21: oauth2broker.v1.ConnectionEvent.create_time:type_name -> google.protobuf.Timestamp
 	0,  // 22: oauth2broker.v1.ConnectionEvent.status:type_name -> oauth2broker.v1.ConnectionStatus
 	22, // 23: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.credential:type_name -> oauth2broker.v1.CredentialReference
-	35, // 24: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.connection_config:type_name -> oauth2broker.v1.InitialiseOAuth2ConnectionRequest.ConnectionConfigEntry
-	37, // 25: oauth2broker.v1.InitialiseOAuth2ConnectionResponse.expire_time:type_name -> google.protobuf.Timestamp
+	43, // 24: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.connection_config:type_name -> oauth2broker.v1.InitialiseOAuth2ConnectionRequest.ConnectionConfigEntry
+	48, // 25: oauth2broker.v1.InitialiseOAuth2ConnectionResponse.expire_time:type_name -> google.protobuf.Timestamp
 	21, // 26: oauth2broker.v1.ListConnectionEventsResponse.events:type_name -> oauth2broker.v1.ConnectionEvent
 	0,  // 27: oauth2broker.v1.ConnectionStatusCount.status:type_name -> oauth2broker.v1.ConnectionStatus
 	28, // 28: oauth2broker.v1.CountConnectionsResponse.counts:type_name -> oauth2broker.v1.ConnectionStatusCount
-	36, // 29: oauth2broker.v1.CountConnectionsResponse.failing_connections_by_credential:type_name -> oauth2broker.v1.CountConnectionsResponse.FailingConnectionsByCredentialEntry
+	44, // 29: oauth2broker.v1.CountConnectionsResponse.failing_connections_by_credential:type_name -> oauth2broker.v1.CountConnectionsResponse.FailingConnectionsByCredentialEntry
 	22, // 30: oauth2broker.v1.StartDeviceAuthorizationRequest.credential:type_name -> oauth2broker.v1.CredentialReference
 	4,  // 31: oauth2broker.v1.StartDeviceAuthorizationResponse.connection:type_name -> oauth2broker.v1.Connection
-	37, // 32: oauth2broker.v1.StartDeviceAuthorizationResponse.expire_time:type_name -> google.protobuf.Timestamp
-	23, // 33: oauth2broker.v1.ConnectionService.InitialiseOAuth2Connection:input_type -> oauth2broker.v1.InitialiseOAuth2ConnectionRequest
-	9,  // 34: oauth2broker.v1.ConnectionService.GetConnection:input_type -> oauth2broker.v1.GetConnectionRequest
-	11, // 35: oauth2broker.v1.ConnectionService.ListConnections:input_type -> oauth2broker.v1.ListConnectionsRequest
-	13, // 36: oauth2broker.v1.ConnectionService.GetAccessToken:input_type -> oauth2broker.v1.GetAccessTokenRequest
-	15, // 37: oauth2broker.v1.ConnectionService.ConfirmConnection:input_type -> oauth2broker.v1.ConfirmConnectionRequest
-	17, // 38: oauth2broker.v1.ConnectionService.DeleteConnection:input_type -> oauth2broker.v1.DeleteConnectionRequest
-	19, // 39: oauth2broker.v1.ConnectionService.WatchConnectionEvents:input_type -> oauth2broker.v1.WatchConnectionEventsRequest
-	25, // 40: oauth2broker.v1.ConnectionService.ListConnectionEvents:input_type -> oauth2broker.v1.ListConnectionEventsRequest
-	27, // 41: oauth2broker.v1.ConnectionService.CountConnections:input_type -> oauth2broker.v1.CountConnectionsRequest
-	30, // 42: oauth2broker.v1.ConnectionService.StartDeviceAuthorization:input_type -> oauth2broker.v1.StartDeviceAuthorizationRequest
-	24, // 43: oauth2broker.v1.ConnectionService.InitialiseOAuth2Connection:output_type -> oauth2broker.v1.InitialiseOAuth2ConnectionResponse
-	10, // 44: oauth2broker.v1.ConnectionService.GetConnection:output_type -> oauth2broker.v1.GetConnectionResponse
-	12, // 45: oauth2broker.v1.ConnectionService.ListConnections:output_type -> oauth2broker.v1.ListConnectionsResponse
-	14, // 46: oauth2broker.v1.ConnectionService.GetAccessToken:output_type -> oauth2broker.v1.GetAccessTokenResponse
-	16, // 47: oauth2broker.v1.ConnectionService.ConfirmConnection:output_type -> oauth2broker.v1.ConfirmConnectionResponse
-	18, // 48: oauth2broker.v1.ConnectionService.DeleteConnection:output_type -> oauth2broker.v1.DeleteConnectionResponse
-	20, // 49: oauth2broker.v1.ConnectionService.WatchConnectionEvents:output_type -> oauth2broker.v1.WatchConnectionEventsResponse
-	26, // 50: oauth2broker.v1.ConnectionService.ListConnectionEvents:output_type -> oauth2broker.v1.ListConnectionEventsResponse
-	29, // 51: oauth2broker.v1.ConnectionService.CountConnections:output_type -> oauth2broker.v1.CountConnectionsResponse
-	31, // 52: oauth2broker.v1.ConnectionService.StartDeviceAuthorization:output_type -> oauth2broker.v1.StartDeviceAuthorizationResponse
-	43, // [43:53] is the sub-list for method output_type
-	33, // [33:43] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	48, // 32: oauth2broker.v1.StartDeviceAuthorizationResponse.expire_time:type_name -> google.protobuf.Timestamp
+	33, // 33: oauth2broker.v1.CreateConnectionRequest.client_credentials:type_name -> oauth2broker.v1.ClientCredentialsConnection
+	34, // 34: oauth2broker.v1.CreateConnectionRequest.imported:type_name -> oauth2broker.v1.ImportedConnection
+	35, // 35: oauth2broker.v1.CreateConnectionRequest.api_key:type_name -> oauth2broker.v1.StaticApiKey
+	36, // 36: oauth2broker.v1.CreateConnectionRequest.basic:type_name -> oauth2broker.v1.StaticBasic
+	22, // 37: oauth2broker.v1.ClientCredentialsConnection.credential:type_name -> oauth2broker.v1.CredentialReference
+	45, // 38: oauth2broker.v1.ClientCredentialsConnection.connection_config:type_name -> oauth2broker.v1.ClientCredentialsConnection.ConnectionConfigEntry
+	22, // 39: oauth2broker.v1.ImportedConnection.credential:type_name -> oauth2broker.v1.CredentialReference
+	48, // 40: oauth2broker.v1.ImportedConnection.expire_time:type_name -> google.protobuf.Timestamp
+	8,  // 41: oauth2broker.v1.ImportedConnection.external_account:type_name -> oauth2broker.v1.ExternalAccount
+	46, // 42: oauth2broker.v1.ImportedConnection.metadata:type_name -> oauth2broker.v1.ImportedConnection.MetadataEntry
+	47, // 43: oauth2broker.v1.ImportedConnection.connection_config:type_name -> oauth2broker.v1.ImportedConnection.ConnectionConfigEntry
+	4,  // 44: oauth2broker.v1.CreateConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
+	4,  // 45: oauth2broker.v1.ReplaceStaticConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
+	23, // 46: oauth2broker.v1.ConnectionService.InitialiseOAuth2Connection:input_type -> oauth2broker.v1.InitialiseOAuth2ConnectionRequest
+	9,  // 47: oauth2broker.v1.ConnectionService.GetConnection:input_type -> oauth2broker.v1.GetConnectionRequest
+	11, // 48: oauth2broker.v1.ConnectionService.ListConnections:input_type -> oauth2broker.v1.ListConnectionsRequest
+	13, // 49: oauth2broker.v1.ConnectionService.GetAccessToken:input_type -> oauth2broker.v1.GetAccessTokenRequest
+	15, // 50: oauth2broker.v1.ConnectionService.ConfirmConnection:input_type -> oauth2broker.v1.ConfirmConnectionRequest
+	17, // 51: oauth2broker.v1.ConnectionService.DeleteConnection:input_type -> oauth2broker.v1.DeleteConnectionRequest
+	19, // 52: oauth2broker.v1.ConnectionService.WatchConnectionEvents:input_type -> oauth2broker.v1.WatchConnectionEventsRequest
+	25, // 53: oauth2broker.v1.ConnectionService.ListConnectionEvents:input_type -> oauth2broker.v1.ListConnectionEventsRequest
+	27, // 54: oauth2broker.v1.ConnectionService.CountConnections:input_type -> oauth2broker.v1.CountConnectionsRequest
+	30, // 55: oauth2broker.v1.ConnectionService.StartDeviceAuthorization:input_type -> oauth2broker.v1.StartDeviceAuthorizationRequest
+	32, // 56: oauth2broker.v1.ConnectionService.CreateConnection:input_type -> oauth2broker.v1.CreateConnectionRequest
+	38, // 57: oauth2broker.v1.ConnectionService.ReplaceStaticConnection:input_type -> oauth2broker.v1.ReplaceStaticConnectionRequest
+	24, // 58: oauth2broker.v1.ConnectionService.InitialiseOAuth2Connection:output_type -> oauth2broker.v1.InitialiseOAuth2ConnectionResponse
+	10, // 59: oauth2broker.v1.ConnectionService.GetConnection:output_type -> oauth2broker.v1.GetConnectionResponse
+	12, // 60: oauth2broker.v1.ConnectionService.ListConnections:output_type -> oauth2broker.v1.ListConnectionsResponse
+	14, // 61: oauth2broker.v1.ConnectionService.GetAccessToken:output_type -> oauth2broker.v1.GetAccessTokenResponse
+	16, // 62: oauth2broker.v1.ConnectionService.ConfirmConnection:output_type -> oauth2broker.v1.ConfirmConnectionResponse
+	18, // 63: oauth2broker.v1.ConnectionService.DeleteConnection:output_type -> oauth2broker.v1.DeleteConnectionResponse
+	20, // 64: oauth2broker.v1.ConnectionService.WatchConnectionEvents:output_type -> oauth2broker.v1.WatchConnectionEventsResponse
+	26, // 65: oauth2broker.v1.ConnectionService.ListConnectionEvents:output_type -> oauth2broker.v1.ListConnectionEventsResponse
+	29, // 66: oauth2broker.v1.ConnectionService.CountConnections:output_type -> oauth2broker.v1.CountConnectionsResponse
+	31, // 67: oauth2broker.v1.ConnectionService.StartDeviceAuthorization:output_type -> oauth2broker.v1.StartDeviceAuthorizationResponse
+	37, // 68: oauth2broker.v1.ConnectionService.CreateConnection:output_type -> oauth2broker.v1.CreateConnectionResponse
+	39, // 69: oauth2broker.v1.ConnectionService.ReplaceStaticConnection:output_type -> oauth2broker.v1.ReplaceStaticConnectionResponse
+	58, // [58:70] is the sub-list for method output_type
+	46, // [46:58] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_oauth2broker_v1_connection_service_proto_init() }
@@ -2726,13 +3511,19 @@ func file_oauth2broker_v1_connection_service_proto_init() {
 	}
 	file_oauth2broker_v1_rules_proto_init()
 	file_oauth2broker_v1_connection_service_proto_msgTypes[19].OneofWrappers = []any{}
+	file_oauth2broker_v1_connection_service_proto_msgTypes[28].OneofWrappers = []any{
+		(*CreateConnectionRequest_ClientCredentials)(nil),
+		(*CreateConnectionRequest_Imported)(nil),
+		(*CreateConnectionRequest_ApiKey)(nil),
+		(*CreateConnectionRequest_Basic)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_oauth2broker_v1_connection_service_proto_rawDesc), len(file_oauth2broker_v1_connection_service_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   33,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

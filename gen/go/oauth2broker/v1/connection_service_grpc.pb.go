@@ -29,6 +29,8 @@ const (
 	ConnectionService_ListConnectionEvents_FullMethodName       = "/oauth2broker.v1.ConnectionService/ListConnectionEvents"
 	ConnectionService_CountConnections_FullMethodName           = "/oauth2broker.v1.ConnectionService/CountConnections"
 	ConnectionService_StartDeviceAuthorization_FullMethodName   = "/oauth2broker.v1.ConnectionService/StartDeviceAuthorization"
+	ConnectionService_CreateConnection_FullMethodName           = "/oauth2broker.v1.ConnectionService/CreateConnection"
+	ConnectionService_ReplaceStaticConnection_FullMethodName    = "/oauth2broker.v1.ConnectionService/ReplaceStaticConnection"
 )
 
 // ConnectionServiceClient is the client API for ConnectionService service.
@@ -88,6 +90,18 @@ type ConnectionServiceClient interface {
 	// FAILED_PRECONDITION when no device authorization endpoint is known or the provider refuses
 	// (its error code named), UNAVAILABLE when it does not answer; nothing is stored then.
 	StartDeviceAuthorization(ctx context.Context, in *StartDeviceAuthorizationRequest, opts ...grpc.CallOption) (*StartDeviceAuthorizationResponse, error)
+	// Creates a connection without a browser: from a credential alone (client credentials), from
+	// tokens obtained elsewhere (an import), or from a static API key or Basic username and
+	// password. The connection is ACTIVE when this returns and sends `connection.created`.
+	// INVALID_ARGUMENT naming the field for bad input; NOT_FOUND when the credential does not exist
+	// or belongs to another organisation; FAILED_PRECONDITION, naming the provider's error code,
+	// when the provider refuses the first token request (client credentials) or the import's
+	// refresh check. In every such case nothing is stored.
+	CreateConnection(ctx context.Context, in *CreateConnectionRequest, opts ...grpc.CallOption) (*CreateConnectionResponse, error)
+	// Replaces a static connection's API key or username and password in place, keeping its ID,
+	// and sends `connection.reauthorized`. FAILED_PRECONDITION when the connection is of another
+	// kind or the request's secret is for another kind.
+	ReplaceStaticConnection(ctx context.Context, in *ReplaceStaticConnectionRequest, opts ...grpc.CallOption) (*ReplaceStaticConnectionResponse, error)
 }
 
 type connectionServiceClient struct {
@@ -207,6 +221,26 @@ func (c *connectionServiceClient) StartDeviceAuthorization(ctx context.Context, 
 	return out, nil
 }
 
+func (c *connectionServiceClient) CreateConnection(ctx context.Context, in *CreateConnectionRequest, opts ...grpc.CallOption) (*CreateConnectionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateConnectionResponse)
+	err := c.cc.Invoke(ctx, ConnectionService_CreateConnection_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *connectionServiceClient) ReplaceStaticConnection(ctx context.Context, in *ReplaceStaticConnectionRequest, opts ...grpc.CallOption) (*ReplaceStaticConnectionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReplaceStaticConnectionResponse)
+	err := c.cc.Invoke(ctx, ConnectionService_ReplaceStaticConnection_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ConnectionServiceServer is the server API for ConnectionService service.
 // All implementations must embed UnimplementedConnectionServiceServer
 // for forward compatibility.
@@ -264,6 +298,18 @@ type ConnectionServiceServer interface {
 	// FAILED_PRECONDITION when no device authorization endpoint is known or the provider refuses
 	// (its error code named), UNAVAILABLE when it does not answer; nothing is stored then.
 	StartDeviceAuthorization(context.Context, *StartDeviceAuthorizationRequest) (*StartDeviceAuthorizationResponse, error)
+	// Creates a connection without a browser: from a credential alone (client credentials), from
+	// tokens obtained elsewhere (an import), or from a static API key or Basic username and
+	// password. The connection is ACTIVE when this returns and sends `connection.created`.
+	// INVALID_ARGUMENT naming the field for bad input; NOT_FOUND when the credential does not exist
+	// or belongs to another organisation; FAILED_PRECONDITION, naming the provider's error code,
+	// when the provider refuses the first token request (client credentials) or the import's
+	// refresh check. In every such case nothing is stored.
+	CreateConnection(context.Context, *CreateConnectionRequest) (*CreateConnectionResponse, error)
+	// Replaces a static connection's API key or username and password in place, keeping its ID,
+	// and sends `connection.reauthorized`. FAILED_PRECONDITION when the connection is of another
+	// kind or the request's secret is for another kind.
+	ReplaceStaticConnection(context.Context, *ReplaceStaticConnectionRequest) (*ReplaceStaticConnectionResponse, error)
 	mustEmbedUnimplementedConnectionServiceServer()
 }
 
@@ -303,6 +349,12 @@ func (UnimplementedConnectionServiceServer) CountConnections(context.Context, *C
 }
 func (UnimplementedConnectionServiceServer) StartDeviceAuthorization(context.Context, *StartDeviceAuthorizationRequest) (*StartDeviceAuthorizationResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method StartDeviceAuthorization not implemented")
+}
+func (UnimplementedConnectionServiceServer) CreateConnection(context.Context, *CreateConnectionRequest) (*CreateConnectionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateConnection not implemented")
+}
+func (UnimplementedConnectionServiceServer) ReplaceStaticConnection(context.Context, *ReplaceStaticConnectionRequest) (*ReplaceStaticConnectionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReplaceStaticConnection not implemented")
 }
 func (UnimplementedConnectionServiceServer) mustEmbedUnimplementedConnectionServiceServer() {}
 func (UnimplementedConnectionServiceServer) testEmbeddedByValue()                           {}
@@ -498,6 +550,42 @@ func _ConnectionService_StartDeviceAuthorization_Handler(srv interface{}, ctx co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ConnectionService_CreateConnection_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateConnectionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectionServiceServer).CreateConnection(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConnectionService_CreateConnection_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectionServiceServer).CreateConnection(ctx, req.(*CreateConnectionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConnectionService_ReplaceStaticConnection_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReplaceStaticConnectionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectionServiceServer).ReplaceStaticConnection(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConnectionService_ReplaceStaticConnection_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectionServiceServer).ReplaceStaticConnection(ctx, req.(*ReplaceStaticConnectionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ConnectionService_ServiceDesc is the grpc.ServiceDesc for ConnectionService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -540,6 +628,14 @@ var ConnectionService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "StartDeviceAuthorization",
 			Handler:    _ConnectionService_StartDeviceAuthorization_Handler,
+		},
+		{
+			MethodName: "CreateConnection",
+			Handler:    _ConnectionService_CreateConnection_Handler,
+		},
+		{
+			MethodName: "ReplaceStaticConnection",
+			Handler:    _ConnectionService_ReplaceStaticConnection_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -429,3 +429,126 @@ class StartDeviceAuthorizationResponse(_message.Message):
     expire_time: _timestamp_pb2.Timestamp
     interval_seconds: int
     def __init__(self, connection: _Optional[_Union[Connection, _Mapping]] = ..., user_code: _Optional[str] = ..., verification_uri: _Optional[str] = ..., verification_uri_complete: _Optional[str] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., interval_seconds: _Optional[int] = ...) -> None: ...
+
+class CreateConnectionRequest(_message.Message):
+    __slots__ = ("organisation_id", "connector_id", "client_credentials", "imported", "api_key", "basic")
+    ORGANISATION_ID_FIELD_NUMBER: _ClassVar[int]
+    CONNECTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_CREDENTIALS_FIELD_NUMBER: _ClassVar[int]
+    IMPORTED_FIELD_NUMBER: _ClassVar[int]
+    API_KEY_FIELD_NUMBER: _ClassVar[int]
+    BASIC_FIELD_NUMBER: _ClassVar[int]
+    organisation_id: str
+    connector_id: str
+    client_credentials: ClientCredentialsConnection
+    imported: ImportedConnection
+    api_key: StaticApiKey
+    basic: StaticBasic
+    def __init__(self, organisation_id: _Optional[str] = ..., connector_id: _Optional[str] = ..., client_credentials: _Optional[_Union[ClientCredentialsConnection, _Mapping]] = ..., imported: _Optional[_Union[ImportedConnection, _Mapping]] = ..., api_key: _Optional[_Union[StaticApiKey, _Mapping]] = ..., basic: _Optional[_Union[StaticBasic, _Mapping]] = ...) -> None: ...
+
+class ClientCredentialsConnection(_message.Message):
+    __slots__ = ("credential", "scopes", "resource", "audience", "connection_config")
+    class ConnectionConfigEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
+    SCOPES_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_FIELD_NUMBER: _ClassVar[int]
+    AUDIENCE_FIELD_NUMBER: _ClassVar[int]
+    CONNECTION_CONFIG_FIELD_NUMBER: _ClassVar[int]
+    credential: CredentialReference
+    scopes: _containers.RepeatedScalarFieldContainer[str]
+    resource: _containers.RepeatedScalarFieldContainer[str]
+    audience: str
+    connection_config: _containers.ScalarMap[str, str]
+    def __init__(self, credential: _Optional[_Union[CredentialReference, _Mapping]] = ..., scopes: _Optional[_Iterable[str]] = ..., resource: _Optional[_Iterable[str]] = ..., audience: _Optional[str] = ..., connection_config: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class ImportedConnection(_message.Message):
+    __slots__ = ("credential", "import_id", "access_token", "refresh_token", "expire_time", "scopes", "token_type", "external_account", "metadata", "check_refresh", "connection_config")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class ConnectionConfigEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
+    IMPORT_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCESS_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    REFRESH_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    SCOPES_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_TYPE_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    CHECK_REFRESH_FIELD_NUMBER: _ClassVar[int]
+    CONNECTION_CONFIG_FIELD_NUMBER: _ClassVar[int]
+    credential: CredentialReference
+    import_id: str
+    access_token: str
+    refresh_token: str
+    expire_time: _timestamp_pb2.Timestamp
+    scopes: _containers.RepeatedScalarFieldContainer[str]
+    token_type: str
+    external_account: ExternalAccount
+    metadata: _containers.ScalarMap[str, str]
+    check_refresh: bool
+    connection_config: _containers.ScalarMap[str, str]
+    def __init__(self, credential: _Optional[_Union[CredentialReference, _Mapping]] = ..., import_id: _Optional[str] = ..., access_token: _Optional[str] = ..., refresh_token: _Optional[str] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., scopes: _Optional[_Iterable[str]] = ..., token_type: _Optional[str] = ..., external_account: _Optional[_Union[ExternalAccount, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., check_refresh: _Optional[bool] = ..., connection_config: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class StaticApiKey(_message.Message):
+    __slots__ = ("provider", "api_key")
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    API_KEY_FIELD_NUMBER: _ClassVar[int]
+    provider: str
+    api_key: str
+    def __init__(self, provider: _Optional[str] = ..., api_key: _Optional[str] = ...) -> None: ...
+
+class StaticBasic(_message.Message):
+    __slots__ = ("provider", "username", "password")
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    provider: str
+    username: str
+    password: str
+    def __init__(self, provider: _Optional[str] = ..., username: _Optional[str] = ..., password: _Optional[str] = ...) -> None: ...
+
+class CreateConnectionResponse(_message.Message):
+    __slots__ = ("connection", "created")
+    CONNECTION_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    connection: Connection
+    created: bool
+    def __init__(self, connection: _Optional[_Union[Connection, _Mapping]] = ..., created: _Optional[bool] = ...) -> None: ...
+
+class ReplaceStaticConnectionRequest(_message.Message):
+    __slots__ = ("organisation_id", "id", "api_key", "username", "password")
+    ORGANISATION_ID_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    API_KEY_FIELD_NUMBER: _ClassVar[int]
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    organisation_id: str
+    id: str
+    api_key: str
+    username: str
+    password: str
+    def __init__(self, organisation_id: _Optional[str] = ..., id: _Optional[str] = ..., api_key: _Optional[str] = ..., username: _Optional[str] = ..., password: _Optional[str] = ...) -> None: ...
+
+class ReplaceStaticConnectionResponse(_message.Message):
+    __slots__ = ("connection",)
+    CONNECTION_FIELD_NUMBER: _ClassVar[int]
+    connection: Connection
+    def __init__(self, connection: _Optional[_Union[Connection, _Mapping]] = ...) -> None: ...

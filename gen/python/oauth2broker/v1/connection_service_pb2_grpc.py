@@ -86,6 +86,16 @@ class ConnectionServiceStub:
                 request_serializer=oauth2broker_dot_v1_dot_connection__service__pb2.StartDeviceAuthorizationRequest.SerializeToString,
                 response_deserializer=oauth2broker_dot_v1_dot_connection__service__pb2.StartDeviceAuthorizationResponse.FromString,
                 _registered_method=True)
+        self.CreateConnection = channel.unary_unary(
+                '/oauth2broker.v1.ConnectionService/CreateConnection',
+                request_serializer=oauth2broker_dot_v1_dot_connection__service__pb2.CreateConnectionRequest.SerializeToString,
+                response_deserializer=oauth2broker_dot_v1_dot_connection__service__pb2.CreateConnectionResponse.FromString,
+                _registered_method=True)
+        self.ReplaceStaticConnection = channel.unary_unary(
+                '/oauth2broker.v1.ConnectionService/ReplaceStaticConnection',
+                request_serializer=oauth2broker_dot_v1_dot_connection__service__pb2.ReplaceStaticConnectionRequest.SerializeToString,
+                response_deserializer=oauth2broker_dot_v1_dot_connection__service__pb2.ReplaceStaticConnectionResponse.FromString,
+                _registered_method=True)
 
 
 class ConnectionServiceServicer:
@@ -193,6 +203,28 @@ class ConnectionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateConnection(self, request, context):
+        """Creates a connection without a browser: from a credential alone (client credentials), from
+        tokens obtained elsewhere (an import), or from a static API key or Basic username and
+        password. The connection is ACTIVE when this returns and sends `connection.created`.
+        INVALID_ARGUMENT naming the field for bad input; NOT_FOUND when the credential does not exist
+        or belongs to another organisation; FAILED_PRECONDITION, naming the provider's error code,
+        when the provider refuses the first token request (client credentials) or the import's
+        refresh check. In every such case nothing is stored.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReplaceStaticConnection(self, request, context):
+        """Replaces a static connection's API key or username and password in place, keeping its ID,
+        and sends `connection.reauthorized`. FAILED_PRECONDITION when the connection is of another
+        kind or the request's secret is for another kind.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ConnectionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -245,6 +277,16 @@ def add_ConnectionServiceServicer_to_server(servicer, server):
                     servicer.StartDeviceAuthorization,
                     request_deserializer=oauth2broker_dot_v1_dot_connection__service__pb2.StartDeviceAuthorizationRequest.FromString,
                     response_serializer=oauth2broker_dot_v1_dot_connection__service__pb2.StartDeviceAuthorizationResponse.SerializeToString,
+            ),
+            'CreateConnection': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateConnection,
+                    request_deserializer=oauth2broker_dot_v1_dot_connection__service__pb2.CreateConnectionRequest.FromString,
+                    response_serializer=oauth2broker_dot_v1_dot_connection__service__pb2.CreateConnectionResponse.SerializeToString,
+            ),
+            'ReplaceStaticConnection': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplaceStaticConnection,
+                    request_deserializer=oauth2broker_dot_v1_dot_connection__service__pb2.ReplaceStaticConnectionRequest.FromString,
+                    response_serializer=oauth2broker_dot_v1_dot_connection__service__pb2.ReplaceStaticConnectionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -519,6 +561,60 @@ class ConnectionService:
             '/oauth2broker.v1.ConnectionService/StartDeviceAuthorization',
             oauth2broker_dot_v1_dot_connection__service__pb2.StartDeviceAuthorizationRequest.SerializeToString,
             oauth2broker_dot_v1_dot_connection__service__pb2.StartDeviceAuthorizationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateConnection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/oauth2broker.v1.ConnectionService/CreateConnection',
+            oauth2broker_dot_v1_dot_connection__service__pb2.CreateConnectionRequest.SerializeToString,
+            oauth2broker_dot_v1_dot_connection__service__pb2.CreateConnectionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplaceStaticConnection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/oauth2broker.v1.ConnectionService/ReplaceStaticConnection',
+            oauth2broker_dot_v1_dot_connection__service__pb2.ReplaceStaticConnectionRequest.SerializeToString,
+            oauth2broker_dot_v1_dot_connection__service__pb2.ReplaceStaticConnectionResponse.FromString,
             options,
             channel_credentials,
             insecure,
