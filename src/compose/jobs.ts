@@ -41,12 +41,16 @@ export function addEventJobs(
   // Deliveries recorded as pending before `webhook_deliveries` existed are copied there once, at
   // the first poll (a scan of `events`; never repeated).
   const adoptPendingDeliveries = onceThenNever(() => events.adoptPendingDeliveries(), "adopted pending webhook deliveries", logger);
+  // Events stored before the event index get their slots once, the same way (until then their
+  // listings read `events` by organisation).
+  const adoptIntoIndex = onceThenNever(() => events.adoptIntoIndex(), "gave stored events their event index slots", logger);
   const delivery = jobs.add(
     new Worker(
       "webhook-delivery",
       BUSY_INTERVAL_MS,
       async () => {
         await adoptPendingDeliveries();
+        await adoptIntoIndex();
         return dispatcher.poll();
       },
       logger,

@@ -1,5 +1,5 @@
-import { type Collection, type Db, MongoBulkWriteError } from "mongodb";
-import { insertUnlessPresent, isDuplicateKey } from "./database.js";
+import type { Collection, Db } from "mongodb";
+import { insertManyUnlessPresent, insertUnlessPresent, isDuplicateKey } from "./database.js";
 import type { ConnectionStatus } from "./connection-status.js";
 
 /**
@@ -98,7 +98,7 @@ export class ConnectionDirectory {
     if (connections.length === 0) return;
     await this.#moveMark(floorId(organisationId), { $min: { seq: from - connections.length + 1 } });
     const now = new Date();
-    await insertManyUnlessPresent(this.collection, connections.map((slot, i) => ({ ...slot, _id: slotId(organisationId, from - i), claim_time: now })));
+    await insertManyUnlessPresent<DirectorySlotDocument>(this.collection, connections.map((slot, i) => ({ ...slot, _id: slotId(organisationId, from - i), claim_time: now })));
     await insertManyUnlessPresent(this.#marks, connections.map((slot, i) => ({ _id: ownerId(slot.connection_id), seq: from - i })));
   }
 
@@ -250,15 +250,6 @@ export class ConnectionDirectory {
       // Two first writers upserted at once: the other's is there.
       if (!isDuplicateKey(error)) throw error;
     }
-  }
-}
-
-/** Inserts each document unless one with its `_id` is there (unordered: the others still go in). */
-async function insertManyUnlessPresent<T extends { _id: string }>(collection: Collection<T>, documents: T[]): Promise<void> {
-  try {
-    await collection.insertMany(documents as never, { ordered: false });
-  } catch (error) {
-    if (!(error instanceof MongoBulkWriteError) || !error.writeErrors || [error.writeErrors].flat().some((e) => e.code !== 11000)) throw error;
   }
 }
 
