@@ -87,14 +87,14 @@ export class EventIndex {
         streams.set(stream, ids);
       }
     }
-    // Claimed "when made": adopted slots run newest first, so a listing stops in them as it does above.
-    for (const [stream, ids] of streams) {
-      await moveMark(index, `${stream}/floor`, { $min: { seq: 1 - ids.length } });
-      for (let i = 0; i < ids.length; i += 1_000) {
-        const slots = ids.slice(i, i + 1_000).map((event_id, j) => ({ _id: `${stream}/${-(i + j)}`, event_id, claim_time: new Date(uuidv7Time(event_id)) }));
-        await insertManyUnlessPresent(index, slots);
-      }
-    }
+    // Floors first (a crash leaves readers at worst slots to skip), then the slots, in bulk. Slots
+    // are claimed "when made": adopted slots run newest first, so a listing stops in them as above.
+    const floors = [...streams].map(([stream, ids]) => ({ _id: `${stream}/floor`, seq: 1 - ids.length }));
+    const slots = [...streams].flatMap(([stream, ids]) =>
+      ids.map((event_id, i) => ({ _id: `${stream}/${-i}`, event_id, claim_time: new Date(uuidv7Time(event_id)) })),
+    );
+    for (let i = 0; i < floors.length; i += 1_000) await insertManyUnlessPresent(marks(index), floors.slice(i, i + 1_000));
+    for (let i = 0; i < slots.length; i += 1_000) await insertManyUnlessPresent(index, slots.slice(i, i + 1_000));
     await this.markComplete(eventsName);
     return streams.size;
   }
@@ -146,7 +146,7 @@ async function headOf(index: Collection<EventSlotDocument>, stream: string): Pro
   let head = (await marks(index).findOne({ _id: `${stream}/head` }))?.seq ?? 0;
   for (;;) {
     const probes = await Promise.all(Array.from({ length: 4 }, (_, i) => index.findOne({ _id: `${stream}/${head + 1 + i}` }, { projection: { _id: 1 } })));
-    const missing = probes.findIndex((probe) => probe === null);
+    const missing = probes.indexOf(null);
     if (missing !== -1) return head + missing;
     head += probes.length;
   }

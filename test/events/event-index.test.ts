@@ -58,6 +58,7 @@ describe("the event index", () => {
       const timeline = await events.list("small", connection, undefined, 50);
       return { first, second, timeline };
     };
+    await listPages(); // (the instance remembers that the window's index is complete)
     commands.length = 0;
     const before = await listPages();
     const commandsBefore = [...commands];
