@@ -68,6 +68,11 @@ export class EventStore {
    * late second relay does not deliver again.
    */
   async publish(event: EventDocument): Promise<void> {
+    // A window that starts empty has every event's slots: its index is complete from the start.
+    if (!this.#indexed.has("events")) {
+      if (!(await this.index.complete("events")) && (await this.collection.findOne({}, { projection: { _id: 1 } })) === null) await this.index.markComplete("events");
+      if (await this.index.complete("events")) this.#indexed.add("events");
+    }
     // Slots first, so a crash cannot leave an event that no listing reaches (a second relay adds
     // slots again: listings show an event once).
     await this.index.add(event);
@@ -252,7 +257,8 @@ export class EventStore {
    * organisation filter until retention drops them.
    */
   async adoptIntoIndex(): Promise<number> {
-    if (await this.index.complete("events")) return 0;
+    // Nothing stored: nothing to adopt (the first publish marks the window complete).
+    if ((await this.index.complete("events")) || (await this.collection.findOne({}, { projection: { _id: 1 } })) === null) return 0;
     return this.index.adopt("events", this.collection);
   }
 
