@@ -43,6 +43,7 @@ export function addEventJobs(
   // Deliveries recorded as pending before `webhook_deliveries` existed are copied there once, at
   // the first poll (a scan of `events`; never repeated).
   const adoptPendingDeliveries = onceThenNever(() => events.adoptPendingDeliveries(), "adopted pending webhook deliveries", logger);
+
   const delivery = jobs.add(
     new Worker(
       "webhook-delivery",
@@ -62,9 +63,21 @@ export function addEventJobs(
   );
   jobs.add(relay.worker);
   // Drops the recent-events windows the event feed no longer reads (see RecentEventStore), and
-  // archives and drops the history past BROKER_EVENT_RETENTION (see EventStore.rotate).
+  // archives and drops the history past BROKER_EVENT_RETENTION (see EventStore.rotate). First,
+  // events stored before the event index get their slots, once (until then their listings read
+  // `events` by organisation).
+  const adoptIntoIndex = onceThenNever(() => events.adoptIntoIndex(), "gave stored events their event index slots", logger);
   jobs.add(
-    new Worker("events-maintenance", 60_000, async () => (await events.recent.maintain()) || (await events.rotate()), logger, 60_000),
+    new Worker(
+      "events-maintenance",
+      60_000,
+      async () => {
+        await adoptIntoIndex();
+        return (await events.recent.maintain()) || (await events.rotate());
+      },
+      logger,
+      60_000,
+    ),
   );
   // Drops the collections of state windows once every state in them has expired.
   jobs.add(new Worker("oauth-states-maintenance", 1_000, () => states.maintain(), logger, IDLE_INTERVAL_MS));

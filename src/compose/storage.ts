@@ -76,5 +76,6 @@ function windowedCollection(name: string): string {
   if (name.startsWith("oauth_states_")) return "oauth_states";
   if (name.startsWith("events_recent_")) return "events_recent";
   if (name.startsWith("events_until_")) return "events";
+  if (name.startsWith("event_index_until_")) return "event_index";
   return name;
 }

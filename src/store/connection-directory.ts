@@ -1,5 +1,5 @@
-import { type Collection, type Db, MongoBulkWriteError } from "mongodb";
-import { insertUnlessPresent, isDuplicateKey } from "./database.js";
+import type { Collection, Db } from "mongodb";
+import { insertManyUnlessPresent, insertUnlessPresent, isDuplicateKey } from "./database.js";
 import type { ConnectionStatus } from "./connection-status.js";
 
 /**
@@ -44,6 +44,8 @@ const BATCH = 32;
  * push ranges down, one read of the whole directory, cheaper by then than that many finds.
  */
 const TALLY_RANGE_ABOVE = 4_096;
+/** The low mark moves once this many DELETED slots lie at the bottom (fewer writes for small gains). */
+const LOW_STEP = 8;
 /**
  * A slot is claimed at most this long after its connection's ID (a UUIDv7) was made (the same
  * call, before the connection is written), and instances' clocks agree to within it: a listing
@@ -98,7 +100,7 @@ export class ConnectionDirectory {
     if (connections.length === 0) return;
     await this.#moveMark(floorId(organisationId), { $min: { seq: from - connections.length + 1 } });
     const now = new Date();
-    await insertManyUnlessPresent(this.collection, connections.map((slot, i) => ({ ...slot, _id: slotId(organisationId, from - i), claim_time: now })));
+    await insertManyUnlessPresent<DirectorySlotDocument>(this.collection, connections.map((slot, i) => ({ ...slot, _id: slotId(organisationId, from - i), claim_time: now })));
     await insertManyUnlessPresent(this.#marks, connections.map((slot, i) => ({ _id: ownerId(slot.connection_id), seq: from - i })));
   }
 
@@ -151,7 +153,11 @@ export class ConnectionDirectory {
     return newestFirst().slice(0, want);
   }
 
-  /** The status and credential of each of the organisation's connections (DELETED ones left out). */
+  /**
+   * The status and credential of each of the organisation's connections (DELETED ones left out).
+   * Moves the organisation's low mark past the run of DELETED slots it finds at the bottom, so
+   * that reads stop growing with connections long deleted.
+   */
   async tally(organisationId: string): Promise<Array<Pick<DirectorySlotDocument, "status" | "credential_id">>> {
     const live: Array<Pick<DirectorySlotDocument, "status" | "credential_id">> = [];
     const [head, floor] = await Promise.all([this.head(organisationId), this.#floor(organisationId)]);
@@ -163,12 +169,23 @@ export class ConnectionDirectory {
       }
       return live;
     }
-    for (let next = head; next >= floor; next -= BATCH) {
-      for (const slot of await this.#readDown(organisationId, next, floor)) {
-        if (slot.status !== "DELETED") live.push({ status: slot.status, credential_id: slot.credential_id });
-      }
-    }
+    const read: DirectorySlotDocument[] = [];
+    for (let next = head; next >= floor; next -= BATCH) read.push(...(await this.#readDown(organisationId, next, floor)));
+    for (const slot of read) if (slot.status !== "DELETED") live.push({ status: slot.status, credential_id: slot.credential_id });
+    await this.#raiseLow(organisationId, floor, head, read);
     return live;
+  }
+
+  /**
+   * Moves the low mark to the first slot above `floor` that is missing or not DELETED (all of
+   * them DELETED: past `head`). DELETED is final (a mended connection takes a new slot), and a
+   * racing writer's lost update only leaves the mark lower, so counts stay exact.
+   */
+  async #raiseLow(organisationId: string, floor: number, head: number, read: DirectorySlotDocument[]): Promise<void> {
+    const deleted = new Set(read.filter((slot) => slot.status === "DELETED").map(seqOf));
+    let low = floor;
+    while (low <= head && deleted.has(low)) low++;
+    if (low - floor >= LOW_STEP) await this.#moveMark(lowId(organisationId), { $max: { seq: low } });
   }
 
   /** The organisation's newest claimed seq (0: none): from the hint or what this instance saw, probed forward. */
@@ -233,9 +250,13 @@ export class ConnectionDirectory {
     return Math.max(hint?.seq ?? 0, this.#seen.get(organisationId) ?? 0);
   }
 
-  /** The lowest slot: 1, or below 1 when connections from before the directory were adopted. */
+  /**
+   * The lowest slot to read: 1, or below 1 when connections from before the directory were
+   * adopted; or the low mark, when the slots below it are all DELETED.
+   */
   async #floor(organisationId: string): Promise<number> {
-    return Math.min(1, (await this.#marks.findOne({ _id: floorId(organisationId) }))?.seq ?? 1);
+    const [floor, low] = await Promise.all([this.#marks.findOne({ _id: floorId(organisationId) }), this.#marks.findOne({ _id: lowId(organisationId) })]);
+    return Math.max(Math.min(1, floor?.seq ?? 1), low?.seq ?? Number.NEGATIVE_INFINITY);
   }
 
   #see(organisationId: string, seq: number): void {
@@ -253,21 +274,17 @@ export class ConnectionDirectory {
   }
 }
 
-/** Inserts each document unless one with its `_id` is there (unordered: the others still go in). */
-async function insertManyUnlessPresent<T extends { _id: string }>(collection: Collection<T>, documents: T[]): Promise<void> {
-  try {
-    await collection.insertMany(documents as never, { ordered: false });
-  } catch (error) {
-    if (!(error instanceof MongoBulkWriteError) || !error.writeErrors || [error.writeErrors].flat().some((e) => e.code !== 11000)) throw error;
-  }
-}
-
 /** The marker a clean reconcile leaves, and the prefix of adopted connections' notes (`~` is in no organisation ID). */
 const COMPLETE_ID = "~complete";
 const OWNER_PREFIX = "~c/";
 
 function ownerId(connectionId: string): string {
   return `${OWNER_PREFIX}${connectionId}`;
+}
+
+/** `<organisation>/low`: every slot below it is DELETED (readers start there). */
+function lowId(organisationId: string): string {
+  return `${organisationId}/low`;
 }
 
 function floorId(organisationId: string): string {

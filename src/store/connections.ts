@@ -504,7 +504,8 @@ export class ConnectionStore {
   async mendDirectory(connection: ConnectionDocument, seq: number, naming: readonly DirectorySlotDocument[]): Promise<void> {
     const organisationId = connection.organisation_id;
     const own = naming.find((slot) => seqOf(slot) === seq) ?? (await this.directory.slot(organisationId, seq));
-    if (own === null) {
+    // A DELETED slot stays so (readers skip runs of them for good): a connection that lives on takes a new one.
+    if (own === null || (own.status === "DELETED" && connection.status !== "DELETED")) {
       const claimed = await this.directory.claim(organisationId, slotOf(connection));
       await this.collection.updateOne({ _id: connection._id }, { $set: { directory_seq: claimed } });
     } else if (own.status !== connection.status) {

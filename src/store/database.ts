@@ -149,6 +149,15 @@ export async function insertUnlessPresent<T extends Document>(collection: Collec
   }
 }
 
+/** Inserts each document unless one with its `_id` is there (unordered: the others still go in). */
+export async function insertManyUnlessPresent<T extends Document>(collection: Collection<T>, documents: OptionalUnlessRequiredId<T>[]): Promise<void> {
+  try {
+    await collection.insertMany(documents, { ordered: false });
+  } catch (error) {
+    if (!(error instanceof MongoBulkWriteError) || !error.writeErrors || [error.writeErrors].flat().some((e) => e.code !== 11000)) throw error;
+  }
+}
+
 /**
  * A set-up step per key (a window collection's indexes), run once per instance and shared by
  * concurrent callers; a failed attempt (the database away) is tried again by the next call.

@@ -1,6 +1,7 @@
 import { type Collection, type Db, type IndexDescription, MongoServerError } from "mongodb";
 import { dropIfPresent, insertUnlessPresent, isNamespaceNotFound } from "./database.js";
 import type { EventDocument } from "./event-document.js";
+import { connectionStream, EventIndex, organisationStream } from "./event-index.js";
 import { RecentEventStore } from "./recent-events.js";
 import { WebhookDeliveryStore } from "./webhook-deliveries.js";
 
@@ -36,7 +37,11 @@ export class EventStore {
   readonly collection: Collection<EventDocument>;
   readonly deliveries: WebhookDeliveryStore;
   readonly recent: RecentEventStore;
+  /** Each organisation's and connection's events by exact `_id` (what ListConnectionEvents reads). */
+  readonly index: EventIndex;
   readonly #db: Db;
+  /** History windows whose index is known complete (it stays so). */
+  readonly #indexed = new Set<string>();
   readonly #windows: Collection<EventWindowDocument>;
   /** BROKER_EVENT_RETENTION: an archive is dropped once its newest event is this old. */
   readonly #retentionMs: number;
@@ -46,6 +51,7 @@ export class EventStore {
     this.collection = db.collection<EventDocument>("events");
     this.deliveries = new WebhookDeliveryStore(db);
     this.recent = new RecentEventStore(db);
+    this.index = new EventIndex(db);
     this.#windows = db.collection<EventWindowDocument>("event_windows");
     this.#retentionMs = retentionMs;
   }
@@ -62,6 +68,14 @@ export class EventStore {
    * late second relay does not deliver again.
    */
   async publish(event: EventDocument): Promise<void> {
+    // A window that starts empty has every event's slots: its index is complete from the start.
+    if (!this.#indexed.has("events")) {
+      if (!(await this.index.complete("events")) && (await this.collection.findOne({}, { projection: { _id: 1 } })) === null) await this.index.markComplete("events");
+      if (await this.index.complete("events")) this.#indexed.add("events");
+    }
+    // Slots first, so a crash cannot leave an event that no listing reaches (a second relay adds
+    // slots again: listings show an event once).
+    await this.index.add(event);
     const stored = (await insertUnlessPresent(this.collection, event)) ? event : ((await this.collection.findOne({ _id: event._id })) ?? event);
     if (stored.delivery === "pending") await this.deliveries.add(stored);
     await this.recent.add(stored);
@@ -133,6 +147,8 @@ export class EventStore {
       // An event still waiting for its webhook delivery keeps its archive (until that delivery ends).
       if ((await this.deliveries.collection.findOne({ publish_time: { $lt: new Date(end) } }, { projection: { _id: 1 } })) !== null) continue;
       await dropIfPresent(this.#db, archive.collectionName);
+      await dropIfPresent(this.#db, this.index.window(archive.collectionName).collectionName);
+      this.#indexed.delete(archive.collectionName);
     }
     return false;
   }
@@ -142,10 +158,18 @@ export class EventStore {
       await this.collection.rename(name);
     } catch (error) {
       // Nothing published in the window, or another instance renamed it first.
-      if (isNamespaceNotFound(error) || (error instanceof MongoServerError && (error.code === 48 || error.codeName === "NamespaceExists"))) return;
+      if (isNamespaceNotFound(error) || isNamespaceExists(error)) return;
       throw error;
     }
     for (const index of eventIndexes) await this.collection.createIndexes([index]);
+    // The window's index goes with it (a slot claimed in between points to an event of the next
+    // window: listings look for it there); the next window's index starts complete.
+    try {
+      await this.index.window("events").rename(this.index.window(name).collectionName);
+    } catch (error) {
+      if (!isNamespaceNotFound(error) && !isNamespaceExists(error)) throw error;
+    }
+    await this.index.markComplete("events");
   }
 
   /** The archives, newest first. */
@@ -176,22 +200,66 @@ export class EventStore {
     return this.recent.publishedSince(organisationId, since, limit);
   }
 
-  /** Newest first, strictly older than `beforeId` when given; one connection's when named. */
+  /**
+   * Newest first, strictly older than `beforeId` when given; one connection's when named. Reads
+   * the organisation's (or the connection's) slots in the event index: what it holds, not what
+   * the history holds.
+   */
   async list(organisationId: string, connectionId: string | undefined, beforeId: string | undefined, limit: number): Promise<EventDocument[]> {
-    const query: Record<string, unknown> = { organisation_id: organisationId };
-    if (connectionId !== undefined) query.connection_id = connectionId;
-    if (beforeId !== undefined) query._id = { $lt: beforeId };
     // `events`, then the archives newest first, until no older archive can hold an event of the
     // page: an archive holds events published, so changed (UUIDv7 time), before its end. A copy
     // published twice (a relay cut short across a rotation) is shown once.
     const found = new Map<string, EventDocument>();
     const newestFirst = () => [...found.values()].sort((a, b) => (a._id < b._id ? 1 : a._id > b._id ? -1 : 0));
-    for (const history of [this.collection, ...(await this.#archives())]) {
+    const histories = [this.collection, ...(await this.#archives())];
+    for (const history of histories) {
       const page = newestFirst();
       if (history !== this.collection && page.length >= limit && uuidv7Time(page[limit - 1]!._id) >= archiveEnd(history.collectionName)) break;
-      for (const event of await history.find(query).sort({ _id: -1 }).limit(limit).toArray()) found.set(event._id, event);
+      for (const event of await this.#listWindow(history, histories, organisationId, connectionId, beforeId, limit)) found.set(event._id, event);
     }
     return newestFirst().slice(0, limit);
+  }
+
+  /** One window's page: from its index, or (a window from before the index) by its organisation filter. */
+  async #listWindow(
+    history: Collection<EventDocument>,
+    histories: Array<Collection<EventDocument>>,
+    organisationId: string,
+    connectionId: string | undefined,
+    beforeId: string | undefined,
+    limit: number,
+  ): Promise<EventDocument[]> {
+    const name = history.collectionName;
+    if (!this.#indexed.has(name) && (await this.index.complete(name))) this.#indexed.add(name);
+    if (!this.#indexed.has(name)) {
+      const query: Record<string, unknown> = { organisation_id: organisationId };
+      if (connectionId !== undefined) query.connection_id = connectionId;
+      if (beforeId !== undefined) query._id = { $lt: beforeId };
+      return history.find(query).sort({ _id: -1 }).limit(limit).toArray();
+    }
+    const stream = connectionId === undefined ? organisationStream(organisationId) : connectionStream(connectionId);
+    // A slot's event is in its own window, or (claimed just before a rotation) in another.
+    const fetch = (ids: string[]) =>
+      Promise.all(
+        ids.map(async (id) => {
+          const event = await history.findOne({ _id: id });
+          if (event !== null) return event;
+          const elsewhere = await Promise.all(histories.filter((other) => other !== history).map((other) => other.findOne({ _id: id })));
+          return elsewhere.find((other) => other !== null) ?? null;
+        }),
+      ).then((events) => events.filter((event) => event !== null));
+    return this.index.newestFirst(name, stream, beforeId, limit, fetch, (event) => event.organisation_id === organisationId);
+  }
+
+  /**
+   * Gives the events in `events` from before the event index their slots, once (a scan of
+   * `events`: run at start-up, never per request). Archives from before it are listed by their
+   * organisation filter until retention drops them.
+   */
+  async adoptIntoIndex(): Promise<number> {
+    // Nothing stored: nothing to adopt (the first publish marks the window complete).
+    if ((await this.index.complete("events")) || (await this.collection.findOne({}, { projection: { _id: 1 } })) === null) return 0;
+    return this.index.adopt("events", this.collection);
   }
 
   /** Organisations that have events. */
@@ -199,6 +267,10 @@ export class EventStore {
     const ids = await Promise.all([this.collection, ...(await this.#archives())].map((history) => history.distinct("organisation_id")));
     return [...new Set(ids.flat())];
   }
+}
+
+function isNamespaceExists(error: unknown): boolean {
+  return error instanceof MongoServerError && (error.code === 48 || error.codeName === "NamespaceExists");
 }
 
 function archiveEnd(name: string): number {

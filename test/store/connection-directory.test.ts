@@ -82,6 +82,42 @@ describe("the connection directory", () => {
   });
 });
 
+describe("slots of deleted connections", () => {
+  it("are skipped once counted: the low mark moves past them while two instances create, delete and count at once, and counts stay exact", async () => {
+    const other = await connectDatabase(inject("mongodbUri"), database.db.databaseName);
+    try {
+      const stores = [new ConnectionStore(database.db), new ConnectionStore(other.db)];
+      await stores[0]!.directory.markComplete(true);
+      const first = Array.from({ length: 40 }, (_, i) => connection("churn", i));
+      await Promise.all(first.map((document, i) => stores[i % 2]!.insert(document)));
+      // The 30 oldest slots are deleted while 20 more connections are made and both instances count.
+      const oldest = [...first].sort((a, b) => a.directory_seq! - b.directory_seq!).slice(0, 30);
+      const later = Array.from({ length: 20 }, (_, i) => connection("churn", i));
+      const counting = Array.from({ length: 6 }, (_, i) => stores[i % 2]!.counts("churn", 100));
+      await Promise.all([
+        ...oldest.map((document, i) => stores[i % 2]!.update(document, { set: { status: "DELETED" } })),
+        ...later.map((document, i) => stores[i % 2]!.insert(document)),
+        ...counting,
+      ]);
+      for (const store of stores) expect((await store.counts("churn", 100)).byStatus.get("ACTIVE")).toBe(30);
+      const low = await database.db.collection<{ _id: string; seq: number }>("connection_directory").findOne({ _id: "churn/low" });
+      expect(low?.seq).toBeGreaterThanOrEqual(31);
+      // From the mark up: still exact, and the listing the same.
+      for (const store of stores) expect((await store.counts("churn", 100)).byStatus.get("ACTIVE")).toBe(30);
+      const live = [...first.filter((document) => !oldest.includes(document)), ...later].map((document) => document._id).sort().reverse();
+      expect((await stores[1]!.list("churn", {}, undefined, 100)).map((document) => document._id)).toEqual(live);
+      // More deletions at the bottom: the mark moves on with the next count.
+      const next = [...first.filter((document) => !oldest.includes(document))].sort((a, b) => a.directory_seq! - b.directory_seq!);
+      await Promise.all(next.map((document, i) => stores[i % 2]!.update(document, { set: { status: "DELETED" } })));
+      expect((await stores[0]!.counts("churn", 100)).byStatus.get("ACTIVE")).toBe(20);
+      const moved = await database.db.collection<{ _id: string; seq: number }>("connection_directory").findOne({ _id: "churn/low" });
+      expect(moved?.seq).toBe(Math.min(...later.map((document) => document.directory_seq!)));
+    } finally {
+      await other.client.close();
+    }
+  });
+});
+
 describe("a broker started on connections from before the directory", () => {
   const name = `test_${randomUUID().replaceAll("-", "")}`;
   const before = Array.from({ length: 30 }, (_, i) => connection("acme", i, i % 5 === 0 ? "REFRESH_FAILED" : "ACTIVE"));
