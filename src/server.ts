@@ -54,7 +54,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
 
   const jobs = new JobRegistry();
   const { relay, dispatcher } = addEventJobs(jobs, storage, { secretBox, outbound, webhookRetryMinMs: config.webhookRetryMinSeconds * 1000, logger });
-  const { lifecycle, refresher } = buildConnections({
+  const { lifecycle, refresher, proxy } = buildConnections({
     config,
     storage,
     secretBox,
@@ -85,6 +85,8 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     listeners = await listenGateway({
       ...rpc,
       root,
+      proxy,
+      jwtCallers,
       consoleSessions,
       trustedProxies: new TrustedProxies(config.trustedProxies),
       tracing,
@@ -103,6 +105,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     closing ??= (async () => {
       health.stop();
       await listeners.drain();
+      await proxy.close();
       await jobs.stopAll();
       await dispatcher.drain();
       await tracing.shutdown();

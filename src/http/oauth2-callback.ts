@@ -216,7 +216,7 @@ async function handleCallback(deps: CallbackDeps, req: HttpRequest, res: HttpRes
       // What the catalog names from the callback and the response, plus the template values.
       metadata,
       connectionConfig: { ...profile.connectionConfig },
-      api: renderApi(profile.api, profile.templateValues, metadata, (url) => deps.outbound.refusal(url)),
+      api: renderApi(profile.api, profile.templateValues, metadata, (url) => deps.outbound.refusal(url), profile.providerId),
     };
     const reconnect = attempt.connection_id;
     const { id, confirmation } =
