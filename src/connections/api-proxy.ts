@@ -1,4 +1,4 @@
-import { Readable, Transform } from "node:stream";
+import { pipeline, Readable, Transform } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { Agent, type Dispatcher } from "undici";
@@ -197,7 +197,7 @@ export class ApiProxy {
           throw error;
         });
         if (fresh !== undefined && canRepeat) {
-          response.body.destroy();
+          discard(response.body);
           token = fresh;
           continue;
         }
@@ -208,7 +208,7 @@ export class ApiProxy {
         const nextWaitMs = waitMs ?? DEFAULT_RETRY_MS * 2 ** retries;
         const mayRepeat = canRepeat && (IDEMPOTENT.has(call.method) || call.retry.safe);
         if (mayRepeat && retries < Math.min(call.retry.attempts, limits.maxRetries) && waitedMs + nextWaitMs <= Math.min(call.retry.maxWaitMs, limits.maxRetryWaitMs)) {
-          response.body.destroy();
+          discard(response.body);
           await sleep(nextWaitMs, undefined, { signal });
           waitedMs += nextWaitMs;
           retries += 1;
@@ -217,15 +217,15 @@ export class ApiProxy {
       }
       const headers = returnedResponseHeaders(toHeaderList(response.headers));
       if (headerBytes(headers) > limits.maxHeaderBytes) {
-        response.body.destroy();
+        discard(response.body);
         throw new ProxyError(502, "response_headers_too_large", `the provider's response headers are larger than ${limits.maxHeaderBytes} bytes`);
       }
       const declared = Number(headerValue(response.headers["content-length"]) ?? "0");
       if (declared > limits.maxBodyBytes) {
-        response.body.destroy();
+        discard(response.body);
         throw new ProxyError(502, "response_too_large", `the provider's response is larger than ${limits.maxBodyBytes} bytes (BROKER_PROXY_MAX_BODY_BYTES)`);
       }
-      return { status: response.statusCode, headers, body: response.body.pipe(capped(limits.maxBodyBytes, "response")) };
+      return { status: response.statusCode, headers, body: pipeline(response.body, capped(limits.maxBodyBytes, "response"), ignore) };
     }
   }
 
@@ -296,7 +296,7 @@ async function bufferForReplay(body: AsyncIterable<Uint8Array> | undefined, limi
       yield next.value;
     }
   }
-  return Readable.from(rest(), { objectMode: false }).pipe(capped(limits.maxBodyBytes, "request"));
+  return pipeline(Readable.from(rest(), { objectMode: false }), capped(limits.maxBodyBytes, "request"), ignore);
 }
 
 /** Passes at most `max` bytes, then fails the stream. */
@@ -344,6 +344,15 @@ async function rejectsToken(response: Dispatcher.ResponseData, api: ConnectionAp
   const rejected = typeof value === "string" && (rule.body_values ?? []).includes(value);
   return { rejected, response: Readable.from([text]) };
 }
+
+/** A body not passed on: closed, its abort error expected. */
+function discard(body: Readable): void {
+  body.on("error", ignore);
+  body.destroy();
+}
+
+/** Stream errors already handled where the stream ends (the caller's response, undici's request). */
+function ignore(): void {}
 
 function toHeaderList(headers: Record<string, string | string[] | undefined>): HeaderList {
   const list: HeaderList = [];

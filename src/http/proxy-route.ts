@@ -7,9 +7,8 @@ import { proxyTarget } from "../network/proxy-path.js";
 import type { HttpRequest, HttpResponse, HttpRoute } from "./http-types.js";
 
 const PREFIX = "/proxy/";
-const CONNECTION_ID = /^[A-Za-z0-9_-]{1,128}$/;
-/** An organisation ID, as the RPCs accept one. */
-const ORGANISATION_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+/** Connection and organisation IDs, as the RPCs accept them (but never a `.` or `..` segment). */
+const IDENTIFIER = /^(?!\.{1,2}$)[A-Za-z0-9._-]{1,128}$/;
 
 /** HTTP statuses for the refresher's refusals. */
 const CONNECTION_ERROR_STATUS: Partial<Record<ConnectionError["code"], number>> = {
@@ -62,7 +61,7 @@ async function handle(deps: ProxyRouteDeps, req: HttpRequest, res: HttpResponse)
   const rawQuery = queryAt === -1 ? "" : raw.slice(queryAt + 1);
   const slash = rawPath.indexOf("/");
   const connectionId = slash === -1 ? rawPath : rawPath.slice(0, slash);
-  if (!CONNECTION_ID.test(connectionId)) throw new ProxyError(400, "invalid_path", "the path must start with /proxy/<connection_id>/");
+  if (!IDENTIFIER.test(connectionId)) throw new ProxyError(400, "invalid_path", "the path must start with /proxy/<connection_id>/");
   const target = proxyTarget(slash === -1 ? "" : rawPath.slice(slash), rawQuery);
   if ("refusal" in target) throw new ProxyError(400, "invalid_path", target.refusal);
 
@@ -72,7 +71,7 @@ async function handle(deps: ProxyRouteDeps, req: HttpRequest, res: HttpResponse)
   let organisationId: string;
   if (identified.caller.kind === "admin") {
     const named = headerOf(req, "x-broker-organisation");
-    if (named === undefined || !ORGANISATION_ID.test(named)) {
+    if (named === undefined || !IDENTIFIER.test(named)) {
       throw new ProxyError(400, "organisation_required", 'an admin caller names the organisation in the "x-broker-organisation" header');
     }
     organisationId = named;
