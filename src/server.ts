@@ -79,13 +79,12 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     ttlMs: config.consoleSessionTtlSeconds * 1000,
     cookieName: sessionCookieName(config.publicUrl.startsWith("https:")),
   });
-  const rpc = { config, storage, secretBox, outbound, providers, providerFetch, lifecycle, refresher, eventFeed, health, metrics, logger };
+  const rpc = { config, storage, secretBox, outbound, providers, providerFetch, lifecycle, refresher, proxy, eventFeed, health, metrics, logger };
   let listeners: Awaited<ReturnType<typeof listenGateway>>;
   try {
     listeners = await listenGateway({
       ...rpc,
       root,
-      proxy,
       jwtCallers,
       consoleSessions,
       trustedProxies: new TrustedProxies(config.trustedProxies),

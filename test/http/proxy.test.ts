@@ -1,12 +1,15 @@
 import { createHash, randomBytes } from "node:crypto";
 import { request as httpRequest } from "node:http";
 import { connect as netConnect } from "node:net";
-import type { Client } from "@connectrpc/connect";
+import { Code, type Client } from "@connectrpc/connect";
+import { RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { ApiProxyService } from "../../gen/oauth2broker/v1/api_proxy_service_pb.js";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { ApiKeyService } from "../../gen/oauth2broker/v1/api_key_service_pb.js";
 import { ConnectionService } from "../../gen/oauth2broker/v1/connection_service_pb.js";
 import { CredentialService } from "../../gen/oauth2broker/v1/credential_service_pb.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
+import { connectError } from "../support/errors.js";
 import { recordSecrets } from "../support/run-record.js";
 import { ScriptedApi } from "../support/scripted-api.js";
 import { ScriptedProvider } from "../support/scripted-provider.js";
@@ -457,5 +460,85 @@ describe("observability", () => {
     expect(text).not.toContain("hidden-query-value");
     const metrics = await (await fetch(`${broker.httpUrl}/metrics`)).text();
     expect(metrics).toMatch(/broker_proxy_requests_total\{provider="proxy-query",status_class="2xx",answered_by="provider"\} [1-9]/);
+  });
+});
+
+describe("over the gRPC method (ApiProxyService.CallApi)", () => {
+  const rpc = () => broker.grpc(ApiProxyService, acmeKey);
+
+  it("sends the method, path, query, headers and body with the token; returns status, filtered headers and body", async () => {
+    const { id, token } = await connection("proxy-slack");
+    api.handler = (request, res) =>
+      void res.writeHead(201, { "content-type": "application/json", "set-cookie": "a=b", "x-trace": "t1" }).end(JSON.stringify({ got: request.bodyBytes }));
+    const answer = await rpc().callApi({
+      organisationId: "acme",
+      connectionId: id,
+      method: "POST",
+      path: "/chat.postMessage",
+      query: "pretty=1",
+      headers: [
+        { name: "Content-Type", value: "application/json" },
+        { name: "Authorization", value: "Bearer caller-chosen" },
+      ],
+      body: new TextEncoder().encode('{"channel":"C1","text":"hi"}'),
+    });
+    expect(answer.status).toBe(201);
+    expect(JSON.parse(new TextDecoder().decode(answer.body))).toEqual({ got: 28 });
+    expect(answer.headers.find((header) => header.name === "x-trace")?.value).toBe("t1");
+    expect(answer.headers.find((header) => header.name === "set-cookie")).toBeUndefined();
+    const [request] = api.requests;
+    expect(request).toMatchObject({ method: "POST", target: "/api/chat.postMessage?pretty=1", bodyBytes: 28 });
+    expect(request!.headers.authorization).toBe(`Bearer ${token}`);
+    expect(request!.headers["x-api-version"]).toBe("2024-01");
+  });
+
+  it("a 401 leads to one refresh and one retry; a remembered Retry-After is RESOURCE_EXHAUSTED with RetryInfo", async () => {
+    const { id } = await connection("proxy-salesforce");
+    const fresh = nextRefresh();
+    api.handler = (request, res) => {
+      if (request.target.includes("/limited")) return void res.writeHead(429, { "retry-after": "20" }).end();
+      res.writeHead(request.headers.authorization === `Bearer ${fresh}` ? 200 : 401).end();
+    };
+    expect((await rpc().callApi({ organisationId: "acme", connectionId: id, path: "/sobjects" })).status).toBe(200);
+    expect(provider.grants("refresh_token")).toHaveLength(1);
+    expect(api.requests).toHaveLength(2);
+    expect((await rpc().callApi({ organisationId: "acme", connectionId: id, path: "/limited" })).status).toBe(429);
+    const error = await connectError(rpc().callApi({ organisationId: "acme", connectionId: id, path: "/limited" }));
+    expect(error.code).toBe(Code.ResourceExhausted);
+    expect(Number(error.findDetails(RetryInfoSchema)[0]?.retryDelay?.seconds)).toBeGreaterThan(15);
+    expect(api.requests).toHaveLength(3);
+  });
+
+  it.each([
+    [{ path: "/a/%2e%2e/b" }, "path", '"path" must not contain "." or ".." segments'],
+    [{ path: "relative" }, "path", '"path" must start with "/"'],
+    [{ path: "/a", query: "x=%0d%0a" }, "query", '"query" must not contain control characters'],
+    [{ path: "/a", method: "get" }, "method", '"method" must be an HTTP method in capitals (GET, POST, …)'],
+    [{ path: "/a", headers: [{ name: "X-A", value: "one\r\nX-Injected: two" }] }, "headers[0]", "\"headers[0]\" header 'X-A' has control characters"],
+  ])("%o is INVALID_ARGUMENT naming %s, and nothing is sent", async (fields, _field, message) => {
+    const { id } = await connection("proxy-salesforce");
+    const error = await connectError(rpc().callApi({ organisationId: "acme", connectionId: id, ...fields }));
+    expect(error.code).toBe(Code.InvalidArgument);
+    expect(error.rawMessage).toBe(message);
+    expect(api.requests).toHaveLength(0);
+  });
+
+  it("another organisation's connection is NOT_FOUND; a refused host is PERMISSION_DENIED; a large answer is RESOURCE_EXHAUSTED", async () => {
+    const { id } = await connection("proxy-salesforce");
+    const other = await connectError(broker.grpc(ApiProxyService, globexKey).callApi({ organisationId: "acme", connectionId: id, path: "/x" }));
+    expect(other.code).toBe(Code.NotFound);
+    const globex = await connectError(broker.grpc(ApiProxyService, globexKey).callApi({ organisationId: "globex", connectionId: id, path: "/x" }));
+    expect(globex.code).toBe(Code.NotFound);
+    expect(api.requests).toHaveLength(0);
+
+    api.handler = (_request, res) => void res.writeHead(200).end(Buffer.alloc(5 * 1024 * 1024));
+    const large = await connectError(rpc().callApi({ organisationId: "acme", connectionId: id, path: "/export" }));
+    expect(large.code).toBe(Code.ResourceExhausted);
+    expect(large.rawMessage).toContain("use the HTTP proxy");
+
+    await broker.database.db.collection("connections").updateOne({ _id: id as never }, { $set: { "api.base_urls.0.url": `${internal.origin}/x` } });
+    const refused = await connectError(rpc().callApi({ organisationId: "acme", connectionId: id, path: "/x" }));
+    expect(refused.code).toBe(Code.PermissionDenied);
+    expect(internal.requests).toHaveLength(0);
   });
 });
