@@ -14,7 +14,7 @@ import { connectionLeaseKey, type Lease, type LeaseStore } from "../store/leases
 import { ConnectionError, connectionNotFound, needsReauthorization, refreshFailed } from "./connection-errors.js";
 import type { ProviderCatalog } from "../providers/catalog.js";
 import { profileFor } from "../providers/profile.js";
-import { type ConnectionEndpoints, connectionTokenClient, endpointsOf } from "./secrets.js";
+import { type ConnectionEndpoints, connectionTokenClient, credentialApi, endpointsOf } from "./secrets.js";
 import { connectionSecretContext } from "../crypto/secret-contexts.js";
 
 export interface ConnectionLifecycleDeps {
@@ -280,6 +280,10 @@ export class ConnectionLifecycle {
           const endpoints = endpointsOf(profileFor(this.deps.providers, credential, connection.connection_config));
           const set: Partial<ConnectionDocument> = { ...endpoints };
           const unset: Array<keyof ConnectionDocument> = endpoints.revocation_url === undefined ? ["revocation_url"] : [];
+          // The credential's own API base moves too; without one, the catalog's comes back at the next refresh.
+          const api = credentialApi(credential, credential.provider);
+          if (api !== undefined) set.api = api;
+          else if (connection.api?.source === "credential") unset.push("api");
           if (connection.status === "NEEDS_REAUTHORIZATION" && connection.status_reason === "endpoint_changed") {
             set.status = "ACTIVE";
             unset.push("status_reason");

@@ -13,6 +13,8 @@ export interface ConnectionApi {
   rejected_token?: { status?: number[]; body_field?: string; body_values?: string[] };
   /** The catalog provider this was rendered for: a bounded label for the proxy's metrics and logs. */
   provider?: string;
+  /** "credential": the credential's own `api_base_url`, kept as recorded (refreshes do not render it again). */
+  source?: "credential";
 }
 
 const PLACEHOLDER = /\{([a-z][a-z0-9_]*)\}/g;

@@ -2,6 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { v7 as uuidv7 } from "uuid";
+import { type ApiTokenPlacement, ApiTokenLocation } from "../../gen/oauth2broker/v1/connection_service_pb.js";
 import { type Credential, CredentialSchema, TokenEndpointAuthMethod } from "../../gen/oauth2broker/v1/credential_pb.js";
 import type { CredentialService } from "../../gen/oauth2broker/v1/credential_service_pb.js";
 import type { SecretBox } from "../crypto/secret-box.js";
@@ -38,6 +39,11 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
   const validateTokenUrl = (url: string) => outboundUrl(outbound, url, "credential.token_url");
   const validateRevocationUrl = (url: string) => outboundUrl(outbound, url, "credential.revocation_url");
   const validateUserinfoUrl = (url: string) => outboundUrl(outbound, url, "credential.userinfo_url");
+  const validateApiBaseUrl = (url: string) => {
+    const checked = outboundUrl(outbound, url, "credential.api_base_url");
+    if (/[?#]/.test(url)) invalid("credential.api_base_url", "must not have a query or fragment");
+    return checked.replace(/\/$/, "");
+  };
   /**
    * A credential as a whole: a known provider with every credential-level template value valid
    * (and the hosts they name allowed by the outbound policy), or, without a provider, its own
@@ -120,6 +126,9 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
       if (input.issuer !== undefined) document.issuer = validateIssuer(input.issuer);
       if (input.revocationUrl !== undefined) document.revocation_url = validateRevocationUrl(input.revocationUrl);
       if (input.userinfoUrl !== undefined) document.userinfo_url = validateUserinfoUrl(input.userinfoUrl);
+      if (input.apiBaseUrl !== undefined && input.apiBaseUrl !== "") document.api_base_url = validateApiBaseUrl(input.apiBaseUrl);
+      if (input.apiTokenPlacement !== undefined) document.api_token_placement = validateApiTokenPlacement(input.apiTokenPlacement);
+      requireApiBaseForPlacement(document);
       // RFC 8414 / OpenID Connect Discovery: an issuer alone (no provider, no token_url) is
       // enough; what the credential sets explicitly wins over what is discovered.
       if (document.provider === undefined && document.token_url === undefined && document.issuer !== undefined) {
@@ -210,6 +219,14 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
             if (input.issuer === undefined || input.issuer === "") clear.push("issuer");
             else changes.issuer = validateIssuer(input.issuer);
             break;
+          case "api_base_url":
+            if (input.apiBaseUrl === undefined || input.apiBaseUrl === "") clear.push("api_base_url");
+            else changes.api_base_url = validateApiBaseUrl(input.apiBaseUrl);
+            break;
+          case "api_token_placement":
+            if (input.apiTokenPlacement === undefined) clear.push("api_token_placement");
+            else changes.api_token_placement = validateApiTokenPlacement(input.apiTokenPlacement);
+            break;
           default:
             invalid("update_mask", `names "${path.slice(0, 64)}" that cannot be updated`);
         }
@@ -227,6 +244,7 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
           if (clear.includes("disable_pkce")) changes.disable_pkce = merged.disable_pkce = false;
         }
         validateProvider(merged);
+        requireApiBaseForPlacement(merged);
         document = (await credentials.update(organisationId, id, changes, clear.filter((field) => changes[field] === undefined))) ?? notFound();
       }
       if (req.moveConnections) await move.moveToCredentialEndpoints(document);
@@ -266,6 +284,28 @@ export function outboundUrl(outbound: OutboundPolicy, value: string, field: stri
   return url.href;
 }
 
+const WIRE_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+const SCHEME = /^[A-Za-z0-9_-]{0,32}$/;
+
+/** How the proxy sends the token to the credential's own API base: a header (with a scheme) or a query parameter. */
+function validateApiTokenPlacement(placement: ApiTokenPlacement): NonNullable<CredentialDocument["api_token_placement"]> {
+  if (placement.location !== ApiTokenLocation.HEADER && placement.location !== ApiTokenLocation.QUERY) {
+    invalid("credential.api_token_placement.location", "must be API_TOKEN_LOCATION_HEADER or API_TOKEN_LOCATION_QUERY");
+  }
+  if (!WIRE_NAME.test(placement.name)) invalid("credential.api_token_placement.name", "must be 1 to 64 characters of A-Z a-z 0-9 _ -");
+  const inQuery = placement.location === ApiTokenLocation.QUERY;
+  if (inQuery && placement.scheme !== "") invalid("credential.api_token_placement.scheme", "must be empty for a query parameter");
+  if (!SCHEME.test(placement.scheme)) invalid("credential.api_token_placement.scheme", "must be at most 32 characters of A-Z a-z 0-9 _ -");
+  return { in: inQuery ? "query" : "header", name: placement.name, scheme: placement.scheme };
+}
+
+/** A token placement says how to call the credential's own API base, so it needs one. */
+function requireApiBaseForPlacement(document: Pick<CredentialDocument, "api_base_url" | "api_token_placement">): void {
+  if (document.api_token_placement !== undefined && document.api_base_url === undefined) {
+    invalid("credential.api_token_placement", 'needs "credential.api_base_url"');
+  }
+}
+
 function validateAuthMethod(method: TokenEndpointAuthMethod): TokenEndpointAuthMethodName {
   switch (method) {
     case TokenEndpointAuthMethod.UNSPECIFIED:
@@ -297,6 +337,15 @@ export function toCredential(document: CredentialDocument): Credential {
     issuer: document.issuer,
     revocationUrl: document.revocation_url,
     userinfoUrl: document.userinfo_url,
+    apiBaseUrl: document.api_base_url,
+    apiTokenPlacement:
+      document.api_token_placement === undefined
+        ? undefined
+        : {
+            location: document.api_token_placement.in === "query" ? ApiTokenLocation.QUERY : ApiTokenLocation.HEADER,
+            name: document.api_token_placement.name,
+            scheme: document.api_token_placement.scheme,
+          },
     provider: document.provider ?? "",
     providerConfig: document.provider_config ?? {},
     authorizationResponseIssParameterSupported: document.authorization_response_iss_parameter_supported === true,

@@ -6,13 +6,15 @@ import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2"
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { ApiTokenPlacement } from "./connection_service_pb.js";
+import { file_oauth2broker_v1_connection_service } from "./connection_service_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file oauth2broker/v1/credential.proto.
  */
 export const file_oauth2broker_v1_credential: GenFile = /*@__PURE__*/
-  fileDesc("CiBvYXV0aDJicm9rZXIvdjEvY3JlZGVudGlhbC5wcm90bxIPb2F1dGgyYnJva2VyLnYxIt4FCgpDcmVkZW50aWFsEgoKAmlkGAEgASgJEhcKD29yZ2FuaXNhdGlvbl9pZBgCIAEoCRIMCgRuYW1lGAMgASgJEhEKCWNsaWVudF9pZBgEIAEoCRIVCg1jbGllbnRfc2VjcmV0GAUgASgJEhkKEWNsaWVudF9zZWNyZXRfc2V0GAYgASgIEhEKCXRva2VuX3VybBgHIAEoCRJRChp0b2tlbl9lbmRwb2ludF9hdXRoX21ldGhvZBgIIAEoDjIoLm9hdXRoMmJyb2tlci52MS5Ub2tlbkVuZHBvaW50QXV0aE1ldGhvZEgAiAEBEhkKDGRpc2FibGVfcGtjZRgJIAEoCEgBiAEBEhMKBmlzc3VlchgKIAEoCUgCiAEBEjYKLmF1dGhvcml6YXRpb25fcmVzcG9uc2VfaXNzX3BhcmFtZXRlcl9zdXBwb3J0ZWQYDSABKAgSGwoOcmV2b2NhdGlvbl91cmwYDiABKAlIA4gBARIvCgtjcmVhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHByb3ZpZGVyGA8gASgJEkgKD3Byb3ZpZGVyX2NvbmZpZxgQIAMoCzIvLm9hdXRoMmJyb2tlci52MS5DcmVkZW50aWFsLlByb3ZpZGVyQ29uZmlnRW50cnkSGQoMdXNlcmluZm9fdXJsGBEgASgJSASIAQEaNQoTUHJvdmlkZXJDb25maWdFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQh0KG190b2tlbl9lbmRwb2ludF9hdXRoX21ldGhvZEIPCg1fZGlzYWJsZV9wa2NlQgkKB19pc3N1ZXJCEQoPX3Jldm9jYXRpb25fdXJsQg8KDV91c2VyaW5mb191cmwqrAEKF1Rva2VuRW5kcG9pbnRBdXRoTWV0aG9kEioKJlRPS0VOX0VORFBPSU5UX0FVVEhfTUVUSE9EX1VOU1BFQ0lGSUVEEAASMgouVE9LRU5fRU5EUE9JTlRfQVVUSF9NRVRIT0RfQ0xJRU5UX1NFQ1JFVF9CQVNJQxABEjEKLVRPS0VOX0VORFBPSU5UX0FVVEhfTUVUSE9EX0NMSUVOVF9TRUNSRVRfUE9TVBACQk5aTGdpdGh1Yi5jb20vb2F1dGgyLWJyb2tlci9vYXV0aDItYnJva2VyL2dlbi9nby9vYXV0aDJicm9rZXIvdjE7b2F1dGgyYnJva2VydjFiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("CiBvYXV0aDJicm9rZXIvdjEvY3JlZGVudGlhbC5wcm90bxIPb2F1dGgyYnJva2VyLnYxIssGCgpDcmVkZW50aWFsEgoKAmlkGAEgASgJEhcKD29yZ2FuaXNhdGlvbl9pZBgCIAEoCRIMCgRuYW1lGAMgASgJEhEKCWNsaWVudF9pZBgEIAEoCRIVCg1jbGllbnRfc2VjcmV0GAUgASgJEhkKEWNsaWVudF9zZWNyZXRfc2V0GAYgASgIEhEKCXRva2VuX3VybBgHIAEoCRJRChp0b2tlbl9lbmRwb2ludF9hdXRoX21ldGhvZBgIIAEoDjIoLm9hdXRoMmJyb2tlci52MS5Ub2tlbkVuZHBvaW50QXV0aE1ldGhvZEgAiAEBEhkKDGRpc2FibGVfcGtjZRgJIAEoCEgBiAEBEhMKBmlzc3VlchgKIAEoCUgCiAEBEjYKLmF1dGhvcml6YXRpb25fcmVzcG9uc2VfaXNzX3BhcmFtZXRlcl9zdXBwb3J0ZWQYDSABKAgSGwoOcmV2b2NhdGlvbl91cmwYDiABKAlIA4gBARIvCgtjcmVhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHByb3ZpZGVyGA8gASgJEkgKD3Byb3ZpZGVyX2NvbmZpZxgQIAMoCzIvLm9hdXRoMmJyb2tlci52MS5DcmVkZW50aWFsLlByb3ZpZGVyQ29uZmlnRW50cnkSGQoMdXNlcmluZm9fdXJsGBEgASgJSASIAQESGQoMYXBpX2Jhc2VfdXJsGCggASgJSAWIAQESPwoTYXBpX3Rva2VuX3BsYWNlbWVudBgpIAEoCzIiLm9hdXRoMmJyb2tlci52MS5BcGlUb2tlblBsYWNlbWVudBo1ChNQcm92aWRlckNvbmZpZ0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCHQobX3Rva2VuX2VuZHBvaW50X2F1dGhfbWV0aG9kQg8KDV9kaXNhYmxlX3BrY2VCCQoHX2lzc3VlckIRCg9fcmV2b2NhdGlvbl91cmxCDwoNX3VzZXJpbmZvX3VybEIPCg1fYXBpX2Jhc2VfdXJsKqwBChdUb2tlbkVuZHBvaW50QXV0aE1ldGhvZBIqCiZUT0tFTl9FTkRQT0lOVF9BVVRIX01FVEhPRF9VTlNQRUNJRklFRBAAEjIKLlRPS0VOX0VORFBPSU5UX0FVVEhfTUVUSE9EX0NMSUVOVF9TRUNSRVRfQkFTSUMQARIxCi1UT0tFTl9FTkRQT0lOVF9BVVRIX01FVEhPRF9DTElFTlRfU0VDUkVUX1BPU1QQAkJOWkxnaXRodWIuY29tL29hdXRoMi1icm9rZXIvb2F1dGgyLWJyb2tlci9nZW4vZ28vb2F1dGgyYnJva2VyL3YxO29hdXRoMmJyb2tlcnYxYgZwcm90bzM", [file_google_protobuf_timestamp, file_oauth2broker_v1_connection_service]);
 
 /**
  * A credential is one OAuth client registration at a provider (client ID, secret and token
@@ -164,6 +166,26 @@ export type Credential = Message<"oauth2broker.v1.Credential"> & {
    * @generated from field: optional string userinfo_url = 17;
    */
   userinfoUrl?: string | undefined;
+
+  /**
+   * The API base URL the API proxy (`/proxy/<connection_id>/...`, ApiProxyService) sends this
+   * credential's connections' calls to, for an API the provider catalog does not describe or to
+   * replace the catalog's. Same URL rules as `token_url`, and no query or fragment. Recorded on
+   * each connection when it is made, like `token_url`: changing it needs a new `client_secret`,
+   * and reaches existing connections only when they reconnect or an admin moves them
+   * (UpdateCredential `move_connections`).
+   *
+   * @generated from field: optional string api_base_url = 40;
+   */
+  apiBaseUrl?: string | undefined;
+
+  /**
+   * How calls to `api_base_url` carry the token; unset: `Authorization: Bearer <token>`. Needs
+   * `api_base_url`.
+   *
+   * @generated from field: oauth2broker.v1.ApiTokenPlacement api_token_placement = 41;
+   */
+  apiTokenPlacement?: ApiTokenPlacement | undefined;
 };
 
 /**

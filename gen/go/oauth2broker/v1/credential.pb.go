@@ -138,9 +138,19 @@ type Credential struct {
 	ProviderConfig map[string]string `protobuf:"bytes,16,rep,name=provider_config,json=providerConfig,proto3" json:"provider_config,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// The provider's userinfo endpoint (OpenID Connect Core §5.3), where the connected account's
 	// identity can be looked up. Same URL rules as `token_url`.
-	UserinfoUrl   *string `protobuf:"bytes,17,opt,name=userinfo_url,json=userinfoUrl,proto3,oneof" json:"userinfo_url,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	UserinfoUrl *string `protobuf:"bytes,17,opt,name=userinfo_url,json=userinfoUrl,proto3,oneof" json:"userinfo_url,omitempty"`
+	// The API base URL the API proxy (`/proxy/<connection_id>/...`, ApiProxyService) sends this
+	// credential's connections' calls to, for an API the provider catalog does not describe or to
+	// replace the catalog's. Same URL rules as `token_url`, and no query or fragment. Recorded on
+	// each connection when it is made, like `token_url`: changing it needs a new `client_secret`,
+	// and reaches existing connections only when they reconnect or an admin moves them
+	// (UpdateCredential `move_connections`).
+	ApiBaseUrl *string `protobuf:"bytes,40,opt,name=api_base_url,json=apiBaseUrl,proto3,oneof" json:"api_base_url,omitempty"`
+	// How calls to `api_base_url` carry the token; unset: `Authorization: Bearer <token>`. Needs
+	// `api_base_url`.
+	ApiTokenPlacement *ApiTokenPlacement `protobuf:"bytes,41,opt,name=api_token_placement,json=apiTokenPlacement,proto3" json:"api_token_placement,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Credential) Reset() {
@@ -292,11 +302,25 @@ func (x *Credential) GetUserinfoUrl() string {
 	return ""
 }
 
+func (x *Credential) GetApiBaseUrl() string {
+	if x != nil && x.ApiBaseUrl != nil {
+		return *x.ApiBaseUrl
+	}
+	return ""
+}
+
+func (x *Credential) GetApiTokenPlacement() *ApiTokenPlacement {
+	if x != nil {
+		return x.ApiTokenPlacement
+	}
+	return nil
+}
+
 var File_oauth2broker_v1_credential_proto protoreflect.FileDescriptor
 
 const file_oauth2broker_v1_credential_proto_rawDesc = "" +
 	"\n" +
-	" oauth2broker/v1/credential.proto\x12\x0foauth2broker.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdf\a\n" +
+	" oauth2broker/v1/credential.proto\x12\x0foauth2broker.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a(oauth2broker/v1/connection_service.proto\"\xeb\b\n" +
 	"\n" +
 	"Credential\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
@@ -318,7 +342,10 @@ const file_oauth2broker_v1_credential_proto_rawDesc = "" +
 	"updateTime\x12\x1a\n" +
 	"\bprovider\x18\x0f \x01(\tR\bprovider\x12X\n" +
 	"\x0fprovider_config\x18\x10 \x03(\v2/.oauth2broker.v1.Credential.ProviderConfigEntryR\x0eproviderConfig\x12&\n" +
-	"\fuserinfo_url\x18\x11 \x01(\tH\x04R\vuserinfoUrl\x88\x01\x01\x1aA\n" +
+	"\fuserinfo_url\x18\x11 \x01(\tH\x04R\vuserinfoUrl\x88\x01\x01\x12%\n" +
+	"\fapi_base_url\x18( \x01(\tH\x05R\n" +
+	"apiBaseUrl\x88\x01\x01\x12R\n" +
+	"\x13api_token_placement\x18) \x01(\v2\".oauth2broker.v1.ApiTokenPlacementR\x11apiTokenPlacement\x1aA\n" +
 	"\x13ProviderConfigEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x1d\n" +
@@ -326,7 +353,8 @@ const file_oauth2broker_v1_credential_proto_rawDesc = "" +
 	"\r_disable_pkceB\t\n" +
 	"\a_issuerB\x11\n" +
 	"\x0f_revocation_urlB\x0f\n" +
-	"\r_userinfo_url*\xac\x01\n" +
+	"\r_userinfo_urlB\x0f\n" +
+	"\r_api_base_url*\xac\x01\n" +
 	"\x17TokenEndpointAuthMethod\x12*\n" +
 	"&TOKEN_ENDPOINT_AUTH_METHOD_UNSPECIFIED\x10\x00\x122\n" +
 	".TOKEN_ENDPOINT_AUTH_METHOD_CLIENT_SECRET_BASIC\x10\x01\x121\n" +
@@ -351,17 +379,19 @@ var file_oauth2broker_v1_credential_proto_goTypes = []any{
 	(*Credential)(nil),            // 1: oauth2broker.v1.Credential
 	nil,                           // 2: oauth2broker.v1.Credential.ProviderConfigEntry
 	(*timestamppb.Timestamp)(nil), // 3: google.protobuf.Timestamp
+	(*ApiTokenPlacement)(nil),     // 4: oauth2broker.v1.ApiTokenPlacement
 }
 var file_oauth2broker_v1_credential_proto_depIdxs = []int32{
 	0, // 0: oauth2broker.v1.Credential.token_endpoint_auth_method:type_name -> oauth2broker.v1.TokenEndpointAuthMethod
 	3, // 1: oauth2broker.v1.Credential.create_time:type_name -> google.protobuf.Timestamp
 	3, // 2: oauth2broker.v1.Credential.update_time:type_name -> google.protobuf.Timestamp
 	2, // 3: oauth2broker.v1.Credential.provider_config:type_name -> oauth2broker.v1.Credential.ProviderConfigEntry
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	4, // 4: oauth2broker.v1.Credential.api_token_placement:type_name -> oauth2broker.v1.ApiTokenPlacement
+	5, // [5:5] is the sub-list for method output_type
+	5, // [5:5] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_oauth2broker_v1_credential_proto_init() }
@@ -369,6 +399,7 @@ func file_oauth2broker_v1_credential_proto_init() {
 	if File_oauth2broker_v1_credential_proto != nil {
 		return
 	}
+	file_oauth2broker_v1_connection_service_proto_init()
 	file_oauth2broker_v1_credential_proto_msgTypes[0].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

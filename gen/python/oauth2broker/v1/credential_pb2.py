@@ -23,9 +23,10 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from oauth2broker.v1 import connection_service_pb2 as oauth2broker_dot_v1_dot_connection__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n oauth2broker/v1/credential.proto\x12\x0foauth2broker.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xde\x05\n\nCredential\x12\n\n\x02id\x18\x01 \x01(\t\x12\x17\n\x0forganisation_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x11\n\tclient_id\x18\x04 \x01(\t\x12\x15\n\rclient_secret\x18\x05 \x01(\t\x12\x19\n\x11\x63lient_secret_set\x18\x06 \x01(\x08\x12\x11\n\ttoken_url\x18\x07 \x01(\t\x12Q\n\x1atoken_endpoint_auth_method\x18\x08 \x01(\x0e\x32(.oauth2broker.v1.TokenEndpointAuthMethodH\x00\x88\x01\x01\x12\x19\n\x0c\x64isable_pkce\x18\t \x01(\x08H\x01\x88\x01\x01\x12\x13\n\x06issuer\x18\n \x01(\tH\x02\x88\x01\x01\x12\x36\n.authorization_response_iss_parameter_supported\x18\r \x01(\x08\x12\x1b\n\x0erevocation_url\x18\x0e \x01(\tH\x03\x88\x01\x01\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08provider\x18\x0f \x01(\t\x12H\n\x0fprovider_config\x18\x10 \x03(\x0b\x32/.oauth2broker.v1.Credential.ProviderConfigEntry\x12\x19\n\x0cuserinfo_url\x18\x11 \x01(\tH\x04\x88\x01\x01\x1a\x35\n\x13ProviderConfigEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x1d\n\x1b_token_endpoint_auth_methodB\x0f\n\r_disable_pkceB\t\n\x07_issuerB\x11\n\x0f_revocation_urlB\x0f\n\r_userinfo_url*\xac\x01\n\x17TokenEndpointAuthMethod\x12*\n&TOKEN_ENDPOINT_AUTH_METHOD_UNSPECIFIED\x10\x00\x12\x32\n.TOKEN_ENDPOINT_AUTH_METHOD_CLIENT_SECRET_BASIC\x10\x01\x12\x31\n-TOKEN_ENDPOINT_AUTH_METHOD_CLIENT_SECRET_POST\x10\x02\x42NZLgithub.com/oauth2-broker/oauth2-broker/gen/go/oauth2broker/v1;oauth2brokerv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n oauth2broker/v1/credential.proto\x12\x0foauth2broker.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a(oauth2broker/v1/connection_service.proto\"\xcb\x06\n\nCredential\x12\n\n\x02id\x18\x01 \x01(\t\x12\x17\n\x0forganisation_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x11\n\tclient_id\x18\x04 \x01(\t\x12\x15\n\rclient_secret\x18\x05 \x01(\t\x12\x19\n\x11\x63lient_secret_set\x18\x06 \x01(\x08\x12\x11\n\ttoken_url\x18\x07 \x01(\t\x12Q\n\x1atoken_endpoint_auth_method\x18\x08 \x01(\x0e\x32(.oauth2broker.v1.TokenEndpointAuthMethodH\x00\x88\x01\x01\x12\x19\n\x0c\x64isable_pkce\x18\t \x01(\x08H\x01\x88\x01\x01\x12\x13\n\x06issuer\x18\n \x01(\tH\x02\x88\x01\x01\x12\x36\n.authorization_response_iss_parameter_supported\x18\r \x01(\x08\x12\x1b\n\x0erevocation_url\x18\x0e \x01(\tH\x03\x88\x01\x01\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08provider\x18\x0f \x01(\t\x12H\n\x0fprovider_config\x18\x10 \x03(\x0b\x32/.oauth2broker.v1.Credential.ProviderConfigEntry\x12\x19\n\x0cuserinfo_url\x18\x11 \x01(\tH\x04\x88\x01\x01\x12\x19\n\x0c\x61pi_base_url\x18( \x01(\tH\x05\x88\x01\x01\x12?\n\x13\x61pi_token_placement\x18) \x01(\x0b\x32\".oauth2broker.v1.ApiTokenPlacement\x1a\x35\n\x13ProviderConfigEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x1d\n\x1b_token_endpoint_auth_methodB\x0f\n\r_disable_pkceB\t\n\x07_issuerB\x11\n\x0f_revocation_urlB\x0f\n\r_userinfo_urlB\x0f\n\r_api_base_url*\xac\x01\n\x17TokenEndpointAuthMethod\x12*\n&TOKEN_ENDPOINT_AUTH_METHOD_UNSPECIFIED\x10\x00\x12\x32\n.TOKEN_ENDPOINT_AUTH_METHOD_CLIENT_SECRET_BASIC\x10\x01\x12\x31\n-TOKEN_ENDPOINT_AUTH_METHOD_CLIENT_SECRET_POST\x10\x02\x42NZLgithub.com/oauth2-broker/oauth2-broker/gen/go/oauth2broker/v1;oauth2brokerv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,10 +36,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'ZLgithub.com/oauth2-broker/oauth2-broker/gen/go/oauth2broker/v1;oauth2brokerv1'
   _globals['_CREDENTIAL_PROVIDERCONFIGENTRY']._loaded_options = None
   _globals['_CREDENTIAL_PROVIDERCONFIGENTRY']._serialized_options = b'8\001'
-  _globals['_TOKENENDPOINTAUTHMETHOD']._serialized_start=824
-  _globals['_TOKENENDPOINTAUTHMETHOD']._serialized_end=996
-  _globals['_CREDENTIAL']._serialized_start=87
-  _globals['_CREDENTIAL']._serialized_end=821
-  _globals['_CREDENTIAL_PROVIDERCONFIGENTRY']._serialized_start=673
-  _globals['_CREDENTIAL_PROVIDERCONFIGENTRY']._serialized_end=726
+  _globals['_TOKENENDPOINTAUTHMETHOD']._serialized_start=975
+  _globals['_TOKENENDPOINTAUTHMETHOD']._serialized_end=1147
+  _globals['_CREDENTIAL']._serialized_start=129
+  _globals['_CREDENTIAL']._serialized_end=972
+  _globals['_CREDENTIAL_PROVIDERCONFIGENTRY']._serialized_start=807
+  _globals['_CREDENTIAL_PROVIDERCONFIGENTRY']._serialized_end=860
 # @@protoc_insertion_point(module_scope)

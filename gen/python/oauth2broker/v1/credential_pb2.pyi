@@ -1,6 +1,7 @@
 import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from oauth2broker.v1 import connection_service_pb2 as _connection_service_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -20,7 +21,7 @@ TOKEN_ENDPOINT_AUTH_METHOD_CLIENT_SECRET_BASIC: TokenEndpointAuthMethod
 TOKEN_ENDPOINT_AUTH_METHOD_CLIENT_SECRET_POST: TokenEndpointAuthMethod
 
 class Credential(_message.Message):
-    __slots__ = ("id", "organisation_id", "name", "client_id", "client_secret", "client_secret_set", "token_url", "token_endpoint_auth_method", "disable_pkce", "issuer", "authorization_response_iss_parameter_supported", "revocation_url", "create_time", "update_time", "provider", "provider_config", "userinfo_url")
+    __slots__ = ("id", "organisation_id", "name", "client_id", "client_secret", "client_secret_set", "token_url", "token_endpoint_auth_method", "disable_pkce", "issuer", "authorization_response_iss_parameter_supported", "revocation_url", "create_time", "update_time", "provider", "provider_config", "userinfo_url", "api_base_url", "api_token_placement")
     class ProviderConfigEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -45,6 +46,8 @@ class Credential(_message.Message):
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_CONFIG_FIELD_NUMBER: _ClassVar[int]
     USERINFO_URL_FIELD_NUMBER: _ClassVar[int]
+    API_BASE_URL_FIELD_NUMBER: _ClassVar[int]
+    API_TOKEN_PLACEMENT_FIELD_NUMBER: _ClassVar[int]
     id: str
     organisation_id: str
     name: str
@@ -62,4 +65,6 @@ class Credential(_message.Message):
     provider: str
     provider_config: _containers.ScalarMap[str, str]
     userinfo_url: str
-    def __init__(self, id: _Optional[str] = ..., organisation_id: _Optional[str] = ..., name: _Optional[str] = ..., client_id: _Optional[str] = ..., client_secret: _Optional[str] = ..., client_secret_set: _Optional[bool] = ..., token_url: _Optional[str] = ..., token_endpoint_auth_method: _Optional[_Union[TokenEndpointAuthMethod, str]] = ..., disable_pkce: _Optional[bool] = ..., issuer: _Optional[str] = ..., authorization_response_iss_parameter_supported: _Optional[bool] = ..., revocation_url: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., provider: _Optional[str] = ..., provider_config: _Optional[_Mapping[str, str]] = ..., userinfo_url: _Optional[str] = ...) -> None: ...
+    api_base_url: str
+    api_token_placement: _connection_service_pb2.ApiTokenPlacement
+    def __init__(self, id: _Optional[str] = ..., organisation_id: _Optional[str] = ..., name: _Optional[str] = ..., client_id: _Optional[str] = ..., client_secret: _Optional[str] = ..., client_secret_set: _Optional[bool] = ..., token_url: _Optional[str] = ..., token_endpoint_auth_method: _Optional[_Union[TokenEndpointAuthMethod, str]] = ..., disable_pkce: _Optional[bool] = ..., issuer: _Optional[str] = ..., authorization_response_iss_parameter_supported: _Optional[bool] = ..., revocation_url: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., provider: _Optional[str] = ..., provider_config: _Optional[_Mapping[str, str]] = ..., userinfo_url: _Optional[str] = ..., api_base_url: _Optional[str] = ..., api_token_placement: _Optional[_Union[_connection_service_pb2.ApiTokenPlacement, _Mapping]] = ...) -> None: ...
