@@ -6,9 +6,10 @@ import { RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { ApiProxyService } from "../../gen/oauth2broker/v1/api_proxy_service_pb.js";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { ApiKeyService } from "../../gen/oauth2broker/v1/api_key_service_pb.js";
-import { ConnectionService } from "../../gen/oauth2broker/v1/connection_service_pb.js";
+import { ApiTokenLocation, ConnectionService } from "../../gen/oauth2broker/v1/connection_service_pb.js";
 import { CredentialService } from "../../gen/oauth2broker/v1/credential_service_pb.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
+import { connectThroughCallback, createScriptedCredential } from "../support/connect-flow.js";
 import { connectError } from "../support/errors.js";
 import { recordSecrets } from "../support/run-record.js";
 import { ScriptedApi } from "../support/scripted-api.js";
@@ -540,5 +541,58 @@ describe("over the gRPC method (ApiProxyService.CallApi)", () => {
     const refused = await connectError(rpc().callApi({ organisationId: "acme", connectionId: id, path: "/x" }));
     expect(refused.code).toBe(Code.PermissionDenied);
     expect(internal.requests).toHaveLength(0);
+  });
+});
+
+describe("a credential's own API base (outside the catalog)", () => {
+  async function customConnection(overrides: Record<string, unknown>): Promise<{ credentialId: string; id: string; token: string }> {
+    const credentialId = await createScriptedCredential(broker, provider, overrides);
+    const token = `at-${randomBytes(12).toString("base64url")}`;
+    provider.behaviour = { kind: "json", body: { access_token: token, refresh_token: `rt-${randomBytes(12).toString("base64url")}`, token_type: "Bearer", expires_in: 3600 } };
+    return { credentialId, id: await connectThroughCallback(broker, credentialId), token };
+  }
+
+  it("is where the token goes, placed as the credential says; it stays as recorded through a refresh", async () => {
+    const { id, token } = await customConnection({
+      apiBaseUrl: `${api.origin}/custom/v2`,
+      apiTokenPlacement: { location: ApiTokenLocation.HEADER, name: "X-Token", scheme: "" },
+    });
+    const fresh = nextRefresh();
+    api.handler = (request, res) => void res.writeHead(request.headers["x-token"] === fresh ? 200 : 401).end();
+    expect((await proxy(`${id}/things?a=1`)).status).toBe(200);
+    expect(api.requests.map((request) => [request.target, request.headers["x-token"]])).toEqual([
+      ["/custom/v2/things?a=1", token],
+      ["/custom/v2/things?a=1", fresh],
+    ]);
+  });
+
+  it("changing it needs a new client secret; existing connections keep theirs until an admin moves them", async () => {
+    const { credentialId, id } = await customConnection({ apiBaseUrl: `${api.origin}/old` });
+    const update = (apiBaseUrl: string, paths: string[], moveConnections = false) =>
+      credentials.updateCredential({
+        credential: { id: credentialId, organisationId: "acme", apiBaseUrl, clientSecret: "scripted-client-secret" },
+        updateMask: { paths },
+        moveConnections,
+      });
+    const refused = await connectError(update(`${api.origin}/new`, ["api_base_url"]));
+    expect(refused.code).toBe(Code.InvalidArgument);
+    expect(refused.rawMessage).toBe('"credential.client_secret" is required to change "credential.api_base_url"');
+    await update(`${api.origin}/new`, ["api_base_url", "client_secret"]);
+    await proxy(`${id}/x`);
+    expect(api.requests.at(-1)!.target).toBe("/old/x");
+    await update(`${api.origin}/new`, [], true);
+    await proxy(`${id}/x`);
+    expect(api.requests.at(-1)!.target).toBe("/new/x");
+  });
+
+  it.each([
+    [{ apiBaseUrl: "https://api.example.com/v1?x=1" }, '"credential.api_base_url" must not have a query or fragment'],
+    [{ apiTokenPlacement: { location: ApiTokenLocation.HEADER, name: "X-Token", scheme: "" } }, '"credential.api_token_placement" needs "credential.api_base_url"'],
+    [{ apiBaseUrl: "https://api.example.com", apiTokenPlacement: { location: ApiTokenLocation.QUERY, name: "key", scheme: "Bearer" } }, '"credential.api_token_placement.scheme" must be empty for a query parameter'],
+    [{ apiBaseUrl: "https://api.example.com", apiTokenPlacement: { location: ApiTokenLocation.HEADER, name: "X Token", scheme: "" } }, '"credential.api_token_placement.name" must be 1 to 64 characters of A-Z a-z 0-9 _ -'],
+  ])("%o is INVALID_ARGUMENT", async (overrides, message) => {
+    const error = await connectError(createScriptedCredential(broker, provider, overrides));
+    expect(error.code).toBe(Code.InvalidArgument);
+    expect(error.rawMessage).toBe(message);
   });
 });
