@@ -177,8 +177,10 @@ function parseList(name: string, value: string, parse: (text: string) => string[
   }
 }
 
-function parseCount(name: string, value: string, max = 9_999_999): number {
-  if (!/^\d{1,11}$/.test(value) || Number(value) < 1 || Number(value) > max) throw new ConfigError(`${name} must be a whole number from 1 to ${max}`);
+function parseCount(name: string, value: string, max?: number): number {
+  if (!/^\d{1,11}$/.test(value) || Number(value) < 1 || Number(value) > (max ?? 9_999_999)) {
+    throw new ConfigError(`${name} must be a whole number from 1${max === undefined ? "" : ` to ${max}`}`);
+  }
   return Number(value);
 }
 
