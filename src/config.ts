@@ -71,6 +71,7 @@ export interface Config {
     maxPerConnection: number;
     maxRetries: number;
     maxRetryWaitSeconds: number;
+    tokenCacheSeconds: number;
   };
 }
 
@@ -155,6 +156,7 @@ export function loadConfig(env: Env = process.env): Config {
       maxPerConnection: parseCount("BROKER_PROXY_MAX_PER_CONNECTION", read("BROKER_PROXY_MAX_PER_CONNECTION") ?? "50"),
       maxRetries: parseCount("BROKER_PROXY_MAX_RETRIES", read("BROKER_PROXY_MAX_RETRIES") ?? "3"),
       maxRetryWaitSeconds: parseDuration("BROKER_PROXY_MAX_RETRY_WAIT", read("BROKER_PROXY_MAX_RETRY_WAIT") ?? "30s", 0, 600),
+      tokenCacheSeconds: parseDuration("BROKER_PROXY_TOKEN_CACHE", read("BROKER_PROXY_TOKEN_CACHE") ?? "1s", 0, 10),
     },
   };
 }

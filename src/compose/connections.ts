@@ -74,6 +74,7 @@ export function buildConnections(deps: ConnectionsDeps): { lifecycle: Connection
       ...limits,
       timeoutMs: limits.timeoutSeconds * 1000,
       maxRetryWaitMs: limits.maxRetryWaitSeconds * 1000,
+      tokenCacheMs: limits.tokenCacheSeconds * 1000,
     },
     metrics: deps.metrics,
     logger: deps.logger,

@@ -27,6 +27,8 @@ export interface ProxyLimits {
   /** Retries a caller may ask for on 429/503, and their total wait. */
   maxRetries: number;
   maxRetryWaitMs: number;
+  /** How long a token the refresher handed out is reused by this instance without reading it again; 0: never. */
+  tokenCacheMs: number;
 }
 
 /** Why the broker answered a proxied call itself; `status` is the HTTP status it answers with. */
@@ -74,6 +76,8 @@ const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"])
 const REJECTION_BODY_BYTES = 64 * 1024;
 /** A 429 or 503 without Retry-After is retried after this, doubled each time. */
 const DEFAULT_RETRY_MS = 1_000;
+/** Tokens kept at most by the per-instance cache; the oldest go first. */
+const TOKEN_CACHE_ENTRIES = 10_000;
 
 /**
  * Calls a connection's provider API for a caller: the token placed as the connection's `api`
@@ -88,6 +92,8 @@ export class ApiProxy {
   readonly #retryAfter = new RetryAfterMemory();
   readonly #perOrganisation: CallSlots;
   readonly #perConnection: CallSlots;
+  /** Tokens handed out moments ago, by organisation and connection, with when they stop being reused. */
+  readonly #tokens = new Map<string, { token: AccessToken; until: number }>();
 
   constructor(
     private readonly deps: {
@@ -229,8 +235,25 @@ export class ApiProxy {
     }
   }
 
+  /**
+   * The connection's token through the refresher (GetAccessToken's path). A token it handed out is
+   * reused for BROKER_PROXY_TOKEN_CACHE (1 s; well inside the refresher's validity margin), which
+   * spares a database read per call; a rejected token is never reused (the forced refresh
+   * replaces it), and a connection deleted or stopped on any instance is seen within that time.
+   */
   async #token(call: ProxyCall, force: boolean): Promise<AccessToken> {
-    return this.deps.refresher.getAccessToken(call.organisationId, call.connectionId, { force });
+    const key = `${call.organisationId}\u0000${call.connectionId}`;
+    const now = Date.now();
+    const cached = this.#tokens.get(key);
+    if (!force && cached !== undefined && cached.until > now) return cached.token;
+    this.#tokens.delete(key);
+    const token = await this.deps.refresher.getAccessToken(call.organisationId, call.connectionId, { force });
+    const ttl = this.deps.limits.tokenCacheMs;
+    if (ttl > 0) {
+      if (this.#tokens.size >= TOKEN_CACHE_ENTRIES) this.#tokens.delete(this.#tokens.keys().next().value!);
+      this.#tokens.set(key, { token, until: Math.min(now + ttl, token.expireTime?.getTime() ?? Infinity) });
+    }
+    return token;
   }
 
   async #send(

@@ -448,6 +448,19 @@ describe("refusals", () => {
   });
 });
 
+describe("the per-instance token cache", () => {
+  it("reuses a token for BROKER_PROXY_TOKEN_CACHE without reading it again; a deleted connection is refused after that", async () => {
+    const { id } = await connection("proxy-salesforce");
+    expect((await proxy(`${id}/x`)).status).toBe(200);
+    await broker.connect(ConnectionService).deleteConnection({ organisationId: "acme", id });
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    const gone = await proxy(`${id}/x`);
+    expect(gone.status).toBe(404);
+    expect(await gone.json()).toMatchObject({ error: "not_found" });
+    expect(api.requests).toHaveLength(1);
+  });
+});
+
 describe("observability", () => {
   it("access logs name method, connection, provider, status and duration; metrics count by provider and status class; no token or query value is logged", async () => {
     const { id, token } = await connection("proxy-query");
@@ -532,8 +545,9 @@ describe("over the gRPC method (ApiProxyService.CallApi)", () => {
     expect(globex.code).toBe(Code.NotFound);
     expect(api.requests).toHaveLength(0);
 
+    const second = await connection("proxy-salesforce");
     api.handler = (_request, res) => void res.writeHead(200).end(Buffer.alloc(5 * 1024 * 1024));
-    const large = await connectError(rpc().callApi({ organisationId: "acme", connectionId: id, path: "/export" }));
+    const large = await connectError(rpc().callApi({ organisationId: "acme", connectionId: second.id, path: "/export" }));
     expect(large.code).toBe(Code.ResourceExhausted);
     expect(large.rawMessage).toContain("use the HTTP proxy");
 
@@ -581,6 +595,8 @@ describe("a credential's own API base (outside the catalog)", () => {
     await proxy(`${id}/x`);
     expect(api.requests.at(-1)!.target).toBe("/old/x");
     await update(`${api.origin}/new`, [], true);
+    // The instance reuses what the refresher handed out for BROKER_PROXY_TOKEN_CACHE (1 s).
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
     await proxy(`${id}/x`);
     expect(api.requests.at(-1)!.target).toBe("/new/x");
   });
