@@ -14,11 +14,13 @@ import { promisify } from "node:util";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { MongoClient } from "mongodb";
+import { v7 as uuidv7 } from "uuid";
 import { ConnectionService } from "../gen/oauth2broker/v1/connection_service_pb.js";
 import { CredentialService } from "../gen/oauth2broker/v1/credential_service_pb.js";
 import { generateEncryptionKey } from "../src/crypto/secret-box.js";
 import { findRoot, startEmbeddedFerretDb } from "../src/store/embedded-ferretdb.js";
 import { ghzLoad, isGrpcScenario } from "./ghz.js";
+import { tenantReads } from "./tenant-reads.js";
 import type { LoadResult, LoadSpec } from "./load.js";
 
 const root = findRoot(import.meta.dirname);
@@ -121,6 +123,8 @@ async function main(): Promise<void> {
         const [scenario, c] = only.split(":");
         if (scenario === "pending") rows.push(...(await pendingFlows(mongodbUri, tokenEndpoint.url)));
         else if (scenario === "proxy-summary") proxySummary = await proxyRows(run);
+        else if (scenario === "stored") rows.push(...(await storedConnections(mongodbUri, tokenEndpoint.url)));
+        else if (scenario === "tenant") rows.push(...(await tenantRows(mongodbUri, tokenEndpoint.url)));
         // `open:<rps>`: InitialiseOAuth2Connection over gRPC at that fixed rate.
         else if (scenario === "open") (await run("initialise-grpc", 64, { rps: Number(c), durationMs: 10_000 })).scenario = `initialise-grpc open loop at ${c}/s`;
         else await run(scenario as LoadSpec["scenario"], Number(c ?? 16));
@@ -183,6 +187,8 @@ async function main(): Promise<void> {
     };
 
     rows.push(...(await pendingFlows(mongodbUri, tokenEndpoint.url)));
+    rows.push(...(await storedConnections(mongodbUri, tokenEndpoint.url)));
+    rows.push(...(await tenantRows(mongodbUri, tokenEndpoint.url)));
 
     const machine = { cpus: cpus().length, cpu: cpus()[0]?.model, memory_gb: Math.round(totalmem() / 2 ** 30), node: process.version, database: ferretdb ? "FerretDB 1.24.2 (SQLite), embedded" : "MONGODB_URI" };
     printTable(rows, soakRow, machine);
@@ -262,6 +268,127 @@ async function pendingFlows(mongodbUri: string, tokenUrl: string): Promise<Row[]
     await new Promise((resolve) => broker.child.once("exit", resolve));
   }
   return rows;
+}
+
+/** Stored-connection levels for "GetAccessToken and a refresh with N connections stored". */
+const STORED_LEVELS = (process.env.BENCH_STORED ?? "0,10000,100000").split(",").map(Number);
+/** Connections made through the real flow at each level, after the others; each is refreshed once. */
+const STORED_MEASURED = Number(process.env.BENCH_STORED_MEASURED ?? 100);
+/** GetAccessToken calls timed at each level, spread over those connections. */
+const STORED_READS = Number(process.env.BENCH_STORED_READS ?? 1000);
+/** Pause after each fill before the timed calls. */
+const STORED_SETTLE_MS = Number(process.env.BENCH_STORED_SETTLE_MS ?? 5_000);
+
+/**
+ * "GetAccessToken and a refresh with N connections stored": a broker of its own on a fresh
+ * database. Between levels the store is filled with copies of a connection the broker made (its
+ * exact document, a new `_id`, spread over 50 organisations), by insertMany in batches. At each
+ * level STORED_MEASURED connections are then made through the real flow, so they are stored after
+ * all the others (FerretDB stops reading at the first match, so an early row would look fast even
+ * when the table is scanned), and timed one call at a time: GetAccessToken (the token is valid:
+ * a read) and GetAccessToken with force_refresh (lease, re-read, token endpoint on loopback, write).
+ */
+async function storedConnections(mongodbUri: string, tokenUrl: string): Promise<Row[]> {
+  const database = `bench_stored_${Date.now()}`;
+  const adminToken = randomBytes(32).toString("base64url");
+  const broker = await startBroker(benchBrokerEnv(mongodbUri, database, adminToken));
+  const mongo = await MongoClient.connect(mongodbUri);
+  const rows: Row[] = [];
+  try {
+    const transport = createConnectTransport({
+      baseUrl: broker.httpUrl,
+      httpVersion: "1.1",
+      interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${adminToken}`), next(req))],
+    });
+    const connections = createClient(ConnectionService, transport);
+    const { credential } = await createClient(CredentialService, transport).createCredential({
+      credential: { organisationId: "bench", name: "bench", clientId: "bench-client", clientSecret: "bench-secret", tokenUrl },
+    });
+    const stored = mongo.db(database).collection<{ _id: string; organisation_id: string; pending_events: unknown[] }>("connections");
+    const measured = new Set<string>();
+    /** Makes `count` connections through Initialise and the callback; returns their IDs. */
+    const connect = async (count: number): Promise<string[]> => {
+      for (let i = 0; i < count; i++) {
+        const { url } = await connections.initialiseOAuth2Connection({ ...initialiseFor(credential!.id), connectorId: `stored-${measured.size}-${i}` });
+        const response = await fetch(`${broker.httpUrl}/oauth2/callback?state=${new URL(url).searchParams.get("state")}&code=c`);
+        await response.arrayBuffer();
+        if (response.status !== 200) throw new Error(`callback: HTTP ${response.status}`);
+      }
+      const ids = (await stored.find({ organisation_id: "bench" }, { projection: { _id: 1 } }).toArray()).map((d) => d._id).filter((id) => !measured.has(id));
+      for (const id of ids) measured.add(id);
+      return ids;
+    };
+    console.error("GetAccessToken and a refresh with N connections stored:");
+    const [first] = await connect(1);
+    const template = { ...(await stored.findOne({ _id: first! }))!, pending_events: [] };
+    let filled = 0;
+    for (const level of STORED_LEVELS) {
+      const started = Date.now();
+      for (; filled < level; filled += 1_000) {
+        const batch = Math.min(1_000, level - filled);
+        await stored.insertMany(Array.from({ length: batch }, (_, j) => ({ ...template, _id: uuidv7(), organisation_id: `org-${(filled + j) % 50}` })));
+      }
+      filled = Math.max(filled, level);
+      if (level > 0) {
+        console.error(`  filled to ${level} connections in ${Math.round((Date.now() - started) / 1000)} s`);
+        // As after the pending-flow fills: measure once SQLite has checkpointed the fill's WAL.
+        await new Promise((resolve) => setTimeout(resolve, STORED_SETTLE_MS));
+      }
+      const ids = await connect(STORED_MEASURED);
+      const read = await timeEach(STORED_READS, (i) => connections.getAccessToken({ organisationId: "bench", connectionId: ids[i % ids.length]! }));
+      const refresh = await timeEach(ids.length, (i) => connections.getAccessToken({ organisationId: "bench", connectionId: ids[i]!, forceRefresh: true }));
+      for (const [what, result] of [["GetAccessToken", read], ["refresh (GetAccessToken, force_refresh)", refresh]] as const) {
+        const row = { scenario: `${what} with ${level} connections stored`, concurrency: 1, ...result, peak_rss_mb: rssMb(broker.child.pid!) };
+        rows.push(row);
+        console.error(`  ${row.scenario}: p50 ${row.p50_ms} ms, p99 ${row.p99_ms} ms, errors ${row.errors}`);
+      }
+    }
+  } finally {
+    await mongo.close();
+    broker.child.kill("SIGTERM");
+    await new Promise((resolve) => broker.child.once("exit", resolve));
+  }
+  return rows;
+}
+
+function initialiseFor(credentialId: string) {
+  return { organisationId: "bench", connectorId: "bench", credential: { id: credentialId, organisationId: "bench" }, authorizeUrl: "https://idp.example/authorize", clientId: "bench-client" };
+}
+
+/** Times `count` calls one after another (p50 and p99 of each call's latency). */
+async function timeEach(count: number, call: (i: number) => Promise<unknown>): Promise<LoadResult> {
+  const samples: number[] = [];
+  let errors = 0;
+  const started = performance.now();
+  for (let i = 0; i < count; i++) {
+    const t0 = performance.now();
+    try {
+      await call(i);
+    } catch {
+      errors++;
+    }
+    samples.push(performance.now() - t0);
+  }
+  const seconds = (performance.now() - started) / 1000;
+  samples.sort((a, b) => a - b);
+  const pick = (q: number) => Math.round(samples[Math.min(samples.length - 1, Math.floor(q * samples.length))]! * 10) / 10;
+  return { calls: count, errors, seconds: Math.round(seconds * 10) / 10, rps: Math.round(count / seconds), p50_ms: pick(0.5), p99_ms: pick(0.99) };
+}
+
+/** Issue 21's tenant rows (bench/tenant-reads.ts), on a broker and database of their own. */
+async function tenantRows(mongodbUri: string, tokenUrl: string): Promise<Row[]> {
+  console.error("tenant-scoped reads and a neighbour's flood:");
+  const rows = await tenantReads(mongodbUri, tokenUrl, async (database, adminToken) => {
+    const broker = await startBroker(benchBrokerEnv(mongodbUri, database, adminToken));
+    return {
+      httpUrl: broker.httpUrl,
+      stop: async () => {
+        broker.child.kill("SIGTERM");
+        await new Promise((resolve) => broker.child.once("exit", resolve));
+      },
+    };
+  });
+  return rows.map((row) => ({ ...row, rps: 0, seconds: 0, peak_rss_mb: 0 }) as Row);
 }
 
 function load(spec: LoadSpec): Promise<LoadResult> {

@@ -75,8 +75,9 @@ async function measure(states: OAuthStateStore, leases: LeaseStore, connections:
     await time("insert state", (i) => states.insert(state(`${round}-new-${i}`))),
     await time("consume a fresh state (callback)", (i) => states.consumeByHash(hashState(fresh[i]!), stateWindowAt(new Date()))),
     await time("consume an unknown state", (i) => states.consumeByHash(`${round}-forged-${i}`, stateWindowAt(new Date()))),
+    await time("is an older state pending (a rate-limited callback)", (i) => states.isPending(hashState(older[i]!), olderWindow)),
     await time("lease acquire + release", async (i) => leases.release((await leases.tryAcquire(`${round}-lease-${i}`, 10_000))!)),
-    await time("connection updateOne by _id (NOT flat on FerretDB)", (i) => connections.updateOne({ _id: `c-${i}` as never }, { $set: { update_time: new Date() } })),
+    await time("connection updateOne by _id", (i) => connections.updateOne({ _id: `c-${i}` as never }, { $set: { update_time: new Date() } })),
   ];
 }
 
@@ -147,12 +148,12 @@ async function measureHotPaths(db: Db, round: string): Promise<string[]> {
     await time("GetAccessToken: read the connection (findById)", (i) => connections.findById(org(i), ids[i]!), HOT_SAMPLES),
     await time("GetAccessToken: another organisation's connection (NOT_FOUND)", (i) => connections.findById("other", ids[i]!), HOT_SAMPLES),
     await time("refresh: re-read under the lease + write the tokens", async (i) => {
-      await connections.findByIdUnscoped(ids[i]!);
-      await connections.update(ids[i]!, { set: { refresh_time: new Date(), refresh_token_time: new Date() } });
+      const stored = await connections.findByIdUnscoped(ids[i]!);
+      await connections.update(stored!, { set: { refresh_time: new Date(), refresh_token_time: new Date() } });
     }, HOT_SAMPLES),
     await time("lease acquire + release", async (i) => leases.release((await leases.tryAcquire(`${round}-hot-lease-${i}`, 10_000))!), HOT_SAMPLES),
     await time("change with an event + relay it by ID", async (i) => {
-      await connections.update(ids[i]!, { set: { status: "REFRESH_FAILED" }, event: newEvent("connection.refresh_failed", "REFRESH_FAILED", "bench") });
+      await connections.update({ _id: ids[i]!, organisation_id: org(i), status: "ACTIVE" }, { set: { status: "REFRESH_FAILED" }, event: newEvent("connection.refresh_failed", "REFRESH_FAILED", "bench") });
       await relayOutbox(relayDeps, [ids[i]!]);
     }, HOT_SAMPLES),
     await time("relay recovery tick (nothing pending)", () => relayOutbox(relayDeps), HOT_SAMPLES),

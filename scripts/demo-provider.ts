@@ -15,7 +15,14 @@ export interface DemoOidcProvider {
  * broker's callback, short-lived access tokens, and rotating refresh tokens for offline_access.
  */
 export async function startOidcProvider(
-  client: { clientId: string; clientSecret: string; redirectUri: string },
+  client: {
+    clientId: string;
+    clientSecret: string;
+    redirectUri: string;
+    /** `private_key_jwt` with `jwksUri`: the client proves itself with keys published there. */
+    tokenEndpointAuthMethod?: "client_secret_basic" | "private_key_jwt";
+    jwksUri?: string;
+  },
   { port = 0, accessTokenTtl = 300 }: { port?: number; accessTokenTtl?: number } = {},
 ): Promise<DemoOidcProvider> {
   const server: Server = createServer();
@@ -25,11 +32,12 @@ export async function startOidcProvider(
     clients: [
       {
         client_id: client.clientId,
-        client_secret: client.clientSecret,
         redirect_uris: [client.redirectUri],
         grant_types: ["authorization_code", "refresh_token"],
         response_types: ["code"],
-        token_endpoint_auth_method: "client_secret_basic",
+        ...(client.tokenEndpointAuthMethod === "private_key_jwt"
+          ? { token_endpoint_auth_method: "private_key_jwt", jwks_uri: client.jwksUri }
+          : { client_secret: client.clientSecret, token_endpoint_auth_method: "client_secret_basic" }),
       },
     ],
     pkce: { required: () => true },
@@ -46,6 +54,9 @@ export async function startOidcProvider(
     // Revocation (RFC 7009) for DeleteConnection with `revoke`; introspection (RFC 7662) so tests
     // can ask the provider whether a token is still active.
     features: { devInteractions: { enabled: true }, revocation: { enabled: true }, introspection: { enabled: true } },
+    // oidc-provider refuses to fetch from loopback addresses (its SSRF guard, a dispatcher it
+    // passes here); this provider and the broker whose JWKS it fetches both live on loopback.
+    fetch: (url: string, { dispatcher: _loopbackGuard, ...options }: RequestInit & { dispatcher?: unknown }) => globalThis.fetch(url, options),
   } as never);
   // oidc-provider refuses plain-http cookies unless told it sits behind a TLS proxy.
   provider.proxy = true;

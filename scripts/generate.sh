@@ -16,10 +16,11 @@ buf lint
 cp "$root/clients/go/go.mod" gen/go/go.mod
 (cd gen/go && GOFLAGS=-mod=mod go mod tidy >/dev/null 2>&1)
 
-# Python: a package under gen/python (pip install ./gen/python).
+# Python: a package under gen/python (pip install ./gen/python). It carries buf/validate too: the
+# protovalidate package validates messages but ships no validate_pb2 for the rules to import.
 mkdir -p gen/python
 "$root/.tools/venv/bin/python" -m grpc_tools.protoc -I proto \
   --python_out=gen/python --pyi_out=gen/python --grpc_python_out=gen/python \
-  proto/oauth2broker/v1/*.proto
-touch gen/python/oauth2broker/__init__.py gen/python/oauth2broker/v1/__init__.py
+  proto/oauth2broker/v1/*.proto proto/buf/validate/validate.proto
+touch gen/python/oauth2broker/__init__.py gen/python/oauth2broker/v1/__init__.py gen/python/buf/__init__.py gen/python/buf/validate/__init__.py
 cp "$root/clients/python/pyproject.toml" gen/python/pyproject.toml

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the code generators (and grpcurl) the contract needs beyond npm, pinned, into .tools/:
-# Go plugins from the Go module proxy, grpcio-tools into a Python venv. Idempotent.
+# Go plugins from the Go module proxy, grpcio-tools (and protovalidate, for the interop test) into
+# a Python venv. Idempotent.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 tools="$root/.tools"
@@ -15,8 +16,8 @@ install_go protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6
 install_go protoc-gen-openapi github.com/google/gnostic@v0.7.1 github.com/google/gnostic/cmd/protoc-gen-openapi
 install_go grpcurl github.com/fullstorydev/grpcurl@v1.9.4 github.com/fullstorydev/grpcurl/cmd/grpcurl
 
-if [ ! -x "$tools/venv/bin/python" ] || ! "$tools/venv/bin/python" -c 'import grpc_tools, pytest, google.api' 2>/dev/null; then
+if [ ! -x "$tools/venv/bin/python" ] || ! "$tools/venv/bin/python" -c 'import grpc_tools, pytest, google.api, protovalidate' 2>/dev/null; then
   python3 -m venv "$tools/venv"
   "$tools/venv/bin/pip" install --quiet --disable-pip-version-check \
-    grpcio-tools==1.85.1 grpcio==1.85.1 googleapis-common-protos==1.76.0 pytest==8.4.2
+    grpcio-tools==1.85.1 grpcio==1.85.1 googleapis-common-protos==1.76.0 protovalidate==2.1.0 pytest==8.4.2
 fi

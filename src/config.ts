@@ -51,6 +51,10 @@ export interface Config {
   maxInFlightPerCaller: number;
   /** Streams open at once per caller (per client address for unauthenticated ones). */
   maxStreamsPerCaller: number;
+  /** How long published events are kept (BROKER_EVENT_RETENTION). */
+  eventRetentionSeconds: number;
+  /** Listing and counting calls in flight per organisation, per instance (BROKER_ORG_LISTING_CONCURRENCY). */
+  orgListingConcurrency: number;
   /** Streams are ended (UNAVAILABLE) after this long, so clients reconnect and re-authenticate. */
   streamMaxLifetimeSeconds: number;
   /** Callback requests per minute per client address (bursts of a third of that). */
@@ -141,6 +145,8 @@ export function loadConfig(env: Env = process.env): Config {
     maxInFlight: parseCount("BROKER_MAX_IN_FLIGHT", read("BROKER_MAX_IN_FLIGHT") ?? "1000"),
     maxInFlightPerCaller: parseCount("BROKER_MAX_IN_FLIGHT_PER_CALLER", read("BROKER_MAX_IN_FLIGHT_PER_CALLER") ?? "100"),
     maxStreamsPerCaller: parseCount("BROKER_MAX_STREAMS_PER_CALLER", read("BROKER_MAX_STREAMS_PER_CALLER") ?? "20"),
+    eventRetentionSeconds: parseDuration("BROKER_EVENT_RETENTION", read("BROKER_EVENT_RETENTION") ?? "30d", 3600, 10 * 365 * 86_400),
+    orgListingConcurrency: parseCount("BROKER_ORG_LISTING_CONCURRENCY", read("BROKER_ORG_LISTING_CONCURRENCY") ?? "8"),
     streamMaxLifetimeSeconds: parseDuration("BROKER_STREAM_MAX_LIFETIME", read("BROKER_STREAM_MAX_LIFETIME") ?? "1h", 1, 86_400),
     callbackRateLimit: parseCount("BROKER_CALLBACK_RATE_LIMIT", read("BROKER_CALLBACK_RATE_LIMIT") ?? "60"),
     trustedProxies: parseList("BROKER_TRUSTED_PROXIES", read("BROKER_TRUSTED_PROXIES") ?? "", parseTrustedProxies),

@@ -1,17 +1,14 @@
 import { invalid } from "./errors.js";
 
-/** Organisation and connector identifiers: a conservative charset that is safe in URLs and logs. */
-const IDENTIFIER = /^[A-Za-z0-9._-]{1,128}$/;
-
-export function requireIdentifier(value: string, field: string): string {
+/** A field the request rules cannot require on their own (required in one RPC or case only). */
+export function requirePresent(value: string, field: string): string {
   if (value === "") invalid(field, "is required");
-  if (!IDENTIFIER.test(value)) invalid(field, "must be 1 to 128 characters of A-Z a-z 0-9 . _ -");
   return value;
 }
 
 /** A required free-text field: non-empty, no control characters, at most `max` characters. */
 export function requireText(value: string, field: string, max: number): string {
-  if (value === "") invalid(field, "is required");
+  requirePresent(value, field);
   return optionalText(value, field, max);
 }
 

@@ -16,6 +16,7 @@ import type { SecretBox } from "../crypto/secret-box.js";
 import { consoleDistDir, consoleRoutes } from "../http/console-routes.js";
 import type { HttpHandler } from "../http/http-types.js";
 import { callbackRoute, oauth2Callback } from "../http/oauth2-callback.js";
+import { jwksRoute } from "../http/jwks-route.js";
 import { openApiRoute } from "../http/openapi.js";
 import { operationalRoutes } from "../http/operational-routes.js";
 import { proxyRoute } from "../http/proxy-route.js";
@@ -63,8 +64,8 @@ export interface GatewayDeps {
 }
 
 /**
- * The browser-facing routes on the HTTP gateway: the OAuth callback, the REST mapping of
- * InitialiseOAuth2Connection (through the same Connect handler and interceptors as the RPC), the
+ * The browser-facing routes on the HTTP gateway: the OAuth callback, credentials' public JWKS,
+ * the REST mapping of InitialiseOAuth2Connection (through the same Connect handler and interceptors as the RPC), the
  * OpenAPI document, the console, the operational endpoints and the provider API proxy.
  */
 export function browserRoutes(deps: GatewayDeps): HttpHandler {
@@ -96,6 +97,7 @@ export function browserRoutes(deps: GatewayDeps): HttpHandler {
         }),
       ),
       restInitialiseRoute(initialiseHandler, READ_MAX_BYTES),
+      jwksRoute({ credentials: storage.credentials, limiter: browserLimiter(), trustedProxies: deps.trustedProxies }),
       openApiRoute(deps.root),
       ...consoleRoutes({
         sessions: deps.consoleSessions,

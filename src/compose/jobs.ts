@@ -59,8 +59,12 @@ export function addEventJobs(
     IDLE_INTERVAL_MS,
   );
   jobs.add(relay.worker);
-  // Drops the recent-events windows the event feed no longer reads, and expired state windows.
-  jobs.add(new Worker("recent-events-maintenance", 60_000, () => events.recent.maintain(), logger, 60_000));
+  // Drops the recent-events windows the event feed no longer reads (see RecentEventStore), and
+  // archives and drops the history past BROKER_EVENT_RETENTION (see EventStore.rotate).
+  jobs.add(
+    new Worker("events-maintenance", 60_000, async () => (await events.recent.maintain()) || (await events.rotate()), logger, 60_000),
+  );
+  // Drops the collections of state windows once every state in them has expired.
   jobs.add(new Worker("oauth-states-maintenance", 1_000, () => states.maintain(), logger, IDLE_INTERVAL_MS));
   return { relay, dispatcher };
 }
@@ -97,6 +101,25 @@ export function addConnectionJobs(
       },
       logger,
       Math.min(60_000, deps.stateTtlMs / 2),
+    ),
+  );
+  // The connection directory's reconcile (a scan of `connections`) at each start, until a pass
+  // finds nothing to do: listings use the directory once one has (see reconcileDirectory).
+  let directoryReconciled = false;
+  jobs.add(
+    new Worker(
+      "connection-directory-reconcile",
+      IDLE_INTERVAL_MS,
+      async () => {
+        if (directoryReconciled) return false;
+        const { mended, busy } = await lifecycle.reconcileDirectory();
+        if (mended > 0) logger.info({ count: mended }, "mended the connection directory");
+        // Again at once after mending (the next pass checks the result), later when leases were busy.
+        directoryReconciled = mended === 0 && busy === 0;
+        return mended > 0;
+      },
+      logger,
+      IDLE_INTERVAL_MS,
     ),
   );
 }

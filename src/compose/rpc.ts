@@ -19,9 +19,11 @@ import type { SecretBox } from "../crypto/secret-box.js";
 import type { EventFeed } from "../events/event-feed.js";
 import { CONSOLE_RETURN_PATH } from "../http/console-routes.js";
 import { authInterceptor } from "../interceptors/auth.js";
+import { listingBudgetInterceptor } from "../interceptors/listing-budget.js";
 import { loggingInterceptor } from "../interceptors/logging.js";
 import { callerInFlightLimitInterceptor, inFlightLimitInterceptor, RateLimiter, rateLimitInterceptor } from "../interceptors/rate-limit.js";
 import { hideRequestParseErrors } from "../interceptors/request-parse-errors.js";
+import { requestRulesInterceptor } from "../interceptors/request-rules.js";
 import { streamLimitInterceptor } from "../interceptors/stream-limits.js";
 import type { OutboundPolicy } from "../network/address-policy.js";
 import type { Metrics } from "../observability/metrics.js";
@@ -63,7 +65,7 @@ export function rpcRoutes(deps: RpcDeps): (router: ConnectRouter) => void {
   const knownOrganisationIds = async () =>
     (await Promise.all([organisations.organisationIds(), credentials.organisationIds(), apiKeys.organisationIds(), events.organisationIds()])).flat();
   return (router) => {
-    router.service(CredentialService, credentialService({ credentials, secretBox, outbound, move: lifecycle, providers, fetch: deps.providerFetch }));
+    router.service(CredentialService, credentialService({ credentials, secretBox, outbound, move: lifecycle, providers, fetch: deps.providerFetch, publicUrl: config.publicUrl }));
     router.service(ApiKeyService, apiKeyService(apiKeys));
     router.service(
       ConnectionService,
@@ -99,7 +101,10 @@ export function rpcRoutes(deps: RpcDeps): (router: ConnectRouter) => void {
   };
 }
 
-/** The interceptors every RPC passes, in order: logging, authentication, then the limits. */
+/**
+ * The interceptors every RPC passes, in order: logging, authentication, the limits, then the
+ * request rules (after authentication, so a caller without access learns nothing from them).
+ */
 export function rpcInterceptors(
   deps: Pick<RpcDeps, "config" | "storage" | "metrics" | "logger"> & {
     tracing: Tracing;
@@ -114,11 +119,13 @@ export function rpcInterceptors(
     // Per caller first: a caller over its own cap never takes one of the instance's slots.
     callerInFlightLimitInterceptor(config.maxInFlightPerCaller),
     inFlightLimitInterceptor(config.maxInFlight),
+    listingBudgetInterceptor(config.orgListingConcurrency),
     streamLimitInterceptor({
       maxPerCaller: config.maxStreamsPerCaller,
       maxLifetimeMs: config.streamMaxLifetimeSeconds * 1000,
       recheckMs: STREAM_RECHECK_MS,
     }),
     rateLimitInterceptor(new RateLimiter(config.rpcRateLimit, config.rpcRateLimit * 2)),
+    requestRulesInterceptor(),
   ];
 }

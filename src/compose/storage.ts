@@ -39,7 +39,7 @@ export async function openStorage(config: Config & { mongodbUri: string }, metri
     states: new OAuthStateStore(database.db, config.stateTtlSeconds),
     connections: new ConnectionStore(database.db),
     organisations: new OrganisationStore(database.db),
-    events: new EventStore(database.db),
+    events: new EventStore(database.db, config.eventRetentionSeconds * 1000),
     leases: new LeaseStore(database.db),
     apiKeys: new ApiKeyStore(database.db),
     consoleSessions: new ConsoleSessionStore(database.db),
@@ -71,5 +71,6 @@ export async function closeStorage(storage: Storage): Promise<void> {
 function windowedCollection(name: string): string {
   if (name.startsWith("oauth_states_")) return "oauth_states";
   if (name.startsWith("events_recent_")) return "events_recent";
+  if (name.startsWith("events_until_")) return "events";
   return name;
 }

@@ -4,11 +4,12 @@ import type { SecretBox } from "../crypto/secret-box.js";
 import { newEvent } from "../events/connection-events.js";
 import type { ExternalAccount } from "../oauth/external-account.js";
 import { hashState } from "../oauth/state.js";
-import { RevocationError, revokeToken } from "../oauth/token-exchange.js";
+import { revokeToken } from "../oauth/token-exchange.js";
 import type { TokenSet } from "../oauth/token-response.js";
-import { OutboundError } from "../network/bounded-fetch.js";
+import { ProviderCallError } from "../network/provider-call-error.js";
 import type { ConnectionApi } from "../providers/api.js";
-import type { ConnectionDocument, ConnectionStore, HeldGrant, PendingEvent, StoredGrant } from "../store/connections.js";
+import { type ConnectionDocument, type ConnectionStore, type HeldGrant, type PendingEvent, type StoredGrant, slotOf } from "../store/connections.js";
+import { type DirectorySlotDocument, organisationOf, seqOf } from "../store/connection-directory.js";
 import type { CredentialDocument, CredentialStore } from "../store/credentials.js";
 import { connectionLeaseKey, type Lease, type LeaseStore } from "../store/leases.js";
 import { ConnectionError, connectionNotFound, needsReauthorization, refreshFailed } from "./connection-errors.js";
@@ -66,6 +67,8 @@ const MAX_FAILED_CONFIRMATIONS = 5;
 /** How far past the provider timeout a lease lasts: the writes before and after the call. */
 const LEASE_MARGIN_MS = 5_000;
 const POLL_MS = 100;
+/** A slot without its connection for this long is one whose insert never came (see reconcileDirectory). */
+const ORPHAN_SLOT_MS = 60_000;
 
 /**
  * The one owner of connection writes. Every change after creation happens holding the
@@ -174,7 +177,7 @@ export class ConnectionLifecycle {
           confirmation_hash: hashState(confirmation),
           hold_expire_time: new Date(now.getTime() + this.deps.confirmationTtlMs),
         };
-        await this.deps.connections.update(connectionId, { set: { reauthorization: held, ...superseded } });
+        await this.deps.connections.update(connection, { set: { reauthorization: held, ...superseded } });
         return { confirmation };
       }
       const set: Partial<ConnectionDocument> = { ...sealed, refresh_token_time: now, ...superseded };
@@ -185,11 +188,11 @@ export class ConnectionLifecycle {
         set.confirmation_hash = hashState(confirmation);
         set.pending_expire_time = new Date(now.getTime() + this.deps.confirmationTtlMs);
         unset.push("failed_confirmations");
-        await this.deps.connections.update(connectionId, { set, unset });
+        await this.deps.connections.update(connection, { set, unset });
         return { confirmation };
       }
       // Applied at once: a grant still held from an earlier reconnect must not overwrite it later.
-      await this.#activate(connectionId, set, [...unset, "reauthorization"], newEvent("connection.reauthorized", "ACTIVE"));
+      await this.#activate(connection, set, [...unset, "reauthorization"], newEvent("connection.reauthorized", "ACTIVE"));
       return { confirmation: undefined };
     });
   }
@@ -211,12 +214,12 @@ export class ConnectionLifecycle {
         const expired = held.hold_expire_time <= now;
         if (expired || !matches(endUserId, held.end_user_id) || !matches(hashState(confirmation), held.confirmation_hash)) {
           const failures = (held.failed_confirmations ?? 0) + 1;
-          if (expired || failures >= MAX_FAILED_CONFIRMATIONS) await this.deps.connections.update(id, { unset: ["reauthorization"] });
-          else await this.deps.connections.update(id, { set: { reauthorization: { ...held, failed_confirmations: failures } } });
+          if (expired || failures >= MAX_FAILED_CONFIRMATIONS) await this.deps.connections.update(connection, { unset: ["reauthorization"] });
+          else await this.deps.connections.update(connection, { set: { reauthorization: { ...held, failed_confirmations: failures } } });
           throw wrongConfirmation();
         }
         const { end_user_id: _endUser, confirmation_hash: _hash, failed_confirmations: _failures, hold_expire_time: _expiry, ...grant } = held;
-        await this.#activate(id, { ...grant, refresh_token_time: now }, [...grantFieldsMissing(grant), "reauthorization"], newEvent("connection.reauthorized", "ACTIVE"));
+        await this.#activate(connection, { ...grant, refresh_token_time: now }, [...grantFieldsMissing(grant), "reauthorization"], newEvent("connection.reauthorized", "ACTIVE"));
         return true;
       }
       if (connection.status !== "PENDING" || connection.confirmation_hash === undefined) {
@@ -225,11 +228,11 @@ export class ConnectionLifecycle {
       const expired = connection.pending_expire_time !== undefined && connection.pending_expire_time <= now;
       if (expired || !matches(endUserId, connection.end_user_id) || !matches(hashState(confirmation), connection.confirmation_hash)) {
         const failures = (connection.failed_confirmations ?? 0) + 1;
-        if (expired || failures >= MAX_FAILED_CONFIRMATIONS) await this.deps.connections.deletePending(id);
-        else await this.deps.connections.update(id, { set: { failed_confirmations: failures } });
+        if (expired || failures >= MAX_FAILED_CONFIRMATIONS) await this.deps.connections.deletePending(connection);
+        else await this.deps.connections.update(connection, { set: { failed_confirmations: failures } });
         throw wrongConfirmation();
       }
-      await this.deps.connections.update(id, {
+      await this.deps.connections.update(connection, {
         set: { status: "ACTIVE" },
         unset: ["confirmation_hash", "pending_expire_time", "failed_confirmations"],
         event: newEvent("connection.created", "ACTIVE"),
@@ -254,7 +257,7 @@ export class ConnectionLifecycle {
       if (revocation.outcome === "failed" && options.keepIfRevocationFails) {
         throw new ConnectionError("revocation_failed", `revocation failed (${revocation.error}) and the connection was kept`);
       }
-      await this.deps.connections.update(id, {
+      await this.deps.connections.update(connection, {
         set: { status: "DELETED" },
         unset: ["access_token", "refresh_token", "id_token", "extra_fields", "status_reason", "reauthorization"],
         event: newEvent("connection.deleted"),
@@ -288,7 +291,7 @@ export class ConnectionLifecycle {
             set.status = "ACTIVE";
             unset.push("status_reason");
           }
-          await this.deps.connections.update(id, { set, unset });
+          await this.deps.connections.update(connection, { set, unset });
         });
       } catch (error) {
         if (error instanceof ConnectionError && error.code === "not_found") continue;
@@ -321,8 +324,8 @@ export class ConnectionLifecycle {
           await this.deps.connections.postponeExpiry(note._id, expiry);
           continue;
         }
-        if (pendingExpiry !== undefined) await this.deps.connections.deletePending(note._id);
-        else if (holdExpiry !== undefined) await this.deps.connections.update(note._id, { unset: ["reauthorization"] });
+        if (pendingExpiry !== undefined) await this.deps.connections.deletePending(connection!);
+        else if (holdExpiry !== undefined) await this.deps.connections.update(connection!, { unset: ["reauthorization"] });
         await this.deps.connections.expiryHandled(note._id);
       } finally {
         await this.release(lease);
@@ -331,12 +334,82 @@ export class ConnectionLifecycle {
     return notes.length === batch;
   }
 
+  /**
+   * The directory's reconcile (a scan of `connections` and `connection_directory`, as the
+   * outbox's start-up scan): adopts connections from before the directory (slots below the
+   * others, in bulk), and under each connection's lease mends mirrors a failed or interrupted
+   * write left stale and stops counting slots whose connection never came or is gone. Run at each
+   * start until a pass finds nothing to do; the first such pass lets listings use the directory
+   * (until then they query `connections` as before). Returns what it did and how many it left
+   * because their lease was busy.
+   */
+  async reconcileDirectory(): Promise<{ mended: number; busy: number }> {
+    const { connections } = this.deps;
+    const { slots, owners } = await connections.directory.snapshot();
+    const naming = new Map<string, DirectorySlotDocument[]>();
+    const floors = new Map<string, number>();
+    for (const slot of slots) {
+      naming.set(slot.connection_id, [...(naming.get(slot.connection_id) ?? []), slot]);
+      floors.set(organisationOf(slot), Math.min(floors.get(organisationOf(slot)) ?? 1, seqOf(slot)));
+    }
+    let mended = 0;
+    let busy = 0;
+    const underLease = async (id: string, change: (connection: ConnectionDocument | null) => Promise<void>): Promise<void> => {
+      const lease = await this.tryLease(id);
+      if (lease === null) return void busy++;
+      try {
+        await change(await connections.findByIdUnscoped(id));
+        mended++;
+      } finally {
+        await this.release(lease);
+      }
+    };
+    const adopt = new Map<string, Array<Pick<ConnectionDocument, "_id" | "connector_id" | "credential_id" | "status">>>();
+    let seen = 0;
+    for await (const connection of connections.everyConnectionForDirectory()) {
+      seen++;
+      const named = naming.get(connection._id) ?? [];
+      naming.delete(connection._id);
+      const seq = connection.directory_seq ?? owners.get(connection._id);
+      if (seq === undefined && named[0] === undefined) {
+        adopt.set(connection.organisation_id, [...(adopt.get(connection.organisation_id) ?? []), connection]);
+      } else if (seq === undefined) {
+        // Adopted by a pass cut short before its note: the slot is its own.
+        await connections.directory.own(connection._id, seqOf(named[0]!));
+        mended++;
+      } else {
+        const own = named.find((slot) => seqOf(slot) === seq);
+        if (own !== undefined && own.status === connection.status && named.every((slot) => slot === own || slot.status === "DELETED")) continue;
+        await underLease(connection._id, async (current) => {
+          if (current !== null) await connections.mendDirectory(current, seq, named);
+        });
+      }
+    }
+    // Newest first, below every slot there is: the directory's order stays the order of IDs.
+    for (const [organisationId, old] of adopt) {
+      old.sort((a, b) => (a._id < b._id ? 1 : -1));
+      await connections.directory.adopt(organisationId, Math.min(floors.get(organisationId) ?? 1, 1) - 1, old.map(slotOf));
+      mended += old.length;
+    }
+    // Slots of connections not found: a claim whose insert never came (long enough ago), or a purged one.
+    const settled = Date.now() - ORPHAN_SLOT_MS;
+    for (const [id, named] of naming) {
+      const counted = named.filter((slot) => slot.status !== "DELETED" && slot.claim_time.getTime() < settled);
+      if (counted.length === 0) continue;
+      await underLease(id, async (current) => {
+        if (current === null) for (const slot of counted) await connections.directory.mirror(organisationOf(slot), seqOf(slot), "DELETED");
+      });
+    }
+    if (mended === 0 && busy === 0) await connections.directory.markComplete(seen > 0);
+    return { mended, busy };
+  }
+
   // The refresh writes: the refresher holds the lease across the provider call and records each
   // step here.
 
   /** Recorded before the refresh request is sent: if the outcome is lost, the next holder knows. */
   async recordRefreshSent(connection: ConnectionDocument, now: Date): Promise<void> {
-    await this.deps.connections.update(connection._id, { set: { refresh_sent_time: now, refresh_attempt_time: now } });
+    await this.deps.connections.update(connection, { set: { refresh_sent_time: now, refresh_attempt_time: now } });
   }
 
   /**
@@ -373,7 +446,7 @@ export class ConnectionLifecycle {
     if (tokens.expiresIn !== undefined) set.expire_time = new Date(now.getTime() + tokens.expiresIn * 1000);
     else unset.push("expire_time");
     const event = connection.status === "REFRESH_FAILED" ? newEvent("connection.recovered", "ACTIVE") : undefined;
-    await this.deps.connections.update(connection._id, { set, unset, event });
+    await this.deps.connections.update(connection, { set, unset, event });
     if (event !== undefined) this.deps.onEvent(connection._id);
     return { expireTime: set.expire_time, metadata: set.metadata ?? connection.metadata ?? {}, api: set.api ?? connection.api };
   }
@@ -393,7 +466,7 @@ export class ConnectionLifecycle {
     const failures = (connection.refresh_failures ?? 0) + 1;
     const delayMs = Math.min(this.deps.retryMinMs * 2 ** Math.min(failures - 1, 40), this.deps.retryMaxMs);
     const event = connection.status === "REFRESH_FAILED" ? undefined : newEvent("connection.refresh_failed", "REFRESH_FAILED", reason);
-    await this.deps.connections.update(connection._id, {
+    await this.deps.connections.update(connection, {
       set: {
         status: "REFRESH_FAILED",
         status_reason: reason,
@@ -412,7 +485,7 @@ export class ConnectionLifecycle {
   }
 
   async markNeedsReauthorization(connection: ConnectionDocument, reason: string): Promise<void> {
-    await this.deps.connections.update(connection._id, {
+    await this.deps.connections.update(connection, {
       set: { status: "NEEDS_REAUTHORIZATION", status_reason: reason, refresh_attempt_time: new Date() },
       unset: ["refresh_sent_time", "refresh_failures", "refresh_failing_since", "refresh_retry_time"],
       event: newEvent("connection.needs_reauthorization", "NEEDS_REAUTHORIZATION", reason),
@@ -444,8 +517,8 @@ export class ConnectionLifecycle {
   }
 
   /** Writes a replaced grant and makes the connection ACTIVE with a clean refresh history. */
-  async #activate(id: string, set: Partial<ConnectionDocument>, unset: Array<keyof ConnectionDocument>, event: PendingEvent): Promise<void> {
-    await this.deps.connections.update(id, {
+  async #activate(connection: ConnectionDocument, set: Partial<ConnectionDocument>, unset: Array<keyof ConnectionDocument>, event: PendingEvent): Promise<void> {
+    await this.deps.connections.update(connection, {
       set: { ...set, status: "ACTIVE" },
       unset: [
         ...unset,
@@ -460,7 +533,7 @@ export class ConnectionLifecycle {
       ],
       event,
     });
-    this.deps.onEvent(id);
+    this.deps.onEvent(connection._id);
   }
 
   async #revoke(connection: ConnectionDocument): Promise<RevocationResult> {
@@ -476,7 +549,7 @@ export class ConnectionLifecycle {
     if (sealed === undefined) return { outcome: "not_supported" };
     // The token goes only to the revocation endpoint in force when it was obtained, and the client
     // secret only with a credential still at that endpoint.
-    const target = connectionTokenClient(connection, credential, profile, "revocation_url", this.deps.secretBox);
+    const target = connectionTokenClient(connection, credential, profile, "revocation_url", this.deps);
     if (target === "no_endpoint") return { outcome: "not_supported" };
     if (target === "endpoint_changed") return { outcome: "failed", error: "the credential's endpoints changed since the connection was made" };
     try {
@@ -489,7 +562,8 @@ export class ConnectionLifecycle {
       );
       return { outcome: "revoked" };
     } catch (error) {
-      if (error instanceof RevocationError || error instanceof OutboundError) return { outcome: "failed", error: error.message };
+      // Refused, unreachable or not confirmed: every provider-call failure is a failed revocation.
+      if (error instanceof ProviderCallError) return { outcome: "failed", error: error.message };
       throw error;
     }
   }

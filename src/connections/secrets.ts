@@ -1,20 +1,29 @@
 import type { SecretBox } from "../crypto/secret-box.js";
 import type { TokenClient } from "../oauth/token-exchange.js";
 import type { ConnectionDocument } from "../store/connections.js";
-import type { CredentialDocument } from "../store/credentials.js";
+import type { CredentialDocument, CredentialStore } from "../store/credentials.js";
 import type { ProviderProfile } from "../providers/profile.js";
 import type { ConnectionApi } from "../providers/api.js";
-import { clientSecretContext } from "../crypto/secret-contexts.js";
+import type { SigningKey } from "../oauth/client-authentication.js";
+import { clientSecretContext, previousClientSecretContext, privateKeyContext } from "../crypto/secret-contexts.js";
+
+/** What decrypting a credential's secrets needs, and where a rotation's secret use is recorded. */
+export interface CredentialSecretDeps {
+  secretBox: SecretBox;
+  credentials: Pick<CredentialStore, "recordClientSecretUse">;
+}
 
 /**
- * Who the broker is at the credential's provider, with the client secret decrypted, and how that
- * provider's token endpoint wants to be spoken to (its profile).
+ * Who the broker is at the credential's provider, with the client secrets (both, during a
+ * rotation) and the newest signing key decrypted, and how that provider's token endpoint wants to
+ * be spoken to (its profile).
  */
-export function tokenClientFor(credential: CredentialDocument, profile: ProviderProfile, secretBox: SecretBox): TokenClient {
-  return {
+export function tokenClientFor(credential: CredentialDocument, profile: ProviderProfile, deps: CredentialSecretDeps): TokenClient {
+  const { secretBox } = deps;
+  const client: TokenClient = {
     tokenUrl: profile.tokenUrl,
     clientId: credential.client_id,
-    clientSecret: secretBox.decrypt(credential.client_secret, clientSecretContext(credential._id)),
+    clientSecret: credential.client_secret === "" ? "" : secretBox.decrypt(credential.client_secret, clientSecretContext(credential._id)),
     authMethod: profile.token.authMethod,
     issuer: profile.issuer,
     bodyFormat: profile.token.bodyFormat,
@@ -24,6 +33,30 @@ export function tokenClientFor(credential: CredentialDocument, profile: Provider
     clientSecretParam: profile.token.clientSecretParam,
     extraParams: profile.token.extraParams,
   };
+  if (client.authMethod === "private_key_jwt") {
+    client.signingKey = credentialSigningKey(credential, secretBox);
+    client.assertionAudience = profile.token.clientAssertion.audience;
+  } else if (credential.previous_client_secret !== undefined) {
+    client.previousClientSecret = secretBox.decrypt(credential.previous_client_secret, previousClientSecretContext(credential._id));
+    // Written only when it changes, so a rotation costs no write per token request.
+    client.recordSecretUse = async (slot) => {
+      if (slot === "current" && credential.client_secret_last_used === "current") return;
+      await deps.credentials.recordClientSecretUse(credential._id, slot, new Date());
+    };
+  }
+  return client;
+}
+
+/**
+ * The credential's newest signing key, decrypted, or undefined when it has none: what signs its
+ * client assertions (`private_key_jwt`) and, for the JWT bearer grant, its assertions (see
+ * `signJwtWithCredentialKey`).
+ */
+export function credentialSigningKey(credential: CredentialDocument, secretBox: SecretBox): SigningKey | undefined {
+  const newest = credential.keys?.at(-1);
+  if (newest === undefined) return undefined;
+  const privateJwk = JSON.parse(secretBox.decrypt(newest.private_key, privateKeyContext(credential._id, newest.kid))) as SigningKey["privateJwk"];
+  return { kid: newest.kid, alg: newest.alg, privateJwk };
 }
 
 /** The endpoints a connection records: where its tokens were obtained, and may be sent. */
@@ -72,7 +105,7 @@ export function connectionTokenClient(
   credential: CredentialDocument,
   profile: ProviderProfile,
   endpoint: "token_url" | "revocation_url",
-  secretBox: SecretBox,
+  deps: CredentialSecretDeps,
 ): { client: TokenClient; url: string; adopted: ConnectionEndpoints | undefined } | "no_endpoint" | "endpoint_changed" {
   const current = endpointsOf(profile);
   const own = recordedEndpoints(connection, credential, current);
@@ -81,7 +114,7 @@ export function connectionTokenClient(
   if (url === undefined) return "no_endpoint";
   if (url !== current[endpoint]) return "endpoint_changed";
   const adopted = connection.token_url === undefined ? own : undefined;
-  return { client: { ...tokenClientFor(credential, profile, secretBox), tokenUrl: own.token_url }, url, adopted };
+  return { client: { ...tokenClientFor(credential, profile, deps), tokenUrl: own.token_url }, url, adopted };
 }
 
 /**

@@ -1,10 +1,9 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import type { SecretBox } from "../crypto/secret-box.js";
-import { OutboundError } from "../network/bounded-fetch.js";
+import { isUnanswered, ProviderCallError } from "../network/provider-call-error.js";
 import { refreshAccessToken } from "../oauth/token-exchange.js";
 import { countTokenRequest, type Metrics } from "../observability/metrics.js";
-import { TokenResponseError } from "../oauth/token-response.js";
 import type { ConnectionApi } from "../providers/api.js";
 import type { ConnectionDocument, ConnectionStore } from "../store/connections.js";
 import type { CredentialStore } from "../store/credentials.js";
@@ -203,7 +202,7 @@ export class TokenRefresher {
     // The refresh token goes only to the token endpoint it came from, and the client secret only
     // with a credential still at that endpoint; templated hosts from the connection's own values.
     const profile = profileFor(this.deps.providers, credential, document.connection_config);
-    const target = connectionTokenClient(document, credential, profile, "token_url", this.deps.secretBox);
+    const target = connectionTokenClient(document, credential, profile, "token_url", this.deps);
     if (typeof target === "string") {
       log.warn({ outcome: "endpoint_changed" }, "the credential's token endpoint changed since the connection was made; not refreshing");
       await lifecycle.markNeedsReauthorization(document, "endpoint_changed");
@@ -233,7 +232,7 @@ export class TokenRefresher {
       );
       return { accessToken: tokens.accessToken, tokenType: tokens.tokenType, expireTime: stored.expireTime, metadata: stored.metadata, api: stored.api };
     } catch (error) {
-      if (error instanceof TokenResponseError && endsGrant(error.oauthError, profile.token.errors)) {
+      if (error instanceof ProviderCallError && error.code === "oauth_error" && endsGrant(error.oauthError, profile.token.errors)) {
         // RFC 6749 §5.2 invalid_grant, or a code the provider's docs say ends the grant (Slack's
         // HTTP-200 invalid_refresh_token): retrying cannot help, only the end user can.
         const reason = error.oauthError !== "invalid_grant" ? error.oauthError! : uncertain ? "refresh_token_reused" : "invalid_grant";
@@ -241,10 +240,10 @@ export class TokenRefresher {
         await lifecycle.markNeedsReauthorization(document, reason);
         throw needsReauthorization(reason);
       }
-      if (error instanceof TokenResponseError || error instanceof OutboundError) {
-        const reason = error instanceof TokenResponseError && error.oauthError !== undefined ? error.oauthError : "refresh_failed";
+      if (error instanceof ProviderCallError) {
+        const reason = error.oauthError ?? "refresh_failed";
         // Without an answer the provider may have rotated the token: the mark stays.
-        const unanswered = error instanceof OutboundError;
+        const unanswered = isUnanswered(error);
         log.warn({ outcome: "refresh_failed", reason, err: error }, "refresh failed; retried after backoff");
         return lifecycle.recordRefreshFailure(document, reason, now, unanswered);
       }

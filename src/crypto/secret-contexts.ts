@@ -7,6 +7,16 @@ export function clientSecretContext(credentialId: string): string {
   return `credentials/${credentialId}/client_secret`;
 }
 
+/** Binds a credential's previous client secret (kept while a rotation is under way) to it. */
+export function previousClientSecretContext(credentialId: string): string {
+  return `credentials/${credentialId}/previous_client_secret`;
+}
+
+/** Binds a credential's private signing key to the credential and the key's `kid`. */
+export function privateKeyContext(credentialId: string, kid: string): string {
+  return `credentials/${credentialId}/private_keys/${kid}`;
+}
+
 /** Binds a connection's token (or other secret field) to the connection. */
 export function connectionSecretContext(connectionId: string, field: string): string {
   return `connections/${connectionId}/${field}`;

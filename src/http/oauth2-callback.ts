@@ -5,15 +5,14 @@ import { callbackOutcomeLabel, countTokenRequest, type Metrics } from "../observ
 import { type Tracing, traceFields } from "../observability/tracing.js";
 import { isDatabaseUnavailable } from "../store/database.js";
 import type { SecretBox } from "../crypto/secret-box.js";
-import { IdTokenError, type IdTokenVerifier } from "../oauth/id-token.js";
+import { idTokenInvalid, type IdTokenVerifier } from "../oauth/id-token.js";
 import { checkCallbackValues, isRedirectUriOf, issuerMatches, parseCallbackPath, parseCallbackQuery, providerErrorCode } from "../oauth/callback-params.js";
 import type { ProviderCatalog } from "../providers/catalog.js";
 import { profileFor } from "../providers/profile.js";
-import { OutboundError } from "../network/bounded-fetch.js";
+import { ProviderCallError, type ProviderCallErrorCode } from "../network/provider-call-error.js";
 import { returnUrlWith } from "../oauth/return-url.js";
 import { hashState, stateWindowOf } from "../oauth/state.js";
 import { exchangeAuthorizationCode } from "../oauth/token-exchange.js";
-import { TokenResponseError } from "../oauth/token-response.js";
 import { ConnectionError } from "../connections/connection-errors.js";
 import type { ConnectionLifecycle, Grant } from "../connections/connection-lifecycle.js";
 import { credentialApi, endpointsOf, tokenClientFor } from "../connections/secrets.js";
@@ -95,6 +94,28 @@ export function oauth2Callback(deps: CallbackDeps): (req: HttpRequest, res: Http
   };
 }
 
+/**
+ * The callback's failure for each way a provider call fails: an ID token that cannot be verified
+ * (or whose issuer's keys cannot be found) means starting again; any other failure of the token
+ * exchange, trying again later.
+ */
+const PROVIDER_CALL_FAILURES: Record<ProviderCallErrorCode, "token_exchange_failed" | "invalid_id_token"> = {
+  unreachable: "token_exchange_failed",
+  redirected: "token_exchange_failed",
+  response_too_large: "token_exchange_failed",
+  http_error: "token_exchange_failed",
+  invalid_response: "token_exchange_failed",
+  oauth_error: "token_exchange_failed",
+  revocation_failed: "token_exchange_failed",
+  id_token_invalid: "invalid_id_token",
+  discovery_failed: "invalid_id_token",
+};
+
+const FAILURE_PAGES: Record<"token_exchange_failed" | "invalid_id_token", [number, string[]]> = {
+  token_exchange_failed: [502, ["The provider did not complete the connection. Please try again later."]],
+  invalid_id_token: [400, ["The provider's answer could not be verified. Please start again."]],
+};
+
 async function handleCallback(deps: CallbackDeps, req: HttpRequest, res: HttpResponse, log: Logger): Promise<void> {
   const count = (outcome: string) => deps.metrics.callbacks.inc({ outcome: callbackOutcomeLabel(outcome) });
   if (req.method !== "GET") {
@@ -171,7 +192,7 @@ async function handleCallback(deps: CallbackDeps, req: HttpRequest, res: HttpRes
     }
     // Values the catalog keeps from the query, checked before the code leaves the broker.
     const { callback: names, callbackPatterns: patterns, callbackEquals: equals, callbackSignature: signature } = profile.metadata;
-    const clientSecret = () => tokenClientFor(credential, profile, deps.secretBox).clientSecret;
+    const clientSecret = () => tokenClientFor(credential, profile, deps).clientSecret;
     const callbackValues = checkCallbackValues(query, { names, patterns, equals, signature }, clientSecret);
     if ("refused" in callbackValues) {
       attemptLog.warn({ parameter: callbackValues.key }, "callback value refused");
@@ -180,7 +201,7 @@ async function handleCallback(deps: CallbackDeps, req: HttpRequest, res: HttpRes
     }
 
     const tokens = await countTokenRequest(deps.metrics, "exchange", exchangeAuthorizationCode(
-      tokenClientFor(credential, profile, deps.secretBox),
+      tokenClientFor(credential, profile, deps),
       {
         code: params.code,
         redirectUri: attempt.redirect_uri,
@@ -192,8 +213,8 @@ async function handleCallback(deps: CallbackDeps, req: HttpRequest, res: HttpRes
     if (attempt.nonce !== undefined) {
       // OpenID Connect Core §3.1.3.3: the answer to an openid request must carry an ID token, and
       // an unverifiable one is no better than none.
-      if (tokens.idToken === undefined) throw new IdTokenError("no ID token in the token response to an openid request");
-      if (profile.issuer === undefined) throw new IdTokenError("the credential no longer has an issuer to verify the ID token");
+      if (tokens.idToken === undefined) throw idTokenInvalid("no ID token in the token response to an openid request");
+      if (profile.issuer === undefined) throw idTokenInvalid("the credential no longer has an issuer to verify the ID token");
       claims = await deps.idTokens.verify(tokens.idToken, { issuer: profile.issuer, clientId: credential.client_id, nonce: attempt.nonce });
     }
 
@@ -234,11 +255,9 @@ async function handleCallback(deps: CallbackDeps, req: HttpRequest, res: HttpRes
     }
     sendPage(res, 200, "Account connected", ["Your account is connected. You can close this window."]);
   } catch (error) {
-    if (error instanceof TokenResponseError || error instanceof OutboundError) {
-      return fail("token_exchange_failed", 502, ["The provider did not complete the connection. Please try again later."], error);
-    }
-    if (error instanceof IdTokenError) {
-      return fail("invalid_id_token", 400, ["The provider's answer could not be verified. Please start again."], error);
+    if (error instanceof ProviderCallError) {
+      const reason = PROVIDER_CALL_FAILURES[error.code];
+      return fail(reason, ...FAILURE_PAGES[reason], error);
     }
     if (error instanceof ConnectionError && error.code === "account_mismatch") {
       return fail("account_mismatch", 409, [
@@ -286,7 +305,7 @@ async function externalAccount(
   try {
     return await fetchUserinfoAccount(profile.userinfoUrl!, tokens.accessToken, fields, deps.fetch);
   } catch (error) {
-    if (!(error instanceof OutboundError)) throw error;
+    if (!(error instanceof ProviderCallError)) throw error;
     log.warn({ outcome: "userinfo_failed", err: error }, "the provider's userinfo endpoint did not say who connected");
     return undefined;
   }

@@ -4,7 +4,7 @@ import type { Logger } from "pino";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { BadRequestSchema, RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { ConnectionError, type ConnectionErrorCode } from "../connections/connection-errors.js";
-import { InvalidInputError } from "../errors.js";
+import { DomainError, type DomainErrorCode, InvalidInputError } from "../errors.js";
 import { callerKey } from "../auth/caller.js";
 import type { Metrics } from "../observability/metrics.js";
 import { Tracing, traceFields } from "../observability/tracing.js";
@@ -14,9 +14,7 @@ const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 
 /**
  * Gives each RPC a request ID (the caller's `x-request-id` when it is well-formed), logs one line
- * per call, and turns every error into one a client may see: InvalidInputError becomes
- * INVALID_ARGUMENT, a ConnectError passes through, anything else becomes a generic INTERNAL whose
- * cause is only logged.
+ * per call, and turns every error into one a client may see (toEdgeError), a streamed one's too.
  */
 export function loggingInterceptor(logger: Logger, metrics: Metrics, tracing: Tracing): Interceptor {
   return (next) => async (req) => {
@@ -45,8 +43,11 @@ export function loggingInterceptor(logger: Logger, metrics: Metrics, tracing: Tr
     try {
       const res = await next(req);
       res.header.set("x-request-id", requestId);
-      if (!res.stream) done("ok");
-      return res;
+      if (!res.stream) {
+        done("ok");
+        return res;
+      }
+      return { ...res, message: translateDomainErrors(res.message) };
     } catch (error) {
       const edge = toEdgeError(error);
       edge.metadata.set("x-request-id", requestId);
@@ -56,11 +57,29 @@ export function loggingInterceptor(logger: Logger, metrics: Metrics, tracing: Tr
   };
 }
 
+/**
+ * A streaming handler fails while it is read, after this interceptor returned: its domain errors
+ * are translated there. Anything else passes as it is (a stream's end reason is a ConnectError).
+ */
+async function* translateDomainErrors<T>(messages: AsyncIterable<T>): AsyncGenerator<T> {
+  try {
+    yield* messages;
+  } catch (error) {
+    throw error instanceof InvalidInputError || error instanceof ConnectionError || error instanceof DomainError ? toEdgeError(error) : error;
+  }
+}
+
+/**
+ * The one place domain errors become gRPC codes: InvalidInputError becomes INVALID_ARGUMENT (with
+ * google.rpc.BadRequest), ConnectionError and DomainError take their code's gRPC code, a
+ * ConnectError passes through, anything else becomes a generic INTERNAL (or UNAVAILABLE while the
+ * database is away) whose cause is only logged.
+ */
 export function toEdgeError(error: unknown): ConnectError {
   if (error instanceof InvalidInputError) {
     // google.rpc.BadRequest lets clients in any language find the field without parsing the text.
     return new ConnectError(error.message, Code.InvalidArgument, undefined, [
-      { desc: BadRequestSchema, value: { fieldViolations: [{ field: error.field, description: error.message }] } },
+      { desc: BadRequestSchema, value: { fieldViolations: [...error.violations] } },
     ]);
   }
   if (error instanceof ConnectionError) {
@@ -71,6 +90,7 @@ export function toEdgeError(error: unknown): ConnectError {
         : [{ desc: RetryInfoSchema, value: { retryDelay: durationFromMs(Math.max(error.retryAfterMs, 1)) } }];
     return new ConnectError(error.message, CONNECTION_ERROR_CODES[error.code], undefined, details);
   }
+  if (error instanceof DomainError) return new ConnectError(error.message, DOMAIN_ERROR_CODES[error.code]);
   if (error instanceof ConnectError && error.code !== Code.Internal && error.code !== Code.Unknown) return error;
   if (isDatabaseUnavailable(error)) {
     return new ConnectError("the database is unavailable - try again shortly", Code.Unavailable, undefined, undefined, error);
@@ -91,6 +111,15 @@ const CONNECTION_ERROR_CODES: Record<ConnectionErrorCode, Code> = {
   account_mismatch: Code.FailedPrecondition,
   account_unverified: Code.FailedPrecondition,
   superseded: Code.FailedPrecondition,
+};
+
+const DOMAIN_ERROR_CODES: Record<DomainErrorCode, Code> = {
+  not_found: Code.NotFound,
+  unauthenticated: Code.Unauthenticated,
+  admin_only: Code.PermissionDenied,
+  precondition_failed: Code.FailedPrecondition,
+  busy: Code.Unavailable,
+  concurrent_change: Code.Aborted,
 };
 
 /** The code of a ConnectError as metrics and logs spell it: `ok`, `invalid_argument`, … */

@@ -6,7 +6,7 @@ import { LeaseStore } from "../store/leases.js";
 import { OAuthStateStore } from "../store/oauth-states.js";
 import { OrganisationStore } from "../store/organisations.js";
 import type { SecretBox } from "../crypto/secret-box.js";
-import { clientSecretContext, codeVerifierContext, webhookSecretContext } from "../crypto/secret-contexts.js";
+import { codeVerifierContext, webhookSecretContext } from "../crypto/secret-contexts.js";
 
 export interface ReencryptReport {
   credentials: number;
@@ -27,7 +27,7 @@ export async function reencryptAll(db: Db, box: SecretBox): Promise<ReencryptRep
   const connections = new ConnectionStore(db);
   const leases = new LeaseStore(db);
   const report: ReencryptReport = {
-    credentials: await new CredentialStore(db).reencrypt(box, clientSecretContext),
+    credentials: await new CredentialStore(db).reencrypt(box),
     oauthStates: await new OAuthStateStore(db).reencrypt(box, codeVerifierContext),
     organisations: await new OrganisationStore(db).reencrypt(box, webhookSecretContext),
     connections: 0,

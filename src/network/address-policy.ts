@@ -1,6 +1,7 @@
 import { lookup as dnsLookup, type LookupAddress } from "node:dns";
 import { BlockList, isIP } from "node:net";
 import { invalid } from "../errors.js";
+import { ProviderCallError } from "./provider-call-error.js";
 
 /**
  * Where the broker may send requests (token, refresh, revocation, discovery, JWKS, webhooks):
@@ -72,9 +73,9 @@ export class OutboundPolicy {
       const byName = this.isAllowlisted(hostname);
       const refused = addresses.find((entry) => !byName && !this.isAllowedAddress(entry.address));
       if (refused !== undefined || addresses.length === 0) {
-        const failure: NodeJS.ErrnoException = new Error(`refused: ${hostname} resolves to a private or special address`);
-        failure.code = "EADDRNOTAVAIL";
-        return callback(failure, []);
+        // A coded error, so that boundedFetch recognises the refusal inside undici's wrapping.
+        const failure = new ProviderCallError("unreachable", `refused: ${hostname} resolves to a private or special address`);
+        return callback(failure as Error as NodeJS.ErrnoException, []);
       }
       if (options.all) return callback(null, addresses);
       const [first] = addresses;

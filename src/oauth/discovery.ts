@@ -1,4 +1,5 @@
 import * as oauth from "oauth4webapi";
+import { ProviderCallError } from "../network/provider-call-error.js";
 
 /** What a credential takes from its issuer's metadata. */
 export interface DiscoveredServer {
@@ -11,15 +12,12 @@ export interface DiscoveredServer {
   codeChallengeMethods: string[] | undefined;
 }
 
-export class DiscoveryError extends Error {
-  override readonly name = "DiscoveryError";
-}
-
 /**
  * Reads the issuer's metadata: OpenID Connect Discovery 1.0 first, then RFC 8414's
  * `/.well-known/oauth-authorization-server`. oauth4webapi checks that the document's `issuer`
  * equals the one asked for (RFC 8414 §3.3), which stops one server from describing another.
- * `fetchImpl` is the broker's bounded fetch, so the outbound address policy applies.
+ * `fetchImpl` is the broker's bounded fetch, so the outbound address policy applies. Throws a
+ * ProviderCallError coded `discovery_failed`.
  */
 export async function discoverAuthorizationServer(issuer: string, fetchImpl: typeof fetch): Promise<DiscoveredServer> {
   const url = new URL(issuer);
@@ -34,8 +32,8 @@ export async function discoverAuthorizationServer(issuer: string, fetchImpl: typ
       failure = error;
     }
   }
-  if (metadata === undefined) throw new DiscoveryError("no usable discovery document", { cause: failure });
-  if (typeof metadata.token_endpoint !== "string") throw new DiscoveryError("the discovery document has no token_endpoint");
+  if (metadata === undefined) throw new ProviderCallError("discovery_failed", "no usable discovery document", { cause: failure });
+  if (typeof metadata.token_endpoint !== "string") throw new ProviderCallError("discovery_failed", "the discovery document has no token_endpoint");
   const methods = metadata.code_challenge_methods_supported;
   return {
     tokenEndpoint: metadata.token_endpoint,

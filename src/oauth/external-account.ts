@@ -1,5 +1,5 @@
 import type { JWTPayload } from "jose";
-import { OutboundError } from "../network/bounded-fetch.js";
+import { ProviderCallError } from "../network/provider-call-error.js";
 import { UNSAFE_TEXT } from "../validation.js";
 
 /** The account at the provider, as far as it said. */
@@ -51,8 +51,8 @@ export function accountFromObject(source: Record<string, unknown>, fields: Accou
 
 /**
  * Asks the provider's userinfo endpoint (OpenID Connect Core §5.3, or a provider's own "current
- * user" endpoint) who the access token belongs to. Throws OutboundError when the call fails or
- * the answer is not a JSON object.
+ * user" endpoint) who the access token belongs to. Throws ProviderCallError when the call fails
+ * (`http_error` for a status other than 200) or the answer is not a JSON object (`invalid_response`).
  */
 export async function fetchUserinfoAccount(
   url: string,
@@ -63,13 +63,13 @@ export async function fetchUserinfoAccount(
   // RFC 6750 §2.1: the access token as a bearer token in the Authorization header.
   const response = await fetchImpl(url, { headers: { authorization: `Bearer ${accessToken}`, accept: "application/json" } });
   const text = await response.text();
-  if (response.status !== 200) throw new OutboundError(`userinfo answered HTTP ${response.status}`);
+  if (response.status !== 200) throw new ProviderCallError("http_error", `userinfo answered HTTP ${response.status}`, { status: response.status });
   let body: unknown;
   try {
     body = JSON.parse(text);
-  } catch {
-    throw new OutboundError("userinfo answered with something other than JSON");
+  } catch (error) {
+    throw new ProviderCallError("invalid_response", "userinfo answered with something other than JSON", { cause: error, status: 200 });
   }
-  if (typeof body !== "object" || body === null || Array.isArray(body)) throw new OutboundError("userinfo answered with something other than a JSON object");
+  if (typeof body !== "object" || body === null || Array.isArray(body)) throw new ProviderCallError("invalid_response", "userinfo answered with something other than a JSON object", { status: 200 });
   return accountFromObject(body as Record<string, unknown>, fields);
 }

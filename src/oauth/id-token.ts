@@ -1,8 +1,10 @@
 import * as jose from "jose";
 import * as oauth from "oauth4webapi";
+import { ProviderCallError } from "../network/provider-call-error.js";
 
-export class IdTokenError extends Error {
-  override readonly name = "IdTokenError";
+/** An ID token the broker cannot accept (OpenID Connect Core §3.1.3.7). */
+export function idTokenInvalid(message: string, cause?: unknown): ProviderCallError {
+  return new ProviderCallError("id_token_invalid", message, cause === undefined ? {} : { cause });
 }
 
 /**
@@ -28,12 +30,12 @@ export class IdTokenVerifier {
         clockTolerance: 30,
       }));
     } catch (error) {
-      throw new IdTokenError(`ID token rejected (${error instanceof jose.errors.JOSEError ? error.code : "invalid"})`, { cause: error });
+      throw idTokenInvalid(`ID token rejected (${error instanceof jose.errors.JOSEError ? error.code : "invalid"})`, error);
     }
     if (Array.isArray(payload.aud) && payload.aud.length > 1 && payload.azp !== expected.clientId) {
-      throw new IdTokenError("ID token rejected (azp)");
+      throw idTokenInvalid("ID token rejected (azp)");
     }
-    if (payload.nonce !== expected.nonce) throw new IdTokenError("ID token rejected (nonce)");
+    if (payload.nonce !== expected.nonce) throw idTokenInvalid("ID token rejected (nonce)");
     return payload;
   }
 
@@ -55,9 +57,9 @@ export class IdTokenVerifier {
     try {
       metadata = await oauth.processDiscoveryResponse(url, await oauth.discoveryRequest(url, options));
     } catch (error) {
-      throw new IdTokenError("issuer discovery failed", { cause: error });
+      throw new ProviderCallError("discovery_failed", "issuer discovery failed", { cause: error });
     }
-    if (metadata.jwks_uri === undefined) throw new IdTokenError("issuer has no jwks_uri");
+    if (metadata.jwks_uri === undefined) throw new ProviderCallError("discovery_failed", "issuer has no jwks_uri");
     return jose.createRemoteJWKSet(new URL(metadata.jwks_uri), { [jose.customFetch]: this.fetchImpl });
   }
 }

@@ -1,8 +1,6 @@
 import { invalid } from "../errors.js";
 import { requireEndpointUrl } from "../validation.js";
 
-export const MAX_ALLOWED_RETURN_URLS = 20;
-
 /** An allow-list entry: an absolute URL with no query or fragment. */
 export function parseAllowedReturnUrl(value: string, field: string): string {
   return requireEndpointUrl(value, field, { allowQuery: false }).href;

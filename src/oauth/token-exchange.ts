@@ -1,26 +1,19 @@
 import * as oauth from "oauth4webapi";
+import { basicAuthorization, type ClientCredentials, clientAuthentication, withSecretFallback } from "./client-authentication.js";
+import { ProviderCallError } from "../network/provider-call-error.js";
 import { parseTokenResponse, STANDARD_TOKEN_RESPONSE, type TokenResponseRules, type TokenSet } from "./token-response.js";
 
-/** How the client authenticates at the token endpoint (RFC 6749 §2.3.1, OpenID Connect Core §9). */
-export type TokenEndpointAuthMethodName = "client_secret_basic" | "client_secret_post";
+export type { TokenEndpointAuthMethodName } from "./client-authentication.js";
 
-/** The client side of a token request: who the broker is at this provider. */
-export interface TokenClient {
+/** The client side of a token request: who the broker is at this provider, and how it proves it. */
+export interface TokenClient extends ClientCredentials {
   tokenUrl: string;
-  clientId: string;
-  clientSecret: string;
-  authMethod: TokenEndpointAuthMethodName;
   /** The credential's issuer, when it has one. */
   issuer: string | undefined;
   /** The token request body's format: form (RFC 6749 §4.1.3) unless the provider wants JSON (Notion). */
   bodyFormat?: "form" | "json";
   /** Where the provider puts the parts of its response (the provider profile's). */
   response?: TokenResponseRules;
-  /** client_secret_basic: "form" (default) or "raw", as the provider's docs build the header. */
-  basicEncoding?: "form" | "raw";
-  /** The provider's names for client_id and client_secret in the body (TikTok's `client_key`). */
-  clientIdParam?: string;
-  clientSecretParam?: string;
   /** Parameters the provider documents for every exchange or refresh request (Pinterest's `continuous_refresh`). */
   extraParams?: { exchange?: Readonly<Record<string, string>>; refresh?: Readonly<Record<string, string>> };
 }
@@ -28,7 +21,7 @@ export interface TokenClient {
 /**
  * RFC 6749 §4.1.3: exchanges an authorization code for tokens. oauth4webapi builds the request,
  * with the broker's client authentication (clientAuthentication); the response is read by parseTokenResponse, which accepts real-world variations
- * that oauth4webapi rightly refuses. Throws TokenResponseError or OutboundError.
+ * that oauth4webapi rightly refuses. Throws ProviderCallError.
  */
 export async function exchangeAuthorizationCode(
   client: TokenClient,
@@ -53,8 +46,8 @@ export async function exchangeAuthorizationCode(
 
 /**
  * RFC 6749 §6: a new access token for a refresh token, with the same client authentication.
- * Throws TokenResponseError (with `oauthError` "invalid_grant" when the grant is gone) or
- * OutboundError.
+ * Throws ProviderCallError (coded `oauth_error`, with `oauthError` "invalid_grant", when the grant
+ * is gone).
  */
 export async function refreshAccessToken(client: TokenClient, refreshToken: string, fetchImpl: typeof fetch): Promise<TokenSet> {
   const { as, oauthClient, auth, options } = requestParts(client, fetchImpl);
@@ -92,7 +85,7 @@ export const RFC7009_REVOCATION: RevocationRequest = {
  * JSON body with Basic auth as Notion, `DELETE /applications/{client_id}/grant` as GitHub, the
  * token in the query, or the token as the bearer credential as Slack's auth.revoke). Resolves
  * when the provider answered one of its success statuses (and, for providers that answer errors
- * with HTTP 200, its ok field); otherwise throws RevocationError with a short reason that holds
+ * with HTTP 200, its ok field); otherwise throws ProviderCallError (`revocation_failed`) with a short reason that holds
  * no token.
  */
 export async function revokeToken(
@@ -146,60 +139,24 @@ export async function revokeToken(
   const refused = okField !== undefined && answer !== undefined && typeof answer === "object" && answer !== null && (answer as Record<string, unknown>)[okField] !== true;
   if (request.successStatus.includes(response.status) && !refused) return;
   const error = typeof answer === "object" && answer !== null ? answer.error : undefined;
-  throw new RevocationError(typeof error === "string" && /^[\x20-\x7e]{1,64}$/.test(error) ? error : `HTTP ${response.status}`);
-}
-
-export class RevocationError extends Error {
-  override readonly name = "RevocationError";
+  const oauthError = typeof error === "string" && /^[\x20-\x7e]{1,64}$/.test(error) ? error : undefined;
+  throw new ProviderCallError("revocation_failed", oauthError ?? `HTTP ${response.status}`, { oauthError, status: response.status });
 }
 
 function requestParts(client: TokenClient, fetchImpl: typeof fetch) {
   const tokenUrl = new URL(client.tokenUrl);
   return {
-    // oauth4webapi wants an issuer; it is used only for JWT client assertions, which the broker
-    // does not make, so a credential without one gets the token endpoint's origin.
+    // oauth4webapi wants an issuer; it would be a client assertion's audience, which
+    // clientAuthentication sets to the token endpoint, so a credential without one gets its origin.
     as: { issuer: client.issuer ?? tokenUrl.origin, token_endpoint: tokenUrl.href } satisfies oauth.AuthorizationServer,
     oauthClient: { client_id: client.clientId } satisfies oauth.Client,
-    auth: clientAuthentication(client),
+    auth: clientAuthentication(client, tokenUrl.href),
     options: {
-      [oauth.customFetch]: client.bodyFormat === "json" ? jsonBody(fetchImpl) : fetchImpl,
+      [oauth.customFetch]: withSecretFallback(client, tokenUrl.href, client.bodyFormat === "json" ? jsonBody(fetchImpl) : fetchImpl),
       // token_url was validated as https, or http on a loopback host.
       [oauth.allowInsecureRequests]: tokenUrl.protocol === "http:",
     },
   };
-}
-
-/**
- * How the client authenticates at the token endpoint. oauth4webapi's ClientSecretBasic
- * form-encodes every character but letters and digits, `-_.~` included, which a provider that
- * compares the header raw (Notion, whose client IDs are UUIDs) refuses; so Basic is built here.
- */
-function clientAuthentication(client: TokenClient): oauth.ClientAuth {
-  if (client.authMethod === "client_secret_post") {
-    return (_as, _client, body) => {
-      body.set(client.clientIdParam ?? "client_id", client.clientId);
-      body.set(client.clientSecretParam ?? "client_secret", client.clientSecret);
-    };
-  }
-  return (_as, _client, _body, headers) => {
-    headers.set("authorization", basicAuthorization(client.clientId, client.clientSecret, client.basicEncoding ?? "form"));
-  };
-}
-
-/**
- * The HTTP Basic `Authorization` value for a client. RFC 6749 §2.3.1 form-encodes the ID and
- * secret first; "form" encodes only what RFC 3986 §2.3 does not leave unreserved, so a provider
- * that decodes reads the same value and one that does not still reads ordinary IDs (`-_.~`).
- * "raw": `<id>:<secret>` as is, for providers whose docs build it so.
- */
-export function basicAuthorization(clientId: string, clientSecret: string, encoding: "form" | "raw"): string {
-  const pair = encoding === "raw" ? `${clientId}:${clientSecret}` : `${formEncode(clientId)}:${formEncode(clientSecret)}`;
-  return `Basic ${Buffer.from(pair, "utf8").toString("base64")}`;
-}
-
-/** application/x-www-form-urlencoded, leaving RFC 3986 unreserved characters as they are. */
-function formEncode(value: string): string {
-  return encodeURIComponent(value).replace(/[!'()*]|%20/g, (c) => (c === "%20" ? "+" : `%${c.charCodeAt(0).toString(16).toUpperCase()}`));
 }
 
 /**

@@ -1,10 +1,12 @@
+import { ProviderCallError } from "../network/provider-call-error.js";
 import { UNSAFE_TEXT } from "../validation.js";
 
 /**
  * Reads a token endpoint response (RFC 6749 §5.1, §5.2), accepting the variations real providers
  * send: `token_type` in any case, no `expires_in`, `expires_in` as a string, `scope` separated by
  * spaces or commas, and a form-encoded body from providers that ignore `Accept: application/json`
- * (GitHub). Anything else that is not a usable token response is a TokenResponseError.
+ * (GitHub). Anything else that is not a usable token response is a ProviderCallError (`oauth_error`, `http_error` or
+ * `invalid_response`).
  */
 export interface TokenSet {
   accessToken: string;
@@ -57,16 +59,9 @@ export const STANDARD_TOKEN_RESPONSE: TokenResponseRules = {
   defaultExpiresIn: undefined,
 };
 
-export class TokenResponseError extends Error {
-  override readonly name = "TokenResponseError";
-
-  constructor(
-    message: string,
-    /** The OAuth `error` code when the provider sent one (RFC 6749 §5.2). */
-    readonly oauthError?: string,
-  ) {
-    super(message);
-  }
+/** A token response that is not a usable one: the body is not what RFC 6749 §5.1 describes. */
+function invalidResponse(message: string, status?: number): ProviderCallError {
+  return new ProviderCallError("invalid_response", message, { status });
 }
 
 const KNOWN_FIELDS = new Set(["access_token", "token_type", "expires_in", "refresh_token", "id_token", "scope"]);
@@ -80,16 +75,16 @@ export function parseTokenResponse(
   rules: TokenResponseRules = STANDARD_TOKEN_RESPONSE,
 ): TokenSet {
   const fields = parseBody(contentType, body);
-  if (fields === undefined) throw new TokenResponseError(`HTTP ${status} with a body that is neither JSON nor form-encoded`);
+  if (fields === undefined) throw invalidResponse(`HTTP ${status} with a body that is neither JSON nor form-encoded`, status);
   // Some providers (GitHub) answer errors with HTTP 200, so look for `error` whatever the status;
   // others (Slack) say `"ok": false` with the code in their own field.
   const error = valueAt(fields, rules.errorField);
   const failed = rules.okField !== undefined && valueAt(fields, rules.okField) !== true;
   if (typeof error === "string" || failed) {
     const code = typeof error === "string" && ERROR_CODE.test(error) ? error : "invalid_error";
-    throw new TokenResponseError(`provider error (HTTP ${status})`, code);
+    throw new ProviderCallError("oauth_error", `provider error (HTTP ${status})`, { oauthError: code, status });
   }
-  if (status !== 200) throw new TokenResponseError(`HTTP ${status}`);
+  if (status !== 200) throw new ProviderCallError("http_error", `HTTP ${status}`, { status });
 
   const first = (field: keyof TokenResponseRules["paths"]) => {
     for (const path of rules.paths[field]) {
@@ -99,9 +94,9 @@ export function parseTokenResponse(
     return undefined;
   };
   const accessToken = first("access_token");
-  if (typeof accessToken !== "string" || accessToken === "") throw new TokenResponseError('no "access_token"');
+  if (typeof accessToken !== "string" || accessToken === "") throw invalidResponse('no "access_token"', status);
   const tokenType = first("token_type") ?? rules.defaultTokenType;
-  if (typeof tokenType !== "string" || tokenType === "") throw new TokenResponseError('no "token_type"');
+  if (typeof tokenType !== "string" || tokenType === "") throw invalidResponse('no "token_type"', status);
   return {
     accessToken,
     tokenType: tokenType.toLowerCase(),
@@ -166,7 +161,7 @@ function parseExpiresIn(value: unknown): number | undefined {
   if (value === undefined || value === null || value === "") return undefined;
   const seconds = typeof value === "string" && /^\d{1,20}$/.test(value) ? Number(value) : value;
   if (typeof seconds !== "number" || !Number.isFinite(seconds) || seconds < 0) {
-    throw new TokenResponseError('"expires_in" is not a number of seconds');
+    throw invalidResponse('"expires_in" is not a number of seconds');
   }
   // A token that expired as it was issued is no lifetime at all: Mailchimp sends 0 for tokens that
   // never expire (https://mailchimp.com/developer/marketing/guides/access-user-data-oauth-2/), and
@@ -177,12 +172,12 @@ function parseExpiresIn(value: unknown): number | undefined {
 
 function parseScope(value: unknown): string[] | undefined {
   if (value === undefined || value === null) return undefined;
-  if (typeof value !== "string") throw new TokenResponseError('"scope" is not a string');
+  if (typeof value !== "string") throw invalidResponse('"scope" is not a string');
   return [...new Set(value.split(/[\s,]+/).filter((scope) => scope !== ""))];
 }
 
 function optionalString(value: unknown, name: string): string | undefined {
   if (value === undefined || value === null || value === "") return undefined;
-  if (typeof value !== "string") throw new TokenResponseError(`"${name}" is not a string`);
+  if (typeof value !== "string") throw invalidResponse(`"${name}" is not a string`);
   return value;
 }

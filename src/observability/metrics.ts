@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Histogram, Registry } from "prom-client";
-import { OutboundError } from "../network/bounded-fetch.js";
+import { isUnanswered } from "../network/provider-call-error.js";
 
 /**
  * The broker's Prometheus metrics. Labels are bounded sets (RPC method, status code, outcome,
@@ -105,7 +105,7 @@ export async function countTokenRequest<T>(metrics: Metrics, kind: "exchange" | 
     metrics.tokenRequests.inc({ kind, outcome: "ok" });
     return result;
   } catch (error) {
-    metrics.tokenRequests.inc({ kind, outcome: error instanceof OutboundError ? "unreachable" : "provider_error" });
+    metrics.tokenRequests.inc({ kind, outcome: isUnanswered(error) ? "unreachable" : "provider_error" });
     throw error;
   }
 }

@@ -25,7 +25,9 @@ export interface CatalogEntry {
     pkce?: boolean;
   };
   token?: {
-    auth_method?: "client_secret_basic" | "client_secret_post";
+    auth_method?: "client_secret_basic" | "client_secret_post" | "private_key_jwt";
+    /** private_key_jwt: the key algorithm the provider requires, and the assertion's audience. */
+    client_assertion?: { signing_alg?: "ES256" | "RS256"; audience?: "token_endpoint" | "issuer" };
     /** client_secret_basic: "form" encodes only what RFC 3986 does not leave unreserved; "raw" sends the values as they are. */
     basic_encoding?: "form" | "raw";
     client_id_param?: string;

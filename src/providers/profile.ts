@@ -1,5 +1,6 @@
 import { invalid } from "../errors.js";
-import type { TokenEndpointAuthMethodName } from "../oauth/token-exchange.js";
+import type { TokenEndpointAuthMethodName } from "../oauth/client-authentication.js";
+import type { SigningAlgorithm } from "../crypto/signing-keys.js";
 import { STANDARD_TOKEN_RESPONSE as STANDARD_RESPONSE, type TokenResponseRules } from "../oauth/token-response.js";
 import { GENERIC_AUTHORIZATION_RULES } from "../oauth/authorize-url.js";
 import type { CallbackSignature } from "../oauth/callback-params.js";
@@ -40,6 +41,8 @@ export interface ProviderProfile {
   };
   token: {
     authMethod: TokenEndpointAuthMethodName;
+    /** private_key_jwt: the key algorithm the provider requires, and the assertion's `aud`. */
+    clientAssertion: { signingAlg: SigningAlgorithm; audience: string };
     bodyFormat: "form" | "json";
     response: TokenResponseRules;
     /** Whether each refresh returns a new refresh token; undefined when unknown. */
@@ -131,13 +134,16 @@ export function buildProviderProfile(
   const defaults = Object.entries(entry.authorize?.default_params ?? {});
   const authMethod = credential.token_endpoint_auth_method ?? entry.token?.auth_method ?? "client_secret_basic";
   const offline = entry.authorize?.offline_access;
+  const tokenUrl = credential.token_url ?? endpoint("token")!;
+  const issuer = credential.issuer ?? endpoint("issuer");
+  const assertion = entry.token?.client_assertion;
   return {
     providerId: entry.id,
     authorizeUrl: endpoint("authorize"),
-    tokenUrl: credential.token_url ?? endpoint("token")!,
+    tokenUrl,
     revocationUrl: credential.revocation_url ?? revocationUrl(entry, values, credential.client_id),
     userinfoUrl: credential.userinfo_url ?? endpoint("userinfo"),
-    issuer: credential.issuer ?? endpoint("issuer"),
+    issuer,
     authorize: {
       scopeSeparator: entry.authorize?.scope_separator ?? " ",
       offlineAccess:
@@ -157,6 +163,10 @@ export function buildProviderProfile(
     },
     token: {
       authMethod,
+      clientAssertion: {
+        signingAlg: assertion?.signing_alg ?? "ES256",
+        audience: assertion?.audience === "issuer" && issuer !== undefined ? issuer : tokenUrl,
+      },
       bodyFormat: entry.token?.body_format ?? "form",
       response: {
         paths,
@@ -214,6 +224,7 @@ function genericProfile(credential: ProfileCredential, connectionConfig: Readonl
     authorize: { ...GENERIC_AUTHORIZATION_RULES, pkce: credential.disable_pkce !== true },
     token: {
       authMethod: credential.token_endpoint_auth_method ?? "client_secret_basic",
+      clientAssertion: { signingAlg: "ES256", audience: credential.token_url },
       bodyFormat: "form",
       response: STANDARD_RESPONSE,
       refreshTokenRotates: undefined,

@@ -1,21 +1,21 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import type { ServiceImpl } from "@connectrpc/connect";
 import { v7 as uuidv7 } from "uuid";
 import { type ApiKey, ApiKeySchema, type ApiKeyService } from "../../gen/oauth2broker/v1/api_key_service_pb.js";
 import { generateApiKey } from "../auth/api-keys.js";
 import { requireAdmin } from "../auth/caller.js";
-import { invalid } from "../errors.js";
+import { invalid, notFound } from "../errors.js";
 import type { ApiKeyDocument, ApiKeyStore } from "../store/api-keys.js";
-import { requireIdentifier, requireText } from "../validation.js";
+import { requirePresent } from "../validation.js";
 
 export function apiKeyService(apiKeys: ApiKeyStore): ServiceImpl<typeof ApiKeyService> {
   return {
     async createApiKey(req, ctx) {
       requireAdmin(ctx);
-      const name = requireText(req.name, "name", 200);
+      const { name } = req;
       if (req.admin && req.organisationId !== "") invalid("organisation_id", "must be empty for an admin key");
-      const organisationId = req.admin ? undefined : requireIdentifier(req.organisationId, "organisation_id");
+      const organisationId = req.admin ? undefined : requirePresent(req.organisationId, "organisation_id");
       const expireTime = req.expireTime === undefined ? undefined : timestampDate(req.expireTime);
       if (expireTime !== undefined && expireTime <= new Date()) invalid("expire_time", "must be in the future");
       const { key, prefix, hash } = generateApiKey();
@@ -28,14 +28,14 @@ export function apiKeyService(apiKeys: ApiKeyStore): ServiceImpl<typeof ApiKeySe
 
     async listApiKeys(req, ctx) {
       requireAdmin(ctx);
-      const organisationId = req.organisationId === "" ? undefined : requireIdentifier(req.organisationId, "organisation_id");
+      const organisationId = req.organisationId === "" ? undefined : req.organisationId;
       return { apiKeys: (await apiKeys.list(organisationId)).map(toApiKey) };
     },
 
     async revokeApiKey(req, ctx) {
       requireAdmin(ctx);
-      const document = await apiKeys.revoke(requireText(req.id, "id", 128));
-      if (document === null) throw new ConnectError("api key not found", Code.NotFound);
+      const document = await apiKeys.revoke(req.id);
+      if (document === null) throw notFound("api key");
       return { apiKey: toApiKey(document) };
     },
   };

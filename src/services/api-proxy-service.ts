@@ -7,7 +7,6 @@ import { type ApiProxy, ProxyError } from "../connections/api-proxy.js";
 import { invalid } from "../errors.js";
 import { headerRefusal } from "../network/proxy-headers.js";
 import { proxyTarget } from "../network/proxy-path.js";
-import { requireIdentifier, requireText } from "../validation.js";
 
 /** The answer's body at most: gRPC clients refuse messages over 4 MiB by default. */
 export const RPC_MAX_ANSWER_BYTES = 4 * 1024 * 1024 - 64 * 1024;
@@ -34,9 +33,9 @@ async function* once(body: Uint8Array): AsyncGenerator<Uint8Array> {
 export function apiProxyService(proxy: ApiProxy): ServiceImpl<typeof ApiProxyService> {
   return {
     async callApi(req, ctx) {
-      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
+      // organisation_id and connection_id are checked by the contract's rules (protovalidate).
+      const { organisationId, connectionId } = req;
       requireOrganisation(ctx, organisationId, "connection");
-      const connectionId = requireIdentifier(requireText(req.connectionId, "connection_id", 128), "connection_id");
       const method = req.method === "" ? "GET" : req.method;
       if (!METHOD.test(method)) invalid("method", "must be an HTTP method in capitals (GET, POST, …)");
       if (req.path !== "" && !req.path.startsWith("/")) invalid("path", 'must start with "/"');

@@ -1,8 +1,9 @@
 
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import type { ServiceImpl } from "@connectrpc/connect";
 import { type ConnectionService, RevocationOutcome } from "../../gen/oauth2broker/v1/connection_service_pb.js";
 import type { ConnectionLifecycle, RevocationResult } from "../connections/connection-lifecycle.js";
+import { connectionNotFound } from "../connections/connection-errors.js";
 import type { TokenRefresher } from "../connections/token-refresher.js";
 import { toConnectionEvent, toConnectionStatus } from "../events/connection-events.js";
 import type { ConnectionDocument, ConnectionStore } from "../store/connections.js";
@@ -10,7 +11,7 @@ import type { EventStore } from "../store/events.js";
 import { fromConnectionStatus, toConnection, toProviderApi } from "./connection-views.js";
 import { decodePageToken, pageOf, pageSize } from "./page-token.js";
 import type { SecretBox } from "../crypto/secret-box.js";
-import { invalid } from "../errors.js";
+import { DomainError, invalid, notFound } from "../errors.js";
 import { buildAuthorizeUrl, planAuthorizationRequest } from "../oauth/authorize-url.js";
 import { redirectUriFor } from "../oauth/callback-params.js";
 import { generateAttemptSecrets } from "../oauth/state.js";
@@ -22,7 +23,6 @@ import { callerKey, requireOrganisation } from "../auth/caller.js";
 import { releaseWorkSlots } from "../interceptors/rate-limit.js";
 import { streamSignal } from "../interceptors/stream-limits.js";
 import type { EventFeed } from "../events/event-feed.js";
-import { requireIdentifier, requireText } from "../validation.js";
 import type { ProviderCatalog } from "../providers/catalog.js";
 import { accountSourceOf, profileFor } from "../providers/profile.js";
 import { codeVerifierContext } from "../crypto/secret-contexts.js";
@@ -51,19 +51,16 @@ export interface ConnectionServiceDeps {
 export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<typeof ConnectionService> {
   return {
     async initialiseOAuth2Connection(req, ctx) {
-      // Every input is checked before anything is written. The authorization request is checked
-      // after the credential is read, since its provider decides the rules (and the endpoint).
-      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
+      // Every input is checked before anything is written: the fields by the request rules (the
+      // proto), the authorization request after the credential is read, since its provider
+      // decides the rules (and the endpoint).
+      const { organisationId, connectorId, clientId } = req;
       requireOrganisation(ctx, organisationId, "credential");
-      const connectorId = requireIdentifier(req.connectorId, "connector_id");
-      const reference = req.credential ?? invalid("credential", "is required");
-      const credentialId = requireText(reference.id, "credential.id", 128);
-      const credentialOrganisationId = requireIdentifier(reference.organisationId, "credential.organisation_id");
-      const clientId = requireText(req.clientId, "client_id", 512);
-      const endUserId = req.endUserId === "" ? undefined : requireText(req.endUserId, "end_user_id", 256);
+      const { id: credentialId, organisationId: credentialOrganisationId } = req.credential ?? invalid("credential", "is required");
+      const endUserId = req.endUserId === "" ? undefined : req.endUserId;
       // The confirmation code reaches the caller's backend only through its return URL.
       if (endUserId !== undefined && req.returnUrl === "") invalid("return_url", 'is required with "end_user_id"');
-      const reconnectId = req.connectionId === "" ? undefined : requireText(req.connectionId, "connection_id", 128);
+      const reconnectId = req.connectionId === "" ? undefined : req.connectionId;
 
       const authorizationInput = {
         scopes: req.scopes,
@@ -81,21 +78,21 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
         // Bad input is still reported as such (by the generic rules, as before providers decided
         // them) rather than hidden behind NOT_FOUND.
         if (req.authorizeUrl !== "") planAuthorizationRequest({ ...authorizationInput, authorizeUrl: req.authorizeUrl });
-        throw new ConnectError("credential not found", Code.NotFound);
+        throw notFound("credential");
       }
       let reconnecting: ConnectionDocument | null = null;
       if (reconnectId !== undefined) {
         // A reconnect re-authorizes a connection of this organisation and credential, in any
         // status but deleted; another organisation's is indistinguishable from a missing one.
         reconnecting = await deps.connections.findById(organisationId, reconnectId);
-        if (reconnecting === null) throw new ConnectError("connection not found", Code.NotFound);
+        if (reconnecting === null) throw connectionNotFound();
         if (reconnecting.credential_id !== credential._id) {
-          throw new ConnectError('"connection_id" names a connection made with another credential', Code.FailedPrecondition);
+          throw new DomainError("precondition_failed", '"connection_id" names a connection made with another credential');
         }
         // A PENDING connection is bound to its end user until ConfirmConnection: a reconnect
         // applied at once would make it ACTIVE without that confirmation.
         if (reconnecting.status === "PENDING" && endUserId === undefined) {
-          throw new ConnectError('"end_user_id" is required to reconnect a connection waiting for ConfirmConnection', Code.FailedPrecondition);
+          throw new DomainError("precondition_failed", '"end_user_id" is required to reconnect a connection waiting for ConfirmConnection');
         }
       }
       // The provider's profile checks `connection_config` against the catalog's parameters. A
@@ -114,20 +111,20 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
             ]);
       // Rule 2: the callback checks this again, in case the credential changes in between.
       if (credential.client_id !== clientId) {
-        throw new ConnectError('"client_id" does not match the credential\'s client ID', Code.FailedPrecondition);
+        throw new DomainError("precondition_failed", '"client_id" does not match the credential\'s client ID');
       }
       // The ID token that `openid` brings back is verified against the issuer (OpenID Connect
       // Core §3.1.3.7), so an openid flow without one could never complete.
       if (plan.needsNonce && profile.issuer === undefined) {
-        throw new ConnectError('"scopes" has "openid" but the credential has no "issuer" to verify ID tokens', Code.FailedPrecondition);
+        throw new DomainError("precondition_failed", '"scopes" has "openid" but the credential has no "issuer" to verify ID tokens');
       }
       // A connection with a recorded account takes only a grant proven to be that account's: a
       // flow that could never say who signed in could never complete.
       if (reconnecting?.external_account !== undefined && accountSourceOf(profile, plan.needsNonce) === undefined) {
-        throw new ConnectError(
+        throw new DomainError(
+          "precondition_failed",
           '"connection_id" names a connection with a recorded provider account, but this request cannot learn who signs in: ' +
             'ask for "openid" (the credential needs an "issuer") or set the credential\'s "userinfo_url"',
-          Code.FailedPrecondition,
         );
       }
 
@@ -167,21 +164,20 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
     },
 
     async getConnection(req, ctx) {
-      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
-      requireOrganisation(ctx, organisationId, "connection");
-      const connection = await deps.connections.findById(organisationId, requireText(req.id, "id", 128));
-      if (connection === null) throw new ConnectError("connection not found", Code.NotFound);
+      requireOrganisation(ctx, req.organisationId, "connection");
+      const connection = await deps.connections.findById(req.organisationId, req.id);
+      if (connection === null) throw connectionNotFound();
       return { connection: toConnection(connection) };
     },
 
     async listConnections(req, ctx) {
-      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
+      const { organisationId } = req;
       requireOrganisation(ctx, organisationId, "organisation");
       const size = pageSize(req.pageSize);
       const beforeId = req.pageToken === "" ? undefined : decodePageToken(req.pageToken);
       const filter = {
-        connectorId: req.connectorId === "" ? undefined : requireIdentifier(req.connectorId, "connector_id"),
-        credentialId: req.credentialId === "" ? undefined : requireText(req.credentialId, "credential_id", 128),
+        connectorId: req.connectorId === "" ? undefined : req.connectorId,
+        credentialId: req.credentialId === "" ? undefined : req.credentialId,
         status: fromConnectionStatus(req.status),
       };
       const { shown, nextPageToken } = pageOf(await deps.connections.list(organisationId, filter, beforeId, size + 1), size);
@@ -189,9 +185,8 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
     },
 
     async getAccessToken(req, ctx) {
-      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
+      const { organisationId, connectionId } = req;
       requireOrganisation(ctx, organisationId, "connection");
-      const connectionId = requireText(req.connectionId, "connection_id", 128);
       const token = await deps.refresher.getAccessToken(organisationId, connectionId, {
         force: req.forceRefresh,
         // Waiting on another call's refresh is no work of this call's own: it gives its slots back.
@@ -208,26 +203,20 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
     },
 
     async confirmConnection(req, ctx) {
-      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
-      requireOrganisation(ctx, organisationId, "connection");
-      const id = requireText(req.connectionId, "connection_id", 128);
-      const endUserId = requireText(req.endUserId, "end_user_id", 256);
-      const confirmation = requireText(req.confirmation, "confirmation", 128);
-      return { connection: toConnection(await deps.lifecycle.confirm(organisationId, id, endUserId, confirmation)) };
+      requireOrganisation(ctx, req.organisationId, "connection");
+      return { connection: toConnection(await deps.lifecycle.confirm(req.organisationId, req.connectionId, req.endUserId, req.confirmation)) };
     },
 
     async deleteConnection(req, ctx) {
-      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
-      requireOrganisation(ctx, organisationId, "connection");
-      const id = requireText(req.id, "id", 128);
-      const result = await deps.lifecycle.delete(organisationId, id, { revoke: req.revoke, keepIfRevocationFails: req.keepIfRevocationFails });
+      requireOrganisation(ctx, req.organisationId, "connection");
+      const result = await deps.lifecycle.delete(req.organisationId, req.id, { revoke: req.revoke, keepIfRevocationFails: req.keepIfRevocationFails });
       return { revocation: REVOCATION_OUTCOMES[result.outcome], revocationError: result.outcome === "failed" ? result.error : "" };
     },
 
     async listConnectionEvents(req, ctx) {
-      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
+      const { organisationId } = req;
       requireOrganisation(ctx, organisationId, "organisation");
-      const connectionId = req.connectionId === "" ? undefined : requireText(req.connectionId, "connection_id", 128);
+      const connectionId = req.connectionId === "" ? undefined : req.connectionId;
       const size = pageSize(req.pageSize);
       const beforeId = req.pageToken === "" ? undefined : decodePageToken(req.pageToken);
       const { shown, nextPageToken } = pageOf(await deps.events.list(organisationId, connectionId, beforeId, size + 1), size);
@@ -235,22 +224,19 @@ export function connectionService(deps: ConnectionServiceDeps): ServiceImpl<type
     },
 
     async countConnections(req, ctx) {
-      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
+      const { organisationId } = req;
       requireOrganisation(ctx, organisationId, "organisation");
-      const [counts, failing] = await Promise.all([
-        deps.connections.countByStatus(organisationId),
-        deps.connections.failingCredentialIds(organisationId, MAX_FAILING_COUNTED),
-      ]);
+      const { byStatus, failingCredentialIds } = await deps.connections.counts(organisationId, MAX_FAILING_COUNTED);
       const byCredential: Record<string, bigint> = {};
-      for (const credentialId of failing) byCredential[credentialId] = (byCredential[credentialId] ?? 0n) + 1n;
+      for (const credentialId of failingCredentialIds) byCredential[credentialId] = (byCredential[credentialId] ?? 0n) + 1n;
       return {
-        counts: [...counts].map(([status, count]) => ({ status: toConnectionStatus(status), count: BigInt(count) })),
+        counts: [...byStatus].map(([status, count]) => ({ status: toConnectionStatus(status), count: BigInt(count) })),
         failingConnectionsByCredential: byCredential,
       };
     },
 
     async *watchConnectionEvents(req, ctx) {
-      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
+      const { organisationId } = req;
       requireOrganisation(ctx, organisationId, "organisation");
       for await (const event of deps.eventFeed.follow(organisationId, streamSignal(ctx))) yield { event: toConnectionEvent(event) };
     },

@@ -1,28 +1,37 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import type { ServiceImpl } from "@connectrpc/connect";
 import { v7 as uuidv7 } from "uuid";
 import { type ApiTokenPlacement, ApiTokenLocation } from "../../gen/oauth2broker/v1/connection_service_pb.js";
-import { type Credential, CredentialSchema, TokenEndpointAuthMethod } from "../../gen/oauth2broker/v1/credential_pb.js";
+import { ClientSecretSlot, type Credential, CredentialSchema, TokenEndpointAuthMethod } from "../../gen/oauth2broker/v1/credential_pb.js";
 import type { CredentialService } from "../../gen/oauth2broker/v1/credential_service_pb.js";
 import type { SecretBox } from "../crypto/secret-box.js";
-import { invalid } from "../errors.js";
+import { DomainError, invalid, } from "../errors.js";
 import {
   type CredentialChanges,
   type CredentialDocument,
   type CredentialStore,
   SECRET_DESTINATION_FIELDS,
 } from "../store/credentials.js";
-import type { TokenEndpointAuthMethodName } from "../oauth/token-exchange.js";
+import type { TokenEndpointAuthMethodName } from "../oauth/client-authentication.js";
 import type { ConnectionLifecycle } from "../connections/connection-lifecycle.js";
 import { decodePageToken, pageOf, pageSize } from "./page-token.js";
 import { callerKey, requireOrganisation } from "../auth/caller.js";
 import type { OutboundPolicy } from "../network/address-policy.js";
-import { requireEndpointUrl, requireIdentifier, requireText } from "../validation.js";
+import { requireEndpointUrl, requirePresent, requireText } from "../validation.js";
 import type { ProviderCatalog } from "../providers/catalog.js";
 import { checkTemplateValues, renderEndpoint } from "../providers/profile.js";
-import { type DiscoveredServer, DiscoveryError, discoverAuthorizationServer } from "../oauth/discovery.js";
+import { type DiscoveredServer, discoverAuthorizationServer } from "../oauth/discovery.js";
+import { ProviderCallError } from "../network/provider-call-error.js";
 import { clientSecretContext } from "../crypto/secret-contexts.js";
+import {
+  clientAssertionOfCredential,
+  credentialNotFound,
+  credentialSecretMethods,
+  sealKey,
+  toCredentialKey,
+} from "./credential-secrets.js";
+import { generateSigningKey } from "../crypto/signing-keys.js";
 
 export interface CredentialServiceDeps {
   credentials: CredentialStore;
@@ -33,9 +42,13 @@ export interface CredentialServiceDeps {
   providers: ProviderCatalog;
   /** The bounded fetch for provider calls (issuer discovery). */
   fetch: typeof fetch;
+  /** BROKER_PUBLIC_URL: where credentials' JWKS are served. */
+  publicUrl: string;
 }
 
-export function credentialService({ credentials, secretBox, outbound, move, providers, fetch }: CredentialServiceDeps): ServiceImpl<typeof CredentialService> {
+export function credentialService({ credentials, secretBox, outbound, move, providers, fetch, publicUrl }: CredentialServiceDeps): ServiceImpl<typeof CredentialService> {
+  const view = (document: CredentialDocument) => toCredential(document, publicUrl);
+  const clientAssertionOf = (document: CredentialDocument) => clientAssertionOfCredential(providers, document);
   const validateTokenUrl = (url: string) => outboundUrl(outbound, url, "credential.token_url");
   const validateRevocationUrl = (url: string) => outboundUrl(outbound, url, "credential.revocation_url");
   const validateUserinfoUrl = (url: string) => outboundUrl(outbound, url, "credential.userinfo_url");
@@ -82,7 +95,7 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
     try {
       server = await discoverAuthorizationServer(document.issuer!, fetch);
     } catch (error) {
-      if (!(error instanceof DiscoveryError)) throw error;
+      if (!(error instanceof ProviderCallError && error.code === "discovery_failed")) throw error;
       invalid("credential.issuer", "has no usable discovery document (set token_url instead)");
     }
     // Discovered endpoints pass the same checks as given ones.
@@ -99,9 +112,9 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
   };
   return {
     async createCredential(req, ctx) {
-      const input = req.credential ?? invalid("credential", "is required");
-      const organisationId = requireIdentifier(input.organisationId, "credential.organisation_id");
+      const organisationId = req.credential?.organisationId ?? "";
       requireOrganisation(ctx, organisationId, "organisation");
+      const input = req.credential ?? invalid("credential", "is required");
       const id = uuidv7();
       const now = new Date();
       const document: CredentialDocument = {
@@ -109,7 +122,7 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
         organisation_id: organisationId,
         name: validateName(input.name),
         client_id: validateClientId(input.clientId),
-        client_secret: secretBox.encrypt(validateClientSecret(input.clientSecret), clientSecretContext(id)),
+        client_secret: "",
         authorization_response_iss_parameter_supported: input.authorizationResponseIssParameterSupported,
         create_time: now,
         update_time: now,
@@ -120,7 +133,7 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
       // Without a provider, unset means the generic behaviour, stored as such (as before providers
       // existed); with one, unset means "as the catalog says", so nothing is stored.
       if (input.tokenEndpointAuthMethod !== undefined || document.provider === undefined) {
-        document.token_endpoint_auth_method = validateAuthMethod(input.tokenEndpointAuthMethod ?? TokenEndpointAuthMethod.UNSPECIFIED);
+        document.token_endpoint_auth_method = authMethodName(input.tokenEndpointAuthMethod ?? TokenEndpointAuthMethod.UNSPECIFIED);
       }
       if (input.disablePkce !== undefined || document.provider === undefined) document.disable_pkce = input.disablePkce ?? false;
       if (input.issuer !== undefined) document.issuer = validateIssuer(input.issuer);
@@ -135,33 +148,41 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
         await fillFromDiscovery(document, input.disablePkce !== undefined, input.authorizationResponseIssParameterSupported);
       }
       validateProvider(document);
+      const assertion = clientAssertionOf(document);
+      // private_key_jwt needs no secret (one may still be stored); any other method does.
+      if (assertion === undefined || input.clientSecret !== "") {
+        document.client_secret = secretBox.encrypt(validateClientSecret(input.clientSecret), clientSecretContext(id));
+      }
+      // A private_key_jwt credential signs from the start: the broker makes its first key, of the
+      // algorithm the provider requires.
+      if (assertion !== undefined) document.keys = [sealKey(secretBox, id, await generateSigningKey(assertion.signingAlg), "generated")];
       await credentials.insert(document);
-      return { credential: toCredential(document) };
+      return { credential: view(document) };
     },
 
     async getCredential(req, ctx) {
-      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
-      requireOrganisation(ctx, organisationId, "credential");
-      const document = await credentials.findById(organisationId, requireText(req.id, "id", 128));
-      return { credential: toCredential(document ?? notFound()) };
+      requireOrganisation(ctx, req.organisationId, "credential");
+      const document = await credentials.findById(req.organisationId, req.id);
+      return { credential: view(document ?? credentialNotFound()) };
     },
 
     async listCredentials(req, ctx) {
-      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
+      const { organisationId } = req;
       requireOrganisation(ctx, organisationId, "organisation");
       const size = pageSize(req.pageSize);
       const afterId = req.pageToken === "" ? undefined : decodePageToken(req.pageToken);
       const { shown, nextPageToken } = pageOf(await credentials.listByOrganisation(organisationId, afterId, size + 1), size);
-      return { credentials: shown.map(toCredential), nextPageToken };
+      return { credentials: shown.map(view), nextPageToken };
     },
 
     async updateCredential(req, ctx) {
-      const input = req.credential ?? invalid("credential", "is required");
-      const organisationId = requireIdentifier(input.organisationId, "credential.organisation_id");
+      const organisationId = req.credential?.organisationId ?? "";
       requireOrganisation(ctx, organisationId, "credential");
+      const input = req.credential ?? invalid("credential", "is required");
+      // `id` is ignored on create, so only an update requires it.
       const id = requireText(input.id, "credential.id", 128);
       if (req.moveConnections && ctx.values.get(callerKey)?.kind !== "admin") {
-        throw new ConnectError('"move_connections" needs an admin key', Code.PermissionDenied);
+        throw new DomainError("admin_only", '"move_connections" needs an admin key');
       }
       const paths = req.updateMask?.paths ?? [];
       if (paths.length === 0 && !req.moveConnections) invalid("update_mask", "must name at least one field");
@@ -190,7 +211,7 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
             break;
           case "token_endpoint_auth_method":
             if (input.tokenEndpointAuthMethod === undefined) clear.push("token_endpoint_auth_method");
-            else changes.token_endpoint_auth_method = validateAuthMethod(input.tokenEndpointAuthMethod);
+            else changes.token_endpoint_auth_method = authMethodName(input.tokenEndpointAuthMethod);
             break;
           case "disable_pkce":
             if (input.disablePkce === undefined) clear.push("disable_pkce");
@@ -233,7 +254,7 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
       }
       // The credential as it would be after the change must still make sense as a whole (a
       // provider with its template values, or a token endpoint of its own).
-      const current = (await credentials.findById(organisationId, id)) ?? notFound();
+      const current = (await credentials.findById(organisationId, id)) ?? credentialNotFound();
       let document = current;
       if (paths.length > 0) {
         const merged: CredentialDocument = { ...current, ...changes };
@@ -245,36 +266,39 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
         }
         validateProvider(merged);
         requireApiBaseForPlacement(merged);
-        document = (await credentials.update(organisationId, id, changes, clear.filter((field) => changes[field] === undefined))) ?? notFound();
+        if (clientAssertionOf(merged) !== undefined && (merged.keys ?? []).length === 0) {
+          invalid("credential.token_endpoint_auth_method", "needs a signing key first (AddCredentialKey)");
+        }
+        document = (await credentials.update(organisationId, id, changes, clear.filter((field) => changes[field] === undefined))) ?? credentialNotFound();
       }
       if (req.moveConnections) await move.moveToCredentialEndpoints(document);
-      return { credential: toCredential(document) };
+      return { credential: view(document) };
     },
 
+    ...credentialSecretMethods({ credentials, secretBox, view, clientAssertionOf }),
+
     async deleteCredential(req, ctx) {
-      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
-      requireOrganisation(ctx, organisationId, "credential");
-      const deleted = await credentials.delete(organisationId, requireText(req.id, "id", 128));
-      if (!deleted) notFound();
+      requireOrganisation(ctx, req.organisationId, "credential");
+      const deleted = await credentials.delete(req.organisationId, req.id);
+      if (!deleted) credentialNotFound();
       return {};
     },
   };
 }
 
-function notFound(): never {
-  throw new ConnectError("credential not found", Code.NotFound);
-}
 
+// Required on create and when an update names them; their lengths and characters are the
+// request rules' (credential.proto).
 function validateName(name: string): string {
-  return requireText(name, "credential.name", 200);
+  return requirePresent(name, "credential.name");
 }
 
 function validateClientId(clientId: string): string {
-  return requireText(clientId, "credential.client_id", 512);
+  return requirePresent(clientId, "credential.client_id");
 }
 
 function validateClientSecret(secret: string): string {
-  return requireText(secret, "credential.client_secret", 2048);
+  return requirePresent(secret, "credential.client_secret");
 }
 
 /** A URL the broker will call: a valid endpoint that the outbound policy allows. */
@@ -306,20 +330,26 @@ function requireApiBaseForPlacement(document: Pick<CredentialDocument, "api_base
   }
 }
 
-function validateAuthMethod(method: TokenEndpointAuthMethod): TokenEndpointAuthMethodName {
+/** The request rules allow only the enum's values (`defined_only`); UNSPECIFIED is the default. */
+function authMethodName(method: TokenEndpointAuthMethod): TokenEndpointAuthMethodName {
   switch (method) {
-    case TokenEndpointAuthMethod.UNSPECIFIED:
-    case TokenEndpointAuthMethod.CLIENT_SECRET_BASIC:
-      return "client_secret_basic";
     case TokenEndpointAuthMethod.CLIENT_SECRET_POST:
       return "client_secret_post";
+    case TokenEndpointAuthMethod.PRIVATE_KEY_JWT:
+      return "private_key_jwt";
     default:
-      return invalid("credential.token_endpoint_auth_method", "is not a supported method");
+      return "client_secret_basic";
   }
 }
 
-/** The API view of a stored credential: never the secret, only whether one is set. */
-export function toCredential(document: CredentialDocument): Credential {
+const AUTH_METHODS = {
+  client_secret_basic: TokenEndpointAuthMethod.CLIENT_SECRET_BASIC,
+  client_secret_post: TokenEndpointAuthMethod.CLIENT_SECRET_POST,
+  private_key_jwt: TokenEndpointAuthMethod.PRIVATE_KEY_JWT,
+} as const;
+
+/** The API view of a stored credential: never a secret or private key, only whether one is set. */
+export function toCredential(document: CredentialDocument, publicUrl: string): Credential {
   return create(CredentialSchema, {
     id: document._id,
     organisationId: document.organisation_id,
@@ -327,12 +357,7 @@ export function toCredential(document: CredentialDocument): Credential {
     clientId: document.client_id,
     clientSecretSet: document.client_secret !== "",
     tokenUrl: document.token_url ?? "",
-    tokenEndpointAuthMethod:
-      document.token_endpoint_auth_method === undefined
-        ? undefined
-        : document.token_endpoint_auth_method === "client_secret_post"
-          ? TokenEndpointAuthMethod.CLIENT_SECRET_POST
-          : TokenEndpointAuthMethod.CLIENT_SECRET_BASIC,
+    tokenEndpointAuthMethod: document.token_endpoint_auth_method === undefined ? undefined : AUTH_METHODS[document.token_endpoint_auth_method],
     disablePkce: document.disable_pkce,
     issuer: document.issuer,
     revocationUrl: document.revocation_url,
@@ -351,5 +376,20 @@ export function toCredential(document: CredentialDocument): Credential {
     authorizationResponseIssParameterSupported: document.authorization_response_iss_parameter_supported === true,
     createTime: timestampFromDate(document.create_time),
     updateTime: timestampFromDate(document.update_time),
+    previousClientSecretSet: document.previous_client_secret !== undefined,
+    clientSecretLastUsed:
+      document.client_secret_last_used === undefined
+        ? ClientSecretSlot.UNSPECIFIED
+        : document.client_secret_last_used === "current"
+          ? ClientSecretSlot.CURRENT
+          : ClientSecretSlot.PREVIOUS,
+    clientSecretFallbackTime: document.client_secret_fallback_time === undefined ? undefined : timestampFromDate(document.client_secret_fallback_time),
+    keys: (document.keys ?? []).map(toCredentialKey),
+    jwksUri: (document.keys ?? []).length === 0 ? "" : jwksUrl(publicUrl, document._id),
   });
+}
+
+/** Where a credential's public keys are served (see `jwksRoute`). */
+export function jwksUrl(publicUrl: string, credentialId: string): string {
+  return `${publicUrl.replace(/\/+$/, "")}/credentials/${encodeURIComponent(credentialId)}/jwks.json`;
 }

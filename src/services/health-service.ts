@@ -1,4 +1,5 @@
-import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import type { ServiceImpl } from "@connectrpc/connect";
+import { DomainError } from "../errors.js";
 import { EventEmitter, on } from "node:events";
 import { setTimeout } from "node:timers/promises";
 import type { Logger } from "pino";
@@ -106,7 +107,7 @@ export class HealthMonitor {
 export function healthService(monitor: HealthMonitor, serviceNames: readonly string[]): ServiceImpl<typeof Health> {
   const known = new Set(["", ...serviceNames]);
   const requireKnown = (service: string): void => {
-    if (!known.has(service)) throw new ConnectError("unknown service", Code.NotFound);
+    if (!known.has(service)) throw new DomainError("not_found", "unknown service");
   };
   return {
     check(req) {

@@ -1,20 +1,19 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import type { ServiceImpl } from "@connectrpc/connect";
 import {
   type OrganisationService,
   type OrganisationSettings,
   OrganisationSettingsSchema,
 } from "../../gen/oauth2broker/v1/organisation_service_pb.js";
 import type { SecretBox } from "../crypto/secret-box.js";
-import { invalid } from "../errors.js";
+import { DomainError, invalid } from "../errors.js";
 import { generateWebhookSecret } from "../events/webhook-signature.js";
-import { MAX_ALLOWED_RETURN_URLS, parseAllowedReturnUrl } from "../oauth/return-url.js";
+import { parseAllowedReturnUrl } from "../oauth/return-url.js";
 import type { LeaseStore } from "../store/leases.js";
 import { type OrganisationDocument, organisationLeaseKey, type OrganisationStore } from "../store/organisations.js";
 import { callerKey, requireOrganisation } from "../auth/caller.js";
 import type { OutboundPolicy } from "../network/address-policy.js";
-import { requireIdentifier } from "../validation.js";
 import { outboundUrl } from "./credential-service.js";
 import { webhookSecretContext } from "../crypto/secret-contexts.js";
 
@@ -36,7 +35,7 @@ export function organisationService(
    */
   async function serialised<T>(organisationId: string, change: () => Promise<T>): Promise<T> {
     const lease = await leases.acquire(organisationLeaseKey(organisationId), 10_000, 5_000);
-    if (lease === null) throw new ConnectError("the organisation's settings are being changed - try again", Code.Unavailable);
+    if (lease === null) throw new DomainError("busy", "the organisation's settings are being changed - try again");
     try {
       return await change();
     } finally {
@@ -47,21 +46,21 @@ export function organisationService(
   return {
     async listOrganisations(_req, ctx) {
       const caller = ctx.values.get(callerKey);
-      if (caller === undefined) throw new ConnectError("unauthenticated", Code.Unauthenticated);
+      if (caller === undefined) throw new DomainError("unauthenticated", "unauthenticated");
       if (caller.kind === "organisation") return { organisationIds: [caller.organisationId], callerIsAdmin: false };
       return { organisationIds: [...new Set(await knownOrganisationIds())].sort(), callerIsAdmin: true };
     },
 
     async getOrganisationSettings(req, ctx) {
-      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
+      const { organisationId } = req;
       requireOrganisation(ctx, organisationId, "organisation");
       return { settings: toSettings(organisationId, await organisations.findById(organisationId)) };
     },
 
     async updateOrganisationSettings(req, ctx) {
-      const input = req.settings ?? invalid("settings", "is required");
-      const organisationId = requireIdentifier(input.organisationId, "settings.organisation_id");
+      const organisationId = req.settings?.organisationId ?? "";
       requireOrganisation(ctx, organisationId, "organisation");
+      const input = req.settings ?? invalid("settings", "is required");
       const paths = req.updateMask?.paths ?? [];
       if (paths.length === 0) invalid("update_mask", "must name at least one field");
       const changes: Partial<OrganisationDocument> = {};
@@ -69,9 +68,6 @@ export function organisationService(
       for (const path of new Set(paths)) {
         switch (path) {
           case "allowed_return_urls":
-            if (input.allowedReturnUrls.length > MAX_ALLOWED_RETURN_URLS) {
-              invalid("settings.allowed_return_urls", `must have at most ${MAX_ALLOWED_RETURN_URLS} entries`);
-            }
             changes.allowed_return_urls = [
               ...new Set(input.allowedReturnUrls.map((url, i) => parseAllowedReturnUrl(url, `settings.allowed_return_urls[${i}]`))),
             ];
@@ -96,7 +92,7 @@ export function organisationService(
     },
 
     async rotateWebhookSecret(req, ctx) {
-      const organisationId = requireIdentifier(req.organisationId, "organisation_id");
+      const { organisationId } = req;
       requireOrganisation(ctx, organisationId, "organisation");
       const secret = generateWebhookSecret();
       const sealed = secretBox.encrypt(secret, webhookSecretContext(organisationId));
@@ -107,7 +103,7 @@ export function organisationService(
       // Belt and braces should the lease have expired under a slow database: never hand out a
       // secret that is not the stored newest one.
       if (stored.webhook_secrets?.[0] !== sealed) {
-        throw new ConnectError("the webhook secret was changed concurrently - try again", Code.Aborted);
+        throw new DomainError("concurrent_change", "the webhook secret was changed concurrently - try again");
       }
       return { secret, webhookSecretCount: stored.webhook_secrets.length };
     },

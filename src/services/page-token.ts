@@ -12,11 +12,9 @@ export function decodePageToken(token: string): string {
 }
 
 export const DEFAULT_PAGE_SIZE = 50;
-export const MAX_PAGE_SIZE = 100;
 
-/** Validates `page_size`: 1 to 100, with 0 meaning the default. */
+/** `page_size`, 0 to 100 by the request rules: 0 means the default. */
 export function pageSize(requested: number): number {
-  if (requested < 0 || requested > MAX_PAGE_SIZE) invalid("page_size", `must be from 0 to ${MAX_PAGE_SIZE}`);
   return requested === 0 ? DEFAULT_PAGE_SIZE : requested;
 }
 

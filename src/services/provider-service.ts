@@ -1,14 +1,13 @@
 import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import type { ServiceImpl } from "@connectrpc/connect";
 import {
   type Provider,
   ProviderParameterLevel,
   ProviderSchema,
   type ProviderService,
 } from "../../gen/oauth2broker/v1/provider_service_pb.js";
-import { invalid } from "../errors.js";
+import { invalid, notFound } from "../errors.js";
 import type { CatalogEntry, ProviderCatalog } from "../providers/catalog.js";
-import { requireText } from "../validation.js";
 import { pageSize } from "./page-token.js";
 
 /**
@@ -31,8 +30,8 @@ export function providerService(catalog: ProviderCatalog): ServiceImpl<typeof Pr
     },
 
     async getProvider(req) {
-      const entry = catalog.get(requireText(req.id, "id", 64));
-      if (entry === undefined) throw new ConnectError("provider not found", Code.NotFound);
+      const entry = catalog.get(req.id);
+      if (entry === undefined) throw notFound("provider");
       return { provider: toProvider(entry) };
     },
   };

@@ -70,17 +70,20 @@ export class Batcher<In, Out> {
 }
 
 /**
- * Looks documents up by a unique field, concurrent lookups sharing one find. Each caller gets a
- * document of its own, so one caller's changes never reach another (the copies are structured
- * clones: fine for the strings, dates and booleans these collections hold, not for BSON classes).
+ * Looks documents up by a unique field, concurrent lookups of one value sharing one find. Each
+ * caller gets a document of its own, so one caller's changes never reach another (the copies are
+ * structured clones: fine for the strings, dates and booleans these collections hold, not for
+ * BSON classes). By `_id`, the distinct values are separate exact finds: FerretDB 1.24 pushes only
+ * an exact `_id` down to SQLite (where the wrapper's index serves it) and decodes every document
+ * for an `$in`; by another field every find decodes them all there, so one `$in` is the cheaper.
  */
 export function batchedLookup<T extends Document>(collection: Collection<T>, field: string): Batcher<string, WithId<T> | null> {
   return new Batcher(
     async (values: string[]) => {
       const distinct = [...new Set(values)];
       const found =
-        distinct.length === 1
-          ? [await collection.findOne({ [field]: distinct[0] } as Filter<T>)]
+        distinct.length === 1 || field === "_id"
+          ? await Promise.all(distinct.map((value) => collection.findOne({ [field]: value } as Filter<T>)))
           : await collection.find({ [field]: { $in: distinct } } as Filter<T>).toArray();
       const byValue = new Map(found.flatMap((document) => (document === null ? [] : [[document[field] as string, document] as const])));
       const handedOut = new Set<string>();

@@ -4,12 +4,15 @@ import { reencrypted } from "../crypto/reencrypt.js";
 import type { SecretBox } from "../crypto/secret-box.js";
 import { type OutboxEntryDocument, OutboxStore } from "./outbox.js";
 import { type ConnectionExpiryDocument, ConnectionExpiryStore } from "./connection-expiries.js";
+import { ConnectionDirectory, type DirectorySlotDocument, seqOf } from "./connection-directory.js";
 
 /**
  * PENDING: made with an end user ID, waiting for ConfirmConnection. DELETED: tokens are gone; the
  * document waits only for its last event to be relayed.
  */
-export type ConnectionStatus = "PENDING" | "ACTIVE" | "REFRESH_FAILED" | "NEEDS_REAUTHORIZATION" | "DELETED";
+import type { ConnectionStatus } from "./connection-status.js";
+
+export type { ConnectionStatus };
 
 export type ConnectionEventType =
   | "connection.created"
@@ -157,8 +160,20 @@ export interface ConnectionDocument {
   token_url?: string;
   revocation_url?: string;
   pending_events: PendingEvent[];
+  /** The connection's slot in its organisation's directory (see ConnectionDirectory); absent on connections from before it, until the start-up reconcile. */
+  directory_seq?: number;
   create_time: Date;
   update_time: Date;
+}
+
+/** What a write needs to know of the connection it changes (as read under the lease). */
+export type ConnectionRef = Pick<ConnectionDocument, "_id" | "organisation_id" | "status" | "directory_seq">;
+
+/** CountConnections' figures: live connections per status, and the failing ones' credentials. */
+export interface ConnectionCounts {
+  byStatus: Map<ConnectionStatus, number>;
+  /** One entry per failing connection (at most `limit`). */
+  failingCredentialIds: string[];
 }
 
 export interface ConnectionFilter {
@@ -195,19 +210,31 @@ export class ConnectionStore {
   readonly outbox: OutboxStore;
   /** When unconfirmed connections and held grants expire (see ConnectionExpiryStore). */
   readonly expiries: ConnectionExpiryStore;
+  /** Each organisation's connections by exact `_id` lookups, for listing and counting (see ConnectionDirectory). */
+  readonly directory: ConnectionDirectory;
 
   constructor(db: Db) {
     this.collection = db.collection<ConnectionDocument>("connections");
     this.outbox = new OutboxStore(db);
     this.expiries = new ConnectionExpiryStore(db);
+    this.directory = new ConnectionDirectory(db);
   }
 
   async insert(document: ConnectionDocument): Promise<void> {
     // Noted first: a crash in between leaves a note without a connection (dropped by the job that
-    // reads it), never work without a note.
+    // reads it), never work without a note. The slot too: one whose connection never came is
+    // skipped by listings, and the start-up reconcile stops counting it.
     if (document.pending_events.length > 0) await this.outbox.mark(document._id, document.create_time);
     if (document.pending_expire_time !== undefined) await this.expiries.note(document._id, document.pending_expire_time);
-    await this.collection.insertOne(document);
+    const { organisation_id: organisationId } = document;
+    document.directory_seq = await this.directory.claim(organisationId, slotOf(document));
+    try {
+      await this.collection.insertOne(document);
+    } catch (error) {
+      // Not stored: the slot stops counting it (the reconcile does, should this fail too).
+      await this.directory.mirror(organisationId, document.directory_seq, "DELETED").catch(() => undefined);
+      throw error;
+    }
   }
 
   /** Scoped by organisation; a deleted connection is not found. */
@@ -218,6 +245,27 @@ export class ConnectionStore {
 
   /** Newest first, strictly older than `beforeId` when given. */
   async list(organisationId: string, filter: ConnectionFilter, beforeId: string | undefined, limit: number): Promise<ConnectionDocument[]> {
+    if (!(await this.directory.complete())) return this.#listByScan(organisationId, filter, beforeId, limit);
+    // The directory picks the candidates; each is read by `_id` and checked as stored.
+    const shown = (document: ConnectionDocument | null): document is ConnectionDocument =>
+      document !== null &&
+      document.organisation_id === organisationId &&
+      (filter.status === undefined ? document.status !== "DELETED" : document.status === filter.status) &&
+      (filter.connectorId === undefined || document.connector_id === filter.connectorId) &&
+      (filter.credentialId === undefined || document.credential_id === filter.credentialId) &&
+      (beforeId === undefined || document._id < beforeId);
+    return this.directory.newestFirst(
+      organisationId,
+      filter,
+      beforeId,
+      limit,
+      async (slots) => (await Promise.all(slots.map((slot) => this.collection.findOne({ _id: slot.connection_id })))).filter(shown),
+      (document) => document._id,
+    );
+  }
+
+  /** The listing as it was before the directory: a query on `connections` (FerretDB reads every document for it). */
+  async #listByScan(organisationId: string, filter: ConnectionFilter, beforeId: string | undefined, limit: number): Promise<ConnectionDocument[]> {
     const query: Filter<ConnectionDocument> = { organisation_id: organisationId, status: filter.status ?? NOT_DELETED };
     if (filter.connectorId !== undefined) query.connector_id = filter.connectorId;
     if (filter.credentialId !== undefined) query.credential_id = filter.credentialId;
@@ -227,9 +275,10 @@ export class ConnectionStore {
 
   /** Applies a change, and records its event in the same write. Call it holding the lease. */
   async update(
-    id: string,
+    connection: ConnectionRef,
     change: { set?: Partial<ConnectionDocument>; unset?: Array<keyof ConnectionDocument>; event?: PendingEvent },
   ): Promise<void> {
+    const id = connection._id;
     const update: UpdateFilter<ConnectionDocument> = { $set: { ...change.set, update_time: new Date() } };
     if (change.unset !== undefined && change.unset.length > 0) {
       update.$unset = Object.fromEntries(change.unset.map((field) => [field, ""]));
@@ -242,19 +291,36 @@ export class ConnectionStore {
       update.$push = { pending_events: change.event };
     }
     await this.collection.updateOne({ _id: id }, update);
+    const status = change.set?.status;
+    if (status === undefined || status === connection.status) return;
+    const seq = await this.directory.seqOf(connection);
+    // Without a slot (made by an older version during an upgrade): the reconcile gives it one.
+    if (seq !== undefined) await this.directory.mirror(connection.organisation_id, seq, status);
   }
 
-  /** How many of the organisation's connections have each status (deleted ones are left out). */
-  async countByStatus(organisationId: string): Promise<Map<ConnectionStatus, number>> {
+  /** How many of the organisation's connections have each status (deleted ones left out), and the failing ones' credentials. */
+  async counts(organisationId: string, limit: number): Promise<ConnectionCounts> {
     const statuses = ["ACTIVE", "REFRESH_FAILED", "NEEDS_REAUTHORIZATION", "PENDING"] as const;
-    const counts = await Promise.all(
-      statuses.map((status) => this.collection.countDocuments({ organisation_id: organisationId, status })),
-    );
-    return new Map(statuses.map((status, i) => [status, counts[i] ?? 0]));
+    if (!(await this.directory.complete())) {
+      const [counts, failingCredentialIds] = await Promise.all([
+        Promise.all(statuses.map((status) => this.collection.countDocuments({ organisation_id: organisationId, status }))),
+        this.#failingCredentialIdsByScan(organisationId, limit),
+      ]);
+      return { byStatus: new Map(statuses.map((status, i) => [status, counts[i] ?? 0])), failingCredentialIds };
+    }
+    const byStatus = new Map<ConnectionStatus, number>(statuses.map((status) => [status, 0]));
+    const failingCredentialIds: string[] = [];
+    for (const slot of await this.directory.tally(organisationId)) {
+      byStatus.set(slot.status, (byStatus.get(slot.status) ?? 0) + 1);
+      if ((slot.status === "REFRESH_FAILED" || slot.status === "NEEDS_REAUTHORIZATION") && failingCredentialIds.length < limit) {
+        failingCredentialIds.push(slot.credential_id);
+      }
+    }
+    return { byStatus, failingCredentialIds };
   }
 
   /** Credential IDs of the organisation's failing connections, one entry per connection (at most `limit`). */
-  async failingCredentialIds(organisationId: string, limit: number): Promise<string[]> {
+  async #failingCredentialIdsByScan(organisationId: string, limit: number): Promise<string[]> {
     const failing = await this.collection
       .find({ organisation_id: organisationId, status: { $in: ["REFRESH_FAILED", "NEEDS_REAUTHORIZATION"] } }, { projection: { credential_id: 1 } })
       .limit(limit)
@@ -264,6 +330,10 @@ export class ConnectionStore {
 
   /** IDs of a credential's connections (deleted ones aside), for moving them to its endpoints. */
   async idsByCredential(organisationId: string, credentialId: string): Promise<string[]> {
+    if (await this.directory.complete()) {
+      const slots = await this.directory.newestFirst(organisationId, { credentialId }, undefined, Number.MAX_SAFE_INTEGER, async (found) => found, (slot) => slot.connection_id);
+      return slots.map((slot) => slot.connection_id);
+    }
     const documents = await this.collection
       .find({ organisation_id: organisationId, credential_id: credentialId, status: NOT_DELETED }, { projection: { _id: 1 } })
       .toArray();
@@ -345,8 +415,10 @@ export class ConnectionStore {
    * Removes an unconfirmed connection and its tokens. Call it holding the lease, having seen it
    * PENDING under the lease (the filter is `_id` alone, see the class comment).
    */
-  async deletePending(id: string): Promise<void> {
-    await this.collection.deleteOne({ _id: id });
+  async deletePending(connection: ConnectionRef): Promise<void> {
+    await this.collection.deleteOne({ _id: connection._id });
+    const seq = await this.directory.seqOf(connection);
+    if (seq !== undefined) await this.directory.mirror(connection.organisation_id, seq, "DELETED");
   }
 
   /**
@@ -402,4 +474,31 @@ export class ConnectionStore {
     await this.collection.updateOne({ _id: id }, { $set: set });
     return true;
   }
+
+  /** Connections that may need their directory slot made or mended: every one, by ID (a scan: start-up only). */
+  async *everyConnectionForDirectory(): AsyncGenerator<Pick<ConnectionDocument, "_id" | "organisation_id" | "status" | "connector_id" | "credential_id" | "directory_seq">> {
+    const projection = { _id: 1, organisation_id: 1, status: 1, connector_id: 1, credential_id: 1, directory_seq: 1 };
+    yield* this.collection.find({}, { projection }).sort({ _id: 1 });
+  }
+
+  /**
+   * Mends a connection's slot: its mirror when stale, a new slot when its own is gone, and any
+   * other slot naming it no longer counted. Call it holding the lease, with the connection as read
+   * under it, its slot's seq and the slots found naming it.
+   */
+  async mendDirectory(connection: ConnectionDocument, seq: number, naming: readonly DirectorySlotDocument[]): Promise<void> {
+    const organisationId = connection.organisation_id;
+    const own = naming.find((slot) => seqOf(slot) === seq) ?? (await this.directory.slot(organisationId, seq));
+    if (own === null) {
+      const claimed = await this.directory.claim(organisationId, slotOf(connection));
+      await this.collection.updateOne({ _id: connection._id }, { $set: { directory_seq: claimed } });
+    } else if (own.status !== connection.status) {
+      await this.directory.mirror(organisationId, seq, connection.status);
+    }
+    for (const other of naming) if (seqOf(other) !== seq && other.status !== "DELETED") await this.directory.mirror(organisationId, seqOf(other), "DELETED");
+  }
+}
+
+export function slotOf(connection: Pick<ConnectionDocument, "_id" | "connector_id" | "credential_id" | "status">): Omit<DirectorySlotDocument, "_id" | "claim_time"> {
+  return { connection_id: connection._id, connector_id: connection.connector_id, credential_id: connection.credential_id, status: connection.status };
 }

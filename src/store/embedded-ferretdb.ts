@@ -31,7 +31,7 @@ export interface EmbeddedFerretDb {
 const SQLITE_PRAGMAS = "_pragma=synchronous(normal)";
 
 /** What `ferretdb --revision` prints for the wrapper in tools/ferretdb; another answer means rebuild. */
-const WRAPPER_REVISION = "oauth2-broker-ferretdb-3";
+const WRAPPER_REVISION = "oauth2-broker-ferretdb-4";
 
 /**
  * Builds FerretDB into `.tools/` with the Go toolchain when it is not there yet, or is an older

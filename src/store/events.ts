@@ -1,5 +1,5 @@
-import type { Collection, Db, IndexDescription } from "mongodb";
-import { insertUnlessPresent } from "./database.js";
+import { type Collection, type Db, type IndexDescription, MongoServerError } from "mongodb";
+import { dropIfPresent, insertUnlessPresent, isNamespaceNotFound } from "./database.js";
 import type { EventDocument } from "./event-document.js";
 import { RecentEventStore } from "./recent-events.js";
 import { WebhookDeliveryStore } from "./webhook-deliveries.js";
@@ -14,8 +14,19 @@ export const eventIndexes: IndexDescription[] = [
   { key: { connection_id: 1, _id: -1 }, name: "connection_id_1__id_-1" },
 ];
 
+/** The default of BROKER_EVENT_RETENTION. */
+export const DEFAULT_EVENT_RETENTION_MS = 30 * 86_400_000;
+/** `events` holds the events published since the last rotation, then is renamed `events_until_<end>`. */
+const ARCHIVE = /^events_until_([0-9a-z]+)$/;
+
+/** When the current `events` collection began (one document, `_id: "current"`). */
+interface EventWindowDocument {
+  _id: string;
+  since: Date;
+}
+
 /**
- * The only module that reads or writes the `events` collection: the history of every published
+ * The only module that reads or writes the `events` collection and its archives: the history of every published
  * event, written once when published and once more when its webhook delivery finishes. The
  * background loops never scan it: what they poll is kept in small collections of their own, the
  * deliveries still to make (WebhookDeliveryStore) and the events of the last minutes
@@ -25,11 +36,23 @@ export class EventStore {
   readonly collection: Collection<EventDocument>;
   readonly deliveries: WebhookDeliveryStore;
   readonly recent: RecentEventStore;
+  readonly #db: Db;
+  readonly #windows: Collection<EventWindowDocument>;
+  /** BROKER_EVENT_RETENTION: an archive is dropped once its newest event is this old. */
+  readonly #retentionMs: number;
 
-  constructor(db: Db) {
+  constructor(db: Db, retentionMs = DEFAULT_EVENT_RETENTION_MS) {
+    this.#db = db;
     this.collection = db.collection<EventDocument>("events");
     this.deliveries = new WebhookDeliveryStore(db);
     this.recent = new RecentEventStore(db);
+    this.#windows = db.collection<EventWindowDocument>("event_windows");
+    this.#retentionMs = retentionMs;
+  }
+
+  /** How long `events` collects before it is archived: a day, or a quarter of the retention when that is shorter. */
+  get rotationMs(): number {
+    return Math.min(86_400_000, Math.max(60_000, Math.floor(this.#retentionMs / 4)));
   }
 
   /**
@@ -74,8 +97,65 @@ export class EventStore {
       await this.deliveries.update(id, change);
       return;
     }
-    await this.collection.updateOne({ _id: id }, { $set: change });
+    // The event may have been archived since it was published: its archive is updated instead.
+    for (const history of [this.collection, ...(await this.#archives())]) {
+      if ((await history.updateOne({ _id: id }, { $set: change })).matchedCount > 0) break;
+    }
     await this.deliveries.remove(id);
+  }
+
+  /**
+   * Event retention, without per-document deletes: `events` is renamed to an archive every
+   * `rotationMs`, and an archive is dropped whole once its newest event is older than the
+   * retention, unless a delivery of one of its events is still to make (the archive waits for
+   * it). Safe to repeat and to run on several instances at once: the archive's name comes from
+   * the window's end, so a second rename of the same window fails harmlessly. Returns false
+   * (nothing left to do soon).
+   */
+  async rotate(now = new Date()): Promise<boolean> {
+    let since: Date | undefined = (await this.#windows.findOne({ _id: "current" }))?.since;
+    if (since === undefined) {
+      // The window starts with the first event published (a database without events stays untouched).
+      if ((await this.collection.findOne({}, { projection: { _id: 1 } })) === null) return false;
+      await insertUnlessPresent(this.#windows, { _id: "current", since: now });
+      since = (await this.#windows.findOne({ _id: "current" }))?.since ?? now;
+    }
+    while (since.getTime() + this.rotationMs <= now.getTime()) {
+      const end: number = since.getTime() + this.rotationMs;
+      await this.#renameIfPresent(`events_until_${end.toString(36)}`);
+      since = new Date(end);
+      // Every instance writes the same value: a lost update cannot undo a rotation.
+      await this.#windows.updateOne({ _id: "current" }, { $max: { since } });
+    }
+    for (const archive of await this.#archives()) {
+      const end = archiveEnd(archive.collectionName);
+      if (end + this.#retentionMs > now.getTime()) continue;
+      // An event still waiting for its webhook delivery keeps its archive (until that delivery ends).
+      if ((await this.deliveries.collection.findOne({ publish_time: { $lt: new Date(end) } }, { projection: { _id: 1 } })) !== null) continue;
+      await dropIfPresent(this.#db, archive.collectionName);
+    }
+    return false;
+  }
+
+  async #renameIfPresent(name: string): Promise<void> {
+    try {
+      await this.collection.rename(name);
+    } catch (error) {
+      // Nothing published in the window, or another instance renamed it first.
+      if (isNamespaceNotFound(error) || (error instanceof MongoServerError && (error.code === 48 || error.codeName === "NamespaceExists"))) return;
+      throw error;
+    }
+    for (const index of eventIndexes) await this.collection.createIndexes([index]);
+  }
+
+  /** The archives, newest first. */
+  async #archives(): Promise<Array<Collection<EventDocument>>> {
+    const collections = await this.#db.listCollections({}, { nameOnly: true }).toArray();
+    return collections
+      .map(({ name }) => name)
+      .filter((name) => ARCHIVE.test(name))
+      .sort((a, b) => archiveEnd(b) - archiveEnd(a))
+      .map((name) => this.#db.collection<EventDocument>(name));
   }
 
   /**
@@ -101,11 +181,31 @@ export class EventStore {
     const query: Record<string, unknown> = { organisation_id: organisationId };
     if (connectionId !== undefined) query.connection_id = connectionId;
     if (beforeId !== undefined) query._id = { $lt: beforeId };
-    return this.collection.find(query).sort({ _id: -1 }).limit(limit).toArray();
+    // `events`, then the archives newest first, until no older archive can hold an event of the
+    // page: an archive holds events published, so changed (UUIDv7 time), before its end. A copy
+    // published twice (a relay cut short across a rotation) is shown once.
+    const found = new Map<string, EventDocument>();
+    const newestFirst = () => [...found.values()].sort((a, b) => (a._id < b._id ? 1 : a._id > b._id ? -1 : 0));
+    for (const history of [this.collection, ...(await this.#archives())]) {
+      const page = newestFirst();
+      if (history !== this.collection && page.length >= limit && uuidv7Time(page[limit - 1]!._id) >= archiveEnd(history.collectionName)) break;
+      for (const event of await history.find(query).sort({ _id: -1 }).limit(limit).toArray()) found.set(event._id, event);
+    }
+    return newestFirst().slice(0, limit);
   }
 
   /** Organisations that have events. */
   async organisationIds(): Promise<string[]> {
-    return this.collection.distinct("organisation_id");
+    const ids = await Promise.all([this.collection, ...(await this.#archives())].map((history) => history.distinct("organisation_id")));
+    return [...new Set(ids.flat())];
   }
+}
+
+function archiveEnd(name: string): number {
+  return parseInt(ARCHIVE.exec(name)?.[1] ?? "0", 36);
+}
+
+/** The milliseconds a UUIDv7 carries (its first 48 bits). */
+function uuidv7Time(id: string): number {
+  return parseInt(id.replaceAll("-", "").slice(0, 12), 16);
 }

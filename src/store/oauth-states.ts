@@ -52,10 +52,10 @@ const LEGACY_CHECK_MS = 60_000;
  * The only module that reads or writes the `oauth_states` collections.
  *
  * A callback's cost must not grow with the number of pending states, on FerretDB too. FerretDB
- * 1.24's SQLite backend reads the table row by row for every find, update and delete by `_id`
- * (its `_id` index is on another expression than the one its queries use), and it has no TTL
- * indexes; only inserts (the unique index) and collection-level operations (drop) do not depend
- * on the size. So states are kept in small collections that a request can name:
+ * 1.24's SQLite backend read the table row by row for every find, update and delete by `_id`
+ * until the wrapper indexed the expression its queries use (tools/ferretdb/idindex.go; a window
+ * is indexed as FerretDB creates it); it still decodes every row for any other filter and has
+ * no TTL indexes. So states are kept in small collections that a request can name:
  * - A state is `<window>.<random>`, the window being its creation time in STATE_WINDOW_SECONDS
  *   steps (src/oauth/state.ts). It is inserted (as its hash) straight into that window's
  *   collection, `oauth_states_w<window>`: no later copy or rename competes for the single writer.
@@ -123,12 +123,14 @@ export class OAuthStateStore {
   async isPending(stateHash: string, window: string | undefined | null, now = new Date()): Promise<boolean> {
     if (window === undefined) return this.#isPendingLegacy(stateHash, now);
     if (window === null || !this.#isLive(window, now)) return false;
-    // One read for the state and its marker.
-    const found = await this.collectionFor(window)
-      .find({ _id: { $in: [stateHash, `consumed:${stateHash}`] } }, { projection: { _id: 1, expire_time: 1 } })
-      .toArray();
-    const state = found.find((document) => document._id === stateHash);
-    return state !== undefined && state.expire_time > now && found.length === 1;
+    // Two exact `_id` reads, not one `$in`: FerretDB 1.24 pushes only an exact `_id` down to SQLite
+    // (where the wrapper's index serves it) and decodes the whole window for an `$in`.
+    const collection = this.collectionFor(window);
+    const [state, marker] = await Promise.all([
+      collection.findOne({ _id: stateHash }, { projection: { _id: 1, expire_time: 1 } }),
+      collection.findOne({ _id: `consumed:${stateHash}` }, { projection: { _id: 1 } }),
+    ]);
+    return state !== null && state.expire_time > now && marker === null;
   }
 
   /**

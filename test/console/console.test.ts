@@ -254,4 +254,38 @@ describe("operator console in a real browser", () => {
     expect(dialogs).toEqual([]);
     await context.close();
   });
+
+  it("rotates a credential's secret, shows which secret the provider last accepted, and generates a key with its JWKS URL", async () => {
+    const { credential } = await broker.connect(CredentialService).createCredential({
+      credential: { organisationId: "stark", name: "Rotating", clientId: "c", clientSecret: "stark-secret-first-1", tokenUrl: `${provider.issuer}/token` },
+    });
+    recordSecrets("stark-secret-first-1", "stark-secret-second-2");
+    const { context, page } = await signedIn(broker.adminToken);
+    await page.getByLabel("Other organisation").fill("stark");
+    await page.getByRole("button", { name: "Open" }).click();
+    await page.getByRole("link", { name: "Credentials" }).click();
+    await page.getByRole("button", { name: "Rotate secret Rotating" }).click();
+    await page.getByLabel("New client secret").fill("stark-secret-second-2");
+    await page.getByRole("button", { name: "Rotate secret", exact: true }).click();
+    await page.getByText("secret rotation under way").waitFor();
+    // A token request fell back to the previous secret: the console says so.
+    await broker.database.db.collection("credentials").updateOne({ _id: credential!.id as never }, { $set: { client_secret_last_used: "previous" } });
+    // Another page and back: the credentials list is read again (the organisation stays chosen).
+    await page.getByRole("link", { name: "Settings" }).click();
+    await page.getByRole("link", { name: "Credentials" }).click();
+    await page.getByRole("button", { name: "Rotate secret Rotating" }).click();
+    await page.getByText("the previous secret (the provider refused the new one)").waitFor();
+    await page.getByRole("button", { name: "End rotation (forget the previous secret)" }).click();
+    await page.getByText("secret rotation under way").waitFor({ state: "detached" });
+
+    await page.getByRole("button", { name: "Keys Rotating" }).click();
+    await page.getByRole("button", { name: "Generate ES256 key" }).click();
+    const jwksUri = `${broker.config.publicUrl}/credentials/${credential!.id}/jwks.json`;
+    await page.getByText(jwksUri).waitFor();
+    const jwks = (await (await fetch(jwksUri)).json()) as { keys: Array<{ kid: string; d?: string }> };
+    expect(jwks.keys).toHaveLength(1);
+    await page.getByText(jwks.keys[0]!.kid).waitFor();
+    expect(await page.locator("main").textContent()).not.toContain("stark-secret");
+    await context.close();
+  });
 });

@@ -4,10 +4,13 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { ConnectionService } from "../../gen/oauth2broker/v1/connection_service_pb.js";
+import { CredentialService } from "../../gen/oauth2broker/v1/credential_service_pb.js";
 import { OrganisationService } from "../../gen/oauth2broker/v1/organisation_service_pb.js";
-import { generateEncryptionKey } from "../../src/crypto/secret-box.js";
+import { generateEncryptionKey, parseEncryptionKeys, SecretBox } from "../../src/crypto/secret-box.js";
+import { privateKeyContext } from "../../src/crypto/secret-contexts.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
 import { connectThroughCallback, createScriptedCredential } from "../support/connect-flow.js";
+import { recordSecrets } from "../support/run-record.js";
 import { ScriptedProvider } from "../support/scripted-provider.js";
 
 const root = join(import.meta.dirname, "../..");
@@ -27,7 +30,11 @@ const brokerWith = (keys: string) => startTestBroker({ MONGODB_DATABASE: databas
 async function keyIds(broker: TestBroker): Promise<string[]> {
   const db = broker.database.db;
   const ids: string[] = [];
-  for (const c of await db.collection("credentials").find().toArray()) ids.push(c.client_secret.split(".")[0]);
+  for (const c of await db.collection("credentials").find().toArray()) {
+    ids.push(c.client_secret.split(".")[0]);
+    if (c.previous_client_secret) ids.push(c.previous_client_secret.split(".")[0]);
+    for (const key of c.keys ?? []) ids.push(key.private_key.split(".")[0]);
+  }
   for (const c of await db.collection("connections").find().toArray()) {
     for (const field of ["access_token", "refresh_token"]) if (c[field]) ids.push(c[field].split(".")[0]);
   }
@@ -43,6 +50,10 @@ describe("encryption key rotation", () => {
     const credentialId = await createScriptedCredential(broker, provider);
     const connectionId = await connectThroughCallback(broker, credentialId);
     await broker.connect(OrganisationService).rotateWebhookSecret({ organisationId: "acme" });
+    // A rotation under way and a signing key: their ciphertexts move too.
+    recordSecrets("scripted-client-secret-next");
+    await broker.connect(CredentialService).rotateClientSecret({ organisationId: "acme", id: credentialId, clientSecret: "scripted-client-secret-next" });
+    await broker.connect(CredentialService).addCredentialKey({ organisationId: "acme", credentialId, key: { case: "generate", value: {} } });
     expect(new Set(await keyIds(broker))).toEqual(new Set(["old"]));
     await broker.close();
 
@@ -73,7 +84,10 @@ describe("encryption key rotation", () => {
     broker = await brokerWith(newKey);
     expect((await broker.connect(ConnectionService).getAccessToken({ organisationId: "acme", connectionId })).accessToken).toBe("rot-at");
     provider.behaviour = { kind: "json", body: { access_token: "rot-at-2", token_type: "bearer" } };
-    await connectThroughCallback(broker, credentialId); // decrypts the moved client secret
+    await connectThroughCallback(broker, credentialId); // decrypts the moved client secrets
+    // The moved private key still opens under its context with the new key alone.
+    const [key] = (await broker.database.db.collection("credentials").findOne({ _id: credentialId as never }))!.keys;
+    expect(JSON.parse(new SecretBox(parseEncryptionKeys(newKey)).decrypt(key.private_key, privateKeyContext(credentialId, key.kid))).d).toBeDefined();
     await broker.close();
   }, 60_000);
 });

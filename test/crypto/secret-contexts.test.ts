@@ -3,6 +3,8 @@ import {
   clientSecretContext,
   codeVerifierContext,
   connectionSecretContext,
+  previousClientSecretContext,
+  privateKeyContext,
   webhookSecretContext,
 } from "../../src/crypto/secret-contexts.js";
 
@@ -12,6 +14,8 @@ describe("secret contexts", () => {
     expect(clientSecretContext("c1")).toBe("credentials/c1/client_secret");
     expect(connectionSecretContext("k1", "refresh_token")).toBe("connections/k1/refresh_token");
     expect(webhookSecretContext("acme")).toBe("organisations/acme/webhook_secret");
+    expect(previousClientSecretContext("c1")).toBe("credentials/c1/previous_client_secret");
+    expect(privateKeyContext("c1", "kid-1")).toBe("credentials/c1/private_keys/kid-1");
     expect(codeVerifierContext("h1")).toBe("oauth_states/h1/code_verifier");
   });
 });

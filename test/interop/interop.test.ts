@@ -64,6 +64,7 @@ describe("interop", () => {
     const { stdout } = await expectSuccess("go", ["test", "-count=1", "-v", "./..."], { cwd: join(root, "test/interop/go") });
     expect(stdout).toMatch(/--- PASS: TestInitialiseOAuth2Connection/);
     expect(stdout).toMatch(/--- PASS: TestErrors/);
+    expect(stdout).toMatch(/--- PASS: TestClientSideRules/);
   }, 300_000);
 
   it("the generated Python client passes its tests (pytest)", async () => {
@@ -71,7 +72,7 @@ describe("interop", () => {
       cwd: root,
       env: { PYTHONPATH: join(root, "gen/python") },
     });
-    expect(stdout).toMatch(/2 passed/);
+    expect(stdout).toMatch(/3 passed/);
   }, 120_000);
 
   it("grpcurl lists, describes and calls the services through reflection, with no proto files", async () => {
@@ -207,6 +208,6 @@ describe("interop", () => {
     });
     expect(new URL(url).searchParams.get("client_id")).toBe("web-client");
     const error = await connectError(createClient(ConnectionService, transport).initialiseOAuth2Connection({ organisationId: "web" }));
-    expect(error.rawMessage).toBe('"connector_id" is required');
+    expect(error.rawMessage).toBe('"connector_id" is required and 2 more violations');
   });
 });

@@ -1,16 +1,17 @@
 import { describe, expect, it } from "vitest";
-import { MAX_EXPIRES_IN_SECONDS, parseTokenResponse, TokenResponseError } from "../../src/oauth/token-response.js";
+import { ProviderCallError } from "../../src/network/provider-call-error.js";
+import { MAX_EXPIRES_IN_SECONDS, parseTokenResponse } from "../../src/oauth/token-response.js";
 
 const JSON_TYPE = "application/json; charset=utf-8";
 
-function fails(status: number, type: string | null, body: string): TokenResponseError {
+function fails(status: number, type: string | null, body: string): ProviderCallError {
   try {
     parseTokenResponse(status, type, body);
   } catch (error) {
-    expect(error).toBeInstanceOf(TokenResponseError);
-    return error as TokenResponseError;
+    expect(error).toBeInstanceOf(ProviderCallError);
+    return error as ProviderCallError;
   }
-  throw new Error("expected a TokenResponseError");
+  throw new Error("expected a ProviderCallError");
 }
 
 describe("parseTokenResponse", () => {

@@ -2,7 +2,8 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { InvalidInputError } from "../../src/errors.js";
 import { buildAuthorizeUrl, planAuthorizationRequest } from "../../src/oauth/authorize-url.js";
-import { parseTokenResponse, TokenResponseError } from "../../src/oauth/token-response.js";
+import { ProviderCallError } from "../../src/network/provider-call-error.js";
+import { parseTokenResponse } from "../../src/oauth/token-response.js";
 import { loadProviderCatalog, ProviderCatalog } from "../../src/providers/catalog.js";
 import { profileFor, renderEndpoint } from "../../src/providers/profile.js";
 import { findRoot } from "../../src/store/embedded-ferretdb.js";
@@ -167,7 +168,7 @@ describe("token responses read by the profile's rules", () => {
     } catch (caught) {
       error = caught;
     }
-    expect(error).toBeInstanceOf(TokenResponseError);
+    expect(error).toBeInstanceOf(ProviderCallError);
     expect(error).toMatchObject({ message: "provider error (HTTP 200)", oauthError: "invalid_code" });
   });
 

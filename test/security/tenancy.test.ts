@@ -5,6 +5,7 @@ import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import * as jose from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { toJsonString } from "@bufbuild/protobuf";
+import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { ApiKeyService, ListApiKeysResponseSchema } from "../../gen/oauth2broker/v1/api_key_service_pb.js";
 import { ConnectionService } from "../../gen/oauth2broker/v1/connection_service_pb.js";
 import { CredentialService } from "../../gen/oauth2broker/v1/credential_service_pb.js";
@@ -128,6 +129,51 @@ describe("organisation scope: another organisation's key reaches nothing of acme
         code: Code.PermissionDenied,
         rawMessage: "this method needs an admin key",
       });
+    });
+  });
+});
+
+describe("request rules (buf.validate in the proto) come after the access checks", () => {
+  const badInitialise = (organisationId: string) => ({
+    organisationId,
+    connectorId: "not an identifier",
+    credential: { id: "", organisationId },
+    clientId: "x".repeat(513),
+  });
+
+  it("another organisation's caller learns nothing from them: NOT_FOUND, as for a valid request", async () => {
+    await expectUnchanged(broker.database.db, async () => {
+      const error = await connectError(broker.connect(ConnectionService, globexKey).initialiseOAuth2Connection(badInitialise("acme")));
+      expect(error).toMatchObject({ code: Code.NotFound, rawMessage: "credential not found" });
+      expect(error.findDetails(BadRequestSchema)).toEqual([]);
+      const update = broker.connect(CredentialService, globexKey).updateCredential({ credential: { organisationId: "acme", name: "\u0000" }, updateMask: { paths: ["name"] } });
+      expect(await connectError(update)).toMatchObject({ code: Code.NotFound, rawMessage: "credential not found" });
+    });
+  });
+
+  it("a caller who may not use a service is refused by it first", async () => {
+    const error = await connectError(broker.connect(ApiKeyService, globexKey).createApiKey({ name: "", organisationId: "not an identifier" }));
+    expect(error).toMatchObject({ code: Code.PermissionDenied, rawMessage: "this method needs an admin key" });
+  });
+
+  it("report every broken rule at once, each in google.rpc.BadRequest under the field's proto path", async () => {
+    await expectUnchanged(broker.database.db, async () => {
+      const error = await connectError(broker.connect(ConnectionService, globexKey).initialiseOAuth2Connection(badInitialise("globex")));
+      expect(error).toMatchObject({ code: Code.InvalidArgument, rawMessage: '"connector_id" must be 1 to 128 characters of A-Z a-z 0-9 . _ - and 2 more violations' });
+      expect(error.findDetails(BadRequestSchema)[0]?.fieldViolations.map(({ field, description }) => ({ field, description }))).toEqual([
+        { field: "connector_id", description: '"connector_id" must be 1 to 128 characters of A-Z a-z 0-9 . _ -' },
+        { field: "credential.id", description: '"credential.id" is required' },
+        { field: "client_id", description: '"client_id" must be at most 512 characters' },
+      ]);
+    });
+  });
+
+  it("name list entries by index", async () => {
+    const urls = ["https://app.example/ok", "https://app.example/\u0007"];
+    const update = broker.connect(OrganisationService).updateOrganisationSettings({ settings: { organisationId: "acme", allowedReturnUrls: urls }, updateMask: { paths: ["allowed_return_urls"] } });
+    expect(await connectError(update)).toMatchObject({
+      code: Code.InvalidArgument,
+      rawMessage: '"settings.allowed_return_urls[1]" must not contain control characters',
     });
   });
 });

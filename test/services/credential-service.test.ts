@@ -144,7 +144,7 @@ describe("CredentialService over Connect JSON", () => {
     [{ credential: newCredential({ tokenUrl: "http://idp.example/token" }) }, '"credential.token_url" is refused - plain http is allowed only to hosts on BROKER_OUTBOUND_ALLOWLIST'],
     [{ credential: newCredential({ tokenUrl: "https://idp.example/token#x" }) }, '"credential.token_url" must not contain a fragment'],
     [{ credential: newCredential({ issuer: "https://idp.example/?tenant=1" }) }, '"credential.issuer" must not contain a query'],
-    [{ credential: newCredential({ tokenEndpointAuthMethod: 9 }) }, '"credential.token_endpoint_auth_method" is not a supported method'],
+    [{ credential: newCredential({ tokenEndpointAuthMethod: 9 }) }, '"credential.token_endpoint_auth_method" must be one of the defined enum values'],
   ])("rejects invalid input %# with INVALID_ARGUMENT naming the field, and stores nothing", async (request, message) => {
     const before = await broker.database.db.collection("credentials").countDocuments();
     const error = await connectError(client.createCredential(request as never));
@@ -161,7 +161,7 @@ describe("CredentialService over Connect JSON", () => {
 
   it("validates list and update requests", async () => {
     expect((await connectError(client.listCredentials({ organisationId: "acme", pageSize: 101 }))).rawMessage).toBe(
-      '"page_size" must be from 0 to 100',
+      '"page_size" must be greater than or equal to 0 and less than or equal to 100',
     );
     expect((await connectError(client.listCredentials({ organisationId: "acme", pageToken: "garbage" }))).rawMessage).toBe(
       '"page_token" is not a token from a previous page',

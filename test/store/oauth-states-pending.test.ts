@@ -73,13 +73,15 @@ describe(`OAuthStateStore with ${PENDING} pending states`, () => {
       expect(await states.consumeByHash(id, window), `${id} replayed`).toBeNull();
     }
 
-    // What a callback sends: one find by _id and one marker insert, both in the state's window; no delete.
+    // What a callback sends: one find by _id and one marker insert, both in the state's window; no
+    // delete. isPending reads the state and its marker by exact _id (two finds; no `$in`, which
+    // FerretDB would answer by decoding the whole window).
     commands.length = 0;
     expect(await states.isPending("pending-1234", windowOf(sample))).toBe(true);
     expect((await states.consumeByHash("pending-1234", windowOf(sample)))?._id).toBe("pending-1234");
     expect(await states.isPending("pending-1234", windowOf(sample))).toBe(false);
     const name = `oauth_states_w${windowOf(sample)}`;
-    expect(commands).toEqual([`find ${name}`, `find ${name}`, `insert ${name}`, `find ${name}`]);
+    expect(commands).toEqual([`find ${name}`, `find ${name}`, `find ${name}`, `insert ${name}`, `find ${name}`, `find ${name}`]);
   });
 
   it("refuses a forged state whose window is out of range or malformed without a database call", async () => {

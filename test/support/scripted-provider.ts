@@ -52,6 +52,11 @@ export class ScriptedProvider {
   readonly metadataRequests: Array<{ method: string; path: string; authorization: string | undefined }> = [];
   /** What `/r/...` answers: its status and (JSON) body. */
   revocationAnswer: { status: number; body: unknown } = { status: 200, body: undefined };
+  /**
+   * When set, the only client secrets the token and revocation endpoints accept: any other is
+   * refused as RFC 6749 §5.2 says, 401 `invalid_client` (a provider mid-rotation).
+   */
+  acceptedClientSecrets: string[] | undefined;
   #server: Server;
   #hanging = new Set<() => void>();
   #keys!: { privateKey: jose.CryptoKey; jwk: jose.JWK };
@@ -171,12 +176,18 @@ export class ScriptedProvider {
     const basicPair = basic === undefined ? undefined : Buffer.from(basic, "base64").toString("utf8");
     const basicSecret = basicPair?.slice(basicPair.indexOf(":") + 1);
     recordSecrets(
-      ...["code", "code_verifier", "refresh_token", "client_secret", "token"].map((name) => form.get(name)),
+      ...["code", "code_verifier", "refresh_token", "client_secret", "token", "client_assertion"].map((name) => form.get(name)),
       basicSecret,
       basicSecret === undefined ? undefined : formDecode(basicSecret),
     );
     if (endpoint === "token" && this.basicCheck !== undefined && !basicMatches(basicPair, this.basicCheck)) {
       res.writeHead(401, { "content-type": "application/json", "www-authenticate": "Basic" }).end(JSON.stringify({ error: "invalid_client" }));
+      return;
+    }
+    const presented = (basicSecret === undefined ? undefined : formDecode(basicSecret)) ?? form.get("client_secret") ?? "";
+    if (this.acceptedClientSecrets !== undefined && !this.acceptedClientSecrets.includes(presented)) {
+      res.writeHead(401, { "content-type": "application/json", "www-authenticate": "Basic" });
+      res.end(JSON.stringify({ error: "invalid_client", error_description: "client authentication failed" }));
       return;
     }
     if (endpoint === "revoke") {

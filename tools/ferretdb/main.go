@@ -19,12 +19,13 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 )
 
 // revision is printed by --revision; the broker rebuilds a binary that prints another one.
-const revision = "oauth2-broker-ferretdb-3"
+const revision = "oauth2-broker-ferretdb-4"
 
 func main() {
 	listenAddr := flag.String("listen-addr", "", "TCP address to listen on (default 127.0.0.1:27017 without --listen-unix)")
@@ -49,7 +50,13 @@ func main() {
 		fmt.Fprintf(os.Stderr, "ferretdb: --log-level: %v\n", err)
 		os.Exit(2)
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	dir, err := sqliteDir(*sqliteURL)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "ferretdb: --sqlite-url: %v\n", err)
+		os.Exit(2)
+	}
+	printed := slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})
+	logger := slog.New(&newCollectionHook{Handler: printed, dir: dir, logger: slog.New(printed)})
 
 	if *lockFile != "" {
 		// Held until the process exits: the kernel releases it whichever way that happens.
@@ -73,6 +80,17 @@ func main() {
 			fmt.Fprintf(os.Stderr, "ferretdb: --listen-unix: %v\n", err)
 			os.Exit(1)
 		}
+	}
+
+	// Before FerretDB opens the files and, with --lock-file, holding the lock: nothing else uses them.
+	started := time.Now()
+	indexed, err := indexAll(dir)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "ferretdb: indexing _id: %v\n", err)
+		os.Exit(1)
+	}
+	if indexed > 0 {
+		fmt.Fprintf(os.Stderr, "ferretdb: indexed _id in %d tables in %d ms\n", indexed, time.Since(started).Milliseconds())
 	}
 
 	f, err := ferretdb.New(&ferretdb.Config{

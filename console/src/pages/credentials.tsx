@@ -3,6 +3,7 @@ import { type Credential, TokenEndpointAuthMethod } from "../../../gen/oauth2bro
 import { type Provider, ProviderParameterLevel } from "../../../gen/oauth2broker/v1/provider_service_pb.js";
 import type { Api } from "../api.js";
 import { ErrorText, useAction, useLoad, when } from "../ui.js";
+import { CredentialKeys, RotateSecret } from "./credential-keys.js";
 import { StartFlow } from "./start-flow.js";
 
 /** The fields a person edits; the same form creates and edits. */
@@ -54,7 +55,7 @@ export function CredentialsPage(props: { api: Api; organisationId: string }) {
   const catalog = useLoad(() => api.providers.listProviders({ pageSize: 100 }), []);
   const providers = catalog.data?.providers ?? [];
   const [creating, setCreating] = useState(false);
-  const [open, setOpen] = useState<{ id: string; panel: "edit" | "secret" | "test" }>();
+  const [open, setOpen] = useState<{ id: string; panel: keyof typeof PANEL_LABELS }>();
   const action = useAction();
   return (
     <>
@@ -102,12 +103,15 @@ export function CredentialsPage(props: { api: Api; organisationId: string }) {
             <>
               <tr>
                 <td>{credential.name}<div class="muted">{credential.id}</div></td>
-                <td>{credential.clientId}</td>
+                <td>
+                  {credential.clientId}
+                  {credential.previousClientSecretSet ? <div class="muted">secret rotation under way</div> : null}
+                </td>
                 <td>{credential.tokenUrl}</td>
                 <td>{when(credential.updateTime)}</td>
                 <td>
                   <div class="actions">
-                    {(["test", "edit", "secret"] as const).map((panel) => (
+                    {(["test", "edit", "secret", "rotate", "keys"] as const).map((panel) => (
                       <button
                         type="button"
                         class="secondary"
@@ -170,6 +174,10 @@ export function CredentialsPage(props: { api: Api; organisationId: string }) {
                           list.reload();
                         }}
                       />
+                    ) : open.panel === "rotate" ? (
+                      <RotateSecret api={api} organisationId={organisationId} credential={credential} onChange={list.reload} />
+                    ) : open.panel === "keys" ? (
+                      <CredentialKeys api={api} organisationId={organisationId} credential={credential} onChange={list.reload} />
                     ) : open.panel === "secret" ? (
                       <ReplaceSecret
                         credential={credential}
@@ -205,7 +213,7 @@ export function CredentialsPage(props: { api: Api; organisationId: string }) {
   );
 }
 
-const PANEL_LABELS = { test: "Test", edit: "Edit", secret: "Replace secret" } as const;
+const PANEL_LABELS = { test: "Test", edit: "Edit", secret: "Replace secret", rotate: "Rotate secret", keys: "Keys" } as const;
 
 function changedPaths(before: CredentialFields, after: CredentialFields): string[] {
   const changed: string[] = [];
@@ -283,8 +291,14 @@ function CredentialForm(props: {
       {text("clientId", "Client ID", true)}
       {props.askSecret ? (
         <label>
-          Client secret
-          <input type="password" autocomplete="off" required value={secret} onInput={(e) => setSecret(e.currentTarget.value)} />
+          Client secret{fields.authMethod === TokenEndpointAuthMethod.PRIVATE_KEY_JWT ? " (none needed for private_key_jwt)" : ""}
+          <input
+            type="password"
+            autocomplete="off"
+            required={fields.authMethod !== TokenEndpointAuthMethod.PRIVATE_KEY_JWT}
+            value={secret}
+            onInput={(e) => setSecret(e.currentTarget.value)}
+          />
         </label>
       ) : null}
       {props.secretToChangeEndpoints ? (
@@ -303,6 +317,7 @@ function CredentialForm(props: {
         <select value={String(fields.authMethod)} onChange={(e) => setFields({ ...fields, authMethod: Number(e.currentTarget.value) })}>
           <option value={String(TokenEndpointAuthMethod.CLIENT_SECRET_BASIC)}>HTTP Basic (client_secret_basic)</option>
           <option value={String(TokenEndpointAuthMethod.CLIENT_SECRET_POST)}>In the body (client_secret_post)</option>
+          <option value={String(TokenEndpointAuthMethod.PRIVATE_KEY_JWT)}>Signed JWT with a broker key (private_key_jwt)</option>
         </select>
       </label>
       <label class="check">

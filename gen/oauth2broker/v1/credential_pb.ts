@@ -4,17 +4,86 @@
 
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_buf_validate_validate } from "../../buf/validate/validate_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { ApiTokenPlacement } from "./connection_service_pb.js";
 import { file_oauth2broker_v1_connection_service } from "./connection_service_pb.js";
+import { file_oauth2broker_v1_rules } from "./rules_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file oauth2broker/v1/credential.proto.
  */
 export const file_oauth2broker_v1_credential: GenFile = /*@__PURE__*/
-  fileDesc("CiBvYXV0aDJicm9rZXIvdjEvY3JlZGVudGlhbC5wcm90bxIPb2F1dGgyYnJva2VyLnYxIssGCgpDcmVkZW50aWFsEgoKAmlkGAEgASgJEhcKD29yZ2FuaXNhdGlvbl9pZBgCIAEoCRIMCgRuYW1lGAMgASgJEhEKCWNsaWVudF9pZBgEIAEoCRIVCg1jbGllbnRfc2VjcmV0GAUgASgJEhkKEWNsaWVudF9zZWNyZXRfc2V0GAYgASgIEhEKCXRva2VuX3VybBgHIAEoCRJRChp0b2tlbl9lbmRwb2ludF9hdXRoX21ldGhvZBgIIAEoDjIoLm9hdXRoMmJyb2tlci52MS5Ub2tlbkVuZHBvaW50QXV0aE1ldGhvZEgAiAEBEhkKDGRpc2FibGVfcGtjZRgJIAEoCEgBiAEBEhMKBmlzc3VlchgKIAEoCUgCiAEBEjYKLmF1dGhvcml6YXRpb25fcmVzcG9uc2VfaXNzX3BhcmFtZXRlcl9zdXBwb3J0ZWQYDSABKAgSGwoOcmV2b2NhdGlvbl91cmwYDiABKAlIA4gBARIvCgtjcmVhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHByb3ZpZGVyGA8gASgJEkgKD3Byb3ZpZGVyX2NvbmZpZxgQIAMoCzIvLm9hdXRoMmJyb2tlci52MS5DcmVkZW50aWFsLlByb3ZpZGVyQ29uZmlnRW50cnkSGQoMdXNlcmluZm9fdXJsGBEgASgJSASIAQESGQoMYXBpX2Jhc2VfdXJsGCggASgJSAWIAQESPwoTYXBpX3Rva2VuX3BsYWNlbWVudBgpIAEoCzIiLm9hdXRoMmJyb2tlci52MS5BcGlUb2tlblBsYWNlbWVudBo1ChNQcm92aWRlckNvbmZpZ0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCHQobX3Rva2VuX2VuZHBvaW50X2F1dGhfbWV0aG9kQg8KDV9kaXNhYmxlX3BrY2VCCQoHX2lzc3VlckIRCg9fcmV2b2NhdGlvbl91cmxCDwoNX3VzZXJpbmZvX3VybEIPCg1fYXBpX2Jhc2VfdXJsKqwBChdUb2tlbkVuZHBvaW50QXV0aE1ldGhvZBIqCiZUT0tFTl9FTkRQT0lOVF9BVVRIX01FVEhPRF9VTlNQRUNJRklFRBAAEjIKLlRPS0VOX0VORFBPSU5UX0FVVEhfTUVUSE9EX0NMSUVOVF9TRUNSRVRfQkFTSUMQARIxCi1UT0tFTl9FTkRQT0lOVF9BVVRIX01FVEhPRF9DTElFTlRfU0VDUkVUX1BPU1QQAkJOWkxnaXRodWIuY29tL29hdXRoMi1icm9rZXIvb2F1dGgyLWJyb2tlci9nZW4vZ28vb2F1dGgyYnJva2VyL3YxO29hdXRoMmJyb2tlcnYxYgZwcm90bzM", [file_google_protobuf_timestamp, file_oauth2broker_v1_connection_service]);
+  fileDesc("CiBvYXV0aDJicm9rZXIvdjEvY3JlZGVudGlhbC5wcm90bxIPb2F1dGgyYnJva2VyLnYxItwBCg1DcmVkZW50aWFsS2V5EgsKA2tpZBgBIAEoCRIRCglhbGdvcml0aG0YAiABKAkSNAoGc291cmNlGAMgASgOMiQub2F1dGgyYnJva2VyLnYxLkNyZWRlbnRpYWxLZXlTb3VyY2USEgoKcHVibGljX2p3axgEIAEoCRIdChVzZXJ2aWNlX2FjY291bnRfZW1haWwYBSABKAkSEQoJdG9rZW5fdXJpGAYgASgJEi8KC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCK8CQoKQ3JlZGVudGlhbBIKCgJpZBgBIAEoCRIlCg9vcmdhbmlzYXRpb25faWQYAiABKAlCDLpICcgBAXIEyPMYARIaCgRuYW1lGAMgASgJQgy6SAlyB9DzGAEYyAESHwoJY2xpZW50X2lkGAQgASgJQgy6SAlyB9DzGAEYgAQSIwoNY2xpZW50X3NlY3JldBgFIAEoCUIMukgJcgfQ8xgBGIAQEhkKEWNsaWVudF9zZWNyZXRfc2V0GAYgASgIEh8KCXRva2VuX3VybBgHIAEoCUIMukgJcgfQ8xgBGIAQElsKGnRva2VuX2VuZHBvaW50X2F1dGhfbWV0aG9kGAggASgOMigub2F1dGgyYnJva2VyLnYxLlRva2VuRW5kcG9pbnRBdXRoTWV0aG9kQgi6SAWCAQIQAUgAiAEBEhkKDGRpc2FibGVfcGtjZRgJIAEoCEgBiAEBEiEKBmlzc3VlchgKIAEoCUIMukgJcgfQ8xgBGIAQSAKIAQESNgouYXV0aG9yaXphdGlvbl9yZXNwb25zZV9pc3NfcGFyYW1ldGVyX3N1cHBvcnRlZBgNIAEoCBIpCg5yZXZvY2F0aW9uX3VybBgOIAEoCUIMukgJcgfQ8xgBGIAQSAOIAQESLwoLY3JlYXRlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghwcm92aWRlchgPIAEoCRJICg9wcm92aWRlcl9jb25maWcYECADKAsyLy5vYXV0aDJicm9rZXIudjEuQ3JlZGVudGlhbC5Qcm92aWRlckNvbmZpZ0VudHJ5EicKDHVzZXJpbmZvX3VybBgRIAEoCUIMukgJcgfQ8xgBGIAQSASIAQESIgoacHJldmlvdXNfY2xpZW50X3NlY3JldF9zZXQYEiABKAgSQgoXY2xpZW50X3NlY3JldF9sYXN0X3VzZWQYEyABKA4yIS5vYXV0aDJicm9rZXIudjEuQ2xpZW50U2VjcmV0U2xvdBI/ChtjbGllbnRfc2VjcmV0X2ZhbGxiYWNrX3RpbWUYFCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKBGtleXMYFSADKAsyHi5vYXV0aDJicm9rZXIudjEuQ3JlZGVudGlhbEtleRIQCghqd2tzX3VyaRgWIAEoCRInCgxhcGlfYmFzZV91cmwYKCABKAlCDLpICXIH0PMYARiAEEgFiAEBEj8KE2FwaV90b2tlbl9wbGFjZW1lbnQYKSABKAsyIi5vYXV0aDJicm9rZXIudjEuQXBpVG9rZW5QbGFjZW1lbnQaNQoTUHJvdmlkZXJDb25maWdFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQh0KG190b2tlbl9lbmRwb2ludF9hdXRoX21ldGhvZEIPCg1fZGlzYWJsZV9wa2NlQgkKB19pc3N1ZXJCEQoPX3Jldm9jYXRpb25fdXJsQg8KDV91c2VyaW5mb191cmxCDwoNX2FwaV9iYXNlX3VybCrcAQoXVG9rZW5FbmRwb2ludEF1dGhNZXRob2QSKgomVE9LRU5fRU5EUE9JTlRfQVVUSF9NRVRIT0RfVU5TUEVDSUZJRUQQABIyCi5UT0tFTl9FTkRQT0lOVF9BVVRIX01FVEhPRF9DTElFTlRfU0VDUkVUX0JBU0lDEAESMQotVE9LRU5fRU5EUE9JTlRfQVVUSF9NRVRIT0RfQ0xJRU5UX1NFQ1JFVF9QT1NUEAISLgoqVE9LRU5fRU5EUE9JTlRfQVVUSF9NRVRIT0RfUFJJVkFURV9LRVlfSldUEAMqdwoQQ2xpZW50U2VjcmV0U2xvdBIiCh5DTElFTlRfU0VDUkVUX1NMT1RfVU5TUEVDSUZJRUQQABIeChpDTElFTlRfU0VDUkVUX1NMT1RfQ1VSUkVOVBABEh8KG0NMSUVOVF9TRUNSRVRfU0xPVF9QUkVWSU9VUxACKtEBChNDcmVkZW50aWFsS2V5U291cmNlEiUKIUNSRURFTlRJQUxfS0VZX1NPVVJDRV9VTlNQRUNJRklFRBAAEiMKH0NSRURFTlRJQUxfS0VZX1NPVVJDRV9HRU5FUkFURUQQARIdChlDUkVERU5USUFMX0tFWV9TT1VSQ0VfUEVNEAISHQoZQ1JFREVOVElBTF9LRVlfU09VUkNFX0pXSxADEjAKLENSRURFTlRJQUxfS0VZX1NPVVJDRV9HT09HTEVfU0VSVklDRV9BQ0NPVU5UEARCTlpMZ2l0aHViLmNvbS9vYXV0aDItYnJva2VyL29hdXRoMi1icm9rZXIvZ2VuL2dvL29hdXRoMmJyb2tlci92MTtvYXV0aDJicm9rZXJ2MWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_timestamp, file_oauth2broker_v1_connection_service, file_oauth2broker_v1_rules]);
+
+/**
+ * The public side of one of a credential's signing keys. The private key is encrypted at rest and
+ * never returned by any RPC.
+ *
+ * @generated from message oauth2broker.v1.CredentialKey
+ */
+export type CredentialKey = Message<"oauth2broker.v1.CredentialKey"> & {
+  /**
+   * The key ID (`kid`) set in the header of every JWT the key signs and in the JWKS: the RFC 7638
+   * thumbprint of the public key, or the uploaded JWK's own `kid`, or a Google key's
+   * `private_key_id`. Unique within the credential.
+   *
+   * @generated from field: string kid = 1;
+   */
+  kid: string;
+
+  /**
+   * The JWS algorithm the key signs with: `ES256` (P-256) or `RS256` (RSA, at least 2048 bits).
+   *
+   * @generated from field: string algorithm = 2;
+   */
+  algorithm: string;
+
+  /**
+   * Where the key came from.
+   *
+   * @generated from field: oauth2broker.v1.CredentialKeySource source = 3;
+   */
+  source: CredentialKeySource;
+
+  /**
+   * The public key as a JSON Web Key (RFC 7517), exactly as the JWKS publishes it.
+   *
+   * @generated from field: string public_jwk = 4;
+   */
+  publicJwk: string;
+
+  /**
+   * Google service-account keys only: the file's `client_email`, the account the key belongs to
+   * (the `iss` of a JWT bearer assertion).
+   *
+   * @generated from field: string service_account_email = 5;
+   */
+  serviceAccountEmail: string;
+
+  /**
+   * Google service-account keys only: the file's `token_uri`, where assertions are sent.
+   *
+   * @generated from field: string token_uri = 6;
+   */
+  tokenUri: string;
+
+  /**
+   * When the key was added.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 7;
+   */
+  createTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message oauth2broker.v1.CredentialKey.
+ * Use `create(CredentialKeySchema)` to create a new message.
+ */
+export const CredentialKeySchema: GenMessage<CredentialKey> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_credential, 0);
 
 /**
  * A credential is one OAuth client registration at a provider (client ID, secret and token
@@ -54,7 +123,8 @@ export type Credential = Message<"oauth2broker.v1.Credential"> & {
 
   /**
    * The client secret the provider issued. Input only: it is encrypted at rest and never returned;
-   * see `client_secret_set`. Required on create, at most 2048 characters.
+   * see `client_secret_set`. At most 2048 characters. Required on create unless the credential
+   * authenticates with private_key_jwt (`token_endpoint_auth_method`, or the catalog's).
    *
    * @generated from field: string client_secret = 5;
    */
@@ -80,6 +150,9 @@ export type Credential = Message<"oauth2broker.v1.Credential"> & {
   /**
    * How the broker authenticates at the token endpoint. Unset: as the catalog says for
    * `provider`, else TOKEN_ENDPOINT_AUTH_METHOD_CLIENT_SECRET_BASIC (stored as such).
+   * A credential that authenticates with private_key_jwt (set here, or by the catalog for
+   * `provider`) gets a generated key on create: ES256, or RS256 where the catalog says the
+   * provider requires it (see `keys`).
    *
    * @generated from field: optional oauth2broker.v1.TokenEndpointAuthMethod token_endpoint_auth_method = 8;
    */
@@ -134,7 +207,9 @@ export type Credential = Message<"oauth2broker.v1.Credential"> & {
   createTime?: Timestamp | undefined;
 
   /**
-   * Output only: when the credential was last changed.
+   * Output only: when the credential was last changed. Rotating its secret (RotateClientSecret,
+   * RemovePreviousClientSecret) or its keys (AddCredentialKey, RemoveCredentialKey) does not count:
+   * those change neither endpoints nor client ID, so sign-ins under way are not interrupted.
    *
    * @generated from field: google.protobuf.Timestamp update_time = 12;
    */
@@ -168,6 +243,46 @@ export type Credential = Message<"oauth2broker.v1.Credential"> & {
   userinfoUrl?: string | undefined;
 
   /**
+   * Output only: true while a client-secret rotation is under way (RotateClientSecret kept the
+   * previous secret; RemovePreviousClientSecret ends it).
+   *
+   * @generated from field: bool previous_client_secret_set = 18;
+   */
+  previousClientSecretSet: boolean;
+
+  /**
+   * Output only: which secret the provider last accepted during the rotation under way.
+   *
+   * @generated from field: oauth2broker.v1.ClientSecretSlot client_secret_last_used = 19;
+   */
+  clientSecretLastUsed: ClientSecretSlot;
+
+  /**
+   * Output only: when a token request last had to fall back to the previous secret after
+   * `invalid_client` for the newest. Unset when it never had to during this rotation.
+   *
+   * @generated from field: google.protobuf.Timestamp client_secret_fallback_time = 20;
+   */
+  clientSecretFallbackTime?: Timestamp | undefined;
+
+  /**
+   * Output only: the credential's signing keys, oldest first, without their private parts. The
+   * newest signs client assertions; older ones stay published in the JWKS until removed.
+   *
+   * @generated from field: repeated oauth2broker.v1.CredentialKey keys = 21;
+   */
+  keys: CredentialKey[];
+
+  /**
+   * Output only: the URL where the broker serves the public keys of `keys` as a JWKS (RFC 7517
+   * §5), on its public HTTP gateway: `<BROKER_PUBLIC_URL>/credentials/<id>/jwks.json`. Register it
+   * with the provider as the client's `jwks_uri`. Empty when the credential has no keys.
+   *
+   * @generated from field: string jwks_uri = 22;
+   */
+  jwksUri: string;
+
+  /**
    * The API base URL the API proxy (`/proxy/<connection_id>/...`, ApiProxyService) sends this
    * credential's connections' calls to, for an API the provider catalog does not describe or to
    * replace the catalog's. Same URL rules as `token_url`, and no query or fragment. Recorded on
@@ -193,7 +308,7 @@ export type Credential = Message<"oauth2broker.v1.Credential"> & {
  * Use `create(CredentialSchema)` to create a new message.
  */
 export const CredentialSchema: GenMessage<Credential> = /*@__PURE__*/
-  messageDesc(file_oauth2broker_v1_credential, 0);
+  messageDesc(file_oauth2broker_v1_credential, 1);
 
 /**
  * How the broker, as the OAuth client, authenticates at the provider's token endpoint
@@ -222,6 +337,16 @@ export enum TokenEndpointAuthMethod {
    * @generated from enum value: TOKEN_ENDPOINT_AUTH_METHOD_CLIENT_SECRET_POST = 2;
    */
   CLIENT_SECRET_POST = 2,
+
+  /**
+   * A JWT client assertion signed with the credential's newest key (RFC 7523 §2.2, OpenID Connect
+   * Core §9 `private_key_jwt`): `iss` and `sub` the client ID, `aud` the token endpoint (or the
+   * issuer, where the catalog says the provider documents that), a unique `jti`, 60 seconds of
+   * validity, and the key's `kid` in the header. No client secret is needed.
+   *
+   * @generated from enum value: TOKEN_ENDPOINT_AUTH_METHOD_PRIVATE_KEY_JWT = 3;
+   */
+  PRIVATE_KEY_JWT = 3,
 }
 
 /**
@@ -229,4 +354,86 @@ export enum TokenEndpointAuthMethod {
  */
 export const TokenEndpointAuthMethodSchema: GenEnum<TokenEndpointAuthMethod> = /*@__PURE__*/
   enumDesc(file_oauth2broker_v1_credential, 0);
+
+/**
+ * Which of a credential's client secrets a token request was accepted with.
+ *
+ * @generated from enum oauth2broker.v1.ClientSecretSlot
+ */
+export enum ClientSecretSlot {
+  /**
+   * No token request has been made since the rotation began (or none is under way).
+   *
+   * @generated from enum value: CLIENT_SECRET_SLOT_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The newest secret, the one given last.
+   *
+   * @generated from enum value: CLIENT_SECRET_SLOT_CURRENT = 1;
+   */
+  CURRENT = 1,
+
+  /**
+   * The previous secret: the provider refused the newest with `invalid_client`.
+   *
+   * @generated from enum value: CLIENT_SECRET_SLOT_PREVIOUS = 2;
+   */
+  PREVIOUS = 2,
+}
+
+/**
+ * Describes the enum oauth2broker.v1.ClientSecretSlot.
+ */
+export const ClientSecretSlotSchema: GenEnum<ClientSecretSlot> = /*@__PURE__*/
+  enumDesc(file_oauth2broker_v1_credential, 1);
+
+/**
+ * Where a credential key came from.
+ *
+ * @generated from enum oauth2broker.v1.CredentialKeySource
+ */
+export enum CredentialKeySource {
+  /**
+   * Not used.
+   *
+   * @generated from enum value: CREDENTIAL_KEY_SOURCE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The broker generated the key pair; the private key never left it.
+   *
+   * @generated from enum value: CREDENTIAL_KEY_SOURCE_GENERATED = 1;
+   */
+  GENERATED = 1,
+
+  /**
+   * Uploaded as a PEM private key (PKCS #8, SEC 1 or PKCS #1).
+   *
+   * @generated from enum value: CREDENTIAL_KEY_SOURCE_PEM = 2;
+   */
+  PEM = 2,
+
+  /**
+   * Uploaded as a private JWK (RFC 7517).
+   *
+   * @generated from enum value: CREDENTIAL_KEY_SOURCE_JWK = 3;
+   */
+  JWK = 3,
+
+  /**
+   * Uploaded as a Google service-account JSON key file.
+   *
+   * @generated from enum value: CREDENTIAL_KEY_SOURCE_GOOGLE_SERVICE_ACCOUNT = 4;
+   */
+  GOOGLE_SERVICE_ACCOUNT = 4,
+}
+
+/**
+ * Describes the enum oauth2broker.v1.CredentialKeySource.
+ */
+export const CredentialKeySourceSchema: GenEnum<CredentialKeySource> = /*@__PURE__*/
+  enumDesc(file_oauth2broker_v1_credential, 2);
 

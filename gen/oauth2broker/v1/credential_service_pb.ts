@@ -4,17 +4,19 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_buf_validate_validate } from "../../buf/validate/validate_pb.js";
 import type { FieldMask } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_field_mask } from "@bufbuild/protobuf/wkt";
-import type { Credential } from "./credential_pb.js";
+import type { Credential, CredentialKey } from "./credential_pb.js";
 import { file_oauth2broker_v1_credential } from "./credential_pb.js";
+import { file_oauth2broker_v1_rules } from "./rules_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file oauth2broker/v1/credential_service.proto.
  */
 export const file_oauth2broker_v1_credential_service: GenFile = /*@__PURE__*/
-  fileDesc("CihvYXV0aDJicm9rZXIvdjEvY3JlZGVudGlhbF9zZXJ2aWNlLnByb3RvEg9vYXV0aDJicm9rZXIudjEiSgoXQ3JlYXRlQ3JlZGVudGlhbFJlcXVlc3QSLwoKY3JlZGVudGlhbBgBIAEoCzIbLm9hdXRoMmJyb2tlci52MS5DcmVkZW50aWFsIksKGENyZWF0ZUNyZWRlbnRpYWxSZXNwb25zZRIvCgpjcmVkZW50aWFsGAEgASgLMhsub2F1dGgyYnJva2VyLnYxLkNyZWRlbnRpYWwiOwoUR2V0Q3JlZGVudGlhbFJlcXVlc3QSFwoPb3JnYW5pc2F0aW9uX2lkGAEgASgJEgoKAmlkGAIgASgJIkgKFUdldENyZWRlbnRpYWxSZXNwb25zZRIvCgpjcmVkZW50aWFsGAEgASgLMhsub2F1dGgyYnJva2VyLnYxLkNyZWRlbnRpYWwiWAoWTGlzdENyZWRlbnRpYWxzUmVxdWVzdBIXCg9vcmdhbmlzYXRpb25faWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiZAoXTGlzdENyZWRlbnRpYWxzUmVzcG9uc2USMAoLY3JlZGVudGlhbHMYASADKAsyGy5vYXV0aDJicm9rZXIudjEuQ3JlZGVudGlhbBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkilQEKF1VwZGF0ZUNyZWRlbnRpYWxSZXF1ZXN0Ei8KCmNyZWRlbnRpYWwYASABKAsyGy5vYXV0aDJicm9rZXIudjEuQ3JlZGVudGlhbBIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2sSGAoQbW92ZV9jb25uZWN0aW9ucxgDIAEoCCJLChhVcGRhdGVDcmVkZW50aWFsUmVzcG9uc2USLwoKY3JlZGVudGlhbBgBIAEoCzIbLm9hdXRoMmJyb2tlci52MS5DcmVkZW50aWFsIj4KF0RlbGV0ZUNyZWRlbnRpYWxSZXF1ZXN0EhcKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCRIKCgJpZBgCIAEoCSIaChhEZWxldGVDcmVkZW50aWFsUmVzcG9uc2UylAQKEUNyZWRlbnRpYWxTZXJ2aWNlEmcKEENyZWF0ZUNyZWRlbnRpYWwSKC5vYXV0aDJicm9rZXIudjEuQ3JlYXRlQ3JlZGVudGlhbFJlcXVlc3QaKS5vYXV0aDJicm9rZXIudjEuQ3JlYXRlQ3JlZGVudGlhbFJlc3BvbnNlEl4KDUdldENyZWRlbnRpYWwSJS5vYXV0aDJicm9rZXIudjEuR2V0Q3JlZGVudGlhbFJlcXVlc3QaJi5vYXV0aDJicm9rZXIudjEuR2V0Q3JlZGVudGlhbFJlc3BvbnNlEmQKD0xpc3RDcmVkZW50aWFscxInLm9hdXRoMmJyb2tlci52MS5MaXN0Q3JlZGVudGlhbHNSZXF1ZXN0Gigub2F1dGgyYnJva2VyLnYxLkxpc3RDcmVkZW50aWFsc1Jlc3BvbnNlEmcKEFVwZGF0ZUNyZWRlbnRpYWwSKC5vYXV0aDJicm9rZXIudjEuVXBkYXRlQ3JlZGVudGlhbFJlcXVlc3QaKS5vYXV0aDJicm9rZXIudjEuVXBkYXRlQ3JlZGVudGlhbFJlc3BvbnNlEmcKEERlbGV0ZUNyZWRlbnRpYWwSKC5vYXV0aDJicm9rZXIudjEuRGVsZXRlQ3JlZGVudGlhbFJlcXVlc3QaKS5vYXV0aDJicm9rZXIudjEuRGVsZXRlQ3JlZGVudGlhbFJlc3BvbnNlQk5aTGdpdGh1Yi5jb20vb2F1dGgyLWJyb2tlci9vYXV0aDItYnJva2VyL2dlbi9nby9vYXV0aDJicm9rZXIvdjE7b2F1dGgyYnJva2VydjFiBnByb3RvMw", [file_google_protobuf_field_mask, file_oauth2broker_v1_credential]);
+  fileDesc("CihvYXV0aDJicm9rZXIvdjEvY3JlZGVudGlhbF9zZXJ2aWNlLnByb3RvEg9vYXV0aDJicm9rZXIudjEiUgoXQ3JlYXRlQ3JlZGVudGlhbFJlcXVlc3QSNwoKY3JlZGVudGlhbBgBIAEoCzIbLm9hdXRoMmJyb2tlci52MS5DcmVkZW50aWFsQga6SAPIAQEiSwoYQ3JlYXRlQ3JlZGVudGlhbFJlc3BvbnNlEi8KCmNyZWRlbnRpYWwYASABKAsyGy5vYXV0aDJicm9rZXIudjEuQ3JlZGVudGlhbCJaChRHZXRDcmVkZW50aWFsUmVxdWVzdBIlCg9vcmdhbmlzYXRpb25faWQYASABKAlCDLpICcgBAXIEyPMYARIbCgJpZBgCIAEoCUIPukgMyAEBcgfQ8xgBGIABIkgKFUdldENyZWRlbnRpYWxSZXNwb25zZRIvCgpjcmVkZW50aWFsGAEgASgLMhsub2F1dGgyYnJva2VyLnYxLkNyZWRlbnRpYWwicQoWTGlzdENyZWRlbnRpYWxzUmVxdWVzdBIlCg9vcmdhbmlzYXRpb25faWQYASABKAlCDLpICcgBAXIEyPMYARIcCglwYWdlX3NpemUYAiABKAVCCbpIBhoEGGQoABISCgpwYWdlX3Rva2VuGAMgASgJImQKF0xpc3RDcmVkZW50aWFsc1Jlc3BvbnNlEjAKC2NyZWRlbnRpYWxzGAEgAygLMhsub2F1dGgyYnJva2VyLnYxLkNyZWRlbnRpYWwSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIp0BChdVcGRhdGVDcmVkZW50aWFsUmVxdWVzdBI3CgpjcmVkZW50aWFsGAEgASgLMhsub2F1dGgyYnJva2VyLnYxLkNyZWRlbnRpYWxCBrpIA8gBARIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2sSGAoQbW92ZV9jb25uZWN0aW9ucxgDIAEoCCJLChhVcGRhdGVDcmVkZW50aWFsUmVzcG9uc2USLwoKY3JlZGVudGlhbBgBIAEoCzIbLm9hdXRoMmJyb2tlci52MS5DcmVkZW50aWFsIl0KF0RlbGV0ZUNyZWRlbnRpYWxSZXF1ZXN0EiUKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCUIMukgJyAEBcgTI8xgBEhsKAmlkGAIgASgJQg+6SAzIAQFyB9DzGAEYgAEiGgoYRGVsZXRlQ3JlZGVudGlhbFJlc3BvbnNlImUKGVJvdGF0ZUNsaWVudFNlY3JldFJlcXVlc3QSJQoPb3JnYW5pc2F0aW9uX2lkGAEgASgJQgy6SAnIAQFyBMjzGAESCgoCaWQYAiABKAkSFQoNY2xpZW50X3NlY3JldBgDIAEoCSJNChpSb3RhdGVDbGllbnRTZWNyZXRSZXNwb25zZRIvCgpjcmVkZW50aWFsGAEgASgLMhsub2F1dGgyYnJva2VyLnYxLkNyZWRlbnRpYWwiVgohUmVtb3ZlUHJldmlvdXNDbGllbnRTZWNyZXRSZXF1ZXN0EiUKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCUIMukgJyAEBcgTI8xgBEgoKAmlkGAIgASgJIlUKIlJlbW92ZVByZXZpb3VzQ2xpZW50U2VjcmV0UmVzcG9uc2USLwoKY3JlZGVudGlhbBgBIAEoCzIbLm9hdXRoMmJyb2tlci52MS5DcmVkZW50aWFsIioKFUdlbmVyYXRlQ3JlZGVudGlhbEtleRIRCglhbGdvcml0aG0YASABKAki3wEKF0FkZENyZWRlbnRpYWxLZXlSZXF1ZXN0EiUKD29yZ2FuaXNhdGlvbl9pZBgBIAEoCUIMukgJyAEBcgTI8xgBEhUKDWNyZWRlbnRpYWxfaWQYAiABKAkSOgoIZ2VuZXJhdGUYAyABKAsyJi5vYXV0aDJicm9rZXIudjEuR2VuZXJhdGVDcmVkZW50aWFsS2V5SAASDQoDcGVtGAQgASgJSAASDQoDandrGAUgASgJSAASJQobZ29vZ2xlX3NlcnZpY2VfYWNjb3VudF9qc29uGAYgASgJSABCBQoDa2V5IngKGEFkZENyZWRlbnRpYWxLZXlSZXNwb25zZRIrCgNrZXkYASABKAsyHi5vYXV0aDJicm9rZXIudjEuQ3JlZGVudGlhbEtleRIvCgpjcmVkZW50aWFsGAIgASgLMhsub2F1dGgyYnJva2VyLnYxLkNyZWRlbnRpYWwiZwoaUmVtb3ZlQ3JlZGVudGlhbEtleVJlcXVlc3QSJQoPb3JnYW5pc2F0aW9uX2lkGAEgASgJQgy6SAnIAQFyBMjzGAESFQoNY3JlZGVudGlhbF9pZBgCIAEoCRILCgNraWQYAyABKAkiTgobUmVtb3ZlQ3JlZGVudGlhbEtleVJlc3BvbnNlEi8KCmNyZWRlbnRpYWwYASABKAsyGy5vYXV0aDJicm9rZXIudjEuQ3JlZGVudGlhbDLmBwoRQ3JlZGVudGlhbFNlcnZpY2USZwoQQ3JlYXRlQ3JlZGVudGlhbBIoLm9hdXRoMmJyb2tlci52MS5DcmVhdGVDcmVkZW50aWFsUmVxdWVzdBopLm9hdXRoMmJyb2tlci52MS5DcmVhdGVDcmVkZW50aWFsUmVzcG9uc2USXgoNR2V0Q3JlZGVudGlhbBIlLm9hdXRoMmJyb2tlci52MS5HZXRDcmVkZW50aWFsUmVxdWVzdBomLm9hdXRoMmJyb2tlci52MS5HZXRDcmVkZW50aWFsUmVzcG9uc2USZAoPTGlzdENyZWRlbnRpYWxzEicub2F1dGgyYnJva2VyLnYxLkxpc3RDcmVkZW50aWFsc1JlcXVlc3QaKC5vYXV0aDJicm9rZXIudjEuTGlzdENyZWRlbnRpYWxzUmVzcG9uc2USZwoQVXBkYXRlQ3JlZGVudGlhbBIoLm9hdXRoMmJyb2tlci52MS5VcGRhdGVDcmVkZW50aWFsUmVxdWVzdBopLm9hdXRoMmJyb2tlci52MS5VcGRhdGVDcmVkZW50aWFsUmVzcG9uc2USZwoQRGVsZXRlQ3JlZGVudGlhbBIoLm9hdXRoMmJyb2tlci52MS5EZWxldGVDcmVkZW50aWFsUmVxdWVzdBopLm9hdXRoMmJyb2tlci52MS5EZWxldGVDcmVkZW50aWFsUmVzcG9uc2USbQoSUm90YXRlQ2xpZW50U2VjcmV0Eioub2F1dGgyYnJva2VyLnYxLlJvdGF0ZUNsaWVudFNlY3JldFJlcXVlc3QaKy5vYXV0aDJicm9rZXIudjEuUm90YXRlQ2xpZW50U2VjcmV0UmVzcG9uc2UShQEKGlJlbW92ZVByZXZpb3VzQ2xpZW50U2VjcmV0EjIub2F1dGgyYnJva2VyLnYxLlJlbW92ZVByZXZpb3VzQ2xpZW50U2VjcmV0UmVxdWVzdBozLm9hdXRoMmJyb2tlci52MS5SZW1vdmVQcmV2aW91c0NsaWVudFNlY3JldFJlc3BvbnNlEmcKEEFkZENyZWRlbnRpYWxLZXkSKC5vYXV0aDJicm9rZXIudjEuQWRkQ3JlZGVudGlhbEtleVJlcXVlc3QaKS5vYXV0aDJicm9rZXIudjEuQWRkQ3JlZGVudGlhbEtleVJlc3BvbnNlEnAKE1JlbW92ZUNyZWRlbnRpYWxLZXkSKy5vYXV0aDJicm9rZXIudjEuUmVtb3ZlQ3JlZGVudGlhbEtleVJlcXVlc3QaLC5vYXV0aDJicm9rZXIudjEuUmVtb3ZlQ3JlZGVudGlhbEtleVJlc3BvbnNlQk5aTGdpdGh1Yi5jb20vb2F1dGgyLWJyb2tlci9vYXV0aDItYnJva2VyL2dlbi9nby9vYXV0aDJicm9rZXIvdjE7b2F1dGgyYnJva2VydjFiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_field_mask, file_oauth2broker_v1_credential, file_oauth2broker_v1_rules]);
 
 /**
  * The request of CreateCredential.
@@ -185,7 +187,8 @@ export type UpdateCredentialRequest = Message<"oauth2broker.v1.UpdateCredentialR
   credential?: Credential | undefined;
 
   /**
-   * The fields to change, by their proto names: `name`, `client_id`, `client_secret`, `token_url`,
+   * The fields to change, by their proto names: `name`, `client_id`, `client_secret` (which replaces
+   * the secret outright and ends any rotation; see RotateClientSecret), `token_url`,
    * `token_endpoint_auth_method`, `disable_pkce`, `issuer`,
    * `authorization_response_iss_parameter_supported`, `revocation_url`, `provider`,
    * `provider_config`, `userinfo_url`. Required unless `move_connections` is set. Naming
@@ -283,6 +286,286 @@ export const DeleteCredentialResponseSchema: GenMessage<DeleteCredentialResponse
   messageDesc(file_oauth2broker_v1_credential_service, 9);
 
 /**
+ * The request of RotateClientSecret.
+ *
+ * @generated from message oauth2broker.v1.RotateClientSecretRequest
+ */
+export type RotateClientSecretRequest = Message<"oauth2broker.v1.RotateClientSecretRequest"> & {
+  /**
+   * The organisation that owns the credential.
+   *
+   * @generated from field: string organisation_id = 1;
+   */
+  organisationId: string;
+
+  /**
+   * The credential's `id`.
+   *
+   * @generated from field: string id = 2;
+   */
+  id: string;
+
+  /**
+   * The new client secret. Required, at most 2048 characters. Encrypted at rest, never returned.
+   *
+   * @generated from field: string client_secret = 3;
+   */
+  clientSecret: string;
+};
+
+/**
+ * Describes the message oauth2broker.v1.RotateClientSecretRequest.
+ * Use `create(RotateClientSecretRequestSchema)` to create a new message.
+ */
+export const RotateClientSecretRequestSchema: GenMessage<RotateClientSecretRequest> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_credential_service, 10);
+
+/**
+ * The response of RotateClientSecret.
+ *
+ * @generated from message oauth2broker.v1.RotateClientSecretResponse
+ */
+export type RotateClientSecretResponse = Message<"oauth2broker.v1.RotateClientSecretResponse"> & {
+  /**
+   * The credential after the change, without its secrets.
+   *
+   * @generated from field: oauth2broker.v1.Credential credential = 1;
+   */
+  credential?: Credential | undefined;
+};
+
+/**
+ * Describes the message oauth2broker.v1.RotateClientSecretResponse.
+ * Use `create(RotateClientSecretResponseSchema)` to create a new message.
+ */
+export const RotateClientSecretResponseSchema: GenMessage<RotateClientSecretResponse> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_credential_service, 11);
+
+/**
+ * The request of RemovePreviousClientSecret.
+ *
+ * @generated from message oauth2broker.v1.RemovePreviousClientSecretRequest
+ */
+export type RemovePreviousClientSecretRequest = Message<"oauth2broker.v1.RemovePreviousClientSecretRequest"> & {
+  /**
+   * The organisation that owns the credential.
+   *
+   * @generated from field: string organisation_id = 1;
+   */
+  organisationId: string;
+
+  /**
+   * The credential's `id`.
+   *
+   * @generated from field: string id = 2;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message oauth2broker.v1.RemovePreviousClientSecretRequest.
+ * Use `create(RemovePreviousClientSecretRequestSchema)` to create a new message.
+ */
+export const RemovePreviousClientSecretRequestSchema: GenMessage<RemovePreviousClientSecretRequest> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_credential_service, 12);
+
+/**
+ * The response of RemovePreviousClientSecret.
+ *
+ * @generated from message oauth2broker.v1.RemovePreviousClientSecretResponse
+ */
+export type RemovePreviousClientSecretResponse = Message<"oauth2broker.v1.RemovePreviousClientSecretResponse"> & {
+  /**
+   * The credential after the change, without its secrets.
+   *
+   * @generated from field: oauth2broker.v1.Credential credential = 1;
+   */
+  credential?: Credential | undefined;
+};
+
+/**
+ * Describes the message oauth2broker.v1.RemovePreviousClientSecretResponse.
+ * Use `create(RemovePreviousClientSecretResponseSchema)` to create a new message.
+ */
+export const RemovePreviousClientSecretResponseSchema: GenMessage<RemovePreviousClientSecretResponse> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_credential_service, 13);
+
+/**
+ * A key pair for the broker to generate.
+ *
+ * @generated from message oauth2broker.v1.GenerateCredentialKey
+ */
+export type GenerateCredentialKey = Message<"oauth2broker.v1.GenerateCredentialKey"> & {
+  /**
+   * `ES256` (the default when empty) or `RS256` (2048-bit), for providers that require RSA.
+   *
+   * @generated from field: string algorithm = 1;
+   */
+  algorithm: string;
+};
+
+/**
+ * Describes the message oauth2broker.v1.GenerateCredentialKey.
+ * Use `create(GenerateCredentialKeySchema)` to create a new message.
+ */
+export const GenerateCredentialKeySchema: GenMessage<GenerateCredentialKey> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_credential_service, 14);
+
+/**
+ * The request of AddCredentialKey. Exactly one of `key`'s fields is required.
+ *
+ * @generated from message oauth2broker.v1.AddCredentialKeyRequest
+ */
+export type AddCredentialKeyRequest = Message<"oauth2broker.v1.AddCredentialKeyRequest"> & {
+  /**
+   * The organisation that owns the credential.
+   *
+   * @generated from field: string organisation_id = 1;
+   */
+  organisationId: string;
+
+  /**
+   * The credential's `id`.
+   *
+   * @generated from field: string credential_id = 2;
+   */
+  credentialId: string;
+
+  /**
+   * The key to add. Uploaded keys must be private P-256 (ES256) or RSA of at least 2048 bits
+   * (RS256) keys, at most 16384 characters; they are encrypted at rest and never returned.
+   *
+   * @generated from oneof oauth2broker.v1.AddCredentialKeyRequest.key
+   */
+  key: {
+    /**
+     * Generate a new key pair in the broker.
+     *
+     * @generated from field: oauth2broker.v1.GenerateCredentialKey generate = 3;
+     */
+    value: GenerateCredentialKey;
+    case: "generate";
+  } | {
+    /**
+     * A PEM private key (`-----BEGIN PRIVATE KEY-----`, `EC PRIVATE KEY` or `RSA PRIVATE KEY`).
+     *
+     * @generated from field: string pem = 4;
+     */
+    value: string;
+    case: "pem";
+  } | {
+    /**
+     * A private JWK as JSON, with its `d`; its `kid`, when present, is kept.
+     *
+     * @generated from field: string jwk = 5;
+     */
+    value: string;
+    case: "jwk";
+  } | {
+    /**
+     * The content of a Google service-account JSON key file (`type` `service_account`). Its
+     * `private_key` becomes an RS256 key with `private_key_id` as its `kid`; `client_email` and
+     * `token_uri` are kept with it for the JWT bearer grant.
+     *
+     * @generated from field: string google_service_account_json = 6;
+     */
+    value: string;
+    case: "googleServiceAccountJson";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message oauth2broker.v1.AddCredentialKeyRequest.
+ * Use `create(AddCredentialKeyRequestSchema)` to create a new message.
+ */
+export const AddCredentialKeyRequestSchema: GenMessage<AddCredentialKeyRequest> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_credential_service, 15);
+
+/**
+ * The response of AddCredentialKey.
+ *
+ * @generated from message oauth2broker.v1.AddCredentialKeyResponse
+ */
+export type AddCredentialKeyResponse = Message<"oauth2broker.v1.AddCredentialKeyResponse"> & {
+  /**
+   * The added key, without its private part.
+   *
+   * @generated from field: oauth2broker.v1.CredentialKey key = 1;
+   */
+  key?: CredentialKey | undefined;
+
+  /**
+   * The credential after the change.
+   *
+   * @generated from field: oauth2broker.v1.Credential credential = 2;
+   */
+  credential?: Credential | undefined;
+};
+
+/**
+ * Describes the message oauth2broker.v1.AddCredentialKeyResponse.
+ * Use `create(AddCredentialKeyResponseSchema)` to create a new message.
+ */
+export const AddCredentialKeyResponseSchema: GenMessage<AddCredentialKeyResponse> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_credential_service, 16);
+
+/**
+ * The request of RemoveCredentialKey.
+ *
+ * @generated from message oauth2broker.v1.RemoveCredentialKeyRequest
+ */
+export type RemoveCredentialKeyRequest = Message<"oauth2broker.v1.RemoveCredentialKeyRequest"> & {
+  /**
+   * The organisation that owns the credential.
+   *
+   * @generated from field: string organisation_id = 1;
+   */
+  organisationId: string;
+
+  /**
+   * The credential's `id`.
+   *
+   * @generated from field: string credential_id = 2;
+   */
+  credentialId: string;
+
+  /**
+   * The `kid` of the key to remove.
+   *
+   * @generated from field: string kid = 3;
+   */
+  kid: string;
+};
+
+/**
+ * Describes the message oauth2broker.v1.RemoveCredentialKeyRequest.
+ * Use `create(RemoveCredentialKeyRequestSchema)` to create a new message.
+ */
+export const RemoveCredentialKeyRequestSchema: GenMessage<RemoveCredentialKeyRequest> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_credential_service, 17);
+
+/**
+ * The response of RemoveCredentialKey.
+ *
+ * @generated from message oauth2broker.v1.RemoveCredentialKeyResponse
+ */
+export type RemoveCredentialKeyResponse = Message<"oauth2broker.v1.RemoveCredentialKeyResponse"> & {
+  /**
+   * The credential after the change.
+   *
+   * @generated from field: oauth2broker.v1.Credential credential = 1;
+   */
+  credential?: Credential | undefined;
+};
+
+/**
+ * Describes the message oauth2broker.v1.RemoveCredentialKeyResponse.
+ * Use `create(RemoveCredentialKeyResponseSchema)` to create a new message.
+ */
+export const RemoveCredentialKeyResponseSchema: GenMessage<RemoveCredentialKeyResponse> = /*@__PURE__*/
+  messageDesc(file_oauth2broker_v1_credential_service, 18);
+
+/**
  * CredentialService stores OAuth client registrations. Client secrets go in and never come out.
  *
  * @generated from service oauth2broker.v1.CredentialService
@@ -337,6 +620,51 @@ export const CredentialService: GenService<{
     methodKind: "unary";
     input: typeof DeleteCredentialRequestSchema;
     output: typeof DeleteCredentialResponseSchema;
+  },
+  /**
+   * Starts (or continues) a client-secret rotation: the given secret becomes the newest and the
+   * one stored so far is kept as the previous. Token requests use the newest and, on
+   * `invalid_client`, retry once with the previous (recorded in `client_secret_fallback_time`).
+   * A secret already kept as the previous is replaced. NOT_FOUND like GetCredential.
+   *
+   * @generated from rpc oauth2broker.v1.CredentialService.RotateClientSecret
+   */
+  rotateClientSecret: {
+    methodKind: "unary";
+    input: typeof RotateClientSecretRequestSchema;
+    output: typeof RotateClientSecretResponseSchema;
+  },
+  /**
+   * Ends a rotation: forgets the previous client secret. FAILED_PRECONDITION when no rotation is
+   * under way.
+   *
+   * @generated from rpc oauth2broker.v1.CredentialService.RemovePreviousClientSecret
+   */
+  removePreviousClientSecret: {
+    methodKind: "unary";
+    input: typeof RemovePreviousClientSecretRequestSchema;
+    output: typeof RemovePreviousClientSecretResponseSchema;
+  },
+  /**
+   * Adds a signing key to a credential: generated by the broker, or uploaded. The new key signs
+   * from now on; the others stay published until removed. At most 5 keys per credential.
+   *
+   * @generated from rpc oauth2broker.v1.CredentialService.AddCredentialKey
+   */
+  addCredentialKey: {
+    methodKind: "unary";
+    input: typeof AddCredentialKeyRequestSchema;
+    output: typeof AddCredentialKeyResponseSchema;
+  },
+  /**
+   * Removes a signing key: it is no longer published or used. NOT_FOUND when there is no such key.
+   *
+   * @generated from rpc oauth2broker.v1.CredentialService.RemoveCredentialKey
+   */
+  removeCredentialKey: {
+    methodKind: "unary";
+    input: typeof RemoveCredentialKeyRequestSchema;
+    output: typeof RemoveCredentialKeyResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_oauth2broker_v1_credential_service, 0);

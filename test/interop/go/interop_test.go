@@ -4,12 +4,14 @@ package interop
 
 import (
 	"context"
+	"errors"
 	"net/url"
 	"os"
 	"regexp"
 	"testing"
 	"time"
 
+	"buf.build/go/protovalidate"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -120,6 +122,35 @@ func TestErrors(t *testing.T) {
 	})
 	if status.Code(err) != codes.NotFound {
 		t.Errorf("unknown credential: %v, want NOT_FOUND", err)
+	}
+}
+
+// The rules in the proto (buf.validate) travel with the generated client: protovalidate-go refuses
+// the request before it is sent, naming the same field the broker names in google.rpc.BadRequest.
+func TestClientSideRules(t *testing.T) {
+	request := &brokerv1.InitialiseOAuth2ConnectionRequest{
+		OrganisationId: "go-team", ConnectorId: "drive",
+		Credential:   &brokerv1.CredentialReference{Id: "x", OrganisationId: "not an identifier"},
+		AuthorizeUrl: "https://idp.example/authorize", ClientId: "go-client",
+	}
+	var invalid *protovalidate.ValidationError
+	if err := protovalidate.Validate(request); !errors.As(err, &invalid) || len(invalid.Violations) != 1 {
+		t.Fatalf("protovalidate.Validate: %v, want one violation", err)
+	}
+	clientField := protovalidate.FieldPathString(invalid.Violations[0].Proto.GetField())
+
+	_, err := brokerv1.NewConnectionServiceClient(dial(t)).InitialiseOAuth2Connection(authed(t), request)
+	st := status.Convert(err)
+	var serverFields []string
+	for _, detail := range st.Details() {
+		if badRequest, ok := detail.(*errdetails.BadRequest); ok {
+			for _, violation := range badRequest.GetFieldViolations() {
+				serverFields = append(serverFields, violation.GetField())
+			}
+		}
+	}
+	if st.Code() != codes.InvalidArgument || len(serverFields) != 1 || serverFields[0] != clientField || clientField != "credential.organisation_id" {
+		t.Fatalf("client names %q; server: %v with fields %q; want both \"credential.organisation_id\"", clientField, err, serverFields)
 	}
 }
 

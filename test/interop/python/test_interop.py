@@ -7,6 +7,7 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 import grpc
+import protovalidate
 import pytest
 from google.rpc import error_details_pb2, status_pb2
 
@@ -97,3 +98,24 @@ def test_errors_carry_codes_and_field_violations(channel):
             metadata=TOKEN,
         )
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_client_side_rules_name_the_field_the_broker_names(channel):
+    """The rules in the proto (buf.validate) travel with the generated client: the protovalidate
+    package refuses the request before it is sent, naming the field the broker names."""
+    request = connection_service_pb2.InitialiseOAuth2ConnectionRequest(
+        organisation_id="py-team", connector_id="sheets",
+        credential=connection_service_pb2.CredentialReference(id="x", organisation_id="not an identifier"),
+        authorize_url="https://idp.example/authorize", client_id="py-client",
+    )
+    violations = protovalidate.collect_violations(request)
+    assert len(violations) == 1
+    client_field = ".".join(element.field_name for element in violations[0].proto.field.elements)
+
+    with pytest.raises(grpc.RpcError) as invalid:
+        connection_service_pb2_grpc.ConnectionServiceStub(channel).InitialiseOAuth2Connection(request, metadata=TOKEN)
+    assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    status = status_pb2.Status.FromString(dict(invalid.value.trailing_metadata())["grpc-status-details-bin"])
+    bad_request = error_details_pb2.BadRequest()
+    assert status.details[0].Unpack(bad_request)
+    assert [v.field for v in bad_request.field_violations] == [client_field] == ["credential.organisation_id"]

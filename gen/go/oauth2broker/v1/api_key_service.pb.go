@@ -7,6 +7,7 @@
 package oauth2brokerv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -449,7 +450,7 @@ var File_oauth2broker_v1_api_key_service_proto protoreflect.FileDescriptor
 
 const file_oauth2broker_v1_api_key_service_proto_rawDesc = "" +
 	"\n" +
-	"%oauth2broker/v1/api_key_service.proto\x12\x0foauth2broker.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xba\x02\n" +
+	"%oauth2broker/v1/api_key_service.proto\x12\x0foauth2broker.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1boauth2broker/v1/rules.proto\"\xba\x02\n" +
 	"\x06ApiKey\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06prefix\x18\x02 \x01(\tR\x06prefix\x12\x12\n" +
@@ -461,22 +462,22 @@ const file_oauth2broker_v1_api_key_service_proto_rawDesc = "" +
 	"\vexpire_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"expireTime\x12;\n" +
 	"\vrevoke_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"revokeTime\"\xa5\x01\n" +
-	"\x13CreateApiKeyRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x12'\n" +
-	"\x0forganisation_id\x18\x02 \x01(\tR\x0eorganisationId\x12\x14\n" +
+	"revokeTime\"\xc1\x01\n" +
+	"\x13CreateApiKeyRequest\x12#\n" +
+	"\x04name\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xd0\xf3\x18\x01\x18\xc8\x01R\x04name\x122\n" +
+	"\x0forganisation_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\xc8\xf3\x18\x01R\x0eorganisationId\x12\x14\n" +
 	"\x05admin\x18\x03 \x01(\bR\x05admin\x12;\n" +
 	"\vexpire_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"expireTime\"Z\n" +
 	"\x14CreateApiKeyResponse\x120\n" +
 	"\aapi_key\x18\x01 \x01(\v2\x17.oauth2broker.v1.ApiKeyR\x06apiKey\x12\x10\n" +
-	"\x03key\x18\x02 \x01(\tR\x03key\"=\n" +
-	"\x12ListApiKeysRequest\x12'\n" +
-	"\x0forganisation_id\x18\x01 \x01(\tR\x0eorganisationId\"I\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\"H\n" +
+	"\x12ListApiKeysRequest\x122\n" +
+	"\x0forganisation_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\xc8\xf3\x18\x01R\x0eorganisationId\"I\n" +
 	"\x13ListApiKeysResponse\x122\n" +
-	"\bapi_keys\x18\x01 \x03(\v2\x17.oauth2broker.v1.ApiKeyR\aapiKeys\"%\n" +
-	"\x13RevokeApiKeyRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"H\n" +
+	"\bapi_keys\x18\x01 \x03(\v2\x17.oauth2broker.v1.ApiKeyR\aapiKeys\"6\n" +
+	"\x13RevokeApiKeyRequest\x12\x1f\n" +
+	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xd0\xf3\x18\x01\x18\x80\x01R\x02id\"H\n" +
 	"\x14RevokeApiKeyResponse\x120\n" +
 	"\aapi_key\x18\x01 \x01(\v2\x17.oauth2broker.v1.ApiKeyR\x06apiKey2\xa3\x02\n" +
 	"\rApiKeyService\x12[\n" +
@@ -533,6 +534,7 @@ func file_oauth2broker_v1_api_key_service_proto_init() {
 	if File_oauth2broker_v1_api_key_service_proto != nil {
 		return
 	}
+	file_oauth2broker_v1_rules_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -7,6 +7,7 @@
 package oauth2brokerv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
@@ -319,17 +320,17 @@ var File_oauth2broker_v1_api_proxy_service_proto protoreflect.FileDescriptor
 
 const file_oauth2broker_v1_api_proxy_service_proto_rawDesc = "" +
 	"\n" +
-	"'oauth2broker/v1/api_proxy_service.proto\x12\x0foauth2broker.v1\x1a\x1egoogle/protobuf/duration.proto\"5\n" +
+	"'oauth2broker/v1/api_proxy_service.proto\x12\x0foauth2broker.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1boauth2broker/v1/rules.proto\"5\n" +
 	"\tApiHeader\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\"p\n" +
 	"\bApiRetry\x12\x1a\n" +
 	"\battempts\x18\x01 \x01(\rR\battempts\x124\n" +
 	"\bmax_wait\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\amaxWait\x12\x12\n" +
-	"\x04safe\x18\x03 \x01(\bR\x04safe\"\x9b\x02\n" +
-	"\x0eCallApiRequest\x12'\n" +
-	"\x0forganisation_id\x18\x01 \x01(\tR\x0eorganisationId\x12#\n" +
-	"\rconnection_id\x18\x02 \x01(\tR\fconnectionId\x12\x16\n" +
+	"\x04safe\x18\x03 \x01(\bR\x04safe\"\xba\x02\n" +
+	"\x0eCallApiRequest\x125\n" +
+	"\x0forganisation_id\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xc8\xf3\x18\x01R\x0eorganisationId\x124\n" +
+	"\rconnection_id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xd0\xf3\x18\x01\x18\x80\x01R\fconnectionId\x12\x16\n" +
 	"\x06method\x18\x03 \x01(\tR\x06method\x12\x12\n" +
 	"\x04path\x18\x04 \x01(\tR\x04path\x12\x14\n" +
 	"\x05query\x18\x05 \x01(\tR\x05query\x124\n" +
@@ -382,6 +383,7 @@ func file_oauth2broker_v1_api_proxy_service_proto_init() {
 	if File_oauth2broker_v1_api_proxy_service_proto != nil {
 		return
 	}
+	file_oauth2broker_v1_rules_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

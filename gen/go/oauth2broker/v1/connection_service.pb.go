@@ -7,6 +7,7 @@
 package oauth2brokerv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -2211,7 +2212,7 @@ var File_oauth2broker_v1_connection_service_proto protoreflect.FileDescriptor
 
 const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"\n" +
-	"(oauth2broker/v1/connection_service.proto\x12\x0foauth2broker.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf7\x06\n" +
+	"(oauth2broker/v1/connection_service.proto\x12\x0foauth2broker.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1boauth2broker/v1/rules.proto\"\xf7\x06\n" +
 	"\n" +
 	"Connection\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
@@ -2258,28 +2259,28 @@ const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"\x0fExternalAccount\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x12\n" +
-	"\x04name\x18\x03 \x01(\tR\x04name\"O\n" +
-	"\x14GetConnectionRequest\x12'\n" +
-	"\x0forganisation_id\x18\x01 \x01(\tR\x0eorganisationId\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\tR\x02id\"T\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\"n\n" +
+	"\x14GetConnectionRequest\x125\n" +
+	"\x0forganisation_id\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xc8\xf3\x18\x01R\x0eorganisationId\x12\x1f\n" +
+	"\x02id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xd0\xf3\x18\x01\x18\x80\x01R\x02id\"T\n" +
 	"\x15GetConnectionResponse\x12;\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\v2\x1b.oauth2broker.v1.ConnectionR\n" +
-	"connection\"\x80\x02\n" +
-	"\x16ListConnectionsRequest\x12'\n" +
-	"\x0forganisation_id\x18\x01 \x01(\tR\x0eorganisationId\x12!\n" +
-	"\fconnector_id\x18\x02 \x01(\tR\vconnectorId\x12#\n" +
-	"\rcredential_id\x18\x03 \x01(\tR\fcredentialId\x129\n" +
-	"\x06status\x18\x04 \x01(\x0e2!.oauth2broker.v1.ConnectionStatusR\x06status\x12\x1b\n" +
-	"\tpage_size\x18\x05 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"connection\"\xbc\x02\n" +
+	"\x16ListConnectionsRequest\x125\n" +
+	"\x0forganisation_id\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xc8\xf3\x18\x01R\x0eorganisationId\x12,\n" +
+	"\fconnector_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\xc8\xf3\x18\x01R\vconnectorId\x121\n" +
+	"\rcredential_id\x18\x03 \x01(\tB\f\xbaH\tr\a\xd0\xf3\x18\x01\x18\x80\x01R\fcredentialId\x12C\n" +
+	"\x06status\x18\x04 \x01(\x0e2!.oauth2broker.v1.ConnectionStatusB\b\xbaH\x05\x82\x01\x02\x10\x01R\x06status\x12&\n" +
+	"\tpage_size\x18\x05 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x06 \x01(\tR\tpageToken\"\x80\x01\n" +
 	"\x17ListConnectionsResponse\x12=\n" +
 	"\vconnections\x18\x01 \x03(\v2\x1b.oauth2broker.v1.ConnectionR\vconnections\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x8a\x01\n" +
-	"\x15GetAccessTokenRequest\x12'\n" +
-	"\x0forganisation_id\x18\x01 \x01(\tR\x0eorganisationId\x12#\n" +
-	"\rconnection_id\x18\x02 \x01(\tR\fconnectionId\x12#\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa9\x01\n" +
+	"\x15GetAccessTokenRequest\x125\n" +
+	"\x0forganisation_id\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xc8\xf3\x18\x01R\x0eorganisationId\x124\n" +
+	"\rconnection_id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xd0\xf3\x18\x01\x18\x80\x01R\fconnectionId\x12#\n" +
 	"\rforce_refresh\x18\x03 \x01(\bR\fforceRefresh\"\xf9\x02\n" +
 	"\x16GetAccessTokenResponse\x12!\n" +
 	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12\x1d\n" +
@@ -2293,28 +2294,28 @@ const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"\x03api\x18\x06 \x01(\v2\x1c.oauth2broker.v1.ProviderApiR\x03api\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xac\x01\n" +
-	"\x18ConfirmConnectionRequest\x12'\n" +
-	"\x0forganisation_id\x18\x01 \x01(\tR\x0eorganisationId\x12#\n" +
-	"\rconnection_id\x18\x02 \x01(\tR\fconnectionId\x12\x1e\n" +
-	"\vend_user_id\x18\x03 \x01(\tR\tendUserId\x12\"\n" +
-	"\fconfirmation\x18\x04 \x01(\tR\fconfirmation\"X\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xed\x01\n" +
+	"\x18ConfirmConnectionRequest\x125\n" +
+	"\x0forganisation_id\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xc8\xf3\x18\x01R\x0eorganisationId\x124\n" +
+	"\rconnection_id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xd0\xf3\x18\x01\x18\x80\x01R\fconnectionId\x12/\n" +
+	"\vend_user_id\x18\x03 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xd0\xf3\x18\x01\x18\x80\x02R\tendUserId\x123\n" +
+	"\fconfirmation\x18\x04 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xd0\xf3\x18\x01\x18\x80\x01R\fconfirmation\"X\n" +
 	"\x19ConfirmConnectionResponse\x12;\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\v2\x1b.oauth2broker.v1.ConnectionR\n" +
-	"connection\"\xa3\x01\n" +
-	"\x17DeleteConnectionRequest\x12'\n" +
-	"\x0forganisation_id\x18\x01 \x01(\tR\x0eorganisationId\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\tR\x02id\x12\x16\n" +
+	"connection\"\xc2\x01\n" +
+	"\x17DeleteConnectionRequest\x125\n" +
+	"\x0forganisation_id\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xc8\xf3\x18\x01R\x0eorganisationId\x12\x1f\n" +
+	"\x02id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xd0\xf3\x18\x01\x18\x80\x01R\x02id\x12\x16\n" +
 	"\x06revoke\x18\x03 \x01(\bR\x06revoke\x127\n" +
 	"\x18keep_if_revocation_fails\x18\x04 \x01(\bR\x15keepIfRevocationFails\"\x89\x01\n" +
 	"\x18DeleteConnectionResponse\x12B\n" +
 	"\n" +
 	"revocation\x18\x01 \x01(\x0e2\".oauth2broker.v1.RevocationOutcomeR\n" +
 	"revocation\x12)\n" +
-	"\x10revocation_error\x18\x02 \x01(\tR\x0frevocationError\"G\n" +
-	"\x1cWatchConnectionEventsRequest\x12'\n" +
-	"\x0forganisation_id\x18\x01 \x01(\tR\x0eorganisationId\"W\n" +
+	"\x10revocation_error\x18\x02 \x01(\tR\x0frevocationError\"U\n" +
+	"\x1cWatchConnectionEventsRequest\x125\n" +
+	"\x0forganisation_id\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xc8\xf3\x18\x01R\x0eorganisationId\"W\n" +
 	"\x1dWatchConnectionEventsResponse\x126\n" +
 	"\x05event\x18\x01 \x01(\v2 .oauth2broker.v1.ConnectionEventR\x05event\"\xe8\x02\n" +
 	"\x0fConnectionEvent\x12\x0e\n" +
@@ -2327,28 +2328,28 @@ const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"\fconnector_id\x18\x06 \x01(\tR\vconnectorId\x12#\n" +
 	"\rcredential_id\x18\a \x01(\tR\fcredentialId\x129\n" +
 	"\x06status\x18\b \x01(\x0e2!.oauth2broker.v1.ConnectionStatusR\x06status\x12#\n" +
-	"\rstatus_reason\x18\t \x01(\tR\fstatusReason\"N\n" +
-	"\x13CredentialReference\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
-	"\x0forganisation_id\x18\x02 \x01(\tR\x0eorganisationId\"\xba\x05\n" +
-	"!InitialiseOAuth2ConnectionRequest\x12'\n" +
-	"\x0forganisation_id\x18\x01 \x01(\tR\x0eorganisationId\x12!\n" +
-	"\fconnector_id\x18\x02 \x01(\tR\vconnectorId\x12D\n" +
+	"\rstatus_reason\x18\t \x01(\tR\fstatusReason\"m\n" +
+	"\x13CredentialReference\x12\x1f\n" +
+	"\x02id\x18\x01 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xd0\xf3\x18\x01\x18\x80\x01R\x02id\x125\n" +
+	"\x0forganisation_id\x18\x02 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xc8\xf3\x18\x01R\x0eorganisationId\"\x8b\x06\n" +
+	"!InitialiseOAuth2ConnectionRequest\x125\n" +
+	"\x0forganisation_id\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xc8\xf3\x18\x01R\x0eorganisationId\x12/\n" +
+	"\fconnector_id\x18\x02 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xc8\xf3\x18\x01R\vconnectorId\x12L\n" +
 	"\n" +
-	"credential\x18\x03 \x01(\v2$.oauth2broker.v1.CredentialReferenceR\n" +
+	"credential\x18\x03 \x01(\v2$.oauth2broker.v1.CredentialReferenceB\x06\xbaH\x03\xc8\x01\x01R\n" +
 	"credential\x12#\n" +
-	"\rauthorize_url\x18\x04 \x01(\tR\fauthorizeUrl\x12\x1b\n" +
-	"\tclient_id\x18\x05 \x01(\tR\bclientId\x12\x16\n" +
+	"\rauthorize_url\x18\x04 \x01(\tR\fauthorizeUrl\x12,\n" +
+	"\tclient_id\x18\x05 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xd0\xf3\x18\x01\x18\x80\x04R\bclientId\x12\x16\n" +
 	"\x06scopes\x18\x06 \x03(\tR\x06scopes\x124\n" +
 	"\x16disable_offline_access\x18\a \x01(\bR\x14disableOfflineAccess\x12\x1b\n" +
 	"\x06prompt\x18\b \x01(\tH\x00R\x06prompt\x88\x01\x01\x12+\n" +
 	"\x11additional_params\x18\t \x01(\tR\x10additionalParams\x12\x1d\n" +
 	"\n" +
 	"return_url\x18\n" +
-	" \x01(\tR\treturnUrl\x12\x1e\n" +
-	"\vend_user_id\x18\v \x01(\tR\tendUserId\x12u\n" +
-	"\x11connection_config\x18\f \x03(\v2H.oauth2broker.v1.InitialiseOAuth2ConnectionRequest.ConnectionConfigEntryR\x10connectionConfig\x12#\n" +
-	"\rconnection_id\x18\r \x01(\tR\fconnectionId\x1aC\n" +
+	" \x01(\tR\treturnUrl\x12,\n" +
+	"\vend_user_id\x18\v \x01(\tB\f\xbaH\tr\a\xd0\xf3\x18\x01\x18\x80\x02R\tendUserId\x12u\n" +
+	"\x11connection_config\x18\f \x03(\v2H.oauth2broker.v1.InitialiseOAuth2ConnectionRequest.ConnectionConfigEntryR\x10connectionConfig\x121\n" +
+	"\rconnection_id\x18\r \x01(\tB\f\xbaH\tr\a\xd0\xf3\x18\x01\x18\x80\x01R\fconnectionId\x1aC\n" +
 	"\x15ConnectionConfigEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\t\n" +
@@ -2356,18 +2357,18 @@ const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"\"InitialiseOAuth2ConnectionResponse\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12;\n" +
 	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"expireTime\"\xa7\x01\n" +
-	"\x1bListConnectionEventsRequest\x12'\n" +
-	"\x0forganisation_id\x18\x01 \x01(\tR\x0eorganisationId\x12#\n" +
-	"\rconnection_id\x18\x02 \x01(\tR\fconnectionId\x12\x1b\n" +
-	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"expireTime\"\xce\x01\n" +
+	"\x1bListConnectionEventsRequest\x125\n" +
+	"\x0forganisation_id\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xc8\xf3\x18\x01R\x0eorganisationId\x121\n" +
+	"\rconnection_id\x18\x02 \x01(\tB\f\xbaH\tr\a\xd0\xf3\x18\x01\x18\x80\x01R\fconnectionId\x12&\n" +
+	"\tpage_size\x18\x03 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x04 \x01(\tR\tpageToken\"\x80\x01\n" +
 	"\x1cListConnectionEventsResponse\x128\n" +
 	"\x06events\x18\x01 \x03(\v2 .oauth2broker.v1.ConnectionEventR\x06events\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"B\n" +
-	"\x17CountConnectionsRequest\x12'\n" +
-	"\x0forganisation_id\x18\x01 \x01(\tR\x0eorganisationId\"h\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"P\n" +
+	"\x17CountConnectionsRequest\x125\n" +
+	"\x0forganisation_id\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xc8\xf3\x18\x01R\x0eorganisationId\"h\n" +
 	"\x15ConnectionStatusCount\x129\n" +
 	"\x06status\x18\x01 \x01(\x0e2!.oauth2broker.v1.ConnectionStatusR\x06status\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x03R\x05count\"\xc8\x02\n" +
@@ -2525,6 +2526,7 @@ func file_oauth2broker_v1_connection_service_proto_init() {
 	if File_oauth2broker_v1_connection_service_proto != nil {
 		return
 	}
+	file_oauth2broker_v1_rules_proto_init()
 	file_oauth2broker_v1_connection_service_proto_msgTypes[19].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -7,6 +7,7 @@
 package oauth2brokerv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -33,6 +34,11 @@ const (
 	TokenEndpointAuthMethod_TOKEN_ENDPOINT_AUTH_METHOD_CLIENT_SECRET_BASIC TokenEndpointAuthMethod = 1
 	// `client_id` and `client_secret` sent as parameters in the request body.
 	TokenEndpointAuthMethod_TOKEN_ENDPOINT_AUTH_METHOD_CLIENT_SECRET_POST TokenEndpointAuthMethod = 2
+	// A JWT client assertion signed with the credential's newest key (RFC 7523 §2.2, OpenID Connect
+	// Core §9 `private_key_jwt`): `iss` and `sub` the client ID, `aud` the token endpoint (or the
+	// issuer, where the catalog says the provider documents that), a unique `jti`, 60 seconds of
+	// validity, and the key's `kid` in the header. No client secret is needed.
+	TokenEndpointAuthMethod_TOKEN_ENDPOINT_AUTH_METHOD_PRIVATE_KEY_JWT TokenEndpointAuthMethod = 3
 )
 
 // Enum value maps for TokenEndpointAuthMethod.
@@ -41,11 +47,13 @@ var (
 		0: "TOKEN_ENDPOINT_AUTH_METHOD_UNSPECIFIED",
 		1: "TOKEN_ENDPOINT_AUTH_METHOD_CLIENT_SECRET_BASIC",
 		2: "TOKEN_ENDPOINT_AUTH_METHOD_CLIENT_SECRET_POST",
+		3: "TOKEN_ENDPOINT_AUTH_METHOD_PRIVATE_KEY_JWT",
 	}
 	TokenEndpointAuthMethod_value = map[string]int32{
 		"TOKEN_ENDPOINT_AUTH_METHOD_UNSPECIFIED":         0,
 		"TOKEN_ENDPOINT_AUTH_METHOD_CLIENT_SECRET_BASIC": 1,
 		"TOKEN_ENDPOINT_AUTH_METHOD_CLIENT_SECRET_POST":  2,
+		"TOKEN_ENDPOINT_AUTH_METHOD_PRIVATE_KEY_JWT":     3,
 	}
 )
 
@@ -76,6 +84,224 @@ func (TokenEndpointAuthMethod) EnumDescriptor() ([]byte, []int) {
 	return file_oauth2broker_v1_credential_proto_rawDescGZIP(), []int{0}
 }
 
+// Which of a credential's client secrets a token request was accepted with.
+type ClientSecretSlot int32
+
+const (
+	// No token request has been made since the rotation began (or none is under way).
+	ClientSecretSlot_CLIENT_SECRET_SLOT_UNSPECIFIED ClientSecretSlot = 0
+	// The newest secret, the one given last.
+	ClientSecretSlot_CLIENT_SECRET_SLOT_CURRENT ClientSecretSlot = 1
+	// The previous secret: the provider refused the newest with `invalid_client`.
+	ClientSecretSlot_CLIENT_SECRET_SLOT_PREVIOUS ClientSecretSlot = 2
+)
+
+// Enum value maps for ClientSecretSlot.
+var (
+	ClientSecretSlot_name = map[int32]string{
+		0: "CLIENT_SECRET_SLOT_UNSPECIFIED",
+		1: "CLIENT_SECRET_SLOT_CURRENT",
+		2: "CLIENT_SECRET_SLOT_PREVIOUS",
+	}
+	ClientSecretSlot_value = map[string]int32{
+		"CLIENT_SECRET_SLOT_UNSPECIFIED": 0,
+		"CLIENT_SECRET_SLOT_CURRENT":     1,
+		"CLIENT_SECRET_SLOT_PREVIOUS":    2,
+	}
+)
+
+func (x ClientSecretSlot) Enum() *ClientSecretSlot {
+	p := new(ClientSecretSlot)
+	*p = x
+	return p
+}
+
+func (x ClientSecretSlot) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ClientSecretSlot) Descriptor() protoreflect.EnumDescriptor {
+	return file_oauth2broker_v1_credential_proto_enumTypes[1].Descriptor()
+}
+
+func (ClientSecretSlot) Type() protoreflect.EnumType {
+	return &file_oauth2broker_v1_credential_proto_enumTypes[1]
+}
+
+func (x ClientSecretSlot) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ClientSecretSlot.Descriptor instead.
+func (ClientSecretSlot) EnumDescriptor() ([]byte, []int) {
+	return file_oauth2broker_v1_credential_proto_rawDescGZIP(), []int{1}
+}
+
+// Where a credential key came from.
+type CredentialKeySource int32
+
+const (
+	// Not used.
+	CredentialKeySource_CREDENTIAL_KEY_SOURCE_UNSPECIFIED CredentialKeySource = 0
+	// The broker generated the key pair; the private key never left it.
+	CredentialKeySource_CREDENTIAL_KEY_SOURCE_GENERATED CredentialKeySource = 1
+	// Uploaded as a PEM private key (PKCS #8, SEC 1 or PKCS #1).
+	CredentialKeySource_CREDENTIAL_KEY_SOURCE_PEM CredentialKeySource = 2
+	// Uploaded as a private JWK (RFC 7517).
+	CredentialKeySource_CREDENTIAL_KEY_SOURCE_JWK CredentialKeySource = 3
+	// Uploaded as a Google service-account JSON key file.
+	CredentialKeySource_CREDENTIAL_KEY_SOURCE_GOOGLE_SERVICE_ACCOUNT CredentialKeySource = 4
+)
+
+// Enum value maps for CredentialKeySource.
+var (
+	CredentialKeySource_name = map[int32]string{
+		0: "CREDENTIAL_KEY_SOURCE_UNSPECIFIED",
+		1: "CREDENTIAL_KEY_SOURCE_GENERATED",
+		2: "CREDENTIAL_KEY_SOURCE_PEM",
+		3: "CREDENTIAL_KEY_SOURCE_JWK",
+		4: "CREDENTIAL_KEY_SOURCE_GOOGLE_SERVICE_ACCOUNT",
+	}
+	CredentialKeySource_value = map[string]int32{
+		"CREDENTIAL_KEY_SOURCE_UNSPECIFIED":            0,
+		"CREDENTIAL_KEY_SOURCE_GENERATED":              1,
+		"CREDENTIAL_KEY_SOURCE_PEM":                    2,
+		"CREDENTIAL_KEY_SOURCE_JWK":                    3,
+		"CREDENTIAL_KEY_SOURCE_GOOGLE_SERVICE_ACCOUNT": 4,
+	}
+)
+
+func (x CredentialKeySource) Enum() *CredentialKeySource {
+	p := new(CredentialKeySource)
+	*p = x
+	return p
+}
+
+func (x CredentialKeySource) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CredentialKeySource) Descriptor() protoreflect.EnumDescriptor {
+	return file_oauth2broker_v1_credential_proto_enumTypes[2].Descriptor()
+}
+
+func (CredentialKeySource) Type() protoreflect.EnumType {
+	return &file_oauth2broker_v1_credential_proto_enumTypes[2]
+}
+
+func (x CredentialKeySource) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CredentialKeySource.Descriptor instead.
+func (CredentialKeySource) EnumDescriptor() ([]byte, []int) {
+	return file_oauth2broker_v1_credential_proto_rawDescGZIP(), []int{2}
+}
+
+// The public side of one of a credential's signing keys. The private key is encrypted at rest and
+// never returned by any RPC.
+type CredentialKey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key ID (`kid`) set in the header of every JWT the key signs and in the JWKS: the RFC 7638
+	// thumbprint of the public key, or the uploaded JWK's own `kid`, or a Google key's
+	// `private_key_id`. Unique within the credential.
+	Kid string `protobuf:"bytes,1,opt,name=kid,proto3" json:"kid,omitempty"`
+	// The JWS algorithm the key signs with: `ES256` (P-256) or `RS256` (RSA, at least 2048 bits).
+	Algorithm string `protobuf:"bytes,2,opt,name=algorithm,proto3" json:"algorithm,omitempty"`
+	// Where the key came from.
+	Source CredentialKeySource `protobuf:"varint,3,opt,name=source,proto3,enum=oauth2broker.v1.CredentialKeySource" json:"source,omitempty"`
+	// The public key as a JSON Web Key (RFC 7517), exactly as the JWKS publishes it.
+	PublicJwk string `protobuf:"bytes,4,opt,name=public_jwk,json=publicJwk,proto3" json:"public_jwk,omitempty"`
+	// Google service-account keys only: the file's `client_email`, the account the key belongs to
+	// (the `iss` of a JWT bearer assertion).
+	ServiceAccountEmail string `protobuf:"bytes,5,opt,name=service_account_email,json=serviceAccountEmail,proto3" json:"service_account_email,omitempty"`
+	// Google service-account keys only: the file's `token_uri`, where assertions are sent.
+	TokenUri string `protobuf:"bytes,6,opt,name=token_uri,json=tokenUri,proto3" json:"token_uri,omitempty"`
+	// When the key was added.
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CredentialKey) Reset() {
+	*x = CredentialKey{}
+	mi := &file_oauth2broker_v1_credential_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CredentialKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CredentialKey) ProtoMessage() {}
+
+func (x *CredentialKey) ProtoReflect() protoreflect.Message {
+	mi := &file_oauth2broker_v1_credential_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CredentialKey.ProtoReflect.Descriptor instead.
+func (*CredentialKey) Descriptor() ([]byte, []int) {
+	return file_oauth2broker_v1_credential_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *CredentialKey) GetKid() string {
+	if x != nil {
+		return x.Kid
+	}
+	return ""
+}
+
+func (x *CredentialKey) GetAlgorithm() string {
+	if x != nil {
+		return x.Algorithm
+	}
+	return ""
+}
+
+func (x *CredentialKey) GetSource() CredentialKeySource {
+	if x != nil {
+		return x.Source
+	}
+	return CredentialKeySource_CREDENTIAL_KEY_SOURCE_UNSPECIFIED
+}
+
+func (x *CredentialKey) GetPublicJwk() string {
+	if x != nil {
+		return x.PublicJwk
+	}
+	return ""
+}
+
+func (x *CredentialKey) GetServiceAccountEmail() string {
+	if x != nil {
+		return x.ServiceAccountEmail
+	}
+	return ""
+}
+
+func (x *CredentialKey) GetTokenUri() string {
+	if x != nil {
+		return x.TokenUri
+	}
+	return ""
+}
+
+func (x *CredentialKey) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
 // A credential is one OAuth client registration at a provider (client ID, secret and token
 // endpoint), owned by one organisation. Connections are created with a credential.
 type Credential struct {
@@ -90,7 +316,8 @@ type Credential struct {
 	// The client ID the provider issued. Required, at most 512 characters.
 	ClientId string `protobuf:"bytes,4,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
 	// The client secret the provider issued. Input only: it is encrypted at rest and never returned;
-	// see `client_secret_set`. Required on create, at most 2048 characters.
+	// see `client_secret_set`. At most 2048 characters. Required on create unless the credential
+	// authenticates with private_key_jwt (`token_endpoint_auth_method`, or the catalog's).
 	ClientSecret string `protobuf:"bytes,5,opt,name=client_secret,json=clientSecret,proto3" json:"client_secret,omitempty"`
 	// Output only: true when a client secret is stored.
 	ClientSecretSet bool `protobuf:"varint,6,opt,name=client_secret_set,json=clientSecretSet,proto3" json:"client_secret_set,omitempty"`
@@ -101,6 +328,9 @@ type Credential struct {
 	TokenUrl string `protobuf:"bytes,7,opt,name=token_url,json=tokenUrl,proto3" json:"token_url,omitempty"`
 	// How the broker authenticates at the token endpoint. Unset: as the catalog says for
 	// `provider`, else TOKEN_ENDPOINT_AUTH_METHOD_CLIENT_SECRET_BASIC (stored as such).
+	// A credential that authenticates with private_key_jwt (set here, or by the catalog for
+	// `provider`) gets a generated key on create: ES256, or RS256 where the catalog says the
+	// provider requires it (see `keys`).
 	TokenEndpointAuthMethod *TokenEndpointAuthMethod `protobuf:"varint,8,opt,name=token_endpoint_auth_method,json=tokenEndpointAuthMethod,proto3,enum=oauth2broker.v1.TokenEndpointAuthMethod,oneof" json:"token_endpoint_auth_method,omitempty"`
 	// PKCE (RFC 7636, method S256) is used on every authorization request unless this is true.
 	// Disable it only for providers that reject the `code_challenge` parameter. Unset: as the
@@ -125,7 +355,9 @@ type Credential struct {
 	RevocationUrl *string `protobuf:"bytes,14,opt,name=revocation_url,json=revocationUrl,proto3,oneof" json:"revocation_url,omitempty"`
 	// Output only: when the credential was created.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	// Output only: when the credential was last changed.
+	// Output only: when the credential was last changed. Rotating its secret (RotateClientSecret,
+	// RemovePreviousClientSecret) or its keys (AddCredentialKey, RemoveCredentialKey) does not count:
+	// those change neither endpoints nor client ID, so sign-ins under way are not interrupted.
 	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
 	// A provider catalog ID (`google`, `slack`, ...; see ProviderService). With it, endpoints and
 	// behaviour come from the catalog entry, and every field set here explicitly (`token_url`,
@@ -139,6 +371,21 @@ type Credential struct {
 	// The provider's userinfo endpoint (OpenID Connect Core §5.3), where the connected account's
 	// identity can be looked up. Same URL rules as `token_url`.
 	UserinfoUrl *string `protobuf:"bytes,17,opt,name=userinfo_url,json=userinfoUrl,proto3,oneof" json:"userinfo_url,omitempty"`
+	// Output only: true while a client-secret rotation is under way (RotateClientSecret kept the
+	// previous secret; RemovePreviousClientSecret ends it).
+	PreviousClientSecretSet bool `protobuf:"varint,18,opt,name=previous_client_secret_set,json=previousClientSecretSet,proto3" json:"previous_client_secret_set,omitempty"`
+	// Output only: which secret the provider last accepted during the rotation under way.
+	ClientSecretLastUsed ClientSecretSlot `protobuf:"varint,19,opt,name=client_secret_last_used,json=clientSecretLastUsed,proto3,enum=oauth2broker.v1.ClientSecretSlot" json:"client_secret_last_used,omitempty"`
+	// Output only: when a token request last had to fall back to the previous secret after
+	// `invalid_client` for the newest. Unset when it never had to during this rotation.
+	ClientSecretFallbackTime *timestamppb.Timestamp `protobuf:"bytes,20,opt,name=client_secret_fallback_time,json=clientSecretFallbackTime,proto3" json:"client_secret_fallback_time,omitempty"`
+	// Output only: the credential's signing keys, oldest first, without their private parts. The
+	// newest signs client assertions; older ones stay published in the JWKS until removed.
+	Keys []*CredentialKey `protobuf:"bytes,21,rep,name=keys,proto3" json:"keys,omitempty"`
+	// Output only: the URL where the broker serves the public keys of `keys` as a JWKS (RFC 7517
+	// §5), on its public HTTP gateway: `<BROKER_PUBLIC_URL>/credentials/<id>/jwks.json`. Register it
+	// with the provider as the client's `jwks_uri`. Empty when the credential has no keys.
+	JwksUri string `protobuf:"bytes,22,opt,name=jwks_uri,json=jwksUri,proto3" json:"jwks_uri,omitempty"`
 	// The API base URL the API proxy (`/proxy/<connection_id>/...`, ApiProxyService) sends this
 	// credential's connections' calls to, for an API the provider catalog does not describe or to
 	// replace the catalog's. Same URL rules as `token_url`, and no query or fragment. Recorded on
@@ -155,7 +402,7 @@ type Credential struct {
 
 func (x *Credential) Reset() {
 	*x = Credential{}
-	mi := &file_oauth2broker_v1_credential_proto_msgTypes[0]
+	mi := &file_oauth2broker_v1_credential_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -167,7 +414,7 @@ func (x *Credential) String() string {
 func (*Credential) ProtoMessage() {}
 
 func (x *Credential) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_credential_proto_msgTypes[0]
+	mi := &file_oauth2broker_v1_credential_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -180,7 +427,7 @@ func (x *Credential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Credential.ProtoReflect.Descriptor instead.
 func (*Credential) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_credential_proto_rawDescGZIP(), []int{0}
+	return file_oauth2broker_v1_credential_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *Credential) GetId() string {
@@ -302,6 +549,41 @@ func (x *Credential) GetUserinfoUrl() string {
 	return ""
 }
 
+func (x *Credential) GetPreviousClientSecretSet() bool {
+	if x != nil {
+		return x.PreviousClientSecretSet
+	}
+	return false
+}
+
+func (x *Credential) GetClientSecretLastUsed() ClientSecretSlot {
+	if x != nil {
+		return x.ClientSecretLastUsed
+	}
+	return ClientSecretSlot_CLIENT_SECRET_SLOT_UNSPECIFIED
+}
+
+func (x *Credential) GetClientSecretFallbackTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ClientSecretFallbackTime
+	}
+	return nil
+}
+
+func (x *Credential) GetKeys() []*CredentialKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *Credential) GetJwksUri() string {
+	if x != nil {
+		return x.JwksUri
+	}
+	return ""
+}
+
 func (x *Credential) GetApiBaseUrl() string {
 	if x != nil && x.ApiBaseUrl != nil {
 		return *x.ApiBaseUrl
@@ -320,30 +602,45 @@ var File_oauth2broker_v1_credential_proto protoreflect.FileDescriptor
 
 const file_oauth2broker_v1_credential_proto_rawDesc = "" +
 	"\n" +
-	" oauth2broker/v1/credential.proto\x12\x0foauth2broker.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a(oauth2broker/v1/connection_service.proto\"\xeb\b\n" +
+	" oauth2broker/v1/credential.proto\x12\x0foauth2broker.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a(oauth2broker/v1/connection_service.proto\x1a\x1boauth2broker/v1/rules.proto\"\xaa\x02\n" +
+	"\rCredentialKey\x12\x10\n" +
+	"\x03kid\x18\x01 \x01(\tR\x03kid\x12\x1c\n" +
+	"\talgorithm\x18\x02 \x01(\tR\talgorithm\x12<\n" +
+	"\x06source\x18\x03 \x01(\x0e2$.oauth2broker.v1.CredentialKeySourceR\x06source\x12\x1d\n" +
+	"\n" +
+	"public_jwk\x18\x04 \x01(\tR\tpublicJwk\x122\n" +
+	"\x15service_account_email\x18\x05 \x01(\tR\x13serviceAccountEmail\x12\x1b\n" +
+	"\ttoken_uri\x18\x06 \x01(\tR\btokenUri\x12;\n" +
+	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\"\xb4\f\n" +
 	"\n" +
 	"Credential\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
-	"\x0forganisation_id\x18\x02 \x01(\tR\x0eorganisationId\x12\x12\n" +
-	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1b\n" +
-	"\tclient_id\x18\x04 \x01(\tR\bclientId\x12#\n" +
-	"\rclient_secret\x18\x05 \x01(\tR\fclientSecret\x12*\n" +
-	"\x11client_secret_set\x18\x06 \x01(\bR\x0fclientSecretSet\x12\x1b\n" +
-	"\ttoken_url\x18\a \x01(\tR\btokenUrl\x12j\n" +
-	"\x1atoken_endpoint_auth_method\x18\b \x01(\x0e2(.oauth2broker.v1.TokenEndpointAuthMethodH\x00R\x17tokenEndpointAuthMethod\x88\x01\x01\x12&\n" +
-	"\fdisable_pkce\x18\t \x01(\bH\x01R\vdisablePkce\x88\x01\x01\x12\x1b\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x125\n" +
+	"\x0forganisation_id\x18\x02 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xc8\xf3\x18\x01R\x0eorganisationId\x12 \n" +
+	"\x04name\x18\x03 \x01(\tB\f\xbaH\tr\a\xd0\xf3\x18\x01\x18\xc8\x01R\x04name\x12)\n" +
+	"\tclient_id\x18\x04 \x01(\tB\f\xbaH\tr\a\xd0\xf3\x18\x01\x18\x80\x04R\bclientId\x121\n" +
+	"\rclient_secret\x18\x05 \x01(\tB\f\xbaH\tr\a\xd0\xf3\x18\x01\x18\x80\x10R\fclientSecret\x12*\n" +
+	"\x11client_secret_set\x18\x06 \x01(\bR\x0fclientSecretSet\x12)\n" +
+	"\ttoken_url\x18\a \x01(\tB\f\xbaH\tr\a\xd0\xf3\x18\x01\x18\x80\x10R\btokenUrl\x12t\n" +
+	"\x1atoken_endpoint_auth_method\x18\b \x01(\x0e2(.oauth2broker.v1.TokenEndpointAuthMethodB\b\xbaH\x05\x82\x01\x02\x10\x01H\x00R\x17tokenEndpointAuthMethod\x88\x01\x01\x12&\n" +
+	"\fdisable_pkce\x18\t \x01(\bH\x01R\vdisablePkce\x88\x01\x01\x12)\n" +
 	"\x06issuer\x18\n" +
-	" \x01(\tH\x02R\x06issuer\x88\x01\x01\x12b\n" +
-	".authorization_response_iss_parameter_supported\x18\r \x01(\bR*authorizationResponseIssParameterSupported\x12*\n" +
-	"\x0erevocation_url\x18\x0e \x01(\tH\x03R\rrevocationUrl\x88\x01\x01\x12;\n" +
+	" \x01(\tB\f\xbaH\tr\a\xd0\xf3\x18\x01\x18\x80\x10H\x02R\x06issuer\x88\x01\x01\x12b\n" +
+	".authorization_response_iss_parameter_supported\x18\r \x01(\bR*authorizationResponseIssParameterSupported\x128\n" +
+	"\x0erevocation_url\x18\x0e \x01(\tB\f\xbaH\tr\a\xd0\xf3\x18\x01\x18\x80\x10H\x03R\rrevocationUrl\x88\x01\x01\x12;\n" +
 	"\vcreate_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12\x1a\n" +
 	"\bprovider\x18\x0f \x01(\tR\bprovider\x12X\n" +
-	"\x0fprovider_config\x18\x10 \x03(\v2/.oauth2broker.v1.Credential.ProviderConfigEntryR\x0eproviderConfig\x12&\n" +
-	"\fuserinfo_url\x18\x11 \x01(\tH\x04R\vuserinfoUrl\x88\x01\x01\x12%\n" +
-	"\fapi_base_url\x18( \x01(\tH\x05R\n" +
+	"\x0fprovider_config\x18\x10 \x03(\v2/.oauth2broker.v1.Credential.ProviderConfigEntryR\x0eproviderConfig\x124\n" +
+	"\fuserinfo_url\x18\x11 \x01(\tB\f\xbaH\tr\a\xd0\xf3\x18\x01\x18\x80\x10H\x04R\vuserinfoUrl\x88\x01\x01\x12;\n" +
+	"\x1aprevious_client_secret_set\x18\x12 \x01(\bR\x17previousClientSecretSet\x12X\n" +
+	"\x17client_secret_last_used\x18\x13 \x01(\x0e2!.oauth2broker.v1.ClientSecretSlotR\x14clientSecretLastUsed\x12Y\n" +
+	"\x1bclient_secret_fallback_time\x18\x14 \x01(\v2\x1a.google.protobuf.TimestampR\x18clientSecretFallbackTime\x122\n" +
+	"\x04keys\x18\x15 \x03(\v2\x1e.oauth2broker.v1.CredentialKeyR\x04keys\x12\x19\n" +
+	"\bjwks_uri\x18\x16 \x01(\tR\ajwksUri\x123\n" +
+	"\fapi_base_url\x18( \x01(\tB\f\xbaH\tr\a\xd0\xf3\x18\x01\x18\x80\x10H\x05R\n" +
 	"apiBaseUrl\x88\x01\x01\x12R\n" +
 	"\x13api_token_placement\x18) \x01(\v2\".oauth2broker.v1.ApiTokenPlacementR\x11apiTokenPlacement\x1aA\n" +
 	"\x13ProviderConfigEntry\x12\x10\n" +
@@ -354,11 +651,22 @@ const file_oauth2broker_v1_credential_proto_rawDesc = "" +
 	"\a_issuerB\x11\n" +
 	"\x0f_revocation_urlB\x0f\n" +
 	"\r_userinfo_urlB\x0f\n" +
-	"\r_api_base_url*\xac\x01\n" +
+	"\r_api_base_url*\xdc\x01\n" +
 	"\x17TokenEndpointAuthMethod\x12*\n" +
 	"&TOKEN_ENDPOINT_AUTH_METHOD_UNSPECIFIED\x10\x00\x122\n" +
 	".TOKEN_ENDPOINT_AUTH_METHOD_CLIENT_SECRET_BASIC\x10\x01\x121\n" +
-	"-TOKEN_ENDPOINT_AUTH_METHOD_CLIENT_SECRET_POST\x10\x02BNZLgithub.com/oauth2-broker/oauth2-broker/gen/go/oauth2broker/v1;oauth2brokerv1b\x06proto3"
+	"-TOKEN_ENDPOINT_AUTH_METHOD_CLIENT_SECRET_POST\x10\x02\x12.\n" +
+	"*TOKEN_ENDPOINT_AUTH_METHOD_PRIVATE_KEY_JWT\x10\x03*w\n" +
+	"\x10ClientSecretSlot\x12\"\n" +
+	"\x1eCLIENT_SECRET_SLOT_UNSPECIFIED\x10\x00\x12\x1e\n" +
+	"\x1aCLIENT_SECRET_SLOT_CURRENT\x10\x01\x12\x1f\n" +
+	"\x1bCLIENT_SECRET_SLOT_PREVIOUS\x10\x02*\xd1\x01\n" +
+	"\x13CredentialKeySource\x12%\n" +
+	"!CREDENTIAL_KEY_SOURCE_UNSPECIFIED\x10\x00\x12#\n" +
+	"\x1fCREDENTIAL_KEY_SOURCE_GENERATED\x10\x01\x12\x1d\n" +
+	"\x19CREDENTIAL_KEY_SOURCE_PEM\x10\x02\x12\x1d\n" +
+	"\x19CREDENTIAL_KEY_SOURCE_JWK\x10\x03\x120\n" +
+	",CREDENTIAL_KEY_SOURCE_GOOGLE_SERVICE_ACCOUNT\x10\x04BNZLgithub.com/oauth2-broker/oauth2-broker/gen/go/oauth2broker/v1;oauth2brokerv1b\x06proto3"
 
 var (
 	file_oauth2broker_v1_credential_proto_rawDescOnce sync.Once
@@ -372,26 +680,34 @@ func file_oauth2broker_v1_credential_proto_rawDescGZIP() []byte {
 	return file_oauth2broker_v1_credential_proto_rawDescData
 }
 
-var file_oauth2broker_v1_credential_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_oauth2broker_v1_credential_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_oauth2broker_v1_credential_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_oauth2broker_v1_credential_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_oauth2broker_v1_credential_proto_goTypes = []any{
 	(TokenEndpointAuthMethod)(0),  // 0: oauth2broker.v1.TokenEndpointAuthMethod
-	(*Credential)(nil),            // 1: oauth2broker.v1.Credential
-	nil,                           // 2: oauth2broker.v1.Credential.ProviderConfigEntry
-	(*timestamppb.Timestamp)(nil), // 3: google.protobuf.Timestamp
-	(*ApiTokenPlacement)(nil),     // 4: oauth2broker.v1.ApiTokenPlacement
+	(ClientSecretSlot)(0),         // 1: oauth2broker.v1.ClientSecretSlot
+	(CredentialKeySource)(0),      // 2: oauth2broker.v1.CredentialKeySource
+	(*CredentialKey)(nil),         // 3: oauth2broker.v1.CredentialKey
+	(*Credential)(nil),            // 4: oauth2broker.v1.Credential
+	nil,                           // 5: oauth2broker.v1.Credential.ProviderConfigEntry
+	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
+	(*ApiTokenPlacement)(nil),     // 7: oauth2broker.v1.ApiTokenPlacement
 }
 var file_oauth2broker_v1_credential_proto_depIdxs = []int32{
-	0, // 0: oauth2broker.v1.Credential.token_endpoint_auth_method:type_name -> oauth2broker.v1.TokenEndpointAuthMethod
-	3, // 1: oauth2broker.v1.Credential.create_time:type_name -> google.protobuf.Timestamp
-	3, // 2: oauth2broker.v1.Credential.update_time:type_name -> google.protobuf.Timestamp
-	2, // 3: oauth2broker.v1.Credential.provider_config:type_name -> oauth2broker.v1.Credential.ProviderConfigEntry
-	4, // 4: oauth2broker.v1.Credential.api_token_placement:type_name -> oauth2broker.v1.ApiTokenPlacement
-	5, // [5:5] is the sub-list for method output_type
-	5, // [5:5] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	2,  // 0: oauth2broker.v1.CredentialKey.source:type_name -> oauth2broker.v1.CredentialKeySource
+	6,  // 1: oauth2broker.v1.CredentialKey.create_time:type_name -> google.protobuf.Timestamp
+	0,  // 2: oauth2broker.v1.Credential.token_endpoint_auth_method:type_name -> oauth2broker.v1.TokenEndpointAuthMethod
+	6,  // 3: oauth2broker.v1.Credential.create_time:type_name -> google.protobuf.Timestamp
+	6,  // 4: oauth2broker.v1.Credential.update_time:type_name -> google.protobuf.Timestamp
+	5,  // 5: oauth2broker.v1.Credential.provider_config:type_name -> oauth2broker.v1.Credential.ProviderConfigEntry
+	1,  // 6: oauth2broker.v1.Credential.client_secret_last_used:type_name -> oauth2broker.v1.ClientSecretSlot
+	6,  // 7: oauth2broker.v1.Credential.client_secret_fallback_time:type_name -> google.protobuf.Timestamp
+	3,  // 8: oauth2broker.v1.Credential.keys:type_name -> oauth2broker.v1.CredentialKey
+	7,  // 9: oauth2broker.v1.Credential.api_token_placement:type_name -> oauth2broker.v1.ApiTokenPlacement
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_oauth2broker_v1_credential_proto_init() }
@@ -400,14 +716,15 @@ func file_oauth2broker_v1_credential_proto_init() {
 		return
 	}
 	file_oauth2broker_v1_connection_service_proto_init()
-	file_oauth2broker_v1_credential_proto_msgTypes[0].OneofWrappers = []any{}
+	file_oauth2broker_v1_rules_proto_init()
+	file_oauth2broker_v1_credential_proto_msgTypes[1].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_oauth2broker_v1_credential_proto_rawDesc), len(file_oauth2broker_v1_credential_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   2,
+			NumEnums:      3,
+			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

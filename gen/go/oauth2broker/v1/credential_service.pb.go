@@ -7,6 +7,7 @@
 package oauth2brokerv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
@@ -340,7 +341,8 @@ type UpdateCredentialRequest struct {
 	// `credential.id` and `credential.organisation_id` identify the credential; the fields named in
 	// `update_mask` carry the new values.
 	Credential *Credential `protobuf:"bytes,1,opt,name=credential,proto3" json:"credential,omitempty"`
-	// The fields to change, by their proto names: `name`, `client_id`, `client_secret`, `token_url`,
+	// The fields to change, by their proto names: `name`, `client_id`, `client_secret` (which replaces
+	// the secret outright and ends any rotation; see RotateClientSecret), `token_url`,
 	// `token_endpoint_auth_method`, `disable_pkce`, `issuer`,
 	// `authorization_response_iss_parameter_supported`, `revocation_url`, `provider`,
 	// `provider_config`, `userinfo_url`. Required unless `move_connections` is set. Naming
@@ -549,37 +551,601 @@ func (*DeleteCredentialResponse) Descriptor() ([]byte, []int) {
 	return file_oauth2broker_v1_credential_service_proto_rawDescGZIP(), []int{9}
 }
 
+// The request of RotateClientSecret.
+type RotateClientSecretRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The organisation that owns the credential.
+	OrganisationId string `protobuf:"bytes,1,opt,name=organisation_id,json=organisationId,proto3" json:"organisation_id,omitempty"`
+	// The credential's `id`.
+	Id string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	// The new client secret. Required, at most 2048 characters. Encrypted at rest, never returned.
+	ClientSecret  string `protobuf:"bytes,3,opt,name=client_secret,json=clientSecret,proto3" json:"client_secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateClientSecretRequest) Reset() {
+	*x = RotateClientSecretRequest{}
+	mi := &file_oauth2broker_v1_credential_service_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateClientSecretRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateClientSecretRequest) ProtoMessage() {}
+
+func (x *RotateClientSecretRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_oauth2broker_v1_credential_service_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateClientSecretRequest.ProtoReflect.Descriptor instead.
+func (*RotateClientSecretRequest) Descriptor() ([]byte, []int) {
+	return file_oauth2broker_v1_credential_service_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *RotateClientSecretRequest) GetOrganisationId() string {
+	if x != nil {
+		return x.OrganisationId
+	}
+	return ""
+}
+
+func (x *RotateClientSecretRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RotateClientSecretRequest) GetClientSecret() string {
+	if x != nil {
+		return x.ClientSecret
+	}
+	return ""
+}
+
+// The response of RotateClientSecret.
+type RotateClientSecretResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The credential after the change, without its secrets.
+	Credential    *Credential `protobuf:"bytes,1,opt,name=credential,proto3" json:"credential,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateClientSecretResponse) Reset() {
+	*x = RotateClientSecretResponse{}
+	mi := &file_oauth2broker_v1_credential_service_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateClientSecretResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateClientSecretResponse) ProtoMessage() {}
+
+func (x *RotateClientSecretResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_oauth2broker_v1_credential_service_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateClientSecretResponse.ProtoReflect.Descriptor instead.
+func (*RotateClientSecretResponse) Descriptor() ([]byte, []int) {
+	return file_oauth2broker_v1_credential_service_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *RotateClientSecretResponse) GetCredential() *Credential {
+	if x != nil {
+		return x.Credential
+	}
+	return nil
+}
+
+// The request of RemovePreviousClientSecret.
+type RemovePreviousClientSecretRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The organisation that owns the credential.
+	OrganisationId string `protobuf:"bytes,1,opt,name=organisation_id,json=organisationId,proto3" json:"organisation_id,omitempty"`
+	// The credential's `id`.
+	Id            string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemovePreviousClientSecretRequest) Reset() {
+	*x = RemovePreviousClientSecretRequest{}
+	mi := &file_oauth2broker_v1_credential_service_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemovePreviousClientSecretRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemovePreviousClientSecretRequest) ProtoMessage() {}
+
+func (x *RemovePreviousClientSecretRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_oauth2broker_v1_credential_service_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemovePreviousClientSecretRequest.ProtoReflect.Descriptor instead.
+func (*RemovePreviousClientSecretRequest) Descriptor() ([]byte, []int) {
+	return file_oauth2broker_v1_credential_service_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *RemovePreviousClientSecretRequest) GetOrganisationId() string {
+	if x != nil {
+		return x.OrganisationId
+	}
+	return ""
+}
+
+func (x *RemovePreviousClientSecretRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// The response of RemovePreviousClientSecret.
+type RemovePreviousClientSecretResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The credential after the change, without its secrets.
+	Credential    *Credential `protobuf:"bytes,1,opt,name=credential,proto3" json:"credential,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemovePreviousClientSecretResponse) Reset() {
+	*x = RemovePreviousClientSecretResponse{}
+	mi := &file_oauth2broker_v1_credential_service_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemovePreviousClientSecretResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemovePreviousClientSecretResponse) ProtoMessage() {}
+
+func (x *RemovePreviousClientSecretResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_oauth2broker_v1_credential_service_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemovePreviousClientSecretResponse.ProtoReflect.Descriptor instead.
+func (*RemovePreviousClientSecretResponse) Descriptor() ([]byte, []int) {
+	return file_oauth2broker_v1_credential_service_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *RemovePreviousClientSecretResponse) GetCredential() *Credential {
+	if x != nil {
+		return x.Credential
+	}
+	return nil
+}
+
+// A key pair for the broker to generate.
+type GenerateCredentialKey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// `ES256` (the default when empty) or `RS256` (2048-bit), for providers that require RSA.
+	Algorithm     string `protobuf:"bytes,1,opt,name=algorithm,proto3" json:"algorithm,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GenerateCredentialKey) Reset() {
+	*x = GenerateCredentialKey{}
+	mi := &file_oauth2broker_v1_credential_service_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GenerateCredentialKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GenerateCredentialKey) ProtoMessage() {}
+
+func (x *GenerateCredentialKey) ProtoReflect() protoreflect.Message {
+	mi := &file_oauth2broker_v1_credential_service_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GenerateCredentialKey.ProtoReflect.Descriptor instead.
+func (*GenerateCredentialKey) Descriptor() ([]byte, []int) {
+	return file_oauth2broker_v1_credential_service_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *GenerateCredentialKey) GetAlgorithm() string {
+	if x != nil {
+		return x.Algorithm
+	}
+	return ""
+}
+
+// The request of AddCredentialKey. Exactly one of `key`'s fields is required.
+type AddCredentialKeyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The organisation that owns the credential.
+	OrganisationId string `protobuf:"bytes,1,opt,name=organisation_id,json=organisationId,proto3" json:"organisation_id,omitempty"`
+	// The credential's `id`.
+	CredentialId string `protobuf:"bytes,2,opt,name=credential_id,json=credentialId,proto3" json:"credential_id,omitempty"`
+	// The key to add. Uploaded keys must be private P-256 (ES256) or RSA of at least 2048 bits
+	// (RS256) keys, at most 16384 characters; they are encrypted at rest and never returned.
+	//
+	// Types that are valid to be assigned to Key:
+	//
+	//	*AddCredentialKeyRequest_Generate
+	//	*AddCredentialKeyRequest_Pem
+	//	*AddCredentialKeyRequest_Jwk
+	//	*AddCredentialKeyRequest_GoogleServiceAccountJson
+	Key           isAddCredentialKeyRequest_Key `protobuf_oneof:"key"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddCredentialKeyRequest) Reset() {
+	*x = AddCredentialKeyRequest{}
+	mi := &file_oauth2broker_v1_credential_service_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddCredentialKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddCredentialKeyRequest) ProtoMessage() {}
+
+func (x *AddCredentialKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_oauth2broker_v1_credential_service_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddCredentialKeyRequest.ProtoReflect.Descriptor instead.
+func (*AddCredentialKeyRequest) Descriptor() ([]byte, []int) {
+	return file_oauth2broker_v1_credential_service_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *AddCredentialKeyRequest) GetOrganisationId() string {
+	if x != nil {
+		return x.OrganisationId
+	}
+	return ""
+}
+
+func (x *AddCredentialKeyRequest) GetCredentialId() string {
+	if x != nil {
+		return x.CredentialId
+	}
+	return ""
+}
+
+func (x *AddCredentialKeyRequest) GetKey() isAddCredentialKeyRequest_Key {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *AddCredentialKeyRequest) GetGenerate() *GenerateCredentialKey {
+	if x != nil {
+		if x, ok := x.Key.(*AddCredentialKeyRequest_Generate); ok {
+			return x.Generate
+		}
+	}
+	return nil
+}
+
+func (x *AddCredentialKeyRequest) GetPem() string {
+	if x != nil {
+		if x, ok := x.Key.(*AddCredentialKeyRequest_Pem); ok {
+			return x.Pem
+		}
+	}
+	return ""
+}
+
+func (x *AddCredentialKeyRequest) GetJwk() string {
+	if x != nil {
+		if x, ok := x.Key.(*AddCredentialKeyRequest_Jwk); ok {
+			return x.Jwk
+		}
+	}
+	return ""
+}
+
+func (x *AddCredentialKeyRequest) GetGoogleServiceAccountJson() string {
+	if x != nil {
+		if x, ok := x.Key.(*AddCredentialKeyRequest_GoogleServiceAccountJson); ok {
+			return x.GoogleServiceAccountJson
+		}
+	}
+	return ""
+}
+
+type isAddCredentialKeyRequest_Key interface {
+	isAddCredentialKeyRequest_Key()
+}
+
+type AddCredentialKeyRequest_Generate struct {
+	// Generate a new key pair in the broker.
+	Generate *GenerateCredentialKey `protobuf:"bytes,3,opt,name=generate,proto3,oneof"`
+}
+
+type AddCredentialKeyRequest_Pem struct {
+	// A PEM private key (`-----BEGIN PRIVATE KEY-----`, `EC PRIVATE KEY` or `RSA PRIVATE KEY`).
+	Pem string `protobuf:"bytes,4,opt,name=pem,proto3,oneof"`
+}
+
+type AddCredentialKeyRequest_Jwk struct {
+	// A private JWK as JSON, with its `d`; its `kid`, when present, is kept.
+	Jwk string `protobuf:"bytes,5,opt,name=jwk,proto3,oneof"`
+}
+
+type AddCredentialKeyRequest_GoogleServiceAccountJson struct {
+	// The content of a Google service-account JSON key file (`type` `service_account`). Its
+	// `private_key` becomes an RS256 key with `private_key_id` as its `kid`; `client_email` and
+	// `token_uri` are kept with it for the JWT bearer grant.
+	GoogleServiceAccountJson string `protobuf:"bytes,6,opt,name=google_service_account_json,json=googleServiceAccountJson,proto3,oneof"`
+}
+
+func (*AddCredentialKeyRequest_Generate) isAddCredentialKeyRequest_Key() {}
+
+func (*AddCredentialKeyRequest_Pem) isAddCredentialKeyRequest_Key() {}
+
+func (*AddCredentialKeyRequest_Jwk) isAddCredentialKeyRequest_Key() {}
+
+func (*AddCredentialKeyRequest_GoogleServiceAccountJson) isAddCredentialKeyRequest_Key() {}
+
+// The response of AddCredentialKey.
+type AddCredentialKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The added key, without its private part.
+	Key *CredentialKey `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// The credential after the change.
+	Credential    *Credential `protobuf:"bytes,2,opt,name=credential,proto3" json:"credential,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddCredentialKeyResponse) Reset() {
+	*x = AddCredentialKeyResponse{}
+	mi := &file_oauth2broker_v1_credential_service_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddCredentialKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddCredentialKeyResponse) ProtoMessage() {}
+
+func (x *AddCredentialKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_oauth2broker_v1_credential_service_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddCredentialKeyResponse.ProtoReflect.Descriptor instead.
+func (*AddCredentialKeyResponse) Descriptor() ([]byte, []int) {
+	return file_oauth2broker_v1_credential_service_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *AddCredentialKeyResponse) GetKey() *CredentialKey {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *AddCredentialKeyResponse) GetCredential() *Credential {
+	if x != nil {
+		return x.Credential
+	}
+	return nil
+}
+
+// The request of RemoveCredentialKey.
+type RemoveCredentialKeyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The organisation that owns the credential.
+	OrganisationId string `protobuf:"bytes,1,opt,name=organisation_id,json=organisationId,proto3" json:"organisation_id,omitempty"`
+	// The credential's `id`.
+	CredentialId string `protobuf:"bytes,2,opt,name=credential_id,json=credentialId,proto3" json:"credential_id,omitempty"`
+	// The `kid` of the key to remove.
+	Kid           string `protobuf:"bytes,3,opt,name=kid,proto3" json:"kid,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveCredentialKeyRequest) Reset() {
+	*x = RemoveCredentialKeyRequest{}
+	mi := &file_oauth2broker_v1_credential_service_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveCredentialKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveCredentialKeyRequest) ProtoMessage() {}
+
+func (x *RemoveCredentialKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_oauth2broker_v1_credential_service_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveCredentialKeyRequest.ProtoReflect.Descriptor instead.
+func (*RemoveCredentialKeyRequest) Descriptor() ([]byte, []int) {
+	return file_oauth2broker_v1_credential_service_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *RemoveCredentialKeyRequest) GetOrganisationId() string {
+	if x != nil {
+		return x.OrganisationId
+	}
+	return ""
+}
+
+func (x *RemoveCredentialKeyRequest) GetCredentialId() string {
+	if x != nil {
+		return x.CredentialId
+	}
+	return ""
+}
+
+func (x *RemoveCredentialKeyRequest) GetKid() string {
+	if x != nil {
+		return x.Kid
+	}
+	return ""
+}
+
+// The response of RemoveCredentialKey.
+type RemoveCredentialKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The credential after the change.
+	Credential    *Credential `protobuf:"bytes,1,opt,name=credential,proto3" json:"credential,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveCredentialKeyResponse) Reset() {
+	*x = RemoveCredentialKeyResponse{}
+	mi := &file_oauth2broker_v1_credential_service_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveCredentialKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveCredentialKeyResponse) ProtoMessage() {}
+
+func (x *RemoveCredentialKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_oauth2broker_v1_credential_service_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveCredentialKeyResponse.ProtoReflect.Descriptor instead.
+func (*RemoveCredentialKeyResponse) Descriptor() ([]byte, []int) {
+	return file_oauth2broker_v1_credential_service_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *RemoveCredentialKeyResponse) GetCredential() *Credential {
+	if x != nil {
+		return x.Credential
+	}
+	return nil
+}
+
 var File_oauth2broker_v1_credential_service_proto protoreflect.FileDescriptor
 
 const file_oauth2broker_v1_credential_service_proto_rawDesc = "" +
 	"\n" +
-	"(oauth2broker/v1/credential_service.proto\x12\x0foauth2broker.v1\x1a google/protobuf/field_mask.proto\x1a oauth2broker/v1/credential.proto\"V\n" +
-	"\x17CreateCredentialRequest\x12;\n" +
+	"(oauth2broker/v1/credential_service.proto\x12\x0foauth2broker.v1\x1a\x1bbuf/validate/validate.proto\x1a google/protobuf/field_mask.proto\x1a oauth2broker/v1/credential.proto\x1a\x1boauth2broker/v1/rules.proto\"^\n" +
+	"\x17CreateCredentialRequest\x12C\n" +
 	"\n" +
-	"credential\x18\x01 \x01(\v2\x1b.oauth2broker.v1.CredentialR\n" +
+	"credential\x18\x01 \x01(\v2\x1b.oauth2broker.v1.CredentialB\x06\xbaH\x03\xc8\x01\x01R\n" +
 	"credential\"W\n" +
 	"\x18CreateCredentialResponse\x12;\n" +
 	"\n" +
 	"credential\x18\x01 \x01(\v2\x1b.oauth2broker.v1.CredentialR\n" +
-	"credential\"O\n" +
-	"\x14GetCredentialRequest\x12'\n" +
-	"\x0forganisation_id\x18\x01 \x01(\tR\x0eorganisationId\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\tR\x02id\"T\n" +
+	"credential\"n\n" +
+	"\x14GetCredentialRequest\x125\n" +
+	"\x0forganisation_id\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xc8\xf3\x18\x01R\x0eorganisationId\x12\x1f\n" +
+	"\x02id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xd0\xf3\x18\x01\x18\x80\x01R\x02id\"T\n" +
 	"\x15GetCredentialResponse\x12;\n" +
 	"\n" +
 	"credential\x18\x01 \x01(\v2\x1b.oauth2broker.v1.CredentialR\n" +
-	"credential\"}\n" +
-	"\x16ListCredentialsRequest\x12'\n" +
-	"\x0forganisation_id\x18\x01 \x01(\tR\x0eorganisationId\x12\x1b\n" +
-	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"credential\"\x96\x01\n" +
+	"\x16ListCredentialsRequest\x125\n" +
+	"\x0forganisation_id\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xc8\xf3\x18\x01R\x0eorganisationId\x12&\n" +
+	"\tpage_size\x18\x02 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"\x80\x01\n" +
 	"\x17ListCredentialsResponse\x12=\n" +
 	"\vcredentials\x18\x01 \x03(\v2\x1b.oauth2broker.v1.CredentialR\vcredentials\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xbe\x01\n" +
-	"\x17UpdateCredentialRequest\x12;\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc6\x01\n" +
+	"\x17UpdateCredentialRequest\x12C\n" +
 	"\n" +
-	"credential\x18\x01 \x01(\v2\x1b.oauth2broker.v1.CredentialR\n" +
+	"credential\x18\x01 \x01(\v2\x1b.oauth2broker.v1.CredentialB\x06\xbaH\x03\xc8\x01\x01R\n" +
 	"credential\x12;\n" +
 	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
 	"updateMask\x12)\n" +
@@ -587,17 +1153,59 @@ const file_oauth2broker_v1_credential_service_proto_rawDesc = "" +
 	"\x18UpdateCredentialResponse\x12;\n" +
 	"\n" +
 	"credential\x18\x01 \x01(\v2\x1b.oauth2broker.v1.CredentialR\n" +
-	"credential\"R\n" +
-	"\x17DeleteCredentialRequest\x12'\n" +
-	"\x0forganisation_id\x18\x01 \x01(\tR\x0eorganisationId\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\tR\x02id\"\x1a\n" +
-	"\x18DeleteCredentialResponse2\x94\x04\n" +
+	"credential\"q\n" +
+	"\x17DeleteCredentialRequest\x125\n" +
+	"\x0forganisation_id\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xc8\xf3\x18\x01R\x0eorganisationId\x12\x1f\n" +
+	"\x02id\x18\x02 \x01(\tB\x0f\xbaH\f\xc8\x01\x01r\a\xd0\xf3\x18\x01\x18\x80\x01R\x02id\"\x1a\n" +
+	"\x18DeleteCredentialResponse\"\x87\x01\n" +
+	"\x19RotateClientSecretRequest\x125\n" +
+	"\x0forganisation_id\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xc8\xf3\x18\x01R\x0eorganisationId\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12#\n" +
+	"\rclient_secret\x18\x03 \x01(\tR\fclientSecret\"Y\n" +
+	"\x1aRotateClientSecretResponse\x12;\n" +
+	"\n" +
+	"credential\x18\x01 \x01(\v2\x1b.oauth2broker.v1.CredentialR\n" +
+	"credential\"j\n" +
+	"!RemovePreviousClientSecretRequest\x125\n" +
+	"\x0forganisation_id\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xc8\xf3\x18\x01R\x0eorganisationId\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\"a\n" +
+	"\"RemovePreviousClientSecretResponse\x12;\n" +
+	"\n" +
+	"credential\x18\x01 \x01(\v2\x1b.oauth2broker.v1.CredentialR\n" +
+	"credential\"5\n" +
+	"\x15GenerateCredentialKey\x12\x1c\n" +
+	"\talgorithm\x18\x01 \x01(\tR\talgorithm\"\xab\x02\n" +
+	"\x17AddCredentialKeyRequest\x125\n" +
+	"\x0forganisation_id\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xc8\xf3\x18\x01R\x0eorganisationId\x12#\n" +
+	"\rcredential_id\x18\x02 \x01(\tR\fcredentialId\x12D\n" +
+	"\bgenerate\x18\x03 \x01(\v2&.oauth2broker.v1.GenerateCredentialKeyH\x00R\bgenerate\x12\x12\n" +
+	"\x03pem\x18\x04 \x01(\tH\x00R\x03pem\x12\x12\n" +
+	"\x03jwk\x18\x05 \x01(\tH\x00R\x03jwk\x12?\n" +
+	"\x1bgoogle_service_account_json\x18\x06 \x01(\tH\x00R\x18googleServiceAccountJsonB\x05\n" +
+	"\x03key\"\x89\x01\n" +
+	"\x18AddCredentialKeyResponse\x120\n" +
+	"\x03key\x18\x01 \x01(\v2\x1e.oauth2broker.v1.CredentialKeyR\x03key\x12;\n" +
+	"\n" +
+	"credential\x18\x02 \x01(\v2\x1b.oauth2broker.v1.CredentialR\n" +
+	"credential\"\x8a\x01\n" +
+	"\x1aRemoveCredentialKeyRequest\x125\n" +
+	"\x0forganisation_id\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xc8\xf3\x18\x01R\x0eorganisationId\x12#\n" +
+	"\rcredential_id\x18\x02 \x01(\tR\fcredentialId\x12\x10\n" +
+	"\x03kid\x18\x03 \x01(\tR\x03kid\"Z\n" +
+	"\x1bRemoveCredentialKeyResponse\x12;\n" +
+	"\n" +
+	"credential\x18\x01 \x01(\v2\x1b.oauth2broker.v1.CredentialR\n" +
+	"credential2\xe6\a\n" +
 	"\x11CredentialService\x12g\n" +
 	"\x10CreateCredential\x12(.oauth2broker.v1.CreateCredentialRequest\x1a).oauth2broker.v1.CreateCredentialResponse\x12^\n" +
 	"\rGetCredential\x12%.oauth2broker.v1.GetCredentialRequest\x1a&.oauth2broker.v1.GetCredentialResponse\x12d\n" +
 	"\x0fListCredentials\x12'.oauth2broker.v1.ListCredentialsRequest\x1a(.oauth2broker.v1.ListCredentialsResponse\x12g\n" +
 	"\x10UpdateCredential\x12(.oauth2broker.v1.UpdateCredentialRequest\x1a).oauth2broker.v1.UpdateCredentialResponse\x12g\n" +
-	"\x10DeleteCredential\x12(.oauth2broker.v1.DeleteCredentialRequest\x1a).oauth2broker.v1.DeleteCredentialResponseBNZLgithub.com/oauth2-broker/oauth2-broker/gen/go/oauth2broker/v1;oauth2brokerv1b\x06proto3"
+	"\x10DeleteCredential\x12(.oauth2broker.v1.DeleteCredentialRequest\x1a).oauth2broker.v1.DeleteCredentialResponse\x12m\n" +
+	"\x12RotateClientSecret\x12*.oauth2broker.v1.RotateClientSecretRequest\x1a+.oauth2broker.v1.RotateClientSecretResponse\x12\x85\x01\n" +
+	"\x1aRemovePreviousClientSecret\x122.oauth2broker.v1.RemovePreviousClientSecretRequest\x1a3.oauth2broker.v1.RemovePreviousClientSecretResponse\x12g\n" +
+	"\x10AddCredentialKey\x12(.oauth2broker.v1.AddCredentialKeyRequest\x1a).oauth2broker.v1.AddCredentialKeyResponse\x12p\n" +
+	"\x13RemoveCredentialKey\x12+.oauth2broker.v1.RemoveCredentialKeyRequest\x1a,.oauth2broker.v1.RemoveCredentialKeyResponseBNZLgithub.com/oauth2-broker/oauth2-broker/gen/go/oauth2broker/v1;oauth2brokerv1b\x06proto3"
 
 var (
 	file_oauth2broker_v1_credential_service_proto_rawDescOnce sync.Once
@@ -611,44 +1219,68 @@ func file_oauth2broker_v1_credential_service_proto_rawDescGZIP() []byte {
 	return file_oauth2broker_v1_credential_service_proto_rawDescData
 }
 
-var file_oauth2broker_v1_credential_service_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_oauth2broker_v1_credential_service_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_oauth2broker_v1_credential_service_proto_goTypes = []any{
-	(*CreateCredentialRequest)(nil),  // 0: oauth2broker.v1.CreateCredentialRequest
-	(*CreateCredentialResponse)(nil), // 1: oauth2broker.v1.CreateCredentialResponse
-	(*GetCredentialRequest)(nil),     // 2: oauth2broker.v1.GetCredentialRequest
-	(*GetCredentialResponse)(nil),    // 3: oauth2broker.v1.GetCredentialResponse
-	(*ListCredentialsRequest)(nil),   // 4: oauth2broker.v1.ListCredentialsRequest
-	(*ListCredentialsResponse)(nil),  // 5: oauth2broker.v1.ListCredentialsResponse
-	(*UpdateCredentialRequest)(nil),  // 6: oauth2broker.v1.UpdateCredentialRequest
-	(*UpdateCredentialResponse)(nil), // 7: oauth2broker.v1.UpdateCredentialResponse
-	(*DeleteCredentialRequest)(nil),  // 8: oauth2broker.v1.DeleteCredentialRequest
-	(*DeleteCredentialResponse)(nil), // 9: oauth2broker.v1.DeleteCredentialResponse
-	(*Credential)(nil),               // 10: oauth2broker.v1.Credential
-	(*fieldmaskpb.FieldMask)(nil),    // 11: google.protobuf.FieldMask
+	(*CreateCredentialRequest)(nil),            // 0: oauth2broker.v1.CreateCredentialRequest
+	(*CreateCredentialResponse)(nil),           // 1: oauth2broker.v1.CreateCredentialResponse
+	(*GetCredentialRequest)(nil),               // 2: oauth2broker.v1.GetCredentialRequest
+	(*GetCredentialResponse)(nil),              // 3: oauth2broker.v1.GetCredentialResponse
+	(*ListCredentialsRequest)(nil),             // 4: oauth2broker.v1.ListCredentialsRequest
+	(*ListCredentialsResponse)(nil),            // 5: oauth2broker.v1.ListCredentialsResponse
+	(*UpdateCredentialRequest)(nil),            // 6: oauth2broker.v1.UpdateCredentialRequest
+	(*UpdateCredentialResponse)(nil),           // 7: oauth2broker.v1.UpdateCredentialResponse
+	(*DeleteCredentialRequest)(nil),            // 8: oauth2broker.v1.DeleteCredentialRequest
+	(*DeleteCredentialResponse)(nil),           // 9: oauth2broker.v1.DeleteCredentialResponse
+	(*RotateClientSecretRequest)(nil),          // 10: oauth2broker.v1.RotateClientSecretRequest
+	(*RotateClientSecretResponse)(nil),         // 11: oauth2broker.v1.RotateClientSecretResponse
+	(*RemovePreviousClientSecretRequest)(nil),  // 12: oauth2broker.v1.RemovePreviousClientSecretRequest
+	(*RemovePreviousClientSecretResponse)(nil), // 13: oauth2broker.v1.RemovePreviousClientSecretResponse
+	(*GenerateCredentialKey)(nil),              // 14: oauth2broker.v1.GenerateCredentialKey
+	(*AddCredentialKeyRequest)(nil),            // 15: oauth2broker.v1.AddCredentialKeyRequest
+	(*AddCredentialKeyResponse)(nil),           // 16: oauth2broker.v1.AddCredentialKeyResponse
+	(*RemoveCredentialKeyRequest)(nil),         // 17: oauth2broker.v1.RemoveCredentialKeyRequest
+	(*RemoveCredentialKeyResponse)(nil),        // 18: oauth2broker.v1.RemoveCredentialKeyResponse
+	(*Credential)(nil),                         // 19: oauth2broker.v1.Credential
+	(*fieldmaskpb.FieldMask)(nil),              // 20: google.protobuf.FieldMask
+	(*CredentialKey)(nil),                      // 21: oauth2broker.v1.CredentialKey
 }
 var file_oauth2broker_v1_credential_service_proto_depIdxs = []int32{
-	10, // 0: oauth2broker.v1.CreateCredentialRequest.credential:type_name -> oauth2broker.v1.Credential
-	10, // 1: oauth2broker.v1.CreateCredentialResponse.credential:type_name -> oauth2broker.v1.Credential
-	10, // 2: oauth2broker.v1.GetCredentialResponse.credential:type_name -> oauth2broker.v1.Credential
-	10, // 3: oauth2broker.v1.ListCredentialsResponse.credentials:type_name -> oauth2broker.v1.Credential
-	10, // 4: oauth2broker.v1.UpdateCredentialRequest.credential:type_name -> oauth2broker.v1.Credential
-	11, // 5: oauth2broker.v1.UpdateCredentialRequest.update_mask:type_name -> google.protobuf.FieldMask
-	10, // 6: oauth2broker.v1.UpdateCredentialResponse.credential:type_name -> oauth2broker.v1.Credential
-	0,  // 7: oauth2broker.v1.CredentialService.CreateCredential:input_type -> oauth2broker.v1.CreateCredentialRequest
-	2,  // 8: oauth2broker.v1.CredentialService.GetCredential:input_type -> oauth2broker.v1.GetCredentialRequest
-	4,  // 9: oauth2broker.v1.CredentialService.ListCredentials:input_type -> oauth2broker.v1.ListCredentialsRequest
-	6,  // 10: oauth2broker.v1.CredentialService.UpdateCredential:input_type -> oauth2broker.v1.UpdateCredentialRequest
-	8,  // 11: oauth2broker.v1.CredentialService.DeleteCredential:input_type -> oauth2broker.v1.DeleteCredentialRequest
-	1,  // 12: oauth2broker.v1.CredentialService.CreateCredential:output_type -> oauth2broker.v1.CreateCredentialResponse
-	3,  // 13: oauth2broker.v1.CredentialService.GetCredential:output_type -> oauth2broker.v1.GetCredentialResponse
-	5,  // 14: oauth2broker.v1.CredentialService.ListCredentials:output_type -> oauth2broker.v1.ListCredentialsResponse
-	7,  // 15: oauth2broker.v1.CredentialService.UpdateCredential:output_type -> oauth2broker.v1.UpdateCredentialResponse
-	9,  // 16: oauth2broker.v1.CredentialService.DeleteCredential:output_type -> oauth2broker.v1.DeleteCredentialResponse
-	12, // [12:17] is the sub-list for method output_type
-	7,  // [7:12] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	19, // 0: oauth2broker.v1.CreateCredentialRequest.credential:type_name -> oauth2broker.v1.Credential
+	19, // 1: oauth2broker.v1.CreateCredentialResponse.credential:type_name -> oauth2broker.v1.Credential
+	19, // 2: oauth2broker.v1.GetCredentialResponse.credential:type_name -> oauth2broker.v1.Credential
+	19, // 3: oauth2broker.v1.ListCredentialsResponse.credentials:type_name -> oauth2broker.v1.Credential
+	19, // 4: oauth2broker.v1.UpdateCredentialRequest.credential:type_name -> oauth2broker.v1.Credential
+	20, // 5: oauth2broker.v1.UpdateCredentialRequest.update_mask:type_name -> google.protobuf.FieldMask
+	19, // 6: oauth2broker.v1.UpdateCredentialResponse.credential:type_name -> oauth2broker.v1.Credential
+	19, // 7: oauth2broker.v1.RotateClientSecretResponse.credential:type_name -> oauth2broker.v1.Credential
+	19, // 8: oauth2broker.v1.RemovePreviousClientSecretResponse.credential:type_name -> oauth2broker.v1.Credential
+	14, // 9: oauth2broker.v1.AddCredentialKeyRequest.generate:type_name -> oauth2broker.v1.GenerateCredentialKey
+	21, // 10: oauth2broker.v1.AddCredentialKeyResponse.key:type_name -> oauth2broker.v1.CredentialKey
+	19, // 11: oauth2broker.v1.AddCredentialKeyResponse.credential:type_name -> oauth2broker.v1.Credential
+	19, // 12: oauth2broker.v1.RemoveCredentialKeyResponse.credential:type_name -> oauth2broker.v1.Credential
+	0,  // 13: oauth2broker.v1.CredentialService.CreateCredential:input_type -> oauth2broker.v1.CreateCredentialRequest
+	2,  // 14: oauth2broker.v1.CredentialService.GetCredential:input_type -> oauth2broker.v1.GetCredentialRequest
+	4,  // 15: oauth2broker.v1.CredentialService.ListCredentials:input_type -> oauth2broker.v1.ListCredentialsRequest
+	6,  // 16: oauth2broker.v1.CredentialService.UpdateCredential:input_type -> oauth2broker.v1.UpdateCredentialRequest
+	8,  // 17: oauth2broker.v1.CredentialService.DeleteCredential:input_type -> oauth2broker.v1.DeleteCredentialRequest
+	10, // 18: oauth2broker.v1.CredentialService.RotateClientSecret:input_type -> oauth2broker.v1.RotateClientSecretRequest
+	12, // 19: oauth2broker.v1.CredentialService.RemovePreviousClientSecret:input_type -> oauth2broker.v1.RemovePreviousClientSecretRequest
+	15, // 20: oauth2broker.v1.CredentialService.AddCredentialKey:input_type -> oauth2broker.v1.AddCredentialKeyRequest
+	17, // 21: oauth2broker.v1.CredentialService.RemoveCredentialKey:input_type -> oauth2broker.v1.RemoveCredentialKeyRequest
+	1,  // 22: oauth2broker.v1.CredentialService.CreateCredential:output_type -> oauth2broker.v1.CreateCredentialResponse
+	3,  // 23: oauth2broker.v1.CredentialService.GetCredential:output_type -> oauth2broker.v1.GetCredentialResponse
+	5,  // 24: oauth2broker.v1.CredentialService.ListCredentials:output_type -> oauth2broker.v1.ListCredentialsResponse
+	7,  // 25: oauth2broker.v1.CredentialService.UpdateCredential:output_type -> oauth2broker.v1.UpdateCredentialResponse
+	9,  // 26: oauth2broker.v1.CredentialService.DeleteCredential:output_type -> oauth2broker.v1.DeleteCredentialResponse
+	11, // 27: oauth2broker.v1.CredentialService.RotateClientSecret:output_type -> oauth2broker.v1.RotateClientSecretResponse
+	13, // 28: oauth2broker.v1.CredentialService.RemovePreviousClientSecret:output_type -> oauth2broker.v1.RemovePreviousClientSecretResponse
+	16, // 29: oauth2broker.v1.CredentialService.AddCredentialKey:output_type -> oauth2broker.v1.AddCredentialKeyResponse
+	18, // 30: oauth2broker.v1.CredentialService.RemoveCredentialKey:output_type -> oauth2broker.v1.RemoveCredentialKeyResponse
+	22, // [22:31] is the sub-list for method output_type
+	13, // [13:22] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_oauth2broker_v1_credential_service_proto_init() }
@@ -657,13 +1289,20 @@ func file_oauth2broker_v1_credential_service_proto_init() {
 		return
 	}
 	file_oauth2broker_v1_credential_proto_init()
+	file_oauth2broker_v1_rules_proto_init()
+	file_oauth2broker_v1_credential_service_proto_msgTypes[15].OneofWrappers = []any{
+		(*AddCredentialKeyRequest_Generate)(nil),
+		(*AddCredentialKeyRequest_Pem)(nil),
+		(*AddCredentialKeyRequest_Jwk)(nil),
+		(*AddCredentialKeyRequest_GoogleServiceAccountJson)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_oauth2broker_v1_credential_service_proto_rawDesc), len(file_oauth2broker_v1_credential_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -7,6 +7,7 @@
 package oauth2brokerv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
@@ -528,29 +529,29 @@ var File_oauth2broker_v1_organisation_service_proto protoreflect.FileDescriptor
 
 const file_oauth2broker_v1_organisation_service_proto_rawDesc = "" +
 	"\n" +
-	"*oauth2broker/v1/organisation_service.proto\x12\x0foauth2broker.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf9\x02\n" +
-	"\x14OrganisationSettings\x12'\n" +
-	"\x0forganisation_id\x18\x01 \x01(\tR\x0eorganisationId\x12.\n" +
-	"\x13allowed_return_urls\x18\x02 \x03(\tR\x11allowedReturnUrls\x12;\n" +
+	"*oauth2broker/v1/organisation_service.proto\x12\x0foauth2broker.v1\x1a\x1bbuf/validate/validate.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1boauth2broker/v1/rules.proto\"\xaa\x03\n" +
+	"\x14OrganisationSettings\x125\n" +
+	"\x0forganisation_id\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xc8\xf3\x18\x01R\x0eorganisationId\x12C\n" +
+	"\x13allowed_return_urls\x18\x02 \x03(\tB\x13\xbaH\x10\x92\x01\r\x10\x14\"\tr\a\xd0\xf3\x18\x01\x18\x80\x10R\x11allowedReturnUrls\x12;\n" +
 	"\vupdate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\x12\x1f\n" +
-	"\vwebhook_url\x18\x04 \x01(\tR\n" +
+	"updateTime\x12-\n" +
+	"\vwebhook_url\x18\x04 \x01(\tB\f\xbaH\tr\a\xd0\xf3\x18\x01\x18\x80\x10R\n" +
 	"webhookUrl\x120\n" +
 	"\x14webhook_secret_count\x18\x05 \x01(\x05R\x12webhookSecretCount\x12:\n" +
 	"\x19per_organisation_callback\x18\x06 \x01(\bR\x17perOrganisationCallback\x12<\n" +
-	"\x1awebhook_deliveries_waiting\x18\a \x01(\bR\x18webhookDeliveriesWaiting\"I\n" +
-	"\x1eGetOrganisationSettingsRequest\x12'\n" +
-	"\x0forganisation_id\x18\x01 \x01(\tR\x0eorganisationId\"d\n" +
+	"\x1awebhook_deliveries_waiting\x18\a \x01(\bR\x18webhookDeliveriesWaiting\"W\n" +
+	"\x1eGetOrganisationSettingsRequest\x125\n" +
+	"\x0forganisation_id\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xc8\xf3\x18\x01R\x0eorganisationId\"d\n" +
 	"\x1fGetOrganisationSettingsResponse\x12A\n" +
-	"\bsettings\x18\x01 \x01(\v2%.oauth2broker.v1.OrganisationSettingsR\bsettings\"\xa3\x01\n" +
-	"!UpdateOrganisationSettingsRequest\x12A\n" +
-	"\bsettings\x18\x01 \x01(\v2%.oauth2broker.v1.OrganisationSettingsR\bsettings\x12;\n" +
+	"\bsettings\x18\x01 \x01(\v2%.oauth2broker.v1.OrganisationSettingsR\bsettings\"\xab\x01\n" +
+	"!UpdateOrganisationSettingsRequest\x12I\n" +
+	"\bsettings\x18\x01 \x01(\v2%.oauth2broker.v1.OrganisationSettingsB\x06\xbaH\x03\xc8\x01\x01R\bsettings\x12;\n" +
 	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
 	"updateMask\"g\n" +
 	"\"UpdateOrganisationSettingsResponse\x12A\n" +
-	"\bsettings\x18\x01 \x01(\v2%.oauth2broker.v1.OrganisationSettingsR\bsettings\"E\n" +
-	"\x1aRotateWebhookSecretRequest\x12'\n" +
-	"\x0forganisation_id\x18\x01 \x01(\tR\x0eorganisationId\"g\n" +
+	"\bsettings\x18\x01 \x01(\v2%.oauth2broker.v1.OrganisationSettingsR\bsettings\"S\n" +
+	"\x1aRotateWebhookSecretRequest\x125\n" +
+	"\x0forganisation_id\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xc8\xf3\x18\x01R\x0eorganisationId\"g\n" +
 	"\x1bRotateWebhookSecretResponse\x12\x16\n" +
 	"\x06secret\x18\x01 \x01(\tR\x06secret\x120\n" +
 	"\x14webhook_secret_count\x18\x02 \x01(\x05R\x12webhookSecretCount\"\x1a\n" +
@@ -616,6 +617,7 @@ func file_oauth2broker_v1_organisation_service_proto_init() {
 	if File_oauth2broker_v1_organisation_service_proto != nil {
 		return
 	}
+	file_oauth2broker_v1_rules_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -7,6 +7,7 @@
 package oauth2brokerv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -447,7 +448,7 @@ var File_oauth2broker_v1_provider_service_proto protoreflect.FileDescriptor
 
 const file_oauth2broker_v1_provider_service_proto_rawDesc = "" +
 	"\n" +
-	"&oauth2broker/v1/provider_service.proto\x12\x0foauth2broker.v1\"\xd7\x01\n" +
+	"&oauth2broker/v1/provider_service.proto\x12\x0foauth2broker.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1boauth2broker/v1/rules.proto\"\xd7\x01\n" +
 	"\bProvider\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\x12+\n" +
@@ -462,16 +463,16 @@ const file_oauth2broker_v1_provider_service_proto_rawDesc = "" +
 	"\vdescription\x18\x03 \x01(\tR\vdescription\x12=\n" +
 	"\x05level\x18\x04 \x01(\x0e2'.oauth2broker.v1.ProviderParameterLevelR\x05level\x12(\n" +
 	"\rdefault_value\x18\x05 \x01(\tH\x00R\fdefaultValue\x88\x01\x01B\x10\n" +
-	"\x0e_default_value\"R\n" +
-	"\x14ListProvidersRequest\x12\x1b\n" +
-	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\x0e_default_value\"]\n" +
+	"\x14ListProvidersRequest\x12&\n" +
+	"\tpage_size\x18\x01 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\"x\n" +
 	"\x15ListProvidersResponse\x127\n" +
 	"\tproviders\x18\x01 \x03(\v2\x19.oauth2broker.v1.ProviderR\tproviders\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"$\n" +
-	"\x12GetProviderRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"L\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"4\n" +
+	"\x12GetProviderRequest\x12\x1e\n" +
+	"\x02id\x18\x01 \x01(\tB\x0e\xbaH\v\xc8\x01\x01r\x06\xd0\xf3\x18\x01\x18@R\x02id\"L\n" +
 	"\x13GetProviderResponse\x125\n" +
 	"\bprovider\x18\x01 \x01(\v2\x19.oauth2broker.v1.ProviderR\bprovider*\x94\x01\n" +
 	"\x16ProviderParameterLevel\x12(\n" +
@@ -526,6 +527,7 @@ func file_oauth2broker_v1_provider_service_proto_init() {
 	if File_oauth2broker_v1_provider_service_proto != nil {
 		return
 	}
+	file_oauth2broker_v1_rules_proto_init()
 	file_oauth2broker_v1_provider_service_proto_msgTypes[1].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -22,10 +22,12 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from oauth2broker.v1 import rules_pb2 as oauth2broker_dot_v1_dot_rules__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%oauth2broker/v1/api_key_service.proto\x12\x0foauth2broker.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xed\x01\n\x06\x41piKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06prefix\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x17\n\x0forganisation_id\x18\x04 \x01(\t\x12\r\n\x05\x61\x64min\x18\x05 \x01(\x08\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brevoke_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"|\n\x13\x43reateApiKeyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x17\n\x0forganisation_id\x18\x02 \x01(\t\x12\r\n\x05\x61\x64min\x18\x03 \x01(\x08\x12/\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"M\n\x14\x43reateApiKeyResponse\x12(\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x17.oauth2broker.v1.ApiKey\x12\x0b\n\x03key\x18\x02 \x01(\t\"-\n\x12ListApiKeysRequest\x12\x17\n\x0forganisation_id\x18\x01 \x01(\t\"@\n\x13ListApiKeysResponse\x12)\n\x08\x61pi_keys\x18\x01 \x03(\x0b\x32\x17.oauth2broker.v1.ApiKey\"!\n\x13RevokeApiKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\"@\n\x14RevokeApiKeyResponse\x12(\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x17.oauth2broker.v1.ApiKey2\xa3\x02\n\rApiKeyService\x12[\n\x0c\x43reateApiKey\x12$.oauth2broker.v1.CreateApiKeyRequest\x1a%.oauth2broker.v1.CreateApiKeyResponse\x12X\n\x0bListApiKeys\x12#.oauth2broker.v1.ListApiKeysRequest\x1a$.oauth2broker.v1.ListApiKeysResponse\x12[\n\x0cRevokeApiKey\x12$.oauth2broker.v1.RevokeApiKeyRequest\x1a%.oauth2broker.v1.RevokeApiKeyResponseBNZLgithub.com/oauth2-broker/oauth2-broker/gen/go/oauth2broker/v1;oauth2brokerv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%oauth2broker/v1/api_key_service.proto\x12\x0foauth2broker.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1boauth2broker/v1/rules.proto\"\xed\x01\n\x06\x41piKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06prefix\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x17\n\x0forganisation_id\x18\x04 \x01(\t\x12\r\n\x05\x61\x64min\x18\x05 \x01(\x08\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brevoke_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x98\x01\n\x13\x43reateApiKeyRequest\x12\x1d\n\x04name\x18\x01 \x01(\tB\x0f\xbaH\x0cr\x07\x18\xc8\x01\xd0\xf3\x18\x01\xc8\x01\x01\x12\"\n\x0forganisation_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\xc8\xf3\x18\x01\x12\r\n\x05\x61\x64min\x18\x03 \x01(\x08\x12/\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"M\n\x14\x43reateApiKeyResponse\x12(\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x17.oauth2broker.v1.ApiKey\x12\x0b\n\x03key\x18\x02 \x01(\t\"8\n\x12ListApiKeysRequest\x12\"\n\x0forganisation_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\xc8\xf3\x18\x01\"@\n\x13ListApiKeysResponse\x12)\n\x08\x61pi_keys\x18\x01 \x03(\x0b\x32\x17.oauth2broker.v1.ApiKey\"2\n\x13RevokeApiKeyRequest\x12\x1b\n\x02id\x18\x01 \x01(\tB\x0f\xbaH\x0cr\x07\x18\x80\x01\xd0\xf3\x18\x01\xc8\x01\x01\"@\n\x14RevokeApiKeyResponse\x12(\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x17.oauth2broker.v1.ApiKey2\xa3\x02\n\rApiKeyService\x12[\n\x0c\x43reateApiKey\x12$.oauth2broker.v1.CreateApiKeyRequest\x1a%.oauth2broker.v1.CreateApiKeyResponse\x12X\n\x0bListApiKeys\x12#.oauth2broker.v1.ListApiKeysRequest\x1a$.oauth2broker.v1.ListApiKeysResponse\x12[\n\x0cRevokeApiKey\x12$.oauth2broker.v1.RevokeApiKeyRequest\x1a%.oauth2broker.v1.RevokeApiKeyResponseBNZLgithub.com/oauth2-broker/oauth2-broker/gen/go/oauth2broker/v1;oauth2brokerv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,20 +35,28 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'oauth2broker.v1.api_key_ser
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'ZLgithub.com/oauth2-broker/oauth2-broker/gen/go/oauth2broker/v1;oauth2brokerv1'
-  _globals['_APIKEY']._serialized_start=92
-  _globals['_APIKEY']._serialized_end=329
-  _globals['_CREATEAPIKEYREQUEST']._serialized_start=331
-  _globals['_CREATEAPIKEYREQUEST']._serialized_end=455
-  _globals['_CREATEAPIKEYRESPONSE']._serialized_start=457
-  _globals['_CREATEAPIKEYRESPONSE']._serialized_end=534
-  _globals['_LISTAPIKEYSREQUEST']._serialized_start=536
-  _globals['_LISTAPIKEYSREQUEST']._serialized_end=581
-  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=583
-  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=647
-  _globals['_REVOKEAPIKEYREQUEST']._serialized_start=649
-  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=682
-  _globals['_REVOKEAPIKEYRESPONSE']._serialized_start=684
-  _globals['_REVOKEAPIKEYRESPONSE']._serialized_end=748
-  _globals['_APIKEYSERVICE']._serialized_start=751
-  _globals['_APIKEYSERVICE']._serialized_end=1042
+  _globals['_CREATEAPIKEYREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_CREATEAPIKEYREQUEST'].fields_by_name['name']._serialized_options = b'\272H\014r\007\030\310\001\320\363\030\001\310\001\001'
+  _globals['_CREATEAPIKEYREQUEST'].fields_by_name['organisation_id']._loaded_options = None
+  _globals['_CREATEAPIKEYREQUEST'].fields_by_name['organisation_id']._serialized_options = b'\272H\006r\004\310\363\030\001'
+  _globals['_LISTAPIKEYSREQUEST'].fields_by_name['organisation_id']._loaded_options = None
+  _globals['_LISTAPIKEYSREQUEST'].fields_by_name['organisation_id']._serialized_options = b'\272H\006r\004\310\363\030\001'
+  _globals['_REVOKEAPIKEYREQUEST'].fields_by_name['id']._loaded_options = None
+  _globals['_REVOKEAPIKEYREQUEST'].fields_by_name['id']._serialized_options = b'\272H\014r\007\030\200\001\320\363\030\001\310\001\001'
+  _globals['_APIKEY']._serialized_start=150
+  _globals['_APIKEY']._serialized_end=387
+  _globals['_CREATEAPIKEYREQUEST']._serialized_start=390
+  _globals['_CREATEAPIKEYREQUEST']._serialized_end=542
+  _globals['_CREATEAPIKEYRESPONSE']._serialized_start=544
+  _globals['_CREATEAPIKEYRESPONSE']._serialized_end=621
+  _globals['_LISTAPIKEYSREQUEST']._serialized_start=623
+  _globals['_LISTAPIKEYSREQUEST']._serialized_end=679
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=681
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=745
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_start=747
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=797
+  _globals['_REVOKEAPIKEYRESPONSE']._serialized_start=799
+  _globals['_REVOKEAPIKEYRESPONSE']._serialized_end=863
+  _globals['_APIKEYSERVICE']._serialized_start=866
+  _globals['_APIKEYSERVICE']._serialized_end=1157
 # @@protoc_insertion_point(module_scope)

@@ -22,10 +22,12 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
+from oauth2broker.v1 import rules_pb2 as oauth2broker_dot_v1_dot_rules__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'oauth2broker/v1/api_proxy_service.proto\x12\x0foauth2broker.v1\x1a\x1egoogle/protobuf/duration.proto\"(\n\tApiHeader\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"W\n\x08\x41piRetry\x12\x10\n\x08\x61ttempts\x18\x01 \x01(\r\x12+\n\x08max_wait\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0c\n\x04safe\x18\x03 \x01(\x08\"\xd2\x01\n\x0e\x43\x61llApiRequest\x12\x17\n\x0forganisation_id\x18\x01 \x01(\t\x12\x15\n\rconnection_id\x18\x02 \x01(\t\x12\x0e\n\x06method\x18\x03 \x01(\t\x12\x0c\n\x04path\x18\x04 \x01(\t\x12\r\n\x05query\x18\x05 \x01(\t\x12+\n\x07headers\x18\x06 \x03(\x0b\x32\x1a.oauth2broker.v1.ApiHeader\x12\x0c\n\x04\x62ody\x18\x07 \x01(\x0c\x12(\n\x05retry\x18\x08 \x01(\x0b\x32\x19.oauth2broker.v1.ApiRetry\"\\\n\x0f\x43\x61llApiResponse\x12\x0e\n\x06status\x18\x01 \x01(\r\x12+\n\x07headers\x18\x02 \x03(\x0b\x32\x1a.oauth2broker.v1.ApiHeader\x12\x0c\n\x04\x62ody\x18\x03 \x01(\x0c\x32_\n\x0f\x41piProxyService\x12L\n\x07\x43\x61llApi\x12\x1f.oauth2broker.v1.CallApiRequest\x1a .oauth2broker.v1.CallApiResponseBNZLgithub.com/oauth2-broker/oauth2-broker/gen/go/oauth2broker/v1;oauth2brokerv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'oauth2broker/v1/api_proxy_service.proto\x12\x0foauth2broker.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1boauth2broker/v1/rules.proto\"(\n\tApiHeader\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"W\n\x08\x41piRetry\x12\x10\n\x08\x61ttempts\x18\x01 \x01(\r\x12+\n\x08max_wait\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0c\n\x04safe\x18\x03 \x01(\x08\"\xf1\x01\n\x0e\x43\x61llApiRequest\x12%\n\x0forganisation_id\x18\x01 \x01(\tB\x0c\xbaH\tr\x04\xc8\xf3\x18\x01\xc8\x01\x01\x12&\n\rconnection_id\x18\x02 \x01(\tB\x0f\xbaH\x0cr\x07\x18\x80\x01\xd0\xf3\x18\x01\xc8\x01\x01\x12\x0e\n\x06method\x18\x03 \x01(\t\x12\x0c\n\x04path\x18\x04 \x01(\t\x12\r\n\x05query\x18\x05 \x01(\t\x12+\n\x07headers\x18\x06 \x03(\x0b\x32\x1a.oauth2broker.v1.ApiHeader\x12\x0c\n\x04\x62ody\x18\x07 \x01(\x0c\x12(\n\x05retry\x18\x08 \x01(\x0b\x32\x19.oauth2broker.v1.ApiRetry\"\\\n\x0f\x43\x61llApiResponse\x12\x0e\n\x06status\x18\x01 \x01(\r\x12+\n\x07headers\x18\x02 \x03(\x0b\x32\x1a.oauth2broker.v1.ApiHeader\x12\x0c\n\x04\x62ody\x18\x03 \x01(\x0c\x32_\n\x0f\x41piProxyService\x12L\n\x07\x43\x61llApi\x12\x1f.oauth2broker.v1.CallApiRequest\x1a .oauth2broker.v1.CallApiResponseBNZLgithub.com/oauth2-broker/oauth2-broker/gen/go/oauth2broker/v1;oauth2brokerv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,14 +35,18 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'oauth2broker.v1.api_proxy_s
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'ZLgithub.com/oauth2-broker/oauth2-broker/gen/go/oauth2broker/v1;oauth2brokerv1'
-  _globals['_APIHEADER']._serialized_start=92
-  _globals['_APIHEADER']._serialized_end=132
-  _globals['_APIRETRY']._serialized_start=134
-  _globals['_APIRETRY']._serialized_end=221
-  _globals['_CALLAPIREQUEST']._serialized_start=224
-  _globals['_CALLAPIREQUEST']._serialized_end=434
-  _globals['_CALLAPIRESPONSE']._serialized_start=436
-  _globals['_CALLAPIRESPONSE']._serialized_end=528
-  _globals['_APIPROXYSERVICE']._serialized_start=530
-  _globals['_APIPROXYSERVICE']._serialized_end=625
+  _globals['_CALLAPIREQUEST'].fields_by_name['organisation_id']._loaded_options = None
+  _globals['_CALLAPIREQUEST'].fields_by_name['organisation_id']._serialized_options = b'\272H\tr\004\310\363\030\001\310\001\001'
+  _globals['_CALLAPIREQUEST'].fields_by_name['connection_id']._loaded_options = None
+  _globals['_CALLAPIREQUEST'].fields_by_name['connection_id']._serialized_options = b'\272H\014r\007\030\200\001\320\363\030\001\310\001\001'
+  _globals['_APIHEADER']._serialized_start=150
+  _globals['_APIHEADER']._serialized_end=190
+  _globals['_APIRETRY']._serialized_start=192
+  _globals['_APIRETRY']._serialized_end=279
+  _globals['_CALLAPIREQUEST']._serialized_start=282
+  _globals['_CALLAPIREQUEST']._serialized_end=523
+  _globals['_CALLAPIRESPONSE']._serialized_start=525
+  _globals['_CALLAPIRESPONSE']._serialized_end=617
+  _globals['_APIPROXYSERVICE']._serialized_start=619
+  _globals['_APIPROXYSERVICE']._serialized_end=714
 # @@protoc_insertion_point(module_scope)

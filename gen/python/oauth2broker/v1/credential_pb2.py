@@ -22,11 +22,13 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from oauth2broker.v1 import connection_service_pb2 as oauth2broker_dot_v1_dot_connection__service__pb2
+from oauth2broker.v1 import rules_pb2 as oauth2broker_dot_v1_dot_rules__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n oauth2broker/v1/credential.proto\x12\x0foauth2broker.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a(oauth2broker/v1/connection_service.proto\"\xcb\x06\n\nCredential\x12\n\n\x02id\x18\x01 \x01(\t\x12\x17\n\x0forganisation_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x11\n\tclient_id\x18\x04 \x01(\t\x12\x15\n\rclient_secret\x18\x05 \x01(\t\x12\x19\n\x11\x63lient_secret_set\x18\x06 \x01(\x08\x12\x11\n\ttoken_url\x18\x07 \x01(\t\x12Q\n\x1atoken_endpoint_auth_method\x18\x08 \x01(\x0e\x32(.oauth2broker.v1.TokenEndpointAuthMethodH\x00\x88\x01\x01\x12\x19\n\x0c\x64isable_pkce\x18\t \x01(\x08H\x01\x88\x01\x01\x12\x13\n\x06issuer\x18\n \x01(\tH\x02\x88\x01\x01\x12\x36\n.authorization_response_iss_parameter_supported\x18\r \x01(\x08\x12\x1b\n\x0erevocation_url\x18\x0e \x01(\tH\x03\x88\x01\x01\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08provider\x18\x0f \x01(\t\x12H\n\x0fprovider_config\x18\x10 \x03(\x0b\x32/.oauth2broker.v1.Credential.ProviderConfigEntry\x12\x19\n\x0cuserinfo_url\x18\x11 \x01(\tH\x04\x88\x01\x01\x12\x19\n\x0c\x61pi_base_url\x18( \x01(\tH\x05\x88\x01\x01\x12?\n\x13\x61pi_token_placement\x18) \x01(\x0b\x32\".oauth2broker.v1.ApiTokenPlacement\x1a\x35\n\x13ProviderConfigEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x1d\n\x1b_token_endpoint_auth_methodB\x0f\n\r_disable_pkceB\t\n\x07_issuerB\x11\n\x0f_revocation_urlB\x0f\n\r_userinfo_urlB\x0f\n\r_api_base_url*\xac\x01\n\x17TokenEndpointAuthMethod\x12*\n&TOKEN_ENDPOINT_AUTH_METHOD_UNSPECIFIED\x10\x00\x12\x32\n.TOKEN_ENDPOINT_AUTH_METHOD_CLIENT_SECRET_BASIC\x10\x01\x12\x31\n-TOKEN_ENDPOINT_AUTH_METHOD_CLIENT_SECRET_POST\x10\x02\x42NZLgithub.com/oauth2-broker/oauth2-broker/gen/go/oauth2broker/v1;oauth2brokerv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n oauth2broker/v1/credential.proto\x12\x0foauth2broker.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a(oauth2broker/v1/connection_service.proto\x1a\x1boauth2broker/v1/rules.proto\"\xdc\x01\n\rCredentialKey\x12\x0b\n\x03kid\x18\x01 \x01(\t\x12\x11\n\talgorithm\x18\x02 \x01(\t\x12\x34\n\x06source\x18\x03 \x01(\x0e\x32$.oauth2broker.v1.CredentialKeySource\x12\x12\n\npublic_jwk\x18\x04 \x01(\t\x12\x1d\n\x15service_account_email\x18\x05 \x01(\t\x12\x11\n\ttoken_uri\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xbc\t\n\nCredential\x12\n\n\x02id\x18\x01 \x01(\t\x12%\n\x0forganisation_id\x18\x02 \x01(\tB\x0c\xbaH\tr\x04\xc8\xf3\x18\x01\xc8\x01\x01\x12\x1a\n\x04name\x18\x03 \x01(\tB\x0c\xbaH\tr\x07\x18\xc8\x01\xd0\xf3\x18\x01\x12\x1f\n\tclient_id\x18\x04 \x01(\tB\x0c\xbaH\tr\x07\x18\x80\x04\xd0\xf3\x18\x01\x12#\n\rclient_secret\x18\x05 \x01(\tB\x0c\xbaH\tr\x07\x18\x80\x10\xd0\xf3\x18\x01\x12\x19\n\x11\x63lient_secret_set\x18\x06 \x01(\x08\x12\x1f\n\ttoken_url\x18\x07 \x01(\tB\x0c\xbaH\tr\x07\x18\x80\x10\xd0\xf3\x18\x01\x12[\n\x1atoken_endpoint_auth_method\x18\x08 \x01(\x0e\x32(.oauth2broker.v1.TokenEndpointAuthMethodB\x08\xbaH\x05\x82\x01\x02\x10\x01H\x00\x88\x01\x01\x12\x19\n\x0c\x64isable_pkce\x18\t \x01(\x08H\x01\x88\x01\x01\x12!\n\x06issuer\x18\n \x01(\tB\x0c\xbaH\tr\x07\x18\x80\x10\xd0\xf3\x18\x01H\x02\x88\x01\x01\x12\x36\n.authorization_response_iss_parameter_supported\x18\r \x01(\x08\x12)\n\x0erevocation_url\x18\x0e \x01(\tB\x0c\xbaH\tr\x07\x18\x80\x10\xd0\xf3\x18\x01H\x03\x88\x01\x01\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08provider\x18\x0f \x01(\t\x12H\n\x0fprovider_config\x18\x10 \x03(\x0b\x32/.oauth2broker.v1.Credential.ProviderConfigEntry\x12\'\n\x0cuserinfo_url\x18\x11 \x01(\tB\x0c\xbaH\tr\x07\x18\x80\x10\xd0\xf3\x18\x01H\x04\x88\x01\x01\x12\"\n\x1aprevious_client_secret_set\x18\x12 \x01(\x08\x12\x42\n\x17\x63lient_secret_last_used\x18\x13 \x01(\x0e\x32!.oauth2broker.v1.ClientSecretSlot\x12?\n\x1b\x63lient_secret_fallback_time\x18\x14 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x04keys\x18\x15 \x03(\x0b\x32\x1e.oauth2broker.v1.CredentialKey\x12\x10\n\x08jwks_uri\x18\x16 \x01(\t\x12\'\n\x0c\x61pi_base_url\x18( \x01(\tB\x0c\xbaH\tr\x07\x18\x80\x10\xd0\xf3\x18\x01H\x05\x88\x01\x01\x12?\n\x13\x61pi_token_placement\x18) \x01(\x0b\x32\".oauth2broker.v1.ApiTokenPlacement\x1a\x35\n\x13ProviderConfigEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x1d\n\x1b_token_endpoint_auth_methodB\x0f\n\r_disable_pkceB\t\n\x07_issuerB\x11\n\x0f_revocation_urlB\x0f\n\r_userinfo_urlB\x0f\n\r_api_base_url*\xdc\x01\n\x17TokenEndpointAuthMethod\x12*\n&TOKEN_ENDPOINT_AUTH_METHOD_UNSPECIFIED\x10\x00\x12\x32\n.TOKEN_ENDPOINT_AUTH_METHOD_CLIENT_SECRET_BASIC\x10\x01\x12\x31\n-TOKEN_ENDPOINT_AUTH_METHOD_CLIENT_SECRET_POST\x10\x02\x12.\n*TOKEN_ENDPOINT_AUTH_METHOD_PRIVATE_KEY_JWT\x10\x03*w\n\x10\x43lientSecretSlot\x12\"\n\x1e\x43LIENT_SECRET_SLOT_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x43LIENT_SECRET_SLOT_CURRENT\x10\x01\x12\x1f\n\x1b\x43LIENT_SECRET_SLOT_PREVIOUS\x10\x02*\xd1\x01\n\x13\x43redentialKeySource\x12%\n!CREDENTIAL_KEY_SOURCE_UNSPECIFIED\x10\x00\x12#\n\x1f\x43REDENTIAL_KEY_SOURCE_GENERATED\x10\x01\x12\x1d\n\x19\x43REDENTIAL_KEY_SOURCE_PEM\x10\x02\x12\x1d\n\x19\x43REDENTIAL_KEY_SOURCE_JWK\x10\x03\x12\x30\n,CREDENTIAL_KEY_SOURCE_GOOGLE_SERVICE_ACCOUNT\x10\x04\x42NZLgithub.com/oauth2-broker/oauth2-broker/gen/go/oauth2broker/v1;oauth2brokerv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,10 +38,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'ZLgithub.com/oauth2-broker/oauth2-broker/gen/go/oauth2broker/v1;oauth2brokerv1'
   _globals['_CREDENTIAL_PROVIDERCONFIGENTRY']._loaded_options = None
   _globals['_CREDENTIAL_PROVIDERCONFIGENTRY']._serialized_options = b'8\001'
-  _globals['_TOKENENDPOINTAUTHMETHOD']._serialized_start=975
-  _globals['_TOKENENDPOINTAUTHMETHOD']._serialized_end=1147
-  _globals['_CREDENTIAL']._serialized_start=129
-  _globals['_CREDENTIAL']._serialized_end=972
-  _globals['_CREDENTIAL_PROVIDERCONFIGENTRY']._serialized_start=807
-  _globals['_CREDENTIAL_PROVIDERCONFIGENTRY']._serialized_end=860
+  _globals['_CREDENTIAL'].fields_by_name['organisation_id']._loaded_options = None
+  _globals['_CREDENTIAL'].fields_by_name['organisation_id']._serialized_options = b'\272H\tr\004\310\363\030\001\310\001\001'
+  _globals['_CREDENTIAL'].fields_by_name['name']._loaded_options = None
+  _globals['_CREDENTIAL'].fields_by_name['name']._serialized_options = b'\272H\tr\007\030\310\001\320\363\030\001'
+  _globals['_CREDENTIAL'].fields_by_name['client_id']._loaded_options = None
+  _globals['_CREDENTIAL'].fields_by_name['client_id']._serialized_options = b'\272H\tr\007\030\200\004\320\363\030\001'
+  _globals['_CREDENTIAL'].fields_by_name['client_secret']._loaded_options = None
+  _globals['_CREDENTIAL'].fields_by_name['client_secret']._serialized_options = b'\272H\tr\007\030\200\020\320\363\030\001'
+  _globals['_CREDENTIAL'].fields_by_name['token_url']._loaded_options = None
+  _globals['_CREDENTIAL'].fields_by_name['token_url']._serialized_options = b'\272H\tr\007\030\200\020\320\363\030\001'
+  _globals['_CREDENTIAL'].fields_by_name['token_endpoint_auth_method']._loaded_options = None
+  _globals['_CREDENTIAL'].fields_by_name['token_endpoint_auth_method']._serialized_options = b'\272H\005\202\001\002\020\001'
+  _globals['_CREDENTIAL'].fields_by_name['issuer']._loaded_options = None
+  _globals['_CREDENTIAL'].fields_by_name['issuer']._serialized_options = b'\272H\tr\007\030\200\020\320\363\030\001'
+  _globals['_CREDENTIAL'].fields_by_name['revocation_url']._loaded_options = None
+  _globals['_CREDENTIAL'].fields_by_name['revocation_url']._serialized_options = b'\272H\tr\007\030\200\020\320\363\030\001'
+  _globals['_CREDENTIAL'].fields_by_name['userinfo_url']._loaded_options = None
+  _globals['_CREDENTIAL'].fields_by_name['userinfo_url']._serialized_options = b'\272H\tr\007\030\200\020\320\363\030\001'
+  _globals['_CREDENTIAL'].fields_by_name['api_base_url']._loaded_options = None
+  _globals['_CREDENTIAL'].fields_by_name['api_base_url']._serialized_options = b'\272H\tr\007\030\200\020\320\363\030\001'
+  _globals['_TOKENENDPOINTAUTHMETHOD']._serialized_start=1625
+  _globals['_TOKENENDPOINTAUTHMETHOD']._serialized_end=1845
+  _globals['_CLIENTSECRETSLOT']._serialized_start=1847
+  _globals['_CLIENTSECRETSLOT']._serialized_end=1966
+  _globals['_CREDENTIALKEYSOURCE']._serialized_start=1969
+  _globals['_CREDENTIALKEYSOURCE']._serialized_end=2178
+  _globals['_CREDENTIALKEY']._serialized_start=187
+  _globals['_CREDENTIALKEY']._serialized_end=407
+  _globals['_CREDENTIAL']._serialized_start=410
+  _globals['_CREDENTIAL']._serialized_end=1622
+  _globals['_CREDENTIAL_PROVIDERCONFIGENTRY']._serialized_start=1457
+  _globals['_CREDENTIAL_PROVIDERCONFIGENTRY']._serialized_end=1510
 # @@protoc_insertion_point(module_scope)

@@ -22,11 +22,13 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from oauth2broker.v1 import credential_pb2 as oauth2broker_dot_v1_dot_credential__pb2
+from oauth2broker.v1 import rules_pb2 as oauth2broker_dot_v1_dot_rules__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(oauth2broker/v1/credential_service.proto\x12\x0foauth2broker.v1\x1a google/protobuf/field_mask.proto\x1a oauth2broker/v1/credential.proto\"J\n\x17\x43reateCredentialRequest\x12/\n\ncredential\x18\x01 \x01(\x0b\x32\x1b.oauth2broker.v1.Credential\"K\n\x18\x43reateCredentialResponse\x12/\n\ncredential\x18\x01 \x01(\x0b\x32\x1b.oauth2broker.v1.Credential\";\n\x14GetCredentialRequest\x12\x17\n\x0forganisation_id\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\"H\n\x15GetCredentialResponse\x12/\n\ncredential\x18\x01 \x01(\x0b\x32\x1b.oauth2broker.v1.Credential\"X\n\x16ListCredentialsRequest\x12\x17\n\x0forganisation_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"d\n\x17ListCredentialsResponse\x12\x30\n\x0b\x63redentials\x18\x01 \x03(\x0b\x32\x1b.oauth2broker.v1.Credential\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x95\x01\n\x17UpdateCredentialRequest\x12/\n\ncredential\x18\x01 \x01(\x0b\x32\x1b.oauth2broker.v1.Credential\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x18\n\x10move_connections\x18\x03 \x01(\x08\"K\n\x18UpdateCredentialResponse\x12/\n\ncredential\x18\x01 \x01(\x0b\x32\x1b.oauth2broker.v1.Credential\">\n\x17\x44\x65leteCredentialRequest\x12\x17\n\x0forganisation_id\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\"\x1a\n\x18\x44\x65leteCredentialResponse2\x94\x04\n\x11\x43redentialService\x12g\n\x10\x43reateCredential\x12(.oauth2broker.v1.CreateCredentialRequest\x1a).oauth2broker.v1.CreateCredentialResponse\x12^\n\rGetCredential\x12%.oauth2broker.v1.GetCredentialRequest\x1a&.oauth2broker.v1.GetCredentialResponse\x12\x64\n\x0fListCredentials\x12\'.oauth2broker.v1.ListCredentialsRequest\x1a(.oauth2broker.v1.ListCredentialsResponse\x12g\n\x10UpdateCredential\x12(.oauth2broker.v1.UpdateCredentialRequest\x1a).oauth2broker.v1.UpdateCredentialResponse\x12g\n\x10\x44\x65leteCredential\x12(.oauth2broker.v1.DeleteCredentialRequest\x1a).oauth2broker.v1.DeleteCredentialResponseBNZLgithub.com/oauth2-broker/oauth2-broker/gen/go/oauth2broker/v1;oauth2brokerv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(oauth2broker/v1/credential_service.proto\x12\x0foauth2broker.v1\x1a\x1b\x62uf/validate/validate.proto\x1a google/protobuf/field_mask.proto\x1a oauth2broker/v1/credential.proto\x1a\x1boauth2broker/v1/rules.proto\"R\n\x17\x43reateCredentialRequest\x12\x37\n\ncredential\x18\x01 \x01(\x0b\x32\x1b.oauth2broker.v1.CredentialB\x06\xbaH\x03\xc8\x01\x01\"K\n\x18\x43reateCredentialResponse\x12/\n\ncredential\x18\x01 \x01(\x0b\x32\x1b.oauth2broker.v1.Credential\"Z\n\x14GetCredentialRequest\x12%\n\x0forganisation_id\x18\x01 \x01(\tB\x0c\xbaH\tr\x04\xc8\xf3\x18\x01\xc8\x01\x01\x12\x1b\n\x02id\x18\x02 \x01(\tB\x0f\xbaH\x0cr\x07\x18\x80\x01\xd0\xf3\x18\x01\xc8\x01\x01\"H\n\x15GetCredentialResponse\x12/\n\ncredential\x18\x01 \x01(\x0b\x32\x1b.oauth2broker.v1.Credential\"q\n\x16ListCredentialsRequest\x12%\n\x0forganisation_id\x18\x01 \x01(\tB\x0c\xbaH\tr\x04\xc8\xf3\x18\x01\xc8\x01\x01\x12\x1c\n\tpage_size\x18\x02 \x01(\x05\x42\t\xbaH\x06\x1a\x04\x18\x64(\x00\x12\x12\n\npage_token\x18\x03 \x01(\t\"d\n\x17ListCredentialsResponse\x12\x30\n\x0b\x63redentials\x18\x01 \x03(\x0b\x32\x1b.oauth2broker.v1.Credential\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x9d\x01\n\x17UpdateCredentialRequest\x12\x37\n\ncredential\x18\x01 \x01(\x0b\x32\x1b.oauth2broker.v1.CredentialB\x06\xbaH\x03\xc8\x01\x01\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x18\n\x10move_connections\x18\x03 \x01(\x08\"K\n\x18UpdateCredentialResponse\x12/\n\ncredential\x18\x01 \x01(\x0b\x32\x1b.oauth2broker.v1.Credential\"]\n\x17\x44\x65leteCredentialRequest\x12%\n\x0forganisation_id\x18\x01 \x01(\tB\x0c\xbaH\tr\x04\xc8\xf3\x18\x01\xc8\x01\x01\x12\x1b\n\x02id\x18\x02 \x01(\tB\x0f\xbaH\x0cr\x07\x18\x80\x01\xd0\xf3\x18\x01\xc8\x01\x01\"\x1a\n\x18\x44\x65leteCredentialResponse\"e\n\x19RotateClientSecretRequest\x12%\n\x0forganisation_id\x18\x01 \x01(\tB\x0c\xbaH\tr\x04\xc8\xf3\x18\x01\xc8\x01\x01\x12\n\n\x02id\x18\x02 \x01(\t\x12\x15\n\rclient_secret\x18\x03 \x01(\t\"M\n\x1aRotateClientSecretResponse\x12/\n\ncredential\x18\x01 \x01(\x0b\x32\x1b.oauth2broker.v1.Credential\"V\n!RemovePreviousClientSecretRequest\x12%\n\x0forganisation_id\x18\x01 \x01(\tB\x0c\xbaH\tr\x04\xc8\xf3\x18\x01\xc8\x01\x01\x12\n\n\x02id\x18\x02 \x01(\t\"U\n\"RemovePreviousClientSecretResponse\x12/\n\ncredential\x18\x01 \x01(\x0b\x32\x1b.oauth2broker.v1.Credential\"*\n\x15GenerateCredentialKey\x12\x11\n\talgorithm\x18\x01 \x01(\t\"\xdf\x01\n\x17\x41\x64\x64\x43redentialKeyRequest\x12%\n\x0forganisation_id\x18\x01 \x01(\tB\x0c\xbaH\tr\x04\xc8\xf3\x18\x01\xc8\x01\x01\x12\x15\n\rcredential_id\x18\x02 \x01(\t\x12:\n\x08generate\x18\x03 \x01(\x0b\x32&.oauth2broker.v1.GenerateCredentialKeyH\x00\x12\r\n\x03pem\x18\x04 \x01(\tH\x00\x12\r\n\x03jwk\x18\x05 \x01(\tH\x00\x12%\n\x1bgoogle_service_account_json\x18\x06 \x01(\tH\x00\x42\x05\n\x03key\"x\n\x18\x41\x64\x64\x43redentialKeyResponse\x12+\n\x03key\x18\x01 \x01(\x0b\x32\x1e.oauth2broker.v1.CredentialKey\x12/\n\ncredential\x18\x02 \x01(\x0b\x32\x1b.oauth2broker.v1.Credential\"g\n\x1aRemoveCredentialKeyRequest\x12%\n\x0forganisation_id\x18\x01 \x01(\tB\x0c\xbaH\tr\x04\xc8\xf3\x18\x01\xc8\x01\x01\x12\x15\n\rcredential_id\x18\x02 \x01(\t\x12\x0b\n\x03kid\x18\x03 \x01(\t\"N\n\x1bRemoveCredentialKeyResponse\x12/\n\ncredential\x18\x01 \x01(\x0b\x32\x1b.oauth2broker.v1.Credential2\xe6\x07\n\x11\x43redentialService\x12g\n\x10\x43reateCredential\x12(.oauth2broker.v1.CreateCredentialRequest\x1a).oauth2broker.v1.CreateCredentialResponse\x12^\n\rGetCredential\x12%.oauth2broker.v1.GetCredentialRequest\x1a&.oauth2broker.v1.GetCredentialResponse\x12\x64\n\x0fListCredentials\x12\'.oauth2broker.v1.ListCredentialsRequest\x1a(.oauth2broker.v1.ListCredentialsResponse\x12g\n\x10UpdateCredential\x12(.oauth2broker.v1.UpdateCredentialRequest\x1a).oauth2broker.v1.UpdateCredentialResponse\x12g\n\x10\x44\x65leteCredential\x12(.oauth2broker.v1.DeleteCredentialRequest\x1a).oauth2broker.v1.DeleteCredentialResponse\x12m\n\x12RotateClientSecret\x12*.oauth2broker.v1.RotateClientSecretRequest\x1a+.oauth2broker.v1.RotateClientSecretResponse\x12\x85\x01\n\x1aRemovePreviousClientSecret\x12\x32.oauth2broker.v1.RemovePreviousClientSecretRequest\x1a\x33.oauth2broker.v1.RemovePreviousClientSecretResponse\x12g\n\x10\x41\x64\x64\x43redentialKey\x12(.oauth2broker.v1.AddCredentialKeyRequest\x1a).oauth2broker.v1.AddCredentialKeyResponse\x12p\n\x13RemoveCredentialKey\x12+.oauth2broker.v1.RemoveCredentialKeyRequest\x1a,.oauth2broker.v1.RemoveCredentialKeyResponseBNZLgithub.com/oauth2-broker/oauth2-broker/gen/go/oauth2broker/v1;oauth2brokerv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,26 +36,68 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'oauth2broker.v1.credential_
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'ZLgithub.com/oauth2-broker/oauth2-broker/gen/go/oauth2broker/v1;oauth2brokerv1'
-  _globals['_CREATECREDENTIALREQUEST']._serialized_start=129
-  _globals['_CREATECREDENTIALREQUEST']._serialized_end=203
-  _globals['_CREATECREDENTIALRESPONSE']._serialized_start=205
-  _globals['_CREATECREDENTIALRESPONSE']._serialized_end=280
-  _globals['_GETCREDENTIALREQUEST']._serialized_start=282
-  _globals['_GETCREDENTIALREQUEST']._serialized_end=341
-  _globals['_GETCREDENTIALRESPONSE']._serialized_start=343
-  _globals['_GETCREDENTIALRESPONSE']._serialized_end=415
-  _globals['_LISTCREDENTIALSREQUEST']._serialized_start=417
-  _globals['_LISTCREDENTIALSREQUEST']._serialized_end=505
-  _globals['_LISTCREDENTIALSRESPONSE']._serialized_start=507
-  _globals['_LISTCREDENTIALSRESPONSE']._serialized_end=607
-  _globals['_UPDATECREDENTIALREQUEST']._serialized_start=610
-  _globals['_UPDATECREDENTIALREQUEST']._serialized_end=759
-  _globals['_UPDATECREDENTIALRESPONSE']._serialized_start=761
-  _globals['_UPDATECREDENTIALRESPONSE']._serialized_end=836
-  _globals['_DELETECREDENTIALREQUEST']._serialized_start=838
-  _globals['_DELETECREDENTIALREQUEST']._serialized_end=900
-  _globals['_DELETECREDENTIALRESPONSE']._serialized_start=902
-  _globals['_DELETECREDENTIALRESPONSE']._serialized_end=928
-  _globals['_CREDENTIALSERVICE']._serialized_start=931
-  _globals['_CREDENTIALSERVICE']._serialized_end=1463
+  _globals['_CREATECREDENTIALREQUEST'].fields_by_name['credential']._loaded_options = None
+  _globals['_CREATECREDENTIALREQUEST'].fields_by_name['credential']._serialized_options = b'\272H\003\310\001\001'
+  _globals['_GETCREDENTIALREQUEST'].fields_by_name['organisation_id']._loaded_options = None
+  _globals['_GETCREDENTIALREQUEST'].fields_by_name['organisation_id']._serialized_options = b'\272H\tr\004\310\363\030\001\310\001\001'
+  _globals['_GETCREDENTIALREQUEST'].fields_by_name['id']._loaded_options = None
+  _globals['_GETCREDENTIALREQUEST'].fields_by_name['id']._serialized_options = b'\272H\014r\007\030\200\001\320\363\030\001\310\001\001'
+  _globals['_LISTCREDENTIALSREQUEST'].fields_by_name['organisation_id']._loaded_options = None
+  _globals['_LISTCREDENTIALSREQUEST'].fields_by_name['organisation_id']._serialized_options = b'\272H\tr\004\310\363\030\001\310\001\001'
+  _globals['_LISTCREDENTIALSREQUEST'].fields_by_name['page_size']._loaded_options = None
+  _globals['_LISTCREDENTIALSREQUEST'].fields_by_name['page_size']._serialized_options = b'\272H\006\032\004\030d(\000'
+  _globals['_UPDATECREDENTIALREQUEST'].fields_by_name['credential']._loaded_options = None
+  _globals['_UPDATECREDENTIALREQUEST'].fields_by_name['credential']._serialized_options = b'\272H\003\310\001\001'
+  _globals['_DELETECREDENTIALREQUEST'].fields_by_name['organisation_id']._loaded_options = None
+  _globals['_DELETECREDENTIALREQUEST'].fields_by_name['organisation_id']._serialized_options = b'\272H\tr\004\310\363\030\001\310\001\001'
+  _globals['_DELETECREDENTIALREQUEST'].fields_by_name['id']._loaded_options = None
+  _globals['_DELETECREDENTIALREQUEST'].fields_by_name['id']._serialized_options = b'\272H\014r\007\030\200\001\320\363\030\001\310\001\001'
+  _globals['_ROTATECLIENTSECRETREQUEST'].fields_by_name['organisation_id']._loaded_options = None
+  _globals['_ROTATECLIENTSECRETREQUEST'].fields_by_name['organisation_id']._serialized_options = b'\272H\tr\004\310\363\030\001\310\001\001'
+  _globals['_REMOVEPREVIOUSCLIENTSECRETREQUEST'].fields_by_name['organisation_id']._loaded_options = None
+  _globals['_REMOVEPREVIOUSCLIENTSECRETREQUEST'].fields_by_name['organisation_id']._serialized_options = b'\272H\tr\004\310\363\030\001\310\001\001'
+  _globals['_ADDCREDENTIALKEYREQUEST'].fields_by_name['organisation_id']._loaded_options = None
+  _globals['_ADDCREDENTIALKEYREQUEST'].fields_by_name['organisation_id']._serialized_options = b'\272H\tr\004\310\363\030\001\310\001\001'
+  _globals['_REMOVECREDENTIALKEYREQUEST'].fields_by_name['organisation_id']._loaded_options = None
+  _globals['_REMOVECREDENTIALKEYREQUEST'].fields_by_name['organisation_id']._serialized_options = b'\272H\tr\004\310\363\030\001\310\001\001'
+  _globals['_CREATECREDENTIALREQUEST']._serialized_start=187
+  _globals['_CREATECREDENTIALREQUEST']._serialized_end=269
+  _globals['_CREATECREDENTIALRESPONSE']._serialized_start=271
+  _globals['_CREATECREDENTIALRESPONSE']._serialized_end=346
+  _globals['_GETCREDENTIALREQUEST']._serialized_start=348
+  _globals['_GETCREDENTIALREQUEST']._serialized_end=438
+  _globals['_GETCREDENTIALRESPONSE']._serialized_start=440
+  _globals['_GETCREDENTIALRESPONSE']._serialized_end=512
+  _globals['_LISTCREDENTIALSREQUEST']._serialized_start=514
+  _globals['_LISTCREDENTIALSREQUEST']._serialized_end=627
+  _globals['_LISTCREDENTIALSRESPONSE']._serialized_start=629
+  _globals['_LISTCREDENTIALSRESPONSE']._serialized_end=729
+  _globals['_UPDATECREDENTIALREQUEST']._serialized_start=732
+  _globals['_UPDATECREDENTIALREQUEST']._serialized_end=889
+  _globals['_UPDATECREDENTIALRESPONSE']._serialized_start=891
+  _globals['_UPDATECREDENTIALRESPONSE']._serialized_end=966
+  _globals['_DELETECREDENTIALREQUEST']._serialized_start=968
+  _globals['_DELETECREDENTIALREQUEST']._serialized_end=1061
+  _globals['_DELETECREDENTIALRESPONSE']._serialized_start=1063
+  _globals['_DELETECREDENTIALRESPONSE']._serialized_end=1089
+  _globals['_ROTATECLIENTSECRETREQUEST']._serialized_start=1091
+  _globals['_ROTATECLIENTSECRETREQUEST']._serialized_end=1192
+  _globals['_ROTATECLIENTSECRETRESPONSE']._serialized_start=1194
+  _globals['_ROTATECLIENTSECRETRESPONSE']._serialized_end=1271
+  _globals['_REMOVEPREVIOUSCLIENTSECRETREQUEST']._serialized_start=1273
+  _globals['_REMOVEPREVIOUSCLIENTSECRETREQUEST']._serialized_end=1359
+  _globals['_REMOVEPREVIOUSCLIENTSECRETRESPONSE']._serialized_start=1361
+  _globals['_REMOVEPREVIOUSCLIENTSECRETRESPONSE']._serialized_end=1446
+  _globals['_GENERATECREDENTIALKEY']._serialized_start=1448
+  _globals['_GENERATECREDENTIALKEY']._serialized_end=1490
+  _globals['_ADDCREDENTIALKEYREQUEST']._serialized_start=1493
+  _globals['_ADDCREDENTIALKEYREQUEST']._serialized_end=1716
+  _globals['_ADDCREDENTIALKEYRESPONSE']._serialized_start=1718
+  _globals['_ADDCREDENTIALKEYRESPONSE']._serialized_end=1838
+  _globals['_REMOVECREDENTIALKEYREQUEST']._serialized_start=1840
+  _globals['_REMOVECREDENTIALKEYREQUEST']._serialized_end=1943
+  _globals['_REMOVECREDENTIALKEYRESPONSE']._serialized_start=1945
+  _globals['_REMOVECREDENTIALKEYRESPONSE']._serialized_end=2023
+  _globals['_CREDENTIALSERVICE']._serialized_start=2026
+  _globals['_CREDENTIALSERVICE']._serialized_end=3024
 # @@protoc_insertion_point(module_scope)

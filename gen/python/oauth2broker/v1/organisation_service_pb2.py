@@ -22,11 +22,13 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from oauth2broker.v1 import rules_pb2 as oauth2broker_dot_v1_dot_rules__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*oauth2broker/v1/organisation_service.proto\x12\x0foauth2broker.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf7\x01\n\x14OrganisationSettings\x12\x17\n\x0forganisation_id\x18\x01 \x01(\t\x12\x1b\n\x13\x61llowed_return_urls\x18\x02 \x03(\t\x12/\n\x0bupdate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bwebhook_url\x18\x04 \x01(\t\x12\x1c\n\x14webhook_secret_count\x18\x05 \x01(\x05\x12!\n\x19per_organisation_callback\x18\x06 \x01(\x08\x12\"\n\x1awebhook_deliveries_waiting\x18\x07 \x01(\x08\"9\n\x1eGetOrganisationSettingsRequest\x12\x17\n\x0forganisation_id\x18\x01 \x01(\t\"Z\n\x1fGetOrganisationSettingsResponse\x12\x37\n\x08settings\x18\x01 \x01(\x0b\x32%.oauth2broker.v1.OrganisationSettings\"\x8d\x01\n!UpdateOrganisationSettingsRequest\x12\x37\n\x08settings\x18\x01 \x01(\x0b\x32%.oauth2broker.v1.OrganisationSettings\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"]\n\"UpdateOrganisationSettingsResponse\x12\x37\n\x08settings\x18\x01 \x01(\x0b\x32%.oauth2broker.v1.OrganisationSettings\"5\n\x1aRotateWebhookSecretRequest\x12\x17\n\x0forganisation_id\x18\x01 \x01(\t\"K\n\x1bRotateWebhookSecretResponse\x12\x0e\n\x06secret\x18\x01 \x01(\t\x12\x1c\n\x14webhook_secret_count\x18\x02 \x01(\x05\"\x1a\n\x18ListOrganisationsRequest\"N\n\x19ListOrganisationsResponse\x12\x18\n\x10organisation_ids\x18\x01 \x03(\t\x12\x17\n\x0f\x63\x61ller_is_admin\x18\x02 \x01(\x08\x32\xf9\x03\n\x13OrganisationService\x12|\n\x17GetOrganisationSettings\x12/.oauth2broker.v1.GetOrganisationSettingsRequest\x1a\x30.oauth2broker.v1.GetOrganisationSettingsResponse\x12\x85\x01\n\x1aUpdateOrganisationSettings\x12\x32.oauth2broker.v1.UpdateOrganisationSettingsRequest\x1a\x33.oauth2broker.v1.UpdateOrganisationSettingsResponse\x12p\n\x13RotateWebhookSecret\x12+.oauth2broker.v1.RotateWebhookSecretRequest\x1a,.oauth2broker.v1.RotateWebhookSecretResponse\x12j\n\x11ListOrganisations\x12).oauth2broker.v1.ListOrganisationsRequest\x1a*.oauth2broker.v1.ListOrganisationsResponseBNZLgithub.com/oauth2-broker/oauth2-broker/gen/go/oauth2broker/v1;oauth2brokerv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*oauth2broker/v1/organisation_service.proto\x12\x0foauth2broker.v1\x1a\x1b\x62uf/validate/validate.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1boauth2broker/v1/rules.proto\"\xa8\x02\n\x14OrganisationSettings\x12%\n\x0forganisation_id\x18\x01 \x01(\tB\x0c\xbaH\tr\x04\xc8\xf3\x18\x01\xc8\x01\x01\x12\x30\n\x13\x61llowed_return_urls\x18\x02 \x03(\tB\x13\xbaH\x10\x92\x01\r\x10\x14\"\tr\x07\x18\x80\x10\xd0\xf3\x18\x01\x12/\n\x0bupdate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12!\n\x0bwebhook_url\x18\x04 \x01(\tB\x0c\xbaH\tr\x07\x18\x80\x10\xd0\xf3\x18\x01\x12\x1c\n\x14webhook_secret_count\x18\x05 \x01(\x05\x12!\n\x19per_organisation_callback\x18\x06 \x01(\x08\x12\"\n\x1awebhook_deliveries_waiting\x18\x07 \x01(\x08\"G\n\x1eGetOrganisationSettingsRequest\x12%\n\x0forganisation_id\x18\x01 \x01(\tB\x0c\xbaH\tr\x04\xc8\xf3\x18\x01\xc8\x01\x01\"Z\n\x1fGetOrganisationSettingsResponse\x12\x37\n\x08settings\x18\x01 \x01(\x0b\x32%.oauth2broker.v1.OrganisationSettings\"\x95\x01\n!UpdateOrganisationSettingsRequest\x12?\n\x08settings\x18\x01 \x01(\x0b\x32%.oauth2broker.v1.OrganisationSettingsB\x06\xbaH\x03\xc8\x01\x01\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"]\n\"UpdateOrganisationSettingsResponse\x12\x37\n\x08settings\x18\x01 \x01(\x0b\x32%.oauth2broker.v1.OrganisationSettings\"C\n\x1aRotateWebhookSecretRequest\x12%\n\x0forganisation_id\x18\x01 \x01(\tB\x0c\xbaH\tr\x04\xc8\xf3\x18\x01\xc8\x01\x01\"K\n\x1bRotateWebhookSecretResponse\x12\x0e\n\x06secret\x18\x01 \x01(\t\x12\x1c\n\x14webhook_secret_count\x18\x02 \x01(\x05\"\x1a\n\x18ListOrganisationsRequest\"N\n\x19ListOrganisationsResponse\x12\x18\n\x10organisation_ids\x18\x01 \x03(\t\x12\x17\n\x0f\x63\x61ller_is_admin\x18\x02 \x01(\x08\x32\xf9\x03\n\x13OrganisationService\x12|\n\x17GetOrganisationSettings\x12/.oauth2broker.v1.GetOrganisationSettingsRequest\x1a\x30.oauth2broker.v1.GetOrganisationSettingsResponse\x12\x85\x01\n\x1aUpdateOrganisationSettings\x12\x32.oauth2broker.v1.UpdateOrganisationSettingsRequest\x1a\x33.oauth2broker.v1.UpdateOrganisationSettingsResponse\x12p\n\x13RotateWebhookSecret\x12+.oauth2broker.v1.RotateWebhookSecretRequest\x1a,.oauth2broker.v1.RotateWebhookSecretResponse\x12j\n\x11ListOrganisations\x12).oauth2broker.v1.ListOrganisationsRequest\x1a*.oauth2broker.v1.ListOrganisationsResponseBNZLgithub.com/oauth2-broker/oauth2-broker/gen/go/oauth2broker/v1;oauth2brokerv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,24 +36,36 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'oauth2broker.v1.organisatio
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'ZLgithub.com/oauth2-broker/oauth2-broker/gen/go/oauth2broker/v1;oauth2brokerv1'
-  _globals['_ORGANISATIONSETTINGS']._serialized_start=131
-  _globals['_ORGANISATIONSETTINGS']._serialized_end=378
-  _globals['_GETORGANISATIONSETTINGSREQUEST']._serialized_start=380
-  _globals['_GETORGANISATIONSETTINGSREQUEST']._serialized_end=437
-  _globals['_GETORGANISATIONSETTINGSRESPONSE']._serialized_start=439
-  _globals['_GETORGANISATIONSETTINGSRESPONSE']._serialized_end=529
-  _globals['_UPDATEORGANISATIONSETTINGSREQUEST']._serialized_start=532
-  _globals['_UPDATEORGANISATIONSETTINGSREQUEST']._serialized_end=673
-  _globals['_UPDATEORGANISATIONSETTINGSRESPONSE']._serialized_start=675
-  _globals['_UPDATEORGANISATIONSETTINGSRESPONSE']._serialized_end=768
-  _globals['_ROTATEWEBHOOKSECRETREQUEST']._serialized_start=770
-  _globals['_ROTATEWEBHOOKSECRETREQUEST']._serialized_end=823
-  _globals['_ROTATEWEBHOOKSECRETRESPONSE']._serialized_start=825
-  _globals['_ROTATEWEBHOOKSECRETRESPONSE']._serialized_end=900
-  _globals['_LISTORGANISATIONSREQUEST']._serialized_start=902
-  _globals['_LISTORGANISATIONSREQUEST']._serialized_end=928
-  _globals['_LISTORGANISATIONSRESPONSE']._serialized_start=930
-  _globals['_LISTORGANISATIONSRESPONSE']._serialized_end=1008
-  _globals['_ORGANISATIONSERVICE']._serialized_start=1011
-  _globals['_ORGANISATIONSERVICE']._serialized_end=1516
+  _globals['_ORGANISATIONSETTINGS'].fields_by_name['organisation_id']._loaded_options = None
+  _globals['_ORGANISATIONSETTINGS'].fields_by_name['organisation_id']._serialized_options = b'\272H\tr\004\310\363\030\001\310\001\001'
+  _globals['_ORGANISATIONSETTINGS'].fields_by_name['allowed_return_urls']._loaded_options = None
+  _globals['_ORGANISATIONSETTINGS'].fields_by_name['allowed_return_urls']._serialized_options = b'\272H\020\222\001\r\020\024\"\tr\007\030\200\020\320\363\030\001'
+  _globals['_ORGANISATIONSETTINGS'].fields_by_name['webhook_url']._loaded_options = None
+  _globals['_ORGANISATIONSETTINGS'].fields_by_name['webhook_url']._serialized_options = b'\272H\tr\007\030\200\020\320\363\030\001'
+  _globals['_GETORGANISATIONSETTINGSREQUEST'].fields_by_name['organisation_id']._loaded_options = None
+  _globals['_GETORGANISATIONSETTINGSREQUEST'].fields_by_name['organisation_id']._serialized_options = b'\272H\tr\004\310\363\030\001\310\001\001'
+  _globals['_UPDATEORGANISATIONSETTINGSREQUEST'].fields_by_name['settings']._loaded_options = None
+  _globals['_UPDATEORGANISATIONSETTINGSREQUEST'].fields_by_name['settings']._serialized_options = b'\272H\003\310\001\001'
+  _globals['_ROTATEWEBHOOKSECRETREQUEST'].fields_by_name['organisation_id']._loaded_options = None
+  _globals['_ROTATEWEBHOOKSECRETREQUEST'].fields_by_name['organisation_id']._serialized_options = b'\272H\tr\004\310\363\030\001\310\001\001'
+  _globals['_ORGANISATIONSETTINGS']._serialized_start=189
+  _globals['_ORGANISATIONSETTINGS']._serialized_end=485
+  _globals['_GETORGANISATIONSETTINGSREQUEST']._serialized_start=487
+  _globals['_GETORGANISATIONSETTINGSREQUEST']._serialized_end=558
+  _globals['_GETORGANISATIONSETTINGSRESPONSE']._serialized_start=560
+  _globals['_GETORGANISATIONSETTINGSRESPONSE']._serialized_end=650
+  _globals['_UPDATEORGANISATIONSETTINGSREQUEST']._serialized_start=653
+  _globals['_UPDATEORGANISATIONSETTINGSREQUEST']._serialized_end=802
+  _globals['_UPDATEORGANISATIONSETTINGSRESPONSE']._serialized_start=804
+  _globals['_UPDATEORGANISATIONSETTINGSRESPONSE']._serialized_end=897
+  _globals['_ROTATEWEBHOOKSECRETREQUEST']._serialized_start=899
+  _globals['_ROTATEWEBHOOKSECRETREQUEST']._serialized_end=966
+  _globals['_ROTATEWEBHOOKSECRETRESPONSE']._serialized_start=968
+  _globals['_ROTATEWEBHOOKSECRETRESPONSE']._serialized_end=1043
+  _globals['_LISTORGANISATIONSREQUEST']._serialized_start=1045
+  _globals['_LISTORGANISATIONSREQUEST']._serialized_end=1071
+  _globals['_LISTORGANISATIONSRESPONSE']._serialized_start=1073
+  _globals['_LISTORGANISATIONSRESPONSE']._serialized_end=1151
+  _globals['_ORGANISATIONSERVICE']._serialized_start=1154
+  _globals['_ORGANISATIONSERVICE']._serialized_end=1659
 # @@protoc_insertion_point(module_scope)

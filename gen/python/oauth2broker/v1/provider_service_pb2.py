@@ -22,9 +22,11 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
+from oauth2broker.v1 import rules_pb2 as oauth2broker_dot_v1_dot_rules__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&oauth2broker/v1/provider_service.proto\x12\x0foauth2broker.v1\"\x98\x01\n\x08Provider\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x19\n\x11\x64ocumentation_url\x18\x03 \x01(\t\x12\x17\n\x0fscope_separator\x18\x04 \x01(\t\x12\x36\n\nparameters\x18\x05 \x03(\x0b\x32\".oauth2broker.v1.ProviderParameter\"\xad\x01\n\x11ProviderParameter\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07pattern\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x36\n\x05level\x18\x04 \x01(\x0e\x32\'.oauth2broker.v1.ProviderParameterLevel\x12\x1a\n\rdefault_value\x18\x05 \x01(\tH\x00\x88\x01\x01\x42\x10\n\x0e_default_value\"=\n\x14ListProvidersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"^\n\x15ListProvidersResponse\x12,\n\tproviders\x18\x01 \x03(\x0b\x32\x19.oauth2broker.v1.Provider\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\" \n\x12GetProviderRequest\x12\n\n\x02id\x18\x01 \x01(\t\"B\n\x13GetProviderResponse\x12+\n\x08provider\x18\x01 \x01(\x0b\x32\x19.oauth2broker.v1.Provider*\x94\x01\n\x16ProviderParameterLevel\x12(\n$PROVIDER_PARAMETER_LEVEL_UNSPECIFIED\x10\x00\x12\'\n#PROVIDER_PARAMETER_LEVEL_CREDENTIAL\x10\x01\x12\'\n#PROVIDER_PARAMETER_LEVEL_CONNECTION\x10\x02\x32\xcb\x01\n\x0fProviderService\x12^\n\rListProviders\x12%.oauth2broker.v1.ListProvidersRequest\x1a&.oauth2broker.v1.ListProvidersResponse\x12X\n\x0bGetProvider\x12#.oauth2broker.v1.GetProviderRequest\x1a$.oauth2broker.v1.GetProviderResponseBNZLgithub.com/oauth2-broker/oauth2-broker/gen/go/oauth2broker/v1;oauth2brokerv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&oauth2broker/v1/provider_service.proto\x12\x0foauth2broker.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1boauth2broker/v1/rules.proto\"\x98\x01\n\x08Provider\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x19\n\x11\x64ocumentation_url\x18\x03 \x01(\t\x12\x17\n\x0fscope_separator\x18\x04 \x01(\t\x12\x36\n\nparameters\x18\x05 \x03(\x0b\x32\".oauth2broker.v1.ProviderParameter\"\xad\x01\n\x11ProviderParameter\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07pattern\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x36\n\x05level\x18\x04 \x01(\x0e\x32\'.oauth2broker.v1.ProviderParameterLevel\x12\x1a\n\rdefault_value\x18\x05 \x01(\tH\x00\x88\x01\x01\x42\x10\n\x0e_default_value\"H\n\x14ListProvidersRequest\x12\x1c\n\tpage_size\x18\x01 \x01(\x05\x42\t\xbaH\x06\x1a\x04\x18\x64(\x00\x12\x12\n\npage_token\x18\x02 \x01(\t\"^\n\x15ListProvidersResponse\x12,\n\tproviders\x18\x01 \x03(\x0b\x32\x19.oauth2broker.v1.Provider\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"0\n\x12GetProviderRequest\x12\x1a\n\x02id\x18\x01 \x01(\tB\x0e\xbaH\x0br\x06\x18@\xd0\xf3\x18\x01\xc8\x01\x01\"B\n\x13GetProviderResponse\x12+\n\x08provider\x18\x01 \x01(\x0b\x32\x19.oauth2broker.v1.Provider*\x94\x01\n\x16ProviderParameterLevel\x12(\n$PROVIDER_PARAMETER_LEVEL_UNSPECIFIED\x10\x00\x12\'\n#PROVIDER_PARAMETER_LEVEL_CREDENTIAL\x10\x01\x12\'\n#PROVIDER_PARAMETER_LEVEL_CONNECTION\x10\x02\x32\xcb\x01\n\x0fProviderService\x12^\n\rListProviders\x12%.oauth2broker.v1.ListProvidersRequest\x1a&.oauth2broker.v1.ListProvidersResponse\x12X\n\x0bGetProvider\x12#.oauth2broker.v1.GetProviderRequest\x1a$.oauth2broker.v1.GetProviderResponseBNZLgithub.com/oauth2-broker/oauth2-broker/gen/go/oauth2broker/v1;oauth2brokerv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,20 +34,24 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'oauth2broker.v1.provider_se
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'ZLgithub.com/oauth2-broker/oauth2-broker/gen/go/oauth2broker/v1;oauth2brokerv1'
-  _globals['_PROVIDERPARAMETERLEVEL']._serialized_start=652
-  _globals['_PROVIDERPARAMETERLEVEL']._serialized_end=800
-  _globals['_PROVIDER']._serialized_start=60
-  _globals['_PROVIDER']._serialized_end=212
-  _globals['_PROVIDERPARAMETER']._serialized_start=215
-  _globals['_PROVIDERPARAMETER']._serialized_end=388
-  _globals['_LISTPROVIDERSREQUEST']._serialized_start=390
-  _globals['_LISTPROVIDERSREQUEST']._serialized_end=451
-  _globals['_LISTPROVIDERSRESPONSE']._serialized_start=453
-  _globals['_LISTPROVIDERSRESPONSE']._serialized_end=547
-  _globals['_GETPROVIDERREQUEST']._serialized_start=549
-  _globals['_GETPROVIDERREQUEST']._serialized_end=581
-  _globals['_GETPROVIDERRESPONSE']._serialized_start=583
-  _globals['_GETPROVIDERRESPONSE']._serialized_end=649
-  _globals['_PROVIDERSERVICE']._serialized_start=803
-  _globals['_PROVIDERSERVICE']._serialized_end=1006
+  _globals['_LISTPROVIDERSREQUEST'].fields_by_name['page_size']._loaded_options = None
+  _globals['_LISTPROVIDERSREQUEST'].fields_by_name['page_size']._serialized_options = b'\272H\006\032\004\030d(\000'
+  _globals['_GETPROVIDERREQUEST'].fields_by_name['id']._loaded_options = None
+  _globals['_GETPROVIDERREQUEST'].fields_by_name['id']._serialized_options = b'\272H\013r\006\030@\320\363\030\001\310\001\001'
+  _globals['_PROVIDERPARAMETERLEVEL']._serialized_start=737
+  _globals['_PROVIDERPARAMETERLEVEL']._serialized_end=885
+  _globals['_PROVIDER']._serialized_start=118
+  _globals['_PROVIDER']._serialized_end=270
+  _globals['_PROVIDERPARAMETER']._serialized_start=273
+  _globals['_PROVIDERPARAMETER']._serialized_end=446
+  _globals['_LISTPROVIDERSREQUEST']._serialized_start=448
+  _globals['_LISTPROVIDERSREQUEST']._serialized_end=520
+  _globals['_LISTPROVIDERSRESPONSE']._serialized_start=522
+  _globals['_LISTPROVIDERSRESPONSE']._serialized_end=616
+  _globals['_GETPROVIDERREQUEST']._serialized_start=618
+  _globals['_GETPROVIDERREQUEST']._serialized_end=666
+  _globals['_GETPROVIDERRESPONSE']._serialized_start=668
+  _globals['_GETPROVIDERRESPONSE']._serialized_end=734
+  _globals['_PROVIDERSERVICE']._serialized_start=888
+  _globals['_PROVIDERSERVICE']._serialized_end=1091
 # @@protoc_insertion_point(module_scope)

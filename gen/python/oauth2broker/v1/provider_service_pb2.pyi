@@ -1,3 +1,5 @@
+from buf.validate import validate_pb2 as _validate_pb2
+from oauth2broker.v1 import rules_pb2 as _rules_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor

@@ -1,0 +1,306 @@
+import { type Collection, type Db, MongoBulkWriteError } from "mongodb";
+import { insertUnlessPresent, isDuplicateKey } from "./database.js";
+import type { ConnectionStatus } from "./connection-status.js";
+
+/**
+ * One connection's entry in its organisation's directory: slot `<organisation>/<seq>`, seq
+ * claimed by a unique insert (1, 2, 3… per organisation, in creation order), with a mirror of the
+ * fields listings filter and counts group on. `status` is "DELETED" once the connection is
+ * deleted or gone.
+ */
+export interface DirectorySlotDocument {
+  _id: string;
+  connection_id: string;
+  connector_id: string;
+  credential_id: string;
+  status: ConnectionStatus;
+  /** When the slot was claimed: right after the connection's UUIDv7 was made (see `newestFirst`). */
+  claim_time: Date;
+}
+
+/**
+ * The directory's other documents: `<organisation>/head`, where its newest slot was at least when
+ * last written (a hint: readers probe past it); `<organisation>/floor`, its lowest slot (slots
+ * 0, -1, … hold connections from before the directory, newest first); `~c/<connection>`, the slot
+ * of such a connection (new ones carry `directory_seq`); `~complete`, left by a clean reconcile.
+ */
+interface DirectoryMarkDocument {
+  _id: string;
+  seq: number;
+}
+
+/** What a listing filters on (undefined: any). */
+export interface DirectoryFilter {
+  status?: ConnectionStatus;
+  connectorId?: string;
+  credentialId?: string;
+}
+
+/** Slots read at once (separate `_id` finds sent together: FerretDB 1.24 pushes down only an exact `_id`). */
+const BATCH = 32;
+/**
+ * Past this many slots a count reads the organisation's slots as one `_id` range instead of one
+ * find each: on MongoDB an index range of the organisation's own; on FerretDB 1.24, which does not
+ * push ranges down, one read of the whole directory, cheaper by then than that many finds.
+ */
+const TALLY_RANGE_ABOVE = 4_096;
+/**
+ * A slot is claimed at most this long after its connection's ID (a UUIDv7) was made (the same
+ * call, before the connection is written), and instances' clocks agree to within it: a listing
+ * that has its page reads on until slots whose connection is this much older than the page's
+ * oldest, so connections made at the same moment on two instances come out in ID order.
+ */
+const CLAIM_SKEW_MS = 5_000;
+
+/**
+ * The only module that reads or writes `connection_directory`: each organisation's connections,
+ * reachable by exact `_id` lookups, so that listing and counting them costs what the organisation
+ * holds, not what the collection holds (on FerretDB 1.24 any other filter reads and decodes every
+ * document of the collection; on MongoDB these are point reads). One collection for every
+ * organisation, on MongoDB as on FerretDB: a collection per organisation does not scale on MongoDB
+ * and would turn every cross-organisation job into a fan-out.
+ *
+ * Exact under racing writers without `$inc` (FerretDB's updates are a read then a write): a slot
+ * is claimed by a unique insert, and after that only the holder of its connection's lease writes
+ * its mirror, so a count is the sum of slots each written by one writer at a time.
+ */
+export class ConnectionDirectory {
+  readonly collection: Collection<DirectorySlotDocument>;
+  readonly #marks: Collection<DirectoryMarkDocument>;
+  /** The newest slot this instance has seen per organisation: where claims and probes start. */
+  readonly #seen = new Map<string, number>();
+  #complete = false;
+
+  constructor(db: Db) {
+    this.collection = db.collection<DirectorySlotDocument>("connection_directory");
+    this.#marks = this.collection as unknown as Collection<DirectoryMarkDocument>;
+  }
+
+  /**
+   * Claims the organisation's next slot for a connection about to be inserted: the first free
+   * seq past the newest known, by unique insert (a racing claimer takes another). Returns the seq.
+   */
+  async claim(organisationId: string, slot: Omit<DirectorySlotDocument, "_id" | "claim_time">): Promise<number> {
+    let seq = (await this.#knownHead(organisationId)) + 1;
+    while (!(await insertUnlessPresent(this.collection, { ...slot, _id: slotId(organisationId, seq), claim_time: new Date() }))) seq++;
+    this.#see(organisationId, seq);
+    await this.#moveMark(headId(organisationId), { $max: { seq } });
+    return seq;
+  }
+
+  /**
+   * Gives connections from before the directory (newest first) the slots `from`, `from - 1`, …
+   * below every other slot of the organisation, and notes each one's slot. A slot or note another
+   * instance took first is left to it (the next reconcile sorts it out). The floor moves first,
+   * so a crash leaves readers at worst a few missing slots to skip.
+   */
+  async adopt(organisationId: string, from: number, connections: ReadonlyArray<Omit<DirectorySlotDocument, "_id" | "claim_time">>): Promise<void> {
+    if (connections.length === 0) return;
+    await this.#moveMark(floorId(organisationId), { $min: { seq: from - connections.length + 1 } });
+    const now = new Date();
+    await insertManyUnlessPresent(this.collection, connections.map((slot, i) => ({ ...slot, _id: slotId(organisationId, from - i), claim_time: now })));
+    await insertManyUnlessPresent(this.#marks, connections.map((slot, i) => ({ _id: ownerId(slot.connection_id), seq: from - i })));
+  }
+
+  /** Notes an adopted connection's slot (a reconcile cut short between the slot and its note). */
+  async own(connectionId: string, seq: number): Promise<void> {
+    await insertUnlessPresent(this.#marks, { _id: ownerId(connectionId), seq });
+  }
+
+  /** The connection's slot: its `directory_seq`, or for one from before the directory, its note. */
+  async seqOf(connection: { _id: string; directory_seq?: number }): Promise<number | undefined> {
+    return connection.directory_seq ?? (await this.#marks.findOne({ _id: ownerId(connection._id) }))?.seq;
+  }
+
+  /** Writes a connection's mirrored status. Call it holding the connection's lease. */
+  async mirror(organisationId: string, seq: number, status: ConnectionStatus): Promise<void> {
+    await this.collection.updateOne({ _id: slotId(organisationId, seq) }, { $set: { status } });
+  }
+
+  /** The slot, as stored (null when there is no such slot). */
+  async slot(organisationId: string, seq: number): Promise<DirectorySlotDocument | null> {
+    return this.collection.findOne({ _id: slotId(organisationId, seq) });
+  }
+
+  /**
+   * The organisation's slots matching `filter` (DELETED never matches), newest connection ID
+   * first, strictly older than `beforeId` when given, until `want` were passed to `accept` and
+   * accepted (it reads the connection and says whether it is still one to show), or the slots end.
+   */
+  async newestFirst<T>(
+    organisationId: string,
+    filter: DirectoryFilter,
+    beforeId: string | undefined,
+    want: number,
+    accept: (slots: DirectorySlotDocument[]) => Promise<T[]>,
+    idOf: (item: T) => string,
+  ): Promise<T[]> {
+    const found = new Map<string, T>();
+    const newestFirst = () => [...found.values()].sort((a, b) => (idOf(a) < idOf(b) ? 1 : idOf(a) > idOf(b) ? -1 : 0));
+    const [head, floor] = await Promise.all([this.head(organisationId), this.#floor(organisationId)]);
+    for (let next = head; next >= floor; next -= BATCH) {
+      const slots = await this.#readDown(organisationId, next, floor);
+      const matching = slots.filter((slot) => matches(slot, filter) && (beforeId === undefined || slot.connection_id < beforeId));
+      for (const item of await accept(matching)) found.set(idOf(item), item);
+      if (found.size < want) continue;
+      // Enough: unless a slot below might still hold a newer ID (see CLAIM_SKEW_MS).
+      const oldestShown = uuidv7Time(idOf(newestFirst()[want - 1]!));
+      const oldestRead = uuidv7Time(slots.at(-1)?.connection_id ?? "");
+      if (oldestRead < oldestShown - CLAIM_SKEW_MS) break;
+    }
+    return newestFirst().slice(0, want);
+  }
+
+  /** The status and credential of each of the organisation's connections (DELETED ones left out). */
+  async tally(organisationId: string): Promise<Array<Pick<DirectorySlotDocument, "status" | "credential_id">>> {
+    const live: Array<Pick<DirectorySlotDocument, "status" | "credential_id">> = [];
+    const [head, floor] = await Promise.all([this.head(organisationId), this.#floor(organisationId)]);
+    if (head - floor + 1 > TALLY_RANGE_ABOVE) {
+      // One range read of the organisation's slots (`/` sorts just before `0`; no organisation ID has a `/`).
+      const range = { _id: { $gte: `${organisationId}/`, $lt: `${organisationId}0` }, claim_time: { $exists: true } };
+      for await (const slot of this.collection.find(range, { projection: { status: 1, credential_id: 1 } })) {
+        if (slot.status !== "DELETED") live.push({ status: slot.status, credential_id: slot.credential_id });
+      }
+      return live;
+    }
+    for (let next = head; next >= floor; next -= BATCH) {
+      for (const slot of await this.#readDown(organisationId, next, floor)) {
+        if (slot.status !== "DELETED") live.push({ status: slot.status, credential_id: slot.credential_id });
+      }
+    }
+    return live;
+  }
+
+  /** The organisation's newest claimed seq (0: none): from the hint or what this instance saw, probed forward. */
+  async head(organisationId: string): Promise<number> {
+    let head = await this.#knownHead(organisationId);
+    for (;;) {
+      const probes = await Promise.all(
+        Array.from({ length: 4 }, (_, i) => this.collection.findOne({ _id: slotId(organisationId, head + 1 + i) }, { projection: { _id: 1 } })),
+      );
+      const missing = probes.findIndex((probe) => probe === null);
+      if (missing === -1) {
+        head += probes.length;
+        continue;
+      }
+      head += missing;
+      break;
+    }
+    this.#see(organisationId, head);
+    return head;
+  }
+
+  /**
+   * Whether a clean reconcile has run since the directory existed (until then listings read
+   * `connections` as before). Once seen, remembered.
+   */
+  async complete(): Promise<boolean> {
+    if (this.#complete) return true;
+    this.#complete = (await this.#marks.findOne({ _id: COMPLETE_ID }, { projection: { _id: 1 } })) !== null;
+    return this.#complete;
+  }
+
+  /**
+   * A reconcile found every connection with its slot and mirror: listings may use the directory.
+   * With no connection at all there is nothing to remember (every one made from now on has its
+   * slot), so the database is left as it is.
+   */
+  async markComplete(sawConnections: boolean): Promise<void> {
+    if (sawConnections) await insertUnlessPresent(this.#marks, { _id: COMPLETE_ID, seq: 0 });
+    this.#complete = true;
+  }
+
+  /** The whole directory, for the start-up reconcile (a scan of this collection: never per request). */
+  async snapshot(): Promise<{ slots: DirectorySlotDocument[]; owners: Map<string, number> }> {
+    const slots: DirectorySlotDocument[] = [];
+    const owners = new Map<string, number>();
+    for await (const document of this.collection.find({})) {
+      if (document._id.startsWith(OWNER_PREFIX)) owners.set(document._id.slice(OWNER_PREFIX.length), (document as unknown as DirectoryMarkDocument).seq);
+      else if (document.claim_time !== undefined) slots.push(document);
+    }
+    return { slots, owners };
+  }
+
+  /** Up to BATCH slots from `from` down (not below `floor`), newest first; missing ones skipped. */
+  async #readDown(organisationId: string, from: number, floor: number): Promise<DirectorySlotDocument[]> {
+    const seqs = Array.from({ length: Math.min(BATCH, from - floor + 1) }, (_, i) => from - i).filter((seq) => seq !== 0 || floor <= 0);
+    const slots = await Promise.all(seqs.map((seq) => this.collection.findOne({ _id: slotId(organisationId, seq) })));
+    return slots.filter((slot): slot is DirectorySlotDocument => slot !== null);
+  }
+
+  async #knownHead(organisationId: string): Promise<number> {
+    const hint = await this.#marks.findOne({ _id: headId(organisationId) });
+    return Math.max(hint?.seq ?? 0, this.#seen.get(organisationId) ?? 0);
+  }
+
+  /** The lowest slot: 1, or below 1 when connections from before the directory were adopted. */
+  async #floor(organisationId: string): Promise<number> {
+    return Math.min(1, (await this.#marks.findOne({ _id: floorId(organisationId) }))?.seq ?? 1);
+  }
+
+  #see(organisationId: string, seq: number): void {
+    if (seq > (this.#seen.get(organisationId) ?? 0)) this.#seen.set(organisationId, seq);
+  }
+
+  /** Moves a hint. Racing writers may leave it behind (a lost update): readers probe past the head. */
+  async #moveMark(id: string, change: { $max: { seq: number } } | { $min: { seq: number } }): Promise<void> {
+    try {
+      await this.#marks.updateOne({ _id: id }, change, { upsert: true });
+    } catch (error) {
+      // Two first writers upserted at once: the other's is there.
+      if (!isDuplicateKey(error)) throw error;
+    }
+  }
+}
+
+/** Inserts each document unless one with its `_id` is there (unordered: the others still go in). */
+async function insertManyUnlessPresent<T extends { _id: string }>(collection: Collection<T>, documents: T[]): Promise<void> {
+  try {
+    await collection.insertMany(documents as never, { ordered: false });
+  } catch (error) {
+    if (!(error instanceof MongoBulkWriteError) || !error.writeErrors || [error.writeErrors].flat().some((e) => e.code !== 11000)) throw error;
+  }
+}
+
+/** The marker a clean reconcile leaves, and the prefix of adopted connections' notes (`~` is in no organisation ID). */
+const COMPLETE_ID = "~complete";
+const OWNER_PREFIX = "~c/";
+
+function ownerId(connectionId: string): string {
+  return `${OWNER_PREFIX}${connectionId}`;
+}
+
+function floorId(organisationId: string): string {
+  return `${organisationId}/floor`;
+}
+
+/** The organisation a slot belongs to. */
+export function organisationOf(slot: DirectorySlotDocument): string {
+  return slot._id.slice(0, slot._id.lastIndexOf("/"));
+}
+
+/** The seq a slot was claimed as. */
+export function seqOf(slot: DirectorySlotDocument): number {
+  return Number(slot._id.slice(slot._id.lastIndexOf("/") + 1));
+}
+
+function slotId(organisationId: string, seq: number): string {
+  return `${organisationId}/${seq}`;
+}
+
+function headId(organisationId: string): string {
+  return `${organisationId}/head`;
+}
+
+function matches(slot: DirectorySlotDocument, filter: DirectoryFilter): boolean {
+  if (slot.status === "DELETED") return false;
+  if (filter.status !== undefined && slot.status !== filter.status) return false;
+  if (filter.connectorId !== undefined && slot.connector_id !== filter.connectorId) return false;
+  return filter.credentialId === undefined || slot.credential_id === filter.credentialId;
+}
+
+/** The milliseconds a UUIDv7 carries (its first 48 bits); 0 for another kind of ID. */
+function uuidv7Time(id: string): number {
+  const hex = id.replaceAll("-", "").slice(0, 12);
+  return /^[0-9a-f]{12}$/.test(hex) ? parseInt(hex, 16) : 0;
+}

@@ -1,0 +1,131 @@
+import { randomUUID } from "node:crypto";
+import { MongoClient } from "mongodb";
+import { v7 as uuidv7 } from "uuid";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { ConnectionService, ConnectionStatus } from "../../gen/oauth2broker/v1/connection_service_pb.js";
+import { type ConnectionDocument, type ConnectionStatus as StoredStatus, ConnectionStore } from "../../src/store/connections.js";
+import { connectDatabase, type Database } from "../../src/store/database.js";
+import { startTestBroker, type TestBroker } from "../support/broker.js";
+
+// Issue 21: an organisation's connections are listed and counted from its directory slots, by
+// exact `_id` finds. Slots are claimed by unique inserts and mirrors written by one lease holder
+// at a time, so the figures stay exact under racing writers on FerretDB, where updates are a read
+// then a write and `$inc` is not atomic.
+
+let database: Database;
+
+beforeAll(async () => {
+  database = await connectDatabase(inject("mongodbUri"), `test_${randomUUID().replaceAll("-", "")}`);
+});
+afterAll(async () => {
+  database.stopSweepers();
+  await database.client.close();
+});
+
+function connection(organisationId: string, i: number, status: StoredStatus = "ACTIVE"): ConnectionDocument {
+  const now = new Date();
+  return {
+    _id: uuidv7(),
+    organisation_id: organisationId,
+    connector_id: `connector-${i % 3}`,
+    credential_id: `credential-${i % 2}`,
+    status,
+    scopes: [],
+    token_type: "Bearer",
+    pending_events: [],
+    create_time: now,
+    update_time: now,
+  };
+}
+
+describe("the connection directory", () => {
+  it("gives 64 connections created at once by two instances 64 distinct slots, and counts and lists them exactly", async () => {
+    // Two stores on two clients: two instances, each with its own idea of the newest slot.
+    const other = await connectDatabase(inject("mongodbUri"), database.db.databaseName);
+    try {
+      const stores = [new ConnectionStore(database.db), new ConnectionStore(other.db)];
+      const made = Array.from({ length: 64 }, (_, i) => connection("racing", i));
+      await Promise.all(made.map((document, i) => stores[i % 2]!.insert(document)));
+      const seqs = made.map((document) => document.directory_seq).sort((a, b) => a! - b!);
+      expect(seqs).toEqual(Array.from({ length: 64 }, (_, i) => i + 1));
+      await stores[0]!.directory.markComplete(true);
+
+      const { byStatus } = await stores[1]!.counts("racing", 100);
+      expect(Object.fromEntries(byStatus)).toEqual({ ACTIVE: 64, REFRESH_FAILED: 0, NEEDS_REAUTHORIZATION: 0, PENDING: 0 });
+      // Newest first, in ID order, a page at a time, as the query on `connections` gave them.
+      const newestFirst = made.map((document) => document._id).sort().reverse();
+      const pages: string[] = [];
+      for (let beforeId: string | undefined; pages.length < 64; beforeId = pages.at(-1)) {
+        pages.push(...(await stores[0]!.list("racing", {}, beforeId, 10)).map((document) => document._id));
+      }
+      expect(pages).toEqual(newestFirst);
+      expect((await stores[0]!.list("racing", { connectorId: "connector-1", credentialId: "credential-0" }, undefined, 100)).map((d) => d._id)).toEqual(
+        made.filter((_, i) => i % 3 === 1 && i % 2 === 0).map((document) => document._id).sort().reverse(),
+      );
+      expect(await stores[0]!.list("nobody", {}, undefined, 10)).toEqual([]);
+
+      // Racing status changes of 40 connections from both instances (each under its own lease in
+      // the broker; here each connection has one writer), with deletions among them.
+      const changes: Array<[number, StoredStatus]> = Array.from({ length: 40 }, (_, i) => [i, (["REFRESH_FAILED", "NEEDS_REAUTHORIZATION", "DELETED", "PENDING"] as const)[i % 4]!]);
+      await Promise.all(changes.map(([i, status]) => stores[i % 2]!.update(made[i]!, { set: { status } })));
+      const counts = await stores[0]!.counts("racing", 100);
+      expect(Object.fromEntries(counts.byStatus)).toEqual({ ACTIVE: 24, REFRESH_FAILED: 10, NEEDS_REAUTHORIZATION: 10, PENDING: 10 });
+      expect(counts.failingCredentialIds.sort()).toEqual(
+        changes.filter(([, status]) => status === "REFRESH_FAILED" || status === "NEEDS_REAUTHORIZATION").map(([i]) => `credential-${i % 2}`).sort(),
+      );
+      const failing = await stores[1]!.list("racing", { status: "REFRESH_FAILED" }, undefined, 100);
+      expect(failing.map((document) => document._id).sort()).toEqual(changes.filter(([, s]) => s === "REFRESH_FAILED").map(([i]) => made[i]!._id).sort());
+      expect((await stores[1]!.list("racing", {}, undefined, 100)).length).toBe(54);
+    } finally {
+      await other.client.close();
+    }
+  });
+});
+
+describe("a broker started on connections from before the directory", () => {
+  const name = `test_${randomUUID().replaceAll("-", "")}`;
+  const before = Array.from({ length: 30 }, (_, i) => connection("acme", i, i % 5 === 0 ? "REFRESH_FAILED" : "ACTIVE"));
+  const deleted = connection("acme", 99, "DELETED");
+  let broker: TestBroker;
+
+  beforeAll(async () => {
+    const client = new MongoClient(inject("mongodbUri"));
+    try {
+      const db = client.db(name);
+      await db.collection<ConnectionDocument>("connections").insertMany([...before, deleted, connection("globex", 1)]);
+      // A slot claimed long ago whose connection was never inserted (a crash in between), and a
+      // stale mirror (a write that failed after the connection's).
+      const stale = before[1]!;
+      const longAgo = new Date(Date.now() - 3_600_000);
+      await db.collection("connection_directory").insertMany([
+        { _id: "acme/1" as never, connection_id: uuidv7(), connector_id: "x", credential_id: "x", status: "ACTIVE", claim_time: longAgo },
+        { _id: "acme/2" as never, connection_id: stale._id, connector_id: stale.connector_id, credential_id: stale.credential_id, status: "PENDING", claim_time: longAgo },
+      ]);
+      await db.collection("connections").updateOne({ _id: stale._id as never }, { $set: { directory_seq: 2 } });
+    } finally {
+      await client.close();
+    }
+    broker = await startTestBroker({ MONGODB_DATABASE: name });
+  });
+  afterAll(async () => {
+    await broker.close();
+  });
+
+  it("gives them slots, mends what a crash left, and lists and counts them as before", async () => {
+    await expect.poll(() => broker.database.db.collection("connection_directory").countDocuments({ _id: "~complete" as never }), { timeout: 15_000 }).toBe(1);
+    const client = broker.connect(ConnectionService);
+    const counts = await client.countConnections({ organisationId: "acme" });
+    expect(counts.counts.map((entry) => [entry.status, Number(entry.count)])).toEqual([
+      [ConnectionStatus.ACTIVE, 24],
+      [ConnectionStatus.REFRESH_FAILED, 6],
+      [ConnectionStatus.NEEDS_REAUTHORIZATION, 0],
+      [ConnectionStatus.PENDING, 0],
+    ]);
+    expect(Object.fromEntries(Object.entries(counts.failingConnectionsByCredential).map(([k, v]) => [k, Number(v)]))).toEqual({ "credential-0": 3, "credential-1": 3 });
+    const first = await client.listConnections({ organisationId: "acme", pageSize: 20 });
+    const second = await client.listConnections({ organisationId: "acme", pageSize: 20, pageToken: first.nextPageToken });
+    expect([...first.connections, ...second.connections].map((c) => c.id)).toEqual(before.map((c) => c._id).sort().reverse());
+    expect(second.nextPageToken).toBe("");
+    expect((await client.listConnections({ organisationId: "globex" })).connections).toHaveLength(1);
+  });
+});
