@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import { JwtCallers } from "./auth/jwt-callers.js";
-import { addConnectionJobs, addEventJobs } from "./compose/jobs.js";
+import { addConnectionJobs, addDeviceAuthorizationJobs, addEventJobs } from "./compose/jobs.js";
 import { buildConnections } from "./compose/connections.js";
 import { listenGateway } from "./compose/gateway.js";
 import { rpcInterceptors, rpcRoutes } from "./compose/rpc.js";
@@ -66,6 +66,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     onEvent: (connectionId) => relay.noteChanged(connectionId),
   });
   addConnectionJobs(jobs, storage, { lifecycle, refresher, stateTtlMs: config.stateTtlSeconds * 1000, logger });
+  const deviceAuthorizations = addDeviceAuthorizationJobs(jobs, storage, { lifecycle, secretBox, providerFetch, providers, logger });
 
   const health = new HealthMonitor(storage.database, logger);
   await health.start();
@@ -79,7 +80,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     ttlMs: config.consoleSessionTtlSeconds * 1000,
     cookieName: sessionCookieName(config.publicUrl.startsWith("https:")),
   });
-  const rpc = { config, storage, secretBox, outbound, providers, providerFetch, lifecycle, refresher, proxy, eventFeed, health, metrics, logger };
+  const rpc = { config, storage, secretBox, outbound, providers, providerFetch, lifecycle, refresher, proxy, deviceAuthorizations, eventFeed, health, metrics, logger };
   let listeners: Awaited<ReturnType<typeof listenGateway>>;
   try {
     listeners = await listenGateway({

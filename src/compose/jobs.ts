@@ -1,11 +1,13 @@
 import type { Logger } from "pino";
 import type { ConnectionLifecycle } from "../connections/connection-lifecycle.js";
+import { DeviceAuthorizations } from "../connections/device-authorizations.js";
 import type { TokenRefresher } from "../connections/token-refresher.js";
 import type { SecretBox } from "../crypto/secret-box.js";
 import { OutboxRelayJob } from "../events/outbox-relay.js";
 import { WebhookDispatcher } from "../events/webhook-delivery.js";
 import { type JobRegistry, onceThenNever, Worker } from "../jobs/worker.js";
 import type { OutboundPolicy } from "../network/address-policy.js";
+import type { ProviderCatalog } from "../providers/catalog.js";
 import { boundedFetch } from "../network/bounded-fetch.js";
 import type { Storage } from "./storage.js";
 
@@ -122,4 +124,28 @@ export function addConnectionJobs(
       IDLE_INTERVAL_MS,
     ),
   );
+}
+
+/**
+ * The device authorization grant's poller (RFC 8628): polls the token endpoint for each device
+ * code that is due, reading only `device_authorizations`. Looks every second: polls are due every
+ * `interval` (5 s unless the provider says), so none waits much past its time.
+ */
+export function addDeviceAuthorizationJobs(
+  jobs: JobRegistry,
+  { deviceAuthorizations, connections, credentials }: Storage,
+  deps: { lifecycle: ConnectionLifecycle; secretBox: SecretBox; providerFetch: typeof fetch; providers: ProviderCatalog; logger: Logger },
+): DeviceAuthorizations {
+  const flows = new DeviceAuthorizations({
+    deviceAuthorizations,
+    connections,
+    credentials,
+    lifecycle: deps.lifecycle,
+    secretBox: deps.secretBox,
+    fetch: deps.providerFetch,
+    providers: deps.providers,
+    logger: deps.logger,
+  });
+  jobs.add(new Worker("device-authorization-poll", BUSY_INTERVAL_MS, () => flows.pollDue(), deps.logger, 1_000));
+  return flows;
 }

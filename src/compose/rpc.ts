@@ -12,6 +12,7 @@ import { ProviderService } from "../../gen/oauth2broker/v1/provider_service_pb.j
 import type { JwtCallers } from "../auth/jwt-callers.js";
 import type { Config } from "../config.js";
 import type { ConnectionLifecycle } from "../connections/connection-lifecycle.js";
+import type { DeviceAuthorizations } from "../connections/device-authorizations.js";
 import type { TokenRefresher } from "../connections/token-refresher.js";
 import type { ApiProxy } from "../connections/api-proxy.js";
 import type { ConsoleSessions } from "../console/sessions.js";
@@ -33,6 +34,7 @@ import { apiKeyService } from "../services/api-key-service.js";
 import { apiProxyService } from "../services/api-proxy-service.js";
 import { connectionService } from "../services/connection-service.js";
 import { credentialService } from "../services/credential-service.js";
+import { deviceAuthorizationMethods } from "../services/device-authorization-service.js";
 import { type HealthMonitor, healthService } from "../services/health-service.js";
 import { organisationService } from "../services/organisation-service.js";
 import { providerService } from "../services/provider-service.js";
@@ -52,6 +54,7 @@ export interface RpcDeps {
   lifecycle: ConnectionLifecycle;
   refresher: TokenRefresher;
   proxy: ApiProxy;
+  deviceAuthorizations: DeviceAuthorizations;
   eventFeed: EventFeed;
   health: HealthMonitor;
   metrics: Metrics;
@@ -67,9 +70,8 @@ export function rpcRoutes(deps: RpcDeps): (router: ConnectRouter) => void {
   return (router) => {
     router.service(CredentialService, credentialService({ credentials, secretBox, outbound, move: lifecycle, providers, fetch: deps.providerFetch, publicUrl: config.publicUrl }));
     router.service(ApiKeyService, apiKeyService(apiKeys));
-    router.service(
-      ConnectionService,
-      connectionService({
+    router.service(ConnectionService, {
+      ...connectionService({
         credentials,
         states: storage.states,
         organisations,
@@ -85,7 +87,8 @@ export function rpcRoutes(deps: RpcDeps): (router: ConnectRouter) => void {
         allowHttpAuthorizeUrl: config.allowHttpAuthorizeUrl,
         providers,
       }),
-    );
+      ...deviceAuthorizationMethods({ credentials, deviceAuthorizations: deps.deviceAuthorizations }),
+    });
     router.service(OrganisationService, organisationService(organisations, leases, secretBox, outbound, knownOrganisationIds));
     router.service(ProviderService, providerService(providers));
     router.service(ApiProxyService, apiProxyService(deps.proxy));

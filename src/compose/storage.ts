@@ -6,6 +6,7 @@ import { connectionExpiryIndexes } from "../store/connection-expiries.js";
 import { ConnectionStore, connectionIndexes } from "../store/connections.js";
 import { ConsoleSessionStore, consoleSessionIndexes } from "../store/console-sessions.js";
 import { CredentialStore, credentialIndexes } from "../store/credentials.js";
+import { DeviceAuthorizationStore, deviceAuthorizationIndexes } from "../store/device-authorizations.js";
 import { connectDatabase, type Database, ensureIndexes } from "../store/database.js";
 import { EventStore, eventIndexes } from "../store/events.js";
 import { LeaseStore, leaseIndexes } from "../store/leases.js";
@@ -25,6 +26,7 @@ export interface Storage {
   leases: LeaseStore;
   apiKeys: ApiKeyStore;
   consoleSessions: ConsoleSessionStore;
+  deviceAuthorizations: DeviceAuthorizationStore;
 }
 
 /** Connects, builds the stores and makes sure each collection has the indexes its queries need. */
@@ -43,6 +45,7 @@ export async function openStorage(config: Config & { mongodbUri: string }, metri
     leases: new LeaseStore(database.db),
     apiKeys: new ApiKeyStore(database.db),
     consoleSessions: new ConsoleSessionStore(database.db),
+    deviceAuthorizations: new DeviceAuthorizationStore(database.db),
   };
   const { credentials, connections, organisations, events, leases, apiKeys, consoleSessions } = storage;
   const indexed = [
@@ -56,6 +59,7 @@ export async function openStorage(config: Config & { mongodbUri: string }, metri
     [leases.collection, leaseIndexes],
     [apiKeys.collection, apiKeyIndexes],
     [consoleSessions.collection, consoleSessionIndexes],
+    [storage.deviceAuthorizations.collection, deviceAuthorizationIndexes],
   ] as const;
   for (const [collection, indexes] of indexed) await ensureIndexes(database, collection, indexes, logger);
   return storage;

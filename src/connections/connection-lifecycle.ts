@@ -335,6 +335,60 @@ export class ConnectionLifecycle {
   }
 
   /**
+   * RFC 8628: the connection of a device authorization just started, PENDING (kind `device_code`,
+   * no tokens, no event) until the poller records the outcome. Needs no lease: nobody else knows
+   * the new ID yet. It has no `pending_expire_time`: the poller ends it at the device code's
+   * expiry, with its event, rather than the confirmation expiry job.
+   */
+  async createDeviceCodePending(pending: {
+    id: string;
+    organisationId: string;
+    connectorId: string;
+    credentialId: string;
+    scopes: string[];
+    endpoints: ConnectionEndpoints;
+    connectionConfig: Record<string, string>;
+  }): Promise<ConnectionDocument> {
+    const now = new Date();
+    const connection: ConnectionDocument = {
+      _id: pending.id,
+      kind: "device_code",
+      organisation_id: pending.organisationId,
+      connector_id: pending.connectorId,
+      credential_id: pending.credentialId,
+      status: "PENDING",
+      scopes: pending.scopes,
+      token_type: "",
+      ...pending.endpoints,
+      pending_events: [],
+      create_time: now,
+      update_time: now,
+    };
+    if (Object.keys(pending.connectionConfig).length > 0) connection.connection_config = { ...pending.connectionConfig };
+    await this.deps.connections.insert(connection);
+    return connection;
+  }
+
+  /** The end user approved a device authorization: its tokens, ACTIVE, `connection.created`. Call it holding the lease. */
+  async recordDeviceCodeApproved(connection: ConnectionDocument, grant: Grant): Promise<void> {
+    const sealed = this.#seal(connection._id, grant, new Date());
+    await this.#activate(connection, { ...sealed, refresh_token_time: new Date() }, [], newEvent("connection.created", "ACTIVE"));
+  }
+
+  /**
+   * A device authorization that ended without tokens (`access_denied`, `expired_token`, another
+   * provider error): the connection is deleted with a `connection.deleted` event that carries the
+   * reason. Call it holding the lease.
+   */
+  async recordDeviceCodeEnded(connection: ConnectionDocument, reason: string): Promise<void> {
+    await this.deps.connections.update(connection, {
+      set: { status: "DELETED", status_reason: reason },
+      event: newEvent("connection.deleted", undefined, reason),
+    });
+    this.deps.onEvent(connection._id);
+  }
+
+  /**
    * The directory's reconcile (a scan of `connections` and `connection_directory`, as the
    * outbox's start-up scan): adopts connections from before the directory (slots below the
    * others, in bulk), and under each connection's lease mends mirrors a failed or interrupted

@@ -125,7 +125,10 @@ export class TokenRefresher {
    */
   #ready(document: ConnectionDocument, force: boolean, started: Date, underLease = false): AccessToken | undefined {
     if (document.status === "DELETED") throw connectionNotFound();
-    if (document.status === "PENDING") throw new ConnectionError("pending", "the connection is waiting for ConfirmConnection");
+    if (document.status === "PENDING") {
+      const waitingFor = document.kind === "device_code" ? "its end user to approve the device authorization" : "ConfirmConnection";
+      throw new ConnectionError("pending", `the connection is waiting for ${waitingFor}`);
+    }
     if (document.status === "NEEDS_REAUTHORIZATION") throw needsReauthorization(document.status_reason);
     if (document.access_token === undefined) throw needsReauthorization("no_access_token");
     const now = Date.now();

@@ -118,46 +118,9 @@ const FAILURE_PAGES: Record<"token_exchange_failed" | "invalid_id_token", [numbe
 
 async function handleCallback(deps: CallbackDeps, req: HttpRequest, res: HttpResponse, log: Logger): Promise<void> {
   const count = (outcome: string) => deps.metrics.callbacks.inc({ outcome: callbackOutcomeLabel(outcome) });
-  if (req.method !== "GET") {
-    res.setHeader("Allow", "GET");
-    return sendPage(res, 405, "Method not allowed", ["This address only takes the provider's redirect."]);
-  }
-  const rawUrl = req.url ?? "";
-  const query = rawUrl.slice(rawUrl.indexOf("?") + 1 || rawUrl.length);
-  const params = rawUrl.length > MAX_URL_LENGTH ? undefined : parseCallbackQuery(query);
-  // The callback needs no credentials (the state is its proof), so it is limited per client
-  // address. A request whose state is pending passes anyway: forged requests from others sharing
-  // the address (everyone, behind a proxy that is not trusted) must not lock real users out.
-  const client = clientLimitKey(clientAddress(req.socket?.remoteAddress, req.headers, deps.trustedProxies));
-  const retryAfter = deps.limiter.take(client);
-  if (retryAfter > 0 && (params === undefined || !(await deps.states.isPending(hashState(params.state), stateWindowOf(params.state))))) {
-    count("rate_limited");
-    res.setHeader("Retry-After", String(retryAfter));
-    return sendPage(res, 429, "Too many requests", ["Please wait a moment and try again."]);
-  }
-  if (rawUrl.length > MAX_URL_LENGTH) return sendPage(res, 414, "Address too long", ["This sign-in link is not valid."]);
-  if (params === undefined) {
-    count("invalid_state");
-    log.info({ outcome: "invalid_state" }, "callback refused");
-    return sendPage(res, 400, EXPIRED_TITLE, ["Go back to the application and start connecting again."]);
-  }
-
-  // Consumed first, atomically, whatever follows: one response per attempt (RFC 9700 §2.1.1).
-  const attempt = await deps.states.consumeByHash(hashState(params.state), stateWindowOf(params.state));
-  if (attempt === null) {
-    count("invalid_state");
-    log.info({ outcome: "invalid_state" }, "callback refused");
-    return sendPage(res, 400, EXPIRED_TITLE, ["Go back to the application and start connecting again."]);
-  }
-  // Security issue 11, item 2: a code completes only the flow whose redirect URI it arrived at
-  // (RFC 6749 §4.1.3 sends that URI again at the exchange). A code for an organisation's own
-  // callback that arrives elsewhere, or the reverse, was sent to an address the flow never named.
-  const callback = parseCallbackPath(rawUrl.split("?", 1)[0] ?? "");
-  if (callback === undefined || !isRedirectUriOf(callback, attempt.redirect_uri)) {
-    count("wrong_callback");
-    log.warn({ outcome: "wrong_callback", organisation_id: attempt.organisation_id }, "callback refused: the flow uses another callback path");
-    return sendPage(res, 400, EXPIRED_TITLE, ["Go back to the application and start connecting again."]);
-  }
+  const admitted = await admitCallback(deps, req, res, log, count);
+  if (admitted === undefined) return;
+  const { attempt, params, query } = admitted;
   const attemptLog = log.child({
     organisation_id: attempt.organisation_id,
     connector_id: attempt.connector_id,
@@ -309,4 +272,67 @@ async function externalAccount(
     log.warn({ outcome: "userinfo_failed", err: error }, "the provider's userinfo endpoint did not say who connected");
     return undefined;
   }
+}
+
+/**
+ * The checks before a callback's attempt is used: the method, the per-address limit, the state
+ * (consumed here, atomically), and the callback path. Answers the browser itself and returns
+ * undefined when one fails.
+ */
+async function admitCallback(
+  deps: CallbackDeps,
+  req: HttpRequest,
+  res: HttpResponse,
+  log: Logger,
+  count: (outcome: string) => void,
+): Promise<{ attempt: OAuthStateDocument; params: NonNullable<ReturnType<typeof parseCallbackQuery>>; query: string } | undefined> {
+  if (req.method !== "GET") {
+    res.setHeader("Allow", "GET");
+    sendPage(res, 405, "Method not allowed", ["This address only takes the provider's redirect."]);
+    return undefined;
+  }
+  const rawUrl = req.url ?? "";
+  const query = rawUrl.slice(rawUrl.indexOf("?") + 1 || rawUrl.length);
+  const params = rawUrl.length > MAX_URL_LENGTH ? undefined : parseCallbackQuery(query);
+  // The callback needs no credentials (the state is its proof), so it is limited per client
+  // address. A request whose state is pending passes anyway: forged requests from others sharing
+  // the address (everyone, behind a proxy that is not trusted) must not lock real users out.
+  const client = clientLimitKey(clientAddress(req.socket?.remoteAddress, req.headers, deps.trustedProxies));
+  const retryAfter = deps.limiter.take(client);
+  if (retryAfter > 0 && (params === undefined || !(await deps.states.isPending(hashState(params.state), stateWindowOf(params.state))))) {
+    count("rate_limited");
+    res.setHeader("Retry-After", String(retryAfter));
+    sendPage(res, 429, "Too many requests", ["Please wait a moment and try again."]);
+    return undefined;
+  }
+  if (rawUrl.length > MAX_URL_LENGTH) {
+    sendPage(res, 414, "Address too long", ["This sign-in link is not valid."]);
+    return undefined;
+  }
+  if (params === undefined) {
+    count("invalid_state");
+    log.info({ outcome: "invalid_state" }, "callback refused");
+    sendPage(res, 400, EXPIRED_TITLE, ["Go back to the application and start connecting again."]);
+    return undefined;
+  }
+
+  // Consumed first, atomically, whatever follows: one response per attempt (RFC 9700 §2.1.1).
+  const attempt = await deps.states.consumeByHash(hashState(params.state), stateWindowOf(params.state));
+  if (attempt === null) {
+    count("invalid_state");
+    log.info({ outcome: "invalid_state" }, "callback refused");
+    sendPage(res, 400, EXPIRED_TITLE, ["Go back to the application and start connecting again."]);
+    return undefined;
+  }
+  // Security issue 11, item 2: a code completes only the flow whose redirect URI it arrived at
+  // (RFC 6749 §4.1.3 sends that URI again at the exchange). A code for an organisation's own
+  // callback that arrives elsewhere, or the reverse, was sent to an address the flow never named.
+  const callback = parseCallbackPath(rawUrl.split("?", 1)[0] ?? "");
+  if (callback === undefined || !isRedirectUriOf(callback, attempt.redirect_uri)) {
+    count("wrong_callback");
+    log.warn({ outcome: "wrong_callback", organisation_id: attempt.organisation_id }, "callback refused: the flow uses another callback path");
+    sendPage(res, 400, EXPIRED_TITLE, ["Go back to the application and start connecting again."]);
+    return undefined;
+  }
+  return { attempt, params, query };
 }

@@ -10,6 +10,8 @@ export interface DiscoveredServer {
   issParameterSupported: boolean;
   /** RFC 8414 §2 `code_challenge_methods_supported`; undefined when the server does not say. */
   codeChallengeMethods: string[] | undefined;
+  /** RFC 8628 §4 `device_authorization_endpoint`; undefined when the server does not say. */
+  deviceAuthorizationEndpoint: string | undefined;
 }
 
 /**
@@ -41,5 +43,6 @@ export async function discoverAuthorizationServer(issuer: string, fetchImpl: typ
     userinfoEndpoint: typeof metadata.userinfo_endpoint === "string" ? metadata.userinfo_endpoint : undefined,
     issParameterSupported: metadata.authorization_response_iss_parameter_supported === true,
     codeChallengeMethods: Array.isArray(methods) ? methods.filter((m): m is string => typeof m === "string") : undefined,
+    deviceAuthorizationEndpoint: typeof metadata.device_authorization_endpoint === "string" ? metadata.device_authorization_endpoint : undefined,
   };
 }

@@ -1,5 +1,5 @@
 import * as oauth from "oauth4webapi";
-import { basicAuthorization, type ClientCredentials, clientAuthentication, withSecretFallback } from "./client-authentication.js";
+import { type ClientCredentials, clientAuthentication, withSecretFallback } from "./client-authentication.js";
 import { ProviderCallError } from "../network/provider-call-error.js";
 import { parseTokenResponse, STANDARD_TOKEN_RESPONSE, type TokenResponseRules, type TokenSet } from "./token-response.js";
 
@@ -115,19 +115,24 @@ export async function revokeToken(
     case "none":
       break;
   }
-  if (request.clientAuth === "basic") {
-    headers.set("authorization", basicAuthorization(client.clientId, client.clientSecret, client.basicEncoding ?? "form"));
-  } else if (request.clientAuth !== "none") {
-    fields[client.clientIdParam ?? "client_id"] = client.clientId;
-    fields[client.clientSecretParam ?? "client_secret"] = client.clientSecret;
+  // The client authenticates as the entry says (Basic, or in the body), through the same step as
+  // every token request: a private_key_jwt credential signs an assertion instead, and a secret
+  // mid-rotation is retried once with the previous one on `invalid_client`.
+  const auth = revocationClient(client, request.clientAuth);
+  const params = new URLSearchParams(fields);
+  if (auth !== undefined) {
+    const as = { issuer: client.issuer ?? new URL(client.tokenUrl).origin, token_endpoint: client.tokenUrl };
+    await clientAuthentication(auth, client.tokenUrl)(as, { client_id: client.clientId }, params, headers);
   }
-  let body: string | undefined;
-  if (Object.keys(fields).length > 0) {
+  let body: string | URLSearchParams | undefined;
+  if ([...params.keys()].length > 0) {
     const json = request.tokenIn === "json" || request.clientAuth === "json";
     headers.set("content-type", json ? "application/json" : "application/x-www-form-urlencoded;charset=UTF-8");
-    body = json ? JSON.stringify(fields) : new URLSearchParams(fields).toString();
+    body = json ? JSON.stringify(Object.fromEntries(params)) : params;
   }
-  const response = await fetchImpl(url.href, { method: request.method, headers, body, redirect: "manual" });
+  // The fallback re-authenticates a form body; a token sent as the bearer credential is left alone.
+  const send = auth !== undefined && request.tokenIn !== "bearer" ? withSecretFallback(auth, client.tokenUrl, fetchImpl) : fetchImpl;
+  const response = await send(url.href, { method: request.method, headers, body, redirect: "manual" });
   const text = await response.text();
   let answer: { error?: unknown; ok?: unknown } | undefined;
   try {
@@ -143,7 +148,7 @@ export async function revokeToken(
   throw new ProviderCallError("revocation_failed", oauthError ?? `HTTP ${response.status}`, { oauthError, status: response.status });
 }
 
-function requestParts(client: TokenClient, fetchImpl: typeof fetch) {
+export function requestParts(client: TokenClient, fetchImpl: typeof fetch) {
   const tokenUrl = new URL(client.tokenUrl);
   return {
     // oauth4webapi wants an issuer; it would be a client assertion's audience, which
@@ -170,4 +175,11 @@ function jsonBody(fetchImpl: typeof fetch): typeof fetch {
     headers.set("content-type", "application/json");
     return fetchImpl(input, { ...init, headers, body: JSON.stringify(Object.fromEntries(init.body)) });
   };
+}
+
+/** The client authentication a revocation request uses: the entry's choice of Basic or body, or the credential's signed assertion. */
+function revocationClient(client: TokenClient, clientAuth: RevocationRequest["clientAuth"]): TokenClient | undefined {
+  if (clientAuth === "none") return undefined;
+  if (client.authMethod === "private_key_jwt") return client;
+  return { ...client, authMethod: clientAuth === "basic" ? "client_secret_basic" : "client_secret_post" };
 }

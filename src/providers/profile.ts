@@ -26,6 +26,8 @@ export interface ProviderProfile {
   revocationUrl: string | undefined;
   userinfoUrl: string | undefined;
   issuer: string | undefined;
+  /** RFC 8628 §3.1: the catalog's `grants.device_authorization`, filled in; undefined when it names none. */
+  deviceAuthorizationUrl: string | undefined;
   authorize: {
     scopeSeparator: string;
     offlineAccess: OfflineAccess;
@@ -144,6 +146,8 @@ export function buildProviderProfile(
     revocationUrl: credential.revocation_url ?? revocationUrl(entry, values, credential.client_id),
     userinfoUrl: credential.userinfo_url ?? endpoint("userinfo"),
     issuer,
+    deviceAuthorizationUrl:
+      entry.grants?.device_authorization === undefined ? undefined : renderEndpoint(entry.grants.device_authorization, values, entry.parameters ?? []),
     authorize: {
       scopeSeparator: entry.authorize?.scope_separator ?? " ",
       offlineAccess:
@@ -221,6 +225,7 @@ function genericProfile(credential: ProfileCredential, connectionConfig: Readonl
     revocationUrl: credential.revocation_url,
     userinfoUrl: credential.userinfo_url,
     issuer: credential.issuer,
+    deviceAuthorizationUrl: undefined,
     authorize: { ...GENERIC_AUTHORIZATION_RULES, pkce: credential.disable_pkce !== true },
     token: {
       authMethod: credential.token_endpoint_auth_method ?? "client_secret_basic",

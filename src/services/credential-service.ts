@@ -6,7 +6,7 @@ import { type ApiTokenPlacement, ApiTokenLocation } from "../../gen/oauth2broker
 import { ClientSecretSlot, type Credential, CredentialSchema, TokenEndpointAuthMethod } from "../../gen/oauth2broker/v1/credential_pb.js";
 import type { CredentialService } from "../../gen/oauth2broker/v1/credential_service_pb.js";
 import type { SecretBox } from "../crypto/secret-box.js";
-import { DomainError, invalid, } from "../errors.js";
+import { DomainError, invalid } from "../errors.js";
 import {
   type CredentialChanges,
   type CredentialDocument,
@@ -49,113 +49,14 @@ export interface CredentialServiceDeps {
 export function credentialService({ credentials, secretBox, outbound, move, providers, fetch, publicUrl }: CredentialServiceDeps): ServiceImpl<typeof CredentialService> {
   const view = (document: CredentialDocument) => toCredential(document, publicUrl);
   const clientAssertionOf = (document: CredentialDocument) => clientAssertionOfCredential(providers, document);
-  const validateTokenUrl = (url: string) => outboundUrl(outbound, url, "credential.token_url");
-  const validateRevocationUrl = (url: string) => outboundUrl(outbound, url, "credential.revocation_url");
-  const validateUserinfoUrl = (url: string) => outboundUrl(outbound, url, "credential.userinfo_url");
-  const validateApiBaseUrl = (url: string) => {
-    const checked = outboundUrl(outbound, url, "credential.api_base_url");
-    if (/[?#]/.test(url)) invalid("credential.api_base_url", "must not have a query or fragment");
-    return checked.replace(/\/$/, "");
-  };
-  /**
-   * A credential as a whole: a known provider with every credential-level template value valid
-   * (and the hosts they name allowed by the outbound policy), or, without a provider, its own
-   * token endpoint.
-   */
-  const validateProvider = (document: CredentialDocument): void => {
-    if (document.provider === undefined) {
-      if (document.provider_config !== undefined && Object.keys(document.provider_config).length > 0) {
-        invalid("credential.provider_config", 'is only for credentials with a "provider"');
-      }
-      if (document.token_url === undefined) invalid("credential.token_url", "is required");
-      return;
-    }
-    const entry = providers.get(document.provider) ?? invalid("credential.provider", "is not a provider in the catalog");
-    const values = checkTemplateValues(entry, "credential", document.provider_config ?? {}, "credential.provider_config");
-    // Connection-level labels sit under the catalog's fixed domain; a sample fills them here.
-    for (const parameter of entry.parameters ?? []) if (parameter.level === "connection") values[parameter.name] = "a";
-    for (const template of Object.values(entry.endpoints)) {
-      const credentialParameter = (entry.parameters ?? []).find((p) => p.level === "credential" && template.includes(`{${p.name}}`));
-      if (credentialParameter === undefined) continue;
-      const field = `credential.provider_config.${credentialParameter.name}`;
-      const url = renderEndpoint(template, values, entry.parameters ?? []);
-      const parsed = requireEndpointUrl(url, field, { allowHttp: true });
-      outbound.requireUrl(url, field, parsed);
-      outbound.requireHostName(parsed.hostname, field);
-    }
-  };
-  /** RFC 8414 §2: an issuer is an https URL with no query or fragment. Discovery fetches it. */
-  const validateIssuer = (issuer: string) => {
-    outbound.requireUrl(issuer, "credential.issuer", requireEndpointUrl(issuer, "credential.issuer", { allowQuery: false, allowHttp: true }));
-    // The issuer is compared as a string (RFC 9207 §2.4), so keep it exactly as given.
-    return issuer;
-  };
-  const fillFromDiscovery = async (document: CredentialDocument, pkceSet: boolean, issSet: boolean): Promise<void> => {
-    let server: DiscoveredServer;
-    try {
-      server = await discoverAuthorizationServer(document.issuer!, fetch);
-    } catch (error) {
-      if (!(error instanceof ProviderCallError && error.code === "discovery_failed")) throw error;
-      invalid("credential.issuer", "has no usable discovery document (set token_url instead)");
-    }
-    // Discovered endpoints pass the same checks as given ones.
-    document.token_url = outboundUrl(outbound, server.tokenEndpoint, "credential.token_url");
-    if (document.revocation_url === undefined && server.revocationEndpoint !== undefined) {
-      document.revocation_url = outboundUrl(outbound, server.revocationEndpoint, "credential.revocation_url");
-    }
-    if (document.userinfo_url === undefined && server.userinfoEndpoint !== undefined) {
-      document.userinfo_url = outboundUrl(outbound, server.userinfoEndpoint, "credential.userinfo_url");
-    }
-    if (!issSet) document.authorization_response_iss_parameter_supported = server.issParameterSupported;
-    // RFC 7636 §4.2: the broker sends S256 only; a server that lists methods without it gets none.
-    if (!pkceSet && server.codeChallengeMethods !== undefined) document.disable_pkce = !server.codeChallengeMethods.includes("S256");
-  };
+  const checks = credentialChecks({ outbound, providers, fetch });
+  const { validateTokenUrl, validateRevocationUrl, validateUserinfoUrl, validateApiBaseUrl, validateProvider, validateIssuer, fillFromDiscovery } = checks;
   return {
     async createCredential(req, ctx) {
       const organisationId = req.credential?.organisationId ?? "";
       requireOrganisation(ctx, organisationId, "organisation");
       const input = req.credential ?? invalid("credential", "is required");
-      const id = uuidv7();
-      const now = new Date();
-      const document: CredentialDocument = {
-        _id: id,
-        organisation_id: organisationId,
-        name: validateName(input.name),
-        client_id: validateClientId(input.clientId),
-        client_secret: "",
-        authorization_response_iss_parameter_supported: input.authorizationResponseIssParameterSupported,
-        create_time: now,
-        update_time: now,
-      };
-      if (input.provider !== "") document.provider = input.provider;
-      if (Object.keys(input.providerConfig).length > 0) document.provider_config = { ...input.providerConfig };
-      if (input.tokenUrl !== "") document.token_url = validateTokenUrl(input.tokenUrl);
-      // Without a provider, unset means the generic behaviour, stored as such (as before providers
-      // existed); with one, unset means "as the catalog says", so nothing is stored.
-      if (input.tokenEndpointAuthMethod !== undefined || document.provider === undefined) {
-        document.token_endpoint_auth_method = authMethodName(input.tokenEndpointAuthMethod ?? TokenEndpointAuthMethod.UNSPECIFIED);
-      }
-      if (input.disablePkce !== undefined || document.provider === undefined) document.disable_pkce = input.disablePkce ?? false;
-      if (input.issuer !== undefined) document.issuer = validateIssuer(input.issuer);
-      if (input.revocationUrl !== undefined) document.revocation_url = validateRevocationUrl(input.revocationUrl);
-      if (input.userinfoUrl !== undefined) document.userinfo_url = validateUserinfoUrl(input.userinfoUrl);
-      if (input.apiBaseUrl !== undefined && input.apiBaseUrl !== "") document.api_base_url = validateApiBaseUrl(input.apiBaseUrl);
-      if (input.apiTokenPlacement !== undefined) document.api_token_placement = validateApiTokenPlacement(input.apiTokenPlacement);
-      requireApiBaseForPlacement(document);
-      // RFC 8414 / OpenID Connect Discovery: an issuer alone (no provider, no token_url) is
-      // enough; what the credential sets explicitly wins over what is discovered.
-      if (document.provider === undefined && document.token_url === undefined && document.issuer !== undefined) {
-        await fillFromDiscovery(document, input.disablePkce !== undefined, input.authorizationResponseIssParameterSupported);
-      }
-      validateProvider(document);
-      const assertion = clientAssertionOf(document);
-      // private_key_jwt needs no secret (one may still be stored); any other method does.
-      if (assertion === undefined || input.clientSecret !== "") {
-        document.client_secret = secretBox.encrypt(validateClientSecret(input.clientSecret), clientSecretContext(id));
-      }
-      // A private_key_jwt credential signs from the start: the broker makes its first key, of the
-      // algorithm the provider requires.
-      if (assertion !== undefined) document.keys = [sealKey(secretBox, id, await generateSigningKey(assertion.signingAlg), "generated")];
+      const document = await newCredential(organisationId, input, { checks, secretBox, clientAssertionOf });
       await credentials.insert(document);
       return { credential: view(document) };
     },
@@ -241,12 +142,8 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
             else changes.issuer = validateIssuer(input.issuer);
             break;
           case "api_base_url":
-            if (input.apiBaseUrl === undefined || input.apiBaseUrl === "") clear.push("api_base_url");
-            else changes.api_base_url = validateApiBaseUrl(input.apiBaseUrl);
-            break;
           case "api_token_placement":
-            if (input.apiTokenPlacement === undefined) clear.push("api_token_placement");
-            else changes.api_token_placement = validateApiTokenPlacement(input.apiTokenPlacement);
+            apiChange(path, input, { changes, clear }, validateApiBaseUrl);
             break;
           default:
             invalid("update_mask", `names "${path.slice(0, 64)}" that cannot be updated`);
@@ -265,7 +162,6 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
           if (clear.includes("disable_pkce")) changes.disable_pkce = merged.disable_pkce = false;
         }
         validateProvider(merged);
-        requireApiBaseForPlacement(merged);
         if (clientAssertionOf(merged) !== undefined && (merged.keys ?? []).length === 0) {
           invalid("credential.token_endpoint_auth_method", "needs a signing key first (AddCredentialKey)");
         }
@@ -308,6 +204,7 @@ export function outboundUrl(outbound: OutboundPolicy, value: string, field: stri
   return url.href;
 }
 
+/** The request rules allow only the enum's values (`defined_only`); UNSPECIFIED is the default. */
 const WIRE_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 const SCHEME = /^[A-Za-z0-9_-]{0,32}$/;
 
@@ -323,6 +220,20 @@ function validateApiTokenPlacement(placement: ApiTokenPlacement): NonNullable<Cr
   return { in: inQuery ? "query" : "header", name: placement.name, scheme: placement.scheme };
 }
 
+/** UpdateCredential's change of the credential's own API base or its token placement. */
+function apiChange(
+  path: "api_base_url" | "api_token_placement",
+  input: Credential,
+  update: { changes: CredentialChanges; clear: Array<keyof CredentialChanges> },
+  validateApiBaseUrl: (url: string) => string,
+): void {
+  if (path === "api_base_url") {
+    if (input.apiBaseUrl === undefined || input.apiBaseUrl === "") update.clear.push("api_base_url");
+    else update.changes.api_base_url = validateApiBaseUrl(input.apiBaseUrl);
+  } else if (input.apiTokenPlacement === undefined) update.clear.push("api_token_placement");
+  else update.changes.api_token_placement = validateApiTokenPlacement(input.apiTokenPlacement);
+}
+
 /** A token placement says how to call the credential's own API base, so it needs one. */
 function requireApiBaseForPlacement(document: Pick<CredentialDocument, "api_base_url" | "api_token_placement">): void {
   if (document.api_token_placement !== undefined && document.api_base_url === undefined) {
@@ -330,7 +241,6 @@ function requireApiBaseForPlacement(document: Pick<CredentialDocument, "api_base
   }
 }
 
-/** The request rules allow only the enum's values (`defined_only`); UNSPECIFIED is the default. */
 function authMethodName(method: TokenEndpointAuthMethod): TokenEndpointAuthMethodName {
   switch (method) {
     case TokenEndpointAuthMethod.CLIENT_SECRET_POST:
@@ -392,4 +302,125 @@ export function toCredential(document: CredentialDocument, publicUrl: string): C
 /** Where a credential's public keys are served (see `jwksRoute`). */
 export function jwksUrl(publicUrl: string, credentialId: string): string {
   return `${publicUrl.replace(/\/+$/, "")}/credentials/${encodeURIComponent(credentialId)}/jwks.json`;
+}
+
+/**
+ * The checks a credential's fields pass on create and update: endpoints the outbound policy
+ * allows, a known provider with valid template values, an issuer, and what discovery fills in.
+ */
+function credentialChecks({ outbound, providers, fetch }: Pick<CredentialServiceDeps, "outbound" | "providers" | "fetch">) {
+  const validateTokenUrl = (url: string) => outboundUrl(outbound, url, "credential.token_url");
+  const validateRevocationUrl = (url: string) => outboundUrl(outbound, url, "credential.revocation_url");
+  const validateUserinfoUrl = (url: string) => outboundUrl(outbound, url, "credential.userinfo_url");
+  const validateApiBaseUrl = (url: string) => {
+    const checked = outboundUrl(outbound, url, "credential.api_base_url");
+    if (/[?#]/.test(url)) invalid("credential.api_base_url", "must not have a query or fragment");
+    return checked.replace(/\/$/, "");
+  };
+  /**
+   * A credential as a whole: a known provider with every credential-level template value valid
+   * (and the hosts they name allowed by the outbound policy), or, without a provider, its own
+   * token endpoint.
+   */
+  const validateProvider = (document: CredentialDocument): void => {
+    requireApiBaseForPlacement(document);
+    if (document.provider === undefined) {
+      if (document.provider_config !== undefined && Object.keys(document.provider_config).length > 0) {
+        invalid("credential.provider_config", 'is only for credentials with a "provider"');
+      }
+      if (document.token_url === undefined) invalid("credential.token_url", "is required");
+      return;
+    }
+    const entry = providers.get(document.provider) ?? invalid("credential.provider", "is not a provider in the catalog");
+    const values = checkTemplateValues(entry, "credential", document.provider_config ?? {}, "credential.provider_config");
+    // Connection-level labels sit under the catalog's fixed domain; a sample fills them here.
+    for (const parameter of entry.parameters ?? []) if (parameter.level === "connection") values[parameter.name] = "a";
+    for (const template of Object.values(entry.endpoints)) {
+      const credentialParameter = (entry.parameters ?? []).find((p) => p.level === "credential" && template.includes(`{${p.name}}`));
+      if (credentialParameter === undefined) continue;
+      const field = `credential.provider_config.${credentialParameter.name}`;
+      const url = renderEndpoint(template, values, entry.parameters ?? []);
+      const parsed = requireEndpointUrl(url, field, { allowHttp: true });
+      outbound.requireUrl(url, field, parsed);
+      outbound.requireHostName(parsed.hostname, field);
+    }
+  };
+  /** RFC 8414 §2: an issuer is an https URL with no query or fragment. Discovery fetches it. */
+  const validateIssuer = (issuer: string) => {
+    outbound.requireUrl(issuer, "credential.issuer", requireEndpointUrl(issuer, "credential.issuer", { allowQuery: false, allowHttp: true }));
+    // The issuer is compared as a string (RFC 9207 §2.4), so keep it exactly as given.
+    return issuer;
+  };
+  const fillFromDiscovery = async (document: CredentialDocument, pkceSet: boolean, issSet: boolean): Promise<void> => {
+    let server: DiscoveredServer;
+    try {
+      server = await discoverAuthorizationServer(document.issuer!, fetch);
+    } catch (error) {
+      if (!(error instanceof ProviderCallError && error.code === "discovery_failed")) throw error;
+      invalid("credential.issuer", "has no usable discovery document (set token_url instead)");
+    }
+    // Discovered endpoints pass the same checks as given ones.
+    document.token_url = outboundUrl(outbound, server.tokenEndpoint, "credential.token_url");
+    if (document.revocation_url === undefined && server.revocationEndpoint !== undefined) {
+      document.revocation_url = outboundUrl(outbound, server.revocationEndpoint, "credential.revocation_url");
+    }
+    if (document.userinfo_url === undefined && server.userinfoEndpoint !== undefined) {
+      document.userinfo_url = outboundUrl(outbound, server.userinfoEndpoint, "credential.userinfo_url");
+    }
+    if (!issSet) document.authorization_response_iss_parameter_supported = server.issParameterSupported;
+    // RFC 7636 §4.2: the broker sends S256 only; a server that lists methods without it gets none.
+    if (!pkceSet && server.codeChallengeMethods !== undefined) document.disable_pkce = !server.codeChallengeMethods.includes("S256");
+  };
+  return { validateTokenUrl, validateRevocationUrl, validateUserinfoUrl, validateApiBaseUrl, validateProvider, validateIssuer, fillFromDiscovery };
+}
+
+/** A new credential's document from CreateCredential's input, every field checked, secrets sealed. */
+async function newCredential(
+  organisationId: string,
+  input: Credential,
+  deps: { checks: ReturnType<typeof credentialChecks>; secretBox: SecretBox; clientAssertionOf: (document: CredentialDocument) => unknown },
+): Promise<CredentialDocument> {
+  const { validateTokenUrl, validateRevocationUrl, validateUserinfoUrl, validateApiBaseUrl, validateProvider, validateIssuer, fillFromDiscovery } = deps.checks;
+  const { secretBox } = deps;
+  const id = uuidv7();
+  const now = new Date();
+  const document: CredentialDocument = {
+    _id: id,
+    organisation_id: organisationId,
+    name: validateName(input.name),
+    client_id: validateClientId(input.clientId),
+    client_secret: "",
+    authorization_response_iss_parameter_supported: input.authorizationResponseIssParameterSupported,
+    create_time: now,
+    update_time: now,
+  };
+  if (input.provider !== "") document.provider = input.provider;
+  if (Object.keys(input.providerConfig).length > 0) document.provider_config = { ...input.providerConfig };
+  if (input.tokenUrl !== "") document.token_url = validateTokenUrl(input.tokenUrl);
+  // Without a provider, unset means the generic behaviour, stored as such (as before providers
+  // existed); with one, unset means "as the catalog says", so nothing is stored.
+  if (input.tokenEndpointAuthMethod !== undefined || document.provider === undefined) {
+    document.token_endpoint_auth_method = authMethodName(input.tokenEndpointAuthMethod ?? TokenEndpointAuthMethod.UNSPECIFIED);
+  }
+  if (input.disablePkce !== undefined || document.provider === undefined) document.disable_pkce = input.disablePkce ?? false;
+  if (input.issuer !== undefined) document.issuer = validateIssuer(input.issuer);
+  if (input.revocationUrl !== undefined) document.revocation_url = validateRevocationUrl(input.revocationUrl);
+  if (input.userinfoUrl !== undefined) document.userinfo_url = validateUserinfoUrl(input.userinfoUrl);
+  if (input.apiBaseUrl !== undefined && input.apiBaseUrl !== "") document.api_base_url = validateApiBaseUrl(input.apiBaseUrl);
+  if (input.apiTokenPlacement !== undefined) document.api_token_placement = validateApiTokenPlacement(input.apiTokenPlacement);
+  // RFC 8414 / OpenID Connect Discovery: an issuer alone (no provider, no token_url) is
+  // enough; what the credential sets explicitly wins over what is discovered.
+  if (document.provider === undefined && document.token_url === undefined && document.issuer !== undefined) {
+    await fillFromDiscovery(document, input.disablePkce !== undefined, input.authorizationResponseIssParameterSupported);
+  }
+  validateProvider(document);
+  const assertion = deps.clientAssertionOf(document) as ReturnType<typeof clientAssertionOfCredential>;
+  // private_key_jwt needs no secret (one may still be stored); any other method does.
+  if (assertion === undefined || input.clientSecret !== "") {
+    document.client_secret = secretBox.encrypt(validateClientSecret(input.clientSecret), clientSecretContext(id));
+  }
+  // A private_key_jwt credential signs from the start: the broker makes its first key, of the
+  // algorithm the provider requires.
+  if (assertion !== undefined) document.keys = [sealKey(secretBox, id, await generateSigningKey(assertion.signingAlg), "generated")];
+  return document;
 }

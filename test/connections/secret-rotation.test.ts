@@ -26,10 +26,13 @@ afterAll(async () => {
 });
 
 let counter = 0;
-/** Tokens inside the broker's 60 s margin, so every GetAccessToken refreshes. */
+/**
+ * Tokens inside the broker's 60 s margin, so GetAccessToken refreshes once the last refresh's
+ * token is no longer fresh (half its 2 s lifetime; issue 20, item 3).
+ */
 function shortLived() {
   counter++;
-  return { access_token: `rot-at-${counter}`, token_type: "Bearer", expires_in: 30, refresh_token: `rot-rt-${counter}` };
+  return { access_token: `rot-at-${counter}`, token_type: "Bearer", expires_in: 2, refresh_token: `rot-rt-${counter}` };
 }
 
 beforeEach(() => {
@@ -86,6 +89,7 @@ describe("client-secret rotation against a provider mid-rotation", () => {
     // Once the provider takes the new secret, the record says so; the fallback time stays as history.
     provider.acceptedClientSecrets = [NEW_SECRET];
     provider.requests.length = 0;
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
     await broker.connect(ConnectionService).getAccessToken({ organisationId: "acme", connectionId });
     expect(presentedSecrets()).toEqual([NEW_SECRET]);
     expect((await getCredential(credentialId)).clientSecretLastUsed).toBe(ClientSecretSlot.CURRENT);

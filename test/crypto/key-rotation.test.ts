@@ -76,7 +76,7 @@ describe("encryption key rotation", () => {
     });
     const report = JSON.parse(stdout);
     // oauthStates: the completed flow's (consumed) state stays in its window's collection until that is dropped.
-    expect(report).toEqual({ primary_key: "new", moved: { credentials: 1, connections: 1, oauthStates: 1, organisations: 1, busy: 0 } });
+    expect(report).toEqual({ primary_key: "new", moved: { credentials: 1, connections: 1, oauthStates: 1, organisations: 1, deviceCodes: 0, busy: 0 } });
     expect(new Set(await keyIds(broker))).toEqual(new Set(["new"]));
     await broker.close();
 

@@ -4,6 +4,7 @@ import { type Provider, ProviderParameterLevel } from "../../../gen/oauth2broker
 import type { Api } from "../api.js";
 import { ErrorText, useAction, useLoad, when } from "../ui.js";
 import { CredentialKeys, RotateSecret } from "./credential-keys.js";
+import { StartDeviceFlow } from "./start-device-flow.js";
 import { StartFlow } from "./start-flow.js";
 
 /** The fields a person edits; the same form creates and edits. */
@@ -191,15 +192,18 @@ export function CredentialsPage(props: { api: Api; organisationId: string }) {
                         }}
                       />
                     ) : (
-                      <StartFlow
-                        api={api}
-                        organisationId={organisationId}
-                        credential={credential}
-                        provider={providers.find((p) => p.id === credential.provider)}
-                        label={`Test ${credential.name}`}
-                        button="Start test connection"
-                        connectorId="console-test"
-                      />
+                      <>
+                        <StartFlow
+                          api={api}
+                          organisationId={organisationId}
+                          credential={credential}
+                          provider={providers.find((p) => p.id === credential.provider)}
+                          label={`Test ${credential.name}`}
+                          button="Start test connection"
+                          connectorId="console-test"
+                        />
+                        <StartDeviceFlow api={api} organisationId={organisationId} credential={credential} connectorId="console-test" />
+                      </>
                     )}
                   </td>
                 </tr>

@@ -43,7 +43,9 @@ const (
 	// connect again (InitialiseOAuth2Connection with `connection_id` repairs it in place).
 	ConnectionStatus_CONNECTION_STATUS_NEEDS_REAUTHORIZATION ConnectionStatus = 3
 	// Made with `end_user_id` and waiting for ConfirmConnection; unusable until then, and deleted
-	// with its tokens if not confirmed within `BROKER_STATE_TTL`.
+	// with its tokens if not confirmed within `BROKER_STATE_TTL`. A DEVICE_CODE connection is
+	// PENDING until its end user approves (StartDeviceAuthorization), at most until the device
+	// code expires.
 	ConnectionStatus_CONNECTION_STATUS_PENDING ConnectionStatus = 4
 )
 
@@ -2208,6 +2210,177 @@ func (x *CountConnectionsResponse) GetFailingConnectionsByCredential() map[strin
 	return nil
 }
 
+// The request of StartDeviceAuthorization.
+type StartDeviceAuthorizationRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The organisation the connection belongs to. Required, 1 to 128 characters of
+	// `A-Z a-z 0-9 . _ -`.
+	OrganisationId string `protobuf:"bytes,1,opt,name=organisation_id,json=organisationId,proto3" json:"organisation_id,omitempty"`
+	// The caller's identifier for the integration this connection serves, stored on the connection.
+	// Required, same format as `organisation_id`.
+	ConnectorId string `protobuf:"bytes,2,opt,name=connector_id,json=connectorId,proto3" json:"connector_id,omitempty"`
+	// The credential (client registration) to authorize. NOT_FOUND when it does not exist or belongs
+	// to another organisation.
+	Credential *CredentialReference `protobuf:"bytes,3,opt,name=credential,proto3" json:"credential,omitempty"`
+	// The scopes to request, in order; duplicates are dropped. Each is a scope token (RFC 6749 §3.3:
+	// printable ASCII except space, `"` and `\`), at most 256 characters; at most 100 scopes. Joined
+	// with the provider's separator (a space by default); with none, no `scope` is sent.
+	Scopes        []string `protobuf:"bytes,4,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartDeviceAuthorizationRequest) Reset() {
+	*x = StartDeviceAuthorizationRequest{}
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartDeviceAuthorizationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartDeviceAuthorizationRequest) ProtoMessage() {}
+
+func (x *StartDeviceAuthorizationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartDeviceAuthorizationRequest.ProtoReflect.Descriptor instead.
+func (*StartDeviceAuthorizationRequest) Descriptor() ([]byte, []int) {
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *StartDeviceAuthorizationRequest) GetOrganisationId() string {
+	if x != nil {
+		return x.OrganisationId
+	}
+	return ""
+}
+
+func (x *StartDeviceAuthorizationRequest) GetConnectorId() string {
+	if x != nil {
+		return x.ConnectorId
+	}
+	return ""
+}
+
+func (x *StartDeviceAuthorizationRequest) GetCredential() *CredentialReference {
+	if x != nil {
+		return x.Credential
+	}
+	return nil
+}
+
+func (x *StartDeviceAuthorizationRequest) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+// The response of StartDeviceAuthorization: what to show the end user (RFC 8628 §3.2). The device
+// code stays with the broker.
+type StartDeviceAuthorizationResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The PENDING connection that becomes ACTIVE once the end user approves.
+	Connection *Connection `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
+	// The code the end user enters at `verification_uri`.
+	UserCode string `protobuf:"bytes,2,opt,name=user_code,json=userCode,proto3" json:"user_code,omitempty"`
+	// Where the end user enters `user_code` (show it, or a short form of it).
+	VerificationUri string `protobuf:"bytes,3,opt,name=verification_uri,json=verificationUri,proto3" json:"verification_uri,omitempty"`
+	// `verification_uri` with the user code in it, for a QR code or a link; empty when the provider
+	// gives none.
+	VerificationUriComplete string `protobuf:"bytes,4,opt,name=verification_uri_complete,json=verificationUriComplete,proto3" json:"verification_uri_complete,omitempty"`
+	// When the device code expires: the connection is deleted then (`expired_token`) unless approved.
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	// The provider's minimum seconds between polls (5 when it does not say), as the broker polls.
+	IntervalSeconds int32 `protobuf:"varint,6,opt,name=interval_seconds,json=intervalSeconds,proto3" json:"interval_seconds,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *StartDeviceAuthorizationResponse) Reset() {
+	*x = StartDeviceAuthorizationResponse{}
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartDeviceAuthorizationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartDeviceAuthorizationResponse) ProtoMessage() {}
+
+func (x *StartDeviceAuthorizationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartDeviceAuthorizationResponse.ProtoReflect.Descriptor instead.
+func (*StartDeviceAuthorizationResponse) Descriptor() ([]byte, []int) {
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *StartDeviceAuthorizationResponse) GetConnection() *Connection {
+	if x != nil {
+		return x.Connection
+	}
+	return nil
+}
+
+func (x *StartDeviceAuthorizationResponse) GetUserCode() string {
+	if x != nil {
+		return x.UserCode
+	}
+	return ""
+}
+
+func (x *StartDeviceAuthorizationResponse) GetVerificationUri() string {
+	if x != nil {
+		return x.VerificationUri
+	}
+	return ""
+}
+
+func (x *StartDeviceAuthorizationResponse) GetVerificationUriComplete() string {
+	if x != nil {
+		return x.VerificationUriComplete
+	}
+	return ""
+}
+
+func (x *StartDeviceAuthorizationResponse) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *StartDeviceAuthorizationResponse) GetIntervalSeconds() int32 {
+	if x != nil {
+		return x.IntervalSeconds
+	}
+	return 0
+}
+
 var File_oauth2broker_v1_connection_service_proto protoreflect.FileDescriptor
 
 const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
@@ -2377,7 +2550,24 @@ const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"!failing_connections_by_credential\x18\x02 \x03(\v2M.oauth2broker.v1.CountConnectionsResponse.FailingConnectionsByCredentialEntryR\x1efailingConnectionsByCredential\x1aQ\n" +
 	"#FailingConnectionsByCredentialEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01*\xc5\x01\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\xef\x01\n" +
+	"\x1fStartDeviceAuthorizationRequest\x125\n" +
+	"\x0forganisation_id\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xc8\xf3\x18\x01R\x0eorganisationId\x12/\n" +
+	"\fconnector_id\x18\x02 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xc8\xf3\x18\x01R\vconnectorId\x12L\n" +
+	"\n" +
+	"credential\x18\x03 \x01(\v2$.oauth2broker.v1.CredentialReferenceB\x06\xbaH\x03\xc8\x01\x01R\n" +
+	"credential\x12\x16\n" +
+	"\x06scopes\x18\x04 \x03(\tR\x06scopes\"\xcb\x02\n" +
+	" StartDeviceAuthorizationResponse\x12;\n" +
+	"\n" +
+	"connection\x18\x01 \x01(\v2\x1b.oauth2broker.v1.ConnectionR\n" +
+	"connection\x12\x1b\n" +
+	"\tuser_code\x18\x02 \x01(\tR\buserCode\x12)\n" +
+	"\x10verification_uri\x18\x03 \x01(\tR\x0fverificationUri\x12:\n" +
+	"\x19verification_uri_complete\x18\x04 \x01(\tR\x17verificationUriComplete\x12;\n" +
+	"\vexpire_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\x12)\n" +
+	"\x10interval_seconds\x18\x06 \x01(\x05R\x0fintervalSeconds*\xc5\x01\n" +
 	"\x10ConnectionStatus\x12!\n" +
 	"\x1dCONNECTION_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18CONNECTION_STATUS_ACTIVE\x10\x01\x12$\n" +
@@ -2401,7 +2591,7 @@ const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"\x1eREVOCATION_OUTCOME_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aREVOCATION_OUTCOME_REVOKED\x10\x01\x12\x1d\n" +
 	"\x19REVOCATION_OUTCOME_FAILED\x10\x02\x12$\n" +
-	" REVOCATION_OUTCOME_NOT_SUPPORTED\x10\x032\xbe\b\n" +
+	" REVOCATION_OUTCOME_NOT_SUPPORTED\x10\x032\xbf\t\n" +
 	"\x11ConnectionService\x12\xd2\x01\n" +
 	"\x1aInitialiseOAuth2Connection\x122.oauth2broker.v1.InitialiseOAuth2ConnectionRequest\x1a3.oauth2broker.v1.InitialiseOAuth2ConnectionResponse\"K\x82\xd3\xe4\x93\x02E:\x01*\"@/o/{organisation_id}/connectors/{connector_id}/oauth2/initialise\x12^\n" +
 	"\rGetConnection\x12%.oauth2broker.v1.GetConnectionRequest\x1a&.oauth2broker.v1.GetConnectionResponse\x12d\n" +
@@ -2411,7 +2601,8 @@ const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"\x10DeleteConnection\x12(.oauth2broker.v1.DeleteConnectionRequest\x1a).oauth2broker.v1.DeleteConnectionResponse\x12x\n" +
 	"\x15WatchConnectionEvents\x12-.oauth2broker.v1.WatchConnectionEventsRequest\x1a..oauth2broker.v1.WatchConnectionEventsResponse0\x01\x12s\n" +
 	"\x14ListConnectionEvents\x12,.oauth2broker.v1.ListConnectionEventsRequest\x1a-.oauth2broker.v1.ListConnectionEventsResponse\x12g\n" +
-	"\x10CountConnections\x12(.oauth2broker.v1.CountConnectionsRequest\x1a).oauth2broker.v1.CountConnectionsResponseBNZLgithub.com/oauth2-broker/oauth2-broker/gen/go/oauth2broker/v1;oauth2brokerv1b\x06proto3"
+	"\x10CountConnections\x12(.oauth2broker.v1.CountConnectionsRequest\x1a).oauth2broker.v1.CountConnectionsResponse\x12\x7f\n" +
+	"\x18StartDeviceAuthorization\x120.oauth2broker.v1.StartDeviceAuthorizationRequest\x1a1.oauth2broker.v1.StartDeviceAuthorizationResponseBNZLgithub.com/oauth2-broker/oauth2-broker/gen/go/oauth2broker/v1;oauth2brokerv1b\x06proto3"
 
 var (
 	file_oauth2broker_v1_connection_service_proto_rawDescOnce sync.Once
@@ -2426,7 +2617,7 @@ func file_oauth2broker_v1_connection_service_proto_rawDescGZIP() []byte {
 }
 
 var file_oauth2broker_v1_connection_service_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_oauth2broker_v1_connection_service_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_oauth2broker_v1_connection_service_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_oauth2broker_v1_connection_service_proto_goTypes = []any{
 	(ConnectionStatus)(0),                      // 0: oauth2broker.v1.ConnectionStatus
 	(ConnectionKind)(0),                        // 1: oauth2broker.v1.ConnectionKind
@@ -2458,67 +2649,74 @@ var file_oauth2broker_v1_connection_service_proto_goTypes = []any{
 	(*CountConnectionsRequest)(nil),            // 27: oauth2broker.v1.CountConnectionsRequest
 	(*ConnectionStatusCount)(nil),              // 28: oauth2broker.v1.ConnectionStatusCount
 	(*CountConnectionsResponse)(nil),           // 29: oauth2broker.v1.CountConnectionsResponse
-	nil,                                        // 30: oauth2broker.v1.Connection.MetadataEntry
-	nil,                                        // 31: oauth2broker.v1.ProviderApi.HeadersEntry
-	nil,                                        // 32: oauth2broker.v1.GetAccessTokenResponse.MetadataEntry
-	nil,                                        // 33: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.ConnectionConfigEntry
-	nil,                                        // 34: oauth2broker.v1.CountConnectionsResponse.FailingConnectionsByCredentialEntry
-	(*timestamppb.Timestamp)(nil),              // 35: google.protobuf.Timestamp
+	(*StartDeviceAuthorizationRequest)(nil),    // 30: oauth2broker.v1.StartDeviceAuthorizationRequest
+	(*StartDeviceAuthorizationResponse)(nil),   // 31: oauth2broker.v1.StartDeviceAuthorizationResponse
+	nil,                                        // 32: oauth2broker.v1.Connection.MetadataEntry
+	nil,                                        // 33: oauth2broker.v1.ProviderApi.HeadersEntry
+	nil,                                        // 34: oauth2broker.v1.GetAccessTokenResponse.MetadataEntry
+	nil,                                        // 35: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.ConnectionConfigEntry
+	nil,                                        // 36: oauth2broker.v1.CountConnectionsResponse.FailingConnectionsByCredentialEntry
+	(*timestamppb.Timestamp)(nil),              // 37: google.protobuf.Timestamp
 }
 var file_oauth2broker_v1_connection_service_proto_depIdxs = []int32{
 	0,  // 0: oauth2broker.v1.Connection.status:type_name -> oauth2broker.v1.ConnectionStatus
-	35, // 1: oauth2broker.v1.Connection.access_token_expire_time:type_name -> google.protobuf.Timestamp
-	35, // 2: oauth2broker.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
-	35, // 3: oauth2broker.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
-	30, // 4: oauth2broker.v1.Connection.metadata:type_name -> oauth2broker.v1.Connection.MetadataEntry
+	37, // 1: oauth2broker.v1.Connection.access_token_expire_time:type_name -> google.protobuf.Timestamp
+	37, // 2: oauth2broker.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
+	37, // 3: oauth2broker.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
+	32, // 4: oauth2broker.v1.Connection.metadata:type_name -> oauth2broker.v1.Connection.MetadataEntry
 	8,  // 5: oauth2broker.v1.Connection.external_account:type_name -> oauth2broker.v1.ExternalAccount
 	5,  // 6: oauth2broker.v1.Connection.api:type_name -> oauth2broker.v1.ProviderApi
 	1,  // 7: oauth2broker.v1.Connection.kind:type_name -> oauth2broker.v1.ConnectionKind
 	6,  // 8: oauth2broker.v1.ProviderApi.base_urls:type_name -> oauth2broker.v1.ApiBaseUrl
 	7,  // 9: oauth2broker.v1.ProviderApi.token_placement:type_name -> oauth2broker.v1.ApiTokenPlacement
-	31, // 10: oauth2broker.v1.ProviderApi.headers:type_name -> oauth2broker.v1.ProviderApi.HeadersEntry
+	33, // 10: oauth2broker.v1.ProviderApi.headers:type_name -> oauth2broker.v1.ProviderApi.HeadersEntry
 	2,  // 11: oauth2broker.v1.ApiTokenPlacement.location:type_name -> oauth2broker.v1.ApiTokenLocation
 	4,  // 12: oauth2broker.v1.GetConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
 	0,  // 13: oauth2broker.v1.ListConnectionsRequest.status:type_name -> oauth2broker.v1.ConnectionStatus
 	4,  // 14: oauth2broker.v1.ListConnectionsResponse.connections:type_name -> oauth2broker.v1.Connection
-	35, // 15: oauth2broker.v1.GetAccessTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
-	32, // 16: oauth2broker.v1.GetAccessTokenResponse.metadata:type_name -> oauth2broker.v1.GetAccessTokenResponse.MetadataEntry
+	37, // 15: oauth2broker.v1.GetAccessTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	34, // 16: oauth2broker.v1.GetAccessTokenResponse.metadata:type_name -> oauth2broker.v1.GetAccessTokenResponse.MetadataEntry
 	5,  // 17: oauth2broker.v1.GetAccessTokenResponse.api:type_name -> oauth2broker.v1.ProviderApi
 	4,  // 18: oauth2broker.v1.ConfirmConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
 	3,  // 19: oauth2broker.v1.DeleteConnectionResponse.revocation:type_name -> oauth2broker.v1.RevocationOutcome
 	21, // 20: oauth2broker.v1.WatchConnectionEventsResponse.event:type_name -> oauth2broker.v1.ConnectionEvent
-	35, // 21: oauth2broker.v1.ConnectionEvent.create_time:type_name -> google.protobuf.Timestamp
+	37, // 21: oauth2broker.v1.ConnectionEvent.create_time:type_name -> google.protobuf.Timestamp
 	0,  // 22: oauth2broker.v1.ConnectionEvent.status:type_name -> oauth2broker.v1.ConnectionStatus
 	22, // 23: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.credential:type_name -> oauth2broker.v1.CredentialReference
-	33, // 24: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.connection_config:type_name -> oauth2broker.v1.InitialiseOAuth2ConnectionRequest.ConnectionConfigEntry
-	35, // 25: oauth2broker.v1.InitialiseOAuth2ConnectionResponse.expire_time:type_name -> google.protobuf.Timestamp
+	35, // 24: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.connection_config:type_name -> oauth2broker.v1.InitialiseOAuth2ConnectionRequest.ConnectionConfigEntry
+	37, // 25: oauth2broker.v1.InitialiseOAuth2ConnectionResponse.expire_time:type_name -> google.protobuf.Timestamp
 	21, // 26: oauth2broker.v1.ListConnectionEventsResponse.events:type_name -> oauth2broker.v1.ConnectionEvent
 	0,  // 27: oauth2broker.v1.ConnectionStatusCount.status:type_name -> oauth2broker.v1.ConnectionStatus
 	28, // 28: oauth2broker.v1.CountConnectionsResponse.counts:type_name -> oauth2broker.v1.ConnectionStatusCount
-	34, // 29: oauth2broker.v1.CountConnectionsResponse.failing_connections_by_credential:type_name -> oauth2broker.v1.CountConnectionsResponse.FailingConnectionsByCredentialEntry
-	23, // 30: oauth2broker.v1.ConnectionService.InitialiseOAuth2Connection:input_type -> oauth2broker.v1.InitialiseOAuth2ConnectionRequest
-	9,  // 31: oauth2broker.v1.ConnectionService.GetConnection:input_type -> oauth2broker.v1.GetConnectionRequest
-	11, // 32: oauth2broker.v1.ConnectionService.ListConnections:input_type -> oauth2broker.v1.ListConnectionsRequest
-	13, // 33: oauth2broker.v1.ConnectionService.GetAccessToken:input_type -> oauth2broker.v1.GetAccessTokenRequest
-	15, // 34: oauth2broker.v1.ConnectionService.ConfirmConnection:input_type -> oauth2broker.v1.ConfirmConnectionRequest
-	17, // 35: oauth2broker.v1.ConnectionService.DeleteConnection:input_type -> oauth2broker.v1.DeleteConnectionRequest
-	19, // 36: oauth2broker.v1.ConnectionService.WatchConnectionEvents:input_type -> oauth2broker.v1.WatchConnectionEventsRequest
-	25, // 37: oauth2broker.v1.ConnectionService.ListConnectionEvents:input_type -> oauth2broker.v1.ListConnectionEventsRequest
-	27, // 38: oauth2broker.v1.ConnectionService.CountConnections:input_type -> oauth2broker.v1.CountConnectionsRequest
-	24, // 39: oauth2broker.v1.ConnectionService.InitialiseOAuth2Connection:output_type -> oauth2broker.v1.InitialiseOAuth2ConnectionResponse
-	10, // 40: oauth2broker.v1.ConnectionService.GetConnection:output_type -> oauth2broker.v1.GetConnectionResponse
-	12, // 41: oauth2broker.v1.ConnectionService.ListConnections:output_type -> oauth2broker.v1.ListConnectionsResponse
-	14, // 42: oauth2broker.v1.ConnectionService.GetAccessToken:output_type -> oauth2broker.v1.GetAccessTokenResponse
-	16, // 43: oauth2broker.v1.ConnectionService.ConfirmConnection:output_type -> oauth2broker.v1.ConfirmConnectionResponse
-	18, // 44: oauth2broker.v1.ConnectionService.DeleteConnection:output_type -> oauth2broker.v1.DeleteConnectionResponse
-	20, // 45: oauth2broker.v1.ConnectionService.WatchConnectionEvents:output_type -> oauth2broker.v1.WatchConnectionEventsResponse
-	26, // 46: oauth2broker.v1.ConnectionService.ListConnectionEvents:output_type -> oauth2broker.v1.ListConnectionEventsResponse
-	29, // 47: oauth2broker.v1.ConnectionService.CountConnections:output_type -> oauth2broker.v1.CountConnectionsResponse
-	39, // [39:48] is the sub-list for method output_type
-	30, // [30:39] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	36, // 29: oauth2broker.v1.CountConnectionsResponse.failing_connections_by_credential:type_name -> oauth2broker.v1.CountConnectionsResponse.FailingConnectionsByCredentialEntry
+	22, // 30: oauth2broker.v1.StartDeviceAuthorizationRequest.credential:type_name -> oauth2broker.v1.CredentialReference
+	4,  // 31: oauth2broker.v1.StartDeviceAuthorizationResponse.connection:type_name -> oauth2broker.v1.Connection
+	37, // 32: oauth2broker.v1.StartDeviceAuthorizationResponse.expire_time:type_name -> google.protobuf.Timestamp
+	23, // 33: oauth2broker.v1.ConnectionService.InitialiseOAuth2Connection:input_type -> oauth2broker.v1.InitialiseOAuth2ConnectionRequest
+	9,  // 34: oauth2broker.v1.ConnectionService.GetConnection:input_type -> oauth2broker.v1.GetConnectionRequest
+	11, // 35: oauth2broker.v1.ConnectionService.ListConnections:input_type -> oauth2broker.v1.ListConnectionsRequest
+	13, // 36: oauth2broker.v1.ConnectionService.GetAccessToken:input_type -> oauth2broker.v1.GetAccessTokenRequest
+	15, // 37: oauth2broker.v1.ConnectionService.ConfirmConnection:input_type -> oauth2broker.v1.ConfirmConnectionRequest
+	17, // 38: oauth2broker.v1.ConnectionService.DeleteConnection:input_type -> oauth2broker.v1.DeleteConnectionRequest
+	19, // 39: oauth2broker.v1.ConnectionService.WatchConnectionEvents:input_type -> oauth2broker.v1.WatchConnectionEventsRequest
+	25, // 40: oauth2broker.v1.ConnectionService.ListConnectionEvents:input_type -> oauth2broker.v1.ListConnectionEventsRequest
+	27, // 41: oauth2broker.v1.ConnectionService.CountConnections:input_type -> oauth2broker.v1.CountConnectionsRequest
+	30, // 42: oauth2broker.v1.ConnectionService.StartDeviceAuthorization:input_type -> oauth2broker.v1.StartDeviceAuthorizationRequest
+	24, // 43: oauth2broker.v1.ConnectionService.InitialiseOAuth2Connection:output_type -> oauth2broker.v1.InitialiseOAuth2ConnectionResponse
+	10, // 44: oauth2broker.v1.ConnectionService.GetConnection:output_type -> oauth2broker.v1.GetConnectionResponse
+	12, // 45: oauth2broker.v1.ConnectionService.ListConnections:output_type -> oauth2broker.v1.ListConnectionsResponse
+	14, // 46: oauth2broker.v1.ConnectionService.GetAccessToken:output_type -> oauth2broker.v1.GetAccessTokenResponse
+	16, // 47: oauth2broker.v1.ConnectionService.ConfirmConnection:output_type -> oauth2broker.v1.ConfirmConnectionResponse
+	18, // 48: oauth2broker.v1.ConnectionService.DeleteConnection:output_type -> oauth2broker.v1.DeleteConnectionResponse
+	20, // 49: oauth2broker.v1.ConnectionService.WatchConnectionEvents:output_type -> oauth2broker.v1.WatchConnectionEventsResponse
+	26, // 50: oauth2broker.v1.ConnectionService.ListConnectionEvents:output_type -> oauth2broker.v1.ListConnectionEventsResponse
+	29, // 51: oauth2broker.v1.ConnectionService.CountConnections:output_type -> oauth2broker.v1.CountConnectionsResponse
+	31, // 52: oauth2broker.v1.ConnectionService.StartDeviceAuthorization:output_type -> oauth2broker.v1.StartDeviceAuthorizationResponse
+	43, // [43:53] is the sub-list for method output_type
+	33, // [33:43] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_oauth2broker_v1_connection_service_proto_init() }
@@ -2534,7 +2732,7 @@ func file_oauth2broker_v1_connection_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_oauth2broker_v1_connection_service_proto_rawDesc), len(file_oauth2broker_v1_connection_service_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   31,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

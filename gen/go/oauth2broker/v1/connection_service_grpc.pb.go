@@ -28,6 +28,7 @@ const (
 	ConnectionService_WatchConnectionEvents_FullMethodName      = "/oauth2broker.v1.ConnectionService/WatchConnectionEvents"
 	ConnectionService_ListConnectionEvents_FullMethodName       = "/oauth2broker.v1.ConnectionService/ListConnectionEvents"
 	ConnectionService_CountConnections_FullMethodName           = "/oauth2broker.v1.ConnectionService/CountConnections"
+	ConnectionService_StartDeviceAuthorization_FullMethodName   = "/oauth2broker.v1.ConnectionService/StartDeviceAuthorization"
 )
 
 // ConnectionServiceClient is the client API for ConnectionService service.
@@ -75,6 +76,18 @@ type ConnectionServiceClient interface {
 	ListConnectionEvents(ctx context.Context, in *ListConnectionEventsRequest, opts ...grpc.CallOption) (*ListConnectionEventsResponse, error)
 	// Counts an organisation's connections by status (deleted connections are not counted).
 	CountConnections(ctx context.Context, in *CountConnectionsRequest, opts ...grpc.CallOption) (*CountConnectionsResponse, error)
+	// Starts a device authorization grant (RFC 8628) for an end user who approves on another
+	// device: the broker asks the provider's device authorization endpoint (the catalog's, else the
+	// one the credential's `issuer` discovery document names) and returns the `user_code` and where
+	// to enter it. The connection exists at once as PENDING (kind DEVICE_CODE); the broker polls the
+	// token endpoint every `interval` (longer after `slow_down`), on one instance at a time, across
+	// restarts, and makes it ACTIVE (`connection.created`) once the user approves. When the user
+	// denies (`access_denied`) or the device code expires (`expired_token`) it is deleted, with a
+	// `connection.deleted` event whose `status_reason` says which. The device code itself is a
+	// secret: encrypted at rest, never returned. INVALID_ARGUMENT naming the field for bad input;
+	// FAILED_PRECONDITION when no device authorization endpoint is known or the provider refuses
+	// (its error code named), UNAVAILABLE when it does not answer; nothing is stored then.
+	StartDeviceAuthorization(ctx context.Context, in *StartDeviceAuthorizationRequest, opts ...grpc.CallOption) (*StartDeviceAuthorizationResponse, error)
 }
 
 type connectionServiceClient struct {
@@ -184,6 +197,16 @@ func (c *connectionServiceClient) CountConnections(ctx context.Context, in *Coun
 	return out, nil
 }
 
+func (c *connectionServiceClient) StartDeviceAuthorization(ctx context.Context, in *StartDeviceAuthorizationRequest, opts ...grpc.CallOption) (*StartDeviceAuthorizationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StartDeviceAuthorizationResponse)
+	err := c.cc.Invoke(ctx, ConnectionService_StartDeviceAuthorization_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ConnectionServiceServer is the server API for ConnectionService service.
 // All implementations must embed UnimplementedConnectionServiceServer
 // for forward compatibility.
@@ -229,6 +252,18 @@ type ConnectionServiceServer interface {
 	ListConnectionEvents(context.Context, *ListConnectionEventsRequest) (*ListConnectionEventsResponse, error)
 	// Counts an organisation's connections by status (deleted connections are not counted).
 	CountConnections(context.Context, *CountConnectionsRequest) (*CountConnectionsResponse, error)
+	// Starts a device authorization grant (RFC 8628) for an end user who approves on another
+	// device: the broker asks the provider's device authorization endpoint (the catalog's, else the
+	// one the credential's `issuer` discovery document names) and returns the `user_code` and where
+	// to enter it. The connection exists at once as PENDING (kind DEVICE_CODE); the broker polls the
+	// token endpoint every `interval` (longer after `slow_down`), on one instance at a time, across
+	// restarts, and makes it ACTIVE (`connection.created`) once the user approves. When the user
+	// denies (`access_denied`) or the device code expires (`expired_token`) it is deleted, with a
+	// `connection.deleted` event whose `status_reason` says which. The device code itself is a
+	// secret: encrypted at rest, never returned. INVALID_ARGUMENT naming the field for bad input;
+	// FAILED_PRECONDITION when no device authorization endpoint is known or the provider refuses
+	// (its error code named), UNAVAILABLE when it does not answer; nothing is stored then.
+	StartDeviceAuthorization(context.Context, *StartDeviceAuthorizationRequest) (*StartDeviceAuthorizationResponse, error)
 	mustEmbedUnimplementedConnectionServiceServer()
 }
 
@@ -265,6 +300,9 @@ func (UnimplementedConnectionServiceServer) ListConnectionEvents(context.Context
 }
 func (UnimplementedConnectionServiceServer) CountConnections(context.Context, *CountConnectionsRequest) (*CountConnectionsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CountConnections not implemented")
+}
+func (UnimplementedConnectionServiceServer) StartDeviceAuthorization(context.Context, *StartDeviceAuthorizationRequest) (*StartDeviceAuthorizationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method StartDeviceAuthorization not implemented")
 }
 func (UnimplementedConnectionServiceServer) mustEmbedUnimplementedConnectionServiceServer() {}
 func (UnimplementedConnectionServiceServer) testEmbeddedByValue()                           {}
@@ -442,6 +480,24 @@ func _ConnectionService_CountConnections_Handler(srv interface{}, ctx context.Co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ConnectionService_StartDeviceAuthorization_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StartDeviceAuthorizationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectionServiceServer).StartDeviceAuthorization(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConnectionService_StartDeviceAuthorization_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectionServiceServer).StartDeviceAuthorization(ctx, req.(*StartDeviceAuthorizationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ConnectionService_ServiceDesc is the grpc.ServiceDesc for ConnectionService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -480,6 +536,10 @@ var ConnectionService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CountConnections",
 			Handler:    _ConnectionService_CountConnections_Handler,
+		},
+		{
+			MethodName: "StartDeviceAuthorization",
+			Handler:    _ConnectionService_StartDeviceAuthorization_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -401,3 +401,31 @@ class CountConnectionsResponse(_message.Message):
     counts: _containers.RepeatedCompositeFieldContainer[ConnectionStatusCount]
     failing_connections_by_credential: _containers.ScalarMap[str, int]
     def __init__(self, counts: _Optional[_Iterable[_Union[ConnectionStatusCount, _Mapping]]] = ..., failing_connections_by_credential: _Optional[_Mapping[str, int]] = ...) -> None: ...
+
+class StartDeviceAuthorizationRequest(_message.Message):
+    __slots__ = ("organisation_id", "connector_id", "credential", "scopes")
+    ORGANISATION_ID_FIELD_NUMBER: _ClassVar[int]
+    CONNECTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
+    SCOPES_FIELD_NUMBER: _ClassVar[int]
+    organisation_id: str
+    connector_id: str
+    credential: CredentialReference
+    scopes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, organisation_id: _Optional[str] = ..., connector_id: _Optional[str] = ..., credential: _Optional[_Union[CredentialReference, _Mapping]] = ..., scopes: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class StartDeviceAuthorizationResponse(_message.Message):
+    __slots__ = ("connection", "user_code", "verification_uri", "verification_uri_complete", "expire_time", "interval_seconds")
+    CONNECTION_FIELD_NUMBER: _ClassVar[int]
+    USER_CODE_FIELD_NUMBER: _ClassVar[int]
+    VERIFICATION_URI_FIELD_NUMBER: _ClassVar[int]
+    VERIFICATION_URI_COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    connection: Connection
+    user_code: str
+    verification_uri: str
+    verification_uri_complete: str
+    expire_time: _timestamp_pb2.Timestamp
+    interval_seconds: int
+    def __init__(self, connection: _Optional[_Union[Connection, _Mapping]] = ..., user_code: _Optional[str] = ..., verification_uri: _Optional[str] = ..., verification_uri_complete: _Optional[str] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., interval_seconds: _Optional[int] = ...) -> None: ...

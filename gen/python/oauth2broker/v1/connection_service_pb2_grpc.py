@@ -81,6 +81,11 @@ class ConnectionServiceStub:
                 request_serializer=oauth2broker_dot_v1_dot_connection__service__pb2.CountConnectionsRequest.SerializeToString,
                 response_deserializer=oauth2broker_dot_v1_dot_connection__service__pb2.CountConnectionsResponse.FromString,
                 _registered_method=True)
+        self.StartDeviceAuthorization = channel.unary_unary(
+                '/oauth2broker.v1.ConnectionService/StartDeviceAuthorization',
+                request_serializer=oauth2broker_dot_v1_dot_connection__service__pb2.StartDeviceAuthorizationRequest.SerializeToString,
+                response_deserializer=oauth2broker_dot_v1_dot_connection__service__pb2.StartDeviceAuthorizationResponse.FromString,
+                _registered_method=True)
 
 
 class ConnectionServiceServicer:
@@ -171,6 +176,23 @@ class ConnectionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StartDeviceAuthorization(self, request, context):
+        """Starts a device authorization grant (RFC 8628) for an end user who approves on another
+        device: the broker asks the provider's device authorization endpoint (the catalog's, else the
+        one the credential's `issuer` discovery document names) and returns the `user_code` and where
+        to enter it. The connection exists at once as PENDING (kind DEVICE_CODE); the broker polls the
+        token endpoint every `interval` (longer after `slow_down`), on one instance at a time, across
+        restarts, and makes it ACTIVE (`connection.created`) once the user approves. When the user
+        denies (`access_denied`) or the device code expires (`expired_token`) it is deleted, with a
+        `connection.deleted` event whose `status_reason` says which. The device code itself is a
+        secret: encrypted at rest, never returned. INVALID_ARGUMENT naming the field for bad input;
+        FAILED_PRECONDITION when no device authorization endpoint is known or the provider refuses
+        (its error code named), UNAVAILABLE when it does not answer; nothing is stored then.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ConnectionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -218,6 +240,11 @@ def add_ConnectionServiceServicer_to_server(servicer, server):
                     servicer.CountConnections,
                     request_deserializer=oauth2broker_dot_v1_dot_connection__service__pb2.CountConnectionsRequest.FromString,
                     response_serializer=oauth2broker_dot_v1_dot_connection__service__pb2.CountConnectionsResponse.SerializeToString,
+            ),
+            'StartDeviceAuthorization': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartDeviceAuthorization,
+                    request_deserializer=oauth2broker_dot_v1_dot_connection__service__pb2.StartDeviceAuthorizationRequest.FromString,
+                    response_serializer=oauth2broker_dot_v1_dot_connection__service__pb2.StartDeviceAuthorizationResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -465,6 +492,33 @@ class ConnectionService:
             '/oauth2broker.v1.ConnectionService/CountConnections',
             oauth2broker_dot_v1_dot_connection__service__pb2.CountConnectionsRequest.SerializeToString,
             oauth2broker_dot_v1_dot_connection__service__pb2.CountConnectionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartDeviceAuthorization(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/oauth2broker.v1.ConnectionService/StartDeviceAuthorization',
+            oauth2broker_dot_v1_dot_connection__service__pb2.StartDeviceAuthorizationRequest.SerializeToString,
+            oauth2broker_dot_v1_dot_connection__service__pb2.StartDeviceAuthorizationResponse.FromString,
             options,
             channel_credentials,
             insecure,
