@@ -14,7 +14,7 @@ import { ConnectionService } from "../gen/oauth2broker/v1/connection_service_pb.
 import { initialiseRequest } from "./requests.js";
 
 export interface LoadSpec {
-  scenario: "health" | "initialise-grpc" | "initialise-connect" | "callback" | "access-token" | "db-initialise";
+  scenario: "health" | "initialise-grpc" | "initialise-connect" | "callback" | "access-token" | "db-initialise" | "proxy" | "direct-api";
   concurrency: number;
   durationMs: number;
   warmupMs: number;
@@ -29,6 +29,8 @@ export interface LoadSpec {
   connectionId: string;
   mongodbUri: string;
   database: string;
+  /** The loopback provider API the proxy scenarios call (directly, or through /proxy/). */
+  apiUrl?: string;
 }
 
 export interface LoadResult {
@@ -104,6 +106,25 @@ async function makeCall(): Promise<{ call: () => Promise<unknown>; close: () => 
         },
         close: () => mongo.close(),
       };
+    }
+    case "proxy":
+    case "direct-api": {
+      // GET over HTTP/1.1 with keep-alive, one connection per worker: through the broker's
+      // /proxy/<connection_id>/ (the admin token, naming the organisation), or straight to the API.
+      const agent = new http.Agent({ keepAlive: true, maxSockets: spec.concurrency });
+      const viaProxy = spec.scenario === "proxy";
+      const url = new URL(viaProxy ? `${spec.httpUrl}/proxy/${spec.connectionId}/v1/items?limit=10` : `${spec.apiUrl}/v1/items?limit=10`);
+      const headers: http.OutgoingHttpHeaders = viaProxy ? { authorization: `Bearer ${spec.token}`, "x-broker-organisation": "bench" } : {};
+      const get = () =>
+        new Promise<void>((resolve, reject) => {
+          const req = http.request({ host: url.hostname, port: url.port, path: `${url.pathname}${url.search}`, headers, agent }, (res) => {
+            res.resume();
+            res.on("end", () => (res.statusCode === 200 ? resolve() : reject(new Error(`HTTP ${res.statusCode}`))));
+          });
+          req.on("error", reject);
+          req.end();
+        });
+      return { call: get, close: async () => agent.destroy() };
     }
     default:
       throw new Error(`${spec.scenario} is a gRPC scenario: bench/ghz.ts runs it`);

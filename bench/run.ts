@@ -64,6 +64,7 @@ async function main(): Promise<void> {
   const mongodbUri = process.env.MONGODB_URI ?? ferretdb!.uri;
   const database = `bench_${Date.now()}`;
   const tokenEndpoint = await startTokenEndpoint();
+  const providerApi = await startProviderApi();
   const adminToken = randomBytes(32).toString("base64url");
   const broker = await startBroker(benchBrokerEnv(mongodbUri, database, adminToken));
   try {
@@ -95,9 +96,12 @@ async function main(): Promise<void> {
       connectionId: connections[0]!.id,
       mongodbUri,
       database,
+      apiUrl: providerApi.url,
     };
+    await giveApiBase(mongodbUri, database, connections[0]!.id, providerApi.url);
 
     const rows: Row[] = [];
+    let proxySummary: ProxySummary | undefined;
     const run = async (scenario: LoadSpec["scenario"], concurrency: number, extra: Partial<LoadSpec> = {}): Promise<Row> => {
       const sampler = rssSampler(broker.child.pid!);
       let cpuAtWarmupEnd = cpuMs(broker.child.pid!);
@@ -118,6 +122,7 @@ async function main(): Promise<void> {
       for (const only of process.env.BENCH_ONLY.split(",")) {
         const [scenario, c] = only.split(":");
         if (scenario === "pending") rows.push(...(await pendingFlows(mongodbUri, tokenEndpoint.url)));
+        else if (scenario === "proxy-summary") proxySummary = await proxyRows(run);
         else if (scenario === "stored") rows.push(...(await storedConnections(mongodbUri, tokenEndpoint.url)));
         else if (scenario === "tenant") rows.push(...(await tenantRows(mongodbUri, tokenEndpoint.url)));
         // `open:<rps>`: InitialiseOAuth2Connection over gRPC at that fixed rate.
@@ -125,6 +130,7 @@ async function main(): Promise<void> {
         else await run(scenario as LoadSpec["scenario"], Number(c ?? 16));
       }
       printTable(rows, {}, {});
+      if (proxySummary !== undefined) console.log(`proxy: ${JSON.stringify(proxySummary)}`);
       return;
     }
     console.error("ceilings, then scenarios:");
@@ -135,6 +141,7 @@ async function main(): Promise<void> {
       ceiling.set(c, Math.min(framework.rps, db.rps));
     }
     await run("access-token", 64);
+    proxySummary = await proxyRows(run);
     for (const scenario of ["initialise-grpc", "initialise-connect"] as const) {
       for (const c of [1, 16, 64]) await run(scenario, c);
     }
@@ -185,14 +192,16 @@ async function main(): Promise<void> {
 
     const machine = { cpus: cpus().length, cpu: cpus()[0]?.model, memory_gb: Math.round(totalmem() / 2 ** 30), node: process.version, database: ferretdb ? "FerretDB 1.24.2 (SQLite), embedded" : "MONGODB_URI" };
     printTable(rows, soakRow, machine);
+    console.log(`proxy: ${JSON.stringify(proxySummary)}`);
     mkdirSync(join(root, "bench/results"), { recursive: true });
     const file = join(root, "bench/results", `${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
-    writeFileSync(file, `${JSON.stringify({ machine, duration_ms: DURATION_MS, rows, soak: soakRow }, null, 2)}\n`);
+    writeFileSync(file, `${JSON.stringify({ machine, duration_ms: DURATION_MS, rows, soak: soakRow, proxy: proxySummary }, null, 2)}\n`);
     console.log(`\nwritten to ${file}`);
   } finally {
     broker.child.kill("SIGTERM");
     await new Promise((resolve) => broker.child.once("exit", resolve));
     tokenEndpoint.close();
+    providerApi.close();
     await ferretdb?.stop();
     rmSync(dataDir, { recursive: true, force: true });
   }
@@ -387,6 +396,63 @@ function load(spec: LoadSpec): Promise<LoadResult> {
   return promisify(execFile)(process.execPath, [join(root, "dist/bench/load.js"), JSON.stringify(spec)], { maxBuffer: 1 << 20 }).then(
     ({ stdout }) => JSON.parse(stdout.trim().split("\n").at(-1)!) as LoadResult,
   );
+}
+
+interface ProxySummary {
+  added_p50_ms: number;
+  added_p99_ms: number;
+  proxy_c16_rps: number;
+  access_token_c16_rps: number;
+  ratio_to_access_token: number;
+}
+
+/**
+ * The proxy against a loopback API that answers at once: the latency it adds over calling the API
+ * directly at c=1 (target: < 2 ms at p50), and its throughput at c=16 against GetAccessToken
+ * (a valid token) at c=16 in the same run (target: ≥ 0.7×).
+ */
+async function proxyRows(run: (scenario: LoadSpec["scenario"], concurrency: number) => Promise<Row>): Promise<ProxySummary> {
+  const direct = await run("direct-api", 1);
+  const proxied = await run("proxy", 1);
+  const accessToken = await run("access-token", 16);
+  const proxied16 = await run("proxy", 16);
+  const round = (n: number) => Math.round(n * 100) / 100;
+  return {
+    added_p50_ms: round(proxied.p50_ms - direct.p50_ms),
+    added_p99_ms: round(proxied.p99_ms - direct.p99_ms),
+    proxy_c16_rps: proxied16.rps,
+    access_token_c16_rps: accessToken.rps,
+    ratio_to_access_token: round(proxied16.rps / accessToken.rps),
+  };
+}
+
+/** A provider API that answers every call at once with a small JSON body. */
+async function startProviderApi(): Promise<{ url: string; close: () => void }> {
+  const body = JSON.stringify({ items: [{ id: 1, name: "one" }], next: null });
+  const server = createServer((req, res) => {
+    req.resume();
+    res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+    res.end(body);
+  });
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => server.close() };
+}
+
+/**
+ * The bench's connection uses a credential without a catalog provider, so it has no API base:
+ * give it the loopback API's, as a catalog entry's `api` would render it.
+ */
+async function giveApiBase(mongodbUri: string, database: string, connectionId: string, url: string): Promise<void> {
+  const mongo = new MongoClient(mongodbUri);
+  try {
+    await mongo
+      .db(database)
+      .collection("connections")
+      .updateOne({ _id: connectionId as never }, { $set: { api: { base_urls: [{ name: "rest", url }], token: { in: "header", name: "Authorization", scheme: "Bearer" }, provider: "bench" } } });
+  } finally {
+    await mongo.close();
+  }
 }
 
 /** A minimal token endpoint: every code is good. Measures the broker, not a provider. */

@@ -65,6 +65,18 @@ export interface Config {
   logLevel: string;
   /** The provider catalog's directory (`BROKER_PROVIDERS_DIR`); undefined: the repository's providers/. */
   providersDir: string | undefined;
+  /** The API proxy's limits (`BROKER_PROXY_*`). */
+  proxy: {
+    maxBodyBytes: number;
+    replayBodyBytes: number;
+    maxHeaderBytes: number;
+    timeoutSeconds: number;
+    maxPerOrganisation: number;
+    maxPerConnection: number;
+    maxRetries: number;
+    maxRetryWaitSeconds: number;
+    tokenCacheSeconds: number;
+  };
 }
 
 /** A configuration mistake; the message names the variable. */
@@ -141,6 +153,17 @@ export function loadConfig(env: Env = process.env): Config {
     dataDir: read("BROKER_DATA_DIR") ?? "data",
     logLevel: parseLogLevel(read("BROKER_LOG_LEVEL") ?? "info"),
     providersDir: read("BROKER_PROVIDERS_DIR"),
+    proxy: {
+      maxBodyBytes: parseCount("BROKER_PROXY_MAX_BODY_BYTES", read("BROKER_PROXY_MAX_BODY_BYTES") ?? "104857600", 10_000_000_000),
+      replayBodyBytes: parseCount("BROKER_PROXY_REPLAY_BODY_BYTES", read("BROKER_PROXY_REPLAY_BODY_BYTES") ?? "1048576", 1_000_000_000),
+      maxHeaderBytes: parseCount("BROKER_PROXY_MAX_HEADER_BYTES", read("BROKER_PROXY_MAX_HEADER_BYTES") ?? "16384"),
+      timeoutSeconds: parseDuration("BROKER_PROXY_TIMEOUT", read("BROKER_PROXY_TIMEOUT") ?? "60s", 1, 3600),
+      maxPerOrganisation: parseCount("BROKER_PROXY_MAX_PER_ORGANISATION", read("BROKER_PROXY_MAX_PER_ORGANISATION") ?? "200"),
+      maxPerConnection: parseCount("BROKER_PROXY_MAX_PER_CONNECTION", read("BROKER_PROXY_MAX_PER_CONNECTION") ?? "50"),
+      maxRetries: parseCount("BROKER_PROXY_MAX_RETRIES", read("BROKER_PROXY_MAX_RETRIES") ?? "3"),
+      maxRetryWaitSeconds: parseDuration("BROKER_PROXY_MAX_RETRY_WAIT", read("BROKER_PROXY_MAX_RETRY_WAIT") ?? "30s", 0, 600),
+      tokenCacheSeconds: parseDuration("BROKER_PROXY_TOKEN_CACHE", read("BROKER_PROXY_TOKEN_CACHE") ?? "1s", 0, 10),
+    },
   };
 }
 
@@ -162,8 +185,10 @@ function parseList(name: string, value: string, parse: (text: string) => string[
   }
 }
 
-function parseCount(name: string, value: string): number {
-  if (!/^\d{1,7}$/.test(value) || Number(value) < 1) throw new ConfigError(`${name} must be a whole number from 1`);
+function parseCount(name: string, value: string, max?: number): number {
+  if (!/^\d{1,11}$/.test(value) || Number(value) < 1 || Number(value) > (max ?? 9_999_999)) {
+    throw new ConfigError(`${name} must be a whole number from 1${max === undefined ? "" : ` to ${max}`}`);
+  }
   return Number(value);
 }
 

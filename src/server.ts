@@ -54,7 +54,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
 
   const jobs = new JobRegistry();
   const { relay, dispatcher } = addEventJobs(jobs, storage, { secretBox, outbound, webhookRetryMinMs: config.webhookRetryMinSeconds * 1000, logger });
-  const { lifecycle, refresher } = buildConnections({
+  const { lifecycle, refresher, proxy } = buildConnections({
     config,
     storage,
     secretBox,
@@ -80,12 +80,13 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     ttlMs: config.consoleSessionTtlSeconds * 1000,
     cookieName: sessionCookieName(config.publicUrl.startsWith("https:")),
   });
-  const rpc = { config, storage, secretBox, outbound, providers, providerFetch, lifecycle, refresher, deviceAuthorizations, eventFeed, health, metrics, logger };
+  const rpc = { config, storage, secretBox, outbound, providers, providerFetch, lifecycle, refresher, proxy, deviceAuthorizations, eventFeed, health, metrics, logger };
   let listeners: Awaited<ReturnType<typeof listenGateway>>;
   try {
     listeners = await listenGateway({
       ...rpc,
       root,
+      jwtCallers,
       consoleSessions,
       trustedProxies: new TrustedProxies(config.trustedProxies),
       tracing,
@@ -104,6 +105,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     closing ??= (async () => {
       health.stop();
       await listeners.drain();
+      await proxy.close();
       await jobs.stopAll();
       await dispatcher.drain();
       await tracing.shutdown();

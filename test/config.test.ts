@@ -107,6 +107,11 @@ describe("loadConfig", () => {
     ["BROKER_STREAM_MAX_LIFETIME", "2d", "BROKER_STREAM_MAX_LIFETIME must be from 1s to 86400s"],
     ["BROKER_STREAM_MAX_LIFETIME", "2 days", "BROKER_STREAM_MAX_LIFETIME must be a duration such as 600, 90s, 10m, 1h or 7d"],
     ["BROKER_LOG_LEVEL", "loud", "BROKER_LOG_LEVEL must be one of trace, debug, info, warn, error, fatal, silent"],
+    ["BROKER_PROXY_MAX_BODY_BYTES", "0", "BROKER_PROXY_MAX_BODY_BYTES must be a whole number from 1 to 10000000000"],
+    ["BROKER_PROXY_REPLAY_BODY_BYTES", "1k", "BROKER_PROXY_REPLAY_BODY_BYTES must be a whole number from 1 to 1000000000"],
+    ["BROKER_PROXY_MAX_PER_CONNECTION", "0", "BROKER_PROXY_MAX_PER_CONNECTION must be a whole number from 1"],
+    ["BROKER_PROXY_TIMEOUT", "2h", "BROKER_PROXY_TIMEOUT must be from 1s to 3600s"],
+    ["BROKER_PROXY_MAX_RETRY_WAIT", "1h", "BROKER_PROXY_MAX_RETRY_WAIT must be from 0s to 600s"],
   ])("names %s when it is invalid (%j)", (name, value, message) => {
     expect(configError({ ...production, [name]: value })).toBe(message);
   });

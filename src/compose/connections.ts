@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import type { Config } from "../config.js";
+import { ApiProxy } from "../connections/api-proxy.js";
 import { ConnectionLifecycle } from "../connections/connection-lifecycle.js";
 import { TokenRefresher } from "../connections/token-refresher.js";
 import type { SecretBox } from "../crypto/secret-box.js";
@@ -28,8 +29,11 @@ export interface ConnectionsDeps {
   onEvent: (connectionId: string) => void;
 }
 
-/** The only writer of connections, and the refresher that hands out fresh access tokens. */
-export function buildConnections(deps: ConnectionsDeps): { lifecycle: ConnectionLifecycle; refresher: TokenRefresher } {
+/**
+ * The only writer of connections, the refresher that hands out fresh access tokens, and the proxy
+ * that calls provider APIs with them.
+ */
+export function buildConnections(deps: ConnectionsDeps): { lifecycle: ConnectionLifecycle; refresher: TokenRefresher; proxy: ApiProxy } {
   const { config, storage, secretBox, providers, providerFetch } = deps;
   const { connections, credentials, leases } = storage;
   const requestTimeoutMs = config.tokenRequestTimeoutSeconds * 1000;
@@ -63,5 +67,18 @@ export function buildConnections(deps: ConnectionsDeps): { lifecycle: Connection
     metrics: deps.metrics,
     logger: deps.logger,
   });
-  return { lifecycle, refresher };
+  const { proxy: limits } = config;
+  const proxy = new ApiProxy({
+    refresher,
+    outbound: deps.outbound,
+    limits: {
+      ...limits,
+      timeoutMs: limits.timeoutSeconds * 1000,
+      maxRetryWaitMs: limits.maxRetryWaitSeconds * 1000,
+      tokenCacheMs: limits.tokenCacheSeconds * 1000,
+    },
+    metrics: deps.metrics,
+    logger: deps.logger,
+  });
+  return { lifecycle, refresher, proxy };
 }

@@ -6,6 +6,9 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { ConnectionService } from "../../gen/oauth2broker/v1/connection_service_pb.js";
 import { clientAddressKey } from "../auth/caller.js";
+import { callerIdentifier } from "../auth/identify-caller.js";
+import type { JwtCallers } from "../auth/jwt-callers.js";
+import type { ApiProxy } from "../connections/api-proxy.js";
 import type { Config } from "../config.js";
 import type { ConnectionLifecycle } from "../connections/connection-lifecycle.js";
 import type { ConsoleSessions } from "../console/sessions.js";
@@ -16,6 +19,7 @@ import { callbackRoute, oauth2Callback } from "../http/oauth2-callback.js";
 import { jwksRoute } from "../http/jwks-route.js";
 import { openApiRoute } from "../http/openapi.js";
 import { operationalRoutes } from "../http/operational-routes.js";
+import { proxyRoute } from "../http/proxy-route.js";
 import { restInitialiseRoute } from "../http/rest-routes.js";
 import { httpRoutes } from "../http/routes.js";
 import { RateLimiter } from "../interceptors/rate-limit.js";
@@ -38,7 +42,7 @@ const MAX_STREAMS_PER_CONNECTION = 100;
 const SHUTDOWN_GRACE_MS = 10_000;
 
 export interface GatewayDeps {
-  config: Config;
+  config: Config & { adminToken: string };
   root: string;
   storage: Storage;
   secretBox: SecretBox;
@@ -46,6 +50,9 @@ export interface GatewayDeps {
   providerFetch: typeof fetch;
   outbound: OutboundPolicy;
   lifecycle: ConnectionLifecycle;
+  proxy: ApiProxy;
+  /** Undefined when no JWT issuer is configured. */
+  jwtCallers: JwtCallers | undefined;
   consoleSessions: ConsoleSessions;
   trustedProxies: TrustedProxies;
   health: HealthMonitor;
@@ -59,7 +66,7 @@ export interface GatewayDeps {
 /**
  * The browser-facing routes on the HTTP gateway: the OAuth callback, credentials' public JWKS,
  * the REST mapping of InitialiseOAuth2Connection (through the same Connect handler and interceptors as the RPC), the
- * OpenAPI document, the console and the operational endpoints.
+ * OpenAPI document, the console, the operational endpoints and the provider API proxy.
  */
 export function browserRoutes(deps: GatewayDeps): HttpHandler {
   const { config, storage, logger } = deps;
@@ -101,6 +108,10 @@ export function browserRoutes(deps: GatewayDeps): HttpHandler {
         distDir: consoleDistDir(deps.root),
       }),
       ...operationalRoutes(deps.metrics, deps.health),
+      proxyRoute({
+        proxy: deps.proxy,
+        identify: callerIdentifier({ adminToken: config.adminToken, apiKeys: storage.apiKeys, jwtCallers: deps.jwtCallers }),
+      }),
     ],
     (error) => logger.error({ err: error }, "HTTP route failed"),
   );

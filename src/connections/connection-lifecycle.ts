@@ -28,7 +28,7 @@ import { isDuplicateKey } from "../store/database.js";
 import { ConnectionError, connectionNotFound, needsReauthorization, refreshFailed } from "./connection-errors.js";
 import type { ProviderCatalog } from "../providers/catalog.js";
 import { profileFor, type ProviderProfile } from "../providers/profile.js";
-import { type ConnectionEndpoints, connectionTokenClient, endpointsOf, tokenClientFor } from "./secrets.js";
+import { type ConnectionEndpoints, connectionTokenClient, credentialApi, endpointsOf, tokenClientFor } from "./secrets.js";
 import { clientCredentialsRequestOf } from "./renewal.js";
 import { connectionSecretContext } from "../crypto/secret-contexts.js";
 
@@ -508,6 +508,10 @@ export class ConnectionLifecycle {
           const endpoints = endpointsOf(profileFor(this.deps.providers, credential, connection.connection_config));
           const set: Partial<ConnectionDocument> = { ...endpoints };
           const unset: Array<keyof ConnectionDocument> = endpoints.revocation_url === undefined ? ["revocation_url"] : [];
+          // The credential's own API base moves too; without one, the catalog's comes back at the next refresh.
+          const api = credentialApi(credential, credential.provider);
+          if (api !== undefined) set.api = api;
+          else if (connection.api?.source === "credential") unset.push("api");
           if (connection.status === "NEEDS_REAUTHORIZATION" && connection.status_reason === "endpoint_changed") {
             set.status = "ACTIVE";
             unset.push("status_reason");

@@ -3,6 +3,7 @@ import type { TokenClient } from "../oauth/token-exchange.js";
 import type { ConnectionDocument } from "../store/connections.js";
 import type { CredentialDocument, CredentialStore } from "../store/credentials.js";
 import type { ProviderProfile } from "../providers/profile.js";
+import type { ConnectionApi } from "../providers/api.js";
 import type { SigningKey } from "../oauth/client-authentication.js";
 import { clientSecretContext, previousClientSecretContext, privateKeyContext } from "../crypto/secret-contexts.js";
 
@@ -72,6 +73,21 @@ export function endpointsOf(profile: ProviderProfile): ConnectionEndpoints {
   return profile.revocationUrl === undefined
     ? { token_url: profile.tokenUrl }
     : { token_url: profile.tokenUrl, revocation_url: profile.revocationUrl };
+}
+
+/**
+ * The API base to record on a connection when its credential sets its own (`api_base_url`): it
+ * replaces the catalog's, and like `token_url` stays as recorded until a reconnect or a move.
+ */
+export function credentialApi(credential: CredentialDocument, provider: string | undefined): ConnectionApi | undefined {
+  if (credential.api_base_url === undefined) return undefined;
+  const api: ConnectionApi = {
+    base_urls: [{ name: "credential", url: credential.api_base_url }],
+    token: credential.api_token_placement ?? { in: "header", name: "Authorization", scheme: "Bearer" },
+    source: "credential",
+  };
+  if (provider !== undefined) api.provider = provider;
+  return api;
 }
 
 /**

@@ -236,7 +236,8 @@ export class TokenRefresher {
         "refresh",
         obtainAgain(document, target.client, profile.authorize.scopeSeparator, this.deps.secretBox, this.deps.fetch),
       );
-      const api = renderApi(profile.api, profile.templateValues, { ...document.metadata, ...tokens.metadata }, (url) => this.deps.outbound.refusal(url));
+      // A credential's own API base stays as recorded; the catalog's is rendered again (its metadata may change).
+      const api = document.api?.source === "credential" ? undefined : renderApi(profile.api, profile.templateValues, { ...document.metadata, ...tokens.metadata }, (url) => this.deps.outbound.refusal(url), profile.providerId);
       const stored = await lifecycle.recordRefreshed(document, tokens, now, target.adopted, api);
       log.info(
         { outcome: document.status === "REFRESH_FAILED" ? "recovered" : "refreshed", rotated: tokens.refreshToken !== undefined },

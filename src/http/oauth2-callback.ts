@@ -15,7 +15,7 @@ import { hashState, stateWindowOf } from "../oauth/state.js";
 import { exchangeAuthorizationCode } from "../oauth/token-exchange.js";
 import { ConnectionError } from "../connections/connection-errors.js";
 import type { ConnectionLifecycle, Grant } from "../connections/connection-lifecycle.js";
-import { endpointsOf, tokenClientFor } from "../connections/secrets.js";
+import { credentialApi, endpointsOf, tokenClientFor } from "../connections/secrets.js";
 import { accountFromIdToken, accountFromObject, type ExternalAccount, fetchUserinfoAccount, OIDC_ACCOUNT_FIELDS } from "../oauth/external-account.js";
 import type { TokenSet } from "../oauth/token-response.js";
 import { accountSourceOf, type ProviderProfile } from "../providers/profile.js";
@@ -200,7 +200,7 @@ async function handleCallback(deps: CallbackDeps, req: HttpRequest, res: HttpRes
       // What the catalog names from the callback and the response, plus the template values.
       metadata,
       connectionConfig: { ...profile.connectionConfig },
-      api: renderApi(profile.api, profile.templateValues, metadata, (url) => deps.outbound.refusal(url)),
+      api: credentialApi(credential, profile.providerId) ?? renderApi(profile.api, profile.templateValues, metadata, (url) => deps.outbound.refusal(url), profile.providerId),
     };
     const reconnect = attempt.connection_id;
     const { id, confirmation } =

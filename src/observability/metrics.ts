@@ -53,6 +53,21 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly proxyRequests = new Counter({
+    name: "broker_proxy_requests_total",
+    help: "Proxied provider API calls, by catalog provider (custom: none), status class and who answered (provider, broker).",
+    labelNames: ["provider", "status_class", "answered_by"] as const,
+    registers: [this.registry],
+  });
+
+  readonly proxyDuration = new Histogram({
+    name: "broker_proxy_duration_seconds",
+    help: "Proxied provider API call duration, bodies included, by catalog provider, status class and who answered.",
+    labelNames: ["provider", "status_class", "answered_by"] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60],
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: "broker_" });
   }

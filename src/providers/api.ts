@@ -9,6 +9,12 @@ export interface ConnectionApi {
   base_urls: Array<{ name: string; url: string; description?: string }>;
   token: { in: "header" | "query"; name: string; scheme: string };
   headers?: Record<string, string>;
+  /** How the API says it refused the token besides HTTP 401 (the catalog's `api.rejected_token`). */
+  rejected_token?: { status?: number[]; body_field?: string; body_values?: string[] };
+  /** The catalog provider this was rendered for: a bounded label for the proxy's metrics and logs. */
+  provider?: string;
+  /** "credential": the credential's own `api_base_url`, kept as recorded (refreshes do not render it again). */
+  source?: "credential";
 }
 
 const PLACEHOLDER = /\{([a-z][a-z0-9_]*)\}/g;
@@ -34,6 +40,7 @@ export function renderApi(
   values: Readonly<Record<string, string>>,
   metadata: Readonly<Record<string, string>>,
   refusal: UrlRefusal,
+  providerId?: string,
 ): ConnectionApi | undefined {
   if (spec === undefined) return undefined;
   const baseUrls: ConnectionApi["base_urls"] = [];
@@ -49,6 +56,8 @@ export function renderApi(
   };
   const headers = renderHeaders(spec.headers ?? {}, values, metadata);
   if (Object.keys(headers).length > 0) api.headers = headers;
+  if (spec.rejected_token !== undefined) api.rejected_token = spec.rejected_token;
+  if (providerId !== undefined) api.provider = providerId;
   return api;
 }
 

@@ -2,6 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { v7 as uuidv7 } from "uuid";
+import { type ApiTokenPlacement, ApiTokenLocation } from "../../gen/oauth2broker/v1/connection_service_pb.js";
 import { ClientSecretSlot, type Credential, CredentialSchema, TokenEndpointAuthMethod } from "../../gen/oauth2broker/v1/credential_pb.js";
 import type { CredentialService } from "../../gen/oauth2broker/v1/credential_service_pb.js";
 import type { SecretBox } from "../crypto/secret-box.js";
@@ -49,7 +50,7 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
   const view = (document: CredentialDocument) => toCredential(document, publicUrl);
   const clientAssertionOf = (document: CredentialDocument) => clientAssertionOfCredential(providers, document);
   const checks = credentialChecks({ outbound, providers, fetch });
-  const { validateTokenUrl, validateRevocationUrl, validateUserinfoUrl, validateProvider, validateIssuer, fillFromDiscovery } = checks;
+  const { validateTokenUrl, validateRevocationUrl, validateUserinfoUrl, validateApiBaseUrl, validateProvider, validateIssuer, fillFromDiscovery } = checks;
   return {
     async createCredential(req, ctx) {
       const organisationId = req.credential?.organisationId ?? "";
@@ -140,6 +141,10 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
             if (input.issuer === undefined || input.issuer === "") clear.push("issuer");
             else changes.issuer = validateIssuer(input.issuer);
             break;
+          case "api_base_url":
+          case "api_token_placement":
+            apiChange(path, input, { changes, clear }, validateApiBaseUrl);
+            break;
           default:
             invalid("update_mask", `names "${path.slice(0, 64)}" that cannot be updated`);
         }
@@ -200,6 +205,42 @@ export function outboundUrl(outbound: OutboundPolicy, value: string, field: stri
 }
 
 /** The request rules allow only the enum's values (`defined_only`); UNSPECIFIED is the default. */
+const WIRE_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+const SCHEME = /^[A-Za-z0-9_-]{0,32}$/;
+
+/** How the proxy sends the token to the credential's own API base: a header (with a scheme) or a query parameter. */
+function validateApiTokenPlacement(placement: ApiTokenPlacement): NonNullable<CredentialDocument["api_token_placement"]> {
+  if (placement.location !== ApiTokenLocation.HEADER && placement.location !== ApiTokenLocation.QUERY) {
+    invalid("credential.api_token_placement.location", "must be API_TOKEN_LOCATION_HEADER or API_TOKEN_LOCATION_QUERY");
+  }
+  if (!WIRE_NAME.test(placement.name)) invalid("credential.api_token_placement.name", "must be 1 to 64 characters of A-Z a-z 0-9 _ -");
+  const inQuery = placement.location === ApiTokenLocation.QUERY;
+  if (inQuery && placement.scheme !== "") invalid("credential.api_token_placement.scheme", "must be empty for a query parameter");
+  if (!SCHEME.test(placement.scheme)) invalid("credential.api_token_placement.scheme", "must be at most 32 characters of A-Z a-z 0-9 _ -");
+  return { in: inQuery ? "query" : "header", name: placement.name, scheme: placement.scheme };
+}
+
+/** UpdateCredential's change of the credential's own API base or its token placement. */
+function apiChange(
+  path: "api_base_url" | "api_token_placement",
+  input: Credential,
+  update: { changes: CredentialChanges; clear: Array<keyof CredentialChanges> },
+  validateApiBaseUrl: (url: string) => string,
+): void {
+  if (path === "api_base_url") {
+    if (input.apiBaseUrl === undefined || input.apiBaseUrl === "") update.clear.push("api_base_url");
+    else update.changes.api_base_url = validateApiBaseUrl(input.apiBaseUrl);
+  } else if (input.apiTokenPlacement === undefined) update.clear.push("api_token_placement");
+  else update.changes.api_token_placement = validateApiTokenPlacement(input.apiTokenPlacement);
+}
+
+/** A token placement says how to call the credential's own API base, so it needs one. */
+function requireApiBaseForPlacement(document: Pick<CredentialDocument, "api_base_url" | "api_token_placement">): void {
+  if (document.api_token_placement !== undefined && document.api_base_url === undefined) {
+    invalid("credential.api_token_placement", 'needs "credential.api_base_url"');
+  }
+}
+
 function authMethodName(method: TokenEndpointAuthMethod): TokenEndpointAuthMethodName {
   switch (method) {
     case TokenEndpointAuthMethod.CLIENT_SECRET_POST:
@@ -231,6 +272,15 @@ export function toCredential(document: CredentialDocument, publicUrl: string): C
     issuer: document.issuer,
     revocationUrl: document.revocation_url,
     userinfoUrl: document.userinfo_url,
+    apiBaseUrl: document.api_base_url,
+    apiTokenPlacement:
+      document.api_token_placement === undefined
+        ? undefined
+        : {
+            location: document.api_token_placement.in === "query" ? ApiTokenLocation.QUERY : ApiTokenLocation.HEADER,
+            name: document.api_token_placement.name,
+            scheme: document.api_token_placement.scheme,
+          },
     provider: document.provider ?? "",
     providerConfig: document.provider_config ?? {},
     authorizationResponseIssParameterSupported: document.authorization_response_iss_parameter_supported === true,
@@ -262,12 +312,18 @@ function credentialChecks({ outbound, providers, fetch }: Pick<CredentialService
   const validateTokenUrl = (url: string) => outboundUrl(outbound, url, "credential.token_url");
   const validateRevocationUrl = (url: string) => outboundUrl(outbound, url, "credential.revocation_url");
   const validateUserinfoUrl = (url: string) => outboundUrl(outbound, url, "credential.userinfo_url");
+  const validateApiBaseUrl = (url: string) => {
+    const checked = outboundUrl(outbound, url, "credential.api_base_url");
+    if (/[?#]/.test(url)) invalid("credential.api_base_url", "must not have a query or fragment");
+    return checked.replace(/\/$/, "");
+  };
   /**
    * A credential as a whole: a known provider with every credential-level template value valid
    * (and the hosts they name allowed by the outbound policy), or, without a provider, its own
    * token endpoint.
    */
   const validateProvider = (document: CredentialDocument): void => {
+    requireApiBaseForPlacement(document);
     if (document.provider === undefined) {
       if (document.provider_config !== undefined && Object.keys(document.provider_config).length > 0) {
         invalid("credential.provider_config", 'is only for credentials with a "provider"');
@@ -315,7 +371,7 @@ function credentialChecks({ outbound, providers, fetch }: Pick<CredentialService
     // RFC 7636 §4.2: the broker sends S256 only; a server that lists methods without it gets none.
     if (!pkceSet && server.codeChallengeMethods !== undefined) document.disable_pkce = !server.codeChallengeMethods.includes("S256");
   };
-  return { validateTokenUrl, validateRevocationUrl, validateUserinfoUrl, validateProvider, validateIssuer, fillFromDiscovery };
+  return { validateTokenUrl, validateRevocationUrl, validateUserinfoUrl, validateApiBaseUrl, validateProvider, validateIssuer, fillFromDiscovery };
 }
 
 /** A new credential's document from CreateCredential's input, every field checked, secrets sealed. */
@@ -324,7 +380,7 @@ async function newCredential(
   input: Credential,
   deps: { checks: ReturnType<typeof credentialChecks>; secretBox: SecretBox; clientAssertionOf: (document: CredentialDocument) => unknown },
 ): Promise<CredentialDocument> {
-  const { validateTokenUrl, validateRevocationUrl, validateUserinfoUrl, validateProvider, validateIssuer, fillFromDiscovery } = deps.checks;
+  const { validateTokenUrl, validateRevocationUrl, validateUserinfoUrl, validateApiBaseUrl, validateProvider, validateIssuer, fillFromDiscovery } = deps.checks;
   const { secretBox } = deps;
   const id = uuidv7();
   const now = new Date();
@@ -350,6 +406,8 @@ async function newCredential(
   if (input.issuer !== undefined) document.issuer = validateIssuer(input.issuer);
   if (input.revocationUrl !== undefined) document.revocation_url = validateRevocationUrl(input.revocationUrl);
   if (input.userinfoUrl !== undefined) document.userinfo_url = validateUserinfoUrl(input.userinfoUrl);
+  if (input.apiBaseUrl !== undefined && input.apiBaseUrl !== "") document.api_base_url = validateApiBaseUrl(input.apiBaseUrl);
+  if (input.apiTokenPlacement !== undefined) document.api_token_placement = validateApiTokenPlacement(input.apiTokenPlacement);
   // RFC 8414 / OpenID Connect Discovery: an issuer alone (no provider, no token_url) is
   // enough; what the credential sets explicitly wins over what is discovered.
   if (document.provider === undefined && document.token_url === undefined && document.issuer !== undefined) {

@@ -49,6 +49,9 @@ export interface CredentialDocument {
   /** A provider catalog ID, and its credential-level template values. */
   provider?: string;
   provider_config?: Record<string, string>;
+  /** The API proxy's base for this credential's connections (recorded on each when it is made), and how the token travels there. */
+  api_base_url?: string;
+  api_token_placement?: { in: "header" | "query"; name: string; scheme: string };
   authorization_response_iss_parameter_supported: boolean;
   create_time: Date;
   update_time: Date;
@@ -60,7 +63,7 @@ export interface CredentialDocument {
  * to the endpoints in force (security issue 11, item 1); connections keep their own copies of the
  * token and revocation endpoints (see `ConnectionDocument.token_url`).
  */
-export const SECRET_DESTINATION_FIELDS = ["token_url", "revocation_url", "issuer", "userinfo_url", "provider", "provider_config"] as const satisfies ReadonlyArray<keyof CredentialDocument>;
+export const SECRET_DESTINATION_FIELDS = ["token_url", "revocation_url", "issuer", "userinfo_url", "provider", "provider_config", "api_base_url", "api_token_placement"] as const satisfies ReadonlyArray<keyof CredentialDocument>;
 
 export type CredentialChanges = Partial<
   Omit<CredentialDocument, "_id" | "organisation_id" | "create_time" | "update_time" | "previous_client_secret" | "keys">

@@ -385,9 +385,19 @@ type Credential struct {
 	// Output only: the URL where the broker serves the public keys of `keys` as a JWKS (RFC 7517
 	// §5), on its public HTTP gateway: `<BROKER_PUBLIC_URL>/credentials/<id>/jwks.json`. Register it
 	// with the provider as the client's `jwks_uri`. Empty when the credential has no keys.
-	JwksUri       string `protobuf:"bytes,22,opt,name=jwks_uri,json=jwksUri,proto3" json:"jwks_uri,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	JwksUri string `protobuf:"bytes,22,opt,name=jwks_uri,json=jwksUri,proto3" json:"jwks_uri,omitempty"`
+	// The API base URL the API proxy (`/proxy/<connection_id>/...`, ApiProxyService) sends this
+	// credential's connections' calls to, for an API the provider catalog does not describe or to
+	// replace the catalog's. Same URL rules as `token_url`, and no query or fragment. Recorded on
+	// each connection when it is made, like `token_url`: changing it needs a new `client_secret`,
+	// and reaches existing connections only when they reconnect or an admin moves them
+	// (UpdateCredential `move_connections`).
+	ApiBaseUrl *string `protobuf:"bytes,40,opt,name=api_base_url,json=apiBaseUrl,proto3,oneof" json:"api_base_url,omitempty"`
+	// How calls to `api_base_url` carry the token; unset: `Authorization: Bearer <token>`. Needs
+	// `api_base_url`.
+	ApiTokenPlacement *ApiTokenPlacement `protobuf:"bytes,41,opt,name=api_token_placement,json=apiTokenPlacement,proto3" json:"api_token_placement,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Credential) Reset() {
@@ -574,11 +584,25 @@ func (x *Credential) GetJwksUri() string {
 	return ""
 }
 
+func (x *Credential) GetApiBaseUrl() string {
+	if x != nil && x.ApiBaseUrl != nil {
+		return *x.ApiBaseUrl
+	}
+	return ""
+}
+
+func (x *Credential) GetApiTokenPlacement() *ApiTokenPlacement {
+	if x != nil {
+		return x.ApiTokenPlacement
+	}
+	return nil
+}
+
 var File_oauth2broker_v1_credential_proto protoreflect.FileDescriptor
 
 const file_oauth2broker_v1_credential_proto_rawDesc = "" +
 	"\n" +
-	" oauth2broker/v1/credential.proto\x12\x0foauth2broker.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1boauth2broker/v1/rules.proto\"\xaa\x02\n" +
+	" oauth2broker/v1/credential.proto\x12\x0foauth2broker.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a(oauth2broker/v1/connection_service.proto\x1a\x1boauth2broker/v1/rules.proto\"\xaa\x02\n" +
 	"\rCredentialKey\x12\x10\n" +
 	"\x03kid\x18\x01 \x01(\tR\x03kid\x12\x1c\n" +
 	"\talgorithm\x18\x02 \x01(\tR\talgorithm\x12<\n" +
@@ -588,7 +612,7 @@ const file_oauth2broker_v1_credential_proto_rawDesc = "" +
 	"\x15service_account_email\x18\x05 \x01(\tR\x13serviceAccountEmail\x12\x1b\n" +
 	"\ttoken_uri\x18\x06 \x01(\tR\btokenUri\x12;\n" +
 	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\x9a\v\n" +
+	"createTime\"\xb4\f\n" +
 	"\n" +
 	"Credential\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x125\n" +
@@ -615,7 +639,10 @@ const file_oauth2broker_v1_credential_proto_rawDesc = "" +
 	"\x17client_secret_last_used\x18\x13 \x01(\x0e2!.oauth2broker.v1.ClientSecretSlotR\x14clientSecretLastUsed\x12Y\n" +
 	"\x1bclient_secret_fallback_time\x18\x14 \x01(\v2\x1a.google.protobuf.TimestampR\x18clientSecretFallbackTime\x122\n" +
 	"\x04keys\x18\x15 \x03(\v2\x1e.oauth2broker.v1.CredentialKeyR\x04keys\x12\x19\n" +
-	"\bjwks_uri\x18\x16 \x01(\tR\ajwksUri\x1aA\n" +
+	"\bjwks_uri\x18\x16 \x01(\tR\ajwksUri\x123\n" +
+	"\fapi_base_url\x18( \x01(\tB\f\xbaH\tr\a\xd0\xf3\x18\x01\x18\x80\x10H\x05R\n" +
+	"apiBaseUrl\x88\x01\x01\x12R\n" +
+	"\x13api_token_placement\x18) \x01(\v2\".oauth2broker.v1.ApiTokenPlacementR\x11apiTokenPlacement\x1aA\n" +
 	"\x13ProviderConfigEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x1d\n" +
@@ -623,7 +650,8 @@ const file_oauth2broker_v1_credential_proto_rawDesc = "" +
 	"\r_disable_pkceB\t\n" +
 	"\a_issuerB\x11\n" +
 	"\x0f_revocation_urlB\x0f\n" +
-	"\r_userinfo_url*\xdc\x01\n" +
+	"\r_userinfo_urlB\x0f\n" +
+	"\r_api_base_url*\xdc\x01\n" +
 	"\x17TokenEndpointAuthMethod\x12*\n" +
 	"&TOKEN_ENDPOINT_AUTH_METHOD_UNSPECIFIED\x10\x00\x122\n" +
 	".TOKEN_ENDPOINT_AUTH_METHOD_CLIENT_SECRET_BASIC\x10\x01\x121\n" +
@@ -662,22 +690,24 @@ var file_oauth2broker_v1_credential_proto_goTypes = []any{
 	(*Credential)(nil),            // 4: oauth2broker.v1.Credential
 	nil,                           // 5: oauth2broker.v1.Credential.ProviderConfigEntry
 	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
+	(*ApiTokenPlacement)(nil),     // 7: oauth2broker.v1.ApiTokenPlacement
 }
 var file_oauth2broker_v1_credential_proto_depIdxs = []int32{
-	2, // 0: oauth2broker.v1.CredentialKey.source:type_name -> oauth2broker.v1.CredentialKeySource
-	6, // 1: oauth2broker.v1.CredentialKey.create_time:type_name -> google.protobuf.Timestamp
-	0, // 2: oauth2broker.v1.Credential.token_endpoint_auth_method:type_name -> oauth2broker.v1.TokenEndpointAuthMethod
-	6, // 3: oauth2broker.v1.Credential.create_time:type_name -> google.protobuf.Timestamp
-	6, // 4: oauth2broker.v1.Credential.update_time:type_name -> google.protobuf.Timestamp
-	5, // 5: oauth2broker.v1.Credential.provider_config:type_name -> oauth2broker.v1.Credential.ProviderConfigEntry
-	1, // 6: oauth2broker.v1.Credential.client_secret_last_used:type_name -> oauth2broker.v1.ClientSecretSlot
-	6, // 7: oauth2broker.v1.Credential.client_secret_fallback_time:type_name -> google.protobuf.Timestamp
-	3, // 8: oauth2broker.v1.Credential.keys:type_name -> oauth2broker.v1.CredentialKey
-	9, // [9:9] is the sub-list for method output_type
-	9, // [9:9] is the sub-list for method input_type
-	9, // [9:9] is the sub-list for extension type_name
-	9, // [9:9] is the sub-list for extension extendee
-	0, // [0:9] is the sub-list for field type_name
+	2,  // 0: oauth2broker.v1.CredentialKey.source:type_name -> oauth2broker.v1.CredentialKeySource
+	6,  // 1: oauth2broker.v1.CredentialKey.create_time:type_name -> google.protobuf.Timestamp
+	0,  // 2: oauth2broker.v1.Credential.token_endpoint_auth_method:type_name -> oauth2broker.v1.TokenEndpointAuthMethod
+	6,  // 3: oauth2broker.v1.Credential.create_time:type_name -> google.protobuf.Timestamp
+	6,  // 4: oauth2broker.v1.Credential.update_time:type_name -> google.protobuf.Timestamp
+	5,  // 5: oauth2broker.v1.Credential.provider_config:type_name -> oauth2broker.v1.Credential.ProviderConfigEntry
+	1,  // 6: oauth2broker.v1.Credential.client_secret_last_used:type_name -> oauth2broker.v1.ClientSecretSlot
+	6,  // 7: oauth2broker.v1.Credential.client_secret_fallback_time:type_name -> google.protobuf.Timestamp
+	3,  // 8: oauth2broker.v1.Credential.keys:type_name -> oauth2broker.v1.CredentialKey
+	7,  // 9: oauth2broker.v1.Credential.api_token_placement:type_name -> oauth2broker.v1.ApiTokenPlacement
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_oauth2broker_v1_credential_proto_init() }
@@ -685,6 +715,7 @@ func file_oauth2broker_v1_credential_proto_init() {
 	if File_oauth2broker_v1_credential_proto != nil {
 		return
 	}
+	file_oauth2broker_v1_connection_service_proto_init()
 	file_oauth2broker_v1_rules_proto_init()
 	file_oauth2broker_v1_credential_proto_msgTypes[1].OneofWrappers = []any{}
 	type x struct{}

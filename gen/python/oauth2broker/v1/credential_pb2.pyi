@@ -2,6 +2,7 @@ import datetime
 
 from buf.validate import validate_pb2 as _validate_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from oauth2broker.v1 import connection_service_pb2 as _connection_service_pb2
 from oauth2broker.v1 import rules_pb2 as _rules_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -64,7 +65,7 @@ class CredentialKey(_message.Message):
     def __init__(self, kid: _Optional[str] = ..., algorithm: _Optional[str] = ..., source: _Optional[_Union[CredentialKeySource, str]] = ..., public_jwk: _Optional[str] = ..., service_account_email: _Optional[str] = ..., token_uri: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Credential(_message.Message):
-    __slots__ = ("id", "organisation_id", "name", "client_id", "client_secret", "client_secret_set", "token_url", "token_endpoint_auth_method", "disable_pkce", "issuer", "authorization_response_iss_parameter_supported", "revocation_url", "create_time", "update_time", "provider", "provider_config", "userinfo_url", "previous_client_secret_set", "client_secret_last_used", "client_secret_fallback_time", "keys", "jwks_uri")
+    __slots__ = ("id", "organisation_id", "name", "client_id", "client_secret", "client_secret_set", "token_url", "token_endpoint_auth_method", "disable_pkce", "issuer", "authorization_response_iss_parameter_supported", "revocation_url", "create_time", "update_time", "provider", "provider_config", "userinfo_url", "previous_client_secret_set", "client_secret_last_used", "client_secret_fallback_time", "keys", "jwks_uri", "api_base_url", "api_token_placement")
     class ProviderConfigEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -94,6 +95,8 @@ class Credential(_message.Message):
     CLIENT_SECRET_FALLBACK_TIME_FIELD_NUMBER: _ClassVar[int]
     KEYS_FIELD_NUMBER: _ClassVar[int]
     JWKS_URI_FIELD_NUMBER: _ClassVar[int]
+    API_BASE_URL_FIELD_NUMBER: _ClassVar[int]
+    API_TOKEN_PLACEMENT_FIELD_NUMBER: _ClassVar[int]
     id: str
     organisation_id: str
     name: str
@@ -116,4 +119,6 @@ class Credential(_message.Message):
     client_secret_fallback_time: _timestamp_pb2.Timestamp
     keys: _containers.RepeatedCompositeFieldContainer[CredentialKey]
     jwks_uri: str
-    def __init__(self, id: _Optional[str] = ..., organisation_id: _Optional[str] = ..., name: _Optional[str] = ..., client_id: _Optional[str] = ..., client_secret: _Optional[str] = ..., client_secret_set: _Optional[bool] = ..., token_url: _Optional[str] = ..., token_endpoint_auth_method: _Optional[_Union[TokenEndpointAuthMethod, str]] = ..., disable_pkce: _Optional[bool] = ..., issuer: _Optional[str] = ..., authorization_response_iss_parameter_supported: _Optional[bool] = ..., revocation_url: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., provider: _Optional[str] = ..., provider_config: _Optional[_Mapping[str, str]] = ..., userinfo_url: _Optional[str] = ..., previous_client_secret_set: _Optional[bool] = ..., client_secret_last_used: _Optional[_Union[ClientSecretSlot, str]] = ..., client_secret_fallback_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., keys: _Optional[_Iterable[_Union[CredentialKey, _Mapping]]] = ..., jwks_uri: _Optional[str] = ...) -> None: ...
+    api_base_url: str
+    api_token_placement: _connection_service_pb2.ApiTokenPlacement
+    def __init__(self, id: _Optional[str] = ..., organisation_id: _Optional[str] = ..., name: _Optional[str] = ..., client_id: _Optional[str] = ..., client_secret: _Optional[str] = ..., client_secret_set: _Optional[bool] = ..., token_url: _Optional[str] = ..., token_endpoint_auth_method: _Optional[_Union[TokenEndpointAuthMethod, str]] = ..., disable_pkce: _Optional[bool] = ..., issuer: _Optional[str] = ..., authorization_response_iss_parameter_supported: _Optional[bool] = ..., revocation_url: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., provider: _Optional[str] = ..., provider_config: _Optional[_Mapping[str, str]] = ..., userinfo_url: _Optional[str] = ..., previous_client_secret_set: _Optional[bool] = ..., client_secret_last_used: _Optional[_Union[ClientSecretSlot, str]] = ..., client_secret_fallback_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., keys: _Optional[_Iterable[_Union[CredentialKey, _Mapping]]] = ..., jwks_uri: _Optional[str] = ..., api_base_url: _Optional[str] = ..., api_token_placement: _Optional[_Union[_connection_service_pb2.ApiTokenPlacement, _Mapping]] = ...) -> None: ...
