@@ -50,7 +50,7 @@ export function credentialService({ credentials, secretBox, outbound, move, prov
   const view = (document: CredentialDocument) => toCredential(document, publicUrl);
   const clientAssertionOf = (document: CredentialDocument) => clientAssertionOfCredential(providers, document);
   const checks = credentialChecks({ outbound, providers, fetch });
-  const { validateTokenUrl, validateRevocationUrl, validateUserinfoUrl, validateApiBaseUrl, validateProvider, validateIssuer, fillFromDiscovery } = checks;
+  const { validateTokenUrl, validateRevocationUrl, validateUserinfoUrl, validateApiBaseUrl, validateProvider, validateIssuer } = checks;
   return {
     async createCredential(req, ctx) {
       const organisationId = req.credential?.organisationId ?? "";
