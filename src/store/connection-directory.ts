@@ -195,7 +195,7 @@ export class ConnectionDirectory {
       const probes = await Promise.all(
         Array.from({ length: 4 }, (_, i) => this.collection.findOne({ _id: slotId(organisationId, head + 1 + i) }, { projection: { _id: 1 } })),
       );
-      const missing = probes.findIndex((probe) => probe === null);
+      const missing = probes.indexOf(null);
       if (missing === -1) {
         head += probes.length;
         continue;
