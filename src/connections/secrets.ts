@@ -62,7 +62,8 @@ export function credentialSigningKey(credential: CredentialDocument, secretBox: 
 /**
  * What a JWT bearer assertion for this connection's grant request is made of (RFC 7523 §2.1):
  * the credential's newest key, decrypted, and its service account; the provider's rules (its
- * profile's). Throws JwtBearerAssertionError when the credential has no key.
+ * profile's). Throws JwtBearerAssertionError when the credential has no key, or no service
+ * account where the provider's `iss` is one.
  */
 export function jwtBearerAssertionFor(
   credential: CredentialDocument,
@@ -73,11 +74,15 @@ export function jwtBearerAssertionFor(
 ): JwtBearerAssertion {
   const key = credentialSigningKey(credential, secretBox);
   if (key === undefined) throw new JwtBearerAssertionError("the credential has no signing key");
+  const serviceAccountEmail = credential.keys?.at(-1)?.service_account_email;
+  if (profile.jwtBearer.issuer === "service_account_email" && serviceAccountEmail === undefined) {
+    throw new JwtBearerAssertionError("the credential's newest key is not a service account key (no client_email)");
+  }
   return {
     rules: profile.jwtBearer,
     key,
     clientId: credential.client_id,
-    serviceAccountEmail: credential.keys?.at(-1)?.service_account_email,
+    serviceAccountEmail,
     tokenUrl,
     subject: request.subject,
     scope: request.scopes.length === 0 ? undefined : request.scopes.join(profile.authorize.scopeSeparator),
