@@ -169,6 +169,21 @@ describe("JWT bearer with a Google service account", () => {
     expect((await accessToken(connection!.id)).accessToken).toBe(tokens[0]!.accessToken);
   });
 
+  it("backs off on a refused renewal without needing reauthorization, and recovers once Google accepts again", async () => {
+    provider.google.expiresIn = 1;
+    const { connection } = await google({ subject: "alice@acme.example" });
+    provider.google.delegatedUsers = []; // delegation withdrawn by the Workspace admin
+    const error = await connectError(accessToken(connection!.id));
+    expect(error.code).toBe(Code.Unavailable);
+    expect(await broker.database.db.collection("connections").findOne({ _id: connection!.id as never })).toMatchObject({ status: "REFRESH_FAILED", status_reason: "invalid_grant" });
+    provider.google.delegatedUsers = ["alice@acme.example"];
+    provider.google.expiresIn = 3599;
+    await expect.poll(async () => (await accessToken(connection!.id).catch(() => undefined))?.accessToken, { timeout: 5000, interval: 200 }).toMatch(/^google-at-/);
+    expect(await broker.database.db.collection("connections").findOne({ _id: connection!.id as never })).toMatchObject({ status: "ACTIVE" });
+    const events = async () => (await connections.listConnectionEvents({ organisationId: "acme", connectionId: connection!.id })).events.map((event) => event.type);
+    await expect.poll(events, { timeout: 5000 }).toEqual(["connection.recovered", "connection.refresh_failed", "connection.created"]);
+  });
+
   it("re-obtains on force_refresh, at most once per 10 seconds", async () => {
     const { connection } = await google();
     const first = await accessToken(connection!.id);
