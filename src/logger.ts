@@ -29,6 +29,8 @@ export function createLogger(level: string, destination?: pino.DestinationStream
           "*.previous_client_secret",
           "client_assertion",
           "*.client_assertion",
+          "assertion",
+          "*.assertion",
           "private_key",
           "*.private_key",
           "id_token",

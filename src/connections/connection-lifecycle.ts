@@ -28,7 +28,9 @@ import { isDuplicateKey } from "../store/database.js";
 import { ConnectionError, connectionNotFound, needsReauthorization, refreshFailed } from "./connection-errors.js";
 import type { ProviderCatalog } from "../providers/catalog.js";
 import { profileFor, type ProviderProfile } from "../providers/profile.js";
-import { type ConnectionEndpoints, connectionTokenClient, credentialApi, endpointsOf, tokenClientFor } from "./secrets.js";
+import { type ConnectionEndpoints, connectionTokenClient, credentialApi, endpointsOf, jwtBearerAssertionFor, tokenClientFor } from "./secrets.js";
+import { type JwtBearerAssertion, JwtBearerAssertionError, requestJwtBearer } from "../oauth/jwt-bearer.js";
+import { DomainError } from "../errors.js";
 import { clientCredentialsRequestOf } from "./renewal.js";
 import { connectionSecretContext } from "../crypto/secret-contexts.js";
 
@@ -76,11 +78,11 @@ export interface Grant {
   api?: ConnectionApi;
   /** Absent: an authorization code grant (the callback's). */
   kind?: ConnectionKindName;
-  /** Client credentials: what to ask for again on every renewal. */
+  /** Client credentials and JWT bearer: what to ask for again on every renewal. */
   grantRequest?: GrantRequestDocument;
 }
 
-/** CreateConnection's client credentials connection, checked. */
+/** CreateConnection's client credentials or JWT bearer connection, checked. */
 export interface ClientCredentialsInput {
   organisationId: string;
   connectorId: string;
@@ -225,6 +227,40 @@ export class ConnectionLifecycle {
       connectionConfig: { ...profile.connectionConfig },
       api: this.#api(profile, tokens.metadata),
       kind: "client_credentials",
+      grantRequest: input.grantRequest,
+    });
+    return this.#created(id);
+  }
+
+  /**
+   * CreateConnection with the JWT bearer grant (RFC 7523 §2.1): signs an assertion with the
+   * credential's newest key and obtains the first token now, so a bad key or subject fails at once
+   * (`grant_refused`, naming the provider's error) and nothing is stored; then stores the
+   * connection ACTIVE. The refresher signs a new assertion before the token expires.
+   */
+  async createWithJwtBearer(input: ClientCredentialsInput): Promise<ConnectionDocument> {
+    const profile = profileFor(this.deps.providers, input.credential, input.connectionConfig);
+    let assertion: JwtBearerAssertion;
+    try {
+      assertion = jwtBearerAssertionFor(input.credential, profile, input.grantRequest, profile.tokenUrl, this.deps.secretBox);
+    } catch (error) {
+      if (error instanceof JwtBearerAssertionError) throw new DomainError("precondition_failed", `${error.message} (see AddCredentialKey)`);
+      throw error;
+    }
+    const tokens = await firstTokens(requestJwtBearer(assertion, profile.token.response, this.deps.fetch));
+    const { id } = await this.create({
+      organisationId: input.organisationId,
+      connectorId: input.connectorId,
+      credentialId: input.credential._id,
+      tokens,
+      requestedScopes: input.grantRequest.scopes,
+      account: undefined,
+      endUserId: undefined,
+      endpoints: endpointsOf(profile),
+      metadata: { ...tokens.metadata, ...profile.connectionConfig },
+      connectionConfig: { ...profile.connectionConfig },
+      api: this.#api(profile, tokens.metadata),
+      kind: "jwt_bearer",
       grantRequest: input.grantRequest,
     });
     return this.#created(id);

@@ -3,6 +3,10 @@ import { connectionSecretContext } from "../crypto/secret-contexts.js";
 import { refreshAccessToken, requestClientCredentials, type TokenClient } from "../oauth/token-exchange.js";
 import type { TokenSet } from "../oauth/token-response.js";
 import type { ConnectionDocument, ConnectionKindName, GrantRequestDocument } from "../store/connections.js";
+import type { CredentialDocument } from "../store/credentials.js";
+import { requestJwtBearer } from "../oauth/jwt-bearer.js";
+import type { ProviderProfile } from "../providers/profile.js";
+import { jwtBearerAssertionFor } from "./secrets.js";
 
 /**
  * How a connection of each kind gets a new access token:
@@ -38,19 +42,25 @@ export function clientCredentialsRequestOf(request: GrantRequestDocument, scopeS
 
 /**
  * The kind-specific step of a refresh: the token request that gets a new access token for this
- * connection, sent as `client`. Throws ProviderCallError (the refresher records
- * either), or Error for a kind that is never renewed (a bug: the refresher checks first).
+ * connection, sent as `client`. Throws ProviderCallError or JwtBearerAssertionError (the
+ * refresher records either), or Error for a kind that is never renewed (a bug: the refresher checks first).
  */
 export function obtainAgain(
   connection: ConnectionDocument,
   client: TokenClient,
-  scopeSeparator: string,
+  profile: ProviderProfile,
+  credential: CredentialDocument,
   secretBox: SecretBox,
   fetchImpl: typeof fetch,
 ): Promise<TokenSet> {
   switch (connection.kind ?? "authorization_code") {
     case "client_credentials":
-      return requestClientCredentials(client, clientCredentialsRequestOf(connection.grant_request ?? { scopes: [] }, scopeSeparator), fetchImpl);
+      return requestClientCredentials(client, clientCredentialsRequestOf(connection.grant_request ?? { scopes: [] }, profile.authorize.scopeSeparator), fetchImpl);
+    case "jwt_bearer": {
+      // A new assertion, signed now with the credential's newest key, to the connection's own token endpoint.
+      const assertion = jwtBearerAssertionFor(credential, profile, connection.grant_request ?? { scopes: [] }, client.tokenUrl, secretBox);
+      return requestJwtBearer(assertion, client.response, fetchImpl);
+    }
     case "authorization_code":
     case "imported":
     case "device_code": {

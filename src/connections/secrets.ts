@@ -1,6 +1,7 @@
 import type { SecretBox } from "../crypto/secret-box.js";
 import type { TokenClient } from "../oauth/token-exchange.js";
-import type { ConnectionDocument } from "../store/connections.js";
+import type { ConnectionDocument, GrantRequestDocument } from "../store/connections.js";
+import { type JwtBearerAssertion, JwtBearerAssertionError } from "../oauth/jwt-bearer.js";
 import type { CredentialDocument, CredentialStore } from "../store/credentials.js";
 import type { ProviderProfile } from "../providers/profile.js";
 import type { ConnectionApi } from "../providers/api.js";
@@ -57,6 +58,37 @@ export function credentialSigningKey(credential: CredentialDocument, secretBox: 
   if (newest === undefined) return undefined;
   const privateJwk = JSON.parse(secretBox.decrypt(newest.private_key, privateKeyContext(credential._id, newest.kid))) as SigningKey["privateJwk"];
   return { kid: newest.kid, alg: newest.alg, privateJwk };
+}
+
+/**
+ * What a JWT bearer assertion for this connection's grant request is made of (RFC 7523 §2.1):
+ * the credential's newest key, decrypted, and its service account; the provider's rules (its
+ * profile's). Throws JwtBearerAssertionError when the credential has no key, or no service
+ * account where the provider's `iss` is one.
+ */
+export function jwtBearerAssertionFor(
+  credential: CredentialDocument,
+  profile: ProviderProfile,
+  request: GrantRequestDocument,
+  tokenUrl: string,
+  secretBox: SecretBox,
+): JwtBearerAssertion {
+  const key = credentialSigningKey(credential, secretBox);
+  if (key === undefined) throw new JwtBearerAssertionError("the credential has no signing key");
+  const serviceAccountEmail = credential.keys?.at(-1)?.service_account_email;
+  if (profile.jwtBearer.issuer === "service_account_email" && serviceAccountEmail === undefined) {
+    throw new JwtBearerAssertionError("the credential's newest key is not a service account key (no client_email)");
+  }
+  return {
+    rules: profile.jwtBearer,
+    key,
+    clientId: credential.client_id,
+    serviceAccountEmail,
+    tokenUrl,
+    subject: request.subject,
+    scope: request.scopes.length === 0 ? undefined : request.scopes.join(profile.authorize.scopeSeparator),
+    audience: request.audience,
+  };
 }
 
 /** The endpoints a connection records: where its tokens were obtained, and may be sent. */

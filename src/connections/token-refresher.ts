@@ -13,6 +13,7 @@ import { connectionTokenClient } from "./secrets.js";
 import type { ProviderCatalog } from "../providers/catalog.js";
 import { profileFor, type ProviderProfile } from "../providers/profile.js";
 import { obtainAgain, renewalOf } from "./renewal.js";
+import { JwtBearerAssertionError } from "../oauth/jwt-bearer.js";
 import { connectionSecretContext } from "../crypto/secret-contexts.js";
 import { renderApi } from "../providers/api.js";
 import type { OutboundPolicy } from "../network/address-policy.js";
@@ -234,7 +235,7 @@ export class TokenRefresher {
       const tokens = await countTokenRequest(
         this.deps.metrics,
         "refresh",
-        obtainAgain(document, target.client, profile.authorize.scopeSeparator, this.deps.secretBox, this.deps.fetch),
+        obtainAgain(document, target.client, profile, credential, this.deps.secretBox, this.deps.fetch),
       );
       // A credential's own API base stays as recorded; the catalog's is rendered again (its metadata may change).
       const api = document.api?.source === "credential" ? undefined : renderApi(profile.api, profile.templateValues, { ...document.metadata, ...tokens.metadata }, (url) => this.deps.outbound.refusal(url), profile.providerId);
@@ -259,6 +260,11 @@ export class TokenRefresher {
         const unanswered = isUnanswered(error);
         log.warn({ outcome: "refresh_failed", reason, err: error }, "refresh failed; retried after backoff");
         return lifecycle.recordRefreshFailure(document, reason, now, { uncertain: unanswered, mayGiveUp: renewal === "refresh_token" });
+      }
+      if (error instanceof JwtBearerAssertionError) {
+        // The credential lost its key (or its service account): nothing was sent; a new key fixes it.
+        log.warn({ outcome: "refresh_failed", reason: "no_signing_key" }, "the JWT bearer assertion could not be signed; retried after backoff");
+        return lifecycle.recordRefreshFailure(document, "no_signing_key", now, { uncertain: false, mayGiveUp: false });
       }
       throw error;
     }

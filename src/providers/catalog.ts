@@ -4,6 +4,7 @@ import { Ajv } from "ajv";
 import { parse } from "yaml";
 import { BROKER_PARAMS, UNSUPPORTED_PARAMS } from "../oauth/authorize-url.js";
 import type { CallbackSignature } from "../oauth/callback-params.js";
+import type { JwtBearerRules } from "../oauth/jwt-bearer.js";
 import { isLoopbackHost } from "../validation.js";
 
 /** One `providers/<id>.yaml` file, as validated against catalog.schema.json. */
@@ -61,6 +62,7 @@ export interface CatalogEntry {
     device_authorization?: string;
     audiences?: string[];
     private_key_jwt?: "required" | "supported";
+    jwt_bearer?: JwtBearerSpec;
   };
   identity?: { source: "token_response" | "userinfo" | "id_token"; id?: string; email?: string; name?: string };
   notes?: string;
@@ -79,6 +81,9 @@ export interface MetadataRequest {
   headers?: Record<string, string>;
   response: Record<string, string>;
 }
+
+/** How a provider wants the JWT bearer grant's assertion (see JwtBearerRules). */
+export type JwtBearerSpec = JwtBearerRules;
 
 /** How a provider revokes a grant, where it departs from RFC 7009. */
 export interface RevocationSpec {

@@ -6,6 +6,7 @@ import { GENERIC_AUTHORIZATION_RULES } from "../oauth/authorize-url.js";
 import type { CallbackSignature } from "../oauth/callback-params.js";
 import type { MetadataRequest } from "../oauth/metadata-requests.js";
 import type { ApiSpec, CatalogEntry, CatalogParameter, EndpointName, ProviderCatalog } from "./catalog.js";
+import type { JwtBearerRules } from "../oauth/jwt-bearer.js";
 
 /** How a provider grants a refresh token (offline access). */
 export type OfflineAccess = { method: "scope"; scope: string } | { method: "param"; params: Record<string, string> } | { method: "none" };
@@ -69,6 +70,8 @@ export interface ProviderProfile {
   };
   /** Where the connected account's identity is, for a later identity lookup. */
   identity: CatalogEntry["identity"];
+  /** How the JWT bearer grant's assertion is made for this provider. */
+  jwtBearer: JwtBearerRules;
   /** The connection-level template values, kept on the connection and in its metadata. */
   connectionConfig: Readonly<Record<string, string>>;
   /** Every template value (credential and connection level), for rendering `api`. */
@@ -200,6 +203,7 @@ export function buildProviderProfile(
       callbackSignature: entry.metadata?.callback_signature,
     },
     identity: entry.identity,
+    jwtBearer: entry.grants?.jwt_bearer ?? RFC7523_JWT_BEARER,
     connectionConfig: checkTemplateValues(entry, "connection", connectionConfig, "connection_config"),
     templateValues: values,
     api: entry.api,
@@ -241,6 +245,7 @@ function genericProfile(credential: ProfileCredential, connectionConfig: Readonl
     },
     metadata: { response: {}, callback: {}, callbackPatterns: {}, callbackEquals: {}, callbackSignature: undefined },
     identity: undefined,
+    jwtBearer: RFC7523_JWT_BEARER,
     connectionConfig: {},
     templateValues: {},
     api: undefined,
@@ -390,3 +395,10 @@ export function catalogGrants(
   const audiences = grants?.audiences !== undefined && grants.audiences.length > 0 ? grants.audiences : undefined;
   return { supported: grants?.types === undefined || grants.types.includes(grant), audiences };
 }
+
+/**
+ * The JWT bearer grant as RFC 7523 §3 writes it, for a provider whose entry does not say (or no
+ * entry): `iss` the client ID, `aud` the token endpoint, `sub` required, scopes as the RFC 7521
+ * §4.1 `scope` parameter, and a short lifetime (5 minutes).
+ */
+const RFC7523_JWT_BEARER: JwtBearerRules = { issuer: "client_id", audience: "token_endpoint", scope: "parameter", max_lifetime: 300, subject: "required" };

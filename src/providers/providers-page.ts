@@ -112,6 +112,10 @@ function quirks(entry: CatalogEntry): string[] {
   if (entry.authorize?.pkce === false) found.push("no PKCE");
   if (entry.metadata?.callback !== undefined) found.push(`callback metadata ${Object.keys(entry.metadata.callback).map((key) => `\`${key}\``).join(", ")}`);
   if (entry.metadata?.requests !== undefined) found.push(`metadata requests (${entry.metadata.requests.flatMap((r) => Object.keys(r.response)).map((key) => `\`${key}\``).join(", ")})`);
+  const jwt = entry.grants?.jwt_bearer;
+  if (jwt !== undefined) {
+    found.push(`JWT bearer (iss \`${jwt.issuer}\`, aud ${jwt.audience.replaceAll("_", " ")}, scope ${jwt.scope === "none" ? "from the app" : `as ${jwt.scope}`}, sub ${jwt.subject}, exp ≤ ${jwt.max_lifetime} s)`);
+  }
   const api = entry.api;
   if (api !== undefined) {
     found.push(`API ${api.base_urls.map((base) => `\`${base.url}\``).join(", ")}`);

@@ -2,6 +2,7 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type {
   ClientCredentialsConnection,
   ImportedConnection,
+  JwtBearerGrant,
   ReplaceStaticConnectionRequest,
   StaticApiKey,
   StaticBasic,
@@ -9,6 +10,7 @@ import type {
 import type { StaticSecret } from "../connections/connection-lifecycle.js";
 import { invalid } from "../errors.js";
 import { normaliseScopes } from "../oauth/authorize-url.js";
+import type { JwtBearerRules } from "../oauth/jwt-bearer.js";
 import type { ProviderCatalog } from "../providers/catalog.js";
 import type { ExternalAccountDocument, GrantRequestDocument } from "../store/connections.js";
 import { optionalText, requireText } from "../validation.js";
@@ -42,6 +44,24 @@ export function clientCredentialsRequestOf(input: ClientCredentialsConnection): 
   const request: GrantRequestDocument = { scopes };
   if (input.resource.length > 0) request.resource = [...new Set(input.resource)];
   if (input.audience !== "") request.audience = optionalText(input.audience, "client_credentials.audience", 512);
+  return request;
+}
+
+/**
+ * A JWT bearer connection's subject, scopes and audience (RFC 7523 §3). What the provider
+ * requires of them (a subject; scopes from the app, not the assertion) is checked against its
+ * rules, from its profile.
+ */
+export function jwtBearerRequestOf(input: JwtBearerGrant, rules: JwtBearerRules, separator: string): GrantRequestDocument {
+  const scopes = normaliseScopes(input.scopes, undefined, separator, "jwt_bearer.scopes");
+  if (rules.scope === "none" && scopes.length > 0) invalid("jwt_bearer.scopes", "must be empty: the provider takes the scopes from the app, not the assertion");
+  const request: GrantRequestDocument = { scopes };
+  if (input.subject !== "") request.subject = optionalText(input.subject, "jwt_bearer.subject", 256);
+  else if (rules.subject === "required") invalid("jwt_bearer.subject", "is required by the provider");
+  if (input.audience !== "") {
+    request.audience = optionalText(input.audience, "jwt_bearer.audience", 512);
+    if (URL.parse(request.audience) === null) invalid("jwt_bearer.audience", "must be an absolute URI");
+  }
   return request;
 }
 

@@ -30,6 +30,7 @@ import {
   clientCredentialsRequestOf,
   credentialReferenceOf,
   importedTokensOf,
+  jwtBearerRequestOf,
   replacementSecretOf,
   staticProviderOf,
 } from "./connection-kinds.js";
@@ -139,7 +140,7 @@ export function connectionService(deps: ConnectionServiceDeps): Omit<ServiceImpl
 
 /**
  * CreateConnection: checks the request for its kind before anything is read, then hands the
- * connection to the lifecycle, which obtains its first token (client credentials), claims its
+ * connection to the lifecycle, which obtains its first token (client credentials, JWT bearer), claims its
  * `import_id` (imports) or seals its secret (static kinds).
  */
 async function createConnection(
@@ -174,6 +175,18 @@ async function createConnection(
         });
         return { connection: toConnection(connection), created: true };
       }
+      case "jwtBearer": {
+        const input = req.kind.value;
+        const reference = credentialReferenceOf(input.credential, "jwt_bearer.credential");
+        const credential = await credentialOf(deps, organisationId, reference);
+        const profile = profileFor(deps.providers, credential, input.connectionConfig);
+        const grantRequest = jwtBearerRequestOf(input, profile.jwtBearer, profile.authorize.scopeSeparator);
+        if (!catalogGrants(deps.providers, credential, "jwt_bearer").supported) {
+          throw new DomainError("precondition_failed", "the credential's provider does not support the JWT bearer grant");
+        }
+        const connection = await lifecycle.createWithJwtBearer({ organisationId, connectorId, credential, grantRequest, connectionConfig: input.connectionConfig });
+        return { connection: toConnection(connection), created: true };
+      }
       case "imported": {
         const input = req.kind.value;
         const reference = credentialReferenceOf(input.credential, "imported.credential");
@@ -200,7 +213,7 @@ async function createConnection(
         return { connection: toConnection(await lifecycle.createStatic({ organisationId, connectorId, provider, secret })), created: true };
       }
       default:
-        return invalid("kind", "is required (client_credentials or imported or api_key or basic)");
+        return invalid("kind", "is required (client_credentials or jwt_bearer or imported or api_key or basic)");
     }
 }
 

@@ -101,7 +101,10 @@ export type ConnectionKindName =
 export interface GrantRequestDocument {
   scopes: string[];
   resource?: string[];
+  /** CLIENT_CREDENTIALS: the `audience` parameter; JWT_BEARER: the assertion's `aud`. */
   audience?: string;
+  /** JWT_BEARER: the assertion's `sub`. */
+  subject?: string;
 }
 
 export interface ConnectionDocument {
@@ -167,7 +170,7 @@ export interface ConnectionDocument {
    */
   token_url?: string;
   revocation_url?: string;
-  /** CLIENT_CREDENTIALS: what each token request asks for (RFC 6749 §4.4.2, RFC 8707). */
+  /** CLIENT_CREDENTIALS and JWT_BEARER: what each token request asks for (RFC 6749 §4.4.2, RFC 8707, RFC 7523 §3). */
   grant_request?: GrantRequestDocument;
   /** API_KEY and BASIC: the catalog provider the secret is for, when named. */
   provider?: string;

@@ -334,7 +334,7 @@ describe("bad input", () => {
   // Checked before the credential is read: any ID will do.
   const cred = () => ({ id: "any-credential", organisationId: "acme" });
   const cases: Array<[string, Omit<CreateInit, "organisationId" | "connectorId"> & { connectorId?: string }, string]> = [
-    ["no kind", {}, '"kind" is required (client_credentials or imported or api_key or basic)'],
+    ["no kind", {}, '"kind" is required (client_credentials or jwt_bearer or imported or api_key or basic)'],
     ["bad connector", { connectorId: "no spaces", kind: { case: "apiKey", value: { apiKey: "static-api-key-9" } } }, '"connector_id" must be 1 to 128 characters of A-Z a-z 0-9 . _ -'],
     ["no credential", { kind: { case: "clientCredentials", value: { scopes: ["a"] } } }, '"client_credentials.credential" is required'],
     ["bad scope", { kind: { case: "clientCredentials", value: { credential: cred(), scopes: ["a b"] } } }, '"client_credentials.scopes[0]" must be a scope token (printable ASCII without space or " or \\)'],

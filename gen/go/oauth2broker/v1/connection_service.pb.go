@@ -2403,6 +2403,7 @@ type CreateConnectionRequest struct {
 	//	*CreateConnectionRequest_Imported
 	//	*CreateConnectionRequest_ApiKey
 	//	*CreateConnectionRequest_Basic
+	//	*CreateConnectionRequest_JwtBearer
 	Kind          isCreateConnectionRequest_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2495,6 +2496,15 @@ func (x *CreateConnectionRequest) GetBasic() *StaticBasic {
 	return nil
 }
 
+func (x *CreateConnectionRequest) GetJwtBearer() *JwtBearerGrant {
+	if x != nil {
+		if x, ok := x.Kind.(*CreateConnectionRequest_JwtBearer); ok {
+			return x.JwtBearer
+		}
+	}
+	return nil
+}
+
 type isCreateConnectionRequest_Kind interface {
 	isCreateConnectionRequest_Kind()
 }
@@ -2520,6 +2530,12 @@ type CreateConnectionRequest_Basic struct {
 	Basic *StaticBasic `protobuf:"bytes,6,opt,name=basic,proto3,oneof"`
 }
 
+type CreateConnectionRequest_JwtBearer struct {
+	// A JWT_BEARER connection: the broker signs an assertion with the credential's newest key
+	// and obtains the token now, and again before it expires.
+	JwtBearer *JwtBearerGrant `protobuf:"bytes,7,opt,name=jwt_bearer,json=jwtBearer,proto3,oneof"`
+}
+
 func (*CreateConnectionRequest_ClientCredentials) isCreateConnectionRequest_Kind() {}
 
 func (*CreateConnectionRequest_Imported) isCreateConnectionRequest_Kind() {}
@@ -2527,6 +2543,103 @@ func (*CreateConnectionRequest_Imported) isCreateConnectionRequest_Kind() {}
 func (*CreateConnectionRequest_ApiKey) isCreateConnectionRequest_Kind() {}
 
 func (*CreateConnectionRequest_Basic) isCreateConnectionRequest_Kind() {}
+
+func (*CreateConnectionRequest_JwtBearer) isCreateConnectionRequest_Kind() {}
+
+// A connection that obtains tokens with the JWT bearer grant (RFC 7523 §2.1): the broker signs
+// an assertion with the credential's newest signing key (uploaded, for example, as a Google
+// service-account JSON key file) and sends it as `assertion` with
+// `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`. Which claims it carries (`iss`,
+// `aud`, whether `scope` is a claim, the lifetime) is the provider's, as the catalog's
+// `grants.jwt_bearer` says. No refresh token: a new assertion is sent before the token expires
+// (or on `force_refresh`), one request at a time across broker instances.
+type JwtBearerGrant struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The credential whose newest signing key signs the assertions. Required.
+	Credential *CredentialReference `protobuf:"bytes,1,opt,name=credential,proto3" json:"credential,omitempty"`
+	// The assertion's `sub`: the user to act as (a Google Workspace user for domain-wide
+	// delegation; the Salesforce username). At most 256 characters, no control characters.
+	// Required where the provider requires it (Salesforce); empty for Google: the service account
+	// itself.
+	Subject string `protobuf:"bytes,2,opt,name=subject,proto3" json:"subject,omitempty"`
+	// The scopes to ask for (RFC 6749 §3.3 scope tokens, at most 256 characters each, at most 100):
+	// a `scope` claim (Google) or parameter, as the provider documents. Providers whose scopes come
+	// from the app (Salesforce) refuse them.
+	Scopes []string `protobuf:"bytes,3,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	// The assertion's `aud`, where the provider leaves it to the caller; at most 512 characters.
+	// Empty: as the catalog says (Google's token URI; Salesforce's login host).
+	Audience string `protobuf:"bytes,4,opt,name=audience,proto3" json:"audience,omitempty"`
+	// Values of the provider's connection-level template parameters (see
+	// InitialiseOAuth2ConnectionRequest.connection_config), such as Salesforce's `login_subdomain`.
+	ConnectionConfig map[string]string `protobuf:"bytes,5,rep,name=connection_config,json=connectionConfig,proto3" json:"connection_config,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *JwtBearerGrant) Reset() {
+	*x = JwtBearerGrant{}
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JwtBearerGrant) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JwtBearerGrant) ProtoMessage() {}
+
+func (x *JwtBearerGrant) ProtoReflect() protoreflect.Message {
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JwtBearerGrant.ProtoReflect.Descriptor instead.
+func (*JwtBearerGrant) Descriptor() ([]byte, []int) {
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *JwtBearerGrant) GetCredential() *CredentialReference {
+	if x != nil {
+		return x.Credential
+	}
+	return nil
+}
+
+func (x *JwtBearerGrant) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *JwtBearerGrant) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+func (x *JwtBearerGrant) GetAudience() string {
+	if x != nil {
+		return x.Audience
+	}
+	return ""
+}
+
+func (x *JwtBearerGrant) GetConnectionConfig() map[string]string {
+	if x != nil {
+		return x.ConnectionConfig
+	}
+	return nil
+}
 
 // A connection holding the credential's own access (RFC 6749 §4.4): no end user, no browser, no
 // refresh token. The token request is sent with the credential's client authentication; the
@@ -2554,7 +2667,7 @@ type ClientCredentialsConnection struct {
 
 func (x *ClientCredentialsConnection) Reset() {
 	*x = ClientCredentialsConnection{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[29]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2566,7 +2679,7 @@ func (x *ClientCredentialsConnection) String() string {
 func (*ClientCredentialsConnection) ProtoMessage() {}
 
 func (x *ClientCredentialsConnection) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[29]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2579,7 +2692,7 @@ func (x *ClientCredentialsConnection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientCredentialsConnection.ProtoReflect.Descriptor instead.
 func (*ClientCredentialsConnection) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{29}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ClientCredentialsConnection) GetCredential() *CredentialReference {
@@ -2660,7 +2773,7 @@ type ImportedConnection struct {
 
 func (x *ImportedConnection) Reset() {
 	*x = ImportedConnection{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[30]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2672,7 +2785,7 @@ func (x *ImportedConnection) String() string {
 func (*ImportedConnection) ProtoMessage() {}
 
 func (x *ImportedConnection) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[30]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2685,7 +2798,7 @@ func (x *ImportedConnection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportedConnection.ProtoReflect.Descriptor instead.
 func (*ImportedConnection) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{30}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ImportedConnection) GetCredential() *CredentialReference {
@@ -2780,7 +2893,7 @@ type StaticApiKey struct {
 
 func (x *StaticApiKey) Reset() {
 	*x = StaticApiKey{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[31]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2792,7 +2905,7 @@ func (x *StaticApiKey) String() string {
 func (*StaticApiKey) ProtoMessage() {}
 
 func (x *StaticApiKey) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[31]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2805,7 +2918,7 @@ func (x *StaticApiKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StaticApiKey.ProtoReflect.Descriptor instead.
 func (*StaticApiKey) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{31}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *StaticApiKey) GetProvider() string {
@@ -2839,7 +2952,7 @@ type StaticBasic struct {
 
 func (x *StaticBasic) Reset() {
 	*x = StaticBasic{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[32]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2851,7 +2964,7 @@ func (x *StaticBasic) String() string {
 func (*StaticBasic) ProtoMessage() {}
 
 func (x *StaticBasic) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[32]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2864,7 +2977,7 @@ func (x *StaticBasic) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StaticBasic.ProtoReflect.Descriptor instead.
 func (*StaticBasic) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{32}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *StaticBasic) GetProvider() string {
@@ -2901,7 +3014,7 @@ type CreateConnectionResponse struct {
 
 func (x *CreateConnectionResponse) Reset() {
 	*x = CreateConnectionResponse{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[33]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2913,7 +3026,7 @@ func (x *CreateConnectionResponse) String() string {
 func (*CreateConnectionResponse) ProtoMessage() {}
 
 func (x *CreateConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[33]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2926,7 +3039,7 @@ func (x *CreateConnectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConnectionResponse.ProtoReflect.Descriptor instead.
 func (*CreateConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{33}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CreateConnectionResponse) GetConnection() *Connection {
@@ -2963,7 +3076,7 @@ type ReplaceStaticConnectionRequest struct {
 
 func (x *ReplaceStaticConnectionRequest) Reset() {
 	*x = ReplaceStaticConnectionRequest{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[34]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2975,7 +3088,7 @@ func (x *ReplaceStaticConnectionRequest) String() string {
 func (*ReplaceStaticConnectionRequest) ProtoMessage() {}
 
 func (x *ReplaceStaticConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[34]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2988,7 +3101,7 @@ func (x *ReplaceStaticConnectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplaceStaticConnectionRequest.ProtoReflect.Descriptor instead.
 func (*ReplaceStaticConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{34}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ReplaceStaticConnectionRequest) GetOrganisationId() string {
@@ -3037,7 +3150,7 @@ type ReplaceStaticConnectionResponse struct {
 
 func (x *ReplaceStaticConnectionResponse) Reset() {
 	*x = ReplaceStaticConnectionResponse{}
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[35]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3049,7 +3162,7 @@ func (x *ReplaceStaticConnectionResponse) String() string {
 func (*ReplaceStaticConnectionResponse) ProtoMessage() {}
 
 func (x *ReplaceStaticConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[35]
+	mi := &file_oauth2broker_v1_connection_service_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3062,7 +3175,7 @@ func (x *ReplaceStaticConnectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplaceStaticConnectionResponse.ProtoReflect.Descriptor instead.
 func (*ReplaceStaticConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{35}
+	return file_oauth2broker_v1_connection_service_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ReplaceStaticConnectionResponse) GetConnection() *Connection {
@@ -3258,15 +3371,28 @@ const file_oauth2broker_v1_connection_service_proto_rawDesc = "" +
 	"\x19verification_uri_complete\x18\x04 \x01(\tR\x17verificationUriComplete\x12;\n" +
 	"\vexpire_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"expireTime\x12)\n" +
-	"\x10interval_seconds\x18\x06 \x01(\x05R\x0fintervalSeconds\"\x9b\x03\n" +
+	"\x10interval_seconds\x18\x06 \x01(\x05R\x0fintervalSeconds\"\xdd\x03\n" +
 	"\x17CreateConnectionRequest\x125\n" +
 	"\x0forganisation_id\x18\x01 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xc8\xf3\x18\x01R\x0eorganisationId\x12/\n" +
 	"\fconnector_id\x18\x02 \x01(\tB\f\xbaH\t\xc8\x01\x01r\x04\xc8\xf3\x18\x01R\vconnectorId\x12]\n" +
 	"\x12client_credentials\x18\x03 \x01(\v2,.oauth2broker.v1.ClientCredentialsConnectionH\x00R\x11clientCredentials\x12A\n" +
 	"\bimported\x18\x04 \x01(\v2#.oauth2broker.v1.ImportedConnectionH\x00R\bimported\x128\n" +
 	"\aapi_key\x18\x05 \x01(\v2\x1d.oauth2broker.v1.StaticApiKeyH\x00R\x06apiKey\x124\n" +
-	"\x05basic\x18\x06 \x01(\v2\x1c.oauth2broker.v1.StaticBasicH\x00R\x05basicB\x06\n" +
-	"\x04kind\"\xe9\x02\n" +
+	"\x05basic\x18\x06 \x01(\v2\x1c.oauth2broker.v1.StaticBasicH\x00R\x05basic\x12@\n" +
+	"\n" +
+	"jwt_bearer\x18\a \x01(\v2\x1f.oauth2broker.v1.JwtBearerGrantH\x00R\tjwtBearerB\x06\n" +
+	"\x04kind\"\xcd\x02\n" +
+	"\x0eJwtBearerGrant\x12D\n" +
+	"\n" +
+	"credential\x18\x01 \x01(\v2$.oauth2broker.v1.CredentialReferenceR\n" +
+	"credential\x12\x18\n" +
+	"\asubject\x18\x02 \x01(\tR\asubject\x12\x16\n" +
+	"\x06scopes\x18\x03 \x03(\tR\x06scopes\x12\x1a\n" +
+	"\baudience\x18\x04 \x01(\tR\baudience\x12b\n" +
+	"\x11connection_config\x18\x05 \x03(\v25.oauth2broker.v1.JwtBearerGrant.ConnectionConfigEntryR\x10connectionConfig\x1aC\n" +
+	"\x15ConnectionConfigEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe9\x02\n" +
 	"\x1bClientCredentialsConnection\x12D\n" +
 	"\n" +
 	"credential\x18\x01 \x01(\v2$.oauth2broker.v1.CredentialReferenceR\n" +
@@ -3374,7 +3500,7 @@ func file_oauth2broker_v1_connection_service_proto_rawDescGZIP() []byte {
 }
 
 var file_oauth2broker_v1_connection_service_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_oauth2broker_v1_connection_service_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
+var file_oauth2broker_v1_connection_service_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
 var file_oauth2broker_v1_connection_service_proto_goTypes = []any{
 	(ConnectionStatus)(0),                      // 0: oauth2broker.v1.ConnectionStatus
 	(ConnectionKind)(0),                        // 1: oauth2broker.v1.ConnectionKind
@@ -3409,99 +3535,104 @@ var file_oauth2broker_v1_connection_service_proto_goTypes = []any{
 	(*StartDeviceAuthorizationRequest)(nil),    // 30: oauth2broker.v1.StartDeviceAuthorizationRequest
 	(*StartDeviceAuthorizationResponse)(nil),   // 31: oauth2broker.v1.StartDeviceAuthorizationResponse
 	(*CreateConnectionRequest)(nil),            // 32: oauth2broker.v1.CreateConnectionRequest
-	(*ClientCredentialsConnection)(nil),        // 33: oauth2broker.v1.ClientCredentialsConnection
-	(*ImportedConnection)(nil),                 // 34: oauth2broker.v1.ImportedConnection
-	(*StaticApiKey)(nil),                       // 35: oauth2broker.v1.StaticApiKey
-	(*StaticBasic)(nil),                        // 36: oauth2broker.v1.StaticBasic
-	(*CreateConnectionResponse)(nil),           // 37: oauth2broker.v1.CreateConnectionResponse
-	(*ReplaceStaticConnectionRequest)(nil),     // 38: oauth2broker.v1.ReplaceStaticConnectionRequest
-	(*ReplaceStaticConnectionResponse)(nil),    // 39: oauth2broker.v1.ReplaceStaticConnectionResponse
-	nil,                                        // 40: oauth2broker.v1.Connection.MetadataEntry
-	nil,                                        // 41: oauth2broker.v1.ProviderApi.HeadersEntry
-	nil,                                        // 42: oauth2broker.v1.GetAccessTokenResponse.MetadataEntry
-	nil,                                        // 43: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.ConnectionConfigEntry
-	nil,                                        // 44: oauth2broker.v1.CountConnectionsResponse.FailingConnectionsByCredentialEntry
-	nil,                                        // 45: oauth2broker.v1.ClientCredentialsConnection.ConnectionConfigEntry
-	nil,                                        // 46: oauth2broker.v1.ImportedConnection.MetadataEntry
-	nil,                                        // 47: oauth2broker.v1.ImportedConnection.ConnectionConfigEntry
-	(*timestamppb.Timestamp)(nil),              // 48: google.protobuf.Timestamp
+	(*JwtBearerGrant)(nil),                     // 33: oauth2broker.v1.JwtBearerGrant
+	(*ClientCredentialsConnection)(nil),        // 34: oauth2broker.v1.ClientCredentialsConnection
+	(*ImportedConnection)(nil),                 // 35: oauth2broker.v1.ImportedConnection
+	(*StaticApiKey)(nil),                       // 36: oauth2broker.v1.StaticApiKey
+	(*StaticBasic)(nil),                        // 37: oauth2broker.v1.StaticBasic
+	(*CreateConnectionResponse)(nil),           // 38: oauth2broker.v1.CreateConnectionResponse
+	(*ReplaceStaticConnectionRequest)(nil),     // 39: oauth2broker.v1.ReplaceStaticConnectionRequest
+	(*ReplaceStaticConnectionResponse)(nil),    // 40: oauth2broker.v1.ReplaceStaticConnectionResponse
+	nil,                                        // 41: oauth2broker.v1.Connection.MetadataEntry
+	nil,                                        // 42: oauth2broker.v1.ProviderApi.HeadersEntry
+	nil,                                        // 43: oauth2broker.v1.GetAccessTokenResponse.MetadataEntry
+	nil,                                        // 44: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.ConnectionConfigEntry
+	nil,                                        // 45: oauth2broker.v1.CountConnectionsResponse.FailingConnectionsByCredentialEntry
+	nil,                                        // 46: oauth2broker.v1.JwtBearerGrant.ConnectionConfigEntry
+	nil,                                        // 47: oauth2broker.v1.ClientCredentialsConnection.ConnectionConfigEntry
+	nil,                                        // 48: oauth2broker.v1.ImportedConnection.MetadataEntry
+	nil,                                        // 49: oauth2broker.v1.ImportedConnection.ConnectionConfigEntry
+	(*timestamppb.Timestamp)(nil),              // 50: google.protobuf.Timestamp
 }
 var file_oauth2broker_v1_connection_service_proto_depIdxs = []int32{
 	0,  // 0: oauth2broker.v1.Connection.status:type_name -> oauth2broker.v1.ConnectionStatus
-	48, // 1: oauth2broker.v1.Connection.access_token_expire_time:type_name -> google.protobuf.Timestamp
-	48, // 2: oauth2broker.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
-	48, // 3: oauth2broker.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
-	40, // 4: oauth2broker.v1.Connection.metadata:type_name -> oauth2broker.v1.Connection.MetadataEntry
+	50, // 1: oauth2broker.v1.Connection.access_token_expire_time:type_name -> google.protobuf.Timestamp
+	50, // 2: oauth2broker.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
+	50, // 3: oauth2broker.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
+	41, // 4: oauth2broker.v1.Connection.metadata:type_name -> oauth2broker.v1.Connection.MetadataEntry
 	8,  // 5: oauth2broker.v1.Connection.external_account:type_name -> oauth2broker.v1.ExternalAccount
 	5,  // 6: oauth2broker.v1.Connection.api:type_name -> oauth2broker.v1.ProviderApi
 	1,  // 7: oauth2broker.v1.Connection.kind:type_name -> oauth2broker.v1.ConnectionKind
 	6,  // 8: oauth2broker.v1.ProviderApi.base_urls:type_name -> oauth2broker.v1.ApiBaseUrl
 	7,  // 9: oauth2broker.v1.ProviderApi.token_placement:type_name -> oauth2broker.v1.ApiTokenPlacement
-	41, // 10: oauth2broker.v1.ProviderApi.headers:type_name -> oauth2broker.v1.ProviderApi.HeadersEntry
+	42, // 10: oauth2broker.v1.ProviderApi.headers:type_name -> oauth2broker.v1.ProviderApi.HeadersEntry
 	2,  // 11: oauth2broker.v1.ApiTokenPlacement.location:type_name -> oauth2broker.v1.ApiTokenLocation
 	4,  // 12: oauth2broker.v1.GetConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
 	0,  // 13: oauth2broker.v1.ListConnectionsRequest.status:type_name -> oauth2broker.v1.ConnectionStatus
 	4,  // 14: oauth2broker.v1.ListConnectionsResponse.connections:type_name -> oauth2broker.v1.Connection
-	48, // 15: oauth2broker.v1.GetAccessTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
-	42, // 16: oauth2broker.v1.GetAccessTokenResponse.metadata:type_name -> oauth2broker.v1.GetAccessTokenResponse.MetadataEntry
+	50, // 15: oauth2broker.v1.GetAccessTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	43, // 16: oauth2broker.v1.GetAccessTokenResponse.metadata:type_name -> oauth2broker.v1.GetAccessTokenResponse.MetadataEntry
 	5,  // 17: oauth2broker.v1.GetAccessTokenResponse.api:type_name -> oauth2broker.v1.ProviderApi
 	4,  // 18: oauth2broker.v1.ConfirmConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
 	3,  // 19: oauth2broker.v1.DeleteConnectionResponse.revocation:type_name -> oauth2broker.v1.RevocationOutcome
 	21, // 20: oauth2broker.v1.WatchConnectionEventsResponse.event:type_name -> oauth2broker.v1.ConnectionEvent
-	48, // 21: oauth2broker.v1.ConnectionEvent.create_time:type_name -> google.protobuf.Timestamp
+	50, // 21: oauth2broker.v1.ConnectionEvent.create_time:type_name -> google.protobuf.Timestamp
 	0,  // 22: oauth2broker.v1.ConnectionEvent.status:type_name -> oauth2broker.v1.ConnectionStatus
 	22, // 23: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.credential:type_name -> oauth2broker.v1.CredentialReference
-	43, // 24: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.connection_config:type_name -> oauth2broker.v1.InitialiseOAuth2ConnectionRequest.ConnectionConfigEntry
-	48, // 25: oauth2broker.v1.InitialiseOAuth2ConnectionResponse.expire_time:type_name -> google.protobuf.Timestamp
+	44, // 24: oauth2broker.v1.InitialiseOAuth2ConnectionRequest.connection_config:type_name -> oauth2broker.v1.InitialiseOAuth2ConnectionRequest.ConnectionConfigEntry
+	50, // 25: oauth2broker.v1.InitialiseOAuth2ConnectionResponse.expire_time:type_name -> google.protobuf.Timestamp
 	21, // 26: oauth2broker.v1.ListConnectionEventsResponse.events:type_name -> oauth2broker.v1.ConnectionEvent
 	0,  // 27: oauth2broker.v1.ConnectionStatusCount.status:type_name -> oauth2broker.v1.ConnectionStatus
 	28, // 28: oauth2broker.v1.CountConnectionsResponse.counts:type_name -> oauth2broker.v1.ConnectionStatusCount
-	44, // 29: oauth2broker.v1.CountConnectionsResponse.failing_connections_by_credential:type_name -> oauth2broker.v1.CountConnectionsResponse.FailingConnectionsByCredentialEntry
+	45, // 29: oauth2broker.v1.CountConnectionsResponse.failing_connections_by_credential:type_name -> oauth2broker.v1.CountConnectionsResponse.FailingConnectionsByCredentialEntry
 	22, // 30: oauth2broker.v1.StartDeviceAuthorizationRequest.credential:type_name -> oauth2broker.v1.CredentialReference
 	4,  // 31: oauth2broker.v1.StartDeviceAuthorizationResponse.connection:type_name -> oauth2broker.v1.Connection
-	48, // 32: oauth2broker.v1.StartDeviceAuthorizationResponse.expire_time:type_name -> google.protobuf.Timestamp
-	33, // 33: oauth2broker.v1.CreateConnectionRequest.client_credentials:type_name -> oauth2broker.v1.ClientCredentialsConnection
-	34, // 34: oauth2broker.v1.CreateConnectionRequest.imported:type_name -> oauth2broker.v1.ImportedConnection
-	35, // 35: oauth2broker.v1.CreateConnectionRequest.api_key:type_name -> oauth2broker.v1.StaticApiKey
-	36, // 36: oauth2broker.v1.CreateConnectionRequest.basic:type_name -> oauth2broker.v1.StaticBasic
-	22, // 37: oauth2broker.v1.ClientCredentialsConnection.credential:type_name -> oauth2broker.v1.CredentialReference
-	45, // 38: oauth2broker.v1.ClientCredentialsConnection.connection_config:type_name -> oauth2broker.v1.ClientCredentialsConnection.ConnectionConfigEntry
-	22, // 39: oauth2broker.v1.ImportedConnection.credential:type_name -> oauth2broker.v1.CredentialReference
-	48, // 40: oauth2broker.v1.ImportedConnection.expire_time:type_name -> google.protobuf.Timestamp
-	8,  // 41: oauth2broker.v1.ImportedConnection.external_account:type_name -> oauth2broker.v1.ExternalAccount
-	46, // 42: oauth2broker.v1.ImportedConnection.metadata:type_name -> oauth2broker.v1.ImportedConnection.MetadataEntry
-	47, // 43: oauth2broker.v1.ImportedConnection.connection_config:type_name -> oauth2broker.v1.ImportedConnection.ConnectionConfigEntry
-	4,  // 44: oauth2broker.v1.CreateConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
-	4,  // 45: oauth2broker.v1.ReplaceStaticConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
-	23, // 46: oauth2broker.v1.ConnectionService.InitialiseOAuth2Connection:input_type -> oauth2broker.v1.InitialiseOAuth2ConnectionRequest
-	9,  // 47: oauth2broker.v1.ConnectionService.GetConnection:input_type -> oauth2broker.v1.GetConnectionRequest
-	11, // 48: oauth2broker.v1.ConnectionService.ListConnections:input_type -> oauth2broker.v1.ListConnectionsRequest
-	13, // 49: oauth2broker.v1.ConnectionService.GetAccessToken:input_type -> oauth2broker.v1.GetAccessTokenRequest
-	15, // 50: oauth2broker.v1.ConnectionService.ConfirmConnection:input_type -> oauth2broker.v1.ConfirmConnectionRequest
-	17, // 51: oauth2broker.v1.ConnectionService.DeleteConnection:input_type -> oauth2broker.v1.DeleteConnectionRequest
-	19, // 52: oauth2broker.v1.ConnectionService.WatchConnectionEvents:input_type -> oauth2broker.v1.WatchConnectionEventsRequest
-	25, // 53: oauth2broker.v1.ConnectionService.ListConnectionEvents:input_type -> oauth2broker.v1.ListConnectionEventsRequest
-	27, // 54: oauth2broker.v1.ConnectionService.CountConnections:input_type -> oauth2broker.v1.CountConnectionsRequest
-	30, // 55: oauth2broker.v1.ConnectionService.StartDeviceAuthorization:input_type -> oauth2broker.v1.StartDeviceAuthorizationRequest
-	32, // 56: oauth2broker.v1.ConnectionService.CreateConnection:input_type -> oauth2broker.v1.CreateConnectionRequest
-	38, // 57: oauth2broker.v1.ConnectionService.ReplaceStaticConnection:input_type -> oauth2broker.v1.ReplaceStaticConnectionRequest
-	24, // 58: oauth2broker.v1.ConnectionService.InitialiseOAuth2Connection:output_type -> oauth2broker.v1.InitialiseOAuth2ConnectionResponse
-	10, // 59: oauth2broker.v1.ConnectionService.GetConnection:output_type -> oauth2broker.v1.GetConnectionResponse
-	12, // 60: oauth2broker.v1.ConnectionService.ListConnections:output_type -> oauth2broker.v1.ListConnectionsResponse
-	14, // 61: oauth2broker.v1.ConnectionService.GetAccessToken:output_type -> oauth2broker.v1.GetAccessTokenResponse
-	16, // 62: oauth2broker.v1.ConnectionService.ConfirmConnection:output_type -> oauth2broker.v1.ConfirmConnectionResponse
-	18, // 63: oauth2broker.v1.ConnectionService.DeleteConnection:output_type -> oauth2broker.v1.DeleteConnectionResponse
-	20, // 64: oauth2broker.v1.ConnectionService.WatchConnectionEvents:output_type -> oauth2broker.v1.WatchConnectionEventsResponse
-	26, // 65: oauth2broker.v1.ConnectionService.ListConnectionEvents:output_type -> oauth2broker.v1.ListConnectionEventsResponse
-	29, // 66: oauth2broker.v1.ConnectionService.CountConnections:output_type -> oauth2broker.v1.CountConnectionsResponse
-	31, // 67: oauth2broker.v1.ConnectionService.StartDeviceAuthorization:output_type -> oauth2broker.v1.StartDeviceAuthorizationResponse
-	37, // 68: oauth2broker.v1.ConnectionService.CreateConnection:output_type -> oauth2broker.v1.CreateConnectionResponse
-	39, // 69: oauth2broker.v1.ConnectionService.ReplaceStaticConnection:output_type -> oauth2broker.v1.ReplaceStaticConnectionResponse
-	58, // [58:70] is the sub-list for method output_type
-	46, // [46:58] is the sub-list for method input_type
-	46, // [46:46] is the sub-list for extension type_name
-	46, // [46:46] is the sub-list for extension extendee
-	0,  // [0:46] is the sub-list for field type_name
+	50, // 32: oauth2broker.v1.StartDeviceAuthorizationResponse.expire_time:type_name -> google.protobuf.Timestamp
+	34, // 33: oauth2broker.v1.CreateConnectionRequest.client_credentials:type_name -> oauth2broker.v1.ClientCredentialsConnection
+	35, // 34: oauth2broker.v1.CreateConnectionRequest.imported:type_name -> oauth2broker.v1.ImportedConnection
+	36, // 35: oauth2broker.v1.CreateConnectionRequest.api_key:type_name -> oauth2broker.v1.StaticApiKey
+	37, // 36: oauth2broker.v1.CreateConnectionRequest.basic:type_name -> oauth2broker.v1.StaticBasic
+	33, // 37: oauth2broker.v1.CreateConnectionRequest.jwt_bearer:type_name -> oauth2broker.v1.JwtBearerGrant
+	22, // 38: oauth2broker.v1.JwtBearerGrant.credential:type_name -> oauth2broker.v1.CredentialReference
+	46, // 39: oauth2broker.v1.JwtBearerGrant.connection_config:type_name -> oauth2broker.v1.JwtBearerGrant.ConnectionConfigEntry
+	22, // 40: oauth2broker.v1.ClientCredentialsConnection.credential:type_name -> oauth2broker.v1.CredentialReference
+	47, // 41: oauth2broker.v1.ClientCredentialsConnection.connection_config:type_name -> oauth2broker.v1.ClientCredentialsConnection.ConnectionConfigEntry
+	22, // 42: oauth2broker.v1.ImportedConnection.credential:type_name -> oauth2broker.v1.CredentialReference
+	50, // 43: oauth2broker.v1.ImportedConnection.expire_time:type_name -> google.protobuf.Timestamp
+	8,  // 44: oauth2broker.v1.ImportedConnection.external_account:type_name -> oauth2broker.v1.ExternalAccount
+	48, // 45: oauth2broker.v1.ImportedConnection.metadata:type_name -> oauth2broker.v1.ImportedConnection.MetadataEntry
+	49, // 46: oauth2broker.v1.ImportedConnection.connection_config:type_name -> oauth2broker.v1.ImportedConnection.ConnectionConfigEntry
+	4,  // 47: oauth2broker.v1.CreateConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
+	4,  // 48: oauth2broker.v1.ReplaceStaticConnectionResponse.connection:type_name -> oauth2broker.v1.Connection
+	23, // 49: oauth2broker.v1.ConnectionService.InitialiseOAuth2Connection:input_type -> oauth2broker.v1.InitialiseOAuth2ConnectionRequest
+	9,  // 50: oauth2broker.v1.ConnectionService.GetConnection:input_type -> oauth2broker.v1.GetConnectionRequest
+	11, // 51: oauth2broker.v1.ConnectionService.ListConnections:input_type -> oauth2broker.v1.ListConnectionsRequest
+	13, // 52: oauth2broker.v1.ConnectionService.GetAccessToken:input_type -> oauth2broker.v1.GetAccessTokenRequest
+	15, // 53: oauth2broker.v1.ConnectionService.ConfirmConnection:input_type -> oauth2broker.v1.ConfirmConnectionRequest
+	17, // 54: oauth2broker.v1.ConnectionService.DeleteConnection:input_type -> oauth2broker.v1.DeleteConnectionRequest
+	19, // 55: oauth2broker.v1.ConnectionService.WatchConnectionEvents:input_type -> oauth2broker.v1.WatchConnectionEventsRequest
+	25, // 56: oauth2broker.v1.ConnectionService.ListConnectionEvents:input_type -> oauth2broker.v1.ListConnectionEventsRequest
+	27, // 57: oauth2broker.v1.ConnectionService.CountConnections:input_type -> oauth2broker.v1.CountConnectionsRequest
+	30, // 58: oauth2broker.v1.ConnectionService.StartDeviceAuthorization:input_type -> oauth2broker.v1.StartDeviceAuthorizationRequest
+	32, // 59: oauth2broker.v1.ConnectionService.CreateConnection:input_type -> oauth2broker.v1.CreateConnectionRequest
+	39, // 60: oauth2broker.v1.ConnectionService.ReplaceStaticConnection:input_type -> oauth2broker.v1.ReplaceStaticConnectionRequest
+	24, // 61: oauth2broker.v1.ConnectionService.InitialiseOAuth2Connection:output_type -> oauth2broker.v1.InitialiseOAuth2ConnectionResponse
+	10, // 62: oauth2broker.v1.ConnectionService.GetConnection:output_type -> oauth2broker.v1.GetConnectionResponse
+	12, // 63: oauth2broker.v1.ConnectionService.ListConnections:output_type -> oauth2broker.v1.ListConnectionsResponse
+	14, // 64: oauth2broker.v1.ConnectionService.GetAccessToken:output_type -> oauth2broker.v1.GetAccessTokenResponse
+	16, // 65: oauth2broker.v1.ConnectionService.ConfirmConnection:output_type -> oauth2broker.v1.ConfirmConnectionResponse
+	18, // 66: oauth2broker.v1.ConnectionService.DeleteConnection:output_type -> oauth2broker.v1.DeleteConnectionResponse
+	20, // 67: oauth2broker.v1.ConnectionService.WatchConnectionEvents:output_type -> oauth2broker.v1.WatchConnectionEventsResponse
+	26, // 68: oauth2broker.v1.ConnectionService.ListConnectionEvents:output_type -> oauth2broker.v1.ListConnectionEventsResponse
+	29, // 69: oauth2broker.v1.ConnectionService.CountConnections:output_type -> oauth2broker.v1.CountConnectionsResponse
+	31, // 70: oauth2broker.v1.ConnectionService.StartDeviceAuthorization:output_type -> oauth2broker.v1.StartDeviceAuthorizationResponse
+	38, // 71: oauth2broker.v1.ConnectionService.CreateConnection:output_type -> oauth2broker.v1.CreateConnectionResponse
+	40, // 72: oauth2broker.v1.ConnectionService.ReplaceStaticConnection:output_type -> oauth2broker.v1.ReplaceStaticConnectionResponse
+	61, // [61:73] is the sub-list for method output_type
+	49, // [49:61] is the sub-list for method input_type
+	49, // [49:49] is the sub-list for extension type_name
+	49, // [49:49] is the sub-list for extension extendee
+	0,  // [0:49] is the sub-list for field type_name
 }
 
 func init() { file_oauth2broker_v1_connection_service_proto_init() }
@@ -3516,6 +3647,7 @@ func file_oauth2broker_v1_connection_service_proto_init() {
 		(*CreateConnectionRequest_Imported)(nil),
 		(*CreateConnectionRequest_ApiKey)(nil),
 		(*CreateConnectionRequest_Basic)(nil),
+		(*CreateConnectionRequest_JwtBearer)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -3523,7 +3655,7 @@ func file_oauth2broker_v1_connection_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_oauth2broker_v1_connection_service_proto_rawDesc), len(file_oauth2broker_v1_connection_service_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   44,
+			NumMessages:   46,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -91,12 +91,12 @@ type ConnectionServiceClient interface {
 	// (its error code named), UNAVAILABLE when it does not answer; nothing is stored then.
 	StartDeviceAuthorization(ctx context.Context, in *StartDeviceAuthorizationRequest, opts ...grpc.CallOption) (*StartDeviceAuthorizationResponse, error)
 	// Creates a connection without a browser: from a credential alone (client credentials), from
-	// tokens obtained elsewhere (an import), or from a static API key or Basic username and
-	// password. The connection is ACTIVE when this returns and sends `connection.created`.
+	// an assertion signed with the credential's key (JWT bearer), from tokens obtained elsewhere
+	// (an import), or from a static API key or Basic username and password. The connection is ACTIVE when this returns and sends `connection.created`.
 	// INVALID_ARGUMENT naming the field for bad input; NOT_FOUND when the credential does not exist
 	// or belongs to another organisation; FAILED_PRECONDITION, naming the provider's error code,
-	// when the provider refuses the first token request (client credentials) or the import's
-	// refresh check. In every such case nothing is stored.
+	// when the provider refuses the first token request (client credentials, JWT bearer) or the
+	// import's refresh check. In every such case nothing is stored.
 	CreateConnection(ctx context.Context, in *CreateConnectionRequest, opts ...grpc.CallOption) (*CreateConnectionResponse, error)
 	// Replaces a static connection's API key or username and password in place, keeping its ID,
 	// and sends `connection.reauthorized`. FAILED_PRECONDITION when the connection is of another
@@ -299,12 +299,12 @@ type ConnectionServiceServer interface {
 	// (its error code named), UNAVAILABLE when it does not answer; nothing is stored then.
 	StartDeviceAuthorization(context.Context, *StartDeviceAuthorizationRequest) (*StartDeviceAuthorizationResponse, error)
 	// Creates a connection without a browser: from a credential alone (client credentials), from
-	// tokens obtained elsewhere (an import), or from a static API key or Basic username and
-	// password. The connection is ACTIVE when this returns and sends `connection.created`.
+	// an assertion signed with the credential's key (JWT bearer), from tokens obtained elsewhere
+	// (an import), or from a static API key or Basic username and password. The connection is ACTIVE when this returns and sends `connection.created`.
 	// INVALID_ARGUMENT naming the field for bad input; NOT_FOUND when the credential does not exist
 	// or belongs to another organisation; FAILED_PRECONDITION, naming the provider's error code,
-	// when the provider refuses the first token request (client credentials) or the import's
-	// refresh check. In every such case nothing is stored.
+	// when the provider refuses the first token request (client credentials, JWT bearer) or the
+	// import's refresh check. In every such case nothing is stored.
 	CreateConnection(context.Context, *CreateConnectionRequest) (*CreateConnectionResponse, error)
 	// Replaces a static connection's API key or username and password in place, keeping its ID,
 	// and sends `connection.reauthorized`. FAILED_PRECONDITION when the connection is of another

@@ -431,20 +431,43 @@ class StartDeviceAuthorizationResponse(_message.Message):
     def __init__(self, connection: _Optional[_Union[Connection, _Mapping]] = ..., user_code: _Optional[str] = ..., verification_uri: _Optional[str] = ..., verification_uri_complete: _Optional[str] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., interval_seconds: _Optional[int] = ...) -> None: ...
 
 class CreateConnectionRequest(_message.Message):
-    __slots__ = ("organisation_id", "connector_id", "client_credentials", "imported", "api_key", "basic")
+    __slots__ = ("organisation_id", "connector_id", "client_credentials", "imported", "api_key", "basic", "jwt_bearer")
     ORGANISATION_ID_FIELD_NUMBER: _ClassVar[int]
     CONNECTOR_ID_FIELD_NUMBER: _ClassVar[int]
     CLIENT_CREDENTIALS_FIELD_NUMBER: _ClassVar[int]
     IMPORTED_FIELD_NUMBER: _ClassVar[int]
     API_KEY_FIELD_NUMBER: _ClassVar[int]
     BASIC_FIELD_NUMBER: _ClassVar[int]
+    JWT_BEARER_FIELD_NUMBER: _ClassVar[int]
     organisation_id: str
     connector_id: str
     client_credentials: ClientCredentialsConnection
     imported: ImportedConnection
     api_key: StaticApiKey
     basic: StaticBasic
-    def __init__(self, organisation_id: _Optional[str] = ..., connector_id: _Optional[str] = ..., client_credentials: _Optional[_Union[ClientCredentialsConnection, _Mapping]] = ..., imported: _Optional[_Union[ImportedConnection, _Mapping]] = ..., api_key: _Optional[_Union[StaticApiKey, _Mapping]] = ..., basic: _Optional[_Union[StaticBasic, _Mapping]] = ...) -> None: ...
+    jwt_bearer: JwtBearerGrant
+    def __init__(self, organisation_id: _Optional[str] = ..., connector_id: _Optional[str] = ..., client_credentials: _Optional[_Union[ClientCredentialsConnection, _Mapping]] = ..., imported: _Optional[_Union[ImportedConnection, _Mapping]] = ..., api_key: _Optional[_Union[StaticApiKey, _Mapping]] = ..., basic: _Optional[_Union[StaticBasic, _Mapping]] = ..., jwt_bearer: _Optional[_Union[JwtBearerGrant, _Mapping]] = ...) -> None: ...
+
+class JwtBearerGrant(_message.Message):
+    __slots__ = ("credential", "subject", "scopes", "audience", "connection_config")
+    class ConnectionConfigEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    SCOPES_FIELD_NUMBER: _ClassVar[int]
+    AUDIENCE_FIELD_NUMBER: _ClassVar[int]
+    CONNECTION_CONFIG_FIELD_NUMBER: _ClassVar[int]
+    credential: CredentialReference
+    subject: str
+    scopes: _containers.RepeatedScalarFieldContainer[str]
+    audience: str
+    connection_config: _containers.ScalarMap[str, str]
+    def __init__(self, credential: _Optional[_Union[CredentialReference, _Mapping]] = ..., subject: _Optional[str] = ..., scopes: _Optional[_Iterable[str]] = ..., audience: _Optional[str] = ..., connection_config: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ClientCredentialsConnection(_message.Message):
     __slots__ = ("credential", "scopes", "resource", "audience", "connection_config")

@@ -205,12 +205,12 @@ class ConnectionServiceServicer:
 
     def CreateConnection(self, request, context):
         """Creates a connection without a browser: from a credential alone (client credentials), from
-        tokens obtained elsewhere (an import), or from a static API key or Basic username and
-        password. The connection is ACTIVE when this returns and sends `connection.created`.
+        an assertion signed with the credential's key (JWT bearer), from tokens obtained elsewhere
+        (an import), or from a static API key or Basic username and password. The connection is ACTIVE when this returns and sends `connection.created`.
         INVALID_ARGUMENT naming the field for bad input; NOT_FOUND when the credential does not exist
         or belongs to another organisation; FAILED_PRECONDITION, naming the provider's error code,
-        when the provider refuses the first token request (client credentials) or the import's
-        refresh check. In every such case nothing is stored.
+        when the provider refuses the first token request (client credentials, JWT bearer) or the
+        import's refresh check. In every such case nothing is stored.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
