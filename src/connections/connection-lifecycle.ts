@@ -214,22 +214,7 @@ export class ConnectionLifecycle {
     const client = tokenClientFor(input.credential, profile, this.deps);
     const request = clientCredentialsRequestOf(input.grantRequest, profile.authorize.scopeSeparator);
     const tokens = await firstTokens(requestClientCredentials(client, request, this.deps.fetch));
-    const { id } = await this.create({
-      organisationId: input.organisationId,
-      connectorId: input.connectorId,
-      credentialId: input.credential._id,
-      tokens,
-      requestedScopes: input.grantRequest.scopes,
-      account: undefined,
-      endUserId: undefined,
-      endpoints: endpointsOf(profile),
-      metadata: { ...tokens.metadata, ...profile.connectionConfig },
-      connectionConfig: { ...profile.connectionConfig },
-      api: this.#api(profile, tokens.metadata),
-      kind: "client_credentials",
-      grantRequest: input.grantRequest,
-    });
-    return this.#created(id);
+    return this.#createFromGrant(input, profile, tokens, "client_credentials");
   }
 
   /**
@@ -248,6 +233,16 @@ export class ConnectionLifecycle {
       throw error;
     }
     const tokens = await firstTokens(requestJwtBearer(assertion, profile.token.response, this.deps.fetch));
+    return this.#createFromGrant(input, profile, tokens, "jwt_bearer");
+  }
+
+  /** Stores a connection whose first tokens a grant without an end user just obtained (ACTIVE, `connection.created`). */
+  async #createFromGrant(
+    input: ClientCredentialsInput,
+    profile: ProviderProfile,
+    tokens: TokenSet,
+    kind: "client_credentials" | "jwt_bearer",
+  ): Promise<ConnectionDocument> {
     const { id } = await this.create({
       organisationId: input.organisationId,
       connectorId: input.connectorId,
@@ -260,7 +255,7 @@ export class ConnectionLifecycle {
       metadata: { ...tokens.metadata, ...profile.connectionConfig },
       connectionConfig: { ...profile.connectionConfig },
       api: this.#api(profile, tokens.metadata),
-      kind: "jwt_bearer",
+      kind,
       grantRequest: input.grantRequest,
     });
     return this.#created(id);

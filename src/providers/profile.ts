@@ -1,5 +1,6 @@
 import { invalid } from "../errors.js";
 import type { TokenEndpointAuthMethodName } from "../oauth/client-authentication.js";
+import type { RevocationRequest } from "../oauth/token-exchange.js";
 import type { SigningAlgorithm } from "../crypto/signing-keys.js";
 import { STANDARD_TOKEN_RESPONSE as STANDARD_RESPONSE, type TokenResponseRules } from "../oauth/token-response.js";
 import { GENERIC_AUTHORIZATION_RULES } from "../oauth/authorize-url.js";
@@ -85,15 +86,9 @@ export interface ProviderProfile {
 }
 
 /** The revocation request, RFC 7009 §2.1 unless the entry's `revocation` says otherwise. */
-export interface RevocationRules {
-  method: "POST" | "DELETE" | "GET";
+export interface RevocationRules extends RevocationRequest {
+  /** Which of the connection's tokens the request sends. */
   token: "refresh_token" | "access_token" | "refresh_token_or_access_token";
-  tokenIn: "form" | "json" | "query" | "bearer" | "none";
-  tokenParam: string;
-  tokenTypeHint: boolean;
-  clientAuth: "basic" | "form" | "json" | "none";
-  headers: Readonly<Record<string, string>>;
-  successStatus: readonly number[];
 }
 
 /** The credential fields a profile is built from (a stored credential document has them all). */
