@@ -286,11 +286,13 @@ describe("two broker processes on one database", () => {
       accepting = true;
       await start();
       const event = await events.findOne({ connection_id: id, type: "connection.created" });
-      await expect.poll(() => received.includes(String(event!._id)), { timeout: 15_000 }).toBe(true);
+      // A kill during a retry leaves that attempt's 30 s event lease behind (webhook-delivery.ts):
+      // the restarted broker delivers once it lapses, so the wait covers the lease.
+      await expect.poll(() => received.includes(String(event!._id)), { timeout: 40_000 }).toBe(true);
       await expect.poll(async () => (await events.findOne({ _id: event!._id }))?.delivery, { timeout: 5_000 }).toBe("delivered");
     } finally {
       receiver.closeAllConnections();
       receiver.close();
     }
-  }, 60_000);
+  }, 90_000);
 });
