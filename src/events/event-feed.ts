@@ -100,7 +100,7 @@ class OrganisationPoll {
     let since = new Date();
     try {
       while (!this.#stop.signal.aborted) {
-        const events = await this.events.publishedSince(this.organisationId, new Date(since.getTime() - LOOK_BACK_MS), PAGE);
+        const events = await this.events.recent.publishedSince(this.organisationId, new Date(since.getTime() - LOOK_BACK_MS), PAGE);
         for (const event of events) {
           if (this.#seen.has(event._id)) continue;
           this.#seen.set(event._id, event);

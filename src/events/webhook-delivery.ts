@@ -55,7 +55,7 @@ export class WebhookDispatcher {
     const full = [...this.#inFlight].filter(([, ids]) => ids.size >= MAX_IN_FLIGHT_PER_RECEIVER).map(([id]) => id);
     const busy = [...this.#inFlight.values()].flatMap((ids) => [...ids]);
     if (busy.length >= MAX_IN_FLIGHT) return true;
-    const due = await this.deps.events.findDue(new Date(), POLL_BATCH, { organisationIds: full, eventIds: busy });
+    const due = await this.deps.events.deliveries.findDue(new Date(), POLL_BATCH, { organisationIds: full, eventIds: busy });
     for (const event of due) {
       if (this.#running.size >= MAX_IN_FLIGHT) break;
       const ids = this.#inFlight.get(event.organisation_id) ?? new Set<string>();
@@ -72,7 +72,7 @@ export class WebhookDispatcher {
         });
       this.#running.add(running);
     }
-    return due.length > 0 || this.#running.size > 0 || (await this.deps.events.hasPending());
+    return due.length > 0 || this.#running.size > 0 || (await this.deps.events.deliveries.any());
   }
 
   /**
@@ -90,7 +90,7 @@ async function deliver(deps: WebhookDeliveryDeps, seen: EventDocument, shutdown:
   if (lease === null) return;
   try {
     // Read again under the lease: another instance may have finished it (null) or retried it.
-    const event = await deps.events.findPendingDelivery(seen._id);
+    const event = await deps.events.deliveries.findById(seen._id);
     if (event === null || event.next_attempt_time > new Date()) return;
     const organisation = await deps.organisations.findById(event.organisation_id);
     if (!organisation?.webhook_url) {

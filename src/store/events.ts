@@ -81,25 +81,6 @@ export class EventStore {
     await this.recent.add(stored);
   }
 
-  /** Due deliveries, oldest first, leaving out the organisations and events named in `skip`. */
-  async findDue(
-    now: Date,
-    limit: number,
-    skip: { organisationIds?: readonly string[]; eventIds?: readonly string[] } = {},
-  ): Promise<EventDocument[]> {
-    return this.deliveries.findDue(now, limit, skip);
-  }
-
-  /** Whether any delivery is still waiting (for a retry, perhaps later). */
-  async hasPending(): Promise<boolean> {
-    return this.deliveries.any();
-  }
-
-  /** A delivery still to make, as its attempts so far left it (null once finished). */
-  async findPendingDelivery(id: string): Promise<EventDocument | null> {
-    return this.deliveries.findById(id);
-  }
-
   /**
    * Records a delivery attempt's outcome. Call it holding the event's lease. An attempt that
    * leaves the delivery pending changes only the small `webhook_deliveries` copy; a finished one
@@ -193,11 +174,6 @@ export class EventStore {
       adopted++;
     }
     return adopted;
-  }
-
-  /** The organisation's events published at or after `since` (the last minutes only; see RecentEventStore). */
-  async publishedSince(organisationId: string, since: Date, limit: number): Promise<EventDocument[]> {
-    return this.recent.publishedSince(organisationId, since, limit);
   }
 
   /**
