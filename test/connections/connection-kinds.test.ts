@@ -98,7 +98,7 @@ async function accessToken(connectionId: string, forceRefresh = false) {
 
 /** Every event the broker published for a connection, once the relay has published `count`. */
 async function eventsOf(connectionId: string, count: number) {
-  await expect.poll(async () => (await connections.listConnectionEvents({ organisationId: "acme", connectionId })).events.length, { timeout: 5000 }).toBe(count);
+  await expect.poll(async () => (await connections.listConnectionEvents({ organisationId: "acme", connectionId })).events.length, { timeout: 15_000 }).toBe(count);
   return (await connections.listConnectionEvents({ organisationId: "acme", connectionId })).events;
 }
 
