@@ -14,7 +14,7 @@ import type { TokenRefresher } from "../connections/token-refresher.js";
 import { toConnectionEvent, toConnectionStatus } from "../events/connection-events.js";
 import type { EventStore } from "../store/events.js";
 import { fromConnectionStatus, toConnection, toProviderApi } from "./connection-views.js";
-import { decodePageToken, pageOf, pageSize } from "./page-token.js";
+import { decodeListPosition, decodePageToken, encodeListPosition, pageOf, pageSize } from "./page-token.js";
 import { type InitialiseDeps, initialiseOAuth2Connection } from "./initialise-connection.js";
 import { requireOrganisation } from "../auth/caller.js";
 import { releaseWorkSlots } from "../interceptors/rate-limit.js";
@@ -61,14 +61,15 @@ export function connectionService(deps: ConnectionServiceDeps): Omit<ServiceImpl
       const { organisationId } = req;
       requireOrganisation(ctx, organisationId, "organisation");
       const size = pageSize(req.pageSize);
-      const beforeId = req.pageToken === "" ? undefined : decodePageToken(req.pageToken);
+      const after = req.pageToken === "" ? undefined : decodeListPosition(req.pageToken);
       const filter = {
         connectorId: req.connectorId === "" ? undefined : req.connectorId,
         credentialId: req.credentialId === "" ? undefined : req.credentialId,
         status: fromConnectionStatus(req.status),
       };
-      const { shown, nextPageToken } = pageOf(await deps.connections.list(organisationId, filter, beforeId, size + 1), size);
-      return { connections: shown.map(toConnection), nextPageToken };
+      const listed = await deps.connections.list(organisationId, filter, after, size + 1);
+      const { shown, nextPageToken } = pageOf(listed, size, (last) => encodeListPosition(last.position));
+      return { connections: shown.map(({ document }) => toConnection(document)), nextPageToken };
     },
 
     async getAccessToken(req, ctx) {

@@ -1,4 +1,5 @@
 import { invalid } from "../errors.js";
+import type { ListPosition } from "../store/connections.js";
 
 /** Page tokens are the last ID shown (a UUIDv7), opaque to callers. */
 export function encodePageToken(id: string): string {
@@ -11,6 +12,20 @@ export function decodePageToken(token: string): string {
   return id;
 }
 
+/**
+ * Connection pages end at a directory slot (`s<seq>`), or, for tokens from before the directory,
+ * at a connection ID; both opaque to callers.
+ */
+export function encodeListPosition(position: ListPosition): string {
+  return "id" in position ? encodePageToken(position.id) : Buffer.from(`s${position.seq}`, "utf8").toString("base64url");
+}
+
+export function decodeListPosition(token: string): ListPosition {
+  const text = /^[A-Za-z0-9_-]{1,200}$/.test(token) ? Buffer.from(token, "base64url").toString("utf8") : "";
+  const slot = /^s(-?\d{1,15})$/.exec(text);
+  return slot !== null ? { seq: Number(slot[1]) } : { id: decodePageToken(token) };
+}
+
 export const DEFAULT_PAGE_SIZE = 50;
 
 /** `page_size`, 0 to 100 by the request rules: 0 means the default. */
@@ -19,11 +34,16 @@ export function pageSize(requested: number): number {
 }
 
 /**
- * A page of `documents`, which were read with one more than `size` asked for: the extra one only
- * tells that another page exists; the token names the last one shown.
+ * A page of `items`, which were read with one more than `size` asked for: the extra one only
+ * tells that another page exists; the token names the last one shown (by its `_id`, unless
+ * `tokenOf` says otherwise).
  */
-export function pageOf<T extends { _id: string }>(documents: readonly T[], size: number): { shown: T[]; nextPageToken: string } {
-  const shown = documents.slice(0, size);
+export function pageOf<T>(
+  items: readonly T[],
+  size: number,
+  tokenOf: (item: T) => string = (item) => encodePageToken((item as { _id: string })._id),
+): { shown: T[]; nextPageToken: string } {
+  const shown = items.slice(0, size);
   const last = shown.at(-1);
-  return { shown, nextPageToken: documents.length > size && last !== undefined ? encodePageToken(last._id) : "" };
+  return { shown, nextPageToken: items.length > size && last !== undefined ? tokenOf(last) : "" };
 }

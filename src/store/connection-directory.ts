@@ -14,7 +14,7 @@ export interface DirectorySlotDocument {
   connector_id: string;
   credential_id: string;
   status: ConnectionStatus;
-  /** When the slot was claimed: right after the connection's UUIDv7 was made (see `newestFirst`). */
+  /** When the slot was claimed: right after the connection's UUIDv7 was made. */
   claim_time: Date;
 }
 
@@ -46,13 +46,8 @@ const BATCH = 32;
 const TALLY_RANGE_ABOVE = 4_096;
 /** The low mark moves once this many DELETED slots lie at the bottom (fewer writes for small gains). */
 const LOW_STEP = 8;
-/**
- * A slot is claimed at most this long after its connection's ID (a UUIDv7) was made (the same
- * call, before the connection is written), and instances' clocks agree to within it: a listing
- * that has its page reads on until slots whose connection is this much older than the page's
- * oldest, so connections made at the same moment on two instances come out in ID order.
- */
-const CLAIM_SKEW_MS = 5_000;
+/** The fewest slots a listing reads at once, when its page needs only a few more. */
+const MIN_READ = 8;
 
 /**
  * The only module that reads or writes `connection_directory`: each organisation's connections,
@@ -125,32 +120,35 @@ export class ConnectionDirectory {
   }
 
   /**
-   * The organisation's slots matching `filter` (DELETED never matches), newest connection ID
-   * first, strictly older than `beforeId` when given, until `want` were passed to `accept` and
-   * accepted (it reads the connection and says whether it is still one to show), or the slots end.
+   * The organisation's slots matching `filter` (DELETED never matches), newest slot first (the
+   * order the connections were made in), strictly below slot `belowSeq` when given. Each is passed
+   * to `accept`, which reads its connection and returns it while it is still one to show (else
+   * null), until `want` were accepted or the slots end. No slot is read past the last one the page
+   * needs, so a page costs what it shows (and the slots its filter passes over), however many
+   * connections the organisation holds or how fast it made them.
    */
   async newestFirst<T>(
     organisationId: string,
     filter: DirectoryFilter,
-    beforeId: string | undefined,
+    belowSeq: number | undefined,
     want: number,
-    accept: (slots: DirectorySlotDocument[]) => Promise<T[]>,
-    idOf: (item: T) => string,
-  ): Promise<T[]> {
-    const found = new Map<string, T>();
-    const newestFirst = () => [...found.values()].sort((a, b) => (idOf(a) < idOf(b) ? 1 : idOf(a) > idOf(b) ? -1 : 0));
+    accept: (slot: DirectorySlotDocument) => Promise<T | null>,
+  ): Promise<Array<{ seq: number; item: T }>> {
+    const found: Array<{ seq: number; item: T }> = [];
     const [head, floor] = await Promise.all([this.head(organisationId), this.#floor(organisationId)]);
-    for (let next = head; next >= floor; next -= BATCH) {
-      const slots = await this.#readDown(organisationId, next, floor);
-      const matching = slots.filter((slot) => matches(slot, filter) && (beforeId === undefined || slot.connection_id < beforeId));
-      for (const item of await accept(matching)) found.set(idOf(item), item);
-      if (found.size < want) continue;
-      // Enough: unless a slot below might still hold a newer ID (see CLAIM_SKEW_MS).
-      const oldestShown = uuidv7Time(idOf(newestFirst()[want - 1]!));
-      const oldestRead = uuidv7Time(slots.at(-1)?.connection_id ?? "");
-      if (oldestRead < oldestShown - CLAIM_SKEW_MS) break;
+    let next = belowSeq === undefined ? head : Math.min(head, belowSeq - 1);
+    while (found.length < want && next >= floor) {
+      const count = Math.min(BATCH, Math.max(want - found.length, MIN_READ), next - floor + 1);
+      const slots = await this.#readDown(organisationId, next, count, floor);
+      next -= count;
+      const matching = slots.filter((slot) => matches(slot, filter));
+      const needed = matching.slice(0, want - found.length);
+      // The page fills within this batch: the next one starts right after its last slot.
+      if (needed.length < matching.length) next = seqOf(needed.at(-1)!) - 1;
+      const accepted = await Promise.all(needed.map(accept));
+      accepted.forEach((item, i) => item !== null && found.push({ seq: seqOf(needed[i]!), item }));
     }
-    return newestFirst().slice(0, want);
+    return found;
   }
 
   /**
@@ -170,7 +168,7 @@ export class ConnectionDirectory {
       return live;
     }
     const read: DirectorySlotDocument[] = [];
-    for (let next = head; next >= floor; next -= BATCH) read.push(...(await this.#readDown(organisationId, next, floor)));
+    for (let next = head; next >= floor; next -= BATCH) read.push(...(await this.#readDown(organisationId, next, BATCH, floor)));
     for (const slot of read) if (slot.status !== "DELETED") live.push({ status: slot.status, credential_id: slot.credential_id });
     await this.#raiseLow(organisationId, floor, head, read);
     return live;
@@ -238,9 +236,9 @@ export class ConnectionDirectory {
     return { slots, owners };
   }
 
-  /** Up to BATCH slots from `from` down (not below `floor`), newest first; missing ones skipped. */
-  async #readDown(organisationId: string, from: number, floor: number): Promise<DirectorySlotDocument[]> {
-    const seqs = Array.from({ length: Math.min(BATCH, from - floor + 1) }, (_, i) => from - i).filter((seq) => seq !== 0 || floor <= 0);
+  /** The slots `from`, `from - 1`, … (`count` of them, not below `floor`), newest first; missing ones skipped. */
+  async #readDown(organisationId: string, from: number, count: number, floor: number): Promise<DirectorySlotDocument[]> {
+    const seqs = Array.from({ length: Math.min(count, from - floor + 1) }, (_, i) => from - i).filter((seq) => seq !== 0 || floor <= 0);
     const slots = await Promise.all(seqs.map((seq) => this.collection.findOne({ _id: slotId(organisationId, seq) })));
     return slots.filter((slot): slot is DirectorySlotDocument => slot !== null);
   }
@@ -316,8 +314,3 @@ function matches(slot: DirectorySlotDocument, filter: DirectoryFilter): boolean 
   return filter.credentialId === undefined || slot.credential_id === filter.credentialId;
 }
 
-/** The milliseconds a UUIDv7 carries (its first 48 bits); 0 for another kind of ID. */
-function uuidv7Time(id: string): number {
-  const hex = id.replaceAll("-", "").slice(0, 12);
-  return /^[0-9a-f]{12}$/.test(hex) ? parseInt(hex, 16) : 0;
-}

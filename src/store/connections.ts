@@ -197,6 +197,17 @@ export interface ConnectionFilter {
   status?: Exclude<ConnectionStatus, "DELETED">;
 }
 
+/**
+ * Where a page of connections ended, for the next page to start after: its last connection's
+ * directory slot, or that connection's ID (pages read before the directory was complete).
+ */
+export type ListPosition = { seq: number } | { id: string };
+
+export interface ListedConnection {
+  document: ConnectionDocument;
+  position: ListPosition;
+}
+
 export const connectionIndexes: IndexDescription[] = [
   // Listing an organisation's connections, newest first (UUIDv7 IDs sort by creation time).
   { key: { organisation_id: 1, _id: -1 }, name: "organisation_id_1__id_-1" },
@@ -261,34 +272,44 @@ export class ConnectionStore {
     return document !== null && document.organisation_id === organisationId && document.status !== "DELETED" ? document : null;
   }
 
-  /** Newest first, strictly older than `beforeId` when given. */
-  async list(organisationId: string, filter: ConnectionFilter, beforeId: string | undefined, limit: number): Promise<ConnectionDocument[]> {
-    if (!(await this.directory.complete())) return this.#listByScan(organisationId, filter, beforeId, limit);
+  /**
+   * Newest first (the order they were made in), after `after` (where the previous page ended)
+   * when given; each with where it stands, to start the next page from.
+   */
+  async list(organisationId: string, filter: ConnectionFilter, after: ListPosition | undefined, limit: number): Promise<ListedConnection[]> {
+    if (!(await this.directory.complete())) {
+      if (after !== undefined && !("id" in after)) throw new Error("a directory position before the directory is complete");
+      return this.#listByScan(organisationId, filter, after?.id, limit);
+    }
+    let belowSeq: number | undefined;
+    if (after !== undefined && "id" in after) {
+      // A page token from before the directory: where its connection stands now, else the query it came from.
+      const last = await this.collection.findOne({ _id: after.id });
+      belowSeq = last !== null && last.organisation_id === organisationId ? await this.directory.seqOf(last) : undefined;
+      if (belowSeq === undefined) return this.#listByScan(organisationId, filter, after.id, limit);
+    } else belowSeq = after?.seq;
     // The directory picks the candidates; each is read by `_id` and checked as stored.
     const shown = (document: ConnectionDocument | null): document is ConnectionDocument =>
       document !== null &&
       document.organisation_id === organisationId &&
       (filter.status === undefined ? document.status !== "DELETED" : document.status === filter.status) &&
       (filter.connectorId === undefined || document.connector_id === filter.connectorId) &&
-      (filter.credentialId === undefined || document.credential_id === filter.credentialId) &&
-      (beforeId === undefined || document._id < beforeId);
-    return this.directory.newestFirst(
-      organisationId,
-      filter,
-      beforeId,
-      limit,
-      async (slots) => (await Promise.all(slots.map((slot) => this.collection.findOne({ _id: slot.connection_id })))).filter(shown),
-      (document) => document._id,
-    );
+      (filter.credentialId === undefined || document.credential_id === filter.credentialId);
+    const listed = await this.directory.newestFirst(organisationId, filter, belowSeq, limit, async (slot) => {
+      const document = await this.collection.findOne({ _id: slot.connection_id });
+      return shown(document) ? document : null;
+    });
+    return listed.map(({ seq, item }) => ({ document: item, position: { seq } }));
   }
 
   /** The listing as it was before the directory: a query on `connections` (FerretDB reads every document for it). */
-  async #listByScan(organisationId: string, filter: ConnectionFilter, beforeId: string | undefined, limit: number): Promise<ConnectionDocument[]> {
+  async #listByScan(organisationId: string, filter: ConnectionFilter, beforeId: string | undefined, limit: number): Promise<ListedConnection[]> {
     const query: Filter<ConnectionDocument> = { organisation_id: organisationId, status: filter.status ?? NOT_DELETED };
     if (filter.connectorId !== undefined) query.connector_id = filter.connectorId;
     if (filter.credentialId !== undefined) query.credential_id = filter.credentialId;
     if (beforeId !== undefined) query._id = { $lt: beforeId };
-    return this.collection.find(query).sort({ _id: -1 }).limit(limit).toArray();
+    const documents = await this.collection.find(query).sort({ _id: -1 }).limit(limit).toArray();
+    return documents.map((document) => ({ document, position: { id: document._id } }));
   }
 
   /** Applies a change, and records its event in the same write. Call it holding the lease. */
@@ -349,8 +370,8 @@ export class ConnectionStore {
   /** IDs of a credential's connections (deleted ones aside), for moving them to its endpoints. */
   async idsByCredential(organisationId: string, credentialId: string): Promise<string[]> {
     if (await this.directory.complete()) {
-      const slots = await this.directory.newestFirst(organisationId, { credentialId }, undefined, Number.MAX_SAFE_INTEGER, async (found) => found, (slot) => slot.connection_id);
-      return slots.map((slot) => slot.connection_id);
+      const slots = await this.directory.newestFirst(organisationId, { credentialId }, undefined, Number.MAX_SAFE_INTEGER, async (slot) => slot);
+      return slots.map(({ item }) => item.connection_id);
     }
     const documents = await this.collection
       .find({ organisation_id: organisationId, credential_id: credentialId, status: NOT_DELETED }, { projection: { _id: 1 } })

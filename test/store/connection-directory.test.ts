@@ -3,7 +3,7 @@ import { MongoClient } from "mongodb";
 import { v7 as uuidv7 } from "uuid";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { ConnectionService, ConnectionStatus } from "../../gen/oauth2broker/v1/connection_service_pb.js";
-import { type ConnectionDocument, type ConnectionStatus as StoredStatus, ConnectionStore } from "../../src/store/connections.js";
+import { type ConnectionDocument, ConnectionStore, type ListPosition, type ConnectionStatus as StoredStatus } from "../../src/store/connections.js";
 import { connectDatabase, type Database } from "../../src/store/database.js";
 import { startTestBroker, type TestBroker } from "../support/broker.js";
 
@@ -52,16 +52,21 @@ describe("the connection directory", () => {
 
       const { byStatus } = await stores[1]!.counts("racing", 100);
       expect(Object.fromEntries(byStatus)).toEqual({ ACTIVE: 64, REFRESH_FAILED: 0, NEEDS_REAUTHORIZATION: 0, PENDING: 0 });
-      // Newest first, in ID order, a page at a time, as the query on `connections` gave them.
-      const newestFirst = made.map((document) => document._id).sort().reverse();
+      // Newest first in the order their slots were claimed, a page at a time, each page starting
+      // after the last one's position.
+      const newestFirst = [...made].sort((a, b) => b.directory_seq! - a.directory_seq!).map((document) => document._id);
       const pages: string[] = [];
-      for (let beforeId: string | undefined; pages.length < 64; beforeId = pages.at(-1)) {
-        pages.push(...(await stores[0]!.list("racing", {}, beforeId, 10)).map((document) => document._id));
+      for (let after: ListPosition | undefined; pages.length < 64; ) {
+        const page = await stores[0]!.list("racing", {}, after, 10);
+        pages.push(...page.map(({ document }) => document._id));
+        after = page.at(-1)!.position;
       }
       expect(pages).toEqual(newestFirst);
-      expect((await stores[0]!.list("racing", { connectorId: "connector-1", credentialId: "credential-0" }, undefined, 100)).map((d) => d._id)).toEqual(
-        made.filter((_, i) => i % 3 === 1 && i % 2 === 0).map((document) => document._id).sort().reverse(),
-      );
+      // A page token from before the directory names a connection ID: the page after it is the same.
+      const afterTenth = await stores[1]!.list("racing", {}, { id: newestFirst[9]! }, 10);
+      expect(afterTenth.map(({ document }) => document._id)).toEqual(newestFirst.slice(10, 20));
+      const filtered = await stores[0]!.list("racing", { connectorId: "connector-1", credentialId: "credential-0" }, undefined, 100);
+      expect(filtered.map(({ document }) => document._id)).toEqual(newestFirst.filter((id) => made.findIndex((document) => document._id === id) % 6 === 4));
       expect(await stores[0]!.list("nobody", {}, undefined, 10)).toEqual([]);
 
       // Racing status changes of 40 connections from both instances (each under its own lease in
@@ -74,7 +79,7 @@ describe("the connection directory", () => {
         changes.filter(([, status]) => status === "REFRESH_FAILED" || status === "NEEDS_REAUTHORIZATION").map(([i]) => `credential-${i % 2}`).sort(),
       );
       const failing = await stores[1]!.list("racing", { status: "REFRESH_FAILED" }, undefined, 100);
-      expect(failing.map((document) => document._id).sort()).toEqual(changes.filter(([, s]) => s === "REFRESH_FAILED").map(([i]) => made[i]!._id).sort());
+      expect(failing.map(({ document }) => document._id).sort()).toEqual(changes.filter(([, s]) => s === "REFRESH_FAILED").map(([i]) => made[i]!._id).sort());
       expect((await stores[1]!.list("racing", {}, undefined, 100)).length).toBe(54);
     } finally {
       await other.client.close();
@@ -104,8 +109,8 @@ describe("slots of deleted connections", () => {
       expect(low?.seq).toBeGreaterThanOrEqual(31);
       // From the mark up: still exact, and the listing the same.
       for (const store of stores) expect((await store.counts("churn", 100)).byStatus.get("ACTIVE")).toBe(30);
-      const live = [...first.filter((document) => !oldest.includes(document)), ...later].map((document) => document._id).sort().reverse();
-      expect((await stores[1]!.list("churn", {}, undefined, 100)).map((document) => document._id)).toEqual(live);
+      const live = [...first.filter((document) => !oldest.includes(document)), ...later].sort((a, b) => b.directory_seq! - a.directory_seq!).map((document) => document._id);
+      expect((await stores[1]!.list("churn", {}, undefined, 100)).map(({ document }) => document._id)).toEqual(live);
       // More deletions at the bottom: the mark moves on with the next count.
       const next = [...first.filter((document) => !oldest.includes(document))].sort((a, b) => a.directory_seq! - b.directory_seq!);
       await Promise.all(next.map((document, i) => stores[i % 2]!.update(document, { set: { status: "DELETED" } })));
@@ -160,7 +165,10 @@ describe("a broker started on connections from before the directory", () => {
     expect(Object.fromEntries(Object.entries(counts.failingConnectionsByCredential).map(([k, v]) => [k, Number(v)]))).toEqual({ "credential-0": 3, "credential-1": 3 });
     const first = await client.listConnections({ organisationId: "acme", pageSize: 20 });
     const second = await client.listConnections({ organisationId: "acme", pageSize: 20, pageToken: first.nextPageToken });
-    expect([...first.connections, ...second.connections].map((c) => c.id)).toEqual(before.map((c) => c._id).sort().reverse());
+    // Newest slot first: the one that had slot 2 (claimed after the directory existed), then the
+    // adopted ones, which were given the slots below in ID order, newest first.
+    const adopted = before.filter((c) => c !== before[1]).map((c) => c._id).sort().reverse();
+    expect([...first.connections, ...second.connections].map((c) => c.id)).toEqual([before[1]!._id, ...adopted]);
     expect(second.nextPageToken).toBe("");
     expect((await client.listConnections({ organisationId: "globex" })).connections).toHaveLength(1);
   });

@@ -1967,7 +1967,8 @@ export const ConnectionService: GenService<{
     output: typeof GetConnectionResponseSchema;
   },
   /**
-   * Lists an organisation's connections, newest first, a page at a time, without tokens.
+   * Lists an organisation's connections, newest first (in the order the broker made them), a page
+   * at a time, without tokens. A page costs what it shows, however many connections are stored.
    *
    * @generated from rpc oauth2broker.v1.ConnectionService.ListConnections
    */

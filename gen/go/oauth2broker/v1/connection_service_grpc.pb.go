@@ -52,7 +52,8 @@ type ConnectionServiceClient interface {
 	// Returns a connection's metadata (never its tokens). NOT_FOUND when it does not exist or
 	// belongs to another organisation.
 	GetConnection(ctx context.Context, in *GetConnectionRequest, opts ...grpc.CallOption) (*GetConnectionResponse, error)
-	// Lists an organisation's connections, newest first, a page at a time, without tokens.
+	// Lists an organisation's connections, newest first (in the order the broker made them), a page
+	// at a time, without tokens. A page costs what it shows, however many connections are stored.
 	ListConnections(ctx context.Context, in *ListConnectionsRequest, opts ...grpc.CallOption) (*ListConnectionsResponse, error)
 	// Returns an access token valid for at least the broker's margin (`BROKER_TOKEN_MIN_VALIDITY`,
 	// 60 s by default), refreshing it first when needed. Across all broker instances, one refresh
@@ -260,7 +261,8 @@ type ConnectionServiceServer interface {
 	// Returns a connection's metadata (never its tokens). NOT_FOUND when it does not exist or
 	// belongs to another organisation.
 	GetConnection(context.Context, *GetConnectionRequest) (*GetConnectionResponse, error)
-	// Lists an organisation's connections, newest first, a page at a time, without tokens.
+	// Lists an organisation's connections, newest first (in the order the broker made them), a page
+	// at a time, without tokens. A page costs what it shows, however many connections are stored.
 	ListConnections(context.Context, *ListConnectionsRequest) (*ListConnectionsResponse, error)
 	// Returns an access token valid for at least the broker's margin (`BROKER_TOKEN_MIN_VALIDITY`,
 	// 60 s by default), refreshing it first when needed. Across all broker instances, one refresh

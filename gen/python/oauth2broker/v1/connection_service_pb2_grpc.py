@@ -126,7 +126,8 @@ class ConnectionServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListConnections(self, request, context):
-        """Lists an organisation's connections, newest first, a page at a time, without tokens.
+        """Lists an organisation's connections, newest first (in the order the broker made them), a page
+        at a time, without tokens. A page costs what it shows, however many connections are stored.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
