@@ -146,7 +146,7 @@ export class ConnectionDirectory {
       // The page fills within this batch: the next one starts right after its last slot.
       if (needed.length < matching.length) next = seqOf(needed.at(-1)!) - 1;
       const accepted = await Promise.all(needed.map(accept));
-      accepted.forEach((item, i) => item !== null && found.push({ seq: seqOf(needed[i]!), item }));
+      for (const [i, item] of accepted.entries()) if (item !== null) found.push({ seq: seqOf(needed[i]!), item });
     }
     return found;
   }
