@@ -5,6 +5,7 @@ import type { JwtCallerConfig } from "./auth/jwt-callers.js";
 import { type EncryptionKey, generateEncryptionKey, parseEncryptionKeys } from "./crypto/secret-box.js";
 import { parseTrustedProxies } from "./network/client-address.js";
 import { parseOutboundAllowlist } from "./network/address-policy.js";
+import { DEFAULT_LISTING_READS } from "./store/listing-reads.js";
 
 /** Everything the broker reads from its environment. */
 export interface Config {
@@ -55,6 +56,8 @@ export interface Config {
   eventRetentionSeconds: number;
   /** Listing and counting calls in flight per organisation, per instance (BROKER_ORG_LISTING_CONCURRENCY). */
   orgListingConcurrency: number;
+  /** Database reads of listings and counts in flight per instance, organisations taking turns (BROKER_LISTING_READS). */
+  listingReads: number;
   /** Streams are ended (UNAVAILABLE) after this long, so clients reconnect and re-authenticate. */
   streamMaxLifetimeSeconds: number;
   /** Callback requests per minute per client address (bursts of a third of that). */
@@ -147,6 +150,7 @@ export function loadConfig(env: Env = process.env): Config {
     maxStreamsPerCaller: parseCount("BROKER_MAX_STREAMS_PER_CALLER", read("BROKER_MAX_STREAMS_PER_CALLER") ?? "20"),
     eventRetentionSeconds: parseDuration("BROKER_EVENT_RETENTION", read("BROKER_EVENT_RETENTION") ?? "30d", 3600, 10 * 365 * 86_400),
     orgListingConcurrency: parseCount("BROKER_ORG_LISTING_CONCURRENCY", read("BROKER_ORG_LISTING_CONCURRENCY") ?? "8"),
+    listingReads: parseCount("BROKER_LISTING_READS", read("BROKER_LISTING_READS") ?? String(DEFAULT_LISTING_READS)),
     streamMaxLifetimeSeconds: parseDuration("BROKER_STREAM_MAX_LIFETIME", read("BROKER_STREAM_MAX_LIFETIME") ?? "1h", 1, 86_400),
     callbackRateLimit: parseCount("BROKER_CALLBACK_RATE_LIMIT", read("BROKER_CALLBACK_RATE_LIMIT") ?? "60"),
     trustedProxies: parseList("BROKER_TRUSTED_PROXIES", read("BROKER_TRUSTED_PROXIES") ?? "", parseTrustedProxies),

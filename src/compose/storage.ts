@@ -10,6 +10,7 @@ import { DeviceAuthorizationStore, deviceAuthorizationIndexes } from "../store/d
 import { connectDatabase, type Database, ensureIndexes } from "../store/database.js";
 import { EventStore, eventIndexes } from "../store/events.js";
 import { LeaseStore, leaseIndexes } from "../store/leases.js";
+import { ListingReads } from "../store/listing-reads.js";
 import { OAuthStateStore } from "../store/oauth-states.js";
 import { OrganisationStore, organisationIndexes } from "../store/organisations.js";
 import { outboxIndexes } from "../store/outbox.js";
@@ -34,14 +35,16 @@ export async function openStorage(config: Config & { mongodbUri: string }, metri
   const database = await connectDatabase(config.mongodbUri, config.mongodbDatabase, (command, collection, outcome, seconds) =>
     metrics.dbCommands.observe({ command, collection: windowedCollection(collection), outcome }, seconds),
   );
+  // One queue for every listing's reads, connections' and events' alike (see ListingReads).
+  const listingReads = new ListingReads(config.listingReads);
   const storage: Storage = {
     database,
     credentials: new CredentialStore(database.db),
     // Drops the collections of state windows (and legacy ones) once every state in them has expired.
     states: new OAuthStateStore(database.db, config.stateTtlSeconds),
-    connections: new ConnectionStore(database.db),
+    connections: new ConnectionStore(database.db, listingReads),
     organisations: new OrganisationStore(database.db),
-    events: new EventStore(database.db, config.eventRetentionSeconds * 1000),
+    events: new EventStore(database.db, config.eventRetentionSeconds * 1000, listingReads),
     leases: new LeaseStore(database.db),
     apiKeys: new ApiKeyStore(database.db),
     consoleSessions: new ConsoleSessionStore(database.db),

@@ -1,6 +1,7 @@
 import type { Collection, Db } from "mongodb";
 import { insertManyUnlessPresent, insertUnlessPresent, isDuplicateKey } from "./database.js";
 import type { ConnectionStatus } from "./connection-status.js";
+import { DEFAULT_LISTING_READS, ListingReads } from "./listing-reads.js";
 
 /**
  * One connection's entry in its organisation's directory: slot `<organisation>/<seq>`, seq
@@ -67,10 +68,13 @@ export class ConnectionDirectory {
   /** The newest slot this instance has seen per organisation: where claims and probes start. */
   readonly #seen = new Map<string, number>();
   #complete = false;
+  /** Where listings' and counts' finds wait their turn (claims and mirrors, on hot paths, do not). */
+  readonly reads: ListingReads;
 
-  constructor(db: Db) {
+  constructor(db: Db, reads = new ListingReads(DEFAULT_LISTING_READS)) {
     this.collection = db.collection<DirectorySlotDocument>("connection_directory");
     this.#marks = this.collection as unknown as Collection<DirectoryMarkDocument>;
+    this.reads = reads;
   }
 
   /**
@@ -162,9 +166,8 @@ export class ConnectionDirectory {
     if (head - floor + 1 > TALLY_RANGE_ABOVE) {
       // One range read of the organisation's slots (`/` sorts just before `0`; no organisation ID has a `/`).
       const range = { _id: { $gte: `${organisationId}/`, $lt: `${organisationId}0` }, claim_time: { $exists: true } };
-      for await (const slot of this.collection.find(range, { projection: { status: 1, credential_id: 1 } })) {
-        if (slot.status !== "DELETED") live.push({ status: slot.status, credential_id: slot.credential_id });
-      }
+      const slots = await this.reads.run(organisationId, () => this.collection.find(range, { projection: { status: 1, credential_id: 1 } }).toArray());
+      for (const slot of slots) if (slot.status !== "DELETED") live.push({ status: slot.status, credential_id: slot.credential_id });
       return live;
     }
     const read: DirectorySlotDocument[] = [];
@@ -188,10 +191,12 @@ export class ConnectionDirectory {
 
   /** The organisation's newest claimed seq (0: none): from the hint or what this instance saw, probed forward. */
   async head(organisationId: string): Promise<number> {
-    let head = await this.#knownHead(organisationId);
+    let head = await this.#knownHead(organisationId, (find) => this.reads.run(organisationId, find));
     for (;;) {
       const probes = await Promise.all(
-        Array.from({ length: 4 }, (_, i) => this.collection.findOne({ _id: slotId(organisationId, head + 1 + i) }, { projection: { _id: 1 } })),
+        Array.from({ length: 4 }, (_, i) =>
+          this.reads.run(organisationId, () => this.collection.findOne({ _id: slotId(organisationId, head + 1 + i) }, { projection: { _id: 1 } })),
+        ),
       );
       const missing = probes.indexOf(null);
       if (missing === -1) {
@@ -239,12 +244,12 @@ export class ConnectionDirectory {
   /** The slots `from`, `from - 1`, … (`count` of them, not below `floor`), newest first; missing ones skipped. */
   async #readDown(organisationId: string, from: number, count: number, floor: number): Promise<DirectorySlotDocument[]> {
     const seqs = Array.from({ length: Math.min(count, from - floor + 1) }, (_, i) => from - i).filter((seq) => seq !== 0 || floor <= 0);
-    const slots = await Promise.all(seqs.map((seq) => this.collection.findOne({ _id: slotId(organisationId, seq) })));
+    const slots = await Promise.all(seqs.map((seq) => this.reads.run(organisationId, () => this.collection.findOne({ _id: slotId(organisationId, seq) }))));
     return slots.filter((slot): slot is DirectorySlotDocument => slot !== null);
   }
 
-  async #knownHead(organisationId: string): Promise<number> {
-    const hint = await this.#marks.findOne({ _id: headId(organisationId) });
+  async #knownHead(organisationId: string, read = <T>(find: () => Promise<T>) => find()): Promise<number> {
+    const hint = await read(() => this.#marks.findOne({ _id: headId(organisationId) }));
     return Math.max(hint?.seq ?? 0, this.#seen.get(organisationId) ?? 0);
   }
 
@@ -253,7 +258,9 @@ export class ConnectionDirectory {
    * adopted; or the low mark, when the slots below it are all DELETED.
    */
   async #floor(organisationId: string): Promise<number> {
-    const [floor, low] = await Promise.all([this.#marks.findOne({ _id: floorId(organisationId) }), this.#marks.findOne({ _id: lowId(organisationId) })]);
+    const [floor, low] = await Promise.all(
+      [floorId(organisationId), lowId(organisationId)].map((id) => this.reads.run(organisationId, () => this.#marks.findOne({ _id: id }))),
+    );
     return Math.max(Math.min(1, floor?.seq ?? 1), low?.seq ?? Number.NEGATIVE_INFINITY);
   }
 

@@ -4,6 +4,7 @@ import { reencrypted } from "../crypto/reencrypt.js";
 import type { SecretBox } from "../crypto/secret-box.js";
 import { type OutboxEntryDocument, OutboxStore } from "./outbox.js";
 import { type ConnectionExpiryDocument, ConnectionExpiryStore } from "./connection-expiries.js";
+import type { ListingReads } from "./listing-reads.js";
 import { ConnectionDirectory, type DirectorySlotDocument, seqOf } from "./connection-directory.js";
 import { ConnectionImportStore } from "./connection-imports.js";
 
@@ -241,11 +242,12 @@ export class ConnectionStore {
   /** Which connection each import made (see ConnectionImportStore). */
   readonly imports: ConnectionImportStore;
 
-  constructor(db: Db) {
+  /** `reads`: where listings' and counts' finds wait their turn, shared with the event history's listings. */
+  constructor(db: Db, reads?: ListingReads) {
     this.collection = db.collection<ConnectionDocument>("connections");
     this.outbox = new OutboxStore(db);
     this.expiries = new ConnectionExpiryStore(db);
-    this.directory = new ConnectionDirectory(db);
+    this.directory = new ConnectionDirectory(db, reads);
     this.imports = new ConnectionImportStore(db);
   }
 
@@ -296,7 +298,7 @@ export class ConnectionStore {
       (filter.connectorId === undefined || document.connector_id === filter.connectorId) &&
       (filter.credentialId === undefined || document.credential_id === filter.credentialId);
     const listed = await this.directory.newestFirst(organisationId, filter, belowSeq, limit, async (slot) => {
-      const document = await this.collection.findOne({ _id: slot.connection_id });
+      const document = await this.directory.reads.run(organisationId, () => this.collection.findOne({ _id: slot.connection_id }));
       return shown(document) ? document : null;
     });
     return listed.map(({ seq, item }) => ({ document: item, position: { seq } }));
@@ -308,7 +310,7 @@ export class ConnectionStore {
     if (filter.connectorId !== undefined) query.connector_id = filter.connectorId;
     if (filter.credentialId !== undefined) query.credential_id = filter.credentialId;
     if (beforeId !== undefined) query._id = { $lt: beforeId };
-    const documents = await this.collection.find(query).sort({ _id: -1 }).limit(limit).toArray();
+    const documents = await this.directory.reads.run(organisationId, () => this.collection.find(query).sort({ _id: -1 }).limit(limit).toArray());
     return documents.map((document) => ({ document, position: { id: document._id } }));
   }
 

@@ -20,6 +20,9 @@ interface EventIndexMarkDocument {
   seq: number;
 }
 
+/** Runs one find of a listing (see ListingReads). */
+type Read = <T>(find: () => Promise<T>) => Promise<T>;
+
 /** Slots read at once (separate `_id` finds sent together: FerretDB 1.24 pushes down only an exact `_id`). */
 const BATCH = 32;
 /**
@@ -101,7 +104,8 @@ export class EventIndex {
 
   /**
    * The stream's events in one window, newest ID first, strictly older than `beforeId` when given,
-   * that `keep` accepts, until `want` are found (or the slots end). `fetch` reads events by ID.
+   * that `keep` accepts, until `want` are found (or the slots end). `fetch` reads events by ID;
+   * `read` runs each find of the index (where listings wait their turn).
    */
   async newestFirst(
     eventsName: string,
@@ -110,14 +114,15 @@ export class EventIndex {
     want: number,
     fetch: (ids: string[]) => Promise<EventDocument[]>,
     keep: (event: EventDocument) => boolean,
+    read: Read,
   ): Promise<EventDocument[]> {
     const index = this.window(eventsName);
     const found = new Map<string, EventDocument>();
     const newestFirst = () => [...found.values()].sort((a, b) => (a._id < b._id ? 1 : a._id > b._id ? -1 : 0));
-    const [head, floor] = await Promise.all([headOf(index, stream), floorOf(index, stream)]);
+    const [head, floor] = await Promise.all([headOf(index, stream, read), floorOf(index, stream, read)]);
     for (let next = head; next >= floor; next -= BATCH) {
       const seqs = Array.from({ length: Math.min(BATCH, next - floor + 1) }, (_, i) => next - i);
-      const slots = (await Promise.all(seqs.map((seq) => index.findOne({ _id: `${stream}/${seq}` })))).filter((slot) => slot !== null);
+      const slots = (await Promise.all(seqs.map((seq) => read(() => index.findOne({ _id: `${stream}/${seq}` }))))).filter((slot) => slot !== null);
       const ids = [...new Set(slots.map((slot) => slot.event_id))].filter((id) => !found.has(id) && (beforeId === undefined || id < beforeId));
       for (const event of await fetch(ids)) if (keep(event)) found.set(event._id, event);
       if (found.size < want || slots.length === 0) continue;
@@ -142,10 +147,12 @@ async function claim(index: Collection<EventSlotDocument>, stream: string, event
 }
 
 /** The stream's newest claimed seq (0: none): the hint, probed forward (racing writers may leave it behind). */
-async function headOf(index: Collection<EventSlotDocument>, stream: string): Promise<number> {
-  let head = (await marks(index).findOne({ _id: `${stream}/head` }))?.seq ?? 0;
+async function headOf(index: Collection<EventSlotDocument>, stream: string, read: Read): Promise<number> {
+  let head = (await read(() => marks(index).findOne({ _id: `${stream}/head` })))?.seq ?? 0;
   for (;;) {
-    const probes = await Promise.all(Array.from({ length: 4 }, (_, i) => index.findOne({ _id: `${stream}/${head + 1 + i}` }, { projection: { _id: 1 } })));
+    const probes = await Promise.all(
+      Array.from({ length: 4 }, (_, i) => read(() => index.findOne({ _id: `${stream}/${head + 1 + i}` }, { projection: { _id: 1 } }))),
+    );
     const missing = probes.indexOf(null);
     if (missing !== -1) return head + missing;
     head += probes.length;
@@ -153,8 +160,8 @@ async function headOf(index: Collection<EventSlotDocument>, stream: string): Pro
 }
 
 /** The lowest slot: 1, or below when events from before the index were adopted. */
-async function floorOf(index: Collection<EventSlotDocument>, stream: string): Promise<number> {
-  return Math.min(1, (await marks(index).findOne({ _id: `${stream}/floor` }))?.seq ?? 1);
+async function floorOf(index: Collection<EventSlotDocument>, stream: string, read: Read): Promise<number> {
+  return Math.min(1, (await read(() => marks(index).findOne({ _id: `${stream}/floor` })))?.seq ?? 1);
 }
 
 /** Moves a hint. Racing writers may leave it behind (a lost update): readers probe past the head. */

@@ -2,6 +2,7 @@ import { type Collection, type Db, type IndexDescription, MongoServerError } fro
 import { dropIfPresent, insertUnlessPresent, isNamespaceNotFound } from "./database.js";
 import type { EventDocument } from "./event-document.js";
 import { connectionStream, EventIndex, organisationStream } from "./event-index.js";
+import { DEFAULT_LISTING_READS, ListingReads } from "./listing-reads.js";
 import { RecentEventStore } from "./recent-events.js";
 import { WebhookDeliveryStore } from "./webhook-deliveries.js";
 
@@ -45,9 +46,12 @@ export class EventStore {
   readonly #windows: Collection<EventWindowDocument>;
   /** BROKER_EVENT_RETENTION: an archive is dropped once its newest event is this old. */
   readonly #retentionMs: number;
+  readonly #reads: ListingReads;
 
-  constructor(db: Db, retentionMs = DEFAULT_EVENT_RETENTION_MS) {
+  /** `reads`: where listings' finds wait their turn, shared with the connection listings. */
+  constructor(db: Db, retentionMs = DEFAULT_EVENT_RETENTION_MS, reads = new ListingReads(DEFAULT_LISTING_READS)) {
     this.#db = db;
+    this.#reads = reads;
     this.collection = db.collection<EventDocument>("events");
     this.deliveries = new WebhookDeliveryStore(db);
     this.recent = new RecentEventStore(db);
@@ -211,20 +215,21 @@ export class EventStore {
       const query: Record<string, unknown> = { organisation_id: organisationId };
       if (connectionId !== undefined) query.connection_id = connectionId;
       if (beforeId !== undefined) query._id = { $lt: beforeId };
-      return history.find(query).sort({ _id: -1 }).limit(limit).toArray();
+      return this.#reads.run(organisationId, () => history.find(query).sort({ _id: -1 }).limit(limit).toArray());
     }
     const stream = connectionId === undefined ? organisationStream(organisationId) : connectionStream(connectionId);
+    const read = <T>(find: () => Promise<T>) => this.#reads.run(organisationId, find);
     // A slot's event is in its own window, or (claimed just before a rotation) in another.
     const fetch = (ids: string[]) =>
       Promise.all(
         ids.map(async (id) => {
-          const event = await history.findOne({ _id: id });
+          const event = await read(() => history.findOne({ _id: id }));
           if (event !== null) return event;
-          const elsewhere = await Promise.all(histories.filter((other) => other !== history).map((other) => other.findOne({ _id: id })));
+          const elsewhere = await Promise.all(histories.filter((other) => other !== history).map((other) => read(() => other.findOne({ _id: id }))));
           return elsewhere.find((other) => other !== null) ?? null;
         }),
       ).then((events) => events.filter((event) => event !== null));
-    return this.index.newestFirst(name, stream, beforeId, limit, fetch, (event) => event.organisation_id === organisationId);
+    return this.index.newestFirst(name, stream, beforeId, limit, fetch, (event) => event.organisation_id === organisationId, read);
   }
 
   /**
