@@ -14,11 +14,21 @@ import { ConnectionService } from "../gen/oauth2broker/v1/connection_service_pb.
 import { initialiseRequest } from "./requests.js";
 
 export interface LoadSpec {
-  scenario: "health" | "initialise-grpc" | "initialise-connect" | "callback" | "access-token" | "db-initialise" | "proxy" | "direct-api";
+  scenario:
+    | "health"
+    | "initialise-grpc"
+    | "initialise-connect"
+    | "callback"
+    | "start-flows"
+    | "complete-flows"
+    | "access-token"
+    | "db-initialise"
+    | "proxy"
+    | "direct-api";
   concurrency: number;
   durationMs: number;
   warmupMs: number;
-  /** Stop after this many calls instead (the soak). */
+  /** Stop after this many calls instead (the soak): as many as are started once measuring. */
   totalCalls?: number;
   /** Open loop: start calls at this fixed rate (ghz `--rps`), whatever the latency. */
   rps?: number;
@@ -31,6 +41,8 @@ export interface LoadSpec {
   database: string;
   /** The loopback provider API the proxy scenarios call (directly, or through /proxy/). */
   apiUrl?: string;
+  /** complete-flows: the states of flows that start-flows left pending, one callback each. */
+  states?: string[];
 }
 
 export interface LoadResult {
@@ -42,10 +54,49 @@ export interface LoadResult {
   p99_ms: number;
   /** Open-loop runs only (from every call's latency). */
   p999_ms?: number;
+  /** start-flows: the states of the flows it started (pending, for complete-flows). */
+  states?: string[];
+}
+
+/** A row of `npm run bench`'s table (bench/run.ts). */
+export interface Row extends LoadResult {
+  scenario: string;
+  /** Open-loop runs: the fixed rate offered. */
+  offered_rps?: number;
+  concurrency: number;
+  peak_rss_mb: number;
+  /** The broker's user + system CPU per measured call (from /proc/<pid>/stat, after the warm-up). */
+  cpu_ms_per_call?: number;
+  ratio_to_ceiling?: number;
 }
 
 const spec = JSON.parse(process.argv[2] ?? "{}") as LoadSpec;
 const bearer: Interceptor = (next) => (req) => (req.header.set("authorization", `Bearer ${spec.token}`), next(req));
+
+/** The states start-flows made, in the order their Initialise returned. */
+const startedStates: string[] = [];
+
+/**
+ * A flow's two halves: InitialiseOAuth2Connection makes a state; the callback completes the flow
+ * (consume the state, exchange the code at the minimal token endpoint, store the connection) and
+ * returns its own latency.
+ */
+function oauthFlows(): { start: () => Promise<string>; complete: (state: string) => Promise<number> } {
+  const client = createClient(ConnectionService, createGrpcTransport({ baseUrl: spec.grpcUrl, interceptors: [bearer] }));
+  return {
+    start: async () => {
+      const { url } = await client.initialiseOAuth2Connection({ ...initialiseRequest(spec.credentialId), scopes: ["email"] });
+      return new URL(url).searchParams.get("state")!;
+    },
+    complete: async (state) => {
+      const t0 = performance.now();
+      const response = await fetch(`${spec.httpUrl}/oauth2/callback?state=${state}&code=bench-code`);
+      await response.arrayBuffer();
+      if (response.status !== 200) throw new Error(`HTTP ${response.status}`);
+      return performance.now() - t0;
+    },
+  };
+}
 
 /** `call` may return the latency to record, when only part of it is the thing measured. */
 async function makeCall(): Promise<{ call: () => Promise<unknown>; close: () => Promise<void> }> {
@@ -60,22 +111,21 @@ async function makeCall(): Promise<{ call: () => Promise<unknown>; close: () => 
       return { call: () => client.initialiseOAuth2Connection(initialiseRequest(spec.credentialId)), close: async () => agent.destroy() };
     }
     case "callback": {
-      // Each iteration makes a state with InitialiseOAuth2Connection (not timed), then completes
-      // the flow at the callback (timed): consume the state, exchange the code at the minimal
-      // token endpoint, store the connection. Latencies are the callback's; req/s counts whole flows.
-      const client = createClient(ConnectionService, createGrpcTransport({ baseUrl: spec.grpcUrl, interceptors: [bearer] }));
-      return {
-        call: async () => {
-          const { url } = await client.initialiseOAuth2Connection({ ...initialiseRequest(spec.credentialId), scopes: ["email"] });
-          const state = new URL(url).searchParams.get("state")!;
-          const t0 = performance.now();
-          const response = await fetch(`${spec.httpUrl}/oauth2/callback?state=${state}&code=bench-code`);
-          await response.arrayBuffer();
-          if (response.status !== 200) throw new Error(`HTTP ${response.status}`);
-          return performance.now() - t0;
-        },
-        close: async () => {},
-      };
+      // Each iteration starts a flow (not timed), then completes it at the callback (timed).
+      // Latencies are the callback's; req/s counts whole flows.
+      const flows = oauthFlows();
+      return { call: async () => flows.complete(await flows.start()), close: async () => {} };
+    }
+    case "start-flows": {
+      // Flows left pending: their states are handed back in the result, for complete-flows.
+      const flows = oauthFlows();
+      return { call: async () => void startedStates.push(await flows.start()), close: async () => {} };
+    }
+    case "complete-flows": {
+      // One callback per state given (totalCalls should be their number), timed as in "callback".
+      const flows = oauthFlows();
+      const states = [...(spec.states ?? [])];
+      return { call: () => flows.complete(states.shift()!), close: async () => {} };
     }
     case "db-initialise": {
       // The database ceiling: exactly the reads and writes InitialiseOAuth2Connection makes (find
@@ -136,24 +186,29 @@ async function main(): Promise<void> {
   const latencies: number[] = [];
   let errors = 0;
   let calls = 0;
+  let started = 0;
   const warmupEnd = Date.now() + spec.warmupMs;
   let measuring = false;
   let start = 0;
-  const end = () => (spec.totalCalls !== undefined ? calls >= spec.totalCalls : Date.now() >= start + spec.durationMs);
+  const end = () => (spec.totalCalls !== undefined ? started >= spec.totalCalls : Date.now() >= start + spec.durationMs);
   const worker = async () => {
-    while (!measuring || !end()) {
+    for (;;) {
       if (!measuring && Date.now() >= warmupEnd) {
         measuring = true;
         start = Date.now();
       }
+      if (measuring && end()) return;
+      // A call counts if it started after the warm-up; totalCalls bounds the calls started.
+      const counted = measuring;
+      if (counted) started++;
       const t0 = performance.now();
       try {
         const timed = await call();
-        if (measuring) latencies.push(typeof timed === "number" ? timed : performance.now() - t0);
+        if (counted) latencies.push(typeof timed === "number" ? timed : performance.now() - t0);
       } catch {
-        if (measuring) errors++;
+        if (counted) errors++;
       }
-      if (measuring) calls++;
+      if (counted) calls++;
     }
   };
   await Promise.all(Array.from({ length: spec.concurrency }, worker));
@@ -162,6 +217,7 @@ async function main(): Promise<void> {
   latencies.sort((a, b) => a - b);
   const pick = (q: number) => Math.round((latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0) * 100) / 100;
   const result: LoadResult = { calls, errors, seconds, rps: Math.round(calls / seconds), p50_ms: pick(0.5), p99_ms: pick(0.99) };
+  if (spec.scenario === "start-flows") result.states = startedStates;
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
 

@@ -19,9 +19,10 @@ import { ConnectionService } from "../gen/oauth2broker/v1/connection_service_pb.
 import { CredentialService } from "../gen/oauth2broker/v1/credential_service_pb.js";
 import { generateEncryptionKey } from "../src/crypto/secret-box.js";
 import { findRoot, startEmbeddedFerretDb } from "../src/store/embedded-ferretdb.js";
+import { callbackAmongStarts } from "./callback-among-starts.js";
 import { ghzLoad, isGrpcScenario } from "./ghz.js";
 import { tenantReads } from "./tenant-reads.js";
-import type { LoadResult, LoadSpec } from "./load.js";
+import type { LoadResult, LoadSpec, Row } from "./load.js";
 
 const root = findRoot(import.meta.dirname);
 /** As `npm start` runs the broker (package.json): see src/main.ts for the memory flags. */
@@ -31,17 +32,6 @@ const WARMUP_MS = Number(process.env.BENCH_WARMUP_MS ?? 1_000);
 const SOAK_CALLS = Number(process.env.BENCH_SOAK_CALLS ?? 100_000);
 /** RSS is compared as the mean over a window, so one collection more or less does not decide it. */
 const SOAK_WINDOW_MS = 10_000;
-
-interface Row extends LoadResult {
-  scenario: string;
-  /** Open-loop runs: the fixed rate offered. */
-  offered_rps?: number;
-  concurrency: number;
-  peak_rss_mb: number;
-  /** The broker's user + system CPU per measured call (from /proc/<pid>/stat, after the warm-up). */
-  cpu_ms_per_call?: number;
-  ratio_to_ceiling?: number;
-}
 
 /** The broker's settings for a bench run: limits far above the load, the token endpoint on loopback allowed. */
 function benchBrokerEnv(mongodbUri: string, database: string, adminToken: string): Record<string, string> {
@@ -117,11 +107,13 @@ async function main(): Promise<void> {
 
     // BENCH_ONLY=health:16,initialise-grpc:16 runs just those (for profiling); the full run is the
     // default. `pending` runs the pending-flows scenario (levels from BENCH_PENDING, default
-    // 0,10000,50000); `open:90` Initialise over gRPC open-loop at 90 calls/s.
+    // 0,10000,50000); `among-starts` issue 21's callbacks among full-speed starts; `open:90`
+    // Initialise over gRPC open-loop at 90 calls/s.
     if (process.env.BENCH_ONLY) {
       for (const only of process.env.BENCH_ONLY.split(",")) {
         const [scenario, c] = only.split(":");
         if (scenario === "pending") rows.push(...(await pendingFlows(mongodbUri, tokenEndpoint.url)));
+        else if (scenario === "among-starts") rows.push(...(await amongStartsRows(mongodbUri, tokenEndpoint.url)));
         else if (scenario === "proxy-summary") proxySummary = await proxyRows(run);
         else if (scenario === "stored") rows.push(...(await storedConnections(mongodbUri, tokenEndpoint.url)));
         else if (scenario === "tenant") rows.push(...(await tenantRows(mongodbUri, tokenEndpoint.url)));
@@ -187,6 +179,7 @@ async function main(): Promise<void> {
     };
 
     rows.push(...(await pendingFlows(mongodbUri, tokenEndpoint.url)));
+    rows.push(...(await amongStartsRows(mongodbUri, tokenEndpoint.url)));
     rows.push(...(await storedConnections(mongodbUri, tokenEndpoint.url)));
     rows.push(...(await tenantRows(mongodbUri, tokenEndpoint.url)));
 
@@ -389,6 +382,25 @@ async function tenantRows(mongodbUri: string, tokenUrl: string): Promise<Row[]> 
     };
   });
   return rows.map((row) => ({ ...row, rps: 0, seconds: 0, peak_rss_mb: 0 }) as Row);
+}
+
+/** Issue 21's callbacks among full-speed starts (bench/callback-among-starts.ts), on a broker and database of their own. */
+function amongStartsRows(mongodbUri: string, tokenUrl: string): Promise<Row[]> {
+  return callbackAmongStarts(mongodbUri, tokenUrl, {
+    load,
+    startBroker: async (database, adminToken) => {
+      const broker = await startBroker(benchBrokerEnv(mongodbUri, database, adminToken));
+      return {
+        grpcUrl: broker.grpcUrl,
+        httpUrl: broker.httpUrl,
+        rssSampler: () => rssSampler(broker.child.pid!),
+        stop: async () => {
+          broker.child.kill("SIGTERM");
+          await new Promise((resolve) => broker.child.once("exit", resolve));
+        },
+      };
+    },
+  });
 }
 
 function load(spec: LoadSpec): Promise<LoadResult> {
