@@ -45,6 +45,8 @@ function benchBrokerEnv(mongodbUri: string, database: string, adminToken: string
     BROKER_CALLBACK_RATE_LIMIT: "9000000",
     BROKER_HTTP_PORT: "0",
     BROKER_GRPC_PORT: "0",
+    // Other BROKER_* settings in the bench's own environment reach the broker (to compare settings).
+    ...Object.fromEntries(Object.entries(process.env).filter((entry): entry is [string, string] => /^BROKER_(?!HTTP_PORT|GRPC_PORT|ADMIN_TOKEN|ENCRYPTION_KEYS)/.test(entry[0]) && entry[1] !== undefined)),
   };
 }
 
