@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import type { Collection, Db } from "mongodb";
 import { insertManyUnlessPresent, insertUnlessPresent, isDuplicateKey } from "./database.js";
 import type { ConnectionStatus } from "./connection-status.js";
@@ -23,12 +24,23 @@ export interface DirectorySlotDocument {
  * The directory's other documents: `<organisation>/head`, where its newest slot was at least when
  * last written (a hint: readers probe past it); `<organisation>/floor`, its lowest slot (slots
  * 0, -1, … hold connections from before the directory, newest first); `~c/<connection>`, the slot
- * of such a connection (new ones carry `directory_seq`); `~complete`, left by a clean reconcile.
+ * of such a connection (new ones carry `directory_seq`); `~complete`, left by a clean reconcile;
+ * `<organisation>/changed`, a new random `tag` after every change to the organisation's slots.
  */
 interface DirectoryMarkDocument {
   _id: string;
   seq: number;
+  tag?: string;
 }
+
+/** A tally this instance made, valid while its organisation's `changed` tag is still `tag`. */
+interface KeptTally {
+  tag: string;
+  live: Array<Pick<DirectorySlotDocument, "status" | "credential_id">>;
+}
+
+/** Tallies kept per instance (the organisations counted most recently). */
+const KEPT_TALLIES = 1_000;
 
 /** What a listing filters on (undefined: any). */
 export interface DirectoryFilter {
@@ -68,6 +80,8 @@ export class ConnectionDirectory {
   /** The newest slot this instance has seen per organisation: where claims and probes start. */
   readonly #seen = new Map<string, number>();
   #complete = false;
+  /** Tallies by organisation, oldest first (see `tally`). */
+  readonly #tallies = new Map<string, KeptTally>();
   /** Where listings' and counts' finds wait their turn (claims and mirrors, on hot paths, do not). */
   readonly reads: ListingReads;
 
@@ -84,6 +98,7 @@ export class ConnectionDirectory {
   async claim(organisationId: string, slot: Omit<DirectorySlotDocument, "_id" | "claim_time">): Promise<number> {
     let seq = (await this.#knownHead(organisationId)) + 1;
     while (!(await insertUnlessPresent(this.collection, { ...slot, _id: slotId(organisationId, seq), claim_time: new Date() }))) seq++;
+    await this.#changed(organisationId);
     this.#see(organisationId, seq);
     await this.#moveMark(headId(organisationId), { $max: { seq } });
     return seq;
@@ -101,6 +116,7 @@ export class ConnectionDirectory {
     const now = new Date();
     await insertManyUnlessPresent<DirectorySlotDocument>(this.collection, connections.map((slot, i) => ({ ...slot, _id: slotId(organisationId, from - i), claim_time: now })));
     await insertManyUnlessPresent(this.#marks, connections.map((slot, i) => ({ _id: ownerId(slot.connection_id), seq: from - i })));
+    await this.#changed(organisationId);
   }
 
   /** Notes an adopted connection's slot (a reconcile cut short between the slot and its note). */
@@ -116,6 +132,7 @@ export class ConnectionDirectory {
   /** Writes a connection's mirrored status. Call it holding the connection's lease. */
   async mirror(organisationId: string, seq: number, status: ConnectionStatus): Promise<void> {
     await this.collection.updateOne({ _id: slotId(organisationId, seq) }, { $set: { status } });
+    await this.#changed(organisationId);
   }
 
   /** The slot, as stored (null when there is no such slot). */
@@ -161,6 +178,19 @@ export class ConnectionDirectory {
    * that reads stop growing with connections long deleted.
    */
   async tally(organisationId: string): Promise<Array<Pick<DirectorySlotDocument, "status" | "credential_id">>> {
+    // Read before the slots: a change after this read gives a new tag, so the tally kept below
+    // is never used past a change it did not see.
+    const tag = (await this.reads.run(organisationId, () => this.#marks.findOne({ _id: changedId(organisationId) })))?.tag;
+    const kept = this.#tallies.get(organisationId);
+    if (kept !== undefined && kept.tag === tag) return kept.live;
+    const live = await this.#tallyNow(organisationId);
+    this.#tallies.delete(organisationId);
+    if (tag !== undefined) this.#tallies.set(organisationId, { tag, live });
+    if (this.#tallies.size > KEPT_TALLIES) this.#tallies.delete(this.#tallies.keys().next().value!);
+    return live;
+  }
+
+  async #tallyNow(organisationId: string): Promise<Array<Pick<DirectorySlotDocument, "status" | "credential_id">>> {
     const live: Array<Pick<DirectorySlotDocument, "status" | "credential_id">> = [];
     const [head, floor] = await Promise.all([this.head(organisationId), this.#floor(organisationId)]);
     if (head - floor + 1 > TALLY_RANGE_ABOVE) {
@@ -268,6 +298,22 @@ export class ConnectionDirectory {
     if (seq > (this.#seen.get(organisationId) ?? 0)) this.#seen.set(organisationId, seq);
   }
 
+  /**
+   * Gives the organisation's `changed` mark a new tag, after a change to its slots. A new random
+   * value rather than a counter: racing writers on FerretDB (a read then a write) may overwrite
+   * each other's tag, but never leave it at one a tally was kept under.
+   */
+  async #changed(organisationId: string): Promise<void> {
+    const change = { $set: { tag: randomUUID() }, $setOnInsert: { seq: 0 } };
+    try {
+      await this.#marks.updateOne({ _id: changedId(organisationId) }, change, { upsert: true });
+    } catch (error) {
+      // Two first writers upserted at once: the other's tag may predate this change, so write again.
+      if (!isDuplicateKey(error)) throw error;
+      await this.#marks.updateOne({ _id: changedId(organisationId) }, change);
+    }
+  }
+
   /** Moves a hint. Racing writers may leave it behind (a lost update): readers probe past the head. */
   async #moveMark(id: string, change: { $max: { seq: number } } | { $min: { seq: number } }): Promise<void> {
     try {
@@ -290,6 +336,10 @@ function ownerId(connectionId: string): string {
 /** `<organisation>/low`: every slot below it is DELETED (readers start there). */
 function lowId(organisationId: string): string {
   return `${organisationId}/low`;
+}
+
+function changedId(organisationId: string): string {
+  return `${organisationId}/changed`;
 }
 
 function floorId(organisationId: string): string {

@@ -75,6 +75,8 @@ describe("the connection directory", () => {
       await Promise.all(changes.map(([i, status]) => stores[i % 2]!.update(made[i]!, { set: { status } })));
       const counts = await stores[0]!.counts("racing", 100);
       expect(Object.fromEntries(counts.byStatus)).toEqual({ ACTIVE: 24, REFRESH_FAILED: 10, NEEDS_REAUTHORIZATION: 10, PENDING: 10 });
+      // The other instance counted before these changes: the tally it kept is not used past them.
+      expect(Object.fromEntries((await stores[1]!.counts("racing", 100)).byStatus)).toEqual(Object.fromEntries(counts.byStatus));
       expect(counts.failingCredentialIds.sort()).toEqual(
         changes.filter(([, status]) => status === "REFRESH_FAILED" || status === "NEEDS_REAUTHORIZATION").map(([i]) => `credential-${i % 2}`).sort(),
       );
