@@ -39,8 +39,10 @@ interface KeptTally {
   live: Array<Pick<DirectorySlotDocument, "status" | "credential_id">>;
 }
 
-/** Tallies kept per instance (the organisations counted most recently). */
+/** Tallies (and floors) kept per instance: the organisations counted (or listed) most recently. */
 const KEPT_TALLIES = 1_000;
+/** How long a floor read is used for (see `#floor`). */
+const FLOOR_KEPT_MS = 1_000;
 
 /** What a listing filters on (undefined: any). */
 export interface DirectoryFilter {
@@ -59,6 +61,8 @@ const BATCH = 32;
 const TALLY_RANGE_ABOVE = 4_096;
 /** The low mark moves once this many DELETED slots lie at the bottom (fewer writes for small gains). */
 const LOW_STEP = 8;
+/** Slots probed at once past the head hint (it is usually exact: the first probe finds nothing). */
+const HEAD_PROBES = 2;
 /** The fewest slots a listing reads at once, when its page needs only a few more. */
 const MIN_READ = 8;
 
@@ -82,6 +86,8 @@ export class ConnectionDirectory {
   #complete = false;
   /** Tallies by organisation, oldest first (see `tally`). */
   readonly #tallies = new Map<string, KeptTally>();
+  /** Floors by organisation, oldest first, with when each was read (see `#floor`). */
+  readonly #floors = new Map<string, { floor: number; at: number }>();
   /** Where listings' and counts' finds wait their turn (claims and mirrors, on hot paths, do not). */
   readonly reads: ListingReads;
 
@@ -192,7 +198,7 @@ export class ConnectionDirectory {
 
   async #tallyNow(organisationId: string): Promise<Array<Pick<DirectorySlotDocument, "status" | "credential_id">>> {
     const live: Array<Pick<DirectorySlotDocument, "status" | "credential_id">> = [];
-    const [head, floor] = await Promise.all([this.head(organisationId), this.#floor(organisationId)]);
+    const [head, floor] = await Promise.all([this.head(organisationId), this.#floor(organisationId, true)]);
     if (head - floor + 1 > TALLY_RANGE_ABOVE) {
       // One range read of the organisation's slots (`/` sorts just before `0`; no organisation ID has a `/`).
       const range = { _id: { $gte: `${organisationId}/`, $lt: `${organisationId}0` }, claim_time: { $exists: true } };
@@ -224,7 +230,7 @@ export class ConnectionDirectory {
     let head = await this.#knownHead(organisationId, (find) => this.reads.run(organisationId, find));
     for (;;) {
       const probes = await Promise.all(
-        Array.from({ length: 4 }, (_, i) =>
+        Array.from({ length: HEAD_PROBES }, (_, i) =>
           this.reads.run(organisationId, () => this.collection.findOne({ _id: slotId(organisationId, head + 1 + i) }, { projection: { _id: 1 } })),
         ),
       );
@@ -285,13 +291,22 @@ export class ConnectionDirectory {
 
   /**
    * The lowest slot to read: 1, or below 1 when connections from before the directory were
-   * adopted; or the low mark, when the slots below it are all DELETED.
+   * adopted; or the low mark, when the slots below it are all DELETED. Read at most once a
+   * FLOOR_KEPT_MS per organisation: the low mark only rises (a stale one reads a few more slots),
+   * and slots below 1 are only added by a start-up reconcile's adoption. `fresh`: read it now
+   * (a tally, which is kept, must not miss an adoption).
    */
-  async #floor(organisationId: string): Promise<number> {
-    const [floor, low] = await Promise.all(
+  async #floor(organisationId: string, fresh = false): Promise<number> {
+    const kept = this.#floors.get(organisationId);
+    if (!fresh && kept !== undefined && performance.now() - kept.at < FLOOR_KEPT_MS) return kept.floor;
+    const [floorMark, low] = await Promise.all(
       [floorId(organisationId), lowId(organisationId)].map((id) => this.reads.run(organisationId, () => this.#marks.findOne({ _id: id }))),
     );
-    return Math.max(Math.min(1, floor?.seq ?? 1), low?.seq ?? Number.NEGATIVE_INFINITY);
+    const floor = Math.max(Math.min(1, floorMark?.seq ?? 1), low?.seq ?? Number.NEGATIVE_INFINITY);
+    this.#floors.delete(organisationId);
+    this.#floors.set(organisationId, { floor, at: performance.now() });
+    if (this.#floors.size > KEPT_TALLIES) this.#floors.delete(this.#floors.keys().next().value!);
+    return floor;
   }
 
   #see(organisationId: string, seq: number): void {
