@@ -17,6 +17,7 @@ import { CredentialService } from "../gen/oauth2broker/v1/credential_service_pb.
 import { STATE_WINDOW_SECONDS, stateWindowOf } from "../src/oauth/state.js";
 import { OAuthStateStore } from "../src/store/oauth-states.js";
 import type { LoadResult, LoadSpec, Row } from "./load.js";
+import { adminTransport, createBenchCredential } from "./requests.js";
 
 const MEASURED = Number(process.env.BENCH_AMONG_CALLBACKS ?? 200);
 const FLOOD_MS = Number(process.env.BENCH_AMONG_FLOOD_MS ?? 30_000);
@@ -50,15 +51,9 @@ export async function callbackAmongStarts(mongodbUri: string, tokenUrl: string, 
   const broker = await deps.startBroker(database, adminToken);
   const mongo = await MongoClient.connect(mongodbUri);
   try {
-    const transport = createConnectTransport({
-      baseUrl: broker.httpUrl,
-      httpVersion: "1.1",
-      interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${adminToken}`), next(req))],
-    });
-    const { credential } = await createClient(CredentialService, transport).createCredential({
-      credential: { organisationId: "bench", name: "bench", clientId: "bench-client", clientSecret: "bench-secret", tokenUrl },
-    });
-    const base = { durationMs: 0, warmupMs: 0, grpcUrl: broker.grpcUrl, httpUrl: broker.httpUrl, token: adminToken, credentialId: credential!.id, connectionId: "", mongodbUri, database };
+    const transport = adminTransport(broker.httpUrl, adminToken);
+    const credentialId = await createBenchCredential(transport, tokenUrl);
+    const base = { durationMs: 0, warmupMs: 0, grpcUrl: broker.grpcUrl, httpUrl: broker.httpUrl, token: adminToken, credentialId: credentialId, connectionId: "", mongodbUri, database };
     const states = new OAuthStateStore(mongo.db(database));
 
     /** Starts MEASURED flows, waits for `afterStarts` (the flood's end), settles, then times their callbacks. */

@@ -23,6 +23,7 @@ import { callbackAmongStarts } from "./callback-among-starts.js";
 import { ghzLoad, isGrpcScenario } from "./ghz.js";
 import { tenantReads } from "./tenant-reads.js";
 import type { LoadResult, LoadSpec, Row } from "./load.js";
+import { adminTransport, createBenchCredential } from "./requests.js";
 
 const root = findRoot(import.meta.dirname);
 /** As `npm start` runs the broker (package.json): see src/main.ts for the memory flags. */
@@ -60,19 +61,13 @@ async function main(): Promise<void> {
   const adminToken = randomBytes(32).toString("base64url");
   const broker = await startBroker(benchBrokerEnv(mongodbUri, database, adminToken));
   try {
-    const transport = createConnectTransport({
-      baseUrl: broker.httpUrl,
-      httpVersion: "1.1",
-      interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${adminToken}`), next(req))],
-    });
-    const { credential } = await createClient(CredentialService, transport).createCredential({
-      credential: { organisationId: "bench", name: "bench", clientId: "bench-client", clientSecret: "bench-secret", tokenUrl: tokenEndpoint.url, issuer: undefined },
-    });
+    const transport = adminTransport(broker.httpUrl, adminToken);
+    const credentialId = await createBenchCredential(transport, tokenEndpoint.url);
     // One connection whose token stays valid, for GetAccessToken.
     const { url } = await createClient(ConnectionService, transport).initialiseOAuth2Connection({
       organisationId: "bench",
       connectorId: "bench",
-      credential: { id: credential!.id, organisationId: "bench" },
+      credential: { id: credentialId, organisationId: "bench" },
       authorizeUrl: "https://idp.example/authorize",
       clientId: "bench-client",
     });
@@ -84,7 +79,7 @@ async function main(): Promise<void> {
       grpcUrl: broker.grpcUrl,
       httpUrl: broker.httpUrl,
       token: adminToken,
-      credentialId: credential!.id,
+      credentialId: credentialId,
       connectionId: connections[0]!.id,
       mongodbUri,
       database,
@@ -221,21 +216,15 @@ async function pendingFlows(mongodbUri: string, tokenUrl: string): Promise<Row[]
   const broker = await startBroker(benchBrokerEnv(mongodbUri, database, adminToken));
   const rows: Row[] = [];
   try {
-    const transport = createConnectTransport({
-      baseUrl: broker.httpUrl,
-      httpVersion: "1.1",
-      interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${adminToken}`), next(req))],
-    });
-    const { credential } = await createClient(CredentialService, transport).createCredential({
-      credential: { organisationId: "bench", name: "bench", clientId: "bench-client", clientSecret: "bench-secret", tokenUrl },
-    });
+    const transport = adminTransport(broker.httpUrl, adminToken);
+    const credentialId = await createBenchCredential(transport, tokenUrl);
     const spec = {
       durationMs: 0,
       warmupMs: 0,
       grpcUrl: broker.grpcUrl,
       httpUrl: broker.httpUrl,
       token: adminToken,
-      credentialId: credential!.id,
+      credentialId: credentialId,
       connectionId: "",
       mongodbUri,
       database,
@@ -290,21 +279,15 @@ async function storedConnections(mongodbUri: string, tokenUrl: string): Promise<
   const mongo = await MongoClient.connect(mongodbUri);
   const rows: Row[] = [];
   try {
-    const transport = createConnectTransport({
-      baseUrl: broker.httpUrl,
-      httpVersion: "1.1",
-      interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${adminToken}`), next(req))],
-    });
+    const transport = adminTransport(broker.httpUrl, adminToken);
     const connections = createClient(ConnectionService, transport);
-    const { credential } = await createClient(CredentialService, transport).createCredential({
-      credential: { organisationId: "bench", name: "bench", clientId: "bench-client", clientSecret: "bench-secret", tokenUrl },
-    });
+    const credentialId = await createBenchCredential(transport, tokenUrl);
     const stored = mongo.db(database).collection<{ _id: string; organisation_id: string; pending_events: unknown[] }>("connections");
     const measured = new Set<string>();
     /** Makes `count` connections through Initialise and the callback; returns their IDs. */
     const connect = async (count: number): Promise<string[]> => {
       for (let i = 0; i < count; i++) {
-        const { url } = await connections.initialiseOAuth2Connection({ ...initialiseFor(credential!.id), connectorId: `stored-${measured.size}-${i}` });
+        const { url } = await connections.initialiseOAuth2Connection({ ...initialiseFor(credentialId), connectorId: `stored-${measured.size}-${i}` });
         const response = await fetch(`${broker.httpUrl}/oauth2/callback?state=${new URL(url).searchParams.get("state")}&code=c`);
         await response.arrayBuffer();
         if (response.status !== 200) throw new Error(`callback: HTTP ${response.status}`);

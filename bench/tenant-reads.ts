@@ -15,7 +15,7 @@ import { ConnectionService } from "../gen/oauth2broker/v1/connection_service_pb.
 import { CredentialService } from "../gen/oauth2broker/v1/credential_service_pb.js";
 import type { DirectorySlotDocument } from "../src/store/connection-directory.js";
 import type { ConnectionDocument } from "../src/store/connections.js";
-import { initialiseRequest } from "./requests.js";
+import { adminTransport, createBenchCredential, initialiseRequest } from "./requests.js";
 
 const NEIGHBOUR = Number(process.env.BENCH_NEIGHBOUR ?? 100_000);
 const SMALL = 20;
@@ -53,11 +53,7 @@ export async function tenantReads(
   await seedNeighbour(mongodbUri, database);
   console.error(`  seeded ${NEIGHBOUR} connections of organisation "big" in ${Math.round((Date.now() - started) / 1000)} s`);
   const broker = await startBroker(database, adminToken);
-  const transport = createConnectTransport({
-    baseUrl: broker.httpUrl,
-    httpVersion: "1.1",
-    interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${adminToken}`), next(req))],
-  });
+  const transport = adminTransport(broker.httpUrl, adminToken);
   try {
     const small = await makeSmallOrganisation(broker.httpUrl, transport, tokenUrl);
     const connections = createClient(ConnectionService, transport);
@@ -171,16 +167,14 @@ function slotFor(connection: ConnectionDocument): DirectorySlotDocument {
 
 /** The small organisation: a credential and SMALL connections made through the real flow. */
 async function makeSmallOrganisation(httpUrl: string, transport: Transport, tokenUrl: string): Promise<{ credentialId: string; connectionId: string }> {
-  const { credential } = await createClient(CredentialService, transport).createCredential({
-    credential: { organisationId: "small", name: "small", clientId: "bench-client", clientSecret: "bench-secret", tokenUrl },
-  });
+  const credentialId = await createBenchCredential(transport, tokenUrl, "small");
   const connections = createClient(ConnectionService, transport);
   for (let i = 0; i < SMALL; i++) {
-    const { url } = await connections.initialiseOAuth2Connection(initialiseRequest(credential!.id, "small"));
+    const { url } = await connections.initialiseOAuth2Connection(initialiseRequest(credentialId, "small"));
     await (await fetch(`${httpUrl}/oauth2/callback?state=${new URL(url).searchParams.get("state")}&code=c`)).arrayBuffer();
   }
   const { connections: made } = await connections.listConnections({ organisationId: "small" });
-  return { credentialId: credential!.id, connectionId: made[0]!.id };
+  return { credentialId: credentialId, connectionId: made[0]!.id };
 }
 
 /** The listings and counts as the broker ran them before the directory, straight through the driver. */
