@@ -9,11 +9,8 @@
  * endpoint, as the pending-flows rows). Target: the second p50 within 1.5× of the first.
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import { createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
 import { MongoClient } from "mongodb";
 import { v7 as uuidv7 } from "uuid";
-import { CredentialService } from "../gen/oauth2broker/v1/credential_service_pb.js";
 import { STATE_WINDOW_SECONDS, stateWindowOf } from "../src/oauth/state.js";
 import { OAuthStateStore } from "../src/store/oauth-states.js";
 import type { LoadResult, LoadSpec, Row } from "./load.js";

@@ -7,12 +7,10 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { durationMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
 import { MongoClient } from "mongodb";
 import { v7 as uuidv7 } from "uuid";
 import { RetryInfoSchema } from "../gen/google/rpc/error_details_pb.js";
 import { ConnectionService } from "../gen/oauth2broker/v1/connection_service_pb.js";
-import { CredentialService } from "../gen/oauth2broker/v1/credential_service_pb.js";
 import type { DirectorySlotDocument } from "../src/store/connection-directory.js";
 import type { ConnectionDocument } from "../src/store/connections.js";
 import { adminTransport, createBenchCredential, initialiseRequest } from "./requests.js";
