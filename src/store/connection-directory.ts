@@ -3,6 +3,7 @@ import type { Collection, Db } from "mongodb";
 import { insertManyUnlessPresent, insertUnlessPresent, isDuplicateKey } from "./database.js";
 import type { ConnectionStatus } from "./connection-status.js";
 import { DEFAULT_LISTING_READS, ListingReads } from "./listing-reads.js";
+import { claimSlot, headId, moveMark, probeHead, type SeqMark } from "./slot-sequences.js";
 
 /**
  * One connection's entry in its organisation's directory: slot `<organisation>/<seq>`, seq
@@ -27,9 +28,7 @@ export interface DirectorySlotDocument {
  * of such a connection (new ones carry `directory_seq`); `~complete`, left by a clean reconcile;
  * `<organisation>/changed`, a new random `tag` after every change to the organisation's slots.
  */
-interface DirectoryMarkDocument {
-  _id: string;
-  seq: number;
+interface DirectoryMarkDocument extends SeqMark {
   tag?: string;
 }
 
@@ -102,11 +101,9 @@ export class ConnectionDirectory {
    * seq past the newest known, by unique insert (a racing claimer takes another). Returns the seq.
    */
   async claim(organisationId: string, slot: Omit<DirectorySlotDocument, "_id" | "claim_time">): Promise<number> {
-    let seq = (await this.#knownHead(organisationId)) + 1;
-    while (!(await insertUnlessPresent(this.collection, { ...slot, _id: slotId(organisationId, seq), claim_time: new Date() }))) seq++;
+    const seq = await claimSlot(this.collection, organisationId, await this.#knownHead(organisationId), (_id) => ({ ...slot, _id, claim_time: new Date() }));
     await this.#changed(organisationId);
     this.#see(organisationId, seq);
-    await this.#moveMark(headId(organisationId), { $max: { seq } });
     return seq;
   }
 
@@ -118,7 +115,7 @@ export class ConnectionDirectory {
    */
   async adopt(organisationId: string, from: number, connections: ReadonlyArray<Omit<DirectorySlotDocument, "_id" | "claim_time">>): Promise<void> {
     if (connections.length === 0) return;
-    await this.#moveMark(floorId(organisationId), { $min: { seq: from - connections.length + 1 } });
+    await moveMark(this.#marks, floorId(organisationId), { $min: { seq: from - connections.length + 1 } });
     const now = new Date();
     await insertManyUnlessPresent<DirectorySlotDocument>(this.collection, connections.map((slot, i) => ({ ...slot, _id: slotId(organisationId, from - i), claim_time: now })));
     await insertManyUnlessPresent(this.#marks, connections.map((slot, i) => ({ _id: ownerId(slot.connection_id), seq: from - i })));
@@ -222,26 +219,13 @@ export class ConnectionDirectory {
     const deleted = new Set(read.filter((slot) => slot.status === "DELETED").map(seqOf));
     let low = floor;
     while (low <= head && deleted.has(low)) low++;
-    if (low - floor >= LOW_STEP) await this.#moveMark(lowId(organisationId), { $max: { seq: low } });
+    if (low - floor >= LOW_STEP) await moveMark(this.#marks, lowId(organisationId), { $max: { seq: low } });
   }
 
   /** The organisation's newest claimed seq (0: none): from the hint or what this instance saw, probed forward. */
   async head(organisationId: string): Promise<number> {
-    let head = await this.#knownHead(organisationId, (find) => this.reads.run(organisationId, find));
-    for (;;) {
-      const probes = await Promise.all(
-        Array.from({ length: HEAD_PROBES }, (_, i) =>
-          this.reads.run(organisationId, () => this.collection.findOne({ _id: slotId(organisationId, head + 1 + i) }, { projection: { _id: 1 } })),
-        ),
-      );
-      const missing = probes.indexOf(null);
-      if (missing === -1) {
-        head += probes.length;
-        continue;
-      }
-      head += missing;
-      break;
-    }
+    const hint = await this.#knownHead(organisationId, (find) => this.reads.run(organisationId, find));
+    const head = await probeHead(organisationId, hint, HEAD_PROBES, (_id) => this.reads.run(organisationId, () => this.collection.findOne({ _id }, { projection: { _id: 1 } })));
     this.#see(organisationId, head);
     return head;
   }
@@ -329,15 +313,6 @@ export class ConnectionDirectory {
     }
   }
 
-  /** Moves a hint. Racing writers may leave it behind (a lost update): readers probe past the head. */
-  async #moveMark(id: string, change: { $max: { seq: number } } | { $min: { seq: number } }): Promise<void> {
-    try {
-      await this.#marks.updateOne({ _id: id }, change, { upsert: true });
-    } catch (error) {
-      // Two first writers upserted at once: the other's is there.
-      if (!isDuplicateKey(error)) throw error;
-    }
-  }
 }
 
 /** The marker a clean reconcile leaves, and the prefix of adopted connections' notes (`~` is in no organisation ID). */
@@ -373,10 +348,6 @@ export function seqOf(slot: DirectorySlotDocument): number {
 
 function slotId(organisationId: string, seq: number): string {
   return `${organisationId}/${seq}`;
-}
-
-function headId(organisationId: string): string {
-  return `${organisationId}/head`;
 }
 
 function matches(slot: DirectorySlotDocument, filter: DirectoryFilter): boolean {

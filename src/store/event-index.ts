@@ -1,6 +1,7 @@
 import type { Collection, Db } from "mongodb";
-import { insertManyUnlessPresent, insertUnlessPresent, isDuplicateKey } from "./database.js";
+import { insertManyUnlessPresent, insertUnlessPresent } from "./database.js";
 import type { EventDocument } from "./event-document.js";
+import { claimSlot, headId, probeHead, type SeqMark } from "./slot-sequences.js";
 
 /**
  * One event's entry in a stream: slot `<stream>/<seq>`, seq claimed by a unique insert (1, 2, 3…
@@ -15,10 +16,7 @@ interface EventSlotDocument {
 }
 
 /** `<stream>/head` (a hint: readers probe past it), `<stream>/floor` (adopted slots go below 1), `~complete`. */
-interface EventIndexMarkDocument {
-  _id: string;
-  seq: number;
-}
+type EventIndexMarkDocument = SeqMark;
 
 /** Runs one find of a listing (see ListingReads). */
 type Read = <T>(find: () => Promise<T>) => Promise<T>;
@@ -139,24 +137,16 @@ function marks(index: Collection<EventSlotDocument>): Collection<EventIndexMarkD
   return index as unknown as Collection<EventIndexMarkDocument>;
 }
 
-/** Claims the stream's next free slot past its head hint for the event, then moves the hint. */
+/** Claims the stream's next free slot past its head hint for the event. */
 async function claim(index: Collection<EventSlotDocument>, stream: string, eventId: string): Promise<void> {
-  let seq = ((await marks(index).findOne({ _id: `${stream}/head` }))?.seq ?? 0) + 1;
-  while (!(await insertUnlessPresent(index, { _id: `${stream}/${seq}`, event_id: eventId, claim_time: new Date() }))) seq++;
-  await moveMark(index, `${stream}/head`, { $max: { seq } });
+  const hint = (await marks(index).findOne({ _id: headId(stream) }))?.seq ?? 0;
+  await claimSlot(index, stream, hint, (_id) => ({ _id, event_id: eventId, claim_time: new Date() }));
 }
 
 /** The stream's newest claimed seq (0: none): the hint, probed forward (racing writers may leave it behind). */
 async function headOf(index: Collection<EventSlotDocument>, stream: string, read: Read): Promise<number> {
-  let head = (await read(() => marks(index).findOne({ _id: `${stream}/head` })))?.seq ?? 0;
-  for (;;) {
-    const probes = await Promise.all(
-      Array.from({ length: 4 }, (_, i) => read(() => index.findOne({ _id: `${stream}/${head + 1 + i}` }, { projection: { _id: 1 } }))),
-    );
-    const missing = probes.indexOf(null);
-    if (missing !== -1) return head + missing;
-    head += probes.length;
-  }
+  const hint = (await read(() => marks(index).findOne({ _id: headId(stream) })))?.seq ?? 0;
+  return probeHead(stream, hint, 4, (_id) => read(() => index.findOne({ _id }, { projection: { _id: 1 } })));
 }
 
 /** The lowest slot: 1, or below when events from before the index were adopted. */
@@ -164,15 +154,6 @@ async function floorOf(index: Collection<EventSlotDocument>, stream: string, rea
   return Math.min(1, (await read(() => marks(index).findOne({ _id: `${stream}/floor` })))?.seq ?? 1);
 }
 
-/** Moves a hint. Racing writers may leave it behind (a lost update): readers probe past the head. */
-async function moveMark(index: Collection<EventSlotDocument>, id: string, change: { $max: { seq: number } } | { $min: { seq: number } }): Promise<void> {
-  try {
-    await marks(index).updateOne({ _id: id }, change, { upsert: true });
-  } catch (error) {
-    // Two first writers upserted at once: the other's is there.
-    if (!isDuplicateKey(error)) throw error;
-  }
-}
 
 /** The milliseconds a UUIDv7 carries (its first 48 bits). */
 function uuidv7Time(id: string): number {
