@@ -162,6 +162,7 @@ export function credentialNotFound(): never {
   throw notFound("credential");
 }
 
+/** A client secret as every RPC that takes one accepts it (create, update, rotate). */
 export function validateClientSecret(secret: string, field = "credential.client_secret"): string {
   return requireText(secret, field, 2048);
 }

@@ -30,6 +30,7 @@ import {
   credentialSecretMethods,
   sealKey,
   toCredentialKey,
+  validateClientSecret,
 } from "./credential-secrets.js";
 import { generateSigningKey } from "../crypto/signing-keys.js";
 
@@ -191,10 +192,6 @@ function validateName(name: string): string {
 
 function validateClientId(clientId: string): string {
   return requirePresent(clientId, "credential.client_id");
-}
-
-function validateClientSecret(secret: string): string {
-  return requirePresent(secret, "credential.client_secret");
 }
 
 /** A URL the broker will call: a valid endpoint that the outbound policy allows. */
