@@ -141,6 +141,7 @@ describe("CredentialService over Connect JSON", () => {
     [{ credential: newCredential({ name: "n".repeat(201) }) }, '"credential.name" must be at most 200 characters'],
     [{ credential: newCredential({ clientId: "" }) }, '"credential.client_id" is required'],
     [{ credential: newCredential({ clientSecret: "" }) }, '"credential.client_secret" is required'],
+    [{ credential: newCredential({ clientSecret: "s".repeat(2049) }) }, '"credential.client_secret" must be at most 2048 characters'],
     [{ credential: newCredential({ tokenUrl: "http://idp.example/token" }) }, '"credential.token_url" is refused - plain http is allowed only to hosts on BROKER_OUTBOUND_ALLOWLIST'],
     [{ credential: newCredential({ tokenUrl: "https://idp.example/token#x" }) }, '"credential.token_url" must not contain a fragment'],
     [{ credential: newCredential({ issuer: "https://idp.example/?tenant=1" }) }, '"credential.issuer" must not contain a query'],
