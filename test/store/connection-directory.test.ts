@@ -125,6 +125,37 @@ describe("slots of deleted connections", () => {
   });
 });
 
+describe("a page of connections", () => {
+  it("reads the slots and connections it shows, however many the organisation made at the same moment", async () => {
+    const commands: string[] = [];
+    const counted = await connectDatabase(inject("mongodbUri"), database.db.databaseName, (command, collection) => commands.push(`${command} ${collection}`));
+    try {
+      const store = new ConnectionStore(counted.db);
+      await store.directory.markComplete(true);
+      // 400 connections made within a second (a bulk import): before, a first page read every slot
+      // made within 5 s of its oldest connection, and every connection they named.
+      const made = Array.from({ length: 400 }, (_, i) => connection("bulk", i));
+      for (let i = 0; i < made.length; i += 50) await Promise.all(made.slice(i, i + 50).map((document) => store.insert(document)));
+      const newestFirst = [...made].sort((a, b) => b.directory_seq! - a.directory_seq!).map((document) => document._id);
+
+      for (const [after, expected] of [
+        [undefined, newestFirst.slice(0, 10)],
+        [{ seq: made.find((document) => document._id === newestFirst[199])!.directory_seq! }, newestFirst.slice(200, 210)],
+      ] as const) {
+        commands.length = 0;
+        const page = await store.list("bulk", {}, after, 10);
+        expect(page.map(({ document }) => document._id)).toEqual(expected);
+        // 10 slots, the head hint and its probes, the floor and low marks; 10 connections.
+        expect(commands.filter((command) => command === "find connection_directory").length).toBeLessThanOrEqual(10 + 1 + 2 + 2);
+        expect(commands.filter((command) => command === "find connections")).toHaveLength(10);
+      }
+    } finally {
+      counted.stopSweepers();
+      await counted.client.close();
+    }
+  });
+});
+
 describe("a broker started on connections from before the directory", () => {
   const name = `test_${randomUUID().replaceAll("-", "")}`;
   const before = Array.from({ length: 30 }, (_, i) => connection("acme", i, i % 5 === 0 ? "REFRESH_FAILED" : "ACTIVE"));
