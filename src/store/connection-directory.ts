@@ -32,10 +32,17 @@ interface DirectoryMarkDocument extends SeqMark {
   tag?: string;
 }
 
+/** How many of an organisation's connections have one status and credential (DELETED ones left out). */
+export interface TallyGroup {
+  status: ConnectionStatus;
+  credential_id: string;
+  count: number;
+}
+
 /** A tally this instance made, valid while its organisation's `changed` tag is still `tag`. */
 interface KeptTally {
   tag: string;
-  live: Array<Pick<DirectorySlotDocument, "status" | "credential_id">>;
+  groups: TallyGroup[];
 }
 
 /** Tallies (and floors) kept per instance: the organisations counted (or listed) most recently. */
@@ -176,21 +183,22 @@ export class ConnectionDirectory {
   }
 
   /**
-   * The status and credential of each of the organisation's connections (DELETED ones left out).
+   * How many of the organisation's connections have each status and credential (DELETED ones
+   * left out): as small as the organisation's credentials, however many connections it holds.
    * Moves the organisation's low mark past the run of DELETED slots it finds at the bottom, so
    * that reads stop growing with connections long deleted.
    */
-  async tally(organisationId: string): Promise<Array<Pick<DirectorySlotDocument, "status" | "credential_id">>> {
+  async tally(organisationId: string): Promise<TallyGroup[]> {
     // Read before the slots: a change after this read gives a new tag, so the tally kept below
     // is never used past a change it did not see.
     const tag = (await this.reads.run(organisationId, () => this.#marks.findOne({ _id: changedId(organisationId) })))?.tag;
     const kept = this.#tallies.get(organisationId);
-    if (kept !== undefined && kept.tag === tag) return kept.live;
-    const live = await this.#tallyNow(organisationId);
+    if (kept !== undefined && kept.tag === tag) return kept.groups;
+    const groups = groupByStatusAndCredential(await this.#tallyNow(organisationId));
     this.#tallies.delete(organisationId);
-    if (tag !== undefined) this.#tallies.set(organisationId, { tag, live });
+    if (tag !== undefined) this.#tallies.set(organisationId, { tag, groups });
     if (this.#tallies.size > KEPT_TALLIES) this.#tallies.delete(this.#tallies.keys().next().value!);
-    return live;
+    return groups;
   }
 
   async #tallyNow(organisationId: string): Promise<Array<Pick<DirectorySlotDocument, "status" | "credential_id">>> {
@@ -348,6 +356,17 @@ export function seqOf(slot: DirectorySlotDocument): number {
 
 function slotId(organisationId: string, seq: number): string {
   return `${organisationId}/${seq}`;
+}
+
+function groupByStatusAndCredential(slots: ReadonlyArray<Pick<DirectorySlotDocument, "status" | "credential_id">>): TallyGroup[] {
+  const groups = new Map<string, TallyGroup>();
+  for (const { status, credential_id } of slots) {
+    const key = JSON.stringify([status, credential_id]);
+    const group = groups.get(key);
+    if (group === undefined) groups.set(key, { status, credential_id, count: 1 });
+    else group.count++;
+  }
+  return [...groups.values()];
 }
 
 function matches(slot: DirectorySlotDocument, filter: DirectoryFilter): boolean {

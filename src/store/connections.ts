@@ -351,10 +351,11 @@ export class ConnectionStore {
     }
     const byStatus = new Map<ConnectionStatus, number>(statuses.map((status) => [status, 0]));
     const failingCredentialIds: string[] = [];
-    for (const slot of await this.directory.tally(organisationId)) {
-      byStatus.set(slot.status, (byStatus.get(slot.status) ?? 0) + 1);
-      if ((slot.status === "REFRESH_FAILED" || slot.status === "NEEDS_REAUTHORIZATION") && failingCredentialIds.length < limit) {
-        failingCredentialIds.push(slot.credential_id);
+    for (const group of await this.directory.tally(organisationId)) {
+      byStatus.set(group.status, (byStatus.get(group.status) ?? 0) + group.count);
+      if (group.status === "REFRESH_FAILED" || group.status === "NEEDS_REAUTHORIZATION") {
+        const room = Math.max(0, Math.min(group.count, limit - failingCredentialIds.length));
+        for (let i = 0; i < room; i++) failingCredentialIds.push(group.credential_id);
       }
     }
     return { byStatus, failingCredentialIds };
