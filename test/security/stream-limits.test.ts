@@ -107,7 +107,7 @@ describe("stream limits", () => {
 
   it("limit the unauthenticated Health/Watch per client address", async () => {
     const watching = Array.from({ length: 12 }, () => read((signal) => broker.grpc(Health, null).watch({ service: "" }, { signal })));
-    for (const reading of watching) await expect.poll(() => reading.messages.length).toBe(1);
+    for (const reading of watching) await expect.poll(() => reading.messages.length, { timeout: 10_000 }).toBe(1);
     const refused = await read((signal) => broker.grpc(Health, null).watch({ service: "" }, { signal })).ended;
     expect(refused).toMatchObject({ code: Code.ResourceExhausted, rawMessage: "too many open streams for this caller - close one first" });
   });
