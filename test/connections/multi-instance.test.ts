@@ -282,7 +282,7 @@ describe("two broker processes on one database", () => {
       // Failed attempts are recorded on the delivery's copy in `webhook_deliveries`; `events` gets the outcome.
       const deliveries = database.db.collection("webhook_deliveries");
       await expect
-        .poll(async () => (await deliveries.findOne({ connection_id: id, type: "connection.created" }))?.attempts ?? 0, { timeout: 10_000 })
+        .poll(async () => (await deliveries.findOne({ connection_id: id, type: "connection.created" }))?.attempts ?? 0, { timeout: 20_000 })
         .toBeGreaterThan(0);
       await first.kill();
 
@@ -292,7 +292,7 @@ describe("two broker processes on one database", () => {
       // A kill during a retry leaves that attempt's 30 s event lease behind (webhook-delivery.ts):
       // the restarted broker delivers once it lapses, so the wait covers the lease.
       await expect.poll(() => received.includes(String(event!._id)), { timeout: 40_000 }).toBe(true);
-      await expect.poll(async () => (await events.findOne({ _id: event!._id }))?.delivery, { timeout: 5_000 }).toBe("delivered");
+      await expect.poll(async () => (await events.findOne({ _id: event!._id }))?.delivery, { timeout: 15_000 }).toBe("delivered");
     } finally {
       receiver.closeAllConnections();
       receiver.close();
