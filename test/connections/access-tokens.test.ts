@@ -280,7 +280,7 @@ describe("DeleteConnection", () => {
     // The tokens are gone at once; the document follows once its event is published.
     const document = await stored(id);
     expect(document?.access_token).toBeUndefined();
-    await expect.poll(() => stored(id), { timeout: 5_000 }).toBeNull();
+    await expect.poll(() => stored(id), { timeout: 15_000 }).toBeNull();
   });
 
   it("reports a failed revocation and deletes anyway, unless asked to keep the connection", async () => {

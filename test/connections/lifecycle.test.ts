@@ -173,7 +173,7 @@ describe("refresh backoff and recovery", () => {
     expect(document).toMatchObject({ status: "ACTIVE" });
     expect(document!.refresh_failures).toBeUndefined();
     expect(document!.refresh_retry_time).toBeUndefined();
-    await expect.poll(() => eventsOf(id), { timeout: 5_000 }).toEqual(["connection.created", "connection.refresh_failed(refresh_failed)", "connection.recovered"]);
+    await expect.poll(() => eventsOf(id), { timeout: 15_000 }).toEqual(["connection.created", "connection.refresh_failed(refresh_failed)", "connection.recovered"]);
   }, 30_000);
 
   it("hands out a still-valid token while backing off", async () => {
@@ -214,7 +214,7 @@ describe("refresh backoff and recovery", () => {
       const events = shortBroker.database.db.collection("events");
       await expect
         .poll(async () => (await events.find({ connection_id: id }).sort({ _id: 1 }).toArray()).map((e) => `${e.type}:${e.status_reason ?? ""}`), {
-          timeout: 5_000,
+          timeout: 15_000,
         })
         .toEqual(["connection.created:", "connection.refresh_failed:refresh_failed", "connection.needs_reauthorization:refresh_exhausted"]);
     } finally {
@@ -316,7 +316,7 @@ describe("reconnect (connection_id)", () => {
     expect(await broker.database.db.collection("connections").countDocuments({ credential_id: credentialId })).toBe(1);
     expect(tokens.access_token).not.toBe(fresh.access_token);
     await expect
-      .poll(() => eventsOf(id), { timeout: 5_000 })
+      .poll(() => eventsOf(id), { timeout: 15_000 })
       .toEqual(["connection.created", "connection.needs_reauthorization(invalid_grant)", "connection.reauthorized"]);
   });
 
@@ -339,7 +339,7 @@ describe("reconnect (connection_id)", () => {
     expect(confirmed.connection).toMatchObject({ id, status: ConnectionStatus.ACTIVE });
     expect((await getToken(id)).accessToken).toBe(fresh.access_token);
     expect((await stored(id))!.reauthorization).toBeUndefined();
-    await expect.poll(() => eventsOf(id), { timeout: 5_000 }).toEqual(["connection.created", "connection.reauthorized"]);
+    await expect.poll(() => eventsOf(id), { timeout: 15_000 }).toEqual(["connection.created", "connection.reauthorized"]);
   });
 
   it("drops a held reconnect grant, with its tokens, when it is not confirmed within BROKER_STATE_TTL", async () => {

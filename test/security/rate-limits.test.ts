@@ -51,7 +51,7 @@ describe("rate limits", () => {
       provider.refreshBehaviour = { kind: "hang" };
       const connections = busy.connect(ConnectionService);
       const held = connectionIds.map((connectionId) => connections.getAccessToken({ organisationId: "acme", connectionId }).catch(() => undefined));
-      await expect.poll(() => provider.grants("refresh_token").length, { timeout: 5_000 }).toBe(2);
+      await expect.poll(() => provider.grants("refresh_token").length, { timeout: 15_000 }).toBe(2);
       expect(await connectError(busy.connect(CredentialService).listCredentials({ organisationId: "acme" }))).toMatchObject({
         code: Code.ResourceExhausted,
         rawMessage: "the broker is overloaded - retry shortly",
