@@ -188,12 +188,15 @@ describe("refresh storms (issue 20, item 3)", () => {
     const { id } = await newConnection(30); // inside the 60 s margin from the start
     const next = issue(30);
     provider.refreshBehaviour = { kind: "json", body: next };
-    const sequential = await callFor(id, 1_500, false);
+    // Twenty calls one after another, then twenty at once: well inside the 10 s the refreshed
+    // token is fresh for, however slowly the machine makes them (a count of calls in 1.5 s
+    // depended on that speed).
+    const sequential: string[] = [];
+    for (let i = 0; i < 20; i++) sequential.push((await connections.getAccessToken({ organisationId: "acme", connectionId: id })).accessToken);
     const concurrent = await Promise.all(Array.from({ length: 20 }, () => connections.getAccessToken({ organisationId: "acme", connectionId: id })));
     // The first call refreshes the callback's token; every later one gets the token it produced.
     expect(provider.grants("refresh_token")).toHaveLength(1);
-    expect(sequential.length).toBeGreaterThan(10);
-    expect(new Set([...sequential, ...concurrent].map((answer) => ("accessToken" in answer ? answer.accessToken : answer.code)))).toEqual(new Set([next.access_token]));
+    expect(new Set([...sequential, ...concurrent.map((token) => token.accessToken)])).toEqual(new Set([next.access_token]));
   });
 
   it("hands out a refreshed token for half its lifetime when that is under 10 s, so what it hands out has half its lifetime left", async () => {
