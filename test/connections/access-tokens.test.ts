@@ -134,17 +134,18 @@ describe("GetAccessToken", () => {
     expect(error.rawMessage).toBe("refreshing the access token failed at the provider - try again later");
     // The first retry waits BROKER_REFRESH_RETRY_MIN.
     expect(durationMs(error.findDetails(RetryInfoSchema)[0]?.retryDelay)).toBe(400);
-    const failed = await stored(id);
-    expect(failed).toMatchObject({ status: "REFRESH_FAILED", status_reason: "refresh_failed", refresh_failures: 1 });
-    expect(unseal(id, "refresh_token", failed!.refresh_token)).toBe(refreshToken);
 
-    // Within the backoff the provider is not asked again.
+    // Within the backoff the provider is not asked again. Asked at once: the backoff is 400 ms,
+    // and on a loaded machine the reads below can take a good part of that.
     const next = issue(3600);
     provider.refreshBehaviour = { kind: "json", body: next };
     const backingOff = await connectError(connections.getAccessToken({ organisationId: "acme", connectionId: id }));
     expect(backingOff.code).toBe(Code.Unavailable);
     expect(durationMs(backingOff.findDetails(RetryInfoSchema)[0]?.retryDelay)).toBeGreaterThan(0);
     expect(provider.grants("refresh_token")).toHaveLength(1);
+    const failed = await stored(id);
+    expect(failed).toMatchObject({ status: "REFRESH_FAILED", status_reason: "refresh_failed", refresh_failures: 1 });
+    expect(unseal(id, "refresh_token", failed!.refresh_token)).toBe(refreshToken);
 
     await new Promise((resolve) => setTimeout(resolve, 450));
     expect((await connections.getAccessToken({ organisationId: "acme", connectionId: id })).accessToken).toBe(next.access_token);
@@ -187,12 +188,15 @@ describe("refresh storms (issue 20, item 3)", () => {
     const { id } = await newConnection(30); // inside the 60 s margin from the start
     const next = issue(30);
     provider.refreshBehaviour = { kind: "json", body: next };
-    const sequential = await callFor(id, 1_500, false);
+    // Twenty calls one after another, then twenty at once: well inside the 10 s the refreshed
+    // token is fresh for, however slowly the machine makes them (a count of calls in 1.5 s
+    // depended on that speed).
+    const sequential: string[] = [];
+    for (let i = 0; i < 20; i++) sequential.push((await connections.getAccessToken({ organisationId: "acme", connectionId: id })).accessToken);
     const concurrent = await Promise.all(Array.from({ length: 20 }, () => connections.getAccessToken({ organisationId: "acme", connectionId: id })));
     // The first call refreshes the callback's token; every later one gets the token it produced.
     expect(provider.grants("refresh_token")).toHaveLength(1);
-    expect(sequential.length).toBeGreaterThan(10);
-    expect(new Set([...sequential, ...concurrent].map((answer) => ("accessToken" in answer ? answer.accessToken : answer.code)))).toEqual(new Set([next.access_token]));
+    expect(new Set([...sequential, ...concurrent.map((token) => token.accessToken)])).toEqual(new Set([next.access_token]));
   });
 
   it("hands out a refreshed token for half its lifetime when that is under 10 s, so what it hands out has half its lifetime left", async () => {
@@ -280,7 +284,7 @@ describe("DeleteConnection", () => {
     // The tokens are gone at once; the document follows once its event is published.
     const document = await stored(id);
     expect(document?.access_token).toBeUndefined();
-    await expect.poll(() => stored(id), { timeout: 5_000 }).toBeNull();
+    await expect.poll(() => stored(id), { timeout: 15_000 }).toBeNull();
   });
 
   it("reports a failed revocation and deletes anyway, unless asked to keep the connection", async () => {

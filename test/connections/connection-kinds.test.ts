@@ -191,7 +191,7 @@ describe("client credentials renewal (scripted provider)", () => {
     expect(error.code).toBe(Code.Unavailable);
     expect(await stored(id)).toMatchObject({ status: "REFRESH_FAILED", status_reason: "invalid_client" });
     scripted.behaviour = { kind: "json", body: { access_token: "cc-recovered-4", token_type: "Bearer", expires_in: 3600 } };
-    await expect.poll(async () => (await accessToken(id).catch(() => undefined))?.accessToken, { timeout: 5000, interval: 200 }).toBe("cc-recovered-4");
+    await expect.poll(async () => (await accessToken(id).catch(() => undefined))?.accessToken, { timeout: 15_000, interval: 200 }).toBe("cc-recovered-4");
     expect(await stored(id)).toMatchObject({ status: "ACTIVE" });
     const types = (await eventsOf(id, 3)).map((event) => event.type);
     expect(types).toEqual(["connection.recovered", "connection.refresh_failed", "connection.created"]);

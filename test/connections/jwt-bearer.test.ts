@@ -178,10 +178,10 @@ describe("JWT bearer with a Google service account", () => {
     expect(await broker.database.db.collection("connections").findOne({ _id: connection!.id as never })).toMatchObject({ status: "REFRESH_FAILED", status_reason: "invalid_grant" });
     provider.google.delegatedUsers = ["alice@acme.example"];
     provider.google.expiresIn = 3599;
-    await expect.poll(async () => (await accessToken(connection!.id).catch(() => undefined))?.accessToken, { timeout: 5000, interval: 200 }).toMatch(/^google-at-/);
+    await expect.poll(async () => (await accessToken(connection!.id).catch(() => undefined))?.accessToken, { timeout: 15_000, interval: 200 }).toMatch(/^google-at-/);
     expect(await broker.database.db.collection("connections").findOne({ _id: connection!.id as never })).toMatchObject({ status: "ACTIVE" });
     const events = async () => (await connections.listConnectionEvents({ organisationId: "acme", connectionId: connection!.id })).events.map((event) => event.type);
-    await expect.poll(events, { timeout: 5000 }).toEqual(["connection.recovered", "connection.refresh_failed", "connection.created"]);
+    await expect.poll(events, { timeout: 15_000 }).toEqual(["connection.recovered", "connection.refresh_failed", "connection.created"]);
   });
 
   it("re-obtains on force_refresh, at most once per 10 seconds", async () => {

@@ -159,7 +159,12 @@ describe("refresh backoff and recovery", () => {
     expect(accessToken).toBe(next.access_token);
     // Five failures and one success reached the provider; every other call was answered from the backoff.
     expect(provider.grants("refresh_token")).toHaveLength(6);
-    expect(calls).toBeGreaterThan(20);
+    // Calls kept coming during the backoffs and were answered from them: some during each of the
+    // two longest (800 and 1600 ms). How many in all depends on how fast the machine makes calls.
+    const failureAt = delays.flatMap((delay, i) => (i === 0 || delay > delays[i - 1]! ? [i] : []));
+    const answeredDuring = failureAt.map((at, k) => (failureAt[k + 1] ?? delays.length) - at - 1);
+    expect(answeredDuring[3]).toBeGreaterThan(0);
+    expect(answeredDuring[4]).toBeGreaterThan(0);
     expect(delays.every((delay) => delay > 0 && delay <= 1600)).toBe(true);
     // The delays the failures announced double: 100, 200, 400, 800, 1600 ms.
     expect(delays.filter((delay, i) => i === 0 || delay > delays[i - 1]!)).toEqual([100, 200, 400, 800, 1600]);
@@ -168,7 +173,7 @@ describe("refresh backoff and recovery", () => {
     expect(document).toMatchObject({ status: "ACTIVE" });
     expect(document!.refresh_failures).toBeUndefined();
     expect(document!.refresh_retry_time).toBeUndefined();
-    await expect.poll(() => eventsOf(id), { timeout: 5_000 }).toEqual(["connection.created", "connection.refresh_failed(refresh_failed)", "connection.recovered"]);
+    await expect.poll(() => eventsOf(id), { timeout: 15_000 }).toEqual(["connection.created", "connection.refresh_failed(refresh_failed)", "connection.recovered"]);
   }, 30_000);
 
   it("hands out a still-valid token while backing off", async () => {
@@ -209,7 +214,7 @@ describe("refresh backoff and recovery", () => {
       const events = shortBroker.database.db.collection("events");
       await expect
         .poll(async () => (await events.find({ connection_id: id }).sort({ _id: 1 }).toArray()).map((e) => `${e.type}:${e.status_reason ?? ""}`), {
-          timeout: 5_000,
+          timeout: 15_000,
         })
         .toEqual(["connection.created:", "connection.refresh_failed:refresh_failed", "connection.needs_reauthorization:refresh_exhausted"]);
     } finally {
@@ -311,7 +316,7 @@ describe("reconnect (connection_id)", () => {
     expect(await broker.database.db.collection("connections").countDocuments({ credential_id: credentialId })).toBe(1);
     expect(tokens.access_token).not.toBe(fresh.access_token);
     await expect
-      .poll(() => eventsOf(id), { timeout: 5_000 })
+      .poll(() => eventsOf(id), { timeout: 15_000 })
       .toEqual(["connection.created", "connection.needs_reauthorization(invalid_grant)", "connection.reauthorized"]);
   });
 
@@ -334,7 +339,7 @@ describe("reconnect (connection_id)", () => {
     expect(confirmed.connection).toMatchObject({ id, status: ConnectionStatus.ACTIVE });
     expect((await getToken(id)).accessToken).toBe(fresh.access_token);
     expect((await stored(id))!.reauthorization).toBeUndefined();
-    await expect.poll(() => eventsOf(id), { timeout: 5_000 }).toEqual(["connection.created", "connection.reauthorized"]);
+    await expect.poll(() => eventsOf(id), { timeout: 15_000 }).toEqual(["connection.created", "connection.reauthorized"]);
   });
 
   it("drops a held reconnect grant, with its tokens, when it is not confirmed within BROKER_STATE_TTL", async () => {
@@ -534,22 +539,25 @@ describe("idle refresh by the provider's own rule", () => {
       const { credential } = await idleBroker.connect(CredentialService).createCredential({
         credential: { organisationId: "acme", name: "Lapsing", clientId: "client-1", clientSecret: "scripted-client-secret", provider: "scripted-lapsing" },
       });
+      // Set before the connections exist: the lapsing one is due 2 s after it is made, which on a
+      // loaded machine can come before the generic one is made.
+      provider.requests.length = 0;
+      provider.refreshBehaviour = { kind: "json", body: issue(3600) };
       const lapsing = issue(3600);
       provider.behaviour = { kind: "json", body: lapsing };
       const lapsingId = await connectThroughCallback(idleBroker, credential!.id);
       const generic = issue(3600);
       provider.behaviour = { kind: "json", body: generic };
       const genericId = await connectThroughCallback(idleBroker, await createScriptedCredential(idleBroker, provider));
-      provider.requests.length = 0;
-      provider.refreshBehaviour = { kind: "json", body: issue(3600) };
 
-      // Half of 4 s unused: refreshed once; the generic one (7 days by default) not at all.
-      await expect.poll(() => provider.grants("refresh_token").length, { timeout: 10_000, interval: 100 }).toBe(1);
+      // Half of 4 s unused: refreshed (again 2 s after each refresh); the generic one (7 days by default) not at all.
+      await expect.poll(() => provider.grants("refresh_token").length, { timeout: 15_000, interval: 100 }).toBeGreaterThanOrEqual(1);
       expect(provider.grants("refresh_token")[0]!.form.get("refresh_token")).toBe(lapsing.refresh_token);
       const connectionsCollection = idleBroker.database.db.collection("connections");
       // The outcome is written after the provider answered (the request alone is seen above).
-      await expect.poll(async () => (await connectionsCollection.findOne({ _id: lapsingId as never }))!.refresh_time, { timeout: 5_000 }).toBeInstanceOf(Date);
+      await expect.poll(async () => (await connectionsCollection.findOne({ _id: lapsingId as never }))!.refresh_time, { timeout: 15_000 }).toBeInstanceOf(Date);
       expect((await connectionsCollection.findOne({ _id: genericId as never }))!.refresh_time).toBeUndefined();
+      expect(provider.grants("refresh_token").map((request) => request.form.get("refresh_token"))).not.toContain(generic.refresh_token);
     } finally {
       await idleBroker.close();
     }

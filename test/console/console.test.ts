@@ -85,7 +85,7 @@ describe("operator console in a real browser", () => {
     await form.getByLabel("Issuer (optional, OpenID providers)").fill(provider.issuer);
     await form.getByLabel("The provider always returns iss on the callback").check();
     await form.getByRole("button", { name: "Save" }).click();
-    await page.getByRole("cell", { name: /Test OpenID provider/ }).first().waitFor({ timeout: 5000 }).catch(async (error: unknown) => {
+    await page.getByRole("cell", { name: /Test OpenID provider/ }).first().waitFor({ timeout: 15_000 }).catch(async (error: unknown) => {
       throw new Error(`${String(error)}\n${await page.locator("main").innerText()}`);
     });
     // The secret is write-only: nowhere on the page.

@@ -161,24 +161,26 @@ describe("events with 5 000 connections and events stored", () => {
 
     const events = broker.database.db.collection<EventDocument>("events");
     await expect.poll(() => received.length, { timeout: 10_000 }).toBe(2);
-    await expect.poll(() => watched.length, { timeout: 5_000 }).toBe(2);
+    await expect.poll(() => watched.length, { timeout: 15_000 }).toBe(2);
     // Several relay, delivery and feed intervals pass: nothing else arrives.
     await new Promise((resolve) => setTimeout(resolve, 1_500));
     abort.abort();
     await watching;
 
-    const published = await events.find({ connection_id: id }).sort({ _id: 1 }).toArray();
-    expect(published.map((event) => [event.type, event.delivery, event.attempts])).toEqual([
+    // Each outcome is written once the receiver has answered.
+    const outcomes = async () => (await events.find({ connection_id: id }).sort({ _id: 1 }).toArray()).map((event) => [event.type, event.delivery, event.attempts]);
+    await expect.poll(outcomes, { timeout: 15_000 }).toEqual([
       ["connection.created", "delivered", 1],
       ["connection.deleted", "delivered", 1],
     ]);
+    const published = await events.find({ connection_id: id }).sort({ _id: 1 }).toArray();
     expect(received.map((delivery) => String(delivery.headers["webhook-id"]))).toEqual(published.map((event) => event._id));
     expect(watched.map((event) => [event.id, event.type, event.connectionId])).toEqual(published.map((event) => [event._id, event.type, id]));
 
     // The history is untouched; the small collections are empty again, and the deleted connection is gone.
     expect(await events.countDocuments({ delivery: "delivered", organisation_id: { $in: ["acme", "other"] } })).toBe(HISTORY + 2);
-    await expect.poll(() => broker.database.db.collection("connection_outbox").countDocuments(), { timeout: 5_000 }).toBe(0);
-    expect(await broker.database.db.collection("webhook_deliveries").countDocuments()).toBe(0);
+    await expect.poll(() => broker.database.db.collection("connection_outbox").countDocuments(), { timeout: 15_000 }).toBe(0);
+    await expect.poll(() => broker.database.db.collection("webhook_deliveries").countDocuments(), { timeout: 15_000 }).toBe(0);
     expect(await broker.database.db.collection("connections").findOne({ _id: id as never })).toBeNull();
   }, 30_000);
 
@@ -203,9 +205,9 @@ describe("events with 5 000 connections and events stored", () => {
     // The organisation has no webhook: both end as `no_webhook`, neither is posted.
     await expect.poll(async () => (await events.findOne({ _id: legacyEventId }))?.delivery, { timeout: 10_000 }).toBe("no_webhook");
     expect(await events.findOne({ _id: legacyEventId })).toMatchObject({ type: "connection.recovered", organisation_id: "legacy", connection_id: legacyConnectionId });
-    await expect.poll(async () => (await events.findOne({ _id: legacyPendingDelivery._id }))?.delivery, { timeout: 5_000 }).toBe("no_webhook");
+    await expect.poll(async () => (await events.findOne({ _id: legacyPendingDelivery._id }))?.delivery, { timeout: 15_000 }).toBe("no_webhook");
     await expect
-      .poll(async () => (await broker.database.db.collection<ConnectionDocument>("connections").findOne({ _id: legacyConnectionId }))?.pending_events, { timeout: 5_000 })
+      .poll(async () => (await broker.database.db.collection<ConnectionDocument>("connections").findOne({ _id: legacyConnectionId }))?.pending_events, { timeout: 15_000 })
       .toEqual([]);
     expect(received.map((delivery) => String(delivery.headers["webhook-id"]))).not.toContain(legacyEventId);
   });

@@ -85,7 +85,7 @@ describe("connection events", () => {
     const expectedTypes = ["connection.created", "connection.refresh_failed", "connection.needs_reauthorization", "connection.deleted"];
     const accepted = () => deliveries.filter((d) => d.status === 200);
     await expect.poll(() => new Set(accepted().map((d) => d.headers["webhook-id"])).size, { timeout: 15_000 }).toBe(4);
-    await expect.poll(() => watched.length, { timeout: 5_000 }).toBe(4);
+    await expect.poll(() => watched.length, { timeout: 15_000 }).toBe(4);
     abort.abort();
     await watching;
 
@@ -131,13 +131,13 @@ describe("connection events", () => {
     await broker.database.db.collection("organisations").deleteOne({ _id: "acme" as never });
     const id = await connectThroughCallback(broker, await createScriptedCredential(broker, provider));
     await expect
-      .poll(async () => (await broker.database.db.collection("events").findOne({ connection_id: id }))?.delivery, { timeout: 5_000 })
+      .poll(async () => (await broker.database.db.collection("events").findOne({ connection_id: id }))?.delivery, { timeout: 15_000 })
       .toBe("no_webhook");
     expect(deliveries.length).toBe(before);
     // Regression: FerretDB ignored the relay's $pull condition, so published events stayed in the
     // outbox and were published again every second.
     await expect
-      .poll(async () => (await broker.database.db.collection("connections").findOne({ _id: id as never }))?.pending_events, { timeout: 5_000 })
+      .poll(async () => (await broker.database.db.collection("connections").findOne({ _id: id as never }))?.pending_events, { timeout: 15_000 })
       .toEqual([]);
   });
 });

@@ -227,7 +227,7 @@ describe("a full flow through each quirk", () => {
     expect(connection).toMatchObject({ status: ConnectionStatus.NEEDS_REAUTHORIZATION, statusReason: "invalid_refresh_token" });
     const events = broker.database.db.collection("events");
     await expect
-      .poll(async () => (await events.find({ connection_id: connectionId }).sort({ _id: 1 }).toArray()).map((e) => `${e.type}:${e.status_reason ?? ""}`), { timeout: 5_000 })
+      .poll(async () => (await events.find({ connection_id: connectionId }).sort({ _id: 1 }).toArray()).map((e) => `${e.type}:${e.status_reason ?? ""}`), { timeout: 15_000 })
       .toEqual(["connection.created:", "connection.needs_reauthorization:invalid_refresh_token"]);
     // Only one refresh was sent: nothing retries a grant the provider has ended.
     expect(provider.grants("refresh_token")).toHaveLength(1);

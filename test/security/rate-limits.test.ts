@@ -17,12 +17,16 @@ afterAll(() => broker.close());
 describe("rate limits", () => {
   it("refuse RPCs over the caller's rate with RESOURCE_EXHAUSTED and retry-after", async () => {
     const client = broker.connect(CredentialService);
+    const started = Date.now();
     const results = await Promise.allSettled(Array.from({ length: 15 }, () => client.listCredentials({ organisationId: "acme" })));
-    // A burst of twice the rate (2), plus at most one refilled while the burst is served.
+    const elapsed = Date.now() - started;
+    // A burst of twice the rate (2), plus one refilled per second the burst took to serve: at
+    // most one on an idle machine, where it takes well under a second; more on a loaded one.
     const allowed = results.filter((r) => r.status === "fulfilled").length;
     expect(allowed).toBeGreaterThanOrEqual(2);
-    expect(allowed).toBeLessThanOrEqual(3);
-    const error = await connectError(client.listCredentials({ organisationId: "acme" }));
+    expect(allowed).toBeLessThanOrEqual(2 + Math.ceil(elapsed / 1000));
+    // A refusal of the burst's own: a call made after it could find a token refilled meanwhile.
+    const error = await connectError(Promise.reject((results.find((r) => r.status === "rejected") as PromiseRejectedResult).reason));
     expect(error).toMatchObject({ code: Code.ResourceExhausted, rawMessage: "rate limit exceeded - slow down" });
     expect(Number(error.metadata.get("retry-after"))).toBeGreaterThanOrEqual(1);
   });
@@ -51,7 +55,7 @@ describe("rate limits", () => {
       provider.refreshBehaviour = { kind: "hang" };
       const connections = busy.connect(ConnectionService);
       const held = connectionIds.map((connectionId) => connections.getAccessToken({ organisationId: "acme", connectionId }).catch(() => undefined));
-      await expect.poll(() => provider.grants("refresh_token").length, { timeout: 5_000 }).toBe(2);
+      await expect.poll(() => provider.grants("refresh_token").length, { timeout: 15_000 }).toBe(2);
       expect(await connectError(busy.connect(CredentialService).listCredentials({ organisationId: "acme" }))).toMatchObject({
         code: Code.ResourceExhausted,
         rawMessage: "the broker is overloaded - retry shortly",

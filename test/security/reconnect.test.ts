@@ -40,7 +40,7 @@ const connections = () => broker.connect(ConnectionService);
 const stored = (id: string) => broker.database.db.collection("connections").findOne({ _id: id as never });
 /** The connection once the relay has published its events (it clears `pending_events`). */
 async function settled(id: string) {
-  await expect.poll(async () => (await stored(id))!.pending_events.length, { timeout: 5_000 }).toBe(0);
+  await expect.poll(async () => (await stored(id))!.pending_events.length, { timeout: 15_000 }).toBe(0);
   return stored(id);
 }
 const accessToken = async (connectionId: string) => (await connections().getAccessToken({ organisationId: "acme", connectionId })).accessToken;

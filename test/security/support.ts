@@ -22,8 +22,8 @@ export async function databaseSnapshot(db: Db): Promise<string> {
 /** Runs an attack and asserts that the database is exactly as it was. */
 export async function expectUnchanged(db: Db, attack: () => Promise<void>): Promise<void> {
   // Let the background relay finish publishing earlier events first.
-  await expect.poll(() => db.collection("connections").countDocuments({ "pending_events.0": { $exists: true } }), { timeout: 5_000 }).toBe(0);
-  await expect.poll(() => db.collection("connection_outbox").countDocuments(), { timeout: 5_000 }).toBe(0);
+  await expect.poll(() => db.collection("connections").countDocuments({ "pending_events.0": { $exists: true } }), { timeout: 15_000 }).toBe(0);
+  await expect.poll(() => db.collection("connection_outbox").countDocuments(), { timeout: 15_000 }).toBe(0);
   const before = await databaseSnapshot(db);
   await attack();
   expect(await databaseSnapshot(db)).toBe(before);

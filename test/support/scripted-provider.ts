@@ -18,6 +18,8 @@ export interface RecordedTokenRequest {
   /** The request's parameters, whether sent as a form or (Notion-style) as a JSON object. */
   form: URLSearchParams;
   contentType: string | undefined;
+  /** When it arrived (Date.now()). */
+  time: number;
 }
 
 /**
@@ -134,7 +136,7 @@ export class ScriptedProvider {
       return;
     }
     if (path === "/userinfo" && req.method === "GET") {
-      this.requests.push({ path, authorization: req.headers.authorization, accept: req.headers.accept, form: new URLSearchParams(), contentType: undefined });
+      this.requests.push({ path, authorization: req.headers.authorization, accept: req.headers.accept, form: new URLSearchParams(), contentType: undefined, time: Date.now() });
       // OpenID Connect Core §5.3.1: the access token as a bearer token.
       if (this.userinfo === undefined) return void res.writeHead(404).end();
       if (!/^Bearer \S+$/.test(req.headers.authorization ?? "")) return void res.writeHead(401, { "www-authenticate": "Bearer" }).end();
@@ -171,7 +173,7 @@ export class ScriptedProvider {
     const form = contentType?.startsWith("application/json")
       ? new URLSearchParams(Object.entries(JSON.parse(body) as Record<string, string>))
       : new URLSearchParams(body);
-    this.requests.push({ path, authorization: req.headers.authorization, accept: req.headers.accept, form, contentType });
+    this.requests.push({ path, authorization: req.headers.authorization, accept: req.headers.accept, form, contentType, time: Date.now() });
     const basic = /^Basic (.+)$/.exec(req.headers.authorization ?? "")?.[1];
     const basicPair = basic === undefined ? undefined : Buffer.from(basic, "base64").toString("utf8");
     const basicSecret = basicPair?.slice(basicPair.indexOf(":") + 1);
