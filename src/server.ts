@@ -81,6 +81,8 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     cookieName: sessionCookieName(config.publicUrl.startsWith("https:")),
   });
   const rpc = { config, storage, secretBox, outbound, providers, providerFetch, lifecycle, refresher, proxy, deviceAuthorizations, eventFeed, health, metrics, logger };
+  // Aborted first on close: open streams end with UNAVAILABLE instead of holding the drain.
+  const closing = new AbortController();
   let listeners: Awaited<ReturnType<typeof listenGateway>>;
   try {
     listeners = await listenGateway({
@@ -91,7 +93,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
       trustedProxies: new TrustedProxies(config.trustedProxies),
       tracing,
       routes: rpcRoutes(rpc),
-      interceptors: rpcInterceptors({ config, storage, metrics, logger, tracing, jwtCallers, consoleSessions }),
+      interceptors: rpcInterceptors({ config, storage, metrics, logger, tracing, jwtCallers, consoleSessions, closing: closing.signal }),
     });
     jobs.startAll();
   } catch (error) {
@@ -100,10 +102,11 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
     throw error;
   }
 
-  let closing: Promise<void> | undefined;
+  let closed: Promise<void> | undefined;
   const close = (): Promise<void> => {
-    closing ??= (async () => {
+    closed ??= (async () => {
       health.stop();
+      closing.abort();
       await listeners.drain();
       await proxy.close();
       await jobs.stopAll();
@@ -111,7 +114,7 @@ export async function startBroker(config: BrokerConfig, logger: Logger): Promise
       await tracing.shutdown();
       await closeStorage(storage);
     })();
-    return closing;
+    return closed;
   };
   return { metrics, grpcPort: listeners.grpcPort, httpPort: listeners.httpPort, database: storage.database, health, close };
 }

@@ -113,6 +113,8 @@ export function rpcInterceptors(
     tracing: Tracing;
     jwtCallers: JwtCallers | undefined;
     consoleSessions: ConsoleSessions;
+    /** Aborts when the broker shuts down (ends open streams). */
+    closing: AbortSignal;
   },
 ): Interceptor[] {
   const { config } = deps;
@@ -127,6 +129,7 @@ export function rpcInterceptors(
       maxPerCaller: config.maxStreamsPerCaller,
       maxLifetimeMs: config.streamMaxLifetimeSeconds * 1000,
       recheckMs: STREAM_RECHECK_MS,
+      closing: deps.closing,
     }),
     rateLimitInterceptor(new RateLimiter(config.rpcRateLimit, config.rpcRateLimit * 2)),
     requestRulesInterceptor(),

@@ -9,6 +9,8 @@ export interface StreamLimits {
   maxLifetimeMs: number;
   /** How often an open stream checks that its caller's credential is still good. */
   recheckMs: number;
+  /** Aborts when the broker shuts down: every open stream then ends with UNAVAILABLE, so clients re-open it elsewhere and shutdown need not wait for it. */
+  closing?: AbortSignal;
 }
 
 /** Aborts when the stream must end (lifetime reached, credential no longer good). */
@@ -42,6 +44,9 @@ export function streamLimitInterceptor(limits: StreamLimits): Interceptor {
       () => end.abort(new ConnectError("the stream reached its maximum lifetime - open it again", Code.Unavailable)),
       limits.maxLifetimeMs,
     );
+    const shuttingDown = (): void => end.abort(new ConnectError("the broker is shutting down - open the stream again", Code.Unavailable));
+    limits.closing?.addEventListener("abort", shuttingDown, { once: true });
+    if (limits.closing?.aborted === true) shuttingDown();
     const stillValid = req.contextValues.get(callerStillValidKey);
     const recheck =
       stillValid &&
@@ -58,6 +63,7 @@ export function streamLimitInterceptor(limits: StreamLimits): Interceptor {
       released = true;
       clearTimeout(lifetime);
       clearInterval(recheck);
+      limits.closing?.removeEventListener("abort", shuttingDown);
       const left = (open.get(key) ?? 1) - 1;
       if (left === 0) open.delete(key);
       else open.set(key, left);

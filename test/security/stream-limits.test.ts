@@ -197,3 +197,16 @@ describe("stream lifetime and credentials", () => {
     expect(ended).toMatchObject({ code: Code.Unauthenticated, rawMessage: "the credential is no longer valid" });
   });
 });
+
+describe("shutdown", () => {
+  it("regression: open WatchConnectionEvents streams held a closing broker for its whole grace period; they now end with UNAVAILABLE", async () => {
+    const closing = await startTestBroker();
+    const streams = Array.from({ length: 3 }, () => watchEvents(closing, closing.adminToken));
+    for (const stream of streams) expect(await stillOpenAfter(stream)).toBe("open");
+    const closed = closing.close();
+    for (const stream of streams) {
+      expect(await stream.ended).toMatchObject({ code: Code.Unavailable, rawMessage: "the broker is shutting down - open the stream again" });
+    }
+    await closed;
+  });
+});
