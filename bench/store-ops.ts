@@ -17,7 +17,7 @@ import { SecretBox } from "../src/crypto/secret-box.js";
 import { newEvent } from "../src/events/connection-events.js";
 import { relayOutbox } from "../src/events/outbox-relay.js";
 import { WebhookDispatcher } from "../src/events/webhook-delivery.js";
-import { type ConnectionDocument, ConnectionStore } from "../src/store/connections.js";
+import { ConnectionStore } from "../src/store/connections.js";
 import type { EventDocument } from "../src/store/event-document.js";
 import { EventStore } from "../src/store/events.js";
 import { OrganisationStore } from "../src/store/organisations.js";
@@ -25,6 +25,7 @@ import { hashState, stateWindowAt } from "../src/oauth/state.js";
 import { LeaseStore } from "../src/store/leases.js";
 import { type OAuthStateDocument, OAuthStateStore } from "../src/store/oauth-states.js";
 import { startEmbeddedFerretDb } from "../src/store/embedded-ferretdb.js";
+import { storedConnection } from "./documents.js";
 
 const N = Number(process.argv[3] ?? 50_000);
 const SAMPLES = 40;
@@ -81,29 +82,6 @@ async function measure(states: OAuthStateStore, leases: LeaseStore, connections:
   ];
 }
 
-/** A connection as a callback stores it (~600 bytes, like the broker's). */
-function connection(id: string, organisationId: string): ConnectionDocument {
-  const now = new Date();
-  return {
-    _id: id,
-    organisation_id: organisationId,
-    connector_id: "bench-connector",
-    credential_id: "bench-credential",
-    status: "ACTIVE",
-    scopes: ["email", "profile"],
-    token_type: "Bearer",
-    access_token: `v1.k1.${"a".repeat(200)}`,
-    refresh_token: `v1.k1.${"r".repeat(200)}`,
-    expire_time: new Date(now.getTime() + 3_600_000),
-    token_url: "https://provider.example/token",
-    external_account: { id: id.slice(-12), email: "someone@example.com" },
-    refresh_token_time: now,
-    pending_events: [],
-    create_time: now,
-    update_time: now,
-  };
-}
-
 /** An event published and delivered long ago (history). */
 function historicalEvent(i: number): EventDocument {
   const then = new Date(Date.now() - 86_400_000 + i);
@@ -142,7 +120,7 @@ async function measureHotPaths(db: Db, round: string): Promise<string[]> {
     logger,
   });
   const ids = Array.from({ length: HOT_SAMPLES }, () => uuidv7());
-  await Promise.all(ids.map((id, i) => connections.insert(connection(id, `org-${i % ORGANISATIONS}`))));
+  await Promise.all(ids.map((id, i) => connections.insert(storedConnection(id, `org-${i % ORGANISATIONS}`))));
   const org = (i: number) => `org-${i % ORGANISATIONS}`;
   return [
     await time("GetAccessToken: read the connection (findById)", (i) => connections.findById(org(i), ids[i]!), HOT_SAMPLES),
@@ -184,7 +162,7 @@ async function main(): Promise<void> {
       await connections.insertMany(Array.from({ length: 1000 }, (_, j) => ({ _id: `filler-${i + j}` as never, pad: "x".repeat(500) })));
     }
     for (let i = 0; i < N; i += 1000) {
-      await connections.insertMany(Array.from({ length: 1000 }, (_, j) => connection(uuidv7(), `org-${(i + j) % ORGANISATIONS}`) as never));
+      await connections.insertMany(Array.from({ length: 1000 }, (_, j) => storedConnection(uuidv7(), `org-${(i + j) % ORGANISATIONS}`) as never));
       await db.collection<EventDocument>("events").insertMany(Array.from({ length: 1000 }, (_, j) => historicalEvent(i + j)));
     }
     console.log(`filled ${N} pending states, ${2 * N} connections and ${N} events in ${Math.round((Date.now() - started) / 1000)} s`);

@@ -13,6 +13,7 @@ import { RetryInfoSchema } from "../gen/google/rpc/error_details_pb.js";
 import { ConnectionService } from "../gen/oauth2broker/v1/connection_service_pb.js";
 import type { DirectorySlotDocument } from "../src/store/connection-directory.js";
 import type { ConnectionDocument } from "../src/store/connections.js";
+import { storedConnection } from "./documents.js";
 import { adminTransport, createBenchCredential, initialiseRequest } from "./requests.js";
 
 const NEIGHBOUR = Number(process.env.BENCH_NEIGHBOUR ?? 100_000);
@@ -129,27 +130,9 @@ async function seedNeighbour(mongodbUri: string, database: string): Promise<void
   }
 }
 
+/** One of the neighbour's connections, made at `at`, in slot `seq`. */
 function neighbourConnection(seq: number, at: Date): ConnectionDocument {
-  const id = uuidv7({ msecs: at.getTime() });
-  return {
-    _id: id,
-    organisation_id: "big",
-    connector_id: "bench-connector",
-    credential_id: "bench-credential",
-    status: "ACTIVE",
-    scopes: ["email", "profile"],
-    token_type: "Bearer",
-    access_token: `v1.k1.${"a".repeat(200)}`,
-    refresh_token: `v1.k1.${"r".repeat(200)}`,
-    expire_time: new Date(at.getTime() + 3_600_000),
-    token_url: "https://provider.example/token",
-    external_account: { id: id.slice(-12), email: "someone@example.com" },
-    refresh_token_time: at,
-    pending_events: [],
-    directory_seq: seq,
-    create_time: at,
-    update_time: at,
-  };
+  return { ...storedConnection(uuidv7({ msecs: at.getTime() }), "big", at), directory_seq: seq };
 }
 
 function slotFor(connection: ConnectionDocument): DirectorySlotDocument {
