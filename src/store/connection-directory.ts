@@ -195,9 +195,7 @@ export class ConnectionDirectory {
     const kept = this.#tallies.get(organisationId);
     if (kept !== undefined && kept.tag === tag) return kept.groups;
     const groups = groupByStatusAndCredential(await this.#tallyNow(organisationId));
-    this.#tallies.delete(organisationId);
-    if (tag !== undefined) this.#tallies.set(organisationId, { tag, groups });
-    if (this.#tallies.size > KEPT_TALLIES) this.#tallies.delete(this.#tallies.keys().next().value!);
+    if (tag !== undefined) keepRecent(this.#tallies, organisationId, { tag, groups });
     return groups;
   }
 
@@ -295,9 +293,7 @@ export class ConnectionDirectory {
       [floorId(organisationId), lowId(organisationId)].map((id) => this.reads.run(organisationId, () => this.#marks.findOne({ _id: id }))),
     );
     const floor = Math.max(Math.min(1, floorMark?.seq ?? 1), low?.seq ?? Number.NEGATIVE_INFINITY);
-    this.#floors.delete(organisationId);
-    this.#floors.set(organisationId, { floor, at: performance.now() });
-    if (this.#floors.size > KEPT_TALLIES) this.#floors.delete(this.#floors.keys().next().value!);
+    keepRecent(this.#floors, organisationId, { floor, at: performance.now() });
     return floor;
   }
 
@@ -356,6 +352,13 @@ export function seqOf(slot: DirectorySlotDocument): number {
 
 function slotId(organisationId: string, seq: number): string {
   return `${organisationId}/${seq}`;
+}
+
+/** Keeps `value` as the newest entry of `kept`, dropping the oldest past KEPT_TALLIES (a Map iterates oldest first). */
+function keepRecent<V>(kept: Map<string, V>, key: string, value: V): void {
+  kept.delete(key);
+  kept.set(key, value);
+  if (kept.size > KEPT_TALLIES) kept.delete(kept.keys().next().value!);
 }
 
 function groupByStatusAndCredential(slots: ReadonlyArray<Pick<DirectorySlotDocument, "status" | "credential_id">>): TallyGroup[] {
