@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Collection, Db } from "mongodb";
 import { insertManyUnlessPresent, insertUnlessPresent, isDuplicateKey } from "./database.js";
 import type { ConnectionStatus } from "./connection-status.js";
-import { DEFAULT_LISTING_READS, ListingReads } from "./listing-reads.js";
+import { DEFAULT_LISTING_READS, ListingReads, type Read } from "./listing-reads.js";
 import { claimSlot, headId, moveMark, probeHead, type SeqMark } from "./slot-sequences.js";
 
 /**
@@ -26,7 +26,8 @@ export interface DirectorySlotDocument {
  * last written (a hint: readers probe past it); `<organisation>/floor`, its lowest slot (slots
  * 0, -1, … hold connections from before the directory, newest first); `~c/<connection>`, the slot
  * of such a connection (new ones carry `directory_seq`); `~complete`, left by a clean reconcile;
- * `<organisation>/changed`, a new random `tag` after every change to the organisation's slots.
+ * `<organisation>/changed`, a new random `tag` after every change to a slot's status or to the
+ * floor (a new slot changes no tag: counts find it past the head they kept).
  */
 interface DirectoryMarkDocument extends SeqMark {
   tag?: string;
@@ -39,9 +40,13 @@ export interface TallyGroup {
   count: number;
 }
 
-/** A tally this instance made, valid while its organisation's `changed` tag is still `tag`. */
+/**
+ * A tally this instance made of the slots up to `head`, valid while its organisation's `changed`
+ * tag is still `tag` (undefined: no change was ever marked).
+ */
 interface KeptTally {
-  tag: string;
+  tag: string | undefined;
+  head: number;
   groups: TallyGroup[];
 }
 
@@ -108,8 +113,8 @@ export class ConnectionDirectory {
    * seq past the newest known, by unique insert (a racing claimer takes another). Returns the seq.
    */
   async claim(organisationId: string, slot: Omit<DirectorySlotDocument, "_id" | "claim_time">): Promise<number> {
+    // No new `changed` tag: a kept tally reads the slots past its head (see `tally`).
     const seq = await claimSlot(this.collection, organisationId, await this.#knownHead(organisationId), (_id) => ({ ...slot, _id, claim_time: new Date() }));
-    await this.#changed(organisationId);
     this.#see(organisationId, seq);
     return seq;
   }
@@ -190,30 +195,42 @@ export class ConnectionDirectory {
    */
   async tally(organisationId: string): Promise<TallyGroup[]> {
     // Read before the slots: a change after this read gives a new tag, so the tally kept below
-    // is never used past a change it did not see.
+    // is never used past a change it did not see. Connections made since (new slots past the
+    // kept head) change no tag: their slots alone are read and added.
     const tag = (await this.reads.run(organisationId, () => this.#marks.findOne({ _id: changedId(organisationId) })))?.tag;
     const kept = this.#tallies.get(organisationId);
-    if (kept !== undefined && kept.tag === tag) return kept.groups;
-    const groups = groupByStatusAndCredential(await this.#tallyNow(organisationId));
-    if (tag !== undefined) keepRecent(this.#tallies, organisationId, { tag, groups });
-    return groups;
+    let tally: { head: number; groups: TallyGroup[] };
+    if (kept !== undefined && kept.tag === tag) {
+      const head = await this.head(organisationId);
+      if (head === kept.head) return kept.groups;
+      const made: DirectorySlotDocument[] = [];
+      for (let next = head; next > kept.head; next -= BATCH) made.push(...(await this.#readDown(organisationId, next, Math.min(BATCH, next - kept.head), kept.head + 1)));
+      tally = { head, groups: groupByStatusAndCredential(made, kept.groups) };
+    } else {
+      const { head, live } = await this.#tallyNow(organisationId);
+      tally = { head, groups: groupByStatusAndCredential(live) };
+    }
+    keepRecent(this.#tallies, organisationId, { tag, ...tally });
+    return tally.groups;
   }
 
-  async #tallyNow(organisationId: string): Promise<Array<Pick<DirectorySlotDocument, "status" | "credential_id">>> {
+  /** Every slot's status and credential up to the head (DELETED ones left out), and that head. */
+  async #tallyNow(organisationId: string): Promise<{ head: number; live: Array<Pick<DirectorySlotDocument, "status" | "credential_id">> }> {
     const live: Array<Pick<DirectorySlotDocument, "status" | "credential_id">> = [];
     const [head, floor] = await Promise.all([this.head(organisationId), this.#floor(organisationId, true)]);
     if (head - floor + 1 > TALLY_RANGE_ABOVE) {
-      // One range read of the organisation's slots (`/` sorts just before `0`; no organisation ID has a `/`).
+      // One range read of the organisation's slots (`/` sorts just before `0`; no organisation ID
+      // has a `/`), up to the head: slots claimed meanwhile are the next tally's.
       const range = { _id: { $gte: `${organisationId}/`, $lt: `${organisationId}0` }, claim_time: { $exists: true } };
       const slots = await this.reads.run(organisationId, () => this.collection.find(range, { projection: { status: 1, credential_id: 1 } }).toArray());
-      for (const slot of slots) if (slot.status !== "DELETED") live.push({ status: slot.status, credential_id: slot.credential_id });
-      return live;
+      for (const slot of slots) if (slot.status !== "DELETED" && seqOf(slot) <= head) live.push({ status: slot.status, credential_id: slot.credential_id });
+      return { head, live };
     }
     const read: DirectorySlotDocument[] = [];
     for (let next = head; next >= floor; next -= BATCH) read.push(...(await this.#readDown(organisationId, next, BATCH, floor)));
     for (const slot of read) if (slot.status !== "DELETED") live.push({ status: slot.status, credential_id: slot.credential_id });
     await this.#raiseLow(organisationId, floor, head, read);
-    return live;
+    return { head, live };
   }
 
   /**
@@ -230,8 +247,9 @@ export class ConnectionDirectory {
 
   /** The organisation's newest claimed seq (0: none): from the hint or what this instance saw, probed forward. */
   async head(organisationId: string): Promise<number> {
-    const hint = await this.#knownHead(organisationId, (find) => this.reads.run(organisationId, find));
-    const head = await probeHead(organisationId, hint, HEAD_PROBES, (_id) => this.reads.run(organisationId, () => this.collection.findOne({ _id }, { projection: { _id: 1 } })));
+    const read = this.reads.of(organisationId);
+    const hint = await this.#knownHead(organisationId, read);
+    const head = await probeHead(organisationId, hint, HEAD_PROBES, (_id) => read(() => this.collection.findOne({ _id }, { projection: { _id: 1 } })));
     this.#see(organisationId, head);
     return head;
   }
@@ -274,7 +292,7 @@ export class ConnectionDirectory {
     return slots.filter((slot): slot is DirectorySlotDocument => slot !== null);
   }
 
-  async #knownHead(organisationId: string, read = <T>(find: () => Promise<T>) => find()): Promise<number> {
+  async #knownHead(organisationId: string, read: Read = (find) => find()): Promise<number> {
     const hint = await read(() => this.#marks.findOne({ _id: headId(organisationId) }));
     return Math.max(hint?.seq ?? 0, this.#seen.get(organisationId) ?? 0);
   }
@@ -361,15 +379,17 @@ function keepRecent<V>(kept: Map<string, V>, key: string, value: V): void {
   if (kept.size > KEPT_TALLIES) kept.delete(kept.keys().next().value!);
 }
 
-function groupByStatusAndCredential(slots: ReadonlyArray<Pick<DirectorySlotDocument, "status" | "credential_id">>): TallyGroup[] {
-  const groups = new Map<string, TallyGroup>();
+/** `groups` (not changed) with the slots' connections added (DELETED ones left out). */
+function groupByStatusAndCredential(slots: ReadonlyArray<Pick<DirectorySlotDocument, "status" | "credential_id">>, groups: readonly TallyGroup[] = []): TallyGroup[] {
+  const byKey = new Map(groups.map((group) => [JSON.stringify([group.status, group.credential_id]), { ...group }]));
   for (const { status, credential_id } of slots) {
+    if (status === "DELETED") continue;
     const key = JSON.stringify([status, credential_id]);
-    const group = groups.get(key);
-    if (group === undefined) groups.set(key, { status, credential_id, count: 1 });
+    const group = byKey.get(key);
+    if (group === undefined) byKey.set(key, { status, credential_id, count: 1 });
     else group.count++;
   }
-  return [...groups.values()];
+  return [...byKey.values()];
 }
 
 function matches(slot: DirectorySlotDocument, filter: DirectoryFilter): boolean {

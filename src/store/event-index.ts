@@ -1,6 +1,7 @@
 import type { Collection, Db } from "mongodb";
 import { insertManyUnlessPresent, insertUnlessPresent } from "./database.js";
 import type { EventDocument } from "./event-document.js";
+import type { Read } from "./listing-reads.js";
 import { claimSlot, headId, probeHead, type SeqMark } from "./slot-sequences.js";
 
 /**
@@ -17,9 +18,6 @@ interface EventSlotDocument {
 
 /** `<stream>/head` (a hint: readers probe past it), `<stream>/floor` (adopted slots go below 1), `~complete`. */
 type EventIndexMarkDocument = SeqMark;
-
-/** Runs one find of a listing (see ListingReads). */
-type Read = <T>(find: () => Promise<T>) => Promise<T>;
 
 /** Slots read at once (separate `_id` finds sent together: FerretDB 1.24 pushes down only an exact `_id`). */
 const BATCH = 32;

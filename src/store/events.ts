@@ -218,7 +218,7 @@ export class EventStore {
       return this.#reads.run(organisationId, () => history.find(query).sort({ _id: -1 }).limit(limit).toArray());
     }
     const stream = connectionId === undefined ? organisationStream(organisationId) : connectionStream(connectionId);
-    const read = <T>(find: () => Promise<T>) => this.#reads.run(organisationId, find);
+    const read = this.#reads.of(organisationId);
     // A slot's event is in its own window, or (claimed just before a rotation) in another.
     const fetch = (ids: string[]) =>
       Promise.all(

@@ -6,6 +6,9 @@
  * database's queue ahead of every GetAccessToken, Initialise and callback, which do not queue
  * here. Taking turns keeps one organisation's listings from holding up another's.
  */
+/** Runs one find of a listing, in its turn (see `ListingReads.of`). */
+export type Read = <T>(find: () => Promise<T>) => Promise<T>;
+
 export class ListingReads {
   readonly limit: number;
   #running = 0;
@@ -31,6 +34,11 @@ export class ListingReads {
     const queue = this.#waiting.get(organisationId);
     if (queue === undefined) this.#waiting.set(organisationId, [start]);
     else queue.push(start);
+  }
+
+  /** `run` for one organisation's reads. */
+  of(organisationId: string): Read {
+    return (find) => this.run(organisationId, find);
   }
 
   /** Gives the place just freed to the next organisation in turn (its oldest read), or frees it. */

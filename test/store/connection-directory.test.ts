@@ -119,6 +119,13 @@ describe("slots of deleted connections", () => {
       expect((await stores[0]!.counts("churn", 100)).byStatus.get("ACTIVE")).toBe(20);
       const moved = await database.db.collection<{ _id: string; seq: number }>("connection_directory").findOne({ _id: "churn/low" });
       expect(moved?.seq).toBe(Math.min(...later.map((document) => document.directory_seq!)));
+      // Connections made since a count: the tally kept by each instance adds them (their slots
+      // alone are read), on the instance that made them and on the other.
+      const more = Array.from({ length: 5 }, (_, i) => connection("churn", i, i === 0 ? "PENDING" : "ACTIVE"));
+      await Promise.all(more.map((document, i) => stores[i % 2]!.insert(document)));
+      for (const store of stores) {
+        expect(Object.fromEntries((await store.counts("churn", 100)).byStatus)).toEqual({ ACTIVE: 24, REFRESH_FAILED: 0, NEEDS_REAUTHORIZATION: 0, PENDING: 1 });
+      }
     } finally {
       await other.client.close();
     }
